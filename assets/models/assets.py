@@ -1,0 +1,144 @@
+"""Model assets: the safety vs time-to-resolve regression and the KPI correlation table."""
+
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import polars as pl
+from dagster_duckdb import DuckDBResource
+
+from assets.models.stats import (
+    cluster_warning,
+    log_ttr_on_safety,
+    standardise,
+    team_bootstrap_correlation,
+)
+from assets.warehouse.raw_tables import replace_table
+
+KPI_DEFINITIONS = {
+    "log median TTR": "mean over team-months of log(median seconds to resolve), weighted by resolved incidents",
+    "log median TTA": "mean over team-months of log(median seconds to acknowledge), weighted by acknowledged incidents",
+    "proactive share": "proactive / (proactive + reactive) tickets",
+    "voluntary attrition": "voluntary leavers / headcount-months",
+    "incidents per head": "incidents / headcount-months (safer teams may report more: reporting bias)",
+}
+
+
+@dg.asset(
+    key=["models", "safety_ttr_regression"],
+    deps=[dg.AssetKey(["marts", "fct_incidents"]), dg.AssetKey(["marts", "mart_team_month"]),
+          dg.AssetKey(["marts", "fct_team_survey_waves"])],
+    group_name="models",
+    compute_kind="statsmodels",
+)
+def safety_ttr_regression(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    """Association between a team's lagged psychological safety (in SDs across team-waves)
+    and the log time to resolve its incidents: incident-level OLS adjusting for log
+    headcount, with team-clustered 95% CIs. `exp(estimate) - 1` is the relative change in
+    TTR per SD of safety. An association, not a cause."""
+    with duckdb.get_connection() as conn:
+        incidents = conn.sql(
+            """
+            select i.team, i.period_month, i.ttr_seconds, m.headcount, m.safety_lagged
+            from marts.fct_incidents as i
+            inner join marts.mart_team_month as m using (team, period_month)
+            where not i.is_open
+            """
+        ).df()
+        waves = conn.sql(
+            "select safety_mean from marts.fct_team_survey_waves where not is_suppressed"
+        ).df()
+        incidents["safety_z"] = standardise(incidents["safety_lagged"], waves["safety_mean"])
+        result = log_ttr_on_safety(incidents)
+        row = {
+            "kpi": "log TTR",
+            **result.__dict__,
+            "ttr_change_per_sd": float(np.exp(result.estimate) - 1),
+        }
+        replace_table(conn, "models", "safety_ttr_regression", pl.DataFrame([row]))
+    context.log.info(
+        f"log TTR per SD safety: {result.estimate:+.3f} [{result.ci_low:+.3f}, {result.ci_high:+.3f}], "
+        f"{result.n_teams} teams, {result.n_obs} incidents"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "estimate": result.estimate,
+            "ci_low": result.ci_low,
+            "ci_high": result.ci_high,
+            "p_value": result.p_value,
+            "n_teams": result.n_teams,
+            "n_incidents": result.n_obs,
+            "warnings": result.warnings,
+        }
+    )
+
+
+@dg.asset(
+    key=["models", "kpi_correlations"],
+    deps=[dg.AssetKey(["marts", "mart_team_month"])],
+    group_name="models",
+    compute_kind="numpy",
+)
+def kpi_correlations(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """KPI correlation table: between-team Pearson r of mean lagged safety with each KPI,
+    with 95% CIs from resampling teams (2,000 draws), the number of teams and team-months.
+    Team-months without a reportable safety score are left out."""
+    with duckdb.get_connection() as conn:
+        months = conn.sql("select * from marts.mart_team_month where safety_lagged is not null").df()
+        table = correlation_table(months)
+        replace_table(conn, "models", "kpi_correlations", pl.from_pandas(table))
+    context.log.info("\n" + table.to_string(index=False))
+    return dg.MaterializeResult(
+        metadata={"table": dg.MetadataValue.md(table.to_markdown(index=False)), "rows": len(table)}
+    )
+
+
+def team_level_kpis(months: pd.DataFrame) -> pd.DataFrame:
+    """One row per team: mean lagged safety and each KPI pooled over its team-months."""
+
+    def weighted_log(group: pd.DataFrame, value: str, weight: str) -> float:
+        usable = group[(group[weight] > 0) & (group[value] > 0)]
+        if usable.empty:
+            return np.nan
+        return float(np.average(np.log(usable[value]), weights=usable[weight]))
+
+    rows = []
+    for team, group in months.groupby("team"):
+        head_months = group["headcount"].sum()
+        flagged = group["proactive_tickets"].sum() + group["reactive_tickets"].sum()
+        rows.append(
+            {
+                "team": team,
+                "safety": group["safety_lagged"].mean(),
+                "team_months": len(group),
+                "log median TTR": weighted_log(group, "ttr_median_seconds", "n_ttr"),
+                "log median TTA": weighted_log(group, "tta_median_seconds", "n_tta"),
+                "proactive share": group["proactive_tickets"].sum() / flagged if flagged else np.nan,
+                "voluntary attrition": group["voluntary_leavers"].sum() / head_months if head_months else np.nan,
+                "incidents per head": group["incidents"].sum() / head_months if head_months else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def correlation_table(months: pd.DataFrame) -> pd.DataFrame:
+    teams = team_level_kpis(months)
+    rows = []
+    for kpi, definition in KPI_DEFINITIONS.items():
+        usable = teams.dropna(subset=["safety", kpi])
+        r, low, high = team_bootstrap_correlation(usable, "safety", kpi)
+        rows.append(
+            {
+                "kpi": kpi,
+                "r": r,
+                "ci_low": low,
+                "ci_high": high,
+                "n_teams": len(usable),
+                "n_team_months": int(usable["team_months"].sum()),
+                "definition": definition,
+                "warnings": cluster_warning(len(usable)),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,115 @@
+-- mart_team_month: one row per team and calendar month with every KPI and the lagged safety score.
+-- Grain: team x period_month (months covered by the HR headcount snapshots).
+-- Safety timing (METRICS.md): the latest reportable wave from an earlier quarter, so the wave
+-- of quarter q describes the months of quarter q+1 and is carried forward until the next.
+-- Each headline KPI comes with its n; a mean is never shown without its median.
+with spine as (
+    select distinct
+        teams.team,
+        date_trunc('month', headcount.snapshot_date)::date as period_month
+    from staging.stg_hr__headcount as headcount
+    inner join marts.dim_teams as teams
+        on teams.hr_org_unit = headcount.org_unit
+),
+
+headcount as (
+    select
+        teams.team,
+        date_trunc('month', snapshot_date)::date as period_month,
+        count(distinct employee_id) as headcount,
+        count(distinct employee_id) filter (where is_critical_role) as critical_headcount
+    from staging.stg_hr__headcount
+    inner join marts.dim_teams as teams
+        on teams.hr_org_unit = org_unit
+    group by all
+),
+
+leavers as (
+    select
+        teams.team,
+        date_trunc('month', termination_date)::date as period_month,
+        count(*) filter (where is_voluntary) as voluntary_leavers,
+        count(*) filter (where is_voluntary and is_critical_role) as critical_voluntary_leavers
+    from staging.stg_hr__terminations
+    inner join marts.dim_teams as teams
+        on teams.hr_org_unit = org_unit
+    group by all
+),
+
+incidents as (
+    select
+        team,
+        period_month,
+        count(*) as incidents,
+        count(ttr_seconds) as n_ttr,
+        median(ttr_seconds) as ttr_median_seconds,
+        quantile_cont(ttr_seconds, 0.9) as ttr_p90_seconds,
+        avg(ttr_seconds) as ttr_mean_seconds,
+        count(tta_seconds) as n_tta,
+        median(tta_seconds) as tta_median_seconds,
+        quantile_cont(tta_seconds, 0.9) as tta_p90_seconds,
+        avg(tta_seconds) as tta_mean_seconds
+    from marts.fct_incidents
+    where team is not null
+    group by all
+),
+
+tickets as (
+    select
+        teams.team,
+        date_trunc('month', issues.created_at)::date as period_month,
+        count(*) filter (where ticket_class = 'proactive') as proactive_tickets,
+        count(*) filter (where ticket_class = 'reactive') as reactive_tickets,
+        count(*) filter (where ticket_class = 'unclassified') as unclassified_tickets
+    from staging.stg_jira__issues as issues
+    inner join marts.dim_teams as teams
+        on teams.jira_project = issues.project_key
+    group by all
+),
+
+reportable_waves as (
+    select team, wave_quarter, safety_mean, n_respondents
+    from marts.fct_team_survey_waves
+    where not is_suppressed
+),
+
+team_months as (
+    select
+        spine.*,
+        date_trunc('quarter', spine.period_month)::date as period_quarter
+    from spine
+)
+
+select
+    team_months.team,
+    team_months.period_month,
+    coalesce(headcount.headcount, 0) as headcount,
+    coalesce(headcount.critical_headcount, 0) as critical_headcount,
+    coalesce(leavers.voluntary_leavers, 0) as voluntary_leavers,
+    coalesce(leavers.critical_voluntary_leavers, 0) as critical_voluntary_leavers,
+    coalesce(leavers.voluntary_leavers, 0) / nullif(headcount.headcount, 0) as voluntary_attrition_rate,
+    coalesce(leavers.critical_voluntary_leavers, 0) / nullif(headcount.critical_headcount, 0) as critical_attrition_rate,
+    coalesce(incidents.incidents, 0) as incidents,
+    coalesce(incidents.n_ttr, 0) as n_ttr,
+    incidents.ttr_median_seconds,
+    incidents.ttr_p90_seconds,
+    incidents.ttr_mean_seconds,
+    coalesce(incidents.n_tta, 0) as n_tta,
+    incidents.tta_median_seconds,
+    incidents.tta_p90_seconds,
+    incidents.tta_mean_seconds,
+    coalesce(tickets.proactive_tickets, 0) as proactive_tickets,
+    coalesce(tickets.reactive_tickets, 0) as reactive_tickets,
+    coalesce(tickets.unclassified_tickets, 0) as unclassified_tickets,
+    tickets.proactive_tickets / nullif(tickets.proactive_tickets + tickets.reactive_tickets, 0) as proactive_share,
+    waves.wave_quarter as safety_wave_quarter,
+    waves.n_respondents as safety_n_respondents,
+    waves.safety_mean as safety_lagged
+from team_months
+left join headcount using (team, period_month)
+left join leavers using (team, period_month)
+left join incidents using (team, period_month)
+left join tickets using (team, period_month)
+asof left join reportable_waves as waves
+    on waves.team = team_months.team
+    and team_months.period_quarter > waves.wave_quarter
