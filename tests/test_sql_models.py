@@ -1,0 +1,178 @@
+"""SQL models on tiny fixture rows in an in-memory DuckDB."""
+
+from datetime import date
+
+import pytest
+
+TEAM_MAP = [
+    {"team": "Payments", "pagerduty_team": "Payments", "jira_project": "pay",
+     "hr_org_unit": "OU-1", "survey_group": "Payments"},
+    {"team": "Search", "pagerduty_team": "Search", "jira_project": "SRCH",
+     "hr_org_unit": "OU-2", "survey_group": "Search"},
+]
+
+
+def _entry(entry_id, incident, entry_type, at, agent_type="user_reference", channel="web_trigger"):
+    return {
+        "id": entry_id,
+        "type": entry_type,
+        "created_at": at,
+        "incident": {"id": incident, "type": "incident_reference"},
+        "agent": {"id": "PUSER01", "type": agent_type},
+        "channel": {"type": channel},
+    }
+
+
+@pytest.fixture
+def pagerduty_fixture(warehouse):
+    warehouse.raw_rows("config__team_map", TEAM_MAP)
+    warehouse.raw_json("pagerduty__teams", [{"id": "PT1", "name": "Payments"}, {"id": "PT2", "name": "Search"}])
+    warehouse.raw_json("pagerduty__services", [
+        {"id": "PS1", "name": "checkout", "teams": [{"id": "PT1", "type": "team_reference"}]},
+        {"id": "PS2", "name": "query", "teams": [{"id": "PT2", "type": "team_reference"}]},
+    ])
+    warehouse.raw_json("pagerduty__incidents", [
+        {"id": "PI1", "incident_number": 1, "service": {"id": "PS1"}, "status": "resolved",
+         "created_at": "2024-01-31T23:30:00Z", "urgency": "high"},
+        {"id": "PI2", "incident_number": 2, "service": {"id": "PS2"}, "status": "resolved",
+         "created_at": "2024-02-01T10:00:00Z", "urgency": "low"},
+        {"id": "PI3", "incident_number": 3, "service": {"id": "PS2"}, "status": "acknowledged",
+         "created_at": "2024-02-02T10:00:00Z", "urgency": "high"},
+    ])
+    warehouse.raw_json("pagerduty__log_entries", [
+        # PI1: acknowledged by a person after 10 min, resolved, re-triggered, resolved again.
+        _entry("L1", "PI1", "trigger_log_entry", "2024-01-31T23:30:00Z", "service_reference"),
+        _entry("L2", "PI1", "acknowledge_log_entry", "2024-01-31T23:40:00Z"),
+        _entry("L3", "PI1", "resolve_log_entry", "2024-02-01T00:30:00Z"),
+        _entry("L4", "PI1", "trigger_log_entry", "2024-02-01T01:00:00Z", "service_reference"),
+        _entry("L5", "PI1", "resolve_log_entry", "2024-02-01T01:30:00Z"),
+        # PI2: never acknowledged, auto-resolved by timeout after 30 s.
+        _entry("L6", "PI2", "trigger_log_entry", "2024-02-01T10:00:00Z", "service_reference"),
+        _entry("L7", "PI2", "resolve_log_entry", "2024-02-01T10:00:30Z", "service_reference", "timeout"),
+        # PI3: still open at the cut-off.
+        _entry("L8", "PI3", "trigger_log_entry", "2024-02-02T10:00:00Z", "service_reference"),
+        _entry("L9", "PI3", "acknowledge_log_entry", "2024-02-02T11:05:00+01:00"),
+    ])
+    warehouse.build(
+        "staging.stg_config__team_map", "staging.stg_pagerduty__teams", "staging.stg_pagerduty__services",
+        "staging.stg_pagerduty__incidents", "staging.stg_pagerduty__log_entries", "marts.dim_teams",
+        "marts.fct_incidents",
+    )
+    return warehouse
+
+
+def test_fct_incidents_rebuilds_durations_from_log_entries(pagerduty_fixture):
+    rows = {r["incident_id"]: r for r in pagerduty_fixture.rows("select * from marts.fct_incidents")}
+    reopened = rows["PI1"]
+    assert reopened["team"] == "Payments"
+    assert reopened["period_month"] == date(2024, 1, 1)  # month of the trigger, in UTC
+    assert reopened["tta_seconds"] == 600
+    assert reopened["ttr_seconds"] == 2 * 3600  # to the last resolve
+    assert reopened["reopen_count"] == 1
+    assert not reopened["is_auto_resolved"] and not reopened["is_open"]
+
+    auto = rows["PI2"]
+    assert auto["tta_seconds"] is None
+    assert auto["ttr_seconds"] == 30
+    assert auto["is_auto_resolved"] and auto["is_under_a_minute"]
+
+    still_open = rows["PI3"]
+    assert still_open["is_open"] and still_open["ttr_seconds"] is None
+    assert still_open["tta_seconds"] == 300  # the +01:00 offset is normalised to UTC
+
+
+def test_unmapped_pagerduty_team_keeps_its_incidents(warehouse, pagerduty_fixture):
+    pagerduty_fixture.raw_json("pagerduty__services", [{"id": "PS2", "name": "query", "teams": [{"id": "PT9"}]}])
+    pagerduty_fixture.build("staging.stg_pagerduty__services", "marts.fct_incidents")
+    rows = {r["incident_id"]: r for r in pagerduty_fixture.rows("select * from marts.fct_incidents")}
+    assert len(rows) == 3
+    assert rows["PI2"]["team"] is None
+
+
+def test_jira_issues_are_classified_by_type_and_label(warehouse):
+    def issue(issue_id, issue_type, labels=()):
+        return {
+            "id": issue_id, "key": f"PAY-{issue_id}",
+            "fields": {
+                "project": {"key": "PAY"}, "issuetype": {"name": issue_type}, "labels": list(labels),
+                "created": "2024-03-01T12:00:00.000+0200", "updated": "2024-03-02T12:00:00.000+0000",
+                "resolutiondate": None, "status": {"name": "To Do"},
+            },
+        }
+
+    warehouse.raw_json("jira__issues", [
+        issue("1", "Near miss"), issue("2", "Task", ["near-miss"]), issue("3", "Incident"),
+        issue("4", "Story"), issue("5", "tech debt"),
+    ])
+    warehouse.build("staging.stg_jira__issues")
+    classes = {r["issue_id"]: r["ticket_class"] for r in warehouse.rows("select * from staging.stg_jira__issues")}
+    assert classes == {"1": "proactive", "2": "proactive", "3": "reactive", "4": "unclassified", "5": "proactive"}
+    created = warehouse.rows("select created_at from staging.stg_jira__issues where issue_id = '1'")[0]["created_at"]
+    assert created.hour == 10  # +0200 normalised to UTC
+
+
+def test_survey_items_are_matched_by_text_and_reverse_scored(warehouse):
+    # Columns deliberately out of the questionnaire's order, with stray case and spacing.
+    warehouse.raw_rows("survey__responses", [{
+        "It is safe to take a risk on this team": "6",
+        "response_id": "R1",
+        "IF YOU MAKE A MISTAKE ON THIS TEAM,  it is often held against you": "2",
+        "team": "Payments",
+        "submitted_at": "2024-02-10 09:00:00",
+        "It is difficult to ask other members of this team for help": "",
+        "Members of this team are able to bring up problems and tough issues": "7",
+    }])
+    warehouse.build("staging.stg_survey__responses")
+    scores = {r["item_no"]: (r["answer"], r["score"]) for r in warehouse.rows("select * from staging.stg_survey__responses")}
+    assert scores == {1: (2, 6), 2: (7, 7), 4: (6, 6)}  # blank answer left out, item 1 reversed
+    wave = warehouse.rows("select distinct wave_quarter from staging.stg_survey__responses")
+    assert wave == [{"wave_quarter": date(2024, 1, 1)}]
+
+
+def test_team_month_uses_the_previous_quarters_wave_and_suppresses_small_cells(warehouse):
+    warehouse.raw_rows("config__team_map", TEAM_MAP)
+    warehouse.raw_json("pagerduty__teams", [{"id": "PT1", "name": "Payments"}])
+    responses = []
+    # Payments: wave Q1 with 5 respondents all scoring 5; wave Q2 with only 4 respondents.
+    for quarter_month, n, answer in ((2, 5, "5"), (5, 4, "2")):
+        for person in range(n):
+            row = {"response_id": f"R{quarter_month}{person}", "team": "Payments",
+                   "submitted_at": f"2024-{quarter_month:02d}-10 09:00:00"}
+            for text in ("It is safe to take a risk on this team",
+                         "Members of this team are able to bring up problems and tough issues",
+                         "No one on this team would deliberately act in a way that undermines my efforts",
+                         "Working with members of this team, my unique skills and talents are valued and utilized",
+                         "It is difficult to ask other members of this team for help"):
+                row[text] = answer if "difficult" not in text else str(8 - int(answer))
+            responses.append(row)
+    warehouse.raw_rows("survey__responses", responses)
+    warehouse.raw_rows("hr__headcount", [
+        {"snapshot_date": f"2024-{m:02d}-01", "employee_id": f"E{e}", "org_unit": "OU-1",
+         "role": "engineer", "critical_role": str(e == 0).lower()}
+        for m in range(1, 10) for e in range(4)
+    ])
+    warehouse.raw_rows("hr__terminations", [
+        {"employee_id": "E0", "org_unit": "OU-1", "role": "engineer", "critical_role": "true",
+         "termination_date": "2024-04-15", "voluntary": "true"},
+    ])
+    warehouse.raw_json("jira__issues", [])
+    warehouse.raw_json("pagerduty__services", [])
+    warehouse.raw_json("pagerduty__incidents", [])
+    warehouse.raw_json("pagerduty__log_entries", [])
+    warehouse.build(
+        "staging.stg_config__team_map", "staging.stg_pagerduty__teams", "staging.stg_pagerduty__services",
+        "staging.stg_pagerduty__incidents", "staging.stg_pagerduty__log_entries", "staging.stg_jira__issues",
+        "staging.stg_survey__responses", "staging.stg_hr__headcount", "staging.stg_hr__terminations",
+        "marts.dim_teams", "marts.fct_incidents", "marts.fct_team_survey_waves", "marts.mart_team_month",
+    )
+    waves = warehouse.rows("select * from marts.fct_team_survey_waves order by wave_quarter")
+    assert [(w["n_respondents"], w["is_suppressed"], w["safety_mean"]) for w in waves] == [
+        (5, False, 5.0), (4, True, None)
+    ]
+    months = {r["period_month"].month: r for r in warehouse.rows("select * from marts.mart_team_month")}
+    assert months[3]["safety_lagged"] is None  # no wave before Q1
+    assert months[4]["safety_lagged"] == 5.0  # Q1 wave describes Q2
+    assert months[8]["safety_lagged"] == 5.0  # Q2 wave suppressed: Q1 carried forward
+    assert months[4]["voluntary_leavers"] == 1 and months[4]["voluntary_attrition_rate"] == 0.25
+    assert months[4]["critical_attrition_rate"] == 1.0
+    assert set(months) == set(range(1, 10))
