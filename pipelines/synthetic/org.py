@@ -215,6 +215,9 @@ def _jira_key(name: str, taken: set[str]) -> str:
 def generate(spec: OrgSpec = OrgSpec(), truth: GroundTruth = GroundTruth()) -> Organisation:
     if spec.n_teams < 2 or spec.n_months < 6:
         raise ValueError("an organisation needs at least 2 teams and 6 months")
+    if spec.start.day != 1 or spec.start.month not in (1, 4, 7, 10):
+        # Survey waves are calendar quarters in the warehouse; the generator's must match.
+        raise ValueError(f"start must be the first day of a calendar quarter, not {spec.start}")
     if spec.n_teams > len(_TEAM_WORDS) * len(_TEAM_SUFFIXES):
         raise ValueError(f"at most {len(_TEAM_WORDS) * len(_TEAM_SUFFIXES)} teams")
     rng = np.random.default_rng(spec.seed)
