@@ -1,0 +1,64 @@
+"""Local, faithful stand-ins for the PagerDuty REST v2 and Jira Cloud REST v3 APIs.
+
+``server.Sandbox`` serves a synthetic organisation over HTTPS on loopback so the pipeline,
+its tests and the demo exercise the official client libraries end to end. The two APIs
+live in ``pagerduty`` and ``jira``; this module holds the WSGI plumbing they share.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+Handler = Callable[[Request, dict[str, str]], Response]
+RequestCounter = Callable[[str], None]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":")),
+        status=status,
+        headers=headers,
+        content_type="application/json; charset=utf-8",
+    )
+
+
+class JsonApi:
+    """A read-only JSON API as a WSGI application.
+
+    Routes are declared with the OpenAPI path templates of the official specs
+    (``/incidents/{id}``), which also name them in the request counts, so counts read
+    ``GET /incidents/{id}`` rather than one entry per incident.
+    """
+
+    def __init__(self, routes: Iterable[tuple[str, str, Handler]], count_request: RequestCounter):
+        self._handlers: dict[tuple[str, str], Handler] = {}
+        rules = []
+        for method, path, handler in routes:
+            self._handlers[(method, path)] = handler
+            rules.append(Rule(re.sub(r"\{(\w+)\}", r"<\1>", path), endpoint=(method, path), methods=[method]))
+        self._urls = Map(rules, strict_slashes=False, merge_slashes=False)
+        self._count_request = count_request
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        try:
+            # HEAD matches a GET rule (werkzeug adds it), so the endpoint names the handler.
+            (method, path), args = self._urls.bind_to_environ(environ).match()
+        except HTTPException:  # no such path or method (the sandboxes are read-only)
+            self._count_request(f"{request.method} {request.path}")
+            response = self.handle(request, None, {})
+        else:
+            self._count_request(f"{request.method} {path}")
+            response = self.handle(request, self._handlers[(method, path)], args)
+        return response(environ, start_response)
+
+    def handle(self, request: Request, handler: Handler | None, args: dict[str, str]) -> Response:
+        """Authenticate, apply limits and call ``handler`` (None: no such route)."""
+        raise NotImplementedError

@@ -1,0 +1,545 @@
+"""PagerDuty REST API v2 (read-only) over a synthetic organisation.
+
+Reproduces what an ingestion job meets on api.pagerduty.com: token authentication, classic
+offset pagination capped at offset + limit = 10,000, since/until windows of at most six
+months (a 30-day default window), a fixed per-minute rate limit per token with the
+``ratelimit-*`` headers, and PagerDuty's error bodies and codes. Objects follow the shapes
+of the official OpenAPI description (docs/specs beside the sandbox's tests check them).
+
+Everything is rendered and sorted once at start-up; a request slices the pre-rendered
+lists (bisecting on ``created_at`` for time windows), so organisations with thousands of
+incidents serve quickly. The sandbox's "now" is ``Organisation.as_of``: status reflects
+that instant and default windows end there.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from werkzeug.wrappers import Request, Response
+
+from pipelines.sandbox import Handler, JsonApi, RequestCounter, json_response
+from pipelines.synthetic.org import Incident, Organisation, Service, Team, User
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 100
+OFFSET_CAP = 10_000
+DEFAULT_WINDOW = timedelta(days=30)
+MAX_WINDOW = timedelta(days=183)  # "Maximum range is 6 months"
+RATE_LIMIT_WINDOW_SECONDS = 60
+ACKNOWLEDGEMENT_TIMEOUT_SECONDS = 1800
+# html_url points at a web app the sandbox does not have; .invalid names never resolve.
+WEB_URL = "https://sandbox.pagerduty.invalid"
+IMPACT_STARTED_FIELD_ID = "PIMPSTA"
+
+
+class PagerDutyError(Exception):
+    """An error response in PagerDuty's shape: ``{"error": {"message", "code", "errors"}}``."""
+
+    def __init__(self, status: int, code: int, message: str, errors: list[str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.errors = status, code, message, errors
+
+    def body(self) -> dict:
+        error: dict = {"message": self.message, "code": self.code}
+        if self.errors:
+            error["errors"] = self.errors
+        return {"error": error}
+
+
+def invalid_input(detail: str) -> PagerDutyError:
+    return PagerDutyError(400, 2001, "Invalid Input Provided", [detail])
+
+
+@dataclass(frozen=True)
+class RateLimitStatus:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "ratelimit-limit": str(self.limit),
+            "ratelimit-remaining": str(self.remaining),
+            "ratelimit-reset": str(self.reset_seconds),
+        }
+
+
+class FixedWindowRateLimiter:
+    """``limit`` requests per key in consecutive windows, each starting at the key's first
+    request after the previous window ended."""
+
+    def __init__(self, limit: int, window_seconds: float, clock: Callable[[], float] = time.monotonic):
+        if limit < 1:
+            raise ValueError(f"rate limit must be at least 1 request per window, not {limit}")
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self._clock = clock
+        self._windows: dict[str, tuple[float, int]] = {}  # key -> (window start, requests taken)
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> RateLimitStatus:
+        with self._lock:
+            now = self._clock()
+            start, taken = self._windows.get(key, (now, 0))
+            if now - start >= self.window_seconds:
+                start, taken = now, 0
+            allowed = taken < self.limit
+            if allowed:
+                taken += 1
+            self._windows[key] = (start, taken)
+        reset = max(1, math.ceil(start + self.window_seconds - now))
+        return RateLimitStatus(allowed, self.limit, self.limit - taken, reset)
+
+
+def pd_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 as PagerDuty accepts it (``Z``, ``+00:00``, ``+0000`` or a bare date);
+    times without an offset are read in UTC, the sandbox account's time zone."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise PagerDutyError(
+            400, 2004, "Invalid time values in 'since' and/or 'until' parameters",
+            [f"{text!r} is not an ISO 8601 date-time"],
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _log_entry_id(incident_id: str, kind: str) -> str:
+    digest = hashlib.sha1(f"{incident_id}/{kind}".encode()).digest()
+    return "R" + base64.b32encode(digest).decode()[:13]
+
+
+@dataclass(frozen=True)
+class _IncidentRecord:
+    created_at: datetime
+    status: str
+    urgency: str
+    team_id: str
+    service_id: str
+    body: dict
+
+
+@dataclass(frozen=True)
+class _LogEntryRecord:
+    created_at: datetime
+    id: str
+    incident_id: str
+    team_id: str
+    body: dict
+
+
+class PagerDutyApi(JsonApi):
+    def __init__(
+        self,
+        org: Organisation,
+        *,
+        token: str,
+        base_url: str,
+        rate_limit_per_minute: int,
+        count_request: RequestCounter,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        super().__init__(
+            [
+                ("GET", "/teams", self._list_teams),
+                ("GET", "/services", self._list_services),
+                ("GET", "/users", self._list_users),
+                ("GET", "/incidents", self._list_incidents),
+                ("GET", "/incidents/{id}", self._get_incident),
+                ("GET", "/incidents/{id}/log_entries", self._list_incident_log_entries),
+                ("GET", "/incidents/{id}/custom_fields/values", self._get_custom_field_values),
+                ("GET", "/log_entries", self._list_log_entries),
+            ],
+            count_request,
+        )
+        self._authorization = f"Token token={token}"
+        self._base_url = base_url
+        self._as_of = org.as_of
+        self._rate_limiter = FixedWindowRateLimiter(rate_limit_per_minute, RATE_LIMIT_WINDOW_SECONDS, clock)
+        self._render(org)
+
+    # -- request handling -------------------------------------------------------------
+
+    def handle(self, request: Request, handler: Handler | None, args: dict[str, str]) -> Response:
+        if request.headers.get("Authorization") != self._authorization:
+            return json_response({"error": {"message": "Unauthorized", "code": 2006}}, 401)
+        limit = self._rate_limiter.take(self._authorization)
+        if not limit.allowed:
+            body = PagerDutyError(429, 2020, "Rate Limit Exceeded").body()
+            return json_response(body, 429, limit.headers())
+        try:
+            if handler is None:
+                raise PagerDutyError(404, 2100, "Not Found")
+            response = handler(request, args)
+        except PagerDutyError as error:
+            response = json_response(error.body(), error.status)
+        response.headers.extend(limit.headers())
+        return response
+
+    def _list_teams(self, request: Request, args) -> Response:
+        teams = self._matching_name(self._teams, request)
+        return self._page(request, "teams", teams)
+
+    def _list_services(self, request: Request, args) -> Response:
+        team_ids = set(request.args.getlist("team_ids[]"))
+        services = [
+            s for s in self._matching_name(self._services, request)
+            if not team_ids or team_ids & {t["id"] for t in s["teams"]}
+        ]
+        return self._page(request, "services", services)
+
+    def _list_users(self, request: Request, args) -> Response:
+        team_ids = set(request.args.getlist("team_ids[]"))
+        users = [
+            u for u in self._matching_name(self._users, request)
+            if not team_ids or team_ids & {t["id"] for t in u["teams"]}
+        ]
+        return self._page(request, "users", users)
+
+    def _list_incidents(self, request: Request, args) -> Response:
+        records = self._in_window(request, self._incidents, self._incident_times, default_window=True)
+        filters = {
+            "status": set(request.args.getlist("statuses[]")),
+            "team_id": set(request.args.getlist("team_ids[]")),
+            "service_id": set(request.args.getlist("service_ids[]")),
+            "urgency": set(request.args.getlist("urgencies[]")),
+        }
+        for attribute, wanted in filters.items():
+            if wanted:
+                records = [r for r in records if getattr(r, attribute) in wanted]
+        for field, descending in reversed(self._incident_sort(request)):
+            records = sorted(records, key=lambda r: r.body.get(field) or "", reverse=descending)
+        return self._page(request, "incidents", [r.body for r in records])
+
+    def _get_incident(self, request: Request, args) -> Response:
+        return json_response({"incident": self._incident(args["id"]).body})
+
+    def _list_incident_log_entries(self, request: Request, args) -> Response:
+        entries = self._entries_by_incident[self._incident(args["id"]).body["id"]]
+        times = [e.created_at for e in entries]
+        entries = self._in_window(request, entries, times, default_window=False)
+        return self._page(request, "log_entries", self._with_includes(request, entries))
+
+    def _list_log_entries(self, request: Request, args) -> Response:
+        # ``is_overview`` is accepted: every entry the sandbox renders (trigger, acknowledge,
+        # resolve) is an overview entry, so it filters nothing.
+        entries = self._in_window(request, self._log_entries, self._log_entry_times, default_window=True)
+        team_ids = set(request.args.getlist("team_ids[]"))
+        if team_ids:
+            entries = [e for e in entries if e.team_id in team_ids]
+        return self._page(request, "log_entries", self._with_includes(request, entries))
+
+    def _get_custom_field_values(self, request: Request, args) -> Response:
+        return json_response({"custom_fields": self._custom_fields[self._incident(args["id"]).body["id"]]})
+
+    # -- query parameters -------------------------------------------------------------
+
+    def _incident(self, incident_id: str) -> _IncidentRecord:
+        try:
+            return self._incidents_by_id[incident_id]
+        except KeyError:
+            raise PagerDutyError(404, 5001, "Not Found", ["Incident Not Found"]) from None
+
+    @staticmethod
+    def _matching_name(objects: list[dict], request: Request) -> list[dict]:
+        query = request.args.get("query", "").lower()
+        return [o for o in objects if query in o["name"].lower()] if query else objects
+
+    @staticmethod
+    def _incident_sort(request: Request) -> list[tuple[str, bool]]:
+        keys = []
+        for item in request.args.get("sort_by", "created_at:asc").split(","):
+            field, _, direction = item.strip().partition(":")
+            if field not in ("created_at", "incident_number", "resolved_at") or direction not in ("", "asc", "desc"):
+                raise invalid_input(f"sort_by {item!r} is not supported")
+            keys.append((field, direction == "desc"))
+        if len(keys) > 2:
+            raise invalid_input("sort_by takes at most two fields")
+        return keys
+
+    def _in_window(self, request: Request, records: list, times: list[datetime], *, default_window: bool) -> list:
+        """The records created in ``[since, until)``, with the API's rules: a 30-day window
+        ending now when neither is given (list endpoints), spans of at most six months,
+        and ``date_range=all`` lifting the window."""
+        if request.args.get("date_range") == "all":
+            return records
+        since_text, until_text = request.args.get("since"), request.args.get("until")
+        if since_text is None and until_text is None and not default_window:
+            return records
+        until = parse_time(until_text) if until_text else self._as_of
+        since = parse_time(since_text) if since_text else until - DEFAULT_WINDOW
+        if until < since:
+            raise PagerDutyError(400, 2005, "Invalid Query Date Range", ["until must not precede since"])
+        if until - since > MAX_WINDOW:
+            raise PagerDutyError(
+                400, 2005, "Invalid Query Date Range",
+                [f"The maximum range of since and until is 6 months ({MAX_WINDOW.days} days)"],
+            )
+        return records[bisect_left(times, since) : bisect_left(times, until)]
+
+    def _page(self, request: Request, collection: str, records: list[dict]) -> Response:
+        try:
+            limit = int(request.args.get("limit", DEFAULT_LIMIT))
+            offset = int(request.args.get("offset", 0))
+        except ValueError:
+            raise invalid_input("limit and offset must be integers") from None
+        limit = min(max(limit, 1), MAX_LIMIT)
+        if offset < 0:
+            raise invalid_input("offset must not be negative")
+        if offset + limit > OFFSET_CAP:
+            raise invalid_input(
+                f"Offset must be less than {OFFSET_CAP}: offset + limit may not exceed {OFFSET_CAP} "
+                f"(got offset={offset}, limit={limit}); narrow the query with filters instead"
+            )
+        total = len(records) if request.args.get("total") == "true" else None
+        return json_response({
+            collection: records[offset : offset + limit],
+            "limit": limit,
+            "offset": offset,
+            "more": offset + limit < len(records),
+            "total": total,
+        })
+
+    def _with_includes(self, request: Request, entries: list[_LogEntryRecord]) -> list[dict]:
+        """Log entries with references swapped for full objects per ``include[]``
+        (``channels`` adds nothing: channels are always rendered in full)."""
+        includes = set(request.args.getlist("include[]"))
+        if not includes & {"incidents", "services", "teams"}:
+            return [e.body for e in entries]
+        bodies = []
+        for entry in entries:
+            body = dict(entry.body)
+            if "incidents" in includes:
+                body["incident"] = self._incidents_by_id[entry.incident_id].body
+            if "services" in includes:
+                body["service"] = self._services_by_id[body["service"]["id"]]
+            if "teams" in includes:
+                body["teams"] = [self._teams_by_id[t["id"]] for t in body["teams"]]
+            bodies.append(body)
+        return bodies
+
+    # -- rendering --------------------------------------------------------------------
+
+    def _reference(self, kind: str, object_id: str, summary: str, api_path: str, web_path: str) -> dict:
+        return {
+            "id": object_id,
+            "type": f"{kind}_reference",
+            "summary": summary,
+            "self": f"{self._base_url}/{api_path}/{object_id}",
+            "html_url": f"{WEB_URL}/{web_path}/{object_id}",
+        }
+
+    def _team_reference(self, team: Team) -> dict:
+        return self._reference("team", team.pagerduty_id, team.name, "teams", "teams")
+
+    def _service_reference(self, service: Service) -> dict:
+        return self._reference("service", service.pagerduty_id, service.name, "services", "service-directory")
+
+    def _user_reference(self, user: User) -> dict:
+        return self._reference("user", user.pagerduty_id, user.name, "users", "users")
+
+    def _escalation_policy_reference(self, service: Service) -> dict:
+        return self._reference(
+            "escalation_policy", service.escalation_policy_id, f"{service.name} escalation policy",
+            "escalation_policies", "escalation_policies",
+        )
+
+    @staticmethod
+    def _full(reference: dict, **fields) -> dict:
+        return {**reference, "type": reference["type"].removesuffix("_reference"), **fields}
+
+    def _render(self, org: Organisation) -> None:
+        teams = {t.key: t for t in org.teams}
+        services = {s.pagerduty_id: s for s in org.services}
+        users = {u.pagerduty_id: u for u in org.users}
+        service_created_at = pd_time(datetime(org.spec.start.year, org.spec.start.month, 1, tzinfo=UTC))
+
+        self._teams = [
+            self._full(self._team_reference(t), name=t.name, description=f"The {t.name} team",
+                       default_role="manager")
+            for t in org.teams
+        ]
+        self._teams_by_id = {t["id"]: t for t in self._teams}
+        self._services = [
+            self._full(
+                self._service_reference(s),
+                name=s.name,
+                description=f"Owned by {teams[s.team_key].name}",
+                auto_resolve_timeout=14400,
+                acknowledgement_timeout=ACKNOWLEDGEMENT_TIMEOUT_SECONDS,
+                created_at=service_created_at,
+                status="active",
+                alert_creation="create_alerts_and_incidents",
+                escalation_policy=self._escalation_policy_reference(s),
+                teams=[self._team_reference(teams[s.team_key])],
+                integrations=[],
+            )
+            for s in org.services
+        ]
+        self._services_by_id = {s["id"]: s for s in self._services}
+        self._users = [
+            self._full(
+                self._user_reference(u),
+                name=u.name,
+                email=u.email,
+                time_zone="Etc/UTC",
+                color="green",
+                role="user",
+                avatar_url=f"{WEB_URL}/avatars/{u.pagerduty_id}.png",
+                description="",
+                invitation_sent=False,
+                job_title="On-call engineer",
+                teams=[self._team_reference(teams[u.team_key])],
+                contact_methods=[],
+                notification_rules=[],
+            )
+            for u in org.users
+        ]
+
+        self._incidents: list[_IncidentRecord] = []
+        self._entries_by_incident: dict[str, list[_LogEntryRecord]] = {}
+        self._custom_fields: dict[str, list[dict]] = {}
+        for incident in sorted(org.incidents, key=lambda i: (i.created_at, i.number)):
+            service, team = services[incident.service_id], teams[incident.team_key]
+            responder = users.get(incident.acknowledged_by) if incident.acknowledged_by else None
+            entries = self._log_entries_of(incident, service, team, responder)
+            self._entries_by_incident[incident.pagerduty_id] = entries
+            self._incidents.append(self._incident_record(incident, service, team, responder, entries))
+            self._custom_fields[incident.pagerduty_id] = [self._impact_started(incident)]
+        self._incidents_by_id = {r.body["id"]: r for r in self._incidents}
+        self._incident_times = [r.created_at for r in self._incidents]
+        self._log_entries = sorted(
+            (e for entries in self._entries_by_incident.values() for e in entries),
+            key=lambda e: (e.created_at, e.id),
+        )
+        self._log_entry_times = [e.created_at for e in self._log_entries]
+
+    def _incident_reference(self, incident: Incident) -> dict:
+        return self._reference(
+            "incident", incident.pagerduty_id, f"[#{incident.number}] {incident.title}", "incidents", "incidents"
+        )
+
+    def _log_entries_of(
+        self, incident: Incident, service: Service, team: Team, responder: User | None
+    ) -> list[_LogEntryRecord]:
+        """The incident's timeline: trigger, then acknowledge and resolve when they happened
+        before the sandbox's "now"."""
+        common = {
+            "service": self._service_reference(service),
+            "incident": self._incident_reference(incident),
+            "teams": [self._team_reference(team)],
+        }
+        service_agent = self._service_reference(service)
+        timeline = [
+            ("trigger", incident.created_at, f"Triggered by {service.name}", service_agent, {"type": "auto"},
+             {"contexts": [], "event_details": {"description": incident.title}}),
+        ]
+        if incident.acknowledged_at is not None and responder is not None:
+            timeline.append(
+                ("acknowledge", incident.acknowledged_at, f"Acknowledged by {responder.name}",
+                 self._user_reference(responder), {"type": "website"},
+                 {"acknowledgement_timeout": ACKNOWLEDGEMENT_TIMEOUT_SECONDS}),
+            )
+        if incident.resolved_at is not None:
+            if incident.auto_resolved:
+                resolution = ("Resolved by timeout", service_agent, {"type": "timeout"})
+            elif responder is not None:
+                resolution = (f"Resolved by {responder.name}", self._user_reference(responder), {"type": "website"})
+            else:  # never acknowledged: the monitoring integration resolved it
+                resolution = (f"Resolved through the API by {service.name}", service_agent, {"type": "api"})
+            timeline.append(("resolve", incident.resolved_at, *resolution, {}))
+
+        records = []
+        for kind, at, summary, agent, channel, extra in timeline:
+            entry_id = _log_entry_id(incident.pagerduty_id, kind)
+            body = {
+                "id": entry_id,
+                "type": f"{kind}_log_entry",
+                "summary": summary,
+                "self": f"{self._base_url}/log_entries/{entry_id}?incident_id={incident.pagerduty_id}",
+                "html_url": f"{WEB_URL}/incidents/{incident.pagerduty_id}/log_entries/{entry_id}",
+                "created_at": pd_time(at),
+                "agent": agent,
+                "channel": channel,
+                **common,
+                **extra,
+            }
+            records.append(_LogEntryRecord(at, entry_id, incident.pagerduty_id, team.pagerduty_id, body))
+        return records
+
+    def _incident_record(self, incident: Incident, service: Service, team: Team, responder: User | None,
+                         entries: list[_LogEntryRecord]) -> _IncidentRecord:
+        if incident.resolved_at is not None:
+            status = "resolved"
+        elif incident.acknowledged_at is not None:
+            status = "acknowledged"
+        else:
+            status = "triggered"
+        last_change = entries[-1]
+        trigger = entries[0].body
+        body = {
+            **self._full(self._incident_reference(incident)),
+            "incident_number": incident.number,
+            "title": incident.title,
+            "created_at": pd_time(incident.created_at),
+            "updated_at": pd_time(last_change.created_at),
+            "status": status,
+            "incident_key": hashlib.md5(incident.pagerduty_id.encode()).hexdigest(),
+            "service": self._service_reference(service),
+            "assignments": [],
+            "assigned_via": "escalation_policy",
+            "last_status_change_at": pd_time(last_change.created_at),
+            "last_status_change_by": last_change.body["agent"],
+            "first_trigger_log_entry": {
+                "id": trigger["id"],
+                "type": "trigger_log_entry_reference",
+                "summary": trigger["summary"],
+                "self": trigger["self"],
+                "html_url": trigger["html_url"],
+            },
+            "alert_counts": {"all": 1, "triggered": int(status != "resolved"), "resolved": int(status == "resolved")},
+            "is_mergeable": True,
+            "incident_type": {"name": "incident_default"},
+            "escalation_policy": self._escalation_policy_reference(service),
+            "teams": [self._team_reference(team)],
+            "pending_actions": [],
+            # As on the live API, acknowledgements and assignments empty once resolved.
+            "acknowledgements": [],
+            "urgency": incident.urgency,
+        }
+        if status == "resolved":
+            body["resolved_at"] = pd_time(incident.resolved_at)
+        elif responder is not None:
+            assigned_at = pd_time(incident.acknowledged_at or incident.created_at)
+            body["assignments"] = [{"at": assigned_at, "assignee": self._user_reference(responder)}]
+            if status == "acknowledged":
+                body["acknowledgements"] = [{"at": assigned_at, "acknowledger": self._user_reference(responder)}]
+        return _IncidentRecord(incident.created_at, status, incident.urgency, team.pagerduty_id,
+                               service.pagerduty_id, body)
+
+    @staticmethod
+    def _impact_started(incident: Incident) -> dict:
+        return {
+            "id": IMPACT_STARTED_FIELD_ID,
+            "type": "field_value",
+            "name": "impact_started",
+            "display_name": "Impact started",
+            "description": "When customer impact began; it may precede the trigger",
+            "data_type": "datetime",
+            "field_type": "single_value",
+            "value": pd_time(incident.onset_at) if incident.onset_at else None,
+        }

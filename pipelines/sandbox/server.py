@@ -1,0 +1,170 @@
+"""Serve a synthetic organisation as PagerDuty and Jira Cloud over HTTPS on loopback.
+
+    with Sandbox(org, pagerduty_token="...", jira_email="...", jira_token="...") as sandbox:
+        RestApiV2Client(token, base_url=sandbox.pagerduty_url, verify=sandbox.ca_bundle_path)
+        JIRA(server=sandbox.jira_url, basic_auth=(email, token),
+             options={"rest_api_version": "3", "verify": sandbox.ca_bundle_path})
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import threading
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from pipelines.sandbox.jira import JiraApi
+from pipelines.sandbox.pagerduty import PagerDutyApi
+from pipelines.sandbox.tls import make_server_tls
+from pipelines.synthetic.org import Organisation
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
+    """Drops werkzeug's per-request access lines; errors are still logged."""
+
+    def log_request(self, code="-", size="-") -> None:
+        pass
+
+
+class Sandbox:
+    """Two HTTPS servers (PagerDuty at the root, Jira under /rest/api/3) in daemon threads,
+    sharing a throwaway certificate authority. ``request_counts`` counts requests by
+    service, method and OpenAPI path, e.g. ``"pagerduty GET /incidents/{id}"``."""
+
+    def __init__(
+        self,
+        org: Organisation,
+        *,
+        pagerduty_token: str = "sandbox-pd-token",
+        jira_email: str = "sandbox@example.com",
+        jira_token: str = "sandbox-jira-token",
+        host: str = "127.0.0.1",
+        pagerduty_port: int = 0,
+        jira_port: int = 0,
+        rate_limit_per_minute: int = 960,
+    ):
+        if rate_limit_per_minute < 1:
+            raise ValueError(f"rate_limit_per_minute must be at least 1, not {rate_limit_per_minute}")
+        self.org = org
+        self.pagerduty_token = pagerduty_token
+        self.jira_email = jira_email
+        self.jira_token = jira_token
+        self.host = host
+        self.rate_limit_per_minute = rate_limit_per_minute
+        self._requested_ports = {"pagerduty": pagerduty_port, "jira": jira_port}
+        self.request_counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
+        self._tls_dir: Path | None = None
+        self._ca_bundle_path: Path | None = None
+        self._urls: dict[str, str] = {}
+        self._servers: list[tuple[BaseWSGIServer, threading.Thread]] = []
+
+    @property
+    def pagerduty_url(self) -> str:
+        return self._url("pagerduty")
+
+    @property
+    def jira_url(self) -> str:
+        return self._url("jira")
+
+    @property
+    def ca_bundle_path(self) -> str:
+        if self._ca_bundle_path is None:
+            raise RuntimeError("the sandbox is not running; call start() or use it as a context manager")
+        return str(self._ca_bundle_path)
+
+    def _url(self, service: str) -> str:
+        if service not in self._urls:
+            raise RuntimeError("the sandbox is not running; call start() or use it as a context manager")
+        return self._urls[service]
+
+    def start(self) -> Sandbox:
+        if self._servers:
+            raise RuntimeError("the sandbox is already running")
+        try:
+            self._tls_dir = Path(tempfile.mkdtemp(prefix="psafe-sandbox-"))
+            tls = make_server_tls(self._tls_dir, self.host)
+            self._ca_bundle_path = tls.ca_bundle_path
+            # make_server duplicates each listening socket; the stack closes the originals.
+            with ExitStack() as listening:
+                # Bind first: the APIs render their self links with the bound port (port 0
+                # picks a free one), and a busy port raises here instead of werkzeug exiting.
+                sockets = {
+                    name: listening.enter_context(self._bind(name, port))
+                    for name, port in self._requested_ports.items()
+                }
+                url_host = f"[{self.host}]" if ":" in self.host else self.host
+                for name, sock in sockets.items():
+                    self._urls[name] = f"https://{url_host}:{sock.getsockname()[1]}"
+                apps = {
+                    "pagerduty": PagerDutyApi(
+                        self.org,
+                        token=self.pagerduty_token,
+                        base_url=self._urls["pagerduty"],
+                        rate_limit_per_minute=self.rate_limit_per_minute,
+                        count_request=lambda key: self._count("pagerduty", key),
+                    ),
+                    "jira": JiraApi(
+                        self.org,
+                        email=self.jira_email,
+                        token=self.jira_token,
+                        base_url=self._urls["jira"],
+                        count_request=lambda key: self._count("jira", key),
+                    ),
+                }
+                for name, sock in sockets.items():
+                    server = make_server(
+                        self.host, sock.getsockname()[1], apps[name], threaded=True,
+                        request_handler=_QuietRequestHandler, ssl_context=tls.server_context,
+                        fd=sock.fileno(),
+                    )
+                    # A short poll interval keeps stop() (and so every test teardown) quick.
+                    thread = threading.Thread(
+                        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sandbox-{name}", daemon=True
+                    )
+                    thread.start()
+                    self._servers.append((server, thread))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server, thread in self._servers:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+        self._servers.clear()
+        self._urls.clear()
+        self._ca_bundle_path = None
+        if self._tls_dir is not None:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)
+            self._tls_dir = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def _bind(self, service: str, port: int) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, port))
+            sock.listen(128)
+        except OSError as error:
+            sock.close()
+            message = f"cannot serve the {service} sandbox on {self.host}:{port}: {error.strerror}"
+            raise OSError(error.errno, message) from error
+        return sock
+
+    def _count(self, service: str, key: str) -> None:
+        with self._counts_lock:
+            self.request_counts[f"{service} {key}"] += 1
