@@ -7,7 +7,8 @@ from datetime import date
 import numpy as np
 import pytest
 
-from pipelines.synthetic.org import SURVEY_ITEMS, OrgSpec, generate, write_landing
+from pipelines.synthetic.org import OrgSpec, generate, write_landing
+from pipelines.synthetic.survey import SURVEY_ITEMS
 
 
 def test_same_spec_gives_the_same_organisation():

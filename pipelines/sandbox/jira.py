@@ -30,14 +30,11 @@ from operator import attrgetter
 from werkzeug.wrappers import Request, Response
 
 from pipelines.sandbox import Handler, JsonApi, RequestCounter, json_response
-from pipelines.synthetic.org import (
+from pipelines.synthetic.model import ChangelogEntry, Organisation, Team, Ticket
+from pipelines.synthetic.tickets import (
     PROACTIVE_TYPES,
     REACTIVE_TYPES,
     UNCLASSIFIED_TYPES,
-    ChangelogEntry,
-    Organisation,
-    Team,
-    Ticket,
 )
 
 API = "/rest/api/3"

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from werkzeug.wrappers import Request, Response
 
 from pipelines.sandbox import Handler, JsonApi, RequestCounter, json_response
-from pipelines.synthetic.org import Incident, Organisation, Service, Team, User
+from pipelines.synthetic.model import Incident, Organisation, Service, Team, User
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100

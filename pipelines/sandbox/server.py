@@ -21,7 +21,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from pipelines.sandbox.jira import JiraApi
 from pipelines.sandbox.pagerduty import PagerDutyApi
 from pipelines.sandbox.tls import make_server_tls
-from pipelines.synthetic.org import Organisation
+from pipelines.synthetic.model import Organisation
 
 
 class _QuietRequestHandler(WSGIRequestHandler):

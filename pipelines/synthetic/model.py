@@ -1,0 +1,159 @@
+"""The synthetic organisation's records and the causal model's parameters (its ground truth)."""
+
+from __future__ import annotations
+
+import math
+import string
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class OrgSpec:
+    """What to generate. ``seed`` fixes every random draw."""
+
+    seed: int = 7
+    n_teams: int = 30
+    n_months: int = 24
+    start: date = date(2024, 1, 1)
+    incidents_per_head_month: float = 0.45
+    tickets_per_head_month: float = 1.2
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Effects of one standard deviation of (latent) team safety, per METRICS.md timing:
+    the survey wave of quarter q drives the KPIs of quarter q+1."""
+
+    log_ttr_per_sd: float = -0.25
+    log_tta_per_sd: float = -0.15
+    log_ttd_per_sd: float = -0.20
+    proactive_log_odds_per_sd: float = 0.40
+    voluntary_attrition_log_odds_per_sd: float = -0.30
+    # Reporting bias: safer teams page (and so record) more incidents for the same load.
+    incident_rate_log_per_sd: float = 0.15
+    # Confounder: larger teams are less safe and slower to resolve; the model adjusts for it.
+    safety_per_sd_log_headcount: float = -0.35
+    log_ttr_per_sd_log_headcount: float = 0.25
+    # Noise: team random intercept on log TTR, incident residual, within-team wave drift.
+    log_ttr_team_sd: float = 0.30
+    log_ttr_incident_sd: float = 0.90
+    safety_wave_drift_sd: float = 0.25
+    respondent_sd: float = 0.45
+    item_sd: float = 0.70
+    response_rate: float = 0.85
+
+
+@dataclass
+class Team:
+    key: str
+    name: str
+    pagerduty_id: str
+    jira_project: str
+    hr_org_unit: str
+    headcount: int
+    safety: float  # latent, team-constant part
+
+
+@dataclass
+class Service:
+    pagerduty_id: str
+    name: str
+    team_key: str
+    escalation_policy_id: str
+
+
+@dataclass
+class User:
+    pagerduty_id: str
+    name: str
+    email: str
+    team_key: str
+
+
+@dataclass
+class Incident:
+    pagerduty_id: str
+    number: int
+    service_id: str
+    team_key: str
+    title: str
+    urgency: str
+    created_at: datetime
+    onset_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    auto_resolved: bool
+
+
+@dataclass
+class ChangelogEntry:
+    id: str
+    created: datetime
+    author_account_id: str
+    field: str
+    from_string: str
+    to_string: str
+
+
+@dataclass
+class Ticket:
+    id: str
+    key: str
+    project_key: str
+    team_key: str
+    issue_type: str
+    labels: list[str]
+    summary: str
+    created: datetime
+    updated: datetime
+    resolved: datetime | None
+    status: str
+    changelog: list[ChangelogEntry] = field(default_factory=list)
+
+
+@dataclass
+class Organisation:
+    spec: OrgSpec
+    truth: GroundTruth
+    as_of: datetime
+    teams: list[Team]
+    services: list[Service]
+    users: list[User]
+    incidents: list[Incident]
+    tickets: list[Ticket]
+    survey_rows: list[dict]
+    headcount_rows: list[dict]
+    termination_rows: list[dict]
+    # Latent safety per team and quarter index (0-based from spec.start), for checks.
+    team_quarter_safety: dict[tuple[str, int], float]
+
+    def ground_truth(self) -> dict:
+        return {"spec": _jsonable(asdict(self.spec)), "effects": asdict(self.truth)}
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return value
+
+
+
+def pd_id(rng: np.random.Generator) -> str:
+    alphabet = string.ascii_uppercase + string.digits
+    return "P" + "".join(alphabet[i] for i in rng.integers(0, len(alphabet), 6))
+
+
+def add_months(start: date, offset: int) -> datetime:
+    y, m = divmod(start.month - 1 + offset, 12)
+    return datetime(start.year + y, m + 1, 1, tzinfo=UTC)
+
+
+def logistic(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
