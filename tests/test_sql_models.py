@@ -5,10 +5,14 @@ from datetime import date
 import pytest
 
 TEAM_MAP = [
-    {"team": "Payments", "pagerduty_team": "Payments", "jira_project": "pay",
-     "hr_org_unit": "OU-1", "survey_group": "Payments"},
-    {"team": "Search", "pagerduty_team": "Search", "jira_project": "SRCH",
-     "hr_org_unit": "OU-2", "survey_group": "Search"},
+    {"team": team, "source": source, "identifier": identifier}
+    for team, claims in {
+        "Payments": {"pagerduty_team": "Payments", "jira_project": "PAY", "hr_org_unit": "OU-1",
+                     "survey_group": "Payments"},
+        # Search names its PagerDuty team by id rather than by name.
+        "Search": {"pagerduty_team": "PT2", "jira_project": "SRCH", "hr_org_unit": "OU-2", "survey_group": "Search"},
+    }.items()
+    for source, identifier in claims.items()
 ]
 
 
@@ -79,6 +83,22 @@ def test_fct_incidents_rebuilds_durations_from_log_entries(pagerduty_fixture):
     still_open = rows["PI3"]
     assert still_open["is_open"] and still_open["ttr_seconds"] is None
     assert still_open["tta_seconds"] == 300  # the +01:00 offset is normalised to UTC
+
+
+def test_dim_teams_collects_each_teams_identifiers(pagerduty_fixture):
+    teams = {r["team"]: r for r in pagerduty_fixture.rows("select * from marts.dim_teams")}
+    assert teams["Payments"]["pagerduty_team_ids"] == ["PT1"]  # matched by name
+    assert teams["Search"]["pagerduty_team_ids"] == ["PT2"]  # matched by id
+    assert teams["Search"]["jira_projects"] == ["SRCH"] and teams["Search"]["jira_components"] == []
+
+
+def test_a_service_claimed_by_id_overrides_its_pagerduty_team(warehouse, pagerduty_fixture):
+    pagerduty_fixture.raw_rows("config__team_map", [
+        *TEAM_MAP, {"team": "Payments", "source": "pagerduty_service", "identifier": "PS2"},
+    ])
+    pagerduty_fixture.build("staging.stg_config__team_map", "marts.fct_incidents")
+    teams = {r["incident_id"]: r["team"] for r in pagerduty_fixture.rows("select * from marts.fct_incidents")}
+    assert teams == {"PI1": "Payments", "PI2": "Payments", "PI3": "Payments"}
 
 
 def test_unmapped_pagerduty_team_keeps_its_incidents(warehouse, pagerduty_fixture):

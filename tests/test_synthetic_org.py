@@ -7,6 +7,7 @@ from datetime import date
 import numpy as np
 import pytest
 
+from assets.landing.team_map import read_team_map
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 from pipelines.synthetic.survey import SURVEY_ITEMS
 
@@ -61,8 +62,12 @@ def test_landing_files_look_like_the_exports(tmp_path):
         header = next(csv.reader(fh))
     assert header[:3] == ["response_id", "submitted_at", "team"]
     assert header[3:] == [text for text, _ in SURVEY_ITEMS]
-    with paths["team_map"].open() as fh:
-        assert len(list(csv.DictReader(fh))) == 4
+    rows = read_team_map(paths["team_map"])
+    assert {r["team"] for r in rows} == {t.name for t in org.teams}
+    assert {(r["source"], r["identifier"]) for r in rows if r["team"] == org.teams[0].name} == {
+        ("pagerduty_team", org.teams[0].name), ("jira_project", org.teams[0].jira_project),
+        ("hr_org_unit", org.teams[0].hr_org_unit), ("survey_group", org.teams[0].name),
+    }
     truth = json.loads(paths["ground_truth"].read_text())
     assert truth["effects"]["log_ttr_per_sd"] == -0.25
     assert truth["spec"]["start"] == "2024-01-01"

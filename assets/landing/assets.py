@@ -6,6 +6,7 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from assets.landing.resource import LandingFolderResource
+from assets.landing.team_map import read_team_map
 from assets.warehouse.raw_tables import replace_table
 
 
@@ -50,13 +51,15 @@ def hr_terminations(
     return _load(context, duckdb, "hr__terminations", _pseudonymised(frame, landing))
 
 
-@dg.asset(key=["raw", "config__team_map"], group_name="landing", compute_kind="csv")
+@dg.asset(key=["raw", "config__team_map"], group_name="landing", compute_kind="yaml")
 def team_map(
     context: dg.AssetExecutionContext, landing: LandingFolderResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Team map `team_map.csv`: one row per team joining its PagerDuty team, Jira project,
-    HR org unit and survey group."""
-    return _load(context, duckdb, "config__team_map", _read_csv(landing, "team_map.csv"))
+    """Team map `team_map.yml`: one row per (team, source, identifier), joining PagerDuty
+    teams and services, Jira projects and components, HR org units and survey groups."""
+    rows = read_team_map(landing.file("team_map.yml"))
+    frame = pl.DataFrame(rows, schema={"team": pl.String, "source": pl.String, "identifier": pl.String})
+    return _load(context, duckdb, "config__team_map", frame)
 
 
 def _pseudonymised(frame: pl.DataFrame, landing: LandingFolderResource) -> pl.DataFrame:

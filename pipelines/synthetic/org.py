@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assets.landing.team_map import write_team_map
 from pipelines.synthetic.hr import generate_hr
 from pipelines.synthetic.incidents import generate_incidents
 from pipelines.synthetic.model import (
@@ -138,19 +139,19 @@ def write_landing(org: Organisation, landing_dir: Path) -> dict[str, Path]:
         "survey": landing_dir / "survey_responses.csv",
         "headcount": landing_dir / "hr_headcount.csv",
         "terminations": landing_dir / "hr_terminations.csv",
-        "team_map": landing_dir / "team_map.csv",
+        "team_map": landing_dir / "team_map.yml",
         "ground_truth": landing_dir / "ground_truth.json",
     }
     _write_csv(paths["survey"], org.survey_rows)
     _write_csv(paths["headcount"], org.headcount_rows)
     _write_csv(paths["terminations"], org.termination_rows)
-    _write_csv(paths["team_map"], [
+    write_team_map(paths["team_map"], [
         {
             "team": t.name,
-            "pagerduty_team": t.name,
-            "jira_project": t.jira_project,
-            "hr_org_unit": t.hr_org_unit,
-            "survey_group": t.name,
+            "pagerduty_teams": [t.name],
+            "jira_projects": [t.jira_project],
+            "hr_org_units": [t.hr_org_unit],
+            "survey_groups": [t.name],
         }
         for t in org.teams
     ])

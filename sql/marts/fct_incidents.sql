@@ -2,7 +2,8 @@
 -- Grain: incident_id. Per METRICS.md: t_trigger = created_at; t_ack = first acknowledgement
 -- by a person; t_resolved = last resolve; reopens = triggers after the first resolve.
 -- Open incidents are kept with is_open (censored), auto-resolved and sub-minute ones flagged.
--- Team = owning team of the incident's service; period = month of t_trigger (UTC).
+-- Team = the team map's owner of the incident's service (by service id), else of the service's
+-- PagerDuty team (by id or name); period = month of t_trigger (UTC).
 with timelines as (
     select
         incident_id,
@@ -21,11 +22,25 @@ reopens as (
     inner join timelines using (incident_id)
     where entries.entry_type = 'trigger_log_entry' and entries.created_at > timelines.first_resolved_at
     group by entries.incident_id
+),
+
+service_teams as (
+    select
+        services.service_id,
+        coalesce(by_service.team, by_team.team) as team
+    from staging.stg_pagerduty__services as services
+    left join staging.stg_config__team_map as by_service
+        on by_service.source = 'pagerduty_service' and by_service.identifier = services.service_id
+    left join staging.stg_pagerduty__teams as pagerduty_teams
+        on pagerduty_teams.team_id = services.team_id
+    left join staging.stg_config__team_map as by_team
+        on by_team.source = 'pagerduty_team'
+        and by_team.identifier in (pagerduty_teams.team_id, pagerduty_teams.team_name)
 )
 
 select
     incidents.incident_id,
-    teams.team,
+    service_teams.team,
     date_trunc('month', incidents.created_at)::date as period_month,
     incidents.created_at as triggered_at,
     timelines.acknowledged_at,
@@ -40,6 +55,4 @@ select
 from staging.stg_pagerduty__incidents as incidents
 left join timelines using (incident_id)
 left join reopens using (incident_id)
-left join staging.stg_pagerduty__services as services using (service_id)
-left join marts.dim_teams as teams
-    on teams.pagerduty_team_id = services.team_id
+left join service_teams using (service_id)

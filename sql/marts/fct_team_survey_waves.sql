@@ -20,6 +20,6 @@ select
     case when count(*) >= 5 then avg(respondents.person_score) end as safety_mean,
     case when count(*) >= 5 then stddev_samp(respondents.person_score) end as safety_sd
 from respondents
-inner join marts.dim_teams as teams
-    on teams.survey_group = respondents.survey_group
+inner join staging.stg_config__team_map as teams
+    on teams.source = 'survey_group' and teams.identifier = respondents.survey_group
 group by all

@@ -8,8 +8,8 @@ with spine as (
         teams.team,
         date_trunc('month', headcount.snapshot_date)::date as period_month
     from staging.stg_hr__headcount as headcount
-    inner join marts.dim_teams as teams
-        on teams.hr_org_unit = headcount.org_unit
+    inner join staging.stg_config__team_map as teams
+        on teams.source = 'hr_org_unit' and teams.identifier = headcount.org_unit
 ),
 
 headcount as (
@@ -19,8 +19,8 @@ headcount as (
         count(distinct employee_id) as headcount,
         count(distinct employee_id) filter (where is_critical_role) as critical_headcount
     from staging.stg_hr__headcount
-    inner join marts.dim_teams as teams
-        on teams.hr_org_unit = org_unit
+    inner join staging.stg_config__team_map as teams
+        on teams.source = 'hr_org_unit' and teams.identifier = org_unit
     group by all
 ),
 
@@ -31,8 +31,8 @@ leavers as (
         count(*) filter (where is_voluntary) as voluntary_leavers,
         count(*) filter (where is_voluntary and is_critical_role) as critical_voluntary_leavers
     from staging.stg_hr__terminations
-    inner join marts.dim_teams as teams
-        on teams.hr_org_unit = org_unit
+    inner join staging.stg_config__team_map as teams
+        on teams.source = 'hr_org_unit' and teams.identifier = org_unit
     group by all
 ),
 
@@ -62,8 +62,8 @@ tickets as (
         count(*) filter (where ticket_class = 'reactive') as reactive_tickets,
         count(*) filter (where ticket_class = 'unclassified') as unclassified_tickets
     from staging.stg_jira__issues as issues
-    inner join marts.dim_teams as teams
-        on teams.jira_project = issues.project_key
+    inner join staging.stg_config__team_map as teams
+        on teams.source = 'jira_project' and teams.identifier = issues.project_key
     group by all
 ),
 

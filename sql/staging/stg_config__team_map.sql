@@ -1,10 +1,9 @@
--- stg_config__team_map: one row per team in the user's team map.
--- Grain: team. Each source's name for the team: PagerDuty team, Jira project key,
--- HR org unit, survey group.
+-- stg_config__team_map: the user's team map, one row per identifier a team claims in a source.
+-- Grain: source x identifier (the loader refuses an identifier claimed by two teams).
+-- source is one of pagerduty_team (name or id), pagerduty_service (id), jira_project (key),
+-- jira_component (PROJECT/Component), hr_org_unit, survey_group.
 select
     trim(team) as team,
-    trim(pagerduty_team) as pagerduty_team,
-    upper(trim(jira_project)) as jira_project,
-    trim(hr_org_unit) as hr_org_unit,
-    trim(survey_group) as survey_group
+    source,
+    trim(identifier) as identifier
 from raw.config__team_map

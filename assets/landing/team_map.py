@@ -1,0 +1,93 @@
+"""The team map: a YAML file that says which identifiers in each source belong to which team.
+
+    teams:
+      - team: Payments
+        pagerduty_teams: [Payments]      # PagerDuty team names or ids
+        pagerduty_services: [PX1Y2Z3]    # service ids whose incidents belong here whatever their PagerDuty team
+        jira_projects: [PAY]             # project keys
+        jira_components: [OPS/Payments]  # PROJECT/Component, for projects several teams share
+        hr_org_units: [OU-1000]
+        survey_groups: [Payments]
+
+Every list is optional. The file is flattened to one row per (team, source, identifier);
+an identifier claimed by two teams, an unknown key or a team listed twice is an error that
+names the offending lines, because a silently wrong team is worse than a failed run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+SOURCES = {
+    "pagerduty_teams": "pagerduty_team",
+    "pagerduty_services": "pagerduty_service",
+    "jira_projects": "jira_project",
+    "jira_components": "jira_component",
+    "hr_org_units": "hr_org_unit",
+    "survey_groups": "survey_group",
+}
+
+
+class TeamMapError(ValueError):
+    """The team map file is malformed or ambiguous."""
+
+
+def read_team_map(path: Path) -> list[dict[str, str]]:
+    """Rows of ``{"team", "source", "identifier"}`` from the YAML team map at ``path``."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise TeamMapError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("teams"), list):
+        raise TeamMapError(f"{path}: expected a mapping with a 'teams' list at the top")
+    rows: list[dict[str, str]] = []
+    owners: dict[tuple[str, str], str] = {}
+    seen_teams: set[str] = set()
+    for position, entry in enumerate(document["teams"], start=1):
+        where = f"{path}: teams entry {position}"
+        if not isinstance(entry, dict) or not str(entry.get("team") or "").strip():
+            raise TeamMapError(f"{where}: every entry needs a non-empty 'team'")
+        team = str(entry["team"]).strip()
+        if team in seen_teams:
+            raise TeamMapError(f"{where}: team {team!r} is listed twice")
+        seen_teams.add(team)
+        unknown = sorted(set(entry) - {"team", *SOURCES})
+        if unknown:
+            raise TeamMapError(f"{where} ({team}): unknown keys {unknown}; valid keys: team, {', '.join(SOURCES)}")
+        for key, source in SOURCES.items():
+            values = entry.get(key) or []
+            if not isinstance(values, list):
+                raise TeamMapError(f"{where} ({team}): {key} must be a list, e.g. {key}: [{values}]")
+            for value in values:
+                identifier = _normalised(source, str(value).strip(), f"{where} ({team})")
+                owner = owners.setdefault((source, identifier), team)
+                if owner != team:
+                    raise TeamMapError(f"{where}: {key} {identifier!r} is mapped to both {owner!r} and {team!r}")
+                rows.append({"team": team, "source": source, "identifier": identifier})
+    if not rows:
+        raise TeamMapError(f"{path}: maps no identifiers to any team")
+    return rows
+
+
+def _normalised(source: str, identifier: str, where: str) -> str:
+    # Jira project keys are upper case whatever the user typed; components keep their case.
+    if source == "jira_project":
+        return identifier.upper()
+    if source == "jira_component":
+        project, slash, component = identifier.partition("/")
+        if not slash or not project or not component:
+            raise TeamMapError(f"{where}: jira_components entries are PROJECT/Component, not {identifier!r}")
+        return f"{project.upper()}/{component}"
+    return identifier
+
+
+def write_team_map(path: Path, teams: list[dict]) -> None:
+    """Write ``teams`` (dicts with ``team`` and any of the list keys) as a team map file."""
+    header = (
+        "# Team map: which identifiers in each source belong to which team (see README).\n"
+        "# Keys per team: " + ", ".join(SOURCES) + " (all lists, all optional).\n"
+    )
+    body = yaml.safe_dump({"teams": teams}, sort_keys=False, allow_unicode=True, default_flow_style=None)
+    path.write_text(header + body, encoding="utf-8")

@@ -1,0 +1,50 @@
+"""The team map file: flattened to (team, source, identifier), refused clearly when ambiguous."""
+
+import pytest
+
+from assets.landing.team_map import TeamMapError, read_team_map, write_team_map
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "team_map.yml"
+    path.write_text(text)
+    return path
+
+
+def test_round_trip_flattens_every_claim(tmp_path):
+    path = tmp_path / "team_map.yml"
+    write_team_map(path, [
+        {"team": "Payments", "pagerduty_teams": ["Payments"], "pagerduty_services": ["PSVC1"],
+         "jira_projects": ["pay"], "jira_components": ["ops/Payments"], "hr_org_units": ["OU-1"],
+         "survey_groups": ["Payments"]},
+        {"team": "Search", "jira_projects": ["SRCH"]},
+    ])
+    assert read_team_map(path) == [
+        {"team": "Payments", "source": "pagerduty_team", "identifier": "Payments"},
+        {"team": "Payments", "source": "pagerduty_service", "identifier": "PSVC1"},
+        {"team": "Payments", "source": "jira_project", "identifier": "PAY"},
+        {"team": "Payments", "source": "jira_component", "identifier": "OPS/Payments"},
+        {"team": "Payments", "source": "hr_org_unit", "identifier": "OU-1"},
+        {"team": "Payments", "source": "survey_group", "identifier": "Payments"},
+        {"team": "Search", "source": "jira_project", "identifier": "SRCH"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("teams: [", "not valid YAML"),
+        ("- team: A", "'teams' list"),
+        ("teams:\n  - jira_projects: [A]", "non-empty 'team'"),
+        ("teams:\n  - team: A\n  - team: A", "listed twice"),
+        ("teams:\n  - team: A\n    jira_project: [A]", "unknown keys ['jira_project']"),
+        ("teams:\n  - team: A\n    jira_projects: A", "must be a list"),
+        ("teams:\n  - team: A\n    jira_projects: [ops]\n  - team: B\n    jira_projects: [OPS]",
+         "'OPS' is mapped to both 'A' and 'B'"),
+        ("teams:\n  - team: A\n    jira_components: [Payments]", "PROJECT/Component"),
+        ("teams:\n  - team: A", "maps no identifiers"),
+    ],
+)
+def test_malformed_or_ambiguous_maps_are_refused_with_the_reason(tmp_path, text, message):
+    with pytest.raises(TeamMapError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        read_team_map(write(tmp_path, text))
