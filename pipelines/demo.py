@@ -16,6 +16,7 @@ from dagster_duckdb import DuckDBResource
 from assets.jira.resource import JiraResource
 from assets.landing.resource import LandingFolderResource
 from assets.pagerduty.resource import PagerDutyResource
+from assets.warehouse.partitions import every_month_tags
 from pipelines.definitions import defs
 from pipelines.sandbox.server import Sandbox
 from pipelines.synthetic.org import Organisation, OrgSpec, generate, write_landing
@@ -71,6 +72,7 @@ def run_nightly(sandbox: Sandbox, org: Organisation, warehouse: Path, landing: P
     return job.execute_in_process(
         run_config=history_run_config(org),
         resources=sandbox_resources(sandbox, warehouse, landing),
+        tags=every_month_tags(),
     )
 
 

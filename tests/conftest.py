@@ -3,7 +3,7 @@ import polars as pl
 import pytest
 
 from assets.warehouse.raw_tables import replace_table, upsert_json_records
-from assets.warehouse.sql_models import SQL_DIR, build_model, model_sql
+from assets.warehouse.sql_models import SQL_DIR, build_model, read_model
 
 
 class Warehouse:
@@ -21,8 +21,7 @@ class Warehouse:
     def build(self, *models: str) -> None:
         for model in models:
             schema, name = model.split(".")
-            _, select_sql = model_sql(SQL_DIR / schema / f"{name}.sql")
-            build_model(self.conn, schema, name, select_sql)
+            build_model(self.conn, read_model(SQL_DIR / schema / f"{name}.sql"))
 
     def rows(self, sql: str) -> list[dict]:
         frame = self.conn.sql(sql).pl()

@@ -3,62 +3,146 @@
 Each file ``sql/<schema>/<name>.sql`` is a single SELECT that becomes the table
 ``<schema>.<name>``. Its leading comment block is the asset's description (it states the
 grain); its upstream assets are the ``raw.``, ``staging.`` and ``marts.`` tables it names.
+
+A header line ``Partitioned by month on <column>.`` makes the model monthly partitioned
+(see ``assets/warehouse/partitions.py``): a run rebuilds only the rows whose ``<column>``
+falls in the run's months, replacing them in one transaction, and a backfill of many
+months is one run.
 """
 
-
 import re
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
+
+from assets.warehouse.partitions import monthly_partitions
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _TABLE_REFERENCE = re.compile(r"\b(raw|staging|marts)\.(\w+)\b")
+_PARTITIONED_BY = re.compile(r"^Partitioned by month on (\w+)\.$", re.MULTILINE)
 
 
-def model_sql(path: Path) -> tuple[str, str]:
-    """Split a model file into its header comment and its SELECT."""
+class SchemaChangedError(RuntimeError):
+    """A partitioned model's SELECT no longer yields the columns its table holds."""
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    schema: str
+    name: str
+    description: str
+    select_sql: str
+    partition_column: str | None
+
+    @property
+    def table(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def upstream_keys(self) -> list[dg.AssetKey]:
+        keys = {dg.AssetKey([s, t]) for s, t in _TABLE_REFERENCE.findall(self.select_sql)}
+        return sorted(keys - {dg.AssetKey([self.schema, self.name])}, key=lambda key: key.to_user_string())
+
+
+def read_model(path: Path) -> SqlModel:
+    """Parse a model file into its header comment (the description) and its SELECT."""
     lines = path.read_text().splitlines()
     header = []
     for line in lines:
         if not line.startswith("--"):
             break
         header.append(line[2:].strip())
-    return "\n".join(header).strip(), "\n".join(lines[len(header):]).strip().rstrip(";")
-
-
-def build_model(conn, schema: str, name: str, select_sql: str) -> int:
-    conn.execute(f"create schema if not exists {schema}")
-    conn.execute(f"create or replace table {schema}.{name} as {select_sql}")
-    return conn.execute(f"select count(*) from {schema}.{name}").fetchone()[0]
-
-
-def _sql_asset(path: Path) -> dg.AssetsDefinition:
-    schema, name = path.parent.name, path.stem
-    description, select_sql = model_sql(path)
+    description = "\n".join(header).strip()
     if not description:
         raise ValueError(f"{path} needs a header comment stating its grain")
-    deps = sorted(
-        {dg.AssetKey([s, t]) for s, t in _TABLE_REFERENCE.findall(select_sql)} - {dg.AssetKey([schema, name])},
-        key=lambda key: key.to_user_string(),
+    partitioned = _PARTITIONED_BY.search(description)
+    return SqlModel(
+        schema=path.parent.name,
+        name=path.stem,
+        description=description,
+        select_sql="\n".join(lines[len(header):]).strip().rstrip(";"),
+        partition_column=partitioned.group(1) if partitioned else None,
     )
 
+
+def build_model(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> int:
+    """(Re)build the whole table; return its row count."""
+    conn.execute(f"create schema if not exists {model.schema}")
+    conn.execute(f"create or replace table {model.table} as {model.select_sql}")
+    return conn.execute(f"select count(*) from {model.table}").fetchone()[0]
+
+
+def refresh_months(conn: duckdb.DuckDBPyConnection, model: SqlModel, start: date, end: date) -> int:
+    """Replace the rows of ``model`` whose partition column is in ``[start, end)`` with what
+    its SELECT yields for those months, in one transaction; return how many it wrote."""
+    column = model.partition_column
+    window = f"select * from ({model.select_sql}) where {column} >= $start and {column} < $end"
+    conn.execute(f"create schema if not exists {model.schema}")
+    selected = conn.execute(f"describe {model.select_sql}").fetchall()
+    existing = conn.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [model.schema, model.name],
+    ).fetchall()
+    if existing and [tuple(c[:2]) for c in selected] != [tuple(c) for c in existing]:
+        raise SchemaChangedError(
+            f"the columns of {model.table} changed since its partitions were built; rebuild every "
+            f"partition in one run (a backfill of all partitions) so no month keeps the old columns"
+        )
+    conn.execute("begin transaction")
+    try:
+        if not existing:
+            conn.execute(f"create table {model.table} as select * from ({model.select_sql}) where false")
+        conn.execute(f"delete from {model.table} where {column} >= $start and {column} < $end",
+                     {"start": start, "end": end})
+        conn.execute(f"insert into {model.table} {window}", {"start": start, "end": end})
+        written = conn.execute(f"select count(*) from {model.table} where {column} >= $start and {column} < $end",
+                               {"start": start, "end": end}).fetchone()[0]
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    return written
+
+
+def _covers_every_partition(context: dg.AssetExecutionContext) -> bool:
+    keys = monthly_partitions.get_partition_keys(dynamic_partitions_store=context.instance)
+    return context.partition_key_range == dg.PartitionKeyRange(keys[0], keys[-1])
+
+
+def _sql_asset(path: Path, sql_dir: Path) -> dg.AssetsDefinition:
+    model = read_model(path)
+    partitioned = model.partition_column is not None
+
     @dg.asset(
-        key=[schema, name],
-        deps=deps,
-        description=description,
-        group_name=schema,
-        compute_kind="duckdb",
-        metadata={"sql_file": str(path.relative_to(SQL_DIR.parent))},
+        key=[model.schema, model.name],
+        deps=model.upstream_keys,
+        description=model.description,
+        group_name=model.schema,
+        kinds={"duckdb", "sql"},
+        metadata={"sql_file": str(path.relative_to(sql_dir.parent))},
+        partitions_def=monthly_partitions if partitioned else None,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
     )
     def _model(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
         with duckdb.get_connection() as conn:
-            rows = build_model(conn, schema, name, select_sql)
-        context.log.info(f"{schema}.{name}: {rows} rows")
+            if partitioned and not _covers_every_partition(context):
+                window = context.partition_time_window
+                rows = refresh_months(conn, model, window.start.date(), window.end.date())
+                context.log.info(f"{model.table}: {rows} rows for {context.partition_key_range.start}.."
+                                 f"{context.partition_key_range.end}")
+            else:
+                rows = build_model(conn, model)
+                context.log.info(f"{model.table}: {rows} rows")
         return dg.MaterializeResult(metadata={"rows": rows})
 
     return _model
 
 
-def sql_model_assets() -> list[dg.AssetsDefinition]:
-    return [_sql_asset(path) for path in sorted(SQL_DIR.glob("*/*.sql"))]
+def sql_model_assets(sql_dir: Path = SQL_DIR) -> list[dg.AssetsDefinition]:
+    """An asset per ``<sql_dir>/<schema>/<name>.sql``."""
+    return [_sql_asset(path, sql_dir) for path in sorted(sql_dir.glob("*/*.sql"))]

@@ -4,6 +4,7 @@
 -- Open incidents are kept with is_open (censored), auto-resolved and sub-minute ones flagged.
 -- Team = the team map's owner of the incident's service (by service id), else of the service's
 -- PagerDuty team (by id or name); period = month of t_trigger (UTC).
+-- Partitioned by month on period_month.
 with timelines as (
     select
         incident_id,

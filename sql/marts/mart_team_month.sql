@@ -3,6 +3,7 @@
 -- Safety timing (METRICS.md): the latest reportable wave from an earlier quarter, so the wave
 -- of quarter q describes the months of quarter q+1 and is carried forward until the next.
 -- Each headline KPI comes with its n; a mean is never shown without its median.
+-- Partitioned by month on period_month.
 with spine as (
     select distinct
         teams.team,
