@@ -1,0 +1,130 @@
+"""Plain-language sentences for the CIO report, one per result and per correlation.
+
+Each sentence carries its estimate, its 95% interval and the number of teams, and ends by
+saying it is an association. Numbers are formatted here and nowhere else, so the table and
+the sentence next to it always agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from assets.models.stats import MIN_TEAMS_FOR_CLUSTER_SE
+
+MINUS = "\u2212"
+ASSOCIATION = "this is an association, not proof of cause"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a KPI's model estimate reads on a natural scale: every model behind these KPIs has a
+    log or logit link, so exp(estimate) - 1 is the relative change in the KPI (or its odds).
+    ``phrase`` completes "Teams one standard deviation safer ..." around ``{change}``, which
+    becomes e.g. "22% less"; ``down`` and ``up`` are the words for each direction."""
+
+    phrase: str
+    down: str = "less"
+    up: str = "more"
+
+    def change(self, log_value: float) -> str:
+        relative = math.expm1(log_value)
+        return f"{percent(relative)} {self.down if relative < 0 else self.up}"
+
+
+RESULT_OUTCOMES = {
+    "log TTR": Outcome("took {change} time to resolve incidents"),
+    "log median TTR": Outcome("took {change} time to resolve incidents"),
+    "log median TTA": Outcome("took {change} time to acknowledge incidents"),
+    "proactive share": Outcome("had {change} odds that a ticket was raised proactively", "lower", "higher"),
+    "voluntary attrition": Outcome("had {change} odds of a person leaving voluntarily", "lower", "higher"),
+    "incidents per head": Outcome("recorded {change} incidents per person", "fewer", "more"),
+}
+
+# What each KPI of the correlation table measures, in words.
+KPI_WORDS = {
+    "log median TTR": "median time to resolve incidents",
+    "log median TTA": "median time to acknowledge incidents",
+    "proactive share": "share of tickets raised proactively (risks, near misses, improvements)",
+    "voluntary attrition": "voluntary attrition",
+    "incidents per head": "number of incidents per person",
+}
+REPORTING_BIAS_KPIS = {"incidents per head"}
+
+
+def signed(value: float, digits: int = 2) -> str:
+    """A number with a typographic minus, as printed in the report's tables and sentences."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    text = f"{value:.{digits}f}"
+    return text.replace("-", MINUS)
+
+
+def signed_percent(value: float) -> str:
+    """A percentage change with its sign, e.g. "−19%" or "+4%"."""
+    return f"{value:+.0f}%".replace("-", MINUS)
+
+
+def p_text(p: float) -> str:
+    if p is None or math.isnan(p):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def percent(value: float) -> str:
+    return f"{abs(value) * 100:.0f}%"
+
+
+def few_teams_note(n_teams: int) -> str:
+    if n_teams >= MIN_TEAMS_FOR_CLUSTER_SE:
+        return ""
+    return (
+        f"With only {n_teams} teams (fewer than {MIN_TEAMS_FOR_CLUSTER_SE}), team-clustered "
+        "intervals are unreliable: treat this interval as optimistic."
+    )
+
+
+def result_sentence(row) -> str:
+    """One sentence for a KPI x construct result (a row shaped like ``RESULT_COLUMNS``)."""
+    outcome = RESULT_OUTCOMES.get(row.kpi)
+    n_teams = int(row.n_teams)
+    if outcome is None:
+        return (
+            f"For {row.kpi}, a one-unit higher {row.construct} went with a change of "
+            f"{signed(row.estimate, 3)} on the model's scale (95% CI {signed(row.ci_low, 3)} to "
+            f"{signed(row.ci_high, 3)}; {row.model}), across {n_teams} teams; {ASSOCIATION}."
+        )
+    low, high = math.expm1(row.ci_low), math.expm1(row.ci_high)
+    if low < 0 < high:
+        interval = (
+            f"95% CI from {outcome.change(row.ci_low)} to {outcome.change(row.ci_high)}: "
+            "the interval includes no difference"
+        )
+    else:
+        near, far = sorted((low, high), key=abs)
+        interval = f"95% CI {percent(near)} to {percent(far)}"
+    effect = outcome.phrase.format(change=outcome.change(row.estimate))
+    return f"Teams one standard deviation safer {effect} ({interval}), across {n_teams} teams; {ASSOCIATION}."
+
+
+def correlation_sentence(row) -> str:
+    """One sentence for a row of the KPI correlation table."""
+    what = KPI_WORDS.get(row.kpi, row.kpi)
+    n_teams = int(row.n_teams)
+    if math.isnan(row.r):
+        return f"Too few teams ({n_teams}) had both a safety score and {what} to estimate a correlation."
+    numbers = f"r = {signed(row.r)}, 95% CI {signed(row.ci_low)} to {signed(row.ci_high)}"
+    if row.ci_low <= 0 <= row.ci_high:
+        sentence = (
+            f"Across {n_teams} teams, no clear association between safety and the {what} "
+            f"({numbers}; the interval includes zero)."
+        )
+    else:
+        direction = "higher" if row.r > 0 else "lower"
+        sentence = f"Across {n_teams} teams, safer teams had a {direction} {what} ({numbers})."
+    if row.kpi in REPORTING_BIAS_KPIS:
+        sentence += (
+            " Safer teams may simply report more incidents, so read a higher figure as "
+            "possible reporting, not as worse operations."
+        )
+    return sentence
