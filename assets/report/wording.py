@@ -116,12 +116,12 @@ def correlation_sentence(row) -> str:
     numbers = f"r = {signed(row.r)}, 95% CI {signed(row.ci_low)} to {signed(row.ci_high)}"
     if row.ci_low <= 0 <= row.ci_high:
         sentence = (
-            f"Across {n_teams} teams, no clear association between safety and the {what} "
+            f"Across {n_teams} teams, no clear association between safety and {what} "
             f"({numbers}; the interval includes zero)."
         )
     else:
         direction = "higher" if row.r > 0 else "lower"
-        sentence = f"Across {n_teams} teams, safer teams had a {direction} {what} ({numbers})."
+        sentence = f"Across {n_teams} teams, safer teams had {direction} {what} ({numbers})."
     if row.kpi in REPORTING_BIAS_KPIS:
         sentence += (
             " Safer teams may simply report more incidents, so read a higher figure as "
