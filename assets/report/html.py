@@ -230,7 +230,8 @@ def _coverage_section(coverage: Coverage, monthly: pd.DataFrame) -> str:
         (f"{coverage.suppressed_cells:,}", "of them suppressed for anonymity"),
     ]
     tile_html = "".join(
-        f"<div class=\"tile\"><div class=\"value\">{escape(value)}</div><div class=\"label\">{escape(label)}</div></div>"
+        f"<div class=\"tile\"><div class=\"value\">{escape(value)}</div>"
+        f"<div class=\"label\">{escape(label)}</div></div>"
         for value, label in tiles
     )
     figure = _figure(
