@@ -43,11 +43,11 @@ RESULT_OUTCOMES = {
 
 # What each KPI of the correlation table measures, in words.
 KPI_WORDS = {
-    "log median TTR": "median time to resolve incidents",
-    "log median TTA": "median time to acknowledge incidents",
-    "proactive share": "share of tickets raised proactively (risks, near misses, improvements)",
+    "log median TTR": "median times to resolve incidents",
+    "log median TTA": "median times to acknowledge incidents",
+    "proactive share": "proportions of tickets raised proactively (risks, near misses, improvements)",
     "voluntary attrition": "voluntary attrition",
-    "incidents per head": "number of incidents per person",
+    "incidents per head": "incident counts per person",
 }
 REPORTING_BIAS_KPIS = {"incidents per head"}
 
