@@ -18,10 +18,11 @@ import pandas as pd
 import pytest
 from browser import chromium, ensure_chromium
 
+from assets.models.stats import cluster_warning
 from assets.report.exports import HTML_NAME, XLSX_NAME
 from assets.report.html import render_report
-from assets.report.inputs import read_report_inputs
-from assets.report.wording import result_sentence
+from assets.report.inputs import SAFETY_PER_SD, read_report_inputs
+from assets.report.wording import result_notes, result_sentence
 from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
@@ -140,7 +141,7 @@ def test_caveats_and_the_few_teams_warning_are_visible(nightly, seen):
     assert "Reporting bias. Safer teams may report more incidents and near misses" in seen.text
     assert "Accountability. These figures describe groups of teams. Do not use them to rank" in seen.text
     assert f"Fewer than 40 teams. Some results rest on only {fewest} teams." in seen.text
-    assert f"With only {regression_teams} teams (fewer than 40), team-clustered intervals are unreliable" in seen.text
+    assert f"Only {regression_teams} teams (fewer than 40): treat this interval as optimistic." in seen.text
 
 
 def test_suppressed_cells_are_counted_and_no_team_level_value_is_shown(nightly, seen):
@@ -208,20 +209,34 @@ def test_the_few_teams_warning_goes_from_40_teams_on(nightly):
     )
     assert "Fewer than 40 teams" in render_report(inputs, datetime.now(UTC), [])
     html = render_report(many, datetime.now(UTC), [])
-    assert "Fewer than 40 teams" not in html and "With only" not in html
+    assert "Fewer than 40 teams" not in html and "treat this interval as optimistic" not in html
 
 
 def test_a_result_whose_interval_spans_no_change_says_so():
-    row = SimpleNamespace(kpi="log TTR", construct="safety", estimate=0.05, ci_low=-0.1, ci_high=0.2,
+    row = SimpleNamespace(kpi="log TTR", construct=SAFETY_PER_SD, estimate=0.05, ci_low=-0.1, ci_high=0.2,
                           n_teams=45, model="OLS")
     assert result_sentence(row) == (
         "Teams one standard deviation safer took 5% more time to resolve incidents (95% CI from 10% less "
         "to 22% more: the interval includes no difference), across 45 teams; this is an association, "
         "not proof of cause."
     )
-    odds = SimpleNamespace(kpi="voluntary attrition", construct="safety", estimate=-0.3, ci_low=-0.5, ci_high=-0.1,
-                           n_teams=45, model="binomial GLM")
+    odds = SimpleNamespace(kpi="voluntary attrition", construct="safety within team", estimate=-0.3,
+                           ci_low=-0.5, ci_high=-0.1, n_teams=45, model="binomial GLM")
     assert result_sentence(odds) == (
-        "Teams one standard deviation safer had 26% lower odds of a person leaving voluntarily (95% CI 10% "
-        "to 39%), across 45 teams; this is an association, not proof of cause."
+        "Teams one unit higher on safety within team had 26% lower odds of a person leaving voluntarily "
+        "(95% CI 10% to 39%), across 45 teams; this is an association, not proof of cause."
     )
+
+
+def test_model_warnings_other_than_few_teams_are_passed_on_and_a_failed_fit_is_named():
+    failed = SimpleNamespace(kpi="proactive share", construct="safety", estimate=float("nan"), ci_low=float("nan"),
+                             ci_high=float("nan"), n_teams=12,
+                             warnings=cluster_warning(12) + "; MixedLM variance at zero: fell back to clustered OLS")
+    assert result_sentence(failed) == (
+        "No estimate for proactive share (safety): the model could not be fitted on this data."
+    )
+    assert result_notes(failed) == [
+        "Only 12 teams (fewer than 40): treat this interval as optimistic.",
+        "Model note: MixedLM variance at zero: fell back to clustered OLS.",
+    ]
+    assert result_notes(SimpleNamespace(n_teams=50, warnings="")) == []

@@ -15,8 +15,8 @@ from assets.report.plots import correlation_plot, coverage_plot, forest_plot
 from assets.report.wording import (
     RESULT_OUTCOMES,
     correlation_sentence,
-    few_teams_note,
     p_text,
+    result_notes,
     result_sentence,
     signed,
     signed_percent,
@@ -146,7 +146,7 @@ def _results_section(results: pd.DataFrame | None) -> str:
     )
     sentences = "".join(
         f"<li>{escape(result_sentence(r))}"
-        + (f" <em>{escape(few_teams_note(int(r.n_teams)))}</em>" if few_teams_note(int(r.n_teams)) else "")
+        + "".join(f" <em>{escape(note)}</em>" for note in result_notes(r))
         + "</li>"
         for r in results.itertuples()
     )
@@ -174,7 +174,7 @@ def _results_section(results: pd.DataFrame | None) -> str:
 
 
 def _natural_change(row) -> str:
-    if row.kpi not in RESULT_OUTCOMES:
+    if row.kpi not in RESULT_OUTCOMES or math.isnan(row.estimate):
         return "n/a"
     return signed_percent(math.expm1(row.estimate) * 100)
 

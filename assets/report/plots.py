@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib import dates, ticker
 from matplotlib.figure import Figure
 
+from assets.report.inputs import SAFETY_PER_SD
 from assets.report.wording import RESULT_OUTCOMES, signed_percent
 
 INK = "#1f2933"
@@ -48,7 +49,7 @@ def _figure(width: float, height: float) -> Figure:
 def forest_plot(results: pd.DataFrame) -> str | None:
     """Relative change in each KPI per SD of safety with its 95% CI; None if nothing to plot.
     Only results with a natural-scale reading (log or logit link) share the percentage axis."""
-    rows = results[results["kpi"].isin(RESULT_OUTCOMES)].iloc[::-1]
+    rows = results[results["kpi"].isin(RESULT_OUTCOMES)].dropna(subset=["estimate", "ci_low", "ci_high"]).iloc[::-1]
     if rows.empty:
         return None
     with matplotlib.rc_context(STYLE):
@@ -65,7 +66,8 @@ def forest_plot(results: pd.DataFrame) -> str | None:
         one_construct = rows["construct"].nunique() == 1
         labels = rows["kpi"] if one_construct else rows["kpi"] + "\n" + rows["construct"]
         axes.set_yticks(list(positions), list(labels))
-        axes.set_xlabel("% change in the KPI (or its odds) per SD of safety, with 95% CI")
+        per = "standard deviation of safety" if set(rows["construct"]) == {SAFETY_PER_SD} else "unit of the construct"
+        axes.set_xlabel(f"% change in the KPI (or its odds) per {per}, with 95% CI")
         axes.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: signed_percent(v)))
         axes.set_ylim(-0.7, len(rows) - 0.3)
         for y, value in zip(positions, change):

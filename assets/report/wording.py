@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from assets.models.stats import MIN_TEAMS_FOR_CLUSTER_SE
+from assets.models.stats import MIN_TEAMS_FOR_CLUSTER_SE, cluster_warning
+from assets.report.inputs import SAFETY_PER_SD
 
 MINUS = "\u2212"
 ASSOCIATION = "this is an association, not proof of cause"
@@ -20,7 +21,7 @@ ASSOCIATION = "this is an association, not proof of cause"
 class Outcome:
     """How a KPI's model estimate reads on a natural scale: every model behind these KPIs has a
     log or logit link, so exp(estimate) - 1 is the relative change in the KPI (or its odds).
-    ``phrase`` completes "Teams one standard deviation safer ..." around ``{change}``, which
+    ``phrase`` completes a subject such as "Teams one standard deviation safer ..." around ``{change}``, which
     becomes e.g. "22% less"; ``down`` and ``up`` are the words for each direction."""
 
     phrase: str
@@ -40,6 +41,9 @@ RESULT_OUTCOMES = {
     "voluntary attrition": Outcome("had {change} odds of a person leaving voluntarily", "lower", "higher"),
     "incidents per head": Outcome("recorded {change} incidents per person", "fewer", "more"),
 }
+
+# The subject of a result's sentence, per construct; others read "Teams one unit higher on <construct>".
+CONSTRUCT_SUBJECTS = {SAFETY_PER_SD: "Teams one standard deviation safer"}
 
 # What each KPI of the correlation table measures, in words.
 KPI_WORDS = {
@@ -78,16 +82,26 @@ def percent(value: float) -> str:
 def few_teams_note(n_teams: int) -> str:
     if n_teams >= MIN_TEAMS_FOR_CLUSTER_SE:
         return ""
-    return (
-        f"With only {n_teams} teams (fewer than {MIN_TEAMS_FOR_CLUSTER_SE}), team-clustered "
-        "intervals are unreliable: treat this interval as optimistic."
-    )
+    return f"Only {n_teams} teams (fewer than {MIN_TEAMS_FOR_CLUSTER_SE}): treat this interval as optimistic."
+
+
+def result_notes(row) -> list[str]:
+    """The caveats attached to a result: too few teams, and whatever else the model warned of
+    (the cluster warning itself is replaced by the plainer few-teams note)."""
+    n_teams = int(row.n_teams)
+    notes = [few_teams_note(n_teams)]
+    other = (row.warnings or "").replace(cluster_warning(n_teams), "").strip(" ;,.")
+    if other:
+        notes.append(f"Model note: {other}.")
+    return [note for note in notes if note]
 
 
 def result_sentence(row) -> str:
     """One sentence for a KPI x construct result (a row shaped like ``RESULT_COLUMNS``)."""
     outcome = RESULT_OUTCOMES.get(row.kpi)
     n_teams = int(row.n_teams)
+    if math.isnan(row.estimate):
+        return f"No estimate for {row.kpi} ({row.construct}): the model could not be fitted on this data."
     if outcome is None:
         return (
             f"For {row.kpi}, a one-unit higher {row.construct} went with a change of "
@@ -104,7 +118,8 @@ def result_sentence(row) -> str:
         near, far = sorted((low, high), key=abs)
         interval = f"95% CI {percent(near)} to {percent(far)}"
     effect = outcome.phrase.format(change=outcome.change(row.estimate))
-    return f"Teams one standard deviation safer {effect} ({interval}), across {n_teams} teams; {ASSOCIATION}."
+    subject = CONSTRUCT_SUBJECTS.get(row.construct, f"Teams one unit higher on {row.construct}")
+    return f"{subject} {effect} ({interval}), across {n_teams} teams; {ASSOCIATION}."
 
 
 def correlation_sentence(row) -> str:
