@@ -63,9 +63,12 @@ def seen(nightly, tmp_path_factory):
     executable = ensure_chromium()
     screenshot = tmp_path_factory.mktemp("screenshot") / "psafe_report.png"
     requests: list[str] = []
+    errors: list[str] = []  # console errors include content-security-policy violations
     with chromium(executable) as browser:
         page = browser.new_page()
         page.on("request", lambda request: requests.append(request.url))
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto((nightly.folder / HTML_NAME).as_uri(), wait_until="load")
         view = SimpleNamespace(
             title=page.title(),
@@ -80,6 +83,7 @@ def seen(nightly, tmp_path_factory):
                 "width: i.getBoundingClientRect().width, height: i.getBoundingClientRect().height}))",
             ),
             requests=requests,
+            errors=errors,
             screenshot=screenshot,
         )
         page.screenshot(path=str(screenshot), full_page=True)
@@ -174,6 +178,7 @@ def test_charts_render_with_a_size_and_nothing_is_fetched_from_elsewhere(seen):
     for image in seen.images:
         assert image["complete"] and image["natural"] > 0 and image["width"] > 300 and image["height"] > 100, image
     assert seen.requests and all(url.startswith(("file://", "data:")) for url in seen.requests), seen.requests
+    assert seen.errors == []
     assert seen.title == "Psychological safety and operational KPIs"
     assert seen.screenshot.stat().st_size > 50_000
 
