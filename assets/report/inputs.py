@@ -5,6 +5,11 @@ change, this module is the one place to adapt. The results are read into the tid
 KPI x construct shape of ``RESULT_COLUMNS`` (the shape of a future ``models.kpi_results``),
 today from ``models.safety_ttr_regression``. Only aggregates leave this module: no survey
 cell below the anonymity threshold, no team-level score.
+
+To build the report from ``models.kpi_results``: set ``RESULTS_TABLE`` to it and let
+``tidy_results`` return ``raw[list(RESULT_COLUMNS)]``. Its KPI and construct names then get
+natural-scale sentences once listed in ``wording.RESULT_OUTCOMES`` and
+``wording.CONSTRUCT_SUBJECTS``; unlisted ones get a plain sentence on the model's scale.
 """
 
 from __future__ import annotations
