@@ -191,7 +191,11 @@ def test_exports_read_back_equal_the_warehouse_tables(nightly):
         for exported in (from_csv, from_xlsx):
             pd.testing.assert_frame_equal(exported, stored, check_dtype=False, check_exact=False, rtol=1e-12)
     sheets = pd.ExcelFile(nightly.folder / XLSX_NAME).sheet_names
-    assert sheets == ["kpi_correlations", "safety_ttr_regression", "coverage", "coverage_by_month"]
+    assert sheets == ["about", "kpi_correlations", "safety_ttr_regression", "coverage", "coverage_by_month"]
+    about = pd.read_excel(nightly.folder / XLSX_NAME, sheet_name="about").set_index("topic")["note"]
+    assert about["Reporting bias."].startswith("Safer teams may report more incidents and near misses")
+    assert about["Accountability."].startswith("These figures describe groups of teams")
+    assert "fewer than 5 respondents; their values are in no sheet" in about["Suppressed survey cells"]
 
 
 def test_without_a_results_table_the_report_says_so(nightly, tmp_path):

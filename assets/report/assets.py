@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from assets.report.exports import export_names, write_csvs, write_html, write_xlsx
+from assets.report.exports import about_sheet, export_names, write_csvs, write_html, write_xlsx
 from assets.report.html import render_report
 from assets.report.inputs import SOURCE_TABLES, read_report_inputs
 from assets.report.resource import ReportFolderResource
@@ -28,9 +28,10 @@ def cio_report(
     with duckdb.get_connection() as conn:
         inputs = read_report_inputs(conn)
     folder = report_folder.folder()
+    generated_at = datetime.now(UTC)
     csvs = write_csvs(folder, inputs.exports)
-    workbook = write_xlsx(folder, inputs.exports)
-    html = write_html(folder, render_report(inputs, datetime.now(UTC), export_names(inputs.exports)))
+    workbook = write_xlsx(folder, inputs.exports, about_sheet(inputs.coverage, generated_at))
+    html = write_html(folder, render_report(inputs, generated_at, export_names(inputs.exports)))
     context.log.info(f"report written to {html}; exports: {', '.join(p.name for p in csvs.values())}, {workbook.name}")
     return dg.MaterializeResult(
         metadata={

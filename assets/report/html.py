@@ -13,7 +13,9 @@ from assets.models.stats import MIN_TEAMS_FOR_CLUSTER_SE
 from assets.report.inputs import RESULTS_TABLE, Coverage, ReportInputs
 from assets.report.plots import correlation_plot, coverage_plot, forest_plot
 from assets.report.wording import (
+    CAVEATS,
     RESULT_OUTCOMES,
+    SUPPRESSION_THRESHOLD,
     correlation_sentence,
     p_text,
     result_notes,
@@ -23,7 +25,6 @@ from assets.report.wording import (
 )
 
 TITLE = "Psychological safety and operational KPIs"
-SUPPRESSION_THRESHOLD = 5  # respondents; METRICS.md anonymity rule
 
 CSS = """
 :root { --ink:#1f2933; --muted:#52606d; --line:#d9e2ec; --soft:#f5f7fa; --accent:#1d5fa8;
@@ -265,27 +266,7 @@ def _suppression_note(coverage: Coverage) -> str:
 
 
 def _caveats_section() -> str:
-    caveats = [
-        ("Associations, not causes.",
-         "Safer teams may differ from other teams in many ways (size, the systems they run, their managers). "
-         "The models adjust for team size where stated, but no figure here shows that raising safety would "
-         "change a KPI."),
-        ("Reporting bias.",
-         "Safer teams may report more incidents and near misses because people there are comfortable raising "
-         "them. More recorded incidents or proactive tickets can mean better reporting, not worse operations."),
-        ("Accountability.",
-         "These figures describe groups of teams. Do not use them to rank, reward or blame teams or managers: "
-         "once survey scores carry consequences, people answer strategically and both the scores and their "
-         "link to the KPIs lose their meaning. People accountable for outcomes may also answer surveys "
-         "differently from the rest of their team."),
-        ("Few teams.",
-         f"Uncertainty is measured across teams. With fewer than {MIN_TEAMS_FOR_CLUSTER_SE} teams the "
-         "intervals are optimistic, and every affected result says so."),
-        ("Anonymity.",
-         f"A team's survey result with fewer than {SUPPRESSION_THRESHOLD} respondents is never shown or "
-         "used; teams that are often suppressed are under-represented."),
-    ]
-    items = "".join(f"<li><strong>{escape(title)}</strong> {escape(text)}</li>" for title, text in caveats)
+    items = "".join(f"<li><strong>{escape(title)}</strong> {escape(text)}</li>" for title, text in CAVEATS)
     return f"<section id=\"caveats\"><h2>How to read these numbers</h2><ul class=\"findings\">{items}</ul></section>"
 
 

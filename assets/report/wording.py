@@ -14,6 +14,7 @@ from assets.models.stats import MIN_TEAMS_FOR_CLUSTER_SE, cluster_warning
 from assets.report.inputs import SAFETY_PER_SD
 
 MINUS = "\u2212"
+SUPPRESSION_THRESHOLD = 5  # respondents; METRICS.md anonymity rule
 ASSOCIATION = "this is an association, not proof of cause"
 
 
@@ -143,3 +144,26 @@ def correlation_sentence(row) -> str:
             "possible reporting, not as worse operations."
         )
     return sentence
+
+
+# What every reader of the figures must keep in mind: in the report and in its workbook.
+CAVEATS = (
+    ("Associations, not causes.",
+     "Safer teams may differ from other teams in many ways (size, the systems they run, their managers). "
+     "The models adjust for team size where stated, but no figure here shows that raising safety would "
+     "change a KPI."),
+    ("Reporting bias.",
+     "Safer teams may report more incidents and near misses because people there are comfortable raising "
+     "them. More recorded incidents or proactive tickets can mean better reporting, not worse operations."),
+    ("Accountability.",
+     "These figures describe groups of teams. Do not use them to rank, reward or blame teams or managers: "
+     "once survey scores carry consequences, people answer strategically and both the scores and their "
+     "link to the KPIs lose their meaning. People accountable for outcomes may also answer surveys "
+     "differently from the rest of their team."),
+    ("Few teams.",
+     f"Uncertainty is measured across teams. With fewer than {MIN_TEAMS_FOR_CLUSTER_SE} teams the "
+     "intervals are optimistic, and every affected result says so."),
+    ("Anonymity.",
+     f"A team's survey result with fewer than {SUPPRESSION_THRESHOLD} respondents is never shown or "
+     "used; teams that are often suppressed are under-represented."),
+)
