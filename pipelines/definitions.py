@@ -10,6 +10,8 @@ from assets.landing.resource import LandingFolderResource
 from assets.models import assets as model_assets
 from assets.pagerduty import assets as pagerduty_assets
 from assets.pagerduty.resource import PagerDutyResource
+from assets.report import assets as report_assets
+from assets.report.resource import ReportFolderResource
 from assets.warehouse.sql_models import sql_model_assets
 
 # DuckDB allows one writing process per database file, so the nightly job runs its steps in
@@ -23,7 +25,7 @@ nightly_job = dg.define_asset_job(
 def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[
-            *dg.load_assets_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets]),
+            *dg.load_assets_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets, report_assets]),
             *sql_model_assets(),
         ],
         jobs=[nightly_job],
@@ -40,5 +42,6 @@ def defs() -> dg.Definitions:
                 path=dg.EnvVar("PSAFE_LANDING_DIR"), hr_id_salt=dg.EnvVar("PSAFE_HR_ID_SALT")
             ),
             "duckdb": DuckDBResource(database=dg.EnvVar("PSAFE_WAREHOUSE")),
+            "report_folder": ReportFolderResource(path=dg.EnvVar("PSAFE_REPORT_DIR")),
         },
     )

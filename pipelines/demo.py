@@ -17,6 +17,7 @@ from assets.jira.resource import JiraResource
 from assets.landing.resource import LandingFolderResource
 from assets.pagerduty.resource import PagerDutyResource
 from assets.warehouse.partitions import every_month_tags
+from assets.report.resource import ReportFolderResource
 from pipelines.definitions import defs
 from pipelines.sandbox.server import Sandbox
 from pipelines.synthetic.org import Organisation, OrgSpec, generate, write_landing
@@ -53,6 +54,7 @@ def sandbox_resources(sandbox: Sandbox, warehouse: Path, landing: Path) -> dict:
         ),
         "landing": LandingFolderResource(path=str(landing), hr_id_salt=SANDBOX_HR_SALT),
         "duckdb": DuckDBResource(database=str(warehouse)),
+        "report_folder": ReportFolderResource(path=str(warehouse.parent / "report")),
     }
 
 

@@ -1,0 +1,44 @@
+"""The CIO report asset: one self-contained HTML file plus CSV and XLSX exports."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from assets.report.exports import about_sheet, export_names, write_csvs, write_html, write_xlsx
+from assets.report.html import render_report
+from assets.report.inputs import SOURCE_TABLES, read_report_inputs
+from assets.report.resource import ReportFolderResource
+
+
+@dg.asset(
+    key=["report", "cio_report"],
+    deps=[dg.AssetKey(table.split(".")) for table in SOURCE_TABLES],
+    group_name="report",
+    compute_kind="html",
+)
+def cio_report(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, report_folder: ReportFolderResource
+) -> dg.MaterializeResult:
+    """The report for CIO staff: one HTML file (no server, nothing loaded from elsewhere) with
+    the model results in plain language with 95% CIs, the KPI correlation table, charts, data
+    coverage, the number of survey cells suppressed for anonymity and the caveats (association,
+    reporting bias, accountability, fewer than 40 teams). Its tables are also written as CSV
+    files and one XLSX workbook, one sheet per table. Suppressed survey values appear nowhere."""
+    with duckdb.get_connection() as conn:
+        inputs = read_report_inputs(conn)
+    folder = report_folder.folder()
+    generated_at = datetime.now(UTC)
+    csvs = write_csvs(folder, inputs.exports)
+    workbook = write_xlsx(folder, inputs.exports, about_sheet(inputs.coverage, generated_at))
+    html = write_html(folder, render_report(inputs, generated_at, export_names(inputs.exports)))
+    context.log.info(f"report written to {html}; exports: {', '.join(p.name for p in csvs.values())}, {workbook.name}")
+    return dg.MaterializeResult(
+        metadata={
+            "html": dg.MetadataValue.path(str(html)),
+            "xlsx": dg.MetadataValue.path(str(workbook)),
+            **{f"csv_{name}": dg.MetadataValue.path(str(path)) for name, path in csvs.items()},
+            "results": 0 if inputs.results is None else len(inputs.results),
+            "suppressed_survey_cells": inputs.coverage.suppressed_cells,
+        }
+    )

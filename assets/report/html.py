@@ -1,0 +1,301 @@
+"""The CIO report as one self-contained HTML file: inline CSS, charts as SVG data URIs, no
+script and a content security policy that forbids loading anything from elsewhere."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from html import escape
+
+import pandas as pd
+
+from assets.models.stats import MIN_TEAMS_FOR_CLUSTER_SE
+from assets.report.inputs import RESULTS_TABLE, Coverage, ReportInputs
+from assets.report.plots import correlation_plot, coverage_plot, forest_plot
+from assets.report.wording import (
+    CAVEATS,
+    RESULT_OUTCOMES,
+    SUPPRESSION_THRESHOLD,
+    correlation_sentence,
+    p_text,
+    result_notes,
+    result_sentence,
+    signed,
+    signed_percent,
+)
+
+TITLE = "Psychological safety and operational KPIs"
+
+CSS = """
+:root { --ink:#1f2933; --muted:#52606d; --line:#d9e2ec; --soft:#f5f7fa; --accent:#1d5fa8;
+        --warn-bg:#fff8e6; --warn-line:#e8a317; }
+* { box-sizing: border-box; }
+body { margin:0; background:#eef2f6; color:var(--ink);
+       font: 15px/1.55 "Segoe UI", "Helvetica Neue", Arial, "Liberation Sans", sans-serif; }
+main { max-width: 980px; margin: 0 auto; background:#fff; padding: 40px 56px 48px;
+       box-shadow: 0 1px 4px rgba(31,41,51,.12); }
+header { border-bottom: 3px solid var(--accent); padding-bottom: 14px; margin-bottom: 24px; }
+h1 { font-size: 28px; line-height:1.2; margin: 0 0 6px; }
+.subtitle { color: var(--muted); margin: 0; }
+h2 { font-size: 20px; margin: 36px 0 10px; padding-top: 8px; border-top: 1px solid var(--line); }
+h3 { font-size: 16px; margin: 20px 0 6px; }
+p { margin: 8px 0; }
+.lede { font-size: 16px; }
+.callout { border-left: 5px solid var(--accent); background: var(--soft); padding: 12px 18px; margin: 16px 0; }
+.warning { border-left: 5px solid var(--warn-line); background: var(--warn-bg); padding: 12px 18px; margin: 16px 0; }
+.callout p, .warning p { margin: 4px 0; }
+ul.findings { padding-left: 20px; }
+ul.findings li { margin: 6px 0; }
+table { border-collapse: collapse; width: 100%; margin: 10px 0 6px; font-size: 14px; }
+th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+th { background: var(--soft); font-weight: 600; border-bottom: 2px solid var(--line); }
+td:first-child { white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+figure { margin: 14px 0 6px; }
+figure img { display: block; width: 100%; height: auto; }
+figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
+.tiles { display: grid; grid-template-columns: repeat(3, 1fr); gap: 12px; margin: 12px 0; }
+.tile { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; }
+.tile .value { font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
+.tile .label { color: var(--muted); font-size: 13px; }
+dl.definitions dt { font-weight: 600; margin-top: 10px; }
+dl.definitions dd { margin: 2px 0 0 0; color: var(--muted); }
+footer { margin-top: 36px; padding-top: 12px; border-top: 1px solid var(--line); color: var(--muted); font-size: 13px; }
+code { font-size: 13px; }
+@media print { body { background:#fff; } main { box-shadow:none; padding: 0; } h2 { break-after: avoid; } }
+"""
+
+
+def render_report(inputs: ReportInputs, generated_at: datetime, export_names: list[str]) -> str:
+    coverage = inputs.coverage
+    parts = [
+        _header(coverage, generated_at),
+        _read_first(),
+        _few_teams_banner(inputs),
+        _results_section(inputs.results),
+        _correlations_section(inputs.correlations),
+        _coverage_section(coverage, inputs.monthly),
+        _caveats_section(),
+        _definitions_section(inputs),
+        _footer(export_names),
+    ]
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<meta http-equiv=\"Content-Security-Policy\" "
+        "content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
+        f"<title>{escape(TITLE)}</title><style>{CSS}</style></head>\n<body><main>\n"
+        + "\n".join(part for part in parts if part)
+        + "\n</main></body></html>\n"
+    )
+
+
+def _header(coverage: Coverage, generated_at: datetime) -> str:
+    period = f"{coverage.first_month} to {coverage.last_month}" if coverage.months else "no months yet"
+    return (
+        f"<header><h1>{escape(TITLE)}</h1>"
+        f"<p class=\"subtitle\">Data from {escape(period)} &middot; {coverage.teams} teams &middot; "
+        f"generated {generated_at:%d %B %Y, %H:%M} UTC</p></header>"
+    )
+
+
+def _read_first() -> str:
+    return (
+        "<section class=\"callout\" id=\"read-first\"><p class=\"lede\"><strong>Read this first.</strong> "
+        "This report relates how safe people feel to speak up in their team (quarterly survey) to how the "
+        "team's incidents, tickets and staffing went in the following quarter. Every figure is an "
+        "<strong>association, not a cause</strong>: it shows which teams tend to go together with which "
+        "outcomes, not what would happen if safety changed. See <a href=\"#caveats\">How to read these "
+        "numbers</a>.</p></section>"
+    )
+
+
+def _few_teams_banner(inputs: ReportInputs) -> str:
+    counts = list(inputs.correlations["n_teams"])
+    if inputs.results is not None:
+        counts += list(inputs.results["n_teams"])
+    fewest = min((int(n) for n in counts), default=0)
+    if fewest >= MIN_TEAMS_FOR_CLUSTER_SE:
+        return ""
+    return (
+        "<section class=\"warning\" id=\"few-teams\"><p><strong>Fewer than "
+        f"{MIN_TEAMS_FOR_CLUSTER_SE} teams.</strong> Some results rest on only {fewest} teams. "
+        f"Below {MIN_TEAMS_FOR_CLUSTER_SE} teams, team-clustered standard errors are unreliable and the "
+        "intervals in this report are optimistic: treat them as narrower than the truth.</p></section>"
+    )
+
+
+def _results_section(results: pd.DataFrame | None) -> str:
+    heading = "<section id=\"results\"><h2>Model results</h2>"
+    if results is None:
+        return heading + (
+            f"<p class=\"warning\">The model results table (<code>{escape(RESULTS_TABLE)}</code>) is not in "
+            "the warehouse yet, so this report has no model results. Run the pipeline's models first.</p></section>"
+        )
+    if results.empty:
+        return heading + "<p class=\"warning\">The models produced no results for this data.</p></section>"
+    rows = "".join(
+        "<tr>"
+        f"<td>{escape(r.kpi)}</td><td>{escape(r.construct)}</td>"
+        f"<td class=\"num\">{signed(r.estimate, 3)}</td>"
+        f"<td class=\"num\">{signed(r.ci_low, 3)} to {signed(r.ci_high, 3)}</td>"
+        f"<td class=\"num\">{_natural_change(r)}</td>"
+        f"<td class=\"num\">{p_text(r.p_value)}</td><td class=\"num\">{p_text(r.q_value)}</td>"
+        f"<td class=\"num\">{int(r.n_teams)}</td><td class=\"num\">{int(r.n_periods)}</td>"
+        "</tr>"
+        for r in results.itertuples()
+    )
+    sentences = "".join(
+        f"<li>{escape(result_sentence(r))}"
+        + "".join(f" <em>{escape(note)}</em>" for note in result_notes(r))
+        + "</li>"
+        for r in results.itertuples()
+    )
+    plot = forest_plot(results)
+    figure = _figure(
+        plot, "Forest plot of model results",
+        "Each dot is the estimated change per standard deviation of safety; the line is its 95% interval. "
+        "Grey: the interval includes no change.",
+    )
+    return (
+        heading
+        + "<p>Each model relates a KPI to the team's psychological safety in the previous quarter, in standard "
+        "deviations of team safety scores, adjusting for what the model names.</p>"
+        + f"<ul class=\"findings\">{sentences}</ul>"
+        + "<table id=\"results-table\"><thead><tr><th>KPI</th><th>Related to</th><th class=\"num\">Estimate</th>"
+        "<th class=\"num\">95% CI</th><th class=\"num\">Change per SD</th><th class=\"num\">p</th>"
+        "<th class=\"num\">q (BH)</th><th class=\"num\">Teams</th><th class=\"num\">Periods</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+        + "<p class=\"subtitle\">Estimate and CI on the model's scale (log or log-odds); \"change per SD\" is the "
+        "same estimate as a percentage change. q is the Benjamini-Hochberg adjusted p over all results. Each model "
+        "is described under <a href=\"#definitions\">What each KPI means</a>.</p>"
+        + figure
+        + "</section>"
+    )
+
+
+def _natural_change(row) -> str:
+    if row.kpi not in RESULT_OUTCOMES or math.isnan(row.estimate):
+        return "n/a"
+    return signed_percent(math.expm1(row.estimate) * 100)
+
+
+def _correlations_section(correlations: pd.DataFrame) -> str:
+    rows = "".join(
+        "<tr>"
+        f"<td>{escape(r.kpi)}</td><td class=\"num\">{signed(r.r)}</td>"
+        f"<td class=\"num\">{signed(r.ci_low)} to {signed(r.ci_high)}</td>"
+        f"<td class=\"num\">{int(r.n_teams)}</td><td class=\"num\">{int(r.n_team_months)}</td>"
+        "</tr>"
+        for r in correlations.itertuples()
+    )
+    sentences = "".join(f"<li>{escape(correlation_sentence(r))}</li>" for r in correlations.itertuples())
+    plot = correlation_plot(correlations)
+    figure = _figure(
+        plot, "Bar chart of KPI correlations with safety",
+        "Bars: correlation between a team's average safety score and its KPI; whiskers: 95% interval "
+        "from resampling teams. Grey bars: the interval includes zero.",
+    )
+    return (
+        "<section id=\"correlations\"><h2>KPI correlation table</h2>"
+        "<p>Between teams: how a team's average lagged safety score goes with each KPI over the whole period. "
+        "r runs from &minus;1 to +1; 0 means no linear association.</p>"
+        "<table id=\"correlation-table\"><thead><tr><th>KPI</th><th class=\"num\">r</th>"
+        "<th class=\"num\">95% CI</th><th class=\"num\">Teams</th><th class=\"num\">Team-months</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+        f"<ul class=\"findings\">{sentences}</ul>"
+        + figure
+        + "</section>"
+    )
+
+
+def _percent_or_missing(share: float | None, missing: str) -> str:
+    if share is None:
+        return missing
+    return "n/a" if math.isnan(share) else f"{share:.0%}"
+
+
+def _coverage_section(coverage: Coverage, monthly: pd.DataFrame) -> str:
+    tickets = coverage.proactive_tickets + coverage.reactive_tickets + coverage.unclassified_tickets
+    tiles = [
+        (f"{coverage.teams_with_safety} of {coverage.teams}", "teams with a reportable safety score"),
+        (f"{coverage.months}", f"months covered ({coverage.first_month} to {coverage.last_month})"),
+        (f"{coverage.team_months_with_safety:,} of {coverage.team_months:,}", "team-months with a safety score"),
+        (f"{coverage.incidents:,}", f"incidents ({coverage.incidents_with_team:,} mapped to a team, "
+                                    f"{coverage.incidents_open:,} still open)"),
+        (_percent_or_missing(coverage.acknowledged_share, "n/a"), "of incidents acknowledged by a person"),
+        (_percent_or_missing(coverage.onset_known_share, "not recorded"), "of incidents with a known onset"),
+        (f"{tickets:,}", f"tickets ({coverage.proactive_tickets:,} proactive, {coverage.reactive_tickets:,} "
+                         f"reactive, {coverage.unclassified_tickets:,} unclassified)"),
+        (f"{coverage.survey_cells:,}", "team survey results (team x quarter)"),
+        (f"{coverage.suppressed_cells:,}", "of them suppressed for anonymity"),
+    ]
+    tile_html = "".join(
+        f"<div class=\"tile\"><div class=\"value\">{escape(value)}</div>"
+        f"<div class=\"label\">{escape(label)}</div></div>"
+        for value, label in tiles
+    )
+    figure = _figure(
+        coverage_plot(monthly), "Data coverage by month",
+        "Top: teams in the data each month and those with a reportable safety score from an earlier quarter. "
+        "Bottom: incidents and tickets counted per month.",
+    )
+    return (
+        "<section id=\"coverage\"><h2>Data coverage</h2>"
+        f"<div class=\"tiles\">{tile_html}</div>"
+        + figure
+        + _suppression_note(coverage)
+        + "</section>"
+    )
+
+
+def _suppression_note(coverage: Coverage) -> str:
+    if coverage.suppressed_cells == 0:
+        text = (
+            f"No team survey result was suppressed: every team-quarter had at least {SUPPRESSION_THRESHOLD} "
+            "respondents."
+        )
+    else:
+        text = (
+            f"{coverage.suppressed_cells} of {coverage.survey_cells} team survey results (team x quarter) had "
+            f"fewer than {SUPPRESSION_THRESHOLD} respondents and are suppressed to protect anonymity: their "
+            "scores appear nowhere in this report or its exports, and the affected teams count as having no "
+            "safety score for the following quarter."
+        )
+    return f"<p class=\"callout\" id=\"suppression-note\"><strong>Suppressed cells.</strong> {escape(text)}</p>"
+
+
+def _caveats_section() -> str:
+    items = "".join(f"<li><strong>{escape(title)}</strong> {escape(text)}</li>" for title, text in CAVEATS)
+    return f"<section id=\"caveats\"><h2>How to read these numbers</h2><ul class=\"findings\">{items}</ul></section>"
+
+
+def _definitions_section(inputs: ReportInputs) -> str:
+    entries = [(r.kpi, r.definition) for r in inputs.correlations.itertuples()]
+    if inputs.results is not None:
+        entries += [(f"{r.kpi} (model)", r.model) for r in inputs.results.drop_duplicates("kpi").itertuples()]
+    items = "".join(f"<dt>{escape(kpi)}</dt><dd>{escape(text)}</dd>" for kpi, text in entries)
+    return (
+        "<section id=\"definitions\"><h2>What each KPI means</h2>"
+        "<p>Safety is the team's mean score on Edmondson's seven-item psychological safety survey from the "
+        "previous quarter, in standard deviations across teams and quarters. Times are measured from the "
+        "incident's trigger in PagerDuty; tickets come from Jira; attrition from HR exports.</p>"
+        f"<dl class=\"definitions\">{items}</dl></section>"
+    )
+
+
+def _figure(uri: str | None, alt: str, caption: str) -> str:
+    if uri is None:
+        return f"<p class=\"subtitle\">No data to plot for: {escape(alt.lower())}.</p>"
+    return (
+        f"<figure><img src=\"{uri}\" alt=\"{escape(alt)}\">"
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
+
+
+def _footer(export_names: list[str]) -> str:
+    files = ", ".join(f"<code>{escape(name)}</code>" for name in export_names)
+    return (
+        "<footer><p>Produced by the psafe nightly pipeline. The tables are also exported next to this file "
+        f"as {files}.</p><p>Definitions follow the project's metrics contract (docs/metrics.md).</p></footer>"
+    )
