@@ -1,4 +1,5 @@
-"""Model assets: the safety vs time-to-resolve regression and the KPI correlation table."""
+"""Model assets: survey psychometrics per team-wave and wave, the safety vs time-to-resolve
+regression, the tidy KPI x construct results table and the KPI correlation table."""
 
 
 import dagster as dg
@@ -7,6 +8,7 @@ import pandas as pd
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
+from assets.models.psychometrics import survey_wave_tables
 from assets.models.stats import (
     cluster_warning,
     log_ttr_on_safety,
@@ -14,6 +16,47 @@ from assets.models.stats import (
     team_bootstrap_correlation,
 )
 from assets.warehouse.raw_tables import replace_table
+
+@dg.multi_asset(
+    outs={
+        "fct_team_survey_waves": dg.AssetOut(
+            key=["marts", "fct_team_survey_waves"],
+            description="One row per team and survey wave (grain: team x wave_quarter): respondents, mean "
+            "and sd of person scores (mean of answered items, at least 5 of 7), rwg(j) agreement. A cell "
+            "with fewer than 5 respondents is suppressed (every figure null), and so is the next smallest "
+            "cell of the same wave until the suppressed cells are at least two with 5 or more people.",
+        ),
+        "fct_survey_waves": dg.AssetOut(
+            key=["marts", "fct_survey_waves"],
+            description="One row per survey wave (grain: wave_quarter): respondents and mean over all "
+            "scored respondents; Cronbach's alpha (complete responses) and ICC(1)/ICC(2) from a one-way "
+            "ANOVA of person scores on team, over the published team cells only.",
+        ),
+    },
+    deps=[dg.AssetKey(["restricted", "stg_survey__responses"])],
+    group_name="marts",
+    compute_kind="pandas",
+)
+def survey_waves(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    with duckdb.get_connection() as conn:
+        answers = conn.sql(
+            "select response_id, team, wave_quarter, item_no, score, scale_points from restricted.stg_survey__responses"
+        ).df()
+        scales = sorted(answers["scale_points"].unique())
+        if len(scales) > 1:
+            raise ValueError(f"survey answers on different scales {scales}: load one export scale at a time")
+        cells, waves = survey_wave_tables(answers, int(scales[0]) if scales else 7)
+        replace_table(conn, "marts", "fct_team_survey_waves", pl.from_pandas(cells))
+        replace_table(conn, "marts", "fct_survey_waves", pl.from_pandas(waves))
+    suppressed = int(cells["is_suppressed"].sum()) if len(cells) else 0
+    context.log.info(f"{len(cells)} team-waves ({suppressed} suppressed), {len(waves)} waves\n"
+                     + waves[["wave_quarter", "n_respondents", "cronbach_alpha", "icc1", "icc2"]].to_string(index=False))
+    yield dg.MaterializeResult(asset_key=["marts", "fct_team_survey_waves"],
+                               metadata={"rows": len(cells), "suppressed": suppressed})
+    yield dg.MaterializeResult(asset_key=["marts", "fct_survey_waves"], metadata={
+        "rows": len(waves), "table": dg.MetadataValue.md(waves.to_markdown(index=False)) if len(waves) else "",
+    })
+
 
 KPI_DEFINITIONS = {
     "log median TTR": "mean over team-months of log(median seconds to resolve), weighted by resolved incidents",

@@ -13,7 +13,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-_TABLE_REFERENCE = re.compile(r"\b(raw|staging|marts)\.(\w+)\b")
+_TABLE_REFERENCE = re.compile(r"\b(raw|restricted|staging|marts)\.(\w+)\b")
 
 
 def model_sql(path: Path) -> tuple[str, str]:
