@@ -11,6 +11,7 @@ from dagster_duckdb import DuckDBResource
 from assets.models.psychometrics import survey_wave_tables
 from assets.models.stats import (
     cluster_warning,
+    kpi_safety_effects,
     log_ttr_on_safety,
     standardise,
     team_bootstrap_correlation,
@@ -116,6 +117,51 @@ def safety_ttr_regression(
             "warnings": result.warnings,
         }
     )
+
+
+@dg.asset(
+    key=["models", "kpi_safety_effects"],
+    deps=[dg.AssetKey(["marts", "fct_incidents"]), dg.AssetKey(["marts", "mart_team_month"]),
+          dg.AssetKey(["marts", "fct_team_survey_waves"])],
+    group_name="models",
+    compute_kind="statsmodels",
+)
+def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """The results table: one row per KPI x construct (safety within team, safety between
+    teams; incident-level models use total safety) with estimate, 95% CI, p, Benjamini-Hochberg
+    q over the main rows, n teams, n periods, model and warnings. Safety is the lagged team
+    score in SDs of the published team-wave means. Main models (METRICS.md): MixedLM with a
+    team random intercept for team-month log median TTR/TTA (clustered OLS as cross-check and
+    as fallback when the team variance is zero), NegativeBinomial with headcount exposure for
+    incident counts, binomial GLMs for proactive share and (critical-role) voluntary
+    attrition, incident-level log-OLS for TTR and TTD; all adjust for log headcount and
+    cluster by team. Associations, not causes: safer teams may report more incidents and
+    near misses."""
+    with duckdb.get_connection() as conn:
+        months = conn.sql("select * from marts.mart_team_month where safety_lagged is not null").df()
+        reference = conn.sql("select safety_mean from marts.fct_team_survey_waves where not is_suppressed").df()
+        has_ttd = "ttd_seconds" in conn.sql("select * from marts.fct_incidents limit 0").columns
+        incidents = conn.sql(
+            f"""
+            select i.team, i.period_month, i.ttr_seconds, {"i.ttd_seconds," if has_ttd else ""}
+                m.headcount, m.safety_lagged
+            from marts.fct_incidents as i
+            inner join marts.mart_team_month as m using (team, period_month)
+            where not i.is_open and m.safety_lagged is not null
+            """
+        ).df()
+        months["safety_z"] = standardise(months["safety_lagged"], reference["safety_mean"])
+        incidents["safety_z"] = standardise(incidents["safety_lagged"], reference["safety_mean"])
+        table = kpi_safety_effects(months, incidents)
+        replace_table(conn, "models", "kpi_safety_effects", pl.from_pandas(table))
+    main = table[table["role"] == "main"]
+    flagged = main[main["q_value"] < 0.05]
+    context.log.info("\n" + main.drop(columns=["model", "role"]).to_string(index=False))
+    return dg.MaterializeResult(metadata={
+        "rows": len(table),
+        "significant_after_bh": len(flagged),
+        "table": dg.MetadataValue.md(main.drop(columns=["model", "role"]).to_markdown(index=False)),
+    })
 
 
 @dg.asset(
