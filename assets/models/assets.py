@@ -47,8 +47,9 @@ def survey_waves(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         if len(scales) > 1:
             raise ValueError(f"survey answers on different scales {scales}: load one export scale at a time")
         cells, waves = survey_wave_tables(answers, int(scales[0]) if scales else 7)
-        replace_table(conn, "marts", "fct_team_survey_waves", pl.from_pandas(cells))
-        replace_table(conn, "marts", "fct_survey_waves", pl.from_pandas(waves))
+        as_dates = pl.col("wave_quarter").cast(pl.Date)
+        replace_table(conn, "marts", "fct_team_survey_waves", pl.from_pandas(cells).with_columns(as_dates))
+        replace_table(conn, "marts", "fct_survey_waves", pl.from_pandas(waves).with_columns(as_dates))
     suppressed = int(cells["is_suppressed"].sum()) if len(cells) else 0
     context.log.info(f"{len(cells)} team-waves ({suppressed} suppressed), {len(waves)} waves\n"
                      + waves[["wave_quarter", "n_respondents", "cronbach_alpha", "icc1", "icc2"]].to_string(index=False))

@@ -11,7 +11,7 @@ import pandas as pd
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from statsmodels.stats.multitest import multipletests
-from statsmodels.tools.sm_exceptions import ConvergenceWarning, HessianInversionWarning
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, HessianInversionWarning, PerfectSeparationWarning
 
 # Below this many clusters, cluster-robust standard errors are known to be too small. Every
 # team-clustered interval and p-value uses t with (teams - 1) degrees of freedom.
@@ -199,10 +199,14 @@ def binomial_within_between(months: pd.DataFrame, successes: str, trials: str) -
     model = f"Binomial GLM [{successes}, {trials} - {successes}] ~ {MUNDLAK_FORMULA}, team-clustered"
     if (failed := _too_few_teams(data, model)) is not None:
         return failed
-    fit = smf.glm(f"{successes} + failures ~ {MUNDLAK_FORMULA}", data=data, family=sm.families.Binomial()).fit(
-        cov_type="cluster", cov_kwds={"groups": pd.factorize(data["team"])[0]}, use_t=True
-    )
-    return [_estimate(fit, term, data, model) for term in CONSTRUCTS]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PerfectSeparationWarning)
+        fit = smf.glm(f"{successes} + failures ~ {MUNDLAK_FORMULA}", data=data, family=sm.families.Binomial()).fit(
+            cov_type="cluster", cov_kwds={"groups": pd.factorize(data["team"])[0]}, use_t=True
+        )
+    separated = any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
+    note = "perfect separation (too few events): the estimate is not identified" if separated else ""
+    return [_estimate(fit, term, data, model, note) for term in CONSTRUCTS]
 
 
 def disagreement(main: Estimate, check: Estimate) -> str:
