@@ -5,11 +5,13 @@ import io
 import json
 from datetime import UTC, datetime
 
+import polars as pl
 import pytest
 
 from assets.landing.exports import detect_encoding, read_export
 from assets.landing.hr import parse_headcount, parse_terminations
 from assets.landing.survey import EDMONDSON_ITEMS, parse_survey
+from assets.warehouse.raw_tables import replace_table
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 ITEMS = [text for text, _ in EDMONDSON_ITEMS]
@@ -154,3 +156,34 @@ def test_terminations_parse_flags_and_dates(tmp_path):
     checked = parse_terminations(read_export(write_csv(tmp_path / "t.csv", rows)), {"OU-1"}, NOW, hash_id)
     assert checked.accepted[0]["voluntary"] == "false" and checked.accepted[0]["critical_role"] == "true"
     assert checked.reasons() == {"bad date": 1}
+
+
+def test_attrition_divides_voluntary_leavers_by_the_months_average_headcount(warehouse):
+    warehouse.raw_rows("config__team_map", [{"team": "Payments", "source": "hr_org_unit", "identifier": "OU-1"}])
+    # 10 people open January, 8 open February (2 left in January, one of them voluntarily).
+    snapshots = [{"snapshot_date": "2024-01-01", "employee_id": f"E{e}", "org_unit": "OU-1", "role": "sre",
+                  "critical_role": str(e < 4).lower()} for e in range(10)]
+    snapshots += [{**s, "snapshot_date": "2024-02-01"} for s in snapshots[2:]]
+    warehouse.raw_rows("hr__headcount", snapshots)
+    warehouse.raw_rows("hr__terminations", [
+        {"employee_id": "E0", "org_unit": "OU-1", "role": "sre", "critical_role": "true",
+         "termination_date": "2024-01-20", "voluntary": "true"},
+        {"employee_id": "E1", "org_unit": "OU-1", "role": "sre", "critical_role": "true",
+         "termination_date": "2024-01-25", "voluntary": "false"},
+    ])
+    for table in ("jira__issues", "pagerduty__teams", "pagerduty__services", "pagerduty__incidents",
+                  "pagerduty__log_entries"):
+        warehouse.raw_json(table, [])
+    replace_table(warehouse.conn, "marts", "fct_team_survey_waves", pl.DataFrame(schema={
+        "team": pl.String, "wave_quarter": pl.Date, "is_suppressed": pl.Boolean, "n_respondents": pl.Int64,
+        "safety_mean": pl.Float64}))
+    warehouse.build(
+        "staging.stg_config__team_map", "staging.stg_pagerduty__teams", "staging.stg_pagerduty__services",
+        "staging.stg_pagerduty__incidents", "staging.stg_pagerduty__log_entries", "staging.stg_jira__issues",
+        "staging.stg_hr__headcount", "staging.stg_hr__terminations", "marts.fct_incidents", "marts.mart_team_month",
+    )
+    january, february = warehouse.rows("select * from marts.mart_team_month order by period_month")
+    assert (january["headcount"], january["avg_headcount"], january["voluntary_leavers"]) == (10, 9.0, 1)
+    assert january["voluntary_attrition_rate"] == pytest.approx(1 / 9)
+    assert (january["avg_critical_headcount"], january["critical_attrition_rate"]) == (3.0, pytest.approx(1 / 3))
+    assert february["avg_headcount"] == 8.0 and february["voluntary_attrition_rate"] == 0
