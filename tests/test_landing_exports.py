@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import polars as pl
@@ -12,6 +13,8 @@ from assets.landing.exports import detect_encoding, read_export
 from assets.landing.hr import parse_headcount, parse_terminations
 from assets.landing.survey import EDMONDSON_ITEMS, parse_survey
 from assets.warehouse.raw_tables import replace_table
+from pipelines.synthetic.model import GroundTruth
+from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 ITEMS = [text for text, _ in EDMONDSON_ITEMS]
@@ -187,3 +190,14 @@ def test_attrition_divides_voluntary_leavers_by_the_months_average_headcount(war
     assert january["voluntary_attrition_rate"] == pytest.approx(1 / 9)
     assert (january["avg_critical_headcount"], january["critical_attrition_rate"]) == (3.0, pytest.approx(1 / 3))
     assert february["avg_headcount"] == 8.0 and february["voluntary_attrition_rate"] == 0
+
+
+def test_a_generated_five_point_export_loads_clean_and_a_seven_point_setting_warns(tmp_path):
+    org = generate(OrgSpec(seed=4, n_teams=4, n_months=6), replace(GroundTruth(), survey_scale_points=5))
+    path = write_landing(org, tmp_path)["survey"]
+    groups = {t.name for t in org.teams}
+    five = parse_survey(read_export(path), 5, groups, NOW)
+    assert not five.checked.quarantined and five.responses == len(org.survey_rows)
+    assert {r["answer"] for r in five.checked.accepted} <= {1, 2, 3, 4, 5}
+    assert five.partial_responses > 0 and not five.warnings
+    assert "5-point" in parse_survey(read_export(path), 7, groups, NOW).warnings[0]
