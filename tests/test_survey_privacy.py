@@ -7,8 +7,10 @@ import csv
 
 import duckdb
 import pytest
+from dagster_duckdb import DuckDBResource
 
 from assets.landing.survey import EDMONDSON_ITEMS
+from assets.models.assets import anonymity_holds
 from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
@@ -57,7 +59,9 @@ def test_respondent_rows_live_only_in_the_restricted_schema(nightly):
 
 
 def test_no_published_cell_has_fewer_than_five_respondents(nightly):
-    _, _, conn = nightly
+    _, result, conn = nightly
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "anonymity_holds"]
+    assert check.passed and check.metadata["respondent_columns_outside_restricted"].value == []
     assert conn.sql("select min(n_respondents) from marts.fct_team_survey_waves").fetchone()[0] >= 5
     assert conn.sql("select count(*) from marts.fct_team_survey_waves where is_suppressed "
                     "and (n_respondents is not null or safety_mean is not null or rwg_j is not null)").fetchone()[0] == 0
@@ -134,3 +138,21 @@ def test_results_table_reports_every_kpi_and_warns_about_twelve_teams(nightly):
                                          "voluntary attrition", "critical-role voluntary attrition",
                                          "log TTR (incident level)"}
     assert all("teams" in warnings and "unreliable" in warnings for *_, warnings in rows), rows
+
+
+def test_the_anonymity_check_fails_on_a_leaky_warehouse(tmp_path):
+    path = tmp_path / "leaky.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("create schema marts; create schema staging")
+        conn.execute("""create table marts.fct_team_survey_waves as select * from (values
+            ('A', date '2024-01-01', false, 3, 4.2, 0.5, 0.9),
+            ('B', date '2024-01-01', true, null, null, null, null),
+            ('C', date '2024-01-01', false, 9, 4.0, 0.4, 0.8))
+            t(team, wave_quarter, is_suppressed, n_respondents, safety_mean, safety_sd, rwg_j)""")
+        conn.execute("create table staging.answers as select 'R1' as response_id, 5 as answer")
+    result = anonymity_holds(duckdb=DuckDBResource(database=str(path)))
+    assert not result.passed
+    assert result.metadata["published_under_5"].value == 1
+    assert result.metadata["waves_with_one_suppressed_cell"].value == 1
+    assert sorted(result.metadata["respondent_columns_outside_restricted"].value) == [
+        "staging.answers.answer", "staging.answers.response_id"]

@@ -60,6 +60,34 @@ def survey_waves(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     })
 
 
+# Columns that only respondent-level tables have; none may appear outside `restricted`.
+RESPONDENT_COLUMNS = ("response_id", "submitted_at", "item_no", "answer")
+
+
+@dg.asset_check(asset=dg.AssetKey(["marts", "fct_team_survey_waves"]), name="anonymity_holds", blocking=True,
+                description="Fails if a published team-wave has fewer than 5 respondents, a suppressed one shows "
+                "any figure, a wave's suppressed cells are a single cell or under 5 people, or a table outside "
+                "the restricted schema has respondent-level columns.")
+def anonymity_holds(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as conn:
+        small = conn.sql("select count(*) from marts.fct_team_survey_waves where not is_suppressed and "
+                         "n_respondents < 5").fetchone()[0]
+        shown = conn.sql("select count(*) from marts.fct_team_survey_waves where is_suppressed and "
+                         "coalesce(n_respondents, safety_mean, safety_sd, rwg_j) is not null").fetchone()[0]
+        lone = conn.sql("select count(*) from (select wave_quarter from marts.fct_team_survey_waves "
+                        "group by all having count(*) filter (where is_suppressed) = 1)").fetchone()[0]
+        leaks = conn.execute(
+            "select table_schema || '.' || table_name || '.' || column_name from information_schema.columns "
+            f"where table_schema <> 'restricted' and column_name in ({', '.join('?' * len(RESPONDENT_COLUMNS))})",
+            list(RESPONDENT_COLUMNS),
+        ).fetchall()
+    return dg.AssetCheckResult(
+        passed=not (small or shown or lone or leaks),
+        metadata={"published_under_5": small, "suppressed_with_figures": shown, "waves_with_one_suppressed_cell": lone,
+                  "respondent_columns_outside_restricted": dg.MetadataValue.json([c for (c,) in leaks])},
+    )
+
+
 KPI_DEFINITIONS = {
     "log median TTR": "mean over team-months of log(median seconds to resolve), weighted by resolved incidents",
     "log median TTA": "mean over team-months of log(median seconds to acknowledge), weighted by acknowledged incidents",
