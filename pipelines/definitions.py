@@ -28,6 +28,7 @@ def defs() -> dg.Definitions:
             *dg.load_assets_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets, report_assets]),
             *sql_model_assets(),
         ],
+        asset_checks=dg.load_asset_checks_from_modules([landing_assets, model_assets]),
         jobs=[nightly_job],
         resources={
             "pagerduty": PagerDutyResource(

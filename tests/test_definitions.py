@@ -16,7 +16,7 @@ def test_definitions_load_with_the_whole_asset_graph():
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {
         "raw/pagerduty__incidents", "raw/pagerduty__log_entries", "raw/jira__issues",
-        "raw/survey__responses", "raw/hr__headcount", "raw/hr__terminations",
+        "restricted/survey__responses", "raw/hr__headcount", "raw/hr__terminations",
         "marts/mart_team_month", "models/safety_ttr_regression", "models/kpi_correlations",
     } <= keys
     nightly = definitions.resolve_job_def("nightly")
@@ -28,7 +28,7 @@ def test_definitions_load_with_the_whole_asset_graph():
 
     # The regression's lineage reaches back to every source it combines.
     assert {
-        "raw/pagerduty__log_entries", "raw/pagerduty__services", "raw/survey__responses",
+        "raw/pagerduty__log_entries", "raw/pagerduty__services", "restricted/survey__responses",
         "raw/hr__headcount", "raw/config__team_map",
     } <= ancestors(dg.AssetKey(["models", "safety_ttr_regression"]))
 

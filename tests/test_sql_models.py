@@ -2,7 +2,10 @@
 
 from datetime import date
 
+import polars as pl
 import pytest
+
+from assets.warehouse.raw_tables import replace_table
 
 TEAM_MAP = [
     {"team": team, "source": source, "identifier": identifier}
@@ -131,41 +134,16 @@ def test_jira_issues_are_classified_by_type_and_label(warehouse):
     assert created.hour == 10  # +0200 normalised to UTC
 
 
-def test_survey_items_are_matched_by_text_and_reverse_scored(warehouse):
-    # Columns deliberately out of the questionnaire's order, with stray case and spacing.
-    warehouse.raw_rows("survey__responses", [{
-        "It is safe to take a risk on this team": "6",
-        "response_id": "R1",
-        "IF YOU MAKE A MISTAKE ON THIS TEAM,  it is often held against you": "2",
-        "team": "Payments",
-        "submitted_at": "2024-02-10 09:00:00",
-        "It is difficult to ask other members of this team for help": "",
-        "Members of this team are able to bring up problems and tough issues": "7",
-    }])
-    warehouse.build("staging.stg_survey__responses")
-    scores = {r["item_no"]: (r["answer"], r["score"]) for r in warehouse.rows("select * from staging.stg_survey__responses")}
-    assert scores == {1: (2, 6), 2: (7, 7), 4: (6, 6)}  # blank answer left out, item 1 reversed
-    wave = warehouse.rows("select distinct wave_quarter from staging.stg_survey__responses")
-    assert wave == [{"wave_quarter": date(2024, 1, 1)}]
-
-
 def test_team_month_uses_the_previous_quarters_wave_and_suppresses_small_cells(warehouse):
     warehouse.raw_rows("config__team_map", TEAM_MAP)
     warehouse.raw_json("pagerduty__teams", [{"id": "PT1", "name": "Payments"}])
-    responses = []
-    # Payments: wave Q1 with 5 respondents all scoring 5; wave Q2 with only 4 respondents.
-    for quarter_month, n, answer in ((2, 5, "5"), (5, 4, "2")):
-        for person in range(n):
-            row = {"response_id": f"R{quarter_month}{person}", "team": "Payments",
-                   "submitted_at": f"2024-{quarter_month:02d}-10 09:00:00"}
-            for text in ("It is safe to take a risk on this team",
-                         "Members of this team are able to bring up problems and tough issues",
-                         "No one on this team would deliberately act in a way that undermines my efforts",
-                         "Working with members of this team, my unique skills and talents are valued and utilized",
-                         "It is difficult to ask other members of this team for help"):
-                row[text] = answer if "difficult" not in text else str(8 - int(answer))
-            responses.append(row)
-    warehouse.raw_rows("survey__responses", responses)
+    # Payments: wave Q1 reportable with mean 5; wave Q2 suppressed (built by the survey asset).
+    replace_table(warehouse.conn, "marts", "fct_team_survey_waves", pl.DataFrame([
+        {"team": "Payments", "wave_quarter": date(2024, 1, 1), "is_suppressed": False, "n_respondents": 5,
+         "safety_mean": 5.0},
+        {"team": "Payments", "wave_quarter": date(2024, 4, 1), "is_suppressed": True, "n_respondents": None,
+         "safety_mean": None},
+    ]))
     warehouse.raw_rows("hr__headcount", [
         {"snapshot_date": f"2024-{m:02d}-01", "employee_id": f"E{e}", "org_unit": "OU-1",
          "role": "engineer", "critical_role": str(e == 0).lower()}
@@ -182,17 +160,14 @@ def test_team_month_uses_the_previous_quarters_wave_and_suppresses_small_cells(w
     warehouse.build(
         "staging.stg_config__team_map", "staging.stg_pagerduty__teams", "staging.stg_pagerduty__services",
         "staging.stg_pagerduty__incidents", "staging.stg_pagerduty__log_entries", "staging.stg_jira__issues",
-        "staging.stg_survey__responses", "staging.stg_hr__headcount", "staging.stg_hr__terminations",
-        "marts.dim_teams", "marts.fct_incidents", "marts.fct_team_survey_waves", "marts.mart_team_month",
+        "staging.stg_hr__headcount", "staging.stg_hr__terminations",
+        "marts.dim_teams", "marts.fct_incidents", "marts.mart_team_month",
     )
-    waves = warehouse.rows("select * from marts.fct_team_survey_waves order by wave_quarter")
-    assert [(w["n_respondents"], w["is_suppressed"], w["safety_mean"]) for w in waves] == [
-        (5, False, 5.0), (4, True, None)
-    ]
     months = {r["period_month"].month: r for r in warehouse.rows("select * from marts.mart_team_month")}
     assert months[3]["safety_lagged"] is None  # no wave before Q1
     assert months[4]["safety_lagged"] == 5.0  # Q1 wave describes Q2
     assert months[8]["safety_lagged"] == 5.0  # Q2 wave suppressed: Q1 carried forward
+    # E0 leaves in April but stays in the fixture's snapshots: average headcount 4, critical 1.
     assert months[4]["voluntary_leavers"] == 1 and months[4]["voluntary_attrition_rate"] == 0.25
     assert months[4]["critical_attrition_rate"] == 1.0
     assert set(months) == set(range(1, 10))

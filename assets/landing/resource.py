@@ -10,10 +10,14 @@ import dagster as dg
 
 class LandingFolderResource(dg.ConfigurableResource):
     """A folder of export files. ``hr_id_salt`` keys the hash that replaces employee ids
-    before they reach the warehouse; keep it secret and stable across runs."""
+    before they reach the warehouse; keep it secret and stable across runs.
+    ``survey_scale_points`` is the survey export's Likert K (5 or 7); ``export_encoding`` is
+    ``auto`` (BOM, UTF-16 and Windows-1252 detected) or a fixed codec for every export."""
 
     path: str
     hr_id_salt: str
+    survey_scale_points: int = 7
+    export_encoding: str = "auto"
 
     def file(self, name: str) -> Path:
         path = Path(self.path) / name

@@ -22,7 +22,7 @@ from dagster_duckdb import DuckDBResource
 from assets.warehouse.partitions import monthly_partitions
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-_TABLE_REFERENCE = re.compile(r"\b(raw|staging|marts)\.(\w+)\b")
+_TABLE_REFERENCE = re.compile(r"\b(raw|restricted|staging|marts)\.(\w+)\b")
 _PARTITIONED_BY = re.compile(r"^Partitioned by month on (\w+)\.$", re.MULTILINE)
 
 

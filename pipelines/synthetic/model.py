@@ -44,6 +44,10 @@ class GroundTruth:
     respondent_sd: float = 0.45
     item_sd: float = 0.70
     response_rate: float = 0.85
+    # Survey export: Likert points K (5 or 7) and the chance a respondent skips an item
+    # (partial answers; a response with fewer than 5 of 7 items is not scored).
+    survey_scale_points: int = 7
+    item_skip_rate: float = 0.03
 
 
 @dataclass

@@ -6,29 +6,16 @@ from datetime import timedelta
 
 import numpy as np
 
+from assets.landing.survey import EDMONDSON_ITEMS
 from pipelines.synthetic.model import add_months
 
 # Edmondson (1999) team psychological safety items; the three marked True are reverse-scored.
-SURVEY_ITEMS: tuple[tuple[str, bool], ...] = (
-    ("If you make a mistake on this team, it is often held against you", True),
-    ("Members of this team are able to bring up problems and tough issues", False),
-    ("People on this team sometimes reject others for being different", True),
-    ("It is safe to take a risk on this team", False),
-    ("It is difficult to ask other members of this team for help", True),
-    (
-        "No one on this team would deliberately act in a way that undermines my efforts",
-        False,
-    ),
-    (
-        "Working with members of this team, my unique skills and talents are valued and utilized",
-        False,
-    ),
-)
+SURVEY_ITEMS = EDMONDSON_ITEMS
 
 
 def generate_survey(rng, spec, truth, teams, quarter_safety, n_quarters) -> list[dict]:
     rows: list[dict] = []
-    k = 7
+    k = truth.survey_scale_points
     for q in range(n_quarters):
         wave_day = add_months(spec.start, 3 * q) + timedelta(days=14)
         if wave_day >= add_months(spec.start, spec.n_months):
@@ -44,9 +31,11 @@ def generate_survey(rng, spec, truth, teams, quarter_safety, n_quarters) -> list
                     "team": t.name,
                 }
                 for text, reverse in SURVEY_ITEMS:
+                    # Agreement on the 7-point scale, stretched onto 1..k.
                     agreement = 4.6 + 0.8 * latent + rng.normal(0, truth.item_sd)
-                    answer = int(np.clip(round(agreement), 1, k))
-                    row[text] = k + 1 - answer if reverse else answer
+                    answer = int(np.clip(round(1 + (agreement - 1) * (k - 1) / 6), 1, k))
+                    skipped = rng.random() < truth.item_skip_rate
+                    row[text] = "" if skipped else (k + 1 - answer if reverse else answer)
                 rows.append(row)
     return rows
 

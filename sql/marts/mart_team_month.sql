@@ -3,6 +3,8 @@
 -- Safety timing (METRICS.md): the latest reportable wave from an earlier quarter, so the wave
 -- of quarter q describes the months of quarter q+1 and is carried forward until the next.
 -- Each headline KPI comes with its n; a mean is never shown without its median.
+-- Attrition rate = voluntary leavers / average headcount of the month (also for critical roles);
+-- headcount is the opening snapshot, the binomial models' number at risk.
 -- Partitioned by month on period_month.
 with spine as (
     select distinct
@@ -23,6 +25,21 @@ headcount as (
     inner join staging.stg_config__team_map as teams
         on teams.source = 'hr_org_unit' and teams.identifier = org_unit
     group by all
+),
+
+-- Average headcount over the month: the mean of its opening snapshot and the next month's
+-- (the month's closing headcount); the last month has only its opening snapshot.
+average_headcount as (
+    select
+        team,
+        period_month,
+        case when lead(period_month) over by_team = period_month + interval 1 month
+            then (headcount + lead(headcount) over by_team) / 2 else headcount end as avg_headcount,
+        case when lead(period_month) over by_team = period_month + interval 1 month
+            then (critical_headcount + lead(critical_headcount) over by_team) / 2 else critical_headcount
+        end as avg_critical_headcount
+    from headcount
+    window by_team as (partition by team order by period_month)
 ),
 
 leavers as (
@@ -88,8 +105,11 @@ select
     coalesce(headcount.critical_headcount, 0) as critical_headcount,
     coalesce(leavers.voluntary_leavers, 0) as voluntary_leavers,
     coalesce(leavers.critical_voluntary_leavers, 0) as critical_voluntary_leavers,
-    coalesce(leavers.voluntary_leavers, 0) / nullif(headcount.headcount, 0) as voluntary_attrition_rate,
-    coalesce(leavers.critical_voluntary_leavers, 0) / nullif(headcount.critical_headcount, 0) as critical_attrition_rate,
+    average_headcount.avg_headcount,
+    average_headcount.avg_critical_headcount,
+    coalesce(leavers.voluntary_leavers, 0) / nullif(average_headcount.avg_headcount, 0) as voluntary_attrition_rate,
+    coalesce(leavers.critical_voluntary_leavers, 0) / nullif(average_headcount.avg_critical_headcount, 0)
+        as critical_attrition_rate,
     coalesce(incidents.incidents, 0) as incidents,
     coalesce(incidents.n_ttr, 0) as n_ttr,
     incidents.ttr_median_seconds,
@@ -108,6 +128,7 @@ select
     waves.safety_mean as safety_lagged
 from team_months
 left join headcount using (team, period_month)
+left join average_headcount using (team, period_month)
 left join leavers using (team, period_month)
 left join incidents using (team, period_month)
 left join tickets using (team, period_month)

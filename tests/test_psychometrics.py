@@ -1,0 +1,115 @@
+"""Survey psychometrics against published and hand-computed answers, and the anonymity rule."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from assets.models.psychometrics import (
+    cronbach_alpha,
+    group_reliability,
+    icc_from_f,
+    rwg_j,
+    suppressed_cells,
+    survey_wave_tables,
+)
+
+
+def test_edmondson_1999_icc_from_the_published_f():
+    # F(50, 427) = 6.98: 51 teams and 478 respondents, so the design's group size k = 478 / 51.
+    icc1, icc2 = icc_from_f(6.98, (427 + 51) / 51)
+    assert round(icc1, 2) == 0.39
+    assert round(icc2, 2) == 0.86
+
+
+def test_cronbach_alpha_hand_computed():
+    items = np.array([[1, 2, 2], [2, 2, 3], [3, 4, 4], [4, 4, 5]])
+    # Item variances 5/3, 4/3, 5/3 (sum 14/3); sum scores 5, 7, 11, 13 have variance 40/3.
+    # alpha = 3/2 * (1 - (14/3) / (40/3)) = 1.5 * 0.65
+    assert cronbach_alpha(items) == pytest.approx(0.975)
+    with pytest.raises(ValueError, match="complete"):
+        cronbach_alpha(np.array([[1, np.nan], [2, 3]]))
+
+
+def test_rwg_j_hand_computed_on_a_five_point_scale():
+    # Item variances 1 and 0 (mean 0.5) against sigma2_EU = (25 - 1)/12 = 2: ratio 0.25;
+    # rwg(2) = 2 * 0.75 / (2 * 0.75 + 0.25) = 6/7.
+    team = np.array([[3, 4], [4, 4], [5, 4]])
+    assert rwg_j(team, scale_points=5) == pytest.approx(6 / 7)
+    # Skipped answers use each item's own answers; perfect agreement is 1.
+    assert rwg_j(np.array([[4, 4], [4, np.nan], [4, 4]]), scale_points=7) == pytest.approx(1.0)
+    # More spread than the uniform null: no agreement, reported as 0, not a negative index.
+    assert rwg_j(np.array([[1, 1], [5, 5], [1, 1], [5, 5]]), scale_points=5) == 0.0
+
+
+def test_icc_from_a_hand_computed_anova():
+    # Teams A = [1, 2, 3], B = [4, 5, 6]: MSB = 3 * (1.5^2 + 1.5^2) = 13.5, MSW = 4/4 = 1, k = 3.
+    result = group_reliability(pd.Series([1, 2, 3, 4, 5, 6]), pd.Series(list("AAABBB")))
+    assert result["f"] == pytest.approx(13.5)
+    assert result["k"] == pytest.approx(3.0)
+    assert result["icc1"] == pytest.approx(12.5 / 15.5)
+    assert result["icc2"] == pytest.approx(1 - 1 / 13.5)
+
+
+def test_unequal_team_sizes_use_the_adjusted_group_size():
+    result = group_reliability(pd.Series([1, 2, 3, 4, 5, 6, 7]), pd.Series(list("AABBBBB")))
+    assert result["k"] == pytest.approx((7 - (4 + 25) / 7) / 1)
+
+
+@pytest.mark.parametrize(
+    "sizes, hidden",
+    [
+        ({"A": 3, "B": 10, "C": 7, "D": 20}, {"A", "C"}),  # one small cell: the next smallest goes too
+        ({"A": 1, "B": 2, "C": 9}, {"A", "B", "C"}),  # two small cells still pool fewer than 5 people
+        ({"A": 2, "B": 2, "C": 2, "D": 8}, {"A", "B", "C"}),  # three small cells pool 6: enough
+        ({"A": 5, "B": 6}, set()),
+    ],
+)
+def test_suppression_adds_the_next_smallest_sibling(sizes, hidden):
+    reasons = suppressed_cells(pd.Series(sizes))
+    assert set(reasons) == hidden
+    assert all(("fewer than 5" in reasons[c]) == (sizes[c] < 5) for c in reasons)
+
+
+def _answers(team_sizes: dict[str, int], wave="2024-01-01", seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t, (team, size) in enumerate(team_sizes.items()):
+        for person in range(size):
+            for item in range(1, 8):
+                rows.append({"response_id": f"{wave}-{team}-{person}", "team": team,
+                             "wave_quarter": pd.Timestamp(wave), "item_no": item,
+                             "score": int(np.clip(2 + t + rng.integers(-1, 2), 1, 7))})
+    return pd.DataFrame(rows)
+
+
+def test_subtraction_attack_cannot_recover_a_suppressed_cell():
+    answers = _answers({"Small": 3, "Mid": 7, "Big": 10, "Huge": 20})
+    cells, waves = survey_wave_tables(answers, scale_points=7)
+    published = cells[~cells["is_suppressed"]]
+    assert set(cells.loc[cells["is_suppressed"], "team"]) == {"Small", "Mid"}
+    assert cells.loc[cells["is_suppressed"], ["n_respondents", "safety_mean", "safety_sd", "rwg_j"]].isna().all().all()
+    wave = waves.iloc[0]
+    # The attacker subtracts every published cell from every published wave total.
+    residual_n = wave["n_respondents"] - published["n_respondents"].sum()
+    residual_mean = (wave["n_respondents"] * wave["safety_mean"]
+                     - (published["n_respondents"] * published["safety_mean"]).sum()) / residual_n
+    persons = answers.groupby(["response_id", "team"])["score"].mean().reset_index()
+    small = persons[persons["team"] == "Small"]["score"]
+    assert residual_n == 10 != len(small)  # only the pooled Small + Mid is revealed
+    assert residual_mean != pytest.approx(small.mean())
+    assert wave["n_respondents_published"] == published["n_respondents"].sum()
+    # Alpha and ICC are computed over the published cells only.
+    assert wave["anova_df_between"] == 1
+
+
+def test_a_wave_too_small_overall_hides_its_total_too():
+    cells, waves = survey_wave_tables(_answers({"A": 2, "B": 2}), scale_points=7)
+    assert cells["is_suppressed"].all()
+    assert pd.isna(waves.iloc[0]["n_respondents"]) and pd.isna(waves.iloc[0]["safety_mean"])
+
+
+def test_respondents_with_fewer_than_five_items_are_not_scored():
+    answers = _answers({"A": 6})
+    partial = answers[~((answers["response_id"].str.endswith("-0")) & (answers["item_no"] > 4))]
+    cells, _ = survey_wave_tables(partial, scale_points=7)
+    assert cells.iloc[0]["n_respondents"] == 5
