@@ -10,6 +10,7 @@ from assets.landing.resource import LandingFolderResource
 from assets.models import assets as model_assets
 from assets.pagerduty import assets as pagerduty_assets
 from assets.pagerduty.resource import PagerDutyResource
+from assets.quality.checks import gx_asset_checks
 from assets.warehouse.sql_models import sql_model_assets
 
 # DuckDB allows one writing process per database file, so the nightly job runs its steps in
@@ -26,6 +27,7 @@ def defs() -> dg.Definitions:
             *dg.load_assets_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets]),
             *sql_model_assets(),
         ],
+        asset_checks=gx_asset_checks(),
         jobs=[nightly_job],
         resources={
             "pagerduty": PagerDutyResource(
