@@ -112,6 +112,7 @@ def describe(suite: Suite) -> str:
 
 
 def _unreadable(suite: Suite, present: set[str], missing: list[str]) -> dg.AssetCheckResult:
+    metadata: dict[str, dg.RawMetadataValue] = {"table": suite.table}
     if not present:
         problem = f"table {suite.table} does not exist; materialize it first"
     else:
@@ -119,11 +120,9 @@ def _unreadable(suite: Suite, present: set[str], missing: list[str]) -> dg.Asset
             f"{suite.table} has no column(s) {', '.join(missing)}; if a model renamed them, "
             "update the suite in assets/quality/suites.py"
         )
+        metadata["missing_columns"] = missing
     return dg.AssetCheckResult(
-        passed=False,
-        severity=suite.severity,
-        description=problem,
-        metadata={"table": suite.table, "missing_columns": missing, "problem": problem},
+        passed=False, severity=suite.severity, description=problem, metadata={**metadata, "problem": problem}
     )
 
 

@@ -1,0 +1,197 @@
+"""Great Expectations asset checks: real GX validations on frames and on a real nightly run.
+
+The pipeline tests run the nightly job twice on a small synthetic organisation: once clean,
+once after the HR export repeats a voluntary leaver more times than the team has people,
+so the monthly attrition rate in `marts.mart_team_month` exceeds 1.
+"""
+
+import csv
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from assets.quality.checks import gx_asset_checks, validate
+from assets.quality.suites import SUITES, Suite
+from pipelines.definitions import defs
+from pipelines.demo import history_run_config, sandbox_resources, start_sandbox
+from pipelines.synthetic.org import OrgSpec, generate, write_landing
+
+MODEL_INPUTS = {"marts.fct_incidents", "marts.mart_team_month", "marts.fct_team_survey_waves"}
+
+
+def suite_for(table: str, name: str = "great_expectations") -> Suite:
+    return next(s for s in SUITES if s.table == table and s.name == name)
+
+
+def failures_by_column(result: dg.AssetCheckResult | dg.AssetCheckEvaluation) -> dict[str, dict]:
+    return {f["columns"]: f for f in result.metadata["failures_json"].data}
+
+
+def test_model_inputs_block_and_fail_with_error_severity_the_rest_warn():
+    blocking = {s.table for s in SUITES if s.blocking}
+    assert blocking == MODEL_INPUTS
+    assert all(s.severity == dg.AssetCheckSeverity.ERROR for s in SUITES if s.blocking)
+    assert all(s.severity == dg.AssetCheckSeverity.WARN for s in SUITES if not s.blocking)
+    specs = [spec for check in gx_asset_checks() for spec in check.check_specs]
+    assert len({spec.key for spec in specs}) == len(SUITES), "check names must be unique per table"
+    assert {spec.asset_key.to_user_string() for spec in specs if spec.blocking} == {
+        table.replace(".", "/") for table in MODEL_INPUTS
+    }
+
+
+def test_incident_suite_reports_negative_durations_and_acknowledgements_after_resolution():
+    suite = suite_for("marts.fct_incidents")
+    t0 = pd.Timestamp("2024-03-01 10:00", tz="UTC")
+    frame = pd.DataFrame({
+        "incident_id": ["P1", "P2", "P3"],
+        "triggered_at": [t0, t0, t0],
+        "period_month": [t0.date()] * 3,
+        "is_open": [False, False, True],
+        "tta_seconds": [60.0, -600.0, None],
+        "ttr_seconds": [600.0, 300.0, None],
+        "reopen_count": [0, 0, 0],
+        "acknowledged_at": [t0 + pd.Timedelta(minutes=1), t0 + pd.Timedelta(minutes=9), pd.NaT],
+        "resolved_at": [t0 + pd.Timedelta(minutes=10), t0 + pd.Timedelta(minutes=5), pd.NaT],
+    })
+    result = validate(suite, frame)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert result.metadata["failed_expectations"].value == 2
+    failures = failures_by_column(result)
+    assert set(failures) == {"tta_seconds", "resolved_at, acknowledged_at"}
+    negative = failures["tta_seconds"]
+    assert negative["expectation"].startswith("expect_column_values_to_be_between(tta_seconds, min_value=0")
+    assert negative["unexpected_count"] == 1 and negative["unexpected_sample"] == [-600.0]
+    order = failures["resolved_at, acknowledged_at"]
+    assert order["unexpected_count"] == 1
+    assert order["unexpected_sample"] == [["2024-03-01T10:05:00", "2024-03-01T10:09:00"]]
+    table = result.metadata["failures"].value
+    assert "| expect_column_values_to_be_between(tta_seconds, min_value=0.0) | tta_seconds | 1 |" in table
+
+    clean = frame.drop(index=1)
+    assert validate(suite, clean).passed
+
+
+def test_survey_suite_rejects_a_suppressed_cell_that_shows_its_mean():
+    frame = pd.DataFrame({
+        "team": ["A", "B", "B"],
+        "wave_quarter": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-04-01"]),
+        "is_suppressed": [False, True, False],
+        "n_respondents": [6, 3, 7],
+        "safety_mean": [5.1, 4.2, 8.5],
+        "safety_sd": [0.4, None, 0.6],
+    })
+    result = validate(suite_for("marts.fct_team_survey_waves"), frame)
+    assert not result.passed
+    failed = [f["expectation"] for f in result.metadata["failures_json"].data]
+    assert sorted(failed) == [
+        "expect_column_values_to_be_between(safety_mean, min_value=1.0, max_value=7.0)",
+        "expect_column_values_to_be_null(safety_mean, where is_suppressed == True)",
+    ]
+
+
+def test_a_renamed_column_fails_the_check_naming_it(tmp_path):
+    database = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(database)) as conn:
+        conn.execute("create schema marts")
+        conn.execute("create table marts.dim_teams as select 'Payments' as team_name")
+    (check,) = gx_asset_checks([suite_for("marts.dim_teams")])
+    result = check(duckdb=DuckDBResource(database=str(database)))
+    assert not result.passed
+    assert result.metadata["missing_columns"].data == ["team"]
+    assert "assets/quality/suites.py" in result.description
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    org = generate(OrgSpec(seed=11, n_teams=5, n_months=6))
+    workdir = tmp_path_factory.mktemp("quality")
+    landing, warehouse = workdir / "landing", workdir / "warehouse.duckdb"
+    write_landing(org, landing)
+    job = defs().resolve_job_def("nightly")
+    with start_sandbox(org) as sandbox:
+        def run():
+            return job.execute_in_process(
+                run_config=history_run_config(org),
+                resources=sandbox_resources(sandbox, warehouse, landing),
+                raise_on_error=False,
+            )
+
+        clean = run()
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            columns = conn.sql(
+                "select table_schema || '.' || table_name, list(column_name) from information_schema.columns group by all"
+            ).fetchall()
+        repeated_leaver = repeat_a_leaver_beyond_headcount(landing)
+        corrupted = run()
+    return clean, {table: set(names) for table, names in columns}, corrupted, repeated_leaver
+
+
+def repeat_a_leaver_beyond_headcount(landing) -> dict:
+    """Append copies of one voluntary leaver, one more than their team's headcount that month."""
+    with open(landing / "hr_terminations.csv", newline="") as fh:
+        leavers = list(csv.DictReader(fh))
+    with open(landing / "hr_headcount.csv", newline="") as fh:
+        snapshots = list(csv.DictReader(fh))
+    leaver = {**leavers[0], "voluntary": "True"}
+    month = leaver["termination_date"][:7]
+    headcount = sum(s["org_unit"] == leaver["org_unit"] and s["snapshot_date"][:7] == month for s in snapshots)
+    with open(landing / "hr_terminations.csv", "a", newline="") as fh:
+        csv.DictWriter(fh, fieldnames=list(leaver)).writerows([leaver] * (headcount + 1))
+    return {**leaver, "headcount": headcount}
+
+
+def evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {f"{e.asset_key.to_user_string().replace('/', '.')}:{e.check_name}": e
+            for e in result.get_asset_check_evaluations()}
+
+
+def materialized(result) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def started_steps(result) -> set[str]:
+    return {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
+
+
+def test_nightly_runs_every_check_and_all_pass_on_clean_data(runs):
+    clean, *_ = runs
+    assert clean.success
+    expected = {f"{s.table}:{s.name}" for s in SUITES}
+    outcomes = evaluations(clean)
+    assert set(outcomes) == expected
+    failed = {key: e.metadata.get("failures") for key, e in outcomes.items() if not e.passed}
+    assert failed == {}
+    assert {"models/safety_ttr_regression", "models/kpi_correlations"} <= materialized(clean)
+
+
+def test_every_column_a_suite_names_exists_in_the_table_the_pipeline_builds(runs):
+    _, columns, *_ = runs
+    for suite in SUITES:
+        assert suite.table in columns, f"{suite.table}: no such table"
+        missing = set(suite.columns) - columns[suite.table]
+        assert not missing, f"{suite.table}:{suite.name} names missing columns {sorted(missing)}"
+
+
+def test_a_bad_load_fails_the_blocking_mart_check_and_stops_the_models(runs):
+    clean, _, corrupted, leaver = runs
+    assert not corrupted.success
+    outcomes = evaluations(corrupted)
+    mart = outcomes["marts.mart_team_month:great_expectations"]
+    assert not mart.passed and mart.severity == dg.AssetCheckSeverity.ERROR
+    rate = failures_by_column(mart)["voluntary_attrition_rate"]
+    assert rate["expectation"].startswith("expect_column_values_to_be_between(voluntary_attrition_rate")
+    assert rate["unexpected_count"] == 1
+    assert rate["unexpected_sample"][0] > (leaver["headcount"] + 1) / leaver["headcount"] - 1e-9
+    assert "voluntary_attrition_rate" in mart.metadata["failures"].value
+
+    # The repeated rows also fail the (non-blocking) raw and staging keys, as warnings.
+    for key in ("raw.hr__terminations:great_expectations", "staging.stg_hr__terminations:great_expectations"):
+        assert not outcomes[key].passed and outcomes[key].severity == dg.AssetCheckSeverity.WARN, key
+
+    assert "marts/mart_team_month" in materialized(corrupted)
+    assert not {"models/safety_ttr_regression", "models/kpi_correlations"} & materialized(corrupted)
+    model_steps = {"models__safety_ttr_regression", "models__kpi_correlations"}
+    assert model_steps <= started_steps(clean) and not model_steps & started_steps(corrupted)
