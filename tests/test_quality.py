@@ -67,6 +67,7 @@ def test_incident_suite_reports_negative_durations_and_acknowledgements_after_re
     order = failures["resolved_at, acknowledged_at"]
     assert order["unexpected_count"] == 1
     assert order["unexpected_sample"] == [["2024-03-01T10:05:00", "2024-03-01T10:09:00"]]
+    assert result.description.startswith("2 of 11 expectations failed on marts.fct_incidents: ")
     table = result.metadata["failures"].value
     assert "| expect_column_values_to_be_between(tta_seconds, min_value=0.0) | tta_seconds | 1 |" in table
 
@@ -98,7 +99,7 @@ def test_a_renamed_column_fails_the_check_naming_it(tmp_path):
         conn.execute("create schema marts")
         conn.execute("create table marts.dim_teams as select 'Payments' as team_name")
     (check,) = gx_asset_checks([suite_for("marts.dim_teams")])
-    result = check(duckdb=DuckDBResource(database=str(database)))
+    result = check(dg.build_asset_check_context(), duckdb=DuckDBResource(database=str(database)))
     assert not result.passed
     assert result.metadata["missing_columns"].data == ["team"]
     assert "assets/quality/suites.py" in result.description

@@ -6,8 +6,6 @@ Its result carries, per failed expectation, the column, the unexpected count and
 few unexpected values, so the Dagster UI shows what failed without opening the warehouse.
 """
 
-from __future__ import annotations
-
 import copy
 import json
 import math
@@ -45,23 +43,31 @@ def _asset_check(suite: Suite) -> dg.AssetChecksDefinition:
         blocking=suite.blocking,
         compute_kind="great_expectations",
     )
-    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-        with duckdb.get_connection() as conn:
-            schema, table = suite.table.split(".")
-            present = {
-                name for (name,) in conn.execute(
-                    "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
-                    [schema, table],
-                ).fetchall()
-            }
-            missing = [column for column in suite.columns if column not in present]
-            if not present or missing:
-                return _unreadable(suite, present, missing)
-            selected = ", ".join(_quoted(column) for column in suite.columns) or "*"
-            frame = conn.sql(f"select {selected} from {suite.table}").df()
-        return validate(suite, frame)
+    def _check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        result = _run_suite(suite, duckdb)
+        log = context.log.info if result.passed else context.log.warning
+        log(f"{suite.table} {suite.name}: {result.description}")
+        return result
 
     return _check
+
+
+def _run_suite(suite: Suite, duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    """Read the columns the suite names and validate them; a missing column fails the check."""
+    with duckdb.get_connection() as conn:
+        schema, table = suite.table.split(".")
+        present = {
+            name for (name,) in conn.execute(
+                "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+                [schema, table],
+            ).fetchall()
+        }
+        missing = [column for column in suite.columns if column not in present]
+        if not present or missing:
+            return _unreadable(suite, present, missing)
+        selected = ", ".join(_quoted(column) for column in suite.columns) or "*"
+        frame = conn.sql(f"select {selected} from {suite.table}").df()
+    return validate(suite, frame)
 
 
 def validate(suite: Suite, frame: pd.DataFrame) -> dg.AssetCheckResult:
@@ -97,7 +103,15 @@ def validate(suite: Suite, frame: pd.DataFrame) -> dg.AssetCheckResult:
     if failures:
         metadata["failures"] = dg.MetadataValue.md(_markdown(failures))
         metadata["failures_json"] = dg.MetadataValue.json(failures)
-    return dg.AssetCheckResult(passed=bool(validation.success), severity=suite.severity, metadata=metadata)
+    summary = (
+        f"{len(failures)} of {len(validation.results)} expectations failed on {suite.table}: "
+        + "; ".join(f["expectation"] for f in failures)
+        if failures
+        else f"all {len(validation.results)} expectations met on {suite.table} ({len(frame)} rows)"
+    )
+    return dg.AssetCheckResult(
+        passed=bool(validation.success), severity=suite.severity, description=summary, metadata=metadata
+    )
 
 
 def describe(suite: Suite) -> str:
