@@ -64,12 +64,16 @@ def test_incident_suite_reports_negative_durations_and_acknowledgements_after_re
     negative = failures["tta_seconds"]
     assert negative["expectation"].startswith("expect_column_values_to_be_between(tta_seconds, min_value=0")
     assert negative["unexpected_count"] == 1 and negative["unexpected_sample"] == [-600.0]
+    assert negative["unexpected_rows"] == [{"incident_id": "P2", "tta_seconds": -600.0}]
     order = failures["resolved_at, acknowledged_at"]
     assert order["unexpected_count"] == 1
     assert order["unexpected_sample"] == [["2024-03-01T10:05:00", "2024-03-01T10:09:00"]]
     assert result.description.startswith("2 of 11 expectations failed on marts.fct_incidents: ")
     table = result.metadata["failures"].value
-    assert "| expect_column_values_to_be_between(tta_seconds, min_value=0.0) | tta_seconds | 1 |" in table
+    assert (
+        "| expect_column_values_to_be_between(tta_seconds, min_value=0.0) | tta_seconds | 1 | 50.0 "
+        "| tta_seconds=-600.0, incident_id=P2 |"
+    ) in table
 
     clean = frame.drop(index=1)
     assert validate(suite, clean).passed
@@ -126,6 +130,7 @@ def runs(tmp_path_factory):
                 "select table_schema || '.' || table_name, list(column_name) from information_schema.columns group by all"
             ).fetchall()
         repeated_leaver = repeat_a_leaver_beyond_headcount(landing)
+        repeated_leaver["team"] = next(t.name for t in org.teams if t.hr_org_unit == repeated_leaver["org_unit"])
         corrupted = run()
     return clean, {table: set(names) for table, names in columns}, corrupted, repeated_leaver
 
@@ -186,6 +191,9 @@ def test_a_bad_load_fails_the_blocking_mart_check_and_stops_the_models(runs):
     assert rate["expectation"].startswith("expect_column_values_to_be_between(voluntary_attrition_rate")
     assert rate["unexpected_count"] == 1
     assert rate["unexpected_sample"][0] > (leaver["headcount"] + 1) / leaver["headcount"] - 1e-9
+    (row,) = rate["unexpected_rows"]
+    assert row["period_month"] == leaver["termination_date"][:7] + "-01"
+    assert row["team"] == leaver["team"]
     assert "voluntary_attrition_rate" in mart.metadata["failures"].value
 
     # The repeated rows also fail the (non-blocking) raw and staging keys, as warnings.

@@ -90,9 +90,10 @@ def validate(suite: Suite, frame: pd.DataFrame) -> dg.AssetCheckResult:
     expectation_suite = gx.ExpectationSuite(
         name=f"{suite.table}.{suite.name}", expectations=[copy.copy(e) for e in suite.expectations]
     )
-    validation = batch.validate(
-        expectation_suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
-    )
+    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
+    if suite.row_id_columns:
+        result_format["unexpected_index_column_names"] = suite.row_id_columns
+    validation = batch.validate(expectation_suite, result_format=result_format)
     failures = [_failure(result) for result in validation.results if not result.success]
     metadata: dict[str, dg.RawMetadataValue] = {
         "table": suite.table,
@@ -149,7 +150,11 @@ def _failure(result: ExpectationValidationResult) -> dict:
         "columns": ", ".join(target_columns(config.kwargs)),
         "unexpected_count": outcome.get("unexpected_count"),
         "unexpected_percent": _rounded(outcome.get("unexpected_percent")),
-        "unexpected_sample": [_plain(v) for v in outcome.get("partial_unexpected_list", [])][:SAMPLE_SIZE],
+        "unexpected_sample": _distinct(_plain(v) for v in outcome.get("partial_unexpected_list", [])),
+        # With row-id columns GX reports each failing row as {row id..., value}.
+        "unexpected_rows": _distinct(
+            _plain(row) for row in outcome.get("partial_unexpected_index_list", []) if isinstance(row, dict)
+        ),
     }
     if "observed_value" in outcome:
         failure["observed_value"] = _plain(outcome["observed_value"])
@@ -159,10 +164,10 @@ def _failure(result: ExpectationValidationResult) -> dict:
 
 
 def _markdown(failures: list[dict]) -> str:
-    header = "| expectation | columns | unexpected | unexpected % | sample of unexpected values / observed |"
+    header = "| expectation | columns | unexpected | unexpected % | sample of unexpected rows (or values) / observed |"
     rows = [header, "| --- | --- | --- | --- | --- |"]
     for f in failures:
-        sample = f.get("error") or ", ".join(json.dumps(v, default=str) for v in f["unexpected_sample"])
+        sample = f.get("error") or "; ".join(_value_text(v) for v in f["unexpected_rows"] or f["unexpected_sample"])
         if "observed_value" in f:
             sample = f"observed {f['observed_value']}"
         cells = [f["expectation"], f["columns"], f["unexpected_count"], f["unexpected_percent"], sample]
@@ -191,17 +196,39 @@ def _plain(value):
     """A JSON-friendly version of a value GX reports (numpy scalars, timestamps, pairs, NaN)."""
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, np.datetime64):
         value = pd.Timestamp(value)
     elif isinstance(value, np.generic):
         value = value.item()
     if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
         return None
-    if isinstance(value, (datetime, date, pd.Timestamp)):
+    if isinstance(value, (datetime, pd.Timestamp)) and value.tzinfo is None and value == value.replace(
+        hour=0, minute=0, second=0, microsecond=0
+    ):
+        return value.date().isoformat()  # a DATE column that pandas widened to a timestamp
+    if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
+
+
+def _distinct(values) -> list:
+    """Unexpected values without repeats (GX lists a duplicated key once per row)."""
+    seen = {}
+    for value in values:
+        seen.setdefault(json.dumps(value, sort_keys=True), value)
+    return list(seen.values())
+
+
+def _value_text(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_value_text(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "(" + ", ".join(_value_text(v) for v in value) + ")"
+    return "null" if value is None else str(value)
 
 
 def _cell(value) -> str:

@@ -35,6 +35,7 @@ class Suite:
     purpose: str
     blocking: bool = False
     name: str = "great_expectations"
+    row_id: tuple[str, ...] = ()
 
     @property
     def asset_key(self) -> dg.AssetKey:
@@ -46,9 +47,20 @@ class Suite:
         return dg.AssetCheckSeverity.ERROR if self.blocking else dg.AssetCheckSeverity.WARN
 
     @property
+    def row_id_columns(self) -> list[str]:
+        """Columns that name a failing row in the check's result: ``row_id``, else the
+        columns of the suite's first uniqueness expectation."""
+        if self.row_id:
+            return list(self.row_id)
+        for expectation in self.expectations:
+            if isinstance(expectation, (gxe.ExpectColumnValuesToBeUnique, gxe.ExpectCompoundColumnsToBeUnique)):
+                return target_columns(expectation.configuration.kwargs)
+        return []
+
+    @property
     def columns(self) -> list[str]:
-        """Every column the suite reads, in order of first mention (row conditions included)."""
-        names: list[str] = []
+        """Every column the suite reads, in order of first mention (row ids, row conditions included)."""
+        names = self.row_id_columns
         for expectation in self.expectations:
             names += _columns_named(expectation.configuration.kwargs)
         return list(dict.fromkeys(names))
@@ -218,6 +230,7 @@ MART_SUITES = [
         "Every incident's service maps to a team; unmapped incidents are left out of the "
         "team-month KPIs, so fix the team map.",
         name="incidents_mapped_to_teams",
+        row_id=("incident_id",),
     ),
     Suite(
         "marts.mart_team_month",
