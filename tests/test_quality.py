@@ -9,6 +9,7 @@ import csv
 
 import dagster as dg
 import duckdb
+import great_expectations.expectations as gxe
 import pandas as pd
 import pytest
 from dagster_duckdb import DuckDBResource
@@ -95,6 +96,17 @@ def test_survey_suite_rejects_a_suppressed_cell_that_shows_its_mean():
         "expect_column_values_to_be_between(safety_mean, min_value=1.0, max_value=7.0)",
         "expect_column_values_to_be_null(safety_mean, where is_suppressed == True)",
     ]
+
+
+def test_an_expectation_that_cannot_be_evaluated_fails_with_the_reason():
+    rates = Suite(
+        "marts.example", (gxe.ExpectColumnValuesToBeBetween(column="rate", min_value=0, max_value=1),), "Rates."
+    )
+    result = validate(rates, pd.DataFrame({"rate": ["0.5", "n/a"]}))
+    assert not result.passed
+    (failure,) = result.metadata["failures_json"].data
+    assert "must either be None or of the same type" in failure["error"]
+    assert failure["error"] in result.metadata["failures"].value
 
 
 def test_a_renamed_column_fails_the_check_naming_it(tmp_path):

@@ -144,7 +144,6 @@ def _unreadable(suite: Suite, present: set[str], missing: list[str]) -> dg.Asset
 def _failure(result: ExpectationValidationResult) -> dict:
     config = result.expectation_config
     outcome = result.result or {}
-    exception = result.exception_info or {}
     failure = {
         "expectation": _expectation_text(config),
         "columns": ", ".join(target_columns(config.kwargs)),
@@ -158,9 +157,16 @@ def _failure(result: ExpectationValidationResult) -> dict:
     }
     if "observed_value" in outcome:
         failure["observed_value"] = _plain(outcome["observed_value"])
-    if exception.get("raised_exception"):
-        failure["error"] = exception.get("exception_message")
+    errors = _exception_messages(result.exception_info or {})
+    if errors:
+        failure["error"] = "; ".join(errors)
     return failure
+
+
+def _exception_messages(info: dict) -> list[str]:
+    # GX reports an exception either directly or keyed by the metric that raised it.
+    reports = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    return list(dict.fromkeys(r["exception_message"] for r in reports if r.get("raised_exception")))
 
 
 def _markdown(failures: list[dict]) -> str:
