@@ -91,10 +91,10 @@ def validate(suite: Suite, frame: pd.DataFrame) -> dg.AssetCheckResult:
         name=f"{suite.table}.{suite.name}", expectations=[copy.copy(e) for e in suite.expectations]
     )
     result_format = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
-    if suite.row_id_columns:
+    if suite.row_id_columns and not suite.respondent_level:
         result_format["unexpected_index_column_names"] = suite.row_id_columns
     validation = batch.validate(expectation_suite, result_format=result_format)
-    failures = [_failure(result) for result in validation.results if not result.success]
+    failures = [_failure(result, suite.respondent_level) for result in validation.results if not result.success]
     metadata: dict[str, dg.RawMetadataValue] = {
         "table": suite.table,
         "rows": len(frame),
@@ -141,19 +141,19 @@ def _unreadable(suite: Suite, present: set[str], missing: list[str]) -> dg.Asset
     )
 
 
-def _failure(result: ExpectationValidationResult) -> dict:
+def _failure(result: ExpectationValidationResult, counts_only: bool) -> dict:
     config = result.expectation_config
     outcome = result.result or {}
+    sample = [] if counts_only else outcome.get("partial_unexpected_list", [])
+    # With row-id columns GX reports each failing row as {row id..., value}.
+    rows = [] if counts_only else [r for r in outcome.get("partial_unexpected_index_list", []) if isinstance(r, dict)]
     failure = {
         "expectation": _expectation_text(config),
         "columns": ", ".join(target_columns(config.kwargs)),
         "unexpected_count": outcome.get("unexpected_count"),
         "unexpected_percent": _rounded(outcome.get("unexpected_percent")),
-        "unexpected_sample": _distinct(_plain(v) for v in outcome.get("partial_unexpected_list", [])),
-        # With row-id columns GX reports each failing row as {row id..., value}.
-        "unexpected_rows": _distinct(
-            _plain(row) for row in outcome.get("partial_unexpected_index_list", []) if isinstance(row, dict)
-        ),
+        "unexpected_sample": _distinct(_plain(v) for v in sample),
+        "unexpected_rows": _distinct(_plain(r) for r in rows),
     }
     if "observed_value" in outcome:
         failure["observed_value"] = _plain(outcome["observed_value"])

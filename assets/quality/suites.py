@@ -36,6 +36,9 @@ class Suite:
     blocking: bool = False
     name: str = "great_expectations"
     row_id: tuple[str, ...] = ()
+    # Respondent-level survey rows must not leave the warehouse (METRICS.md, anonymity): the
+    # check's result then reports counts only, never values or row ids.
+    respondent_level: bool = False
 
     @property
     def asset_key(self) -> dg.AssetKey:
@@ -146,6 +149,7 @@ RAW_SUITES = [
         "raw.survey__responses",
         (*key("response_id"), *not_null("submitted_at", "team"), not_empty()),
         "Survey export: one row per response, each with its time and survey group.",
+        respondent_level=True,
     ),
     Suite(
         "raw.hr__headcount",
@@ -204,6 +208,7 @@ STAGING_SUITES = [
         (*key("response_id", "item_no"), *not_null("survey_group", "wave_quarter"),
          *between(1, 7, "item_no"), *between(SCALE_MIN, SCALE_MAX, "answer", "score")),
         "Scored answers: one per response and Edmondson item, on the Likert scale.",
+        respondent_level=True,
     ),
     Suite(
         "staging.stg_config__team_map",
