@@ -10,6 +10,7 @@ from assets.landing.resource import LandingFolderResource
 from assets.models import assets as model_assets
 from assets.pagerduty import assets as pagerduty_assets
 from assets.pagerduty.resource import PagerDutyResource
+from assets.quality.checks import gx_asset_checks
 from assets.report import assets as report_assets
 from assets.report.resource import ReportFolderResource
 from assets.warehouse.sql_models import sql_model_assets
@@ -28,7 +29,7 @@ def defs() -> dg.Definitions:
             *dg.load_assets_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets, report_assets]),
             *sql_model_assets(),
         ],
-        asset_checks=dg.load_asset_checks_from_modules([landing_assets, model_assets]),
+        asset_checks=[*dg.load_asset_checks_from_modules([landing_assets, model_assets]), *gx_asset_checks()],
         jobs=[nightly_job],
         resources={
             "pagerduty": PagerDutyResource(

@@ -1,0 +1,1 @@
+"""Data quality: Great Expectations suites on raw, staging and mart tables as Dagster asset checks."""

@@ -1,0 +1,274 @@
+"""The expectation suites, declared as data: one ``Suite`` per asset check.
+
+A suite names a warehouse table (``schema.table``, the asset's key), the Great Expectations
+1.x expectations its rows must meet, and whether a failure blocks the assets downstream.
+Suites guarding the marts that ``assets/models`` read are blocking: a bad load stops the
+models instead of feeding them. The others warn: the failure shows in the UI, the run goes on.
+
+To add an expectation, append it to the table's suite; to check another table, add a
+``Suite``. ``tests/test_quality.py`` fails when a suite names a column the table lacks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+import great_expectations.expectations as gxe
+from great_expectations.expectations.row_conditions import Column
+
+from assets.landing.team_map import SOURCES
+
+# Edmondson items are answered on a 1..K Likert scale with K = 5 or 7 (METRICS.md).
+SCALE_MIN, SCALE_MAX = 1, 7
+# Survey cells below this many respondents are suppressed (METRICS.md, anonymity).
+MIN_REPORTABLE_RESPONDENTS = 5
+COLUMN_ARGUMENTS = ("column", "column_A", "column_B", "column_list")
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Expectations on one table, run together as the asset check ``name`` of that table."""
+
+    table: str
+    expectations: tuple[gxe.Expectation, ...]
+    purpose: str
+    blocking: bool = False
+    name: str = "great_expectations"
+    row_id: tuple[str, ...] = ()
+    # Respondent-level survey rows must not leave the warehouse (METRICS.md, anonymity): the
+    # check's result then reports counts only, never values or row ids.
+    respondent_level: bool = False
+
+    @property
+    def asset_key(self) -> dg.AssetKey:
+        return dg.AssetKey(self.table.split("."))
+
+    @property
+    def severity(self) -> dg.AssetCheckSeverity:
+        # Dagster only stops downstream assets on a blocking check that fails with ERROR.
+        return dg.AssetCheckSeverity.ERROR if self.blocking else dg.AssetCheckSeverity.WARN
+
+    @property
+    def row_id_columns(self) -> list[str]:
+        """Columns that name a failing row in the check's result: ``row_id``, else the
+        columns of the suite's first uniqueness expectation."""
+        if self.row_id:
+            return list(self.row_id)
+        for expectation in self.expectations:
+            if isinstance(expectation, (gxe.ExpectColumnValuesToBeUnique, gxe.ExpectCompoundColumnsToBeUnique)):
+                return target_columns(expectation.configuration.kwargs)
+        return []
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column the suite reads, in order of first mention (row ids, row conditions included)."""
+        names = self.row_id_columns
+        for expectation in self.expectations:
+            names += _columns_named(expectation.configuration.kwargs)
+        return list(dict.fromkeys(names))
+
+
+def target_columns(kwargs: dict) -> list[str]:
+    """The columns an expectation's arguments test (not those of its row condition)."""
+    names: list[str] = []
+    for argument in COLUMN_ARGUMENTS:
+        value = kwargs.get(argument)
+        names += value if isinstance(value, list) else [value] if value else []
+    return names
+
+
+def _columns_named(kwargs: dict) -> list[str]:
+    names = target_columns(kwargs)
+    condition = kwargs.get("row_condition")
+    if isinstance(condition, dict):
+        # A serialised row condition: {"column": {"name": ...}} or {"conditions": [...]}.
+        if isinstance(condition.get("column"), dict):
+            names.append(condition["column"]["name"])
+        for part in condition.get("conditions", []):
+            names += _columns_named({"row_condition": part})
+    return names
+
+
+def key(*columns: str) -> tuple[gxe.Expectation, ...]:
+    """``columns`` identify a row: none of them null, their combination unique."""
+    unique = (
+        gxe.ExpectColumnValuesToBeUnique(column=columns[0])
+        if len(columns) == 1
+        else gxe.ExpectCompoundColumnsToBeUnique(column_list=list(columns))
+    )
+    return (*not_null(*columns), unique)
+
+
+def not_null(*columns: str) -> tuple[gxe.Expectation, ...]:
+    return tuple(gxe.ExpectColumnValuesToNotBeNull(column=column) for column in columns)
+
+
+def at_least(minimum: float, *columns: str) -> tuple[gxe.Expectation, ...]:
+    """Values of ``columns`` are >= ``minimum`` (nulls are not checked here)."""
+    return tuple(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=minimum) for column in columns)
+
+
+def between(minimum: float, maximum: float, *columns: str) -> tuple[gxe.Expectation, ...]:
+    return tuple(
+        gxe.ExpectColumnValuesToBeBetween(column=column, min_value=minimum, max_value=maximum)
+        for column in columns
+    )
+
+
+def not_before(later: str, earlier: str) -> gxe.Expectation:
+    """``later`` >= ``earlier`` wherever both are known."""
+    return gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+        column_A=later, column_B=earlier, or_equal=True, ignore_row_if="either_value_is_missing"
+    )
+
+
+def iso_dates(*columns: str) -> tuple[gxe.Expectation, ...]:
+    return tuple(gxe.ExpectColumnValuesToMatchRegex(column=column, regex=r"^\d{4}-\d{2}-\d{2}$") for column in columns)
+
+
+def not_empty() -> gxe.Expectation:
+    return gxe.ExpectTableRowCountToBeBetween(min_value=1)
+
+
+def _api_records() -> tuple[gxe.Expectation, ...]:
+    return (*key("id"), *not_null("payload"), not_empty())
+
+
+_SUPPRESSED = Column("is_suppressed") == True  # noqa: E712 (builds a GX condition, not a comparison)
+_REPORTABLE = Column("is_suppressed") == False  # noqa: E712
+_OPEN = Column("is_open") == True  # noqa: E712
+
+RAW_SUITES = [
+    Suite("raw.pagerduty__teams", _api_records(), "PagerDuty teams: one payload per team id."),
+    Suite("raw.pagerduty__services", _api_records(), "PagerDuty services: one payload per service id."),
+    Suite("raw.pagerduty__incidents", _api_records(), "PagerDuty incidents: one payload per incident id."),
+    Suite("raw.pagerduty__log_entries", _api_records(), "PagerDuty log entries: one payload per entry id."),
+    Suite("raw.jira__issues", _api_records(), "Jira issues: one payload per issue id."),
+    Suite(
+        "raw.hr__headcount",
+        (*key("snapshot_date", "employee_id"), *not_null("org_unit", "critical_role"),
+         *iso_dates("snapshot_date"), not_empty()),
+        "HR headcount export: one row per employee and snapshot date (YYYY-MM-DD).",
+    ),
+    Suite(
+        "raw.hr__terminations",
+        (*key("employee_id", "termination_date"), *not_null("org_unit", "critical_role", "voluntary"),
+         *iso_dates("termination_date")),
+        "HR terminations export: one row per leaver with the voluntary flag; may be empty.",
+    ),
+    Suite(
+        "raw.config__team_map",
+        (*key("source", "identifier"), *not_null("team"),
+         gxe.ExpectColumnValuesToBeInSet(column="source", value_set=sorted(SOURCES.values())), not_empty()),
+        "Team map: every identifier belongs to exactly one team.",
+    ),
+]
+
+STAGING_SUITES = [
+    Suite(
+        "staging.stg_pagerduty__incidents",
+        (*key("incident_id"), *not_null("service_id", "created_at", "status"),
+         gxe.ExpectColumnValuesToBeInSet(column="status", value_set=["triggered", "acknowledged", "resolved"]),
+         gxe.ExpectColumnValuesToBeInSet(column="urgency", value_set=["high", "low"])),
+        "Typed incidents: a service, a trigger time and a known status each.",
+    ),
+    Suite(
+        "staging.stg_pagerduty__log_entries",
+        (*key("log_entry_id"), *not_null("incident_id", "entry_type", "created_at")),
+        "Typed log entries: each belongs to an incident and has a type and a time.",
+    ),
+    Suite("staging.stg_pagerduty__services", key("service_id"), "One row per service."),
+    Suite("staging.stg_pagerduty__teams", (*key("team_id"), *not_null("team_name")), "One named row per team."),
+    Suite(
+        "staging.stg_jira__issues",
+        (*key("issue_id"), *key("issue_key"), *not_null("project_key", "issue_type", "created_at"),
+         gxe.ExpectColumnValuesToBeInSet(column="ticket_class", value_set=["proactive", "reactive", "unclassified"]),
+         not_before("resolved_at", "created_at")),
+        "Typed issues: classified, created in a project, never resolved before created.",
+    ),
+    Suite(
+        "staging.stg_hr__headcount",
+        (*key("snapshot_date", "employee_id"), *not_null("org_unit", "is_critical_role")),
+        "Headcount snapshots: one row per employee and snapshot.",
+    ),
+    Suite(
+        "staging.stg_hr__terminations",
+        (*key("employee_id", "termination_date"), *not_null("org_unit", "is_critical_role", "is_voluntary")),
+        "Terminations: one row per leaver, voluntary flag known.",
+    ),
+    Suite(
+        "restricted.survey__responses",
+        (*key("response_id", "item_no"), *not_null("submitted_at", "survey_group", "scale_points"), not_empty(),
+         *between(1, 7, "item_no"), *between(SCALE_MIN, SCALE_MAX, "answer", "score"),
+         gxe.ExpectColumnValuesToBeInSet(column="scale_points", value_set=[5, 7]),
+         not_before("scale_points", "answer")),
+        "Survey export as loaded: one row per response and answered item, within the export's scale.",
+        respondent_level=True,
+    ),
+    Suite(
+        "restricted.stg_survey__responses",
+        (*key("response_id", "item_no"), *not_null("team", "survey_group", "wave_quarter"),
+         *between(1, 7, "item_no"), *between(SCALE_MIN, SCALE_MAX, "answer", "score")),
+        "Scored answers: one per response and Edmondson item, on the Likert scale, for a mapped team.",
+        respondent_level=True,
+    ),
+    Suite(
+        "staging.stg_config__team_map",
+        (*key("source", "identifier"), *not_null("team")),
+        "Team map: every identifier belongs to exactly one team.",
+    ),
+]
+
+MART_SUITES = [
+    Suite("marts.dim_teams", (*key("team"), not_empty()), "One row per team of the team map."),
+    Suite(
+        "marts.fct_incidents",
+        (*key("incident_id"), *not_null("triggered_at", "period_month", "is_open"), not_empty(),
+         *at_least(0, "tta_seconds", "ttr_seconds", "reopen_count"),
+         not_before("resolved_at", "acknowledged_at"),
+         gxe.ExpectColumnValuesToBeNull(column="resolved_at", row_condition=_OPEN)),
+        "Incidents the models read: durations never negative, acknowledged no later than "
+        "resolved, open incidents censored (no resolution time).",
+        blocking=True,
+    ),
+    Suite(
+        "marts.fct_incidents",
+        not_null("team"),
+        "Every incident's service maps to a team; unmapped incidents are left out of the "
+        "team-month KPIs, so fix the team map.",
+        name="incidents_mapped_to_teams",
+        row_id=("incident_id",),
+    ),
+    Suite(
+        "marts.mart_team_month",
+        (*key("team", "period_month"), not_empty(),
+         *at_least(0, "headcount", "critical_headcount", "voluntary_leavers", "critical_voluntary_leavers",
+                   "incidents", "n_ttr", "n_tta", "proactive_tickets", "reactive_tickets",
+                   "unclassified_tickets", "ttr_median_seconds", "tta_median_seconds"),
+         *between(0, 1, "voluntary_attrition_rate", "critical_attrition_rate", "proactive_share"),
+         not_before("headcount", "critical_headcount"), not_before("incidents", "n_ttr"),
+         not_before("incidents", "n_tta"), not_before("ttr_p90_seconds", "ttr_median_seconds"),
+         *between(SCALE_MIN, SCALE_MAX, "safety_lagged"),
+         *at_least(MIN_REPORTABLE_RESPONDENTS, "safety_n_respondents")),
+        "Team-months the models read: counts never negative, rates and shares in [0, 1], "
+        "lagged safety on the survey scale and only from reportable cells.",
+        blocking=True,
+    ),
+    Suite(
+        "marts.fct_team_survey_waves",
+        (*key("team", "wave_quarter"), not_empty(), *not_null("is_suppressed"),
+         *at_least(1, "n_respondents"), *between(SCALE_MIN, SCALE_MAX, "safety_mean"),
+         *at_least(0, "safety_sd"),
+         gxe.ExpectColumnValuesToBeNull(column="safety_mean", row_condition=_SUPPRESSED),
+         gxe.ExpectColumnValuesToBeNull(column="safety_sd", row_condition=_SUPPRESSED),
+         gxe.ExpectColumnValuesToNotBeNull(column="safety_mean", row_condition=_REPORTABLE),
+         gxe.ExpectColumnValuesToBeBetween(
+             column="n_respondents", min_value=MIN_REPORTABLE_RESPONDENTS, row_condition=_REPORTABLE)),
+        "Team-waves the models read: safety on the survey scale; cells under "
+        f"{MIN_REPORTABLE_RESPONDENTS} respondents suppressed (no mean, no sd).",
+        blocking=True,
+    ),
+]
+
+SUITES = [*RAW_SUITES, *STAGING_SUITES, *MART_SUITES]
