@@ -17,6 +17,7 @@ from assets.report.wording import (
     CONSTRUCT_HEADINGS,
     CONSTRUCT_LABELS,
     FALSE_DISCOVERY_RATE,
+    RESULT_KPI_DEFINITIONS,
     SUPPRESSION_THRESHOLD,
     construct_rank,
     correlation_sentence,
@@ -341,8 +342,14 @@ def _caveats_section() -> str:
 def _definitions_section(inputs: ReportInputs) -> str:
     entries = [(r.kpi, r.definition) for r in inputs.correlations.itertuples()]
     if inputs.results is not None:
-        main = main_results(inputs.results).drop_duplicates("kpi")
-        entries += [(f"{r.kpi} (model)", r.model) for r in main.itertuples()]
+        checks = cross_checks(inputs.results)
+        for r in main_results(inputs.results).drop_duplicates("kpi").itertuples():
+            if r.kpi in RESULT_KPI_DEFINITIONS:
+                entries.append((r.kpi, RESULT_KPI_DEFINITIONS[r.kpi]))
+            model = r.model + (" (the mixed model's fallback; see its model note)" if fell_back_to_ols(r) else "")
+            if (r.kpi, r.construct) in checks:
+                model += f"; cross-check: {checks[r.kpi, r.construct].model}"
+            entries.append((f"{r.kpi} (model)", model))
     items = "".join(f"<dt>{escape(kpi)}</dt><dd>{escape(text)}</dd>" for kpi, text in entries)
     return (
         "<section id=\"definitions\"><h2>What each KPI means</h2>"

@@ -206,6 +206,12 @@ KPI_WORDS = {
     "voluntary attrition": "voluntary attrition",
     "incidents per head": "incident counts per person",
 }
+# What the KPIs that only the models use (not the correlation table) measure.
+RESULT_KPI_DEFINITIONS = {
+    "critical-role voluntary attrition": "voluntary leavers in critical roles / critical-role headcount-months",
+    "log TTR (incident level)": "log(seconds from trigger to resolve) of each resolved incident",
+    "log TTD (incident level)": "log(seconds from onset to trigger) of each incident with a known onset",
+}
 REPORTING_BIAS_KPIS = {"incidents per head"}
 REPORTING_BIAS_NOTE = (
     "Safer teams may simply report more incidents, so read a higher figure as possible reporting, "
@@ -282,7 +288,8 @@ CAVEATS = (
      "differently from the rest of their team."),
     ("Few teams.",
      f"Uncertainty is measured across teams. With fewer than {MIN_TEAMS_FOR_CLUSTER_SE} teams the "
-     "intervals are optimistic, and every affected result says so."),
+     "intervals are optimistic; a warning at the top of the report and the model results say when. "
+     f"Below {MIN_TEAMS_FOR_TESTS} teams a result is not tested at all: it describes those teams only."),
     ("Anonymity.",
      f"A team's survey result with fewer than {SUPPRESSION_THRESHOLD} respondents is never shown or "
      "used; teams that are often suppressed are under-represented."),
