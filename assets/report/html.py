@@ -177,8 +177,9 @@ def _results_section(results: pd.DataFrame | None) -> str:
     figure = _figure(
         forest_plot(main), "Forest plot of model results",
         "Each dot is the estimated change in the KPI (in its rate for counts, in its odds for shares and "
-        "attrition) per standard deviation of safety; the line is its 95% interval. Grey: the interval includes "
-        "no change. The axis is logarithmic, so halving and doubling lie equally far from no change.",
+        "attrition) per standard deviation of safety; the line is its 95% interval. Circles: between teams; "
+        "diamonds: within a team; squares: incident level. Grey: the interval includes no change. The axis is "
+        "logarithmic, so halving and doubling lie equally far from no change.",
     )
     return (
         heading

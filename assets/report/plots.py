@@ -26,6 +26,7 @@ INK = "#1f2933"
 MUTED = "#7b8794"
 CLEAR = "#1d5fa8"  # interval excludes zero
 UNCLEAR = "#9aa5b1"  # interval includes zero
+GRID = "#d9e2ec"
 CONSTRUCT_MARKERS = {BETWEEN: "o", WITHIN: "D", TOTAL: "s"}
 # The forest plot's axis is log(1 + change); it ends at -75% and +300% (log 4 either way).
 AXIS_EDGE = math.log(4)
@@ -90,6 +91,10 @@ def forest_plot(results: pd.DataFrame) -> str | None:
             axes.annotate(signed_percent(100 * math.expm1(row.estimate)), (point, y), xytext=(0, 7),
                           textcoords="offset points", ha=align, fontsize=8, color=INK)
         axes.axvline(0, color=MUTED, linewidth=1, linestyle="--")
+        constructs = list(rows["construct"])
+        for y in range(len(rows) - 1):
+            if constructs[y] != constructs[y + 1]:  # a thin rule between the construct groups
+                axes.axhline(y + 0.5, color=GRID, linewidth=0.8)
         labels = [f"{row.kpi}\n{CONSTRUCT_LABELS.get(row.construct, row.construct)}" for row in rows.itertuples()]
         axes.set_yticks(positions, labels, fontsize=8)
         ticks = [p for p in PERCENT_TICKS if left <= math.log1p(p / 100) <= right]
