@@ -21,18 +21,76 @@ from browser import chromium, ensure_chromium
 from assets.models.stats import cluster_warning
 from assets.report.exports import HTML_NAME, XLSX_NAME
 from assets.report.html import render_report
-from assets.report.inputs import SAFETY_PER_SD, read_report_inputs
+from assets.report.inputs import read_report_inputs
 from assets.report.wording import result_notes, result_sentence
 from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
-# Small and fast, yet with survey cells below 5 respondents (teams of 5) to suppress.
-SPEC = OrgSpec(seed=3, n_teams=8, n_months=9)
+# Small and fast, yet with survey cells below 5 respondents to suppress, main results with a q
+# and some on fewer than 10 teams (too few to test), and MixedLM results with an OLS cross-check.
+SPEC = OrgSpec(seed=4, n_teams=11, n_months=9)
 MINUS = "\u2212"
+BETWEEN, WITHIN, TOTAL = "safety between teams", "safety within team", "safety (total)"
+# How each KPI's relative change reads (noun with the change, word down, word up, verb between
+# teams), written out here so the report's wording is checked, not copied.
+READINGS = {
+    "log median TTR": ("a {} median time to resolve incidents", "shorter", "longer", "had"),
+    "log median TTA": ("a {} median time to acknowledge incidents", "shorter", "longer", "had"),
+    "log TTR (incident level)": ("{} time to resolve an incident", "less", "more", "took"),
+    "log TTD (incident level)": ("{} time to detect an incident", "less", "more", "took"),
+    "incidents per head": ("{} incidents per person", "fewer", "more", "recorded"),
+    "proactive share": ("{} odds that a ticket was raised proactively", "lower", "higher", "had"),
+    "voluntary attrition": ("{} odds of a person leaving voluntarily", "lower", "higher", "had"),
+    "critical-role voluntary attrition": (
+        "{} odds of a person in a critical role leaving voluntarily", "lower", "higher", "had"),
+}
+OPENINGS = {
+    BETWEEN: "Across teams, a team one standard deviation safer than others {verb} {noun}",
+    WITHIN: "Within a team, a quarter when safety was one standard deviation above the team's own average "
+            "was followed by {noun}",
+    TOTAL: "Incident by incident, teams one standard deviation safer in the previous quarter {verb} {noun}",
+}
+LABELS = {BETWEEN: "between teams", WITHIN: "within team", TOTAL: "total (incidents)"}
 
 
 def num(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}".replace("-", MINUS)
+
+
+def size(relative: float) -> str:
+    """The size of a relative change as the report writes it: 0.213 -> "21%"."""
+    return "<1%" if 0 < abs(relative) < 0.005 else f"{abs(relative) * 100:,.0f}%"
+
+
+def signed_pct(relative: float) -> str:
+    return "0%" if round(relative * 100) == 0 else f"{relative * 100:+,.0f}%".replace("-", MINUS)
+
+
+def p_cell(value: float) -> str:
+    return "n/a" if math.isnan(value) else "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def expected_sentence(row) -> str:
+    """A main result's sentence built from the warehouse row: the % recomputed from the log estimate."""
+    noun, down, up, verb = READINGS[row.kpi]
+    word = lambda relative: down if relative < 0 else up  # noqa: E731
+    change, low, high = math.expm1(row.estimate), math.expm1(row.ci_low), math.expm1(row.ci_high)
+    noun = noun.format(f"{size(change)} {word(change)}")
+    if noun.startswith("a ") and (noun[2] == "8" or noun[2:5] in ("11%", "18%", "11,", "18,")):
+        noun = "an " + noun[2:]  # "an 18% shorter ...", "an 8% longer ..."
+    opening = OPENINGS[row.construct].format(verb=verb, noun=noun)
+    if low < 0 < high:
+        interval = f"95% CI from {size(low)} {word(low)} to {size(high)} {word(high)}, which includes no difference"
+    else:
+        near, far = sorted((low, high), key=abs)
+        interval = f"95% CI {size(near)} to {size(far)} {word(near)}"
+    if math.isnan(row.p_value):
+        chance = "Too few teams to test (fewer than 10): it describes these teams only."
+    else:
+        q = p_cell(row.q_value)
+        q = f"q {q}" if q.startswith("<") else f"q = {q}"
+        chance = f"Unlikely to be chance ({q})." if row.q_value < 0.05 else f"Could be chance ({q})."
+    return f"{opening} ({interval}; {row.n_teams} teams). {chance} An association, not proof of cause."
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +135,7 @@ def seen(nightly, tmp_path_factory):
                 row.locator("td").all_inner_texts() for row in page.locator("#correlation-table tbody tr").all()
             ],
             result_rows=[row.locator("td").all_inner_texts() for row in page.locator("#results-table tbody tr").all()],
+            result_sentences=page.locator("#results li").all_inner_texts(),
             images=page.eval_on_selector_all(
                 "img",
                 "imgs => imgs.map(i => ({complete: i.complete, natural: i.naturalWidth, "
@@ -101,7 +160,7 @@ def test_the_nightly_job_writes_the_report_and_its_exports(nightly):
     metadata = {key: value.value for key, value in materialization.metadata.items()}
     assert metadata["html"] == str(nightly.folder / HTML_NAME)
     assert metadata["xlsx"] == str(nightly.folder / XLSX_NAME)
-    for key in ("html", "xlsx", "csv_kpi_correlations", "csv_safety_ttr_regression", "csv_coverage_by_month"):
+    for key in ("html", "xlsx", "csv_kpi_correlations", "csv_kpi_safety_effects", "csv_coverage_by_month"):
         assert os.path.getsize(metadata[key]) > 0, key
 
 
@@ -115,37 +174,62 @@ def test_reader_sees_every_row_of_the_correlation_table(nightly, seen):
     assert len(expected) == 5
 
 
-def test_plain_language_sentences_carry_the_numbers_of_the_tables(nightly, seen):
-    regression = table(nightly.warehouse, "select * from models.safety_ttr_regression").iloc[0]
-    faster = -math.expm1(regression.estimate)
-    near, far = sorted((-math.expm1(regression.ci_high), -math.expm1(regression.ci_low)))
-    assert faster > 0, "safer teams resolve faster in this organisation's ground truth"
-    assert (
-        f"Teams one standard deviation safer took {faster:.0%} less time to resolve incidents "
-        f"(95% CI {near:.0%} to {far:.0%}), across {regression.n_teams} teams; "
-        "this is an association, not proof of cause." in seen.text
-    )
-    [row] = seen.result_rows
-    assert row[:4] == ["log TTR", "psychological safety (lagged, per SD)", num(regression.estimate, 3),
-                       f"{num(regression.ci_low, 3)} to {num(regression.ci_high, 3)}"]
-    assert row[-2:] == [str(regression.n_teams), str(regression.n_periods)]
+def test_plain_language_sentences_read_each_main_result_on_its_scale(nightly, seen):
+    effects = table(nightly.warehouse, "select * from models.kpi_safety_effects")
+    main = effects[effects["role"] == "main"]
+    assert main["p_value"].isna().any() and main["q_value"].notna().any(), "the org must have tested and untested rows"
+    order = {BETWEEN: 0, WITHIN: 1, TOTAL: 2}
+    grouped = main.assign(order=main["construct"].map(order)).sort_values("order", kind="stable")
+    expected = [expected_sentence(row) for row in grouped.itertuples()]
+    assert len(seen.result_sentences) == len(expected)  # one per main row, none for cross-checks
+    for shown, sentence in zip(seen.result_sentences, expected):
+        assert shown.startswith(sentence), (shown, sentence)
+    incidents = [shown for shown in seen.result_sentences if "incidents per person" in shown]
+    assert incidents and all("Safer teams may simply report more incidents" in shown for shown in incidents)
 
     proactive = table(nightly.warehouse, "select * from models.kpi_correlations where kpi = 'proactive share'").iloc[0]
     assert f"Across {proactive.n_teams} teams" in seen.text
     assert f"(r = {num(proactive.r)}, 95% CI {num(proactive.ci_low)} to {num(proactive.ci_high)}" in seen.text
 
 
+def test_results_table_shows_main_rows_with_their_ols_cross_check(nightly, seen):
+    effects = table(nightly.warehouse, "select * from models.kpi_safety_effects")
+    checks = {(r.kpi, r.construct): r for r in effects[effects["role"] == "cross-check"].itertuples()}
+    assert checks, "the org must have MixedLM results with a clustered-OLS cross-check"
+
+    def with_interval(row) -> str:
+        return f"{num(row.estimate, 3)}\n{num(row.ci_low, 3)} to {num(row.ci_high, 3)}"
+
+    expected = [
+        [
+            row.kpi, LABELS[row.construct],
+            f"{signed_pct(math.expm1(row.estimate))}\n"
+            f"{signed_pct(math.expm1(row.ci_low))} to {signed_pct(math.expm1(row.ci_high))}",
+            with_interval(row), p_cell(row.p_value), p_cell(row.q_value), str(row.n_teams), str(row.n_periods),
+            with_interval(checks[row.kpi, row.construct]) if (row.kpi, row.construct) in checks else "\u2014",
+        ]
+        for row in effects[effects["role"] == "main"].itertuples()
+    ]
+    assert seen.result_rows == expected
+    for row in effects[effects["role"] == "main"].itertuples():
+        if (row.kpi, row.construct) in checks:
+            check = checks[row.kpi, row.construct]
+            assert row.model.startswith("MixedLM ") and check.model.startswith("OLS ")
+            assert f"{row.kpi} (model)\n{row.model}; cross-check: {check.model}" in seen.text
+
+
 def test_caveats_and_the_few_teams_warning_are_visible(nightly, seen):
-    fewest, regression_teams = first_row(
-        nightly.warehouse,
-        "select least((select min(n_teams) from models.kpi_correlations), n_teams), n_teams "
-        "from models.safety_ttr_regression",
+    fewest, most = first_row(
+        nightly.warehouse, "select min(n_teams), max(n_teams) from models.kpi_safety_effects where role = 'main'"
     )
+    fewest_overall = min(fewest, first_row(nightly.warehouse, "select min(n_teams) from models.kpi_correlations")[0])
     assert "association, not a cause" in seen.text
     assert "Reporting bias. Safer teams may report more incidents and near misses" in seen.text
     assert "Accountability. These figures describe groups of teams. Do not use them to rank" in seen.text
-    assert f"Fewer than 40 teams. Some results rest on only {fewest} teams." in seen.text
-    assert f"Only {regression_teams} teams (fewer than 40): treat this interval as optimistic." in seen.text
+    assert f"Fewer than 40 teams. Some results rest on only {fewest_overall} teams." in seen.text
+    # Every result is below 40 teams here: said once over the results, not after every sentence.
+    assert f"Every result below rests on fewer than 40 teams ({fewest} to {most} teams)" in seen.text
+    assert "treat this interval as optimistic" not in seen.text
 
 
 def test_suppressed_cells_are_counted_and_no_team_level_value_is_shown(nightly, seen):
@@ -194,14 +278,14 @@ def test_charts_render_with_a_size_and_nothing_is_fetched_from_elsewhere(seen):
 
 
 def test_exports_read_back_equal_the_warehouse_tables(nightly):
-    for name in ("kpi_correlations", "safety_ttr_regression"):
+    for name in ("kpi_correlations", "kpi_safety_effects"):
         stored = table(nightly.warehouse, f"select * from models.{name}").replace("", None)
         from_csv = pd.read_csv(nightly.folder / f"{name}.csv")
         from_xlsx = pd.read_excel(nightly.folder / XLSX_NAME, sheet_name=name)
         for exported in (from_csv, from_xlsx):
             pd.testing.assert_frame_equal(exported, stored, check_dtype=False, check_exact=False, rtol=1e-12)
     sheets = pd.ExcelFile(nightly.folder / XLSX_NAME).sheet_names
-    assert sheets == ["about", "kpi_correlations", "safety_ttr_regression", "coverage", "coverage_by_month"]
+    assert sheets == ["about", "kpi_correlations", "kpi_safety_effects", "coverage", "coverage_by_month"]
     about = pd.read_excel(nightly.folder / XLSX_NAME, sheet_name="about").set_index("topic")["note"]
     assert about["Reporting bias."].startswith("Safer teams may report more incidents and near misses")
     assert about["Accountability."].startswith("These figures describe groups of teams")
@@ -212,10 +296,10 @@ def test_without_a_results_table_the_report_says_so(nightly, tmp_path):
     copy = tmp_path / "warehouse.duckdb"
     shutil.copyfile(nightly.warehouse, copy)
     with duckdb.connect(str(copy)) as conn:
-        conn.execute("drop table models.safety_ttr_regression")
+        conn.execute("drop table models.kpi_safety_effects")
         inputs = read_report_inputs(conn)
     html = render_report(inputs, datetime.now(UTC), [])
-    assert inputs.results is None and "safety_ttr_regression" not in inputs.exports
+    assert inputs.results is None and "kpi_safety_effects" not in inputs.exports
     assert "is not in the warehouse yet, so this report has no model results" in html
     assert "KPI correlation table" in html
 
@@ -228,29 +312,91 @@ def test_the_few_teams_warning_goes_from_40_teams_on(nightly):
     )
     assert "Fewer than 40 teams" in render_report(inputs, datetime.now(UTC), [])
     html = render_report(many, datetime.now(UTC), [])
-    assert "Fewer than 40 teams" not in html and "treat this interval as optimistic" not in html
+    assert "Fewer than 40 teams" not in html
+    assert "treat this interval as optimistic" not in html and "treat each interval as optimistic" not in html
+    # When only some results rest on fewer than 40 teams, each of those says so.
+    one_few = many.results.index[many.results["role"] == "main"][0]
+    mixed = replace(many, results=many.results.assign(n_teams=many.results["n_teams"].where(
+        many.results.index != one_few, 12)))
+    html = render_report(mixed, datetime.now(UTC), [])
+    assert html.count("Only 12 teams (fewer than 40): treat this interval as optimistic.") == 1
+    assert "Every result below rests on fewer than 40 teams" not in html
 
 
-def test_a_result_whose_interval_spans_no_change_says_so():
-    row = SimpleNamespace(kpi="log TTR", construct=SAFETY_PER_SD, estimate=0.05, ci_low=-0.1, ci_high=0.2,
-                          n_teams=45, model="OLS")
-    assert result_sentence(row) == (
-        "Teams one standard deviation safer took 5% more time to resolve incidents (95% CI from 10% less "
-        "to 22% more: the interval includes no difference), across 45 teams; this is an association, "
-        "not proof of cause."
+def test_a_mixed_model_that_fell_back_to_ols_is_marked_in_the_table(nightly):
+    with duckdb.connect(str(nightly.warehouse), read_only=True) as conn:
+        inputs = read_report_inputs(conn)
+    results = inputs.results
+    mixed = (results["role"] == "main") & results["model"].str.startswith("MixedLM ")
+    checked = results[mixed].iloc[0]
+    fallback = "MixedLM team variance 0 is near zero (statsmodels #10239): reporting the team-clustered OLS instead"
+    same = (results["kpi"] == checked.kpi) & (results["construct"] == checked.construct)
+    fell_back = results[~(same & (results["role"] == "cross-check"))].copy()
+    at = same & (fell_back["role"] == "main")
+    ols = "OLS log_ttr_median ~ safety_within + safety_between + log_headcount, team-clustered"
+    fell_back.loc[at[at].index, ["model", "warnings"]] = [ols, fallback]
+    html = render_report(replace(inputs, results=fell_back), datetime.now(UTC), [])
+    assert html.count("main is OLS</td>") == 1 + render_report(inputs, datetime.now(UTC), []).count("main is OLS</td>")
+    assert f"Model note: {fallback}." in html
+
+
+def result(**fields) -> SimpleNamespace:
+    base = dict(kpi="log TTR (incident level)", construct=TOTAL, scale="log ratio per SD", estimate=-0.2,
+                ci_low=-0.3, ci_high=-0.1, p_value=0.001, q_value=0.004, n_teams=45, model="OLS", warnings="")
+    return SimpleNamespace(**{**base, **fields})
+
+
+def test_each_scale_reads_as_a_change_in_time_count_or_odds():
+    assert result_sentence(result(estimate=0.05, ci_low=-0.1, ci_high=0.2, q_value=0.31)) == (
+        "Incident by incident, teams one standard deviation safer in the previous quarter took 5% more time to "
+        "resolve an incident (95% CI from 10% less to 22% more, which includes no difference; 45 teams). "
+        "Could be chance (q = 0.310). An association, not proof of cause."
     )
-    odds = SimpleNamespace(kpi="voluntary attrition", construct="safety within team", estimate=-0.3,
-                           ci_low=-0.5, ci_high=-0.1, n_teams=45, model="binomial GLM")
-    assert result_sentence(odds) == (
-        "Teams one unit higher on safety within team had 26% lower odds of a person leaving voluntarily "
-        "(95% CI 10% to 39%), across 45 teams; this is an association, not proof of cause."
+    assert result_sentence(result(kpi="log median TTR", construct=BETWEEN, estimate=-0.236, ci_low=-0.36,
+                                  ci_high=-0.1, q_value=0.0004)) == (
+        "Across teams, a team one standard deviation safer than others had a 21% shorter median time to resolve "
+        "incidents (95% CI 10% to 30% shorter; 45 teams). Unlikely to be chance (q < 0.001). "
+        "An association, not proof of cause."
+    )
+    assert result_sentence(result(kpi="voluntary attrition", construct=WITHIN, scale="log odds ratio per SD",
+                                  estimate=-0.3, ci_low=-0.5, ci_high=-0.1)) == (
+        "Within a team, a quarter when safety was one standard deviation above the team's own average was followed "
+        "by 26% lower odds of a person leaving voluntarily (95% CI 10% to 39% lower; 45 teams). "
+        "Unlikely to be chance (q = 0.004). An association, not proof of cause."
+    )
+    assert result_sentence(result(kpi="incidents per head", construct=BETWEEN, scale="log rate ratio per SD",
+                                  estimate=0.1, ci_low=0.04, ci_high=0.15, p_value=float("nan"),
+                                  q_value=float("nan"), n_teams=8)) == (
+        "Across teams, a team one standard deviation safer than others recorded 11% more incidents per person "
+        "(95% CI 4% to 16% more; 8 teams). Too few teams to test (fewer than 10): it describes these teams only. "
+        "An association, not proof of cause. Safer teams may simply report more incidents, so read a higher "
+        "figure as possible reporting, not as worse operations."
+    )
+
+
+def test_a_kpi_or_scale_without_words_still_reads_correctly():
+    # A KPI the report has no words for reads on its scale; odds stay odds.
+    assert result_sentence(result(kpi="on-call pages", construct=BETWEEN, scale="log odds ratio per SD")).startswith(
+        "Across teams, a team one standard deviation safer than others had 18% lower odds of on-call pages "
+        "(95% CI 10% to 26% lower; 45 teams)."
+    )
+    # Words written for another scale are not used: a proactive share on a log-ratio scale is no odds.
+    assert result_sentence(result(kpi="proactive share", construct=BETWEEN)).startswith(
+        "Across teams, a team one standard deviation safer than others had an 18% lower proactive share"
+    )
+    # A scale that is no relative change is reported on the model's own scale.
+    assert result_sentence(result(kpi="safety gap", scale="difference per SD", estimate=0.25, ci_low=0.1,
+                                  ci_high=0.4)) == (
+        "For safety gap, one standard deviation higher safety (total) went with a change of 0.250 on the model's "
+        "scale, difference per SD (95% CI 0.100 to 0.400; 45 teams). Unlikely to be chance (q = 0.004). "
+        "An association, not proof of cause."
     )
 
 
 def test_model_warnings_other_than_few_teams_are_passed_on_and_a_failed_fit_is_named():
-    failed = SimpleNamespace(kpi="proactive share", construct="safety", estimate=float("nan"), ci_low=float("nan"),
-                             ci_high=float("nan"), n_teams=12,
-                             warnings=cluster_warning(12) + "; MixedLM variance at zero: fell back to clustered OLS")
+    failed = result(kpi="proactive share", construct="safety", estimate=float("nan"), ci_low=float("nan"),
+                    ci_high=float("nan"), n_teams=12,
+                    warnings=cluster_warning(12) + "; MixedLM variance at zero: fell back to clustered OLS")
     assert result_sentence(failed) == (
         "No estimate for proactive share (safety): the model could not be fitted on this data."
     )
@@ -258,4 +404,15 @@ def test_model_warnings_other_than_few_teams_are_passed_on_and_a_failed_fit_is_n
         "Only 12 teams (fewer than 40): treat this interval as optimistic.",
         "Model note: MixedLM variance at zero: fell back to clustered OLS.",
     ]
-    assert result_notes(SimpleNamespace(n_teams=50, warnings="")) == []
+    assert result_notes(failed, few_teams=False) == [
+        "Model note: MixedLM variance at zero: fell back to clustered OLS.",
+    ]
+    separated = result(estimate=216.2, ci_low=float("nan"), ci_high=float("nan"), n_teams=9,
+                       warnings="only 9 teams: too few to test, the estimate describes these teams only; "
+                                "no standard error: the fit's Hessian is singular; " + cluster_warning(9))
+    assert result_sentence(separated) == (
+        "No usable estimate for log TTR (incident level) (safety (total)): the model gave no 95% interval on "
+        "this data."
+    )
+    assert result_notes(separated, few_teams=False) == ["Model note: no standard error: the fit's Hessian is singular."]
+    assert result_notes(result(n_teams=50, warnings="")) == []

@@ -21,10 +21,13 @@ def cio_report(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, report_folder: ReportFolderResource
 ) -> dg.MaterializeResult:
     """The report for CIO staff: one HTML file (no server, nothing loaded from elsewhere) with
-    the model results in plain language with 95% CIs, the KPI correlation table, charts, data
-    coverage, the number of survey cells suppressed for anonymity and the caveats (association,
-    reporting bias, accountability, fewer than 40 teams). Its tables are also written as CSV
-    files and one XLSX workbook, one sheet per table. Suppressed survey values appear nowhere."""
+    the main results of models.kpi_safety_effects in plain language (between teams, within a
+    team, incident level; % changes in times, counts or odds with 95% CIs and BH q), a forest
+    plot, a results table with each MixedLM's clustered-OLS cross-check, the KPI correlation
+    table, charts, data coverage, the number of survey cells suppressed for anonymity and the
+    caveats (association, reporting bias, accountability, fewer than 40 teams). Its tables are
+    also written as CSV files and one XLSX workbook, one sheet per table, the results table with
+    every row as stored. Suppressed survey values appear nowhere."""
     with duckdb.get_connection() as conn:
         inputs = read_report_inputs(conn)
     folder = report_folder.folder()

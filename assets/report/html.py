@@ -9,15 +9,21 @@ from html import escape
 
 import pandas as pd
 
-from assets.models.stats import MIN_TEAMS_FOR_CLUSTER_SE
+from assets.models.stats import MIN_TEAMS_FOR_CLUSTER_SE, MIN_TEAMS_FOR_TESTS
 from assets.report.inputs import RESULTS_TABLE, Coverage, ReportInputs
 from assets.report.plots import correlation_plot, coverage_plot, forest_plot
 from assets.report.wording import (
     CAVEATS,
-    RESULT_OUTCOMES,
+    CONSTRUCT_HEADINGS,
+    CONSTRUCT_LABELS,
+    FALSE_DISCOVERY_RATE,
+    RESULT_KPI_DEFINITIONS,
     SUPPRESSION_THRESHOLD,
+    construct_rank,
     correlation_sentence,
+    fell_back_to_ols,
     p_text,
+    relative_change,
     result_notes,
     result_sentence,
     signed,
@@ -47,6 +53,9 @@ p { margin: 8px 0; }
 ul.findings { padding-left: 20px; }
 ul.findings li { margin: 6px 0; }
 table { border-collapse: collapse; width: 100%; margin: 10px 0 6px; font-size: 14px; }
+table.dense { font-size: 13px; }
+table.dense th, table.dense td { padding: 6px 6px; }
+table.dense td:first-child { white-space: normal; }
 th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
 th { background: var(--soft); font-weight: 600; border-bottom: 2px solid var(--line); }
 td:first-child { white-space: nowrap; }
@@ -58,6 +67,8 @@ figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 .tile { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; }
 .tile .value { font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
 .tile .label { color: var(--muted); font-size: 13px; }
+.note { color: var(--muted); font-size: 13px; font-style: italic; }
+.ci { color: var(--muted); font-size: 12px; }
 dl.definitions dt { font-weight: 600; margin-top: 10px; }
 dl.definitions dd { margin: 2px 0 0 0; color: var(--muted); }
 footer { margin-top: 36px; padding-top: 12px; border-top: 1px solid var(--line); color: var(--muted); font-size: 13px; }
@@ -113,7 +124,7 @@ def _read_first() -> str:
 def _few_teams_banner(inputs: ReportInputs) -> str:
     counts = list(inputs.correlations["n_teams"])
     if inputs.results is not None:
-        counts += list(inputs.results["n_teams"])
+        counts += list(main_results(inputs.results)["n_teams"])
     fewest = min((int(n) for n in counts), default=0)
     if fewest >= MIN_TEAMS_FOR_CLUSTER_SE:
         return ""
@@ -132,52 +143,111 @@ def _results_section(results: pd.DataFrame | None) -> str:
             f"<p class=\"warning\">The model results table (<code>{escape(RESULTS_TABLE)}</code>) is not in "
             "the warehouse yet, so this report has no model results. Run the pipeline's models first.</p></section>"
         )
-    if results.empty:
+    main = main_results(results)
+    if main.empty:
         return heading + "<p class=\"warning\">The models produced no results for this data.</p></section>"
+    checks = cross_checks(results)
     rows = "".join(
         "<tr>"
-        f"<td>{escape(r.kpi)}</td><td>{escape(r.construct)}</td>"
-        f"<td class=\"num\">{signed(r.estimate, 3)}</td>"
-        f"<td class=\"num\">{signed(r.ci_low, 3)} to {signed(r.ci_high, 3)}</td>"
-        f"<td class=\"num\">{_natural_change(r)}</td>"
+        f"<td>{escape(r.kpi)}</td><td>{escape(CONSTRUCT_LABELS.get(r.construct, r.construct))}</td>"
+        f"<td class=\"num\">{_change_with_interval(r)}</td>"
+        f"<td class=\"num\">{_estimate_with_interval(r)}</td>"
         f"<td class=\"num\">{p_text(r.p_value)}</td><td class=\"num\">{p_text(r.q_value)}</td>"
         f"<td class=\"num\">{int(r.n_teams)}</td><td class=\"num\">{int(r.n_periods)}</td>"
+        f"<td class=\"num\">{_cross_check_cell(r, checks.get((r.kpi, r.construct)))}</td>"
         "</tr>"
-        for r in results.itertuples()
+        for r in main.itertuples()
     )
-    sentences = "".join(
-        f"<li>{escape(result_sentence(r))}"
-        + "".join(f" <em>{escape(note)}</em>" for note in result_notes(r))
-        + "</li>"
-        for r in results.itertuples()
+    every_result_few = bool((main["n_teams"] < MIN_TEAMS_FOR_CLUSTER_SE).all())
+    few_teams = (
+        f"<p class=\"note\">Every result below rests on fewer than {MIN_TEAMS_FOR_CLUSTER_SE} teams "
+        f"({_team_range(main)}): treat each interval as optimistic.</p>" if every_result_few else ""
     )
-    plot = forest_plot(results)
+    findings = "".join(
+        f"<h3>{escape(CONSTRUCT_HEADINGS.get(construct, construct))}</h3><ul class=\"findings\">"
+        + "".join(
+            f"<li>{escape(result_sentence(r))}"
+            + "".join(f" <span class=\"note\">{escape(note)}</span>" for note in result_notes(r, not every_result_few))
+            + "</li>"
+            for r in group.itertuples()
+        )
+        + "</ul>"
+        for construct, group in _by_construct(main)
+    )
     figure = _figure(
-        plot, "Forest plot of model results",
-        "Each dot is the estimated change per standard deviation of safety; the line is its 95% interval. "
-        "Grey: the interval includes no change.",
+        forest_plot(main), "Forest plot of model results",
+        "Each dot is the estimated change in the KPI (in its rate for counts, in its odds for shares and "
+        "attrition) per standard deviation of safety; the line is its 95% interval. Circles: between teams; "
+        "diamonds: within a team; squares: incident level. Grey: the interval includes no change. The axis is "
+        "logarithmic, so halving and doubling lie equally far from no change.",
     )
     return (
         heading
-        + "<p>Each model relates a KPI to the team's psychological safety in the previous quarter, in standard "
-        "deviations of team safety scores, adjusting for what the model names.</p>"
-        + f"<ul class=\"findings\">{sentences}</ul>"
-        + "<table id=\"results-table\"><thead><tr><th>KPI</th><th>Related to</th><th class=\"num\">Estimate</th>"
-        "<th class=\"num\">95% CI</th><th class=\"num\">Change per SD</th><th class=\"num\">p</th>"
-        "<th class=\"num\">q (BH)</th><th class=\"num\">Teams</th><th class=\"num\">Periods</th>"
-        f"</tr></thead><tbody>{rows}</tbody></table>"
-        + "<p class=\"subtitle\">Estimate and CI on the model's scale (log or log-odds); \"change per SD\" is the "
-        "same estimate as a percentage change. q is the Benjamini-Hochberg adjusted p over all results. Each model "
-        "is described under <a href=\"#definitions\">What each KPI means</a>.</p>"
+        + "<p>Each model relates a KPI to the team's psychological safety score from the previous quarter, in "
+        "standard deviations of team scores, adjusting for team size. Safety is split in two. <strong>Between "
+        "teams</strong> compares a team's average with other teams': such differences can also reflect anything "
+        "else that differs between teams. <strong>Within a team</strong> compares a quarter with the team's own "
+        "average: it shows whether the same team does differently after its safer quarters. \"Unlikely to be "
+        f"chance\" means a Benjamini-Hochberg q below {FALSE_DISCOVERY_RATE}, which allows for the number of "
+        "results tested.</p>"
+        + few_teams
+        + findings
         + figure
+        + "<table id=\"results-table\" class=\"dense\"><thead><tr><th>KPI</th><th>Safety</th>"
+        "<th class=\"num\">Change per SD<br>(95% CI)</th><th class=\"num\">Estimate<br>(95% CI)</th>"
+        "<th class=\"num\">p</th><th class=\"num\">q (BH)</th><th class=\"num\">Teams</th>"
+        "<th class=\"num\">Periods</th><th class=\"num\">OLS cross-check<br>(95% CI)</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+        + "<p class=\"subtitle\">Estimate and CI on the model's scale: log ratio for times, log rate ratio for "
+        "incident counts, log odds ratio for shares and attrition; \"change per SD\" is the same estimate as a "
+        "percentage change (of the rate or the odds where the scale says so). p and q read n/a below "
+        f"{MIN_TEAMS_FOR_TESTS} teams (too few teams to test); q is the Benjamini-Hochberg adjusted p over all "
+        "main results. Cross-check: the same outcome fitted by team-clustered OLS next to the main mixed model; "
+        "close values mean the result does not hinge on the mixed model. \"main is OLS\" marks a mixed model "
+        "that fell back to the clustered OLS (its model note says why). Every model is named under "
+        "<a href=\"#definitions\">What each KPI means</a>; the exports hold every row, cross-checks included.</p>"
         + "</section>"
     )
 
 
-def _natural_change(row) -> str:
-    if row.kpi not in RESULT_OUTCOMES or math.isnan(row.estimate):
+def _team_range(results: pd.DataFrame) -> str:
+    fewest, most = int(results["n_teams"].min()), int(results["n_teams"].max())
+    return f"{most} teams" if fewest == most else f"{fewest} to {most} teams"
+
+
+def main_results(results: pd.DataFrame) -> pd.DataFrame:
+    return results[results["role"] == "main"]
+
+
+def cross_checks(results: pd.DataFrame) -> dict[tuple[str, str], object]:
+    """The cross-check row of each (kpi, construct) that has one."""
+    return {(r.kpi, r.construct): r for r in results[results["role"] == "cross-check"].itertuples()}
+
+
+def _by_construct(main: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    constructs = sorted(main["construct"].unique(), key=lambda c: (construct_rank(c), c))
+    return [(construct, main[main["construct"] == construct]) for construct in constructs]
+
+
+def _change_with_interval(row) -> str:
+    change = relative_change(row)
+    if change is None:
         return "n/a"
-    return signed_percent(math.expm1(row.estimate) * 100)
+    low, high = math.expm1(row.ci_low) * 100, math.expm1(row.ci_high) * 100
+    interval = f"{signed_percent(low)} to {signed_percent(high)}"
+    return f"{signed_percent(change * 100)}<br><span class=\"ci\">{interval}</span>"
+
+
+def _estimate_with_interval(row) -> str:
+    return f"{signed(row.estimate, 3)}<br><span class=\"ci\">{signed(row.ci_low, 3)} to {signed(row.ci_high, 3)}</span>"
+
+
+def _cross_check_cell(main, check) -> str:
+    if check is not None:
+        return _estimate_with_interval(check)
+    if fell_back_to_ols(main):
+        return "main is OLS"
+    return "&mdash;"
 
 
 def _correlations_section(correlations: pd.DataFrame) -> str:
@@ -273,7 +343,14 @@ def _caveats_section() -> str:
 def _definitions_section(inputs: ReportInputs) -> str:
     entries = [(r.kpi, r.definition) for r in inputs.correlations.itertuples()]
     if inputs.results is not None:
-        entries += [(f"{r.kpi} (model)", r.model) for r in inputs.results.drop_duplicates("kpi").itertuples()]
+        checks = cross_checks(inputs.results)
+        for r in main_results(inputs.results).drop_duplicates("kpi").itertuples():
+            if r.kpi in RESULT_KPI_DEFINITIONS:
+                entries.append((r.kpi, RESULT_KPI_DEFINITIONS[r.kpi]))
+            model = r.model + (" (the mixed model's fallback; see its model note)" if fell_back_to_ols(r) else "")
+            if (r.kpi, r.construct) in checks:
+                model += f"; cross-check: {checks[r.kpi, r.construct].model}"
+            entries.append((f"{r.kpi} (model)", model))
     items = "".join(f"<dt>{escape(kpi)}</dt><dd>{escape(text)}</dd>" for kpi, text in entries)
     return (
         "<section id=\"definitions\"><h2>What each KPI means</h2>"

@@ -1,15 +1,10 @@
 """What the CIO report reads from the warehouse: the report's whole input contract.
 
 Everything the report shows comes through ``read_report_inputs``; when a model table's columns
-change, this module is the one place to adapt. The results are read into the tidy
-KPI x construct shape of ``RESULT_COLUMNS`` (the shape of a future ``models.kpi_results``),
-today from ``models.safety_ttr_regression``. Only aggregates leave this module: no survey
-cell below the anonymity threshold, no team-level score.
-
-To build the report from ``models.kpi_results``: set ``RESULTS_TABLE`` to it and let
-``tidy_results`` return ``raw[list(RESULT_COLUMNS)]``. Its KPI and construct names then get
-natural-scale sentences once listed in ``wording.RESULT_OUTCOMES`` and
-``wording.CONSTRUCT_SUBJECTS``; unlisted ones get a plain sentence on the model's scale.
+change, this module is the one place to adapt. The model results are
+``models.kpi_safety_effects``, one row per KPI x construct x role ('main' or 'cross-check'),
+read as stored. Only aggregates leave this module: no survey cell below the anonymity
+threshold, no team-level score.
 """
 
 from __future__ import annotations
@@ -20,17 +15,15 @@ import duckdb
 import pandas as pd
 
 CORRELATIONS_TABLE = "models.kpi_correlations"
-RESULTS_TABLE = "models.safety_ttr_regression"
+RESULTS_TABLE = "models.kpi_safety_effects"
 MART_TABLES = ("marts.dim_teams", "marts.mart_team_month", "marts.fct_incidents", "marts.fct_team_survey_waves")
 SOURCE_TABLES = (CORRELATIONS_TABLE, RESULTS_TABLE, *MART_TABLES)
 
 CORRELATION_COLUMNS = ("kpi", "r", "ci_low", "ci_high", "n_teams", "n_team_months", "definition", "warnings")
 RESULT_COLUMNS = (
-    "kpi", "construct", "estimate", "ci_low", "ci_high", "p_value", "q_value",
-    "n_teams", "n_periods", "model", "warnings",
+    "kpi", "construct", "role", "scale", "estimate", "ci_low", "ci_high", "p_value", "q_value",
+    "n_obs", "n_teams", "n_periods", "model", "warnings",
 )
-# The construct every current model relates KPIs to, in the unit its estimates are per.
-SAFETY_PER_SD = "psychological safety (lagged, per SD)"
 
 
 @dataclass(frozen=True)
@@ -59,7 +52,7 @@ class Coverage:
 @dataclass(frozen=True)
 class ReportInputs:
     correlations: pd.DataFrame  # CORRELATION_COLUMNS, one row per KPI
-    results: pd.DataFrame | None  # RESULT_COLUMNS, one row per KPI x construct; None if no table
+    results: pd.DataFrame | None  # RESULT_COLUMNS, main and cross-check rows; None if no table
     coverage: Coverage
     monthly: pd.DataFrame  # period_month, teams, teams_with_safety, incidents, tickets
     exports: dict[str, pd.DataFrame]  # sheet/file name -> table exactly as exported
@@ -92,13 +85,6 @@ def read_raw_results(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     if not table_exists(conn, RESULTS_TABLE):
         return None
     return conn.sql(f"select * from {RESULTS_TABLE}").df()
-
-
-def tidy_results(raw: pd.DataFrame) -> pd.DataFrame:
-    """``models.safety_ttr_regression`` in the KPI x construct shape. It fits one KPI, so the
-    Benjamini-Hochberg q over a family of one equals p."""
-    tidy = raw.assign(construct=SAFETY_PER_SD, q_value=raw["p_value"])
-    return tidy[list(RESULT_COLUMNS)].reset_index(drop=True)
 
 
 def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
@@ -196,7 +182,7 @@ def read_report_inputs(conn: duckdb.DuckDBPyConnection) -> ReportInputs:
     exports["coverage_by_month"] = monthly
     return ReportInputs(
         correlations=correlations[list(CORRELATION_COLUMNS)],
-        results=None if raw_results is None else tidy_results(raw_results),
+        results=None if raw_results is None else raw_results[list(RESULT_COLUMNS)],
         coverage=coverage,
         monthly=monthly,
         exports=exports,

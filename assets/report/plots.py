@@ -9,16 +9,28 @@ import math
 
 import matplotlib
 import pandas as pd
-from matplotlib import dates, ticker
+from matplotlib import dates
 from matplotlib.figure import Figure
 
-from assets.report.inputs import SAFETY_PER_SD
-from assets.report.wording import RESULT_OUTCOMES, signed_percent
+from assets.report.wording import (
+    BETWEEN,
+    CONSTRUCT_LABELS,
+    RELATIVE_SCALES,
+    TOTAL,
+    WITHIN,
+    construct_rank,
+    signed_percent,
+)
 
 INK = "#1f2933"
 MUTED = "#7b8794"
 CLEAR = "#1d5fa8"  # interval excludes zero
 UNCLEAR = "#9aa5b1"  # interval includes zero
+GRID = "#d9e2ec"
+CONSTRUCT_MARKERS = {BETWEEN: "o", WITHIN: "D", TOTAL: "s"}
+# The forest plot's axis is log(1 + change); it ends at -75% and +300% (log 4 either way).
+AXIS_EDGE = math.log(4)
+PERCENT_TICKS = (-75, -50, -25, -10, 0, 10, 25, 50, 100, 200, 300)
 STYLE = {
     "svg.fonttype": "path",  # text drawn as paths: the SVG renders the same without fonts
     "svg.hashsalt": "psafe",  # stable element ids, so the same data gives the same file
@@ -47,32 +59,52 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def forest_plot(results: pd.DataFrame) -> str | None:
-    """Relative change in each KPI per SD of safety with its 95% CI; None if nothing to plot.
-    Only results with a natural-scale reading (log or logit link) share the percentage axis."""
-    rows = results[results["kpi"].isin(RESULT_OUTCOMES)].dropna(subset=["estimate", "ci_low", "ci_high"]).iloc[::-1]
+    """The relative change in each KPI (or its rate or odds) per SD of safety with its 95% CI, on a
+    log axis labelled in %, grouped by construct as the sentences are; None if nothing to plot.
+    The axis spans the intervals but stops at -75% and +300%: an interval reaching past it is
+    cut at the edge and ends in an arrow."""
+    finite = results[["estimate", "ci_low", "ci_high"]].abs().lt(math.inf).all(axis=1)  # NaN is not finite
+    rows = results[results["scale"].isin(RELATIVE_SCALES) & finite]
+    rows = rows.assign(rank=rows["construct"].map(construct_rank)).sort_values("rank", kind="stable").iloc[::-1]
     if rows.empty:
         return None
+    margin = math.log(1.1)
+    left = max(min(rows["ci_low"].min(), -margin) - margin, -AXIS_EDGE)
+    right = min(max(rows["ci_high"].max(), margin) + margin, AXIS_EDGE)
     with matplotlib.rc_context(STYLE):
-        figure = _figure(9, 1.1 + 0.45 * len(rows))
+        figure = _figure(9, 1.2 + 0.42 * len(rows))
         axes = figure.add_subplot()
-        change = [100 * math.expm1(v) for v in rows["estimate"]]
-        low = [100 * math.expm1(v) for v in rows["ci_low"]]
-        high = [100 * math.expm1(v) for v in rows["ci_high"]]
-        colours = [UNCLEAR if lo <= 0 <= hi else CLEAR for lo, hi in zip(low, high)]
-        positions = range(len(rows))
-        axes.hlines(positions, low, high, colors=colours, linewidth=2.5)
-        axes.scatter(change, positions, color=colours, s=45, zorder=3)
+        positions = list(range(len(rows)))
+        for y, row in zip(positions, rows.itertuples()):
+            colour = UNCLEAR if row.ci_low <= 0 <= row.ci_high else CLEAR
+            low, high = max(row.ci_low, left), min(row.ci_high, right)
+            axes.hlines(y, low, high, colors=colour, linewidth=2.5)
+            for end, cut, marker in ((low, row.ci_low < left, "<"), (high, row.ci_high > right, ">")):
+                if cut:
+                    axes.plot(end, y, marker=marker, color=colour, markersize=7)
+            # An estimate past the edge is labelled at the edge, where its interval's arrow is.
+            point = min(max(row.estimate, left), right)
+            if point == row.estimate:
+                axes.scatter([point], [y], color=colour, s=45, zorder=3,
+                             marker=CONSTRUCT_MARKERS.get(row.construct, "o"))
+            align = "center" if point == row.estimate else "left" if point == left else "right"
+            axes.annotate(signed_percent(100 * math.expm1(row.estimate)), (point, y), xytext=(0, 7),
+                          textcoords="offset points", ha=align, fontsize=8, color=INK)
         axes.axvline(0, color=MUTED, linewidth=1, linestyle="--")
-        one_construct = rows["construct"].nunique() == 1
-        labels = rows["kpi"] if one_construct else rows["kpi"] + "\n" + rows["construct"]
-        axes.set_yticks(list(positions), list(labels))
-        per = "standard deviation of safety" if set(rows["construct"]) == {SAFETY_PER_SD} else "unit of the construct"
-        axes.set_xlabel(f"% change in the KPI (or its odds) per {per}, with 95% CI")
-        axes.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: signed_percent(v)))
+        constructs = list(rows["construct"])
+        for y in range(len(rows) - 1):
+            if constructs[y] != constructs[y + 1]:  # a thin rule between the construct groups
+                axes.axhline(y + 0.5, color=GRID, linewidth=0.8)
+        labels = [f"{row.kpi}\n{CONSTRUCT_LABELS.get(row.construct, row.construct)}" for row in rows.itertuples()]
+        axes.set_yticks(positions, labels, fontsize=8)
+        ticks = [p for p in PERCENT_TICKS if left <= math.log1p(p / 100) <= right]
+        if right - left > 1.2:  # a wide axis: ±10% would crowd the zero line
+            ticks = [p for p in ticks if abs(p) != 10]
+        axes.set_xticks([math.log1p(p / 100) for p in ticks], [signed_percent(p) if p else "0%" for p in ticks])
+        axes.set_xlim(left, right)
+        axes.set_xlabel("% change per standard deviation of safety, with 95% CI "
+                        "(in the KPI for times, its rate for counts, its odds for shares and attrition)")
         axes.set_ylim(-0.7, len(rows) - 0.3)
-        for y, value in zip(positions, change):
-            axes.annotate(signed_percent(value), (value, y), xytext=(0, 7), textcoords="offset points",
-                          ha="center", fontsize=8, color=INK)
         return svg_data_uri(figure)
 
 
