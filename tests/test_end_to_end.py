@@ -127,7 +127,12 @@ def test_notebook_runs_in_a_kernel_on_a_read_only_warehouse(nightly, monkeypatch
 
 def test_demo_command_runs_and_prints_the_tables(tmp_path, capsys):
     assert main(["--teams", "8", "--months", "9", "--workdir", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    # A step counter instead of Dagster's DEBUG stream, which goes whole to the log file.
+    assert "24/24 steps, " in captured.err and "0 failed" in captured.err
+    assert " - DEBUG - " not in out + captured.err
+    assert (tmp_path / "nightly.log").read_text().count("STEP_SUCCESS") == 24
     assert "KPI correlation table" in out and "proactive share" in out
     assert "ground truth of this synthetic organisation: -0.250" in out
     assert (tmp_path / "warehouse.duckdb").is_file()
