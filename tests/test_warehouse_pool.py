@@ -34,9 +34,10 @@ def test_every_asset_that_opens_the_warehouse_is_in_its_pool():
         assert assets_def.op.pool == WAREHOUSE_POOL, key
 
 
-def test_the_production_instance_limits_every_pool_to_one_slot():
-    concurrency = yaml.safe_load(PRODUCTION_INSTANCE.read_text())["concurrency"]
-    assert concurrency["pools"]["default_limit"] == 1
+def test_the_production_and_dev_instances_limit_every_pool_to_one_slot_per_step():
+    for instance in (PRODUCTION_INSTANCE, REPO / "deploy" / "dev" / "dagster.yaml"):
+        pools = yaml.safe_load(instance.read_text())["concurrency"]["pools"]
+        assert pools == {"default_limit": 1, "granularity": "op"}, instance
 
 
 @pytest.fixture(scope="module")
