@@ -16,6 +16,21 @@ from pipelines.demo import main, run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+# Run in a notebook's kernel after its cells: prints the names of DuckDB connections still open
+# for writing (closed connections raise ConnectionException and are fine).
+WRITABLE_CONNECTIONS_PROBE = """
+import duckdb as _duckdb
+_writable = []
+for _name, _value in list(globals().items()):
+    if isinstance(_value, _duckdb.DuckDBPyConnection):
+        try:
+            _readonly = _value.sql("select readonly from duckdb_databases() where database_name = current_database()").fetchone()[0]
+        except _duckdb.ConnectionException:
+            continue
+        if not _readonly:
+            _writable.append(_name)
+print(sorted(_writable))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -111,11 +126,7 @@ def test_notebook_runs_in_a_kernel_on_a_read_only_warehouse(nightly, monkeypatch
         assert subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(warehouse)!r}, read_only=True)"],
                               capture_output=True).returncode == 0
         # ... and a connection the notebook left open reports itself read-only.
-        probe = nbformat.v4.new_code_cell(
-            "print(sorted({name for name, value in globals().items() if type(value).__name__ == 'DuckDBPyConnection'"
-            " and not value.sql('select readonly from duckdb_databases() where database_name = current_database()')"
-            ".fetchone()[0]}))"
-        )
+        probe = nbformat.v4.new_code_cell(WRITABLE_CONNECTIONS_PROBE)
         nb.cells.append(probe)
         client.execute_cell(probe, len(nb.cells) - 1)
     assert probe.outputs[0]["text"].strip() == "[]", "connections open for writing"

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 from dagster._utils.schedules import cron_string_iterator
 from dagster_duckdb import DuckDBResource
@@ -113,10 +112,11 @@ def test_the_requested_run_reloads_the_landing_exports_and_their_dependants(land
             },
             raise_on_error=False,
         )
-    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    # Marts that also need PagerDuty and Jira tables fail in this warehouse, which has none.
+    rows = {e.asset_key.to_user_string(): e.materialization.metadata["rows"].value
+            for e in result.get_asset_materialization_events()}
     assert {"raw/survey__responses", "raw/hr__headcount", "raw/hr__terminations", "raw/config__team_map",
-            "staging/stg_survey__responses", "marts/fct_team_survey_waves"} <= materialized
-    assert not any(key.startswith("raw/pagerduty") or key.startswith("raw/jira") for key in materialized)
+            "staging/stg_survey__responses", "marts/fct_team_survey_waves"} <= set(rows)
+    assert not any(key.startswith("raw/pagerduty") or key.startswith("raw/jira") for key in rows)
     survey_rows = len((landing / "survey_responses.csv").read_text().splitlines()) - 1
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        assert conn.sql("select count(*) from raw.survey__responses").fetchone()[0] == survey_rows
+    assert rows["raw/survey__responses"] == survey_rows
