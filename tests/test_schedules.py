@@ -117,6 +117,6 @@ def test_the_requested_run_reloads_the_landing_exports_and_their_dependants(land
             for e in result.get_asset_materialization_events()}
     assert {"raw/survey__responses", "raw/hr__headcount", "raw/hr__terminations", "raw/config__team_map",
             "staging/stg_survey__responses", "marts/fct_team_survey_waves"} <= set(rows)
-    assert not any(key.startswith("raw/pagerduty") or key.startswith("raw/jira") for key in rows)
+    assert not any(key.startswith(("raw/pagerduty", "raw/jira")) for key in rows)
     survey_rows = len((landing / "survey_responses.csv").read_text().splitlines()) - 1
     assert rows["raw/survey__responses"] == survey_rows

@@ -1,7 +1,9 @@
 """One process at a time in the DuckDB warehouse: two overlapping runs under the default
-multiprocess executor, through a real Dagster instance, succeed with the warehouse pool limited
-to one slot as in deploy/dagster.yaml, and fail with "Could not set lock" without that limit."""
+multiprocess executor, through a real Dagster instance, take turns step by step with the
+warehouse pool limited to one slot as in deploy/dagster.yaml; without that limit their steps
+hold the warehouse side by side."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -14,8 +16,13 @@ import pytest
 import yaml
 
 from pipelines.definitions import defs
-from pipelines.demo import SANDBOX_HR_SALT, SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, SANDBOX_PAGERDUTY_TOKEN
-from pipelines.demo import start_sandbox
+from pipelines.demo import (
+    SANDBOX_HR_SALT,
+    SANDBOX_JIRA_EMAIL,
+    SANDBOX_JIRA_TOKEN,
+    SANDBOX_PAGERDUTY_TOKEN,
+    start_sandbox,
+)
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 from pipelines.warehouse_pool import WAREHOUSE_POOL
 
@@ -125,7 +132,7 @@ def test_overlapping_multiprocess_runs_take_turns_in_the_warehouse(sandbox_envir
     ]
     intervals = sorted(interval for run in runs for interval in step_intervals(instance, run))
     assert len(intervals) == 2 * len(API_ASSETS)
-    for (_, end, step), (start, _, next_step) in zip(intervals, intervals[1:]):
+    for (_, end, step), (start, _, next_step) in itertools.pairwise(intervals):
         assert end <= start, f"{step} and {next_step} held the warehouse at the same time"
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert conn.sql("select count(*) from raw.pagerduty__incidents").fetchone()[0] == len(org.incidents)
@@ -137,12 +144,12 @@ def test_without_the_pool_limit_steps_open_the_warehouse_side_by_side(sandbox_en
     # fails the step, so the failure needs a writer holding the file longer than that (a long
     # sync, a notebook left open): too slow to stage here. What the pool prevents is visible
     # all the same: without a limit, the steps hold the warehouse at the same time.
-    org, env = sandbox_environment
+    _, env = sandbox_environment
     env.setenv("PSAFE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     home = tmp_path / "dagster_home"
     instance = instance_at(home, None)
 
     [run] = overlapping_runs(instance, home, count=1)
 
-    (first_start, first_end, _), (second_start, _, _) = sorted(step_intervals(instance, run))
+    (_, first_end, _), (second_start, _, _) = sorted(step_intervals(instance, run))
     assert second_start < first_end, "without a pool limit both steps run at once"
