@@ -14,6 +14,7 @@ import dagster as dg
 import duckdb
 import pytest
 import yaml
+from dagster_duckdb import DuckDBResource
 
 from pipelines.definitions import defs
 from pipelines.demo import (
@@ -24,7 +25,7 @@ from pipelines.demo import (
     start_sandbox,
 )
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
-from pipelines.warehouse_pool import WAREHOUSE_POOL
+from pipelines.warehouse_pool import WAREHOUSE_POOL, in_warehouse_pool
 
 REPO = Path(__file__).resolve().parents[1]
 PRODUCTION_INSTANCE = REPO / "deploy" / "dagster.yaml"
@@ -44,6 +45,21 @@ def test_every_asset_that_opens_the_warehouse_is_in_its_pool():
         assets_def = graph.assets_def_for_key(key)
         assert "duckdb" in assets_def.required_resource_keys, key
         assert assets_def.op.pool == WAREHOUSE_POOL, key
+
+
+def test_pooling_keeps_the_retry_policy_and_code_version_and_leaves_other_assets_alone():
+    retry = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+
+    @dg.asset(retry_policy=retry, code_version="7")
+    def writes(duckdb: DuckDBResource) -> None: ...
+
+    @dg.asset
+    def elsewhere() -> None: ...
+
+    pooled = in_warehouse_pool(writes)
+    assert pooled.op.pool == WAREHOUSE_POOL and pooled.op.retry_policy == retry
+    assert pooled.code_versions_by_key == {writes.key: "7"} and writes.op.pool is None
+    assert in_warehouse_pool(elsewhere) is elsewhere
 
 
 def test_the_production_and_dev_instances_limit_every_pool_to_one_slot_per_step():
