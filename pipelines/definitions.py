@@ -1,4 +1,4 @@
-"""The Dagster entry point: wires assets, the nightly job and resources. Nothing else."""
+"""The Dagster entry point: wires assets, jobs, the schedule, the sensor and resources. Nothing else."""
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -7,6 +7,7 @@ from assets.jira import assets as jira_assets
 from assets.jira.resource import JiraResource
 from assets.landing import assets as landing_assets
 from assets.landing.resource import LandingFolderResource
+from assets.landing.sensors import landing_files_sensor, landing_refresh_job
 from assets.models import assets as model_assets
 from assets.pagerduty import assets as pagerduty_assets
 from assets.pagerduty.resource import PagerDutyResource
@@ -14,23 +15,26 @@ from assets.quality.checks import gx_asset_checks
 from assets.report import assets as report_assets
 from assets.report.resource import ReportFolderResource
 from assets.warehouse.sql_models import sql_model_assets
-
-# DuckDB allows one writing process per database file, so the nightly job runs its steps in
-# one process, one after another, instead of the default multiprocess executor.
-nightly_job = dg.define_asset_job(
-    "nightly", selection=dg.AssetSelection.all(), executor_def=dg.in_process_executor
-)
+from pipelines.schedules import nightly_job, nightly_schedule
+from pipelines.warehouse_pool import in_warehouse_pool
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[
-            *dg.load_assets_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets, report_assets]),
-            *sql_model_assets(),
+            in_warehouse_pool(assets_def)
+            for assets_def in [
+                *dg.load_assets_from_modules(
+                    [pagerduty_assets, jira_assets, landing_assets, model_assets, report_assets]
+                ),
+                *sql_model_assets(),
+            ]
         ],
         asset_checks=[*dg.load_asset_checks_from_modules([landing_assets, model_assets]), *gx_asset_checks()],
-        jobs=[nightly_job],
+        jobs=[nightly_job, landing_refresh_job],
+        schedules=[nightly_schedule],
+        sensors=[landing_files_sensor],
         resources={
             "pagerduty": PagerDutyResource(
                 api_token=dg.EnvVar("PAGERDUTY_API_TOKEN"), base_url=dg.EnvVar("PAGERDUTY_URL")

@@ -16,9 +16,10 @@ from dagster_duckdb import DuckDBResource
 from assets.jira.resource import JiraResource
 from assets.landing.resource import LandingFolderResource
 from assets.pagerduty.resource import PagerDutyResource
-from assets.warehouse.partitions import every_month_tags
 from assets.report.resource import ReportFolderResource
+from assets.warehouse.partitions import every_month_tags
 from pipelines.definitions import defs
+from pipelines.progress import with_progress
 from pipelines.sandbox.server import Sandbox
 from pipelines.synthetic.org import Organisation, OrgSpec, generate, write_landing
 
@@ -69,12 +70,18 @@ def history_run_config(org: Organisation) -> dict:
     }
 
 
-def run_nightly(sandbox: Sandbox, org: Organisation, warehouse: Path, landing: Path) -> dg.ExecuteInProcessResult:
+def run_nightly(
+    sandbox: Sandbox, org: Organisation, warehouse: Path, landing: Path, log_file: Path | None = None
+) -> dg.ExecuteInProcessResult:
+    """Run the nightly job in this process. With ``log_file``, the terminal shows a progress
+    bar and warnings only, and the full Dagster log goes to that file."""
     job = defs().resolve_job_def("nightly")
+    run_config = history_run_config(org)
+    if log_file is not None:
+        job, logger_config = with_progress(job, log_file)
+        run_config = {**run_config, **logger_config}
     return job.execute_in_process(
-        run_config=history_run_config(org),
-        resources=sandbox_resources(sandbox, warehouse, landing),
-        tags=every_month_tags(),
+        run_config=run_config, resources=sandbox_resources(sandbox, warehouse, landing), tags=every_month_tags()
     )
 
 
@@ -118,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     landing = args.workdir / "landing"
     warehouse = args.workdir / "warehouse.duckdb"
+    log_file = args.workdir / "nightly.log"
     write_landing(org, landing)
     print(
         f"[1/3] generated {len(org.teams)} teams, {len(org.incidents)} incidents, "
@@ -125,10 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     with start_sandbox(org) as sandbox:
-        print(f"[2/3] sandbox: PagerDuty {sandbox.pagerduty_url}, Jira {sandbox.jira_url}", flush=True)
-        result = run_nightly(sandbox, org, warehouse, landing)
+        print(f"[2/3] sandbox: PagerDuty {sandbox.pagerduty_url}, Jira {sandbox.jira_url}; "
+              f"running the nightly job (full Dagster log: {log_file})", flush=True)
+        result = run_nightly(sandbox, org, warehouse, landing, log_file)
     if not result.success:
-        print("the nightly job failed; see the log above", file=sys.stderr)
+        print(f"the nightly job failed; see the errors above and the full log in {log_file}", file=sys.stderr)
         return 1
     print(f"[3/3] nightly job materialized {len(result.get_asset_materialization_events())} assets "
           f"into {warehouse} in {time.monotonic() - started:.0f} s\n", flush=True)

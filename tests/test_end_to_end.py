@@ -2,13 +2,35 @@
 official clients -> DuckDB -> SQL marts -> models, checked against the generator's truth."""
 
 import json
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import duckdb
+import nbformat
 import pytest
+from nbclient import NotebookClient
 
 from pipelines.demo import main, run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+# Run in a notebook's kernel after its cells: prints the names of DuckDB connections still open
+# for writing (closed connections raise ConnectionException and are fine).
+WRITABLE_CONNECTIONS_PROBE = """
+import duckdb as _duckdb
+_writable = []
+for _name, _value in list(globals().items()):
+    if isinstance(_value, _duckdb.DuckDBPyConnection):
+        try:
+            _readonly = _value.sql("select readonly from duckdb_databases() where database_name = current_database()").fetchone()[0]
+        except _duckdb.ConnectionException:
+            continue
+        if not _readonly:
+            _writable.append(_name)
+print(sorted(_writable))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -90,23 +112,38 @@ def test_correlation_table_reports_every_kpi_with_team_bootstrap_intervals(night
     assert high < 0, "safer teams resolve faster in the ground truth"
 
 
-def test_notebook_refits_the_regression_from_a_read_only_warehouse(nightly, monkeypatch):
-    org, warehouse, *_ = nightly
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_runs_in_a_kernel_on_a_read_only_warehouse(nightly, monkeypatch, notebook):
+    _, warehouse, *_ = nightly
     monkeypatch.setenv("PSAFE_WAREHOUSE", str(warehouse))
-    with open("notebooks/explore_marts.ipynb") as fh:
-        cells = [c for c in json.load(fh)["cells"] if c["cell_type"] == "code"]
-    namespace: dict = {}
-    for cell in cells:
-        exec("".join(cell["source"]), namespace)
-    assert namespace["conn"].sql("select count(*) from marts.mart_team_month").fetchone()[0] > 0
-    asset_estimate = query(warehouse, "select estimate from models.safety_ttr_regression")[0][0]
-    assert namespace["refit"].estimate == pytest.approx(asset_estimate)
-    namespace["conn"].close()
+    nb = nbformat.read(notebook, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}})
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)  # raises CellExecutionError on any error
+        # The kernel is alive with its connection open: another process may still read the
+        # file, which DuckDB refuses while anyone holds it for writing ...
+        assert subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(warehouse)!r}, read_only=True)"],
+                              capture_output=True, check=False).returncode == 0
+        # ... and a connection the notebook left open reports itself read-only.
+        probe = nbformat.v4.new_code_cell(WRITABLE_CONNECTIONS_PROBE)
+        nb.cells.append(probe)
+        client.execute_cell(probe, len(nb.cells) - 1)
+    assert probe.outputs[0]["text"].strip() == "[]", "connections open for writing"
+    if notebook.name == "explore_marts.ipynb":
+        printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+        asset_estimate = query(warehouse, "select estimate from models.safety_ttr_regression")[0][0]
+        assert f"log TTR per SD of safety: {asset_estimate:+.3f}" in printed
 
 
 def test_demo_command_runs_and_prints_the_tables(tmp_path, capsys):
     assert main(["--teams", "8", "--months", "9", "--workdir", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    # A step counter instead of Dagster's DEBUG stream, which goes whole to the log file.
+    assert "24/24 steps, " in captured.err and "0 failed" in captured.err
+    assert " - DEBUG - " not in out + captured.err
+    assert (tmp_path / "nightly.log").read_text().count("STEP_SUCCESS") == 24
     assert "KPI correlation table" in out and "proactive share" in out
     assert "ground truth of this synthetic organisation: -0.250" in out
     assert (tmp_path / "warehouse.duckdb").is_file()
