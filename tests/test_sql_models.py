@@ -124,6 +124,7 @@ def test_jira_issues_are_classified_by_type_and_label(warehouse):
         issue("1", "Near miss"), issue("2", "Task", ["near-miss"]), issue("3", "Incident"),
         issue("4", "Story"), issue("5", "tech debt"),
     ])
+    warehouse.classification_rules()  # the shipped default, config/ticket_classification.yml
     warehouse.build("staging.stg_jira__issues")
     classes = {r["issue_id"]: r["ticket_class"] for r in warehouse.rows("select * from staging.stg_jira__issues")}
     assert classes == {"1": "proactive", "2": "proactive", "3": "reactive", "4": "unclassified", "5": "proactive"}
@@ -179,11 +180,13 @@ def test_team_month_uses_the_previous_quarters_wave_and_suppresses_small_cells(w
     warehouse.raw_json("pagerduty__services", [])
     warehouse.raw_json("pagerduty__incidents", [])
     warehouse.raw_json("pagerduty__log_entries", [])
+    warehouse.classification_rules()
     warehouse.build(
         "staging.stg_config__team_map", "staging.stg_pagerduty__teams", "staging.stg_pagerduty__services",
         "staging.stg_pagerduty__incidents", "staging.stg_pagerduty__log_entries", "staging.stg_jira__issues",
         "staging.stg_survey__responses", "staging.stg_hr__headcount", "staging.stg_hr__terminations",
-        "marts.dim_teams", "marts.fct_incidents", "marts.fct_team_survey_waves", "marts.mart_team_month",
+        "marts.dim_teams", "marts.fct_incidents", "marts.fct_tickets", "marts.fct_team_survey_waves",
+        "marts.mart_team_month",
     )
     waves = warehouse.rows("select * from marts.fct_team_survey_waves order by wave_quarter")
     assert [(w["n_respondents"], w["is_suppressed"], w["safety_mean"]) for w in waves] == [

@@ -16,6 +16,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from pipelines.sandbox.faults import FaultPlan
+
 Handler = Callable[[Request, dict[str, str]], Response]
 RequestCounter = Callable[[str], None]
 
@@ -45,6 +47,7 @@ class JsonApi:
             rules.append(Rule(re.sub(r"\{(\w+)\}", r"<\1>", path), endpoint=(method, path), methods=[method]))
         self._urls = Map(rules, strict_slashes=False, merge_slashes=False)
         self._count_request = count_request
+        self.faults = FaultPlan()
 
     def __call__(self, environ, start_response):
         request = Request(environ)
@@ -56,9 +59,20 @@ class JsonApi:
             response = self.handle(request, None, {})
         else:
             self._count_request(f"{request.method} {path}")
-            response = self.handle(request, self._handlers[(method, path)], args)
+            response = self.faults.respond(
+                path, lambda: self.handle(request, self._handlers[(method, path)], args),
+                self.unauthorized, self.rate_limited,
+            )
         return response(environ, start_response)
 
     def handle(self, request: Request, handler: Handler | None, args: dict[str, str]) -> Response:
         """Authenticate, apply limits and call ``handler`` (None: no such route)."""
+        raise NotImplementedError
+
+    def unauthorized(self) -> Response:
+        """The API's answer to missing, wrong or expired credentials."""
+        raise NotImplementedError
+
+    def rate_limited(self, wait_seconds: int, with_headers: bool) -> Response:
+        """A 429, with the API's rate-limit headers asking to wait ``wait_seconds`` or without."""
         raise NotImplementedError
