@@ -13,7 +13,8 @@ credentials stay out of logs and run metadata.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
@@ -29,7 +30,24 @@ API_ASSET_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Back
 
 
 class ApiError(RuntimeError):
-    """An API call failed for good (refused, or still failing after the bounded retries)."""
+    """An API call failed for good: refused (``retryable`` False: bad credentials, a bad
+    request) or still failing after the bounded retries (a later run step may succeed)."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@contextmanager
+def failing_clearly() -> Iterator[None]:
+    """Turn a refused API call into a Dagster failure the RetryPolicy does not repeat (the
+    same token would be refused again); exhausted retries stay retryable."""
+    try:
+        yield
+    except ApiError as error:
+        if error.retryable:
+            raise
+        raise dg.Failure(description=str(error), allow_retries=False) from None
 
 
 @dataclass(frozen=True)
@@ -90,12 +108,13 @@ def call_with_retries(
             return call()
         except Transient as failure:
             if attempt == backoff.max_attempts:
-                raise ApiError(f"{what}: still failing after {attempt} attempts ({failure.reason})") from None
+                raise ApiError(f"{what}: still failing after {attempt} attempts ({failure.reason})",
+                               retryable=True) from None
             delay = backoff.delay(attempt, failure.wait_seconds)
             if delay > backoff.max_delay_seconds:
                 raise ApiError(
                     f"{what}: {failure.reason}; the server asks to wait {delay:.0f} s, longer than the "
-                    f"{backoff.max_delay_seconds:.0f} s this run waits. Try again later."
+                    f"{backoff.max_delay_seconds:.0f} s this run waits. Try again later.", retryable=True
                 ) from None
             if log:
                 log(f"{what}: {failure.reason}; attempt {attempt}/{backoff.max_attempts}, retrying in {delay:.2f} s")

@@ -11,6 +11,7 @@ from assets.models import assets as model_assets
 from assets.pagerduty import assets as pagerduty_assets
 from assets.pagerduty.resource import PagerDutyResource
 from assets.warehouse.sql_models import sql_model_assets
+from assets.warehouse.team_map_checks import jira_entities_are_mapped, pagerduty_entities_are_mapped
 
 # DuckDB allows one writing process per database file, so the nightly job runs its steps in
 # one process, one after another, instead of the default multiprocess executor.
@@ -26,6 +27,7 @@ def defs() -> dg.Definitions:
             *dg.load_assets_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets]),
             *sql_model_assets(),
         ],
+        asset_checks=[pagerduty_entities_are_mapped, jira_entities_are_mapped],
         jobs=[nightly_job],
         resources={
             "pagerduty": PagerDutyResource(

@@ -11,10 +11,16 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from assets.api_retry import API_ASSET_RETRY_POLICY
+from assets.api_retry import API_ASSET_RETRY_POLICY, failing_clearly
 from assets.jira.classification import read_rules, rules_frame
 from assets.jira.resource import JiraResource
-from assets.warehouse.raw_tables import read_high_water_mark, replace_table, reset_high_water_mark, write_batch
+from assets.warehouse.raw_tables import (
+    read_high_water_mark,
+    replace_table,
+    reset_high_water_mark,
+    warehouse_connection,
+    write_batch,
+)
 
 STREAM = "jira__issues"
 
@@ -39,9 +45,9 @@ def jira_issues(
     """Jira issues updated since the last sync (or `history_start`), each with its complete
     changelog, from `/rest/api/3/search/jql` paged by `nextPageToken`."""
     history_start = datetime.fromisoformat(config.history_start).replace(tzinfo=UTC)
-    client = jira.get_client(context.log.warning)
     loaded = 0
-    with duckdb.get_connection() as conn:
+    with warehouse_connection(duckdb) as conn, failing_clearly():
+        client = jira.get_client(context.log.warning)
         if config.full_refresh:
             reset_high_water_mark(conn, STREAM)
         mark = read_high_water_mark(conn, STREAM)
@@ -69,7 +75,7 @@ def ticket_classification_rules(context: dg.AssetExecutionContext, jira: JiraRes
     from the YAML file named by the `jira` resource's `classification_rules_path`."""
     path = Path(jira.classification_rules_path)
     rows = read_rules(path)
-    with duckdb.get_connection() as conn:
+    with warehouse_connection(duckdb) as conn:
         replace_table(conn, "raw", "config__ticket_classification", rules_frame(rows))
     context.log.info(f"{len(rows)} classification rules from {path}")
     return dg.MaterializeResult(metadata={"rules": len(rows), "path": str(path)})

@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from assets.api_retry import API_ASSET_RETRY_POLICY
+from assets.api_retry import API_ASSET_RETRY_POLICY, failing_clearly
 from assets.pagerduty.resource import PagerDutyResource
 from assets.warehouse.raw_tables import (
+    warehouse_connection,
     read_high_water_mark,
     reset_high_water_mark,
     upsert_json_records,
@@ -41,8 +42,9 @@ def pagerduty_teams(
     context: dg.AssetExecutionContext, pagerduty: PagerDutyResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     """Every PagerDuty team, as returned by `GET /teams`."""
-    teams = list(pagerduty.iter_all(pagerduty.get_client(), "teams", context.log.warning))
-    with duckdb.get_connection() as conn:
+    with failing_clearly():
+        teams = list(pagerduty.iter_all(pagerduty.get_client(), "teams", context.log.warning))
+    with warehouse_connection(duckdb) as conn:
         upsert_json_records(conn, "pagerduty__teams", teams)
     context.log.info(f"loaded {len(teams)} teams")
     return dg.MaterializeResult(metadata={"rows": len(teams)})
@@ -55,8 +57,9 @@ def pagerduty_services(
 ) -> dg.MaterializeResult:
     """Every PagerDuty service with its *current* owning teams, as returned by
     `GET /services` (incidents are attributed to the team at trigger time, not this one)."""
-    services = list(pagerduty.iter_all(pagerduty.get_client(), "services", context.log.warning))
-    with duckdb.get_connection() as conn:
+    with failing_clearly():
+        services = list(pagerduty.iter_all(pagerduty.get_client(), "services", context.log.warning))
+    with warehouse_connection(duckdb) as conn:
         upsert_json_records(conn, "pagerduty__services", services)
     context.log.info(f"loaded {len(services)} services")
     return dg.MaterializeResult(metadata={"rows": len(services)})
@@ -94,7 +97,7 @@ def pagerduty_incidents(
     older incidents whose timelines changed since they were loaded."""
     result = _sync_windowed(context, config, pagerduty, duckdb, "incidents", "pagerduty__incidents")
     client = pagerduty.get_client()
-    with duckdb.get_connection() as conn:
+    with warehouse_connection(duckdb) as conn, failing_clearly():
         stale = [row[0] for row in conn.execute(_STALE_INCIDENTS_SQL).fetchall()]
         if stale:
             context.log.info(f"incidents: re-fetching {len(stale)} incidents whose timelines changed")
@@ -126,9 +129,10 @@ order by 1
 def _sync_windowed(context, config: PagerDutySyncConfig, pagerduty: PagerDutyResource, duckdb: DuckDBResource,
                    path: str, table: str) -> dg.MaterializeResult:
     history_start = datetime.fromisoformat(config.history_start).replace(tzinfo=UTC)
-    until = datetime.now(UTC).replace(microsecond=0)
     client = pagerduty.get_client()
-    with duckdb.get_connection() as conn:
+    with warehouse_connection(duckdb) as conn, failing_clearly():
+        # Windows end at the API's "now", not the worker's: a skewed clock cannot skip records.
+        until = pagerduty.server_time(client, context.log.warning) + timedelta(seconds=1)
         if config.full_refresh:
             reset_high_water_mark(conn, table)
         mark = read_high_water_mark(conn, table)

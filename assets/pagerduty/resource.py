@@ -5,7 +5,8 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import dagster as dg
 from httpx2 import Response, TransportError
@@ -20,6 +21,12 @@ OFFSET_CAP = 10_000
 PAGE_SIZE = 100
 MAX_WINDOW = timedelta(days=31)
 MIN_WINDOW = timedelta(minutes=1)
+
+
+_REFUSED_TOKEN = (
+    "GET {path}: PagerDuty refused the API token (HTTP 401); it may be expired, revoked or for "
+    "another region. Set PAGERDUTY_API_TOKEN to a valid read-only token."
+)
 
 
 class _RetryableStatus(Exception):
@@ -95,11 +102,8 @@ class PagerDutyResource(dg.ConfigurableResource):
                 response = client.get(path, params=params)
             except _RetryableStatus as status:
                 raise Transient(f"HTTP {status.response.status_code}", wait_hint(status.response.headers)) from None
-            except HttpError as error:  # 401: the client refuses to go on
-                raise ApiError(
-                    f"GET {path}: PagerDuty refused the API token (HTTP {error.response.status_code}); it may be "
-                    "expired, revoked or for another region. Set PAGERDUTY_API_TOKEN to a valid read-only token."
-                ) from None
+            except HttpError:  # 401: the client refuses to go on
+                raise ApiError(_REFUSED_TOKEN.format(path=path)) from None
             except PagerDutyClientError as error:
                 if isinstance(error.__cause__, TransportError):
                     raise Transient(f"network error ({type(error.__cause__).__name__})") from None
@@ -115,6 +119,28 @@ class PagerDutyResource(dg.ConfigurableResource):
             return body
 
         return call_with_retries(attempt, what=f"GET {path}", backoff=self.backoff, log=log)
+
+    def server_time(self, client: RestApiV2Client, log: Callable[[str], None] | None = None) -> datetime:
+        """The API's own clock (its ``Date`` header), so windows end at the server's "now"
+        whatever the worker's clock says; the local clock if the header is missing."""
+
+        def attempt() -> datetime:
+            try:
+                response = client.get("teams", params={"limit": 1})
+            except _RetryableStatus as status:
+                raise Transient(f"HTTP {status.response.status_code}", wait_hint(status.response.headers)) from None
+            except HttpError:
+                raise ApiError(_REFUSED_TOKEN.format(path="/teams")) from None
+            except PagerDutyClientError as error:
+                if isinstance(error.__cause__, TransportError):
+                    raise Transient(f"network error ({type(error.__cause__).__name__})") from None
+                raise
+            try:
+                return parsedate_to_datetime(response.headers["Date"]).astimezone(UTC)
+            except (KeyError, TypeError, ValueError):
+                return datetime.now(UTC).replace(microsecond=0)
+
+        return call_with_retries(attempt, what="GET /teams", backoff=self.backoff, log=log)
 
     def iter_all(self, client: RestApiV2Client, path: str, log=None) -> Iterator[dict]:
         """Every record of an offset-paged directory endpoint (teams, services)."""

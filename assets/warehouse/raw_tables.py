@@ -12,11 +12,25 @@ resumes from the last batch that committed, never from a mark ahead of its rows.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import duckdb
 import polars as pl
+from dagster_duckdb import DuckDBResource
+
+
+@contextmanager
+def warehouse_connection(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``resource.get_connection()``, also closed when the body raises: DuckDBResource closes
+    it only on success, and a failed sync must release the file for the run that follows."""
+    with resource.get_connection() as conn:
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
 
 
 def upsert_json_records(

@@ -281,21 +281,13 @@ class JiraApi(JsonApi):
                 ("GET", f"{API}/issue/{{issueIdOrKey}}/changelog", self._changelog_page),
             ],
             count_request,
+            org,
+            as_of,
         )
         self._credentials = (email, token)
         self._email = email
         self._base_url = base_url
-        self._org = org
-        self.set_as_of(as_of or org.as_of)
-
-    def set_as_of(self, moment: datetime) -> None:
-        """Serve the organisation as it stood at ``moment`` (at most the generator's cut-off)."""
-        if moment > self._org.as_of:
-            raise ValueError(f"the organisation was generated up to {self._org.as_of}, not {moment}")
-        self._as_of = moment
-        self._render(self._org)
-        # Matching and sorting is the slow part of a search; pages of one query reuse it.
-        self._matching_keys = lru_cache(maxsize=64)(self._match)
+        self._render(org)
 
     def unauthorized(self) -> Response:
         return JiraError(401, "Client must be authenticated to access this resource.").response()
@@ -325,7 +317,7 @@ class JiraApi(JsonApi):
             "deploymentType": "Cloud",
             "buildNumber": 100280,
             "buildDate": "2025-01-06T00:00:00.000+0000",
-            "serverTime": jira_time(datetime.now(UTC)),
+            "serverTime": jira_time(self._as_of),
             "scmInfo": "0" * 40,
             "serverTitle": "psafe sandbox",
             "serverTimeZone": "Etc/UTC",
@@ -523,6 +515,8 @@ class JiraApi(JsonApi):
             for t in self._tickets
         }
         self._histories = {t.key: [self._history(entry) for entry in t.changelog] for t in self._tickets}
+        # Matching and sorting is the slow part of a search; pages of one query reuse it.
+        self._matching_keys = lru_cache(maxsize=64)(self._match)
 
     def _component(self, name: str, component_id: str) -> dict:
         return {"self": f"{self._base_url}{API}/component/{component_id}", "id": component_id, "name": name}

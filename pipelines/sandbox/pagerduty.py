@@ -175,20 +175,13 @@ class PagerDutyApi(JsonApi):
                 ("GET", "/log_entries", self._list_log_entries),
             ],
             count_request,
+            org,
+            as_of,
         )
         self._authorization = f"Token token={token}"
         self._base_url = base_url
-        self._org = org
-        self._as_of = as_of or org.as_of
         self._rate_limiter = FixedWindowRateLimiter(rate_limit_per_minute, RATE_LIMIT_WINDOW_SECONDS, clock)
         self._render(org)
-
-    def set_as_of(self, moment: datetime) -> None:
-        """Serve the organisation as it stood at ``moment`` (at most the generator's cut-off)."""
-        if moment > self._org.as_of:
-            raise ValueError(f"the organisation was generated up to {self._org.as_of}, not {moment}")
-        self._as_of = moment
-        self._render(self._org)
 
     def unauthorized(self) -> Response:
         return json_response({"error": {"message": "Unauthorized", "code": 2006}}, 401)

@@ -27,10 +27,16 @@ from pipelines.synthetic.model import Organisation
 
 
 class _QuietRequestHandler(WSGIRequestHandler):
-    """Drops werkzeug's per-request access lines; errors are still logged."""
+    """Drops werkzeug's per-request access lines (errors are still logged), and leaves the
+    ``Date`` header to the APIs: it states the sandbox's "now", not the host's."""
 
     def log_request(self, code="-", size="-") -> None:
         pass
+
+    def send_response(self, code, message=None) -> None:
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Server", self.version_string())
 
 
 class Sandbox:
