@@ -48,6 +48,10 @@ def jira_issues(
     loaded = 0
     with warehouse_connection(duckdb) as conn, failing_clearly():
         client = jira.get_client(context.log.warning)
+        # An issue edited while we page moves behind the cursor and can push the one after it
+        # past a page boundary; capping the mark at the server's time when the sync began
+        # makes the next run look again at everything updated before then.
+        started = jira.server_time(client, context.log.warning)
         if config.full_refresh:
             reset_high_water_mark(conn, STREAM)
         mark = read_high_water_mark(conn, STREAM)
@@ -61,11 +65,13 @@ def jira_issues(
                 updated = datetime.strptime(issue["fields"]["updated"], "%Y-%m-%dT%H:%M:%S.%f%z")
                 newest = updated if newest is None or updated > newest else newest
             # Pages come in `updated` order, so everything up to this page's newest is loaded.
-            loaded += write_batch(conn, "jira__issues", page, stream=STREAM, high_water_mark=newest)
+            loaded += write_batch(conn, "jira__issues", page, stream=STREAM,
+                                  high_water_mark=min(newest, started) if newest else None)
             if loaded and loaded % 5_000 < len(page):
                 context.log.info(f"issues: {loaded} loaded so far")
-    context.log.info(f"issues: loaded {loaded} ({mode}), high-water mark {newest}")
-    return dg.MaterializeResult(metadata={"rows": loaded, "mode": mode, "jql": jql, "high_water_mark": str(newest)})
+    mark = min(newest, started) if newest else None
+    context.log.info(f"issues: loaded {loaded} ({mode}), high-water mark {mark}")
+    return dg.MaterializeResult(metadata={"rows": loaded, "mode": mode, "jql": jql, "high_water_mark": str(mark)})
 
 
 @dg.asset(key=["raw", "config__ticket_classification"], group_name="jira", compute_kind="yaml")

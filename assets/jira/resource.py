@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,11 @@ class JiraResource(dg.ConfigurableResource):
                 raise Transient("truncated or malformed JSON body") from None
 
         return call_with_retries(attempt, what=what, backoff=self.backoff, log=log)
+
+    def server_time(self, client: JIRA, log: Callable[[str], None] | None = None) -> datetime:
+        """The site's clock (`serverTime` of /serverInfo)."""
+        info = self._call(client.server_info, "GET /serverInfo", log)
+        return datetime.strptime(info["serverTime"], "%Y-%m-%dT%H:%M:%S.%f%z")
 
     def iter_issues(self, client: JIRA, jql: str, log: Callable[[str], None] | None = None) -> Iterator[list[dict]]:
         """Pages of every issue matching ``jql``, each issue with its complete changelog.
