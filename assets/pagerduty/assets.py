@@ -98,7 +98,11 @@ def pagerduty_incidents(
     result = _sync_windowed(context, config, pagerduty, duckdb, "incidents", "pagerduty__incidents")
     client = pagerduty.get_client()
     with warehouse_connection(duckdb) as conn, failing_clearly():
-        stale = [row[0] for row in conn.execute(_STALE_INCIDENTS_SQL).fetchall()]
+        has_timelines = conn.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'raw' and table_name = 'pagerduty__log_entries'"
+        ).fetchone()[0]
+        stale = [row[0] for row in conn.execute(_STALE_INCIDENTS_SQL).fetchall()] if has_timelines else []
         if stale:
             context.log.info(f"incidents: re-fetching {len(stale)} incidents whose timelines changed")
         for start in range(0, len(stale), 500):
