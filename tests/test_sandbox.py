@@ -446,6 +446,12 @@ def test_command_line_reports_clear_errors(capsys):
     with pytest.raises(SystemExit) as exited:
         sandbox_main(["--teams", "1"])
     assert exited.value.code == 2 and "at least 2 teams" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sandbox_main(["--teams", "2", "--months", "6", "--as-of", "2031-01-01"])
+    assert "after the organisation's cut-off 2024-07-01" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sandbox_main(["--as-of", "last tuesday"])
+    assert "not an ISO date" in capsys.readouterr().err
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -71,6 +71,8 @@ class Sandbox:
         self.jira_token = jira_token
         self.host = host
         self.rate_limit_per_minute = rate_limit_per_minute
+        if as_of is not None and as_of > org.as_of:
+            raise ValueError(f"as_of {as_of:%Y-%m-%d %H:%M} is after the organisation's cut-off {org.as_of:%Y-%m-%d}")
         self.as_of = as_of or org.as_of
         self._apps: dict = {}
         self._requested_ports = {"pagerduty": pagerduty_port, "jira": jira_port}
