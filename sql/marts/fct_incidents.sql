@@ -10,6 +10,7 @@
 -- else of the PagerDuty team at trigger time (the trigger log entry's team), else of the
 -- incident's team, else of the service's current team (team_source says which); period = month
 -- of t_trigger (UTC).
+-- Partitioned by month on period_month.
 with timelines as (
     select
         incident_id,
