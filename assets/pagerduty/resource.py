@@ -166,26 +166,28 @@ class PagerDutyResource(dg.ConfigurableResource):
         """Every record of ``path`` created in ``[since, until)``, page by page.
 
         Windows are at most a month (well inside the six-month span limit). A window whose
-        total exceeds the 10,000-record offset cap is split in halves until each fits, so
-        nothing is silently cut off; the next window starts at the size that fitted.
+        total exceeds the 10,000-record offset cap is shrunk, in proportion to how full it
+        was, until it fits, so nothing is silently cut off; each next window is sized from
+        the density of the last one, aiming at 80% of the cap.
         """
         start, length = since, MAX_WINDOW
         while start < until:
             end = min(start + length, until)
             first = self.get_json(client, path, _window_params(start, end, total=True), log)
-            if (first.get("total") or 0) > OFFSET_CAP:
+            total = first.get("total") or 0
+            if total > OFFSET_CAP:
                 if end - start <= MIN_WINDOW:
                     raise ApiError(
-                        f"{first['total']} {path.strip('/')} between {_iso(start)} and {_iso(end)}: more than the "
+                        f"{total} {path.strip('/')} between {_iso(start)} and {_iso(end)}: more than the "
                         f"API's {OFFSET_CAP}-record pagination cap in a one-minute window"
                     )
-                length = (end - start) / 2
+                length = max(MIN_WINDOW, _resized(end - start, total))
                 if log:
-                    log(f"{path}: {first['total']} records in {_iso(start)}..{_iso(end)}, over the "
-                        f"{OFFSET_CAP} cap; splitting the window")
+                    log(f"{path}: {total} records in {_iso(start)}..{_iso(end)}, over the "
+                        f"{OFFSET_CAP} cap; narrowing the window")
                 continue
             yield from self._pages(client, path, start, end, first, log)
-            start, length = end, min(MAX_WINDOW, length * 2)
+            start, length = end, min(MAX_WINDOW, max(MIN_WINDOW, _resized(end - start, total)))
 
     def _pages(self, client, path, since, until, first, log) -> Iterator[WindowPage]:
         entity = path.strip("/").split("/")[-1]
@@ -202,6 +204,13 @@ class PagerDutyResource(dg.ConfigurableResource):
             params["offset"] += len(records)
             params["limit"] = min(PAGE_SIZE, OFFSET_CAP - params["offset"])
             page = self.get_json(client, path, params, log)
+
+
+def _resized(length: timedelta, total: int) -> timedelta:
+    """A window length that would hold about 80% of the offset cap at this density."""
+    if total == 0:
+        return MAX_WINDOW
+    return min(length * (0.8 * OFFSET_CAP / total), length / 2 if total > OFFSET_CAP else MAX_WINDOW)
 
 
 def _window_params(since: datetime, until: datetime, *, total: bool) -> dict:
