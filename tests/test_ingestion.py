@@ -2,9 +2,13 @@
 faults, a run killed half-way and re-run, and secrets kept out of logs and errors."""
 
 import base64
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -324,3 +328,45 @@ def test_a_run_failing_half_way_then_rerun_leaves_every_row_once(org, tmp_path):
     assert "401" in recorded
     for secret in secrets():
         assert secret not in recorded
+
+
+KILLABLE_SYNC = """
+import sys
+import dagster as dg
+sys.path.insert(0, "tests")
+from test_ingestion import RAW_ASSETS, resources
+from types import SimpleNamespace
+pagerduty_url, jira_url, ca, warehouse, history_start = sys.argv[1:]
+sandbox = SimpleNamespace(pagerduty_url=pagerduty_url, jira_url=jira_url, ca_bundle_path=ca)
+start = {"config": {"history_start": history_start}}
+dg.materialize(RAW_ASSETS, resources=resources(sandbox, warehouse), run_config={"ops": {
+    op: start for op in ("raw__pagerduty__incidents", "raw__pagerduty__log_entries", "raw__jira__issues")}})
+"""
+
+
+def test_a_process_killed_mid_sync_then_rerun_leaves_every_row_once(org, tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    with start_sandbox(org) as sandbox:
+        # Slow pages so the kill lands half-way through the log entries.
+        sandbox.inject_fault("pagerduty", "timeout", path="/log_entries", delay_seconds=0.05, times=None)
+        worker = subprocess.Popen(
+            [sys.executable, "-c", KILLABLE_SYNC, sandbox.pagerduty_url, sandbox.jira_url, sandbox.ca_bundle_path,
+             str(warehouse), org.spec.start.isoformat()],
+            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while sandbox.request_counts["pagerduty GET /log_entries"] < 15 and time.monotonic() < deadline:
+            assert worker.poll() is None, "the sync ended before it could be killed"
+            time.sleep(0.02)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        sandbox.clear_faults()
+        partial = query(warehouse, "select count(*) from raw.pagerduty__log_entries")[0][0]
+        rerun = sync(org, sandbox, warehouse)
+    entries = sum(expected_log_entries(i) for i in org.incidents)
+    assert rerun.success and 0 < partial < entries
+    assert query(warehouse, "select count(*), count(distinct id) from raw.pagerduty__log_entries")[0] == (
+        entries, entries)
+    assert query(warehouse, "select count(*), count(distinct id) from raw.pagerduty__incidents")[0] == (
+        len(org.incidents), len(org.incidents))
+    assert query(warehouse, "select count(*) from raw.jira__issues")[0][0] == len(org.tickets)
