@@ -5,6 +5,7 @@ is kept in ``raw._sync_state`` and committed with each page of rows, and the nex
 for `updated >= mark - lookback_minutes`, so edits to old issues are picked up too.
 """
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,7 +61,14 @@ def jira_issues(
         jql = f"updated >= {int(since.timestamp() * 1000)} ORDER BY updated ASC, key ASC"
         context.log.info(f"issues: {mode} sync, `{jql}`")
         newest = mark
-        for page in jira.iter_issues(client, jql, context.log.warning):
+        def stored_histories(issue_id: str) -> list[dict]:
+            if mark is None:
+                return []
+            row = conn.execute("select payload -> 'changelog' -> 'histories' from raw.jira__issues where id = ?",
+                               [issue_id]).fetchone()
+            return json.loads(row[0]) if row and row[0] else []
+
+        for page in jira.iter_issues(client, jql, context.log.warning, stored_histories):
             for issue in page:
                 updated = datetime.strptime(issue["fields"]["updated"], "%Y-%m-%dT%H:%M:%S.%f%z")
                 newest = updated if newest is None or updated > newest else newest

@@ -99,13 +99,21 @@ class JiraResource(dg.ConfigurableResource):
         info = self._call(client.server_info, "GET /serverInfo", log)
         return datetime.strptime(info["serverTime"], "%Y-%m-%dT%H:%M:%S.%f%z")
 
-    def iter_issues(self, client: JIRA, jql: str, log: Callable[[str], None] | None = None) -> Iterator[list[dict]]:
+    def iter_issues(
+        self,
+        client: JIRA,
+        jql: str,
+        log: Callable[[str], None] | None = None,
+        stored_histories: Callable[[str], list[dict]] | None = None,
+    ) -> Iterator[list[dict]]:
         """Pages of every issue matching ``jql``, each issue with its complete changelog.
 
         Pages through `/search/jql` by `nextPageToken` (the only search Jira Cloud still
-        serves). The changelog embedded in a search result is a single page; when its total
-        says there is more, the rest comes from `/issue/{key}/changelog`. A page that
-        repeats the previous one (a replay) is fetched again.
+        serves). The changelog embedded in a search result is a single page (the newest
+        entries); when its total says there is more, the histories already stored for the
+        issue (``stored_histories(issue_id)``, from an earlier sync) may complete it, else
+        the rest comes from `/issue/{key}/changelog`. A page that repeats the previous one
+        (a replay) is fetched again.
         """
         token: str | None = None
         previous_keys: list[str] = []
@@ -125,14 +133,18 @@ class JiraResource(dg.ConfigurableResource):
                 return page, keys
 
             page, previous_keys = self._call(fetch, "POST /search/jql", log)
-            yield [self._with_full_changelog(client, issue, log) for issue in page["issues"]]
+            yield [self._with_full_changelog(client, issue, log, stored_histories) for issue in page["issues"]]
             token = page.get("nextPageToken")
             if page.get("isLast", True) or not token:
                 return
 
-    def _with_full_changelog(self, client: JIRA, issue: dict, log) -> dict:
+    def _with_full_changelog(self, client: JIRA, issue: dict, log, stored_histories) -> dict:
         changelog = issue.get("changelog") or {"histories": [], "total": 0}
         histories = {h["id"]: h for h in changelog.get("histories", [])}
+        if changelog.get("total", 0) > len(histories) and stored_histories is not None:
+            # Histories are append-only: what an earlier sync stored plus the newest page
+            # embedded now is the whole changelog when nothing fell in between.
+            histories = {**{h["id"]: h for h in stored_histories(issue["id"])}, **histories}
         if changelog.get("total", 0) > len(histories):
             start_at = 0
             while True:

@@ -11,6 +11,8 @@ from pipelines.synthetic.model import Incident, Service, add_months, pd_id
 def generate_incidents(rng, spec, truth, teams, services_by_team, users_by_team, size_z_by_team,
                ttr_team_effect, lagged_safety, as_of) -> list[Incident]:
     incidents: list[Incident] = []
+    # Seven-character ids collide by chance once there are ~100,000 of them: redraw.
+    taken: set[str] = set()
     for month in range(spec.n_months):
         month_start = add_months(spec.start, month)
         month_seconds = (add_months(spec.start, month + 1) - month_start).total_seconds()
@@ -41,9 +43,13 @@ def generate_incidents(rng, spec, truth, teams, services_by_team, users_by_team,
                 acked_at = (created + timedelta(seconds=max(1.0, tta))).replace(microsecond=0)
                 responder = users_by_team[t.key][int(rng.integers(len(users_by_team[t.key])))]
                 service = services_by_team[t.key][int(rng.integers(len(services_by_team[t.key])))]
+                incident_id = pd_id(rng)
+                while incident_id in taken:
+                    incident_id = pd_id(rng)
+                taken.add(incident_id)
                 incidents.append(
                     Incident(
-                        pagerduty_id=pd_id(rng),
+                        pagerduty_id=incident_id,
                         number=0,
                         service_id=service.pagerduty_id,
                         team_key=t.key,
