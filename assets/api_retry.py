@@ -24,7 +24,7 @@ import dagster as dg
 
 T = TypeVar("T")
 
-# Dagster retries a failed API step after 30 s, 60 s, 120 s: a second line of defence for
+# Dagster retries a failed API step after 30 s, 90 s, 210 s: a second line of defence for
 # outages longer than the client-level retries cover. The sync state makes a retry resume.
 API_ASSET_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL)
 

@@ -371,3 +371,10 @@ def test_a_process_killed_mid_sync_then_rerun_leaves_every_row_once(org, tmp_pat
     assert query(warehouse, "select count(*), count(distinct id) from raw.pagerduty__incidents")[0] == (
         len(org.incidents), len(org.incidents))
     assert query(warehouse, "select count(*) from raw.jira__issues")[0][0] == len(org.tickets)
+
+
+def test_api_assets_carry_an_exponential_retry_policy():
+    for asset in RAW_ASSETS:
+        policy = asset.op.retry_policy
+        assert (policy.max_retries, policy.backoff) == (3, dg.Backoff.EXPONENTIAL), asset.key
+        assert [policy.calculate_delay(n) for n in (1, 2, 3)] == [30, 90, 210]
