@@ -15,6 +15,7 @@ from assets.quality.checks import gx_asset_checks
 from assets.report import assets as report_assets
 from assets.report.resource import ReportFolderResource
 from assets.warehouse.sql_models import sql_model_assets
+from assets.warehouse.team_map_checks import jira_entities_are_mapped, pagerduty_entities_are_mapped
 from pipelines.schedules import nightly_job, nightly_schedule
 from pipelines.warehouse_pool import in_warehouse_pool
 
@@ -31,7 +32,12 @@ def defs() -> dg.Definitions:
                 *sql_model_assets(),
             ]
         ],
-        asset_checks=[*dg.load_asset_checks_from_modules([landing_assets, model_assets]), *gx_asset_checks()],
+        asset_checks=[
+            *dg.load_asset_checks_from_modules([landing_assets, model_assets]),
+            pagerduty_entities_are_mapped,
+            jira_entities_are_mapped,
+            *gx_asset_checks(),
+        ],
         jobs=[nightly_job, landing_refresh_job],
         schedules=[nightly_schedule],
         sensors=[landing_files_sensor],

@@ -2,8 +2,18 @@ import duckdb
 import polars as pl
 import pytest
 
+from assets.jira.classification import read_rules, rules_frame
+from assets.jira.resource import DEFAULT_CLASSIFICATION_RULES
 from assets.warehouse.raw_tables import replace_table, upsert_json_records
 from assets.warehouse.sql_models import SQL_DIR, build_model, read_model
+
+
+def expected_log_entries(incident) -> int:
+    """Log entries the sandbox serves for a generated incident at the organisation's cut-off:
+    trigger, acknowledge, the impact-started field being filled in, resolve; a reopen adds
+    a resolve and a second trigger."""
+    return (1 + (incident.acknowledged_at is not None) + (incident.resolved_at is not None)
+            + (incident.impact_recorded_at is not None) + 2 * (incident.reopened_at is not None))
 
 
 class Warehouse:
@@ -17,6 +27,9 @@ class Warehouse:
 
     def raw_rows(self, table: str, rows: list[dict]) -> None:
         replace_table(self.conn, "raw", table, pl.DataFrame(rows, infer_schema_length=None).cast(pl.String))
+
+    def classification_rules(self, path=DEFAULT_CLASSIFICATION_RULES) -> None:
+        replace_table(self.conn, "raw", "config__ticket_classification", rules_frame(read_rules(path)))
 
     def build(self, *models: str) -> None:
         for model in models:

@@ -81,6 +81,15 @@ PATCHES: dict[Path, tuple[SpecPatch, ...]] = {
             "(\"production\", a timestamp or null); the patch accepts exactly the wrappers' "
             "inner value schemas.",
         ),
+        SpecPatch(
+            "custom field changes in log-entry lists",
+            "/paths/~1log_entries/get/responses/200/content/application~1json/schema/allOf/1"
+            "/properties/log_entries/items/oneOf",
+            lambda node: [*node, {"$ref": "#/components/schemas/CustomFieldValueChangeLogEntry"}],
+            "GET /log_entries' item oneOf omits CustomFieldValueChangeLogEntry (and "
+            "FieldValueChangeLogEntry), which /incidents/{id}/log_entries lists for the very same "
+            "entries; LogEntry's type enum defines both.",
+        ),
     ),
     JIRA_SPEC: tuple(
         SpecPatch(

@@ -12,6 +12,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from conftest import expected_log_entries
 from pipelines.definitions import defs
 from pipelines.demo import main, run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
@@ -62,7 +63,7 @@ def test_every_asset_materializes(nightly):
 
 def test_raw_tables_hold_every_record_once_even_after_a_rerun(nightly):
     org, warehouse, *_ = nightly
-    log_entries = sum(1 + (i.acknowledged_at is not None) + (i.resolved_at is not None) for i in org.incidents)
+    log_entries = sum(expected_log_entries(i) for i in org.incidents)
     assert query(warehouse, "select count(*), count(distinct id) from raw.pagerduty__incidents") == [
         (len(org.incidents), len(org.incidents))
     ]
@@ -149,3 +150,87 @@ def test_demo_command_runs_and_prints_the_tables(tmp_path, capsys):
     assert "KPI correlation table" in out and "proactive share" in out
     assert "ground truth of this synthetic organisation: -0.250" in out
     assert (tmp_path / "warehouse.duckdb").is_file()
+
+
+def test_incidents_count_for_the_team_at_trigger_time_not_the_services_current_team(nightly):
+    org, warehouse, *_ = nightly
+    counted = [i for i in org.incidents if i.merged_into is None
+               and not next(s for s in org.services if s.pagerduty_id == i.service_id).is_test]
+    names = {t.key: t.name for t in org.teams}
+    assert Counter(dict(query(warehouse, "select team, count(*) from marts.fct_incidents group by team"))) == Counter(
+        names[i.team_key] for i in counted)
+    moved = next(s for s in org.services if s.moved_at is not None)
+    before_move = [i for i in counted if i.service_id == moved.pagerduty_id and i.created_at < moved.moved_at]
+    assert before_move and {i.team_key for i in before_move} == {moved.previous_team_key}
+    # Joining through the service's current PagerDuty team would hand them to the new owner.
+    assert query(warehouse, f"""
+        select count(*) from marts.fct_incidents as f
+        join staging.stg_pagerduty__services as s using (service_id)
+        join staging.stg_pagerduty__teams as t using (team_id)
+        where f.service_id = '{moved.pagerduty_id}' and f.triggered_at < '{moved.moved_at:%Y-%m-%d}'
+          and t.team_name = '{names[moved.team_key]}' and f.team = '{names[moved.previous_team_key]}'
+    """) == [(len(before_move),)]
+
+
+def test_durations_follow_the_metric_definitions(nightly):
+    org, warehouse, *_ = nightly
+    rows = {r[0]: r[1:] for r in query(
+        warehouse, "select incident_id, ttd_seconds, onset_source, reopen_count, is_auto_resolved, tta_seconds "
+                   "from marts.fct_incidents")}
+    merged = {i.pagerduty_id for i in org.incidents if i.merged_into}
+    assert merged and not merged & set(rows)
+    checked = 0
+    for incident in org.incidents:
+        if incident.pagerduty_id not in rows:
+            continue
+        ttd, source, reopens, auto, tta = rows[incident.pagerduty_id]
+        onset = min(t for t in (incident.impact_started_at, incident.alert_timestamp) if t) if (
+            incident.impact_started_at or incident.alert_timestamp) else None
+        assert ttd == (None if onset is None else (incident.created_at - onset).total_seconds())
+        assert (source is None) == (onset is None)
+        assert reopens == (incident.reopened_at is not None)
+        # Resolved by timeout, or by the monitoring integration when nobody acknowledged it.
+        assert auto == (incident.resolved_at is not None and (incident.auto_resolved or not incident.acknowledged_by))
+        expected_tta = incident.acknowledged_at and (incident.acknowledged_at - incident.created_at).total_seconds()
+        assert tta == expected_tta
+        checked += 1
+    assert checked > 2000
+    sources = dict(query(warehouse, "select onset_source, count(*) from marts.fct_incidents group by 1"))
+    assert {"custom_field", "alert", "custom_field_and_alert", None} == set(sources)
+
+
+def test_tickets_are_classified_by_the_rules_file_and_counted_per_team_month(nightly):
+    org, warehouse, *_ = nightly
+    names = {t.key: t.name for t in org.teams}
+    rows = {r[0]: r[1:] for r in query(warehouse, "select issue_key, team, team_source, ticket_class "
+                                                  "from marts.fct_tickets")}
+    assert len(rows) == len(org.tickets)
+    for ticket in org.tickets:
+        team, source, ticket_class = rows[ticket.key]
+        if ticket.components == ["Shared tooling"]:
+            assert team is None  # claimed by no team: reported by the asset check below
+        else:
+            assert team == names[ticket.team_key]
+            assert source == ("component" if ticket.components else "project")
+        proactive = ticket.issue_type in ("Risk", "Near miss", "Improvement", "Security finding", "Tech debt") or (
+            set(ticket.labels) & {"near-miss", "proactive", "raised-concern"})
+        expected = "proactive" if proactive else "reactive" if ticket.issue_type in (
+            "Incident", "Escalation", "Problem") else "unclassified"
+        assert ticket_class == expected, ticket.key
+    mart = query(warehouse, "select sum(proactive_tickets), sum(reactive_tickets), sum(unclassified_tickets) "
+                            "from marts.mart_team_month")[0]
+    facts = query(warehouse, "select count(*) filter (where ticket_class = 'proactive'), "
+                             "count(*) filter (where ticket_class = 'reactive'), "
+                             "count(*) filter (where ticket_class = 'unclassified') "
+                             "from marts.fct_tickets where team is not null")[0]
+    assert mart == facts
+
+
+def test_unmapped_entities_are_reported_by_asset_checks_not_dropped(nightly):
+    org, warehouse, result, *_ = nightly
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["pagerduty_entities_are_mapped"].passed
+    jira = checks["jira_entities_are_mapped"]
+    assert not jira.passed and jira.severity.value == "WARN"
+    unowned = sum(t.components == ["Shared tooling"] for t in org.tickets)
+    assert jira.metadata["unmapped"].value == [f"jira_component OPS/Shared tooling ({unowned} records)"]

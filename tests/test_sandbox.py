@@ -14,6 +14,7 @@ import pytest
 import werkzeug.test
 from jira import JIRA, JIRAError
 
+from conftest import expected_log_entries
 from openapi_contract import JIRA_SPEC, PAGERDUTY_SPEC, PATCHES, validate
 from pipelines.sandbox.__main__ import main as sandbox_main
 from pipelines.sandbox.pagerduty import PagerDutyApi
@@ -73,8 +74,7 @@ def history_bounds(org):
     return datetime(org.spec.start.year, org.spec.start.month, 1, tzinfo=UTC), org.as_of
 
 
-def log_entry_count(incident) -> int:
-    return 1 + (incident.acknowledged_at is not None) + (incident.resolved_at is not None)
+log_entry_count = expected_log_entries
 
 
 # -- PagerDuty --------------------------------------------------------------------------
@@ -132,9 +132,10 @@ def test_default_window_is_the_thirty_days_before_now(pd, org):
 
 
 def test_incident_detail_timeline_and_custom_fields(pd, org):
-    acknowledged = next(i for i in org.incidents if i.acknowledged_at and i.resolved_at and i.onset_at)
+    acknowledged = next(i for i in org.incidents if i.acknowledged_at and i.resolved_at and i.impact_started_at
+                        and i.alert_timestamp is None and not i.reopened_at and not i.merged_into)
     auto_resolved = next(i for i in org.incidents if i.auto_resolved and i.resolved_at)
-    no_onset = next(i for i in org.incidents if i.onset_at is None)
+    no_onset = next(i for i in org.incidents if i.impact_started_at is None)
 
     body = pd_get(pd, f"/incidents/{acknowledged.pagerduty_id}")
     validate(PAGERDUTY_SPEC, "/incidents/{id}", "get", 200, body)
@@ -146,12 +147,17 @@ def test_incident_detail_timeline_and_custom_fields(pd, org):
     page = pd_get(pd, f"/incidents/{acknowledged.pagerduty_id}/log_entries")
     validate(PAGERDUTY_SPEC, "/incidents/{id}/log_entries", "get", 200, page)
     timeline = [(e["type"], e["created_at"], e["agent"]["type"]) for e in page["log_entries"]]
-    assert timeline == [
+    assert sorted(timeline, key=lambda step: step[1]) == sorted([
         ("trigger_log_entry", iso(acknowledged.created_at), "service_reference"),
         ("acknowledge_log_entry", iso(acknowledged.acknowledged_at), "user_reference"),
+        ("custom_field_value_change_log_entry", iso(acknowledged.impact_recorded_at), "user_reference"),
         ("resolve_log_entry", iso(acknowledged.resolved_at), "user_reference"),
-    ]
-    assert page["log_entries"][1]["agent"]["id"] == acknowledged.acknowledged_by
+    ], key=lambda step: step[1])
+    assert timeline == sorted(timeline, key=lambda step: step[1])
+    ack = next(e for e in page["log_entries"] if e["type"] == "acknowledge_log_entry")
+    assert ack["agent"]["id"] == acknowledged.acknowledged_by
+    change = next(e for e in page["log_entries"] if e["type"] == "custom_field_value_change_log_entry")
+    assert change["channel"]["changeset"]["customer_fields"][0]["value"] == [iso(acknowledged.onset_at)]
     assert incident["first_trigger_log_entry"]["id"] == page["log_entries"][0]["id"]
 
     resolve = pd_get(pd, f"/incidents/{auto_resolved.pagerduty_id}/log_entries")["log_entries"][-1]
@@ -404,13 +410,15 @@ def test_jira_errors(jira, sandbox):
 @pytest.fixture(scope="module")
 def sampled_responses(pd, jira, org):
     """(spec, path, status, body) of one response per endpoint the sandbox serves."""
-    incident = next(i for i in org.incidents if i.acknowledged_at and i.onset_at)
+    incident = next(i for i in org.incidents if i.acknowledged_at and i.impact_recorded_at)
     return [
         (PAGERDUTY_SPEC, "/incidents/{id}/log_entries", 200,
          pd_get(pd, f"/incidents/{incident.pagerduty_id}/log_entries")),
         (PAGERDUTY_SPEC, "/incidents/{id}/custom_fields/values", 200,
          pd_get(pd, f"/incidents/{incident.pagerduty_id}/custom_fields/values")),
         (PAGERDUTY_SPEC, "/incidents", 200, pd_get(pd, "/incidents", {"date_range": "all"})),
+        (PAGERDUTY_SPEC, "/log_entries", 200, pd_get(pd, "/log_entries", {"since": iso(incident.created_at),
+                                                                         "until": iso(org.as_of), "limit": 100})),
         (JIRA_SPEC, "/rest/api/3/serverInfo", 200, jira.server_info()),
         (JIRA_SPEC, "/rest/api/3/search/jql", 200,
          jira.enhanced_search_issues("project = PAY", fields="*all", expand="changelog", json_result=True)),
@@ -438,6 +446,12 @@ def test_command_line_reports_clear_errors(capsys):
     with pytest.raises(SystemExit) as exited:
         sandbox_main(["--teams", "1"])
     assert exited.value.code == 2 and "at least 2 teams" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sandbox_main(["--teams", "2", "--months", "6", "--as-of", "2031-01-01"])
+    assert "after the organisation's cut-off 2024-07-01" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sandbox_main(["--as-of", "last tuesday"])
+    assert "not an ISO date" in capsys.readouterr().err
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -1,10 +1,12 @@
 """SQL models on tiny fixture rows in an in-memory DuckDB."""
 
+import re
 from datetime import date
 
 import polars as pl
 import pytest
 
+from assets.jira.classification import ClassificationRulesError, read_rules
 from assets.warehouse.raw_tables import replace_table
 
 TEAM_MAP = [
@@ -127,6 +129,7 @@ def test_jira_issues_are_classified_by_type_and_label(warehouse):
         issue("1", "Near miss"), issue("2", "Task", ["near-miss"]), issue("3", "Incident"),
         issue("4", "Story"), issue("5", "tech debt"),
     ])
+    warehouse.classification_rules()  # the shipped default, config/ticket_classification.yml
     warehouse.build("staging.stg_jira__issues")
     classes = {r["issue_id"]: r["ticket_class"] for r in warehouse.rows("select * from staging.stg_jira__issues")}
     assert classes == {"1": "proactive", "2": "proactive", "3": "reactive", "4": "unclassified", "5": "proactive"}
@@ -157,11 +160,12 @@ def test_team_month_uses_the_previous_quarters_wave_and_suppresses_small_cells(w
     warehouse.raw_json("pagerduty__services", [])
     warehouse.raw_json("pagerduty__incidents", [])
     warehouse.raw_json("pagerduty__log_entries", [])
+    warehouse.classification_rules()
     warehouse.build(
         "staging.stg_config__team_map", "staging.stg_pagerduty__teams", "staging.stg_pagerduty__services",
         "staging.stg_pagerduty__incidents", "staging.stg_pagerduty__log_entries", "staging.stg_jira__issues",
         "staging.stg_hr__headcount", "staging.stg_hr__terminations",
-        "marts.dim_teams", "marts.fct_incidents", "marts.mart_team_month",
+        "marts.dim_teams", "marts.fct_incidents", "marts.fct_tickets", "marts.mart_team_month",
     )
     months = {r["period_month"].month: r for r in warehouse.rows("select * from marts.mart_team_month")}
     assert months[3]["safety_lagged"] is None  # no wave before Q1
@@ -171,3 +175,99 @@ def test_team_month_uses_the_previous_quarters_wave_and_suppresses_small_cells(w
     assert months[4]["voluntary_leavers"] == 1 and months[4]["voluntary_attrition_rate"] == 0.25
     assert months[4]["critical_attrition_rate"] == 1.0
     assert set(months) == set(range(1, 10))
+
+
+def test_incidents_take_the_team_of_trigger_time_onset_and_exclusions(warehouse):
+    warehouse.raw_rows("config__team_map", TEAM_MAP)
+    warehouse.raw_json("pagerduty__teams", [{"id": "PT1", "name": "Payments"}, {"id": "PT2", "name": "Search"}])
+    warehouse.raw_json("pagerduty__services", [
+        # PS1 moved from Payments to Search after its first incidents; PS9 is a test service.
+        {"id": "PS1", "name": "checkout", "teams": [{"id": "PT2"}]},
+        {"id": "PS9", "name": "Synthetic checks (test)", "teams": [{"id": "PT1"}]},
+    ])
+
+    def incident(incident_id, service, **extra):
+        return {"id": incident_id, "incident_number": 1, "service": {"id": service}, "status": "resolved",
+                "created_at": "2024-03-01T10:00:00Z", "urgency": "high", "teams": [{"id": "PT1"}], **extra}
+
+    warehouse.raw_json("pagerduty__incidents", [
+        incident("PI1", "PS1"), incident("PI2", "PS9"),
+        incident("PI3", "PS1", resolve_reason={"type": "merge_resolve_reason", "incident": {"id": "PI1"}}),
+    ])
+
+    def entry(entry_id, incident_id, entry_type, at, **extra):
+        return {**_entry(entry_id, incident_id, entry_type, at), "teams": [{"id": "PT1", "summary": "Payments"}],
+                **extra}
+
+    impact = {"changeset": {"customer_fields": [{"name": "impact_started", "value": ["2024-03-01T09:50:00Z"]}]}}
+    alert = {"type": "api", "cef_details": {"creation_time": "2024-03-01T09:55:00Z"}}
+    warehouse.raw_json("pagerduty__log_entries", [
+        entry("L1", "PI1", "trigger_log_entry", "2024-03-01T10:00:00Z", channel=alert),
+        entry("L2", "PI1", "custom_field_value_change_log_entry", "2024-03-01T10:20:00Z",
+              channel={"type": "website", **impact}),
+        entry("L3", "PI1", "resolve_log_entry", "2024-03-01T11:00:00Z"),
+        entry("L4", "PI2", "trigger_log_entry", "2024-03-01T10:00:00Z"),
+        entry("L5", "PI2", "resolve_log_entry", "2024-03-01T10:05:00Z"),
+        entry("L6", "PI3", "trigger_log_entry", "2024-03-01T10:00:00Z"),
+        entry("L7", "PI3", "resolve_log_entry", "2024-03-01T10:03:00Z"),
+    ])
+    warehouse.build(
+        "staging.stg_config__team_map", "staging.stg_pagerduty__teams", "staging.stg_pagerduty__services",
+        "staging.stg_pagerduty__incidents", "staging.stg_pagerduty__log_entries", "marts.fct_incidents",
+    )
+    [row] = warehouse.rows("select * from marts.fct_incidents")  # merged PI3 and test-service PI2 left out
+    assert row["incident_id"] == "PI1"
+    assert (row["team"], row["team_source"]) == ("Payments", "trigger_team")  # not PS1's current Search
+    assert row["onset_source"] == "custom_field_and_alert"
+    assert row["ttd_seconds"] == 600  # the earlier of 09:50 (custom field) and 09:55 (alert)
+    assert row["ttr_from_onset_seconds"] == 70 * 60 and row["ttr_seconds"] == 3600
+
+
+def test_tickets_go_to_the_team_of_their_component_then_project_under_user_rules(warehouse, tmp_path):
+    warehouse.raw_rows("config__team_map", [
+        *TEAM_MAP, {"team": "Search", "source": "jira_component", "identifier": "OPS/Search"},
+    ])
+
+    def issue(issue_id, project, issue_type, labels=(), components=()):
+        return {"id": issue_id, "key": f"{project}-{issue_id}", "fields": {
+            "project": {"key": project}, "issuetype": {"name": issue_type}, "labels": list(labels),
+            "components": [{"name": c} for c in components],
+            "created": "2024-03-01T12:00:00.000+0000", "updated": "2024-03-01T12:00:00.000+0000",
+            "resolutiondate": None, "status": {"name": "To Do"}}}
+
+    warehouse.raw_json("jira__issues", [
+        issue("1", "OPS", "Bug", components=["Search"]), issue("2", "PAY", "Bug", ["customer-found"]),
+        issue("3", "OPS", "Bug", components=["Shared tooling"]), issue("4", "SRCH", "Story"),
+        issue("5", "PAY", "Bug"),
+    ])
+    rules = tmp_path / "rules.yml"
+    rules.write_text(
+        "rules:\n"
+        "  - class: reactive\n    issue_types: [bug]\n    labels: [Customer-Found]\n"
+        "  - class: proactive\n    issue_types: [Bug]\n    projects: [ops]\n"
+    )
+    warehouse.classification_rules(rules)
+    warehouse.build("staging.stg_config__team_map", "staging.stg_jira__issues", "marts.fct_tickets")
+    rows = {r["issue_id"]: r for r in warehouse.rows("select * from marts.fct_tickets")}
+    assert {k: (r["team"], r["team_source"]) for k, r in rows.items()} == {
+        "1": ("Search", "component"), "2": ("Payments", "project"), "3": (None, None),
+        "4": ("Search", "project"), "5": ("Payments", "project"),
+    }
+    assert {k: (r["ticket_class"], r["matched_rule"]) for k, r in rows.items()} == {
+        "1": ("proactive", 2), "2": ("reactive", 1), "3": ("proactive", 2), "4": ("unclassified", None),
+        "5": ("unclassified", None),
+    }
+
+
+@pytest.mark.parametrize("text, message", [
+    ("rules: []", "non-empty 'rules'"),
+    ("rules:\n  - class: maybe\n    labels: [x]", "class must be one of"),
+    ("rules:\n  - class: proactive", "needs at least one of"),
+    ("rules:\n  - class: proactive\n    label: [x]", "unknown keys ['label']"),
+    ("rules:\n  - class: proactive\n    labels: x", "must be a list"),
+])
+def test_malformed_rules_files_are_refused_with_the_reason(tmp_path, text, message):
+    path = tmp_path / "rules.yml"
+    path.write_text(text)
+    with pytest.raises(ClassificationRulesError, match=re.escape(message)):
+        read_rules(path)

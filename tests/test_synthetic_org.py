@@ -66,7 +66,7 @@ def test_landing_files_look_like_the_exports(tmp_path):
     assert {r["team"] for r in rows} == {t.name for t in org.teams}
     assert {(r["source"], r["identifier"]) for r in rows if r["team"] == org.teams[0].name} == {
         ("pagerduty_team", org.teams[0].name), ("jira_project", org.teams[0].jira_project),
-        ("hr_org_unit", org.teams[0].hr_org_unit), ("survey_group", org.teams[0].name),
+        ("jira_component", f"OPS/{org.teams[0].name}"), ("hr_org_unit", org.teams[0].hr_org_unit), ("survey_group", org.teams[0].name),
     }
     truth = json.loads(paths["ground_truth"].read_text())
     assert truth["effects"]["log_ttr_per_sd"] == -0.25

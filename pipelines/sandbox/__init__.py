@@ -10,11 +10,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import http_date
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
+
+from pipelines.sandbox.faults import FaultPlan
+from pipelines.synthetic.model import Organisation
 
 Handler = Callable[[Request, dict[str, str]], Response]
 RequestCounter = Callable[[str], None]
@@ -37,7 +42,8 @@ class JsonApi:
     ``GET /incidents/{id}`` rather than one entry per incident.
     """
 
-    def __init__(self, routes: Iterable[tuple[str, str, Handler]], count_request: RequestCounter):
+    def __init__(self, routes: Iterable[tuple[str, str, Handler]], count_request: RequestCounter,
+                 org: Organisation, as_of: datetime | None):
         self._handlers: dict[tuple[str, str], Handler] = {}
         rules = []
         for method, path, handler in routes:
@@ -45,6 +51,9 @@ class JsonApi:
             rules.append(Rule(re.sub(r"\{(\w+)\}", r"<\1>", path), endpoint=(method, path), methods=[method]))
         self._urls = Map(rules, strict_slashes=False, merge_slashes=False)
         self._count_request = count_request
+        self.faults = FaultPlan()
+        self._org = org
+        self._as_of = as_of or org.as_of
 
     def __call__(self, environ, start_response):
         request = Request(environ)
@@ -56,9 +65,37 @@ class JsonApi:
             response = self.handle(request, None, {})
         else:
             self._count_request(f"{request.method} {path}")
-            response = self.handle(request, self._handlers[(method, path)], args)
+            response = self.faults.respond(
+                path, lambda: self.handle(request, self._handlers[(method, path)], args),
+                self.unauthorized, self.rate_limited,
+            )
+        # The Date header tells the server's "now": the organisation's moment, not the host's.
+        response.headers["Date"] = http_date(self.now())
         return response(environ, start_response)
+
+    def now(self) -> datetime:
+        """The moment the API is serving."""
+        return self._as_of
+
+    def set_as_of(self, moment: datetime) -> None:
+        """Serve the organisation as it stood at ``moment`` (at most the generator's cut-off)."""
+        if moment > self._org.as_of:
+            raise ValueError(f"the organisation was generated up to {self._org.as_of}, not {moment}")
+        self._as_of = moment
+        self._render(self._org)
+
+    def _render(self, org: Organisation) -> None:
+        """Pre-render the organisation as of ``self._as_of``."""
+        raise NotImplementedError
 
     def handle(self, request: Request, handler: Handler | None, args: dict[str, str]) -> Response:
         """Authenticate, apply limits and call ``handler`` (None: no such route)."""
+        raise NotImplementedError
+
+    def unauthorized(self) -> Response:
+        """The API's answer to missing, wrong or expired credentials."""
+        raise NotImplementedError
+
+    def rate_limited(self, wait_seconds: int, with_headers: bool) -> Response:
+        """A 429, with the API's rate-limit headers asking to wait ``wait_seconds`` or without."""
         raise NotImplementedError

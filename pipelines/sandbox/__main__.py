@@ -1,7 +1,10 @@
 """Serve a synthetic organisation as local PagerDuty and Jira Cloud APIs until Ctrl-C.
 
-    python -m pipelines.sandbox [--seed 7] [--teams 30] [--months 24]
+    python -m pipelines.sandbox [--seed 7] [--teams 30] [--months 24] [--as-of 2025-06-01]
                                 [--pagerduty-port 8443] [--jira-port 8444]
+
+``--as-of`` serves the organisation as it stood at an earlier moment (UTC); restart it with a
+later one to watch an incremental sync pick up what happened in between.
 
 Prints the URLs, credentials and CA certificate path, and ``export`` lines that point the
 pipeline (and the official clients) at the sandbox.
@@ -13,6 +16,7 @@ import argparse
 import shlex
 import sys
 import threading
+from datetime import UTC, datetime
 
 from pipelines.sandbox.server import Sandbox
 from pipelines.synthetic.org import OrgSpec, generate
@@ -23,6 +27,14 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0..65535; 0 picks a free one)")
     return port
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date or date-time") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jira-email", default="sandbox@example.com")
     parser.add_argument("--jira-token", default="sandbox-jira-token")
     parser.add_argument("--rate-limit-per-minute", type=int, default=960)
+    parser.add_argument("--as-of", type=_moment, default=None,
+                        help="serve the organisation as it stood at this moment (default: its cut-off)")
     args = parser.parse_args(argv)
 
     try:
@@ -53,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             pagerduty_port=args.pagerduty_port,
             jira_port=args.jira_port,
             rate_limit_per_minute=args.rate_limit_per_minute,
+            as_of=args.as_of,
         )
     except ValueError as error:
         parser.error(str(error))
@@ -63,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         print(f"Synthetic organisation: {len(org.teams)} teams, {len(org.incidents)} incidents, "
-              f"{len(org.tickets)} tickets, as of {org.as_of:%Y-%m-%d}")
+              f"{len(org.tickets)} tickets, served as of {sandbox.as_of:%Y-%m-%d %H:%M} UTC")
         print(f"PagerDuty  {sandbox.pagerduty_url}  token {args.pagerduty_token}")
         print(f"Jira       {sandbox.jira_url}  {args.jira_email} / {args.jira_token}")
         print(f"CA         {sandbox.ca_bundle_path}")

@@ -13,6 +13,10 @@ one of >=, >, <=, < and ``<value>`` epoch milliseconds or a quoted "yyyy-MM-dd H
 "yyyy-MM-dd" in UTC (the sandbox user's time zone); then ``ORDER BY`` any of key,
 created, updated with ASC (default) or DESC. Without ORDER BY issues come in key order.
 Anything else is a 400 with Jira's error body, as is a query without any restriction.
+
+Like the PagerDuty sandbox, it serves the organisation as of a moment ``set_as_of`` can move:
+tickets created later are hidden, and each ticket's status, ``updated`` and changelog stop at
+that moment. Tickets filed in the shared operations project carry a component per team.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import binascii
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import attrgetter
@@ -30,10 +34,11 @@ from operator import attrgetter
 from werkzeug.wrappers import Request, Response
 
 from pipelines.sandbox import Handler, JsonApi, RequestCounter, json_response
-from pipelines.synthetic.model import ChangelogEntry, Organisation, Team, Ticket
+from pipelines.synthetic.model import ChangelogEntry, Organisation, Ticket
 from pipelines.synthetic.tickets import (
     PROACTIVE_TYPES,
     REACTIVE_TYPES,
+    SHARED_PROJECT,
     UNCLASSIFIED_TYPES,
 )
 
@@ -262,7 +267,8 @@ class _SearchRequest:
 
 
 class JiraApi(JsonApi):
-    def __init__(self, org: Organisation, *, email: str, token: str, base_url: str, count_request: RequestCounter):
+    def __init__(self, org: Organisation, *, email: str, token: str, base_url: str, count_request: RequestCounter,
+                 as_of: datetime | None = None):
         super().__init__(
             [
                 ("GET", f"{API}/serverInfo", self._server_info),
@@ -275,18 +281,26 @@ class JiraApi(JsonApi):
                 ("GET", f"{API}/issue/{{issueIdOrKey}}/changelog", self._changelog_page),
             ],
             count_request,
+            org,
+            as_of,
         )
         self._credentials = (email, token)
         self._email = email
         self._base_url = base_url
         self._render(org)
-        # Matching and sorting is the slow part of a search; pages of one query reuse it.
-        self._matching_keys = lru_cache(maxsize=64)(self._match)
+
+    def unauthorized(self) -> Response:
+        return JiraError(401, "Client must be authenticated to access this resource.").response()
+
+    def rate_limited(self, wait_seconds: int, with_headers: bool) -> Response:
+        headers = {"Retry-After": str(wait_seconds), "X-RateLimit-Limit": "100",
+                   "X-RateLimit-Remaining": "0"} if with_headers else None
+        return json_response({"errorMessages": ["Rate limit exceeded."], "errors": {}}, 429, headers)
 
     def handle(self, request: Request, handler: Handler | None, args: dict[str, str]) -> Response:
         auth = request.authorization
         if auth is None or auth.type != "basic" or (auth.username, auth.password) != self._credentials:
-            return JiraError(401, "Client must be authenticated to access this resource.").response()
+            return self.unauthorized()
         if handler is None:
             return JiraError(404, "Not Found").response()
         try:
@@ -303,7 +317,7 @@ class JiraApi(JsonApi):
             "deploymentType": "Cloud",
             "buildNumber": 100280,
             "buildDate": "2025-01-06T00:00:00.000+0000",
-            "serverTime": jira_time(datetime.now(UTC)),
+            "serverTime": jira_time(self._as_of),
             "scmInfo": "0" * 40,
             "serverTitle": "psafe sandbox",
             "serverTimeZone": "Etc/UTC",
@@ -473,11 +487,14 @@ class JiraApi(JsonApi):
         return issue
 
     def _render(self, org: Organisation) -> None:
-        self._tickets = list(org.tickets)
+        self._tickets = [_as_of(t, self._as_of) for t in org.tickets if t.created < self._as_of]
         self._tickets_by_key = {t.key: t for t in self._tickets}
         self._tickets_by_id = {t.id: t for t in self._tickets}
-        self._project_keys = {t.jira_project for t in org.teams}
-        projects = {t.key: self._project(t, 10000 + i) for i, t in enumerate(org.teams)}
+        projects = {t.jira_project: self._project(t.jira_project, t.name, 10000 + i) for i, t in enumerate(org.teams)}
+        projects[SHARED_PROJECT] = self._project(SHARED_PROJECT, "Operations", 10000 + len(org.teams))
+        self._project_keys = set(projects)
+        component_names = sorted({c for t in org.tickets for c in t.components})
+        components = {name: self._component(name, str(10000 + i)) for i, name in enumerate(component_names)}
         type_names = dict.fromkeys(
             (*UNCLASSIFIED_TYPES, *PROACTIVE_TYPES, *REACTIVE_TYPES, *sorted({t.issue_type for t in self._tickets}))
         )
@@ -487,24 +504,29 @@ class JiraApi(JsonApi):
             t.key: {
                 "summary": t.summary,
                 "issuetype": issue_types[t.issue_type],
-                "project": projects[t.team_key],
+                "project": projects[t.project_key],
                 "labels": list(t.labels),
                 "created": jira_time(t.created),
                 "updated": jira_time(t.updated),
                 "resolutiondate": jira_time(t.resolved) if t.resolved else None,
                 "status": statuses[t.status],
-                "components": [],
+                "components": [components[c] for c in t.components],
             }
             for t in self._tickets
         }
         self._histories = {t.key: [self._history(entry) for entry in t.changelog] for t in self._tickets}
+        # Matching and sorting is the slow part of a search; pages of one query reuse it.
+        self._matching_keys = lru_cache(maxsize=64)(self._match)
 
-    def _project(self, team: Team, project_id: int) -> dict:
+    def _component(self, name: str, component_id: str) -> dict:
+        return {"self": f"{self._base_url}{API}/component/{component_id}", "id": component_id, "name": name}
+
+    def _project(self, key: str, name: str, project_id: int) -> dict:
         return {
             "self": f"{self._base_url}{API}/project/{project_id}",
             "id": str(project_id),
-            "key": team.jira_project,
-            "name": team.name,
+            "key": key,
+            "name": name,
             "projectTypeKey": "software",
             "simplified": False,
         }
@@ -558,6 +580,17 @@ class JiraApi(JsonApi):
         if entry.field == "status":  # status changes also carry the status ids
             item["from"], item["to"] = STATUSES[entry.from_string][0], STATUSES[entry.to_string][0]
         return item
+
+
+def _as_of(ticket: Ticket, moment: datetime) -> Ticket:
+    """The ticket as it stood at ``moment``: its changelog, status and updated time so far."""
+    changelog = [entry for entry in ticket.changelog if entry.created < moment]
+    if len(changelog) == len(ticket.changelog):
+        return ticket
+    status = changelog[-1].to_string if changelog else "To Do"
+    return replace(ticket, changelog=changelog, status=status,
+                   updated=changelog[-1].created if changelog else ticket.created,
+                   resolved=changelog[-1].created if status == "Done" else None)
 
 
 def _non_negative_int(text: str, name: str) -> int:

@@ -9,7 +9,16 @@ of the official OpenAPI description (docs/specs beside the sandbox's tests check
 Everything is rendered and sorted once at start-up; a request slices the pre-rendered
 lists (bisecting on ``created_at`` for time windows), so organisations with thousands of
 incidents serve quickly. The sandbox's "now" is ``Organisation.as_of``: status reflects
-that instant and default windows end there.
+that instant and default windows end there. ``set_as_of`` moves it (re-rendering): a test
+can serve the organisation as it stood on an earlier day, then advance so a later sync sees
+new incidents and old ones acknowledged, resolved, reopened or merged since.
+
+Beyond clean timelines the sandbox renders what real accounts hold: a service that moved
+between teams (``/services`` shows its current team; incidents and their log entries keep
+the team of trigger time), a test service, reopened incidents (trigger after resolve),
+merges (``resolve_reason`` on the merged incident), the onset in the "impact started"
+custom field (``custom_field_value_change_log_entry``, and ``/custom_fields/values``) and
+in the first alert's timestamp (the trigger entry's ``channel.cef_details.creation_time``).
 """
 
 from __future__ import annotations
@@ -152,6 +161,7 @@ class PagerDutyApi(JsonApi):
         rate_limit_per_minute: int,
         count_request: RequestCounter,
         clock: Callable[[], float] = time.monotonic,
+        as_of: datetime | None = None,
     ):
         super().__init__(
             [
@@ -165,18 +175,26 @@ class PagerDutyApi(JsonApi):
                 ("GET", "/log_entries", self._list_log_entries),
             ],
             count_request,
+            org,
+            as_of,
         )
         self._authorization = f"Token token={token}"
         self._base_url = base_url
-        self._as_of = org.as_of
         self._rate_limiter = FixedWindowRateLimiter(rate_limit_per_minute, RATE_LIMIT_WINDOW_SECONDS, clock)
         self._render(org)
+
+    def unauthorized(self) -> Response:
+        return json_response({"error": {"message": "Unauthorized", "code": 2006}}, 401)
+
+    def rate_limited(self, wait_seconds: int, with_headers: bool) -> Response:
+        headers = RateLimitStatus(False, self._rate_limiter.limit, 0, wait_seconds).headers() if with_headers else None
+        return json_response(PagerDutyError(429, 2020, "Rate Limit Exceeded").body(), 429, headers)
 
     # -- request handling -------------------------------------------------------------
 
     def handle(self, request: Request, handler: Handler | None, args: dict[str, str]) -> Response:
         if request.headers.get("Authorization") != self._authorization:
-            return json_response({"error": {"message": "Unauthorized", "code": 2006}}, 401)
+            return self.unauthorized()
         limit = self._rate_limiter.take(self._authorization)
         if not limit.allowed:
             body = PagerDutyError(429, 2020, "Rate Limit Exceeded").body()
@@ -378,14 +396,14 @@ class PagerDutyApi(JsonApi):
             self._full(
                 self._service_reference(s),
                 name=s.name,
-                description=f"Owned by {teams[s.team_key].name}",
+                description=f"Owned by {teams[s.team_at(self._as_of)].name}",
                 auto_resolve_timeout=14400,
                 acknowledgement_timeout=ACKNOWLEDGEMENT_TIMEOUT_SECONDS,
                 created_at=service_created_at,
                 status="active",
                 alert_creation="create_alerts_and_incidents",
                 escalation_policy=self._escalation_policy_reference(s),
-                teams=[self._team_reference(teams[s.team_key])],
+                teams=[self._team_reference(teams[s.team_at(self._as_of)])],
                 integrations=[],
             )
             for s in org.services
@@ -413,12 +431,16 @@ class PagerDutyApi(JsonApi):
         self._incidents: list[_IncidentRecord] = []
         self._entries_by_incident: dict[str, list[_LogEntryRecord]] = {}
         self._custom_fields: dict[str, list[dict]] = {}
+        numbers = {i.pagerduty_id: i for i in org.incidents}
         for incident in sorted(org.incidents, key=lambda i: (i.created_at, i.number)):
+            if incident.created_at >= self._as_of:
+                continue
             service, team = services[incident.service_id], teams[incident.team_key]
             responder = users.get(incident.acknowledged_by) if incident.acknowledged_by else None
-            entries = self._log_entries_of(incident, service, team, responder)
+            merged_into = numbers.get(incident.merged_into) if incident.merged_into else None
+            entries = self._log_entries_of(incident, service, team, responder, merged_into)
             self._entries_by_incident[incident.pagerduty_id] = entries
-            self._incidents.append(self._incident_record(incident, service, team, responder, entries))
+            self._incidents.append(self._incident_record(incident, service, team, responder, entries, merged_into))
             self._custom_fields[incident.pagerduty_id] = [self._impact_started(incident)]
         self._incidents_by_id = {r.body["id"]: r for r in self._incidents}
         self._incident_times = [r.created_at for r in self._incidents]
@@ -434,19 +456,36 @@ class PagerDutyApi(JsonApi):
         )
 
     def _log_entries_of(
-        self, incident: Incident, service: Service, team: Team, responder: User | None
+        self, incident: Incident, service: Service, team: Team, responder: User | None,
+        merged_into: Incident | None,
     ) -> list[_LogEntryRecord]:
-        """The incident's timeline: trigger, then acknowledge and resolve when they happened
-        before the sandbox's "now"."""
+        """The incident's timeline up to the sandbox's "now": trigger (its channel carries the
+        first alert's payload when an alert raised it), acknowledge, the "impact started"
+        custom field being filled in, resolve; a reopen adds a resolve and a second trigger
+        before the final resolve; a merge resolves the incident into another."""
         common = {
             "service": self._service_reference(service),
             "incident": self._incident_reference(incident),
             "teams": [self._team_reference(team)],
         }
         service_agent = self._service_reference(service)
+        if incident.alert_timestamp is not None:
+            trigger_channel = {
+                "type": "api",
+                "summary": incident.title,
+                "cef_details": {
+                    "creation_time": pd_time(incident.alert_timestamp),
+                    "summary": incident.title,
+                    "severity": "critical" if incident.urgency == "high" else "warning",
+                    "source": service.name,
+                },
+            }
+        else:
+            trigger_channel = {"type": "auto"}
+        trigger_extra = {"contexts": [], "event_details": {"description": incident.title}}
         timeline = [
-            ("trigger", incident.created_at, f"Triggered by {service.name}", service_agent, {"type": "auto"},
-             {"contexts": [], "event_details": {"description": incident.title}}),
+            ("trigger", incident.created_at, f"Triggered by {service.name}", service_agent, trigger_channel,
+             trigger_extra),
         ]
         if incident.acknowledged_at is not None and responder is not None:
             timeline.append(
@@ -454,21 +493,40 @@ class PagerDutyApi(JsonApi):
                  self._user_reference(responder), {"type": "website"},
                  {"acknowledgement_timeout": ACKNOWLEDGEMENT_TIMEOUT_SECONDS}),
             )
+        if incident.impact_recorded_at is not None:
+            recorder = self._user_reference(responder) if responder is not None else service_agent
+            change = {"id": IMPACT_STARTED_FIELD_ID, "name": "impact_started", "namespace": "incidents",
+                      "value": [pd_time(incident.impact_started_at)], "old_value": None}
+            timeline.append(
+                ("custom_field_value_change", incident.impact_recorded_at, "Custom field impact_started updated",
+                 recorder, {"type": "website", "changeset": {"customer_fields": [change]}},
+                 {"changeset": [f"Updated impact_started to {pd_time(incident.impact_started_at)}"]}),
+            )
         if incident.resolved_at is not None:
-            if incident.auto_resolved:
+            if merged_into is not None:
+                agent = self._user_reference(responder) if responder is not None else service_agent
+                resolution = (f"Resolved by merging into #{merged_into.number}", agent, {"type": "website"})
+            elif incident.auto_resolved:
                 resolution = ("Resolved by timeout", service_agent, {"type": "timeout"})
             elif responder is not None:
                 resolution = (f"Resolved by {responder.name}", self._user_reference(responder), {"type": "website"})
             else:  # never acknowledged: the monitoring integration resolved it
                 resolution = (f"Resolved through the API by {service.name}", service_agent, {"type": "api"})
+            if incident.reopened_at is not None:
+                timeline.append(("first_resolve", incident.first_resolved_at, *resolution, {}))
+                timeline.append(("retrigger", incident.reopened_at, f"Triggered again by {service.name}",
+                                 service_agent, trigger_channel, trigger_extra))
             timeline.append(("resolve", incident.resolved_at, *resolution, {}))
 
         records = []
-        for kind, at, summary, agent, channel, extra in timeline:
+        for kind, at, summary, agent, channel, extra in sorted(timeline, key=lambda step: step[1]):
+            if at >= self._as_of:
+                continue
             entry_id = _log_entry_id(incident.pagerduty_id, kind)
+            entry_type = {"first_resolve": "resolve", "retrigger": "trigger"}.get(kind, kind)
             body = {
                 "id": entry_id,
-                "type": f"{kind}_log_entry",
+                "type": f"{entry_type}_log_entry",
                 "summary": summary,
                 "self": f"{self._base_url}/log_entries/{entry_id}?incident_id={incident.pagerduty_id}",
                 "html_url": f"{WEB_URL}/incidents/{incident.pagerduty_id}/log_entries/{entry_id}",
@@ -482,13 +540,16 @@ class PagerDutyApi(JsonApi):
         return records
 
     def _incident_record(self, incident: Incident, service: Service, team: Team, responder: User | None,
-                         entries: list[_LogEntryRecord]) -> _IncidentRecord:
-        if incident.resolved_at is not None:
-            status = "resolved"
-        elif incident.acknowledged_at is not None:
-            status = "acknowledged"
-        else:
-            status = "triggered"
+                         entries: list[_LogEntryRecord], merged_into: Incident | None) -> _IncidentRecord:
+        status, acknowledged_at, resolved_at = "triggered", None, None
+        for entry in entries:
+            kind = entry.body["type"]
+            if kind == "trigger_log_entry":
+                status, acknowledged_at = "triggered", None
+            elif kind == "acknowledge_log_entry":
+                status, acknowledged_at = "acknowledged", entry.created_at
+            elif kind == "resolve_log_entry":
+                status, resolved_at = "resolved", entry.created_at
         last_change = entries[-1]
         trigger = entries[0].body
         body = {
@@ -522,17 +583,20 @@ class PagerDutyApi(JsonApi):
             "urgency": incident.urgency,
         }
         if status == "resolved":
-            body["resolved_at"] = pd_time(incident.resolved_at)
+            body["resolved_at"] = pd_time(resolved_at)
+            if merged_into is not None and resolved_at == incident.resolved_at:
+                body["resolve_reason"] = {"type": "merge_resolve_reason",
+                                          "incident": self._incident_reference(merged_into)}
         elif responder is not None:
-            assigned_at = pd_time(incident.acknowledged_at or incident.created_at)
+            assigned_at = pd_time(acknowledged_at or incident.created_at)
             body["assignments"] = [{"at": assigned_at, "assignee": self._user_reference(responder)}]
             if status == "acknowledged":
                 body["acknowledgements"] = [{"at": assigned_at, "acknowledger": self._user_reference(responder)}]
         return _IncidentRecord(incident.created_at, status, incident.urgency, team.pagerduty_id,
                                service.pagerduty_id, body)
 
-    @staticmethod
-    def _impact_started(incident: Incident) -> dict:
+    def _impact_started(self, incident: Incident) -> dict:
+        recorded = incident.impact_recorded_at is not None and incident.impact_recorded_at < self._as_of
         return {
             "id": IMPACT_STARTED_FIELD_ID,
             "type": "field_value",
@@ -541,5 +605,5 @@ class PagerDutyApi(JsonApi):
             "description": "When customer impact began; it may precede the trigger",
             "data_type": "datetime",
             "field_type": "single_value",
-            "value": pd_time(incident.onset_at) if incident.onset_at else None,
+            "value": pd_time(incident.impact_started_at) if recorded else None,
         }

@@ -14,10 +14,12 @@ import tempfile
 import threading
 from collections import Counter
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from pipelines.sandbox.faults import Fault
 from pipelines.sandbox.jira import JiraApi
 from pipelines.sandbox.pagerduty import PagerDutyApi
 from pipelines.sandbox.tls import make_server_tls
@@ -25,16 +27,28 @@ from pipelines.synthetic.model import Organisation
 
 
 class _QuietRequestHandler(WSGIRequestHandler):
-    """Drops werkzeug's per-request access lines; errors are still logged."""
+    """Drops werkzeug's per-request access lines (errors are still logged), and leaves the
+    ``Date`` header to the APIs: it states the sandbox's "now", not the host's."""
 
     def log_request(self, code="-", size="-") -> None:
         pass
+
+    def send_response(self, code, message=None) -> None:
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Server", self.version_string())
 
 
 class Sandbox:
     """Two HTTPS servers (PagerDuty at the root, Jira under /rest/api/3) in daemon threads,
     sharing a throwaway certificate authority. ``request_counts`` counts requests by
-    service, method and OpenAPI path, e.g. ``"pagerduty GET /incidents/{id}"``."""
+    service, method and OpenAPI path, e.g. ``"pagerduty GET /incidents/{id}"``.
+
+    ``as_of`` serves the organisation as it stood at an earlier moment than its cut-off;
+    ``set_as_of`` moves time forward (or back) while running. ``inject_fault`` arms the
+    faults of ``pipelines.sandbox.faults`` (429 storms, 5xx, timeouts, truncated or
+    replayed pages, expired tokens).
+    """
 
     def __init__(
         self,
@@ -47,6 +61,7 @@ class Sandbox:
         pagerduty_port: int = 0,
         jira_port: int = 0,
         rate_limit_per_minute: int = 960,
+        as_of: datetime | None = None,
     ):
         if rate_limit_per_minute < 1:
             raise ValueError(f"rate_limit_per_minute must be at least 1, not {rate_limit_per_minute}")
@@ -56,6 +71,10 @@ class Sandbox:
         self.jira_token = jira_token
         self.host = host
         self.rate_limit_per_minute = rate_limit_per_minute
+        if as_of is not None and as_of > org.as_of:
+            raise ValueError(f"as_of {as_of:%Y-%m-%d %H:%M} is after the organisation's cut-off {org.as_of:%Y-%m-%d}")
+        self.as_of = as_of or org.as_of
+        self._apps: dict = {}
         self._requested_ports = {"pagerduty": pagerduty_port, "jira": jira_port}
         self.request_counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
@@ -101,13 +120,14 @@ class Sandbox:
                 url_host = f"[{self.host}]" if ":" in self.host else self.host
                 for name, sock in sockets.items():
                     self._urls[name] = f"https://{url_host}:{sock.getsockname()[1]}"
-                apps = {
+                self._apps = apps = {
                     "pagerduty": PagerDutyApi(
                         self.org,
                         token=self.pagerduty_token,
                         base_url=self._urls["pagerduty"],
                         rate_limit_per_minute=self.rate_limit_per_minute,
                         count_request=lambda key: self._count("pagerduty", key),
+                        as_of=self.as_of,
                     ),
                     "jira": JiraApi(
                         self.org,
@@ -115,6 +135,7 @@ class Sandbox:
                         token=self.jira_token,
                         base_url=self._urls["jira"],
                         count_request=lambda key: self._count("jira", key),
+                        as_of=self.as_of,
                     ),
                 }
                 for name, sock in sockets.items():
@@ -134,12 +155,35 @@ class Sandbox:
             raise
         return self
 
+    def set_as_of(self, moment: datetime) -> None:
+        """Serve the organisation as it stood at ``moment`` from now on (both APIs)."""
+        for app in self._running_apps().values():
+            app.set_as_of(moment)
+        self.as_of = moment
+
+    def inject_fault(self, service: str, kind: str, **options) -> Fault:
+        """Arm a fault on ``service`` ("pagerduty" or "jira"); see ``pipelines.sandbox.faults``."""
+        apps = self._running_apps()
+        if service not in apps:
+            raise ValueError(f"no such service {service!r}; one of {', '.join(apps)}")
+        return apps[service].faults.add(Fault(kind, **options))
+
+    def clear_faults(self) -> None:
+        for app in self._running_apps().values():
+            app.faults.clear()
+
+    def _running_apps(self) -> dict:
+        if not self._apps:
+            raise RuntimeError("the sandbox is not running; call start() or use it as a context manager")
+        return self._apps
+
     def stop(self) -> None:
         for server, thread in self._servers:
             server.shutdown()
             server.server_close()
             thread.join()
         self._servers.clear()
+        self._apps = {}
         self._urls.clear()
         self._ca_bundle_path = None
         if self._tls_dir is not None:

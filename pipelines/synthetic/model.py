@@ -65,8 +65,18 @@ class Team:
 class Service:
     pagerduty_id: str
     name: str
-    team_key: str
+    team_key: str  # the owning team at the end of the history
     escalation_policy_id: str
+    # Ingestion fidelity: a reorg moves a service between teams; test services' incidents
+    # are excluded from every KPI.
+    previous_team_key: str | None = None  # owner before moved_at
+    moved_at: datetime | None = None
+    is_test: bool = False
+
+    def team_at(self, moment: datetime) -> str:
+        if self.moved_at is not None and moment < self.moved_at:
+            return self.previous_team_key
+        return self.team_key
 
 
 @dataclass
@@ -91,6 +101,15 @@ class Incident:
     acknowledged_by: str | None
     resolved_at: datetime | None
     auto_resolved: bool
+    # Ingestion fidelity: where the onset is recorded (the "impact started" custom field, set
+    # by a responder after the trigger, and/or the first alert's payload timestamp), reopens
+    # (resolved, triggered again, resolved for good at resolved_at) and merges.
+    impact_started_at: datetime | None = None
+    impact_recorded_at: datetime | None = None  # when the responder filled in the field
+    alert_timestamp: datetime | None = None
+    first_resolved_at: datetime | None = None  # set when the incident was reopened
+    reopened_at: datetime | None = None
+    merged_into: str | None = None  # pagerduty_id of the incident it was merged into
 
 
 @dataclass
@@ -117,6 +136,7 @@ class Ticket:
     resolved: datetime | None
     status: str
     changelog: list[ChangelogEntry] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)  # component names in project_key
 
 
 @dataclass

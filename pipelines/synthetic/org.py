@@ -20,7 +20,7 @@ import numpy as np
 
 from assets.landing.team_map import write_team_map
 from pipelines.synthetic.hr import generate_hr
-from pipelines.synthetic.incidents import generate_incidents
+from pipelines.synthetic.incidents import add_ingestion_fidelity, generate_incidents
 from pipelines.synthetic.model import (
     GroundTruth,
     Organisation,
@@ -32,7 +32,7 @@ from pipelines.synthetic.model import (
     pd_id,
 )
 from pipelines.synthetic.survey import generate_survey
-from pipelines.synthetic.tickets import generate_tickets
+from pipelines.synthetic.tickets import SHARED_PROJECT, add_shared_project, generate_tickets
 
 _TEAM_WORDS = (
     "Payments", "Search", "Identity", "Checkout", "Catalog", "Billing", "Messaging",
@@ -79,7 +79,7 @@ def generate(spec: OrgSpec = OrgSpec(), truth: GroundTruth = GroundTruth()) -> O
     team_safety = rho * size_z + math.sqrt(between_var - rho**2) * rng.normal(size=spec.n_teams)
 
     teams: list[Team] = []
-    taken_keys: set[str] = set()
+    taken_keys: set[str] = {SHARED_PROJECT}  # the shared project's key is not a team's
     for i in range(spec.n_teams):
         word = _TEAM_WORDS[i % len(_TEAM_WORDS)]
         name = word + _TEAM_SUFFIXES[i // len(_TEAM_WORDS)]
@@ -124,6 +124,10 @@ def generate(spec: OrgSpec = OrgSpec(), truth: GroundTruth = GroundTruth()) -> O
     incidents = generate_incidents(rng, spec, truth, teams, services_by_team, users_by_team,
                            size_z_by_team, ttr_team_effect, lagged_safety, as_of)
     tickets = generate_tickets(rng, spec, truth, teams, lagged_safety, as_of)
+    # The ingestion details draw from their own stream: the causal model's draws stay as they were.
+    fidelity_rng = np.random.default_rng([spec.seed, 1])
+    add_ingestion_fidelity(fidelity_rng, spec, teams, services, incidents, as_of)
+    add_shared_project(fidelity_rng, teams, tickets)
     survey_rows = generate_survey(rng, spec, truth, teams, quarter_safety, n_quarters)
     headcount_rows, termination_rows = generate_hr(rng, spec, truth, teams, lagged_safety)
     return Organisation(spec, truth, as_of, teams, services, users, incidents, tickets,
@@ -150,6 +154,7 @@ def write_landing(org: Organisation, landing_dir: Path) -> dict[str, Path]:
             "team": t.name,
             "pagerduty_teams": [t.name],
             "jira_projects": [t.jira_project],
+            "jira_components": [f"{SHARED_PROJECT}/{t.name}"],
             "hr_org_units": [t.hr_org_unit],
             "survey_groups": [t.name],
         }

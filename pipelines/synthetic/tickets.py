@@ -74,3 +74,21 @@ def walk_workflow(rng, ticket: Ticket, as_of: datetime) -> None:
     if status == "Done":
         ticket.resolved = ticket.updated
 
+
+
+SHARED_PROJECT = "OPS"
+UNOWNED_COMPONENT = "Shared tooling"
+
+
+def add_shared_project(rng, teams, tickets) -> None:
+    """Some tickets of every team are filed in a shared operations project, told apart by
+    a component named after the team (and a few by a component no team owns), drawn from a
+    separate random stream so the causal model's draws stay as they were."""
+    names = {t.key: t.name for t in teams}
+    count = 0
+    for ticket in tickets:
+        if rng.random() >= 0.15:
+            continue
+        count += 1
+        ticket.project_key, ticket.key = SHARED_PROJECT, f"{SHARED_PROJECT}-{count}"
+        ticket.components = [UNOWNED_COMPONENT if rng.random() < 0.02 else names[ticket.team_key]]

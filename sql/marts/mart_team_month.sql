@@ -59,6 +59,9 @@ incidents as (
         team,
         period_month,
         count(*) as incidents,
+        count(*) filter (where is_open) as open_incidents,
+        count(*) filter (where is_auto_resolved) as auto_resolved_incidents,
+        count(*) filter (where reopen_count > 0) as reopened_incidents,
         count(ttr_seconds) as n_ttr,
         median(ttr_seconds) as ttr_median_seconds,
         quantile_cont(ttr_seconds, 0.9) as ttr_p90_seconds,
@@ -66,7 +69,13 @@ incidents as (
         count(tta_seconds) as n_tta,
         median(tta_seconds) as tta_median_seconds,
         quantile_cont(tta_seconds, 0.9) as tta_p90_seconds,
-        avg(tta_seconds) as tta_mean_seconds
+        avg(tta_seconds) as tta_mean_seconds,
+        count(tta_seconds) / count(*) as acknowledged_share,
+        count(ttd_seconds) as n_ttd,
+        median(ttd_seconds) as ttd_median_seconds,
+        quantile_cont(ttd_seconds, 0.9) as ttd_p90_seconds,
+        avg(ttd_seconds) as ttd_mean_seconds,
+        count(ttd_seconds) / count(*) as onset_known_share
     from marts.fct_incidents
     where team is not null
     group by all
@@ -74,14 +83,13 @@ incidents as (
 
 tickets as (
     select
-        teams.team,
-        date_trunc('month', issues.created_at)::date as period_month,
+        team,
+        period_month,
         count(*) filter (where ticket_class = 'proactive') as proactive_tickets,
         count(*) filter (where ticket_class = 'reactive') as reactive_tickets,
         count(*) filter (where ticket_class = 'unclassified') as unclassified_tickets
-    from staging.stg_jira__issues as issues
-    inner join staging.stg_config__team_map as teams
-        on teams.source = 'jira_project' and teams.identifier = issues.project_key
+    from marts.fct_tickets
+    where team is not null
     group by all
 ),
 
@@ -119,6 +127,15 @@ select
     incidents.tta_median_seconds,
     incidents.tta_p90_seconds,
     incidents.tta_mean_seconds,
+    incidents.acknowledged_share,
+    coalesce(incidents.n_ttd, 0) as n_ttd,
+    incidents.ttd_median_seconds,
+    incidents.ttd_p90_seconds,
+    incidents.ttd_mean_seconds,
+    incidents.onset_known_share,
+    coalesce(incidents.open_incidents, 0) as open_incidents,
+    coalesce(incidents.auto_resolved_incidents, 0) as auto_resolved_incidents,
+    coalesce(incidents.reopened_incidents, 0) as reopened_incidents,
     coalesce(tickets.proactive_tickets, 0) as proactive_tickets,
     coalesce(tickets.reactive_tickets, 0) as reactive_tickets,
     coalesce(tickets.unclassified_tickets, 0) as unclassified_tickets,

@@ -1,0 +1,122 @@
+"""Bounded, header-aware retries for the API resources (PagerDuty and Jira).
+
+Both official clients retry on their own: ``pagerduty`` forever on 429 with a growing sleep
+that ignores ``ratelimit-reset``, ``jira`` a few times on 429/503. The resources switch that
+off and call through ``call_with_retries`` instead, so every transient failure (429 with or
+without rate-limit headers, 5xx, timeouts and broken connections, truncated or replayed
+pages) gets the same bounded treatment: wait what the server asks (``ratelimit-reset`` or
+``Retry-After``) or back off exponentially, at most ``max_attempts`` times, then fail the
+run with an error that says what happened. Errors never carry request headers, so
+credentials stay out of logs and run metadata.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import dagster as dg
+
+T = TypeVar("T")
+
+# Dagster retries a failed API step after 30 s, 90 s, 210 s: a second line of defence for
+# outages longer than the client-level retries cover. The sync state makes a retry resume.
+API_ASSET_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL)
+
+
+class ApiError(RuntimeError):
+    """An API call failed for good: refused (``retryable`` False: bad credentials, a bad
+    request) or still failing after the bounded retries (a later run step may succeed)."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@contextmanager
+def failing_clearly() -> Iterator[None]:
+    """Turn a refused API call into a Dagster failure the RetryPolicy does not repeat (the
+    same token would be refused again); exhausted retries stay retryable."""
+    try:
+        yield
+    except ApiError as error:
+        if error.retryable:
+            raise
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+
+
+@dataclass(frozen=True)
+class Transient(Exception):
+    """A failure worth retrying; ``wait_seconds`` is the server's own hint, if any."""
+
+    reason: str
+    wait_seconds: float | None = None
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True)
+class Backoff:
+    max_attempts: int = 6
+    base_delay_seconds: float = 1.0
+    max_delay_seconds: float = 120.0
+
+    def delay(self, attempt: int, hint: float | None) -> float:
+        if hint is not None:
+            return max(hint, 0.0)
+        return min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (attempt - 1))
+
+
+def wait_hint(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait per ``ratelimit-reset`` (PagerDuty) or ``Retry-After`` (seconds or an
+    HTTP date); None when the response says nothing."""
+    for name in ("ratelimit-reset", "Retry-After"):
+        value = headers.get(name)
+        if value is None:
+            continue
+        value = value.strip()
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def call_with_retries(
+    call: Callable[[], T],
+    *,
+    what: str,
+    backoff: Backoff,
+    log: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``call()``, retried while it raises ``Transient``, at most ``backoff.max_attempts``
+    times in all. A server asking for a longer wait than ``max_delay_seconds`` fails at
+    once: retrying earlier would only be refused again."""
+    for attempt in range(1, backoff.max_attempts + 1):
+        try:
+            return call()
+        except Transient as failure:
+            if attempt == backoff.max_attempts:
+                raise ApiError(f"{what}: still failing after {attempt} attempts ({failure.reason})",
+                               retryable=True) from None
+            delay = backoff.delay(attempt, failure.wait_seconds)
+            if delay > backoff.max_delay_seconds:
+                raise ApiError(
+                    f"{what}: {failure.reason}; the server asks to wait {delay:.0f} s, longer than the "
+                    f"{backoff.max_delay_seconds:.0f} s this run waits. Try again later.", retryable=True
+                ) from None
+            if log:
+                log(f"{what}: {failure.reason}; attempt {attempt}/{backoff.max_attempts}, retrying in {delay:.2f} s")
+            sleep(delay)
+    raise AssertionError("unreachable")

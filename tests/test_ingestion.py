@@ -1,0 +1,380 @@
+"""Ingestion against the sandbox: incremental syncs through time, the API's limits, injected
+faults, a run killed half-way and re-run, and secrets kept out of logs and errors."""
+
+import base64
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pagerduty
+import pytest
+from dagster_duckdb import DuckDBResource
+
+import assets.pagerduty.resource as pagerduty_resource
+import pipelines.sandbox.pagerduty as pagerduty_sandbox
+from assets.api_retry import ApiError
+from assets.jira.assets import jira_issues
+from assets.jira.resource import JiraResource
+from assets.pagerduty.assets import pagerduty_incidents, pagerduty_log_entries, pagerduty_services, pagerduty_teams
+from assets.pagerduty.resource import PagerDutyResource
+from conftest import expected_log_entries
+from pipelines.demo import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, SANDBOX_PAGERDUTY_TOKEN, start_sandbox
+from pipelines.synthetic.org import OrgSpec, generate
+
+RAW_ASSETS = [pagerduty_teams, pagerduty_services, pagerduty_log_entries, pagerduty_incidents, jira_issues]
+FAST_RETRIES = {"timeout_seconds": 0.5, "max_attempts": 4, "base_delay_seconds": 0.01, "max_delay_seconds": 5}
+
+
+@pytest.fixture(scope="module")
+def org():
+    # Busier than the default so a few incidents are open at any moment.
+    return generate(OrgSpec(seed=5, n_teams=4, n_months=6, incidents_per_head_month=4))
+
+
+def resources(sandbox, warehouse, **options) -> dict:
+    return {
+        "pagerduty": PagerDutyResource(api_token=SANDBOX_PAGERDUTY_TOKEN, base_url=sandbox.pagerduty_url,
+                                       ca_bundle_path=sandbox.ca_bundle_path, **{**FAST_RETRIES, **options}),
+        "jira": JiraResource(server_url=sandbox.jira_url, email=SANDBOX_JIRA_EMAIL, api_token=SANDBOX_JIRA_TOKEN,
+                             ca_bundle_path=sandbox.ca_bundle_path, **{**FAST_RETRIES, **options}),
+        "duckdb": DuckDBResource(database=str(warehouse)),
+    }
+
+
+def sync(org, sandbox, warehouse, instance=None, **options) -> dg.ExecuteInProcessResult:
+    start = {"config": {"history_start": org.spec.start.isoformat()}}
+    run_config = {"ops": {op: start for op in
+                          ("raw__pagerduty__incidents", "raw__pagerduty__log_entries", "raw__jira__issues")}}
+    return dg.materialize(RAW_ASSETS, resources=resources(sandbox, warehouse), run_config=run_config,
+                          instance=instance, raise_on_error=False, **options)
+
+
+def query(warehouse, sql):
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.sql(sql).fetchall()
+
+
+def served_state(org, moment):
+    """What the sandbox shows at ``moment``: incident id -> status, and the log-entry count."""
+    statuses, entries = {}, 0
+    for incident in org.incidents:
+        if incident.created_at >= moment:
+            continue
+        steps = [(incident.created_at, "triggered"), (incident.acknowledged_at, "acknowledged"),
+                 (incident.first_resolved_at, "resolved"), (incident.reopened_at, "triggered"),
+                 (incident.resolved_at, "resolved"), (incident.impact_recorded_at, None)]
+        happened = sorted((at, status) for at, status in steps if at is not None and at < moment)
+        statuses[incident.pagerduty_id] = [status for _, status in happened if status][-1]
+        entries += len(happened)
+    return statuses, entries
+
+
+# -- incremental sync through time -------------------------------------------------------
+
+
+def changed_before_relisting(org, first_night) -> set[str]:
+    """Incidents whose status moved between ``first_night`` and the cut-off and that were
+    created before the stretch a sync after ``first_night`` lists again (the hour before the
+    newest incident it had seen)."""
+    before, after = served_state(org, first_night)[0], served_state(org, org.as_of)[0]
+    relisted_from = max(i.created_at for i in org.incidents if i.created_at < first_night) - timedelta(hours=1)
+    return {i.pagerduty_id for i in org.incidents
+            if i.pagerduty_id in before and before[i.pagerduty_id] != after[i.pagerduty_id]
+            and i.created_at < relisted_from}
+
+
+@pytest.fixture(scope="module")
+def two_nights(org, tmp_path_factory):
+    """A full sync with the sandbox some six weeks before the cut-off, then an incremental one
+    at it. The first night falls half-way through a long incident that is older than the
+    stretch the incremental sync lists again, so only its timeline can reveal the change."""
+    warehouse = tmp_path_factory.mktemp("incremental") / "warehouse.duckdb"
+    first_night = next(night for night in (
+        (i.created_at + (i.resolved_at - i.created_at) / 2).replace(microsecond=0)
+        for i in sorted(org.incidents, key=lambda i: (i.resolved_at or org.as_of) - i.created_at, reverse=True)
+        if i.resolved_at and org.as_of - timedelta(days=60) <= i.created_at < org.as_of - timedelta(days=30)
+    ) if changed_before_relisting(org, night))
+    with start_sandbox(org, as_of=first_night) as sandbox:
+        full = sync(org, sandbox, warehouse)
+        after_full = {
+            "incidents": dict(query(warehouse, "select id, payload ->> 'status' from raw.pagerduty__incidents")),
+            "log_entries": query(warehouse, "select count(*) from raw.pagerduty__log_entries")[0][0],
+            "issues": query(warehouse, "select count(*) from raw.jira__issues")[0][0],
+        }
+        full_requests = Counter(sandbox.request_counts)
+        sandbox.set_as_of(org.as_of)
+        incremental = sync(org, sandbox, warehouse)
+        incremental_requests = Counter(sandbox.request_counts) - full_requests
+    return warehouse, first_night, full, after_full, full_requests, incremental, incremental_requests
+
+
+def test_full_sync_holds_what_the_api_showed_that_night(org, two_nights):
+    warehouse, first_night, full, after_full, *_ = two_nights
+    assert full.success
+    statuses, entries = served_state(org, first_night)
+    assert after_full["incidents"] == statuses
+    assert after_full["log_entries"] == entries
+    assert after_full["issues"] == sum(t.created < first_night for t in org.tickets)
+
+
+def test_incremental_sync_picks_up_new_incidents_and_changes_to_old_ones(org, two_nights):
+    warehouse, first_night, full, after_full, full_requests, incremental, incremental_requests = two_nights
+    assert incremental.success
+    statuses, entries = served_state(org, org.as_of)
+    assert dict(query(warehouse, "select id, payload ->> 'status' from raw.pagerduty__incidents")) == statuses
+    assert query(warehouse, "select count(*), count(distinct id) from raw.pagerduty__log_entries")[0] == (
+        entries, entries)
+    assert entries == sum(expected_log_entries(i) for i in org.incidents)
+    # Old incidents whose status moved since the first night were fetched one by one.
+    assert incremental_requests["pagerduty GET /incidents/{id}"] >= len(changed_before_relisting(org, first_night)) > 0
+    # The second night asks only for the last six weeks, not the whole history again.
+    assert incremental_requests["pagerduty GET /incidents"] < full_requests["pagerduty GET /incidents"] / 2
+    marks = dict(query(warehouse, "select stream, high_water_mark from raw._sync_state"))
+    assert set(marks) == {"pagerduty__incidents", "pagerduty__log_entries", "jira__issues"}
+    metadata = incremental.asset_materializations_for_node("raw__jira__issues")[0].metadata
+    assert metadata["mode"].value == "incremental"
+
+
+def test_incremental_jira_sync_sees_new_tickets_and_their_later_transitions(org, two_nights):
+    warehouse, first_night, *_ = two_nights
+    served = dict(query(warehouse, "select payload ->> 'key', payload -> 'fields' -> 'status' ->> 'name' "
+                                   "from raw.jira__issues"))
+    assert served == {t.key: t.status for t in org.tickets}
+    moved_on = [t for t in org.tickets if t.created < first_night and any(c.created >= first_night for c in t.changelog)]
+    long_moved_on = [t for t in moved_on if len(t.changelog) > 40]
+    assert moved_on and long_moved_on, "the fixture should have tickets (some with long changelogs) that moved on"
+    # Every changelog is complete, long ones too (stored part + newest embedded page, or refetched).
+    stored = dict(query(warehouse, "select id, list_transform(cast(payload -> 'changelog' -> 'histories' as json[]), "
+                                   "lambda h: h ->> 'id') from raw.jira__issues"))
+    assert stored == {t.id: [c.id for c in t.changelog] for t in org.tickets}
+
+
+# -- the API's limits ----------------------------------------------------------------------
+
+
+def test_full_windows_are_split_under_the_offset_cap_where_a_naive_client_fails(org, monkeypatch):
+    # The 10,000 cap and 100-record pages, scaled down so a small organisation overflows
+    # month-long windows.
+    monkeypatch.setattr(pagerduty_sandbox, "OFFSET_CAP", 60)
+    monkeypatch.setattr(pagerduty_resource, "OFFSET_CAP", 60)
+    monkeypatch.setattr(pagerduty_resource, "PAGE_SIZE", 20)
+    with start_sandbox(org) as sandbox:
+        naive = pagerduty.RestApiV2Client(SANDBOX_PAGERDUTY_TOKEN, base_url=sandbox.pagerduty_url,
+                                          verify=sandbox.ca_bundle_path)
+        with pytest.raises(pagerduty.Error, match="400"):
+            list(naive.iter_all("incidents", params={"date_range": "all"}))
+        resource = resources(sandbox, "unused")["pagerduty"]
+        start = datetime(org.spec.start.year, org.spec.start.month, 1, tzinfo=UTC)
+        pages = list(resource.iter_window(resource.get_client(), "incidents", start, org.as_of))
+    ids = [i["id"] for page in pages for i in page.records]
+    assert sorted(ids) == sorted(i.pagerduty_id for i in org.incidents) and len(set(ids)) == len(ids)
+    done = [page.window_done for page in pages if page.window_done]
+    assert len(done) > 6, "month windows over the cap were split"
+    assert done == sorted(done) and done[-1] == org.as_of
+
+
+def test_six_month_spans_are_refused(org):
+    with start_sandbox(org) as sandbox:
+        resource = resources(sandbox, "unused")["pagerduty"]
+        with pytest.raises(ApiError, match="6 months"):
+            resource.get_json(resource.get_client(), "incidents",
+                              {"since": "2024-01-01T00:00:00Z", "until": "2024-07-15T00:00:00Z"})
+
+
+# -- faults ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def faulty_sandbox(org):
+    with start_sandbox(org) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def sandbox_without_faults(faulty_sandbox):
+    faulty_sandbox.clear_faults()
+    yield faulty_sandbox
+    faulty_sandbox.clear_faults()
+
+
+TRANSIENT_FAULTS = [
+    ("rate_limit", {"wait_seconds": 0}),
+    ("rate_limit_without_headers", {}),
+    ("server_error", {"status": 502}),
+    ("timeout", {"delay_seconds": 1.0}),
+    ("truncated_page", {}),
+    ("duplicated_page", {"after": 1}),
+]
+
+
+@pytest.mark.parametrize("kind, options", TRANSIENT_FAULTS, ids=[k for k, _ in TRANSIENT_FAULTS])
+def test_pagerduty_recovers_from_transient_faults(org, sandbox_without_faults, kind, options):
+    sandbox = sandbox_without_faults
+    resource = resources(sandbox, "unused")["pagerduty"]
+    client = resource.get_client()
+    before = sandbox.request_counts["pagerduty GET /incidents"]
+    sandbox.inject_fault("pagerduty", kind, path="/incidents", times=2, **options)
+    window = list(resource.iter_window(client, "incidents", org.as_of - timedelta(days=60), org.as_of))
+    served = [i["id"] for page in window for i in page.records]
+    expected = [i.pagerduty_id for i in sorted(org.incidents, key=lambda i: (i.created_at, i.number))
+                if org.as_of - timedelta(days=60) <= i.created_at]
+    assert served == expected
+    assert sandbox.request_counts["pagerduty GET /incidents"] - before >= 3  # the two faulted ones were retried
+
+
+@pytest.mark.parametrize("kind, options", TRANSIENT_FAULTS, ids=[k for k, _ in TRANSIENT_FAULTS])
+def test_jira_recovers_from_transient_faults(org, sandbox_without_faults, kind, options):
+    sandbox = sandbox_without_faults
+    resource = resources(sandbox, "unused")["jira"]
+    client = resource.get_client()
+    project = org.teams[0].jira_project
+    sandbox.inject_fault("jira", kind, path="/rest/api/3/search/jql", times=2, **options)
+    pages = list(resource.iter_issues(client, f"project = {project} ORDER BY key"))
+    keys = [issue["key"] for page in pages for issue in page]
+    assert sorted(keys) == sorted(t.key for t in org.tickets if t.project_key == project)
+    assert len(set(keys)) == len(keys)
+
+
+def test_rate_limit_headers_are_honoured(sandbox_without_faults):
+    sandbox = sandbox_without_faults
+    resource = resources(sandbox, "unused")["pagerduty"]
+    sandbox.inject_fault("pagerduty", "rate_limit", path="/teams", wait_seconds=1)
+    started = time.monotonic()
+    assert len(list(resource.iter_all(resource.get_client(), "teams"))) == 4
+    assert time.monotonic() - started >= 1.0  # ratelimit-reset: 1, not the 0.01 s backoff
+
+
+@pytest.mark.parametrize("service, path", [("pagerduty", "/teams"), ("jira", "/rest/api/3/search/jql")])
+def test_a_429_storm_fails_after_bounded_retries(org, sandbox_without_faults, service, path):
+    sandbox = sandbox_without_faults
+    sandbox.inject_fault(service, "rate_limit_without_headers", path=path, times=None)
+    key = f"{service} GET {path}"
+    before = sandbox.request_counts[key]
+    resource = resources(sandbox, "unused")[service]
+    with pytest.raises(ApiError, match="still failing after 4 attempts \\(HTTP 429\\)") as raised:
+        if service == "pagerduty":
+            list(resource.iter_all(resource.get_client(), "teams"))
+        else:
+            list(resource.iter_issues(resource.get_client(), f"project = {org.teams[0].jira_project}"))
+    assert raised.value.retryable
+    assert sandbox.request_counts[key] - before == 4
+
+
+def test_a_server_asking_for_too_long_a_wait_fails_at_once(sandbox_without_faults):
+    sandbox = sandbox_without_faults
+    sandbox.inject_fault("pagerduty", "rate_limit", path="/teams", wait_seconds=3600)
+    resource = resources(sandbox, "unused")["pagerduty"]
+    with pytest.raises(ApiError, match="asks to wait 3600 s"):
+        list(resource.iter_all(resource.get_client(), "teams"))
+
+
+@pytest.mark.parametrize("service", ["pagerduty", "jira"])
+def test_an_expired_token_fails_clearly_without_showing_it(org, sandbox_without_faults, service):
+    sandbox = sandbox_without_faults
+    sandbox.inject_fault(service, "expired_token", times=None)
+    resource = resources(sandbox, "unused")[service]
+    with pytest.raises(ApiError, match="401") as raised:
+        if service == "pagerduty":
+            list(resource.iter_all(resource.get_client(), "teams"))
+        else:
+            resource.get_client()
+    message = str(raised.value)
+    assert "expired" in message and not raised.value.retryable
+    for secret in secrets():
+        assert secret not in message
+
+
+def secrets() -> list[str]:
+    basic = base64.b64encode(f"{SANDBOX_JIRA_EMAIL}:{SANDBOX_JIRA_TOKEN}".encode()).decode()
+    return [SANDBOX_PAGERDUTY_TOKEN, SANDBOX_JIRA_TOKEN, basic]
+
+
+# -- a run killed half-way, then re-run ------------------------------------------------------
+
+
+def test_a_run_failing_half_way_then_rerun_leaves_every_row_once(org, tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    instance = dg.DagsterInstance.ephemeral()
+    with start_sandbox(org) as sandbox:
+        # Both tokens expire mid-sync: after some log-entry pages and some issue pages.
+        sandbox.inject_fault("pagerduty", "expired_token", path="/log_entries", after=15, times=None)
+        sandbox.inject_fault("jira", "expired_token", path="/rest/api/3/search/jql", after=1, times=None)
+        failed = sync(org, sandbox, warehouse, instance=instance)
+        partial = {
+            "log_entries": query(warehouse, "select count(*) from raw.pagerduty__log_entries")[0][0],
+            "issues": query(warehouse, "select count(*) from raw.jira__issues")[0][0],
+        }
+        sandbox.clear_faults()
+        rerun = sync(org, sandbox, warehouse, instance=instance)
+    assert not failed.success and rerun.success
+    entries = sum(expected_log_entries(i) for i in org.incidents)
+    assert 0 < partial["log_entries"] < entries and 0 < partial["issues"] < len(org.tickets)
+    assert query(warehouse, "select count(*), count(distinct id) from raw.pagerduty__log_entries")[0] == (
+        entries, entries)
+    assert query(warehouse, "select count(*), count(distinct id) from raw.jira__issues")[0] == (
+        len(org.tickets), len(org.tickets))
+    assert query(warehouse, "select count(*) from raw.pagerduty__incidents")[0][0] == len(org.incidents)
+
+    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "PAGERDUTY_API_TOKEN" in str(failure.event_specific_data.error) or "JIRA_API_TOKEN" in str(
+        failure.event_specific_data.error)
+    # Nothing the run recorded (logs, errors, metadata) holds a credential.
+    recorded = "\n".join(str(record) for run in (failed, rerun) for record in instance.all_logs(run.run_id))
+    assert "401" in recorded
+    for secret in secrets():
+        assert secret not in recorded
+
+
+KILLABLE_SYNC = """
+import sys
+import dagster as dg
+sys.path.insert(0, "tests")
+from test_ingestion import RAW_ASSETS, resources
+from types import SimpleNamespace
+pagerduty_url, jira_url, ca, warehouse, history_start = sys.argv[1:]
+sandbox = SimpleNamespace(pagerduty_url=pagerduty_url, jira_url=jira_url, ca_bundle_path=ca)
+start = {"config": {"history_start": history_start}}
+dg.materialize(RAW_ASSETS, resources=resources(sandbox, warehouse), run_config={"ops": {
+    op: start for op in ("raw__pagerduty__incidents", "raw__pagerduty__log_entries", "raw__jira__issues")}})
+"""
+
+
+def test_a_process_killed_mid_sync_then_rerun_leaves_every_row_once(org, tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    with start_sandbox(org) as sandbox:
+        # Slow pages so the kill lands half-way through the log entries.
+        sandbox.inject_fault("pagerduty", "timeout", path="/log_entries", delay_seconds=0.05, times=None)
+        worker = subprocess.Popen(
+            [sys.executable, "-c", KILLABLE_SYNC, sandbox.pagerduty_url, sandbox.jira_url, sandbox.ca_bundle_path,
+             str(warehouse), org.spec.start.isoformat()],
+            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while sandbox.request_counts["pagerduty GET /log_entries"] < 15 and time.monotonic() < deadline:
+            assert worker.poll() is None, "the sync ended before it could be killed"
+            time.sleep(0.02)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        sandbox.clear_faults()
+        partial = query(warehouse, "select count(*) from raw.pagerduty__log_entries")[0][0]
+        rerun = sync(org, sandbox, warehouse)
+    entries = sum(expected_log_entries(i) for i in org.incidents)
+    assert rerun.success and 0 < partial < entries
+    assert query(warehouse, "select count(*), count(distinct id) from raw.pagerduty__log_entries")[0] == (
+        entries, entries)
+    assert query(warehouse, "select count(*), count(distinct id) from raw.pagerduty__incidents")[0] == (
+        len(org.incidents), len(org.incidents))
+    assert query(warehouse, "select count(*) from raw.jira__issues")[0][0] == len(org.tickets)
+
+
+def test_api_assets_carry_an_exponential_retry_policy():
+    for asset in RAW_ASSETS:
+        policy = asset.op.retry_policy
+        assert (policy.max_retries, policy.backoff) == (3, dg.Backoff.EXPONENTIAL), asset.key
+        assert [policy.calculate_delay(n) for n in (1, 2, 3)] == [30, 90, 210]
