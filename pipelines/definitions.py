@@ -17,20 +17,14 @@ from assets.report.resource import ReportFolderResource
 from assets.warehouse.sql_models import sql_model_assets
 from assets.warehouse.team_map_checks import jira_entities_are_mapped, pagerduty_entities_are_mapped
 from pipelines.schedules import nightly_job, nightly_schedule
-from pipelines.warehouse_pool import in_warehouse_pool
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[
-            in_warehouse_pool(assets_def)
-            for assets_def in [
-                *dg.load_assets_from_modules(
-                    [pagerduty_assets, jira_assets, landing_assets, model_assets, report_assets]
-                ),
-                *sql_model_assets(),
-            ]
+            *dg.load_assets_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets, report_assets]),
+            *sql_model_assets(),
         ],
         asset_checks=[
             *dg.load_asset_checks_from_modules([landing_assets, model_assets]),

@@ -6,7 +6,7 @@ from assets.warehouse.partitions import every_month_tags
 
 # Steps run one after another in the run's own process: the warehouse allows one writer, so
 # nothing is gained by a process per step, and each would pay seconds of start-up. The
-# warehouse pool (pipelines/warehouse_pool.py) keeps other runs' steps out meanwhile.
+# warehouse pool (assets/warehouse/pool.py) keeps other runs' steps out meanwhile.
 nightly_job = dg.define_asset_job(
     "nightly",
     selection=dg.AssetSelection.all(),

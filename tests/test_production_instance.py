@@ -16,14 +16,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+import dagster as dg
 import psycopg2
 import pytest
 
+from pipelines.definitions import defs
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "psafe-test-password"
-LANDING_ASSETS = ["raw/config__team_map", "raw/survey__responses"]
+LANDING_ASSETS = ["raw/config__team_map", "staging/stg_config__team_map", "restricted/survey__responses"]
 
 
 def postgres_bin() -> Path | None:
@@ -111,7 +113,10 @@ def test_production_instance_stores_runs_and_events_in_postgres(postgres, tmp_pa
         assert stored_keys == sorted(LANDING_ASSETS)
         cursor.execute("select count(*) from event_logs where run_id = %s and dagster_event_type = 'STEP_SUCCESS'",
                        (run_id,))
-        assert cursor.fetchone()[0] == len(LANDING_ASSETS)
+        # One step per asset and one per asset check on it (the data-quality suites).
+        selected = {dg.AssetKey(key.split("/")) for key in LANDING_ASSETS}
+        checks = defs().resolve_asset_graph().get_check_keys_for_assets(selected)
+        assert cursor.fetchone()[0] == len(LANDING_ASSETS) + len(checks)
         # The steps claimed the warehouse pool's slot in PostgreSQL's concurrency tables.
         cursor.execute("select concurrency_key, count(*) from concurrency_slots group by concurrency_key")
         assert cursor.fetchall() == [("duckdb_warehouse", 1)]

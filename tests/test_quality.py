@@ -202,7 +202,10 @@ def test_nightly_runs_every_check_and_all_pass_on_clean_data(runs):
     outcomes = evaluations(clean)
     assert expected <= set(outcomes)
     failed = {key: e.metadata.get("failures") for key, e in outcomes.items() if not e.passed}
-    assert failed == {}
+    # The generator's shared OPS project has a component no team claims, on purpose: the
+    # team-map check must say so (a warning), and nothing else may fail.
+    assert set(failed) == {"marts.fct_tickets:jira_entities_are_mapped"}
+    assert outcomes["marts.fct_tickets:jira_entities_are_mapped"].severity == dg.AssetCheckSeverity.WARN
     assert {"models/safety_ttr_regression", "models/kpi_correlations"} <= materialized(clean)
 
 

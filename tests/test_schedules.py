@@ -11,6 +11,7 @@ from dagster._utils.schedules import cron_string_iterator
 from dagster_duckdb import DuckDBResource
 
 from assets.landing.resource import LandingFolderResource
+from assets.report.resource import ReportFolderResource
 from assets.landing.sensors import SETTLE_SECONDS, landing_files_sensor
 from pipelines.definitions import defs
 from pipelines.schedules import nightly_schedule
@@ -109,14 +110,15 @@ def test_the_requested_run_reloads_the_landing_exports_and_their_dependants(land
             resources={
                 "landing": LandingFolderResource(path=str(landing), hr_id_salt="salt"),
                 "duckdb": DuckDBResource(database=str(warehouse)),
+                "report_folder": ReportFolderResource(path=str(tmp_path / "report")),
             },
             raise_on_error=False,
         )
     # Marts that also need PagerDuty and Jira tables fail in this warehouse, which has none.
-    rows = {e.asset_key.to_user_string(): e.materialization.metadata["rows"].value
-            for e in result.get_asset_materialization_events()}
-    assert {"raw/survey__responses", "raw/hr__headcount", "raw/hr__terminations", "raw/config__team_map",
-            "staging/stg_survey__responses", "marts/fct_team_survey_waves"} <= set(rows)
-    assert not any(key.startswith(("raw/pagerduty", "raw/jira")) for key in rows)
+    metadata = {e.asset_key.to_user_string(): e.materialization.metadata
+                for e in result.get_asset_materialization_events()}
+    assert {"restricted/survey__responses", "raw/hr__headcount", "raw/hr__terminations", "raw/config__team_map",
+            "restricted/stg_survey__responses", "marts/fct_team_survey_waves"} <= set(metadata)
+    assert not any(key.startswith(("raw/pagerduty", "raw/jira")) for key in metadata)
     survey_rows = len((landing / "survey_responses.csv").read_text().splitlines()) - 1
-    assert rows["raw/survey__responses"] == survey_rows
+    assert metadata["restricted/survey__responses"]["responses"].value == survey_rows

@@ -14,8 +14,8 @@ import dagster as dg
 import duckdb
 import pytest
 import yaml
-from dagster_duckdb import DuckDBResource
 
+from assets.warehouse.pool import WAREHOUSE_POOL
 from pipelines.definitions import defs
 from pipelines.demo import (
     SANDBOX_HR_SALT,
@@ -25,7 +25,6 @@ from pipelines.demo import (
     start_sandbox,
 )
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
-from pipelines.warehouse_pool import WAREHOUSE_POOL, in_warehouse_pool
 
 REPO = Path(__file__).resolve().parents[1]
 PRODUCTION_INSTANCE = REPO / "deploy" / "dagster.yaml"
@@ -39,27 +38,14 @@ FORKSERVER = {"execution": {"config": {"multiprocess": {
     "start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}}}}}}
 
 
-def test_every_asset_that_opens_the_warehouse_is_in_its_pool():
-    graph = defs().resolve_asset_graph()
-    for key in graph.get_all_asset_keys():
-        assets_def = graph.assets_def_for_key(key)
-        assert "duckdb" in assets_def.required_resource_keys, key
-        assert assets_def.op.pool == WAREHOUSE_POOL, key
-
-
-def test_pooling_keeps_the_retry_policy_and_code_version_and_leaves_other_assets_alone():
-    retry = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL)
-
-    @dg.asset(retry_policy=retry, code_version="7")
-    def writes(duckdb: DuckDBResource) -> None: ...
-
-    @dg.asset
-    def elsewhere() -> None: ...
-
-    pooled = in_warehouse_pool(writes)
-    assert pooled.op.pool == WAREHOUSE_POOL and pooled.op.retry_policy == retry
-    assert pooled.code_versions_by_key == {writes.key: "7"} and writes.op.pool is None
-    assert in_warehouse_pool(elsewhere) is elsewhere
+def test_every_asset_and_check_that_opens_the_warehouse_is_in_its_pool():
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    nodes = [graph.assets_def_for_key(key) for key in graph.get_all_asset_keys()] + list(definitions.asset_checks)
+    assert len(definitions.asset_checks) > 20
+    for node in nodes:
+        assert "duckdb" in node.required_resource_keys, node.op.name
+        assert node.op.pool == WAREHOUSE_POOL, node.op.name
 
 
 def test_the_production_and_dev_instances_limit_every_pool_to_one_slot_per_step():
@@ -147,7 +133,9 @@ def test_overlapping_multiprocess_runs_take_turns_in_the_warehouse(sandbox_envir
         step_failures(instance, run) for run in runs
     ]
     intervals = sorted(interval for run in runs for interval in step_intervals(instance, run))
-    assert len(intervals) == 2 * len(API_ASSETS)
+    # Each run: a step per asset and one per data-quality check on it, every one in the pool.
+    checks = defs().resolve_asset_graph().get_check_keys_for_assets({dg.AssetKey(k.split("/")) for k in API_ASSETS})
+    assert len(intervals) == 2 * (len(API_ASSETS) + len(checks))
     for (_, end, step), (start, _, next_step) in itertools.pairwise(intervals):
         assert end <= start, f"{step} and {next_step} held the warehouse at the same time"
     with duckdb.connect(str(warehouse), read_only=True) as conn:
@@ -167,5 +155,8 @@ def test_without_the_pool_limit_steps_open_the_warehouse_side_by_side(sandbox_en
 
     [run] = overlapping_runs(instance, home, count=1)
 
-    (_, first_end, _), (second_start, _, _) = sorted(step_intervals(instance, run))
-    assert second_start < first_end, "without a pool limit both steps run at once"
+    asset_steps = {key.replace("/", "__") for key in API_ASSETS}
+    (_, first_end, _), (second_start, _, _) = sorted(
+        interval for interval in step_intervals(instance, run) if interval[2].split(" ")[1] in asset_steps
+    )
+    assert second_start < first_end, "without a pool limit both asset steps run at once"

@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 from assets.api_retry import API_ASSET_RETRY_POLICY, failing_clearly
 from assets.jira.classification import read_rules, rules_frame
 from assets.jira.resource import JiraResource
+from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import (
     read_high_water_mark,
     replace_table,
@@ -36,7 +37,13 @@ class JiraSyncConfig(dg.Config):
     full_refresh: bool = False
 
 
-@dg.asset(key=["raw", "jira__issues"], group_name="jira", compute_kind="jira", retry_policy=API_ASSET_RETRY_POLICY)
+@dg.asset(
+    pool=WAREHOUSE_POOL,
+    key=["raw", "jira__issues"],
+    group_name="jira",
+    compute_kind="jira",
+    retry_policy=API_ASSET_RETRY_POLICY,
+)
 def jira_issues(
     context: dg.AssetExecutionContext,
     config: JiraSyncConfig,
@@ -82,7 +89,7 @@ def jira_issues(
     return dg.MaterializeResult(metadata={"rows": loaded, "mode": mode, "jql": jql, "high_water_mark": str(mark)})
 
 
-@dg.asset(key=["raw", "config__ticket_classification"], group_name="jira", compute_kind="yaml")
+@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "config__ticket_classification"], group_name="jira", compute_kind="yaml")
 def ticket_classification_rules(context: dg.AssetExecutionContext, jira: JiraResource,
                                 duckdb: DuckDBResource) -> dg.MaterializeResult:
     """The proactive/reactive ticket classification rules, one row per rule in file order,

@@ -18,6 +18,7 @@ from assets.landing.resource import LandingFolderResource
 from assets.landing.survey import parse_survey
 from assets.landing.team_map import read_team_map
 from assets.landing.validation import Checked
+from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import replace_table
 
 TEAM_MAP = dg.AssetKey(["staging", "stg_config__team_map"])
@@ -61,7 +62,13 @@ def _write(context, duckdb: DuckDBResource, schema: str, table: str, accepted: p
     })
 
 
-@dg.asset(key=["restricted", "survey__responses"], deps=[TEAM_MAP], group_name="landing", compute_kind="csv")
+@dg.asset(
+    pool=WAREHOUSE_POOL,
+    key=["restricted", "survey__responses"],
+    deps=[TEAM_MAP],
+    group_name="landing",
+    compute_kind="csv",
+)
 def survey_responses(
     context: dg.AssetExecutionContext, landing: LandingFolderResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -82,7 +89,7 @@ def survey_responses(
     })
 
 
-@dg.asset(key=["raw", "hr__headcount"], deps=[TEAM_MAP], group_name="landing", compute_kind="csv")
+@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "hr__headcount"], deps=[TEAM_MAP], group_name="landing", compute_kind="csv")
 def hr_headcount(
     context: dg.AssetExecutionContext, landing: LandingFolderResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -95,7 +102,13 @@ def hr_headcount(
     return _write(context, duckdb, "raw", "hr__headcount", accepted, checked, {"encoding": export.encoding})
 
 
-@dg.asset(key=["raw", "hr__terminations"], deps=[TEAM_MAP], group_name="landing", compute_kind="csv")
+@dg.asset(
+    pool=WAREHOUSE_POOL,
+    key=["raw", "hr__terminations"],
+    deps=[TEAM_MAP],
+    group_name="landing",
+    compute_kind="csv",
+)
 def hr_terminations(
     context: dg.AssetExecutionContext, landing: LandingFolderResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -112,7 +125,7 @@ def hr_terminations(
 def _quarantine_check(asset: dg.AssetsDefinition, table: str) -> dg.AssetChecksDefinition:
     q_schema, q_table = QUARANTINE_TABLES[table]
 
-    @dg.asset_check(asset=asset, name="quarantine_is_empty", blocking=False,
+    @dg.asset_check(pool=WAREHOUSE_POOL, asset=asset, name="quarantine_is_empty", blocking=False,
                     description=f"Warns while {q_schema}.{q_table} holds rows the export could not load.")
     def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
         with duckdb.get_connection() as conn:
@@ -135,7 +148,7 @@ quarantine_checks = [
 ]
 
 
-@dg.asset(key=["raw", "config__team_map"], group_name="landing", compute_kind="yaml")
+@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "config__team_map"], group_name="landing", compute_kind="yaml")
 def team_map(
     context: dg.AssetExecutionContext, landing: LandingFolderResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:

@@ -16,9 +16,12 @@ from assets.models.stats import (
     standardise,
     team_bootstrap_correlation,
 )
+from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import replace_table
 
+
 @dg.multi_asset(
+    pool=WAREHOUSE_POOL,
     outs={
         "fct_team_survey_waves": dg.AssetOut(
             key=["marts", "fct_team_survey_waves"],
@@ -64,10 +67,15 @@ def survey_waves(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
 RESPONDENT_COLUMNS = ("response_id", "submitted_at", "item_no", "answer")
 
 
-@dg.asset_check(asset=dg.AssetKey(["marts", "fct_team_survey_waves"]), name="anonymity_holds", blocking=True,
-                description="Fails if a published team-wave has fewer than 5 respondents, a suppressed one shows "
-                "any figure, a wave's suppressed cells are a single cell or under 5 people, or a table outside "
-                "the restricted schema has respondent-level columns.")
+@dg.asset_check(
+    pool=WAREHOUSE_POOL,
+    asset=dg.AssetKey(["marts", "fct_team_survey_waves"]),
+    name="anonymity_holds",
+    blocking=True,
+    description="Fails if a published team-wave has fewer than 5 respondents, a suppressed one shows "
+    "any figure, a wave's suppressed cells are a single cell or under 5 people, or a table outside "
+    "the restricted schema has respondent-level columns.",
+)
 def anonymity_holds(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as conn:
         small = conn.sql("select count(*) from marts.fct_team_survey_waves where not is_suppressed and "
@@ -98,6 +106,7 @@ KPI_DEFINITIONS = {
 
 
 @dg.asset(
+    pool=WAREHOUSE_POOL,
     key=["models", "safety_ttr_regression"],
     deps=[dg.AssetKey(["marts", "fct_incidents"]), dg.AssetKey(["marts", "mart_team_month"]),
           dg.AssetKey(["marts", "fct_team_survey_waves"])],
@@ -149,6 +158,7 @@ def safety_ttr_regression(
 
 
 @dg.asset(
+    pool=WAREHOUSE_POOL,
     key=["models", "kpi_safety_effects"],
     deps=[dg.AssetKey(["marts", "fct_incidents"]), dg.AssetKey(["marts", "mart_team_month"]),
           dg.AssetKey(["marts", "fct_team_survey_waves"])],
@@ -194,6 +204,7 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
 
 
 @dg.asset(
+    pool=WAREHOUSE_POOL,
     key=["models", "kpi_correlations"],
     deps=[dg.AssetKey(["marts", "mart_team_month"])],
     group_name="models",

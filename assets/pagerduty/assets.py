@@ -15,11 +15,12 @@ from dagster_duckdb import DuckDBResource
 
 from assets.api_retry import API_ASSET_RETRY_POLICY, failing_clearly
 from assets.pagerduty.resource import PagerDutyResource
+from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import (
-    warehouse_connection,
     read_high_water_mark,
     reset_high_water_mark,
     upsert_json_records,
+    warehouse_connection,
     write_batch,
 )
 
@@ -36,7 +37,7 @@ class PagerDutySyncConfig(dg.Config):
     full_refresh: bool = False
 
 
-@dg.asset(key=["raw", "pagerduty__teams"], group_name="pagerduty", compute_kind="pagerduty",
+@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "pagerduty__teams"], group_name="pagerduty", compute_kind="pagerduty",
           retry_policy=API_ASSET_RETRY_POLICY)
 def pagerduty_teams(
     context: dg.AssetExecutionContext, pagerduty: PagerDutyResource, duckdb: DuckDBResource
@@ -50,7 +51,7 @@ def pagerduty_teams(
     return dg.MaterializeResult(metadata={"rows": len(teams)})
 
 
-@dg.asset(key=["raw", "pagerduty__services"], group_name="pagerduty", compute_kind="pagerduty",
+@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "pagerduty__services"], group_name="pagerduty", compute_kind="pagerduty",
           retry_policy=API_ASSET_RETRY_POLICY)
 def pagerduty_services(
     context: dg.AssetExecutionContext, pagerduty: PagerDutyResource, duckdb: DuckDBResource
@@ -65,7 +66,7 @@ def pagerduty_services(
     return dg.MaterializeResult(metadata={"rows": len(services)})
 
 
-@dg.asset(key=["raw", "pagerduty__log_entries"], group_name="pagerduty", compute_kind="pagerduty",
+@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "pagerduty__log_entries"], group_name="pagerduty", compute_kind="pagerduty",
           retry_policy=API_ASSET_RETRY_POLICY)
 def pagerduty_log_entries(
     context: dg.AssetExecutionContext,
@@ -80,6 +81,7 @@ def pagerduty_log_entries(
 
 
 @dg.asset(
+    pool=WAREHOUSE_POOL,
     key=["raw", "pagerduty__incidents"],
     deps=[dg.AssetKey(["raw", "pagerduty__log_entries"])],
     group_name="pagerduty",

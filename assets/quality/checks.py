@@ -25,6 +25,7 @@ from great_expectations.data_context.types.base import (
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
 from assets.quality.suites import COLUMN_ARGUMENTS, SUITES, Suite, target_columns
+from assets.warehouse.pool import WAREHOUSE_POOL
 
 SAMPLE_SIZE = 5
 _NOT_ARGUMENTS = {"batch_id", "row_condition", *COLUMN_ARGUMENTS}
@@ -37,6 +38,7 @@ def gx_asset_checks(suites: list[Suite] = SUITES) -> list[dg.AssetChecksDefiniti
 
 def _asset_check(suite: Suite) -> dg.AssetChecksDefinition:
     @dg.asset_check(
+        pool=WAREHOUSE_POOL,
         asset=suite.asset_key,
         name=suite.name,
         description=describe(suite),

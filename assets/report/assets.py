@@ -9,9 +9,11 @@ from assets.report.exports import about_sheet, export_names, write_csvs, write_h
 from assets.report.html import render_report
 from assets.report.inputs import SOURCE_TABLES, read_report_inputs
 from assets.report.resource import ReportFolderResource
+from assets.warehouse.pool import WAREHOUSE_POOL
 
 
 @dg.asset(
+    pool=WAREHOUSE_POOL,
     key=["report", "cio_report"],
     deps=[dg.AssetKey(table.split(".")) for table in SOURCE_TABLES],
     group_name="report",

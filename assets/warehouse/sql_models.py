@@ -20,6 +20,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.warehouse.partitions import monthly_partitions
+from assets.warehouse.pool import WAREHOUSE_POOL
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _TABLE_REFERENCE = re.compile(r"\b(raw|restricted|staging|marts)\.(\w+)\b")
@@ -119,6 +120,7 @@ def _sql_asset(path: Path, sql_dir: Path) -> dg.AssetsDefinition:
     partitioned = model.partition_column is not None
 
     @dg.asset(
+        pool=WAREHOUSE_POOL,
         key=[model.schema, model.name],
         deps=model.upstream_keys,
         description=model.description,

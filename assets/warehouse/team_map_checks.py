@@ -9,6 +9,8 @@ Unknown survey groups and HR org units are reported by the survey/HR quarantine.
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from assets.warehouse.pool import WAREHOUSE_POOL
+
 # PagerDuty teams named by the data (directory or trigger-time log entries) that the map
 # claims neither by id nor by name, and services of unattributed incidents.
 _UNMAPPED_PAGERDUTY_SQL = """
@@ -64,6 +66,7 @@ def _report(duckdb: DuckDBResource, sql: str, what: str) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
+    pool=WAREHOUSE_POOL,
     asset=dg.AssetKey(["marts", "fct_incidents"]),
     additional_deps=[dg.AssetKey(["staging", "stg_pagerduty__teams"]),
                      dg.AssetKey(["staging", "stg_pagerduty__log_entries"]),
@@ -75,6 +78,7 @@ def pagerduty_entities_are_mapped(duckdb: DuckDBResource) -> dg.AssetCheckResult
 
 
 @dg.asset_check(
+    pool=WAREHOUSE_POOL,
     asset=dg.AssetKey(["marts", "fct_tickets"]),
     additional_deps=[dg.AssetKey(["staging", "stg_config__team_map"])],
     description="Jira projects and components of tickets that no team of the team map claims.",
