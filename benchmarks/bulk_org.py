@@ -87,8 +87,13 @@ def build_raw_warehouse(path: Path, spec: BulkSpec, progress: Progress = print, 
         _macros(conn, spec.seed)
         _load_directory(conn, org)
         _load_landing(conn, spec, org, truth, rng)
-        _load_incidents(conn, spec, org, progress)
-        _load_tickets(conn, spec, org, progress)
+        # One transaction per source: committing each month would rewrite the growing
+        # primary-key indexes at every checkpoint.
+        for load in (_load_incidents, _load_tickets):
+            conn.execute("begin")
+            load(conn, spec, org, progress)
+            progress("  committing (compressing and writing the payloads) ...")
+            conn.execute("commit")
         tables = conn.sql(
             "select table_name from duckdb_tables() where schema_name = 'raw' order by table_name"
         ).fetchall()

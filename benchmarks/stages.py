@@ -28,7 +28,8 @@ import duckdb
 
 from benchmarks.pandas_baseline import team_month_mart
 
-STAGES = ("staging", "marts", "models", "pandas")
+PIPELINE_STAGES = ("staging", "marts", "models")
+STAGES = (*PIPELINE_STAGES, "pandas")
 
 
 def _in_dependency_order(group: str) -> list:
