@@ -8,8 +8,9 @@ then run raw -> staging -> marts -> models, each stage in its own process
 (benchmarks.stages) for its wall time and peak memory, then the pandas baseline of the
 team-month mart from the same raw tables, compare it with the SQL mart and print the table.
 
-Targets (issue #5): the 100x rebuild of staging, marts and models under 2 minutes and
-4 GiB on 2 cores; the SQL at least 10x faster than the pandas baseline.
+Targets (issue #5): the 100x full rebuild of marts and models under 2 minutes and 4 GiB on
+2 cores (checked both for marts + models and for the whole raw -> staging -> marts -> models
+pipeline); the SQL at least 10x faster than the pandas baseline.
 """
 
 from __future__ import annotations
@@ -68,20 +69,27 @@ def run_stage(stage: str, warehouse: Path, threads: int, memory_limit: str, log:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def benchmark_scale(scale: int, workdir: Path, threads: int, memory_limit: str) -> dict:
+def benchmark_scale(scale: int, workdir: Path, threads: int, memory_limit: str, reuse: bool = False) -> dict:
     spec = SCALES[scale]
     folder = workdir / f"scale-{scale}x"
     folder.mkdir(parents=True, exist_ok=True)
     warehouse, log = folder / "warehouse.duckdb", folder / "stages.log"
-    warehouse.unlink(missing_ok=True)
     print(f"== {scale}x: {spec.n_teams} teams, {spec.n_months} months, "
           f"{spec.incidents_per_head_month} incidents and {spec.tickets_per_head_month} tickets per head-month "
           f"-> {warehouse}", flush=True)
-    started = time.monotonic()
-    raw_rows = build_raw_warehouse(warehouse, spec, progress=_throttled(), threads=threads)
-    generated = time.monotonic() - started
-    print(f"  raw tables written in {generated:.0f} s: "
-          + ", ".join(f"{table} {rows:,}" for table, rows in raw_rows.items()), flush=True)
+    if reuse and warehouse.is_file():
+        generated = None
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            raw_rows = {name: conn.sql(f"select count(*) from raw.{name}").fetchone()[0] for (name,) in conn.sql(
+                "select table_name from duckdb_tables() where schema_name = 'raw' order by table_name").fetchall()}
+        print("  reusing its raw tables: " + ", ".join(f"{table} {rows:,}" for table, rows in raw_rows.items()))
+    else:
+        warehouse.unlink(missing_ok=True)
+        started = time.monotonic()
+        raw_rows = build_raw_warehouse(warehouse, spec, progress=_throttled(), threads=threads)
+        generated = time.monotonic() - started
+        print(f"  raw tables written in {generated:.0f} s: "
+              + ", ".join(f"{table} {rows:,}" for table, rows in raw_rows.items()), flush=True)
     stages = {}
     for stage in PIPELINE_STAGES:
         print(f"  {stage} ...", flush=True)
@@ -109,6 +117,7 @@ def benchmark_scale(scale: int, workdir: Path, threads: int, memory_limit: str) 
 def summary_row(result: dict) -> dict:
     stages = result["stages"]
     pipeline_seconds = sum(stages[s]["seconds"] for s in PIPELINE_STAGES)
+    rebuild_seconds = stages["marts"]["seconds"] + stages["models"]["seconds"]
     peak = max(stages[s]["peak_rss_bytes"] for s in PIPELINE_STAGES)
     sql_seconds = stages["staging"]["seconds"] + stages["marts"]["seconds"]
     ratio = result["pandas"]["seconds"] / sql_seconds
@@ -124,18 +133,20 @@ def summary_row(result: dict) -> dict:
         "incidents": f"{result['raw_rows']['pagerduty__incidents']:,}",
         "log entries": f"{result['raw_rows']['pagerduty__log_entries']:,}",
         "tickets": f"{result['raw_rows']['jira__issues']:,}",
-        "generate s": f"{result['generate_seconds']:.0f}",
+        "generate s": "reused" if result["generate_seconds"] is None else f"{result['generate_seconds']:.0f}",
         "staging s": f"{stages['staging']['seconds']:.1f}",
         "marts s": f"{stages['marts']['seconds']:.1f}",
         "models s": f"{stages['models']['seconds']:.1f}",
         "pipeline s": f"{pipeline_seconds:.1f}",
+        "marts+models s": f"{rebuild_seconds:.1f}",
         "peak GiB": f"{peak / 1024**3:.2f}",
         "SQL s": f"{sql_seconds:.1f}",
         "pandas s": f"{result['pandas']['seconds']:.1f}",
         "pandas GiB": f"{result['pandas']['peak_rss_bytes'] / 1024**3:.2f}",
         "speedup": f"{ratio:.1f}x",
         "marts equal": "yes" if equal else "NO",
-        "<2 min": verdict(pipeline_seconds < PIPELINE_SECONDS_TARGET),
+        "<2 min pipeline": verdict(pipeline_seconds < PIPELINE_SECONDS_TARGET),
+        "<2 min marts+models": verdict(rebuild_seconds < PIPELINE_SECONDS_TARGET),
         "<4 GiB": verdict(peak < PEAK_BYTES_TARGET),
         ">=10x": verdict(ratio >= SPEEDUP_TARGET),
     }
@@ -171,14 +182,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=_outside_repo,
                         help="where warehouses go (default: a new temporary folder, removed afterwards)")
     parser.add_argument("--keep", action="store_true", help="keep the warehouses")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the raw tables of warehouses a --keep run left in --workdir (no generation)")
     parser.add_argument("--results", type=Path, help="also write every figure as JSON here")
     args = parser.parse_args(argv)
+    if args.reuse and args.workdir is None:
+        parser.error("--reuse needs the --workdir of an earlier --keep run")
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="psafe-bench-"))
     results, rows = [], []
     try:
         for scale in args.scales:
-            result = benchmark_scale(scale, workdir, args.threads, args.memory_limit)
+            result = benchmark_scale(scale, workdir, args.threads, args.memory_limit, args.reuse)
             print_details(result)
             results.append(result)
             rows.append(summary_row(result))
@@ -191,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(workdir, ignore_errors=True)
     if args.results:
         args.results.write_text(json.dumps(results, indent=2, default=str))
-    print(f"\npipeline = staging + marts + models; SQL = staging + marts (what the pandas baseline does); "
-          f"threads={args.threads}, DuckDB memory_limit={args.memory_limit}; targets apply to 100x")
+    print(f"\npipeline = staging + marts + models (raw -> models); SQL = staging + marts (what the pandas "
+          f"baseline does); peak = the largest of the three stages' peaks; threads={args.threads}, DuckDB "
+          f"memory_limit={args.memory_limit}; the targets are stated for 100x")
     return 0 if all(r["marts equal"] == "yes" for r in rows) else 1
 
 

@@ -4,7 +4,7 @@ memory is its own (not the generator's, not an earlier stage's).
     python -m benchmarks.stages {staging,marts,models,pandas} WAREHOUSE [--threads 2] [--memory-limit 3GB]
 
 Prints one JSON line: the stage's wall time (the work, after imports) and each step's, the
-process's peak resident memory (``getrusage``: imports included) and the rows it produced.
+process's peak resident memory (``VmHWM``: imports included) and the rows it produced.
 
 - staging, marts: every asset of the SQL model factory (``sql/<schema>/*.sql``) in that
   group, in dependency order, built with the factory's own ``build_model`` (what each asset
@@ -32,7 +32,7 @@ PIPELINE_STAGES = ("staging", "marts", "models")
 STAGES = (*PIPELINE_STAGES, "pandas")
 
 
-def _in_dependency_order(group: str) -> list:
+def in_dependency_order(group: str) -> list:
     """The group's assets (SQL models from the factory, model assets from ``assets.models``),
     each after the assets of the group it depends on."""
     # Dagster is imported here, not at the top, so the pandas stage's memory figure is pandas'.
@@ -106,14 +106,26 @@ def run(stage: str, warehouse: str, threads: int, memory_limit: str, output: Pat
         started = time.monotonic()
         rows, steps = _pandas(warehouse, output), {}
     else:
-        ordered = _in_dependency_order(stage)
+        ordered = in_dependency_order(stage)
         started = time.monotonic()
         build = _run_model_assets if stage == "models" else _build_sql_models
         rows, steps = build(ordered, warehouse, threads, memory_limit)
     seconds = time.monotonic() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"stage": stage, "seconds": seconds, "peak_rss_bytes": peak_kib * 1024, "rows": rows,
+    return {"stage": stage, "seconds": seconds, "peak_rss_bytes": peak_rss_bytes(), "rows": rows,
             "step_seconds": steps}
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory. Linux's ``VmHWM`` belongs to the address space
+    that ``exec`` made; ``getrusage``'s ``ru_maxrss`` survives ``exec`` and so would report
+    the parent's peak (the generator's) for a freshly started stage."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
 
 
 def main(argv: list[str] | None = None) -> int:
