@@ -121,6 +121,9 @@ def summary_row(result: dict) -> dict:
     peak = max(stages[s]["peak_rss_bytes"] for s in PIPELINE_STAGES)
     sql_seconds = stages["staging"]["seconds"] + stages["marts"]["seconds"]
     ratio = result["pandas"]["seconds"] / sql_seconds
+    pipeline_cpu = sum(stages[s]["cpu_seconds"] for s in PIPELINE_STAGES)
+    sql_cpu = stages["staging"]["cpu_seconds"] + stages["marts"]["cpu_seconds"]
+    load = max(r["load_average"] for r in (*stages.values(), result["pandas"]))
     equal = result["comparison"]["equal"]
 
     def verdict(ok: bool) -> str:
@@ -139,11 +142,14 @@ def summary_row(result: dict) -> dict:
         "models s": f"{stages['models']['seconds']:.1f}",
         "pipeline s": f"{pipeline_seconds:.1f}",
         "marts+models s": f"{rebuild_seconds:.1f}",
+        "pipeline CPU s": f"{pipeline_cpu:.0f}",
         "peak GiB": f"{peak / 1024**3:.2f}",
         "SQL s": f"{sql_seconds:.1f}",
         "pandas s": f"{result['pandas']['seconds']:.1f}",
         "pandas GiB": f"{result['pandas']['peak_rss_bytes'] / 1024**3:.2f}",
         "speedup": f"{ratio:.1f}x",
+        "speedup CPU": f"{result['pandas']['cpu_seconds'] / sql_cpu:.1f}x",
+        "load": f"{load:.1f}",
         "marts equal": "yes" if equal else "NO",
         "<2 min pipeline": verdict(pipeline_seconds < PIPELINE_SECONDS_TARGET),
         "<2 min marts+models": verdict(rebuild_seconds < PIPELINE_SECONDS_TARGET),
@@ -207,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.results:
         args.results.write_text(json.dumps(results, indent=2, default=str))
     print(f"\npipeline = staging + marts + models (raw -> models); SQL = staging + marts (what the pandas "
-          f"baseline does); peak = the largest of the three stages' peaks; threads={args.threads}, DuckDB "
+          f"baseline does); peak = the largest of the three stages' peaks; CPU = user + system seconds of "
+          f"the stage processes; load = the highest 1-minute load average at a stage's end (above the core "
+          f"count, other processes were slowing the wall times); threads={args.threads}, DuckDB "
           f"memory_limit={args.memory_limit}; the targets are stated for 100x")
     return 0 if all(r["marts equal"] == "yes" for r in rows) else 1
 

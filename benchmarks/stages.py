@@ -3,8 +3,9 @@ memory is its own (not the generator's, not an earlier stage's).
 
     python -m benchmarks.stages {staging,marts,models,pandas} WAREHOUSE [--threads 2] [--memory-limit 3GB]
 
-Prints one JSON line: the stage's wall time (the work, after imports) and each step's, the
-process's peak resident memory (``VmHWM``: imports included) and the rows it produced.
+Prints one JSON line: the stage's wall time and CPU time (the work, after imports), each
+step's wall time, the process's peak resident memory (``VmHWM``: imports included), the
+machine's load average at the end (other processes slow the wall time) and the rows made.
 
 - staging, marts: every asset of the SQL model factory (``sql/<schema>/*.sql``) in that
   group, in dependency order, built with the factory's own ``build_model`` (what each asset
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -103,16 +105,23 @@ def _pandas(warehouse: str, output: Path) -> dict[str, int]:
 
 def run(stage: str, warehouse: str, threads: int, memory_limit: str, output: Path | None) -> dict:
     if stage == "pandas":
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), _cpu_seconds()
         rows, steps = _pandas(warehouse, output), {}
     else:
         ordered = in_dependency_order(stage)
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), _cpu_seconds()
         build = _run_model_assets if stage == "models" else _build_sql_models
         rows, steps = build(ordered, warehouse, threads, memory_limit)
-    seconds = time.monotonic() - started
-    return {"stage": stage, "seconds": seconds, "peak_rss_bytes": peak_rss_bytes(), "rows": rows,
-            "step_seconds": steps}
+    seconds, cpu_seconds = time.monotonic() - started, _cpu_seconds() - cpu_started
+    return {"stage": stage, "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_bytes": peak_rss_bytes(),
+            "load_average": os.getloadavg()[0], "rows": rows, "step_seconds": steps}
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process (all its threads): unlike wall time, it barely moves when
+    other processes compete for the cores."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_bytes() -> int:

@@ -96,7 +96,7 @@ def test_bulk_warehouse_feeds_every_stage(warehouse):
     assert rows["marts/mart_team_month"] == TINY.n_teams * TINY.n_months
     assert rows["models/safety_ttr_regression"] == 1
     for result in results.values():
-        assert result["seconds"] > 0 and result["peak_rss_bytes"] > 10 * 1024**2
+        assert result["seconds"] > 0 and result["cpu_seconds"] > 0 and result["peak_rss_bytes"] > 10 * 1024**2
     with duckdb.connect(str(path), read_only=True) as conn:
         assert conn.sql("select count(*) from marts.fct_incidents where team is null").fetchone() == (0,)
 
