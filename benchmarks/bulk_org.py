@@ -152,7 +152,8 @@ def _draw_teams(spec: BulkSpec, truth: GroundTruth, rng: np.random.Generator) ->
     team_idx, month = np.meshgrid(np.arange(n), months, indexing="ij")
     team_idx, month = team_idx.ravel(), month.ravel()  # team-major, then month
     safety = lagged.ravel()
-    incident_rate = headcounts[team_idx] * spec.incidents_per_head_month * np.exp(truth.incident_rate_log_per_sd * safety)
+    reporting = np.exp(truth.incident_rate_log_per_sd * safety)
+    incident_rate = headcounts[team_idx] * spec.incidents_per_head_month * reporting
     n_incidents = rng.poisson(incident_rate)
     n_tickets = rng.poisson(headcounts[team_idx] * spec.tickets_per_head_month)
     team_months = pd.DataFrame({
@@ -164,8 +165,8 @@ def _draw_teams(spec: BulkSpec, truth: GroundTruth, rng: np.random.Generator) ->
     })
     # Sequence numbers month by month (ids and ticket numbers grow with time, as they do live).
     by_month = team_months.sort_values(["month", "team_idx"])
-    team_months["first_incident_seq"] = (by_month.n_incidents.cumsum() - by_month.n_incidents).reindex(team_months.index)
-    team_months["first_ticket_seq"] = (by_month.n_tickets.cumsum() - by_month.n_tickets).reindex(team_months.index)
+    for count, first in (("n_incidents", "first_incident_seq"), ("n_tickets", "first_ticket_seq")):
+        team_months[first] = (by_month[count].cumsum() - by_month[count]).reindex(team_months.index)
     team_months["first_ticket_number"] = team_months.groupby("team_idx").n_tickets.cumsum() - team_months.n_tickets
     return _Org(teams, services, users, team_months, quarter_safety, lagged)
 
@@ -181,7 +182,8 @@ def _macros(conn: duckdb.DuckDBPyConnection, seed: int) -> None:
     conn.execute(f"create or replace temp macro uniform(seq, purpose) as "
                  f"((hash(seq, purpose, {seed}) >> 11)::double / 9007199254740992.0)")
     conn.execute("create or replace temp macro normal(seq, purpose) as "
-                 "sqrt(-2 * ln(greatest(uniform(seq, purpose || '.r'), 1e-300))) * cos(2 * pi() * uniform(seq, purpose || '.a'))")
+                 "sqrt(-2 * ln(greatest(uniform(seq, purpose || '.r'), 1e-300)))"
+                 " * cos(2 * pi() * uniform(seq, purpose || '.a'))")
     conn.execute("create or replace temp macro pick(options, u) as options[1 + floor(u * len(options))::integer]")
 
 
@@ -309,7 +311,8 @@ def _load_incidents(conn, spec: BulkSpec, org: _Org, progress: Progress) -> None
             timed as (
                 select
                     drawn.*, teams.team_name, teams.team_pd_id, teams.n_services, teams.n_users,
-                    drawn.month_start + to_seconds(floor(uniform(seq, 'created') * month_seconds)::bigint) as created_at,
+                    drawn.month_start
+                        + to_seconds(floor(uniform(seq, 'created') * month_seconds)::bigint) as created_at,
                     greatest(30.0, exp(ln(3600) + {truth.log_ttr_per_sd} * safety
                         + {truth.log_ttr_per_sd_log_headcount} * teams.size_z + teams.ttr_team_effect
                         + {truth.log_ttr_incident_sd} * normal(seq, 'ttr'))) as ttr,
@@ -399,16 +402,18 @@ def _load_tickets(conn, spec: BulkSpec, org: _Org, progress: Progress) -> None:
             create or replace temp table month_tickets as
             with drawn as (
                 select
-                    tm.team_idx, tm.p_proactive, tm.first_ticket_seq + k as seq, tm.first_ticket_number + k + 1 as ticket_number,
-                    tm.month_start + to_seconds(floor(uniform(tm.first_ticket_seq + k, 'created') * tm.month_seconds)::bigint)
-                        as created_at
+                    tm.team_idx, tm.p_proactive, tm.first_ticket_seq + k as seq,
+                    tm.first_ticket_number + k + 1 as ticket_number,
+                    tm.month_start + to_seconds(
+                        floor(uniform(tm.first_ticket_seq + k, 'created') * tm.month_seconds)::bigint) as created_at
                 from (select *, unnest(range(n_tickets)) as k from bench_team_months where month = {month}) as tm
             ),
             classified as (
                 select
                     *,
                     case
-                        when uniform(seq, 'class') < 0.2 then pick({_sql_list(UNCLASSIFIED_TYPES)}, uniform(seq, 'type'))
+                        when uniform(seq, 'class') < 0.2
+                            then pick({_sql_list(UNCLASSIFIED_TYPES)}, uniform(seq, 'type'))
                         when uniform(seq, 'proactive') < p_proactive then
                             case when uniform(seq, 'labelled') < 0.25 then 'Task'
                                  else pick({_sql_list(PROACTIVE_TYPES)}, uniform(seq, 'type')) end
@@ -431,7 +436,8 @@ def _load_tickets(conn, spec: BulkSpec, org: _Org, progress: Progress) -> None:
                     steps.seq, steps.step, steps.moved_at,
                     case when step = 0 then '{shapes.INITIAL_STATUS}' when step % 2 = 1 then '{shapes.WORKING_STATUS}'
                          else '{shapes.REVIEW_STATUS}' end as from_status,
-                    case when step = n_steps - 1 then '{shapes.DONE_STATUS}' when step % 2 = 0 then '{shapes.WORKING_STATUS}'
+                    case when step = n_steps - 1 then '{shapes.DONE_STATUS}'
+                         when step % 2 = 0 then '{shapes.WORKING_STATUS}'
                          else '{shapes.REVIEW_STATUS}' end as to_status
                 from steps
                 where moved_at < '{as_of}'
@@ -476,7 +482,8 @@ def _load_tickets(conn, spec: BulkSpec, org: _Org, progress: Progress) -> None:
             inner join bench_statuses as statuses
                 on statuses.status = coalesce(changelogs.last_status, '{shapes.INITIAL_STATUS}')
         """)
-        conn.execute(f"insert into raw.jira__issues select issue_id, ({templates.issue})::json, now() from month_tickets")
+        conn.execute(f"insert into raw.jira__issues "
+                     f"select issue_id, ({templates.issue})::json, now() from month_tickets")
         loaded += conn.sql("select count(*) from month_tickets").fetchone()[0]
         progress(f"  tickets: month {month + 1}/{spec.n_months}, {loaded:,} issues with their changelogs "
                  f"({time.monotonic() - started:.0f} s)")

@@ -191,7 +191,8 @@ def _survey_waves(conn, groups: pd.DataFrame) -> pd.DataFrame:
     answers["wave_quarter"] = _quarter(pd.to_datetime(answers["submitted_at"]))
     people = answers.groupby(["response_id", "team", "wave_quarter"])["score"].agg(["mean", "count"]).reset_index()
     people = people[people["count"] >= 5].merge(groups, left_on="team", right_on="identifier", suffixes=("_group", ""))
-    waves = people.groupby(["team", "wave_quarter"])["mean"].agg(n_respondents="count", safety_mean="mean").reset_index()
+    waves = people.groupby(["team", "wave_quarter"])["mean"].agg(n_respondents="count", safety_mean="mean")
+    waves = waves.reset_index()
     return waves[waves["n_respondents"] >= 5]
 
 

@@ -115,7 +115,8 @@ def sql_template(record: dict, literals: dict[str, str], holes: dict[str, str]) 
         text = text.replace(literal, token)
     leftover = re.findall(r"2001-\d\d-\d\dT[\d:.]+", text) + re.findall(r"9876543\d\d", text)
     if leftover:
-        raise ValueError(f"the sandbox renders values the bulk shapes do not fill: {leftover}; align benchmarks/shapes.py")
+        raise ValueError(f"the sandbox renders values the bulk shapes do not fill: {leftover}; "
+                         "align benchmarks/shapes.py")
     pieces, position = [], 0  # SQL string literals and column names, in order
     for match in _HOLE.finditer(text):
         quoted, name = match.group(1) is not None, match.group(1) or match.group(2)
