@@ -1,0 +1,126 @@
+"""The scale benchmark's pieces on a tiny organisation: the bulk raw tables have the shapes the
+sandbox serves, the SQL pipeline runs on them, and the SQL mart equals the pandas baseline."""
+
+import json
+from collections import defaultdict
+
+import duckdb
+import pytest
+from werkzeug.test import Client
+
+from assets.jira.resource import ISSUE_FIELDS
+from benchmarks import shapes, stages
+from benchmarks.bulk_org import BulkSpec, build_raw_warehouse
+from benchmarks.pandas_baseline import compare, team_month_mart
+from pipelines.sandbox.jira import API, JiraApi
+from pipelines.sandbox.pagerduty import PagerDutyApi
+from pipelines.synthetic.org import OrgSpec, generate
+
+TINY = BulkSpec(n_teams=6, n_months=9, incidents_per_head_month=1.0, tickets_per_head_month=1.5, seed=3)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "warehouse.duckdb"
+    raw_rows = build_raw_warehouse(path, TINY, progress=lambda message: None)
+    results = {stage: stages.run(stage, str(path), 2, "1GiB", None) for stage in stages.PIPELINE_STAGES}
+    return path, raw_rows, results
+
+
+def _shape(value, path="$") -> set[tuple[str, str]]:
+    """Every (path, JSON type) in a payload; list elements share the path ``[]``."""
+    if isinstance(value, dict):
+        return {(path, "object")} | {pair for key, item in value.items() for pair in _shape(item, f"{path}.{key}")}
+    if isinstance(value, list):
+        return {(path, "array")} | {pair for item in value for pair in _shape(item, f"{path}[]")}
+    return {(path, type(value).__name__)}
+
+
+def _shapes_by(records, kind) -> dict[str, set]:
+    grouped = defaultdict(set)
+    for record in records:
+        grouped[kind(record)] |= _shape(record)
+    return grouped
+
+
+def _sandbox_payloads(org) -> dict[str, list[dict]]:
+    """What the sandbox serves for a generator organisation (embedded changelogs only: the
+    comparison is of shapes, not of complete histories)."""
+    pagerduty = Client(PagerDutyApi(org, token="t", base_url=shapes.PAGERDUTY_URL, rate_limit_per_minute=10**6,
+                                    count_request=lambda key: None))
+    payloads = {}
+    for path, table in (("/incidents", "pagerduty__incidents"), ("/log_entries", "pagerduty__log_entries"),
+                        ("/teams", "pagerduty__teams"), ("/services", "pagerduty__services")):
+        collection = path.strip("/")
+        response = pagerduty.get(path, query_string={"date_range": "all", "limit": 100},
+                                 headers={"Authorization": "Token token=t"})
+        payloads[table] = response.get_json()[collection]
+    jira = Client(JiraApi(org, email="e", token="t", base_url=shapes.JIRA_URL, count_request=lambda key: None))
+    issues = jira.get(f"{API}/search/jql", auth=("e", "t"), query_string={
+        "jql": "updated >= 0", "fields": ",".join(ISSUE_FIELDS), "expand": "changelog", "maxResults": 100,
+    }).get_json()["issues"]
+    for issue in issues:
+        histories = issue["changelog"]["histories"]
+        issue["changelog"] = {"startAt": 0, "maxResults": len(histories), "total": len(histories),
+                              "histories": histories[::-1]}
+    payloads["jira__issues"] = issues
+    return payloads
+
+
+def test_bulk_payloads_have_the_shapes_the_sandbox_serves(warehouse):
+    path, *_ = warehouse
+    served = _sandbox_payloads(generate(OrgSpec(seed=1, n_teams=3, n_months=6)))
+    kinds = {
+        "pagerduty__incidents": lambda p: p["status"],
+        "pagerduty__log_entries": lambda p: p["type"] + "/" + p["agent"]["type"] + "/" + p["channel"]["type"],
+        "pagerduty__teams": lambda p: "team",
+        "pagerduty__services": lambda p: "service",
+        "jira__issues": lambda p: "issue",
+    }
+    with duckdb.connect(str(path), read_only=True) as conn:
+        for table, kind in kinds.items():
+            bulk = [json.loads(p) for (p,) in conn.sql(f"select payload from raw.{table}").fetchall()]
+            bulk_shapes, served_shapes = _shapes_by(bulk, kind), _shapes_by(served[table], kind)
+            assert set(served_shapes) <= set(bulk_shapes), f"{table}: variants the bulk path never makes"
+            for variant, shape in served_shapes.items():
+                assert bulk_shapes[variant] == shape, f"{table} {variant}: {bulk_shapes[variant] ^ shape}"
+
+
+def test_bulk_warehouse_feeds_every_stage(warehouse):
+    path, raw_rows, results = warehouse
+    assert raw_rows["pagerduty__incidents"] > 300 and raw_rows["jira__issues"] > 500
+    assert raw_rows["pagerduty__log_entries"] > 2 * raw_rows["pagerduty__incidents"]
+    rows = {key: n for result in results.values() for key, n in result["rows"].items()}
+    assert rows["marts/fct_incidents"] == raw_rows["pagerduty__incidents"]
+    assert rows["staging/stg_jira__issues"] == raw_rows["jira__issues"]
+    assert rows["marts/mart_team_month"] == TINY.n_teams * TINY.n_months
+    assert rows["models/safety_ttr_regression"] == 1
+    for result in results.values():
+        assert result["seconds"] > 0 and result["cpu_seconds"] > 0 and result["peak_rss_bytes"] > 10 * 1024**2
+    with duckdb.connect(str(path), read_only=True) as conn:
+        assert conn.sql("select count(*) from marts.fct_incidents where team is null").fetchone() == (0,)
+
+
+def test_sql_mart_equals_the_pandas_baseline(warehouse):
+    path, *_ = warehouse
+    with duckdb.connect(str(path), read_only=True) as conn:
+        sql_mart = conn.sql("select * from marts.mart_team_month").df()
+        baseline = team_month_mart(conn)
+    comparison = compare(sql_mart, baseline)
+    assert comparison["equal"], comparison
+    assert {"ttr_median_seconds", "tta_p90_seconds", "proactive_share", "safety_lagged",
+            "voluntary_attrition_rate"} <= set(comparison["columns_compared"])
+    # Not a vacuous equality: the mart holds the KPIs the comparison covers.
+    assert sql_mart["incidents"].sum() > 300 and sql_mart["ttr_median_seconds"].notna().mean() > 0.9
+    assert sql_mart["safety_lagged"].notna().sum() > 0 and sql_mart["proactive_share"].between(0, 1).any()
+
+
+def test_compare_reports_a_changed_value(warehouse):
+    path, *_ = warehouse
+    with duckdb.connect(str(path), read_only=True) as conn:
+        sql_mart = conn.sql("select * from marts.mart_team_month").df()
+    changed = sql_mart.copy()
+    changed.loc[3, "ttr_p90_seconds"] += 1.0
+    comparison = compare(sql_mart, changed.iloc[1:])
+    assert not comparison["equal"]
+    assert comparison["mismatched_columns"] == {"ttr_p90_seconds": 1} and comparison["rows_only_sql"] == 1
