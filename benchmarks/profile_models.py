@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from assets.warehouse.sql_models import SQL_DIR, model_sql
+from assets.warehouse.sql_models import SQL_DIR, read_model
 from benchmarks.stages import in_dependency_order
 
 
@@ -35,7 +35,7 @@ def profiles(warehouse: Path, models: list[str] | None, threads: int, memory_lim
     config = {"threads": threads, "memory_limit": memory_limit}
     with duckdb.connect(str(warehouse), read_only=True, config=config) as conn:
         for spec in chosen:
-            _, select_sql = model_sql(SQL_DIR.parent / spec.metadata["sql_file"])
+            select_sql = read_model(SQL_DIR.parent / spec.metadata["sql_file"]).select_sql
             [(_, profile)] = conn.sql(f"explain analyze {select_sql}").fetchall()
             yield spec.key.to_user_string(), profile
 

@@ -62,16 +62,15 @@ def in_dependency_order(group: str) -> list:
 
 def _build_sql_models(ordered: list, warehouse: str, threads: int, memory_limit: str) -> tuple[dict, dict]:
     """Run each SQL model of the factory the way its asset does (``build_model``)."""
-    from assets.warehouse.sql_models import SQL_DIR, build_model, model_sql
+    from assets.warehouse.sql_models import SQL_DIR, build_model, read_model
 
     rows, seconds = {}, {}
     with duckdb.connect(warehouse, config={"threads": threads, "memory_limit": memory_limit}) as conn:
         for asset in ordered:
             spec = next(iter(asset.specs))
-            schema, name = spec.key.path
-            _, select_sql = model_sql(SQL_DIR.parent / spec.metadata["sql_file"])
+            model = read_model(SQL_DIR.parent / spec.metadata["sql_file"])
             started = time.monotonic()
-            rows[spec.key.to_user_string()] = build_model(conn, schema, name, select_sql)
+            rows[spec.key.to_user_string()] = build_model(conn, model)
             seconds[spec.key.to_user_string()] = time.monotonic() - started
     return rows, seconds
 
