@@ -2,22 +2,26 @@
 PYTHON ?= python3
 VENV ?= .venv
 
-.PHONY: demo test postgresql
+.PHONY: demo test system-packages
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/psafe-demo
 
-test: $(VENV)/.installed postgresql
+test: $(VENV)/.installed system-packages
 	$(VENV)/bin/pytest
 
-# tests/test_production_instance.py runs deploy/dagster.yaml against a real PostgreSQL server:
-# install Debian's when it is missing and we may (root, as in CI); otherwise that test skips.
-postgresql:
-	@if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
+# Tests use two of Debian's packages: PostgreSQL (tests/test_production_instance.py runs
+# deploy/dagster.yaml against a real server) and Chromium (tests/test_report.py reads the
+# report as a reader sees it). Install what is missing when we may (root, as in CI).
+system-packages:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's postgresql for the production-instance test"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-	else echo "PostgreSQL not found and not root: tests/test_production_instance.py will skip"; fi
+		echo "installing Debian's$$missing for the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "missing Debian packages:$$missing (not root): the tests that need them skip or fail"; fi
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -1,16 +1,13 @@
 """Debian's Chromium driven by Playwright, to look at pages as a reader would.
 
 Playwright's own browser downloads are never used (`playwright install` cannot reach its
-servers here or in CI): the Debian package is installed on first use when missing, which CI
+servers here or in CI): `make test` installs the Debian package when it is missing, which CI
 can do because it runs as root on a fresh Debian machine.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,16 +23,9 @@ CHROMIUM_ARGS = [
 
 
 def ensure_chromium() -> Path:
-    """Return Debian's Chromium, installing the package (apt, as root) when it is missing."""
-    if CHROMIUM.exists():
-        return CHROMIUM
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise RuntimeError(f"{CHROMIUM} is missing: install Debian's package with `apt-get install chromium`")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    """Return Debian's Chromium; `make test` installs the package when it is missing."""
+    if not CHROMIUM.exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: run `make test` as root, or `apt-get install chromium`")
     return CHROMIUM
 
 
