@@ -81,7 +81,10 @@ def run_nightly(
         job, logger_config = with_progress(job, log_file)
         run_config = {**run_config, **logger_config}
     return job.execute_in_process(
-        run_config=run_config, resources=sandbox_resources(sandbox, warehouse, landing), tags=every_month_tags()
+        run_config=run_config,
+        resources=sandbox_resources(sandbox, warehouse, landing),
+        tags=every_month_tags(),
+        raise_on_error=False,
     )
 
 
@@ -92,6 +95,11 @@ def report(warehouse: Path, org: Organisation) -> str:
             "n_teams, n_team_months from models.kpi_correlations"
         ).df()
         regression = conn.sql("select * from models.safety_ttr_regression").df().iloc[0]
+        effects = conn.sql(
+            "select kpi, construct, scale, round(estimate, 3) as estimate, round(ci_low, 3) as ci_low, "
+            "round(ci_high, 3) as ci_high, round(q_value, 4) as q, n_teams from models.kpi_safety_effects "
+            "where role = 'main' order by kpi, construct"
+        ).df()
     truth = org.truth.log_ttr_per_sd
     lines = [
         "KPI correlation table (between teams: mean lagged safety vs KPI, 95% team-bootstrap CI)",
@@ -105,7 +113,12 @@ def report(warehouse: Path, org: Organisation) -> str:
     ]
     if regression.warnings:
         lines.append(f"  caveat: {regression.warnings}")
-    lines.append("These are associations, not causes; safer teams may also report more incidents.")
+    lines += [
+        "",
+        "Safety vs each KPI (per SD of lagged safety, within and between teams; 95% CI; Benjamini-Hochberg q)",
+        effects.to_string(index=False),
+        "These are associations, not causes; safer teams may also report more incidents.",
+    ]
     return "\n".join(lines)
 
 
@@ -139,9 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     if not result.success:
         print(f"the nightly job failed; see the errors above and the full log in {log_file}", file=sys.stderr)
         return 1
-    print(f"[3/3] nightly job materialized {len(result.get_asset_materialization_events())} assets "
-          f"into {warehouse} in {time.monotonic() - started:.0f} s\n", flush=True)
+    assets = {event.asset_key for event in result.get_asset_materialization_events()}
+    print(f"[3/3] nightly job materialized {len(assets)} assets into {warehouse} "
+          f"in {time.monotonic() - started:.0f} s\n", flush=True)
     print(report(warehouse, org))
+    report_dir = warehouse.parent / "report"
+    print(f"\nReport for CIO staff: {report_dir / 'psafe_report.html'} (open in a browser); "
+          f"its tables as CSV and psafe_report.xlsx in {report_dir}")
     return 0
 
 
