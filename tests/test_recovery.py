@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assets.models.stats import mixed_within_between
+from assets.models.stats import clustered_ols_within_between, mixed_within_between
 from pipelines.synthetic.model import GroundTruth
 from pipelines.synthetic.truth_frames import NULL_TRUTH, results, truths
 
@@ -86,3 +86,21 @@ def test_mixedlm_with_zero_team_variance_falls_back_to_clustered_ols_and_says_so
     assert all(e.estimate != 0 and e.ci_low < -0.25 < e.ci_high for e in fallback)
     mixed = mixed_within_between(_months_with_team_effect(team_sd=0.5), "y")
     assert all(e.model.startswith("MixedLM") and "#10239" not in e.warnings for e in mixed)
+
+
+def test_a_part_of_safety_the_data_cannot_identify_is_reported_as_no_estimate():
+    # Every team has a single survey wave so far: safety has no within-team part to relate to.
+    months = _months_with_team_effect(team_sd=0.5)
+    months["safety_z"] = months.groupby("team")["safety_z"].transform("first")
+    within, between = clustered_ols_within_between(months, "y")
+    assert within.term == "safety_within" and np.isnan([within.estimate, within.ci_low, within.p_value]).all()
+    assert "not estimable: this part of safety does not vary" in within.warnings
+    assert between.ci_low < -0.25 < between.ci_high
+
+
+def test_an_implausibly_large_fit_is_reported_as_no_estimate():
+    # Three teams whose within-team safety barely moves: a near-singular design.
+    months = _months_with_team_effect(team_sd=0.5).query("team in ['T0', 'T1', 'T2'] and period_month < 4").copy()
+    months["safety_z"] = months.groupby("team")["safety_z"].transform("first") + months["period_month"] * 1e-8
+    within, _ = clustered_ols_within_between(months, "y")
+    assert np.isnan(within.estimate) and "not estimable" in within.warnings

@@ -16,6 +16,8 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, HessianInversion
 # Below this many clusters, cluster-robust standard errors are known to be too small. Every
 # team-clustered interval and p-value uses t with (teams - 1) degrees of freedom.
 MIN_TEAMS_FOR_CLUSTER_SE = 40
+# A per-SD effect beyond this on a log scale (a 22,000-fold change) is an artefact of the fit.
+MAX_LOG_EFFECT = 10.0
 # Below this many teams no p-value is reported at all: the estimate is description only.
 MIN_TEAMS_FOR_TESTS = 10
 # A random-intercept variance below this share of the residual variance is treated as zero
@@ -76,22 +78,41 @@ def log_duration_on_safety(incidents: pd.DataFrame, column: str, label: str) -> 
 
 
 def _estimate(fit, term: str, data: pd.DataFrame, model: str, extra_warning: str = "") -> Estimate:
-    low, high = fit.conf_int().loc[term]
+    estimate, p_value = float(fit.params[term]), float(fit.pvalues[term])
+    low, high = (float(bound) for bound in fit.conf_int().loc[term])
     n_teams = int(data["team"].nunique())
     if not np.isfinite(low) or not np.isfinite(high):
         extra_warning = "; ".join(w for w in (extra_warning, "no standard error: the fit's Hessian is singular") if w)
+    unidentified = _unidentified(data[term], estimate, low, high)
+    if unidentified:
+        # A number here would be an artefact of the design, not a finding: report none.
+        extra_warning = "; ".join(w for w in (extra_warning, unidentified) if w)
+        estimate = low = high = p_value = float("nan")
     return Estimate(
         term=term,
-        estimate=float(fit.params[term]),
-        ci_low=float(low),
-        ci_high=float(high),
-        p_value=float(fit.pvalues[term]),
+        estimate=estimate,
+        ci_low=low,
+        ci_high=high,
+        p_value=p_value,
         n_obs=int(len(data)),
         n_teams=n_teams,
         n_periods=int(data["period_month"].nunique()),
         model=model,
         warnings="; ".join(w for w in (extra_warning, cluster_warning(n_teams)) if w),
     )
+
+
+def _unidentified(values: pd.Series, estimate: float, low: float, high: float) -> str:
+    """Why the data cannot identify a term's effect, or "" when they can: the term does not
+    vary (e.g. no team has two survey waves yet, so safety has no within-team part), or the
+    fit puts it beyond any plausible size (more than MAX_LOG_EFFECT per SD on the log scale:
+    a e^10, 22,000-fold, change), the sign of a near-singular design."""
+    if values.std() < 1e-9:
+        return "not estimable: this part of safety does not vary in the data"
+    if np.nanmax([abs(estimate), abs(low), abs(high)]) > MAX_LOG_EFFECT:
+        return (f"not estimable: the fit gives {estimate:.3g} (95% CI {low:.3g} to {high:.3g}) per SD, "
+                "far beyond any plausible effect, so the data cannot pin this term down")
+    return ""
 
 
 def with_mundlak_terms(months: pd.DataFrame) -> pd.DataFrame:

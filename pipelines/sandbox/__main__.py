@@ -1,7 +1,7 @@
 """Serve a synthetic organisation as local PagerDuty and Jira Cloud APIs until Ctrl-C.
 
     python -m pipelines.sandbox [--seed 7] [--teams 30] [--months 24] [--as-of 2025-06-01]
-                                [--pagerduty-port 8443] [--jira-port 8444]
+                                [--pagerduty-port 8443] [--jira-port 8444] [--landing data/landing]
 
 ``--as-of`` serves the organisation as it stood at an earlier moment (UTC); restart it with a
 later one to watch an incremental sync pick up what happened in between.
@@ -17,9 +17,11 @@ import shlex
 import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
+from pipelines.demo import SANDBOX_HR_SALT
 from pipelines.sandbox.server import Sandbox
-from pipelines.synthetic.org import OrgSpec, generate
+from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
 
 def _port(text: str) -> int:
@@ -54,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-limit-per-minute", type=int, default=960)
     parser.add_argument("--as-of", type=_moment, default=None,
                         help="serve the organisation as it stood at this moment (default: its cut-off)")
+    parser.add_argument("--landing", type=Path, default=None, metavar="DIR",
+                        help="also write the organisation's survey/HR exports and team map into DIR and print "
+                             "the exports that point the whole pipeline at it (warehouse and report beside DIR)")
     args = parser.parse_args(argv)
 
     try:
@@ -92,6 +97,14 @@ def main(argv: list[str] | None = None) -> int:
             "SSL_CERT_FILE": sandbox.ca_bundle_path,
             "REQUESTS_CA_BUNDLE": sandbox.ca_bundle_path,
         }
+        if args.landing is not None:
+            landing = write_landing(org, args.landing)["team_map"].parent.resolve()
+            exports |= {
+                "PSAFE_LANDING_DIR": str(landing),
+                "PSAFE_HR_ID_SALT": SANDBOX_HR_SALT,
+                "PSAFE_WAREHOUSE": str(landing.parent / "warehouse.duckdb"),
+                "PSAFE_REPORT_DIR": str(landing.parent / "report"),
+            }
         for name, value in exports.items():
             print(f"export {name}={shlex.quote(value)}")
         print("\nServing until Ctrl-C.", flush=True)
