@@ -26,13 +26,25 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from assets.landing.assets import SURVEY_SCHEMA
+from assets.landing.exports import read_export
 from assets.landing.resource import LandingFolderResource
+from assets.landing.survey import parse_survey
+from assets.jira.classification import read_rules, rules_frame
+from assets.jira.resource import DEFAULT_CLASSIFICATION_RULES
 from assets.landing.team_map import read_team_map, write_team_map
 from assets.warehouse.raw_tables import replace_table, upsert_json_records
 from benchmarks import shapes
 from pipelines.synthetic.model import GroundTruth, Service, Team, User, add_months
 from pipelines.synthetic.survey import SURVEY_ITEMS
-from pipelines.synthetic.tickets import PROACTIVE_LABELS, PROACTIVE_TYPES, REACTIVE_TYPES, UNCLASSIFIED_TYPES
+from pipelines.synthetic.tickets import (
+    PROACTIVE_LABELS,
+    PROACTIVE_TYPES,
+    REACTIVE_TYPES,
+    SHARED_PROJECT,
+    UNCLASSIFIED_TYPES,
+    UNOWNED_COMPONENT,
+)
 
 HR_SALT = "bench-salt"
 ROLES = ("engineer", "senior engineer", "sre", "manager", "analyst")
@@ -145,6 +157,10 @@ def _draw_teams(spec: BulkSpec, truth: GroundTruth, rng: np.random.Generator) ->
         for u in range(min(hc, 6))
     ]
     services = pd.DataFrame(services, columns=["team_idx", "service_no", "service_id", "service_name", "policy_id"])
+    # Synthetic checks: their incidents count in no KPI (stg_pagerduty__services.is_test).
+    last = services.groupby("team_idx").service_no.transform("max")
+    test = (services.team_idx % shapes.TEST_SERVICE_EVERY == 0) & (services.service_no == last) & (last > 0)
+    services.loc[test, "service_name"] = services.loc[test, "service_name"] + " synthetic checks (test)"
     users = pd.DataFrame(users, columns=["team_idx", "user_no", "user_id", "user_name"])
     teams["n_services"] = services.groupby("team_idx").size().to_numpy()
     teams["n_users"] = users.groupby("team_idx").size().to_numpy()
@@ -211,17 +227,27 @@ def _load_landing(conn, spec: BulkSpec, org: _Org, truth: GroundTruth, rng: np.r
     headcount, terminations = _draw_hr(spec, org, truth, rng)
     replace_table(conn, "raw", "hr__headcount", headcount)
     replace_table(conn, "raw", "hr__terminations", terminations)
-    replace_table(conn, "raw", "survey__responses", _draw_survey(spec, org, truth, rng))
     with tempfile.TemporaryDirectory() as folder:
+        # The survey export goes through the landing asset's own parser (long form, scored).
+        export = Path(folder) / "survey_responses.csv"
+        _draw_survey(spec, org, truth, rng).write_csv(export)
+        as_of = add_months(spec.start, spec.n_months)
+        survey = parse_survey(read_export(export), 7, set(org.teams.team_name), as_of)
+        if survey.checked.quarantined:
+            raise RuntimeError(f"bulk survey rows quarantined: {survey.checked.reasons()}")
+        replace_table(conn, "restricted", "survey__responses", pl.DataFrame(survey.checked.accepted,
+                                                                             schema=SURVEY_SCHEMA))
         team_map = Path(folder) / "team_map.yml"
         write_team_map(team_map, [
             {"team": t.team_name, "pagerduty_teams": [t.team_name], "jira_projects": [t.jira_key],
-             "hr_org_units": [t.org_unit], "survey_groups": [t.team_name]}
+             "jira_components": [f"{SHARED_PROJECT}/{t.team_name}"], "hr_org_units": [t.org_unit],
+             "survey_groups": [t.team_name]}
             for t in org.teams.itertuples()
         ])
         rows = read_team_map(team_map)
     frame = pl.DataFrame(rows, schema={"team": pl.String, "source": pl.String, "identifier": pl.String})
     replace_table(conn, "raw", "config__team_map", frame)
+    replace_table(conn, "raw", "config__ticket_classification", rules_frame(read_rules(DEFAULT_CLASSIFICATION_RULES)))
 
 
 def _draw_hr(spec: BulkSpec, org: _Org, truth: GroundTruth, rng) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -318,7 +344,11 @@ def _load_incidents(conn, spec: BulkSpec, org: _Org, progress: Progress) -> None
                         + {truth.log_ttr_incident_sd} * normal(seq, 'ttr'))) as ttr,
                     uniform(seq, 'auto') < 0.05 as auto_resolved,
                     uniform(seq, 'ack') < 0.95 as ack_draw,
-                    exp(ln(300) + {truth.log_tta_per_sd} * safety + 0.8 * normal(seq, 'tta')) as tta_draw
+                    exp(ln(300) + {truth.log_tta_per_sd} * safety + 0.8 * normal(seq, 'tta')) as tta_draw,
+                    uniform(seq, 'alerted') < {shapes.ALERTED_SHARE} as alerted,
+                    exp(ln(600) + 0.8 * normal(seq, 'ttd')) as alert_lead,
+                    uniform(seq, 'impact') < {shapes.IMPACT_RECORDED_SHARE} as impact_drawn,
+                    exp(ln(900) + 0.8 * normal(seq, 'impact_lead')) as impact_lead
                 from drawn
                 inner join bench_teams as teams using (team_idx)
             ),
@@ -332,7 +362,8 @@ def _load_incidents(conn, spec: BulkSpec, org: _Org, progress: Progress) -> None
                     floor(uniform(seq, 'user') * n_users)::integer as user_no,
                     'P' || to_base((seq * {ID_MULTIPLIER}) % {ID_SPACE}, 36, 6) as incident_id
                 from timed
-            )
+            ),
+            rendered as (
             select
                 outcomes.*,
                 case
@@ -355,22 +386,61 @@ def _load_incidents(conn, spec: BulkSpec, org: _Org, progress: Progress) -> None
                 md5(incident_id) as incident_key,
                 'R' || upper(substr(md5(incident_id || '/trigger'), 1, 13)) as trigger_log_id,
                 'R' || upper(substr(md5(incident_id || '/acknowledge'), 1, 13)) as acknowledge_log_id,
-                'R' || upper(substr(md5(incident_id || '/resolve'), 1, 13)) as resolve_log_id
+                'R' || upper(substr(md5(incident_id || '/resolve'), 1, 13)) as resolve_log_id,
+                'R' || upper(substr(md5(incident_id || '/impact'), 1, 13)) as custom_field_log_id,
+                strftime(created_at - to_seconds(floor(alert_lead)::bigint), '{shapes.PAGERDUTY_TIME_FORMAT}')
+                    as alert_text,
+                strftime(created_at - to_seconds(floor(impact_lead)::bigint), '{shapes.PAGERDUTY_TIME_FORMAT}')
+                    as impact_text,
+                strftime(created_at + to_seconds(floor(ttr / 2)::bigint), '{shapes.PAGERDUTY_TIME_FORMAT}')
+                    as recorded_text
             from outcomes
             inner join bench_services as services using (team_idx, service_no)
             inner join bench_users as users using (team_idx, user_no)
+            ),
+            merge_targets as (
+            select
+                *,
+                case when urgency = 'high' then 'critical' else 'warning' end as severity,
+                lag(incident_id) over by_team as merged_id,
+                lag(incident_number) over by_team as merged_number,
+                lag(title) over by_team as merged_title
+            from rendered
+            window by_team as (partition by team_idx order by created_at, seq)
+            )
+            select
+                * replace (
+                    case when variant = 'resolved_by_user' and merged_id is not null
+                        and uniform(seq, 'merged') < {shapes.MERGED_SHARE} then '{shapes.MERGED_VARIANT}'
+                        else variant end as variant
+                ),
+                impact_drawn and variant like 'resolved%' as impact_recorded
+            from merge_targets
         """)
         conn.execute(f"""
             insert into raw.pagerduty__incidents
             select incident_id, ({_case('variant', templates.incident)})::json, now() from month_incidents
         """)
-        for kind in ("trigger", "acknowledge", "resolve"):
+        plain_trigger = {v: entries["trigger"] for v, entries in templates.log_entries.items()}
+        conn.execute(f"""
+            insert into raw.pagerduty__log_entries
+            select trigger_log_id, (case when alerted then {_case('variant', templates.alerted_trigger)}
+                                         else {_case('variant', plain_trigger)} end)::json, now()
+            from month_incidents
+        """)
+        for kind in ("acknowledge", "resolve"):
             branches = {v: entries[kind] for v, entries in templates.log_entries.items() if kind in entries}
             conn.execute(f"""
                 insert into raw.pagerduty__log_entries
                 select {kind}_log_id, ({_case('variant', branches)})::json, now() from month_incidents
                 where variant in ({", ".join(f"'{v}'" for v in branches)})
             """)
+        conn.execute(f"""
+            insert into raw.pagerduty__log_entries
+            select custom_field_log_id, ({_case('variant', templates.impact_change)})::json, now()
+            from month_incidents
+            where impact_recorded and variant in ({", ".join(f"'{v}'" for v in templates.impact_change)})
+        """)
         loaded += conn.sql("select count(*) from month_incidents").fetchone()[0]
         progress(f"  incidents: month {month + 1}/{spec.n_months}, {loaded:,} incidents with their log entries "
                  f"({time.monotonic() - started:.0f} s)")
@@ -395,6 +465,20 @@ def _load_tickets(conn, spec: BulkSpec, org: _Org, progress: Progress) -> None:
         create or replace temp table bench_projects as
         select team_idx, team_name, jira_key, ({templates.project}) as project_json
         from (select * replace (project_id::varchar as project_id), jira_key as project_key from bench_teams)
+    """)
+    n_teams = len(org.teams)
+    conn.execute(f"""
+        create or replace temp table bench_shared as
+        select ({templates.project}) as project_json
+        from (select '{10000 + n_teams}' as project_id, '{SHARED_PROJECT}' as project_key, 'Operations' as team_name)
+    """)
+    conn.execute(f"""
+        create or replace temp table bench_components as
+        select team_idx, component_name, ({templates.component}) as component_json
+        from (select team_idx, team_name as component_name, (10000 + team_idx)::varchar as component_id
+              from bench_teams
+              union all
+              select null, '{UNOWNED_COMPONENT}', '{10000 + n_teams}')
     """)
     started, loaded = time.monotonic(), 0
     for month in range(spec.n_months):
@@ -421,6 +505,8 @@ def _load_tickets(conn, spec: BulkSpec, org: _Org, progress: Progress) -> None:
                     end as issue_type,
                     uniform(seq, 'class') >= 0.2 and uniform(seq, 'proactive') < p_proactive
                         and uniform(seq, 'labelled') < 0.25 as labelled,
+                    uniform(seq, 'shared') < {shapes.SHARED_TICKET_SHARE} as shared,
+                    uniform(seq, 'unowned') < {shapes.UNOWNED_COMPONENT_SHARE} as unowned,
                     case when uniform(seq, 'bounces') < 0.01
                          then 2 + 2 * ((60 + floor(uniform(seq, 'n_bounces') * 80)::integer) // 2) else 2 end as n_steps
                 from drawn
@@ -460,13 +546,16 @@ def _load_tickets(conn, spec: BulkSpec, org: _Org, progress: Progress) -> None:
             )
             select
                 (10000 + classified.seq)::varchar as issue_id,
-                projects.jira_key || '-' || classified.ticket_number as issue_key,
+                case when shared then '{SHARED_PROJECT}-' || (classified.seq + 1)
+                     else projects.jira_key || '-' || classified.ticket_number end as issue_key,
                 classified.issue_type || ' raised by ' || projects.team_name as summary,
                 strftime(classified.created_at, '{shapes.JIRA_TIME_FORMAT}') as created_text,
                 strftime(coalesce(changelogs.last_moved_at, classified.created_at), '{shapes.JIRA_TIME_FORMAT}')
                     as updated_text,
                 types.issuetype_json,
-                projects.project_json,
+                case when shared then (select project_json from bench_shared) else projects.project_json end
+                    as project_json,
+                case when shared then '[' || components.component_json || ']' else '[]' end as components_json,
                 statuses.status_json,
                 case when labelled then '["' || pick({_sql_list(PROACTIVE_LABELS)}, uniform(classified.seq, 'label'))
                      || '"]' else '[]' end as labels_json,
@@ -478,6 +567,8 @@ def _load_tickets(conn, spec: BulkSpec, org: _Org, progress: Progress) -> None:
             from classified
             left join changelogs using (seq)
             inner join bench_projects as projects using (team_idx)
+            inner join bench_components as components
+                on components.team_idx is not distinct from (case when not unowned then classified.team_idx end)
             inner join bench_issue_types as types using (issue_type)
             inner join bench_statuses as statuses
                 on statuses.status = coalesce(changelogs.last_status, '{shapes.INITIAL_STATUS}')

@@ -1,9 +1,13 @@
 """The team-month mart computed the way a careful analyst would in plain pandas: read the
 raw tables, ``json.loads`` each payload, pull out the fields, group and merge.
 
-It mirrors sql/staging/*, sql/marts/fct_incidents.sql, fct_team_survey_waves.sql and
-mart_team_month.sql (METRICS.md's definitions); when those change, change this module with
-them. ``compare`` checks it against the SQL mart, which makes it a correctness check of both.
+It mirrors sql/staging/*, sql/restricted/stg_survey__responses.sql, sql/marts/fct_incidents.sql,
+fct_tickets.sql and mart_team_month.sql, and the survey waves asset (METRICS.md's
+definitions); when those change, change this module with them. ``compare`` checks it against
+the SQL mart, which makes it a correctness check of both. Every column of the SQL mart is
+mirrored; the one rule taken from the project rather than re-derived is the survey's
+disclosure rule (``assets.models.psychometrics.suppressed_cells``: which team-waves are
+hidden), a privacy policy rather than a computation.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from pipelines.synthetic.survey import SURVEY_ITEMS
+from assets.models.psychometrics import MIN_ITEMS_ANSWERED, suppressed_cells
 
-PROACTIVE_TYPES = {"risk", "near miss", "improvement", "security finding", "tech debt"}
-PROACTIVE_LABELS = {"near-miss", "proactive", "raised-concern"}
-REACTIVE_TYPES = {"incident", "escalation", "problem"}
 KEY = ["team", "period_month"]
 CHUNK_ROWS = 50_000
+COUNT_COLUMNS = ("voluntary_leavers", "critical_voluntary_leavers", "incidents", "n_ttr", "n_tta", "n_ttd",
+                 "open_incidents", "auto_resolved_incidents", "reopened_incidents",
+                 "proactive_tickets", "reactive_tickets", "unclassified_tickets")
+TEST_SERVICE = re.compile(r"\btest\b", re.IGNORECASE)
 
 
 def _payloads(conn: duckdb.DuckDBPyConnection, table: str) -> Iterator[dict]:
@@ -38,7 +43,7 @@ def _records(conn, table: str, extract: Callable[[dict], tuple], columns: list[s
 
 
 def _utc(values: pd.Series, fmt: str | None = None) -> pd.Series:
-    return pd.to_datetime(values, utc=True, format=fmt).dt.tz_localize(None)
+    return pd.to_datetime(values, utc=True, format=fmt, errors="coerce").dt.tz_localize(None)
 
 
 def _month(values: pd.Series) -> pd.Series:
@@ -47,6 +52,10 @@ def _month(values: pd.Series) -> pd.Series:
 
 def _quarter(values: pd.Series) -> pd.Series:
     return values.dt.to_period("Q").dt.to_timestamp()
+
+
+def _first(items: list | None) -> dict:
+    return (items or [{}])[0] or {}
 
 
 def team_month_mart(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -59,15 +68,13 @@ def team_month_mart(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         return team_map.loc[team_map["source"] == source, ["identifier", "team"]]
 
     months = _headcount(conn, claims("hr_org_unit"))
-    for part in (_leavers(conn, claims("hr_org_unit")), _incidents(conn, claims),
-                 _tickets(conn, claims("jira_project"))):
+    for part in (_leavers(conn, claims("hr_org_unit")), _incidents(conn, claims), _tickets(conn, claims)):
         months = months.merge(part, on=KEY, how="left")
-    for column in ("voluntary_leavers", "critical_voluntary_leavers", "incidents", "n_ttr", "n_tta",
-                   "proactive_tickets", "reactive_tickets", "unclassified_tickets"):
+    for column in COUNT_COLUMNS:
         months[column] = months[column].fillna(0).astype("int64")
-    months["voluntary_attrition_rate"] = months["voluntary_leavers"] / months["headcount"].replace(0, np.nan)
+    months["voluntary_attrition_rate"] = months["voluntary_leavers"] / months["avg_headcount"].replace(0, np.nan)
     months["critical_attrition_rate"] = (
-        months["critical_voluntary_leavers"] / months["critical_headcount"].replace(0, np.nan)
+        months["critical_voluntary_leavers"] / months["avg_critical_headcount"].replace(0, np.nan)
     )
     flagged = (months["proactive_tickets"] + months["reactive_tickets"]).replace(0, np.nan)
     months["proactive_share"] = months["proactive_tickets"] / flagged
@@ -75,15 +82,23 @@ def team_month_mart(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def _headcount(conn, org_units: pd.DataFrame) -> pd.DataFrame:
+    """Opening headcount per team-month and the month's average (mean of its opening and the
+    next month's opening snapshot; the opening one alone when the next month has none)."""
     rows = conn.sql("select * from raw.hr__headcount").df()
     rows = rows.merge(org_units, left_on="org_unit", right_on="identifier")
     rows["period_month"] = _month(pd.to_datetime(rows["snapshot_date"]))
     rows["critical"] = rows["critical_role"].str.lower() == "true"
     grouped = rows.groupby(KEY)
-    return pd.DataFrame({
+    months = pd.DataFrame({
         "headcount": grouped["employee_id"].nunique(),
         "critical_headcount": rows[rows["critical"]].groupby(KEY)["employee_id"].nunique(),
-    }).fillna({"critical_headcount": 0}).astype("int64").reset_index()
+    }).fillna({"critical_headcount": 0}).astype("int64").reset_index().sort_values(KEY)
+    by_team = months.groupby("team")
+    consecutive = by_team["period_month"].shift(-1) == months["period_month"] + pd.DateOffset(months=1)
+    for count, average in (("headcount", "avg_headcount"), ("critical_headcount", "avg_critical_headcount")):
+        following = by_team[count].shift(-1)
+        months[average] = np.where(consecutive, (months[count] + following) / 2, months[count]).astype(float)
+    return months
 
 
 def _leavers(conn, org_units: pd.DataFrame) -> pd.DataFrame:
@@ -97,75 +112,149 @@ def _leavers(conn, org_units: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _impact_started(entry: dict) -> str | None:
+    """The "impact started" value a custom field change sets (a one-element list or a value)."""
+    fields = ((entry.get("channel") or {}).get("changeset") or {}).get("customer_fields") or []
+    for field in fields:
+        if field.get("name") == "impact_started":
+            value = field.get("value")
+            return value[0] if isinstance(value, list) else value
+    return None
+
+
+def _log_entry(p: dict) -> tuple:
+    agent, channel, team = p.get("agent") or {}, p.get("channel") or {}, _first(p.get("teams"))
+    return (p["incident"]["id"], p["type"], p["created_at"], agent.get("type"), channel.get("type"),
+            team.get("id"), team.get("summary"), _impact_started(p),
+            (channel.get("cef_details") or {}).get("creation_time"))
+
+
+def _incident(p: dict) -> tuple:
+    reason = p.get("resolve_reason") or {}
+    merged_into = (reason.get("incident") or {}).get("id") if reason.get("type") == "merge_resolve_reason" else None
+    return p["id"], p["service"]["id"], _first(p.get("teams")).get("id"), p["created_at"], p["status"], merged_into
+
+
+def _service(p: dict) -> tuple:
+    text = (p.get("name") or "") + " " + (p.get("description") or "")
+    return p["id"], _first(p.get("teams")).get("id"), bool(TEST_SERVICE.search(text))
+
+
+def _earliest(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Per incident, ``column`` of the earliest entry where it is set (DuckDB's arg_min)."""
+    known = frame.dropna(subset=[column]).sort_values("created_at", kind="stable")
+    return known.groupby("incident_id")[column].first()
+
+
+def _latest(frame: pd.DataFrame, column: str) -> pd.Series:
+    known = frame.dropna(subset=[column]).sort_values("created_at", kind="stable")
+    return known.groupby("incident_id")[column].last()
+
+
 def incident_facts(conn, claims: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
-    """fct_incidents: per incident its team, month, TTA and TTR rebuilt from log entries."""
+    """fct_incidents: per counted incident its team, month, TTD, TTA, TTR and flags, rebuilt
+    from log entries (merged incidents and test services' incidents left out)."""
     teams = _records(conn, "pagerduty__teams", lambda p: (p["id"], p["name"]), ["team_id", "team_name"])
-    services = _records(conn, "pagerduty__services", lambda p: (p["id"], (p["teams"] or [{}])[0].get("id")),
-                        ["service_id", "team_id"])
-    incidents = _records(conn, "pagerduty__incidents",
-                         lambda p: (p["id"], p["service"]["id"], p["created_at"], p["status"]),
-                         ["incident_id", "service_id", "created_at", "status"])
-    entries = _records(conn, "pagerduty__log_entries",
-                       lambda p: (p["incident"]["id"], p["type"], p["created_at"], p["agent"]["type"]),
-                       ["incident_id", "type", "created_at", "agent_type"])
+    services = _records(conn, "pagerduty__services", _service, ["service_id", "service_team_id", "is_test"])
+    incidents = _records(conn, "pagerduty__incidents", _incident,
+                         ["incident_id", "service_id", "team_id", "created_at", "status", "merged_into"])
+    entries = _records(conn, "pagerduty__log_entries", _log_entry,
+                       ["incident_id", "type", "created_at", "agent_type", "channel_type", "team_id", "team_name",
+                        "impact_started_at", "alert_timestamp"])
     incidents["created_at"] = _utc(incidents["created_at"])
-    entries["created_at"] = _utc(entries["created_at"])
+    for column in ("created_at", "impact_started_at", "alert_timestamp"):
+        entries[column] = _utc(entries[column])
 
-    by_team_id = claims("pagerduty_team").merge(teams, left_on="identifier", right_on="team_id")
-    by_team_name = claims("pagerduty_team").merge(teams, left_on="identifier", right_on="team_name")
-    team_of_pd_team = pd.concat([by_team_id, by_team_name])[["team_id", "team"]].drop_duplicates()
-    services = services.merge(team_of_pd_team, on="team_id", how="left")
-    by_service = claims("pagerduty_service").rename(columns={"identifier": "service_id", "team": "service_team"})
-    services = services.merge(by_service, on="service_id", how="left")
-    services["team"] = services["service_team"].fillna(services["team"])
+    known = pd.concat([teams, entries.loc[entries["team_id"].notna(), ["team_id", "team_name"]]]).drop_duplicates()
+    pd_claims = claims("pagerduty_team")
+    by_id = known.merge(pd_claims, left_on="team_id", right_on="identifier").groupby("team_id")["team"].max()
+    by_name = known.merge(pd_claims, left_on="team_name", right_on="identifier").groupby("team_id")["team"].max()
+    owner = by_id.combine_first(by_name)
+    by_service = claims("pagerduty_service").set_index("identifier")["team"]
 
+    triggers = entries[entries["type"] == "trigger_log_entry"]
     acks = entries[(entries["type"] == "acknowledge_log_entry") & (entries["agent_type"] == "user_reference")]
     resolves = entries[entries["type"] == "resolve_log_entry"]
-    facts = (
-        incidents
-        .merge(acks.groupby("incident_id")["created_at"].min().rename("acknowledged_at"), on="incident_id", how="left")
-        .merge(resolves.groupby("incident_id")["created_at"].max().rename("resolved_at"), on="incident_id", how="left")
-        .merge(services[["service_id", "team"]], on="service_id", how="left")
-    )
+    timelines = pd.DataFrame({
+        "trigger_team_id": _earliest(triggers, "team_id"),
+        "acknowledged_at": acks.groupby("incident_id")["created_at"].min(),
+        "last_resolved_at": resolves.groupby("incident_id")["created_at"].max(),
+        "first_resolved_at": resolves.groupby("incident_id")["created_at"].min(),
+        "resolver_type": _latest(resolves, "agent_type"),
+        "resolve_channel": _latest(resolves, "channel_type"),
+        "impact_started_at": _latest(entries, "impact_started_at"),
+        "alert_timestamp": _earliest(triggers, "alert_timestamp"),
+    })
+    after_resolve = triggers.merge(timelines["first_resolved_at"].dropna(), left_on="incident_id", right_index=True)
+    timelines["reopen_count"] = (after_resolve[after_resolve["created_at"] > after_resolve["first_resolved_at"]]
+                                 .groupby("incident_id").size())
+
+    facts = incidents.merge(timelines, left_on="incident_id", right_index=True, how="left")
+    facts = facts.merge(services, on="service_id", how="left")
+    facts = facts[facts["merged_into"].isna() & ~facts["is_test"].fillna(False).astype(bool)].copy()
+    facts["team"] = (facts["service_id"].map(by_service)
+                     .combine_first(facts["trigger_team_id"].map(owner))
+                     .combine_first(facts["team_id"].map(owner))
+                     .combine_first(facts["service_team_id"].map(owner)))
     facts["period_month"] = _month(facts["created_at"])
-    facts["tta_seconds"] = (facts["acknowledged_at"] - facts["created_at"]).dt.total_seconds()
+    facts["onset_at"] = facts[["impact_started_at", "alert_timestamp"]].min(axis=1)
     resolved = facts["status"] == "resolved"
-    facts["ttr_seconds"] = (facts["resolved_at"] - facts["created_at"]).dt.total_seconds().where(resolved)
+    facts["ttd_seconds"] = (facts["created_at"] - facts["onset_at"]).dt.total_seconds()
+    facts["tta_seconds"] = (facts["acknowledged_at"] - facts["created_at"]).dt.total_seconds()
+    facts["ttr_seconds"] = (facts["last_resolved_at"] - facts["created_at"]).dt.total_seconds().where(resolved)
+    facts["is_open"] = ~resolved
+    facts["reopen_count"] = facts["reopen_count"].fillna(0)
+    facts["is_auto_resolved"] = ((facts["resolver_type"] == "service_reference")
+                                 | (facts["resolve_channel"] == "timeout"))
     return facts
 
 
 def _incidents(conn, claims) -> pd.DataFrame:
     facts = incident_facts(conn, claims).dropna(subset=["team"])
     grouped = facts.groupby(KEY)
-    return pd.DataFrame({
-        "incidents": grouped.size(),
-        "n_ttr": grouped["ttr_seconds"].count(),
-        "ttr_median_seconds": grouped["ttr_seconds"].median(),
-        "ttr_p90_seconds": grouped["ttr_seconds"].quantile(0.9),
-        "ttr_mean_seconds": grouped["ttr_seconds"].mean(),
-        "n_tta": grouped["tta_seconds"].count(),
-        "tta_median_seconds": grouped["tta_seconds"].median(),
-        "tta_p90_seconds": grouped["tta_seconds"].quantile(0.9),
-        "tta_mean_seconds": grouped["tta_seconds"].mean(),
-    }).reset_index()
+    stats = {"incidents": grouped.size(), "open_incidents": grouped["is_open"].sum(),
+             "auto_resolved_incidents": grouped["is_auto_resolved"].sum(),
+             "reopened_incidents": grouped["reopen_count"].apply(lambda counts: (counts > 0).sum())}
+    for kpi in ("ttr", "tta", "ttd"):
+        seconds = grouped[f"{kpi}_seconds"]
+        stats |= {f"n_{kpi}": seconds.count(), f"{kpi}_median_seconds": seconds.median(),
+                  f"{kpi}_p90_seconds": seconds.quantile(0.9), f"{kpi}_mean_seconds": seconds.mean()}
+    months = pd.DataFrame(stats)
+    months["acknowledged_share"] = months["n_tta"] / months["incidents"]
+    months["onset_known_share"] = months["n_ttd"] / months["incidents"]
+    return months.reset_index()
 
 
-def _ticket_class(issue_type: str, labels: list[str]) -> str:
-    if (issue_type or "").lower() in PROACTIVE_TYPES or PROACTIVE_LABELS & set(labels or ()):
-        return "proactive"
-    if (issue_type or "").lower() in REACTIVE_TYPES:
-        return "reactive"
+def _ticket_class(rules: list[dict], issue_type: str | None, labels: list[str], project: str | None) -> str:
+    """The class of the first rule (in file order) whose every condition matches, case-insensitively."""
+    issue_type, project = (issue_type or "").lower() or None, (project or "").lower() or None
+    lowered = {label.lower() for label in labels or ()}
+    for rule in rules:
+        if ((not rule["issue_types"] or issue_type in rule["issue_types"])
+                and (not rule["labels"] or lowered & set(rule["labels"]))
+                and (not rule["projects"] or project in rule["projects"])):
+            return rule["ticket_class"]
     return "unclassified"
 
 
-def _tickets(conn, projects: pd.DataFrame) -> pd.DataFrame:
-    issues = _records(
-        conn, "jira__issues",
-        lambda p: (p["fields"]["project"]["key"], p["fields"]["created"],
-                   _ticket_class(p["fields"]["issuetype"]["name"], p["fields"]["labels"])),
-        ["project_key", "created", "ticket_class"],
-    )
-    issues = issues.merge(projects, left_on="project_key", right_on="identifier")
+def _tickets(conn, claims) -> pd.DataFrame:
+    rules = conn.sql("select * from raw.config__ticket_classification order by rule_order").df()
+    rules = [{**rule, **{k: list(rule[k]) for k in ("issue_types", "labels", "projects")}}
+             for rule in rules.to_dict("records")]
+    components = claims("jira_component").set_index("identifier")["team"]
+
+    def extract(p: dict) -> tuple:
+        fields = p["fields"]
+        project = fields["project"]["key"]
+        names = [c["name"] for c in fields.get("components") or []]
+        team = next((components[f"{project}/{n}"] for n in names if f"{project}/{n}" in components.index), None)
+        return (project, team, fields["created"],
+                _ticket_class(rules, fields["issuetype"]["name"], fields["labels"], project))
+
+    issues = _records(conn, "jira__issues", extract, ["project_key", "component_team", "created", "ticket_class"])
+    issues["team"] = issues["component_team"].combine_first(
+        issues["project_key"].map(claims("jira_project").set_index("identifier")["team"]))
+    issues = issues.dropna(subset=["team"])
     issues["period_month"] = _month(_utc(issues["created"], "%Y-%m-%dT%H:%M:%S.%f%z"))
     counts = pd.crosstab([issues["team"], issues["period_month"]], issues["ticket_class"])
     counts = counts.reindex(columns=["proactive", "reactive", "unclassified"], fill_value=0)
@@ -173,27 +262,19 @@ def _tickets(conn, projects: pd.DataFrame) -> pd.DataFrame:
     return counts.reset_index()
 
 
-def _normalised(text: str) -> str:
-    return re.sub(r"\s+", " ", text.strip()).lower()
-
-
 def _survey_waves(conn, groups: pd.DataFrame) -> pd.DataFrame:
-    """fct_team_survey_waves: respondents with at least 5 answered items; cells of fewer than
-    5 respondents suppressed."""
-    responses = conn.sql("select * from raw.survey__responses").df()
-    items = {_normalised(text): reverse for text, reverse in SURVEY_ITEMS}
-    answers = responses.melt(id_vars=["response_id", "submitted_at", "team"], var_name="item", value_name="answer")
-    answers["reverse"] = answers["item"].map(_normalised).map(items)
-    answers = answers[answers["reverse"].notna() & answers["answer"].notna()]
-    answers = answers[answers["answer"].str.strip() != ""]
-    answer = answers["answer"].astype(int)
-    answers["score"] = np.where(answers["reverse"].astype(bool), 8 - answer, answer)
+    """fct_team_survey_waves' published cells: person score = mean of at least 5 answered
+    items; a team-wave's mean over its scored respondents; hidden cells left out."""
+    answers = conn.sql("select response_id, survey_group, submitted_at, score from restricted.survey__responses").df()
+    answers = answers.merge(groups, left_on="survey_group", right_on="identifier")
     answers["wave_quarter"] = _quarter(pd.to_datetime(answers["submitted_at"]))
     people = answers.groupby(["response_id", "team", "wave_quarter"])["score"].agg(["mean", "count"]).reset_index()
-    people = people[people["count"] >= 5].merge(groups, left_on="team", right_on="identifier", suffixes=("_group", ""))
-    waves = people.groupby(["team", "wave_quarter"])["mean"].agg(n_respondents="count", safety_mean="mean")
-    waves = waves.reset_index()
-    return waves[waves["n_respondents"] >= 5]
+    people = people[people["count"] >= MIN_ITEMS_ANSWERED]
+    cells = people.groupby(["wave_quarter", "team"])["mean"].agg(n_respondents="count", safety_mean="mean")
+    hidden = {(wave, team) for wave, sizes in cells["n_respondents"].groupby(level="wave_quarter")
+              for team in suppressed_cells(sizes.droplevel("wave_quarter"))}
+    cells = cells.reset_index()
+    return cells[[(w, t) not in hidden for w, t in zip(cells["wave_quarter"], cells["team"])]]
 
 
 def _with_lagged_safety(months: pd.DataFrame, waves: pd.DataFrame) -> pd.DataFrame:

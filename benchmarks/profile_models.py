@@ -23,9 +23,9 @@ from benchmarks.stages import in_dependency_order
 def profiles(warehouse: Path, models: list[str] | None, threads: int, memory_limit: str):
     """(model, profile text) for each chosen model, in dependency order."""
     chosen = [
-        next(iter(asset.specs))
-        for group in ("staging", "marts")
-        for asset in in_dependency_order(group)
+        spec
+        for asset in in_dependency_order(("staging", "restricted", "marts"))
+        if "sql_file" in (spec := next(iter(asset.specs))).metadata
     ]
     if models:
         unknown = set(models) - {spec.key.to_user_string() for spec in chosen}

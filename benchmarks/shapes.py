@@ -67,6 +67,9 @@ _AS_OF = datetime(2002, 1, 1, tzinfo=UTC)
 _CREATED = datetime(2001, 1, 1, 1, 1, 1, tzinfo=UTC)
 _ACKED = datetime(2001, 1, 1, 2, 2, 2, tzinfo=UTC)
 _RESOLVED = datetime(2001, 1, 1, 3, 3, 3, tzinfo=UTC)
+_ALERT = datetime(2001, 1, 1, 0, 40, 40, tzinfo=UTC)  # the first alert's payload timestamp
+_IMPACT = datetime(2001, 1, 1, 0, 20, 20, tzinfo=UTC)  # the "impact started" custom field's value
+_RECORDED = datetime(2001, 1, 1, 1, 31, 31, tzinfo=UTC)  # when a responder filled it in (before the resolve)
 _HISTORY_START = datetime(2001, 2, 1, tzinfo=UTC)
 _INCIDENT_NUMBER = 987654321
 _HOLE = re.compile(r'"QQ([A-Z]+)QQ"|QQ([A-Z]+)QQ')
@@ -80,6 +83,14 @@ INCIDENT_VARIANTS = {
     "triggered_assigned": (False, True, False, False),
     "triggered": (False, False, False, False),
 }
+MERGED_VARIANT = "merged"  # resolved by a responder merging it into an earlier incident
+# Bulk choices beyond the variants (fractions of incidents; the onset's lead before the trigger).
+ALERTED_SHARE = 0.6  # raised by an alert: the trigger entry's channel carries the alert's payload
+IMPACT_RECORDED_SHARE = 0.3  # of resolved incidents: a responder fills in "impact started"
+MERGED_SHARE = 0.03  # of incidents resolved by a responder: merged into the team's previous incident
+SHARED_TICKET_SHARE = 0.15  # filed in the shared project, told apart by a component named after the team
+UNOWNED_COMPONENT_SHARE = 0.02  # of those: a component no team owns (the ticket has no team)
+TEST_SERVICE_EVERY = 5  # every 5th team's last service (of teams with several) is a test service
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,8 @@ class PagerDutyTemplates:
 
     incident: dict[str, str]
     log_entries: dict[str, dict[str, str]]
+    alerted_trigger: dict[str, str]  # the trigger entry when an alert raised the incident
+    impact_change: dict[str, str]  # the "impact started" custom field change (resolved variants)
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,7 @@ class JiraTemplates:
     issue: str  # SQL over issue_id, issue_key, summary, created_text, updated_text and *_json columns
     history: str  # SQL over history_id, history_created_text, items_json
     project: str  # SQL over project_id, project_key, team_name
+    component: str  # SQL over component_id, component_name
     issue_types: dict[str, str]  # name -> JSON
     statuses: dict[str, str]  # name -> JSON
     transition_items: dict[tuple[str, str], str]  # (from status, to status) -> JSON list of items
@@ -194,40 +208,73 @@ PAGERDUTY_HOLES = {
     "TEAMID": "team_pd_id", "TEAMNAME": "team_name", "USERID": "user_id", "USERNAME": "user_name",
     "CREATED": "created_text", "ACKED": "acked_text", "RESOLVED": "resolved_text",
     "INCIDENTKEY": "incident_key", "TRIGGERLOGID": "trigger_log_id", "ACKNOWLEDGELOGID": "acknowledge_log_id",
-    "RESOLVELOGID": "resolve_log_id",
+    "RESOLVELOGID": "resolve_log_id", "CUSTOMFIELDVALUECHANGELOGID": "custom_field_log_id",
+    "ALERT": "alert_text", "SEVERITY": "severity", "IMPACT": "impact_text", "RECORDED": "recorded_text",
+    "MERGEDID": "merged_id", "MERGEDNUMBER": "merged_number", "MERGEDTITLE": "merged_title",
 }
+_MERGED_INTO = Incident(
+    pagerduty_id="QQMERGEDIDQQ", number=_INCIDENT_NUMBER - 21, service_id=_SENTINEL_SERVICE.pagerduty_id,
+    team_key=_SENTINEL_TEAM.key, title="QQMERGEDTITLEQQ", urgency="high", created_at=_CREATED, onset_at=None,
+    acknowledged_at=None, acknowledged_by=None, resolved_at=None, auto_resolved=False,
+)
+
+
+def _render(variant: str, rich: bool) -> tuple[dict, dict[str, dict]]:
+    """The sandbox's incident and log entries (by kind) of one variant; ``rich`` adds an
+    alert on the trigger and, when resolved, the "impact started" custom field change."""
+    acknowledged, has_responder, resolved, auto_resolved = INCIDENT_VARIANTS.get(
+        variant, INCIDENT_VARIANTS["resolved_by_user"])
+    incident = Incident(
+        pagerduty_id="QQINCIDENTIDQQ", number=_INCIDENT_NUMBER, service_id=_SENTINEL_SERVICE.pagerduty_id,
+        team_key=_SENTINEL_TEAM.key, title="QQTITLEQQ", urgency="QQURGENCYQQ", created_at=_CREATED,
+        onset_at=None, acknowledged_at=_ACKED if acknowledged else None,
+        acknowledged_by=_SENTINEL_USER.pagerduty_id if has_responder else None,
+        resolved_at=_RESOLVED if resolved else None, auto_resolved=auto_resolved,
+        alert_timestamp=_ALERT if rich else None,
+        impact_started_at=_IMPACT if rich and resolved else None,
+        impact_recorded_at=_RECORDED if rich and resolved else None,
+        merged_into=_MERGED_INTO.pagerduty_id if variant == MERGED_VARIANT else None,
+    )
+    client = _pagerduty(_organisation([_SENTINEL_TEAM], [_SENTINEL_SERVICE], [_SENTINEL_USER],
+                                      [incident, _MERGED_INTO]))
+    [body] = [i for i in _pd_list(client, "/incidents", "incidents", date_range="all")
+              if i["id"] == incident.pagerduty_id]
+    entries = [e for e in _pd_list(client, "/log_entries", "log_entries", date_range="all")
+               if e["incident"]["id"] == incident.pagerduty_id]
+    return body, {entry["type"].removesuffix("_log_entry"): entry for entry in entries}
 
 
 def pagerduty_templates() -> PagerDutyTemplates:
-    incidents, log_entries = {}, {}
-    for variant, (acknowledged, has_responder, resolved, auto_resolved) in INCIDENT_VARIANTS.items():
-        incident = Incident(
-            pagerduty_id="QQINCIDENTIDQQ", number=_INCIDENT_NUMBER, service_id=_SENTINEL_SERVICE.pagerduty_id,
-            team_key=_SENTINEL_TEAM.key, title="QQTITLEQQ", urgency="QQURGENCYQQ", created_at=_CREATED,
-            onset_at=None, acknowledged_at=_ACKED if acknowledged else None,
-            acknowledged_by=_SENTINEL_USER.pagerduty_id if has_responder else None,
-            resolved_at=_RESOLVED if resolved else None, auto_resolved=auto_resolved,
-        )
-        client = _pagerduty(_organisation([_SENTINEL_TEAM], [_SENTINEL_SERVICE], [_SENTINEL_USER], [incident]))
-        [body] = _pd_list(client, "/incidents", "incidents", date_range="all")
-        entries = _pd_list(client, "/log_entries", "log_entries", date_range="all")
-        kinds = {entry["type"].removesuffix("_log_entry"): entry for entry in entries}
+    incidents, log_entries, alerted_trigger, impact_change = {}, {}, {}, {}
+    for variant in (*INCIDENT_VARIANTS, MERGED_VARIANT):
+        body, kinds = _render(variant, rich=False)
+        rich_body, rich_kinds = _render(variant, rich=True)
+        if rich_body != body:
+            raise ValueError(f"{variant}: an alert or the impact field changes the incident; "
+                             "align benchmarks/shapes.py")
         literals = {
             pd_time(_CREATED): "QQCREATEDQQ", pd_time(_ACKED): "QQACKEDQQ", pd_time(_RESOLVED): "QQRESOLVEDQQ",
-            str(_INCIDENT_NUMBER): "QQNUMBERQQ", body["incident_key"]: "QQINCIDENTKEYQQ",
-            **{entry["id"]: f"QQ{kind.upper()}LOGIDQQ" for kind, entry in kinds.items()},
+            pd_time(_ALERT): "QQALERTQQ", pd_time(_IMPACT): "QQIMPACTQQ", pd_time(_RECORDED): "QQRECORDEDQQ",
+            '"severity": "warning"': '"severity": "QQSEVERITYQQ"',
+            str(_INCIDENT_NUMBER): "QQNUMBERQQ", str(_MERGED_INTO.number): "QQMERGEDNUMBERQQ",
+            body["incident_key"]: "QQINCIDENTKEYQQ",
+            **{entry["id"]: f"QQ{kind.upper().replace('_', '')}LOGIDQQ" for kind, entry in rich_kinds.items()},
         }
         incidents[variant] = sql_template(body, literals, PAGERDUTY_HOLES)
         log_entries[variant] = {kind: sql_template(entry, literals, PAGERDUTY_HOLES) for kind, entry in kinds.items()}
-    return PagerDutyTemplates(incidents, log_entries)
+        alerted_trigger[variant] = sql_template(rich_kinds["trigger"], literals, PAGERDUTY_HOLES)
+        if "custom_field_value_change" in rich_kinds:
+            impact_change[variant] = sql_template(rich_kinds["custom_field_value_change"], literals, PAGERDUTY_HOLES)
+    return PagerDutyTemplates(incidents, log_entries, alerted_trigger, impact_change)
 
 
 JIRA_HOLES = {
     "ISSUEID": "issue_id", "ISSUEKEY": "issue_key", "SUMMARY": "summary", "CREATED": "created_text",
     "UPDATED": "updated_text", "ISSUETYPE": "issuetype_json", "PROJECT": "project_json", "STATUS": "status_json",
     "LABELS": "labels_json", "RESOLUTIONDATE": "resolutiondate_json", "NHISTORIES": "n_histories_json",
-    "HISTORIES": "histories_json",
+    "HISTORIES": "histories_json", "COMPONENTS": "components_json",
 }
+COMPONENT_HOLES = {"COMPONENTID": "component_id", "COMPONENTNAME": "component_name"}
 HISTORY_HOLES = {"HISTORYID": "history_id", "HISTORYCREATED": "history_created_text", "ITEMS": "items_json"}
 PROJECT_HOLES = {"PROJECTID": "project_id", "PROJECTKEY": "project_key", "TEAMNAME": "team_name"}
 _WORKFLOW = (INITIAL_STATUS, WORKING_STATUS, REVIEW_STATUS, WORKING_STATUS, DONE_STATUS)
@@ -243,6 +290,7 @@ def jira_templates() -> JiraTemplates:
                       created=_CREATED, updated=_CREATED, resolved=None, status=status)
 
     by_type = [ticket(number, name, INITIAL_STATUS) for number, name in enumerate(ISSUE_TYPES, start=1)]
+    by_type[0].components = ["QQCOMPONENTNAMEQQ"]
     by_status = [ticket(100 + number, ISSUE_TYPES[0], name) for number, name in enumerate(STATUSES)]
     walked = ticket(200, ISSUE_TYPES[0], DONE_STATUS)  # every transition of the workflow, one history each
     for step, (before, after) in enumerate(zip(_WORKFLOW, _WORKFLOW[1:])):
@@ -276,16 +324,19 @@ def jira_templates() -> JiraTemplates:
     project = issue["fields"]["project"]
     issue["fields"] = dict(issue["fields"], summary="QQSUMMARYQQ", issuetype="QQISSUETYPEQQ", project="QQPROJECTQQ",
                            status="QQSTATUSQQ", labels="QQLABELSQQ", resolutiondate="QQRESOLUTIONDATEQQ",
-                           updated=jira_time(_ACKED))
+                           updated=jira_time(_ACKED), components="QQCOMPONENTSQQ")
     # As JiraResource stores it: every history, oldest first, in one page.
     issue["changelog"] = {"startAt": 0, "maxResults": "QQNHISTORIESQQ", "total": "QQNHISTORIESQQ",
                           "histories": "QQHISTORIESQQ"}
     history = dict(histories[0], id="QQHISTORYIDQQ", created="QQHISTORYCREATEDQQ", items="QQITEMSQQ")
+    [component] = issues[sample.key]["fields"]["components"]
+    component_literals = {f'"{component["id"]}"': '"QQCOMPONENTIDQQ"', f'/{component["id"]}"': '/QQCOMPONENTIDQQ"'}
     project_literals = {f'"{project["id"]}"': '"QQPROJECTIDQQ"', f'/{project["id"]}"': '/QQPROJECTIDQQ"'}
     return JiraTemplates(
         issue=sql_template(issue, {jira_time(_CREATED): "QQCREATEDQQ", jira_time(_ACKED): "QQUPDATEDQQ"}, JIRA_HOLES),
         history=sql_template(history, {}, HISTORY_HOLES),
         project=sql_template(project, project_literals, PROJECT_HOLES),
+        component=sql_template(component, component_literals, COMPONENT_HOLES),
         issue_types={t.issue_type: fragment(t, "issuetype") for t in by_type},
         statuses={t.status: fragment(t, "status") for t in by_status},
         transition_items=transition_items,

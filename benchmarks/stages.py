@@ -7,11 +7,11 @@ Prints one JSON line: the stage's wall time and CPU time (the work, after import
 step's wall time, the process's peak resident memory (``VmHWM``: imports included), the
 machine's load average at the end (other processes slow the wall time) and the rows made.
 
-- staging, marts: every asset of the SQL model factory (``sql/<schema>/*.sql``) in that
-  group, in dependency order, built with the factory's own ``build_model`` (what each asset
-  runs, without Dagster's per-run overhead of a few seconds).
-- models: every asset of ``assets.models`` in dependency order, invoked directly with a
-  DuckDB resource on the warehouse.
+- staging, marts, models: every asset of those groups (staging includes the ``restricted``
+  survey staging model), in dependency order. SQL models (``sql/<schema>/*.sql``) are built
+  with the factory's own ``build_model`` (what each asset runs, without Dagster's per-run
+  overhead of a few seconds); Python assets (``assets.models``, e.g. the survey waves in
+  marts) are invoked directly with a DuckDB resource on the warehouse.
 - pandas: the pandas baseline of the team-month mart (``benchmarks.pandas_baseline``),
   written to ``--output`` as Parquet for the comparison.
 """
@@ -24,6 +24,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -31,10 +32,11 @@ import duckdb
 from benchmarks.pandas_baseline import team_month_mart
 
 PIPELINE_STAGES = ("staging", "marts", "models")
+STAGE_GROUPS = {"staging": ("staging", "restricted"), "marts": ("marts",), "models": ("models",)}
 STAGES = (*PIPELINE_STAGES, "pandas")
 
 
-def in_dependency_order(group: str) -> list:
+def in_dependency_order(groups: tuple[str, ...]) -> list:
     """The group's assets (SQL models from the factory, model assets from ``assets.models``),
     each after the assets of the group it depends on."""
     # Dagster is imported here, not at the top, so the pandas stage's memory figure is pandas'.
@@ -45,9 +47,9 @@ def in_dependency_order(group: str) -> list:
 
     assets = {next(iter(a.specs)).key: a for a in [*sql_model_assets(), *dg.load_assets_from_package_module(models)]}
     pending = {key: {d.asset_key for d in next(iter(a.specs)).deps}
-               for key, a in assets.items() if next(iter(a.specs)).group_name == group}
+               for key, a in assets.items() if next(iter(a.specs)).group_name in groups}
     if not pending:
-        raise SystemExit(f"no assets in group {group!r}")
+        raise SystemExit(f"no assets in groups {groups}")
     ordered = []
     while pending:
         ready = sorted((key for key, deps in pending.items() if not deps & pending.keys()),
@@ -60,35 +62,29 @@ def in_dependency_order(group: str) -> list:
     return ordered
 
 
-def _build_sql_models(ordered: list, warehouse: str, threads: int, memory_limit: str) -> tuple[dict, dict]:
-    """Run each SQL model of the factory the way its asset does (``build_model``)."""
-    from assets.warehouse.sql_models import SQL_DIR, build_model, read_model
-
-    rows, seconds = {}, {}
-    with duckdb.connect(warehouse, config={"threads": threads, "memory_limit": memory_limit}) as conn:
-        for asset in ordered:
-            spec = next(iter(asset.specs))
-            model = read_model(SQL_DIR.parent / spec.metadata["sql_file"])
-            started = time.monotonic()
-            rows[spec.key.to_user_string()] = build_model(conn, model)
-            seconds[spec.key.to_user_string()] = time.monotonic() - started
-    return rows, seconds
-
-
-def _run_model_assets(ordered: list, warehouse: str, threads: int, memory_limit: str) -> tuple[dict, dict]:
-    """Invoke each model asset directly with a DuckDB resource on the warehouse."""
+def _run_assets(ordered: list, warehouse: str, threads: int, memory_limit: str) -> tuple[dict, dict]:
+    """Build each SQL model the way its asset does (``build_model``); invoke each Python asset
+    directly with a DuckDB resource on the warehouse. Rows: of every table an asset writes."""
     import dagster as dg
     from dagster_duckdb import DuckDBResource
 
-    resource_ = DuckDBResource(database=warehouse, connection_config={"threads": threads, "memory_limit": memory_limit})
-    seconds = {}
-    keys = []
+    from assets.warehouse.sql_models import SQL_DIR, build_model, read_model
+
+    config = {"threads": threads, "memory_limit": memory_limit}
+    resource_ = DuckDBResource(database=warehouse, connection_config=config)
+    seconds, keys = {}, []
     for asset in ordered:
-        key = next(iter(asset.specs)).key
+        spec = next(iter(asset.specs))
         started = time.monotonic()
-        asset(context=dg.build_asset_context(), duckdb=resource_)
-        seconds[key.to_user_string()] = time.monotonic() - started
-        keys.append(key)
+        if "sql_file" in spec.metadata:
+            with duckdb.connect(warehouse, config=config) as conn:
+                build_model(conn, read_model(SQL_DIR.parent / spec.metadata["sql_file"]))
+        else:
+            outputs = asset(context=dg.build_asset_context(), duckdb=resource_)
+            if isinstance(outputs, Iterator):
+                list(outputs)
+        seconds[spec.key.to_user_string()] = time.monotonic() - started
+        keys += sorted(asset.keys, key=lambda key: key.to_user_string())
     with duckdb.connect(warehouse, read_only=True) as conn:
         rows = {key.to_user_string(): conn.sql(f"select count(*) from {'.'.join(key.path)}").fetchone()[0]
                 for key in keys}
@@ -107,10 +103,9 @@ def run(stage: str, warehouse: str, threads: int, memory_limit: str, output: Pat
         started, cpu_started = time.monotonic(), _cpu_seconds()
         rows, steps = _pandas(warehouse, output), {}
     else:
-        ordered = in_dependency_order(stage)
+        ordered = in_dependency_order(STAGE_GROUPS[stage])
         started, cpu_started = time.monotonic(), _cpu_seconds()
-        build = _run_model_assets if stage == "models" else _build_sql_models
-        rows, steps = build(ordered, warehouse, threads, memory_limit)
+        rows, steps = _run_assets(ordered, warehouse, threads, memory_limit)
     seconds, cpu_seconds = time.monotonic() - started, _cpu_seconds() - cpu_started
     return {"stage": stage, "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_bytes": peak_rss_bytes(),
             "load_average": os.getloadavg()[0], "rows": rows, "step_seconds": steps}

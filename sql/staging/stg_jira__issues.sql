@@ -4,21 +4,32 @@
 -- config/ticket_classification.yml): the first rule, in file order, whose every condition
 -- matches (issue type, any label, project; case-insensitive) decides. Issues no rule matches
 -- are unclassified and counted as such, never dropped; matched_rule says which rule decided.
-with issues as (
+-- Every field comes from one parse of the payload (json_extract with a list of paths).
+with fields as (
+    select
+        id,
+        json_extract(payload, [
+            '$.key', '$.fields.project.key', '$.fields.issuetype.name', '$.fields.labels', '$.fields.components',
+            '$.fields.created', '$.fields.updated', '$.fields.resolutiondate', '$.fields.status.name'
+        ]) as field
+    from raw.jira__issues
+),
+
+issues as (
     select
         id as issue_id,
-        payload ->> 'key' as issue_key,
-        payload -> 'fields' -> 'project' ->> 'key' as project_key,
-        payload -> 'fields' -> 'issuetype' ->> 'name' as issue_type,
-        cast(payload -> 'fields' -> 'labels' as varchar[]) as labels,
+        field[1] ->> '$' as issue_key,
+        field[2] ->> '$' as project_key,
+        field[3] ->> '$' as issue_type,
+        cast(field[4] as varchar[]) as labels,
         list_transform(
-            cast(coalesce(payload -> 'fields' -> 'components', '[]') as json[]), lambda component: component ->> 'name'
+            cast(coalesce(field[5], '[]') as json[]), lambda component: component ->> 'name'
         ) as components,
-        timezone('UTC', strptime(payload -> 'fields' ->> 'created', '%Y-%m-%dT%H:%M:%S.%g%z')) as created_at,
-        timezone('UTC', strptime(payload -> 'fields' ->> 'updated', '%Y-%m-%dT%H:%M:%S.%g%z')) as updated_at,
-        timezone('UTC', strptime(payload -> 'fields' ->> 'resolutiondate', '%Y-%m-%dT%H:%M:%S.%g%z')) as resolved_at,
-        payload -> 'fields' -> 'status' ->> 'name' as status
-    from raw.jira__issues
+        timezone('UTC', strptime(field[6] ->> '$', '%Y-%m-%dT%H:%M:%S.%g%z')) as created_at,
+        timezone('UTC', strptime(field[7] ->> '$', '%Y-%m-%dT%H:%M:%S.%g%z')) as updated_at,
+        timezone('UTC', strptime(field[8] ->> '$', '%Y-%m-%dT%H:%M:%S.%g%z')) as resolved_at,
+        field[9] ->> '$' as status
+    from fields
 ),
 
 matches as (

@@ -4,22 +4,35 @@
 -- impact_started_at: the "impact started" custom field value a custom field change set;
 -- alert_timestamp: the first alert's payload timestamp, which a trigger entry's channel
 -- carries (cef_details.creation_time) when an alert raised the incident.
+-- Every field comes from one parse of the payload (json_extract with a list of paths); a
+-- `payload -> .. ->> ..` per field would parse the document once per field.
+with fields as (
+    select
+        id,
+        json_extract(payload, [
+            '$.incident.id', '$.type', '$.created_at', '$.agent.type', '$.agent.id', '$.channel.type',
+            '$.teams[0].id', '$.teams[0].summary', '$.channel.changeset.customer_fields',
+            '$.channel.cef_details.creation_time'
+        ]) as field
+    from raw.pagerduty__log_entries
+)
+
 select
     id as log_entry_id,
-    payload -> 'incident' ->> 'id' as incident_id,
-    payload ->> 'type' as entry_type,
-    timezone('UTC', (payload ->> 'created_at')::timestamptz) as created_at,
-    payload -> 'agent' ->> 'type' as agent_type,
-    payload -> 'agent' ->> 'id' as agent_id,
-    payload -> 'channel' ->> 'type' as channel_type,
-    payload -> 'teams' -> 0 ->> 'id' as team_id,
-    payload -> 'teams' -> 0 ->> 'summary' as team_name,
+    field[1] ->> '$' as incident_id,
+    field[2] ->> '$' as entry_type,
+    timezone('UTC', (field[3] ->> '$')::timestamptz) as created_at,
+    field[4] ->> '$' as agent_type,
+    field[5] ->> '$' as agent_id,
+    field[6] ->> '$' as channel_type,
+    field[7] ->> '$' as team_id,
+    field[8] ->> '$' as team_name,
     timezone('UTC', try_cast(list_transform(
         list_filter(
-            cast(coalesce(payload -> 'channel' -> 'changeset' -> 'customer_fields', '[]') as json[]),
-            lambda field: field ->> 'name' = 'impact_started'
+            cast(coalesce(field[9], '[]') as json[]),
+            lambda custom_field: custom_field ->> 'name' = 'impact_started'
         ),
-        lambda field: coalesce(field -> 'value' ->> 0, field ->> 'value')
+        lambda custom_field: coalesce(custom_field -> 'value' ->> 0, custom_field ->> 'value')
     )[1] as timestamptz)) as impact_started_at,
-    timezone('UTC', try_cast(payload -> 'channel' -> 'cef_details' ->> 'creation_time' as timestamptz)) as alert_timestamp
-from raw.pagerduty__log_entries
+    timezone('UTC', try_cast(field[10] ->> '$' as timestamptz)) as alert_timestamp
+from fields
