@@ -132,7 +132,9 @@ def not_empty() -> gxe.Expectation:
 
 
 def _api_records() -> tuple[gxe.Expectation, ...]:
-    return (*key("id"), *not_null("payload"), not_empty())
+    # Not the payload: the raw table's DDL already refuses a null one, and reading millions of
+    # JSON documents into pandas to re-check it would cost more memory than the nightly run.
+    return (*key("id"), not_empty())
 
 
 _SUPPRESSED = Column("is_suppressed") == True  # noqa: E712 (builds a GX condition, not a comparison)
