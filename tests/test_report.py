@@ -260,17 +260,8 @@ def test_coverage_figures_match_the_marts(nightly, seen):
     )
     assert f"{incidents:,}\nincidents" in seen.text
     assert f"{acknowledged:.0%}\nof incidents acknowledged by a person" in seen.text
-    # Onset is optional in the incident mart; the report must say "not recorded" until it is there.
-    has_onset = first_row(
-        nightly.warehouse,
-        "select count(*) > 0 from information_schema.columns "
-        "where table_name = 'fct_incidents' and column_name = 'ttd_seconds'",
-    )[0]
-    if has_onset:
-        onset_known = first_row(nightly.warehouse, "select count(ttd_seconds) / count(*) from marts.fct_incidents")[0]
-        assert f"{onset_known:.0%}\nof incidents with a known onset" in seen.text
-    else:
-        assert "not recorded\nof incidents with a known onset" in seen.text
+    onset_known = first_row(nightly.warehouse, "select count(ttd_seconds) / count(*) from marts.fct_incidents")[0]
+    assert f"{onset_known:.0%}\nof incidents with a known onset" in seen.text
     assert "9\nmonths covered (January 2024 to September 2024)" in seen.text
 
 

@@ -179,11 +179,9 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     with duckdb.get_connection() as conn:
         months = conn.sql("select * from marts.mart_team_month where safety_lagged is not null").df()
         reference = conn.sql("select safety_mean from marts.fct_team_survey_waves where not is_suppressed").df()
-        has_ttd = "ttd_seconds" in conn.sql("select * from marts.fct_incidents limit 0").columns
         incidents = conn.sql(
-            f"""
-            select i.team, i.period_month, i.ttr_seconds, {"i.ttd_seconds," if has_ttd else ""}
-                m.headcount, m.safety_lagged
+            """
+            select i.team, i.period_month, i.ttr_seconds, i.ttd_seconds, m.headcount, m.safety_lagged
             from marts.fct_incidents as i
             inner join marts.mart_team_month as m using (team, period_month)
             where not i.is_open and m.safety_lagged is not null

@@ -292,8 +292,8 @@ def team_bootstrap_correlation(
 def kpi_safety_effects(months: pd.DataFrame, incidents: pd.DataFrame) -> pd.DataFrame:
     """Every KPI x construct cell of the results table from team-months (team, period_month,
     safety_z = lagged safety in SDs, headcount, and the KPI columns of marts.mart_team_month)
-    and incidents (team, period_month, safety_z, headcount, ttr_seconds, optionally
-    ttd_seconds). Models per METRICS.md; see results_table for the columns."""
+    and incidents (team, period_month, safety_z, headcount, ttr_seconds, ttd_seconds: null
+    where the onset is unknown). Models per METRICS.md; see results_table for the columns."""
     months = months.assign(
         log_ttr_median=np.log(months["ttr_median_seconds"].where(months["ttr_median_seconds"] > 0)),
         log_tta_median=np.log(months["tta_median_seconds"].where(months["tta_median_seconds"] > 0)),
@@ -321,7 +321,7 @@ def kpi_safety_effects(months: pd.DataFrame, incidents: pd.DataFrame) -> pd.Data
     add("critical-role voluntary attrition", "log odds ratio per SD",
         binomial_within_between(months, "critical_voluntary_leavers", "critical_headcount"))
     for label, column in (("TTR", "ttr_seconds"), ("TTD", "ttd_seconds")):
-        if column in incidents and incidents[column].notna().any():
+        if incidents[column].notna().any():
             rows.append({"kpi": f"log {label} (incident level)", "construct": "safety (total)", "role": "main",
                          "scale": "log ratio per SD", "estimate": log_duration_on_safety(incidents, column, label)})
     return results_table(rows)

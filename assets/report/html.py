@@ -279,9 +279,7 @@ def _correlations_section(correlations: pd.DataFrame) -> str:
     )
 
 
-def _percent_or_missing(share: float | None, missing: str) -> str:
-    if share is None:
-        return missing
+def _percent(share: float) -> str:
     return "n/a" if math.isnan(share) else f"{share:.0%}"
 
 
@@ -293,8 +291,8 @@ def _coverage_section(coverage: Coverage, monthly: pd.DataFrame) -> str:
         (f"{coverage.team_months_with_safety:,} of {coverage.team_months:,}", "team-months with a safety score"),
         (f"{coverage.incidents:,}", f"incidents ({coverage.incidents_with_team:,} mapped to a team, "
                                     f"{coverage.incidents_open:,} still open)"),
-        (_percent_or_missing(coverage.acknowledged_share, "n/a"), "of incidents acknowledged by a person"),
-        (_percent_or_missing(coverage.onset_known_share, "not recorded"), "of incidents with a known onset"),
+        (_percent(coverage.acknowledged_share), "of incidents acknowledged by a person"),
+        (_percent(coverage.onset_known_share), "of incidents with a known onset"),
         (f"{tickets:,}", f"tickets ({coverage.proactive_tickets:,} proactive, {coverage.reactive_tickets:,} "
                          f"reactive, {coverage.unclassified_tickets:,} unclassified)"),
         (f"{coverage.survey_cells:,}", "team survey results (team x quarter)"),

@@ -41,7 +41,7 @@ class Coverage:
     incidents_with_team: int
     incidents_open: int
     acknowledged_share: float
-    onset_known_share: float | None  # None while the warehouse records no incident onset
+    onset_known_share: float
     proactive_tickets: int
     reactive_tickets: int
     unclassified_tickets: int
@@ -63,15 +63,6 @@ def table_exists(conn: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     return conn.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, name],
-    ).fetchone()[0] > 0
-
-
-def column_exists(conn: duckdb.DuckDBPyConnection, qualified: str, column: str) -> bool:
-    schema, name = qualified.split(".")
-    return conn.execute(
-        "select count(*) from information_schema.columns "
-        "where table_schema = ? and table_name = ? and column_name = ?",
-        [schema, name, column],
     ).fetchone()[0] > 0
 
 
@@ -104,17 +95,14 @@ def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
         from marts.mart_team_month
         """
     ).df().iloc[0]
-    # Onset (and so time to detect) is optional in the incident mart; say so rather than guess.
-    has_onset = column_exists(conn, "marts.fct_incidents", "ttd_seconds")
-    onset = "count(ttd_seconds) / nullif(count(*), 0)" if has_onset else "null"
     incidents = conn.sql(
-        f"""
+        """
         select
             count(*) as incidents,
             count(team) as incidents_with_team,
             count(*) filter (where is_open) as incidents_open,
             count(tta_seconds) / nullif(count(*), 0) as acknowledged_share,
-            {onset} as onset_known_share
+            count(ttd_seconds) / nullif(count(*), 0) as onset_known_share
         from marts.fct_incidents
         """
     ).df().iloc[0]
@@ -135,7 +123,7 @@ def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
         incidents_with_team=int(incidents.incidents_with_team),
         incidents_open=int(incidents.incidents_open),
         acknowledged_share=_share(incidents.acknowledged_share),
-        onset_known_share=_share(incidents.onset_known_share) if has_onset else None,
+        onset_known_share=_share(incidents.onset_known_share),
         proactive_tickets=int(months.proactive_tickets),
         reactive_tickets=int(months.reactive_tickets),
         unclassified_tickets=int(months.unclassified_tickets),
