@@ -17,9 +17,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.quality.checks import gx_asset_checks, validate
 from assets.quality.suites import SUITES, Suite
-from assets.warehouse.partitions import every_month_tags
-from pipelines.definitions import defs
-from pipelines.demo import history_run_config, sandbox_resources, start_sandbox
+from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
 MODEL_INPUTS = {"marts.fct_incidents", "marts.mart_team_month", "marts.fct_team_survey_waves"}
@@ -144,24 +142,15 @@ def runs(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("quality")
     landing, warehouse = workdir / "landing", workdir / "warehouse.duckdb"
     write_landing(org, landing)
-    job = defs().resolve_job_def("nightly")
     with start_sandbox(org) as sandbox:
-        def run():
-            return job.execute_in_process(
-                run_config=history_run_config(org),
-                resources=sandbox_resources(sandbox, warehouse, landing),
-                tags=every_month_tags(),
-                raise_on_error=False,
-            )
-
-        clean = run()
+        clean = run_nightly(sandbox, org, warehouse, landing)
         with duckdb.connect(str(warehouse), read_only=True) as conn:
             columns = conn.sql(
                 "select table_schema || '.' || table_name, list(column_name) from information_schema.columns group by all"
             ).fetchall()
         extra_leavers = add_leavers_beyond_headcount(landing)
         extra_leavers["team"] = next(t.name for t in org.teams if t.hr_org_unit == extra_leavers["org_unit"])
-        corrupted = run()
+        corrupted = run_nightly(sandbox, org, warehouse, landing)
     return clean, {table: set(names) for table, names in columns}, corrupted, extra_leavers
 
 
