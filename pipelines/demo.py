@@ -5,6 +5,7 @@ local PagerDuty/Jira sandbox, run the nightly job into a DuckDB file and print t
 """
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,8 @@ SANDBOX_PAGERDUTY_TOKEN = "sandbox-pd-token"
 SANDBOX_JIRA_EMAIL = "sandbox@example.com"
 SANDBOX_JIRA_TOKEN = "sandbox-jira-token"
 SANDBOX_HR_SALT = "sandbox-salt"
+# The incident-level regression of log TTR on lagged safety, printed next to the ground truth.
+INCIDENT_TTR_KPI = "log TTR (incident level)"
 
 
 def start_sandbox(org: Organisation, **options) -> Sandbox:
@@ -94,7 +97,9 @@ def report(warehouse: Path, org: Organisation) -> str:
             "select kpi, round(r, 3) as r, round(ci_low, 3) as ci_low, round(ci_high, 3) as ci_high, "
             "n_teams, n_team_months from models.kpi_correlations"
         ).df()
-        regression = conn.sql("select * from models.safety_ttr_regression").df().iloc[0]
+        regression = conn.sql(
+            f"select * from models.kpi_safety_effects where kpi = '{INCIDENT_TTR_KPI}' and role = 'main'"
+        ).df().iloc[0]
         effects = conn.sql(
             "select kpi, construct, scale, round(estimate, 3) as estimate, round(ci_low, 3) as ci_low, "
             "round(ci_high, 3) as ci_high, round(q_value, 4) as q, n_teams from models.kpi_safety_effects "
@@ -108,7 +113,7 @@ def report(warehouse: Path, org: Organisation) -> str:
         "Regression: log TTR per SD of lagged team safety (adjusted for log headcount, team-clustered)",
         f"  estimate {regression.estimate:+.3f}  95% CI [{regression.ci_low:+.3f}, {regression.ci_high:+.3f}]"
         f"  p={regression.p_value:.3g}  {regression.n_teams} teams, {regression.n_obs} incidents",
-        f"  = {regression.ttr_change_per_sd:+.1%} time to resolve per SD of safety",
+        f"  = {math.expm1(regression.estimate):+.1%} time to resolve per SD of safety",
         f"  ground truth of this synthetic organisation: {truth:+.3f}",
     ]
     if regression.warnings:

@@ -111,11 +111,11 @@ def test_bulk_warehouse_feeds_every_stage(warehouse):
     assert rows["marts/fct_incidents"] == raw_rows["pagerduty__incidents"] - excluded
     assert rows["staging/stg_jira__issues"] == raw_rows["jira__issues"]
     assert rows["marts/mart_team_month"] == TINY.n_teams * TINY.n_months
-    assert rows["models/safety_ttr_regression"] == 1
     for result in results.values():
         assert result["seconds"] > 0 and result["cpu_seconds"] > 0 and result["peak_rss_bytes"] > 10 * 1024**2
     with duckdb.connect(str(path), read_only=True) as conn:
         assert conn.sql("select count(*) from marts.fct_incidents where team is null").fetchone() == (0,)
+        assert conn.sql("select count(*) from models.kpi_safety_effects where kpi = 'log TTR (incident level)' and role = 'main'").fetchone() == (1,)
         sources = dict(conn.sql("select team_source, count(*) from marts.fct_tickets group by all").fetchall())
         onsets = conn.sql("select count(onset_at) from marts.fct_incidents").fetchone()[0]
     # Shared-project tickets go to their component's team; unowned components to none.

@@ -17,7 +17,7 @@ def test_definitions_load_with_the_whole_asset_graph():
     assert {
         "raw/pagerduty__incidents", "raw/pagerduty__log_entries", "raw/jira__issues",
         "restricted/survey__responses", "raw/hr__headcount", "raw/hr__terminations",
-        "marts/mart_team_month", "models/safety_ttr_regression", "models/kpi_correlations",
+        "marts/mart_team_month", "models/kpi_safety_effects", "models/kpi_correlations",
     } <= keys
     nightly = definitions.resolve_job_def("nightly")
     assert {k.to_user_string() for k in nightly.asset_layer.selected_asset_keys} == keys
@@ -26,11 +26,11 @@ def test_definitions_load_with_the_whole_asset_graph():
         parents = graph.get(key).parent_keys
         return {p.to_user_string() for p in parents}.union(*(ancestors(p) for p in parents))
 
-    # The regression's lineage reaches back to every source it combines.
+    # The results table's lineage reaches back to every source it combines.
     assert {
         "raw/pagerduty__log_entries", "raw/pagerduty__services", "restricted/survey__responses",
         "raw/hr__headcount", "raw/config__team_map",
-    } <= ancestors(dg.AssetKey(["models", "safety_ttr_regression"]))
+    } <= ancestors(dg.AssetKey(["models", "kpi_safety_effects"]))
 
 
 def test_every_sql_model_states_its_grain():

@@ -58,7 +58,7 @@ def test_every_asset_materializes(nightly):
     assert result.success and rerun.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"raw/pagerduty__log_entries", "raw/jira__issues", "marts/mart_team_month",
-            "models/safety_ttr_regression", "models/kpi_correlations"} <= materialized
+            "models/kpi_safety_effects", "models/kpi_correlations"} <= materialized
 
 
 def test_raw_tables_hold_every_record_once_even_after_a_rerun(nightly):
@@ -90,7 +90,7 @@ def test_clients_went_through_the_paginated_endpoints(nightly):
 def test_regression_recovers_the_ground_truth(nightly):
     org, warehouse, *_ = nightly
     estimate, low, high, n_teams, warnings = query(
-        warehouse, "select estimate, ci_low, ci_high, n_teams, warnings from models.safety_ttr_regression"
+        warehouse, "select estimate, ci_low, ci_high, n_teams, warnings from models.kpi_safety_effects where kpi = 'log TTR (incident level)' and role = 'main'"
     )[0]
     truth = org.truth.log_ttr_per_sd
     assert estimate < 0, "sign of the safety effect on time to resolve"
@@ -134,7 +134,7 @@ def test_notebook_runs_in_a_kernel_on_a_read_only_warehouse(nightly, monkeypatch
     assert probe.outputs[0]["text"].strip() == "[]", "connections open for writing"
     if notebook.name == "explore_marts.ipynb":
         printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-        asset_estimate = query(warehouse, "select estimate from models.safety_ttr_regression")[0][0]
+        asset_estimate = query(warehouse, "select estimate from models.kpi_safety_effects where kpi = 'log TTR (incident level)' and role = 'main'")[0][0]
         assert f"log TTR per SD of safety: {asset_estimate:+.3f}" in printed
 
 

@@ -195,7 +195,7 @@ def test_nightly_runs_every_check_and_all_pass_on_clean_data(runs):
     # team-map check must say so (a warning), and nothing else may fail.
     assert set(failed) == {"marts.fct_tickets:jira_entities_are_mapped"}
     assert outcomes["marts.fct_tickets:jira_entities_are_mapped"].severity == dg.AssetCheckSeverity.WARN
-    assert {"models/safety_ttr_regression", "models/kpi_correlations"} <= materialized(clean)
+    assert {"models/kpi_safety_effects", "models/kpi_correlations"} <= materialized(clean)
 
 
 def test_every_column_a_suite_names_exists_in_the_table_the_pipeline_builds(runs):
@@ -224,6 +224,6 @@ def test_a_bad_load_fails_the_blocking_mart_check_and_stops_the_models(runs):
         assert outcomes[key].passed, key
 
     assert "marts/mart_team_month" in materialized(corrupted)
-    assert not {"models/safety_ttr_regression", "models/kpi_correlations"} & materialized(corrupted)
-    model_steps = {"models__safety_ttr_regression", "models__kpi_correlations"}
+    assert not {"models/kpi_safety_effects", "models/kpi_correlations"} & materialized(corrupted)
+    model_steps = {"models__kpi_safety_effects", "models__kpi_correlations"}
     assert model_steps <= started_steps(clean) and not model_steps & started_steps(corrupted)

@@ -12,7 +12,6 @@ from assets.models.psychometrics import survey_wave_tables
 from assets.models.stats import (
     cluster_warning,
     kpi_safety_effects,
-    log_ttr_on_safety,
     standardise,
     team_bootstrap_correlation,
 )
@@ -103,58 +102,6 @@ KPI_DEFINITIONS = {
     "voluntary attrition": "voluntary leavers / headcount-months",
     "incidents per head": "incidents / headcount-months (safer teams may report more: reporting bias)",
 }
-
-
-@dg.asset(
-    pool=WAREHOUSE_POOL,
-    key=["models", "safety_ttr_regression"],
-    deps=[dg.AssetKey(["marts", "fct_incidents"]), dg.AssetKey(["marts", "mart_team_month"]),
-          dg.AssetKey(["marts", "fct_team_survey_waves"])],
-    group_name="models",
-    compute_kind="statsmodels",
-)
-def safety_ttr_regression(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
-    """Association between a team's lagged psychological safety (in SDs across team-waves)
-    and the log time to resolve its incidents: incident-level OLS adjusting for log
-    headcount, with team-clustered 95% CIs. `exp(estimate) - 1` is the relative change in
-    TTR per SD of safety. An association, not a cause."""
-    with duckdb.get_connection() as conn:
-        incidents = conn.sql(
-            """
-            select i.team, i.period_month, i.ttr_seconds, m.headcount, m.safety_lagged
-            from marts.fct_incidents as i
-            inner join marts.mart_team_month as m using (team, period_month)
-            where not i.is_open
-            """
-        ).df()
-        waves = conn.sql(
-            "select safety_mean from marts.fct_team_survey_waves where not is_suppressed"
-        ).df()
-        incidents["safety_z"] = standardise(incidents["safety_lagged"], waves["safety_mean"])
-        result = log_ttr_on_safety(incidents)
-        row = {
-            "kpi": "log TTR",
-            **result.__dict__,
-            "ttr_change_per_sd": float(np.exp(result.estimate) - 1),
-        }
-        replace_table(conn, "models", "safety_ttr_regression", pl.DataFrame([row]))
-    context.log.info(
-        f"log TTR per SD safety: {result.estimate:+.3f} [{result.ci_low:+.3f}, {result.ci_high:+.3f}], "
-        f"{result.n_teams} teams, {result.n_obs} incidents"
-    )
-    return dg.MaterializeResult(
-        metadata={
-            "estimate": result.estimate,
-            "ci_low": result.ci_low,
-            "ci_high": result.ci_high,
-            "p_value": result.p_value,
-            "n_teams": result.n_teams,
-            "n_incidents": result.n_obs,
-            "warnings": result.warnings,
-        }
-    )
 
 
 @dg.asset(
