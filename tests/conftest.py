@@ -16,6 +16,15 @@ def expected_log_entries(incident) -> int:
             + (incident.impact_recorded_at is not None) + 2 * (incident.reopened_at is not None))
 
 
+def rows_unlike_a_full_rebuild(conn: duckdb.DuckDBPyConnection, model) -> int:
+    """Rows in the model's table that its SELECT would not make now, plus the reverse."""
+    table, select = model.table, model.select_sql
+    return conn.execute(
+        f"select (select count(*) from (select * from {table} except all select * from ({select}))) "
+        f"+ (select count(*) from (select * from ({select}) except all select * from {table}))"
+    ).fetchone()[0]
+
+
 class Warehouse:
     """An in-memory DuckDB with helpers to load fixture rows and build SQL models."""
 

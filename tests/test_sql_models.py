@@ -130,8 +130,9 @@ def test_jira_issues_are_classified_by_type_and_label(warehouse):
         issue("4", "Story"), issue("5", "tech debt"),
     ])
     warehouse.classification_rules()  # the shipped default, config/ticket_classification.yml
-    warehouse.build("staging.stg_jira__issues")
-    classes = {r["issue_id"]: r["ticket_class"] for r in warehouse.rows("select * from staging.stg_jira__issues")}
+    warehouse.raw_rows("config__team_map", TEAM_MAP)
+    warehouse.build("staging.stg_config__team_map", "staging.stg_jira__issues", "marts.fct_tickets")
+    classes = {r["issue_id"]: r["ticket_class"] for r in warehouse.rows("select * from marts.fct_tickets")}
     assert classes == {"1": "proactive", "2": "proactive", "3": "reactive", "4": "unclassified", "5": "proactive"}
     created = warehouse.rows("select created_at from staging.stg_jira__issues where issue_id = '1'")[0]["created_at"]
     assert created.hour == 10  # +0200 normalised to UTC

@@ -8,8 +8,17 @@ A header line ``Partitioned by month on <column>.`` makes the model monthly part
 (see ``assets/warehouse/partitions.py``): a run rebuilds only the rows whose ``<column>``
 falls in the run's months, replacing them in one transaction, and a backfill of many
 months is one run.
+
+A header line ``Incremental on <column>, keyed by <key>.`` makes the model incremental:
+each row derives from one source row alone (no joins, no aggregates) and carries that row's
+load time in ``<column>``. A build then derives only the rows whose source rows were loaded
+since the last build, and drops the rows whose source rows are gone, so a nightly run
+re-parses the day's API records instead of every payload ever loaded. The table's comment
+holds a fingerprint of the SELECT it was built with: when the SQL changes, the next build is
+a full rebuild.
 """
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -25,6 +34,7 @@ from assets.warehouse.pool import WAREHOUSE_POOL
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _TABLE_REFERENCE = re.compile(r"\b(raw|restricted|staging|marts)\.(\w+)\b")
 _PARTITIONED_BY = re.compile(r"^Partitioned by month on (\w+)\.$", re.MULTILINE)
+_INCREMENTAL_ON = re.compile(r"^Incremental on (\w+), keyed by (\w+)\.$", re.MULTILINE)
 
 
 class SchemaChangedError(RuntimeError):
@@ -38,6 +48,8 @@ class SqlModel:
     description: str
     select_sql: str
     partition_column: str | None
+    incremental_column: str | None = None
+    unique_key: str | None = None
 
     @property
     def table(self) -> str:
@@ -47,6 +59,10 @@ class SqlModel:
     def upstream_keys(self) -> list[dg.AssetKey]:
         keys = {dg.AssetKey([s, t]) for s, t in _TABLE_REFERENCE.findall(self.select_sql)}
         return sorted(keys - {dg.AssetKey([self.schema, self.name])}, key=lambda key: key.to_user_string())
+
+    @property
+    def fingerprint(self) -> str:
+        return "select sha256 " + hashlib.sha256(self.select_sql.encode()).hexdigest()
 
 
 def read_model(path: Path) -> SqlModel:
@@ -61,20 +77,84 @@ def read_model(path: Path) -> SqlModel:
     if not description:
         raise ValueError(f"{path} needs a header comment stating its grain")
     partitioned = _PARTITIONED_BY.search(description)
+    incremental = _INCREMENTAL_ON.search(description)
+    if partitioned and incremental:
+        raise ValueError(f"{path} is either partitioned by month or incremental, not both")
     return SqlModel(
         schema=path.parent.name,
         name=path.stem,
         description=description,
         select_sql="\n".join(lines[len(header):]).strip().rstrip(";"),
         partition_column=partitioned.group(1) if partitioned else None,
+        incremental_column=incremental.group(1) if incremental else None,
+        unique_key=incremental.group(2) if incremental else None,
     )
 
 
-def build_model(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> int:
-    """(Re)build the whole table; return its row count."""
+@dataclass(frozen=True)
+class ModelBuild:
+    """What a build did: rebuilt the table whole, or derived some rows and removed those whose
+    source rows were gone (an incremental model's build)."""
+
+    rows: int
+    rebuilt: bool
+    derived: int = 0
+    removed: int = 0
+
+    def describe(self, table: str) -> str:
+        if self.rebuilt:
+            return f"{table}: rebuilt, {self.rows:,} rows"
+        return (f"{table}: {self.derived:,} rows derived from source rows loaded since the last build, "
+                f"{self.removed:,} removed with their source rows; {self.rows:,} rows")
+
+
+def build_model(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> ModelBuild:
+    """Bring the model's table up to date: a full rebuild, or for an incremental model
+    already built by the same SELECT, only the rows whose source rows changed (see the
+    module's docstring)."""
     conn.execute(f"create schema if not exists {model.schema}")
+    if model.incremental_column and _built_by(conn, model) == model.fingerprint:
+        derived, removed = _refresh_incremental(conn, model)
+        rows = conn.execute(f"select count(*) from {model.table}").fetchone()[0]
+        return ModelBuild(rows, rebuilt=False, derived=derived, removed=removed)
     conn.execute(f"create or replace table {model.table} as {model.select_sql}")
-    return conn.execute(f"select count(*) from {model.table}").fetchone()[0]
+    if model.incremental_column:
+        conn.execute(f"comment on table {model.table} is '{model.fingerprint}'")
+    return ModelBuild(conn.execute(f"select count(*) from {model.table}").fetchone()[0], rebuilt=True)
+
+
+def _built_by(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> str | None:
+    """The fingerprint of the SELECT the model's table was built with, if it exists."""
+    found = conn.execute("select comment from duckdb_tables() where schema_name = ? and table_name = ?",
+                         [model.schema, model.name]).fetchone()
+    return found[0] if found else None
+
+
+def _refresh_incremental(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> tuple[int, int]:
+    """In one transaction, re-derive the rows whose source rows were loaded after the table's
+    newest row was, and delete the rows whose source rows no longer exist. Only the new rows'
+    expressions are evaluated: the load-time filter and the key-only scans reach the source
+    table below the SELECT's projections. Returns (rows re-derived, rows removed).
+
+    Load times must grow with every write to the source, which holds while one process writes
+    the warehouse at a time (the warehouse pool): each write's transaction then starts, and
+    stamps its rows, after the last build committed."""
+    column, key, table = model.incremental_column, model.unique_key, model.table
+    conn.execute("begin transaction")
+    try:
+        since = conn.execute(f"select max({column}) from {table}").fetchone()[0]
+        new_rows = f"select * from ({model.select_sql})" + ("" if since is None else f" where {column} > $since")
+        parameters = {} if since is None else {"since": since}
+        removed = conn.execute(
+            f"delete from {table} where {key} not in (select {key} from ({model.select_sql}))"
+        ).fetchone()[0]
+        conn.execute(f"delete from {table} where {key} in (select {key} from ({new_rows}))", parameters)
+        changed = conn.execute(f"insert into {table} {new_rows}", parameters).fetchone()[0]
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    return changed, removed
 
 
 def refresh_months(conn: duckdb.DuckDBPyConnection, model: SqlModel, start: date, end: date) -> int:
@@ -131,6 +211,7 @@ def _sql_asset(path: Path, sql_dir: Path) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
     )
     def _model(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+        metadata = {}
         with duckdb.get_connection() as conn:
             if partitioned and not _covers_every_partition(context):
                 window = context.partition_time_window
@@ -138,9 +219,12 @@ def _sql_asset(path: Path, sql_dir: Path) -> dg.AssetsDefinition:
                 context.log.info(f"{model.table}: {rows} rows for {context.partition_key_range.start}.."
                                  f"{context.partition_key_range.end}")
             else:
-                rows = build_model(conn, model)
-                context.log.info(f"{model.table}: {rows} rows")
-        return dg.MaterializeResult(metadata={"rows": rows})
+                build = build_model(conn, model)
+                context.log.info(build.describe(model.table))
+                rows = build.rows
+                if model.incremental_column:
+                    metadata = {"rebuilt": build.rebuilt, "rows derived": build.derived, "rows removed": build.removed}
+        return dg.MaterializeResult(metadata={"rows": rows, **metadata})
 
     return _model
 

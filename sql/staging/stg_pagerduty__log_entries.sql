@@ -4,12 +4,15 @@
 -- impact_started_at: the "impact started" custom field value a custom field change set;
 -- alert_timestamp: the first alert's payload timestamp, which a trigger entry's channel
 -- carries (cef_details.creation_time) when an alert raised the incident.
--- Every field comes from one parse of the payload (json_extract with a list of paths); a
--- `payload -> .. ->> ..` per field would parse the document once per field.
+-- loaded_at: when the sync last wrote the entry's raw record.
+-- Incremental on loaded_at, keyed by log_entry_id.
+-- Every field comes from one parse of the payload (json_extract_string with a list of
+-- paths); a `payload -> .. ->> ..` per field would parse the document once per field.
 with fields as (
     select
         id,
-        json_extract(payload, [
+        loaded_at,
+        json_extract_string(payload, [
             '$.incident.id', '$.type', '$.created_at', '$.agent.type', '$.agent.id', '$.channel.type',
             '$.teams[0].id', '$.teams[0].summary', '$.channel.changeset.customer_fields',
             '$.channel.cef_details.creation_time'
@@ -19,20 +22,21 @@ with fields as (
 
 select
     id as log_entry_id,
-    field[1] ->> '$' as incident_id,
-    field[2] ->> '$' as entry_type,
-    timezone('UTC', (field[3] ->> '$')::timestamptz) as created_at,
-    field[4] ->> '$' as agent_type,
-    field[5] ->> '$' as agent_id,
-    field[6] ->> '$' as channel_type,
-    field[7] ->> '$' as team_id,
-    field[8] ->> '$' as team_name,
+    field[1] as incident_id,
+    field[2] as entry_type,
+    timezone('UTC', field[3]::timestamptz) as created_at,
+    field[4] as agent_type,
+    field[5] as agent_id,
+    field[6] as channel_type,
+    field[7] as team_id,
+    field[8] as team_name,
     timezone('UTC', try_cast(list_transform(
         list_filter(
-            cast(coalesce(field[9], '[]') as json[]),
+            cast(field[9]::json as json[]),
             lambda custom_field: custom_field ->> 'name' = 'impact_started'
         ),
         lambda custom_field: coalesce(custom_field -> 'value' ->> 0, custom_field ->> 'value')
     )[1] as timestamptz)) as impact_started_at,
-    timezone('UTC', try_cast(field[10] ->> '$' as timestamptz)) as alert_timestamp
+    timezone('UTC', try_cast(field[10] as timestamptz)) as alert_timestamp,
+    loaded_at
 from fields
