@@ -16,6 +16,16 @@ def expected_log_entries(incident) -> int:
             + (incident.impact_recorded_at is not None) + 2 * (incident.reopened_at is not None))
 
 
+API_TABLES = ("pagerduty__teams", "pagerduty__services", "pagerduty__incidents", "pagerduty__log_entries",
+              "jira__issues")
+TEAM_MONTH_MODELS = (
+    "staging.stg_config__team_map", "staging.stg_pagerduty__teams", "staging.stg_pagerduty__services",
+    "staging.stg_pagerduty__incidents", "staging.stg_pagerduty__log_entries", "staging.stg_jira__issues",
+    "staging.stg_hr__headcount", "staging.stg_hr__terminations",
+    "marts.dim_teams", "marts.fct_incidents", "marts.fct_tickets", "marts.mart_team_month",
+)
+
+
 def rows_unlike_a_full_rebuild(conn: duckdb.DuckDBPyConnection, model) -> int:
     """Rows in the model's table that its SELECT would not make now, plus the reverse."""
     table, select = model.table, model.select_sql
@@ -44,6 +54,17 @@ class Warehouse:
         for model in models:
             schema, name = model.split(".")
             build_model(self.conn, read_model(SQL_DIR / schema / f"{name}.sql"))
+
+    def build_team_month(self) -> None:
+        """Build every SQL model up to ``marts.mart_team_month`` from the rows the test loaded:
+        API tables it left alone are empty and the rules are the shipped default unless it
+        loaded its own. ``marts.fct_team_survey_waves`` (a Python asset) is the test's to load."""
+        for table in API_TABLES:
+            self.raw_json(table, [])
+        loaded = {name for (name,) in self.conn.execute("select table_name from duckdb_tables()").fetchall()}
+        if "config__ticket_classification" not in loaded:
+            self.classification_rules()
+        self.build(*TEAM_MONTH_MODELS)
 
     def rows(self, sql: str) -> list[dict]:
         frame = self.conn.sql(sql).pl()

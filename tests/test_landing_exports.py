@@ -174,19 +174,10 @@ def test_attrition_divides_voluntary_leavers_by_the_months_average_headcount(war
         {"employee_id": "E1", "org_unit": "OU-1", "role": "sre", "critical_role": "true",
          "termination_date": "2024-01-25", "voluntary": "false"},
     ])
-    for table in ("jira__issues", "pagerduty__teams", "pagerduty__services", "pagerduty__incidents",
-                  "pagerduty__log_entries"):
-        warehouse.raw_json(table, [])
-    warehouse.classification_rules()
     replace_table(warehouse.conn, "marts", "fct_team_survey_waves", pl.DataFrame(schema={
         "team": pl.String, "wave_quarter": pl.Date, "is_suppressed": pl.Boolean, "n_respondents": pl.Int64,
         "safety_mean": pl.Float64}))
-    warehouse.build(
-        "staging.stg_config__team_map", "staging.stg_pagerduty__teams", "staging.stg_pagerduty__services",
-        "staging.stg_pagerduty__incidents", "staging.stg_pagerduty__log_entries", "staging.stg_jira__issues",
-        "staging.stg_hr__headcount", "staging.stg_hr__terminations", "marts.fct_incidents", "marts.fct_tickets",
-        "marts.mart_team_month",
-    )
+    warehouse.build_team_month()
     january, february = warehouse.rows("select * from marts.mart_team_month order by period_month")
     assert (january["headcount"], january["avg_headcount"], january["voluntary_leavers"]) == (10, 9.0, 1)
     assert january["voluntary_attrition_rate"] == pytest.approx(1 / 9)

@@ -157,17 +157,7 @@ def test_team_month_uses_the_previous_quarters_wave_and_suppresses_small_cells(w
         {"employee_id": "E0", "org_unit": "OU-1", "role": "engineer", "critical_role": "true",
          "termination_date": "2024-04-15", "voluntary": "true"},
     ])
-    warehouse.raw_json("jira__issues", [])
-    warehouse.raw_json("pagerduty__services", [])
-    warehouse.raw_json("pagerduty__incidents", [])
-    warehouse.raw_json("pagerduty__log_entries", [])
-    warehouse.classification_rules()
-    warehouse.build(
-        "staging.stg_config__team_map", "staging.stg_pagerduty__teams", "staging.stg_pagerduty__services",
-        "staging.stg_pagerduty__incidents", "staging.stg_pagerduty__log_entries", "staging.stg_jira__issues",
-        "staging.stg_hr__headcount", "staging.stg_hr__terminations",
-        "marts.dim_teams", "marts.fct_incidents", "marts.fct_tickets", "marts.mart_team_month",
-    )
+    warehouse.build_team_month()
     months = {r["period_month"].month: r for r in warehouse.rows("select * from marts.mart_team_month")}
     assert months[3]["safety_lagged"] is None  # no wave before Q1
     assert months[4]["safety_lagged"] == 5.0  # Q1 wave describes Q2
