@@ -176,6 +176,8 @@ def survey_wave_tables(answers: pd.DataFrame, scale_points: int) -> tuple[pd.Dat
     sizes = by_cell.size()
     person_cells = by_cell.ngroup().to_numpy()
     means, sds = _group_mean_sd(persons["person_score"].to_numpy(dtype=float), person_cells, len(sizes))
+    # -1: a team-wave without any scored respondent, reached only by a response id also filed
+    # under a second team or wave with too few items there; it has no team-wave row.
     wide_cells = sizes.index.get_indexer(wide.index.droplevel("response_id").reorder_levels(sizes.index.names))
     rwg = rwg_j_by_group(wide.to_numpy()[wide_cells >= 0], wide_cells[wide_cells >= 0], len(sizes), scale_points)
     reasons, waves = {}, []
@@ -212,7 +214,7 @@ def survey_wave_tables(answers: pd.DataFrame, scale_points: int) -> tuple[pd.Dat
         "wave_quarter": sizes.index.get_level_values("wave_quarter"),
         "is_suppressed": ~shown,
         "suppression_reason": suppression,
-        "n_respondents": pd.array(sizes.to_numpy(), dtype="Int64"),
+        "n_respondents": sizes.to_numpy(),
         "safety_mean": means,
         "safety_sd": sds,
         "rwg_j": rwg,
