@@ -9,6 +9,7 @@ from assets.models.psychometrics import (
     group_reliability,
     icc_from_f,
     rwg_j,
+    rwg_j_by_group,
     suppressed_cells,
     survey_wave_tables,
 )
@@ -39,6 +40,26 @@ def test_rwg_j_hand_computed_on_a_five_point_scale():
     assert rwg_j(np.array([[4, 4], [4, np.nan], [4, 4]]), scale_points=7) == pytest.approx(1.0)
     # More spread than the uniform null: no agreement, reported as 0, not a negative index.
     assert rwg_j(np.array([[1, 1], [5, 5], [1, 1], [5, 5]]), scale_points=5) == 0.0
+
+
+def test_rwg_j_by_group_equals_rwg_j_on_each_group():
+    hand = [[3, 4], [4, 4], [5, 4]]  # 6/7 on a five-point scale, as above
+    skipped = [[4, 4], [4, np.nan], [4, 4]]  # perfect agreement despite a skipped answer
+    spread = [[1, 1], [5, 5], [1, 1], [5, 5]]  # beyond the uniform null: 0
+    answered_once = [[2, np.nan], [3, 4], [4, np.nan]]  # an item with one answer: NaN
+    rng = np.random.default_rng(3)
+    # Random teams of 2..20 (sizes shared by several teams), a tenth of answers skipped.
+    noisy = [np.where(rng.random((n, 2)) < 0.1, np.nan, rng.integers(1, 6, (n, 2))) for n in rng.integers(2, 21, 40)]
+    teams = [np.array(t, dtype=float) for t in [hand, skipped, spread, answered_once, *noisy]]
+    items = np.vstack(teams)
+    groups = np.repeat(np.arange(len(teams)), [len(t) for t in teams])
+    order = rng.permutation(len(items))  # respondents of a team need not be adjacent
+    result = rwg_j_by_group(items[order], groups[order], len(teams) + 1, scale_points=5)
+    expected = [rwg_j(items[order][groups[order] == g], scale_points=5) for g in range(len(teams))]
+    np.testing.assert_array_equal(result[:-1], expected)  # exact: the same sums in the same order
+    assert result[0] == pytest.approx(6 / 7) and result[1] == 1.0 and result[2] == 0.0
+    assert np.isnan(result[3]) and np.isnan(result[-1])  # the last group has no respondents
+    assert np.isfinite(result[4:-1]).any() and np.isnan(result[4:-1]).any()
 
 
 def test_icc_from_a_hand_computed_anova():
@@ -113,3 +134,21 @@ def test_respondents_with_fewer_than_five_items_are_not_scored():
     partial = answers[~((answers["response_id"].str.endswith("-0")) & (answers["item_no"] > 4))]
     cells, _ = survey_wave_tables(partial, scale_points=7)
     assert cells.iloc[0]["n_respondents"] == 5
+
+
+def test_team_wave_figures_equal_the_per_team_formulas():
+    answers = pd.concat([_answers({"A": 12, "B": 9, "C": 6, "D": 3}, seed=1),
+                         _answers({"A": 8, "B": 11, "C": 5, "E": 20}, wave="2024-04-01", seed=2)])
+    rng = np.random.default_rng(4)
+    answers = answers[rng.random(len(answers)) > 0.1]  # skipped answers; some respondents drop under 5 items
+    cells, _ = survey_wave_tables(answers, scale_points=7)
+    persons = answers.groupby(["response_id", "team", "wave_quarter"])["score"].agg(["size", "mean"])
+    persons = persons[persons["size"] >= 5]
+    wide = answers.pivot_table(index=["response_id", "team", "wave_quarter"], columns="item_no", values="score")
+    published = cells[~cells["is_suppressed"]]
+    assert len(published) == 6
+    for cell in published.itertuples():
+        scores = persons.xs((cell.team, cell.wave_quarter), level=("team", "wave_quarter"))["mean"]
+        items = wide.xs((cell.team, cell.wave_quarter), level=("team", "wave_quarter")).loc[scores.index]
+        assert (cell.n_respondents, cell.safety_mean, cell.safety_sd) == (len(scores), scores.mean(), scores.std())
+        assert cell.rwg_j == rwg_j(items.to_numpy(), scale_points=7)

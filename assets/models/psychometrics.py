@@ -7,6 +7,8 @@ Definitions follow METRICS.md (Survey).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -108,6 +110,57 @@ def person_scores(answers: pd.DataFrame) -> pd.DataFrame:
     return grouped[grouped["n_items"] >= MIN_ITEMS_ANSWERED]
 
 
+def _rows_by_group_size(groups: np.ndarray, n_groups: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Rows of groups 0..n_groups-1 (``groups`` holds each row's group), one batch per group size
+    n: the groups of that size and a groups x n array of their row positions, in input order.
+
+    Reducing a batch along its n axis sums each group in the order a numpy call on that group
+    alone would, so the vectorised figures equal the per-group formulas bit for bit (a flat
+    segmented sum such as np.add.reduceat adds in another order and differs in the last bits)."""
+    sizes = np.bincount(groups, minlength=n_groups)
+    order = np.argsort(groups, kind="stable")
+    starts = np.cumsum(sizes) - sizes
+    for size in np.unique(sizes[sizes > 0]):
+        members = np.flatnonzero(sizes == size)
+        yield members, order[starts[members, None] + np.arange(size)]
+
+
+def _group_mean_sd(values: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each group's mean and sample sd (ddof=1, NaN for one value), computed as pandas'
+    Series.mean() and Series.std() compute them (sum / n, then the two-pass variance)."""
+    means, sds = np.full(n_groups, np.nan), np.full(n_groups, np.nan)
+    for members, rows in _rows_by_group_size(groups, n_groups):
+        block = values[rows]
+        means[members] = block.sum(axis=1) / block.shape[1]
+        if block.shape[1] > 1:
+            squares = (means[members, None] - block) ** 2
+            sds[members] = np.sqrt(squares.sum(axis=1) / (block.shape[1] - 1))
+    return means, sds
+
+
+def rwg_j_by_group(items: np.ndarray, groups: np.ndarray, n_groups: int, scale_points: int) -> np.ndarray:
+    """rwg_j of every group at once: ``items`` is respondents x items (NaN for a skipped answer),
+    ``groups`` each respondent's group in 0..n_groups-1. Element g equals rwg_j(items[groups == g],
+    scale_points); NaN for a group without respondents."""
+    items = np.asarray(items, dtype=float)
+    n_items = items.shape[1]
+    result = np.full(n_groups, np.nan)
+    # 0/0 item means and variances of items answered fewer than twice are masked below.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for members, rows in _rows_by_group_size(groups, n_groups):
+            block = items[rows]  # groups x respondents x items
+            answered = ~np.isnan(block)
+            counts = answered.sum(axis=1)
+            filled = np.where(answered, block, 0.0)
+            deviations = np.where(answered, filled - (filled.sum(axis=1) / counts)[:, None, :], 0.0)
+            variances = (deviations * deviations).sum(axis=1) / (counts - 1)
+            ratio = variances.mean(axis=1) / ((scale_points**2 - 1) / 12)
+            agreement = n_items * (1 - ratio)
+            index = np.where(ratio >= 1, 0.0, agreement / (agreement + ratio))
+            result[members] = np.where((counts >= 2).all(axis=1), index, np.nan)
+    return result
+
+
 def survey_wave_tables(answers: pd.DataFrame, scale_points: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Team-wave and wave tables from long answers (response_id, team, wave_quarter, item_no,
     score), with suppression applied: nothing in them identifies a cell under 5 respondents.
@@ -119,23 +172,19 @@ def survey_wave_tables(answers: pd.DataFrame, scale_points: int) -> tuple[pd.Dat
     persons = person_scores(answers)
     scored = answers.merge(persons[["response_id"]], on="response_id")
     wide = scored.pivot_table(index=["response_id", "team", "wave_quarter"], columns="item_no", values="score")
-    cells, waves = [], []
+    by_cell = persons.groupby(["wave_quarter", "team"])
+    sizes = by_cell.size()
+    person_cells = by_cell.ngroup().to_numpy()
+    means, sds = _group_mean_sd(persons["person_score"].to_numpy(dtype=float), person_cells, len(sizes))
+    # -1: a team-wave without any scored respondent, reached only by a response id also filed
+    # under a second team or wave with too few items there; it has no team-wave row.
+    wide_cells = sizes.index.get_indexer(wide.index.droplevel("response_id").reorder_levels(sizes.index.names))
+    rwg = rwg_j_by_group(wide.to_numpy()[wide_cells >= 0], wide_cells[wide_cells >= 0], len(sizes), scale_points)
+    reasons, waves = {}, []
     for wave, wave_persons in persons.groupby("wave_quarter"):
-        sizes = wave_persons.groupby("team").size()
-        hidden = suppressed_cells(sizes)
-        for team, team_persons in wave_persons.groupby("team"):
-            reason = hidden.get(team)
-            items = wide.xs((team, wave), level=("team", "wave_quarter")).to_numpy()
-            cells.append({
-                "team": team,
-                "wave_quarter": wave,
-                "is_suppressed": reason is not None,
-                "suppression_reason": reason,
-                "n_respondents": None if reason else len(team_persons),
-                "safety_mean": None if reason else float(team_persons["person_score"].mean()),
-                "safety_sd": None if reason else float(team_persons["person_score"].std(ddof=1)),
-                "rwg_j": None if reason else rwg_j(items, scale_points),
-            })
+        wave_sizes = sizes.xs(wave, level="wave_quarter")
+        hidden = suppressed_cells(wave_sizes)
+        reasons.update({(wave, team): reason for team, reason in hidden.items()})
         published = wave_persons[~wave_persons["team"].isin(list(hidden))]
         complete = wide.xs(wave, level="wave_quarter").loc[lambda w: ~w.index.get_level_values("team").isin(list(hidden))]
         complete = complete.dropna()
@@ -146,8 +195,8 @@ def survey_wave_tables(answers: pd.DataFrame, scale_points: int) -> tuple[pd.Dat
             "scale_points": scale_points,
             "n_respondents": None if total_hidden else len(wave_persons),
             "safety_mean": None if total_hidden else float(wave_persons["person_score"].mean()),
-            "n_teams": len(sizes),
-            "n_teams_published": len(sizes) - len(hidden),
+            "n_teams": len(wave_sizes),
+            "n_teams_published": len(wave_sizes) - len(hidden),
             "n_respondents_published": len(published),
             "cronbach_alpha": cronbach_alpha(complete.to_numpy()),
             "n_alpha_complete_responses": len(complete),
@@ -158,7 +207,20 @@ def survey_wave_tables(answers: pd.DataFrame, scale_points: int) -> tuple[pd.Dat
             "anova_df_within": reliability["df_within"],
             "anova_group_size_k": reliability["k"],
         })
+    suppression = sizes.index.map(reasons)
+    shown = suppression.isna()
+    cells = pd.DataFrame({
+        "team": sizes.index.get_level_values("team"),
+        "wave_quarter": sizes.index.get_level_values("wave_quarter"),
+        "is_suppressed": ~shown,
+        "suppression_reason": suppression,
+        "n_respondents": sizes.to_numpy(),
+        "safety_mean": means,
+        "safety_sd": sds,
+        "rwg_j": rwg,
+    }, columns=[*CELL_COLUMNS])
     cell_types = {"n_respondents": "Int64", "safety_mean": "Float64", "safety_sd": "Float64", "rwg_j": "Float64"}
     wave_types = {"n_respondents": "Int64", "safety_mean": "Float64"}
-    return (pd.DataFrame(cells, columns=[*CELL_COLUMNS]).astype(cell_types),
-            pd.DataFrame(waves, columns=[*WAVE_COLUMNS]).astype(wave_types))
+    cells = cells.astype(cell_types)
+    cells.loc[~shown, ["n_respondents", "safety_mean", "safety_sd", "rwg_j"]] = pd.NA
+    return cells, pd.DataFrame(waves, columns=[*WAVE_COLUMNS]).astype(wave_types)
