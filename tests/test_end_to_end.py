@@ -10,10 +10,10 @@ from pathlib import Path
 import duckdb
 import nbformat
 import pytest
+from conftest import expected_log_entries, rows_unlike_a_full_rebuild
 from nbclient import NotebookClient
 
 from assets.warehouse.sql_models import SQL_DIR, read_model
-from conftest import expected_log_entries, rows_unlike_a_full_rebuild
 from pipelines.definitions import defs
 from pipelines.demo import main, run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
@@ -74,7 +74,7 @@ def test_raw_tables_hold_every_record_once_even_after_a_rerun(nightly):
 
 
 def test_the_reruns_incremental_staging_matches_a_full_rebuild(nightly):
-    org, warehouse, result, rerun, _ = nightly
+    _, warehouse, result, rerun, _ = nightly
     incremental = [model for model in map(read_model, sorted(SQL_DIR.glob("staging/*.sql")))
                    if model.incremental_column]
     assert len(incremental) == 3

@@ -4,9 +4,9 @@ since the last build, drops the rows whose records are gone, and equals a full r
 import dataclasses
 
 import pytest
+from conftest import rows_unlike_a_full_rebuild
 
 from assets.warehouse.sql_models import SQL_DIR, build_model, read_model
-from conftest import rows_unlike_a_full_rebuild
 
 INCIDENTS = read_model(SQL_DIR / "staging" / "stg_pagerduty__incidents.sql")
 
@@ -56,11 +56,15 @@ def test_a_table_built_from_no_records_takes_the_first_ones(warehouse):
 def test_rows_whose_raw_records_are_gone_are_removed(warehouse):
     warehouse.raw_json("pagerduty__incidents", [incident("PI1"), incident("PI2")])
     build(warehouse)
+    # As many raw records as before, but PI1 is gone and PI3 is new.
     warehouse.conn.execute("delete from raw.pagerduty__incidents where id = 'PI1'")
+    warehouse.raw_json("pagerduty__incidents", [incident("PI3")])
 
-    assert build(warehouse).endswith("0 rows derived from source rows loaded since the last build, "
-                                        "1 removed with their source rows; 1 rows")
-    assert [r["incident_id"] for r in warehouse.rows("select * from staging.stg_pagerduty__incidents")] == ["PI2"]
+    assert build(warehouse).endswith("1 rows derived from source rows loaded since the last build, "
+                                     "1 removed with their source rows; 2 rows")
+    assert sorted(r["incident_id"] for r in warehouse.rows("select * from staging.stg_pagerduty__incidents")) == [
+        "PI2", "PI3"]
+    assert rows_unlike_a_full_rebuild(warehouse.conn, INCIDENTS) == 0
 
 
 def test_a_changed_select_rebuilds_the_whole_table(warehouse):

@@ -133,8 +133,9 @@ def _built_by(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> str | None:
 def _refresh_incremental(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> tuple[int, int]:
     """In one transaction, re-derive the rows whose source rows were loaded after the table's
     newest row was, and delete the rows whose source rows no longer exist. Only the new rows'
-    expressions are evaluated: the load-time filter and the key-only scans reach the source
-    table below the SELECT's projections. Returns (rows re-derived, rows removed).
+    expressions are evaluated: the load-time filter, the row count and the key-only scans
+    reach the source table below the SELECT's projections. Returns (rows re-derived, rows
+    removed).
 
     Load times must grow with every write to the source, which holds while one process writes
     the warehouse at a time (the warehouse pool): each write's transaction then starts, and
@@ -145,16 +146,24 @@ def _refresh_incremental(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> tu
         since = conn.execute(f"select max({column}) from {table}").fetchone()[0]
         new_rows = f"select * from ({model.select_sql})" + ("" if since is None else f" where {column} > $since")
         parameters = {} if since is None else {"since": since}
-        removed = conn.execute(
-            f"delete from {table} where {key} not in (select {key} from ({model.select_sql}))"
-        ).fetchone()[0]
         conn.execute(f"delete from {table} where {key} in (select {key} from ({new_rows}))", parameters)
-        changed = conn.execute(f"insert into {table} {new_rows}", parameters).fetchone()[0]
+        derived = conn.execute(f"insert into {table} {new_rows}", parameters).fetchone()[0]
+        # One row per source row: the table holds more rows than its SELECT makes exactly when
+        # source rows were deleted, so the key-by-key comparison runs only then.
+        removed = 0
+        if _row_count(conn, table) > _row_count(conn, f"({model.select_sql})"):
+            removed = conn.execute(
+                f"delete from {table} where {key} not in (select {key} from ({model.select_sql}))"
+            ).fetchone()[0]
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")
         raise
-    return changed, removed
+    return derived, removed
+
+
+def _row_count(conn: duckdb.DuckDBPyConnection, relation: str) -> int:
+    return conn.execute(f"select count(*) from {relation}").fetchone()[0]
 
 
 def refresh_months(conn: duckdb.DuckDBPyConnection, model: SqlModel, start: date, end: date) -> int:
