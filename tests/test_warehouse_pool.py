@@ -1,13 +1,15 @@
 """One process at a time in the DuckDB warehouse: two overlapping runs under the default
 multiprocess executor, through a real Dagster instance, take turns step by step with the
 warehouse pool limited to one slot as in deploy/dagster.yaml; without that limit their steps
-hold the warehouse side by side."""
+hold the warehouse side by side. The whole nightly job and a backfill of the monthly marts,
+started together as the CLI starts them, take turns the same way and both succeed."""
 
 import itertools
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +17,7 @@ import duckdb
 import pytest
 import yaml
 
+from assets.warehouse.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, every_month_tags
 from assets.warehouse.pool import WAREHOUSE_POOL
 from pipelines.definitions import defs
 from pipelines.demo import (
@@ -36,6 +39,12 @@ API_ASSETS = ["raw/pagerduty__incidents", "raw/jira__issues"]
 # the time of fresh interpreters.
 FORKSERVER = {"execution": {"config": {"multiprocess": {
     "start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}}}}}}
+
+
+def assert_took_turns(intervals: list[tuple[float, float, str]]) -> None:
+    """No two of the steps' (start, end, step) ``intervals`` overlap."""
+    for (_, end, step), (start, _, next_step) in itertools.pairwise(sorted(intervals)):
+        assert end <= start, f"{step} and {next_step} held the warehouse at the same time"
 
 
 def test_every_asset_and_check_that_opens_the_warehouse_is_in_its_pool():
@@ -83,18 +92,29 @@ def instance_at(home: Path, concurrency: dict | None) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
+def start_dagster(home: Path, *commands: list[str]) -> list[subprocess.Popen]:
+    """Start each of ``commands`` (arguments of the `dagster` CLI) in its own process, on the
+    instance in ``home``."""
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    return [
+        subprocess.Popen([str(Path(sys.executable).parent / "dagster"), *command], cwd=REPO, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for command in commands
+    ]
+
+
+def wait_for(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.wait(timeout=300)
+
+
 def overlapping_runs(instance: dg.DagsterInstance, home: Path, count: int = 2) -> list[dg.DagsterRun]:
     """Start ``count`` runs of the API assets at once with `dagster asset materialize`, each in
     its own process and with the definitions' default multiprocess executor, on the instance
     in ``home``."""
-    command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize",
-               "-m", "pipelines.definitions", "-a", "defs", "--select", ",".join(API_ASSETS),
-               "--config-json", json.dumps(FORKSERVER)]
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    runs = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(count)]
-    for run in runs:
-        run.wait(timeout=300)
+    command = ["asset", "materialize", "-m", "pipelines.definitions", "-a", "defs",
+               "--select", ",".join(API_ASSETS), "--config-json", json.dumps(FORKSERVER)]
+    wait_for(start_dagster(home, *[command] * count))
     return list(instance.get_runs())
 
 
@@ -132,12 +152,11 @@ def test_overlapping_multiprocess_runs_take_turns_in_the_warehouse(sandbox_envir
     assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * 2, [
         step_failures(instance, run) for run in runs
     ]
-    intervals = sorted(interval for run in runs for interval in step_intervals(instance, run))
+    intervals = [interval for run in runs for interval in step_intervals(instance, run)]
     # Each run: a step per asset and one per data-quality check on it, every one in the pool.
     checks = defs().resolve_asset_graph().get_check_keys_for_assets({dg.AssetKey(k.split("/")) for k in API_ASSETS})
     assert len(intervals) == 2 * (len(API_ASSETS) + len(checks))
-    for (_, end, step), (start, _, next_step) in itertools.pairwise(intervals):
-        assert end <= start, f"{step} and {next_step} held the warehouse at the same time"
+    assert_took_turns(intervals)
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert conn.sql("select count(*) from raw.pagerduty__incidents").fetchone()[0] == len(org.incidents)
         assert conn.sql("select count(*) from raw.jira__issues").fetchone()[0] == len(org.tickets)
@@ -160,3 +179,79 @@ def test_without_the_pool_limit_steps_open_the_warehouse_side_by_side(sandbox_en
         interval for interval in step_intervals(instance, run) if interval[2].split(" ")[1] in asset_steps
     )
     assert second_start < first_end, "without a pool limit both asset steps run at once"
+
+
+# The whole graph as the nightly schedule runs it: every month, the in-process executor.
+NIGHTLY = ["job", "execute", "-m", "pipelines.definitions", "-a", "defs", "-j", "nightly",
+           "--tags", json.dumps(every_month_tags())]
+BACKFILL_MARTS = ["marts/fct_incidents", "marts/mart_team_month"]
+BACKFILL_MONTHS = ("2024-03-01", "2024-05-01")
+# The backfill README documents, over three months: one run (the marts' single-run policy). In
+# process like the nightly run: the tests above show the multiprocess executor taking turns, and
+# its process per step holds the slot through seconds of start-up, which would make this test
+# take minutes.
+BACKFILL = ["asset", "materialize", "-m", "pipelines.definitions", "-a", "defs",
+            "--select", ",".join(BACKFILL_MARTS), "--partition-range", "...".join(BACKFILL_MONTHS),
+            "--config-json", json.dumps({"execution": {"config": {"in_process": {}}}})]
+
+
+def blocked_by_the_pool(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Whether a step of ``run`` has waited for the warehouse pool (the event the executor logs)."""
+    return any(
+        record.dagster_event.message.startswith(f"Step blocked by limit for pool {WAREHOUSE_POOL}")
+        for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+    )
+
+
+def mart_row_counts(warehouse: Path) -> dict[str, int]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return {mart: conn.sql(f"select count(*) from {mart.replace('/', '.')}").fetchone()[0]
+                for mart in BACKFILL_MARTS}
+
+
+def test_the_whole_nightly_job_and_a_backfill_started_together_take_turns(sandbox_environment, tmp_path):
+    _, env = sandbox_environment
+    warehouse = tmp_path / "warehouse.duckdb"
+    env.setenv("PSAFE_WAREHOUSE", str(warehouse))
+    env.setenv("PSAFE_REPORT_DIR", str(tmp_path / "report"))
+    production = yaml.safe_load(PRODUCTION_INSTANCE.read_text())["concurrency"]
+    home = tmp_path / "dagster_home"
+    instance = instance_at(home, {"pools": production["pools"]})
+    # A first nightly run alone builds the staging tables the backfill reads: started on an
+    # empty warehouse, the backfill would fail or not depending on which run got the pool first.
+    wait_for(start_dagster(home, NIGHTLY))
+    [first] = instance.get_runs()
+    assert first.status == dg.DagsterRunStatus.SUCCESS, step_failures(instance, first)
+    rows = mart_row_counts(warehouse)
+
+    # The pool's one slot is held (as by a third run's step) until both runs wait for it, so
+    # both are provably running when it frees up and contend for every step from then on;
+    # otherwise one CLI's start-up could let the other finish first and nothing be shown.
+    holder = ("held-by-the-test", "holder")
+    instance.event_log_storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
+    assert instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, *holder).is_claimed
+    processes = start_dagster(home, NIGHTLY, BACKFILL)
+    waiting, deadline = False, time.monotonic() + 120
+    while not waiting and time.monotonic() < deadline and all(process.poll() is None for process in processes):
+        time.sleep(0.2)
+        runs = [run for run in instance.get_runs() if run.run_id != first.run_id]
+        waiting = len(runs) == 2 and all(blocked_by_the_pool(instance, run) for run in runs)
+    instance.event_log_storage.free_concurrency_slot_for_step(*holder)
+    wait_for(processes)
+    assert waiting, "both runs wait for the warehouse pool while its slot is held"
+
+    runs = [run for run in instance.get_runs() if run.run_id != first.run_id]
+    [nightly] = [run for run in runs if run.job_name == "nightly"]
+    [backfill] = [run for run in runs if run.job_name != "nightly"]
+    assert (backfill.tags[PARTITION_RANGE_START_TAG], backfill.tags[PARTITION_RANGE_END_TAG]) == BACKFILL_MONTHS
+    for run in (nightly, backfill):
+        assert (run.status, step_failures(instance, run)) == (dg.DagsterRunStatus.SUCCESS, [])
+    # Every step of the graph ran in the nightly run, every mart and check on it in the backfill.
+    nightly_steps, backfill_steps = step_intervals(instance, nightly), step_intervals(instance, backfill)
+    assert len(nightly_steps) == len(defs().resolve_job_def("nightly").nodes)
+    marts = {dg.AssetKey(mart.split("/")) for mart in BACKFILL_MARTS}
+    assert len(backfill_steps) == len(marts) + len(defs().resolve_asset_graph().get_check_keys_for_assets(marts))
+    assert_took_turns(nightly_steps + backfill_steps)
+    # The backfill's months re-inserted between the nightly run's rebuilds: nothing lost or doubled.
+    assert mart_row_counts(warehouse) == rows
+    assert all(rows.values())
