@@ -115,12 +115,11 @@ def build_model(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> ModelBuild:
     conn.execute(f"create schema if not exists {model.schema}")
     if model.incremental_column and _built_by(conn, model) == model.fingerprint:
         derived, removed = _refresh_incremental(conn, model)
-        rows = conn.execute(f"select count(*) from {model.table}").fetchone()[0]
-        return ModelBuild(rows, rebuilt=False, derived=derived, removed=removed)
+        return ModelBuild(_row_count(conn, model.table), rebuilt=False, derived=derived, removed=removed)
     conn.execute(f"create or replace table {model.table} as {model.select_sql}")
     if model.incremental_column:
         conn.execute(f"comment on table {model.table} is '{model.fingerprint}'")
-    return ModelBuild(conn.execute(f"select count(*) from {model.table}").fetchone()[0], rebuilt=True)
+    return ModelBuild(_row_count(conn, model.table), rebuilt=True)
 
 
 def _built_by(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> str | None:
