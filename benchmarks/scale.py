@@ -41,7 +41,7 @@ SPEEDUP_TARGET = 10
 # The first build parses every raw payload; then a night's sync re-writes a day of records and
 # the nightly run's staging derives only those (incremental staging models), before the marts
 # and models are rebuilt whole.
-PIPELINE_STAGES = ("first staging", "nightly staging", "marts", "models")
+TIMED_STAGES = ("first staging", "nightly staging", "marts", "models")
 STAGE_RUNS = {"first staging": "staging", "nightly staging": "staging", "marts": "marts", "models": "models"}
 
 
@@ -119,7 +119,7 @@ def benchmark_scale(scale: int, workdir: Path, threads: int, memory_limit: str, 
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("drop schema if exists staging cascade")
     stages = {}
-    for stage in PIPELINE_STAGES:
+    for stage in TIMED_STAGES:
         if stage == "nightly staging":
             restamped = restamp_last_day(warehouse)
             print("  the night's sync: " + ", ".join(f"{table} {rows:,}" for table, rows in restamped.items())
@@ -155,7 +155,7 @@ def summary_row(result: dict) -> dict:
     first_build = seconds("first staging", "marts", "models")
     nightly = seconds("nightly staging", "marts", "models")
     rebuild_seconds = seconds("marts", "models")
-    peak = max(stages[s]["peak_rss_bytes"] for s in PIPELINE_STAGES)
+    peak = max(stages[s]["peak_rss_bytes"] for s in TIMED_STAGES)
     sql_seconds = seconds("nightly staging", "marts")
     ratio = result["pandas"]["seconds"] / sql_seconds
     first_ratio = result["pandas"]["seconds"] / seconds("first staging", "marts")
@@ -194,6 +194,7 @@ def summary_row(result: dict) -> dict:
         "<2 min marts+models": verdict(rebuild_seconds < PIPELINE_SECONDS_TARGET),
         "<4 GiB": verdict(peak < PEAK_BYTES_TARGET),
         ">=10x": verdict(ratio >= SPEEDUP_TARGET),
+        ">=10x first build": verdict(first_ratio >= SPEEDUP_TARGET),
     }
 
 

@@ -49,8 +49,8 @@ def test_a_table_built_from_no_records_takes_the_first_ones(warehouse):
     warehouse.raw_json("pagerduty__incidents", [])
     assert build(warehouse) == "staging.stg_pagerduty__incidents: rebuilt, 0 rows"
     warehouse.raw_json("pagerduty__incidents", [incident("PI1")])
-    assert build(warehouse).endswith("1 rows derived from source rows loaded since the last build, "
-                                        "0 removed with their source rows; 1 rows")
+    assert build(warehouse).endswith("1 row derived from source rows loaded since the last build, "
+                                        "0 removed with their source rows; 1 row")
 
 
 def test_rows_whose_raw_records_are_gone_are_removed(warehouse):
@@ -60,7 +60,7 @@ def test_rows_whose_raw_records_are_gone_are_removed(warehouse):
     warehouse.conn.execute("delete from raw.pagerduty__incidents where id = 'PI1'")
     warehouse.raw_json("pagerduty__incidents", [incident("PI3")])
 
-    assert build(warehouse).endswith("1 rows derived from source rows loaded since the last build, "
+    assert build(warehouse).endswith("1 row derived from source rows loaded since the last build, "
                                      "1 removed with their source rows; 2 rows")
     assert sorted(r["incident_id"] for r in warehouse.rows("select * from staging.stg_pagerduty__incidents")) == [
         "PI2", "PI3"]
@@ -87,12 +87,63 @@ def test_a_failed_build_leaves_the_table_as_it_was(warehouse):
     with pytest.raises(Exception, match="Could not convert string 'two'"):
         build(warehouse)
     assert warehouse.rows("select * from staging.stg_pagerduty__incidents") == before
+    warehouse.raw_json("pagerduty__incidents", [incident("PI2")])
+    assert build(warehouse).startswith("staging.stg_pagerduty__incidents: 1 row derived")
+
+
+def test_a_record_stamped_before_the_last_build_is_not_lost(warehouse):
+    warehouse.raw_json("pagerduty__incidents", [incident("PI1")])
+    build(warehouse)
+    # A clock set back, or raw rows restored from a backup: PI2 arrives with an old load time.
+    warehouse.conn.execute(
+        "insert into raw.pagerduty__incidents select 'PI2', replace(payload::varchar, 'PI1', 'PI2'), "
+        "loaded_at - interval 1 hour from raw.pagerduty__incidents")
+
+    assert build(warehouse) == ("staging.stg_pagerduty__incidents: rebuilt (its source held rows loaded before "
+                                "the last build that the table lacked), 2 rows")
+    assert rows_unlike_a_full_rebuild(warehouse.conn, INCIDENTS) == 0
+
+
+def test_an_edited_rules_file_reaches_tickets_that_staging_does_not_derive_again(warehouse, tmp_path):
+    warehouse.raw_rows("config__team_map", [{"team": "Payments", "source": "jira_project", "identifier": "PAY"}])
+    warehouse.raw_json("jira__issues", [{"id": "1", "key": "PAY-1", "fields": {
+        "project": {"key": "PAY"}, "issuetype": {"name": "Bug"}, "labels": [], "components": [],
+        "created": "2024-03-01T12:00:00.000+0000", "updated": "2024-03-01T12:00:00.000+0000",
+        "resolutiondate": None, "status": {"name": "To Do"}}}])
+    warehouse.classification_rules()
+    warehouse.build("staging.stg_config__team_map", "staging.stg_jira__issues", "marts.fct_tickets")
+    assert warehouse.rows("select ticket_class from marts.fct_tickets") == [{"ticket_class": "unclassified"}]
+
+    rules = tmp_path / "rules.yml"
+    rules.write_text("rules:\n  - class: reactive\n    issue_types: [bug]\n")
+    warehouse.classification_rules(rules)
+    issues = read_model(SQL_DIR / "staging" / "stg_jira__issues.sql")
+    assert build(warehouse, issues).startswith("staging.stg_jira__issues: 0 rows derived")
+    warehouse.build("marts.fct_tickets")
+    assert warehouse.rows("select ticket_class from marts.fct_tickets") == [{"ticket_class": "reactive"}]
+
+
+def model_file(tmp_path, header: str, select: str):
+    path = tmp_path / "staging" / "stg_things.sql"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(f"-- stg_things: one row per thing.\n{header}\n{select}")
+    return path
 
 
 def test_a_model_cannot_be_both_partitioned_and_incremental(tmp_path):
-    path = tmp_path / "marts" / "fct_things.sql"
-    path.parent.mkdir()
-    path.write_text("-- fct_things: one row per thing.\n-- Partitioned by month on period_month.\n"
-                    "-- Incremental on loaded_at, keyed by thing_id.\nselect 1")
+    path = model_file(tmp_path, "-- Partitioned by month on period_month.\n-- Incremental on loaded_at, keyed by id.",
+                      "select id, loaded_at from raw.things")
     with pytest.raises(ValueError, match="either partitioned by month or incremental"):
         read_model(path)
+
+
+@pytest.mark.parametrize("select", [
+    "select things.id, things.loaded_at, kinds.name from raw.things join raw.kinds using (kind_id)",
+    "select id, max(loaded_at) as loaded_at from raw.things group by id",
+    "select id, loaded_at from staging.stg_other",
+])
+def test_an_incremental_model_derives_each_row_from_one_raw_row(tmp_path, select):
+    path = model_file(tmp_path, "-- Incremental on loaded_at, keyed by id.", select)
+    with pytest.raises(ValueError, match="must derive from one row of one raw table alone"):
+        read_model(path)
+    assert read_model(model_file(tmp_path, "-- Grain: id.", select)).incremental_column is None

@@ -231,13 +231,21 @@ def test_the_whole_nightly_job_and_a_backfill_started_together_take_turns(sandbo
     instance.event_log_storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
     assert instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, *holder).is_claimed
     processes = start_dagster(home, NIGHTLY, BACKFILL)
-    waiting, deadline = False, time.monotonic() + 120
-    while not waiting and time.monotonic() < deadline and all(process.poll() is None for process in processes):
-        time.sleep(0.2)
-        runs = [run for run in instance.get_runs() if run.run_id != first.run_id]
-        waiting = len(runs) == 2 and all(blocked_by_the_pool(instance, run) for run in runs)
-    instance.event_log_storage.free_concurrency_slot_for_step(*holder)
-    wait_for(processes)
+    try:
+        waiting, deadline = False, time.monotonic() + 120
+        while not waiting and time.monotonic() < deadline and all(process.poll() is None for process in processes):
+            time.sleep(0.2)
+            runs = [run for run in instance.get_runs() if run.run_id != first.run_id]
+            waiting = len(runs) == 2 and all(blocked_by_the_pool(instance, run) for run in runs)
+    finally:
+        instance.event_log_storage.free_concurrency_slot_for_step(*holder)
+    try:
+        wait_for(processes)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     assert waiting, "both runs wait for the warehouse pool while its slot is held"
 
     runs = [run for run in instance.get_runs() if run.run_id != first.run_id]

@@ -2,7 +2,7 @@
 
 Each rule names a class (proactive or reactive) and conditions on issue types, labels and
 projects; the first matching rule decides. The file is flattened to one row per rule for
-the ``raw.config__ticket_classification`` table, which stg_jira__issues applies in SQL.
+the ``raw.config__ticket_classification`` table, which marts/fct_tickets applies in SQL.
 """
 
 from __future__ import annotations

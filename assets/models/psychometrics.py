@@ -43,7 +43,9 @@ def rwg_j(items: np.ndarray, scale_points: int) -> float:
     against the uniform null sigma2_EU = (K^2 - 1)/12:
     J(1 - s2/sigma2_EU) / (J(1 - s2/sigma2_EU) + s2/sigma2_EU).
     Items may hold NaN for skipped answers (each item's variance uses its answers). When s2
-    exceeds sigma2_EU the index is out of its range and is reported as 0 (no agreement)."""
+    exceeds sigma2_EU the index is out of its range and is reported as 0 (no agreement).
+    The readable one-team formula: ``rwg_j_by_group`` computes it for every team-wave at once
+    and is tested against it."""
     items = np.asarray(items, dtype=float)
     n_items = items.shape[1]
     answered = (~np.isnan(items)).sum(axis=0)

@@ -10,12 +10,13 @@ falls in the run's months, replacing them in one transaction, and a backfill of 
 months is one run.
 
 A header line ``Incremental on <column>, keyed by <key>.`` makes the model incremental:
-each row derives from one source row alone (no joins, no aggregates) and carries that row's
-load time in ``<column>``. A build then derives only the rows whose source rows were loaded
-since the last build, and drops the rows whose source rows are gone, so a nightly run
-re-parses the day's API records instead of every payload ever loaded. The table's comment
-holds a fingerprint of the SELECT it was built with: when the SQL changes, the next build is
-a full rebuild.
+each row derives from one row of one raw table alone (no other table, no join, no group by;
+``read_model`` refuses others) and carries that row's load time in ``<column>``. A build then
+derives only the rows whose source rows were loaded since the last build, and drops the rows
+whose source rows are gone, so a nightly run re-parses the day's API records instead of every
+payload ever loaded. The table's comment holds a fingerprint of the SELECT it was built with:
+when the SQL changes, the next build is a full rebuild, as it is when the source holds a row
+the table still lacks after the increment.
 """
 
 import hashlib
@@ -35,6 +36,7 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _TABLE_REFERENCE = re.compile(r"\b(raw|restricted|staging|marts)\.(\w+)\b")
 _PARTITIONED_BY = re.compile(r"^Partitioned by month on (\w+)\.$", re.MULTILINE)
 _INCREMENTAL_ON = re.compile(r"^Incremental on (\w+), keyed by (\w+)\.$", re.MULTILINE)
+_JOIN_OR_AGGREGATE = re.compile(r"\b(join|group\s+by)\b", re.IGNORECASE)
 
 
 class SchemaChangedError(RuntimeError):
@@ -80,7 +82,7 @@ def read_model(path: Path) -> SqlModel:
     incremental = _INCREMENTAL_ON.search(description)
     if partitioned and incremental:
         raise ValueError(f"{path} is either partitioned by month or incremental, not both")
-    return SqlModel(
+    model = SqlModel(
         schema=path.parent.name,
         name=path.stem,
         description=description,
@@ -89,23 +91,35 @@ def read_model(path: Path) -> SqlModel:
         incremental_column=incremental.group(1) if incremental else None,
         unique_key=incremental.group(2) if incremental else None,
     )
+    if incremental and (len(model.upstream_keys) != 1 or model.upstream_keys[0].path[0] != "raw"
+                        or _JOIN_OR_AGGREGATE.search(model.select_sql)):
+        # A row that also depends on another table (a lookup, a rules table) would keep what
+        # that table said when its own record was loaded.
+        raise ValueError(f"{path} is incremental, so each of its rows must derive from one row of one raw "
+                         f"table alone: no other table, no join, no group by")
+    return model
 
 
 @dataclass(frozen=True)
 class ModelBuild:
-    """What a build did: rebuilt the table whole, or derived some rows and removed those whose
-    source rows were gone (an incremental model's build)."""
+    """What a build did: rebuilt the table whole (and why, when it was meant to be
+    incremental), or derived some rows and removed those whose source rows were gone."""
 
     rows: int
     rebuilt: bool
     derived: int = 0
     removed: int = 0
+    reason: str | None = None
 
     def describe(self, table: str) -> str:
         if self.rebuilt:
-            return f"{table}: rebuilt, {self.rows:,} rows"
-        return (f"{table}: {self.derived:,} rows derived from source rows loaded since the last build, "
-                f"{self.removed:,} removed with their source rows; {self.rows:,} rows")
+            return f"{table}: rebuilt{f' ({self.reason})' if self.reason else ''}, {_rows(self.rows)}"
+        return (f"{table}: {_rows(self.derived)} derived from source rows loaded since the last build, "
+                f"{self.removed:,} removed with their source rows; {_rows(self.rows)}")
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row" + ("" if count == 1 else "s")
 
 
 def build_model(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> ModelBuild:
@@ -113,32 +127,37 @@ def build_model(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> ModelBuild:
     already built by the same SELECT, only the rows whose source rows changed (see the
     module's docstring)."""
     conn.execute(f"create schema if not exists {model.schema}")
+    reason = None
     if model.incremental_column and _built_by(conn, model) == model.fingerprint:
-        derived, removed = _refresh_incremental(conn, model)
-        return ModelBuild(_row_count(conn, model.table), rebuilt=False, derived=derived, removed=removed)
+        build = _refresh_incremental(conn, model)
+        if build is not None:
+            return build
+        reason = "its source held rows loaded before the last build that the table lacked"
     conn.execute(f"create or replace table {model.table} as {model.select_sql}")
     if model.incremental_column:
         conn.execute(f"comment on table {model.table} is '{model.fingerprint}'")
-    return ModelBuild(_row_count(conn, model.table), rebuilt=True)
+    return ModelBuild(_row_count(conn, model.table), rebuilt=True, reason=reason)
 
 
 def _built_by(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> str | None:
     """The fingerprint of the SELECT the model's table was built with, if it exists."""
-    found = conn.execute("select comment from duckdb_tables() where schema_name = ? and table_name = ?",
+    found = conn.execute("select comment from duckdb_tables() "
+                         "where database_name = current_database() and schema_name = ? and table_name = ?",
                          [model.schema, model.name]).fetchone()
     return found[0] if found else None
 
 
-def _refresh_incremental(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> tuple[int, int]:
+def _refresh_incremental(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> ModelBuild | None:
     """In one transaction, re-derive the rows whose source rows were loaded after the table's
     newest row was, and delete the rows whose source rows no longer exist. Only the new rows'
-    expressions are evaluated: the load-time filter, the row count and the key-only scans
-    reach the source table below the SELECT's projections. Returns (rows re-derived, rows
-    removed).
+    expressions are evaluated: the load-time filter and the key-only comparison of table and
+    source reach the source table below the SELECT's projections.
 
-    Load times must grow with every write to the source, which holds while one process writes
-    the warehouse at a time (the warehouse pool): each write's transaction then starts, and
-    stamps its rows, after the last build committed."""
+    Load times grow with every write to the source while one process writes the warehouse at a
+    time (the warehouse pool): each write's transaction starts, and stamps its rows, after the
+    last build committed. A source row that breaks this (a clock set back, raw rows restored
+    from a backup) is missing from the table after the increment: then nothing is changed and
+    None is returned, for a full rebuild."""
     column, key, table = model.incremental_column, model.unique_key, model.table
     conn.execute("begin transaction")
     try:
@@ -147,10 +166,16 @@ def _refresh_incremental(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> tu
         parameters = {} if since is None else {"since": since}
         conn.execute(f"delete from {table} where {key} in (select {key} from ({new_rows}))", parameters)
         derived = conn.execute(f"insert into {table} {new_rows}", parameters).fetchone()[0]
-        # One row per source row: the table holds more rows than its SELECT makes exactly when
-        # source rows were deleted, so the key-by-key comparison runs only then.
+        missing, gone = conn.execute(f"""
+            select count(*) filter (where built.{key} is null), count(*) filter (where source.{key} is null)
+            from {table} as built
+            full outer join (select {key} from ({model.select_sql})) as source on built.{key} = source.{key}
+        """).fetchone()
+        if missing:
+            conn.execute("rollback")
+            return None
         removed = 0
-        if _row_count(conn, table) > _row_count(conn, f"({model.select_sql})"):
+        if gone:
             removed = conn.execute(
                 f"delete from {table} where {key} not in (select {key} from ({model.select_sql}))"
             ).fetchone()[0]
@@ -158,7 +183,7 @@ def _refresh_incremental(conn: duckdb.DuckDBPyConnection, model: SqlModel) -> tu
     except BaseException:
         conn.execute("rollback")
         raise
-    return derived, removed
+    return ModelBuild(_row_count(conn, table), rebuilt=False, derived=derived, removed=removed)
 
 
 def _row_count(conn: duckdb.DuckDBPyConnection, relation: str) -> int:
