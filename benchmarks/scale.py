@@ -42,6 +42,7 @@ SPEEDUP_TARGET = 10
 # the nightly run's staging derives only those (incremental staging models), before the marts
 # and models are rebuilt whole.
 TIMED_STAGES = ("first staging", "nightly staging", "marts", "models")
+FIRST_BUILD_STAGES = ("first staging", "marts", "models")
 STAGE_RUNS = {"first staging": "staging", "nightly staging": "staging", "marts": "marts", "models": "models"}
 
 
@@ -152,7 +153,7 @@ def summary_row(result: dict) -> dict:
     def seconds(*names: str, measure: str = "seconds") -> float:
         return sum(stages[name][measure] for name in names)
 
-    first_build = seconds("first staging", "marts", "models")
+    first_build = seconds(*FIRST_BUILD_STAGES)
     nightly = seconds("nightly staging", "marts", "models")
     rebuild_seconds = seconds("marts", "models")
     peak = max(stages[s]["peak_rss_bytes"] for s in TIMED_STAGES)
@@ -207,8 +208,7 @@ def print_details(result: dict) -> None:
              f"{comparison['rows_only_pandas']}, columns {comparison['mismatched_columns']}"))
     if comparison["columns_not_in_baseline"]:
         print(f"  columns of the SQL mart the baseline does not compute: {comparison['columns_not_in_baseline']}")
-    first_build = ("first staging", "marts", "models")
-    steps = {step: seconds for s in first_build for step, seconds in result["stages"][s]["step_seconds"].items()}
+    steps = {step: seconds for s in FIRST_BUILD_STAGES for step, seconds in result["stages"][s]["step_seconds"].items()}
     slowest = sorted(steps.items(), key=lambda item: -item[1])[:5]
     print("  slowest steps of the first build: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in slowest), flush=True)
 
