@@ -41,7 +41,7 @@ class JiraSyncConfig(dg.Config):
     pool=WAREHOUSE_POOL,
     key=["raw", "jira__issues"],
     group_name="jira",
-    compute_kind="jira",
+    kinds={"jira", "duckdb"},
     retry_policy=API_ASSET_RETRY_POLICY,
 )
 def jira_issues(
@@ -89,7 +89,7 @@ def jira_issues(
     return dg.MaterializeResult(metadata={"rows": loaded, "mode": mode, "jql": jql, "high_water_mark": str(mark)})
 
 
-@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "config__ticket_classification"], group_name="jira", compute_kind="yaml")
+@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "config__ticket_classification"], group_name="jira", kinds={"yaml", "duckdb"})
 def ticket_classification_rules(context: dg.AssetExecutionContext, jira: JiraResource,
                                 duckdb: DuckDBResource) -> dg.MaterializeResult:
     """The proactive/reactive ticket classification rules, one row per rule in file order,

@@ -67,7 +67,7 @@ def _write(context, duckdb: DuckDBResource, schema: str, table: str, accepted: p
     key=["restricted", "survey__responses"],
     deps=[TEAM_MAP],
     group_name="landing",
-    compute_kind="csv",
+    kinds={"csv", "duckdb"},
 )
 def survey_responses(
     context: dg.AssetExecutionContext, landing: LandingFolderResource, duckdb: DuckDBResource
@@ -89,7 +89,7 @@ def survey_responses(
     })
 
 
-@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "hr__headcount"], deps=[TEAM_MAP], group_name="landing", compute_kind="csv")
+@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "hr__headcount"], deps=[TEAM_MAP], group_name="landing", kinds={"csv", "duckdb"})
 def hr_headcount(
     context: dg.AssetExecutionContext, landing: LandingFolderResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -107,7 +107,7 @@ def hr_headcount(
     key=["raw", "hr__terminations"],
     deps=[TEAM_MAP],
     group_name="landing",
-    compute_kind="csv",
+    kinds={"csv", "duckdb"},
 )
 def hr_terminations(
     context: dg.AssetExecutionContext, landing: LandingFolderResource, duckdb: DuckDBResource
@@ -148,7 +148,7 @@ quarantine_checks = [
 ]
 
 
-@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "config__team_map"], group_name="landing", compute_kind="yaml")
+@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "config__team_map"], group_name="landing", kinds={"yaml", "duckdb"})
 def team_map(
     context: dg.AssetExecutionContext, landing: LandingFolderResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:

@@ -24,6 +24,7 @@ from assets.warehouse.raw_tables import replace_table
     outs={
         "fct_team_survey_waves": dg.AssetOut(
             key=["marts", "fct_team_survey_waves"],
+            kinds={"pandas", "duckdb"},
             description="One row per team and survey wave (grain: team x wave_quarter): respondents, mean "
             "and sd of person scores (mean of answered items, at least 5 of 7), rwg(j) agreement. A cell "
             "with fewer than 5 respondents is suppressed (every figure null), and so is the next smallest "
@@ -31,6 +32,7 @@ from assets.warehouse.raw_tables import replace_table
         ),
         "fct_survey_waves": dg.AssetOut(
             key=["marts", "fct_survey_waves"],
+            kinds={"pandas", "duckdb"},
             description="One row per survey wave (grain: wave_quarter): respondents and mean over all "
             "scored respondents; Cronbach's alpha (complete responses) and ICC(1)/ICC(2) from a one-way "
             "ANOVA of person scores on team, over the published team cells only.",
@@ -38,7 +40,6 @@ from assets.warehouse.raw_tables import replace_table
     },
     deps=[dg.AssetKey(["restricted", "stg_survey__responses"])],
     group_name="marts",
-    compute_kind="pandas",
 )
 def survey_waves(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     with duckdb.get_connection() as conn:
@@ -110,7 +111,7 @@ KPI_DEFINITIONS = {
     deps=[dg.AssetKey(["marts", "fct_incidents"]), dg.AssetKey(["marts", "mart_team_month"]),
           dg.AssetKey(["marts", "fct_team_survey_waves"])],
     group_name="models",
-    compute_kind="statsmodels",
+    kinds={"statsmodels", "duckdb"},
 )
 def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """The results table: one row per KPI x construct (safety within team, safety between
@@ -153,7 +154,7 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     key=["models", "kpi_correlations"],
     deps=[dg.AssetKey(["marts", "mart_team_month"])],
     group_name="models",
-    compute_kind="numpy",
+    kinds={"numpy", "duckdb"},
 )
 def kpi_correlations(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """KPI correlation table: between-team Pearson r of mean lagged safety with each KPI,

@@ -37,7 +37,7 @@ class PagerDutySyncConfig(dg.Config):
     full_refresh: bool = False
 
 
-@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "pagerduty__teams"], group_name="pagerduty", compute_kind="pagerduty",
+@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "pagerduty__teams"], group_name="pagerduty", kinds={"pagerduty", "duckdb"},
           retry_policy=API_ASSET_RETRY_POLICY)
 def pagerduty_teams(
     context: dg.AssetExecutionContext, pagerduty: PagerDutyResource, duckdb: DuckDBResource
@@ -51,7 +51,7 @@ def pagerduty_teams(
     return dg.MaterializeResult(metadata={"rows": len(teams)})
 
 
-@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "pagerduty__services"], group_name="pagerduty", compute_kind="pagerduty",
+@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "pagerduty__services"], group_name="pagerduty", kinds={"pagerduty", "duckdb"},
           retry_policy=API_ASSET_RETRY_POLICY)
 def pagerduty_services(
     context: dg.AssetExecutionContext, pagerduty: PagerDutyResource, duckdb: DuckDBResource
@@ -66,7 +66,7 @@ def pagerduty_services(
     return dg.MaterializeResult(metadata={"rows": len(services)})
 
 
-@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "pagerduty__log_entries"], group_name="pagerduty", compute_kind="pagerduty",
+@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "pagerduty__log_entries"], group_name="pagerduty", kinds={"pagerduty", "duckdb"},
           retry_policy=API_ASSET_RETRY_POLICY)
 def pagerduty_log_entries(
     context: dg.AssetExecutionContext,
@@ -85,7 +85,7 @@ def pagerduty_log_entries(
     key=["raw", "pagerduty__incidents"],
     deps=[dg.AssetKey(["raw", "pagerduty__log_entries"])],
     group_name="pagerduty",
-    compute_kind="pagerduty",
+    kinds={"pagerduty", "duckdb"},
     retry_policy=API_ASSET_RETRY_POLICY,
 )
 def pagerduty_incidents(

@@ -17,7 +17,7 @@ from assets.warehouse.pool import WAREHOUSE_POOL
     key=["report", "cio_report"],
     deps=[dg.AssetKey(table.split(".")) for table in SOURCE_TABLES],
     group_name="report",
-    compute_kind="html",
+    kinds={"html"},
 )
 def cio_report(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, report_folder: ReportFolderResource
