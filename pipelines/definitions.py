@@ -1,5 +1,7 @@
 """The Dagster entry point: wires assets, jobs, the schedule, the sensor and resources. Nothing else."""
 
+from pathlib import Path
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -21,7 +23,7 @@ from pipelines.schedules import nightly_job, nightly_schedule
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(
+    wired = dg.Definitions(
         assets=[
             *dg.load_assets_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets, report_assets]),
             *sql_model_assets(),
@@ -51,3 +53,6 @@ def defs() -> dg.Definitions:
             "report_folder": ReportFolderResource(path=dg.EnvVar("PSAFE_REPORT_DIR")),
         },
     )
+    # Whatever `dg scaffold defs` added under pipelines/defs/.
+    scaffolded = dg.load_from_defs_folder(project_root=Path(__file__).resolve().parents[1])
+    return dg.Definitions.merge(wired, scaffolded)

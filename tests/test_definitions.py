@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from pipelines.definitions import defs
 
@@ -41,6 +42,7 @@ def test_every_sql_model_states_its_grain():
             assert "grain" in description.lower(), key
 
 
+@pytest.mark.slow
 def test_dg_check_defs_passes():
     dg_cli = Path(sys.executable).parent / "dg"
     repo = Path(__file__).resolve().parents[1]
@@ -48,3 +50,25 @@ def test_dg_check_defs_passes():
     done = subprocess.run([str(dg_cli), "check", "defs"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All definitions loaded successfully" in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_dg_scaffolds_into_a_folder_the_definitions_load(tmp_path):
+    """`[tool.dg]` names pipelines/defs, where `dg scaffold defs` writes and from which
+    pipelines/definitions.py loads: a scaffolded asset appears in `dg list defs`."""
+    repo = Path(__file__).resolve().parents[1]
+    tracked = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True, check=True).stdout
+    for name in tracked.splitlines():
+        if name.startswith(("pipelines/", "assets/", "sql/", "config/")) or name == "pyproject.toml":
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_bytes((repo / name).read_bytes())
+    dg_cli = Path(sys.executable).parent / "dg"
+    env = {**os.environ, "VIRTUAL_ENV": str(Path(sys.executable).parents[1]), "PYTHONPATH": str(tmp_path)}
+    scaffold = subprocess.run([str(dg_cli), "scaffold", "defs", "dagster.asset", "scaffolded_probe.py"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert scaffold.returncode == 0, scaffold.stdout + scaffold.stderr
+    assert (tmp_path / "pipelines" / "defs" / "scaffolded_probe.py").is_file()
+    listed = subprocess.run([str(dg_cli), "list", "defs", "--json"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "scaffolded_probe" in listed.stdout

@@ -1,0 +1,1 @@
+"""Definitions scaffolded with `dg scaffold defs ...` (see README); pipelines/definitions.py loads them."""
