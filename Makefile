@@ -1,14 +1,18 @@
-# Two entry points, both safe on a fresh clone: `make demo` and `make test`.
+# Two entry points, both safe on a fresh clone: `make demo` and `make test` (what CI runs).
+# `make test-fast` leaves out the tests marked slow (whole-pipeline runs, real servers).
 PYTHON ?= python3
 VENV ?= .venv
 
-.PHONY: demo test system-packages
+.PHONY: demo test test-fast system-packages
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/psafe-demo
 
 test: $(VENV)/.installed system-packages
 	$(VENV)/bin/pytest
+
+test-fast: $(VENV)/.installed system-packages
+	$(VENV)/bin/pytest -m "not slow"
 
 # Tests use two of Debian's packages: PostgreSQL (tests/test_production_instance.py runs
 # deploy/dagster.yaml against a real server) and Chromium (tests/test_report.py reads the

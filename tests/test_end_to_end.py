@@ -18,11 +18,15 @@ from pipelines.definitions import defs
 from pipelines.demo import main, run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
+# Runs the whole pipeline: the full tier only (`make test`, not `make test-fast`).
+pytestmark = pytest.mark.slow
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 # Run in a notebook's kernel after its cells: prints the names of DuckDB connections still open
 # for writing (closed connections raise ConnectionException and are fine).
 WRITABLE_CONNECTIONS_PROBE = """
 import duckdb as _duckdb
+
 _writable = []
 for _name, _value in list(globals().items()):
     if isinstance(_value, _duckdb.DuckDBPyConnection):

@@ -345,6 +345,7 @@ dg.materialize(RAW_ASSETS, resources=resources(sandbox, warehouse), run_config={
 """
 
 
+@pytest.mark.slow
 def test_a_process_killed_mid_sync_then_rerun_leaves_every_row_once(org, tmp_path):
     warehouse = tmp_path / "warehouse.duckdb"
     with start_sandbox(org) as sandbox:

@@ -23,6 +23,9 @@ import pytest
 from pipelines.definitions import defs
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
+# Runs a real PostgreSQL server and Dagster daemon: the full tier only (`make test`, not `make test-fast`).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "psafe-test-password"
 LANDING_ASSETS = ["raw/config__team_map", "staging/stg_config__team_map", "restricted/survey__responses"]

@@ -184,6 +184,7 @@ def started_steps(result) -> set[str]:
     return {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
 
 
+@pytest.mark.slow
 def test_nightly_runs_every_check_and_all_pass_on_clean_data(runs):
     clean, *_ = runs
     assert clean.success
@@ -198,6 +199,7 @@ def test_nightly_runs_every_check_and_all_pass_on_clean_data(runs):
     assert {"models/kpi_safety_effects", "models/kpi_correlations"} <= materialized(clean)
 
 
+@pytest.mark.slow
 def test_every_column_a_suite_names_exists_in_the_table_the_pipeline_builds(runs):
     _, columns, *_ = runs
     for suite in SUITES:
@@ -206,6 +208,7 @@ def test_every_column_a_suite_names_exists_in_the_table_the_pipeline_builds(runs
         assert not missing, f"{suite.table}:{suite.name} names missing columns {sorted(missing)}"
 
 
+@pytest.mark.slow
 def test_a_bad_load_fails_the_blocking_mart_check_and_stops_the_models(runs):
     clean, _, corrupted, leavers = runs
     assert not corrupted.success

@@ -22,6 +22,7 @@ def effect_results():
     return pd.concat([results(seed).assign(seed=seed) for seed in SEEDS])
 
 
+@pytest.mark.slow
 def test_every_kpi_and_construct_is_reported_with_its_numbers(effect_results):
     table = effect_results[effect_results["seed"] == 0]
     main = table[table["role"] == "main"]
@@ -34,6 +35,7 @@ def test_every_kpi_and_construct_is_reported_with_its_numbers(effect_results):
     assert set(cross["kpi"]) <= {"log median TTR", "log median TTA"} and cross["q_value"].isna().all()
 
 
+@pytest.mark.slow
 def test_intervals_cover_the_truth_at_about_the_nominal_rate(effect_results):
     main = effect_results[effect_results["role"] == "main"]
     truth = main["kpi"].map(truths(GroundTruth()))
@@ -50,6 +52,7 @@ def test_intervals_cover_the_truth_at_about_the_nominal_rate(effect_results):
         assert abs(cell["estimate"].mean() - cell["truth"].iloc[0]) < 3 * se + 0.01, (kpi, construct)
 
 
+@pytest.mark.slow
 def test_null_effects_are_not_significant_after_bh():
     flagged = []
     for seed in range(100, 110):

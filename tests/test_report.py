@@ -152,6 +152,7 @@ def seen(nightly, tmp_path_factory):
     return view
 
 
+@pytest.mark.slow
 def test_the_nightly_job_writes_the_report_and_its_exports(nightly):
     [materialization] = [
         event.materialization for event in nightly.result.get_asset_materialization_events()
@@ -164,6 +165,7 @@ def test_the_nightly_job_writes_the_report_and_its_exports(nightly):
         assert os.path.getsize(metadata[key]) > 0, key
 
 
+@pytest.mark.slow
 def test_reader_sees_every_row_of_the_correlation_table(nightly, seen):
     correlations = table(nightly.warehouse, "select * from models.kpi_correlations")
     expected = [
@@ -174,6 +176,7 @@ def test_reader_sees_every_row_of_the_correlation_table(nightly, seen):
     assert len(expected) == 5
 
 
+@pytest.mark.slow
 def test_plain_language_sentences_read_each_main_result_on_its_scale(nightly, seen):
     effects = table(nightly.warehouse, "select * from models.kpi_safety_effects")
     main = effects[effects["role"] == "main"]
@@ -192,6 +195,7 @@ def test_plain_language_sentences_read_each_main_result_on_its_scale(nightly, se
     assert f"(r = {num(proactive.r)}, 95% CI {num(proactive.ci_low)} to {num(proactive.ci_high)}" in seen.text
 
 
+@pytest.mark.slow
 def test_results_table_shows_main_rows_with_their_ols_cross_check(nightly, seen):
     effects = table(nightly.warehouse, "select * from models.kpi_safety_effects")
     checks = {(r.kpi, r.construct): r for r in effects[effects["role"] == "cross-check"].itertuples()}
@@ -225,6 +229,7 @@ def test_results_table_shows_main_rows_with_their_ols_cross_check(nightly, seen)
             assert f"{row.kpi} (model)\n{row.model}; cross-check: {check.model}" in seen.text
 
 
+@pytest.mark.slow
 def test_caveats_and_the_few_teams_warning_are_visible(nightly, seen):
     fewest, most = first_row(
         nightly.warehouse, "select min(n_teams), max(n_teams) from models.kpi_safety_effects where role = 'main'"
@@ -239,6 +244,7 @@ def test_caveats_and_the_few_teams_warning_are_visible(nightly, seen):
     assert "treat this interval as optimistic" not in seen.text
 
 
+@pytest.mark.slow
 def test_suppressed_cells_are_counted_and_no_team_level_value_is_shown(nightly, seen):
     suppressed, cells = first_row(
         nightly.warehouse, "select count(*) filter (where is_suppressed), count(*) from marts.fct_team_survey_waves"
@@ -254,6 +260,7 @@ def test_suppressed_cells_are_counted_and_no_team_level_value_is_shown(nightly, 
         assert team.name not in html and team.name not in exports, team.name
 
 
+@pytest.mark.slow
 def test_coverage_figures_match_the_marts(nightly, seen):
     incidents, acknowledged = first_row(
         nightly.warehouse, "select count(*), count(tta_seconds) / count(*) from marts.fct_incidents"
@@ -265,6 +272,7 @@ def test_coverage_figures_match_the_marts(nightly, seen):
     assert "9\nmonths covered (January 2024 to September 2024)" in seen.text
 
 
+@pytest.mark.slow
 def test_charts_render_with_a_size_and_nothing_is_fetched_from_elsewhere(seen):
     assert len(seen.images) == 3
     for image in seen.images:
@@ -275,6 +283,7 @@ def test_charts_render_with_a_size_and_nothing_is_fetched_from_elsewhere(seen):
     assert seen.screenshot.stat().st_size > 50_000
 
 
+@pytest.mark.slow
 def test_exports_read_back_equal_the_warehouse_tables(nightly):
     for name in ("kpi_correlations", "kpi_safety_effects"):
         stored = table(nightly.warehouse, f"select * from models.{name}").replace("", None)
@@ -290,6 +299,7 @@ def test_exports_read_back_equal_the_warehouse_tables(nightly):
     assert "fewer than 5 respondents; their values are in no sheet" in about["Suppressed survey cells"]
 
 
+@pytest.mark.slow
 def test_without_a_results_table_the_report_says_so(nightly, tmp_path):
     copy = tmp_path / "warehouse.duckdb"
     shutil.copyfile(nightly.warehouse, copy)
@@ -302,6 +312,7 @@ def test_without_a_results_table_the_report_says_so(nightly, tmp_path):
     assert "KPI correlation table" in html
 
 
+@pytest.mark.slow
 def test_the_few_teams_warning_goes_from_40_teams_on(nightly):
     with duckdb.connect(str(nightly.warehouse), read_only=True) as conn:
         inputs = read_report_inputs(conn)
@@ -321,6 +332,7 @@ def test_the_few_teams_warning_goes_from_40_teams_on(nightly):
     assert "Every result below rests on fewer than 40 teams" not in html
 
 
+@pytest.mark.slow
 def test_a_mixed_model_that_fell_back_to_ols_is_marked_in_the_table(nightly):
     with duckdb.connect(str(nightly.warehouse), read_only=True) as conn:
         inputs = read_report_inputs(conn)

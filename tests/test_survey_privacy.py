@@ -45,6 +45,7 @@ def nightly(tmp_path_factory):
     return org, result, duckdb.connect(str(warehouse), read_only=True)
 
 
+@pytest.mark.slow
 def test_respondent_rows_live_only_in_the_restricted_schema(nightly):
     _, _, conn = nightly
     columns = conn.sql(
@@ -58,6 +59,7 @@ def test_respondent_rows_live_only_in_the_restricted_schema(nightly):
     assert conn.sql("select count(*) from restricted.stg_survey__responses").fetchone()[0] > 1000
 
 
+@pytest.mark.slow
 def test_no_published_cell_has_fewer_than_five_respondents(nightly):
     _, result, conn = nightly
     [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "anonymity_holds"]
@@ -68,6 +70,7 @@ def test_no_published_cell_has_fewer_than_five_respondents(nightly):
     assert conn.sql("select min(safety_n_respondents) from marts.mart_team_month").fetchone()[0] >= 5
 
 
+@pytest.mark.slow
 def test_subtracting_published_cells_from_wave_totals_recovers_no_suppressed_cell(nightly):
     _, _, conn = nightly
     true_cells = dict(((team, wave), (n, mean)) for team, wave, n, mean in conn.sql(
@@ -101,6 +104,7 @@ def test_subtracting_published_cells_from_wave_totals_recovers_no_suppressed_cel
             assert (residual_n, round(residual_mean, 9)) != (n, round(mean, 9)), (team, wave)
 
 
+@pytest.mark.slow
 def test_bad_rows_are_quarantined_with_reasons_and_counted(nightly):
     _, result, conn = nightly
     survey = dict(conn.sql("select split_part(reason, ':', 1), count(*) from restricted.survey__responses_quarantine "
@@ -120,6 +124,7 @@ def test_bad_rows_are_quarantined_with_reasons_and_counted(nightly):
     assert checks[("raw/hr__terminations", "quarantine_is_empty")].metadata["quarantined"].value == 1
 
 
+@pytest.mark.slow
 def test_survey_waves_report_reliability_and_agreement(nightly):
     _, _, conn = nightly
     waves = conn.sql("select cronbach_alpha, icc1, icc2, n_teams, n_teams_published from marts.fct_survey_waves").fetchall()
@@ -130,6 +135,7 @@ def test_survey_waves_report_reliability_and_agreement(nightly):
     assert 0.5 < rwg[0] <= rwg[1] <= 1
 
 
+@pytest.mark.slow
 def test_results_table_reports_every_kpi_and_warns_about_twelve_teams(nightly):
     _, _, conn = nightly
     rows = conn.sql("select kpi, construct, estimate, q_value, n_teams, warnings from models.kpi_safety_effects "

@@ -139,6 +139,7 @@ def step_intervals(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[tup
     return intervals
 
 
+@pytest.mark.slow
 def test_overlapping_multiprocess_runs_take_turns_in_the_warehouse(sandbox_environment, tmp_path):
     org, env = sandbox_environment
     warehouse = tmp_path / "warehouse.duckdb"
@@ -162,6 +163,7 @@ def test_overlapping_multiprocess_runs_take_turns_in_the_warehouse(sandbox_envir
         assert conn.sql("select count(*) from raw.jira__issues").fetchone()[0] == len(org.tickets)
 
 
+@pytest.mark.slow
 def test_without_the_pool_limit_steps_open_the_warehouse_side_by_side(sandbox_environment, tmp_path):
     # DuckDBResource retries a locked database for about 100 s before "Could not set lock"
     # fails the step, so the failure needs a writer holding the file longer than that (a long
@@ -209,6 +211,7 @@ def mart_row_counts(warehouse: Path) -> dict[str, int]:
                 for mart in BACKFILL_MARTS}
 
 
+@pytest.mark.slow
 def test_the_whole_nightly_job_and_a_backfill_started_together_take_turns(sandbox_environment, tmp_path):
     _, env = sandbox_environment
     warehouse = tmp_path / "warehouse.duckdb"
