@@ -1,0 +1,217 @@
+"""Reading an export's records as text, in one pass that reports everything wrong with it.
+
+CSV and TSV go through DuckDB's CSV reader (delimiter and width from the header line, RFC 4180 quoting, every
+malformed record kept in its rejects table with the reason); XLSX through python-calamine.
+No header is assumed: every record comes back, header rows included, numbered as a
+spreadsheet shows it (row 1 is the first line; a cell spanning several lines is one row),
+so a preset can find a header of one, two or three rows.
+
+Nothing is dropped silently: a record DuckDB cannot read comes back in ``rejected`` with its
+row and a reason; a malformed quote that swallowed the lines after it quarantines each of
+those lines, naming the quote; a record cut off at the end of the file (a copy that
+stopped) is rejected as such; an over-long free-text cell is dropped with a note.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+import duckdb
+import polars as pl
+from python_calamine import CalamineWorkbook
+
+from assets.landing.snapshot import Snapshot
+
+# Excel's own limit on a cell: longer text is free text nobody could have typed in a cell.
+MAX_CELL_CHARS = 32_767
+# DuckDB refuses longer lines; a free-text comment of several MB still fits.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+DUCKDB_REASONS = {
+    "INVALID ENCODING": "wrong encoding",
+    "MISSING COLUMNS": "malformed row",
+    "TOO MANY COLUMNS": "malformed row",
+    "UNQUOTED VALUE": "malformed quote",
+    "LINE SIZE OVER MAXIMUM": "line too long",
+    "CAST": "malformed row",
+}
+
+
+@dataclass
+class Records:
+    """An export's records as text. ``frame`` holds ``row`` (spreadsheet row number) and
+    one String column per field, ``c0``..``cN``; ``rejected`` the rows that could not be read
+    as (row, raw text, reason); ``diagnosis`` what the reader found (format, delimiter,
+    encoding); ``notes`` what it dropped on purpose (over-long free text)."""
+
+    frame: pl.DataFrame
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)
+    diagnosis: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        return self.frame.width - 1
+
+    def row(self, index: int) -> list[str]:
+        """Record ``index`` (0-based, in file order) as a list of text."""
+        return [value or "" for value in self.frame.row(index)[1:]]
+
+
+def read_records(snapshot: Snapshot, sheet: str | None = None) -> Records:
+    """Every record of ``snapshot`` (CSV, TSV or XLSX), header rows included."""
+    if snapshot.is_zip:
+        return _read_xlsx(snapshot, sheet)
+    return _read_text(snapshot)
+
+
+def _read_text(snapshot: Snapshot) -> Records:
+    conn = duckdb.connect()
+    try:
+        path = str(snapshot.path)
+        delimiter, width = _dialect(snapshot)
+        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
+        relation = conn.execute(
+            "select * from read_csv(?, header=false, auto_detect=false, delim=?, quote='\"', escape='\"', skip=0, "
+            f"columns={columns}, strict_mode=true, store_rejects=true, rejects_table='rejected_rows', "
+            f"rejects_scan='rejected_scans', max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES})",
+            [path, delimiter],
+        )
+        frame = pl.from_arrow(relation.fetch_arrow_table())
+        errors = conn.execute(
+            "select distinct line, line_byte_position, error_type, csv_line, error_message "
+            "from rejected_rows order by line"
+        ).fetchall()
+    finally:
+        conn.close()
+    frame = frame.rename({old: f"c{i}" for i, old in enumerate(frame.columns)})
+    records = Records(
+        frame=frame,
+        diagnosis={"format": "tsv" if delimiter == "\t" else "csv", "delimiter": DELIMITER_NAMES[delimiter],
+                   "encoding": snapshot.encoding},
+    )
+    rejected_rows = _rejected(snapshot, errors, records)
+    records.frame = _numbered(frame, sorted(rejected_rows))
+    _drop_overlong_cells(records)
+    return records
+
+
+def _dialect(snapshot: Snapshot) -> tuple[str, int]:
+    """The delimiter the first line uses most, and how many fields it has: the header fixes
+    the width every record must have. (DuckDB's sniffer guesses wrong, or stops, on the very
+    files that need diagnosing: a broken quote or a stray byte in its sample.)"""
+    with snapshot.path.open("rb") as fh:
+        first_line = fh.readline(MAX_LINE_BYTES).decode("utf-8", errors="replace").lstrip("\ufeff")
+    counts = {d: first_line.count(d) for d in DELIMITER_NAMES}
+    delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+    header = next(csv.reader([first_line.rstrip("\r\n")], delimiter=delimiter), [])
+    return delimiter, max(len(header), 1)
+
+
+def _rejected(snapshot: Snapshot, errors: list[tuple], records: Records) -> set[int]:
+    """Turn DuckDB's rejects into quarantine rows; return the row numbers they occupy."""
+    rows: set[int] = set()
+    by_row: dict[int, list[tuple]] = {}
+    for error in errors:
+        by_row.setdefault(error[0], []).append(error)
+    with snapshot.path.open("rb") as fh:
+        data_size = snapshot.path.stat().st_size
+        for row, row_errors in by_row.items():
+            rows.add(row)
+            _, line_start, error_type, csv_line, message = row_errors[0]
+            byte_position = max(line_start - 1, 0)  # DuckDB counts the line's bytes from 1
+            kinds = {e[2] for e in row_errors}
+            if "INVALID ENCODING" in kinds:
+                fh.seek(byte_position)
+                raw_bytes = fh.readline().rstrip(b"\r\n")
+                escaped = raw_bytes.decode("utf-8", errors="surrogateescape")
+                bad = sorted({f"0x{ord(ch) - 0xDC00:02X}" for ch in escaped if 0xDC80 <= ord(ch) <= 0xDCFF})
+                records.rejected.append((row, raw_bytes.decode("cp1252", errors="replace"),
+                                         f"wrong encoding: bytes {', '.join(bad)} are not UTF-8 like the rest of the file"))
+                continue
+            if "UNQUOTED VALUE" in kinds:
+                lines = (csv_line or "").rstrip("\r\n").split("\n")
+                reason = (f"malformed quote: a quote opened on row {row} is not closed where the field ends, so it "
+                          f"swallowed {len(lines)} line(s) of the file; fix the quote and export again")
+                records.rejected.extend((row, line.rstrip("\r"), reason) for line in lines)
+                continue
+            if "LINE SIZE OVER MAXIMUM" in kinds:
+                records.rejected.append((row, (csv_line or "")[:1000], f"line too long: over {MAX_LINE_BYTES} bytes"))
+                continue
+            fh.seek(byte_position)
+            raw_bytes = fh.read(min(len((csv_line or "").encode()) + 2, data_size - byte_position))
+            at_end = byte_position + len(raw_bytes.rstrip(b"\r\n")) >= data_size - (2 if raw_bytes.endswith(b"\n") else 0)
+            text = (csv_line or "").rstrip("\r\n")
+            if at_end and not raw_bytes.endswith(b"\n") and "MISSING COLUMNS" in kinds:
+                reason = (f"cut off: the last record has fewer fields than the header and no line break after it "
+                          f"(a copy that stopped?): {message}")
+            else:
+                reason = f"{DUCKDB_REASONS.get(error_type, 'malformed row')}: {message}"
+            records.rejected.append((row, text, reason))
+    return rows
+
+
+def _numbered(frame: pl.DataFrame, rejected_rows: list[int]) -> pl.DataFrame:
+    """Add each accepted record's row number: accepted records fill, in order, the rows not
+    taken by rejected ones (the k-th accepted record is on row k + the rejected rows before it)."""
+    thresholds = pl.Series([row - taken for taken, row in enumerate(rejected_rows, start=1)], dtype=pl.Int64)
+    k = pl.int_range(1, frame.height + 1, eager=True, dtype=pl.Int64)
+    offset = thresholds.search_sorted(k, side="left") if len(thresholds) else pl.zeros(frame.height, eager=True)
+    return frame.insert_column(0, (k + offset.cast(pl.Int64)).alias("row"))
+
+
+def _drop_overlong_cells(records: Records) -> None:
+    for column in records.frame.columns[1:]:
+        long = records.frame.filter(pl.col(column).str.len_chars() > MAX_CELL_CHARS)
+        if long.height:
+            for row, value in long.select("row", column).iter_rows():
+                records.notes.append(f"row {row}, field {int(column[1:]) + 1}: {len(value):,} characters of text "
+                                     f"dropped (over {MAX_CELL_CHARS:,}; free text is never loaded)")
+            records.frame = records.frame.with_columns(
+                pl.when(pl.col(column).str.len_chars() > MAX_CELL_CHARS).then(pl.lit("")).otherwise(pl.col(column))
+                .alias(column))
+
+
+def _read_xlsx(snapshot: Snapshot, sheet: str | None) -> Records:
+    try:
+        workbook = CalamineWorkbook.from_path(str(snapshot.path))
+    except Exception as error:  # calamine raises its own error types for non-workbooks
+        raise ValueError(f"{snapshot.name}: a ZIP file but not a readable XLSX workbook ({error})") from None
+    names = workbook.sheet_names
+    if sheet is not None and sheet not in names:
+        raise ValueError(f"{snapshot.name}: no sheet {sheet!r}; the workbook has {names}")
+    rows = workbook.get_sheet_by_name(sheet or names[0]).to_python(skip_empty_area=False)
+    width = max((len(r) for r in rows), default=0)
+    text_rows = [[_cell_text(v) for v in r] + [""] * (width - len(r)) for r in rows]
+    numbered = [(i, r) for i, r in enumerate(text_rows, start=1) if any(v.strip() for v in r)]
+    frame = pl.DataFrame(
+        {"row": [i for i, _ in numbered], **{f"c{j}": [r[j] for _, r in numbered] for j in range(width)}},
+        schema={"row": pl.Int64, **{f"c{j}": pl.String for j in range(width)}},
+    )
+    records = Records(frame=frame, diagnosis={"format": "xlsx", "sheet": sheet or names[0], "encoding": "xlsx"})
+    _drop_overlong_cells(records)
+    return records
+
+
+def _cell_text(value) -> str:
+    """A cell as the text a CSV export would hold: whole numbers without '.0', dates ISO."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return str(value)
+
+
+def header_text(value: str) -> str:
+    """A header cell as compared: case, spacing, curly quotes and trailing punctuation ignored."""
+    text = value.replace("\u2019", "'").replace("\u2018", "'").replace("\u00a0", " ")
+    return re.sub(r"\s+", " ", text).strip().rstrip(".?!:;*").strip().lower()
