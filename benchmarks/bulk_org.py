@@ -27,9 +27,8 @@ import pandas as pd
 import polars as pl
 
 from assets.landing.assets import SURVEY_SCHEMA
-from assets.landing.exports import read_export
 from assets.landing.resource import LandingFolderResource
-from assets.landing.survey import parse_survey
+from assets.landing.survey import read_survey_exports
 from assets.jira.classification import read_rules, rules_frame
 from assets.jira.resource import DEFAULT_CLASSIFICATION_RULES
 from assets.landing.team_map import read_team_map, write_team_map
@@ -232,7 +231,7 @@ def _load_landing(conn, spec: BulkSpec, org: _Org, truth: GroundTruth, rng: np.r
         export = Path(folder) / "survey_responses.csv"
         _draw_survey(spec, org, truth, rng).write_csv(export)
         as_of = add_months(spec.start, spec.n_months)
-        survey = parse_survey(read_export(export), 7, set(org.teams.team_name), as_of)
+        survey = read_survey_exports([export], set(org.teams.team_name), as_of)
         if survey.checked.quarantined:
             raise RuntimeError(f"bulk survey rows quarantined: {survey.checked.reasons()}")
         replace_table(conn, "restricted", "survey__responses", pl.DataFrame(survey.checked.accepted,

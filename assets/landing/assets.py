@@ -1,31 +1,48 @@
-"""Landing-folder exports: survey responses, HR headcount and terminations, the team map.
+"""Landing-folder exports: survey responses, HR rosters or snapshots, the team map.
 
-Every export row either loads or lands in a quarantine table with its reason and the load
-time; the counts by reason are asset metadata, and an asset check warns while any remain.
-Survey rows are respondent-level, so they (and their quarantine) live only in the
-``restricted`` schema; HR quarantine rows carry hashed ids and live in ``quarantine``.
+Every export in the folder is loaded on every run (several waves, or one cumulative file);
+each file is read only when complete, from a verified snapshot, with the preset found from
+the file or named in ``export_mapping.yml``. Every row either loads or lands in a quarantine
+table with its file, row and reason; the counts by reason are asset metadata, and an asset
+check warns while any remain. A file that lost rows or waves since its last load, or a wave
+that fails the keying check, stops the load and the previous load stays. Survey rows are
+respondent-level, so they (and their quarantine) live only in the ``restricted`` schema;
+HR rows carry hashed ids only.
 """
 
+import tempfile
+from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
+import duckdb
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
-from assets.landing.exports import read_export
-from assets.landing.hr import HEADCOUNT_COLUMNS, TERMINATION_COLUMNS, parse_headcount, parse_terminations
+from assets.landing.files import (
+    FileFacts,
+    check_shrinkage,
+    classify,
+    export_files,
+    previous_facts,
+    write_facts,
+)
+from assets.landing.hr import HEADCOUNT_COLUMNS, TERMINATION_COLUMNS, HrFile, read_hr_file
+from assets.landing.mapping import read_mapping
 from assets.landing.resource import LandingFolderResource
-from assets.landing.survey import parse_survey
+from assets.landing.snapshot import is_ready, take_snapshot
+from assets.landing.survey import SurveyFile, combine_survey_files, read_survey_file
+from assets.landing.tables import read_records
 from assets.landing.team_map import read_team_map
-from assets.landing.validation import Checked
 from assets.warehouse.pool import WAREHOUSE_POOL
-from assets.warehouse.raw_tables import replace_table
+from assets.warehouse.raw_tables import replace_table, warehouse_connection
 
 TEAM_MAP = dg.AssetKey(["staging", "stg_config__team_map"])
-QUARANTINE_SCHEMA = {"source_line": pl.Int64, "reason": pl.String, "raw_row": pl.String}
+QUARANTINE_SCHEMA = {"source_file": pl.String, "source_line": pl.Int64, "reason": pl.String, "raw_row": pl.String}
 SURVEY_SCHEMA = {
     "response_id": pl.String, "survey_group": pl.String, "submitted_at": pl.Datetime, "source_line": pl.Int64,
-    "item_no": pl.Int64, "answer": pl.Int64, "score": pl.Int64, "scale_points": pl.Int64,
+    "item_no": pl.Int64, "answer": pl.Int64, "score": pl.Int64, "scale_points": pl.Int64, "source_file": pl.String,
 }
 # Where each loader writes its quarantined rows.
 QUARANTINE_TABLES = {
@@ -35,31 +52,69 @@ QUARANTINE_TABLES = {
 }
 
 
-def _identifiers(duckdb: DuckDBResource, source: str) -> set[str]:
-    with duckdb.get_connection() as conn:
+class LandingLoadConfig(dg.Config):
+    """``accept_shrunk_exports``: file names whose new, smaller version (or removal) this run
+    accepts; without it a file that lost rows or waves stops the load."""
+
+    accept_shrunk_exports: list[str] = []
+
+
+def _identifiers(duckdb_resource: DuckDBResource, source: str) -> dict[str, str]:
+    """The team map's identifiers of ``source``, keyed by their lower case: names in an
+    export match whatever their case."""
+    with duckdb_resource.get_connection() as conn:
         rows = conn.execute("select identifier from staging.stg_config__team_map where source = ?", [source])
-        return {identifier for (identifier,) in rows.fetchall()}
+        return {identifier.lower(): identifier for (identifier,) in rows.fetchall()}
 
 
-def _write(context, duckdb: DuckDBResource, schema: str, table: str, accepted: pl.DataFrame,
-           checked: Checked, extra: dict) -> dg.MaterializeResult:
-    loaded_at = datetime.now(UTC)
-    quarantine = pl.DataFrame(checked.quarantined, schema=QUARANTINE_SCHEMA).with_columns(
-        loaded_at=pl.lit(loaded_at, dtype=pl.Datetime(time_zone="UTC"))
-    )
-    q_schema, q_table = QUARANTINE_TABLES[table]
-    with duckdb.get_connection() as conn:
-        replace_table(conn, schema, table, accepted)
-        replace_table(conn, q_schema, q_table, quarantine)
-    reasons = checked.reasons()
-    context.log.info(f"{schema}.{table}: loaded {accepted.height} rows; quarantined {quarantine.height} "
-                     f"into {q_schema}.{q_table} {reasons or ''}")
-    for warning in extra.pop("warnings", []):
-        context.log.warning(warning)
-    return dg.MaterializeResult(metadata={
-        "rows": accepted.height, "quarantined": quarantine.height,
-        "quarantined_by_reason": dg.MetadataValue.json(reasons), **extra,
-    })
+def _files_of_kind(context, landing: LandingFolderResource, kind: str) -> tuple[list[Path], list[str], object]:
+    """The complete exports of ``kind`` (survey or hr), the names of those still being
+    copied (left for a later run), and the mapping."""
+    mapping = read_mapping(landing.folder)
+    ready, waiting, unknown = [], [], []
+    for path in export_files(landing.folder):
+        ok, why = is_ready(path, landing.settle_seconds)
+        if not ok:
+            waiting.append(path.name)
+            context.log.warning(f"{why}; its previous load (if any) stays until it is complete")
+            continue
+        found = classify(path, mapping)
+        if found == kind:
+            ready.append(path)
+        elif found is None:
+            unknown.append(path.name)
+    if unknown:
+        raise ValueError(f"landing folder {landing.path}: not recognised as a survey or HR export: {unknown}. "
+                         "Name their kind and preset under files in export_mapping.yml (kind: ignore skips a file)")
+    return ready, waiting, mapping
+
+
+def _kept_rows(conn, schema: str, table: str, files: list[str]) -> pl.DataFrame | None:
+    """Rows an earlier load took from ``files`` (still being copied now), to keep them."""
+    if not files:
+        return None
+    exists = conn.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                          [schema, table]).fetchone()[0]
+    if not exists:
+        return None
+    return conn.execute(f"select * from {schema}.{table} where source_file in (select unnest(?))", [files]).pl()
+
+
+def _quarantine_frame(rows: list[dict] | pl.DataFrame, loaded_at: datetime) -> pl.DataFrame:
+    frame = rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(rows, schema=QUARANTINE_SCHEMA)
+    return frame.select(list(QUARANTINE_SCHEMA)).cast(QUARANTINE_SCHEMA).with_columns(
+        loaded_at=pl.lit(loaded_at, dtype=pl.Datetime(time_zone="UTC")))
+
+
+def _replace(conn: duckdb.DuckDBPyConnection, writes: list[tuple[str, str, pl.DataFrame]]) -> None:
+    conn.execute("begin transaction")
+    try:
+        for schema, table, frame in writes:
+            replace_table(conn, schema, table, frame)
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
 
 
 @dg.asset(
@@ -67,66 +122,148 @@ def _write(context, duckdb: DuckDBResource, schema: str, table: str, accepted: p
     key=["restricted", "survey__responses"],
     deps=[TEAM_MAP],
     group_name="landing",
-    kinds={"csv", "duckdb"},
+    kinds={"csv", "xlsx", "duckdb"},
 )
 def survey_responses(
-    context: dg.AssetExecutionContext, landing: LandingFolderResource, duckdb: DuckDBResource
+    context: dg.AssetExecutionContext, config: LandingLoadConfig, landing: LandingFolderResource,
+    duckdb: DuckDBResource,
 ) -> dg.MaterializeResult:
-    """Survey-tool export `survey_responses.csv` in long form: one row per response and
-    answered item, matched by item text, with the 1..K answer and its score (reverse-scored
-    items: K + 1 - answer). Respondent-level, so restricted. Rows with out-of-range answers,
-    unknown survey groups, bad or future dates, no answers, unreadable bytes, or a
-    response_id seen again (the latest submission is kept) go to
-    restricted.survey__responses_quarantine with their reason."""
-    export = read_export(landing.file("survey_responses.csv"), landing.export_encoding)
-    load = parse_survey(export, landing.survey_scale_points, _identifiers(duckdb, "survey_group"),
-                        datetime.now(UTC))
-    accepted = pl.DataFrame(load.checked.accepted, schema=SURVEY_SCHEMA)
-    return _write(context, duckdb, "restricted", "survey__responses", accepted, load.checked, {
-        "responses": load.responses, "partial_responses": load.partial_responses, "encoding": load.encoding,
-        "scale_points": landing.survey_scale_points, "ignored_columns": dg.MetadataValue.json(load.ignored_columns),
-        "warnings": load.warnings,
+    """Every survey export in the landing folder (Qualtrics CSV/TSV, Google Forms, Microsoft
+    Forms, SurveyMonkey, Culture Amp, generic), in long form: one row per response and
+    answered item, matched by item text, with the 1..K answer and its score (reverse-keyed
+    items: K + 1 - answer), the file and row it came from. Previews, tests, spam and
+    unfinished responses are dropped and counted. Rows with bad answers, unknown survey
+    groups, bad or future dates, no answers, unreadable bytes or quotes, or a response seen
+    again (the latest submission is kept) go to restricted.survey__responses_quarantine with
+    their reason. A file that lost responses or waves, or a wave failing the keying check,
+    stops the load. Respondent-level, so restricted."""
+    files, waiting, mapping = _files_of_kind(context, landing, "survey")
+    groups = _identifiers(duckdb, "survey_group")
+    now = datetime.now(UTC)
+    read: list[SurveyFile] = []
+    scale_points = landing.survey_scale_points
+    with tempfile.TemporaryDirectory(prefix="psafe-landing-") as workdir:
+        for path in files:
+            settings = mapping.settings(path.name, "survey")
+            snapshot = take_snapshot(path, Path(workdir), landing.encoding(settings.encoding))
+            file = read_survey_file(read_records(snapshot, settings.sheet), path.name, settings, groups, now,
+                                    landing.survey_scale_points)
+            file.diagnosis["sha256"] = snapshot.sha256
+            scale_points = settings.scale_points or scale_points
+            read.append(file)
+    load = combine_survey_files(read, scale_points)
+    new_facts = {f.name: FileFacts(f.name, "survey", f.preset, f.diagnosis["sha256"], f.data_rows,
+                                   len({p["response_id"] for *_, p in f.candidates}), tuple(f.waves)) for f in read}
+    loaded_at = datetime.now(UTC)
+    with warehouse_connection(duckdb) as conn:
+        old_facts = previous_facts(conn, "survey")
+        kept_facts = {name: facts for name, facts in old_facts.items() if name in waiting}
+        accepted_shrink = check_shrinkage({k: v for k, v in old_facts.items() if k not in waiting}, new_facts,
+                                          config.accept_shrunk_exports, "response", "wave")
+        accepted = pl.DataFrame(load.checked.accepted, schema=SURVEY_SCHEMA)
+        kept = _kept_rows(conn, "restricted", "survey__responses", waiting)
+        if kept is not None and kept.height:
+            accepted = pl.concat([accepted, kept.select(list(SURVEY_SCHEMA)).cast(SURVEY_SCHEMA)])
+        quarantine = _quarantine_frame(load.checked.quarantined, loaded_at)
+        _replace(conn, [("restricted", "survey__responses", accepted),
+                        ("restricted", "survey__responses_quarantine", quarantine)])
+        write_facts(conn, "survey", {**new_facts, **kept_facts})
+    for warning in load.warnings + [f"accepted: {message}" for message in accepted_shrink]:
+        context.log.warning(warning)
+    reasons = load.checked.reasons()
+    dropped = sum((f.dropped for f in read), Counter())
+    context.log.info(f"restricted.survey__responses: {load.responses} responses ({accepted.height} answers) from "
+                     f"{len(read)} files; quarantined {quarantine.height} {reasons or ''}; dropped {dict(dropped)}")
+    return dg.MaterializeResult(metadata={
+        "rows": accepted.height, "responses": load.responses, "quarantined": quarantine.height,
+        "quarantined_by_reason": dg.MetadataValue.json(reasons),
+        "dropped_not_responses": dg.MetadataValue.json(dict(dropped)),
+        "partial_responses": load.partial_responses, "scale_points": scale_points,
+        "files": dg.MetadataValue.json({f.name: {**f.diagnosis, "responses": new_facts[f.name].units,
+                                                 "waves": f.waves, "dropped": dict(f.dropped), "notes": f.notes,
+                                                 "ignored_columns": f.ignored_columns} for f in read}),
+        "waiting_for_complete_copy": dg.MetadataValue.json(waiting),
+        "accepted_shrinkage": dg.MetadataValue.json(accepted_shrink),
     })
 
 
-@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "hr__headcount"], deps=[TEAM_MAP], group_name="landing", kinds={"csv", "duckdb"})
-def hr_headcount(
-    context: dg.AssetExecutionContext, landing: LandingFolderResource, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
-    """HR export `hr_headcount.csv`: monthly headcount snapshots per employee, employee ids
-    replaced by salted hashes. Rows with unknown org units, bad or future dates, bad flags or
-    a repeated (employee, snapshot date) go to quarantine.hr__headcount with their reason."""
-    export = read_export(landing.file("hr_headcount.csv"), landing.export_encoding)
-    checked = parse_headcount(export, _identifiers(duckdb, "hr_org_unit"), datetime.now(UTC), landing.pseudonymise)
-    accepted = pl.DataFrame(checked.accepted, schema={c: pl.String for c in HEADCOUNT_COLUMNS})
-    return _write(context, duckdb, "raw", "hr__headcount", accepted, checked, {"encoding": export.encoding})
-
-
-@dg.asset(
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["raw", "hr__headcount"], deps=[TEAM_MAP], group_name="landing", kinds={"csv", "xlsx", "duckdb"},
+                     description="Monthly headcount snapshots per employee (employee ids as salted hashes): "
+                                 "from an HRIS roster (derived from hire and termination dates) or the snapshot "
+                                 "file hr_headcount.csv."),
+        dg.AssetSpec(["raw", "hr__terminations"], deps=[TEAM_MAP], group_name="landing",
+                     kinds={"csv", "xlsx", "duckdb"},
+                     description="One row per leaver with the voluntary and critical-role flags (employee ids as "
+                                 "salted hashes): from an HRIS roster's termination dates and reasons, or "
+                                 "hr_terminations.csv."),
+    ],
     pool=WAREHOUSE_POOL,
-    key=["raw", "hr__terminations"],
-    deps=[TEAM_MAP],
-    group_name="landing",
-    kinds={"csv", "duckdb"},
+    name="hr_exports",
 )
-def hr_terminations(
-    context: dg.AssetExecutionContext, landing: LandingFolderResource, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
-    """HR export `hr_terminations.csv`: one row per leaver with the voluntary and
-    critical-role flags, employee ids replaced by salted hashes. Rows with unknown org units,
-    bad or future dates, bad flags or a repeated (employee, date) go to
-    quarantine.hr__terminations with their reason."""
-    export = read_export(landing.file("hr_terminations.csv"), landing.export_encoding)
-    checked = parse_terminations(export, _identifiers(duckdb, "hr_org_unit"), datetime.now(UTC), landing.pseudonymise)
-    accepted = pl.DataFrame(checked.accepted, schema={c: pl.String for c in TERMINATION_COLUMNS})
-    return _write(context, duckdb, "raw", "hr__terminations", accepted, checked, {"encoding": export.encoding})
+def hr_exports(context: dg.AssetExecutionContext, config: LandingLoadConfig, landing: LandingFolderResource,
+               duckdb: DuckDBResource):
+    """Every HR export in the landing folder (BambooHR or Workday roster, any roster with
+    the same columns, or the snapshot/leaver files). Rows with unknown org units, bad or
+    future dates, bad flags, unknown termination reasons or a repeated (employee, date) go
+    to quarantine.hr__headcount / quarantine.hr__terminations with their reason. A file that
+    lost rows, employees or months stops the load."""
+    files, waiting, mapping = _files_of_kind(context, landing, "hr")
+    org_units = _identifiers(duckdb, "hr_org_unit")
+    now = datetime.now(UTC)
+    read: list[HrFile] = []
+    with tempfile.TemporaryDirectory(prefix="psafe-landing-") as workdir:
+        for path in files:
+            settings = mapping.settings(path.name, "hr")
+            snapshot = take_snapshot(path, Path(workdir), landing.encoding(settings.encoding))
+            file = read_hr_file(read_records(snapshot, settings.sheet), path.name, settings, org_units, now,
+                                landing.hr_id_salt)
+            file.diagnosis["sha256"] = snapshot.sha256
+            read.append(file)
+    new_facts = {f.name: FileFacts(f.name, "hr", f.preset, f.diagnosis["sha256"], f.data_rows, f.employees,
+                                   tuple(f.months)) for f in read}
+    loaded_at = datetime.now(UTC)
+    empty_q = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    headcount = pl.concat([f.headcount for f in read] or [pl.DataFrame(schema={c: pl.String for c in HEADCOUNT_COLUMNS})])
+    terminations = pl.concat([f.terminations for f in read]
+                             or [pl.DataFrame(schema={c: pl.String for c in TERMINATION_COLUMNS})])
+    # A file of leavers only quarantines into the leavers' table; rosters and snapshots into headcount's.
+    leaver_files = {f.name for f in read if f.headcount.is_empty() and not f.terminations.is_empty()}
+    q_head = pl.concat([f.quarantine for f in read if f.name not in leaver_files] or [empty_q])
+    q_term = pl.concat([f.quarantine for f in read if f.name in leaver_files] or [empty_q])
+    with warehouse_connection(duckdb) as conn:
+        old_facts = previous_facts(conn, "hr")
+        if waiting:
+            raise RuntimeError(f"HR exports still being copied: {waiting}; the previous HR load stays until they "
+                               "are complete (the next run or the sensor loads them)")
+        accepted_shrink = check_shrinkage(old_facts, new_facts, config.accept_shrunk_exports, "employee", "month")
+        _replace(conn, [
+            ("raw", "hr__headcount", headcount.select(HEADCOUNT_COLUMNS)),
+            ("raw", "hr__terminations", terminations.select(TERMINATION_COLUMNS)),
+            ("quarantine", "hr__headcount", _quarantine_frame(q_head, loaded_at)),
+            ("quarantine", "hr__terminations", _quarantine_frame(q_term, loaded_at)),
+        ])
+        write_facts(conn, "hr", new_facts)
+    for message in accepted_shrink:
+        context.log.warning(f"accepted: {message}")
+    files_meta = dg.MetadataValue.json({f.name: {**f.diagnosis, "employees": f.employees, "months": len(f.months),
+                                                 "notes": f.notes} for f in read})
+    for key, frame, quarantine in (("hr__headcount", headcount, q_head), ("hr__terminations", terminations, q_term)):
+        reasons = dict(Counter(r.split(":")[0] for r in quarantine["reason"].to_list()))
+        context.log.info(f"raw.{key}: loaded {frame.height} rows; quarantined {quarantine.height} {reasons or ''}")
+        yield dg.MaterializeResult(asset_key=dg.AssetKey(["raw", key]), metadata={
+            "rows": frame.height, "quarantined": quarantine.height,
+            "quarantined_by_reason": dg.MetadataValue.json(reasons), "files": files_meta,
+            "accepted_shrinkage": dg.MetadataValue.json(accepted_shrink),
+        })
 
 
-def _quarantine_check(asset: dg.AssetsDefinition, table: str) -> dg.AssetChecksDefinition:
+def _quarantine_check(asset_key: dg.AssetKey, table: str) -> dg.AssetChecksDefinition:
     q_schema, q_table = QUARANTINE_TABLES[table]
 
-    @dg.asset_check(pool=WAREHOUSE_POOL, asset=asset, name="quarantine_is_empty", blocking=False,
-                    description=f"Warns while {q_schema}.{q_table} holds rows the export could not load.")
+    @dg.asset_check(pool=WAREHOUSE_POOL, asset=asset_key, name="quarantine_is_empty", blocking=False,
+                    description=f"Warns while {q_schema}.{q_table} holds rows the exports could not load.")
     def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
         with duckdb.get_connection() as conn:
             counts = dict(conn.execute(
@@ -142,9 +279,9 @@ def _quarantine_check(asset: dg.AssetsDefinition, table: str) -> dg.AssetChecksD
 
 
 quarantine_checks = [
-    _quarantine_check(survey_responses, "survey__responses"),
-    _quarantine_check(hr_headcount, "hr__headcount"),
-    _quarantine_check(hr_terminations, "hr__terminations"),
+    _quarantine_check(dg.AssetKey(["restricted", "survey__responses"]), "survey__responses"),
+    _quarantine_check(dg.AssetKey(["raw", "hr__headcount"]), "hr__headcount"),
+    _quarantine_check(dg.AssetKey(["raw", "hr__terminations"]), "hr__terminations"),
 ]
 
 

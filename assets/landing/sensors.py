@@ -6,19 +6,14 @@ this sensor notices them and requests a run of the landing assets and everything
 """
 
 import json
-import time
 from pathlib import Path
 
 import dagster as dg
 
+from assets.landing.files import watched_files
 from assets.landing.resource import LandingFolderResource
+from assets.landing.snapshot import file_state, is_ready
 from assets.warehouse.partitions import every_month_tags
-
-# Exports are CSV files and the team map YAML; anything else (notes, partial uploads named
-# *.part or .hidden) is not an export.
-EXPORT_SUFFIXES = {".csv", ".yml", ".yaml"}
-# A file modified this recently may still be being copied in: wait for the next tick.
-SETTLE_SECONDS = 60
 
 landing_refresh_job = dg.define_asset_job(
     "landing_refresh",
@@ -29,13 +24,9 @@ landing_refresh_job = dg.define_asset_job(
 
 
 def export_states(folder: Path) -> dict[str, list[int]]:
-    """``{file name: [mtime in ns, size in bytes]}`` for every export in ``folder``."""
-    states = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in EXPORT_SUFFIXES and not path.name.startswith("."):
-            stat = path.stat()
-            states[path.name] = [stat.st_mtime_ns, stat.st_size]
-    return states
+    """``{file name: [mtime in ns, size in bytes]}`` for every export and configuration
+    file in ``folder`` (hidden files and partial uploads such as ``*.part`` are not)."""
+    return {path.name: list(file_state(path)) for path in watched_files(folder)}
 
 
 @dg.sensor(
@@ -44,9 +35,11 @@ def export_states(folder: Path) -> dict[str, list[int]]:
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingFolderResource):
-    """Requests a `landing_refresh` run when a survey, HR or team-map export in the landing
-    folder (`PSAFE_LANDING_DIR`) is new or changed (by name, modification time and size),
-    once it has not been modified for a minute."""
+    """Requests a `landing_refresh` run when a survey or HR export, the team map or the
+    mapping file in the landing folder (`PSAFE_LANDING_DIR`) is new or changed (by name,
+    modification time and size), once every changed file is complete: unchanged for the
+    landing resource's settle_seconds (a minute) and, for XLSX, a whole ZIP archive. Every
+    run applies the same rule to each file it reads."""
     folder = Path(landing.path)
     if not folder.is_dir():
         return dg.SkipReason(f"landing folder {folder} does not exist")
@@ -55,9 +48,9 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingFo
     changed = sorted(name for name, state in current.items() if seen.get(name) != state)
     if not changed:
         return dg.SkipReason(f"no new or changed exports among {len(current)} files in {folder}")
-    newest = max(current[name][0] for name in changed) / 1e9
-    if time.time() - newest < SETTLE_SECONDS:
-        return dg.SkipReason(f"{', '.join(changed)} modified less than {SETTLE_SECONDS} s ago; waiting for the copy to finish")
+    not_ready = [why for name in changed for ok, why in [is_ready(folder / name, landing.settle_seconds)] if not ok]
+    if not_ready:
+        return dg.SkipReason("; ".join(not_ready))
     context.update_cursor(json.dumps(current, sort_keys=True))
     context.log.info(f"new or changed exports: {', '.join(changed)}")
     return dg.RunRequest(

@@ -1,47 +1,269 @@
-"""The survey tool's export: Edmondson's seven items matched by their text, answers checked
-against the 1..K scale, reverse-scored items turned round (K + 1 - answer), bad rows kept
-with their reason. Respondent-level output; it only ever goes to the ``restricted`` schema.
+"""Survey exports in long form: one row per response and answered item, scored.
+
+Each file is read with its preset (found from the file or named in the mapping file): the
+header rows give each column's role (response id, date, team) and its item, matched by
+text (or a mapping alias) inside the header, whatever the tool wrapped around it ("stem -
+statement", "Question [row]"). Rows a tool marks as previews, tests, spam or unfinished are
+dropped and counted. Every other row either loads or is quarantined with all its errors.
+
+Across files, a response seen twice keeps its latest submission. Answers are checked
+against 1..K; reverse-keyed items are scored K + 1 - answer, unless the tool already
+reversed them (mapping ``already_reversed``). A keying check then refuses a wave whose
+alpha is below 0 or whose reverse-keyed items correlate negatively with the rest: a scale
+scored the wrong way round would otherwise load green and invert every result.
+Respondent-level output; it only ever goes to the ``restricted`` schema.
 """
 
 from __future__ import annotations
 
-import re
+import hashlib
+import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
-from assets.landing.exports import ExportRows
-from assets.landing.validation import Checked, RowError, parse_timestamp, start, supersede_duplicates
+import numpy as np
+import pandas as pd
 
-# Edmondson (1999) team psychological safety; True marks the negatively worded items.
-EDMONDSON_ITEMS: tuple[tuple[str, bool], ...] = (
-    ("If you make a mistake on this team, it is often held against you", True),
-    ("Members of this team are able to bring up problems and tough issues", False),
-    ("People on this team sometimes reject others for being different", True),
-    ("It is safe to take a risk on this team", False),
-    ("It is difficult to ask other members of this team for help", True),
-    ("No one on this team would deliberately act in a way that undermines my efforts", False),
-    ("Working with members of this team, my unique skills and talents are valued and utilized", False),
-)
-ID_COLUMNS = ("response_id", "submitted_at", "team")
+from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY, ItemSet
+from assets.landing.mapping import Settings
+from assets.landing.presets import SURVEY_PRESETS, SurveyPreset, detect_survey_preset
+from assets.landing.snapshot import take_snapshot
+from assets.landing.tables import Records, header_text, read_records
+from assets.landing.validation import Checked, RowError, supersede_duplicates
+from assets.landing.values import AGREEMENT_LABELS, DatePattern, parse_answer
+from assets.models.psychometrics import cronbach_alpha
+
+# Kept for the synthetic generator and tests: (text, reverse-keyed) of Edmondson's items.
+EDMONDSON_ITEMS: tuple[tuple[str, bool], ...] = tuple((i.text, i.reverse_keyed) for i in PSYCHOLOGICAL_SAFETY.items)
 SCALE_POINTS = (5, 7)
 # A 7-point export where nobody ever answered 6 or 7 is more likely a mis-set 5-point one.
 MIN_RESPONSES_FOR_SCALE_CHECK = 20
+# The keying check needs this many complete responses in a wave to say anything.
+MIN_RESPONSES_FOR_KEYING_CHECK = 10
 
 
-def normalised(text: str) -> str:
-    """Item text as compared: case, spacing, curly quotes and trailing punctuation ignored."""
-    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u00a0", " ")
-    return re.sub(r"\s+", " ", text).strip().rstrip(".?!:;").strip().lower()
+class SurveyExportError(ValueError):
+    """The file cannot be read as a survey export; the message lists everything found wrong."""
+
+
+class KeyingError(ValueError):
+    """A wave's items do not hang together the way their keying says."""
+
+
+@dataclass
+class SurveyFile:
+    """One export read: candidate responses (file, row, raw row, parsed), rows quarantined,
+    and what a data engineer needs to know about the file."""
+
+    name: str
+    preset: str
+    diagnosis: dict
+    candidates: list[tuple[str, int, dict, dict]] = field(default_factory=list)
+    checked: Checked = field(default_factory=Checked)
+    dropped: Counter = field(default_factory=Counter)
+    ignored_columns: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data_rows: int = 0
+
+    @property
+    def waves(self) -> list[str]:
+        return sorted({_wave(parsed["submitted_at"]) for *_, parsed in self.candidates})
+
+
+def _wave(moment: datetime) -> str:
+    return f"{moment.year}-Q{(moment.month - 1) // 3 + 1}"
+
+
+def item_texts(item_set: ItemSet, aliases: dict[int, tuple[str, ...]]) -> dict[str, int]:
+    """Every text that names an item (its own and the mapping's aliases) -> item number."""
+    texts = {header_text(item.text): item.number for item in item_set.items}
+    for number, wordings in aliases.items():
+        texts.update({header_text(text): number for text in wordings})
+    return texts
+
+
+def item_parts(text: str) -> list[str]:
+    """The parts of a header that may hold an item's text: the whole header, the statement
+    after a matrix stem ("stem - statement", "stem: statement", "stem.statement") and a
+    grid row ("Question [row]")."""
+    parts = [text]
+    if text.endswith("]") and "[" in text:
+        parts.append(text[text.rindex("[") + 1:-1])
+    for separator in (" - ", " – ", ": ", "."):
+        if separator in text:
+            parts.append(text.rsplit(separator, 1)[1])
+    return [header_text(part) for part in parts]
+
+
+def _column_headers(records: Records, preset: SurveyPreset) -> tuple[list[list[str]], list[str]]:
+    """Per column: its header cells (for roles) and the text naming its question (for items)."""
+    header_rows = [records.row(i) for i in range(min(preset.header_rows, records.frame.height))]
+    cells = [[row[c] for row in header_rows] for c in range(records.width)]
+    if preset.name == "qualtrics" or preset.name == "qualtrics_legacy":
+        questions = [row[1] if len(row) > 1 else row[0] for row in cells]
+    elif preset.stem_row_forward_filled:
+        questions, stem = [], ""
+        for top, below in (row[:2] for row in cells):
+            stem = top or stem
+            questions.append(f"{stem} - {below}" if below and below.lower() not in ("response", "open-ended response")
+                             else stem)
+    else:
+        questions = [row[0] for row in cells]
+    return cells, questions
+
+
+def _find_role(cells: list[list[str]], names: tuple[str, ...], configured: str | None) -> int | None:
+    wanted = [header_text(configured)] if configured else list(names)
+    for name in wanted:
+        for column, header in enumerate(cells):
+            if name in (header_text(cell) for cell in header):
+                return column
+    return None
+
+
+def read_survey_file(records: Records, name: str, settings: Settings, survey_groups: dict[str, str],
+                     now: datetime, default_scale_points: int) -> SurveyFile:
+    """Check every row of one survey export; raise ``SurveyExportError`` listing everything
+    that stops the file from being read (preset, columns, items), found in one pass."""
+    is_xlsx = records.diagnosis.get("format") == "xlsx"
+    first_rows = [records.row(i) for i in range(min(3, records.frame.height))]
+    preset_name = settings.preset if settings.preset != "auto" else detect_survey_preset(first_rows, is_xlsx)
+    diagnosis = dict(records.diagnosis)
+    if preset_name is None:
+        raise SurveyExportError(
+            f"{name}: not a survey export this pipeline recognises ({_describe(diagnosis)}; first row: "
+            f"{first_rows[0][:8] if first_rows else 'none'}). Name its preset in export_mapping.yml "
+            f"(survey.preset or a files entry)")
+    preset = SURVEY_PRESETS[preset_name]
+    diagnosis.update(preset=preset_name, header_rows=str(preset.header_rows))
+    scale_points = settings.scale_points or default_scale_points
+    if scale_points not in SCALE_POINTS:
+        raise SurveyExportError(f"survey scale points must be 5 or 7, not {scale_points}")
+    cells, questions = _column_headers(records, preset)
+    problems: list[str] = []
+    roles = {role: _find_role(cells, getattr(preset, role), settings.columns.get(role))
+             for role in ("response_id", "submitted_at", "team")}
+    if roles["team"] is None:
+        problems.append("no team column (name it in survey.columns.team; values are the team map's survey_groups)")
+    if roles["response_id"] is None and not preset.id_from_content:
+        problems.append(f"no response id column (looked for {settings.columns.get('response_id') or preset.response_id};"
+                        " name it in survey.columns.response_id)")
+    if roles["submitted_at"] is None and settings.submitted_at_value is None:
+        problems.append("no date column: this export has no response dates, give the survey date as "
+                        "submitted_at_value in export_mapping.yml" if preset.needs_date_from_mapping else
+                        f"no date column (looked for {preset.submitted_at}; name it in survey.columns.submitted_at)")
+    item_set = PSYCHOLOGICAL_SAFETY
+    texts = item_texts(item_set, settings.aliases.get(item_set.key, {}))
+    items: dict[int, int] = {}
+    ignored: list[str] = []
+    for column, question in enumerate(questions):
+        number = next((texts[part] for part in item_parts(question) if part in texts), None)
+        if number is None:
+            if column not in roles.values():
+                ignored.append(question or f"column {column + 1}")
+        elif number in items.values():
+            problems.append(f"item {number} appears in two columns (second: {question!r})")
+        else:
+            items[column] = number
+    missing = [item for item in item_set.items if item.number not in items.values()]
+    if missing:
+        problems.append("item columns not found: " + "; ".join(repr(i.text) for i in missing)
+                        + " (add other wordings as aliases in export_mapping.yml)")
+    if problems:
+        raise SurveyExportError(f"{name} ({_describe(diagnosis)}): " + "; ".join(problems)
+                                + f". Columns that matched nothing: {ignored or 'none'}")
+    status = _find_role(cells, ("status",), None) if preset.excluded_status else None
+    finished = _find_role(cells, preset.finished, None) if preset.finished else None
+    file = SurveyFile(name, preset_name, diagnosis, ignored_columns=ignored, notes=list(records.notes))
+    for row, raw, reason in records.rejected:
+        file.checked.reject(row, raw, reason, name)
+    data = records.frame.slice(preset.header_rows)
+    file.data_rows = data.height + len(records.rejected)
+    dates = None
+    if roles["submitted_at"] is not None:
+        column = f"c{roles['submitted_at']}"
+        dates = DatePattern.find(data[column].fill_null("").to_list(), settings.time_zone, settings.date_format)
+        diagnosis["date_pattern"] = dates.pattern
+    labels = {**AGREEMENT_LABELS[scale_points], **settings.answer_labels}
+    already = set(settings.already_reversed.get(item_set.key, ()))
+    used = {column: header_text(cells[column][0]) or questions[column] for column in
+            [c for c in roles.values() if c is not None] + list(items)}
+    seen_content: Counter = Counter()
+    for values in data.iter_rows():
+        row, values = values[0], [v or "" for v in values[1:]]
+        if not any(v.strip() for v in values):
+            continue
+        if status is not None and values[status].strip().lower() in preset.excluded_status:
+            file.dropped["preview, test or spam"] += 1
+            continue
+        if finished is not None and values[finished].strip().lower() in ("0", "false"):
+            file.dropped["unfinished"] += 1
+            continue
+        raw = {label: values[column] for column, label in used.items()}
+        errors: list[str] = []
+        parsed = _response(values, roles, items, dates, settings, survey_groups, now, scale_points, labels,
+                           already, errors)
+        if errors:
+            file.checked.reject(row, raw, "; ".join(errors), name)
+            continue
+        if parsed["response_id"] is None:
+            content = "|".join(values[c] for c in sorted(used))
+            seen_content[content] += 1
+            digest = hashlib.sha256(f"{content}#{seen_content[content]}".encode()).hexdigest()[:16]
+            parsed["response_id"] = f"{preset_name}:{digest}"
+        elif preset_name == "microsoft_forms":
+            # Forms numbers responses 1, 2, ... per form: a wave's form starts again at 1.
+            parsed["response_id"] = f"{parsed['response_id']}@{parsed['submitted_at']:%Y-%m-%dT%H:%M:%S}"
+        parsed.update(source_file=name, source_line=row)
+        file.candidates.append((name, row, raw, parsed))
+    return file
+
+
+def _response(values, roles, items, dates, settings, survey_groups, now, scale_points, labels, already,
+              errors) -> dict:
+    """One response's fields; every problem goes to ``errors`` (all of them, not the first)."""
+    def attempt(function, *args):
+        try:
+            return function(*args)
+        except RowError as error:
+            errors.append(str(error))
+            return None
+
+    response_id = None
+    if roles["response_id"] is not None:
+        response_id = values[roles["response_id"]].strip()
+        if not response_id:
+            errors.append("missing id: response id is empty")
+    if roles["submitted_at"] is not None:
+        submitted_at = attempt(dates.parse, values[roles["submitted_at"]], "submitted_at", now)
+    else:
+        submitted_at = datetime.combine(settings.submitted_at_value, datetime.min.time())
+    group = values[roles["team"]].strip()
+    canonical = survey_groups.get(group.lower())
+    if canonical is None:
+        errors.append(f"unknown team: survey group {group!r} is not in the team map's survey_groups")
+    answers: dict[int, int] = {}
+    for column, number in items.items():
+        answer = attempt(parse_answer, values[column], number, scale_points, labels)
+        if answer is not None:
+            answers[number] = scale_points + 1 - answer if number in already else answer
+    if not answers and not errors:
+        errors.append("no answers: none of the seven items was answered")
+    return {"response_id": response_id, "survey_group": canonical, "submitted_at": submitted_at, "answers": answers}
+
+
+def _describe(diagnosis: dict) -> str:
+    return ", ".join(f"{key} {value}" for key, value in diagnosis.items())
 
 
 @dataclass
 class SurveyLoad:
-    """Long answers (one row per response and answered item), quarantined rows, and what a
-    data engineer needs to know about the file."""
+    """Long answers of every file, quarantined rows, and what each file held."""
 
     checked: Checked
-    encoding: str
-    ignored_columns: list[str]
+    files: list[SurveyFile]
     partial_responses: int = 0
     warnings: list[str] = field(default_factory=list)
 
@@ -50,83 +272,80 @@ class SurveyLoad:
         return len({row["response_id"] for row in self.checked.accepted})
 
 
-def match_columns(header: list[str]) -> tuple[dict[str, int], dict[str, str], list[str]]:
-    """Map each export column to an item number (by text) or an id column; raise naming what
-    is missing. Returns (item column -> item_no, id column name -> export column, ignored)."""
-    by_text = {normalised(text): number for number, (text, _) in enumerate(EDMONDSON_ITEMS, start=1)}
-    items: dict[str, int] = {}
-    ids: dict[str, str] = {}
-    ignored: list[str] = []
-    for column in header:
-        key = normalised(column)
-        if key in by_text:
-            if by_text[key] in items.values():
-                raise ValueError(f"survey export: item {by_text[key]} appears in two columns (second: {column!r})")
-            items[column] = by_text[key]
-        elif key in ID_COLUMNS:
-            ids[key] = column
-        else:
-            ignored.append(column)
-    missing_items = [text for number, (text, _) in enumerate(EDMONDSON_ITEMS, start=1) if number not in items.values()]
-    missing_ids = [name for name in ID_COLUMNS if name not in ids]
-    if missing_items or missing_ids:
-        raise ValueError(
-            "survey export: columns not found: "
-            + "; ".join([*(repr(t) for t in missing_items), *missing_ids])
-            + f". Columns that matched nothing: {ignored or 'none'}"
-        )
-    return items, ids, ignored
-
-
-def parse_survey(export: ExportRows, scale_points: int, survey_groups: set[str], now: datetime) -> SurveyLoad:
-    """Check every row of a survey export and return its answers in long form, scored."""
-    if scale_points not in SCALE_POINTS:
-        raise ValueError(f"survey_scale_points must be 5 or 7, not {scale_points}")
-    items, ids, ignored = match_columns(export.header)
-    reversed_items = {number for number, (_, reverse) in enumerate(EDMONDSON_ITEMS, start=1) if reverse}
-    checked = start(export)
-    candidates: list[tuple[int, dict, dict]] = []
-    for line, row in zip(export.lines, export.rows):
-        try:
-            candidates.append((line, row, {**_response(row, items, ids, scale_points, survey_groups, now),
-                                           "source_line": line}))
-        except RowError as error:
-            checked.reject(line, row, str(error))
+def combine_survey_files(files: list[SurveyFile], scale_points: int) -> SurveyLoad:
+    """One response per id across files (the latest submission), scored; raises
+    ``KeyingError`` when a wave fails the keying check."""
+    checked = Checked()
+    for file in files:
+        checked.quarantined.extend(file.checked.quarantined)
     responses = Checked()
+    candidates = [candidate for file in files for candidate in file.candidates]
     supersede_duplicates(responses, candidates, key=lambda r: r["response_id"], order=lambda r: r["submitted_at"],
                          what="response_id")
     checked.quarantined.extend(responses.quarantined)
-    load = SurveyLoad(checked, export.encoding, ignored)
+    load = SurveyLoad(checked, files)
+    reverse_keyed = set(PSYCHOLOGICAL_SAFETY.reverse_keyed)
     for response in responses.accepted:
-        answers = response.pop("answers")
-        load.partial_responses += len(answers) < len(EDMONDSON_ITEMS)
-        for item_no, answer in answers.items():
-            score = scale_points + 1 - answer if item_no in reversed_items else answer
-            checked.accepted.append({**response, "item_no": item_no, "answer": answer, "score": score,
-                                     "scale_points": scale_points})
+        answers = response["answers"]
+        load.partial_responses += len(answers) < len(PSYCHOLOGICAL_SAFETY.items)
+        for item_no, answer in sorted(answers.items()):
+            checked.accepted.append({
+                "response_id": response["response_id"], "survey_group": response["survey_group"],
+                "submitted_at": response["submitted_at"], "source_line": response["source_line"],
+                "item_no": item_no, "answer": answer,
+                "score": scale_points + 1 - answer if item_no in reverse_keyed else answer,
+                "scale_points": scale_points, "source_file": response["source_file"],
+            })
+    check_keying(checked.accepted, PSYCHOLOGICAL_SAFETY)
     top = max((row["answer"] for row in checked.accepted), default=0)
     if scale_points == 7 and load.responses >= MIN_RESPONSES_FOR_SCALE_CHECK and top <= 5:
-        load.warnings.append("every answer is within 1..5: if this export uses a 5-point scale, set the "
-                             "landing resource's survey_scale_points to 5")
+        load.warnings.append("every answer is within 1..5: if this export uses a 5-point scale, set "
+                             "PSAFE_SURVEY_SCALE_POINTS (or scale_points in export_mapping.yml) to 5")
     return load
 
 
-def _response(row, items, ids, scale_points, survey_groups, now) -> dict:
-    response_id = row[ids["response_id"]].strip()
-    if not response_id:
-        raise RowError("missing id: response_id is empty")
-    submitted_at = parse_timestamp(row[ids["submitted_at"]], "submitted_at", now)
-    group = row[ids["team"]].strip()
-    if group not in survey_groups:
-        raise RowError(f"unknown team: survey group {group!r} is not in the team map's survey_groups")
-    answers: dict[int, int] = {}
-    for column, item_no in items.items():
-        value = row[column].strip()
-        if not value:
-            continue
-        if not re.fullmatch(r"\d+", value) or not 1 <= int(value) <= scale_points:
-            raise RowError(f"out of range: item {item_no} answer {value!r} is not a whole number in 1..{scale_points}")
-        answers[item_no] = int(value)
+def check_keying(answers: list[dict], item_set: ItemSet) -> list[dict]:
+    """Per wave: Cronbach's alpha of the scored items and each reverse-keyed item's
+    correlation with the sum of the others (complete responses). Raises ``KeyingError``
+    naming the wave and items when alpha < 0 or a reverse-keyed item correlates negatively."""
     if not answers:
-        raise RowError("no answers: none of the seven items was answered")
-    return {"response_id": response_id, "survey_group": group, "submitted_at": submitted_at, "answers": answers}
+        return []
+    frame = pd.DataFrame(answers)
+    frame["wave"] = frame["submitted_at"].map(_wave)
+    results, failures = [], []
+    for wave, rows in frame.groupby("wave"):
+        wide = rows.pivot_table(index="response_id", columns="item_no", values="score").dropna()
+        if len(wide) < MIN_RESPONSES_FOR_KEYING_CHECK or wide.shape[1] < len(item_set.items):
+            continue
+        alpha = cronbach_alpha(wide.to_numpy())
+        negative = []
+        for number in item_set.reverse_keyed:
+            rest = wide.drop(columns=number).sum(axis=1)
+            r = np.corrcoef(wide[number], rest)[0, 1] if wide[number].std() > 0 and rest.std() > 0 else np.nan
+            if r < 0:
+                negative.append((number, float(r)))
+        results.append({"wave": wave, "alpha": alpha, "negative_reverse_keyed": negative})
+        if alpha < 0 or negative:
+            items = "; ".join(f"item {n} ({item_set.item(n).text!r}, r = {r:.2f} with the rest)" for n, r in negative)
+            failures.append(f"wave {wave}: alpha {alpha:.2f}" + (f", reverse-keyed items correlating negatively "
+                                                                  f"with the rest: {items}" if negative else ""))
+    if failures:
+        raise KeyingError(
+            "keying check failed, nothing loaded (the previous load stays): " + " | ".join(failures)
+            + ". If the survey tool already reverse-scored these items, list them under survey.item_sets."
+            + f"{item_set.key}.already_reversed in export_mapping.yml")
+    return results
+
+
+
+def read_survey_exports(paths: list[Path], survey_groups: set[str] | dict[str, str], now: datetime,
+                        scale_points: int = 7, settings: Settings | None = None, encoding: str = "auto") -> SurveyLoad:
+    """Read and combine survey export files outside Dagster (tests, benchmarks, notebooks),
+    exactly as the landing asset does."""
+    groups = survey_groups if isinstance(survey_groups, dict) else {g.lower(): g for g in survey_groups}
+    files = []
+    with tempfile.TemporaryDirectory(prefix="psafe-survey-") as workdir:
+        for path in paths:
+            records = read_records(take_snapshot(path, Path(workdir), encoding), (settings or Settings()).sheet)
+            files.append(read_survey_file(records, path.name, settings or Settings(), groups, now, scale_points))
+    return combine_survey_files(files, (settings and settings.scale_points) or scale_points)

@@ -2,78 +2,48 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-
-from assets.landing.exports import ExportRows, raw_json
-
-TRUE_VALUES = {"true", "t", "yes", "y", "1"}
-FALSE_VALUES = {"false", "f", "no", "n", "0"}
 
 
 class RowError(ValueError):
     """A row that cannot be loaded; the message is the quarantine reason, 'category: detail'."""
 
 
+def raw_json(row: dict) -> str:
+    return json.dumps(row, ensure_ascii=False, default=str)
+
+
 @dataclass
 class Checked:
-    """Accepted rows and quarantined ones (source_line, reason, raw_row as JSON)."""
+    """Accepted rows and quarantined ones (source_file, source_line, reason, raw_row as JSON)."""
 
     accepted: list[dict] = field(default_factory=list)
     quarantined: list[dict] = field(default_factory=list)
 
-    def reject(self, line: int, row: dict | str, reason: str) -> None:
+    def reject(self, line: int, row: dict | str, reason: str, source_file: str = "") -> None:
         raw = row if isinstance(row, str) else raw_json(row)
-        self.quarantined.append({"source_line": line, "reason": reason, "raw_row": raw})
+        self.quarantined.append({"source_file": source_file, "source_line": line, "reason": reason, "raw_row": raw})
 
     def reasons(self) -> dict[str, int]:
         """Quarantined rows counted by reason category (the text before the first colon)."""
         return dict(Counter(q["reason"].split(":")[0] for q in self.quarantined))
 
 
-def start(export: ExportRows) -> Checked:
-    checked = Checked()
-    for line, raw, reason in export.rejected:
-        checked.reject(line, raw, reason)
-    return checked
-
-
-def parse_timestamp(value: str, column: str, now: datetime) -> datetime:
-    """An ISO-8601 date or date-time as naive UTC; offsets are converted, dates in the future
-    (after ``now``, the load time) are refused."""
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise RowError(f"bad date: {column} {text!r} is not an ISO date (YYYY-MM-DD[ HH:MM:SS])") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    if parsed > now.astimezone(UTC).replace(tzinfo=None):
-        raise RowError(f"future date: {column} {text} is after the load time {now:%Y-%m-%d %H:%M} UTC")
-    return parsed
-
-
-def parse_flag(value: str, column: str) -> bool:
-    text = value.strip().lower()
-    if text in TRUE_VALUES:
-        return True
-    if text in FALSE_VALUES:
-        return False
-    raise RowError(f"bad flag: {column} {value!r} is not true/false")
-
-
-def supersede_duplicates(checked: Checked, rows: list[tuple[int, dict, dict]], key, order, what: str) -> None:
-    """Keep one row per ``key`` (the greatest by ``order``, later lines winning ties) among
-    ``rows`` of (line, raw row, parsed row); quarantine the others, naming the line kept."""
+def supersede_duplicates(checked: Checked, rows: list[tuple[str, int, dict, dict]], key, order, what: str) -> None:
+    """Keep one row per ``key`` (the greatest by ``order``, later files and lines winning
+    ties) among ``rows`` of (file, line, raw row, parsed row); quarantine the others, naming
+    the row kept."""
     kept: dict = {}
-    for line, raw, parsed in rows:
+    for position, (source_file, line, raw, parsed) in enumerate(rows):
         k = key(parsed)
-        if k not in kept or (order(parsed), line) >= (order(kept[k][2]), kept[k][0]):
-            kept[k] = (line, raw, parsed)
-    for line, raw, parsed in rows:
+        if k not in kept or (order(parsed), position) >= (order(kept[k][3]), kept[k][0]):
+            kept[k] = (position, source_file, line, parsed)
+    for position, (source_file, line, raw, parsed) in enumerate(rows):
         winner = kept[key(parsed)]
-        if winner[0] == line:
+        if winner[0] == position:
             checked.accepted.append(parsed)
         else:
-            checked.reject(line, raw, f"duplicate: {what} {key(parsed)} also on line {winner[0]}, which is kept")
+            where = f"line {winner[2]}" if winner[1] == source_file else f"{winner[1]} line {winner[2]}"
+            checked.reject(line, raw, f"duplicate: {what} {key(parsed)} also on {where}, which is kept", source_file)

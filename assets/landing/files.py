@@ -1,0 +1,168 @@
+"""The landing folder's exports as a set: which files there are, what kind each is, what
+each held when it was last loaded, and whether a new version lost anything.
+
+The folder may hold several exports of each kind (one per wave, or one cumulative file):
+every run loads all of them, so a new file adds to what was loaded. ``raw.landing__files``
+remembers, per file, its checksum, preset, data rows, responses or employees and the waves
+or months it covered (counts only: no respondent data). A file that comes back with fewer
+rows, responses, employees, waves or months than it had blocks the load, saying what shrank,
+unless the run's config accepts it (``accept_shrunk_exports``): a copy cut at a line end
+looks like a valid, shorter export and would otherwise replace a full wave.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
+from assets.landing.mapping import MAPPING_FILE, Mapping
+from assets.landing.presets import detect_hr_preset, detect_survey_preset
+from assets.landing.snapshot import ZIP_SIGNATURE, Snapshot, detect_encoding
+from assets.landing.survey import item_parts, item_texts
+from assets.landing.tables import read_records
+
+TEAM_MAP_FILE = "team_map.yml"
+EXPORT_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx"}
+CONFIG_FILES = {TEAM_MAP_FILE, MAPPING_FILE}
+# The sensor also watches the configuration files: a changed team map or mapping reloads.
+WATCHED_SUFFIXES = EXPORT_SUFFIXES | {".yml", ".yaml"}
+MANIFEST = ("raw", "landing__files")
+PEEK_BYTES = 256 * 1024
+
+
+class ShrunkExport(RuntimeError):
+    """A file lost rows, responses or waves it had when it was last loaded."""
+
+
+def watched_files(folder: Path) -> list[Path]:
+    """Exports and configuration files the sensor and the loaders consider (no hidden files,
+    no partial uploads such as ``*.part``)."""
+    return [p for p in sorted(folder.iterdir())
+            if p.is_file() and not p.name.startswith((".", "~$")) and p.suffix.lower() in WATCHED_SUFFIXES]
+
+
+def export_files(folder: Path) -> list[Path]:
+    return [p for p in watched_files(folder) if p.suffix.lower() in EXPORT_SUFFIXES and p.name not in CONFIG_FILES]
+
+
+def classify(path: Path, mapping: Mapping) -> str | None:
+    """'survey', 'hr', 'ignore' or None (unrecognised) from the mapping file or the file's
+    first rows (a peek at its head: a 200 MB HR export is not read to find out)."""
+    kind = mapping.settings(path.name).kind
+    if kind:
+        return kind
+    with tempfile.TemporaryDirectory(prefix="psafe-peek-") as workdir:
+        head = path.open("rb").read(PEEK_BYTES)
+        if head.startswith(ZIP_SIGNATURE):
+            snapshot = Snapshot(path, path, "", 0, 0, "binary", True)
+        else:
+            peek = Path(workdir) / "head.csv"
+            peek.write_bytes(head[: head.rfind(b"\n") + 1] if b"\n" in head else head)
+            encoding = detect_encoding(peek)
+            text = peek.read_bytes().decode(encoding, errors="replace").lstrip("\ufeff")
+            peek.write_text(text, encoding="utf-8")
+            snapshot = Snapshot(path, peek, "", 0, 0, "utf-8", False)
+        try:
+            records = read_records(snapshot)
+        except ValueError:
+            return None
+    rows = [records.row(i) for i in range(min(10, records.frame.height))]
+    if not rows:
+        return None
+    if any(detect_hr_preset(row) for row in rows):
+        return "hr"
+    preset = detect_survey_preset(rows, snapshot.is_zip)
+    if preset == "culture_amp":
+        # Any workbook falls through to Culture Amp: it is one only if its header names items.
+        texts = item_texts(PSYCHOLOGICAL_SAFETY, mapping.settings(path.name, "survey").aliases.get(
+            PSYCHOLOGICAL_SAFETY.key, {}))
+        named = {texts[part] for cell in rows[0] for part in item_parts(cell) if part in texts}
+        return "survey" if len(named) >= len(PSYCHOLOGICAL_SAFETY.items) // 2 else None
+    return "survey" if preset else None
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What one file held when loaded: ``units`` are responses or employees; ``periods``
+    waves (survey) or months (HR)."""
+
+    name: str
+    kind: str
+    preset: str
+    sha256: str
+    data_rows: int
+    units: int
+    periods: tuple[str, ...]
+
+
+def previous_facts(conn: duckdb.DuckDBPyConnection, kind: str) -> dict[str, FileFacts]:
+    schema, table = MANIFEST
+    exists = conn.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                          [schema, table]).fetchone()[0]
+    if not exists:
+        return {}
+    rows = conn.execute(f"select file, kind, preset, sha256, data_rows, units, periods from {schema}.{table} "
+                        "where kind = ?", [kind]).fetchall()
+    return {r[0]: FileFacts(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6]))) for r in rows}
+
+
+def shrinkage(old: FileFacts, new: FileFacts | None, unit: str, period: str) -> str | None:
+    """What ``new`` lost against ``old`` in words, or None when nothing shrank."""
+    if new is None:
+        return (f"{old.name} was loaded before ({old.data_rows} rows, {old.units} {unit}s, {period}s "
+                f"{', '.join(old.periods) or 'none'}) and is gone from the landing folder")
+    lost = []
+    if new.data_rows < old.data_rows:
+        lost.append(f"rows {old.data_rows} -> {new.data_rows}")
+    if new.units < old.units:
+        lost.append(f"{unit}s {old.units} -> {new.units}")
+    missing = sorted(set(old.periods) - set(new.periods))
+    if missing:
+        lost.append(f"{period}s lost: {', '.join(missing)}")
+    return f"{old.name} shrank since it was last loaded ({'; '.join(lost)})" if lost else None
+
+
+def check_shrinkage(old: dict[str, FileFacts], new: dict[str, FileFacts], accepted: list[str], unit: str,
+                    period: str) -> list[str]:
+    """Raise ``ShrunkExport`` for every file that lost something, unless ``accepted`` names
+    it; return the accepted shrinkages (for the log and metadata)."""
+    problems, allowed = [], []
+    for name, facts in old.items():
+        message = shrinkage(facts, new.get(name), unit, period)
+        if message is None:
+            continue
+        (allowed if name in accepted else problems).append(message)
+    if problems:
+        raise ShrunkExport(
+            "nothing loaded, the previous load stays: " + " | ".join(problems)
+            + ". If the smaller export is right (rows deleted on purpose, a file retired), rerun with run config "
+              "accept_shrunk_exports: [" + ", ".join(repr(n) for n in old if any(n in p for p in problems)) + "]")
+    return allowed
+
+
+def write_facts(conn: duckdb.DuckDBPyConnection, kind: str, facts: dict[str, FileFacts]) -> None:
+    """Replace the manifest rows of ``kind`` with ``facts`` (inside the caller's transaction)."""
+    schema, table = MANIFEST
+    conn.execute(f"create schema if not exists {schema}")
+    conn.execute(f"create table if not exists {schema}.{table} (file varchar, kind varchar, preset varchar, "
+                 "sha256 varchar, data_rows bigint, units bigint, periods varchar, loaded_at timestamptz)")
+    conn.execute(f"delete from {schema}.{table} where kind = ?", [kind])
+    frame = pl.DataFrame(
+        [{"file": f.name, "kind": kind, "preset": f.preset, "sha256": f.sha256, "data_rows": f.data_rows,
+          "units": f.units, "periods": json.dumps(list(f.periods)), "loaded_at": datetime.now(UTC)}
+         for f in facts.values()],
+        schema={"file": pl.String, "kind": pl.String, "preset": pl.String, "sha256": pl.String,
+                "data_rows": pl.Int64, "units": pl.Int64, "periods": pl.String,
+                "loaded_at": pl.Datetime(time_zone="UTC")})
+    conn.register("incoming_facts", frame.to_arrow())
+    try:
+        conn.execute(f"insert into {schema}.{table} select * from incoming_facts")
+    finally:
+        conn.unregister("incoming_facts")

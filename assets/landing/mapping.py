@@ -1,0 +1,246 @@
+"""The mapping file: what no preset can know about your exports, in ``export_mapping.yml``
+beside them in the landing folder. Every key is optional; a file without one loads with
+the presets' defaults. A wrong key or value stops the load with a message naming the entry.
+
+    survey:
+      preset: auto                  # auto | qualtrics | qualtrics_legacy | google_forms | microsoft_forms
+                                    # | surveymonkey | culture_amp | generic
+      columns:                      # header text of the export's columns (any header row)
+        response_id: ResponseId
+        submitted_at: RecordedDate
+        team: Team                  # values are the team map's survey_groups (case ignored)
+      date_format: "%d/%m/%Y %H:%M" # strptime pattern; default: found from the values
+      time_zone: Europe/Berlin      # of dates written without an offset; default UTC
+      scale_points: 7               # 5 or 7; default PSAFE_SURVEY_SCALE_POINTS (7)
+      submitted_at_value: 2024-03-15  # for exports without dates (Culture Amp)
+      answer_labels: {"Stimme voll zu": 7, "Stimme zu": 6}
+      item_sets:
+        psychological_safety:
+          aliases:                  # other wordings of an item, by item number
+            1: ["Wenn man in diesem Team einen Fehler macht, wird es einem oft vorgehalten"]
+          already_reversed: [1, 3, 5]   # items the survey tool already reverse-scored
+    hr:
+      preset: auto                  # auto | bamboohr | workday | roster | snapshots
+      columns: {employee_id: "Employee #", org_unit: Department, role: "Job Title",
+                hire_date: "Hire Date", termination_date: "Termination Date",
+                termination_reason: "Termination Type", critical_role: Critical}
+      date_format: "%m/%d/%Y"
+      voluntary_reasons: [Resignation, "Voluntary"]      # termination type/reason texts
+      involuntary_reasons: [Involuntary, Layoff]
+      critical_roles: [Staff SRE, Principal Engineer]    # job titles that are critical roles
+      snapshots_from: 2024-01-01    # first month of the derived headcount snapshots
+    true_words: [yes, ja, oui]      # added to the built-in true/false words
+    false_words: [no, nein, non]
+    encoding: auto                  # default PSAFE_EXPORT_ENCODING
+    files:                          # settings for some files only (shell patterns on the name)
+      - match: "culture_amp_*.xlsx"
+        kind: survey                # survey | hr | ignore
+        preset: culture_amp
+        submitted_at_value: 2024-03-15
+        sheet: Responses
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from assets.landing.item_sets import ITEM_SETS
+from assets.landing.snapshot import ENCODINGS
+from assets.landing.tables import header_text
+
+MAPPING_FILE = "export_mapping.yml"
+SURVEY_PRESETS = ("auto", "qualtrics", "qualtrics_legacy", "google_forms", "microsoft_forms", "surveymonkey",
+                  "culture_amp", "generic")
+HR_PRESETS = ("auto", "bamboohr", "workday", "roster", "snapshots")
+SURVEY_COLUMNS = ("response_id", "submitted_at", "team")
+HR_COLUMNS = ("employee_id", "org_unit", "role", "hire_date", "termination_date", "termination_reason",
+              "critical_role", "snapshot_date", "voluntary")
+KINDS = ("survey", "hr", "ignore")
+
+
+class MappingError(ValueError):
+    """The mapping file is malformed; the message names the entry."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings one file is read with: the mapping file's sections merged with the
+    entry of ``files`` that matches it, over the resource's defaults."""
+
+    kind: str | None = None
+    preset: str = "auto"
+    columns: dict[str, str] = field(default_factory=dict)
+    date_format: str | None = None
+    time_zone: str = "UTC"
+    scale_points: int | None = None
+    submitted_at_value: date | None = None
+    answer_labels: dict[str, int] = field(default_factory=dict)
+    aliases: dict[str, dict[int, tuple[str, ...]]] = field(default_factory=dict)
+    already_reversed: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    voluntary_reasons: tuple[str, ...] = ()
+    involuntary_reasons: tuple[str, ...] = ()
+    critical_roles: tuple[str, ...] = ()
+    snapshots_from: date | None = None
+    true_words: tuple[str, ...] = ()
+    false_words: tuple[str, ...] = ()
+    encoding: str | None = None
+    sheet: str | None = None
+
+
+@dataclass(frozen=True)
+class Mapping:
+    survey: dict
+    hr: dict
+    common: dict
+    files: tuple[dict, ...]
+    source: str
+
+    def settings(self, file_name: str, kind: str | None = None) -> Settings:
+        """Settings for ``file_name`` read as ``kind`` (survey, hr; None: not yet known)."""
+        entry = next((f for f in self.files if fnmatch.fnmatch(file_name, f["match"])), {})
+        kind = entry.get("kind", kind)
+        section = self.survey if kind == "survey" else self.hr if kind == "hr" else {}
+        merged = {**self.common, **section, **{k: v for k, v in entry.items() if k != "match"}}
+        if kind is not None:
+            merged["kind"] = kind
+        item_sets = merged.pop("item_sets", {})
+        settings = Settings(**{k: v for k, v in merged.items() if k in Settings.__dataclass_fields__})
+        return replace(
+            settings,
+            aliases={key: {int(n): tuple(texts) for n, texts in (spec.get("aliases") or {}).items()}
+                     for key, spec in item_sets.items()},
+            already_reversed={key: tuple(spec.get("already_reversed") or ()) for key, spec in item_sets.items()},
+        )
+
+
+def read_mapping(folder: Path) -> Mapping:
+    """The landing folder's mapping file, validated (an empty mapping when there is none)."""
+    path = folder / MAPPING_FILE
+    if not path.is_file():
+        return Mapping({}, {}, {}, (), "none")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise MappingError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(document, dict):
+        raise MappingError(f"{path}: expected a mapping with survey/hr/files keys at the top")
+    top = {"survey", "hr", "files", "true_words", "false_words", "encoding"}
+    _known(document, top, f"{path}")
+    survey = _section(document.get("survey") or {}, "survey", f"{path}: survey")
+    hr = _section(document.get("hr") or {}, "hr", f"{path}: hr")
+    common = _common(document, f"{path}")
+    files = []
+    for position, entry in enumerate(document.get("files") or [], start=1):
+        where = f"{path}: files entry {position}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("match"), str):
+            raise MappingError(f"{where}: every entry needs 'match', a file name or pattern like 'wave_*.csv'")
+        kind = entry.get("kind")
+        if kind is not None and kind not in KINDS:
+            raise MappingError(f"{where} ({entry['match']}): kind {kind!r} is not one of {', '.join(KINDS)}")
+        body = {k: v for k, v in entry.items() if k not in ("match", "kind", "sheet")}
+        checked = _section(body, kind or "survey", where) if kind != "hr" else _section(body, "hr", where)
+        if entry.get("sheet") is not None and not isinstance(entry["sheet"], str):
+            raise MappingError(f"{where}: sheet must be a sheet name")
+        files.append({"match": entry["match"], **({"kind": kind} if kind else {}),
+                      **({"sheet": entry["sheet"]} if entry.get("sheet") else {}), **checked})
+    return Mapping(survey, hr, common, tuple(files), str(path))
+
+
+def _known(entry: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise MappingError(f"{where}: unknown keys {unknown}; valid keys: {', '.join(sorted(allowed))}")
+
+
+def _common(document: dict, where: str) -> dict:
+    common = {}
+    for key in ("true_words", "false_words"):
+        if key in document:
+            words = document[key]
+            if not isinstance(words, list) or not all(isinstance(w, (str, int, bool)) for w in words):
+                raise MappingError(f"{where}: {key} must be a list of words, e.g. {key}: [ja, oui]")
+            common[key] = tuple(str(w).strip().lower() for w in words)
+    if "encoding" in document:
+        if document["encoding"] not in ENCODINGS:
+            raise MappingError(f"{where}: encoding {document['encoding']!r} is not one of {', '.join(ENCODINGS)}")
+        common["encoding"] = document["encoding"]
+    return common
+
+
+def _section(section: dict, kind: str, where: str) -> dict:
+    if not isinstance(section, dict):
+        raise MappingError(f"{where}: expected a mapping of settings")
+    if kind == "survey":
+        allowed = {"preset", "columns", "date_format", "time_zone", "scale_points", "submitted_at_value",
+                   "answer_labels", "item_sets"}
+        presets, columns = SURVEY_PRESETS, SURVEY_COLUMNS
+    else:
+        allowed = {"preset", "columns", "date_format", "time_zone", "voluntary_reasons", "involuntary_reasons",
+                   "critical_roles", "snapshots_from"}
+        presets, columns = HR_PRESETS, HR_COLUMNS
+    _known(section, allowed, where)
+    out = dict(section)
+    if "preset" in section and section["preset"] not in presets:
+        raise MappingError(f"{where}: preset {section['preset']!r} is not one of {', '.join(presets)}")
+    if "columns" in section:
+        if not isinstance(section["columns"], dict):
+            raise MappingError(f"{where}: columns must map {', '.join(columns)} to header texts")
+        _known(section["columns"], set(columns), f"{where}: columns")
+        out["columns"] = {k: str(v) for k, v in section["columns"].items()}
+    if "time_zone" in section:
+        try:
+            ZoneInfo(str(section["time_zone"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise MappingError(f"{where}: time_zone {section['time_zone']!r} is not an IANA time zone "
+                               "like Europe/Berlin or America/New_York") from None
+    if "date_format" in section and "%" not in str(section["date_format"]):
+        raise MappingError(f"{where}: date_format {section['date_format']!r} is not a strptime pattern "
+                           "like '%d/%m/%Y %H:%M'")
+    if "scale_points" in section and section["scale_points"] not in (5, 7):
+        raise MappingError(f"{where}: scale_points must be 5 or 7, not {section['scale_points']!r}")
+    for key in ("submitted_at_value", "snapshots_from"):
+        if key in section and not isinstance(section[key], date):
+            raise MappingError(f"{where}: {key} must be a date like 2024-03-15, not {section[key]!r}")
+    if "answer_labels" in section:
+        labels = section["answer_labels"]
+        if not isinstance(labels, dict) or not all(isinstance(v, int) for v in labels.values()):
+            raise MappingError(f"{where}: answer_labels must map answer texts to numbers, e.g. {{Agree: 6}}")
+        out["answer_labels"] = {header_text(str(k)): v for k, v in labels.items()}
+    for key in ("voluntary_reasons", "involuntary_reasons", "critical_roles"):
+        if key in section:
+            if not isinstance(section[key], list):
+                raise MappingError(f"{where}: {key} must be a list of texts")
+            out[key] = tuple(str(v).strip().lower() for v in section[key])
+    if "item_sets" in section:
+        out["item_sets"] = _item_sets(section["item_sets"], f"{where}: item_sets")
+    return out
+
+
+def _item_sets(item_sets: dict, where: str) -> dict:
+    if not isinstance(item_sets, dict):
+        raise MappingError(f"{where}: expected item set names ({', '.join(ITEM_SETS)}) with aliases/already_reversed")
+    for key, spec in item_sets.items():
+        if key not in ITEM_SETS:
+            raise MappingError(f"{where}: unknown item set {key!r}; known: {', '.join(ITEM_SETS)}")
+        if not isinstance(spec, dict):
+            raise MappingError(f"{where}: {key} must have aliases and/or already_reversed")
+        _known(spec, {"aliases", "already_reversed"}, f"{where}: {key}")
+        numbers = {item.number for item in ITEM_SETS[key].items}
+        aliases = spec.get("aliases") or {}
+        if not isinstance(aliases, dict):
+            raise MappingError(f"{where}: {key}: aliases must map item numbers to lists of texts")
+        for number, texts in aliases.items():
+            if number not in numbers:
+                raise MappingError(f"{where}: {key}: aliases names item {number!r}; items are {sorted(numbers)}")
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                raise MappingError(f"{where}: {key}: aliases of item {number} must be a list of texts")
+        reversed_items = spec.get("already_reversed") or []
+        if not isinstance(reversed_items, list) or any(n not in numbers for n in reversed_items):
+            raise MappingError(f"{where}: {key}: already_reversed must list item numbers among {sorted(numbers)}")
+    return item_sets

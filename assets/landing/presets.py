@@ -1,0 +1,137 @@
+"""Survey and HR export presets, as data: how each tool lays out its export, and how to
+recognise it from the file. A preset is found from the file (``detect_*``) unless the
+mapping file names one; the load's metadata says which preset read each file.
+
+Layouts, as the tools document them (the test fixtures cite the sources):
+
+- Qualtrics (Data & Analysis > Export data, CSV or TSV; TSV is UTF-16): three header rows,
+  the field names (ResponseId, RecordedDate, Q1_1), the question texts (a matrix row is
+  "stem - statement"), and ``{"ImportId":...}`` JSON. Status marks previews, tests and
+  spam; Finished marks unfinished responses. Numeric values or choice text.
+- Qualtrics legacy export: two header rows, V1..V10 then the texts (ResponseID, StartDate...).
+- Google Forms (Responses > Download responses (.csv)): one header row, Timestamp first, a
+  multiple-choice grid as one column per row, "Question [row]"; choice text.
+- Microsoft Forms (Open in Excel): XLSX, ID, Start time, Completion time, Email, Name, then
+  one column per question (a Likert row's column carries the statement).
+- SurveyMonkey (Export > All responses data): two header rows, the question in the first
+  row above its first column only, the matrix rows or "Response" in the second.
+- Culture Amp raw data extract: XLSX, one demographic column and one column per rating
+  question (1..5), no response ids or dates (the survey date comes from the mapping file).
+- generic: one header row with response_id, submitted_at, team and the item texts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from assets.landing.tables import header_text
+
+
+@dataclass(frozen=True)
+class SurveyPreset:
+    name: str
+    header_rows: int
+    # Header texts (compared without case) of the columns each role may come from, in order.
+    response_id: tuple[str, ...]
+    submitted_at: tuple[str, ...]
+    team: tuple[str, ...] = ("team", "survey_group", "group", "team name", "department")
+    # A matrix question's stem stands above its first column only (SurveyMonkey).
+    stem_row_forward_filled: bool = False
+    # Rows of a Qualtrics export that are not responses: Status values, by number and by text.
+    excluded_status: tuple[str, ...] = ()
+    finished: tuple[str, ...] = ()
+    # No response id in the export: one is made from the response's content.
+    id_from_content: bool = False
+    needs_date_from_mapping: bool = False
+
+
+SURVEY_PRESETS: dict[str, SurveyPreset] = {p.name: p for p in (
+    SurveyPreset("qualtrics", 3, ("responseid",), ("recordeddate", "enddate"),
+                 excluded_status=("1", "2", "8", "9", "12", "17", "survey preview", "survey test", "spam",
+                                  "preview spam", "survey preview spam", "imported spam", "offline survey preview"),
+                 finished=("finished",)),
+    SurveyPreset("qualtrics_legacy", 2, ("responseid",), ("enddate",),
+                 excluded_status=("1", "2", "8", "9", "12", "17", "survey preview", "survey test", "spam"),
+                 finished=("finished",)),
+    SurveyPreset("google_forms", 1, (), ("timestamp",), id_from_content=True),
+    SurveyPreset("microsoft_forms", 1, ("id",), ("completion time",)),
+    SurveyPreset("surveymonkey", 2, ("respondent id",), ("end date",), stem_row_forward_filled=True),
+    SurveyPreset("culture_amp", 1, (), (), id_from_content=True, needs_date_from_mapping=True),
+    SurveyPreset("generic", 1, ("response_id", "response id", "responseid"),
+                 ("submitted_at", "submitted at", "timestamp", "date")),
+)}
+
+
+def detect_survey_preset(first_rows: list[list[str]], is_xlsx: bool) -> str | None:
+    """The preset whose signature the file's first rows show, or None."""
+    rows = [[header_text(cell) for cell in row] for row in first_rows[:3]]
+    first = rows[0] if rows else []
+    if len(rows) >= 3 and "responseid" in first and any(cell.startswith('{"importid"') for cell in rows[2]):
+        return "qualtrics"
+    if len(rows) >= 2 and first[:2] == ["v1", "v2"] and "responseid" in rows[1]:
+        return "qualtrics_legacy"
+    if first[:1] == ["timestamp"]:
+        return "google_forms"
+    if first[:3] == ["id", "start time", "completion time"]:
+        return "microsoft_forms"
+    if "respondent id" in first and "collector id" in first:
+        return "surveymonkey"
+    if any(cell in ("response_id", "response id", "responseid") for cell in first):
+        return "generic"
+    if is_xlsx:
+        return "culture_amp"
+    return None
+
+
+@dataclass(frozen=True)
+class HrPreset:
+    """An HR export's columns by role (header texts, compared without case)."""
+
+    name: str
+    columns: dict[str, tuple[str, ...]]
+
+
+_ROSTER_COLUMNS = {
+    "employee_id": ("employee_id", "employee id", "employee #", "employee number", "employeenumber", "worker id",
+                    "id"),
+    "org_unit": ("org_unit", "org unit", "department", "team", "supervisory organization", "organization",
+                 "cost center"),
+    "role": ("role", "job title", "jobtitle", "title", "business title", "job profile", "position"),
+    "hire_date": ("hire_date", "hire date", "hiredate", "original hire date", "start date"),
+    "termination_date": ("termination_date", "termination date", "terminationdate", "termination date (effective)",
+                         "end date"),
+    "termination_reason": ("termination_reason", "termination type", "termination reason",
+                           "primary termination reason", "termination category", "reason"),
+    "critical_role": ("critical_role", "critical role", "critical"),
+}
+HR_PRESETS: dict[str, HrPreset] = {p.name: p for p in (
+    # BambooHR custom report export: Employee #, Department, Job Title, Hire Date,
+    # Termination Date, Termination Type (Voluntary/Involuntary) and Termination Reason.
+    HrPreset("bamboohr", {**_ROSTER_COLUMNS, "termination_reason": ("termination type", "termination reason")}),
+    # Workday custom report (Export to Excel): Employee ID, Supervisory Organization,
+    # Business Title, Hire Date, Termination Date, Primary Termination Reason
+    # ("Terminate Employee > Voluntary > Resignation").
+    HrPreset("workday", {**_ROSTER_COLUMNS, "termination_reason": ("primary termination reason",
+                                                                   "termination category", "termination reason")}),
+    HrPreset("roster", _ROSTER_COLUMNS),
+    # The pipeline's own monthly snapshot and leaver files (hr_headcount.csv, hr_terminations.csv).
+    HrPreset("snapshots", {"employee_id": ("employee_id",), "org_unit": ("org_unit",), "role": ("role",),
+                           "critical_role": ("critical_role",), "snapshot_date": ("snapshot_date",),
+                           "termination_date": ("termination_date",), "voluntary": ("voluntary",)}),
+)}
+
+
+def detect_hr_preset(header: list[str]) -> str | None:
+    """The HR preset a header row shows, or None when it is not an HR export."""
+    cells = {header_text(cell) for cell in header}
+    if "employee_id" in cells and ("snapshot_date" in cells or "voluntary" in cells):
+        return "snapshots"
+    has_id = bool(cells & set(_ROSTER_COLUMNS["employee_id"]))
+    has_dates = bool(cells & (set(_ROSTER_COLUMNS["hire_date"]) | set(_ROSTER_COLUMNS["termination_date"])))
+    if not has_id or not has_dates:
+        return None
+    if "employee #" in cells or "termination type" in cells:
+        return "bamboohr"
+    if cells & {"supervisory organization", "primary termination reason", "worker id", "business title"}:
+        return "workday"
+    return "roster"
