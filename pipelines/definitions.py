@@ -47,7 +47,10 @@ def defs() -> dg.Definitions:
                 api_token=dg.EnvVar("JIRA_API_TOKEN"),
             ),
             "landing": LandingFolderResource(
-                path=dg.EnvVar("PSAFE_LANDING_DIR"), hr_id_salt=dg.EnvVar("PSAFE_HR_ID_SALT")
+                path=dg.EnvVar("PSAFE_LANDING_DIR"),
+                hr_id_salt=dg.EnvVar("PSAFE_HR_ID_SALT"),
+                survey_scale_points=dg.EnvVar.int("PSAFE_SURVEY_SCALE_POINTS"),
+                export_encoding=dg.EnvVar("PSAFE_EXPORT_ENCODING"),
             ),
             "duckdb": DuckDBResource(database=dg.EnvVar("PSAFE_WAREHOUSE")),
             "report_folder": ReportFolderResource(path=dg.EnvVar("PSAFE_REPORT_DIR")),

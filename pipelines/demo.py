@@ -56,7 +56,8 @@ def sandbox_resources(sandbox: Sandbox, warehouse: Path, landing: Path) -> dict:
             api_token=SANDBOX_JIRA_TOKEN,
             ca_bundle_path=sandbox.ca_bundle_path,
         ),
-        "landing": LandingFolderResource(path=str(landing), hr_id_salt=SANDBOX_HR_SALT),
+        # The demo writes the landing files itself, so they are complete when the run starts.
+        "landing": LandingFolderResource(path=str(landing), hr_id_salt=SANDBOX_HR_SALT, settle_seconds=0),
         "duckdb": DuckDBResource(database=str(warehouse)),
         "report_folder": ReportFolderResource(path=str(warehouse.parent / "report")),
     }

@@ -85,6 +85,8 @@ def test_production_instance_stores_runs_and_events_in_postgres(postgres, tmp_pa
     shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
     landing = tmp_path / "landing"
     write_landing(generate(OrgSpec(seed=5, n_teams=3, n_months=6)), landing)
+    for path in landing.iterdir():  # finished copies: older than the landing resource's settle time
+        os.utime(path, (path.stat().st_mtime - 3600, path.stat().st_mtime - 3600))
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -95,6 +97,8 @@ def test_production_instance_stores_runs_and_events_in_postgres(postgres, tmp_pa
         "DAGSTER_PG_DB": postgres["dbname"],
         "PSAFE_LANDING_DIR": str(landing),
         "PSAFE_HR_ID_SALT": "salt",
+        "PSAFE_SURVEY_SCALE_POINTS": "7",
+        "PSAFE_EXPORT_ENCODING": "auto",
         "PSAFE_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
     }
     done = subprocess.run(

@@ -12,10 +12,12 @@ from dagster_duckdb import DuckDBResource
 
 from assets.landing.resource import LandingFolderResource
 from assets.report.resource import ReportFolderResource
-from assets.landing.sensors import SETTLE_SECONDS, landing_files_sensor
+from assets.landing.sensors import landing_files_sensor
 from pipelines.definitions import defs
 from pipelines.schedules import nightly_schedule
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
+
+SETTLE_SECONDS = LandingFolderResource(path='.', hr_id_salt='salt').settle_seconds
 
 
 def test_nightly_schedule_requests_the_whole_graph_at_two_utc():
@@ -78,6 +80,7 @@ def test_sensor_requests_a_reload_for_new_then_changed_exports_only(landing):
 
         (landing / "notes.txt").write_text("not an export")
         (landing / "survey_responses.csv.part").write_text("half a copy")
+        (landing / ".~lock.survey.csv#").write_text("an editor's lock file")
         ignored, _ = evaluate(instance, landing, new_cursor)
         assert isinstance(ignored, dg.SkipReason)
 
@@ -92,6 +95,22 @@ def test_sensor_waits_for_a_file_still_being_copied(landing):
         age(landing / "hr_headcount.csv", SETTLE_SECONDS * 2)
         ready, _ = evaluate(instance, landing, cursor)
         assert isinstance(ready, dg.RunRequest)
+
+
+def test_sensor_waits_for_an_xlsx_whose_copy_stopped_half_way(landing):
+    """A half-copied workbook has no ZIP central directory: however long it has been
+    still, it is not complete, and the sensor says why (the loaders apply the same rule)."""
+    import openpyxl
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["ID", "Start time", "Completion time"])
+    whole = landing.parent / "whole.xlsx"
+    workbook.save(whole)
+    (landing / "forms.xlsx").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    age(landing / "forms.xlsx", 3600)
+    with dg.instance_for_test() as instance:
+        result, cursor = evaluate(instance, landing, None)
+    assert isinstance(result, dg.SkipReason) and "forms.xlsx" in result.skip_message
+    assert "central directory" in result.skip_message and cursor is None
 
 
 def test_sensor_skips_a_missing_landing_folder(tmp_path):
@@ -122,3 +141,4 @@ def test_the_requested_run_reloads_the_landing_exports_and_their_dependants(land
     assert not any(key.startswith(("raw/pagerduty", "raw/jira")) for key in metadata)
     survey_rows = len((landing / "survey_responses.csv").read_text().splitlines()) - 1
     assert metadata["restricted/survey__responses"]["responses"].value == survey_rows
+    assert metadata["restricted/survey__responses"]["files"].value["survey_responses.csv"]["preset"] == "generic"
