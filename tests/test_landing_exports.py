@@ -1,4 +1,5 @@
-"""Survey and HR export loading: item matching, scoring, encodings, and quarantine of bad rows."""
+"""Survey and HR export loading: item matching, scoring, encodings, and quarantine of bad rows
+(the project's own layouts: the generic survey preset and the HR snapshot files)."""
 
 import csv
 import io
@@ -9,9 +10,12 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from assets.landing.exports import detect_encoding, read_export
-from assets.landing.hr import parse_headcount, parse_terminations
-from assets.landing.survey import EDMONDSON_ITEMS, parse_survey
+from assets.landing.hr import read_hr_file
+from assets.landing.mapping import Settings
+from assets.landing.snapshot import detect_encoding, take_snapshot
+from assets.landing.survey import EDMONDSON_ITEMS, read_survey_exports
+from assets.landing.tables import read_records
+from assets.landing.resource import LandingFolderResource
 from assets.warehouse.raw_tables import replace_table
 from pipelines.synthetic.model import GroundTruth
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
@@ -36,7 +40,12 @@ def response(response_id, team="Payments", submitted="2025-02-10 09:00:00", answ
 
 
 def survey(path, scale_points=7, groups=("Payments", "Search")):
-    return parse_survey(read_export(path), scale_points, set(groups), NOW)
+    return read_survey_exports([path], set(groups), NOW, scale_points)
+
+
+def hr(path, org_units=("OU-1",)):
+    records = read_records(take_snapshot(path, path.parent))
+    return read_hr_file(records, path.name, Settings(), {u.lower(): u for u in org_units}, NOW, "salt")
 
 
 def test_items_are_matched_by_text_not_position_and_reverse_scored(tmp_path):
@@ -50,7 +59,7 @@ def test_items_are_matched_by_text_not_position_and_reverse_scored(tmp_path):
     scores = {r["item_no"]: (r["answer"], r["score"]) for r in load.checked.accepted}
     # Item 1 and 5 are reverse-scored (8 - answer); item 3 was skipped: a partial answer.
     assert scores == {1: (2, 6), 2: (7, 7), 4: (6, 6), 5: (1, 7), 6: (4, 4), 7: (3, 3)}
-    assert load.partial_responses == 1 and load.ignored_columns == ["Comments"]
+    assert load.partial_responses == 1 and load.files[0].ignored_columns == ["Comments"]
     assert load.checked.accepted[0]["submitted_at"] == datetime(2025, 2, 10, 7, 0)  # offset normalised to UTC
 
 
@@ -77,14 +86,14 @@ def test_bad_survey_rows_are_quarantined_with_a_reason_and_nothing_is_lost(tmp_p
     reasons = {json.loads(q["raw_row"])["response_id"] + f"@{q['source_line']}": q["reason"]
                for q in load.checked.quarantined}
     assert reasons["R2@3"].startswith("out of range: item 3 answer '8'")
-    assert reasons["R3@4"].startswith("out of range: item 2 answer 'x'")
+    assert reasons["R3@4"].startswith("unknown answer: item 2 answer 'x'")
     assert reasons["R4@5"].startswith("unknown team: survey group 'Atlantis'")
     assert reasons["R5@6"].startswith("future date")
     assert reasons["R6@7"].startswith("bad date")
     assert reasons["R7@8"].startswith("no answers")
     assert reasons["R8@9"] == "duplicate: response_id R8 also on line 10, which is kept"
-    assert load.checked.reasons() == {"out of range": 2, "unknown team": 1, "future date": 1, "bad date": 1,
-                                      "no answers": 1, "duplicate": 1}
+    assert load.checked.reasons() == {"out of range": 1, "unknown answer": 1, "unknown team": 1, "future date": 1,
+                                      "bad date": 1, "no answers": 1, "duplicate": 1}
     kept = {r["response_id"]: r["answer"] for r in load.checked.accepted}
     assert kept == {"R1": 5, "R8": 4}
     assert load.responses + len(load.checked.quarantined) == len(rows)
@@ -96,7 +105,9 @@ def test_a_six_on_a_five_point_export_is_out_of_range(tmp_path):
 
 
 def test_a_seven_point_setting_on_a_five_point_export_warns(tmp_path):
-    rows = [response(f"R{i}", answers=(i % 5 + 1,) * 7) for i in range(25)]
+    # Consistent answers on a 5-point scale: agreement a, its mirror 6 - a on reverse-keyed items.
+    rows = [response(f"R{i}", answers=tuple(6 - (i % 5 + 1) if reverse else i % 5 + 1 for _, reverse in EDMONDSON_ITEMS))
+            for i in range(25)]
     assert "5-point" in survey(write_csv(tmp_path / "s.csv", rows)).warnings[0]
 
 
@@ -113,23 +124,19 @@ def test_missing_item_columns_stop_the_load_naming_them(tmp_path):
 ])
 def test_exports_in_any_common_encoding_read_the_same(tmp_path, encoding, detected):
     path = write_csv(tmp_path / "s.csv", [response("R1", team="Zürich Ops")], encoding=encoding)
-    assert detect_encoding(path.read_bytes()) == detected
+    assert detect_encoding(path) == detected
     load = survey(path, groups=("Zürich Ops",))
-    assert load.encoding == detected and load.responses == 1 and not load.checked.quarantined
+    assert load.files[0].diagnosis["encoding"] == detected and load.responses == 1 and not load.checked.quarantined
 
 
 def test_a_latin1_row_in_a_utf8_file_is_quarantined_not_guessed(tmp_path):
     path = write_csv(tmp_path / "s.csv", [response("R1", team="Zürich Ops"), response("R2", team="Zürich Ops")])
     path.write_bytes(path.read_bytes() + "R3,2025-02-10 09:00:00,Zürich Ops,5,5,5,5,5,5,5\n".encode("latin-1"))
     load = survey(path, groups=("Zürich Ops",))
-    assert load.encoding == "utf-8" and load.responses == 2
+    assert load.files[0].diagnosis["encoding"] == "utf-8" and load.responses == 2
     [bad] = load.checked.quarantined
     assert bad["reason"] == "wrong encoding: bytes 0xFC are not UTF-8 like the rest of the file"
     assert bad["source_line"] == 4 and "Zürich" in bad["raw_row"]
-
-
-def hash_id(employee_id: str) -> str:
-    return "h-" + employee_id[::-1]
 
 
 def test_bad_hr_rows_are_quarantined_with_hashed_ids(tmp_path):
@@ -141,14 +148,17 @@ def test_bad_hr_rows_are_quarantined_with_hashed_ids(tmp_path):
         {**snapshot, "employee_id": "E3", "snapshot_date": "2030-01-01"},
         {**snapshot, "employee_id": "E4", "critical_role": "maybe"},
         {**snapshot, "employee_id": ""},
-        {**snapshot, "role": "staff sre"},  # E1 again on the same date: the later line wins
+        {**snapshot, "role": "staff sre", "org_unit": "ou-1"},  # E1 again on the same date: the later line wins
     ]
-    checked = parse_headcount(read_export(write_csv(tmp_path / "h.csv", rows)), {"OU-1"}, NOW, hash_id)
-    assert checked.reasons() == {"unknown team": 1, "future date": 1, "bad flag": 1, "missing id": 1, "duplicate": 1}
-    assert checked.accepted == [{"employee_id": "h-1E", "org_unit": "OU-1", "role": "staff sre",
-                                 "snapshot_date": "2025-01-01", "critical_role": "true"}]
-    raw = " ".join(q["raw_row"] for q in checked.quarantined)
-    assert "h-2E" in raw and '"E2"' not in raw and '"E1"' not in raw
+    loaded = hr(write_csv(tmp_path / "h.csv", rows))
+    reasons = [r.split(":")[0] for r in loaded.quarantine["reason"].to_list()]
+    assert sorted(reasons) == ["bad flag", "duplicate", "future date", "missing id", "unknown team"]
+    hashed = LandingFolderResource(path=".", hr_id_salt="salt").pseudonymise
+    # Org units match the team map whatever their case and load in the map's spelling.
+    assert loaded.headcount.to_dicts() == [{"snapshot_date": "2025-01-01", "employee_id": hashed("E1"),
+                                            "org_unit": "OU-1", "role": "staff sre", "critical_role": "true"}]
+    raw = " ".join(loaded.quarantine["raw_row"].to_list())
+    assert hashed("E2") in raw and '"E2"' not in raw and '"E1"' not in raw
 
 
 def test_terminations_parse_flags_and_dates(tmp_path):
@@ -156,9 +166,10 @@ def test_terminations_parse_flags_and_dates(tmp_path):
              "termination_date": "2025-03-04", "voluntary": "False"},
             {"employee_id": "E2", "org_unit": "OU-1", "role": "sre", "critical_role": "no",
              "termination_date": "2025-13-04", "voluntary": "true"}]
-    checked = parse_terminations(read_export(write_csv(tmp_path / "t.csv", rows)), {"OU-1"}, NOW, hash_id)
-    assert checked.accepted[0]["voluntary"] == "false" and checked.accepted[0]["critical_role"] == "true"
-    assert checked.reasons() == {"bad date": 1}
+    loaded = hr(write_csv(tmp_path / "t.csv", rows))
+    [leaver] = loaded.terminations.to_dicts()
+    assert leaver["voluntary"] == "false" and leaver["critical_role"] == "true"
+    assert [r.split(":")[0] for r in loaded.quarantine["reason"].to_list()] == ["bad date"]
 
 
 def test_attrition_divides_voluntary_leavers_by_the_months_average_headcount(warehouse):
@@ -189,8 +200,8 @@ def test_a_generated_five_point_export_loads_clean_and_a_seven_point_setting_war
     org = generate(OrgSpec(seed=4, n_teams=4, n_months=6), replace(GroundTruth(), survey_scale_points=5))
     path = write_landing(org, tmp_path)["survey"]
     groups = {t.name for t in org.teams}
-    five = parse_survey(read_export(path), 5, groups, NOW)
+    five = read_survey_exports([path], groups, NOW, 5)
     assert not five.checked.quarantined and five.responses == len(org.survey_rows)
     assert {r["answer"] for r in five.checked.accepted} <= {1, 2, 3, 4, 5}
     assert five.partial_responses > 0 and not five.warnings
-    assert "5-point" in parse_survey(read_export(path), 7, groups, NOW).warnings[0]
+    assert "5-point" in read_survey_exports([path], groups, NOW, 7).warnings[0]

@@ -69,6 +69,8 @@ def sandbox_environment(tmp_path_factory):
     org = generate(OrgSpec(seed=11, n_teams=6, n_months=6))
     landing = tmp_path_factory.mktemp("landing")
     write_landing(org, landing)
+    for path in landing.iterdir():  # finished copies: older than the landing resource's settle time
+        os.utime(path, (path.stat().st_mtime - 3600, path.stat().st_mtime - 3600))
     with start_sandbox(org) as sandbox, pytest.MonkeyPatch.context() as env:
         for name, value in {
             "PAGERDUTY_API_TOKEN": SANDBOX_PAGERDUTY_TOKEN,
@@ -80,6 +82,8 @@ def sandbox_environment(tmp_path_factory):
             "REQUESTS_CA_BUNDLE": sandbox.ca_bundle_path,
             "PSAFE_LANDING_DIR": str(landing),
             "PSAFE_HR_ID_SALT": SANDBOX_HR_SALT,
+            "PSAFE_SURVEY_SCALE_POINTS": "7",
+            "PSAFE_EXPORT_ENCODING": "auto",
         }.items():
             env.setenv(name, value)
         yield org, env
