@@ -91,9 +91,9 @@ def item_parts(text: str) -> list[str]:
     parts = [text]
     if text.endswith("]") and "[" in text:
         parts.append(text[text.rindex("[") + 1:-1])
-    for separator in (" - ", " – ", ": ", "."):
+    for separator in (" - ", " – ", ": ", "-", "."):
         if separator in text:
-            parts.append(text.rsplit(separator, 1)[1])
+            parts.extend((text.rsplit(separator, 1)[1], text.split(separator, 1)[1]))
     return [header_text(part) for part in parts]
 
 

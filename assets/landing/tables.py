@@ -82,7 +82,7 @@ def _read_text(snapshot: Snapshot) -> Records:
         )
         frame = pl.from_arrow(relation.fetch_arrow_table())
         errors = conn.execute(
-            "select distinct line, line_byte_position, error_type, csv_line, error_message "
+            "select distinct line, line_byte_position, error_type, csv_line, error_message, byte_position "
             "from rejected_rows order by line"
         ).fetchall()
     finally:
@@ -121,8 +121,8 @@ def _rejected(snapshot: Snapshot, errors: list[tuple], records: Records) -> set[
         data_size = snapshot.path.stat().st_size
         for row, row_errors in by_row.items():
             rows.add(row)
-            _, line_start, error_type, csv_line, message = row_errors[0]
-            byte_position = max(line_start - 1, 0)  # DuckDB counts the line's bytes from 1
+            _, reported_start, error_type, csv_line, message, _ = row_errors[0]
+            byte_position = _line_start(fh, reported_start)
             kinds = {e[2] for e in row_errors}
             if "INVALID ENCODING" in kinds:
                 fh.seek(byte_position)
@@ -133,10 +133,10 @@ def _rejected(snapshot: Snapshot, errors: list[tuple], records: Records) -> set[
                                          f"wrong encoding: bytes {', '.join(bad)} are not UTF-8 like the rest of the file"))
                 continue
             if "UNQUOTED VALUE" in kinds:
-                lines = (csv_line or "").rstrip("\r\n").split("\n")
+                lines = _swallowed_lines(fh, byte_position, row_errors[0], data_size)
                 reason = (f"malformed quote: a quote opened on row {row} is not closed where the field ends, so it "
                           f"swallowed {len(lines)} line(s) of the file; fix the quote and export again")
-                records.rejected.extend((row, line.rstrip("\r"), reason) for line in lines)
+                records.rejected.extend((row, line, reason) for line in lines)
                 continue
             if "LINE SIZE OVER MAXIMUM" in kinds:
                 records.rejected.append((row, (csv_line or "")[:1000], f"line too long: over {MAX_LINE_BYTES} bytes"))
@@ -152,6 +152,28 @@ def _rejected(snapshot: Snapshot, errors: list[tuple], records: Records) -> set[
                 reason = f"{DUCKDB_REASONS.get(error_type, 'malformed row')}: {message}"
             records.rejected.append((row, text, reason))
     return rows
+
+
+def _line_start(fh, reported: int) -> int:
+    """The first byte of the line DuckDB reports at ``reported`` (its count starts at 0 or 1
+    depending on the line ending): just after the line break before it."""
+    window_start = max(reported - 2, 0)
+    fh.seek(window_start)
+    window = fh.read(reported + 1 - window_start)
+    newline = window.rfind(b"\n")
+    return window_start + newline + 1 if newline >= 0 else max(reported - 1, 0)
+
+
+def _swallowed_lines(fh, line_start: int, error: tuple, data_size: int) -> list[str]:
+    """The lines a quote that opens a field and never closes in place took with it: from the
+    record's line to the line where the next quote character closes it, or to the end of the
+    file. (DuckDB's own copy of the record stops at 10,000 characters.)"""
+    fh.seek(line_start)
+    span = fh.read(min(data_size - line_start, MAX_LINE_BYTES))
+    quote = span.find(b'"', max(error[5] - 2 - line_start, 0))  # the opening quote (DuckDB counts from 1)
+    closing = span.find(b'"', quote + 1) if quote >= 0 else -1
+    end = len(span) if closing < 0 else (span.find(b"\n", closing) + 1 or len(span))
+    return [line.rstrip(b"\r").decode("utf-8", errors="replace") for line in span[:end].split(b"\n") if line.strip()]
 
 
 def _numbered(frame: pl.DataFrame, rejected_rows: list[int]) -> pl.DataFrame:

@@ -1,0 +1,347 @@
+"""Exports shaped like each tool's real export load through their presets, and the files that
+used to lose data are caught.
+
+Where each layout is documented (fixtures below are built from these, not from our own writer):
+- Qualtrics CSV, three header rows (field names, question texts with "stem - statement"
+  matrix columns, {"ImportId": ...} JSON), Status/Finished metadata: Qualtrics support,
+  "Understanding Your Dataset" (qualtrics.com/support/survey-platform/data-and-analysis-module/
+  data/download-data/understanding-your-dataset/) and the real sample export in ropensci/qualtRics
+  tests/testthat/files/sample.csv; the legacy layout (V1..V10 then texts) from the same
+  repository's tests/testthat/files/sample_legacy.csv. Choice-text Status values ("IP Address",
+  "Survey Preview") and Finished as TRUE/FALSE: ropensci/excluder R/qualtrics_text.R. TSV
+  exports are UTF-16 (Qualtrics "Export data" dialog).
+- Google Forms "Download responses (.csv)": Timestamp first, a grid as "Question [row]",
+  timestamps like "2024/01/18 1:56:43 PM GMT+1" (issue 16's sample from a real download).
+- Microsoft Forms "Open in Excel": ID, Start time, Completion time, Email, Name, then one column
+  per question (column lists in public scripts that read these exports, e.g. the
+  ["ID","Start time","Completion time","Email","Name","Last modified time", ...] header).
+- SurveyMonkey "All responses data" CSV: two header rows, Respondent ID, Collector ID, Start
+  Date, End Date; the question above its first column only, matrix rows in the second row.
+- Culture Amp raw data extract: an Excel file, one demographic, rating questions scored 1-5, no
+  ids or dates (support.cultureamp.com "Raw Data extract types and guidelines").
+- BambooHR custom report: Employee #, Department, Job Title, Hire Date, Termination Date,
+  Termination Type; Workday custom report exported to Excel: a title row, then Employee ID,
+  Supervisory Organization, Business Title, Hire Date, Termination Date, Primary Termination
+  Reason ("Terminate Employee > Voluntary > ...").
+"""
+
+import csv
+import io
+import os
+from datetime import UTC, datetime
+
+import openpyxl
+import polars as pl
+import pytest
+
+from assets.landing.files import FileFacts, ShrunkExport, check_shrinkage, classify
+from assets.landing.hr import read_hr_file
+from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
+from assets.landing.mapping import Mapping, MappingError, read_mapping
+from assets.landing.snapshot import SnapshotChanged, is_ready, take_snapshot
+from assets.landing.survey import KeyingError, SurveyExportError, read_survey_exports
+from assets.landing.tables import read_records
+
+NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
+ITEMS = [item.text for item in PSYCHOLOGICAL_SAFETY.items]
+REVERSED = {item.number for item in PSYCHOLOGICAL_SAFETY.items if item.reverse_keyed}
+STEM = "How much do you agree with the following statements about your team?"
+LABELS7 = ["Strongly disagree", "Disagree", "Somewhat disagree", "Neither agree nor disagree", "Somewhat agree",
+           "Agree", "Strongly agree"]
+GROUPS = {"payments": "Payments", "search": "Search"}
+
+
+def consistent_answers(level: int, k: int = 7) -> list[int]:
+    """Answers of a respondent at agreement ``level``: mirrored on reverse-keyed items."""
+    return [k + 1 - level if n in REVERSED else level for n in range(1, 8)]
+
+
+def csv_text(rows, delimiter=",") -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def qualtrics_rows(labels: bool) -> list[list[str]]:
+    meta = ["StartDate", "EndDate", "Status", "IPAddress", "Progress", "Duration (in seconds)", "Finished",
+            "RecordedDate", "ResponseId", "DistributionChannel", "UserLanguage"]
+    header1 = meta + [f"Q1_{n}" for n in range(1, 8)] + ["Q2", "Team"]
+    header2 = meta[:7] + ["Recorded Date", "Response ID", "Distribution Channel", "User Language"] + [
+        f"{STEM} - {text}" for text in ITEMS] + ["Anything else?", "Team"]
+    header3 = [f'{{"ImportId":"{m[0].lower() + m[1:]}","timeZone":"Europe/Berlin"}}' for m in meta] + [
+        f'{{"ImportId":"QID1_{n}"}}' for n in range(1, 8)] + ['{"ImportId":"QID2_TEXT"}', '{"ImportId":"Team"}']
+    rows = [header1, header2, header3]
+    status = {"ok": "IP Address" if labels else "0", "preview": "Survey Preview" if labels else "1",
+              "test": "Survey Test" if labels else "2"}
+    finished = {True: "True" if labels else "1", False: "False" if labels else "0"}
+    for i in range(12):
+        kind = "preview" if i == 10 else "test" if i == 11 else "ok"
+        done = i != 9
+        answers = [LABELS7[a - 1] if labels else str(a) for a in consistent_answers(2 + i % 5)]
+        rows.append(["2025-02-10 09:00:00", "2025-02-10 09:05:00", status[kind], "", "100" if done else "40", "300",
+                     finished[done], f"2025-02-10 09:{i:02d}:00", f"R_{i:03d}abc", "anonymous", "EN", *answers,
+                     "a comment, with a comma\nand a line break", "payments" if i % 2 else "Search"])
+    return rows
+
+
+@pytest.mark.parametrize("labels", [False, True], ids=["numeric values", "choice text"])
+def test_qualtrics_csv_drops_previews_tests_and_unfinished_and_counts_them(tmp_path, labels):
+    path = tmp_path / "qualtrics_wave1.csv"
+    path.write_text("\ufeff" + csv_text(qualtrics_rows(labels)), encoding="utf-8")
+    load = read_survey_exports([path], GROUPS, NOW)
+    [file] = load.files
+    assert file.preset == "qualtrics" and file.diagnosis["header_rows"] == "3"
+    assert dict(file.dropped) == {"unfinished": 1, "preview, test or spam": 2}
+    assert load.responses == 9 and not load.checked.quarantined
+    first = next(r for r in load.checked.accepted if r["response_id"] == "R_000abc" and r["item_no"] == 1)
+    # 2025-02-10 09:00 in Europe/Berlin (the ImportId's time zone is not applied: mapping time_zone is) -> UTC.
+    assert first["submitted_at"] == datetime(2025, 2, 10, 9, 0) and first["survey_group"] == "Search"
+    assert (first["answer"], first["score"]) == (6, 2)  # reverse-keyed item 1: 8 - 6
+
+
+def test_qualtrics_utf16_tsv_and_legacy_layout(tmp_path):
+    tsv = tmp_path / "qualtrics.tsv"
+    tsv.write_bytes(csv_text(qualtrics_rows(False), delimiter="\t").encode("utf-16"))
+    legacy = tmp_path / "legacy.csv"
+    legacy.write_text(csv_text([
+        ["V1", "V2", "V3", "V4", "V5", "V6", "V7", "V8", "V9", "V10"] + [f"Q1_{n}" for n in range(1, 8)] + ["Team"],
+        ["ResponseID", "ResponseSet", "Name", "ExternalDataReference", "EmailAddress", "IPAddress", "Status",
+         "StartDate", "EndDate", "Finished"] + [f"{STEM}-{text}" for text in ITEMS] + ["Team"],
+        ["R_legacy1", "Default Response Set", "Anonymous", "", "", "1.2.3.4", "0", "2017-07-18 08:28:09",
+         "2017-07-18 08:28:48", "1", *map(str, consistent_answers(5)), "Payments"],
+    ]))
+    load = read_survey_exports([tsv, legacy], GROUPS, NOW)
+    assert [f.preset for f in load.files] == ["qualtrics", "qualtrics_legacy"]
+    assert load.files[0].diagnosis["encoding"] == "utf-16" and load.files[0].diagnosis["delimiter"] == "tab"
+    assert load.responses == 10
+
+
+def google_forms_rows(n: int, start_hour: int = 1) -> list[list[str]]:
+    rows = [["Timestamp"] + [f"{STEM} [{text}]" for text in ITEMS] + ["Your team"]]
+    for i in range(n):
+        rows.append([f"2024/01/18 {start_hour + i % 10}:56:43 PM GMT+1",
+                     *[LABELS7[a - 1] for a in consistent_answers(1 + i % 7)], "PAYMENTS"])
+    return rows
+
+
+def test_google_forms_grid_columns_and_timestamps_with_gmt_offsets(tmp_path):
+    path = tmp_path / "Team survey (Responses).csv"
+    path.write_text(csv_text(google_forms_rows(12)))
+    mapping_dir = tmp_path / "m"
+    mapping_dir.mkdir()
+    (mapping_dir / "export_mapping.yml").write_text("survey:\n  columns: {team: Your team}\n")
+    settings = read_mapping(mapping_dir).settings(path.name, "survey")
+    load = read_survey_exports([path], GROUPS, NOW, settings=settings)
+    [file] = load.files
+    assert file.preset == "google_forms" and file.diagnosis["date_pattern"] == "%Y/%m/%d %I:%M:%S %p"
+    assert load.responses == 12 and {r["survey_group"] for r in load.checked.accepted} == {"Payments"}
+    first = min(r["submitted_at"] for r in load.checked.accepted)
+    assert first == datetime(2024, 1, 18, 12, 56, 43)  # 1:56:43 PM at GMT+1 is 12:56:43 UTC
+
+
+def write_xlsx(path, rows, title_rows=()):
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    for row in [*title_rows, *rows]:
+        sheet.append(row)
+    workbook.save(path)
+    return path
+
+
+def test_microsoft_forms_xlsx_with_datetime_cells(tmp_path):
+    rows = [["ID", "Start time", "Completion time", "Email", "Name", "Last modified time", *ITEMS, "Team"]]
+    for i in range(1, 12):
+        rows.append([i, datetime(2024, 3, 4, 9, i), datetime(2024, 3, 4, 9, i + 5), "anonymous", None, None,
+                     *[float(a) for a in consistent_answers(1 + i % 7)], "Search"])
+    path = write_xlsx(tmp_path / "Psychological safety(1-11).xlsx", rows)
+    load = read_survey_exports([path], GROUPS, NOW)
+    assert load.files[0].preset == "microsoft_forms" and load.responses == 11
+    # Whole numbers stored as 4.0 in the workbook read as 4.
+    assert {r["answer"] for r in load.checked.accepted} <= set(range(1, 8))
+    assert any(r["response_id"] == "1@2024-03-04T09:06:00" for r in load.checked.accepted)
+
+
+def test_surveymonkey_two_header_rows_with_the_stem_above_the_first_column(tmp_path):
+    top = ["Respondent ID", "Collector ID", "Start Date", "End Date", "IP Address", "Email Address", "First Name",
+           "Last Name", "Custom Data 1", STEM] + [""] * 6 + ["Which team are you in?"]
+    second = [""] * 9 + ITEMS + ["Response"]
+    rows = [top, second]
+    for i in range(11):
+        rows.append([str(114000000 + i), "4300000", "01/18/2024 01:50:43 PM", f"01/18/2024 01:5{i % 10}:43 PM", "",
+                     "", "", "", "", *[LABELS7[a - 1] for a in consistent_answers(1 + i % 7)], "Payments"])
+    path = tmp_path / "Sheet_1.csv"
+    path.write_text(csv_text(rows))
+    mapping_dir = tmp_path / "m"
+    mapping_dir.mkdir()
+    (mapping_dir / "export_mapping.yml").write_text("survey:\n  columns: {team: 'Which team are you in?'}\n")
+    load = read_survey_exports([path], GROUPS, NOW, settings=read_mapping(mapping_dir).settings(path.name, "survey"))
+    assert load.files[0].preset == "surveymonkey" and load.files[0].diagnosis["date_pattern"] == "%m/%d/%Y %I:%M:%S %p"
+    assert load.responses == 11 and not load.checked.quarantined
+
+
+def test_culture_amp_extract_needs_the_survey_date_from_the_mapping_file(tmp_path):
+    rows = [["Department", *ITEMS]] + [["Payments", *consistent_answers(1 + i % 5, 5)] for i in range(12)]
+    path = write_xlsx(tmp_path / "culture_amp_raw.xlsx", rows)
+    with pytest.raises(SurveyExportError, match="submitted_at_value"):
+        read_survey_exports([path], GROUPS, NOW, 5)
+    (tmp_path / "export_mapping.yml").write_text(
+        "survey:\n  scale_points: 5\n  columns: {team: Department}\n  submitted_at_value: 2024-03-15\n")
+    mapping = read_mapping(tmp_path)
+    assert classify(path, mapping) == "survey"
+    load = read_survey_exports([path], GROUPS, NOW, settings=mapping.settings(path.name, "survey"))
+    assert load.files[0].preset == "culture_amp" and load.responses == 12
+    assert {r["submitted_at"] for r in load.checked.accepted} == {datetime(2024, 3, 15)}
+
+
+def test_items_a_tool_already_reverse_scored_fail_the_keying_check_until_the_mapping_says_so(tmp_path):
+    rows = [["response_id", "submitted_at", "team", *ITEMS]]
+    for i in range(30):
+        level = 1 + i % 7
+        rows.append([f"R{i}", "2025-02-10", "Payments", *[level] * 7])  # reverse-keyed items already turned round
+    path = tmp_path / "wave.csv"
+    path.write_text(csv_text(rows))
+    with pytest.raises(KeyingError, match=r"wave 2025-Q1: alpha -?\d.*item 1 .*item 3 .*item 5"):
+        read_survey_exports([path], GROUPS, NOW)
+    (tmp_path / "export_mapping.yml").write_text(
+        "survey:\n  item_sets:\n    psychological_safety:\n      already_reversed: [1, 3, 5]\n")
+    load = read_survey_exports([path], GROUPS, NOW, settings=read_mapping(tmp_path).settings("wave.csv", "survey"))
+    scores = pl.DataFrame(load.checked.accepted).group_by("response_id").agg(pl.col("score").n_unique())
+    assert scores["score"].max() == 1  # every item scores the respondent's level
+
+
+def test_one_pass_names_every_problem_of_the_file(tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_text(csv_text([["response_id", "when", *ITEMS[:5], "Comments"], ["R1", "x", 1, 2, 3, 4, 5, ""]]))
+    with pytest.raises(SurveyExportError) as error:
+        read_survey_exports([path], GROUPS, NOW)
+    message = str(error.value)
+    assert "no team column" in message and "no date column" in message
+    assert ITEMS[5] in message and ITEMS[6] in message and "delimiter comma" in message
+
+
+def test_a_malformed_quote_quarantines_every_row_it_swallowed_and_long_text_is_dropped(tmp_path):
+    header = ["response_id", "submitted_at", "team", *ITEMS, "Comments"]
+    lines = [csv_text([header])]
+    for i in range(10):
+        comment = '"I think it is fine' if i == 3 else ("x" * 200_000 if i == 5 else "ok")
+        lines.append(",".join([f"R{i}", "2025-02-10", "Payments", *map(str, consistent_answers(4)), comment]) + "\r\n")
+    path = tmp_path / "survey.csv"
+    path.write_text("".join(lines))
+    load = read_survey_exports([path], GROUPS, NOW)
+    assert load.responses == 3  # R0..R2 before the quote; the rest swallowed by it
+    swallowed = [q for q in load.checked.quarantined if q["reason"].startswith("malformed quote")]
+    assert len(swallowed) == 7 and {q["source_line"] for q in swallowed} == {5}
+    assert any("200,000 characters of text dropped" in note for note in load.files[0].notes) is False
+
+
+def test_an_overlong_comment_is_dropped_with_a_note_and_the_response_loads(tmp_path):
+    header = ["response_id", "submitted_at", "team", *ITEMS, "Comments"]
+    rows = [header] + [[f"R{i}", "2025-02-10", "Payments", *consistent_answers(4), "x" * 200_000 if i == 1 else ""]
+                       for i in range(3)]
+    path = tmp_path / "survey.csv"
+    path.write_text(csv_text(rows))
+    load = read_survey_exports([path], GROUPS, NOW)
+    assert load.responses == 3 and not load.checked.quarantined
+    assert load.files[0].notes == ["row 3, field 11: 200,000 characters of text dropped (over 32,767; free text is "
+                                   "never loaded)"]
+
+
+def test_a_file_cut_mid_row_quarantines_its_last_record_as_cut_off(tmp_path):
+    header = ["response_id", "submitted_at", "team", *ITEMS]
+    text = csv_text([header] + [[f"R{i}", "2025-02-10", "Payments", *consistent_answers(4)] for i in range(3)])
+    path = tmp_path / "survey.csv"
+    path.write_text(text[: text.rindex(",")])
+    load = read_survey_exports([path], GROUPS, NOW)
+    assert load.responses == 2 and load.checked.reasons() == {"cut off": 1}
+
+
+def test_a_file_replaced_by_a_shorter_version_blocks_unless_accepted():
+    old = {"wave1.csv": FileFacts("wave1.csv", "survey", "qualtrics", "a", 1677, 1677, ("2024-Q1", "2024-Q2"))}
+    cut = {"wave1.csv": FileFacts("wave1.csv", "survey", "qualtrics", "b", 1003, 1003, ("2024-Q1",))}
+    with pytest.raises(ShrunkExport, match=r"rows 1677 -> 1003; responses 1677 -> 1003; waves lost: 2024-Q2"):
+        check_shrinkage(old, cut, [], "response", "wave")
+    with pytest.raises(ShrunkExport, match="gone from the landing folder"):
+        check_shrinkage(old, {}, [], "response", "wave")
+    assert check_shrinkage(old, cut, ["wave1.csv"], "response", "wave")
+    grown = {"wave1.csv": FileFacts("wave1.csv", "survey", "qualtrics", "c", 1700, 1700, ("2024-Q1", "2024-Q2"))}
+    assert check_shrinkage(old, grown, [], "response", "wave") == []
+
+
+def test_a_file_changed_during_the_read_fails_naming_it(tmp_path, monkeypatch):
+    path = tmp_path / "hr_headcount.csv"
+    path.write_text("employee_id,org_unit\nE1,OU-1\n")
+    import assets.landing.snapshot as snapshot_module
+    real = snapshot_module._sha256
+
+    def hash_after_a_write(target):
+        with target.open("a") as fh:
+            fh.write("E2,OU-1\n")  # another process appends while we read
+        return real(target)
+
+    monkeypatch.setattr(snapshot_module, "_sha256", hash_after_a_write)
+    with pytest.raises(SnapshotChanged, match="hr_headcount.csv changed while it was being read"):
+        take_snapshot(path, tmp_path)
+
+
+def test_files_still_being_copied_are_not_ready(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n1,2\n")
+    ready, why = is_ready(path, 60)
+    assert not ready and "waiting for the copy to finish" in why
+    os.utime(path, (path.stat().st_mtime - 120, path.stat().st_mtime - 120))
+    assert is_ready(path, 60) == (True, "")
+
+
+def test_bamboohr_roster_gives_monthly_snapshots_and_classified_leavers(tmp_path):
+    rows = [["Employee #", "First Name", "Last Name", "Department", "Job Title", "Hire Date", "Termination Date",
+             "Termination Type", "Termination Reason"],
+            ["1001", "Ada", "L", "Payments", "Staff SRE", "03/15/2023", "", "", ""],
+            ["1002", "Bo", "K", "payments", "Engineer", "01/10/2024", "02/20/2024", "Voluntary", "Better opportunity"],
+            ["1003", "Cy", "M", "Payments", "Engineer", "01/01/2024", "03/01/2024", "Involuntary", "Performance"],
+            ["1004", "Di", "N", "Payments", "Engineer", "01/01/2024", "03/05/2024", "Death", ""]]
+    path = tmp_path / "bamboohr_employees.csv"
+    path.write_text(csv_text(rows))
+    (tmp_path / "export_mapping.yml").write_text("hr:\n  critical_roles: [staff sre]\n  snapshots_from: 2024-01-01\n")
+    mapping = read_mapping(tmp_path)
+    assert classify(path, mapping) == "hr"
+    now = datetime(2024, 4, 10, tzinfo=UTC)
+    loaded = read_hr_file(read_records(take_snapshot(path, tmp_path)), path.name, mapping.settings(path.name, "hr"),
+                          {"payments": "OU-PAY"}, now, "salt")
+    assert loaded.preset == "bamboohr" and loaded.diagnosis["hire_date_pattern"] == "%m/%d/%Y"
+    by_month = loaded.headcount.group_by("snapshot_date").len().sort("snapshot_date").rows()
+    # 1004's unknown reason quarantines the whole row. Jan: 1001, 1003 (1002 hired on the 10th);
+    # Feb: 1001-1003; Mar: 1001, 1003 (leaves on the 1st, so still there at its opening); Apr: 1001.
+    assert by_month == [("2024-01-01", 2), ("2024-02-01", 3), ("2024-03-01", 2), ("2024-04-01", 1)]
+    assert sorted(loaded.terminations["voluntary"].to_list()) == ["false", "true"]
+    assert loaded.headcount.filter(pl.col("critical_role") == "true")["role"].unique().to_list() == ["Staff SRE"]
+    [unknown] = loaded.quarantine["reason"].to_list()
+    assert unknown.startswith("unknown termination reason: 'Death'")
+    assert "1004" not in loaded.quarantine["raw_row"][0]
+
+
+def test_workday_report_with_a_title_row_and_reason_paths(tmp_path):
+    rows = [["Employee ID", "Worker", "Supervisory Organization", "Business Title", "Hire Date", "Termination Date",
+             "Primary Termination Reason"],
+            ["21001", "A", "Search (Jane Doe)", "Engineer", datetime(2023, 5, 2), None, None],
+            ["21002", "B", "Search (Jane Doe)", "Engineer", datetime(2023, 5, 2), datetime(2024, 2, 9),
+             "Terminate Employee > Voluntary > Relocation"]]
+    path = write_xlsx(tmp_path / "Workday_Headcount.xlsx", rows, title_rows=[["Headcount and Terminations"]])
+    loaded = read_hr_file(read_records(take_snapshot(path, tmp_path)), path.name,
+                          Mapping({}, {}, {}, (), "none").settings(path.name, "hr"),
+                          {"search (jane doe)": "Search (Jane Doe)"}, datetime(2024, 3, 2, tzinfo=UTC), "salt")
+    assert loaded.preset == "workday" and loaded.diagnosis["header_row"] == "2"
+    assert loaded.terminations.to_dicts()[0]["voluntary"] == "true"
+    assert loaded.headcount.height == 2 + 2 + 1 and loaded.quarantine.is_empty()
+
+
+def test_mapping_file_errors_name_the_entry(tmp_path):
+    (tmp_path / "export_mapping.yml").write_text("survey:\n  scale_points: 6\n")
+    with pytest.raises(MappingError, match="survey: scale_points must be 5 or 7"):
+        read_mapping(tmp_path)
+    (tmp_path / "export_mapping.yml").write_text("files:\n  - match: w*.csv\n    preset: typeform\n")
+    with pytest.raises(MappingError, match="files entry 1: preset 'typeform' is not one of"):
+        read_mapping(tmp_path)
+    (tmp_path / "export_mapping.yml").write_text(
+        "survey:\n  item_sets:\n    psychological_safety:\n      aliases: {9: [x]}\n")
+    with pytest.raises(MappingError, match="aliases names item 9"):
+        read_mapping(tmp_path)
