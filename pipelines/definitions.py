@@ -13,6 +13,8 @@ from assets.landing.sensors import landing_files_sensor, landing_refresh_job
 from assets.models import assets as model_assets
 from assets.pagerduty import assets as pagerduty_assets
 from assets.pagerduty.resource import PagerDutyResource
+from assets.qualtrics import assets as qualtrics_assets
+from assets.qualtrics.resource import QualtricsResource
 from assets.quality.checks import gx_asset_checks
 from assets.report import assets as report_assets
 from assets.report.resource import ReportFolderResource
@@ -25,7 +27,8 @@ from pipelines.schedules import nightly_job, nightly_schedule
 def defs() -> dg.Definitions:
     wired = dg.Definitions(
         assets=[
-            *dg.load_assets_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets, report_assets]),
+            *dg.load_assets_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets, report_assets,
+                                           qualtrics_assets]),
             *sql_model_assets(),
         ],
         asset_checks=[
@@ -34,8 +37,8 @@ def defs() -> dg.Definitions:
             jira_entities_are_mapped,
             *gx_asset_checks(),
         ],
-        jobs=[nightly_job, landing_refresh_job],
-        schedules=[nightly_schedule],
+        jobs=[nightly_job, landing_refresh_job, qualtrics_assets.qualtrics_sync_job],
+        schedules=[nightly_schedule, qualtrics_assets.qualtrics_schedule],
         sensors=[landing_files_sensor],
         resources={
             "pagerduty": PagerDutyResource(
@@ -51,6 +54,11 @@ def defs() -> dg.Definitions:
                 hr_id_salt=dg.EnvVar("PSAFE_HR_ID_SALT"),
                 survey_scale_points=dg.EnvVar.int("PSAFE_SURVEY_SCALE_POINTS"),
                 export_encoding=dg.EnvVar("PSAFE_EXPORT_ENCODING"),
+            ),
+            "qualtrics": QualtricsResource(
+                base_url=dg.EnvVar("QUALTRICS_URL"),
+                api_token=dg.EnvVar("QUALTRICS_API_TOKEN"),
+                survey_ids=dg.EnvVar("QUALTRICS_SURVEY_IDS"),
             ),
             "duckdb": DuckDBResource(database=dg.EnvVar("PSAFE_WAREHOUSE")),
             "report_folder": ReportFolderResource(path=dg.EnvVar("PSAFE_REPORT_DIR")),

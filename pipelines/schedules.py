@@ -9,7 +9,8 @@ from assets.warehouse.partitions import every_month_tags
 # warehouse pool (assets/warehouse/pool.py) keeps other runs' steps out meanwhile.
 nightly_job = dg.define_asset_job(
     "nightly",
-    selection=dg.AssetSelection.all(),
+    # The Qualtrics export has its own job: it runs only where Qualtrics is configured.
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("qualtrics"),
     description="Sync PagerDuty and Jira, reload the landing folder, rebuild the marts and refit the models.",
     executor_def=dg.in_process_executor,
 )

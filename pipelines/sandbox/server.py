@@ -22,6 +22,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from pipelines.sandbox.faults import Fault
 from pipelines.sandbox.jira import JiraApi
 from pipelines.sandbox.pagerduty import PagerDutyApi
+from pipelines.sandbox.qualtrics import QualtricsApi
 from pipelines.sandbox.tls import make_server_tls
 from pipelines.synthetic.model import Organisation
 
@@ -40,7 +41,8 @@ class _QuietRequestHandler(WSGIRequestHandler):
 
 
 class Sandbox:
-    """Two HTTPS servers (PagerDuty at the root, Jira under /rest/api/3) in daemon threads,
+    """HTTPS servers (PagerDuty at the root, Jira under /rest/api/3, Qualtrics under /API/v3)
+    in daemon threads,
     sharing a throwaway certificate authority. ``request_counts`` counts requests by
     service, method and OpenAPI path, e.g. ``"pagerduty GET /incidents/{id}"``.
 
@@ -57,6 +59,7 @@ class Sandbox:
         pagerduty_token: str = "sandbox-pd-token",
         jira_email: str = "sandbox@example.com",
         jira_token: str = "sandbox-jira-token",
+        qualtrics_token: str = "sandbox-qualtrics-token",
         host: str = "127.0.0.1",
         pagerduty_port: int = 0,
         jira_port: int = 0,
@@ -69,13 +72,14 @@ class Sandbox:
         self.pagerduty_token = pagerduty_token
         self.jira_email = jira_email
         self.jira_token = jira_token
+        self.qualtrics_token = qualtrics_token
         self.host = host
         self.rate_limit_per_minute = rate_limit_per_minute
         if as_of is not None and as_of > org.as_of:
             raise ValueError(f"as_of {as_of:%Y-%m-%d %H:%M} is after the organisation's cut-off {org.as_of:%Y-%m-%d}")
         self.as_of = as_of or org.as_of
         self._apps: dict = {}
-        self._requested_ports = {"pagerduty": pagerduty_port, "jira": jira_port}
+        self._requested_ports = {"pagerduty": pagerduty_port, "jira": jira_port, "qualtrics": 0}
         self.request_counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
         self._tls_dir: Path | None = None
@@ -90,6 +94,15 @@ class Sandbox:
     @property
     def jira_url(self) -> str:
         return self._url("jira")
+
+    @property
+    def qualtrics_url(self) -> str:
+        return self._url("qualtrics")
+
+    @property
+    def qualtrics(self) -> QualtricsApi:
+        """The running Qualtrics API (``fail_exports`` arms export failures)."""
+        return self._running_apps()["qualtrics"]
 
     @property
     def ca_bundle_path(self) -> str:
@@ -136,6 +149,10 @@ class Sandbox:
                         base_url=self._urls["jira"],
                         count_request=lambda key: self._count("jira", key),
                         as_of=self.as_of,
+                    ),
+                    "qualtrics": QualtricsApi(
+                        self.org, token=self.qualtrics_token,
+                        count_request=lambda key: self._count("qualtrics", key), as_of=self.as_of,
                     ),
                 }
                 for name, sock in sockets.items():
