@@ -40,7 +40,6 @@ from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.mapping import Mapping, MappingError, read_mapping
 from assets.landing.snapshot import SnapshotChanged, is_ready, take_snapshot
 from assets.landing.survey import KeyingError, SurveyExportError, read_survey_exports
-from assets.landing.tables import read_records
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 ITEMS = [item.text for item in PSYCHOLOGICAL_SAFETY.items]
@@ -305,8 +304,8 @@ def test_bamboohr_roster_gives_monthly_snapshots_and_classified_leavers(tmp_path
     mapping = read_mapping(tmp_path)
     assert classify(path, mapping) == "hr"
     now = datetime(2024, 4, 10, tzinfo=UTC)
-    loaded = read_hr_file(read_records(take_snapshot(path, tmp_path)), path.name, mapping.settings(path.name, "hr"),
-                          {"payments": "OU-PAY"}, now, "salt")
+    loaded = read_hr_file(take_snapshot(path, tmp_path), path.name, mapping.settings(path.name, "hr"),
+                          {"payments": "OU-PAY"}, now, "salt", tmp_path)
     assert loaded.preset == "bamboohr" and loaded.diagnosis["hire_date_pattern"] == "%m/%d/%Y"
     by_month = loaded.headcount.group_by("snapshot_date").len().sort("snapshot_date").rows()
     # 1004's unknown reason quarantines the whole row. Jan: 1001, 1003 (1002 hired on the 10th);
@@ -326,9 +325,9 @@ def test_workday_report_with_a_title_row_and_reason_paths(tmp_path):
             ["21002", "B", "Search (Jane Doe)", "Engineer", datetime(2023, 5, 2), datetime(2024, 2, 9),
              "Terminate Employee > Voluntary > Relocation"]]
     path = write_xlsx(tmp_path / "Workday_Headcount.xlsx", rows, title_rows=[["Headcount and Terminations"]])
-    loaded = read_hr_file(read_records(take_snapshot(path, tmp_path)), path.name,
+    loaded = read_hr_file(take_snapshot(path, tmp_path), path.name,
                           Mapping({}, {}, {}, (), "none").settings(path.name, "hr"),
-                          {"search (jane doe)": "Search (Jane Doe)"}, datetime(2024, 3, 2, tzinfo=UTC), "salt")
+                          {"search (jane doe)": "Search (Jane Doe)"}, datetime(2024, 3, 2, tzinfo=UTC), "salt", tmp_path)
     assert loaded.preset == "workday" and loaded.diagnosis["header_row"] == "2"
     assert loaded.terminations.to_dicts()[0]["voluntary"] == "true"
     assert loaded.headcount.height == 2 + 2 + 1 and loaded.quarantine.is_empty()

@@ -14,7 +14,6 @@ from assets.landing.hr import read_hr_file
 from assets.landing.mapping import Settings
 from assets.landing.snapshot import detect_encoding, take_snapshot
 from assets.landing.survey import EDMONDSON_ITEMS, read_survey_exports
-from assets.landing.tables import read_records
 from assets.landing.resource import LandingFolderResource
 from assets.warehouse.raw_tables import replace_table
 from pipelines.synthetic.model import GroundTruth
@@ -44,8 +43,8 @@ def survey(path, scale_points=7, groups=("Payments", "Search")):
 
 
 def hr(path, org_units=("OU-1",)):
-    records = read_records(take_snapshot(path, path.parent))
-    return read_hr_file(records, path.name, Settings(), {u.lower(): u for u in org_units}, NOW, "salt")
+    return read_hr_file(take_snapshot(path, path.parent), path.name, Settings(), {u.lower(): u for u in org_units},
+                        NOW, "salt", path.parent)
 
 
 def test_items_are_matched_by_text_not_position_and_reverse_scored(tmp_path):

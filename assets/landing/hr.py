@@ -17,19 +17,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 
 import duckdb
 import polars as pl
 
 from assets.landing.mapping import Settings
 from assets.landing.presets import HR_PRESETS, detect_hr_preset
-from assets.landing.tables import Records, header_text
+from assets.landing.snapshot import Snapshot
+from assets.landing.tables import Records, header_text, load_records
 from assets.landing.values import FALSE_WORDS, TRUE_WORDS, DatePattern
 from assets.warehouse.partitions import HISTORY_START
 
 HEADCOUNT_COLUMNS = ("snapshot_date", "employee_id", "org_unit", "role", "critical_role")
 TERMINATION_COLUMNS = ("employee_id", "org_unit", "role", "critical_role", "termination_date", "voluntary")
-QUARANTINE_COLUMNS = ("source_file", "source_line", "reason", "raw_row")
+# DuckDB's working memory for one HR file; beyond it, it spills to the file's temp folder.
+DUCKDB_MEMORY = "500MB"
+OUTPUTS = ("headcount", "terminations", "quarantine")
 # Rows above the header a report tool may add (a title, a run date): searched for the header.
 MAX_TITLE_ROWS = 10
 VOLUNTARY_WORDS = ("voluntary", "resignation", "resigned", "retirement", "retired")
@@ -42,16 +46,38 @@ class HrExportError(ValueError):
 
 @dataclass
 class HrFile:
+    """One HR export read: its headcount, terminations and quarantine rows are Parquet files
+    in ``folder`` (``parquet(name)``): a 200 MB export never passes through Python memory,
+    the asset reads them straight into the warehouse."""
+
     name: str
     preset: str
     diagnosis: dict
-    headcount: pl.DataFrame
-    terminations: pl.DataFrame
-    quarantine: pl.DataFrame
+    folder: Path
+    counts: dict[str, int]
     data_rows: int
     employees: int
     months: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def parquet(self, name: str) -> Path:
+        return self.folder / f"{name}.parquet"
+
+    def table(self, name: str) -> pl.DataFrame:
+        """One of the file's output tables as a frame (tests, small files)."""
+        return pl.read_parquet(self.parquet(name))
+
+    @property
+    def headcount(self) -> pl.DataFrame:
+        return self.table("headcount")
+
+    @property
+    def terminations(self) -> pl.DataFrame:
+        return self.table("terminations")
+
+    @property
+    def quarantine(self) -> pl.DataFrame:
+        return self.table("quarantine")
 
 
 def find_hr_header(records: Records, preset: str) -> tuple[int, str | None]:
@@ -70,15 +96,87 @@ def _has_columns(header: list[str], preset: str) -> bool:
     return bool(cells & set(HR_PRESETS[preset].columns["employee_id"]))
 
 
-def read_hr_file(records: Records, name: str, settings: Settings, org_units: dict[str, str], now: datetime,
-                 salt: str) -> HrFile:
-    """Check every row of one HR export and derive its snapshots and leavers."""
-    header_index, preset = find_hr_header(records, settings.preset)
-    if preset is None:
-        raise HrExportError(f"{name}: not an HR export this pipeline recognises ({records.diagnosis}); the first rows "
-                            f"have no employee id with hire/termination or snapshot dates. Name the columns in "
-                            f"export_mapping.yml (hr.columns) or its preset (hr.preset)")
-    header = [header_text(c) for c in records.row(header_index)]
+def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: dict[str, str], now: datetime,
+                 salt: str, workdir: Path) -> HrFile:
+    """Check every row of one HR export and derive its snapshots and leavers, in DuckDB with
+    bounded memory (it spills to ``workdir``); the outputs are Parquet files there."""
+    output = workdir / f"{name}.hr"
+    output.mkdir()
+    conn = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "threads": 2,
+                                  "temp_directory": str(output / "spill")})
+    try:
+        records = load_records(conn, snapshot, settings.sheet)
+        header_index, preset = find_hr_header(records, settings.preset)
+        if preset is None:
+            raise HrExportError(f"{name}: not an HR export this pipeline recognises ({records.diagnosis}); the first "
+                                f"rows have no employee id with hire/termination or snapshot dates. Name the columns "
+                                f"in export_mapping.yml (hr.columns) or its preset (hr.preset)")
+        roles = _roles(records.row(header_index), preset, settings, name)
+        header_row = records.frame["row"][header_index]
+        conn.execute(f"create view data as select * from export where row > {header_row}")
+        diagnosis = {**records.diagnosis, "preset": preset, "header_row": str(header_row)}
+        patterns = {}
+        for role in ("hire_date", "termination_date", "snapshot_date"):
+            if role in roles:
+                sample = [v for (v,) in conn.execute(f"select {roles[role]} from data where {roles[role]} is not null "
+                                                     "limit 2000").fetchall()]
+                patterns[role] = DatePattern.find(sample, settings.time_zone, settings.date_format)
+                diagnosis[f"{role}_pattern"] = patterns[role].pattern
+        true_words = TRUE_WORDS + settings.true_words
+        false_words = FALSE_WORDS + settings.false_words
+        voluntary = _voluntary_sql(settings) if preset != "snapshots" else _is_true("voluntary_text", true_words)
+        critical = (f"case when critical_text <> '' then {_is_true('critical_text', true_words)} "
+                    f"else list_contains({_sql_list(settings.critical_roles or [''])}, lower(role)) end")
+        conn.register("org_unit_frame", pl.DataFrame(
+            {"key": list(org_units), "org_unit": list(org_units.values())},
+            schema={"key": pl.String, "org_unit": pl.String}).to_arrow())
+        conn.execute("create table org_units as select * from org_unit_frame")
+        checks = _row_checks(roles, preset, true_words, false_words, voluntary)
+        # Snapshot files repeat each employee every month: hash each id once.
+        plain_id = f"coalesce(trim({roles['employee_id']}), '')"
+        conn.execute(f"""create table id_hashes as select plain, case when plain = '' then ''
+                             else left(sha256(? || ':' || plain), 20) end as hashed
+                         from (select distinct {plain_id} as plain from data)""", [salt])
+        dates = ", ".join(f"typed.{role}" for role in patterns)
+        conn.execute(f"""create table checked as select typed.row, typed.employee_id, org_units.org_unit, typed.role,
+                             {dates}{', ' if dates else ''}{checks} as errors,
+                             {critical} as is_critical, {voluntary} as is_voluntary
+                         from ({_typed_sql(roles, patterns)}) as typed
+                         left join org_units on org_units.key = lower(typed.org_unit_text)""",
+                     [now.replace(tzinfo=None)])
+        date_role = "hire_date" if preset != "snapshots" else _date_role(roles)
+        _deduplicated(conn, date_role)
+        # The row as exported, its id hashed: quarantined rows are few, so they are joined back.
+        raw = "json_object(" + ", ".join(f"'{role}', {'bad.employee_id' if role == 'employee_id' else 'data.' + column}"
+                                         for role, column in roles.items()) + ")::varchar"
+        conn.execute(f"""create table quarantine as
+            select ? as source_file, bad.row as source_line, bad.reason, {raw} as raw_row
+            from (select row, employee_id, errors as reason from checked where errors <> ''
+                  union all select row, employee_id, 'duplicate: (employee, {date_role}) also on line ' || kept_row
+                                   || ', which is kept' from duplicates) as bad
+            join data using (row)
+            order by source_line""", [name])
+        if records.rejected:
+            conn.executemany("insert into quarantine values (?, ?, ?, ?)",
+                             [[name, row, reason, text] for row, text, reason in records.rejected])
+        if preset == "snapshots":
+            _snapshot_tables(conn, roles)
+        else:
+            _roster_tables(conn, settings.snapshots_from or date.fromisoformat(HISTORY_START), now.date())
+        months = [m for (m,) in conn.execute("select distinct left(snapshot_date, 7) from headcount "
+                                             "order by 1").fetchall()]
+        counts = {table: conn.execute(f"copy {table} to '{output / table}.parquet' (format parquet)").fetchone()[0]
+                  for table in OUTPUTS}
+        employees = conn.execute("select count(distinct employee_id) from accepted").fetchone()[0]
+        data_rows = conn.execute("select count(*) from data").fetchone()[0] + len(records.rejected)
+    finally:
+        conn.close()
+    return HrFile(name, preset, diagnosis, output, counts, data_rows, employees, months, list(records.notes))
+
+
+def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) -> dict[str, str]:
+    """Each role's column (c0..cN) from the header, by the mapping or the preset's names."""
+    header = [header_text(c) for c in header_cells]
     roles: dict[str, str] = {}
     for role, names in HR_PRESETS[preset].columns.items():
         wanted = [header_text(settings.columns[role])] if role in settings.columns else list(names)
@@ -91,49 +189,8 @@ def read_hr_file(records: Records, name: str, settings: Settings, org_units: dic
         missing.append("snapshot_date or termination_date")
     if missing:
         raise HrExportError(f"{name} ({preset} preset): columns not found: {', '.join(missing)}; the header has "
-                            f"{records.row(header_index)}. Name them in export_mapping.yml hr.columns")
-    data = records.frame.slice(header_index + 1)
-    diagnosis = {**records.diagnosis, "preset": preset, "header_row": str(header_index + 1)}
-    patterns = {}
-    for role in ("hire_date", "termination_date", "snapshot_date"):
-        if role in roles:
-            sample = data[roles[role]].drop_nulls().head(2000).to_list()
-            patterns[role] = DatePattern.find(sample, settings.time_zone, settings.date_format)
-            diagnosis[f"{role}_pattern"] = patterns[role].pattern
-    true_words = TRUE_WORDS + settings.true_words
-    false_words = FALSE_WORDS + settings.false_words
-    voluntary = _voluntary_sql(settings) if preset != "snapshots" else _is_true("voluntary_text", true_words)
-    critical = (f"case when critical_text <> '' then {_is_true('critical_text', true_words)} "
-                f"else lower(role) in (select unnest({_sql_list(settings.critical_roles or [''])})) end")
-    conn = duckdb.connect()
-    try:
-        conn.register("export", data.to_arrow())
-        conn.register("org_units", pl.DataFrame({"key": list(org_units), "org_unit": list(org_units.values())},
-                                                schema={"key": pl.String, "org_unit": pl.String}).to_arrow())
-        conn.execute(_typed_sql(roles, patterns), [salt, now.replace(tzinfo=None)])
-        checks = _row_checks(roles, preset, true_words, false_words, voluntary)
-        conn.execute(f"""create table checked as select typed.*, org_units.org_unit, {checks} as errors,
-                             {critical} as is_critical, {voluntary} as is_voluntary
-                         from typed left join org_units on org_units.key = lower(typed.org_unit_text)""")
-        date_role = "hire_date" if preset != "snapshots" else _date_role(roles)
-        _deduplicated(conn, date_role)
-        quarantine = conn.execute(
-            "select ? as source_file, row as source_line, array_to_string(errors, '; ') as reason, "
-            "to_json(raw)::varchar as raw_row from checked where len(errors) > 0 "
-            "union all select ?, row, reason, to_json(raw)::varchar from duplicates order by source_line",
-            [name, name]).pl()
-        if preset == "snapshots":
-            headcount, terminations = _snapshot_tables(conn, roles)
-        else:
-            start = settings.snapshots_from or date.fromisoformat(HISTORY_START)
-            headcount, terminations = _roster_tables(conn, start, now.date())
-        months = sorted({d[:7] for d in headcount["snapshot_date"].to_list()})
-        employees = conn.execute("select count(distinct employee_id) from accepted").fetchone()[0]
-    finally:
-        conn.close()
-    return HrFile(name, preset, diagnosis, headcount, terminations,
-                  _with_rejects(quarantine, records, name), data.height + len(records.rejected), employees, months,
-                  list(records.notes))
+                            f"{header_cells}. Name them in export_mapping.yml hr.columns")
+    return roles
 
 
 def _date_role(roles: dict[str, str]) -> str:
@@ -142,32 +199,28 @@ def _date_role(roles: dict[str, str]) -> str:
 
 def _date_sql(column: str, pattern: DatePattern) -> str:
     if pattern.pattern == "iso":
-        return f"try_cast(try_cast(nullif(trim({column}), '') as timestamp) as date)"
+        value = f"nullif(trim({column}), '')"
+        return (f"case when length({value}) = 10 then try_cast({value} as date) "
+                f"else try_cast(try_cast({value} as timestamp) as date) end")
     return f"try_strptime(nullif(trim({column}), ''), '{pattern.pattern}')::date"
 
 
 def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern]) -> str:
+    """The rows typed: each id hashed (the plain id goes no further), texts trimmed, dates
+    parsed with the column's pattern."""
     def text(role: str) -> str:
         return f"coalesce(trim({roles[role]}), '')" if role in roles else "''"
 
-    dates = ", ".join(f"{_date_sql(roles[role], pattern)} as {role}, coalesce(trim({roles[role]}), '') as {role}_text"
-                      for role, pattern in patterns.items())
-    # The raw row quarantined carries the hashed id, never the plain one.
-    raw_fields = ", ".join(f"'{role}': " + ("employee_id_hash" if role == "employee_id" else column)
-                           for role, column in roles.items())
+    dates = "".join(f"{_date_sql(roles[role], pattern)} as {role}, {text(role)} as {role}_text, "
+                    for role, pattern in patterns.items())
     return f"""
-        create table typed as with hashed as (
-            select *, case when {text('employee_id')} = '' then ''
-                           else left(sha256(?1 || ':' || {text('employee_id')}), 20) end as employee_id_hash
-            from export
-            where {' or '.join(f"coalesce(trim({c}), '') <> ''" for c in roles.values())})
         select
-            row, employee_id_hash as employee_id,
+            row, id_hashes.hashed as employee_id,
             {text('org_unit')} as org_unit_text, {text('role')} as role, {text('critical_role')} as critical_text,
             {text('termination_reason')} as reason_text, {text('voluntary')} as voluntary_text,
-            {dates}{',' if dates else ''} ?2 as loaded_now,
-            {{{raw_fields}}} as raw
-        from hashed"""
+            {dates}?::timestamp as loaded_now
+        from data join id_hashes on id_hashes.plain = {text('employee_id')}
+        where {' or '.join(f"coalesce(trim({c}), '') <> ''" for c in roles.values())}"""
 
 
 def _sql_list(words) -> str:
@@ -175,11 +228,11 @@ def _sql_list(words) -> str:
 
 
 def _is_true(column: str, true_words: tuple[str, ...]) -> str:
-    return f"lower({column}) in (select unnest({_sql_list(true_words)}))"
+    return f"list_contains({_sql_list(true_words)}, lower({column}))"
 
 
 def _row_checks(roles, preset, true_words, false_words, voluntary: str) -> str:
-    """A DuckDB list expression of every error of a row (empty: the row loads)."""
+    """A DuckDB expression of every error of a row, joined by '; ' (empty: the row loads)."""
     checks = ["case when employee_id = '' then 'missing id: employee id is empty' end",
               "case when org_units.org_unit is null then 'unknown team: org unit ''' || org_unit_text || "
               "''' is not in the team map''s hr_org_units' end"]
@@ -197,13 +250,13 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str) -> str:
         checks.append("case when snapshot_date_text = '' then 'bad date: snapshot_date is empty' end")
     for flag, column in (("critical_role", "critical_text"), ("voluntary", "voluntary_text")):
         if flag in roles:
-            checks.append(f"case when lower({column}) not in (select unnest({_sql_list(true_words + false_words)})) "
+            checks.append(f"case when not list_contains({_sql_list(true_words + false_words)}, lower({column})) "
                           f"then 'bad flag: {flag} ''' || {column} || ''' is not a true/false word' end")
     if preset != "snapshots" and "termination_date" in roles:
         checks.append(f"case when termination_date is not null and ({voluntary}) is null "
                       "then 'unknown termination reason: ''' || reason_text || ''' (list it under "
                       "hr.voluntary_reasons or hr.involuntary_reasons in export_mapping.yml)' end")
-    return "list_filter([" + ", ".join(checks) + "], e -> e is not null)"
+    return "concat_ws('; ', " + ", ".join(checks) + ")"
 
 
 def _voluntary_sql(settings: Settings) -> str:
@@ -211,62 +264,55 @@ def _voluntary_sql(settings: Settings) -> str:
     mapping's lists first, then the words of the built-in rules (involuntary checked first:
     it contains 'voluntary')."""
     reason = "lower(reason_text)"
-    return (f"case when {reason} in (select unnest({_sql_list(settings.voluntary_reasons or [''])})) then true "
-            f"when {reason} in (select unnest({_sql_list(settings.involuntary_reasons or [''])})) then false "
+    return (f"case when list_contains({_sql_list(settings.voluntary_reasons or [''])}, {reason}) then true "
+            f"when list_contains({_sql_list(settings.involuntary_reasons or [''])}, {reason}) then false "
             + "".join(f"when {reason} like '%{w}%' then false " for w in INVOLUNTARY_WORDS)
             + "".join(f"when {reason} like '%{w}%' then true " for w in VOLUNTARY_WORDS)
             + "end")
 
 
 def _deduplicated(conn: duckdb.DuckDBPyConnection, date_role: str) -> None:
-    """Table ``accepted``: clean rows, one per (employee, date), the later row winning;
-    ``duplicates``: the others, naming the row kept."""
-    conn.execute(f"""
-        create table ranked as select *, row_number() over (partition by employee_id, {date_role} order by row desc) as rank,
-            first_value(row) over (partition by employee_id, {date_role} order by row desc) as kept_row
-        from checked where len(errors) = 0""")
-    conn.execute("create table accepted as select * from ranked where rank = 1")
-    conn.execute(f"create table duplicates as select row, 'duplicate: (employee, {date_role}) also on line ' "
-                 "|| kept_row || ', which is kept' as reason, raw from ranked where rank > 1")
+    """``accepted``: clean rows, one per (employee, date), the later row winning;
+    ``duplicates``: the others, with the row kept. Most exports have none, so the window
+    over every row runs only when a repeated key exists."""
+    repeated = conn.execute(f"select count(*) from (select 1 from checked where errors = '' "
+                            f"group by employee_id, {date_role} having count(*) > 1)").fetchone()[0]
+    if not repeated:
+        conn.execute("create view accepted as select * from checked where errors = ''")
+        conn.execute("create view duplicates as select *, row as kept_row from checked where false")
+        return
+    conn.execute(f"""create table accepted as select * from checked where errors = ''
+                     qualify row_number() over (partition by employee_id, {date_role} order by row desc) = 1""")
+    conn.execute(f"""create table duplicates as select *, max(row) over (partition by employee_id, {date_role}) as kept_row
+                     from checked where errors = '' qualify row < kept_row""")
 
 
-def _snapshot_tables(conn, roles) -> tuple[pl.DataFrame, pl.DataFrame]:
-    headcount, terminations = _empty(HEADCOUNT_COLUMNS), _empty(TERMINATION_COLUMNS)
-    if "snapshot_date" in roles:
-        headcount = conn.execute("""
-            select strftime(snapshot_date, '%Y-%m-%d') as snapshot_date, employee_id, org_unit, role,
-                   is_critical::varchar as critical_role from accepted order by row""").pl()
-    if "termination_date" in roles:
-        terminations = conn.execute("""
-            select employee_id, org_unit, role, is_critical::varchar as critical_role,
-                   strftime(termination_date, '%Y-%m-%d') as termination_date, is_voluntary::varchar as voluntary
-            from accepted order by row""").pl()
-    return headcount, terminations
-
-
-def _roster_tables(conn, start: date, today: date) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Monthly opening snapshots from ``start`` to this month, and the leavers."""
-    headcount = conn.execute("""
-        select strftime(month, '%Y-%m-%d') as snapshot_date, employee_id, org_unit, role,
-               is_critical::varchar as critical_role
-        from accepted, range(date_trunc('month', ?::date), date_trunc('month', ?::date) + interval 1 day,
-                             interval 1 month) as months(month)
-        where hire_date <= month and (termination_date is null or termination_date >= month)
-        order by month, row""", [start, today]).pl()
-    terminations = conn.execute("""
+def _snapshot_tables(conn, roles) -> None:
+    """Tables ``headcount`` and ``terminations`` from the pipeline's own snapshot files (a
+    file holds one or the other)."""
+    snapshots, leavers = "snapshot_date" in roles, "termination_date" in roles
+    conn.execute(f"""create view headcount as
+        select strftime({'snapshot_date' if snapshots else 'null::date'}, '%Y-%m-%d') as snapshot_date, employee_id,
+               org_unit, role, is_critical::varchar as critical_role
+        from accepted where {snapshots}""")
+    conn.execute(f"""create view terminations as
         select employee_id, org_unit, role, is_critical::varchar as critical_role,
+               strftime({'termination_date' if leavers else 'null::date'}, '%Y-%m-%d') as termination_date,
+               is_voluntary::varchar as voluntary
+        from accepted where {leavers}""")
+
+
+def _roster_tables(conn, start: date, today: date) -> None:
+    """Tables ``headcount`` (monthly opening snapshots from ``start`` to this month) and
+    ``terminations`` (the leavers) from a roster."""
+    conn.execute(f"""
+        create view headcount as select strftime(month, '%Y-%m-%d') as snapshot_date, employee_id, org_unit, role,
+               is_critical::varchar as critical_role
+        from accepted, range(date_trunc('month', date '{start.isoformat()}'),
+                             date_trunc('month', date '{today.isoformat()}') + interval 1 day,
+                             interval 1 month) as months(month)
+        where hire_date <= month and (termination_date is null or termination_date >= month)""")
+    conn.execute("""
+        create view terminations as select employee_id, org_unit, role, is_critical::varchar as critical_role,
                strftime(termination_date, '%Y-%m-%d') as termination_date, is_voluntary::varchar as voluntary
-        from accepted where termination_date is not null order by row""").pl()
-    return headcount, terminations
-
-
-def _empty(columns) -> pl.DataFrame:
-    return pl.DataFrame(schema={c: pl.String for c in columns})
-
-
-def _with_rejects(quarantine: pl.DataFrame, records: Records, name: str) -> pl.DataFrame:
-    rejects = pl.DataFrame([{"source_file": name, "source_line": row, "reason": reason, "raw_row": raw}
-                            for row, raw, reason in records.rejected],
-                           schema={"source_file": pl.String, "source_line": pl.Int64, "reason": pl.String,
-                                   "raw_row": pl.String})
-    return pl.concat([rejects, quarantine.cast({"source_line": pl.Int64, "raw_row": pl.String})])
+        from accepted where termination_date is not null order by row""")

@@ -28,7 +28,9 @@ from assets.landing.snapshot import Snapshot
 # Excel's own limit on a cell: longer text is free text nobody could have typed in a cell.
 MAX_CELL_CHARS = 32_767
 # DuckDB refuses longer lines; a free-text comment of several MB still fits.
-MAX_LINE_BYTES = 64 * 1024 * 1024
+MAX_LINE_BYTES = 8 * 1024 * 1024
+# Rows kept in Python to find a header (title rows, up to three header rows).
+HEAD_ROWS = 12
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 DUCKDB_REASONS = {
     "INVALID ENCODING": "wrong encoding",
@@ -62,40 +64,52 @@ class Records:
 
 
 def read_records(snapshot: Snapshot, sheet: str | None = None) -> Records:
-    """Every record of ``snapshot`` (CSV, TSV or XLSX), header rows included."""
-    if snapshot.is_zip:
-        return _read_xlsx(snapshot, sheet)
-    return _read_text(snapshot)
-
-
-def _read_text(snapshot: Snapshot) -> Records:
+    """Every record of ``snapshot`` (CSV, TSV or XLSX), header rows included, in memory."""
     conn = duckdb.connect()
     try:
-        path = str(snapshot.path)
-        delimiter, width = _dialect(snapshot)
-        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
-        relation = conn.execute(
-            "select * from read_csv(?, header=false, auto_detect=false, delim=?, quote='\"', escape='\"', skip=0, "
-            f"columns={columns}, strict_mode=true, store_rejects=true, rejects_table='rejected_rows', "
-            f"rejects_scan='rejected_scans', max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES})",
-            [path, delimiter],
-        )
-        frame = pl.from_arrow(relation.fetch_arrow_table())
-        errors = conn.execute(
-            "select distinct line, line_byte_position, error_type, csv_line, error_message, byte_position "
-            "from rejected_rows order by line"
-        ).fetchall()
+        records = load_records(conn, snapshot, sheet)
+        records.frame = conn.execute("select * from export order by row").pl()
     finally:
         conn.close()
-    frame = frame.rename({old: f"c{i}" for i, old in enumerate(frame.columns)})
+    return records
+
+
+def load_records(conn: duckdb.DuckDBPyConnection, snapshot: Snapshot, sheet: str | None = None) -> Records:
+    """Every record of ``snapshot`` into the table ``export`` (``row``, ``c0``..``cN``) of
+    ``conn``: large exports stay in DuckDB (which spills to disk) instead of Python memory.
+    The returned ``Records`` holds the first rows only (for finding the header)."""
+    if snapshot.is_zip:
+        records = _read_xlsx(snapshot, sheet)
+        conn.register("xlsx_frame", records.frame.to_arrow())
+        conn.execute("create table export as select * from xlsx_frame")
+        conn.unregister("xlsx_frame")
+    else:
+        records = _read_text(conn, snapshot)
+    _drop_overlong_cells(conn, records)
+    records.frame = conn.execute(f"select * from export order by row limit {HEAD_ROWS}").pl()
+    return records
+
+
+def _read_text(conn: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> Records:
+    delimiter, width = _dialect(snapshot)
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
+    conn.execute(
+        "create table records as select * from read_csv(?, header=false, "
+        "auto_detect=false, delim=?, quote='\"', escape='\"', skip=0, "
+        f"columns={columns}, strict_mode=true, store_rejects=true, rejects_table='rejected_rows', "
+        f"rejects_scan='rejected_scans', max_line_size={MAX_LINE_BYTES})",
+        [str(snapshot.path), delimiter],
+    )
+    errors = conn.execute(
+        "select distinct line, line_byte_position, error_type, csv_line, error_message, byte_position "
+        "from rejected_rows order by line"
+    ).fetchall()
     records = Records(
-        frame=frame,
+        frame=pl.DataFrame(),
         diagnosis={"format": "tsv" if delimiter == "\t" else "csv", "delimiter": DELIMITER_NAMES[delimiter],
                    "encoding": snapshot.encoding},
     )
-    rejected_rows = _rejected(snapshot, errors, records)
-    records.frame = _numbered(frame, sorted(rejected_rows))
-    _drop_overlong_cells(records)
+    _numbered(conn, sorted(_rejected(snapshot, errors, records)))
     return records
 
 
@@ -176,25 +190,39 @@ def _swallowed_lines(fh, line_start: int, error: tuple, data_size: int) -> list[
     return [line.rstrip(b"\r").decode("utf-8", errors="replace") for line in span[:end].split(b"\n") if line.strip()]
 
 
-def _numbered(frame: pl.DataFrame, rejected_rows: list[int]) -> pl.DataFrame:
-    """Add each accepted record's row number: accepted records fill, in order, the rows not
-    taken by rejected ones (the k-th accepted record is on row k + the rejected rows before it)."""
-    thresholds = pl.Series([row - taken for taken, row in enumerate(rejected_rows, start=1)], dtype=pl.Int64)
-    k = pl.int_range(1, frame.height + 1, eager=True, dtype=pl.Int64)
-    offset = thresholds.search_sorted(k, side="left") if len(thresholds) else pl.zeros(frame.height, eager=True)
-    return frame.insert_column(0, (k + offset.cast(pl.Int64)).alias("row"))
+def _numbered(conn: duckdb.DuckDBPyConnection, rejected_rows: list[int]) -> None:
+    """Table ``export``: the records with their row numbers. Accepted records fill, in order,
+    the rows not taken by rejected ones: the k-th is on row k + the number of rejected rows
+    before it, i.e. k + the number of thresholds (rejected row - rejected rows so far) below k."""
+    if not rejected_rows:  # rowid is the insertion (file) order
+        conn.execute("create view export as select rowid + 1 as row, * from records")
+        return
+    thresholds = pl.DataFrame({"threshold": [row - taken for taken, row in enumerate(rejected_rows, start=1)],
+                               "offset": list(range(1, len(rejected_rows) + 1))},
+                              schema={"threshold": pl.Int64, "offset": pl.Int64})
+    conn.register("thresholds", thresholds.to_arrow())
+    conn.execute("create table export as select numbered.k + coalesce(t.offset, 0) as row, numbered.* exclude (k) "
+                 "from (select rowid + 1 as k, * from records) as numbered "
+                 "asof left join thresholds as t on numbered.k > t.threshold")
+    conn.execute("drop table records")
+    conn.unregister("thresholds")
 
 
-def _drop_overlong_cells(records: Records) -> None:
-    for column in records.frame.columns[1:]:
-        long = records.frame.filter(pl.col(column).str.len_chars() > MAX_CELL_CHARS)
-        if long.height:
-            for row, value in long.select("row", column).iter_rows():
+def _drop_overlong_cells(conn: duckdb.DuckDBPyConnection, records: Records) -> None:
+    columns = [c for c in conn.table("export").columns if c != "row"]
+    if not columns:
+        return
+    condition = " or ".join(f"length({c}) > {MAX_CELL_CHARS}" for c in columns)
+    for row, *values in conn.execute(f"select row, {', '.join(columns)} from export where {condition}").fetchall():
+        for column, value in zip(columns, values):
+            if value is not None and len(value) > MAX_CELL_CHARS:
                 records.notes.append(f"row {row}, field {int(column[1:]) + 1}: {len(value):,} characters of text "
                                      f"dropped (over {MAX_CELL_CHARS:,}; free text is never loaded)")
-            records.frame = records.frame.with_columns(
-                pl.when(pl.col(column).str.len_chars() > MAX_CELL_CHARS).then(pl.lit("")).otherwise(pl.col(column))
-                .alias(column))
+    if records.notes:
+        # ``export`` is a view over ``records`` when no record was rejected.
+        views = conn.execute("select count(*) from duckdb_views() where view_name = 'export'").fetchone()[0]
+        conn.execute(f"update {'records' if views else 'export'} set " + ", ".join(
+            f"{c} = case when length({c}) > {MAX_CELL_CHARS} then '' else {c} end" for c in columns))
 
 
 def _read_xlsx(snapshot: Snapshot, sheet: str | None) -> Records:
@@ -213,9 +241,7 @@ def _read_xlsx(snapshot: Snapshot, sheet: str | None) -> Records:
         {"row": [i for i, _ in numbered], **{f"c{j}": [r[j] for _, r in numbered] for j in range(width)}},
         schema={"row": pl.Int64, **{f"c{j}": pl.String for j in range(width)}},
     )
-    records = Records(frame=frame, diagnosis={"format": "xlsx", "sheet": sheet or names[0], "encoding": "xlsx"})
-    _drop_overlong_cells(records)
-    return records
+    return Records(frame=frame, diagnosis={"format": "xlsx", "sheet": sheet or names[0], "encoding": "xlsx"})
 
 
 def _cell_text(value) -> str:
