@@ -29,7 +29,7 @@ from assets.landing.survey import item_parts, item_texts
 from assets.landing.tables import read_records
 
 TEAM_MAP_FILE = "team_map.yml"
-EXPORT_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx"}
+EXPORT_SUFFIXES = {".csv", ".tsv", ".xlsx"}
 CONFIG_FILES = {TEAM_MAP_FILE, MAPPING_FILE}
 # The sensor also watches the configuration files: a changed team map or mapping reloads.
 WATCHED_SUFFIXES = EXPORT_SUFFIXES | {".yml", ".yaml"}
