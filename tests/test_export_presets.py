@@ -344,3 +344,12 @@ def test_mapping_file_errors_name_the_entry(tmp_path):
         "survey:\n  item_sets:\n    psychological_safety:\n      aliases: {9: [x]}\n")
     with pytest.raises(MappingError, match="aliases names item 9"):
         read_mapping(tmp_path)
+
+
+def test_a_cumulative_export_beside_a_wave_export_counts_each_response_once(tmp_path):
+    rows = [["response_id", "submitted_at", "team", *ITEMS]] + [
+        [f"R{i}", f"2025-0{1 + 3 * (i % 2)}-10", "Payments", *consistent_answers(1 + i % 7)] for i in range(24)]
+    (tmp_path / "wave_2025q1.csv").write_text(csv_text([rows[0]] + [row for row in rows[1:] if row[1] < "2025-04"]))
+    (tmp_path / "cumulative.csv").write_text(csv_text(rows))
+    load = read_survey_exports([tmp_path / "wave_2025q1.csv", tmp_path / "cumulative.csv"], GROUPS, NOW)
+    assert load.responses == 24 and load.identical_copies == 12 and not load.checked.quarantined

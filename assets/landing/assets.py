@@ -12,6 +12,8 @@ HR rows carry hashed ids only.
 
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,19 +24,20 @@ from dagster_duckdb import DuckDBResource
 
 from assets.landing.files import (
     FileFacts,
+    ShrunkExport,
     check_shrinkage,
     classify,
     export_files,
     previous_facts,
     write_facts,
 )
-from assets.landing.hr import HEADCOUNT_COLUMNS, TERMINATION_COLUMNS, HrFile, read_hr_file
-from assets.landing.mapping import read_mapping
+from assets.landing.hr import HEADCOUNT_COLUMNS, TERMINATION_COLUMNS, HrExportError, HrFile, read_hr_file
+from assets.landing.mapping import MappingError, read_mapping
 from assets.landing.resource import LandingFolderResource
-from assets.landing.snapshot import is_ready, take_snapshot
-from assets.landing.survey import SurveyFile, combine_survey_files, read_survey_file
+from assets.landing.snapshot import SnapshotChanged, is_ready, take_snapshot
+from assets.landing.survey import KeyingError, SurveyExportError, SurveyFile, combine_survey_files, read_survey_file
 from assets.landing.tables import read_records
-from assets.landing.team_map import read_team_map
+from assets.landing.team_map import TeamMapError, read_team_map
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import replace_table, warehouse_connection
 
@@ -50,6 +53,18 @@ QUARANTINE_TABLES = {
     "hr__headcount": ("quarantine", "hr__headcount"),
     "hr__terminations": ("quarantine", "hr__terminations"),
 }
+
+
+@contextmanager
+def stopping_clearly() -> Iterator[None]:
+    """A load refused on purpose (a file shrank, a keying check failed, an export that cannot
+    be read, a file changed during the read) fails the step with the message alone and
+    without retries: the same files would be refused again."""
+    try:
+        yield
+    except (ShrunkExport, KeyingError, SnapshotChanged, SurveyExportError, HrExportError, MappingError,
+            TeamMapError) as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
 
 
 class LandingLoadConfig(dg.Config):
@@ -84,7 +99,7 @@ def _files_of_kind(context, landing: LandingFolderResource, kind: str) -> tuple[
         elif found is None:
             unknown.append(path.name)
     if unknown:
-        raise ValueError(f"landing folder {landing.path}: not recognised as a survey or HR export: {unknown}. "
+        raise MappingError(f"landing folder {landing.path}: not recognised as a survey or HR export: {unknown}. "
                          "Name their kind and preset under files in export_mapping.yml (kind: ignore skips a file)")
     return ready, waiting, mapping
 
@@ -137,6 +152,12 @@ def survey_responses(
     again (the latest submission is kept) go to restricted.survey__responses_quarantine with
     their reason. A file that lost responses or waves, or a wave failing the keying check,
     stops the load. Respondent-level, so restricted."""
+    with stopping_clearly():
+        return _load_surveys(context, config, landing, duckdb)
+
+
+def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderResource,
+                  duckdb: DuckDBResource) -> dg.MaterializeResult:
     files, waiting, mapping = _files_of_kind(context, landing, "survey")
     groups = _identifiers(duckdb, "survey_group")
     now = datetime.now(UTC)
@@ -179,6 +200,7 @@ def survey_responses(
         "quarantined_by_reason": dg.MetadataValue.json(reasons),
         "dropped_not_responses": dg.MetadataValue.json(dict(dropped)),
         "partial_responses": load.partial_responses, "scale_points": scale_points,
+        "identical_copies_merged": load.identical_copies,
         "files": dg.MetadataValue.json({f.name: {**f.diagnosis, "responses": new_facts[f.name].units,
                                                  "waves": f.waves, "dropped": dict(f.dropped), "notes": f.notes,
                                                  "ignored_columns": f.ignored_columns} for f in read}),
@@ -209,6 +231,11 @@ def hr_exports(context: dg.AssetExecutionContext, config: LandingLoadConfig, lan
     future dates, bad flags, unknown termination reasons or a repeated (employee, date) go
     to quarantine.hr__headcount / quarantine.hr__terminations with their reason. A file that
     lost rows, employees or months stops the load."""
+    with stopping_clearly():
+        yield from _load_hr(context, config, landing, duckdb)
+
+
+def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource, duckdb: DuckDBResource):
     files, waiting, mapping = _files_of_kind(context, landing, "hr")
     if waiting:
         raise RuntimeError(f"HR exports still being copied: {waiting}; the previous HR load stays until they are "
@@ -226,8 +253,7 @@ def hr_exports(context: dg.AssetExecutionContext, config: LandingLoadConfig, lan
             context.log.info(f"{path.name}: {file.preset} preset, {file.counts}")
         new_facts = {f.name: FileFacts(f.name, "hr", f.preset, f.diagnosis["sha256"], f.data_rows, f.employees,
                                        tuple(f.months)) for f in read}
-        # A file of leavers only quarantines into the leavers' table; rosters and snapshots into headcount's.
-        leavers_only = {f.name for f in read if not f.counts["headcount"] and f.counts["terminations"]}
+        leavers_only = {f.name for f in read if f.leavers_only}
         with warehouse_connection(duckdb) as conn:
             accepted_shrink = check_shrinkage(previous_facts(conn, "hr"), new_facts, config.accept_shrunk_exports,
                                               "employee", "month")

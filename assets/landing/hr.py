@@ -59,6 +59,8 @@ class HrFile:
     employees: int
     months: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # A file of leavers only (hr_terminations.csv): its bad rows go to the leavers' quarantine.
+    leavers_only: bool = False
 
     def parquet(self, name: str) -> Path:
         return self.folder / f"{name}.parquet"
@@ -171,7 +173,8 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         data_rows = conn.execute("select count(*) from data").fetchone()[0] + len(records.rejected)
     finally:
         conn.close()
-    return HrFile(name, preset, diagnosis, output, counts, data_rows, employees, months, list(records.notes))
+    return HrFile(name, preset, diagnosis, output, counts, data_rows, employees, months, list(records.notes),
+                  leavers_only=preset == "snapshots" and "snapshot_date" not in roles)
 
 
 def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) -> dict[str, str]:

@@ -264,6 +264,7 @@ class SurveyLoad:
 
     checked: Checked
     files: list[SurveyFile]
+    identical_copies: int = 0
     partial_responses: int = 0
     warnings: list[str] = field(default_factory=list)
 
@@ -279,11 +280,20 @@ def combine_survey_files(files: list[SurveyFile], scale_points: int) -> SurveyLo
     for file in files:
         checked.quarantined.extend(file.checked.quarantined)
     responses = Checked()
-    candidates = [candidate for file in files for candidate in file.candidates]
+    # The same response in two files (a cumulative export beside a wave's, overlapping API
+    # exports) is one response: identical copies merge; different ones supersede below.
+    candidates, seen = [], set()
+    for candidate in (c for file in files for c in file.candidates):
+        parsed = candidate[3]
+        identity = (parsed["response_id"], parsed["submitted_at"], parsed["survey_group"],
+                    tuple(sorted(parsed["answers"].items())))
+        if identity not in seen:
+            seen.add(identity)
+            candidates.append(candidate)
     supersede_duplicates(responses, candidates, key=lambda r: r["response_id"], order=lambda r: r["submitted_at"],
                          what="response_id")
     checked.quarantined.extend(responses.quarantined)
-    load = SurveyLoad(checked, files)
+    load = SurveyLoad(checked, files, identical_copies=sum(len(f.candidates) for f in files) - len(candidates))
     reverse_keyed = set(PSYCHOLOGICAL_SAFETY.reverse_keyed)
     for response in responses.accepted:
         answers = response["answers"]

@@ -1,0 +1,132 @@
+"""The landing assets through Dagster on a real DuckDB warehouse: several exports load
+together, a file that lost rows blocks the load and the previous load stays (until a run
+accepts it), a file still being copied keeps its previous rows, and HR files of both kinds
+reach the raw tables with their quarantine."""
+
+import csv
+import io
+import os
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from assets.landing.assets import hr_exports, survey_responses
+from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
+from assets.landing.resource import LandingFolderResource
+from assets.warehouse.raw_tables import replace_table
+
+ITEMS = [item.text for item in PSYCHOLOGICAL_SAFETY.items]
+REVERSED = {item.number for item in PSYCHOLOGICAL_SAFETY.items if item.reverse_keyed}
+
+
+def csv_text(rows) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def finished(path):
+    """Make ``path`` look like a copy that finished an hour ago."""
+    os.utime(path, (path.stat().st_mtime - 3600, path.stat().st_mtime - 3600))
+
+
+def survey_rows(wave_month: int, n: int, prefix: str) -> list[list]:
+    return [[f"{prefix}{i}", f"2025-{wave_month:02d}-10 09:00:00", "Payments",
+             *[8 - (1 + i % 7) if number in REVERSED else 1 + i % 7 for number in range(1, 8)]] for i in range(n)]
+
+
+@pytest.fixture
+def folders(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as conn:
+        replace_table(conn, "staging", "stg_config__team_map", pl.DataFrame(
+            {"team": ["Payments", "Payments"], "source": ["survey_group", "hr_org_unit"],
+             "identifier": ["Payments", "OU-1"]}))
+    return landing, warehouse
+
+
+def load(asset, landing, warehouse, accept=()):
+    return dg.materialize(
+        [asset], raise_on_error=False,
+        resources={"landing": LandingFolderResource(path=str(landing), hr_id_salt="salt"),
+                   "duckdb": DuckDBResource(database=str(warehouse))},
+        run_config={"ops": {asset.node_def.name: {"config": {"accept_shrunk_exports": list(accept)}}}},
+    )
+
+
+def responses(warehouse) -> dict[str, int]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return dict(conn.execute("select source_file, count(distinct response_id) from restricted.survey__responses "
+                                 "group by 1").fetchall())
+
+
+def test_waves_add_up_a_shrunk_file_blocks_and_a_file_being_copied_keeps_its_rows(folders):
+    landing, warehouse = folders
+    header = ["response_id", "submitted_at", "team", *ITEMS]
+    wave1, wave2 = landing / "wave1.csv", landing / "wave2.csv"
+    wave1.write_text(csv_text([header, *survey_rows(2, 30, "A")]))
+    finished(wave1)
+    assert load(survey_responses, landing, warehouse).success
+    wave2.write_text(csv_text([header, *survey_rows(5, 20, "B")]))
+    finished(wave2)
+    assert load(survey_responses, landing, warehouse).success
+    assert responses(warehouse) == {"wave1.csv": 30, "wave2.csv": 20}
+
+    # A copy cut at a line end: a valid but shorter file. The load stops, saying what shrank.
+    wave1.write_text(csv_text([header, *survey_rows(2, 18, "A")]))
+    finished(wave1)
+    blocked = load(survey_responses, landing, warehouse)
+    assert not blocked.success
+    message = blocked.get_step_failure_events()[0].event_specific_data.user_failure_data.description
+    assert "wave1.csv shrank since it was last loaded (rows 30 -> 18; responses 30 -> 18)" in message
+    assert "accept_shrunk_exports" in message
+    assert responses(warehouse) == {"wave1.csv": 30, "wave2.csv": 20}
+
+    # Being copied again (changed a moment ago): not read, its previous rows stay.
+    wave1.write_text(csv_text([header, *survey_rows(2, 31, "A")]))
+    assert load(survey_responses, landing, warehouse).success
+    assert responses(warehouse) == {"wave1.csv": 30, "wave2.csv": 20}
+    finished(wave1)
+    assert load(survey_responses, landing, warehouse).success
+    assert responses(warehouse) == {"wave1.csv": 31, "wave2.csv": 20}
+
+    # Retiring a wave file on purpose is accepted for one run by name.
+    wave2.unlink()
+    assert not load(survey_responses, landing, warehouse).success
+    assert load(survey_responses, landing, warehouse, accept=["wave2.csv"]).success
+    assert responses(warehouse) == {"wave1.csv": 31}
+
+
+def test_a_roster_and_a_leavers_file_load_together_with_hashed_ids(folders):
+    landing, warehouse = folders
+    roster = landing / "bamboohr.csv"
+    roster.write_text(csv_text([
+        ["Employee #", "Department", "Job Title", "Hire Date", "Termination Date", "Termination Type"],
+        ["7", "OU-1", "SRE", "2023-06-01", "", ""],
+        ["8", "ou-1", "SRE", "2023-06-01", "2024-02-10", "Voluntary"],
+        ["9", "OU-404", "SRE", "2023-06-01", "", ""],
+    ]))
+    leavers = landing / "hr_terminations.csv"
+    leavers.write_text(csv_text([
+        ["employee_id", "org_unit", "role", "critical_role", "termination_date", "voluntary"],
+        ["E1", "OU-1", "sre", "maybe", "2024-03-04", "true"],
+    ]))
+    for path in (roster, leavers):
+        finished(path)
+    result = load(hr_exports, landing, warehouse)
+    assert result.success
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        months = conn.execute("select count(distinct snapshot_date) from raw.hr__headcount").fetchone()[0]
+        leavers_loaded = conn.execute("select employee_id, voluntary from raw.hr__terminations").fetchall()
+        roster_q = conn.execute("select reason, raw_row from quarantine.hr__headcount").fetchall()
+        leaver_q = conn.execute("select reason, source_file from quarantine.hr__terminations").fetchall()
+    hashed = LandingFolderResource(path=".", hr_id_salt="salt").pseudonymise
+    assert months >= 24 and leavers_loaded == [(hashed("8"), "true")]
+    [(reason, raw)] = roster_q
+    assert reason.startswith("unknown team: org unit 'OU-404'") and hashed("9") in raw and '"9"' not in raw
+    assert leaver_q[0][0].startswith("bad flag: critical_role 'maybe'") and leaver_q[0][1] == "hr_terminations.csv"
