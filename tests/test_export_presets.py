@@ -93,8 +93,9 @@ def test_qualtrics_csv_drops_previews_tests_and_unfinished_and_counts_them(tmp_p
     assert dict(file.dropped) == {"unfinished": 1, "preview, test or spam": 2}
     assert load.responses == 9 and not load.checked.quarantined
     first = next(r for r in load.checked.accepted if r["response_id"] == "R_000abc" and r["item_no"] == 1)
-    # 2025-02-10 09:00 in Europe/Berlin (the ImportId's time zone is not applied: mapping time_zone is) -> UTC.
-    assert first["submitted_at"] == datetime(2025, 2, 10, 9, 0) and first["survey_group"] == "Search"
+    # RecordedDate 09:00 in the time zone the ImportId row states (Europe/Berlin, UTC+1 in February).
+    assert file.diagnosis["time_zone"] == "Europe/Berlin"
+    assert first["submitted_at"] == datetime(2025, 2, 10, 8, 0) and first["survey_group"] == "Search"
     assert (first["answer"], first["score"]) == (6, 2)  # reverse-keyed item 1: 8 - 6
 
 

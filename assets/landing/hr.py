@@ -122,7 +122,7 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
             if role in roles:
                 sample = [v for (v,) in conn.execute(f"select {roles[role]} from data where {roles[role]} is not null "
                                                      "limit 2000").fetchall()]
-                patterns[role] = DatePattern.find(sample, settings.time_zone, settings.date_format)
+                patterns[role] = DatePattern.find(sample, settings.time_zone or "UTC", settings.date_format)
                 diagnosis[f"{role}_pattern"] = patterns[role].pattern
         true_words = TRUE_WORDS + settings.true_words
         false_words = FALSE_WORDS + settings.false_words

@@ -77,7 +77,8 @@ class Settings:
     preset: str = "auto"
     columns: dict[str, str] = field(default_factory=dict)
     date_format: str | None = None
-    time_zone: str = "UTC"
+    # None: UTC, unless the export states its own (Qualtrics' ImportId header row does).
+    time_zone: str | None = None
     scale_points: int | None = None
     submitted_at_value: date | None = None
     answer_labels: dict[str, int] = field(default_factory=dict)

@@ -17,11 +17,13 @@ Respondent-level output; it only ever goes to the ``restricted`` schema.
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
@@ -184,8 +186,9 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
     dates = None
     if roles["submitted_at"] is not None:
         column = f"c{roles['submitted_at']}"
-        dates = DatePattern.find(data[column].fill_null("").to_list(), settings.time_zone, settings.date_format)
-        diagnosis["date_pattern"] = dates.pattern
+        time_zone = settings.time_zone or _export_time_zone(cells[roles["submitted_at"]]) or "UTC"
+        dates = DatePattern.find(data[column].fill_null("").to_list(), time_zone, settings.date_format)
+        diagnosis.update(date_pattern=dates.pattern, time_zone=time_zone)
     labels = {**AGREEMENT_LABELS[scale_points], **settings.answer_labels}
     already = set(settings.already_reversed.get(item_set.key, ()))
     used = {column: header_text(cells[column][0]) or questions[column] for column in
@@ -219,6 +222,24 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
         parsed.update(source_file=name, source_line=row)
         file.candidates.append((name, row, raw, parsed))
     return file
+
+
+def _export_time_zone(header_cells: list[str]) -> str | None:
+    """The time zone a Qualtrics export states for a date column in its ImportId row, e.g.
+    {"ImportId":"recordedDate","timeZone":"America/Denver"}."""
+    for cell in header_cells:
+        if cell.startswith("{"):
+            try:
+                zone = json.loads(cell).get("timeZone")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(zone, str) and zone:
+                try:
+                    ZoneInfo(zone)
+                    return zone
+                except (ZoneInfoNotFoundError, ValueError):
+                    return None
+    return None
 
 
 def _response(values, roles, items, dates, settings, survey_groups, now, scale_points, labels, already,
