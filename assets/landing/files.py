@@ -59,7 +59,8 @@ def classify(path: Path, mapping: Mapping) -> str | None:
     if kind:
         return kind
     with tempfile.TemporaryDirectory(prefix="psafe-peek-") as workdir:
-        head = path.open("rb").read(PEEK_BYTES)
+        with path.open("rb") as fh:
+            head = fh.read(PEEK_BYTES)
         if head.startswith(ZIP_SIGNATURE):
             snapshot = Snapshot(path, path, "", 0, 0, "binary", True)
         else:

@@ -302,14 +302,14 @@ def combine_survey_files(files: list[SurveyFile], scale_points: int) -> SurveyLo
         checked.quarantined.extend(file.checked.quarantined)
     responses = Checked()
     # The same response in two files (a cumulative export beside a wave's, overlapping API
-    # exports) is one response: identical copies merge; different ones supersede below.
-    candidates, seen = [], set()
+    # exports) is one response: identical copies in another file merge (counted); a row
+    # repeated within one file, or a changed resubmission, is superseded below (quarantined).
+    candidates, first_file = [], {}
     for candidate in (c for file in files for c in file.candidates):
         parsed = candidate[3]
         identity = (parsed["response_id"], parsed["submitted_at"], parsed["survey_group"],
                     tuple(sorted(parsed["answers"].items())))
-        if identity not in seen:
-            seen.add(identity)
+        if first_file.setdefault(identity, candidate[0]) == candidate[0]:
             candidates.append(candidate)
     supersede_duplicates(responses, candidates, key=lambda r: r["response_id"], order=lambda r: r["submitted_at"],
                          what="response_id")
