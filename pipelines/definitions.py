@@ -52,8 +52,6 @@ def defs() -> dg.Definitions:
             "landing": LandingFolderResource(
                 path=dg.EnvVar("PSAFE_LANDING_DIR"),
                 hr_id_salt=dg.EnvVar("PSAFE_HR_ID_SALT"),
-                survey_scale_points=dg.EnvVar.int("PSAFE_SURVEY_SCALE_POINTS"),
-                export_encoding=dg.EnvVar("PSAFE_EXPORT_ENCODING"),
             ),
             "qualtrics": QualtricsResource(
                 base_url=dg.EnvVar("QUALTRICS_URL"),

@@ -12,9 +12,9 @@ import pytest
 
 from assets.landing.hr import read_hr_file
 from assets.landing.mapping import Settings
+from assets.landing.resource import LandingFolderResource
 from assets.landing.snapshot import detect_encoding, take_snapshot
 from assets.landing.survey import EDMONDSON_ITEMS, read_survey_exports
-from assets.landing.resource import LandingFolderResource
 from assets.warehouse.raw_tables import replace_table
 from pipelines.synthetic.model import GroundTruth
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
@@ -204,3 +204,22 @@ def test_a_generated_five_point_export_loads_clean_and_a_seven_point_setting_war
     assert {r["answer"] for r in five.checked.accepted} <= {1, 2, 3, 4, 5}
     assert five.partial_responses > 0 and not five.warnings
     assert "5-point" in read_survey_exports([path], groups, NOW, 7).warnings[0]
+
+
+def test_scale_points_and_encoding_come_from_the_resource_then_the_environment_then_defaults(monkeypatch):
+    monkeypatch.delenv("PSAFE_SURVEY_SCALE_POINTS", raising=False)
+    monkeypatch.delenv("PSAFE_EXPORT_ENCODING", raising=False)
+    unset = LandingFolderResource(path=".", hr_id_salt="salt")
+    assert (unset.scale_points, unset.encoding(None)) == (7, "auto")
+    monkeypatch.setenv("PSAFE_SURVEY_SCALE_POINTS", "5")
+    monkeypatch.setenv("PSAFE_EXPORT_ENCODING", "cp1252")
+    assert (unset.scale_points, unset.encoding(None)) == (5, "cp1252")
+    assert unset.encoding("utf-16") == "utf-16"  # the mapping file's setting for a file wins
+    configured = LandingFolderResource(path=".", hr_id_salt="salt", survey_scale_points=7, export_encoding="utf-8")
+    assert (configured.scale_points, configured.encoding(None)) == (7, "utf-8")
+    monkeypatch.setenv("PSAFE_SURVEY_SCALE_POINTS", "seven")
+    with pytest.raises(ValueError, match="PSAFE_SURVEY_SCALE_POINTS must be 5 or 7, not 'seven'"):
+        unset.scale_points
+    monkeypatch.setenv("PSAFE_EXPORT_ENCODING", "ebcdic")
+    with pytest.raises(ValueError, match="'ebcdic' is not one of"):
+        unset.encoding(None)

@@ -97,8 +97,6 @@ def test_production_instance_stores_runs_and_events_in_postgres(postgres, tmp_pa
         "DAGSTER_PG_DB": postgres["dbname"],
         "PSAFE_LANDING_DIR": str(landing),
         "PSAFE_HR_ID_SALT": "salt",
-        "PSAFE_SURVEY_SCALE_POINTS": "7",
-        "PSAFE_EXPORT_ENCODING": "auto",
         "PSAFE_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
     }
     done = subprocess.run(

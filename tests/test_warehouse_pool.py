@@ -87,8 +87,6 @@ def sandbox_environment(tmp_path_factory):
             "REQUESTS_CA_BUNDLE": sandbox.ca_bundle_path,
             "PSAFE_LANDING_DIR": str(landing),
             "PSAFE_HR_ID_SALT": SANDBOX_HR_SALT,
-            "PSAFE_SURVEY_SCALE_POINTS": "7",
-            "PSAFE_EXPORT_ENCODING": "auto",
         }.items():
             env.setenv(name, value)
         yield org, env

@@ -162,13 +162,13 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
     groups = _identifiers(duckdb, "survey_group")
     now = datetime.now(UTC)
     read: list[SurveyFile] = []
-    scale_points = landing.survey_scale_points
+    scale_points = landing.scale_points
     with tempfile.TemporaryDirectory(prefix="psafe-landing-") as workdir:
         for path in files:
             settings = mapping.settings(path.name, "survey")
             snapshot = take_snapshot(path, Path(workdir), landing.encoding(settings.encoding))
             file = read_survey_file(read_records(snapshot, settings.sheet), path.name, settings, groups, now,
-                                    landing.survey_scale_points)
+                                    landing.scale_points)
             file.diagnosis["sha256"] = snapshot.sha256
             scale_points = settings.scale_points or scale_points
             read.append(file)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -13,17 +14,26 @@ from assets.landing.snapshot import ENCODINGS
 class LandingFolderResource(dg.ConfigurableResource):
     """A folder of export files (PSAFE_LANDING_DIR). ``hr_id_salt`` (PSAFE_HR_ID_SALT) keys
     the hash that replaces employee ids before they reach the warehouse; keep it secret and
-    stable across runs. ``survey_scale_points`` (PSAFE_SURVEY_SCALE_POINTS) is the surveys'
-    Likert K, 5 or 7, unless the mapping file says otherwise for a file; ``export_encoding``
-    (PSAFE_EXPORT_ENCODING) is ``auto`` (BOM, UTF-16 and Windows-1252 detected) or a fixed
-    codec. A file is read only once it has not changed for ``settle_seconds`` (the sensor
-    and every run apply the same rule)."""
+    stable across runs. ``scale_points`` is the surveys' Likert K, 5 or 7, unless the mapping
+    file says otherwise for a file; ``export_encoding`` is ``auto`` (BOM, UTF-16 and
+    Windows-1252 detected) or a fixed codec. Both are optional settings users change often:
+    left unset here, they come from PSAFE_SURVEY_SCALE_POINTS and PSAFE_EXPORT_ENCODING when
+    a run uses the folder, else 7 and ``auto``. A file is read only once it has not changed
+    for ``settle_seconds`` (the sensor and every run apply the same rule)."""
 
     path: str
     hr_id_salt: str
-    survey_scale_points: int = 7
-    export_encoding: str = "auto"
+    survey_scale_points: int | None = None
+    export_encoding: str | None = None
     settle_seconds: int = 60
+
+    @property
+    def scale_points(self) -> int:
+        configured = self.survey_scale_points or os.environ.get("PSAFE_SURVEY_SCALE_POINTS") or 7
+        try:
+            return int(configured)
+        except ValueError:
+            raise ValueError(f"PSAFE_SURVEY_SCALE_POINTS must be 5 or 7, not {configured!r}") from None
 
     @property
     def folder(self) -> Path:
@@ -39,7 +49,7 @@ class LandingFolderResource(dg.ConfigurableResource):
         return path
 
     def encoding(self, configured: str | None) -> str:
-        encoding = configured or self.export_encoding
+        encoding = configured or self.export_encoding or os.environ.get("PSAFE_EXPORT_ENCODING") or "auto"
         if encoding not in ENCODINGS:
             raise ValueError(f"export encoding {encoding!r} is not one of {', '.join(ENCODINGS)} "
                              "(PSAFE_EXPORT_ENCODING or the mapping file's encoding)")

@@ -102,8 +102,6 @@ def main(argv: list[str] | None = None) -> int:
             exports |= {
                 "PSAFE_LANDING_DIR": str(landing),
                 "PSAFE_HR_ID_SALT": SANDBOX_HR_SALT,
-                "PSAFE_SURVEY_SCALE_POINTS": "7",
-                "PSAFE_EXPORT_ENCODING": "auto",
                 "PSAFE_WAREHOUSE": str(landing.parent / "warehouse.duckdb"),
                 "PSAFE_REPORT_DIR": str(landing.parent / "report"),
             }
