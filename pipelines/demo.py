@@ -18,6 +18,7 @@ from assets.jira.resource import JiraResource
 from assets.landing.resource import LandingFolderResource
 from assets.pagerduty.resource import PagerDutyResource
 from assets.report.resource import ReportFolderResource
+from assets.warehouse.dbt import dbt_resource
 from assets.warehouse.partitions import every_month_tags
 from pipelines.definitions import defs
 from pipelines.progress import with_progress
@@ -58,6 +59,7 @@ def sandbox_resources(sandbox: Sandbox, warehouse: Path, landing: Path) -> dict:
         ),
         "landing": LandingFolderResource(path=str(landing), hr_id_salt=SANDBOX_HR_SALT),
         "duckdb": DuckDBResource(database=str(warehouse)),
+        "dbt": dbt_resource(),
         "report_folder": ReportFolderResource(path=str(warehouse.parent / "report")),
     }
 
