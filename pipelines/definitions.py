@@ -16,7 +16,7 @@ from assets.pagerduty.resource import PagerDutyResource
 from assets.quality.checks import gx_asset_checks
 from assets.report import assets as report_assets
 from assets.report.resource import ReportFolderResource
-from assets.warehouse.dbt import dbt_resource, monthly_marts, warehouse_models
+from assets.warehouse.dbt import dbt_resource, monthly_marts, team_map_model, warehouse_models
 from assets.warehouse.team_map_checks import jira_entities_are_mapped, pagerduty_entities_are_mapped
 from pipelines.schedules import nightly_job, nightly_schedule
 
@@ -26,6 +26,7 @@ def defs() -> dg.Definitions:
     wired = dg.Definitions(
         assets=[
             *dg.load_assets_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets, report_assets]),
+            team_map_model,
             warehouse_models,
             monthly_marts,
         ],

@@ -75,9 +75,9 @@ class Warehouse:
     def classification_rules(self, path=DEFAULT_CLASSIFICATION_RULES) -> None:
         replace_table(self.conn, "raw", "config__ticket_classification", rules_frame(read_rules(path)))
 
-    def run(self, *args: str):
+    def run(self, *args: str, **runtime_vars: str):
         self.close()
-        return self.dbt(self.path, *args)
+        return self.dbt(self.path, *args, **runtime_vars)
 
     def build(self, *models: str) -> None:
         """Build ``models`` (dbt names) from scratch, in dependency order; sources the test

@@ -26,6 +26,7 @@ prepare`` makes it by hand; ``python -m assets.warehouse.dbt vars`` prints the v
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -46,6 +47,9 @@ from assets.warehouse.raw_tables import migrate_raw_tables
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 # The dbt selection of the monthly partitioned marts: the models that replace months.
 MONTHLY_MARTS = "config.incremental_strategy:replace_months"
+# The team map, which the landing assets read to check exports against: its own step, so
+# the landing assets run between it and the models that read them.
+TEAM_MAP = "stg_config__team_map"
 # Unit tests check the SQL's logic on fixed rows: run by the test suite, not every night.
 NOT_UNIT_TESTS = ["--exclude-resource-type", "unit_test"]
 # Stands in for the warehouse when dbt only parses the project (it opens no database then).
@@ -136,6 +140,19 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: Duck
             invocation = dbt.cli([*args, *NOT_UNIT_TESTS, "--vars", json.dumps(variables)], context=context,
                                  target_path=Path(target))
         yield from invocation.stream()
+        if variables == dbt_vars():
+            _keep_parse_cache(Path(target), Path(dbt.project_dir) / "target")
+
+
+def _keep_parse_cache(run_target: Path, project_target: Path) -> None:
+    """Keep the run's parse cache (dbt's partial_parse.msgpack) for the next runs: it holds the
+    warehouse's path, which a parse without it (the manifest's) lacks, and a cache made for
+    other settings makes dbt parse the whole project again."""
+    cache = run_target / "partial_parse.msgpack"
+    if cache.exists():
+        kept = project_target / f".{cache.name}.{os.getpid()}"
+        shutil.copyfile(cache, kept)
+        os.replace(kept, project_target / cache.name)
 
 
 class DbtFailed(RuntimeError):
@@ -149,20 +166,19 @@ class InProcessDbt:
 
     def __init__(self, target: Path, project_dir: Path = SQL_DIR, **runtime_vars: str) -> None:
         self.project_dir, self.target = project_dir, target
-        self.vars = json.dumps(dbt_vars(**runtime_vars))
+        self.vars = dbt_vars(**runtime_vars)
         self.manifest = self._invoke(["parse"], manifest=None).result
 
-    def _invoke(self, args: list[str], manifest, warehouse: str | None = None):
+    def _invoke(self, args: list[str], manifest, warehouse: str | None = None, **runtime_vars: str):
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
         from dbt.cli.main import dbtRunner
 
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-
+        options = ["--quiet", "--project-dir", str(self.project_dir), "--profiles-dir", str(self.project_dir),
+                   "--target-path", str(self.target), "--log-path", str(self.target),
+                   "--vars", json.dumps({**self.vars, **runtime_vars})]
         with warehouse_environment(warehouse):
             try:
-                result = dbtRunner(manifest=manifest).invoke([
-                    *args, "--quiet", "--project-dir", str(self.project_dir), "--profiles-dir", str(self.project_dir),
-                    "--target-path", str(self.target), "--log-path", str(self.target), "--vars", self.vars,
-                ])
+                result = dbtRunner(manifest=manifest).invoke([*args, *options])
             finally:
                 # dbt-duckdb keeps its DuckDB instance, the warehouse attached, for the rest of
                 # the process: close it, so the file is free for others when dbt is done.
@@ -175,9 +191,10 @@ class InProcessDbt:
             raise DbtFailed(f"dbt {' '.join(args)} failed: " + ("; ".join(failures) or str(result.exception)))
         return result
 
-    def __call__(self, warehouse: Path | str, *args: str):
-        """``dbt <args>`` on ``warehouse``; raises ``DbtFailed`` naming what failed."""
-        return self._invoke(list(args), self.manifest, str(warehouse))
+    def __call__(self, warehouse: Path | str, *args: str, **runtime_vars: str):
+        """``dbt <args>`` on ``warehouse`` (with ``runtime_vars``, e.g. a run's months); raises
+        ``DbtFailed`` naming what failed."""
+        return self._invoke(list(args), self.manifest, str(warehouse), **runtime_vars)
 
 
 translator = WarehouseTranslator()
@@ -186,13 +203,27 @@ translator = WarehouseTranslator()
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    exclude=MONTHLY_MARTS,
+    select=TEAM_MAP,
+    dagster_dbt_translator=translator,
+    pool=WAREHOUSE_POOL,
+    name="team_map_model",
+)
+def team_map_model(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
+    """The team map's staging model, which the landing assets check exports against."""
+    yield from run_dbt(context, dbt, duckdb, ["build"])
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    exclude=f"{MONTHLY_MARTS} {TEAM_MAP}",
     dagster_dbt_translator=translator,
     pool=WAREHOUSE_POOL,
     name="warehouse_models",
 )
 def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
-    """The dbt models but the monthly marts: staging, restricted, intermediate, dim_teams, fct_tickets."""
+    """The dbt models but the team map and the monthly marts: staging, restricted,
+    intermediate, dim_teams, fct_tickets."""
     with duckdb.get_connection() as conn:
         migrated = migrate_raw_tables(conn)
     if migrated:
