@@ -87,12 +87,10 @@ def _run_assets(ordered: list, warehouse: str, threads: int, memory_limit: str, 
     for specs, python_asset in batches:
         started = time.monotonic()
         if python_asset is None:
-            refresh = [spec.key.path[-1] for spec in specs if full_refresh or spec.partitions_def is not None]
-            others = [spec.key.path[-1] for spec in specs if spec.key.path[-1] not in refresh]
-            results = []
-            for names, flags in ((refresh, ["--full-refresh"]), (others, [])):
-                if names:
-                    results += dbt(warehouse, "run", *flags, "--select", *names).result.results
+            # --full-refresh rebuilds incremental models whole (tables are rebuilt anyway).
+            rebuild = full_refresh or any(spec.partitions_def is not None for spec in specs)
+            results = dbt(warehouse, "run", *(["--full-refresh"] if rebuild else []), "--select",
+                          *(spec.key.path[-1] for spec in specs)).result.results
             seconds |= {f"{r.node.schema}/{r.node.name}": r.execution_time for r in results}
         else:
             outputs = python_asset(context=dg.build_asset_context(), duckdb=resource_)
