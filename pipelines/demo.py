@@ -5,6 +5,7 @@ local PagerDuty/Jira sandbox, run the nightly job into a DuckDB file and print t
 """
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -85,12 +86,16 @@ def run_nightly(
     if log_file is not None:
         job, logger_config = with_progress(job, log_file)
         run_config = {**run_config, **logger_config}
-    return job.execute_in_process(
-        run_config=run_config,
-        resources=sandbox_resources(sandbox, warehouse, landing),
-        tags=every_month_tags(),
-        raise_on_error=False,
-    )
+    with contextlib.ExitStack() as output:
+        if log_file is not None:
+            # dbt's own log lines (dagster-dbt echoes them on stdout) go to the log, not the terminal.
+            output.enter_context(contextlib.redirect_stdout(output.enter_context(log_file.open("a"))))
+        return job.execute_in_process(
+            run_config=run_config,
+            resources=sandbox_resources(sandbox, warehouse, landing),
+            tags=every_month_tags(),
+            raise_on_error=False,
+        )
 
 
 def report(warehouse: Path, org: Organisation) -> str:
