@@ -21,7 +21,7 @@ def expected_log_entries(incident) -> int:
 TEAM_MONTH_MODELS = (
     "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services", "stg_pagerduty__incidents",
     "stg_pagerduty__log_entries", "stg_jira__issues", "stg_hr__headcount", "stg_hr__terminations",
-    "int_team_owners", "dim_teams", "fct_incidents", "fct_tickets", "mart_team_month",
+    "int_team_owners", "int_pagerduty_team_owners", "dim_teams", "fct_incidents", "fct_tickets", "mart_team_month",
 )
 # Export tables as the landing assets write them (text columns), for tests that leave them empty.
 EXPORT_COLUMNS = {

@@ -7,7 +7,7 @@ from conftest import Warehouse
 
 def test_every_dbt_unit_test_passes(tmp_path, dbt):
     unit_tests = [node for node in dbt.manifest.unit_tests.values()]
-    assert {test.model for test in unit_tests} >= {"fct_incidents", "fct_tickets", "mart_team_month", "int_team_owners"}
+    assert {test.model for test in unit_tests} >= {"fct_incidents", "fct_tickets", "mart_team_month", "int_pagerduty_team_owners"}
     warehouse = Warehouse(tmp_path / "warehouse.duckdb", dbt)
     warehouse.create_missing_sources()
     warehouse.conn.execute("create schema if not exists marts; create table marts.fct_team_survey_waves "

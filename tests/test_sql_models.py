@@ -64,7 +64,7 @@ def pagerduty_fixture(warehouse):
     ])
     warehouse.build(
         "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
-        "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners",
+        "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners", "int_pagerduty_team_owners",
         "dim_teams", "fct_incidents",
     )
     return warehouse
@@ -101,7 +101,7 @@ def test_a_service_claimed_by_id_overrides_its_pagerduty_team(warehouse, pagerdu
     pagerduty_fixture.raw_rows("config__team_map", [
         *TEAM_MAP, {"team": "Payments", "source": "pagerduty_service", "identifier": "PS2"},
     ])
-    pagerduty_fixture.build("stg_config__team_map", "int_team_owners", "fct_incidents")
+    pagerduty_fixture.build("stg_config__team_map", "int_team_owners", "int_pagerduty_team_owners", "fct_incidents")
     teams = {r["incident_id"]: r["team"] for r in pagerduty_fixture.rows("select * from marts.fct_incidents")}
     assert teams == {"PI1": "Payments", "PI2": "Payments", "PI3": "Payments"}
 
@@ -204,7 +204,7 @@ def test_incidents_take_the_team_of_trigger_time_onset_and_exclusions(warehouse)
     ])
     warehouse.build(
         "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
-        "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners", "fct_incidents",
+        "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners", "int_pagerduty_team_owners", "fct_incidents",
     )
     [row] = warehouse.rows("select * from marts.fct_incidents")  # merged PI3 and test-service PI2 left out
     assert row["incident_id"] == "PI1"

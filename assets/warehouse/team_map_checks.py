@@ -14,10 +14,9 @@ from assets.warehouse.pool import WAREHOUSE_POOL
 # PagerDuty teams seen in the data (directory or trigger-time log entries) that the map
 # claims neither by id nor by name, and services of unattributed incidents.
 _UNMAPPED_PAGERDUTY_SQL = """
-select 'pagerduty_team' as source, identifier || ' (' || pagerduty_team_name || ')' as identifier,
-       null::bigint as records
-from intermediate.int_team_owners
-where source = 'pagerduty_team' and team is null
+select 'pagerduty_team' as source, team_id || ' (' || team_name || ')' as identifier, null::bigint as records
+from intermediate.int_pagerduty_team_owners
+where team is null
 union all
 select 'pagerduty_service', service_id, count(*)
 from marts.fct_incidents
@@ -58,7 +57,7 @@ def _report(duckdb: DuckDBResource, sql: str, what: str) -> dg.AssetCheckResult:
 @dg.asset_check(
     pool=WAREHOUSE_POOL,
     asset=dg.AssetKey(["marts", "fct_incidents"]),
-    additional_deps=[dg.AssetKey(["intermediate", "int_team_owners"])],
+    additional_deps=[dg.AssetKey(["intermediate", "int_pagerduty_team_owners"])],
     description="PagerDuty teams and services seen in the data that no team of the team map claims.",
 )
 def pagerduty_entities_are_mapped(duckdb: DuckDBResource) -> dg.AssetCheckResult:

@@ -1,5 +1,7 @@
 with owners as (
-    select * from {{ ref('int_team_owners') }} where team is not null
+    select source, identifier, team from {{ ref('int_team_owners') }}
+    union all
+    select 'pagerduty_team', team_id, team from {{ ref('int_pagerduty_team_owners') }} where team is not null
 ),
 
 teams as (

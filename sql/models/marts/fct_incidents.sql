@@ -12,6 +12,10 @@ owners as (
     select * from {{ ref('int_team_owners') }}
 ),
 
+pagerduty_team_owners as (
+    select * from {{ ref('int_pagerduty_team_owners') }}
+),
+
 timelines as (
     select
         incident_id,
@@ -55,12 +59,9 @@ attributed as (
     left join {{ ref('stg_pagerduty__services') }} as services using (service_id)
     left join owners as by_service
         on by_service.source = 'pagerduty_service' and by_service.identifier = incidents.service_id
-    left join owners as trigger_owner
-        on trigger_owner.source = 'pagerduty_team' and trigger_owner.identifier = timelines.trigger_team_id
-    left join owners as incident_owner
-        on incident_owner.source = 'pagerduty_team' and incident_owner.identifier = incidents.team_id
-    left join owners as current_owner
-        on current_owner.source = 'pagerduty_team' and current_owner.identifier = services.team_id
+    left join pagerduty_team_owners as trigger_owner on trigger_owner.team_id = timelines.trigger_team_id
+    left join pagerduty_team_owners as incident_owner on incident_owner.team_id = incidents.team_id
+    left join pagerduty_team_owners as current_owner on current_owner.team_id = services.team_id
 ),
 
 facts as (
