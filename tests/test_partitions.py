@@ -119,6 +119,7 @@ def test_the_monthly_marts_are_partitioned_assets_with_a_single_run_backfill():
         assert key in monthly_marts.keys and key not in warehouse_models.keys
 
 
+@pytest.mark.slow
 def test_dagster_runs_one_month_or_every_month(warehouse):
     """Dagster: a single-month run rewrites that month; a run over every month rebuilds the table."""
     load(warehouse, [incident("PI1", 1), incident("PI2", 2)])
