@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 
-.PHONY: demo test test-fast system-packages
+.PHONY: demo test test-fast prepare system-packages
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/psafe-demo
@@ -26,6 +26,11 @@ system-packages:
 		echo "installing Debian's$$missing for the tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else echo "missing Debian packages:$$missing (not root): the tests that need them skip or fail"; fi
+
+# The dbt manifest Dagster reads the SQL models from (sql/target/, gitignored). Loading the
+# definitions makes it when it is missing or stale; this makes it ahead, e.g. in a deployment.
+prepare: $(VENV)/.installed
+	$(VENV)/bin/python -m assets.warehouse.dbt prepare
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

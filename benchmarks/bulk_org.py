@@ -32,7 +32,7 @@ from assets.landing.survey import read_survey_exports
 from assets.jira.classification import read_rules, rules_frame
 from assets.jira.resource import DEFAULT_CLASSIFICATION_RULES
 from assets.landing.team_map import read_team_map, write_team_map
-from assets.warehouse.raw_tables import replace_table, upsert_json_records
+from assets.warehouse.raw_tables import insert_records, replace_table, upsert_json_records
 from benchmarks import shapes
 from pipelines.synthetic.model import GroundTruth, Service, Team, User, add_months
 from pipelines.synthetic.survey import SURVEY_ITEMS
@@ -416,30 +416,26 @@ def _load_incidents(conn, spec: BulkSpec, org: _Org, progress: Progress) -> None
                 impact_drawn and variant like 'resolved%' as impact_recorded
             from merge_targets
         """)
-        conn.execute(f"""
-            insert into raw.pagerduty__incidents
-            select incident_id, ({_case('variant', templates.incident)})::json, now() from month_incidents
-        """)
+        insert_records(conn, "pagerduty__incidents", f"""(
+            select incident_id as id, {_case('variant', templates.incident)} as payload from month_incidents
+        )""", replace=False)
         plain_trigger = {v: entries["trigger"] for v, entries in templates.log_entries.items()}
-        conn.execute(f"""
-            insert into raw.pagerduty__log_entries
-            select trigger_log_id, (case when alerted then {_case('variant', templates.alerted_trigger)}
-                                         else {_case('variant', plain_trigger)} end)::json, now()
+        insert_records(conn, "pagerduty__log_entries", f"""(
+            select trigger_log_id as id, case when alerted then {_case('variant', templates.alerted_trigger)}
+                                              else {_case('variant', plain_trigger)} end as payload
             from month_incidents
-        """)
+        )""", replace=False)
         for kind in ("acknowledge", "resolve"):
             branches = {v: entries[kind] for v, entries in templates.log_entries.items() if kind in entries}
-            conn.execute(f"""
-                insert into raw.pagerduty__log_entries
-                select {kind}_log_id, ({_case('variant', branches)})::json, now() from month_incidents
+            insert_records(conn, "pagerduty__log_entries", f"""(
+                select {kind}_log_id as id, {_case('variant', branches)} as payload from month_incidents
                 where variant in ({", ".join(f"'{v}'" for v in branches)})
-            """)
-        conn.execute(f"""
-            insert into raw.pagerduty__log_entries
-            select custom_field_log_id, ({_case('variant', templates.impact_change)})::json, now()
+            )""", replace=False)
+        insert_records(conn, "pagerduty__log_entries", f"""(
+            select custom_field_log_id as id, {_case('variant', templates.impact_change)} as payload
             from month_incidents
             where impact_recorded and variant in ({", ".join(f"'{v}'" for v in templates.impact_change)})
-        """)
+        )""", replace=False)
         loaded += conn.sql("select count(*) from month_incidents").fetchone()[0]
         progress(f"  incidents: month {month + 1}/{spec.n_months}, {loaded:,} incidents with their log entries "
                  f"({time.monotonic() - started:.0f} s)")
@@ -572,8 +568,8 @@ def _load_tickets(conn, spec: BulkSpec, org: _Org, progress: Progress) -> None:
             inner join bench_statuses as statuses
                 on statuses.status = coalesce(changelogs.last_status, '{shapes.INITIAL_STATUS}')
         """)
-        conn.execute(f"insert into raw.jira__issues "
-                     f"select issue_id, ({templates.issue})::json, now() from month_tickets")
+        insert_records(conn, "jira__issues", f"(select issue_id as id, {templates.issue} as payload from month_tickets)",
+                       replace=False)
         loaded += conn.sql("select count(*) from month_tickets").fetchone()[0]
         progress(f"  tickets: month {month + 1}/{spec.n_months}, {loaded:,} issues with their changelogs "
                  f"({time.monotonic() - started:.0f} s)")

@@ -1,49 +1,38 @@
 """The team-month mart computed the way a careful analyst would in plain pandas: read the
-raw tables, ``json.loads`` each payload, pull out the fields, group and merge.
+raw tables' typed columns (the fields the writers extracted from each payload, as staging
+reads them), group and merge.
 
-It mirrors sql/staging/*, sql/restricted/stg_survey__responses.sql, sql/marts/fct_incidents.sql,
-fct_tickets.sql and mart_team_month.sql, and the survey waves asset (METRICS.md's
-definitions); when those change, change this module with them. ``compare`` checks it against
-the SQL mart, which makes it a correctness check of both. Every column of the SQL mart is
-mirrored; the one rule taken from the project rather than re-derived is the survey's
-disclosure rule (``assets.models.psychometrics.suppressed_cells``: which team-waves are
-hidden), a privacy policy rather than a computation.
+It mirrors sql/models/staging/*, restricted/stg_survey__responses, marts/fct_incidents,
+fct_tickets and mart_team_month, and the survey waves asset (docs/metrics.md's
+definitions); when those change, change this module (and benchmarks/polars_baseline.py)
+with them. ``compare`` checks it against the SQL mart, which makes it a correctness check
+of both. Every column of the SQL mart is mirrored; the one rule taken from the project
+rather than re-derived is the survey's disclosure rule
+(``assets.models.psychometrics.suppressed_cells``: which team-waves are hidden), a privacy
+policy rather than a computation.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from assets.models.psychometrics import MIN_ITEMS_ANSWERED, suppressed_cells
+from assets.warehouse.partitions import HISTORY_START
 
 KEY = ["team", "period_month"]
-CHUNK_ROWS = 50_000
 COUNT_COLUMNS = ("voluntary_leavers", "critical_voluntary_leavers", "incidents", "n_ttr", "n_tta", "n_ttd",
                  "open_incidents", "auto_resolved_incidents", "reopened_incidents",
                  "proactive_tickets", "reactive_tickets", "unclassified_tickets")
 TEST_SERVICE = re.compile(r"\btest\b", re.IGNORECASE)
 
 
-def _payloads(conn: duckdb.DuckDBPyConnection, table: str) -> Iterator[dict]:
-    """Each record's parsed payload, fetched in chunks so the JSON text never sits in memory whole."""
-    cursor = conn.execute(f"select payload::varchar from raw.{table}")
-    while rows := cursor.fetchmany(CHUNK_ROWS):
-        for (payload,) in rows:
-            yield json.loads(payload)
-
-
-def _records(conn, table: str, extract: Callable[[dict], tuple], columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame((extract(p) for p in _payloads(conn, table)), columns=columns)
-
-
-def _utc(values: pd.Series, fmt: str | None = None) -> pd.Series:
-    return pd.to_datetime(values, utc=True, format=fmt, errors="coerce").dt.tz_localize(None)
+def _read(conn: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    return conn.sql(sql).df()
 
 
 def _month(values: pd.Series) -> pd.Series:
@@ -52,10 +41,6 @@ def _month(values: pd.Series) -> pd.Series:
 
 def _quarter(values: pd.Series) -> pd.Series:
     return values.dt.to_period("Q").dt.to_timestamp()
-
-
-def _first(items: list | None) -> dict:
-    return (items or [{}])[0] or {}
 
 
 def team_month_mart(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -68,6 +53,7 @@ def team_month_mart(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         return team_map.loc[team_map["source"] == source, ["identifier", "team"]]
 
     months = _headcount(conn, claims("hr_org_unit"))
+    months = months[months["period_month"] >= pd.Timestamp(HISTORY_START)]  # the API syncs start there
     for part in (_leavers(conn, claims("hr_org_unit")), _incidents(conn, claims), _tickets(conn, claims)):
         months = months.merge(part, on=KEY, how="left")
     for column in COUNT_COLUMNS:
@@ -112,34 +98,6 @@ def _leavers(conn, org_units: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _impact_started(entry: dict) -> str | None:
-    """The "impact started" value a custom field change sets (a one-element list or a value)."""
-    fields = ((entry.get("channel") or {}).get("changeset") or {}).get("customer_fields") or []
-    for field in fields:
-        if field.get("name") == "impact_started":
-            value = field.get("value")
-            return value[0] if isinstance(value, list) else value
-    return None
-
-
-def _log_entry(p: dict) -> tuple:
-    agent, channel, team = p.get("agent") or {}, p.get("channel") or {}, _first(p.get("teams"))
-    return (p["incident"]["id"], p["type"], p["created_at"], agent.get("type"), channel.get("type"),
-            team.get("id"), team.get("summary"), _impact_started(p),
-            (channel.get("cef_details") or {}).get("creation_time"))
-
-
-def _incident(p: dict) -> tuple:
-    reason = p.get("resolve_reason") or {}
-    merged_into = (reason.get("incident") or {}).get("id") if reason.get("type") == "merge_resolve_reason" else None
-    return p["id"], p["service"]["id"], _first(p.get("teams")).get("id"), p["created_at"], p["status"], merged_into
-
-
-def _service(p: dict) -> tuple:
-    text = (p.get("name") or "") + " " + (p.get("description") or "")
-    return p["id"], _first(p.get("teams")).get("id"), bool(TEST_SERVICE.search(text))
-
-
 def _earliest(frame: pd.DataFrame, column: str) -> pd.Series:
     """Per incident, ``column`` of the earliest entry where it is set (DuckDB's arg_min)."""
     known = frame.dropna(subset=[column]).sort_values("created_at", kind="stable")
@@ -154,16 +112,17 @@ def _latest(frame: pd.DataFrame, column: str) -> pd.Series:
 def incident_facts(conn, claims: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
     """fct_incidents: per counted incident its team, month, TTD, TTA, TTR and flags, rebuilt
     from log entries (merged incidents and test services' incidents left out)."""
-    teams = _records(conn, "pagerduty__teams", lambda p: (p["id"], p["name"]), ["team_id", "team_name"])
-    services = _records(conn, "pagerduty__services", _service, ["service_id", "service_team_id", "is_test"])
-    incidents = _records(conn, "pagerduty__incidents", _incident,
-                         ["incident_id", "service_id", "team_id", "created_at", "status", "merged_into"])
-    entries = _records(conn, "pagerduty__log_entries", _log_entry,
-                       ["incident_id", "type", "created_at", "agent_type", "channel_type", "team_id", "team_name",
-                        "impact_started_at", "alert_timestamp"])
-    incidents["created_at"] = _utc(incidents["created_at"])
-    for column in ("created_at", "impact_started_at", "alert_timestamp"):
-        entries[column] = _utc(entries[column])
+    teams = _read(conn, "select id as team_id, name as team_name from raw.pagerduty__teams")
+    services = _read(conn, "select id as service_id, team_id as service_team_id, name, description "
+                           "from raw.pagerduty__services")
+    text = services["name"].fillna("") + " " + services["description"].fillna("")
+    services["is_test"] = text.str.contains(TEST_SERVICE)
+    incidents = _read(conn, "select id as incident_id, service_id, team_id, created_at, status, "
+                            "resolve_reason_type, resolve_reason_incident_id from raw.pagerduty__incidents")
+    incidents["merged_into"] = incidents["resolve_reason_incident_id"].where(
+        incidents["resolve_reason_type"] == "merge_resolve_reason")
+    entries = _read(conn, "select incident_id, entry_type as type, created_at, agent_type, channel_type, team_id, "
+                          "team_name, impact_started_at, alert_timestamp from raw.pagerduty__log_entries")
 
     known = pd.concat([teams, entries.loc[entries["team_id"].notna(), ["team_id", "team_name"]]]).drop_duplicates()
     pd_claims = claims("pagerduty_team")
@@ -190,7 +149,7 @@ def incident_facts(conn, claims: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
                                  .groupby("incident_id").size())
 
     facts = incidents.merge(timelines, left_on="incident_id", right_index=True, how="left")
-    facts = facts.merge(services, on="service_id", how="left")
+    facts = facts.merge(services[["service_id", "service_team_id", "is_test"]], on="service_id", how="left")
     facts = facts[facts["merged_into"].isna() & ~facts["is_test"].fillna(False).astype(bool)].copy()
     facts["team"] = (facts["service_id"].map(by_service)
                      .combine_first(facts["trigger_team_id"].map(owner))
@@ -228,7 +187,7 @@ def _incidents(conn, claims) -> pd.DataFrame:
 def _ticket_class(rules: list[dict], issue_type: str | None, labels: list[str], project: str | None) -> str:
     """The class of the first rule (in file order) whose every condition matches, case-insensitively."""
     issue_type, project = (issue_type or "").lower() or None, (project or "").lower() or None
-    lowered = {label.lower() for label in labels or ()}
+    lowered = {label.lower() for label in (labels if labels is not None else ())}
     for rule in rules:
         if ((not rule["issue_types"] or issue_type in rule["issue_types"])
                 and (not rule["labels"] or lowered & set(rule["labels"]))
@@ -242,20 +201,19 @@ def _tickets(conn, claims) -> pd.DataFrame:
     rules = [{**rule, **{k: list(rule[k]) for k in ("issue_types", "labels", "projects")}}
              for rule in rules.to_dict("records")]
     components = claims("jira_component").set_index("identifier")["team"]
+    issues = _read(conn, "select project_key, issue_type, labels, components, created_at from raw.jira__issues")
 
-    def extract(p: dict) -> tuple:
-        fields = p["fields"]
-        project = fields["project"]["key"]
-        names = [c["name"] for c in fields.get("components") or []]
-        team = next((components[f"{project}/{n}"] for n in names if f"{project}/{n}" in components.index), None)
-        return (project, team, fields["created"],
-                _ticket_class(rules, fields["issuetype"]["name"], fields["labels"], project))
+    def component_team(project: str, names) -> str | None:
+        claimed = (f"{project}/{name}" for name in (names if names is not None else ()))
+        return next((components[key] for key in claimed if key in components.index), None)
 
-    issues = _records(conn, "jira__issues", extract, ["project_key", "component_team", "created", "ticket_class"])
+    issues["component_team"] = [component_team(p, c) for p, c in zip(issues["project_key"], issues["components"])]
+    issues["ticket_class"] = [_ticket_class(rules, t, labels, p) for t, labels, p in
+                              zip(issues["issue_type"], issues["labels"], issues["project_key"])]
     issues["team"] = issues["component_team"].combine_first(
         issues["project_key"].map(claims("jira_project").set_index("identifier")["team"]))
     issues = issues.dropna(subset=["team"])
-    issues["period_month"] = _month(_utc(issues["created"], "%Y-%m-%dT%H:%M:%S.%f%z"))
+    issues["period_month"] = _month(issues["created_at"])
     counts = pd.crosstab([issues["team"], issues["period_month"]], issues["ticket_class"])
     counts = counts.reindex(columns=["proactive", "reactive", "unclassified"], fill_value=0)
     counts.columns = [f"{name}_tickets" for name in counts.columns]

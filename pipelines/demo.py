@@ -5,6 +5,7 @@ local PagerDuty/Jira sandbox, run the nightly job into a DuckDB file and print t
 """
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -18,6 +19,7 @@ from assets.jira.resource import JiraResource
 from assets.landing.resource import LandingFolderResource
 from assets.pagerduty.resource import PagerDutyResource
 from assets.report.resource import ReportFolderResource
+from assets.warehouse.dbt import dbt_resource
 from assets.warehouse.partitions import every_month_tags
 from pipelines.definitions import defs
 from pipelines.progress import with_progress
@@ -59,6 +61,7 @@ def sandbox_resources(sandbox: Sandbox, warehouse: Path, landing: Path) -> dict:
         # The demo writes the landing files itself, so they are complete when the run starts.
         "landing": LandingFolderResource(path=str(landing), hr_id_salt=SANDBOX_HR_SALT, settle_seconds=0),
         "duckdb": DuckDBResource(database=str(warehouse)),
+        "dbt": dbt_resource(),
         "report_folder": ReportFolderResource(path=str(warehouse.parent / "report")),
     }
 
@@ -84,12 +87,16 @@ def run_nightly(
     if log_file is not None:
         job, logger_config = with_progress(job, log_file)
         run_config = {**run_config, **logger_config}
-    return job.execute_in_process(
-        run_config=run_config,
-        resources=sandbox_resources(sandbox, warehouse, landing),
-        tags=every_month_tags(),
-        raise_on_error=False,
-    )
+    with contextlib.ExitStack() as output:
+        if log_file is not None:
+            # dbt's own log lines (dagster-dbt echoes them on stdout) go to the log, not the terminal.
+            output.enter_context(contextlib.redirect_stdout(output.enter_context(log_file.open("a"))))
+        return job.execute_in_process(
+            run_config=run_config,
+            resources=sandbox_resources(sandbox, warehouse, landing),
+            tags=every_month_tags(),
+            raise_on_error=False,
+        )
 
 
 def report(warehouse: Path, org: Organisation) -> str:

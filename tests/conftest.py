@@ -1,11 +1,13 @@
+from pathlib import Path
+
 import duckdb
 import polars as pl
 import pytest
 
 from assets.jira.classification import read_rules, rules_frame
 from assets.jira.resource import DEFAULT_CLASSIFICATION_RULES
-from assets.warehouse.raw_tables import replace_table, upsert_json_records
-from assets.warehouse.sql_models import SQL_DIR, build_model, read_model
+from assets.warehouse.dbt import InProcessDbt
+from assets.warehouse.raw_tables import RAW_FIELDS, replace_table, upsert_json_records
 
 
 def expected_log_entries(incident) -> int:
@@ -16,30 +18,53 @@ def expected_log_entries(incident) -> int:
             + (incident.impact_recorded_at is not None) + 2 * (incident.reopened_at is not None))
 
 
-API_TABLES = ("pagerduty__teams", "pagerduty__services", "pagerduty__incidents", "pagerduty__log_entries",
-              "jira__issues")
 TEAM_MONTH_MODELS = (
-    "staging.stg_config__team_map", "staging.stg_pagerduty__teams", "staging.stg_pagerduty__services",
-    "staging.stg_pagerduty__incidents", "staging.stg_pagerduty__log_entries", "staging.stg_jira__issues",
-    "staging.stg_hr__headcount", "staging.stg_hr__terminations",
-    "marts.dim_teams", "marts.fct_incidents", "marts.fct_tickets", "marts.mart_team_month",
+    "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services", "stg_pagerduty__incidents",
+    "stg_pagerduty__log_entries", "stg_jira__issues", "stg_hr__headcount", "stg_hr__terminations",
+    "int_team_owners", "int_pagerduty_team_owners", "dim_teams", "fct_incidents", "fct_tickets", "mart_team_month",
 )
+# Export tables as the landing assets write them (text columns), for tests that leave them empty.
+EXPORT_COLUMNS = {
+    ("raw", "config__team_map"): ("team", "source", "identifier"),
+    ("raw", "hr__headcount"): ("snapshot_date", "employee_id", "org_unit", "role", "critical_role"),
+    ("raw", "hr__terminations"): ("employee_id", "org_unit", "role", "critical_role", "termination_date",
+                                  "voluntary"),
+}
 
 
-def rows_unlike_a_full_rebuild(conn: duckdb.DuckDBPyConnection, model) -> int:
-    """Rows in the model's table that its SELECT would not make now, plus the reverse."""
-    table, select = model.table, model.select_sql
-    return conn.execute(
+def rows_unlike_a_full_rebuild(warehouse: "Warehouse", model: str) -> int:
+    """Rows in the model's table that a full rebuild would not make now, plus the reverse."""
+    select, table = warehouse.full_rebuild_sql(model), warehouse.relation(model)
+    return warehouse.conn.execute(
         f"select (select count(*) from (select * from {table} except all select * from ({select}))) "
         f"+ (select count(*) from (select * from ({select}) except all select * from {table}))"
     ).fetchone()[0]
 
 
-class Warehouse:
-    """An in-memory DuckDB with helpers to load fixture rows and build SQL models."""
+@pytest.fixture(scope="session")
+def dbt(tmp_path_factory) -> InProcessDbt:
+    """dbt on the project in sql/, parsed once for the session."""
+    return InProcessDbt(tmp_path_factory.mktemp("dbt-target"))
 
-    def __init__(self) -> None:
-        self.conn = duckdb.connect(":memory:")
+
+class Warehouse:
+    """A DuckDB file with helpers to load fixture rows and build the dbt models on it."""
+
+    def __init__(self, path: Path, dbt: InProcessDbt) -> None:
+        self.path, self.dbt = path, dbt
+        self._conn: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def conn(self) -> duckdb.DuckDBPyConnection:
+        if self._conn is None:
+            self._conn = duckdb.connect(str(self.path))
+        return self._conn
+
+    def close(self) -> None:
+        """Release the file (dbt opens it from its own connection)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def raw_json(self, table: str, records: list[dict]) -> None:
         upsert_json_records(self.conn, table, records)
@@ -50,29 +75,48 @@ class Warehouse:
     def classification_rules(self, path=DEFAULT_CLASSIFICATION_RULES) -> None:
         replace_table(self.conn, "raw", "config__ticket_classification", rules_frame(read_rules(path)))
 
+    def run(self, *args: str, **runtime_vars: str):
+        self.close()
+        return self.dbt(self.path, *args, **runtime_vars)
+
     def build(self, *models: str) -> None:
-        for model in models:
-            schema, name = model.split(".")
-            build_model(self.conn, read_model(SQL_DIR / schema / f"{name}.sql"))
+        """Build ``models`` (dbt names) from scratch, in dependency order; sources the test
+        did not load are empty (``create_missing_sources``)."""
+        self.create_missing_sources()
+        self.run("run", "--full-refresh", "--select", *models)
 
     def build_team_month(self) -> None:
-        """Build every SQL model up to ``marts.mart_team_month`` from the rows the test loaded:
-        API tables it left alone are empty and the rules are the shipped default unless it
+        """Build every model up to ``marts.mart_team_month`` from the rows the test loaded:
+        sources it left alone are empty and the rules are the shipped default unless it
         loaded its own. ``marts.fct_team_survey_waves`` (a Python asset) is the test's to load."""
-        for table in API_TABLES:
+        self.build(*TEAM_MONTH_MODELS)
+
+    def create_missing_sources(self) -> None:
+        """Empty API and export tables for the sources the test did not load, and the default rules."""
+        for table in RAW_FIELDS:
             self.raw_json(table, [])
+        for (schema, table), columns in EXPORT_COLUMNS.items():
+            self.conn.execute(f"create schema if not exists {schema}")
+            self.conn.execute(f"create table if not exists {schema}.{table} ({', '.join(f'{c} varchar' for c in columns)})")
         loaded = {name for (name,) in self.conn.execute("select table_name from duckdb_tables()").fetchall()}
         if "config__ticket_classification" not in loaded:
             self.classification_rules()
-        self.build(*TEAM_MONTH_MODELS)
+
+    def relation(self, model: str) -> str:
+        node = next(n for n in self.dbt.manifest.nodes.values() if n.resource_type == "model" and n.name == model)
+        return f"{node.schema}.{node.name}"
+
+    def full_rebuild_sql(self, model: str) -> str:
+        """The model's SELECT as a full rebuild runs it (no incremental filter)."""
+        compiled = self.run("compile", "--full-refresh", "--select", model).result.results[0].node.compiled_code
+        return compiled
 
     def rows(self, sql: str) -> list[dict]:
-        frame = self.conn.sql(sql).pl()
-        return frame.to_dicts()
+        return self.conn.sql(sql).pl().to_dicts()
 
 
 @pytest.fixture
-def warehouse():
-    wh = Warehouse()
+def warehouse(tmp_path, dbt):
+    wh = Warehouse(tmp_path / "warehouse.duckdb", dbt)
     yield wh
-    wh.conn.close()
+    wh.close()

@@ -3,6 +3,7 @@ nothing else but the packages it names with the reason they are used without an 
 
 import ast
 import importlib.metadata
+import importlib.util
 import sys
 import tomllib
 from pathlib import Path
@@ -24,21 +25,39 @@ USED_WITHOUT_IMPORT = {
 }
 
 
+def _provider(module: str, providers: dict[str, list[str]]) -> str:
+    """The distribution providing ``module`` (dotted); for a namespace package several
+    distributions share (``dbt``: dbt-core, dbt-adapters, dbt-duckdb), the one whose files
+    hold the module itself."""
+    candidates = providers[module.split(".")[0]]
+    if len(candidates) == 1:
+        return candidates[0]
+    spec = importlib.util.find_spec(module)
+    origin = Path(spec.origin if spec.origin else next(iter(spec.submodule_search_locations))).resolve()
+    for name in candidates:
+        distribution = importlib.metadata.distribution(name)
+        if any(Path(distribution.locate_file(file)).resolve() in (origin, *origin.parents)
+               for file in distribution.files or () if file.name in ("__init__.py", origin.name)):
+            return name
+    raise AssertionError(f"none of {candidates} provides {module}")
+
+
 def imported_distributions(*folders: str) -> set[str]:
-    """Distributions (canonical names) providing the top-level modules imported under ``folders``."""
+    """Distributions (canonical names) providing the modules imported under ``folders``."""
     providers = importlib.metadata.packages_distributions()
     modules = set()
     for folder in folders:
         for path in (REPO / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Import):
-                    modules |= {alias.name.split(".")[0] for alias in node.names}
+                    modules |= {alias.name for alias in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                    modules.add(node.module.split(".")[0])
-    third_party = modules - FIRST_PARTY - set(sys.stdlib_module_names)
-    unknown = sorted(m for m in third_party if m not in providers)
+                    modules.add(node.module)
+    stdlib = set(sys.stdlib_module_names)
+    third_party = {m for m in modules if m.split(".")[0] not in FIRST_PARTY | stdlib}
+    unknown = sorted(m for m in third_party if m.split(".")[0] not in providers)
     assert not unknown, f"imported but installed by no distribution: {unknown}"
-    return {canonical(providers[m][0]) for m in third_party}
+    return {canonical(_provider(m, providers)) for m in third_party}
 
 
 def declared(group: str | None = None) -> set[str]:

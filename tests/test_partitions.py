@@ -1,91 +1,145 @@
-"""Monthly partitioned marts: a run rewrites exactly its months, in one transaction."""
+"""Monthly partitioned marts (dbt's replace_months strategy through dagster-dbt): a run over
+some months rewrites exactly those months, in one transaction; a run over every month
+rebuilds the table whole."""
 
+import shutil
 from datetime import date
 
 import dagster as dg
-import duckdb
-import polars as pl
 import pytest
+from conftest import Warehouse
 from dagster_duckdb import DuckDBResource
 
-from assets.warehouse.partitions import every_month_tags, monthly_partitions
-from assets.warehouse.raw_tables import replace_table
-from assets.warehouse.sql_models import SchemaChangedError, SqlModel, refresh_months, sql_model_assets
-
-EVENTS = SqlModel(
-    schema="marts",
-    name="fct_events",
-    description="fct_events: one row per event.\nGrain: event_id.\nPartitioned by month on period_month.",
-    select_sql="select event_id, period_month::date as period_month, value::integer as value from raw.events",
-    partition_column="period_month",
+from assets.warehouse.dbt import (
+    SQL_DIR,
+    DbtFailed,
+    InProcessDbt,
+    dbt_resource,
+    monthly_marts,
+    team_map_model,
+    warehouse_models,
 )
+from assets.warehouse.partitions import every_month_tags, monthly_partitions
+
+TEAM_MAP = [{"team": "Payments", "source": "pagerduty_service", "identifier": "PS1"}]
+FEBRUARY = {"partition_start": "2024-02-01", "partition_end": "2024-03-01"}
 
 
-def load_events(conn, rows):
-    replace_table(conn, "raw", "events", pl.DataFrame(rows, schema=["event_id", "period_month", "value"], orient="row"))
+def incident(incident_id: str, month: int, urgency: str = "high") -> dict:
+    return {"id": incident_id, "incident_number": int(incident_id[2:]), "service": {"id": "PS1"},
+            "created_at": f"2024-{month:02d}-10T10:00:00Z", "status": "triggered", "urgency": urgency}
 
 
-def table(conn, name="marts.fct_events"):
-    return sorted(conn.execute(f"select * from {name}").fetchall())
+def load(warehouse: Warehouse, incidents: list[dict]) -> None:
+    warehouse.raw_rows("config__team_map", TEAM_MAP)
+    warehouse.raw_json("pagerduty__incidents", incidents)
 
 
-def test_refresh_rewrites_only_the_runs_months():
-    conn = duckdb.connect()
-    load_events(conn, [("a", "2024-01-01", 1), ("b", "2024-02-01", 2), ("c", "2024-03-01", 3)])
-    assert refresh_months(conn, EVENTS, date(2024, 1, 1), date(2024, 4, 1)) == 3
+def urgencies(warehouse: Warehouse) -> dict[str, tuple[date, str]]:
+    return {incident_id: (month, urgency) for incident_id, month, urgency in warehouse.conn.execute(
+        "select incident_id, period_month, urgency from marts.fct_incidents").fetchall()}
+
+
+UPSTREAM = ("+int_team_owners", "+int_pagerduty_team_owners", "stg_pagerduty__incidents", "stg_pagerduty__services")
+
+
+@pytest.fixture
+def three_months(warehouse):
+    load(warehouse, [incident("PI1", 1), incident("PI2", 2), incident("PI3", 3)])
+    warehouse.build(*UPSTREAM, "fct_incidents")
+    return warehouse
+
+
+def test_a_run_over_some_months_rewrites_only_those(three_months):
+    warehouse = three_months
     # The source changes in January and February; only February is refreshed.
-    load_events(conn, [("a", "2024-01-01", 10), ("b", "2024-02-01", 20), ("d", "2024-02-01", 30)])
-    assert refresh_months(conn, EVENTS, date(2024, 2, 1), date(2024, 3, 1)) == 2
-    assert table(conn) == [
-        ("a", date(2024, 1, 1), 1), ("b", date(2024, 2, 1), 20), ("c", date(2024, 3, 1), 3), ("d", date(2024, 2, 1), 30),
-    ]
+    load(warehouse, [incident("PI1", 1, "low"), incident("PI2", 2, "low"), incident("PI4", 2)])
+    warehouse.run("run", "--select", "stg_pagerduty__incidents")
+    warehouse.run("run", "--select", "fct_incidents", **FEBRUARY)
+    assert urgencies(warehouse) == {
+        "PI1": (date(2024, 1, 1), "high"), "PI2": (date(2024, 2, 1), "low"), "PI3": (date(2024, 3, 1), "high"),
+        "PI4": (date(2024, 2, 1), "high"),
+    }
+    # A month whose rows are all gone from the source is emptied, not kept.
+    warehouse.conn.execute("delete from raw.pagerduty__incidents where id in ('PI2', 'PI4')")
+    warehouse.run("run", "--select", "stg_pagerduty__incidents")
+    warehouse.run("run", "--select", "fct_incidents", **FEBRUARY)
+    assert sorted(urgencies(warehouse)) == ["PI1", "PI3"]
 
 
-def test_a_failed_refresh_leaves_the_months_as_they_were():
-    conn = duckdb.connect()
-    load_events(conn, [("a", "2024-01-01", 1)])
-    refresh_months(conn, EVENTS, date(2024, 1, 1), date(2024, 2, 1))
-    load_events(conn, [("a", "2024-01-01", "not a number")])
-    with pytest.raises(duckdb.ConversionException):
-        refresh_months(conn, EVENTS, date(2024, 1, 1), date(2024, 2, 1))
-    assert table(conn) == [("a", date(2024, 1, 1), 1)]
+def test_a_run_over_some_months_needs_the_months(three_months):
+    with pytest.raises(DbtFailed, match="is partitioned by month: pass the months"):
+        three_months.run("run", "--select", "fct_incidents")
 
 
-def test_a_changed_select_asks_for_a_full_rebuild_instead_of_mixing_columns():
-    conn = duckdb.connect()
-    load_events(conn, [("a", "2024-01-01", 1)])
-    refresh_months(conn, EVENTS, date(2024, 1, 1), date(2024, 2, 1))
-    widened = SqlModel(**{**EVENTS.__dict__, "select_sql": EVENTS.select_sql.replace(" from", ", 1 as extra from")})
-    with pytest.raises(SchemaChangedError, match="backfill of all partitions"):
-        refresh_months(conn, widened, date(2024, 1, 1), date(2024, 2, 1))
+@pytest.fixture
+def project_copy(tmp_path):
+    copy = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, copy, ignore=shutil.ignore_patterns("target", "logs"))
+    return copy
 
 
-def test_partitioned_model_assets_run_one_month_or_every_month(tmp_path):
+def edited_warehouse(tmp_path, project_copy, old: str, new: str) -> Warehouse:
+    """A warehouse with fct_incidents built for three months by the shipped SQL, and dbt on a
+    copy of the project where ``old`` is replaced by ``new`` in the model."""
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb", InProcessDbt(tmp_path / "shipped", project_copy))
+    load(warehouse, [incident("PI1", 1), incident("PI2", 2), incident("PI3", 3)])
+    warehouse.build(*UPSTREAM, "fct_incidents")
+    model = project_copy / "models" / "marts" / "fct_incidents.sql"
+    assert old in model.read_text()
+    model.write_text(model.read_text().replace(old, new))
+    warehouse.dbt = InProcessDbt(tmp_path / "edited", project_copy)
+    return warehouse
+
+
+def test_a_failed_run_leaves_the_months_as_they_were(tmp_path, project_copy):
+    # The run fails after deleting and re-inserting February, before COMMIT.
+    warehouse = edited_warehouse(tmp_path, project_copy, "    partition_column='period_month',\n",
+                                 "    partition_column='period_month',\n    post_hook=\"select error('disk full')\",\n")
+    before = urgencies(warehouse)
+    load(warehouse, [incident("PI2", 2, "low")])
+    warehouse.run("run", "--select", "stg_pagerduty__incidents")
+    with pytest.raises(DbtFailed, match="disk full"):
+        warehouse.run("run", "--select", "fct_incidents", **FEBRUARY)
+    assert urgencies(warehouse) == before
+
+
+def test_changed_columns_ask_for_a_run_over_every_month_instead_of_mixing_them(tmp_path, project_copy):
+    warehouse = edited_warehouse(tmp_path, project_copy, "        urgency\n", "        urgency,\n        1 as extra\n")
+    with pytest.raises(DbtFailed, match="backfill of all partitions"):
+        warehouse.run("run", "--select", "fct_incidents", **FEBRUARY)
+    warehouse.run("run", "--full-refresh", "--select", "fct_incidents")
+    assert warehouse.conn.execute("select count(*), sum(extra) from marts.fct_incidents").fetchone() == (3, 3)
+
+
+def test_the_monthly_marts_are_partitioned_assets_with_a_single_run_backfill():
+    for key in (dg.AssetKey(["marts", "fct_incidents"]), dg.AssetKey(["marts", "mart_team_month"])):
+        assert monthly_marts.partitions_def == monthly_partitions
+        assert monthly_marts.backfill_policy == dg.BackfillPolicy.single_run()
+        assert key in monthly_marts.keys and key not in warehouse_models.keys
+
+
+@pytest.mark.slow
+def test_dagster_runs_one_month_or_every_month(warehouse):
     """Dagster: a single-month run rewrites that month; a run over every month rebuilds the table."""
-    sql_dir = tmp_path / "sql"
-    (sql_dir / "marts").mkdir(parents=True)
-    (sql_dir / "marts" / "fct_events.sql").write_text(
-        "\n".join(f"-- {line}" for line in EVENTS.description.splitlines()) + "\n" + EVENTS.select_sql + "\n"
-    )
-    [fct_events] = sql_model_assets(sql_dir)
-    assert fct_events.partitions_def == monthly_partitions
-    assert fct_events.dependency_keys == {dg.AssetKey(["raw", "events"])}
-    warehouse = str(tmp_path / "warehouse.duckdb")
-    resources = {"duckdb": DuckDBResource(database=warehouse)}
+    load(warehouse, [incident("PI1", 1), incident("PI2", 2)])
+    warehouse.create_missing_sources()
+    warehouse.conn.execute("create schema if not exists restricted; create table restricted.survey__responses "
+                           "(response_id varchar, survey_group varchar, submitted_at timestamp, item_no integer, "
+                           "answer integer, score integer, scale_points integer)")
+    warehouse.conn.execute("create schema if not exists marts; create table marts.fct_team_survey_waves "
+                           "(team varchar, wave_quarter date, n_respondents bigint, safety_mean double, "
+                           "is_suppressed boolean)")
+    warehouse.close()
+    resources = {"duckdb": DuckDBResource(database=str(warehouse.path)), "dbt": dbt_resource()}
+    assert dg.materialize([team_map_model, warehouse_models, monthly_marts], resources=resources,
+                          tags=every_month_tags()).success
+    assert urgencies(warehouse) == {"PI1": (date(2024, 1, 1), "high"), "PI2": (date(2024, 2, 1), "high")}
 
-    def load(rows):
-        with duckdb.connect(warehouse) as conn:
-            load_events(conn, rows)
-
-    def events():
-        with duckdb.connect(warehouse, read_only=True) as conn:
-            return table(conn)
-
-    load([("a", "2024-01-01", 1), ("b", "2024-02-01", 2)])
-    assert dg.materialize([fct_events], resources=resources, tags=every_month_tags()).success
-    assert events() == [("a", date(2024, 1, 1), 1), ("b", date(2024, 2, 1), 2)]
-
-    load([("a", "2024-01-01", 10), ("b", "2024-02-01", 20)])
-    result = dg.materialize([fct_events], resources=resources, partition_key="2024-02-01")
+    load(warehouse, [incident("PI1", 1, "low"), incident("PI2", 2, "low")])
+    warehouse.close()
+    assert dg.materialize([warehouse_models], resources=resources).success
+    result = dg.materialize([monthly_marts], resources=resources, partition_key="2024-02-01",
+                            selection=[dg.AssetKey(["marts", "fct_incidents"])])
     assert [e.partition for e in result.get_asset_materialization_events()] == ["2024-02-01"]
-    assert events() == [("a", date(2024, 1, 1), 1), ("b", date(2024, 2, 1), 20)]
+    assert urgencies(warehouse) == {"PI1": (date(2024, 1, 1), "high"), "PI2": (date(2024, 2, 1), "low")}

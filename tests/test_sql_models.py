@@ -63,9 +63,9 @@ def pagerduty_fixture(warehouse):
         _entry("L9", "PI3", "acknowledge_log_entry", "2024-02-02T11:05:00+01:00"),
     ])
     warehouse.build(
-        "staging.stg_config__team_map", "staging.stg_pagerduty__teams", "staging.stg_pagerduty__services",
-        "staging.stg_pagerduty__incidents", "staging.stg_pagerduty__log_entries", "marts.dim_teams",
-        "marts.fct_incidents",
+        "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
+        "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners", "int_pagerduty_team_owners",
+        "dim_teams", "fct_incidents",
     )
     return warehouse
 
@@ -101,14 +101,14 @@ def test_a_service_claimed_by_id_overrides_its_pagerduty_team(warehouse, pagerdu
     pagerduty_fixture.raw_rows("config__team_map", [
         *TEAM_MAP, {"team": "Payments", "source": "pagerduty_service", "identifier": "PS2"},
     ])
-    pagerduty_fixture.build("staging.stg_config__team_map", "marts.fct_incidents")
+    pagerduty_fixture.build("stg_config__team_map", "int_team_owners", "int_pagerduty_team_owners", "fct_incidents")
     teams = {r["incident_id"]: r["team"] for r in pagerduty_fixture.rows("select * from marts.fct_incidents")}
     assert teams == {"PI1": "Payments", "PI2": "Payments", "PI3": "Payments"}
 
 
 def test_unmapped_pagerduty_team_keeps_its_incidents(warehouse, pagerduty_fixture):
     pagerduty_fixture.raw_json("pagerduty__services", [{"id": "PS2", "name": "query", "teams": [{"id": "PT9"}]}])
-    pagerduty_fixture.build("staging.stg_pagerduty__services", "marts.fct_incidents")
+    pagerduty_fixture.build("stg_pagerduty__services", "fct_incidents")
     rows = {r["incident_id"]: r for r in pagerduty_fixture.rows("select * from marts.fct_incidents")}
     assert len(rows) == 3
     assert rows["PI2"]["team"] is None
@@ -131,7 +131,7 @@ def test_jira_issues_are_classified_by_type_and_label(warehouse):
     ])
     warehouse.classification_rules()  # the shipped default, config/ticket_classification.yml
     warehouse.raw_rows("config__team_map", TEAM_MAP)
-    warehouse.build("staging.stg_config__team_map", "staging.stg_jira__issues", "marts.fct_tickets")
+    warehouse.build("+int_team_owners", "stg_jira__issues", "fct_tickets")
     classes = {r["issue_id"]: r["ticket_class"] for r in warehouse.rows("select * from marts.fct_tickets")}
     assert classes == {"1": "proactive", "2": "proactive", "3": "reactive", "4": "unclassified", "5": "proactive"}
     created = warehouse.rows("select created_at from staging.stg_jira__issues where issue_id = '1'")[0]["created_at"]
@@ -203,8 +203,8 @@ def test_incidents_take_the_team_of_trigger_time_onset_and_exclusions(warehouse)
         entry("L7", "PI3", "resolve_log_entry", "2024-03-01T10:03:00Z"),
     ])
     warehouse.build(
-        "staging.stg_config__team_map", "staging.stg_pagerduty__teams", "staging.stg_pagerduty__services",
-        "staging.stg_pagerduty__incidents", "staging.stg_pagerduty__log_entries", "marts.fct_incidents",
+        "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
+        "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners", "int_pagerduty_team_owners", "fct_incidents",
     )
     [row] = warehouse.rows("select * from marts.fct_incidents")  # merged PI3 and test-service PI2 left out
     assert row["incident_id"] == "PI1"
@@ -238,7 +238,7 @@ def test_tickets_go_to_the_team_of_their_component_then_project_under_user_rules
         "  - class: proactive\n    issue_types: [Bug]\n    projects: [ops]\n"
     )
     warehouse.classification_rules(rules)
-    warehouse.build("staging.stg_config__team_map", "staging.stg_jira__issues", "marts.fct_tickets")
+    warehouse.build("+int_team_owners", "stg_jira__issues", "fct_tickets")
     rows = {r["issue_id"]: r for r in warehouse.rows("select * from marts.fct_tickets")}
     assert {k: (r["team"], r["team_source"]) for k, r in rows.items()} == {
         "1": ("Search", "component"), "2": ("Payments", "project"), "3": (None, None),

@@ -4,6 +4,12 @@ Raw tables keep each record's full JSON payload keyed by its source id, so stagi
 can be rebuilt without calling the APIs again. Writes are upserts on the id: a re-run, or a
 run killed half-way and started again, leaves exactly one row per record.
 
+Beside the payload, each API table stores the fields the marts need as typed columns
+(``RAW_FIELDS``), extracted once when the record is written: staging reads them by name and
+never parses a payload again. A raw table written before a field was added gets the column,
+filled from its payloads, the next time it is written to (``ensure_raw_table``) or before
+the dbt models run (``migrate_raw_tables``).
+
 Incremental syncs keep their high-water marks in ``raw._sync_state``, written in the same
 transaction as the rows they cover (``write_batch``): a run killed between two batches
 resumes from the last batch that committed, never from a mark ahead of its rows.
@@ -14,11 +20,94 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 import polars as pl
 from dagster_duckdb import DuckDBResource
+
+PAYLOAD_COLUMNS = {"id": "varchar primary key", "payload": "json not null", "loaded_at": "timestamptz not null"}
+
+_UTC = "timezone('UTC', {}::timestamptz)"
+_JIRA_UTC = "timezone('UTC', strptime({}, '%Y-%m-%dT%H:%M:%S.%g%z'))"
+
+
+@dataclass(frozen=True)
+class RawField:
+    """A payload field stored as a typed column: the JSON text at ``path`` (one
+    ``json_extract_string`` per record reads every field of a table), turned into the
+    column's value by ``sql`` (``{}`` stands for that text)."""
+
+    column: str
+    sql_type: str
+    path: str
+    sql: str = "{}"
+
+    def expression(self, text: str) -> str:
+        return f"cast({self.sql.format(text)} as {self.sql_type})"
+
+
+RAW_FIELDS: dict[str, tuple[RawField, ...]] = {
+    "pagerduty__teams": (
+        RawField("name", "varchar", "$.name"),
+    ),
+    "pagerduty__services": (
+        RawField("name", "varchar", "$.name"),
+        RawField("description", "varchar", "$.description"),
+        # The owning team: the first team PagerDuty lists on the service.
+        RawField("team_id", "varchar", "$.teams[0].id"),
+    ),
+    "pagerduty__incidents": (
+        RawField("incident_number", "integer", "$.incident_number"),
+        RawField("service_id", "varchar", "$.service.id"),
+        RawField("team_id", "varchar", "$.teams[0].id"),
+        RawField("created_at", "timestamp", "$.created_at", _UTC),
+        RawField("updated_at", "timestamp", "$.updated_at", _UTC),
+        RawField("status", "varchar", "$.status"),
+        RawField("urgency", "varchar", "$.urgency"),
+        RawField("resolve_reason_type", "varchar", "$.resolve_reason.type"),
+        RawField("resolve_reason_incident_id", "varchar", "$.resolve_reason.incident.id"),
+    ),
+    "pagerduty__log_entries": (
+        RawField("incident_id", "varchar", "$.incident.id"),
+        RawField("entry_type", "varchar", "$.type"),
+        RawField("created_at", "timestamp", "$.created_at", _UTC),
+        RawField("agent_type", "varchar", "$.agent.type"),
+        RawField("agent_id", "varchar", "$.agent.id"),
+        RawField("channel_type", "varchar", "$.channel.type"),
+        # For a trigger entry, the team at trigger time.
+        RawField("team_id", "varchar", "$.teams[0].id"),
+        RawField("team_name", "varchar", "$.teams[0].summary"),
+        # The "impact started" custom field value a custom field change set (a one-element
+        # list or a bare value); an unreadable time is no onset rather than a failed load.
+        RawField("impact_started_at", "timestamp", "$.channel.changeset.customer_fields",
+                 "timezone('UTC', try_cast(list_transform(list_filter(cast({}::json as json[]), "
+                 "lambda custom_field: custom_field ->> 'name' = 'impact_started'), "
+                 "lambda custom_field: coalesce(custom_field -> 'value' ->> 0, custom_field ->> 'value'))[1] "
+                 "as timestamptz))"),
+        # The first alert's payload timestamp, which an alert's trigger entry carries.
+        RawField("alert_timestamp", "timestamp", "$.channel.cef_details.creation_time",
+                 "timezone('UTC', try_cast({} as timestamptz))"),
+    ),
+    "jira__issues": (
+        RawField("issue_key", "varchar", "$.key"),
+        RawField("project_key", "varchar", "$.fields.project.key"),
+        RawField("issue_type", "varchar", "$.fields.issuetype.name"),
+        RawField("labels", "varchar[]", "$.fields.labels", "{}::json"),
+        RawField("components", "varchar[]", "$.fields.components",
+                 "list_transform(cast(coalesce({}, '[]')::json as json[]), lambda component: component ->> 'name')"),
+        RawField("created_at", "timestamp", "$.fields.created", _JIRA_UTC),
+        RawField("updated_at", "timestamp", "$.fields.updated", _JIRA_UTC),
+        RawField("resolved_at", "timestamp", "$.fields.resolutiondate", _JIRA_UTC),
+        RawField("status", "varchar", "$.fields.status.name"),
+    ),
+}
+
+
+class RawRecordError(ValueError):
+    """A record whose field cannot be stored in its typed column (e.g. a non-numeric
+    incident number); the message names the table, the record and the field."""
 
 
 @contextmanager
@@ -33,12 +122,101 @@ def warehouse_connection(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyCo
             raise
 
 
+def _fields_query(table: str, source: str) -> str:
+    """``source`` (a relation or subquery with ``id`` and ``payload``) with each record's
+    payload fields read in one parse, as a list ``fields`` in ``RAW_FIELDS`` order."""
+    paths = ", ".join(f"'{field.path}'" for field in RAW_FIELDS.get(table, ()))
+    fields = f", json_extract_string(payload, [{paths}]) as fields" if paths else ""
+    return f"select id, payload::json as payload{fields} from {source}"
+
+
+def _typed_columns(table: str) -> list[str]:
+    return [field.expression(f"fields[{i}]") for i, field in enumerate(RAW_FIELDS.get(table, ()), start=1)]
+
+
+def _columns(table: str) -> dict[str, str]:
+    return {**PAYLOAD_COLUMNS, **{field.column: field.sql_type for field in RAW_FIELDS.get(table, ())}}
+
+
+def insert_records(conn: duckdb.DuckDBPyConnection, table: str, source: str, *, replace: bool) -> None:
+    """Write the records of ``source`` (``id`` and ``payload`` as JSON text) into ``raw.<table>``
+    with their typed fields and the load time; ``replace``: upsert on the id. A field that
+    cannot be typed raises ``RawRecordError`` naming the record; nothing is written then."""
+    ensure_raw_table(conn, table)
+    columns = ", ".join(_columns(table))
+    values = ", ".join(["id", "payload", "now()", *_typed_columns(table)])
+    verb = "insert or replace" if replace else "insert"
+    query = f"{verb} into raw.{table} ({columns}) select {values} from ({_fields_query(table, source)})"
+    try:
+        conn.execute(query)
+    except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
+        raise _untypable(conn, table, source, error) from error
+
+
+def _untypable(conn: duckdb.DuckDBPyConnection, table: str, source: str, error: Exception) -> Exception:
+    """The error for a failed write, naming the first records whose field cannot be typed."""
+    for i, field in enumerate(RAW_FIELDS.get(table, ()), start=1):
+        bad = conn.execute(
+            f"select id, fields[{i}] from ({_fields_query(table, source)}) "
+            f"where fields[{i}] is not null and try({field.expression(f'fields[{i}]')}) is null limit 3"
+        ).fetchall()
+        if bad:
+            records = ", ".join(f"{record_id} ({value!r})" for record_id, value in bad)
+            return RawRecordError(f"raw.{table}: {field.path} of record {records} is not a valid "
+                                  f"{field.sql_type} for column {field.column}; fix the record or the "
+                                  f"field's definition in assets/warehouse/raw_tables.py ({error})")
+    return error
+
+
+def ensure_raw_table(conn: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Create ``raw.<table>`` with its payload and typed columns, or add the typed columns
+    it lacks (a table written before they existed) and fill them from its payloads."""
+    conn.execute("create schema if not exists raw")
+    existing = {name for (name,) in conn.execute(
+        "select column_name from duckdb_columns() where database_name = current_database() "
+        "and schema_name = 'raw' and table_name = ?", [table]).fetchall()}
+    if not existing:
+        columns = ", ".join(f"{name} {sql_type}" for name, sql_type in _columns(table).items())
+        conn.execute(f"create table if not exists raw.{table} ({columns})")
+        return
+    missing = [field for field in RAW_FIELDS.get(table, ()) if field.column not in existing]
+    if not missing:
+        return
+    for field in missing:
+        conn.execute(f"alter table raw.{table} add column {field.column} {field.sql_type}")
+    typed = dict(zip((field.column for field in RAW_FIELDS[table]), _typed_columns(table)))
+    assignments = ", ".join(f"{field.column} = {typed[field.column]}" for field in missing)
+    conn.execute(f"update raw.{table} set {assignments} from ({_fields_query(table, f'raw.{table}')}) as typed "
+                 f"where raw.{table}.id = typed.id")
+
+
+def migrate_raw_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Give every existing raw API table the typed columns it lacks; return the tables migrated."""
+    present = {name for (name,) in conn.execute(
+        "select table_name from duckdb_tables() where database_name = current_database() "
+        "and schema_name = 'raw'").fetchall()}
+    migrated = []
+    for table in RAW_FIELDS:
+        if table in present:
+            before = len(conn.execute(f"describe raw.{table}").fetchall())
+            conn.execute("begin transaction")
+            try:
+                ensure_raw_table(conn, table)
+                conn.execute("commit")
+            except BaseException:
+                conn.execute("rollback")
+                raise
+            if len(conn.execute(f"describe raw.{table}").fetchall()) != before:
+                migrated.append(table)
+    return migrated
+
+
 def upsert_json_records(
     conn: duckdb.DuckDBPyConnection, table: str, records: Iterable[dict], key: str = "id"
 ) -> int:
-    """Upsert ``records`` into ``raw.<table>(id, payload, loaded_at)``; return the row count.
-    A record repeated in ``records`` (an API page that overlaps the previous one) is written
-    once, its last copy winning."""
+    """Upsert ``records`` into ``raw.<table>`` (id, payload, load time and the table's typed
+    fields); return the row count. A record repeated in ``records`` (an API page that
+    overlaps the previous one) is written once, its last copy winning."""
     by_id = {str(record[key]): record for record in records}
     frame = pl.DataFrame(
         {
@@ -47,17 +225,9 @@ def upsert_json_records(
         },
         schema={"id": pl.String, "payload": pl.String},
     )
-    conn.execute("create schema if not exists raw")
-    conn.execute(
-        f"create table if not exists raw.{table} "
-        "(id varchar primary key, payload json not null, loaded_at timestamptz not null)"
-    )
     conn.register("incoming_records", frame.to_arrow())
     try:
-        conn.execute(
-            f"insert or replace into raw.{table} "
-            "select id, payload::json, now() from incoming_records"
-        )
+        insert_records(conn, table, "incoming_records", replace=True)
     finally:
         conn.unregister("incoming_records")
     return frame.height

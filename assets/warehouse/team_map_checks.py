@@ -11,23 +11,12 @@ from dagster_duckdb import DuckDBResource
 
 from assets.warehouse.pool import WAREHOUSE_POOL
 
-# PagerDuty teams named by the data (directory or trigger-time log entries) that the map
+# PagerDuty teams seen in the data (directory or trigger-time log entries) that the map
 # claims neither by id nor by name, and services of unattributed incidents.
 _UNMAPPED_PAGERDUTY_SQL = """
-with claimed as (
-    select identifier from staging.stg_config__team_map where source = 'pagerduty_team'
-),
-teams_seen as (
-    select team_id, team_name from staging.stg_pagerduty__teams
-    union
-    select distinct team_id, team_name from staging.stg_pagerduty__log_entries where team_id is not null
-)
-select 'pagerduty_team' as source, teams_seen.team_id || ' (' || max(teams_seen.team_name) || ')' as identifier,
-       null::bigint as records
-from teams_seen
-left join claimed on claimed.identifier in (teams_seen.team_id, teams_seen.team_name)
-group by teams_seen.team_id
-having count(claimed.identifier) = 0
+select 'pagerduty_team' as source, team_id || ' (' || team_name || ')' as identifier, null::bigint as records
+from intermediate.int_pagerduty_team_owners
+where team is null
 union all
 select 'pagerduty_service', service_id, count(*)
 from marts.fct_incidents
@@ -68,9 +57,7 @@ def _report(duckdb: DuckDBResource, sql: str, what: str) -> dg.AssetCheckResult:
 @dg.asset_check(
     pool=WAREHOUSE_POOL,
     asset=dg.AssetKey(["marts", "fct_incidents"]),
-    additional_deps=[dg.AssetKey(["staging", "stg_pagerduty__teams"]),
-                     dg.AssetKey(["staging", "stg_pagerduty__log_entries"]),
-                     dg.AssetKey(["staging", "stg_config__team_map"])],
+    additional_deps=[dg.AssetKey(["intermediate", "int_pagerduty_team_owners"])],
     description="PagerDuty teams and services seen in the data that no team of the team map claims.",
 )
 def pagerduty_entities_are_mapped(duckdb: DuckDBResource) -> dg.AssetCheckResult:
@@ -80,7 +67,6 @@ def pagerduty_entities_are_mapped(duckdb: DuckDBResource) -> dg.AssetCheckResult
 @dg.asset_check(
     pool=WAREHOUSE_POOL,
     asset=dg.AssetKey(["marts", "fct_tickets"]),
-    additional_deps=[dg.AssetKey(["staging", "stg_config__team_map"])],
     description="Jira projects and components of tickets that no team of the team map claims.",
 )
 def jira_entities_are_mapped(duckdb: DuckDBResource) -> dg.AssetCheckResult:

@@ -1,5 +1,3 @@
--- stg_hr__terminations: one row per employee leaving.
--- Grain: employee_id x termination_date (employee_id is a salted hash).
 select
     employee_id,
     org_unit,
@@ -7,4 +5,4 @@ select
     critical_role::boolean as is_critical_role,
     termination_date::date as termination_date,
     voluntary::boolean as is_voluntary
-from raw.hr__terminations
+from {{ source('raw', 'hr__terminations') }}

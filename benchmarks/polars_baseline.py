@@ -1,0 +1,240 @@
+"""The team-month mart computed with polars' lazy API from the raw tables' typed columns, as
+a data engineer fluent in polars would write it: one lazy query plan per source, collected once.
+
+It mirrors benchmarks/pandas_baseline.py (and so the dbt models and the survey waves asset);
+when the mart's definitions change, change both. The survey's disclosure rule is taken from
+the project (``assets.models.psychometrics.suppressed_cells``), as the pandas baseline does.
+"""
+
+from datetime import date
+
+import duckdb
+import pandas as pd
+import polars as pl
+
+from assets.models.psychometrics import MIN_ITEMS_ANSWERED, suppressed_cells
+from assets.warehouse.partitions import HISTORY_START
+
+KEY = ["team", "period_month"]
+TEST_SERVICE = r"(?i)\btest\b"
+TICKET_CLASSES = ("proactive", "reactive", "unclassified")
+
+
+def _scan(conn: duckdb.DuckDBPyConnection, sql: str) -> pl.LazyFrame:
+    return conn.sql(sql).pl().lazy()
+
+
+def _month(column: str) -> pl.Expr:
+    return pl.col(column).dt.truncate("1mo").cast(pl.Date)
+
+
+def _seconds(later: str, earlier: str) -> pl.Expr:
+    return (pl.col(later) - pl.col(earlier)).dt.total_microseconds() / 1e6
+
+
+def team_month_mart(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """mart_team_month from the raw tables: one row per team and month of HR snapshots."""
+    team_map = _scan(conn, "select * from raw.config__team_map").with_columns(
+        pl.col("team").str.strip_chars(), pl.col("identifier").str.strip_chars())
+
+    def claims(source: str) -> pl.LazyFrame:
+        return team_map.filter(pl.col("source") == source).select("identifier", "team")
+
+    months = _headcount(conn, claims("hr_org_unit")).filter(pl.col("period_month") >= date.fromisoformat(HISTORY_START))
+    for part in (_leavers(conn, claims("hr_org_unit")), _incidents(conn, claims), _tickets(conn, claims)):
+        months = months.join(part, on=KEY, how="left")
+    counts = ["voluntary_leavers", "critical_voluntary_leavers", "incidents", "n_ttr", "n_tta", "n_ttd",
+              "open_incidents", "auto_resolved_incidents", "reopened_incidents",
+              *(f"{name}_tickets" for name in TICKET_CLASSES)]
+    flagged = pl.col("proactive_tickets") + pl.col("reactive_tickets")
+    months = months.with_columns(pl.col(counts).fill_null(0)).with_columns(
+        voluntary_attrition_rate=pl.col("voluntary_leavers") / pl.when(pl.col("avg_headcount") != 0)
+        .then(pl.col("avg_headcount")),
+        critical_attrition_rate=pl.col("critical_voluntary_leavers") / pl.when(pl.col("avg_critical_headcount") != 0)
+        .then(pl.col("avg_critical_headcount")),
+        proactive_share=pl.col("proactive_tickets") / pl.when(flagged != 0).then(flagged),
+    )
+    mart = _with_lagged_safety(months, _survey_waves(conn, claims("survey_group"))).sort(KEY).collect()
+    return mart.to_pandas()
+
+
+def _headcount(conn, org_units: pl.LazyFrame) -> pl.LazyFrame:
+    """Opening headcount per team-month and the month's average (mean of its opening and the
+    next month's opening snapshot; the opening one alone when the next month has none)."""
+    rows = (_scan(conn, "select * from raw.hr__headcount").join(org_units, left_on="org_unit", right_on="identifier")
+            .with_columns(period_month=pl.col("snapshot_date").str.to_date().dt.truncate("1mo"),
+                          critical=pl.col("critical_role").str.to_lowercase() == "true"))
+    months = rows.group_by(KEY).agg(
+        headcount=pl.col("employee_id").n_unique(),
+        critical_headcount=pl.col("employee_id").filter(pl.col("critical")).n_unique(),
+    ).sort(KEY)
+    consecutive = pl.col("period_month").shift(-1).over("team") == pl.col("period_month").dt.offset_by("1mo")
+    return months.with_columns(**{
+        average: pl.when(consecutive).then((pl.col(count) + pl.col(count).shift(-1).over("team")) / 2)
+        .otherwise(pl.col(count).cast(pl.Float64))
+        for count, average in (("headcount", "avg_headcount"), ("critical_headcount", "avg_critical_headcount"))
+    })
+
+
+def _leavers(conn, org_units: pl.LazyFrame) -> pl.LazyFrame:
+    rows = (_scan(conn, "select * from raw.hr__terminations").join(org_units, left_on="org_unit", right_on="identifier")
+            .with_columns(period_month=pl.col("termination_date").str.to_date().dt.truncate("1mo"),
+                          voluntary=pl.col("voluntary").str.to_lowercase() == "true",
+                          critical=pl.col("critical_role").str.to_lowercase() == "true"))
+    return rows.group_by(KEY).agg(
+        voluntary_leavers=pl.col("voluntary").sum(),
+        critical_voluntary_leavers=(pl.col("voluntary") & pl.col("critical")).sum(),
+    )
+
+
+def _by_time(column: str, condition: pl.Expr | bool) -> pl.Expr:
+    """Per incident, ``column`` of the entries (meeting ``condition``) where it is set, oldest first."""
+    kept = pl.col(column).is_not_null() & condition
+    return pl.col(column).filter(kept).sort_by(pl.col("created_at").filter(kept), maintain_order=True)
+
+
+def _earliest(column: str, condition: pl.Expr | bool = True) -> pl.Expr:
+    return _by_time(column, condition).first()
+
+
+def _latest(column: str, condition: pl.Expr | bool = True) -> pl.Expr:
+    return _by_time(column, condition).last()
+
+
+def incident_facts(conn, claims) -> pl.LazyFrame:
+    """fct_incidents: per counted incident its team, month, TTD, TTA, TTR and flags, rebuilt
+    from log entries (merged incidents and test services' incidents left out)."""
+    teams = _scan(conn, "select id as team_id, name as team_name from raw.pagerduty__teams")
+    services = _scan(conn, "select id as service_id, team_id as service_team_id, name, description "
+                           "from raw.pagerduty__services").select(
+        "service_id", "service_team_id",
+        is_test=(pl.col("name").fill_null("") + " " + pl.col("description").fill_null("")).str.contains(TEST_SERVICE))
+    incidents = _scan(conn, "select id as incident_id, service_id, team_id, created_at, status, resolve_reason_type "
+                            "from raw.pagerduty__incidents")
+    entries = _scan(conn, "select incident_id, entry_type, created_at, agent_type, channel_type, team_id, team_name, "
+                          "impact_started_at, alert_timestamp from raw.pagerduty__log_entries")
+
+    known = pl.concat([teams, entries.filter(pl.col("team_id").is_not_null()).select("team_id", "team_name")]).unique()
+    pd_claims = claims("pagerduty_team")
+    by_id = known.join(pd_claims, left_on="team_id", right_on="identifier").group_by("team_id").agg(by_id=pl.max("team"))
+    by_name = (known.join(pd_claims, left_on="team_name", right_on="identifier")
+               .group_by("team_id").agg(by_name=pl.max("team")))
+    owner = (known.select("team_id").unique().join(by_id, on="team_id", how="left").join(by_name, on="team_id", how="left")
+             .select("team_id", owner=pl.coalesce("by_id", "by_name")))
+
+    trigger = pl.col("entry_type") == "trigger_log_entry"
+    resolve = pl.col("entry_type") == "resolve_log_entry"
+    timelines = entries.group_by("incident_id").agg(
+        trigger_team_id=_earliest("team_id", trigger),
+        acknowledged_at=pl.col("created_at").filter(
+            (pl.col("entry_type") == "acknowledge_log_entry") & (pl.col("agent_type") == "user_reference")).min(),
+        last_resolved_at=pl.col("created_at").filter(resolve).max(),
+        resolver_type=_latest("agent_type", resolve),
+        resolve_channel=_latest("channel_type", resolve),
+        impact_started_at=_latest("impact_started_at"),
+        alert_timestamp=_earliest("alert_timestamp", trigger),
+        reopen_count=(trigger & (pl.col("created_at") > pl.col("created_at").filter(resolve).min())).sum(),
+    )
+
+    def owner_of(column: str, name: str) -> pl.LazyFrame:
+        return owner.rename({"team_id": column, "owner": name})
+
+    facts = (incidents.join(timelines, on="incident_id", how="left").join(services, on="service_id", how="left")
+             .filter((pl.col("resolve_reason_type") != "merge_resolve_reason").fill_null(True)
+                     & ~pl.col("is_test").fill_null(False))
+             .join(claims("pagerduty_service").rename({"identifier": "service_id", "team": "by_service"}),
+                   on="service_id", how="left")
+             .join(owner_of("trigger_team_id", "trigger_owner"), on="trigger_team_id", how="left")
+             .join(owner_of("team_id", "incident_owner"), on="team_id", how="left")
+             .join(owner_of("service_team_id", "current_owner"), on="service_team_id", how="left"))
+    resolved = pl.col("status") == "resolved"
+    return facts.with_columns(
+        team=pl.coalesce("by_service", "trigger_owner", "incident_owner", "current_owner"),
+        period_month=_month("created_at"),
+        onset_at=pl.min_horizontal("impact_started_at", "alert_timestamp"),
+    ).with_columns(
+        ttd_seconds=_seconds("created_at", "onset_at"),
+        tta_seconds=_seconds("acknowledged_at", "created_at"),
+        ttr_seconds=pl.when(resolved).then(_seconds("last_resolved_at", "created_at")),
+        is_open=~resolved,
+        is_auto_resolved=((pl.col("resolver_type") == "service_reference")
+                          | (pl.col("resolve_channel") == "timeout")).fill_null(False),
+    )
+
+
+def _incidents(conn, claims) -> pl.LazyFrame:
+    stats = []
+    for kpi in ("ttr", "tta", "ttd"):
+        seconds = pl.col(f"{kpi}_seconds")
+        stats += [seconds.count().alias(f"n_{kpi}"), seconds.median().alias(f"{kpi}_median_seconds"),
+                  seconds.quantile(0.9, "linear").alias(f"{kpi}_p90_seconds"), seconds.mean().alias(f"{kpi}_mean_seconds")]
+    months = incident_facts(conn, claims).filter(pl.col("team").is_not_null()).group_by(KEY).agg(
+        pl.len().alias("incidents"), pl.col("is_open").sum().alias("open_incidents"),
+        pl.col("is_auto_resolved").sum().alias("auto_resolved_incidents"),
+        (pl.col("reopen_count") > 0).sum().alias("reopened_incidents"), *stats,
+    )
+    return months.with_columns(acknowledged_share=pl.col("n_tta") / pl.col("incidents"),
+                               onset_known_share=pl.col("n_ttd") / pl.col("incidents"))
+
+
+def _ticket_class(rules: list[dict]) -> pl.Expr:
+    """The class of the first rule (in file order) whose every condition matches, case-insensitively."""
+    classified = pl.lit("unclassified")
+    for rule in reversed(rules):
+        condition = pl.lit(True)
+        if rule["issue_types"]:
+            condition &= pl.col("issue_type").str.to_lowercase().is_in(rule["issue_types"])
+        if rule["labels"]:
+            condition &= pl.col("labels").list.eval(pl.element().str.to_lowercase().is_in(rule["labels"])).list.any()
+        if rule["projects"]:
+            condition &= pl.col("project_key").str.to_lowercase().is_in(rule["projects"])
+        classified = pl.when(condition.fill_null(False)).then(pl.lit(rule["ticket_class"])).otherwise(classified)
+    return classified
+
+
+def _tickets(conn, claims) -> pl.LazyFrame:
+    rules = conn.sql("select * from raw.config__ticket_classification order by rule_order").pl().to_dicts()
+    issues = _scan(conn, "select id, project_key, issue_type, labels, components, created_at from raw.jira__issues")
+    component_teams = (issues.select("id", "project_key", component=pl.col("components"),
+                                     position=pl.int_ranges(pl.col("components").list.len()))
+                       .explode("component", "position")
+                       .with_columns(identifier=pl.col("project_key") + "/" + pl.col("component"))
+                       .join(claims("jira_component"), on="identifier")
+                       .group_by("id").agg(component_team=pl.col("team").sort_by("position").first()))
+    issues = (issues.join(component_teams, on="id", how="left")
+              .join(claims("jira_project").rename({"identifier": "project_key", "team": "project_team"}),
+                    on="project_key", how="left")
+              .with_columns(team=pl.coalesce("component_team", "project_team"), period_month=_month("created_at"),
+                            ticket_class=_ticket_class(rules))
+              .filter(pl.col("team").is_not_null()))
+    return issues.group_by(KEY).agg(
+        **{f"{name}_tickets": (pl.col("ticket_class") == name).sum() for name in TICKET_CLASSES})
+
+
+def _survey_waves(conn, groups: pl.LazyFrame) -> pl.LazyFrame:
+    """fct_team_survey_waves' published cells: person score = mean of at least 5 answered
+    items; a team-wave's mean over its scored respondents; hidden cells left out."""
+    answers = (_scan(conn, "select response_id, survey_group, submitted_at, score from restricted.survey__responses")
+               .join(groups, left_on="survey_group", right_on="identifier")
+               .with_columns(wave_quarter=pl.col("submitted_at").cast(pl.Datetime).dt.truncate("1q").cast(pl.Date)))
+    people = (answers.group_by("response_id", "team", "wave_quarter")
+              .agg(mean=pl.col("score").mean(), count=pl.col("score").count())
+              .filter(pl.col("count") >= MIN_ITEMS_ANSWERED))
+    cells = people.group_by("wave_quarter", "team").agg(n_respondents=pl.len(), safety_mean=pl.col("mean").mean())
+    sizes = cells.select("wave_quarter", "team", "n_respondents").collect().to_pandas()
+    hidden = [(pd.Timestamp(wave).date(), team) for wave, wave_cells in sizes.groupby("wave_quarter")
+              for team in suppressed_cells(wave_cells.set_index("team")["n_respondents"])]
+    hidden_cells = pl.LazyFrame(hidden, schema={"wave_quarter": pl.Date, "team": pl.String}, orient="row")
+    return cells.join(hidden_cells, on=["wave_quarter", "team"], how="anti")
+
+
+def _with_lagged_safety(months: pl.LazyFrame, waves: pl.LazyFrame) -> pl.LazyFrame:
+    """The latest reportable wave of an earlier quarter, carried forward."""
+    waves = waves.select(safety_wave_quarter="wave_quarter", team="team",
+                         safety_n_respondents="n_respondents", safety_lagged="safety_mean")
+    months = months.with_columns(period_quarter=pl.col("period_month").dt.truncate("1q"))
+    return (months.sort("period_quarter")
+            .join_asof(waves.sort("safety_wave_quarter"), left_on="period_quarter", right_on="safety_wave_quarter",
+                       by="team", strategy="backward", allow_exact_matches=False,
+                       check_sortedness=False)
+            .drop("period_quarter"))

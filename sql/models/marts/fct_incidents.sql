@@ -1,0 +1,97 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_months',
+    partition_column='period_month',
+) }}
+
+with entries as (
+    select * from {{ ref('stg_pagerduty__log_entries') }}
+),
+
+owners as (
+    select * from {{ ref('int_team_owners') }}
+),
+
+pagerduty_team_owners as (
+    select * from {{ ref('int_pagerduty_team_owners') }}
+),
+
+timelines as (
+    select
+        incident_id,
+        arg_min(team_id, created_at) filter (where entry_type = 'trigger_log_entry') as trigger_team_id,
+        min(created_at) filter (where entry_type = 'acknowledge_log_entry' and agent_type = 'user_reference') as acknowledged_at,
+        max(created_at) filter (where entry_type = 'resolve_log_entry') as resolved_at,
+        min(created_at) filter (where entry_type = 'resolve_log_entry') as first_resolved_at,
+        arg_max(agent_type, created_at) filter (where entry_type = 'resolve_log_entry') as resolver_type,
+        arg_max(channel_type, created_at) filter (where entry_type = 'resolve_log_entry') as resolve_channel,
+        arg_max(impact_started_at, created_at) filter (where impact_started_at is not null) as impact_started_at,
+        arg_min(alert_timestamp, created_at) filter (where entry_type = 'trigger_log_entry') as alert_timestamp
+    from entries
+    group by incident_id
+),
+
+reopens as (
+    select entries.incident_id, count(*) as reopen_count
+    from entries
+    inner join timelines using (incident_id)
+    where entries.entry_type = 'trigger_log_entry' and entries.created_at > timelines.first_resolved_at
+    group by entries.incident_id
+),
+
+attributed as (
+    select
+        incidents.*,
+        services.is_test,
+        timelines.* exclude (incident_id),
+        coalesce(reopens.reopen_count, 0) as reopen_count,
+        case
+            when by_service.team is not null then 'service'
+            when trigger_owner.team is not null then 'trigger_team'
+            when incident_owner.team is not null then 'incident_team'
+            when current_owner.team is not null then 'service_current_team'
+        end as team_source,
+        coalesce(by_service.team, trigger_owner.team, incident_owner.team, current_owner.team) as team,
+        least(timelines.impact_started_at, timelines.alert_timestamp) as onset_at
+    from {{ ref('stg_pagerduty__incidents') }} as incidents
+    left join timelines using (incident_id)
+    left join reopens using (incident_id)
+    left join {{ ref('stg_pagerduty__services') }} as services using (service_id)
+    left join owners as by_service
+        on by_service.source = 'pagerduty_service' and by_service.identifier = incidents.service_id
+    left join pagerduty_team_owners as trigger_owner on trigger_owner.team_id = timelines.trigger_team_id
+    left join pagerduty_team_owners as incident_owner on incident_owner.team_id = incidents.team_id
+    left join pagerduty_team_owners as current_owner on current_owner.team_id = services.team_id
+),
+
+facts as (
+    select
+        incident_id,
+        team,
+        team_source,
+        service_id,
+        date_trunc('month', created_at)::date as period_month,
+        created_at as triggered_at,
+        onset_at,
+        case
+            when impact_started_at is not null and alert_timestamp is not null then 'custom_field_and_alert'
+            when impact_started_at is not null then 'custom_field'
+            when alert_timestamp is not null then 'alert'
+        end as onset_source,
+        acknowledged_at,
+        case when status = 'resolved' then resolved_at end as resolved_at,
+        epoch(created_at - onset_at) as ttd_seconds,
+        epoch(acknowledged_at - created_at) as tta_seconds,
+        case when status = 'resolved' then epoch(resolved_at - created_at) end as ttr_seconds,
+        case when status = 'resolved' then epoch(resolved_at - onset_at) end as ttr_from_onset_seconds,
+        status <> 'resolved' as is_open,
+        reopen_count,
+        coalesce(resolver_type = 'service_reference' or resolve_channel = 'timeout', false) as is_auto_resolved,
+        coalesce(epoch(resolved_at - created_at) < 60, false) as is_under_a_minute,
+        urgency
+    from attributed
+    where merged_into_incident_id is null and not coalesce(is_test, false)
+)
+
+select * from facts
+{{ in_partition_window('period_month') }}

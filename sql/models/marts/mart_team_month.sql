@@ -1,0 +1,155 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_months',
+    partition_column='period_month',
+) }}
+
+with org_units as (
+    select identifier as org_unit, team from {{ ref('int_team_owners') }} where source = 'hr_org_unit'
+),
+
+headcount as (
+    select
+        org_units.team,
+        date_trunc('month', snapshot_date)::date as period_month,
+        count(distinct employee_id) as headcount,
+        count(distinct employee_id) filter (where is_critical_role) as critical_headcount
+    from {{ ref('stg_hr__headcount') }}
+    inner join org_units using (org_unit)
+    group by all
+),
+
+-- Average headcount over the month: the mean of its opening snapshot and the next month's
+-- (the month's closing headcount); the last month has only its opening snapshot.
+average_headcount as (
+    select
+        team,
+        period_month,
+        case when lead(period_month) over by_team = period_month + interval 1 month
+            then (headcount + lead(headcount) over by_team) / 2 else headcount end as avg_headcount,
+        case when lead(period_month) over by_team = period_month + interval 1 month
+            then (critical_headcount + lead(critical_headcount) over by_team) / 2 else critical_headcount
+        end as avg_critical_headcount
+    from headcount
+    window by_team as (partition by team order by period_month)
+),
+
+leavers as (
+    select
+        org_units.team,
+        date_trunc('month', termination_date)::date as period_month,
+        count(*) filter (where is_voluntary) as voluntary_leavers,
+        count(*) filter (where is_voluntary and is_critical_role) as critical_voluntary_leavers
+    from {{ ref('stg_hr__terminations') }}
+    inner join org_units using (org_unit)
+    group by all
+),
+
+incidents as (
+    select
+        team,
+        period_month,
+        count(*) as incidents,
+        count(*) filter (where is_open) as open_incidents,
+        count(*) filter (where is_auto_resolved) as auto_resolved_incidents,
+        count(*) filter (where reopen_count > 0) as reopened_incidents,
+        count(ttr_seconds) as n_ttr,
+        median(ttr_seconds) as ttr_median_seconds,
+        quantile_cont(ttr_seconds, 0.9) as ttr_p90_seconds,
+        avg(ttr_seconds) as ttr_mean_seconds,
+        count(tta_seconds) as n_tta,
+        median(tta_seconds) as tta_median_seconds,
+        quantile_cont(tta_seconds, 0.9) as tta_p90_seconds,
+        avg(tta_seconds) as tta_mean_seconds,
+        count(tta_seconds) / count(*) as acknowledged_share,
+        count(ttd_seconds) as n_ttd,
+        median(ttd_seconds) as ttd_median_seconds,
+        quantile_cont(ttd_seconds, 0.9) as ttd_p90_seconds,
+        avg(ttd_seconds) as ttd_mean_seconds,
+        count(ttd_seconds) / count(*) as onset_known_share
+    from {{ ref('fct_incidents') }}
+    where team is not null
+    group by all
+),
+
+tickets as (
+    select
+        team,
+        period_month,
+        count(*) filter (where ticket_class = 'proactive') as proactive_tickets,
+        count(*) filter (where ticket_class = 'reactive') as reactive_tickets,
+        count(*) filter (where ticket_class = 'unclassified') as unclassified_tickets
+    from {{ ref('fct_tickets') }}
+    where team is not null
+    group by all
+),
+
+reportable_waves as (
+    select team, wave_quarter, safety_mean, n_respondents
+    from {{ source('marts', 'fct_team_survey_waves') }}
+    where not is_suppressed
+),
+
+-- The team-months: every month an org unit of the team has a headcount snapshot, from the
+-- history start on (the API syncs start there, so earlier months would count no incidents).
+team_months as (
+    select distinct
+        team,
+        period_month,
+        date_trunc('quarter', period_month)::date as period_quarter
+    from headcount
+    where period_month >= '{{ var("history_start") }}'::date
+),
+
+kpis as (
+    select
+        team_months.team,
+        team_months.period_month,
+        coalesce(headcount.headcount, 0) as headcount,
+        coalesce(headcount.critical_headcount, 0) as critical_headcount,
+        coalesce(leavers.voluntary_leavers, 0) as voluntary_leavers,
+        coalesce(leavers.critical_voluntary_leavers, 0) as critical_voluntary_leavers,
+        average_headcount.avg_headcount,
+        average_headcount.avg_critical_headcount,
+        coalesce(leavers.voluntary_leavers, 0) / nullif(average_headcount.avg_headcount, 0) as voluntary_attrition_rate,
+        coalesce(leavers.critical_voluntary_leavers, 0) / nullif(average_headcount.avg_critical_headcount, 0)
+            as critical_attrition_rate,
+        coalesce(incidents.incidents, 0) as incidents,
+        coalesce(incidents.n_ttr, 0) as n_ttr,
+        incidents.ttr_median_seconds,
+        incidents.ttr_p90_seconds,
+        incidents.ttr_mean_seconds,
+        coalesce(incidents.n_tta, 0) as n_tta,
+        incidents.tta_median_seconds,
+        incidents.tta_p90_seconds,
+        incidents.tta_mean_seconds,
+        incidents.acknowledged_share,
+        coalesce(incidents.n_ttd, 0) as n_ttd,
+        incidents.ttd_median_seconds,
+        incidents.ttd_p90_seconds,
+        incidents.ttd_mean_seconds,
+        incidents.onset_known_share,
+        coalesce(incidents.open_incidents, 0) as open_incidents,
+        coalesce(incidents.auto_resolved_incidents, 0) as auto_resolved_incidents,
+        coalesce(incidents.reopened_incidents, 0) as reopened_incidents,
+        coalesce(tickets.proactive_tickets, 0) as proactive_tickets,
+        coalesce(tickets.reactive_tickets, 0) as reactive_tickets,
+        coalesce(tickets.unclassified_tickets, 0) as unclassified_tickets,
+        tickets.proactive_tickets / nullif(tickets.proactive_tickets + tickets.reactive_tickets, 0) as proactive_share,
+        waves.wave_quarter as safety_wave_quarter,
+        waves.n_respondents as safety_n_respondents,
+        waves.safety_mean as safety_lagged
+    from team_months
+    left join headcount using (team, period_month)
+    left join average_headcount using (team, period_month)
+    left join leavers using (team, period_month)
+    left join incidents using (team, period_month)
+    left join tickets using (team, period_month)
+    -- The latest reportable wave of an earlier quarter: carried forward until the next.
+    asof left join reportable_waves as waves
+        on waves.team = team_months.team
+        and team_months.period_quarter > waves.wave_quarter
+)
+
+select * from kpis
+{{ in_partition_window('period_month') }}

@@ -1,0 +1,117 @@
+"""Raw API tables keep each payload with the fields the marts need as typed columns, read
+once when the record is written; a warehouse written before a field existed is migrated."""
+
+import json
+
+import duckdb
+import pytest
+from werkzeug.test import Client
+
+from assets.warehouse.raw_tables import RAW_FIELDS, RawRecordError, migrate_raw_tables, upsert_json_records
+from pipelines.sandbox.pagerduty import PagerDutyApi
+from pipelines.synthetic.org import OrgSpec, generate
+
+
+def _first(items):
+    return (items or [{}])[0] or {}
+
+
+def _impact(entry: dict):
+    fields = ((entry.get("channel") or {}).get("changeset") or {}).get("customer_fields") or []
+    values = [f.get("value") for f in fields if f.get("name") == "impact_started"]
+    return (values[0][0] if isinstance(values[0], list) else values[0]) if values else None
+
+
+# The fields as a plain Python reading of each payload gives them (timestamps as the text the
+# API sent): an implementation independent of the SQL in RAW_FIELDS.
+PYTHON_READING = {
+    "pagerduty__incidents": lambda p: {
+        "incident_number": p["incident_number"], "service_id": p["service"]["id"], "team_id": _first(p.get("teams")).get("id"),
+        "status": p["status"], "urgency": p.get("urgency"),
+        "resolve_reason_type": (p.get("resolve_reason") or {}).get("type"),
+        "resolve_reason_incident_id": ((p.get("resolve_reason") or {}).get("incident") or {}).get("id")},
+    "pagerduty__log_entries": lambda p: {
+        "incident_id": p["incident"]["id"], "entry_type": p["type"], "agent_type": (p.get("agent") or {}).get("type"),
+        "agent_id": (p.get("agent") or {}).get("id"), "channel_type": (p.get("channel") or {}).get("type"),
+        "team_id": _first(p.get("teams")).get("id"), "team_name": _first(p.get("teams")).get("summary")},
+}
+
+
+@pytest.fixture(scope="module")
+def served():
+    """What the sandbox serves for a generated organisation."""
+    org = generate(OrgSpec(seed=5, n_teams=3, n_months=6))
+    api = Client(PagerDutyApi(org, token="t", base_url="https://pd.example", rate_limit_per_minute=10**6,
+                              count_request=lambda key: None))
+    get = lambda path: api.get(path, query_string={"date_range": "all", "limit": 100},  # noqa: E731
+                               headers={"Authorization": "Token token=t"}).get_json()
+    return {"pagerduty__incidents": get("/incidents")["incidents"],
+            "pagerduty__log_entries": get("/log_entries")["log_entries"]}
+
+
+@pytest.mark.parametrize("table", sorted(PYTHON_READING))
+def test_typed_columns_hold_what_the_payload_says(served, table):
+    conn = duckdb.connect()
+    upsert_json_records(conn, table, served[table])
+    columns = list(PYTHON_READING[table](served[table][0]))
+    stored = {row[0]: dict(zip(columns, row[1:])) for row in
+              conn.execute(f"select id, {', '.join(columns)} from raw.{table}").fetchall()}
+    assert len(stored) == len(served[table]) > 10
+    for payload in served[table]:
+        assert stored[payload["id"]] == PYTHON_READING[table](payload), payload["id"]
+
+
+def test_timestamps_are_utc_and_the_impact_started_field_is_found(served):
+    conn = duckdb.connect()
+    entries = served["pagerduty__log_entries"]
+    upsert_json_records(conn, "pagerduty__log_entries", entries)
+    impacts = {e["id"]: _impact(e) for e in entries if _impact(e)}
+    assert impacts
+    stored = dict(conn.execute("select id, strftime(impact_started_at, '%Y-%m-%dT%H:%M:%SZ') "
+                               "from raw.pagerduty__log_entries where impact_started_at is not null").fetchall())
+    assert stored == {key: value.replace("+00:00", "Z") for key, value in impacts.items()}
+    upsert_json_records(conn, "pagerduty__incidents", [{"id": "PI1", "incident_number": 1, "service": {"id": "S"},
+                                                        "created_at": "2024-03-01T12:00:00+02:00", "status": "resolved"}])
+    assert str(conn.execute("select created_at from raw.pagerduty__incidents").fetchone()[0]) == "2024-03-01 10:00:00"
+
+
+def test_a_record_whose_field_cannot_be_typed_is_refused_naming_it():
+    conn = duckdb.connect()
+    upsert_json_records(conn, "pagerduty__incidents", [{"id": "PI1", "incident_number": 1, "service": {"id": "S"},
+                                                        "created_at": "2024-03-01T12:00:00Z", "status": "resolved"}])
+    with pytest.raises(RawRecordError, match=r"\$.incident_number of record PI2 \('two'\) is not a valid integer"):
+        upsert_json_records(conn, "pagerduty__incidents", [{"id": "PI2", "incident_number": "two", "service": {"id": "S"},
+                                                            "created_at": "2024-03-01T12:00:00Z", "status": "resolved"}])
+    assert conn.execute("select id from raw.pagerduty__incidents").fetchall() == [("PI1",)]
+
+
+def test_a_warehouse_written_before_the_typed_columns_is_migrated_once(tmp_path, served):
+    path = tmp_path / "warehouse.duckdb"
+    entries = served["pagerduty__log_entries"]
+    with duckdb.connect(str(path)) as conn:
+        # As the raw writers made the table before: id, payload and load time only.
+        conn.execute("create schema raw; create table raw.pagerduty__log_entries "
+                     "(id varchar primary key, payload json not null, loaded_at timestamptz not null)")
+        conn.executemany("insert into raw.pagerduty__log_entries values (?, ?, '2024-06-01 00:00:00+00')",
+                         [(e["id"], json.dumps(e)) for e in entries])
+    with duckdb.connect(str(path)) as conn:
+        assert migrate_raw_tables(conn) == ["pagerduty__log_entries"]
+        assert migrate_raw_tables(conn) == []
+        migrated = conn.execute("select * exclude (payload) from raw.pagerduty__log_entries order by id").fetchall()
+        assert {str(t) for (t,) in conn.execute("select distinct loaded_at from raw.pagerduty__log_entries").fetchall()} \
+            == {"2024-06-01 00:00:00+00:00"}
+    fresh = duckdb.connect()
+    upsert_json_records(fresh, "pagerduty__log_entries", entries)
+    written = fresh.execute("select * exclude (payload, loaded_at) from raw.pagerduty__log_entries order by id").fetchall()
+    assert [row[:1] + row[2:] for row in migrated] == written
+    assert len(written[0]) == 1 + len(RAW_FIELDS["pagerduty__log_entries"])
+
+
+def test_a_migration_on_the_next_write_keeps_every_record(tmp_path):
+    conn = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    conn.execute("create schema raw; create table raw.pagerduty__teams "
+                 "(id varchar primary key, payload json not null, loaded_at timestamptz not null)")
+    conn.execute("""insert into raw.pagerduty__teams values ('PT1', '{"id": "PT1", "name": "Payments"}', now())""")
+    upsert_json_records(conn, "pagerduty__teams", [{"id": "PT2", "name": "Search"}])
+    assert conn.execute("select id, name from raw.pagerduty__teams order by id").fetchall() == [
+        ("PT1", "Payments"), ("PT2", "Search")]
