@@ -1,7 +1,9 @@
 -- mart_team_month: one row per team and calendar month with every KPI and the lagged safety score.
 -- Grain: team x period_month (months covered by the HR headcount snapshots).
 -- Safety timing (METRICS.md): the latest reportable wave from an earlier quarter, so the wave
--- of quarter q describes the months of quarter q+1 and is carried forward until the next.
+-- of quarter q describes the months of quarter q+1 and is carried forward until the next, for
+-- at most safety_max_wave_age_quarters (default 2: quarters q+1 and q+2). A team-month whose
+-- latest wave is older has no safety (is_safety_wave_stale) and counts as such in coverage.
 -- Each headline KPI comes with its n; a mean is never shown without its median.
 -- Attrition rate = voluntary leavers / average headcount of the month (also for critical roles);
 -- headcount is the opening snapshot, the binomial models' number at risk.
@@ -104,6 +106,33 @@ team_months as (
         spine.*,
         date_trunc('quarter', spine.period_month)::date as period_quarter
     from spine
+),
+
+-- Carry-forward with an age limit: the team's latest reportable wave before the month's
+-- quarter, used only while at most safety_max_wave_age_quarters old (older: no safety, stale).
+lagged_safety as (
+    select
+        team,
+        period_month,
+        is_safety_wave_stale,
+        case when not is_safety_wave_stale then wave_quarter end as safety_wave_quarter,
+        case when not is_safety_wave_stale then n_respondents end as safety_n_respondents,
+        case when not is_safety_wave_stale then safety_mean end as safety_lagged
+    from (
+        select
+            team_months.team,
+            team_months.period_month,
+            coalesce(datediff('quarter', waves.wave_quarter, team_months.period_quarter)
+                > settings.safety_max_wave_age_quarters, false) as is_safety_wave_stale,
+            waves.wave_quarter,
+            waves.n_respondents,
+            waves.safety_mean
+        from team_months
+        cross join (select 2 as safety_max_wave_age_quarters) as settings
+        asof left join reportable_waves as waves
+            on waves.team = team_months.team
+            and team_months.period_quarter > waves.wave_quarter
+    )
 )
 
 select
@@ -140,15 +169,14 @@ select
     coalesce(tickets.reactive_tickets, 0) as reactive_tickets,
     coalesce(tickets.unclassified_tickets, 0) as unclassified_tickets,
     tickets.proactive_tickets / nullif(tickets.proactive_tickets + tickets.reactive_tickets, 0) as proactive_share,
-    waves.wave_quarter as safety_wave_quarter,
-    waves.n_respondents as safety_n_respondents,
-    waves.safety_mean as safety_lagged
+    lagged_safety.safety_wave_quarter,
+    lagged_safety.safety_n_respondents,
+    lagged_safety.safety_lagged,
+    lagged_safety.is_safety_wave_stale
 from team_months
 left join headcount using (team, period_month)
 left join average_headcount using (team, period_month)
 left join leavers using (team, period_month)
 left join incidents using (team, period_month)
 left join tickets using (team, period_month)
-asof left join reportable_waves as waves
-    on waves.team = team_months.team
-    and team_months.period_quarter > waves.wave_quarter
+left join lagged_safety using (team, period_month)
