@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from browser import chromium, ensure_chromium
 
-from assets.models.stats import cluster_warning
+from assets.models.stats import few_teams_warning
 from assets.report.exports import HTML_NAME, XLSX_NAME
 from assets.report.html import render_report
 from assets.report.inputs import read_report_inputs
@@ -72,6 +72,9 @@ def p_cell(value: float) -> str:
 
 def expected_sentence(row) -> str:
     """A main result's sentence built from the warehouse row: the % recomputed from the log estimate."""
+    if math.isnan(row.estimate):
+        reason = next(part for part in row.warnings.split("; ") if part.startswith(("too few events", "not estimable")))
+        return f"No estimate for {row.kpi} ({row.construct}): {reason.removeprefix('not estimable: ')}."
     noun, down, up, verb = READINGS[row.kpi]
     word = lambda relative: down if relative < 0 else up  # noqa: E731
     change, low, high = math.expm1(row.estimate), math.expm1(row.ci_low), math.expm1(row.ci_high)
@@ -202,7 +205,14 @@ def test_results_table_shows_main_rows_with_their_ols_cross_check(nightly, seen)
     assert checks, "the org must have MixedLM results with a clustered-OLS cross-check"
 
     def with_interval(row) -> str:
+        if math.isnan(row.estimate):
+            return "n/a"
         return f"{num(row.estimate, 3)}\n{num(row.ci_low, 3)} to {num(row.ci_high, 3)}"
+
+    def change(estimate: float, low: float, high: float) -> str:
+        if math.isnan(estimate) or math.isnan(low):
+            return "n/a"
+        return f"{signed_pct(math.expm1(estimate))}\n{signed_pct(math.expm1(low))} to {signed_pct(math.expm1(high))}"
 
     def cross_check_cell(row) -> str:
         if (row.kpi, row.construct) in checks:
@@ -213,9 +223,7 @@ def test_results_table_shows_main_rows_with_their_ols_cross_check(nightly, seen)
 
     expected = [
         [
-            row.kpi, LABELS[row.construct],
-            f"{signed_pct(math.expm1(row.estimate))}\n"
-            f"{signed_pct(math.expm1(row.ci_low))} to {signed_pct(math.expm1(row.ci_high))}",
+            row.kpi, LABELS[row.construct], change(row.estimate, row.ci_low, row.ci_high),
             with_interval(row), p_cell(row.p_value), p_cell(row.q_value), str(row.n_teams), str(row.n_periods),
             cross_check_cell(row),
         ]
@@ -406,7 +414,7 @@ def test_a_kpi_or_scale_without_words_still_reads_correctly():
 def test_model_warnings_other_than_few_teams_are_passed_on_and_a_failed_fit_is_named():
     failed = result(kpi="proactive share", construct="safety", estimate=float("nan"), ci_low=float("nan"),
                     ci_high=float("nan"), n_teams=12,
-                    warnings=cluster_warning(12) + "; MixedLM variance at zero: fell back to clustered OLS")
+                    warnings=few_teams_warning(12) + "; MixedLM variance at zero: fell back to clustered OLS")
     assert result_sentence(failed) == (
         "No estimate for proactive share (safety): the model could not be fitted on this data."
     )
@@ -419,10 +427,19 @@ def test_model_warnings_other_than_few_teams_are_passed_on_and_a_failed_fit_is_n
     ]
     separated = result(estimate=216.2, ci_low=float("nan"), ci_high=float("nan"), n_teams=9,
                        warnings="only 9 teams: too few to test, the estimate describes these teams only; "
-                                "no standard error: the fit's Hessian is singular; " + cluster_warning(9))
+                                "no standard error: the fit's Hessian is singular; " + few_teams_warning(9))
     assert result_sentence(separated) == (
         "No usable estimate for log TTR (incident level) (safety (total)): the model gave no 95% interval on "
         "this data."
     )
     assert result_notes(separated, few_teams=False) == ["Model note: no standard error: the fit's Hessian is singular."]
     assert result_notes(result(n_teams=50, warnings="")) == []
+
+
+def test_too_few_events_is_the_sentence_and_not_repeated_as_a_model_note():
+    reason = ("too few events: 14 critical_voluntary_leavers (the rarer outcome) for 11 coefficients, where the "
+              "minimum-events rule asks for at least 5 per coefficient (55)")
+    row = result(kpi="critical-role voluntary attrition", construct=BETWEEN, estimate=float("nan"),
+                 ci_low=float("nan"), ci_high=float("nan"), n_teams=30, warnings=f"{reason}; {few_teams_warning(30)}")
+    assert result_sentence(row) == f"No estimate for critical-role voluntary attrition ({BETWEEN}): {reason}."
+    assert result_notes(row, few_teams=False) == []

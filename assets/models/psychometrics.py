@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+# The anonymity threshold (METRICS.md): a team-wave cell with fewer respondents is suppressed
+# everywhere. Every other module (GX suites, the anonymity check, the report) imports it.
 MIN_RESPONDENTS = 5
 MIN_ITEMS_ANSWERED = 5
 

@@ -13,16 +13,15 @@ from datetime import datetime
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from assets.models.stats import MIN_TEAMS_FOR_CLUSTER_SE, MIN_TEAMS_FOR_TESTS
+from assets.models.kpis import KPI_BY_NAME
+from assets.models.stats import FALSE_DISCOVERY_RATE, MIN_TEAMS_FOR_CLUSTER_SE, MIN_TEAMS_FOR_TESTS
 from assets.report.inputs import RESULTS_TABLE, Coverage, ReportInputs
 from assets.report.plots import correlation_plot, coverage_plot, forest_plot
 from assets.report.wording import (
     CAVEATS,
     CONSTRUCT_HEADINGS,
     CONSTRUCT_LABELS,
-    FALSE_DISCOVERY_RATE,
-    RESULT_KPI_DEFINITIONS,
-    SUPPRESSION_THRESHOLD,
+    MIN_RESPONDENTS,
     construct_rank,
     correlation_sentence,
     fell_back_to_ols,
@@ -108,7 +107,9 @@ def _change(estimate: float, low: float, high: float, scale: str) -> dict | None
             "interval": f"{signed_percent(math.expm1(low) * 100)} to {signed_percent(math.expm1(high) * 100)}"}
 
 
-def _on_scale(row) -> dict:
+def _on_scale(row) -> dict | None:
+    if math.isnan(row.estimate):
+        return None
     return {"value": signed(row.estimate, 3), "interval": f"{signed(row.ci_low, 3)} to {signed(row.ci_high, 3)}"}
 
 
@@ -184,11 +185,11 @@ def _tiles(coverage: Coverage) -> list[dict]:
 
 def _suppression_note(coverage: Coverage) -> str:
     if coverage.suppressed_cells == 0:
-        return (f"No team survey result was suppressed: every team-quarter had at least {SUPPRESSION_THRESHOLD} "
+        return (f"No team survey result was suppressed: every team-quarter had at least {MIN_RESPONDENTS} "
                 "respondents.")
     return (
         f"{coverage.suppressed_cells} of {coverage.survey_cells} team survey results (team x quarter) had "
-        f"fewer than {SUPPRESSION_THRESHOLD} respondents and are suppressed to protect anonymity: their scores appear "
+        f"fewer than {MIN_RESPONDENTS} respondents and are suppressed to protect anonymity: their scores appear "
         "nowhere in this report or its exports, and the affected teams count as having no safety score for the "
         "following quarter."
     )
@@ -199,8 +200,8 @@ def _definitions(inputs: ReportInputs) -> list[tuple[str, str]]:
     if inputs.results is not None:
         checks = cross_checks(inputs.results)
         for r in main_results(inputs.results).drop_duplicates("kpi").itertuples():
-            if r.kpi in RESULT_KPI_DEFINITIONS:
-                entries.append((r.kpi, RESULT_KPI_DEFINITIONS[r.kpi]))
+            if r.kpi in KPI_BY_NAME and not KPI_BY_NAME[r.kpi].correlation_words:
+                entries.append((r.kpi, KPI_BY_NAME[r.kpi].definition))
             model = r.model + (" (the mixed model's fallback; see its model note)" if fell_back_to_ols(r) else "")
             if (r.kpi, r.construct) in checks:
                 model += f"; cross-check: {checks[r.kpi, r.construct].model}"

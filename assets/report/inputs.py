@@ -14,16 +14,14 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from assets.models.stats import RESULT_COLUMNS
+
 CORRELATIONS_TABLE = "models.kpi_correlations"
 RESULTS_TABLE = "models.kpi_safety_effects"
 MART_TABLES = ("marts.dim_teams", "marts.mart_team_month", "marts.fct_incidents", "marts.fct_team_survey_waves")
 SOURCE_TABLES = (CORRELATIONS_TABLE, RESULTS_TABLE, *MART_TABLES)
 
 CORRELATION_COLUMNS = ("kpi", "r", "ci_low", "ci_high", "n_teams", "n_team_months", "definition", "warnings")
-RESULT_COLUMNS = (
-    "kpi", "construct", "role", "scale", "estimate", "ci_low", "ci_high", "p_value", "q_value",
-    "n_obs", "n_teams", "n_periods", "model", "warnings",
-)
 
 
 @dataclass(frozen=True)
