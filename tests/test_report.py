@@ -22,7 +22,7 @@ from assets.models.stats import few_teams_warning
 from assets.report.exports import HTML_NAME, XLSX_NAME
 from assets.report.html import render_report
 from assets.report.inputs import read_report_inputs
-from assets.report.wording import result_notes, result_sentence
+from assets.report.wording import corrected_note, power_sentence, result_notes, result_sentence
 from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
@@ -139,6 +139,7 @@ def seen(nightly, tmp_path_factory):
             ],
             result_rows=[row.locator("td").all_inner_texts() for row in page.locator("#results-table tbody tr").all()],
             result_sentences=page.locator("#results li").all_inner_texts(),
+            power_sentences=page.locator("#power li").all_inner_texts(),
             images=page.eval_on_selector_all(
                 "img",
                 "imgs => imgs.map(i => ({complete: i.complete, natural: i.naturalWidth, "
@@ -199,6 +200,39 @@ def test_plain_language_sentences_read_each_main_result_on_its_scale(nightly, se
 
 
 @pytest.mark.slow
+def test_too_few_events_and_the_survey_error_correction_are_said_in_words(nightly, seen):
+    effects = table(nightly.warehouse, "select * from models.kpi_safety_effects where role = 'main'")
+    too_few = effects[effects["warnings"].str.contains("too few events")]
+    assert len(too_few), "the small organisation must have a KPI with too few events"
+    for row in too_few.itertuples():
+        assert any(shown.startswith(f"No estimate for {row.kpi} ({row.construct}): too few events: ")
+                   for shown in seen.result_sentences)
+    noisy = effects[effects["reliability"] < 0.9]
+    assert len(noisy), "within-team safety must be measured with reliability under 0.9"
+    for row in noisy.itertuples():
+        assert f"Survey scores measure this part of safety with reliability {row.reliability:.2f}; allowing " \
+               "for that, the estimate per SD of true safety is " in seen.text
+
+
+@pytest.mark.slow
+def test_the_smallest_detectable_effect_of_every_result_is_said_per_kpi(nightly, seen):
+    effects = table(nightly.warehouse, "select * from models.kpi_safety_effects where role = 'main'")
+    detectable = effects.dropna(subset=["min_detectable_effect"])
+    assert set(detectable["kpi"]) == {shown.split(".")[0] for shown in seen.power_sentences}
+    where = {BETWEEN: "Between teams", WITHIN: "Within a team", TOTAL: "Incident by incident"}
+    for row in detectable.itertuples():
+        noun, down, up, _ = READINGS[row.kpi]
+        smaller = f"{size(math.expm1(-row.min_detectable_effect))} {down} or " \
+                  f"{size(math.expm1(row.min_detectable_effect))} {up}"
+        noun = noun.format(smaller)
+        expected = (f"{where[row.construct]}, with {row.n_teams} teams: an effect smaller than "
+                    f"{'an ' + noun[2:] if noun.startswith(('a 8', 'a 11%', 'a 18%')) else noun} per SD of safety "
+                    "would likely go unseen.")
+        [shown] = [s for s in seen.power_sentences if s.startswith(f"{row.kpi}.")]
+        assert expected in shown, (expected, shown)
+
+
+@pytest.mark.slow
 def test_results_table_shows_main_rows_with_their_ols_cross_check(nightly, seen):
     effects = table(nightly.warehouse, "select * from models.kpi_safety_effects")
     checks = {(r.kpi, r.construct): r for r in effects[effects["role"] == "cross-check"].itertuples()}
@@ -224,6 +258,7 @@ def test_results_table_shows_main_rows_with_their_ols_cross_check(nightly, seen)
     expected = [
         [
             row.kpi, LABELS[row.construct], change(row.estimate, row.ci_low, row.ci_high),
+            change(row.estimate_corrected, row.ci_low_corrected, row.ci_high_corrected),
             with_interval(row), p_cell(row.p_value), p_cell(row.q_value), str(row.n_teams), str(row.n_periods),
             cross_check_cell(row),
         ]
@@ -278,6 +313,9 @@ def test_coverage_figures_match_the_marts(nightly, seen):
     onset_known = first_row(nightly.warehouse, "select count(ttd_seconds) / count(*) from marts.fct_incidents")[0]
     assert f"{onset_known:.0%}\nof incidents with a known onset" in seen.text
     assert "9\nmonths covered (January 2024 to September 2024)" in seen.text
+    stale = first_row(nightly.warehouse,
+                      "select count(*) filter (where is_safety_wave_stale) from marts.mart_team_month")[0]
+    assert f"{stale:,}\nteam-months without one because the team's last survey result is too old" in seen.text
 
 
 @pytest.mark.slow
@@ -358,6 +396,10 @@ def test_a_mixed_model_that_fell_back_to_ols_is_marked_in_the_table(nightly):
     assert f"Model note: {fallback}." in html
 
 
+def replace_fields(row: SimpleNamespace, **fields) -> SimpleNamespace:
+    return SimpleNamespace(**{**vars(row), **fields})
+
+
 def result(**fields) -> SimpleNamespace:
     base = dict(kpi="log TTR (incident level)", construct=TOTAL, scale="log ratio per SD", estimate=-0.2,
                 ci_low=-0.3, ci_high=-0.1, p_value=0.001, q_value=0.004, n_teams=45, model="OLS", warnings="")
@@ -436,6 +478,21 @@ def test_model_warnings_other_than_few_teams_are_passed_on_and_a_failed_fit_is_n
     assert result_notes(result(n_teams=50, warnings="")) == []
 
 
+def test_power_and_correction_sentences_read_on_the_kpis_scale():
+    row = result(kpi="log median TTR", construct=BETWEEN, min_detectable_effect=0.2, n_teams=30)
+    assert power_sentence(row) == (
+        "Between teams, with 30 teams: an effect smaller than an 18% shorter or 22% longer median time to resolve "
+        "incidents per SD of safety would likely go unseen."
+    )
+    row = result(kpi="voluntary attrition", construct=WITHIN, scale="log odds ratio per SD", estimate_corrected=-0.5,
+                 ci_low_corrected=-0.9, ci_high_corrected=-0.1, reliability=0.6)
+    assert corrected_note(row) == (
+        "Survey scores measure this part of safety with reliability 0.60; allowing for that, the estimate per SD "
+        "of true safety is 39% lower odds of a person leaving voluntarily (95% CI 10% to 59% lower)."
+    )
+    assert corrected_note(replace_fields(row, reliability=0.95)) == ""
+
+
 def test_too_few_events_is_the_sentence_and_not_repeated_as_a_model_note():
     reason = ("too few events: 14 critical_voluntary_leavers (the rarer outcome) for 11 coefficients, where the "
               "minimum-events rule asks for at least 5 per coefficient (55)")
@@ -443,3 +500,13 @@ def test_too_few_events_is_the_sentence_and_not_repeated_as_a_model_note():
                  ci_low=float("nan"), ci_high=float("nan"), n_teams=30, warnings=f"{reason}; {few_teams_warning(30)}")
     assert result_sentence(row) == f"No estimate for critical-role voluntary attrition ({BETWEEN}): {reason}."
     assert result_notes(row, few_teams=False) == []
+
+
+@pytest.mark.slow
+def test_text_from_the_warehouse_is_escaped_not_rendered_as_markup(nightly):
+    with duckdb.connect(str(nightly.warehouse), read_only=True) as conn:
+        inputs = read_report_inputs(conn)
+    hostile = "<script>alert(1)</script>"
+    results = inputs.results.assign(warnings=inputs.results["warnings"] + "; " + hostile)
+    html = render_report(replace(inputs, results=results), datetime.now(UTC), [hostile])
+    assert hostile not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html

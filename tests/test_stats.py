@@ -132,7 +132,7 @@ def test_time_to_event_without_open_incidents_is_the_ols_of_log_times():
     assert aft.estimate == pytest.approx(ols.params["safety_z"], abs=1e-6)
     assert covers(aft, -0.25) and aft.ci_high < 0
     assert aft.n_teams == 40 and aft.n_periods == 12 and aft.warnings == ""
-    assert "0 of" in aft.model and "still open censored" in aft.model
+    assert "0 of" in aft.model and "incidents still open, censored at the data's cut-off" in aft.model
 
 
 def test_open_incidents_are_censored_not_dropped():

@@ -124,7 +124,7 @@ def few_teams_warning(n_teams: int, clustered: bool = True) -> str:
         return (f"only {n_teams} teams: team-clustered standard errors are unreliable below "
                 f"{MIN_TEAMS_FOR_CLUSTER_SE} teams, so treat the interval as optimistic")
     return (f"only {n_teams} teams: the Satterthwaite t allows for few teams when the random-intercept model "
-            f"holds; its clustered-OLS cross-check is unreliable below {MIN_TEAMS_FOR_CLUSTER_SE} teams")
+            f"holds, but its clustered-OLS cross-check is unreliable below {MIN_TEAMS_FOR_CLUSTER_SE} teams")
 
 
 def few_teams_warnings(n_teams: int) -> set[str]:
@@ -402,7 +402,7 @@ def incident_time_to_event(incidents: pd.DataFrame, kpi: Kpi, reference_reliabil
     resolved = design_.data["resolved"].astype(bool)
     label = f"log({kpi.outcome})"
     model = (f"Log-normal AFT {design_.formula(label)}, {int((~resolved).sum()):,} of {len(resolved):,} "
-             f"still open censored at the data's cut-off, team-clustered")
+             "incidents still open, censored at the data's cut-off, team-clustered")
     if (failed := too_few_teams(design_, model)) is not None:
         return failed
     events = float(resolved.sum())

@@ -14,7 +14,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from assets.models.kpis import KPI_BY_NAME
-from assets.models.stats import FALSE_DISCOVERY_RATE, MIN_TEAMS_FOR_CLUSTER_SE, MIN_TEAMS_FOR_TESTS
+from assets.models.stats import FALSE_DISCOVERY_RATE, MIN_TEAMS_FOR_CLUSTER_SE, MIN_TEAMS_FOR_TESTS, POWER, TEST_LEVEL
 from assets.report.inputs import RESULTS_TABLE, Coverage, ReportInputs
 from assets.report.plots import correlation_plot, coverage_plot, forest_plot
 from assets.report.wording import (
@@ -23,9 +23,11 @@ from assets.report.wording import (
     CONSTRUCT_LABELS,
     MIN_RESPONDENTS,
     construct_rank,
+    corrected_note,
     correlation_sentence,
     fell_back_to_ols,
     p_text,
+    power_sentence,
     relative_change,
     result_notes,
     result_sentence,
@@ -57,6 +59,9 @@ def render_report(inputs: ReportInputs, generated_at: datetime, export_names: li
         false_discovery_rate=FALSE_DISCOVERY_RATE,
         results_table=RESULTS_TABLE,
         results=None if inputs.results is None else _results(inputs.results),
+        power=[] if inputs.results is None else _power(main_results(inputs.results)),
+        power_level=f"{POWER:.0%}",
+        test_level=f"{TEST_LEVEL:.0%}",
         correlations=_correlations(inputs.correlations),
         tiles=_tiles(coverage),
         coverage_figure=_figure(
@@ -121,6 +126,7 @@ def _results(results: pd.DataFrame) -> dict:
         "kpi": r.kpi,
         "construct": CONSTRUCT_LABELS.get(r.construct, r.construct),
         "change": _change(r.estimate, r.ci_low, r.ci_high, r.scale),
+        "corrected": _change(r.estimate_corrected, r.ci_low_corrected, r.ci_high_corrected, r.scale),
         "estimate": _on_scale(r),
         "p": p_text(r.p_value),
         "q": p_text(r.q_value),
@@ -132,7 +138,7 @@ def _results(results: pd.DataFrame) -> dict:
     groups = [{
         "heading": CONSTRUCT_HEADINGS.get(construct, construct),
         "findings": [{"sentence": result_sentence(r),
-                      "notes": result_notes(r, not every_few)}
+                      "notes": [n for n in (corrected_note(r), *result_notes(r, not every_few)) if n]}
                      for r in group.itertuples()],
     } for construct, group in _by_construct(main)]
     return {
@@ -147,6 +153,20 @@ def _results(results: pd.DataFrame) -> dict:
             "diamonds: within a team; squares: incident level. Grey: the interval includes no change. The axis "
             "is logarithmic, so halving and doubling lie equally far from no change."),
     }
+
+
+def _power(main: pd.DataFrame) -> list[dict]:
+    """Per KPI (registry order), the smallest detectable effect of each of its results."""
+    order = {name: i for i, name in enumerate(KPI_BY_NAME)}
+    kpis = sorted(main["kpi"].unique(), key=lambda k: (order.get(k, len(order)), k))
+    power = []
+    for kpi in kpis:
+        rows = main[main["kpi"] == kpi]
+        rows = rows.assign(rank=rows["construct"].map(construct_rank)).sort_values("rank", kind="stable")
+        sentences = [s for s in (power_sentence(r) for r in rows.itertuples()) if s]
+        if sentences:
+            power.append({"name": kpi, "sentences": sentences})
+    return power
 
 
 def _correlations(correlations: pd.DataFrame) -> dict:
@@ -171,6 +191,8 @@ def _tiles(coverage: Coverage) -> list[dict]:
         (f"{coverage.teams_with_safety} of {coverage.teams}", "teams with a reportable safety score"),
         (f"{coverage.months}", f"months covered ({coverage.first_month} to {coverage.last_month})"),
         (f"{coverage.team_months_with_safety:,} of {coverage.team_months:,}", "team-months with a safety score"),
+        (f"{coverage.team_months_stale_safety:,}",
+         "team-months without one because the team's last survey result is too old to carry forward"),
         (f"{coverage.incidents:,}", f"incidents ({coverage.incidents_with_team:,} mapped to a team, "
                                     f"{coverage.incidents_open:,} still open)"),
         (_percent(coverage.acknowledged_share), "of incidents acknowledged by a person"),

@@ -34,6 +34,9 @@ TOTAL = TOTAL_CONSTRUCT  # incident-level models: safety not split into within a
 # The scales whose estimates read as relative changes: exp(estimate) - 1 is the change in the
 # KPI (log ratio), in its rate (log rate ratio) or in its odds (log odds ratio) per SD of safety.
 RELATIVE_SCALES = (RATIO, RATE_RATIO, ODDS_RATIO)
+# Below this reliability a part of measured safety is noisy enough that the report says what
+# the estimate would be allowing for survey measurement error.
+RELIABILITY_WORTH_A_NOTE = 0.9
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,35 @@ def interval_words(outcome: Outcome, low: float, high: float) -> str:
     return f"{percent(near)} to {percent(far)} {outcome.reading.down if near < 0 else outcome.reading.up}"
 
 
+def corrected_note(row) -> str:
+    """What the estimate would be allowing for survey measurement error, for a part of safety
+    measured with reliability under RELIABILITY_WORTH_A_NOTE; "" otherwise."""
+    outcome = outcome_for(row.kpi, row.scale)
+    values = (row.estimate_corrected, row.ci_low_corrected, row.ci_high_corrected, row.reliability)
+    if outcome is None or not all(math.isfinite(v) for v in values) or row.reliability >= RELIABILITY_WORTH_A_NOTE:
+        return ""
+    return (f"Survey scores measure this part of safety with reliability {row.reliability:.2f}; allowing for that, "
+            f"the estimate per SD of true safety is {outcome.noun(outcome.change(row.estimate_corrected))} "
+            f"(95% CI {interval_words(outcome, row.ci_low_corrected, row.ci_high_corrected)}).")
+
+
+POWER_HEADINGS = {BETWEEN: "between teams", WITHIN: "within a team", TOTAL: "incident by incident"}
+
+
+def power_sentence(row) -> str:
+    """The smallest effect the data could detect, e.g. "Between teams, with 30 teams: an effect
+    smaller than a 15% shorter or 18% longer median time to resolve incidents per SD of safety
+    would likely go unseen." The section's introduction says how likely "likely" is (POWER)."""
+    outcome = outcome_for(row.kpi, row.scale)
+    if outcome is None or not math.isfinite(row.min_detectable_effect):
+        return ""
+    size = row.min_detectable_effect
+    either = f"{outcome.change(-size)} or {outcome.change(size)}"
+    where = POWER_HEADINGS.get(row.construct, row.construct)
+    return (f"{where[0].upper()}{where[1:]}, with {int(row.n_teams)} teams: an effect smaller than "
+            f"{outcome.noun(either)} per SD of safety would likely go unseen.")
+
+
 def few_teams_note(n_teams: int) -> str:
     if n_teams >= MIN_TEAMS_FOR_CLUSTER_SE:
         return ""
@@ -288,6 +320,11 @@ CAVEATS = (
      "team-clustered intervals are optimistic; the mixed models' intervals use a small-sample t "
      "(Satterthwaite) but assume their model holds. A warning at the top of the report and the model results "
      f"say when. Below {MIN_TEAMS_FOR_TESTS} teams a result is not tested at all: it describes those teams only."),
+    ("Measurement error.",
+     "A survey measures safety with error, so the plain estimates understate how strongly true safety goes "
+     "with a KPI, within a team most (a team's safety moves little from quarter to quarter). The table's "
+     "corrected column, and a note under results measured with low reliability, show the estimate allowing "
+     "for that error."),
     ("Too few events.",
      f"A count, a share or a time to resolve needs at least {MIN_EVENTS_PER_COEFFICIENT} events (leavers, "
      "incidents, resolved incidents) per quantity the model estimates; below that it reports \"too few "
