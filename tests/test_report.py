@@ -93,7 +93,10 @@ def expected_sentence(row) -> str:
         q = p_cell(row.q_value)
         q = f"q {q}" if q.startswith("<") else f"q = {q}"
         chance = f"Unlikely to be chance ({q})." if row.q_value < 0.05 else f"Could be chance ({q})."
-    return f"{opening} ({interval}; {row.n_teams} teams). {chance} An association, not proof of cause."
+    sentence = f"{opening} ({interval}; {row.n_teams} teams). {chance} An association, not proof of cause."
+    if row.kpi == "log TTR (incident level)":  # a time to event: open incidents are censored, not dropped
+        sentence += " Incidents still open count as unresolved for as long as they have been open"
+    return sentence
 
 
 @pytest.fixture(scope="module")
@@ -410,7 +413,9 @@ def test_each_scale_reads_as_a_change_in_time_count_or_odds():
     assert result_sentence(result(estimate=0.05, ci_low=-0.1, ci_high=0.2, q_value=0.31)) == (
         "Incident by incident, teams one standard deviation safer in the previous quarter took 5% more time to "
         "resolve an incident (95% CI from 10% less to 22% more, which includes no difference; 45 teams). "
-        "Could be chance (q = 0.310). An association, not proof of cause."
+        "Could be chance (q = 0.310). An association, not proof of cause. Incidents still open count as "
+        "unresolved for as long as they have been open, not as missing, so slow incidents that have not ended "
+        "yet are not left out."
     )
     assert result_sentence(result(kpi="log median TTR", construct=BETWEEN, estimate=-0.236, ci_low=-0.36,
                                   ci_high=-0.1, q_value=0.0004)) == (

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from assets.models.design import TOTAL_CONSTRUCT
-from assets.models.kpis import KPI_BY_NAME, ODDS_RATIO, RATE_RATIO, RATIO, Reading
+from assets.models.kpis import KPI_BY_NAME, ODDS_RATIO, RATE_RATIO, RATIO, Family, Reading
 from assets.models.psychometrics import MIN_RESPONDENTS
 from assets.models.stats import (
     CONSTRUCTS,
@@ -155,6 +155,8 @@ def result_sentence(row) -> str:
     sentence = f"{opening} ({interval}; {teams}). {chance_clause(row)} {ASSOCIATION}"
     if reporting_bias(row.kpi):
         sentence += f" {REPORTING_BIAS_NOTE}"
+    if row.kpi in KPI_BY_NAME and KPI_BY_NAME[row.kpi].family is Family.INCIDENT_TIME_TO_EVENT:
+        sentence += f" {OPEN_INCIDENTS_NOTE}"
     return sentence
 
 
@@ -242,6 +244,10 @@ def result_notes(row, few_teams: bool = True) -> list[str]:
     return [note for note in notes if note]
 
 
+OPEN_INCIDENTS_NOTE = (
+    "Incidents still open count as unresolved for as long as they have been open, not as missing, so slow "
+    "incidents that have not ended yet are not left out."
+)
 REPORTING_BIAS_NOTE = (
     "Safer teams may simply report more incidents, so read a higher figure as possible reporting, "
     "not as worse operations."
