@@ -157,8 +157,8 @@ def correct_for_measurement_error(
     true safety are K beta with K = (X'X - S)^-1 X'X (the method-of-moments correction of
     Fuller 1987; for the GLMs and the survival model the regression-calibration approximation
     of Rosner, Spiegelman & Willett 1990), with covariance K Cov K'. A term's reliability is
-    1 - S_kk / (its sum of squares unexplained by the other columns). None when the error
-    exceeds a term's variation (reliability <= 0)."""
+    1 - S_kk / (its sum of squares unexplained by the other columns). The corrected values are
+    NaN when the error exceeds a term's variation (reliability <= 0)."""
     X = design_.X.to_numpy(dtype=float)
     moments = error_moments(design_)
     S = np.zeros((X.shape[1], X.shape[1]))
@@ -192,10 +192,10 @@ def _terms(design_: Design) -> list[str]:
     return list(CONSTRUCTS) if TOTAL_TERM not in design_.terms + design_.unidentified else [TOTAL_TERM]
 
 
-def no_estimates(design_: Design, model: str, reason: str, n_events: float = NAN, few: str = "") -> list[Estimate]:
+def no_estimates(design_: Design, model: str, reason: str, n_events: float = NAN) -> list[Estimate]:
     """Rows that report ``reason`` instead of a number, one per construct of the design."""
     return [Estimate(term, NAN, NAN, NAN, NAN, NAN, len(design_.data), n_events, design_.n_teams, design_.n_periods,
-                     model, join(reason, few)) for term in _terms(design_)]
+                     model, reason) for term in _terms(design_)]
 
 
 def estimates(design_: Design, fitted: Fitted, reference_reliability: float, n_events: float = NAN) -> list[Estimate]:
