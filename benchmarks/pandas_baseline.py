@@ -277,8 +277,14 @@ def _survey_waves(conn, groups: pd.DataFrame) -> pd.DataFrame:
     return cells[[(w, t) not in hidden for w, t in zip(cells["wave_quarter"], cells["team"])]]
 
 
+# The baseline restates the mart's carry-forward age (safety_max_wave_age_quarters in
+# sql/marts/mart_team_month.sql) to be compared with it.
+SAFETY_MAX_WAVE_AGE_QUARTERS = 2
+
+
 def _with_lagged_safety(months: pd.DataFrame, waves: pd.DataFrame) -> pd.DataFrame:
-    """The latest reportable wave of an earlier quarter, carried forward."""
+    """The latest reportable wave of an earlier quarter, carried forward for at most
+    SAFETY_MAX_WAVE_AGE_QUARTERS; an older one leaves the month without safety, stale."""
     months["period_quarter"] = _quarter(months["period_month"])
     waves = waves.rename(columns={"wave_quarter": "safety_wave_quarter", "n_respondents": "safety_n_respondents",
                                   "safety_mean": "safety_lagged"})
@@ -287,6 +293,11 @@ def _with_lagged_safety(months: pd.DataFrame, waves: pd.DataFrame) -> pd.DataFra
         left_on="period_quarter", right_on="safety_wave_quarter", by="team",
         allow_exact_matches=False, direction="backward",
     )
+    period, wave = pd.to_datetime(merged["period_quarter"]), pd.to_datetime(merged["safety_wave_quarter"])
+    age = ((period.dt.year - wave.dt.year) * 4 + (period.dt.month - wave.dt.month) // 3)
+    merged["is_safety_wave_stale"] = age > SAFETY_MAX_WAVE_AGE_QUARTERS  # no wave: NaN age, not stale
+    safety = ["safety_wave_quarter", "safety_n_respondents", "safety_lagged"]
+    merged[safety] = merged[safety].where(~merged["is_safety_wave_stale"])
     return merged.drop(columns="period_quarter").sort_values(KEY).reset_index(drop=True)
 
 
