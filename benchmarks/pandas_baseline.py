@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from assets.models.psychometrics import MIN_ITEMS_ANSWERED, suppressed_cells
+from assets.models.psychometrics import MIN_ITEMS_ANSWERED, SAFETY_MAX_WAVE_AGE_QUARTERS, suppressed_cells
 from assets.warehouse.partitions import HISTORY_START
 
 KEY = ["team", "period_month"]
@@ -236,7 +236,8 @@ def _survey_waves(conn, groups: pd.DataFrame) -> pd.DataFrame:
 
 
 def _with_lagged_safety(months: pd.DataFrame, waves: pd.DataFrame) -> pd.DataFrame:
-    """The latest reportable wave of an earlier quarter, carried forward."""
+    """The latest reportable wave of an earlier quarter, carried forward for at most
+    SAFETY_MAX_WAVE_AGE_QUARTERS; an older one leaves the month without safety, stale."""
     months["period_quarter"] = _quarter(months["period_month"])
     waves = waves.rename(columns={"wave_quarter": "safety_wave_quarter", "n_respondents": "safety_n_respondents",
                                   "safety_mean": "safety_lagged"})
@@ -245,6 +246,11 @@ def _with_lagged_safety(months: pd.DataFrame, waves: pd.DataFrame) -> pd.DataFra
         left_on="period_quarter", right_on="safety_wave_quarter", by="team",
         allow_exact_matches=False, direction="backward",
     )
+    period, wave = pd.to_datetime(merged["period_quarter"]), pd.to_datetime(merged["safety_wave_quarter"])
+    age = ((period.dt.year - wave.dt.year) * 4 + (period.dt.month - wave.dt.month) // 3)
+    merged["is_safety_wave_stale"] = age > SAFETY_MAX_WAVE_AGE_QUARTERS  # no wave: NaN age, not stale
+    safety = ["safety_wave_quarter", "safety_n_respondents", "safety_lagged"]
+    merged[safety] = merged[safety].where(~merged["is_safety_wave_stale"])
     return merged.drop(columns="period_quarter").sort_values(KEY).reset_index(drop=True)
 
 

@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import polars as pl
 
-from assets.models.psychometrics import MIN_ITEMS_ANSWERED, suppressed_cells
+from assets.models.psychometrics import MIN_ITEMS_ANSWERED, SAFETY_MAX_WAVE_AGE_QUARTERS, suppressed_cells
 from assets.warehouse.partitions import HISTORY_START
 
 KEY = ["team", "period_month"]
@@ -229,12 +229,20 @@ def _survey_waves(conn, groups: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _with_lagged_safety(months: pl.LazyFrame, waves: pl.LazyFrame) -> pl.LazyFrame:
-    """The latest reportable wave of an earlier quarter, carried forward."""
+    """The latest reportable wave of an earlier quarter, carried forward for at most
+    SAFETY_MAX_WAVE_AGE_QUARTERS; an older one leaves the month without safety, stale."""
     waves = waves.select(safety_wave_quarter="wave_quarter", team="team",
                          safety_n_respondents="n_respondents", safety_lagged="safety_mean")
     months = months.with_columns(period_quarter=pl.col("period_month").dt.truncate("1q"))
+    quarters = (lambda date: date.dt.year() * 4 + date.dt.quarter())
+    age = quarters(pl.col("period_quarter")) - quarters(pl.col("safety_wave_quarter"))
+    stale = (age > SAFETY_MAX_WAVE_AGE_QUARTERS).fill_null(False)
+    safety = ["safety_wave_quarter", "safety_n_respondents", "safety_lagged"]
     return (months.sort("period_quarter")
             .join_asof(waves.sort("safety_wave_quarter"), left_on="period_quarter", right_on="safety_wave_quarter",
                        by="team", strategy="backward", allow_exact_matches=False,
                        check_sortedness=False)
+            .with_columns(is_safety_wave_stale=stale)
+            .with_columns([pl.when(pl.col("is_safety_wave_stale")).then(None).otherwise(pl.col(c)).alias(c)
+                           for c in safety])
             .drop("period_quarter"))

@@ -118,10 +118,13 @@ def report(warehouse: Path, org: Organisation) -> str:
         "KPI correlation table (between teams: mean lagged safety vs KPI, 95% team-bootstrap CI)",
         correlations.to_string(index=False),
         "",
-        "Regression: log TTR per SD of lagged team safety (adjusted for log headcount, team-clustered)",
+        "Time to resolve: log TTR per SD of lagged team safety (open incidents censored; adjusted for log "
+        "headcount and quarter, team-clustered)",
         f"  estimate {regression.estimate:+.3f}  95% CI [{regression.ci_low:+.3f}, {regression.ci_high:+.3f}]"
         f"  p={regression.p_value:.3g}  {regression.n_teams} teams, {regression.n_obs} incidents",
         f"  = {math.expm1(regression.estimate):+.1%} time to resolve per SD of safety",
+        f"  allowing for survey measurement error: {regression.estimate_corrected:+.3f} per SD of true safety "
+        f"(95% CI [{regression.ci_low_corrected:+.3f}, {regression.ci_high_corrected:+.3f}])",
         f"  ground truth of this synthetic organisation: {truth:+.3f}",
     ]
     if regression.warnings:

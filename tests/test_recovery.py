@@ -1,55 +1,87 @@
 """The statistics engine on generated organisations with known effects: intervals cover the
-truth at about the nominal rate, null effects are not flagged after BH, few teams warn.
+truth at about the nominal rate, null effects are not flagged after BH, few teams warn, and
+the reliability-corrected estimates recover what survey measurement error attenuates.
 
-Team-months are built straight from the generator's records with its latent lagged safety
-(SD 1 per wave), so each coefficient's truth is the GroundTruth value; the warehouse path
-(measured safety) is checked end to end in test_survey_privacy.py and test_end_to_end.py.
+Two kinds of frames come straight from the generator (pipelines/synthetic/truth_frames.py):
+the latent lagged safety (SD 1 per wave, no measurement error: each coefficient's truth is the
+GroundTruth value) and the safety the survey measured, scored and suppressed as the warehouse
+does it (the corrected estimates' truth is the GroundTruth value per SD of the organisation's
+true team-wave safety). The warehouse path itself is checked end to end in
+test_survey_privacy.py and test_end_to_end.py; benchmarks/model_recovery.py sweeps more seeds.
 """
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from assets.models.stats import clustered_ols_within_between, mixed_within_between
+from assets.models.kpis import KPIS
 from pipelines.synthetic.model import GroundTruth
-from pipelines.synthetic.truth_frames import NULL_TRUTH, results, truths
+from pipelines.synthetic.truth_frames import NULL_TRUTH, measured_results, results, truths
 
 SEEDS = range(10)
+# Three binomial SDs below 95% for n intervals: cluster-robust intervals with 40 teams run a
+# little narrow (about 92-93% over 50 seeds in benchmarks/model_recovery.py).
+FLOOR = 0.92
+
+
+def coverage_floor(n: int) -> float:
+    return FLOOR - 3 * np.sqrt(FLOOR * (1 - FLOOR) / n)
 
 
 @pytest.fixture(scope="module")
 def effect_results():
-    return pd.concat([results(seed).assign(seed=seed) for seed in SEEDS])
+    table = pd.concat([results(seed).assign(seed=seed) for seed in SEEDS], ignore_index=True)
+    return table.assign(truth=table["kpi"].map(truths(GroundTruth())))
+
+
+@pytest.fixture(scope="module")
+def measured():
+    table = pd.concat([measured_results(seed).assign(seed=seed) for seed in SEEDS], ignore_index=True)
+    table = table.query("role == 'main'")
+    return table.assign(truth=table["kpi"].map(truths(GroundTruth())) * table["latent_sd"])
 
 
 @pytest.mark.slow
 def test_every_kpi_and_construct_is_reported_with_its_numbers(effect_results):
     table = effect_results[effect_results["seed"] == 0]
     main = table[table["role"] == "main"]
-    assert set(main["kpi"]) == set(truths(GroundTruth()))
+    assert set(main["kpi"]) == set(truths(GroundTruth())) == {kpi.name for kpi in KPIS}
     assert set(main["construct"]) == {"safety within team", "safety between teams", "safety (total)"}
-    assert main[["estimate", "ci_low", "ci_high", "p_value", "q_value"]].notna().all().all()
-    assert (main["q_value"] >= main["p_value"]).all()
-    assert (main["n_teams"] == 40).sum() >= 12 and (main["n_periods"] == 12).all()
+    # 40 teams x 12 months have about 10 critical-role leavers: too few events to fit.
+    too_few = main["warnings"].str.contains("too few events")
+    assert set(main.loc[too_few, "kpi"]) == {"critical-role voluntary attrition"}
+    assert main.loc[too_few, ["estimate", "p_value", "q_value"]].isna().all().all()
+    fitted = main[~too_few]
+    assert fitted[["estimate", "ci_low", "ci_high", "p_value", "q_value", "df", "estimate_corrected",
+                   "min_detectable_effect"]].notna().all().all()
+    assert (fitted["q_value"] >= fitted["p_value"]).all()
+    assert (fitted["n_teams"] == 40).sum() >= 10 and (main["n_periods"] == 12).all()
     cross = table[table["role"] == "cross-check"]
     assert set(cross["kpi"]) <= {"log median TTR", "log median TTA"} and cross["q_value"].isna().all()
 
 
 @pytest.mark.slow
 def test_intervals_cover_the_truth_at_about_the_nominal_rate(effect_results):
-    main = effect_results[effect_results["role"] == "main"]
-    truth = main["kpi"].map(truths(GroundTruth()))
-    covered = (main["ci_low"] <= truth) & (truth <= main["ci_high"])
-    # 10 seeds x 14 cells; nominal 95%. Team-clustered intervals with 40 teams run a little
-    # narrow (about 91-93% in longer runs), so the floor is 3 binomial SDs under 92%.
-    n = len(covered)
-    assert n == len(SEEDS) * 14
-    assert covered.mean() >= 0.92 - 3 * np.sqrt(0.92 * 0.08 / n)
+    main = effect_results[(effect_results["role"] == "main")].dropna(subset=["estimate"])
+    covered = (main["ci_low"] <= main["truth"]) & (main["truth"] <= main["ci_high"])
+    assert len(covered) == len(SEEDS) * 12
+    assert covered.mean() >= coverage_floor(len(covered))
     assert covered.mean() <= 0.995, "intervals far wider than nominal"
     # No KPI's estimates are biased: their mean over seeds is within 3 standard errors of the truth.
-    for (kpi, construct), cell in main.assign(truth=truth).groupby(["kpi", "construct"]):
+    for (kpi, construct), cell in main.groupby(["kpi", "construct"]):
         se = cell["estimate"].std(ddof=1) / np.sqrt(len(cell))
         assert abs(cell["estimate"].mean() - cell["truth"].iloc[0]) < 3 * se + 0.01, (kpi, construct)
+
+
+@pytest.mark.slow
+def test_mixed_model_rows_use_satterthwaite_and_clustered_rows_teams_minus_one(effect_results):
+    main = effect_results[effect_results["role"] == "main"].dropna(subset=["estimate"])
+    mixed = main[main["model"].str.startswith("MixedLM")]
+    assert len(mixed), "the TTR team-month model keeps its team random intercept"
+    between = mixed[mixed["construct"] == "safety between teams"]
+    assert ((between["df"] > 30) & (between["df"] < 40)).all()  # 40 teams less the team-level columns
+    assert (mixed[mixed["construct"] == "safety within team"]["df"] > 100).all()
+    assert (main.loc[~main.index.isin(mixed.index), "df"] == 39).all()
 
 
 @pytest.mark.slow
@@ -58,52 +90,35 @@ def test_null_effects_are_not_significant_after_bh():
     for seed in range(100, 110):
         main = results(seed, NULL_TRUTH).query("role == 'main'")
         flagged.append(int((main["q_value"] < 0.05).sum()))
-    # BH at 5% under the global null: each organisation has at most a 5% chance of any flag.
+    # BH at 5% under the global null: each organisation has about a 5% chance of any flag
+    # (8% over 60 seeds here: clustered errors with 40 teams run a little narrow).
     assert sum(f > 0 for f in flagged) <= 2, flagged
+
+
+@pytest.mark.slow
+def test_measurement_error_attenuates_within_team_estimates_and_the_correction_recovers_them(measured):
+    fitted = measured.dropna(subset=["estimate"])
+    within = fitted[fitted["construct"] == "safety within team"]
+    between = fitted[fitted["construct"] != "safety within team"]
+    # A team-wave mean of a few respondents moves about as much by chance as the team's safety
+    # really drifts from quarter to quarter: within-team reliability about 0.5, between above 0.9.
+    assert 0.4 < within["reliability"].mean() < 0.7 and between["reliability"].min() > 0.9
+    plain_share = (within["estimate"] / within["truth"]).median()
+    corrected_share = (within["estimate_corrected"] / within["truth"]).median()
+    assert plain_share < 0.75 and 0.75 < corrected_share < 1.3, (plain_share, corrected_share)
+    corrected = (fitted["ci_low_corrected"] <= fitted["truth"]) & (fitted["truth"] <= fitted["ci_high_corrected"])
+    plain = (fitted["ci_low"] <= fitted["truth"]) & (fitted["truth"] <= fitted["ci_high"])
+    assert corrected.mean() >= coverage_floor(len(corrected)), corrected.mean()
+    is_within = fitted["construct"] == "safety within team"
+    assert corrected[is_within].mean() > plain[is_within].mean()
 
 
 def test_few_teams_warn_instead_of_overclaiming():
     table = results(seed=3, n_teams=8).query("role == 'main'")
     assert table["p_value"].isna().all() and table["q_value"].isna().all()
-    assert table["warnings"].str.contains("too few to test").all()
-    table = results(seed=3, n_teams=20).query("role == 'main'")
-    assert table["warnings"].str.contains("unreliable below 40 teams").all()
+    assert table["warnings"].str.contains("too few to test|too few events").all()
+    table = results(seed=3, n_teams=20).query("role == 'main'").dropna(subset=["estimate"])
+    clustered = ~table["model"].str.startswith("MixedLM")
+    assert table.loc[clustered, "warnings"].str.contains("unreliable below 40 teams").all()
+    assert table.loc[~clustered, "warnings"].str.contains("Satterthwaite t allows for few teams").all()
     assert table["p_value"].notna().all()
-
-
-def _months_with_team_effect(team_sd: float, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for team in range(30):
-        level, effect = rng.normal(), rng.normal(0, team_sd)
-        for period in range(12):
-            s = level + rng.normal(0, 0.3)
-            rows.append({"team": f"T{team}", "period_month": period, "safety_z": s, "headcount": 5 + team,
-                         "y": -0.25 * s + effect + rng.normal(0, 0.5)})
-    return pd.DataFrame(rows)
-
-
-def test_mixedlm_with_zero_team_variance_falls_back_to_clustered_ols_and_says_so():
-    fallback = mixed_within_between(_months_with_team_effect(team_sd=0.0), "y")
-    assert all(e.model.startswith("OLS") and "statsmodels #10239" in e.warnings for e in fallback)
-    assert all(e.estimate != 0 and e.ci_low < -0.25 < e.ci_high for e in fallback)
-    mixed = mixed_within_between(_months_with_team_effect(team_sd=0.5), "y")
-    assert all(e.model.startswith("MixedLM") and "#10239" not in e.warnings for e in mixed)
-
-
-def test_a_part_of_safety_the_data_cannot_identify_is_reported_as_no_estimate():
-    # Every team has a single survey wave so far: safety has no within-team part to relate to.
-    months = _months_with_team_effect(team_sd=0.5)
-    months["safety_z"] = months.groupby("team")["safety_z"].transform("first")
-    within, between = clustered_ols_within_between(months, "y")
-    assert within.term == "safety_within" and np.isnan([within.estimate, within.ci_low, within.p_value]).all()
-    assert "not estimable: this part of safety does not vary" in within.warnings
-    assert between.ci_low < -0.25 < between.ci_high
-
-
-def test_an_implausibly_large_fit_is_reported_as_no_estimate():
-    # Three teams whose within-team safety barely moves: a near-singular design.
-    months = _months_with_team_effect(team_sd=0.5).query("team in ['T0', 'T1', 'T2'] and period_month < 4").copy()
-    months["safety_z"] = months.groupby("team")["safety_z"].transform("first") + months["period_month"] * 1e-8
-    within, _ = clustered_ols_within_between(months, "y")
-    assert np.isnan(within.estimate) and "not estimable" in within.warnings

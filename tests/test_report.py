@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 from browser import chromium, ensure_chromium
 
-from assets.models.stats import cluster_warning
+from assets.models.stats import few_teams_warning
 from assets.report.exports import HTML_NAME, XLSX_NAME
 from assets.report.html import render_report
 from assets.report.inputs import read_report_inputs
-from assets.report.wording import result_notes, result_sentence
+from assets.report.wording import corrected_note, power_sentence, result_notes, result_sentence
 from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
@@ -72,6 +72,9 @@ def p_cell(value: float) -> str:
 
 def expected_sentence(row) -> str:
     """A main result's sentence built from the warehouse row: the % recomputed from the log estimate."""
+    if math.isnan(row.estimate):
+        reason = next(part for part in row.warnings.split("; ") if part.startswith(("too few events", "not estimable")))
+        return f"No estimate for {row.kpi} ({row.construct}): {reason.removeprefix('not estimable: ')}."
     noun, down, up, verb = READINGS[row.kpi]
     word = lambda relative: down if relative < 0 else up  # noqa: E731
     change, low, high = math.expm1(row.estimate), math.expm1(row.ci_low), math.expm1(row.ci_high)
@@ -90,7 +93,10 @@ def expected_sentence(row) -> str:
         q = p_cell(row.q_value)
         q = f"q {q}" if q.startswith("<") else f"q = {q}"
         chance = f"Unlikely to be chance ({q})." if row.q_value < 0.05 else f"Could be chance ({q})."
-    return f"{opening} ({interval}; {row.n_teams} teams). {chance} An association, not proof of cause."
+    sentence = f"{opening} ({interval}; {row.n_teams} teams). {chance} An association, not proof of cause."
+    if row.kpi == "log TTR (incident level)":  # a time to event: open incidents are censored, not dropped
+        sentence += " Incidents still open count as unresolved for as long as they have been open"
+    return sentence
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +142,7 @@ def seen(nightly, tmp_path_factory):
             ],
             result_rows=[row.locator("td").all_inner_texts() for row in page.locator("#results-table tbody tr").all()],
             result_sentences=page.locator("#results li").all_inner_texts(),
+            power_sentences=page.locator("#power li").all_inner_texts(),
             images=page.eval_on_selector_all(
                 "img",
                 "imgs => imgs.map(i => ({complete: i.complete, natural: i.naturalWidth, "
@@ -196,13 +203,53 @@ def test_plain_language_sentences_read_each_main_result_on_its_scale(nightly, se
 
 
 @pytest.mark.slow
+def test_too_few_events_and_the_survey_error_correction_are_said_in_words(nightly, seen):
+    effects = table(nightly.warehouse, "select * from models.kpi_safety_effects where role = 'main'")
+    too_few = effects[effects["warnings"].str.contains("too few events")]
+    assert len(too_few), "the small organisation must have a KPI with too few events"
+    for row in too_few.itertuples():
+        assert any(shown.startswith(f"No estimate for {row.kpi} ({row.construct}): too few events: ")
+                   for shown in seen.result_sentences)
+    noisy = effects[effects["reliability"] < 0.9]
+    assert len(noisy), "within-team safety must be measured with reliability under 0.9"
+    for row in noisy.itertuples():
+        assert f"Survey scores measure this part of safety with reliability {row.reliability:.2f}; allowing " \
+               "for that, the estimate per SD of true safety is " in seen.text
+
+
+@pytest.mark.slow
+def test_the_smallest_detectable_effect_of_every_result_is_said_per_kpi(nightly, seen):
+    effects = table(nightly.warehouse, "select * from models.kpi_safety_effects where role = 'main'")
+    detectable = effects.dropna(subset=["min_detectable_effect"])
+    assert set(detectable["kpi"]) == {shown.split(".")[0] for shown in seen.power_sentences}
+    where = {BETWEEN: "Between teams", WITHIN: "Within a team", TOTAL: "Incident by incident"}
+    for row in detectable.itertuples():
+        noun, down, up, _ = READINGS[row.kpi]
+        smaller = f"{size(math.expm1(-row.min_detectable_effect))} {down} or " \
+                  f"{size(math.expm1(row.min_detectable_effect))} {up}"
+        noun = noun.format(smaller)
+        expected = (f"{where[row.construct]}, with {row.n_teams} teams: an effect smaller than "
+                    f"{'an ' + noun[2:] if noun.startswith(('a 8', 'a 11%', 'a 18%')) else noun} per SD of safety "
+                    "would likely go unseen.")
+        [shown] = [s for s in seen.power_sentences if s.startswith(f"{row.kpi}.")]
+        assert expected in shown, (expected, shown)
+
+
+@pytest.mark.slow
 def test_results_table_shows_main_rows_with_their_ols_cross_check(nightly, seen):
     effects = table(nightly.warehouse, "select * from models.kpi_safety_effects")
     checks = {(r.kpi, r.construct): r for r in effects[effects["role"] == "cross-check"].itertuples()}
     assert checks, "the org must have MixedLM results with a clustered-OLS cross-check"
 
     def with_interval(row) -> str:
+        if math.isnan(row.estimate):
+            return "n/a"
         return f"{num(row.estimate, 3)}\n{num(row.ci_low, 3)} to {num(row.ci_high, 3)}"
+
+    def change(estimate: float, low: float, high: float) -> str:
+        if math.isnan(estimate) or math.isnan(low):
+            return "n/a"
+        return f"{signed_pct(math.expm1(estimate))}\n{signed_pct(math.expm1(low))} to {signed_pct(math.expm1(high))}"
 
     def cross_check_cell(row) -> str:
         if (row.kpi, row.construct) in checks:
@@ -213,9 +260,8 @@ def test_results_table_shows_main_rows_with_their_ols_cross_check(nightly, seen)
 
     expected = [
         [
-            row.kpi, LABELS[row.construct],
-            f"{signed_pct(math.expm1(row.estimate))}\n"
-            f"{signed_pct(math.expm1(row.ci_low))} to {signed_pct(math.expm1(row.ci_high))}",
+            row.kpi, LABELS[row.construct], change(row.estimate, row.ci_low, row.ci_high),
+            change(row.estimate_corrected, row.ci_low_corrected, row.ci_high_corrected),
             with_interval(row), p_cell(row.p_value), p_cell(row.q_value), str(row.n_teams), str(row.n_periods),
             cross_check_cell(row),
         ]
@@ -270,6 +316,9 @@ def test_coverage_figures_match_the_marts(nightly, seen):
     onset_known = first_row(nightly.warehouse, "select count(ttd_seconds) / count(*) from marts.fct_incidents")[0]
     assert f"{onset_known:.0%}\nof incidents with a known onset" in seen.text
     assert "9\nmonths covered (January 2024 to September 2024)" in seen.text
+    stale = first_row(nightly.warehouse,
+                      "select count(*) filter (where is_safety_wave_stale) from marts.mart_team_month")[0]
+    assert f"{stale:,}\nteam-months without one because the team's last survey result is too old" in seen.text
 
 
 @pytest.mark.slow
@@ -350,6 +399,10 @@ def test_a_mixed_model_that_fell_back_to_ols_is_marked_in_the_table(nightly):
     assert f"Model note: {fallback}." in html
 
 
+def replace_fields(row: SimpleNamespace, **fields) -> SimpleNamespace:
+    return SimpleNamespace(**{**vars(row), **fields})
+
+
 def result(**fields) -> SimpleNamespace:
     base = dict(kpi="log TTR (incident level)", construct=TOTAL, scale="log ratio per SD", estimate=-0.2,
                 ci_low=-0.3, ci_high=-0.1, p_value=0.001, q_value=0.004, n_teams=45, model="OLS", warnings="")
@@ -360,7 +413,9 @@ def test_each_scale_reads_as_a_change_in_time_count_or_odds():
     assert result_sentence(result(estimate=0.05, ci_low=-0.1, ci_high=0.2, q_value=0.31)) == (
         "Incident by incident, teams one standard deviation safer in the previous quarter took 5% more time to "
         "resolve an incident (95% CI from 10% less to 22% more, which includes no difference; 45 teams). "
-        "Could be chance (q = 0.310). An association, not proof of cause."
+        "Could be chance (q = 0.310). An association, not proof of cause. Incidents still open count as "
+        "unresolved for as long as they have been open, not as missing, so slow incidents that have not ended "
+        "yet are not left out."
     )
     assert result_sentence(result(kpi="log median TTR", construct=BETWEEN, estimate=-0.236, ci_low=-0.36,
                                   ci_high=-0.1, q_value=0.0004)) == (
@@ -406,7 +461,7 @@ def test_a_kpi_or_scale_without_words_still_reads_correctly():
 def test_model_warnings_other_than_few_teams_are_passed_on_and_a_failed_fit_is_named():
     failed = result(kpi="proactive share", construct="safety", estimate=float("nan"), ci_low=float("nan"),
                     ci_high=float("nan"), n_teams=12,
-                    warnings=cluster_warning(12) + "; MixedLM variance at zero: fell back to clustered OLS")
+                    warnings=few_teams_warning(12) + "; MixedLM variance at zero: fell back to clustered OLS")
     assert result_sentence(failed) == (
         "No estimate for proactive share (safety): the model could not be fitted on this data."
     )
@@ -419,10 +474,44 @@ def test_model_warnings_other_than_few_teams_are_passed_on_and_a_failed_fit_is_n
     ]
     separated = result(estimate=216.2, ci_low=float("nan"), ci_high=float("nan"), n_teams=9,
                        warnings="only 9 teams: too few to test, the estimate describes these teams only; "
-                                "no standard error: the fit's Hessian is singular; " + cluster_warning(9))
+                                "no standard error: the fit's Hessian is singular; " + few_teams_warning(9))
     assert result_sentence(separated) == (
         "No usable estimate for log TTR (incident level) (safety (total)): the model gave no 95% interval on "
         "this data."
     )
     assert result_notes(separated, few_teams=False) == ["Model note: no standard error: the fit's Hessian is singular."]
     assert result_notes(result(n_teams=50, warnings="")) == []
+
+
+def test_power_and_correction_sentences_read_on_the_kpis_scale():
+    row = result(kpi="log median TTR", construct=BETWEEN, min_detectable_effect=0.2, n_teams=30)
+    assert power_sentence(row) == (
+        "Between teams, with 30 teams: an effect smaller than an 18% shorter or 22% longer median time to resolve "
+        "incidents per SD of safety would likely go unseen."
+    )
+    row = result(kpi="voluntary attrition", construct=WITHIN, scale="log odds ratio per SD", estimate_corrected=-0.5,
+                 ci_low_corrected=-0.9, ci_high_corrected=-0.1, reliability=0.6)
+    assert corrected_note(row) == (
+        "Survey scores measure this part of safety with reliability 0.60; allowing for that, the estimate per SD "
+        "of true safety is 39% lower odds of a person leaving voluntarily (95% CI 10% to 59% lower)."
+    )
+    assert corrected_note(replace_fields(row, reliability=0.95)) == ""
+
+
+def test_too_few_events_is_the_sentence_and_not_repeated_as_a_model_note():
+    reason = ("too few events: 14 critical_voluntary_leavers (the rarer outcome) for 11 coefficients, where the "
+              "minimum-events rule asks for at least 5 per coefficient (55)")
+    row = result(kpi="critical-role voluntary attrition", construct=BETWEEN, estimate=float("nan"),
+                 ci_low=float("nan"), ci_high=float("nan"), n_teams=30, warnings=f"{reason}; {few_teams_warning(30)}")
+    assert result_sentence(row) == f"No estimate for critical-role voluntary attrition ({BETWEEN}): {reason}."
+    assert result_notes(row, few_teams=False) == []
+
+
+@pytest.mark.slow
+def test_text_from_the_warehouse_is_escaped_not_rendered_as_markup(nightly):
+    with duckdb.connect(str(nightly.warehouse), read_only=True) as conn:
+        inputs = read_report_inputs(conn)
+    hostile = "<script>alert(1)</script>"
+    results = inputs.results.assign(warnings=inputs.results["warnings"] + "; " + hostile)
+    html = render_report(replace(inputs, results=results), datetime.now(UTC), [hostile])
+    assert hostile not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html

@@ -1,14 +1,111 @@
-"""Model code against simulated data with known effects."""
+"""Model code against known answers: results exact in special cases and simulated data with
+known effects (the Satterthwaite degrees of freedom against R's lmerTest: test_satterthwaite.py;
+the time-to-event likelihood: test_survival.py)."""
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
+from scipy import stats
 
-from assets.models.stats import log_ttr_on_safety, standardise, team_bootstrap_correlation
+from assets.models.design import design, model_rows
+from assets.models.kpis import KPI_BY_NAME, Family, Kpi, Reading
+from assets.models.stats import (
+    MIN_EVENTS_PER_COEFFICIENT,
+    incident_log_time,
+    incident_time_to_event,
+    kpi_safety_effects,
+    standardise,
+    team_bootstrap_correlation,
+    team_month_binomial,
+    team_month_count,
+    team_month_gaussian,
+)
+from pipelines.synthetic.org import OrgSpec, generate
+from pipelines.synthetic.truth_frames import org_frames
+
+TTR = KPI_BY_NAME["log TTR (incident level)"]
+TTD = KPI_BY_NAME["log TTD (incident level)"]
+INCIDENTS = KPI_BY_NAME["incidents per head"]
+ATTRITION = KPI_BY_NAME["voluntary attrition"]
 
 
-def simulate_incidents(seed: int, n_teams: int = 40, beta: float = -0.25, size_effect: float = 0.25):
-    """Teams with a random intercept; safety is confounded with team size, which the model adjusts for."""
+def covers(estimate, truth: float) -> bool:
+    return estimate.ci_low < truth < estimate.ci_high
+
+
+# --- The mixed model: Satterthwaite t, fallback, unidentified parts ----------------------------
+
+def months_with_team_effect(team_sd: float, seed: int = 0, n_teams: int = 30, beta: float = -0.25) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for team in range(n_teams):
+        level, effect = rng.normal(), rng.normal(0, team_sd)
+        for period in range(12):
+            s = level + rng.normal(0, 0.3)
+            rows.append({"team": f"T{team}", "period_month": period, "safety_z": s, "headcount": 5 + team,
+                         "y": beta * s + effect + rng.normal(0, 0.5)})
+    return pd.DataFrame(rows)
+
+
+def test_mixed_model_intervals_use_the_satterthwaite_t():
+    within, between = team_month_gaussian(months_with_team_effect(team_sd=0.5, n_teams=12), "y", "y")[0]
+    assert within.model.startswith("MixedLM") and "Satterthwaite t" in within.model
+    # Between teams: 12 teams less the team-constant columns (constant, safety, log headcount).
+    assert 8 < between.df < 10
+    se = (between.ci_high - between.ci_low) / 2 / stats.t.ppf(0.975, between.df)
+    assert between.p_value == pytest.approx(2 * stats.t.sf(abs(between.estimate) / se, between.df))
+    assert within.df > 100  # within-team information comes from every team-month
+
+
+@pytest.mark.slow
+def test_mixed_model_between_team_intervals_cover_at_the_nominal_rate_with_few_teams():
+    covered = [covers(team_month_gaussian(months_with_team_effect(0.5, seed, n_teams=10), "y", "y")[0][1], -0.25)
+               for seed in range(200)]
+    # 95% nominal; a normal interval on 10 teams covers about 90%. 3 binomial SDs of 200 draws.
+    assert np.mean(covered) >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / 200)
+
+
+def test_mixedlm_with_zero_team_variance_falls_back_to_clustered_ols_naming_the_cause():
+    main, check = team_month_gaussian(months_with_team_effect(team_sd=0.0), "y", "y")
+    for estimate in main:
+        assert estimate.model.startswith("OLS") and estimate.model == check[0].model
+        assert "MixedLM team variance" in estimate.warnings and "is near zero" in estimate.warnings
+        assert "did not converge" not in estimate.warnings
+        assert covers(estimate, -0.25)
+    mixed, _ = team_month_gaussian(months_with_team_effect(team_sd=0.5), "y", "y")
+    assert all(e.model.startswith("MixedLM") and "MixedLM team variance" not in e.warnings for e in mixed)
+    # Rows of the mixed model warn about few teams in its own terms, not as clustered errors.
+    assert all("Satterthwaite t allows for few teams" in e.warnings for e in mixed)
+
+
+def test_a_part_of_safety_the_data_cannot_identify_is_reported_as_no_estimate():
+    # Every team has a single survey wave so far: safety has no within-team part to relate to.
+    months = months_with_team_effect(team_sd=0.5)
+    months["safety_z"] = months.groupby("team")["safety_z"].transform("first")
+    within, between = team_month_gaussian(months, "y", "y")[1]
+    assert within.term == "safety_within" and np.isnan([within.estimate, within.ci_low, within.p_value]).all()
+    assert "not estimable: this part of safety does not vary" in within.warnings
+    assert covers(between, -0.25)
+
+
+def test_an_implausibly_large_fit_is_reported_as_no_estimate():
+    # Three teams whose within-team safety barely moves: a near-singular design.
+    months = months_with_team_effect(team_sd=0.5).query("team in ['T0', 'T1', 'T2'] and period_month < 4").copy()
+    months["safety_z"] = months.groupby("team")["safety_z"].transform("first") + months["period_month"] * 1e-8
+    within, _ = team_month_gaussian(months, "y", "y")[1]
+    assert np.isnan(within.estimate) and "not estimable" in within.warnings
+
+
+# --- Time to resolve as time to event ---------------------------------------------------------
+
+def simulate_incidents(seed: int, n_teams: int = 40, beta: float = -0.25, size_effect: float = 0.25,
+                       open_share: float = 0.0) -> pd.DataFrame:
+    """Incidents of teams with a random intercept; safety is confounded with team size, which the
+    model adjusts for. With ``open_share`` the data's cut-off falls inside the incidents' lives:
+    each is followed for a random time and is still open when that is shorter than its TTR."""
     rng = np.random.default_rng(seed)
     log_size = rng.normal(2.2, 0.35, n_teams)
     size_z = (log_size - log_size.mean()) / log_size.std()
@@ -19,43 +116,278 @@ def simulate_incidents(seed: int, n_teams: int = 40, beta: float = -0.25, size_e
         for month in range(12):
             s = safety[t] + rng.normal(0, 0.25)
             for _ in range(rng.poisson(4)):
-                log_ttr = 8 + beta * s + size_effect * size_z[t] + team_effect[t] + rng.normal(0, 0.9)
-                rows.append({"team": f"T{t}", "period_month": month, "ttr_seconds": np.exp(log_ttr),
-                             "safety_z": s, "headcount": np.exp(log_size[t])})
+                ttr = np.exp(8 + beta * s + size_effect * size_z[t] + team_effect[t] + rng.normal(0, 0.9))
+                followed = np.exp(rng.normal(8 + 1.2 * stats.norm.ppf(1 - open_share), 1.2)) if open_share else np.inf
+                rows.append({"team": f"T{t}", "period_month": month, "safety_z": s, "headcount": np.exp(log_size[t]),
+                             "ttr_seconds": ttr if ttr <= followed else np.nan,
+                             "open_for_seconds": np.nan if ttr <= followed else followed})
     return pd.DataFrame(rows)
 
 
-def test_recovers_a_known_effect_with_covering_interval():
-    result = log_ttr_on_safety(simulate_incidents(seed=1))
-    assert result.ci_low < -0.25 < result.ci_high
-    assert result.ci_high < 0
-    assert result.n_teams == 40 and result.n_periods == 12
-    assert result.warnings == ""
+def test_time_to_event_without_open_incidents_is_the_ols_of_log_times():
+    data = simulate_incidents(seed=1)
+    [aft] = incident_time_to_event(data, TTR)
+    design_ = design(model_rows(data, ["ttr_seconds"]), split=False)
+    ols = sm.OLS(np.log(design_.data["ttr_seconds"]), design_.X).fit()
+    assert aft.estimate == pytest.approx(ols.params["safety_z"], abs=1e-6)
+    assert covers(aft, -0.25) and aft.ci_high < 0
+    assert aft.n_teams == 40 and aft.n_periods == 12 and aft.warnings == ""
+    assert "0 of" in aft.model and "incidents still open, censored at the data's cut-off" in aft.model
 
 
-def test_interval_coverage_is_near_nominal_across_seeds():
-    covered = [
-        (r := log_ttr_on_safety(simulate_incidents(seed))).ci_low < -0.25 < r.ci_high for seed in range(60)
-    ]
+def test_open_incidents_are_censored_not_dropped():
+    data = simulate_incidents(seed=2, n_teams=120, open_share=0.35)
+    assert 0.25 < data["ttr_seconds"].isna().mean() < 0.45
+    [aft] = incident_time_to_event(data, TTR)
+    assert covers(aft, -0.25)
+    # Dropping the open incidents (the slow ones of every team) shrinks the effect towards zero.
+    [dropped] = incident_log_time(data, replace(TTR, family=Family.INCIDENT_LOG_TIME))
+    assert dropped.ci_high < -0.25 * 0.5 or dropped.ci_low > -0.25, "the simulation must censor enough to bias"
+    assert abs(dropped.estimate) < abs(aft.estimate)
+
+
+@pytest.mark.slow
+def test_time_to_event_interval_coverage_is_near_nominal_across_seeds():
+    covered = [covers(incident_time_to_event(simulate_incidents(seed, open_share=0.2), TTR)[0], -0.25)
+               for seed in range(40)]
     # 95% nominal; cluster-robust intervals run a little narrow with 40 clusters.
     assert 0.85 <= np.mean(covered) <= 1.0
 
 
 def test_adjusting_for_headcount_removes_the_size_confounding():
-    data = simulate_incidents(seed=2, n_teams=200, beta=0.0, size_effect=0.6)
-    result = log_ttr_on_safety(data)
-    assert result.ci_low < 0 < result.ci_high
+    [result] = incident_time_to_event(simulate_incidents(seed=2, n_teams=200, beta=0.0, size_effect=0.6), TTR)
+    assert covers(result, 0.0)
 
 
-def test_few_teams_warn_instead_of_overclaiming():
-    result = log_ttr_on_safety(simulate_incidents(seed=3, n_teams=12))
-    assert "12 teams" in result.warnings and "unreliable" in result.warnings
+def test_few_teams_warn_and_too_few_teams_give_no_estimate():
+    [result] = incident_time_to_event(simulate_incidents(seed=3, n_teams=12), TTR)
+    assert "12 teams" in result.warnings and "unreliable" in result.warnings and np.isfinite(result.estimate)
+    [result] = incident_time_to_event(simulate_incidents(seed=4, n_teams=2), TTR)
+    assert np.isnan(result.estimate) and "only 2 teams: too few to estimate" in result.warnings
 
 
-def test_too_few_teams_is_a_clear_error():
-    data = simulate_incidents(seed=4, n_teams=2)
-    with pytest.raises(ValueError, match="at least 3 teams"):
-        log_ttr_on_safety(data)
+# --- Counts: deterministic, Poisson at the boundary, minimum events ---------------------------
+
+@pytest.fixture(scope="module")
+def small_org_frames():
+    return org_frames(generate(OrgSpec(seed=11, n_teams=15, n_months=12)))
+
+
+def test_the_results_table_is_the_same_on_any_row_order(small_org_frames):
+    months, incidents = small_org_frames
+    table = kpi_safety_effects(months, incidents)
+    rng = np.random.default_rng(0)
+    shuffled = kpi_safety_effects(months.sample(frac=1, random_state=rng), incidents.sample(frac=1, random_state=rng))
+    pd.testing.assert_frame_equal(shuffled, table, check_exact=True)
+
+
+def poisson_months(seed: int, overdispersion: float = 0.0, n_teams: int = 40) -> pd.DataFrame:
+    """Team-month counts with rate headcount x 0.45 x exp(0.15 safety); with ``overdispersion``
+    each team-month's rate is multiplied by a gamma draw of that variance (NegativeBinomial)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for team in range(n_teams):
+        level, headcount = rng.normal(), int(rng.integers(5, 20))
+        for period in range(12):
+            s = level + rng.normal(0, 0.3)
+            shock = rng.gamma(1 / overdispersion, overdispersion) if overdispersion else 1.0
+            rows.append({"team": f"T{team}", "period_month": period, "safety_z": s, "headcount": headcount,
+                         "incidents": rng.poisson(headcount * 0.45 * np.exp(0.15 * s) * shock)})
+    return pd.DataFrame(rows)
+
+
+def test_counts_at_the_poisson_boundary_are_fitted_by_poisson_with_clustered_errors_and_say_so():
+    within, between = team_month_count(poisson_months(seed=5), INCIDENTS)
+    for estimate in (within, between):
+        assert estimate.model.startswith("Poisson GLM") and "team-clustered" in estimate.model
+        assert "no overdispersion beyond Poisson" in estimate.warnings
+        assert "Poisson with team-clustered errors" in estimate.warnings
+        assert estimate.df == 39
+    assert covers(between, 0.15)
+
+
+def test_overdispersed_counts_keep_the_negative_binomial():
+    within, between = team_month_count(poisson_months(seed=6, overdispersion=0.5), INCIDENTS)
+    assert between.model.startswith("NegativeBinomial") and "boundary" not in between.warnings
+    assert covers(between, 0.15)
+
+
+def attrition_months(seed: int, n_teams: int, monthly_rate: float) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for team in range(n_teams):
+        level = rng.normal()
+        for period in range(12):
+            s = level + rng.normal(0, 0.3)
+            p = monthly_rate * np.exp(-0.3 * s)
+            rows.append({"team": f"T{team}", "period_month": period, "safety_z": s, "headcount": 10,
+                         "voluntary_leavers": rng.binomial(10, p)})
+    return pd.DataFrame(rows)
+
+
+def test_a_binomial_with_too_few_events_reports_too_few_events_instead_of_an_estimate():
+    # 40 teams x 12 months x 10 people at 0.1%/month: about 5 leavers for 5 coefficients.
+    few = team_month_binomial(attrition_months(seed=7, n_teams=40, monthly_rate=0.001), ATTRITION)
+    for estimate in few:
+        assert np.isnan(estimate.estimate) and np.isnan(estimate.p_value)
+        assert estimate.warnings.startswith("too few events: ")
+        assert f"at least {MIN_EVENTS_PER_COEFFICIENT} per coefficient" in estimate.warnings
+        assert estimate.n_events < MIN_EVENTS_PER_COEFFICIENT * 5
+    enough = team_month_binomial(attrition_months(seed=7, n_teams=40, monthly_rate=0.02), ATTRITION)
+    assert all(np.isfinite(e.estimate) and "too few events" not in e.warnings for e in enough)
+    assert covers(enough[1], -0.3)
+
+
+def test_the_minimum_events_rule_counts_the_rarer_outcome_and_every_coefficient():
+    # Nearly everyone leaves: the rare outcome is staying, and the rule counts that.
+    months = attrition_months(seed=8, n_teams=10, monthly_rate=0.0).assign(voluntary_leavers=10)
+    months.loc[months.index[:3], "voluntary_leavers"] = 9
+    [within, _] = team_month_binomial(months, ATTRITION)
+    assert within.n_events == 3 and "too few events: 3 " in within.warnings
+    # Incident counts: the total count is the events; quarter dummies count as coefficients.
+    quiet = poisson_months(seed=9, n_teams=4).assign(incidents=lambda d: (d.index % 40 == 0).astype(int))
+    [within, _] = team_month_count(quiet, INCIDENTS)
+    assert within.n_events == quiet["incidents"].sum() and "too few events" in within.warnings
+    assert "for 6 coefficients" in within.warnings  # 2 safety + 1 headcount + 3 quarters
+
+
+# --- Period effects and time-varying covariates ------------------------------------------------
+
+def trending_months(seed: int, n_teams: int = 40) -> pd.DataFrame:
+    """Every team's safety rises and every team's TTR falls over the year for reasons of their
+    own (better tooling): safety has no effect at all."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for team in range(n_teams):
+        level, effect = rng.normal(), rng.normal(0, 0.3)
+        for period in range(12):
+            s = level + 0.15 * period + rng.normal(0, 0.25)
+            rows.append({"team": f"T{team}", "period_month": period, "safety_z": s, "headcount": 8,
+                         "y": 8 - 0.06 * period + effect + rng.normal(0, 0.3)})
+    return pd.DataFrame(rows)
+
+
+def test_a_common_time_trend_is_not_read_as_a_safety_effect():
+    data = trending_months(seed=10)
+    within, between = team_month_gaussian(data, "y", "y")[0]
+    assert covers(within, 0.0) and covers(between, 0.0)
+    assert "quarter FE" in within.model
+    # Without period effects the same data show a clear within-team "effect" of safety.
+    split = data.assign(safety_between=data.groupby("team")["safety_z"].transform("mean"))
+    split["safety_within"] = split["safety_z"] - split["safety_between"]
+    naive = sm.OLS(split["y"], sm.add_constant(split[["safety_within", "safety_between"]])).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(split["team"])[0]})
+    assert naive.conf_int().loc["safety_within", 1] < 0
+
+
+def moving_headcount_months(seed: int, n_teams: int = 60) -> pd.DataFrame:
+    """Teams grow and shrink; a team getting bigger gets less safe and slower. Bigger teams also
+    differ in ways nothing measures (their own intercept rises with their average size), so
+    only a within-team comparison of headcount separates its effect from the team's."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for team in range(n_teams):
+        base = rng.normal(np.log(9), 0.4)
+        effect = 1.5 * (base - np.log(9)) + rng.normal(0, 0.2)
+        for period in range(12):
+            log_headcount = base + rng.normal(0, 0.25)
+            s = rng.normal() * 0.3 - 0.8 * (log_headcount - base) + 0.5 * rng.normal()
+            rows.append({"team": f"T{team}", "period_month": period, "safety_z": s,
+                         "headcount": np.exp(log_headcount),
+                         "y": -0.25 * s + 0.4 * (log_headcount - base) + effect + rng.normal(0, 0.3)})
+    return pd.DataFrame(rows)
+
+
+def test_headcount_is_split_within_and_between_like_safety():
+    data = moving_headcount_months(seed=12)
+    within, _ = team_month_gaussian(data, "y", "y")[1]  # the clustered OLS
+    assert covers(within, -0.25)
+    assert "log_headcount_within + log_headcount_between" in within.model
+    # One pooled headcount coefficient mixes the within effect with the teams' size bias and
+    # pushes it into within-team safety.
+    pooled = data.assign(log_headcount=np.log(data["headcount"]),
+                         safety_between=data.groupby("team")["safety_z"].transform("mean"))
+    pooled["safety_within"] = pooled["safety_z"] - pooled["safety_between"]
+    naive = sm.OLS(pooled["y"], sm.add_constant(pooled[["safety_within", "safety_between", "log_headcount"]])).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(pooled["team"])[0]})
+    low, high = naive.conf_int().loc["safety_within"]
+    assert not low < -0.25 < high
+
+
+# --- Attenuation: reliability-corrected estimates ----------------------------------------------
+
+def measured_months(seed: int, n_teams: int = 150, error_var: float = 0.05) -> pd.DataFrame:
+    """True team-wave safety (team part SD 0.95, wave drift SD 0.25) drives the KPI; the model
+    sees each wave through a survey mean with error variance ``error_var``, shared by the three
+    months that follow the wave."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for team in range(n_teams):
+        level, effect = rng.normal(0, 0.95), rng.normal(0, 0.3)
+        for wave in range(4):
+            true = level + rng.normal(0, 0.25)
+            measured = true + rng.normal(0, np.sqrt(error_var))
+            for month in range(3):
+                rows.append({"team": f"T{team}", "period_month": 3 * wave + month, "safety_z": measured,
+                             "safety_error_var": error_var, "safety_wave": wave, "headcount": 8,
+                             "y": -0.25 * true + effect + rng.normal(0, 0.3)})
+    return pd.DataFrame(rows)
+
+
+def test_the_reliability_corrected_estimate_recovers_what_measurement_error_attenuates():
+    within, between = team_month_gaussian(measured_months(seed=13), "y", "y")[1]
+    # Within a team, true drift (variance 0.0625) against error (0.05 less its team-mean part):
+    # reliability about 0.6, so the plain estimate sits near 60% of the truth.
+    assert 0.5 < within.reliability < 0.7 and within.ci_low > -0.25
+    assert 0.4 < within.estimate / -0.25 < 0.75
+    assert within.ci_low_corrected < -0.25 < within.ci_high_corrected
+    assert between.reliability > 0.95 and between.ci_low_corrected < -0.25 < between.ci_high_corrected
+    # The corrected interval is the plain one stretched: the same test, a wider interval.
+    assert (within.ci_high_corrected - within.ci_low_corrected) > (within.ci_high - within.ci_low)
+
+
+def test_without_measurement_error_the_corrected_estimate_is_the_plain_one():
+    within, between = team_month_gaussian(measured_months(seed=14, error_var=0.0), "y", "y")[1]
+    for estimate in (within, between):
+        assert estimate.reliability == pytest.approx(1.0)
+        assert estimate.estimate_corrected == pytest.approx(estimate.estimate)
+
+
+def test_the_corrected_estimate_is_per_sd_of_true_safety():
+    data = measured_months(seed=15, error_var=0.05)
+    plain = team_month_gaussian(data, "y", "y")[1][1]
+    rescaled = team_month_gaussian(data, "y", "y", reference_reliability=0.64)[1][1]
+    assert rescaled.estimate == plain.estimate
+    assert rescaled.estimate_corrected == pytest.approx(plain.estimate_corrected * 0.8)
+
+
+# --- Power -----------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_an_effect_of_the_detectable_size_is_found_about_80_percent_of_the_time():
+    [reference] = incident_log_time(simulate_incidents(seed=20).rename(columns={"ttr_seconds": "ttd_seconds"}), TTD)
+    size = reference.min_detectable_effect
+    assert 0 < size < 0.5
+    found = []
+    for seed in range(21, 141):
+        data = simulate_incidents(seed, beta=-size).rename(columns={"ttr_seconds": "ttd_seconds"})
+        found.append(incident_log_time(data, TTD)[0].p_value < 0.05)
+    # Power 80% at the detectable size (the standard error varies a little between draws):
+    # 120 draws, 3 binomial SDs.
+    assert abs(np.mean(found) - 0.80) < 3 * np.sqrt(0.8 * 0.2 / 120) + 0.03
+
+
+# --- The registry drives the families ------------------------------------------------------------
+
+def test_a_new_kpi_is_data_the_families_fit():
+    # A count KPI the registry does not ship: tickets per head, fitted by the count family.
+    months = poisson_months(seed=16).rename(columns={"incidents": "tickets"})
+    new = Kpi("tickets per head", Family.TEAM_MONTH_COUNT, "tickets", "tickets / headcount-months",
+              Reading("raised", "{change} tickets per person", "fewer", "more"), denominator=("headcount",))
+    table = kpi_safety_effects(months, pd.DataFrame(columns=["team", "period_month"]), kpis=(new,))
+    assert list(table["kpi"]) == ["tickets per head"] * 2
+    assert set(table["scale"]) == {"log rate ratio per SD"}
+    assert table["q_value"].notna().all()
 
 
 def test_standardise_uses_the_reference_distribution():

@@ -1,5 +1,5 @@
-"""Model assets: survey psychometrics per team-wave and wave, the safety vs time-to-resolve
-regression, the tidy KPI x construct results table and the KPI correlation table."""
+"""Model assets: survey psychometrics per team-wave and wave, the tidy KPI x construct results
+table and the KPI correlation table."""
 
 
 import dagster as dg
@@ -8,11 +8,13 @@ import pandas as pd
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
-from assets.models.psychometrics import survey_wave_tables
+from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs
+from assets.models.kpis import CORRELATION_KPIS, Family, Kpi
+from assets.models.psychometrics import MIN_ITEMS_ANSWERED, MIN_RESPONDENTS, survey_wave_tables
 from assets.models.stats import (
-    cluster_warning,
+    FALSE_DISCOVERY_RATE,
+    few_teams_warning,
     kpi_safety_effects,
-    standardise,
     team_bootstrap_correlation,
 )
 from assets.warehouse.pool import WAREHOUSE_POOL
@@ -26,9 +28,10 @@ from assets.warehouse.raw_tables import replace_table
             key=["marts", "fct_team_survey_waves"],
             kinds={"pandas", "duckdb"},
             description="One row per team and survey wave (grain: team x wave_quarter): respondents, mean "
-            "and sd of person scores (mean of answered items, at least 5 of 7), rwg(j) agreement. A cell "
-            "with fewer than 5 respondents is suppressed (every figure null), and so is the next smallest "
-            "cell of the same wave until the suppressed cells are at least two with 5 or more people.",
+            f"and sd of person scores (mean of answered items, at least {MIN_ITEMS_ANSWERED} of 7), rwg(j) "
+            f"agreement. A cell with fewer than {MIN_RESPONDENTS} respondents is suppressed (every figure null), "
+            "and so is the next smallest cell of the same wave until the suppressed cells are at least two with "
+            f"{MIN_RESPONDENTS} or more people.",
         ),
         "fct_survey_waves": dg.AssetOut(
             key=["marts", "fct_survey_waves"],
@@ -72,14 +75,14 @@ RESPONDENT_COLUMNS = ("response_id", "submitted_at", "item_no", "answer")
     asset=dg.AssetKey(["marts", "fct_team_survey_waves"]),
     name="anonymity_holds",
     blocking=True,
-    description="Fails if a published team-wave has fewer than 5 respondents, a suppressed one shows "
-    "any figure, a wave's suppressed cells are a single cell or under 5 people, or a table outside "
-    "the restricted schema has respondent-level columns.",
+    description=f"Fails if a published team-wave has fewer than {MIN_RESPONDENTS} respondents, a suppressed one "
+    f"shows any figure, a wave's suppressed cells are a single cell or under {MIN_RESPONDENTS} people, or a table "
+    "outside the restricted schema has respondent-level columns.",
 )
 def anonymity_holds(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as conn:
-        small = conn.sql("select count(*) from marts.fct_team_survey_waves where not is_suppressed and "
-                         "n_respondents < 5").fetchone()[0]
+        small = conn.execute("select count(*) from marts.fct_team_survey_waves where not is_suppressed and "
+                             "n_respondents < ?", [MIN_RESPONDENTS]).fetchone()[0]
         shown = conn.sql("select count(*) from marts.fct_team_survey_waves where is_suppressed and "
                          "coalesce(n_respondents, safety_mean, safety_sd, rwg_j) is not null").fetchone()[0]
         lone = conn.sql("select count(*) from (select wave_quarter from marts.fct_team_survey_waves "
@@ -96,15 +99,6 @@ def anonymity_holds(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     )
 
 
-KPI_DEFINITIONS = {
-    "log median TTR": "mean over team-months of log(median seconds to resolve), weighted by resolved incidents",
-    "log median TTA": "mean over team-months of log(median seconds to acknowledge), weighted by acknowledged incidents",
-    "proactive share": "proactive / (proactive + reactive) tickets",
-    "voluntary attrition": "voluntary leavers / headcount-months",
-    "incidents per head": "incidents / headcount-months (safer teams may report more: reporting bias)",
-}
-
-
 @dg.asset(
     pool=WAREHOUSE_POOL,
     key=["models", "kpi_safety_effects"],
@@ -114,38 +108,37 @@ KPI_DEFINITIONS = {
     kinds={"statsmodels", "duckdb"},
 )
 def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
-    """The results table: one row per KPI x construct (safety within team, safety between
-    teams; incident-level models use total safety) with estimate, 95% CI, p, Benjamini-Hochberg
-    q over the main rows, n teams, n periods, model and warnings. Safety is the lagged team
-    score in SDs of the published team-wave means. Main models (METRICS.md): MixedLM with a
-    team random intercept for team-month log median TTR/TTA (clustered OLS as cross-check and
-    as fallback when the team variance is zero), NegativeBinomial with headcount exposure for
-    incident counts, binomial GLMs for proactive share and (critical-role) voluntary
-    attrition, incident-level log-OLS for TTR and TTD; all adjust for log headcount and
-    cluster by team. Associations, not causes: safer teams may report more incidents and
-    near misses."""
+    """The results table: one row per KPI x construct (safety within team and between teams in
+    the team-month models; the incident-level models use the incident's lagged team safety)
+    with estimate, 95% CI, p, Benjamini-Hochberg q over the main rows, the t's degrees of
+    freedom, a reliability-corrected estimate (per SD of true team safety, survey measurement
+    error removed) with its CI, the smallest effect detectable at 80% power, n, events, teams,
+    periods, model and warnings. Safety is the lagged team score in SDs of the published
+    team-wave means. Every model adjusts for log headcount (split within/between like safety)
+    and quarter fixed effects. Main models (docs/metrics.md): MixedLM with a team random
+    intercept and Satterthwaite t for team-month log median TTR/TTA, with team-clustered OLS as
+    cross-check and as fallback (the warning names why); NegativeBinomial with headcount
+    exposure for incident counts (Poisson with team-clustered errors at its boundary);
+    binomial GLMs for proactive share and (critical-role) voluntary attrition; a log-normal
+    time-to-event model for incident TTR with open incidents censored; log-OLS for incident
+    TTD. All but the MixedLM rows have team-clustered errors with t(teams - 1). Counts,
+    binomials and times to event with fewer than MIN_EVENTS_PER_COEFFICIENT (5) events per
+    coefficient report "too few events" instead of an estimate. Associations, not causes: safer teams may report more
+    incidents and near misses."""
     with duckdb.get_connection() as conn:
-        months = conn.sql("select * from marts.mart_team_month where safety_lagged is not null").df()
-        reference = conn.sql("select safety_mean from marts.fct_team_survey_waves where not is_suppressed").df()
-        incidents = conn.sql(
-            """
-            select i.team, i.period_month, i.ttr_seconds, i.ttd_seconds, m.headcount, m.safety_lagged
-            from marts.fct_incidents as i
-            inner join marts.mart_team_month as m using (team, period_month)
-            where not i.is_open and m.safety_lagged is not null
-            """
-        ).df()
-        months["safety_z"] = standardise(months["safety_lagged"], reference["safety_mean"])
-        incidents["safety_z"] = standardise(incidents["safety_lagged"], reference["safety_mean"])
-        table = kpi_safety_effects(months, incidents)
+        inputs = read_model_inputs(conn)
+        table = kpi_safety_effects(inputs.months, inputs.incidents, inputs.reference_reliability)
         replace_table(conn, "models", "kpi_safety_effects", pl.from_pandas(table))
     main = table[table["role"] == "main"]
-    flagged = main[main["q_value"] < 0.05]
-    context.log.info("\n" + main.drop(columns=["model", "role"]).to_string(index=False))
+    flagged = main[main["q_value"] < FALSE_DISCOVERY_RATE]
+    shown = main[["kpi", "construct", "estimate", "ci_low", "ci_high", "q_value", "estimate_corrected",
+                  "min_detectable_effect", "n_teams", "warnings"]]
+    context.log.info("\n" + shown.to_string(index=False))
     return dg.MaterializeResult(metadata={
         "rows": len(table),
         "significant_after_bh": len(flagged),
-        "table": dg.MetadataValue.md(main.drop(columns=["model", "role"]).to_markdown(index=False)),
+        "reference_reliability": inputs.reference_reliability,
+        "table": dg.MetadataValue.md(shown.to_markdown(index=False)),
     })
 
 
@@ -161,7 +154,7 @@ def kpi_correlations(context: dg.AssetExecutionContext, duckdb: DuckDBResource) 
     with 95% CIs from resampling teams (2,000 draws), the number of teams and team-months.
     Team-months without a reportable safety score are left out."""
     with duckdb.get_connection() as conn:
-        months = conn.sql("select * from marts.mart_team_month where safety_lagged is not null").df()
+        months = conn.sql(TEAM_MONTHS_SQL).df()
         table = correlation_table(months)
         replace_table(conn, "models", "kpi_correlations", pl.from_pandas(table))
     context.log.info("\n" + table.to_string(index=False))
@@ -170,50 +163,32 @@ def kpi_correlations(context: dg.AssetExecutionContext, duckdb: DuckDBResource) 
     )
 
 
+def team_value(group: pd.DataFrame, kpi: Kpi) -> float:
+    """A KPI pooled over one team's months: the weighted mean of the log of a team-month time
+    (weighted by the incidents behind each median), else the sum of the outcome over the sum
+    of its denominator."""
+    if kpi.family is Family.TEAM_MONTH_LOG_TIME:
+        usable = group[(group[kpi.weight] > 0) & (group[kpi.outcome] > 0)]
+        return float(np.average(np.log(usable[kpi.outcome]), weights=usable[kpi.weight])) if len(usable) else np.nan
+    denominator = group[list(kpi.denominator)].to_numpy().sum()
+    return group[kpi.outcome].sum() / denominator if denominator else np.nan
+
+
 def team_level_kpis(months: pd.DataFrame) -> pd.DataFrame:
-    """One row per team: mean lagged safety and each KPI pooled over its team-months."""
-
-    def weighted_log(group: pd.DataFrame, value: str, weight: str) -> float:
-        usable = group[(group[weight] > 0) & (group[value] > 0)]
-        if usable.empty:
-            return np.nan
-        return float(np.average(np.log(usable[value]), weights=usable[weight]))
-
-    rows = []
-    for team, group in months.groupby("team"):
-        head_months = group["headcount"].sum()
-        flagged = group["proactive_tickets"].sum() + group["reactive_tickets"].sum()
-        rows.append(
-            {
-                "team": team,
-                "safety": group["safety_lagged"].mean(),
-                "team_months": len(group),
-                "log median TTR": weighted_log(group, "ttr_median_seconds", "n_ttr"),
-                "log median TTA": weighted_log(group, "tta_median_seconds", "n_tta"),
-                "proactive share": group["proactive_tickets"].sum() / flagged if flagged else np.nan,
-                "voluntary attrition": group["voluntary_leavers"].sum() / head_months if head_months else np.nan,
-                "incidents per head": group["incidents"].sum() / head_months if head_months else np.nan,
-            }
-        )
-    return pd.DataFrame(rows)
+    """One row per team: mean lagged safety and each correlation KPI pooled over its team-months."""
+    rows = [{"team": team, "safety": group["safety_lagged"].mean(), "team_months": len(group),
+             **{kpi.name: team_value(group, kpi) for kpi in CORRELATION_KPIS}}
+            for team, group in months.groupby("team")]
+    return pd.DataFrame(rows, columns=["team", "safety", "team_months", *(kpi.name for kpi in CORRELATION_KPIS)])
 
 
 def correlation_table(months: pd.DataFrame) -> pd.DataFrame:
     teams = team_level_kpis(months)
     rows = []
-    for kpi, definition in KPI_DEFINITIONS.items():
-        usable = teams.dropna(subset=["safety", kpi])
-        r, low, high = team_bootstrap_correlation(usable, "safety", kpi)
-        rows.append(
-            {
-                "kpi": kpi,
-                "r": r,
-                "ci_low": low,
-                "ci_high": high,
-                "n_teams": len(usable),
-                "n_team_months": int(usable["team_months"].sum()),
-                "definition": definition,
-                "warnings": cluster_warning(len(usable)),
-            }
-        )
+    for kpi in CORRELATION_KPIS:
+        usable = teams.dropna(subset=["safety", kpi.name])
+        r, low, high = team_bootstrap_correlation(usable, "safety", kpi.name)
+        rows.append({"kpi": kpi.name, "r": r, "ci_low": low, "ci_high": high, "n_teams": len(usable),
+                     "n_team_months": int(usable["team_months"].sum()), "definition": kpi.definition,
+                     "warnings": few_teams_warning(len(usable))})
     return pd.DataFrame(rows)

@@ -12,8 +12,14 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+# The anonymity threshold (METRICS.md): a team-wave cell with fewer respondents is suppressed
+# everywhere. Every other module (GX suites, the anonymity check, the report) imports it.
 MIN_RESPONDENTS = 5
 MIN_ITEMS_ANSWERED = 5
+# A team's latest reportable wave describes the quarters after it for at most this many quarters
+# (marts.mart_team_month, through the dbt var safety_max_wave_age_quarters); an older wave
+# leaves the team-month without safety.
+SAFETY_MAX_WAVE_AGE_QUARTERS = 2
 
 
 CELL_COLUMNS = ("team", "wave_quarter", "is_suppressed", "suppression_reason", "n_respondents", "safety_mean",

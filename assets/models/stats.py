@@ -1,5 +1,15 @@
 """Statistics behind the model assets, kept free of Dagster and DuckDB so they can be tested
-on simulated data with known answers."""
+on simulated data with known answers (docs/metrics.md, Models).
+
+Every KPI of the registry (assets/models/kpis.py) is fitted by its family's model on the
+shared design (assets/models/design.py). Each estimate carries:
+
+- a 95% interval and p from a t distribution: Satterthwaite degrees of freedom for the mixed
+  model's fixed effects (assets/models/satterthwaite.py), teams - 1 for team-clustered errors;
+- the smallest effect the fit could detect at 80% power (two-sided 5% test);
+- a reliability-corrected estimate next to the plain one (measurement error of the team-wave
+  survey means removed by the method of moments; see ``correct_for_measurement_error``).
+"""
 
 from __future__ import annotations
 
@@ -9,44 +19,117 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-import statsmodels.formula.api as smf
+from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, HessianInversionWarning, PerfectSeparationWarning
+
+from assets.models.design import (
+    CONSTRUCTS,
+    TOTAL_CONSTRUCT,
+    TOTAL_TERM,
+    Design,
+    design,
+    error_moments,
+    model_rows,
+)
+from assets.models.kpis import KPIS, Family, Kpi
+from assets.models.satterthwaite import fixed_effect_covariance_and_df
+from assets.models.survival import fit_log_normal_aft
 
 # Below this many clusters, cluster-robust standard errors are known to be too small. Every
 # team-clustered interval and p-value uses t with (teams - 1) degrees of freedom.
 MIN_TEAMS_FOR_CLUSTER_SE = 40
-# A per-SD effect beyond this on a log scale (a 22,000-fold change) is an artefact of the fit.
-MAX_LOG_EFFECT = 10.0
 # Below this many teams no p-value is reported at all: the estimate is description only.
 MIN_TEAMS_FOR_TESTS = 10
+# Below this many teams nothing is fitted.
+MIN_TEAMS_TO_FIT = 3
+# Counts, binomials and times to event need this many events per coefficient besides the
+# constant (Vittinghoff & McCulloch 2007: problems are uncommon from 5 events per variable).
+MIN_EVENTS_PER_COEFFICIENT = 5
+# A per-SD effect beyond this on a log scale (a 22,000-fold change) is an artefact of the fit.
+MAX_LOG_EFFECT = 10.0
 # A random-intercept variance below this share of the residual variance is treated as zero
 # (statsmodels #10239: MixedLM then returns exact zeros for team-constant terms).
 MIN_RANDOM_EFFECT_SHARE = 1e-6
-CONSTRUCTS = {"safety_within": "safety within team", "safety_between": "safety between teams"}
+# A NegativeBinomial dispersion below this is at its boundary 0: the counts look Poisson, and
+# the NegativeBinomial fit neither converges nor has an invertible Hessian there.
+NEGBIN_ALPHA_AT_BOUNDARY = 1e-4
+# Counts keep the NegativeBinomial only when the likelihood-ratio test of overdispersion
+# (alpha = 0 on the boundary: half a chi-square with 1 df) rejects Poisson at this level.
+OVERDISPERSION_TEST_LEVEL = 0.05
+# A q below this reads as unlikely to be chance (Benjamini-Hochberg false discovery rate).
+FALSE_DISCOVERY_RATE = 0.05
+# Tests are two-sided at 5%; the detectable effect is the one found with this probability.
+TEST_LEVEL = 0.05
+POWER = 0.80
+
+RESULT_COLUMNS = (
+    "kpi", "construct", "role", "scale", "estimate", "ci_low", "ci_high", "p_value", "q_value", "df",
+    "estimate_corrected", "ci_low_corrected", "ci_high_corrected", "reliability", "min_detectable_effect",
+    "n_obs", "n_events", "n_teams", "n_periods", "model", "warnings",
+)
+NAN = float("nan")
 
 
 @dataclass(frozen=True)
 class Estimate:
+    """One term of one fit. ``df`` is the t distribution's degrees of freedom behind the
+    interval and p; ``reliability`` how much of this part of measured safety's variation (given
+    the other terms) is true team differences; ``*_corrected`` the estimate per SD of true
+    (error-free) team safety; ``min_detectable_effect`` the size (on the estimate's scale, either
+    sign) a two-sided 5% test would find with 80% power given the estimate's standard error."""
+
     term: str
     estimate: float
     ci_low: float
     ci_high: float
     p_value: float
+    df: float
     n_obs: int
+    n_events: float
     n_teams: int
     n_periods: int
     model: str
     warnings: str
+    estimate_corrected: float = NAN
+    ci_low_corrected: float = NAN
+    ci_high_corrected: float = NAN
+    reliability: float = NAN
+    min_detectable_effect: float = NAN
 
 
-def cluster_warning(n_teams: int) -> str:
-    if n_teams < MIN_TEAMS_FOR_CLUSTER_SE:
-        return (
-            f"only {n_teams} teams: team-clustered standard errors are unreliable below "
-            f"{MIN_TEAMS_FOR_CLUSTER_SE} teams, so treat the interval as optimistic"
-        )
-    return ""
+@dataclass(frozen=True)
+class Fitted:
+    """What a model fit hands on: coefficients, their covariance and each one's t df."""
+
+    params: pd.Series
+    cov: pd.DataFrame
+    df: pd.Series
+    model: str
+    notes: tuple[str, ...] = ()
+    clustered: bool = True
+
+
+def join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def few_teams_warning(n_teams: int, clustered: bool = True) -> str:
+    """What a row resting on fewer than MIN_TEAMS_FOR_CLUSTER_SE teams must say: team-clustered
+    errors are unreliable there; a mixed model's Satterthwaite t allows for few teams, but only
+    as far as its model holds."""
+    if n_teams >= MIN_TEAMS_FOR_CLUSTER_SE:
+        return ""
+    if clustered:
+        return (f"only {n_teams} teams: team-clustered standard errors are unreliable below "
+                f"{MIN_TEAMS_FOR_CLUSTER_SE} teams, so treat the interval as optimistic")
+    return (f"only {n_teams} teams: the Satterthwaite t allows for few teams when the random-intercept model "
+            f"holds, but its clustered-OLS cross-check is unreliable below {MIN_TEAMS_FOR_CLUSTER_SE} teams")
+
+
+def few_teams_warnings(n_teams: int) -> set[str]:
+    """The few-teams warnings a row can carry (the report says them in its own words)."""
+    return {few_teams_warning(n_teams, clustered) for clustered in (True, False)} - {""}
 
 
 def standardise(values: pd.Series, reference: pd.Series) -> pd.Series:
@@ -54,180 +137,291 @@ def standardise(values: pd.Series, reference: pd.Series) -> pd.Series:
     return (values - reference.mean()) / reference.std(ddof=1)
 
 
-def log_ttr_on_safety(incidents: pd.DataFrame) -> Estimate:
-    """Incident-level OLS of log TTR on lagged team safety (in SDs), adjusting for log
-    headcount (larger teams are both less safe and slower), errors clustered by team.
-
-    ``incidents`` needs columns ttr_seconds, safety_z, headcount, team, period_month.
-    """
-    return log_duration_on_safety(incidents, "ttr_seconds", "TTR")
-
-
-def log_duration_on_safety(incidents: pd.DataFrame, column: str, label: str) -> Estimate:
-    """Incident-level OLS of log(``column``) on lagged safety_z + log headcount, team-clustered."""
-    data = incidents.dropna(subset=[column, "safety_z", "headcount"])
-    data = data[(data[column] > 0) & (data["headcount"] > 0)].copy()
-    if data["team"].nunique() < 3:
-        raise ValueError(f"need incidents from at least 3 teams with a safety score, got {data['team'].nunique()}")
-    data["log_duration"] = np.log(data[column])
-    data["log_headcount"] = np.log(data["headcount"])
-    fit = smf.ols("log_duration ~ safety_z + log_headcount", data=data).fit(
-        cov_type="cluster", cov_kwds={"groups": pd.factorize(data["team"])[0]}, use_t=True
-    )
-    return _estimate(fit, "safety_z", data, f"OLS log({label}) ~ safety_z + log(headcount), team-clustered")
+def t_inference(estimate: float, se: float, df: float) -> tuple[float, float, float, float]:
+    """(ci_low, ci_high, p, min_detectable_effect) from a t with ``df`` degrees of freedom."""
+    if not (np.isfinite(se) and se > 0 and df > 0):
+        return NAN, NAN, NAN, NAN
+    critical = stats.t.ppf(1 - TEST_LEVEL / 2, df)
+    p = 2 * stats.t.sf(abs(estimate / se), df)
+    detectable = (critical + stats.t.ppf(POWER, df)) * se
+    return estimate - critical * se, estimate + critical * se, float(p), float(detectable)
 
 
-def _estimate(fit, term: str, data: pd.DataFrame, model: str, extra_warning: str = "") -> Estimate:
-    estimate, p_value = float(fit.params[term]), float(fit.pvalues[term])
-    low, high = (float(bound) for bound in fit.conf_int().loc[term])
-    n_teams = int(data["team"].nunique())
-    if not np.isfinite(low) or not np.isfinite(high):
-        extra_warning = "; ".join(w for w in (extra_warning, "no standard error: the fit's Hessian is singular") if w)
-    unidentified = _unidentified(data[term], estimate, low, high)
-    if unidentified:
-        # A number here would be an artefact of the design, not a finding: report none.
-        extra_warning = "; ".join(w for w in (extra_warning, unidentified) if w)
-        estimate = low = high = p_value = float("nan")
-    return Estimate(
-        term=term,
-        estimate=estimate,
-        ci_low=low,
-        ci_high=high,
-        p_value=p_value,
-        n_obs=int(len(data)),
-        n_teams=n_teams,
-        n_periods=int(data["period_month"].nunique()),
-        model=model,
-        warnings="; ".join(w for w in (extra_warning, cluster_warning(n_teams)) if w),
-    )
+def correct_for_measurement_error(
+    design_: Design, params: pd.Series, cov: pd.DataFrame
+) -> tuple[pd.Series, pd.DataFrame, pd.Series]:
+    """(corrected params, their covariance, each safety term's reliability).
+
+    Measured safety = true + error with known error sums of squares S (``error_moments``).
+    With X'X the observed cross-products, the true ones are X'X - S, so the coefficients on
+    true safety are K beta with K = (X'X - S)^-1 X'X (the method-of-moments correction of
+    Fuller 1987; for the GLMs and the survival model the regression-calibration approximation
+    of Rosner, Spiegelman & Willett 1990), with covariance K Cov K'. A term's reliability is
+    1 - S_kk / (its sum of squares unexplained by the other columns). The corrected values are
+    NaN when the error exceeds a term's variation (reliability <= 0)."""
+    X = design_.X.to_numpy(dtype=float)
+    moments = error_moments(design_)
+    S = np.zeros((X.shape[1], X.shape[1]))
+    for term, moment in moments.items():
+        i = design_.X.columns.get_loc(term)
+        S[i, i] = moment
+    xtx = X.T @ X
+    unexplained = 1 / np.diag(np.linalg.inv(xtx))
+    reliability = pd.Series(1 - np.diag(S) / unexplained, index=design_.X.columns)[list(moments.index)]
+    if (reliability <= 0).any():
+        nan = pd.Series(np.nan, index=params.index)
+        return nan, pd.DataFrame(np.nan, index=cov.index, columns=cov.columns), reliability
+    K = np.linalg.solve(xtx - S, xtx)
+    names = design_.X.columns
+    corrected = pd.Series(K @ params[names].to_numpy(), index=names)
+    corrected_cov = pd.DataFrame(K @ cov.loc[names, names].to_numpy() @ K.T, index=names, columns=names)
+    return corrected, corrected_cov, reliability
 
 
-def _unidentified(values: pd.Series, estimate: float, low: float, high: float) -> str:
-    """Why the data cannot identify a term's effect, or "" when they can: the term does not
-    vary (e.g. no team has two survey waves yet, so safety has no within-team part), or the
-    fit puts it beyond any plausible size (more than MAX_LOG_EFFECT per SD on the log scale:
-    a e^10, 22,000-fold, change), the sign of a near-singular design."""
-    if values.std() < 1e-9:
-        return "not estimable: this part of safety does not vary in the data"
+def _unidentified(estimate: float, low: float, high: float) -> str:
+    """Why the fit cannot pin a term down, or "": an estimate beyond any plausible size (more
+    than MAX_LOG_EFFECT per SD on the log scale: a e^10, 22,000-fold, change), the sign of a
+    near-singular design."""
     if np.nanmax([abs(estimate), abs(low), abs(high)]) > MAX_LOG_EFFECT:
         return (f"not estimable: the fit gives {estimate:.3g} (95% CI {low:.3g} to {high:.3g}) per SD, "
                 "far beyond any plausible effect, so the data cannot pin this term down")
     return ""
 
 
-def with_mundlak_terms(months: pd.DataFrame) -> pd.DataFrame:
-    """Split lagged safety_z into its team mean over the rows given (between) and each row's
-    deviation from it (within), and add log headcount."""
-    data = months.copy()
-    data["safety_between"] = data.groupby("team")["safety_z"].transform("mean")
-    data["safety_within"] = data["safety_z"] - data["safety_between"]
-    data["log_headcount"] = np.log(data["headcount"])
-    return data
+def _terms(design_: Design) -> list[str]:
+    return list(CONSTRUCTS) if TOTAL_TERM not in design_.terms + design_.unidentified else [TOTAL_TERM]
 
 
-MUNDLAK_FORMULA = "safety_within + safety_between + log_headcount"
+def no_estimates(design_: Design, model: str, reason: str, n_events: float = NAN) -> list[Estimate]:
+    """Rows that report ``reason`` instead of a number, one per construct of the design."""
+    return [Estimate(term, NAN, NAN, NAN, NAN, NAN, len(design_.data), n_events, design_.n_teams, design_.n_periods,
+                     model, reason) for term in _terms(design_)]
 
 
-def _usable(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    data = data.dropna(subset=[*columns, "safety_z", "headcount"])
-    data = data[data["headcount"] > 0]
-    return with_mundlak_terms(data)
+def estimates(design_: Design, fitted: Fitted, reference_reliability: float, n_events: float = NAN) -> list[Estimate]:
+    """One Estimate per construct from a fit, with its corrected twin and detectable effect."""
+    few = few_teams_warning(design_.n_teams, fitted.clustered)
+    corrected, corrected_cov, reliability = correct_for_measurement_error(design_, fitted.params, fitted.cov)
+    true_sd = np.sqrt(reference_reliability)  # per SD of true team safety, not of measured means
+    rows = []
+    for term in _terms(design_):
+        common = dict(term=term, n_obs=len(design_.data), n_events=n_events, n_teams=design_.n_teams,
+                      n_periods=design_.n_periods, model=fitted.model)
+        if term in design_.unidentified:
+            rows.append(Estimate(estimate=NAN, ci_low=NAN, ci_high=NAN, p_value=NAN, df=NAN, **common,
+                                 warnings=join("not estimable: this part of safety does not vary in the data",
+                                               *fitted.notes, few)))
+            continue
+        estimate, df = float(fitted.params[term]), float(fitted.df[term])
+        se = float(np.sqrt(fitted.cov.loc[term, term]))
+        low, high, p, detectable = t_inference(estimate, se, df)
+        notes = list(fitted.notes)
+        if not np.isfinite(low):
+            notes.append("no standard error: the fit's Hessian is singular")
+        unidentified = _unidentified(estimate, low, high)
+        if unidentified:
+            # A number here would be an artefact of the design, not a finding: report none.
+            rows.append(Estimate(estimate=NAN, ci_low=NAN, ci_high=NAN, p_value=NAN, df=df, **common,
+                                 warnings=join(*notes, unidentified, few)))
+            continue
+        c_estimate = float(corrected[term]) * true_sd
+        c_low, c_high, *_ = t_inference(c_estimate, float(np.sqrt(corrected_cov.loc[term, term])) * true_sd, df)
+        if not np.isfinite(c_estimate):
+            notes.append(f"no reliability-corrected estimate: measurement error exceeds the variation of this part "
+                         f"of safety (reliability {reliability[term]:.2f})")
+        rows.append(Estimate(estimate=estimate, ci_low=low, ci_high=high, p_value=p, df=df, **common,
+                             warnings=join(*notes, few), estimate_corrected=c_estimate, ci_low_corrected=c_low,
+                             ci_high_corrected=c_high, reliability=float(reliability[term]),
+                             min_detectable_effect=detectable))
+    return rows
 
 
-def _too_few_teams(data: pd.DataFrame, model: str) -> list[Estimate] | None:
-    n_teams = int(data["team"].nunique())
-    if n_teams >= 3:
-        return None
-    nan = float("nan")
-    return [Estimate(term, nan, nan, nan, nan, len(data), n_teams, int(data["period_month"].nunique()), model,
-                     f"only {n_teams} teams: too few to estimate") for term in CONSTRUCTS]
+def _clustered(result, design_: Design, model: str, notes: tuple[str, ...] = ()) -> Fitted:
+    """A statsmodels fit with team-clustered errors: t with teams - 1 df for every term."""
+    names = list(design_.X.columns)
+    params = pd.Series(np.asarray(result.params)[: len(names)], index=names)
+    cov = pd.DataFrame(np.asarray(result.cov_params())[: len(names), : len(names)], index=names, columns=names)
+    return Fitted(params, cov, pd.Series(float(design_.n_teams - 1), index=names), model, notes)
 
 
-def clustered_ols_within_between(months: pd.DataFrame, outcome: str) -> list[Estimate]:
-    """OLS of ``outcome`` on within/between safety + log headcount, team-clustered errors."""
-    data = _usable(months, [outcome])
-    model = f"OLS {outcome} ~ {MUNDLAK_FORMULA}, team-clustered"
-    if (failed := _too_few_teams(data, model)) is not None:
+def _cluster_kwargs(design_: Design) -> dict:
+    return {"cov_type": "cluster", "cov_kwds": {"groups": design_.groups}, "use_t": True}
+
+
+def clustered_ols(design_: Design, outcome: pd.Series, label: str) -> Fitted:
+    fit = sm.OLS(outcome.to_numpy(dtype=float), design_.X).fit(**_cluster_kwargs(design_))
+    return _clustered(fit, design_, f"OLS {design_.formula(label)}, team-clustered")
+
+
+def mixed(design_: Design, outcome: pd.Series, label: str) -> Fitted | str:
+    """MixedLM (REML, team random intercept) with Satterthwaite t, or why it cannot be used.
+    statsmodels' gradient optimisers stall when the team variance heads for its boundary 0;
+    Powell's derivative-free search is tried next, so a variance that is really zero is
+    reported as such rather than as a failure to converge."""
+    model = sm.MixedLM(outcome.to_numpy(dtype=float), design_.X, groups=design_.groups)
+    for method in ("bfgs", "powell"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            try:
+                fit = model.fit(reml=True, method=method)
+            except (np.linalg.LinAlgError, ValueError) as error:
+                return f"MixedLM could not be fitted ({error})"
+        # "Retrying with another optimiser" and "on the boundary" are not failures; these are.
+        failed = list(dict.fromkeys(str(w.message) for w in caught
+                                    if issubclass(w.category, ConvergenceWarning) and "failed" in str(w.message)))
+        if fit.converged and not failed:
+            break
+    team_variance = float(np.asarray(fit.cov_re)[0, 0])
+    if team_variance < MIN_RANDOM_EFFECT_SHARE * float(fit.scale):
+        return (f"MixedLM team variance {team_variance:.2g} is near zero (below {MIN_RANDOM_EFFECT_SHARE:g} of the "
+                "residual variance), where its team-constant terms are unreliable (statsmodels #10239)")
+    if not fit.converged or failed:
+        return f"MixedLM did not converge ({'; '.join(failed) or 'the optimisers gave up'})"
+    params = fit.fe_params
+    if (params[design_.terms] == 0).any():
+        return "MixedLM returned exact zeros for team-constant terms (statsmodels #10239)"
+    cov, df = fixed_effect_covariance_and_df(design_.X, design_.groups, float(fit.scale), team_variance)
+    if not np.all(np.isfinite(np.diag(cov))) or not np.all(np.isfinite(df)):
+        return "MixedLM gave no finite standard errors"
+    model = f"MixedLM {design_.formula(label)} + (1 | team), REML, Satterthwaite t"
+    return Fitted(pd.Series(params.to_numpy(), index=design_.X.columns), cov, df, model, clustered=False)
+
+
+def too_few_teams(design_: Design, model: str) -> list[Estimate] | None:
+    if len(design_.data) == 0:
+        return no_estimates(design_, model, "no data: no row has both this KPI and a safety score")
+    if design_.n_teams < MIN_TEAMS_TO_FIT:
+        return no_estimates(design_, model, f"only {design_.n_teams} teams: too few to estimate")
+    return None
+
+
+def too_few_events(design_: Design, events: float, what: str) -> str:
+    needed = MIN_EVENTS_PER_COEFFICIENT * design_.n_coefficients
+    if events >= needed:
+        return ""
+    return (f"too few events: {events:,.0f} {what} for {design_.n_coefficients} coefficients, where the "
+            f"minimum-events rule asks for at least {MIN_EVENTS_PER_COEFFICIENT} per coefficient ({needed:,})")
+
+
+def team_month_gaussian(months: pd.DataFrame, outcome: str, label: str,
+                        reference_reliability: float = 1.0) -> tuple[list[Estimate], list[Estimate]]:
+    """(main, cross-check) within/between estimates of a continuous team-month ``outcome``:
+    MixedLM with Satterthwaite t as the main model, team-clustered OLS as its cross-check.
+    When the mixed model cannot be used (team variance near zero, no convergence, failure) the
+    clustered OLS is the main row and the warning says why."""
+    design_ = design(model_rows(months, [outcome]), split=True)
+    if (failed := too_few_teams(design_, f"MixedLM {label}")) is not None:
+        return failed, failed
+    y = design_.data[outcome]
+    check = estimates(design_, clustered_ols(design_, y, label), reference_reliability)
+    fitted = mixed(design_, y, label)
+    if isinstance(fitted, str):
+        fallback = f"{fitted}: reporting the team-clustered OLS instead"
+        return [replace(e, warnings=join(fallback, e.warnings)) for e in check], check
+    return estimates(design_, fitted, reference_reliability), check
+
+
+def team_month_count(months: pd.DataFrame, kpi: Kpi, reference_reliability: float = 1.0) -> list[Estimate]:
+    """Discrete NegativeBinomial (alpha estimated) of the count with log(exposure) as offset,
+    team-clustered, when the counts are overdispersed: the likelihood-ratio test of alpha = 0
+    (on its boundary, so half a chi-square with 1 df) rejects Poisson at 5%. Otherwise (no
+    overdispersion, alpha at its boundary where the NegativeBinomial neither converges nor gives
+    the same answer twice, or a failed fit) Poisson with team-clustered errors, valid under any
+    overdispersion, and the warning says why. Coefficients are log rate ratios."""
+    data = model_rows(months, [kpi.outcome, *kpi.denominator])
+    exposure = data[list(kpi.denominator)].sum(axis=1)
+    design_ = design(data[exposure > 0].reset_index(drop=True), split=True)
+    label = f"{kpi.outcome}, exposure {' + '.join(kpi.denominator)}"
+    if (failed := too_few_teams(design_, f"NegativeBinomial {label}")) is not None:
         return failed
-    fit = smf.ols(f"{outcome} ~ {MUNDLAK_FORMULA}", data=data).fit(
-        cov_type="cluster", cov_kwds={"groups": pd.factorize(data["team"])[0]}, use_t=True
-    )
-    return [_estimate(fit, term, data, model) for term in CONSTRUCTS]
-
-
-def mixed_within_between(months: pd.DataFrame, outcome: str) -> list[Estimate]:
-    """MixedLM (REML) of ``outcome`` on within/between safety + log headcount with a team
-    random intercept. When the random-intercept variance is (near) zero or the fit does not
-    converge, MixedLM's team-constant terms are unreliable (exact zeros, statsmodels #10239):
-    the team-clustered OLS is reported instead and the warning says so."""
-    data = _usable(months, [outcome])
-    model = f"MixedLM {outcome} ~ {MUNDLAK_FORMULA} + (1 | team)"
-    if (failed := _too_few_teams(data, model)) is not None:
-        return failed
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        try:
-            fit = smf.mixedlm(f"{outcome} ~ {MUNDLAK_FORMULA}", data=data, groups=data["team"]).fit(reml=True)
-        except np.linalg.LinAlgError:
-            fit = None
-    team_variance = float(np.asarray(fit.cov_re)[0, 0]) if fit is not None else float("nan")
-    degenerate = (
-        fit is None
-        or not fit.converged
-        or any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        or team_variance < MIN_RANDOM_EFFECT_SHARE * float(fit.scale)
-        or not np.all(np.isfinite(fit.bse[list(CONSTRUCTS)]))
-        or (fit.params[list(CONSTRUCTS)] == 0).any()
-    )
-    if degenerate:
-        reason = (f"MixedLM team variance {team_variance:.2g} is near zero, or the fit failed or did not "
-                  "converge (statsmodels #10239): reporting the team-clustered OLS instead")
-        return [replace(e, warnings="; ".join(w for w in (reason, e.warnings) if w))
-                for e in clustered_ols_within_between(months, outcome)]
-    return [_estimate(fit, term, data, model) for term in CONSTRUCTS]
-
-
-def negative_binomial_within_between(months: pd.DataFrame, count: str, exposure: str) -> list[Estimate]:
-    """Discrete NegativeBinomial (alpha estimated) of ``count`` with log(``exposure``) as
-    offset, on within/between safety + log headcount, team-clustered errors. Coefficients
-    are log rate ratios."""
-    data = _usable(months, [count, exposure])
-    data = data[data[exposure] > 0]
-    model = f"NegativeBinomial {count} ~ {MUNDLAK_FORMULA}, exposure {exposure}, team-clustered"
-    if (failed := _too_few_teams(data, model)) is not None:
-        return failed
+    y = design_.data[kpi.outcome].to_numpy(dtype=float)
+    exposure = design_.data[list(kpi.denominator)].sum(axis=1).to_numpy(dtype=float)
+    events = float(y.sum())
+    if reason := too_few_events(design_, events, kpi.outcome):
+        return no_estimates(design_, f"NegativeBinomial {design_.formula(label)}", reason, events)
+    poisson = sm.GLM(y, design_.X, family=sm.families.Poisson(), exposure=exposure).fit(**_cluster_kwargs(design_))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         warnings.simplefilter("always", HessianInversionWarning)
-        fit = smf.negativebinomial(f"{count} ~ {MUNDLAK_FORMULA}", data=data, exposure=data[exposure]).fit(
-            cov_type="cluster", cov_kwds={"groups": pd.factorize(data["team"])[0]}, use_t=True, disp=0, maxiter=200
-        )
-    notes = []
-    if not fit.mle_retvals.get("converged", True) or any(w.category is ConvergenceWarning for w in caught):
-        notes.append("NegativeBinomial fit did not converge")
-    if any(w.category is HessianInversionWarning for w in caught):
-        # Typically the dispersion alpha sits at its boundary 0: the counts look Poisson.
-        notes.append(f"NegativeBinomial dispersion near zero (alpha {fit.params['alpha']:.2g}): counts look Poisson")
-    note = "; ".join(notes)
-    return [_estimate(fit, term, data, model, note) for term in CONSTRUCTS]
+        negbin = sm.NegativeBinomial(y, design_.X, exposure=exposure).fit(
+            start_params=np.r_[np.asarray(poisson.params), 0.1], disp=0, maxiter=200, **_cluster_kwargs(design_))
+    alpha = float(np.asarray(negbin.params)[-1])
+    converged = negbin.mle_retvals.get("converged", True) and not any(
+        issubclass(w.category, ConvergenceWarning) for w in caught)
+    singular = any(issubclass(w.category, HessianInversionWarning) for w in caught) or not np.all(
+        np.isfinite(np.asarray(negbin.bse)))
+    instead = "Poisson with team-clustered errors (valid under any overdispersion) reported instead"
+    if alpha < NEGBIN_ALPHA_AT_BOUNDARY:
+        reason = f"NegativeBinomial dispersion alpha {alpha:.2g} is at its boundary 0 (counts look Poisson): {instead}"
+    elif not converged or singular:
+        reason = f"NegativeBinomial {'fit did not converge' if not converged else 'Hessian is singular'}: {instead}"
+    else:
+        statistic = max(2 * (negbin.llf - poisson.llf), 0.0)
+        p_overdispersion = 0.5 * stats.chi2.sf(statistic, 1)
+        if p_overdispersion < OVERDISPERSION_TEST_LEVEL:
+            model = f"NegativeBinomial {design_.formula(label)}, alpha {alpha:.2g}, team-clustered"
+            return estimates(design_, _clustered(negbin, design_, model), reference_reliability, events)
+        reason = (f"no overdispersion beyond Poisson (NegativeBinomial alpha {alpha:.2g}, likelihood-ratio "
+                  f"p = {p_overdispersion:.2f}): {instead}")
+    model = f"Poisson GLM {design_.formula(label)}, team-clustered"
+    return estimates(design_, _clustered(poisson, design_, model, (reason,)), reference_reliability, events)
 
 
-def binomial_within_between(months: pd.DataFrame, successes: str, trials: str) -> list[Estimate]:
-    """Binomial GLM (logit) of ``successes`` out of ``trials`` on within/between safety + log
-    headcount, team-clustered errors. Coefficients are log odds ratios."""
-    data = _usable(months, [successes, trials])
-    data = data[data[trials] > 0].assign(failures=lambda d: d[trials] - d[successes])
-    model = f"Binomial GLM [{successes}, {trials} - {successes}] ~ {MUNDLAK_FORMULA}, team-clustered"
-    if (failed := _too_few_teams(data, model)) is not None:
+def team_month_binomial(months: pd.DataFrame, kpi: Kpi, reference_reliability: float = 1.0) -> list[Estimate]:
+    """Binomial GLM (logit) of successes out of trials (the denominator columns summed),
+    team-clustered. Coefficients are log odds ratios."""
+    data = model_rows(months, [kpi.outcome, *kpi.denominator])
+    trials = data[list(kpi.denominator)].sum(axis=1)
+    design_ = design(data[trials > 0].reset_index(drop=True), split=True)
+    successes = design_.data[kpi.outcome].to_numpy(dtype=float)
+    failures = design_.data[list(kpi.denominator)].sum(axis=1).to_numpy(dtype=float) - successes
+    label = f"[{kpi.outcome}, {' + '.join(kpi.denominator)} - {kpi.outcome}]"
+    model = f"Binomial GLM {design_.formula(label)}, team-clustered"
+    if (failed := too_few_teams(design_, model)) is not None:
         return failed
+    events = float(min(successes.sum(), failures.sum()))
+    if reason := too_few_events(design_, events, f"{kpi.outcome} (the rarer outcome)"):
+        return no_estimates(design_, model, reason, events)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PerfectSeparationWarning)
-        fit = smf.glm(f"{successes} + failures ~ {MUNDLAK_FORMULA}", data=data, family=sm.families.Binomial()).fit(
-            cov_type="cluster", cov_kwds={"groups": pd.factorize(data["team"])[0]}, use_t=True
-        )
+        fit = sm.GLM(np.column_stack([successes, failures]), design_.X, family=sm.families.Binomial()).fit(
+            **_cluster_kwargs(design_))
     separated = any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
-    note = "perfect separation (too few events): the estimate is not identified" if separated else ""
-    return [_estimate(fit, term, data, model, note) for term in CONSTRUCTS]
+    notes = ("perfect separation (too few events): the estimate is not identified",) if separated else ()
+    return estimates(design_, _clustered(fit, design_, model, notes), reference_reliability, events)
+
+
+def incident_time_to_event(incidents: pd.DataFrame, kpi: Kpi, reference_reliability: float = 1.0) -> list[Estimate]:
+    """Log-normal AFT of the time to the event (``kpi.outcome``; incidents still open count as
+    censored after ``kpi.censoring`` seconds) on total safety, log headcount and quarter fixed
+    effects, team-clustered. Coefficients are log time ratios."""
+    frame = incidents.assign(duration=incidents[kpi.outcome].fillna(incidents[kpi.censoring]),
+                             resolved=incidents[kpi.outcome].notna())
+    data = model_rows(frame, ["duration", "resolved"])
+    design_ = design(data[data["duration"] > 0].reset_index(drop=True), split=False)
+    resolved = design_.data["resolved"].astype(bool)
+    label = f"log({kpi.outcome})"
+    model = (f"Log-normal AFT {design_.formula(label)}, {int((~resolved).sum()):,} of {len(resolved):,} "
+             "incidents still open, censored at the data's cut-off, team-clustered")
+    if (failed := too_few_teams(design_, model)) is not None:
+        return failed
+    events = float(resolved.sum())
+    if reason := too_few_events(design_, events, "resolved incidents"):
+        return no_estimates(design_, model, reason, events)
+    fit = fit_log_normal_aft(np.log(design_.data["duration"]), resolved, design_.X, design_.groups)
+    notes = () if fit.mle_retvals.get("converged", True) else ("the AFT fit did not converge",)
+    return estimates(design_, _clustered(fit, design_, model, notes), reference_reliability, events)
+
+
+def incident_log_time(incidents: pd.DataFrame, kpi: Kpi, reference_reliability: float = 1.0) -> list[Estimate]:
+    """Incident-level OLS of log(``kpi.outcome``) on total safety, log headcount and quarter
+    fixed effects, team-clustered (times that are never censored, such as time to detect)."""
+    data = model_rows(incidents, [kpi.outcome])
+    design_ = design(data[data[kpi.outcome] > 0].reset_index(drop=True), split=False)
+    label = f"log({kpi.outcome})"
+    if (failed := too_few_teams(design_, f"OLS {label}")) is not None:
+        return failed
+    return estimates(design_, clustered_ols(design_, np.log(design_.data[kpi.outcome]), label), reference_reliability)
 
 
 def disagreement(main: Estimate, check: Estimate) -> str:
@@ -241,6 +435,35 @@ def disagreement(main: Estimate, check: Estimate) -> str:
     return ""
 
 
+def construct_of(term: str) -> str:
+    return CONSTRUCTS.get(term, TOTAL_CONSTRUCT)
+
+
+def kpi_rows(kpi: Kpi, months: pd.DataFrame, incidents: pd.DataFrame, reference_reliability: float = 1.0) -> list[dict]:
+    """The results-table rows of one KPI: a main row per construct, and the cross-check rows of
+    a mixed model next to it."""
+    def row(estimate: Estimate, role: str) -> dict:
+        return {"kpi": kpi.name, "construct": construct_of(estimate.term), "role": role, "scale": kpi.scale,
+                "estimate": estimate}
+
+    if kpi.family is Family.TEAM_MONTH_LOG_TIME:
+        data = months.assign(**{f"log_{kpi.outcome}": np.log(months[kpi.outcome].where(months[kpi.outcome] > 0))})
+        main, checks = team_month_gaussian(data, f"log_{kpi.outcome}", f"log({kpi.outcome})", reference_reliability)
+        rows = []
+        for estimate, check in zip(main, checks):
+            rows.append(row(replace(estimate, warnings=join(disagreement(estimate, check), estimate.warnings)), "main"))
+            if check.model != estimate.model:
+                rows.append(row(check, "cross-check"))
+        return rows
+    fit = {
+        Family.TEAM_MONTH_COUNT: lambda: team_month_count(months, kpi, reference_reliability),
+        Family.TEAM_MONTH_BINOMIAL: lambda: team_month_binomial(months, kpi, reference_reliability),
+        Family.INCIDENT_TIME_TO_EVENT: lambda: incident_time_to_event(incidents, kpi, reference_reliability),
+        Family.INCIDENT_LOG_TIME: lambda: incident_log_time(incidents, kpi, reference_reliability),
+    }[kpi.family]
+    return [row(estimate, "main") for estimate in fit()]
+
+
 def results_table(rows: list[dict]) -> pd.DataFrame:
     """The tidy KPI x construct table. ``rows`` hold kpi, construct, role ('main' or
     'cross-check'), scale and an Estimate under 'estimate'. Benjamini-Hochberg q-values are
@@ -249,23 +472,35 @@ def results_table(rows: list[dict]) -> pd.DataFrame:
     records = []
     for row in rows:
         e: Estimate = row["estimate"]
-        record = {"kpi": row["kpi"], "construct": row["construct"], "role": row["role"], "scale": row["scale"],
-                  "estimate": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high, "p_value": e.p_value,
-                  "n_obs": e.n_obs, "n_teams": e.n_teams, "n_periods": e.n_periods, "model": e.model,
-                  "warnings": e.warnings}
+        record = {**{k: row[k] for k in ("kpi", "construct", "role", "scale")},
+                  **{k: getattr(e, k) for k in RESULT_COLUMNS if hasattr(e, k)}}
         if e.n_teams < MIN_TEAMS_FOR_TESTS and np.isfinite(e.estimate):
-            record["p_value"] = float("nan")
-            record["warnings"] = "; ".join(w for w in (
-                f"only {e.n_teams} teams: too few to test, the estimate describes these teams only", e.warnings) if w)
+            record["p_value"] = NAN
+            record["warnings"] = join(
+                f"only {e.n_teams} teams: too few to test, the estimate describes these teams only", e.warnings)
         records.append(record)
-    table = pd.DataFrame(records)
-    table["q_value"] = np.nan
+    table = pd.DataFrame(records, columns=[c for c in RESULT_COLUMNS if c != "q_value"])
+    table["q_value"] = NAN
     tested = (table["role"] == "main") & table["p_value"].notna()
     if tested.any():
         table.loc[tested, "q_value"] = multipletests(table.loc[tested, "p_value"], method="fdr_bh")[1]
-    columns = ["kpi", "construct", "role", "scale", "estimate", "ci_low", "ci_high", "p_value", "q_value",
-               "n_obs", "n_teams", "n_periods", "model", "warnings"]
-    return table[columns]
+    return table[list(RESULT_COLUMNS)].astype({"n_events": float})
+
+
+def kpi_safety_effects(months: pd.DataFrame, incidents: pd.DataFrame, reference_reliability: float = 1.0,
+                       kpis: tuple[Kpi, ...] = KPIS) -> pd.DataFrame:
+    """Every KPI x construct cell of the results table.
+
+    ``months``: team-months (team, period_month, safety_z = lagged safety in SDs of the
+    published team-wave means, headcount, and the KPI columns of marts.mart_team_month);
+    ``incidents``: team, period_month, safety_z, headcount and the incident KPIs' columns
+    (ttr_seconds null while open, open_for_seconds, ttd_seconds null when the onset is
+    unknown). Either may carry ``safety_error_var`` (each row's team-wave mean's error
+    variance in squared SDs) and ``safety_wave`` (which wave it comes from) for the
+    reliability correction; ``reference_reliability`` is the share of the published team-wave
+    means' variance that is true (1 when safety is measured without error)."""
+    rows = [row for kpi in kpis for row in kpi_rows(kpi, months, incidents, reference_reliability)]
+    return results_table(rows)
 
 
 def team_bootstrap_correlation(
@@ -275,7 +510,7 @@ def team_bootstrap_correlation(
     teams with replacement. Returns (r, ci_low, ci_high); NaN when fewer than 3 teams."""
     data = teams[[x, y]].dropna().to_numpy(dtype=float)
     if len(data) < 3:
-        return (float("nan"),) * 3
+        return (NAN,) * 3
     r = float(np.corrcoef(data[:, 0], data[:, 1])[0, 1])
     rng = np.random.default_rng(seed)
     draws = data[rng.integers(0, len(data), size=(n_resamples, len(data)))]
@@ -287,41 +522,3 @@ def team_bootstrap_correlation(
     rs = rs[np.isfinite(rs)]
     low, high = np.percentile(rs, [2.5, 97.5])
     return r, float(low), float(high)
-
-
-def kpi_safety_effects(months: pd.DataFrame, incidents: pd.DataFrame) -> pd.DataFrame:
-    """Every KPI x construct cell of the results table from team-months (team, period_month,
-    safety_z = lagged safety in SDs, headcount, and the KPI columns of marts.mart_team_month)
-    and incidents (team, period_month, safety_z, headcount, ttr_seconds, ttd_seconds: null
-    where the onset is unknown). Models per METRICS.md; see results_table for the columns."""
-    months = months.assign(
-        log_ttr_median=np.log(months["ttr_median_seconds"].where(months["ttr_median_seconds"] > 0)),
-        log_tta_median=np.log(months["tta_median_seconds"].where(months["tta_median_seconds"] > 0)),
-        flagged_tickets=months["proactive_tickets"] + months["reactive_tickets"],
-    )
-    rows: list[dict] = []
-
-    def add(kpi: str, scale: str, main: list[Estimate], checks: list[Estimate] | None = None) -> None:
-        for term, estimate in zip(CONSTRUCTS, main):
-            check = checks[list(CONSTRUCTS).index(term)] if checks else None
-            note = disagreement(estimate, check) if check else ""
-            if note:
-                estimate = replace(estimate, warnings="; ".join(w for w in (note, estimate.warnings) if w))
-            rows.append({"kpi": kpi, "construct": CONSTRUCTS[term], "role": "main", "scale": scale,
-                         "estimate": estimate})
-            if check and check.model != estimate.model:
-                rows.append({"kpi": kpi, "construct": CONSTRUCTS[term], "role": "cross-check", "scale": scale,
-                             "estimate": check})
-
-    for kpi, outcome in (("log median TTR", "log_ttr_median"), ("log median TTA", "log_tta_median")):
-        add(kpi, "log ratio per SD", mixed_within_between(months, outcome), clustered_ols_within_between(months, outcome))
-    add("incidents per head", "log rate ratio per SD", negative_binomial_within_between(months, "incidents", "headcount"))
-    add("proactive share", "log odds ratio per SD", binomial_within_between(months, "proactive_tickets", "flagged_tickets"))
-    add("voluntary attrition", "log odds ratio per SD", binomial_within_between(months, "voluntary_leavers", "headcount"))
-    add("critical-role voluntary attrition", "log odds ratio per SD",
-        binomial_within_between(months, "critical_voluntary_leavers", "critical_headcount"))
-    for label, column in (("TTR", "ttr_seconds"), ("TTD", "ttd_seconds")):
-        if incidents[column].notna().any():
-            rows.append({"kpi": f"log {label} (incident level)", "construct": "safety (total)", "role": "main",
-                         "scale": "log ratio per SD", "estimate": log_duration_on_safety(incidents, column, label)})
-    return results_table(rows)

@@ -18,11 +18,10 @@ import great_expectations.expectations as gxe
 from great_expectations.expectations.row_conditions import Column
 
 from assets.landing.team_map import SOURCES
+from assets.models.psychometrics import MIN_RESPONDENTS
 
 # Edmondson items are answered on a 1..K Likert scale with K = 5 or 7 (METRICS.md).
 SCALE_MIN, SCALE_MAX = 1, 7
-# Survey cells below this many respondents are suppressed (METRICS.md, anonymity).
-MIN_REPORTABLE_RESPONDENTS = 5
 COLUMN_ARGUMENTS = ("column", "column_A", "column_B", "column_list")
 
 
@@ -257,7 +256,7 @@ MART_SUITES = [
          not_before("headcount", "critical_headcount"), not_before("incidents", "n_ttr"),
          not_before("incidents", "n_tta"), not_before("ttr_p90_seconds", "ttr_median_seconds"),
          *between(SCALE_MIN, SCALE_MAX, "safety_lagged"),
-         *at_least(MIN_REPORTABLE_RESPONDENTS, "safety_n_respondents")),
+         *at_least(MIN_RESPONDENTS, "safety_n_respondents")),
         "Team-months the models read: counts never negative, rates and shares in [0, 1], "
         "lagged safety on the survey scale and only from reportable cells.",
         blocking=True,
@@ -271,9 +270,9 @@ MART_SUITES = [
          gxe.ExpectColumnValuesToBeNull(column="safety_sd", row_condition=_SUPPRESSED),
          gxe.ExpectColumnValuesToNotBeNull(column="safety_mean", row_condition=_REPORTABLE),
          gxe.ExpectColumnValuesToBeBetween(
-             column="n_respondents", min_value=MIN_REPORTABLE_RESPONDENTS, row_condition=_REPORTABLE)),
+             column="n_respondents", min_value=MIN_RESPONDENTS, row_condition=_REPORTABLE)),
         "Team-waves the models read: safety on the survey scale; cells under "
-        f"{MIN_REPORTABLE_RESPONDENTS} respondents suppressed (no mean, no sd).",
+        f"{MIN_RESPONDENTS} respondents suppressed (no mean, no sd).",
         blocking=True,
     ),
 ]

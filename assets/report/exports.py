@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from assets.models.psychometrics import MIN_RESPONDENTS
 from assets.report.inputs import Coverage
-from assets.report.wording import CAVEATS, SUPPRESSION_THRESHOLD
+from assets.report.wording import CAVEATS
 
 HTML_NAME = "psafe_report.html"
 XLSX_NAME = "psafe_report.xlsx"
@@ -44,7 +45,7 @@ def about_sheet(coverage: Coverage, generated_at: datetime) -> pd.DataFrame:
         ("Data", f"{coverage.first_month} to {coverage.last_month}, {coverage.teams} teams"),
         ("Suppressed survey cells",
          f"{coverage.suppressed_cells} of {coverage.survey_cells} team-quarter results had fewer than "
-         f"{SUPPRESSION_THRESHOLD} respondents; their values are in no sheet"),
+         f"{MIN_RESPONDENTS} respondents; their values are in no sheet"),
         *CAVEATS,
     ]
     return pd.DataFrame(rows, columns=["topic", "note"])

@@ -14,16 +14,14 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from assets.models.stats import RESULT_COLUMNS
+
 CORRELATIONS_TABLE = "models.kpi_correlations"
 RESULTS_TABLE = "models.kpi_safety_effects"
 MART_TABLES = ("marts.dim_teams", "marts.mart_team_month", "marts.fct_incidents", "marts.fct_team_survey_waves")
 SOURCE_TABLES = (CORRELATIONS_TABLE, RESULTS_TABLE, *MART_TABLES)
 
 CORRELATION_COLUMNS = ("kpi", "r", "ci_low", "ci_high", "n_teams", "n_team_months", "definition", "warnings")
-RESULT_COLUMNS = (
-    "kpi", "construct", "role", "scale", "estimate", "ci_low", "ci_high", "p_value", "q_value",
-    "n_obs", "n_teams", "n_periods", "model", "warnings",
-)
 
 
 @dataclass(frozen=True)
@@ -34,6 +32,7 @@ class Coverage:
     teams_with_safety: int
     team_months: int
     team_months_with_safety: int
+    team_months_stale_safety: int  # the team's last reportable wave too old to carry forward
     first_month: str
     last_month: str
     months: int
@@ -86,6 +85,7 @@ def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
             count(distinct team) filter (where safety_lagged is not null) as teams_with_safety,
             count(*) as team_months,
             count(*) filter (where safety_lagged is not null) as team_months_with_safety,
+            count(*) filter (where is_safety_wave_stale) as team_months_stale_safety,
             strftime(min(period_month), '%B %Y') as first_month,
             strftime(max(period_month), '%B %Y') as last_month,
             count(distinct period_month) as months,
@@ -116,6 +116,7 @@ def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
         teams_with_safety=int(months.teams_with_safety),
         team_months=int(months.team_months),
         team_months_with_safety=int(months.team_months_with_safety),
+        team_months_stale_safety=int(months.team_months_stale_safety),
         first_month=months.first_month or "",
         last_month=months.last_month or "",
         months=int(months.months),

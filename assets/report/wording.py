@@ -12,68 +12,61 @@ import math
 import re
 from dataclasses import dataclass
 
-from assets.models.stats import CONSTRUCTS, MIN_TEAMS_FOR_CLUSTER_SE, MIN_TEAMS_FOR_TESTS, cluster_warning
+from assets.models.design import TOTAL_CONSTRUCT
+from assets.models.kpis import KPI_BY_NAME, ODDS_RATIO, RATE_RATIO, RATIO, Family, Reading
+from assets.models.psychometrics import MIN_RESPONDENTS
+from assets.models.stats import (
+    CONSTRUCTS,
+    FALSE_DISCOVERY_RATE,
+    MIN_EVENTS_PER_COEFFICIENT,
+    MIN_TEAMS_FOR_CLUSTER_SE,
+    MIN_TEAMS_FOR_TESTS,
+    few_teams_warnings,
+)
 
 MINUS = "\u2212"
-SUPPRESSION_THRESHOLD = 5  # respondents; METRICS.md anonymity rule
-FALSE_DISCOVERY_RATE = 0.05  # a q below this reads as unlikely to be chance
 ASSOCIATION = "An association, not proof of cause."
 
 BETWEEN = CONSTRUCTS["safety_between"]
 WITHIN = CONSTRUCTS["safety_within"]
-TOTAL = "safety (total)"  # incident-level models: safety not split into within and between
+TOTAL = TOTAL_CONSTRUCT  # incident-level models: safety not split into within and between
 
 # The scales whose estimates read as relative changes: exp(estimate) - 1 is the change in the
 # KPI (log ratio), in its rate (log rate ratio) or in its odds (log odds ratio) per SD of safety.
-RATIO = "log ratio per SD"
-RATE_RATIO = "log rate ratio per SD"
-ODDS_RATIO = "log odds ratio per SD"
 RELATIVE_SCALES = (RATIO, RATE_RATIO, ODDS_RATIO)
+# Below this reliability a part of measured safety is noisy enough that the report says what
+# the estimate would be allowing for survey measurement error.
+RELIABILITY_WORTH_A_NOTE = 0.9
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a KPI's estimate on ``scale`` reads. ``noun`` holds ``{change}``, which becomes e.g.
-    "21% shorter"; ``down`` and ``up`` are the words for each direction. Between teams the
-    sentence reads "a team ... <verb> <noun>", within a team "a quarter ... was followed by <noun>"."""
+    """How a KPI's estimate on ``scale`` reads (the registry's Reading for that scale)."""
 
     scale: str
-    verb: str
-    noun: str
-    down: str = "lower"
-    up: str = "higher"
+    reading: Reading
 
     def change(self, log_value: float) -> str:
         relative = math.expm1(log_value)
-        return f"{percent(relative)} {self.down if relative < 0 else self.up}"
+        return f"{percent(relative)} {self.reading.down if relative < 0 else self.reading.up}"
 
-
-RESULT_OUTCOMES = {
-    "log median TTR": Outcome(RATIO, "had", "a {change} median time to resolve incidents", "shorter", "longer"),
-    "log median TTA": Outcome(RATIO, "had", "a {change} median time to acknowledge incidents", "shorter", "longer"),
-    "log TTR (incident level)": Outcome(RATIO, "took", "{change} time to resolve an incident", "less", "more"),
-    "log TTD (incident level)": Outcome(RATIO, "took", "{change} time to detect an incident", "less", "more"),
-    "incidents per head": Outcome(RATE_RATIO, "recorded", "{change} incidents per person", "fewer", "more"),
-    "proactive share": Outcome(ODDS_RATIO, "had", "{change} odds that a ticket was raised proactively"),
-    "voluntary attrition": Outcome(ODDS_RATIO, "had", "{change} odds of a person leaving voluntarily"),
-    "critical-role voluntary attrition": Outcome(
-        ODDS_RATIO, "had", "{change} odds of a person in a critical role leaving voluntarily"),
-}
+    def noun(self, change: str) -> str:
+        return AN_NUMBER.sub("an ", self.reading.noun.format(change=change))
 
 
 def outcome_for(kpi: str, scale: str) -> Outcome | None:
-    """The reading of a KPI on a scale: the KPI's own words when they are for that scale, else
+    """The reading of a KPI on a scale: the registry's words when they are for that scale, else
     a plain reading of the scale; None for a scale that is not a relative change."""
-    known = RESULT_OUTCOMES.get(kpi)
+    known = KPI_BY_NAME.get(kpi)
     if known is not None and known.scale == scale:
-        return known
+        return Outcome(scale, known.reading)
     name = kpi.removeprefix("log ")
     generic = {
-        RATIO: Outcome(RATIO, "had", "a {change} " + name),
-        RATE_RATIO: Outcome(RATE_RATIO, "had", "a {change} rate of " + name),
-        ODDS_RATIO: Outcome(ODDS_RATIO, "had", "{change} odds of " + name),
+        RATIO: Reading("had", "a {change} " + name),
+        RATE_RATIO: Reading("had", "a {change} rate of " + name),
+        ODDS_RATIO: Reading("had", "{change} odds of " + name),
     }
-    return generic.get(scale)
+    return Outcome(scale, generic[scale]) if scale in generic else None
 
 
 def has_interval(row) -> bool:
@@ -115,17 +108,18 @@ AN_NUMBER = re.compile(r"\ba (?=8|1[18]\b|1[18],)")
 
 
 def _opening(construct: str, outcome: Outcome, change: str) -> str:
-    noun = AN_NUMBER.sub("an ", outcome.noun.format(change=change))
+    noun = outcome.noun(change)
     if construct == BETWEEN:
-        return f"Across teams, a team one standard deviation safer than others {outcome.verb} {noun}"
+        return f"Across teams, a team one standard deviation safer than others {outcome.reading.verb} {noun}"
     if construct == WITHIN:
         return (
             "Within a team, a quarter when safety was one standard deviation above the team's own average "
             f"was followed by {noun}"
         )
     if construct == TOTAL:
-        return f"Incident by incident, teams one standard deviation safer in the previous quarter {outcome.verb} {noun}"
-    return f"With {construct} one standard deviation higher, teams {outcome.verb} {noun}"
+        return (f"Incident by incident, teams one standard deviation safer in the previous quarter "
+                f"{outcome.reading.verb} {noun}")
+    return f"With {construct} one standard deviation higher, teams {outcome.reading.verb} {noun}"
 
 
 def chance_clause(row) -> str:
@@ -144,7 +138,7 @@ def result_sentence(row) -> str:
     n_teams = int(row.n_teams)
     teams = f"{n_teams} team" + ("" if n_teams == 1 else "s")
     if math.isnan(row.estimate):
-        return f"No estimate for {row.kpi} ({row.construct}): the model could not be fitted on this data."
+        return f"No estimate for {row.kpi} ({row.construct}): {no_estimate_reason(row)}."
     if not has_interval(row):
         return (
             f"No usable estimate for {row.kpi} ({row.construct}): the model gave no 95% interval on this data."
@@ -156,20 +150,68 @@ def result_sentence(row) -> str:
             f"{signed(row.estimate, 3)} on the model's scale, {row.scale} (95% CI {signed(row.ci_low, 3)} to "
             f"{signed(row.ci_high, 3)}; {teams}). {chance_clause(row)} {ASSOCIATION}"
         )
-    low, high = math.expm1(row.ci_low), math.expm1(row.ci_high)
-    if low < 0 < high:
-        interval = (
-            f"95% CI from {outcome.change(row.ci_low)} to {outcome.change(row.ci_high)}, "
-            "which includes no difference"
-        )
-    else:
-        near, far = sorted((low, high), key=abs)
-        interval = f"95% CI {percent(near)} to {percent(far)} {outcome.down if near < 0 else outcome.up}"
     opening = _opening(row.construct, outcome, outcome.change(row.estimate))
+    interval = f"95% CI {interval_words(outcome, row.ci_low, row.ci_high)}"
     sentence = f"{opening} ({interval}; {teams}). {chance_clause(row)} {ASSOCIATION}"
-    if row.kpi in REPORTING_BIAS_KPIS:
+    if reporting_bias(row.kpi):
         sentence += f" {REPORTING_BIAS_NOTE}"
+    if row.kpi in KPI_BY_NAME and KPI_BY_NAME[row.kpi].family is Family.INCIDENT_TIME_TO_EVENT:
+        sentence += f" {OPEN_INCIDENTS_NOTE}"
     return sentence
+
+
+# Why a row has no estimate, from the first of its warnings that says so.
+NO_ESTIMATE_REASONS = ("too few events", "not estimable", "no data", "too few to estimate")
+
+
+def no_estimate_reason(row) -> str:
+    for part in (row.warnings or "").split("; "):
+        if any(reason in part for reason in NO_ESTIMATE_REASONS):
+            return part.removeprefix("not estimable: ")
+    return "the model could not be fitted on this data"
+
+
+def reporting_bias(kpi: str) -> bool:
+    return kpi in KPI_BY_NAME and KPI_BY_NAME[kpi].reporting_bias
+
+
+def interval_words(outcome: Outcome, low: float, high: float) -> str:
+    """A 95% interval of log values in words: "10% to 30% shorter", or "from 10% less to 22%
+    more, which includes no difference"."""
+    low_change, high_change = math.expm1(low), math.expm1(high)
+    if low_change < 0 < high_change:
+        return f"from {outcome.change(low)} to {outcome.change(high)}, which includes no difference"
+    near, far = sorted((low_change, high_change), key=abs)
+    return f"{percent(near)} to {percent(far)} {outcome.reading.down if near < 0 else outcome.reading.up}"
+
+
+def corrected_note(row) -> str:
+    """What the estimate would be allowing for survey measurement error, for a part of safety
+    measured with reliability under RELIABILITY_WORTH_A_NOTE; "" otherwise."""
+    outcome = outcome_for(row.kpi, row.scale)
+    values = (row.estimate_corrected, row.ci_low_corrected, row.ci_high_corrected, row.reliability)
+    if outcome is None or not all(math.isfinite(v) for v in values) or row.reliability >= RELIABILITY_WORTH_A_NOTE:
+        return ""
+    return (f"Survey scores measure this part of safety with reliability {row.reliability:.2f}; allowing for that, "
+            f"the estimate per SD of true safety is {outcome.noun(outcome.change(row.estimate_corrected))} "
+            f"(95% CI {interval_words(outcome, row.ci_low_corrected, row.ci_high_corrected)}).")
+
+
+POWER_HEADINGS = {BETWEEN: "between teams", WITHIN: "within a team", TOTAL: "incident by incident"}
+
+
+def power_sentence(row) -> str:
+    """The smallest effect the data could detect, e.g. "Between teams, with 30 teams: an effect
+    smaller than a 15% shorter or 18% longer median time to resolve incidents per SD of safety
+    would likely go unseen." The section's introduction says how likely "likely" is (POWER)."""
+    outcome = outcome_for(row.kpi, row.scale)
+    if outcome is None or not math.isfinite(row.min_detectable_effect):
+        return ""
+    size = row.min_detectable_effect
+    either = f"{outcome.change(-size)} or {outcome.change(size)}"
+    where = POWER_HEADINGS.get(row.construct, row.construct)
+    return (f"{where[0].upper()}{where[1:]}, with {int(row.n_teams)} teams: an effect smaller than "
+            f"{outcome.noun(either)} per SD of safety would likely go unseen.")
 
 
 def few_teams_note(n_teams: int) -> str:
@@ -179,12 +221,16 @@ def few_teams_note(n_teams: int) -> str:
 
 
 def model_notes(row) -> list[str]:
-    """The model's warnings other than those the report says in its own words: the cluster
-    warning (the few-teams note) and the too-few-to-test note (the sentence's test clause)."""
-    plain = {cluster_warning(int(row.n_teams))}
+    """The model's warnings other than those the report says in its own words: the few-teams
+    warnings (the few-teams note), the too-few-to-test note (the sentence's test clause) and the
+    reason a row has no estimate (its sentence)."""
+    plain = few_teams_warnings(int(row.n_teams))
+    if math.isnan(row.estimate):
+        plain.add(no_estimate_reason(row))  # the sentence says it
     return [
         part for part in (row.warnings or "").split("; ")
         if part.strip() and part not in plain and "too few to test" not in part
+        and part.removeprefix("not estimable: ") not in plain
     ]
 
 
@@ -198,21 +244,10 @@ def result_notes(row, few_teams: bool = True) -> list[str]:
     return [note for note in notes if note]
 
 
-# What each KPI of the correlation table measures, in words.
-KPI_WORDS = {
-    "log median TTR": "median times to resolve incidents",
-    "log median TTA": "median times to acknowledge incidents",
-    "proactive share": "proportions of tickets raised proactively (risks, near misses, improvements)",
-    "voluntary attrition": "voluntary attrition",
-    "incidents per head": "incident counts per person",
-}
-# What the KPIs that only the models use (not the correlation table) measure.
-RESULT_KPI_DEFINITIONS = {
-    "critical-role voluntary attrition": "voluntary leavers in critical roles / critical-role headcount-months",
-    "log TTR (incident level)": "log(seconds from trigger to resolve) of each resolved incident",
-    "log TTD (incident level)": "log(seconds from onset to trigger) of each incident with a known onset",
-}
-REPORTING_BIAS_KPIS = {"incidents per head"}
+OPEN_INCIDENTS_NOTE = (
+    "Incidents still open count as unresolved for as long as they have been open, not as missing, so slow "
+    "incidents that have not ended yet are not left out."
+)
 REPORTING_BIAS_NOTE = (
     "Safer teams may simply report more incidents, so read a higher figure as possible reporting, "
     "not as worse operations."
@@ -254,7 +289,7 @@ def percent(value: float) -> str:
 
 def correlation_sentence(row) -> str:
     """One sentence for a row of the KPI correlation table."""
-    what = KPI_WORDS.get(row.kpi, row.kpi)
+    what = KPI_BY_NAME[row.kpi].correlation_words if row.kpi in KPI_BY_NAME else row.kpi
     n_teams = int(row.n_teams)
     if math.isnan(row.r):
         return f"Too few teams ({n_teams}) had both a safety score and {what} to estimate a correlation."
@@ -267,7 +302,7 @@ def correlation_sentence(row) -> str:
     else:
         direction = "higher" if row.r > 0 else "lower"
         sentence = f"Across {n_teams} teams, safer teams had {direction} {what} ({numbers})."
-    if row.kpi in REPORTING_BIAS_KPIS:
+    if reporting_bias(row.kpi):
         sentence += f" {REPORTING_BIAS_NOTE}"
     return sentence
 
@@ -288,9 +323,19 @@ CAVEATS = (
      "differently from the rest of their team."),
     ("Few teams.",
      f"Uncertainty is measured across teams. With fewer than {MIN_TEAMS_FOR_CLUSTER_SE} teams the "
-     "intervals are optimistic; a warning at the top of the report and the model results say when. "
-     f"Below {MIN_TEAMS_FOR_TESTS} teams a result is not tested at all: it describes those teams only."),
+     "team-clustered intervals are optimistic; the mixed models' intervals use a small-sample t "
+     "(Satterthwaite) but assume their model holds. A warning at the top of the report and the model results "
+     f"say when. Below {MIN_TEAMS_FOR_TESTS} teams a result is not tested at all: it describes those teams only."),
+    ("Measurement error.",
+     "A survey measures safety with error, so the plain estimates understate how strongly true safety goes "
+     "with a KPI, within a team most (a team's safety moves little from quarter to quarter). The table's "
+     "corrected column, and a note under results measured with low reliability, show the estimate allowing "
+     "for that error."),
+    ("Too few events.",
+     f"A count, a share or a time to resolve needs at least {MIN_EVENTS_PER_COEFFICIENT} events (leavers, "
+     "incidents, resolved incidents) per quantity the model estimates; below that it reports \"too few "
+     "events\" rather than a number that would be mostly noise."),
     ("Anonymity.",
-     f"A team's survey result with fewer than {SUPPRESSION_THRESHOLD} respondents is never shown or "
+     f"A team's survey result with fewer than {MIN_RESPONDENTS} respondents is never shown or "
      "used; teams that are often suppressed are under-represented."),
 )

@@ -40,6 +40,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from dagster_dbt.dbt_project import using_dagster_dev
 from dagster_duckdb import DuckDBResource
 
+from assets.models.psychometrics import SAFETY_MAX_WAVE_AGE_QUARTERS
 from assets.warehouse.partitions import HISTORY_START, monthly_partitions
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import migrate_raw_tables
@@ -57,9 +58,10 @@ _PARSE_ONLY_WAREHOUSE = "parse-only.duckdb"
 
 
 def dbt_vars(**runtime: str) -> dict[str, str]:
-    """The vars every dbt command gets: the SQL's dates (one place: assets/warehouse/partitions.py)
-    and ``runtime`` ones (a run's months, DuckDB settings)."""
-    return {"history_start": HISTORY_START, **runtime}
+    """The vars every dbt command gets: the SQL's rules, each defined once in Python (the history
+    start in assets/warehouse/partitions.py, the carry-forward age in
+    assets/models/psychometrics.py), and ``runtime`` ones (a run's months, DuckDB settings)."""
+    return {"history_start": HISTORY_START, "safety_max_wave_age_quarters": SAFETY_MAX_WAVE_AGE_QUARTERS, **runtime}
 
 
 @contextmanager
@@ -79,6 +81,7 @@ def warehouse_environment(warehouse: str | None) -> Iterator[None]:
 
 def _project_files(project_dir: Path) -> Iterator[Path]:
     yield Path(__file__).with_name("partitions.py")  # HISTORY_START, one of the vars
+    yield Path(__file__).parents[1] / "models" / "psychometrics.py"  # SAFETY_MAX_WAVE_AGE_QUARTERS
     for pattern in ("*.yml", "models/**/*", "macros/**/*", "tests/**/*"):
         yield from (path for path in project_dir.glob(pattern) if path.is_file())
 

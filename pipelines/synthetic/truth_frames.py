@@ -1,17 +1,31 @@
-"""Team-month and incident frames straight from a generated organisation, with the latent
-lagged safety (SD 1 per wave) as ``safety_z``, and the model coefficients that are true on
-them: what the statistics engine is checked against (tests/test_recovery.py,
-benchmarks/model_recovery.py)."""
+"""Team-month and incident frames straight from a generated organisation, and the model
+coefficients that are true on them: what the statistics engine is checked against
+(tests/test_recovery.py, benchmarks/model_recovery.py).
+
+- ``org_frames``: safety is the latent lagged team safety (SD 1 per wave), measured without
+  error, so every estimate's truth is the GroundTruth value.
+- ``measured_frames``: safety is what the survey measured, as the warehouse computes it (the
+  landing loader's scoring, the survey asset's team-wave means with suppression, standardised
+  over the published means), with each mean's error variance. The plain estimates are then
+  attenuated; the reliability-corrected ones (per SD of true safety) have the GroundTruth
+  value as their truth. Months of the first quarter (no earlier wave) and months whose
+  previous wave was suppressed have no safety; the mart's carry-forward is not repeated here.
+"""
 
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from assets.models.stats import kpi_safety_effects
-from pipelines.synthetic.model import GroundTruth
+from assets.landing.exports import ExportRows
+from assets.landing.survey import parse_survey
+from assets.models.design import ERROR_VARIANCE, SAFETY, WAVE
+from assets.models.inputs import measurement_error
+from assets.models.psychometrics import survey_wave_tables
+from assets.models.stats import kpi_safety_effects, standardise
+from pipelines.synthetic.model import GroundTruth, Organisation
 from pipelines.synthetic.org import OrgSpec, generate
 from pipelines.synthetic.tickets import PROACTIVE_TYPES, REACTIVE_TYPES
 
@@ -53,6 +67,7 @@ def org_frames(org) -> tuple[pd.DataFrame, pd.DataFrame]:
             "team": incident.team_key, "period_month": m, "safety_z": lagged(incident.team_key, m),
             "ttr_seconds": (incident.resolved_at - incident.created_at).total_seconds()
             if incident.resolved_at else np.nan,
+            "open_for_seconds": np.nan if incident.resolved_at else (org.as_of - incident.created_at).total_seconds(),
             "tta_seconds": (incident.acknowledged_at - incident.created_at).total_seconds()
             if incident.acknowledged_at else np.nan,
             "ttd_seconds": (incident.created_at - incident.onset_at).total_seconds() if incident.onset_at else np.nan,
@@ -65,6 +80,50 @@ def org_frames(org) -> tuple[pd.DataFrame, pd.DataFrame]:
     months = months.merge(medians, on=["team", "period_month"], how="left")
     incidents = incidents.merge(months[["team", "period_month", "headcount"]], on=["team", "period_month"])
     return months, incidents
+
+
+@dataclass(frozen=True)
+class MeasuredFrames:
+    months: pd.DataFrame
+    incidents: pd.DataFrame
+    reference_reliability: float  # share of the published team-wave means' variance that is true
+    # The SD of the latent safety behind the published team-waves: the corrected estimates are
+    # per SD of true team-wave safety in this organisation, so their truth is the GroundTruth
+    # effect (per latent SD 1) times this.
+    latent_sd: float
+
+
+def measured_frames(org: Organisation) -> MeasuredFrames:
+    """Team-months and incidents with measured lagged safety as safety_z and its error
+    variance, from the organisation's survey export."""
+    header = list(org.survey_rows[0])
+    export = ExportRows("utf-8", header, [{k: str(v) for k, v in row.items()} for row in org.survey_rows],
+                        list(range(2, len(org.survey_rows) + 2)))
+    load = parse_survey(export, org.truth.survey_scale_points, {t.name for t in org.teams},
+                        org.as_of.replace(tzinfo=None))
+    answers = pd.DataFrame(load.checked.accepted)
+    key_of = {t.name: t.key for t in org.teams}
+    answers = answers.assign(team=answers["survey_group"].map(key_of),
+                             wave_quarter=pd.to_datetime(answers["submitted_at"]).dt.to_period("Q").dt.start_time)
+    cells, _ = survey_wave_tables(answers, org.truth.survey_scale_points)
+    published = measurement_error(cells[~cells["is_suppressed"]].astype({"n_respondents": int}).astype(
+        {"safety_mean": float, "safety_sd": float}))
+    start = pd.Timestamp(org.spec.start)
+    published["wave"] = ((published["wave_quarter"].dt.year - start.year) * 4
+                         + (published["wave_quarter"].dt.month - start.month) // 3)
+    scale = published["safety_mean"].std(ddof=1)
+    published[SAFETY] = standardise(published["safety_mean"], published["safety_mean"])
+    published[ERROR_VARIANCE] = published["error_var"] / scale**2
+    waves = published[["team", "wave", SAFETY, ERROR_VARIANCE]].rename(columns={"wave": WAVE})
+    latent = [org.team_quarter_safety[(team, wave)] for team, wave in zip(published["team"], published["wave"])]
+    months, incidents = org_frames(org)
+
+    def measured(frame: pd.DataFrame) -> pd.DataFrame:
+        lagged = frame.drop(columns=SAFETY).assign(**{WAVE: frame["period_month"] // 3 - 1})
+        return lagged.merge(waves, on=["team", WAVE], how="inner")
+
+    return MeasuredFrames(measured(months), measured(incidents), float(1 - published[ERROR_VARIANCE].mean()),
+                          float(np.std(latent, ddof=1)))
 
 
 def truths(truth: GroundTruth) -> dict[str, float]:
@@ -83,6 +142,15 @@ NULL_TRUTH = replace(GroundTruth(), log_ttr_per_sd=0.0, log_tta_per_sd=0.0, log_
                      incident_rate_log_per_sd=0.0)
 
 
-def results(seed: int, truth: GroundTruth = GroundTruth(), n_teams: int = 40) -> pd.DataFrame:
-    months, incidents = org_frames(generate(OrgSpec(seed=seed, n_teams=n_teams, n_months=12), truth))
+def results(seed: int, truth: GroundTruth = GroundTruth(), n_teams: int = 40, n_months: int = 12) -> pd.DataFrame:
+    months, incidents = org_frames(generate(OrgSpec(seed=seed, n_teams=n_teams, n_months=n_months), truth))
     return kpi_safety_effects(months, incidents)
+
+
+def measured_results(seed: int, truth: GroundTruth = GroundTruth(), n_teams: int = 40, n_months: int = 12
+                     ) -> pd.DataFrame:
+    """The results table on measured safety, with the latent SD of the published team-waves
+    (``latent_sd``: the corrected estimates' truth is the GroundTruth effect times it)."""
+    frames = measured_frames(generate(OrgSpec(seed=seed, n_teams=n_teams, n_months=n_months), truth))
+    table = kpi_safety_effects(frames.months, frames.incidents, frames.reference_reliability)
+    return table.assign(latent_sd=frames.latent_sd)

@@ -101,6 +101,32 @@ team_months as (
     where period_month >= '{{ var("history_start") }}'::date
 ),
 
+-- Carry-forward with an age limit: the team's latest reportable wave of an earlier quarter,
+-- used only while at most var safety_max_wave_age_quarters old (older: no safety, stale).
+lagged_safety as (
+    select
+        team,
+        period_month,
+        is_safety_wave_stale,
+        case when not is_safety_wave_stale then wave_quarter end as safety_wave_quarter,
+        case when not is_safety_wave_stale then n_respondents end as safety_n_respondents,
+        case when not is_safety_wave_stale then safety_mean end as safety_lagged
+    from (
+        select
+            team_months.team,
+            team_months.period_month,
+            coalesce(datediff('quarter', waves.wave_quarter, team_months.period_quarter)
+                > {{ var('safety_max_wave_age_quarters') }}, false) as is_safety_wave_stale,
+            waves.wave_quarter,
+            waves.n_respondents,
+            waves.safety_mean
+        from team_months
+        asof left join reportable_waves as waves
+            on waves.team = team_months.team
+            and team_months.period_quarter > waves.wave_quarter
+    )
+),
+
 kpis as (
     select
         team_months.team,
@@ -136,19 +162,17 @@ kpis as (
         coalesce(tickets.reactive_tickets, 0) as reactive_tickets,
         coalesce(tickets.unclassified_tickets, 0) as unclassified_tickets,
         tickets.proactive_tickets / nullif(tickets.proactive_tickets + tickets.reactive_tickets, 0) as proactive_share,
-        waves.wave_quarter as safety_wave_quarter,
-        waves.n_respondents as safety_n_respondents,
-        waves.safety_mean as safety_lagged
+        lagged_safety.safety_wave_quarter,
+        lagged_safety.safety_n_respondents,
+        lagged_safety.safety_lagged,
+        lagged_safety.is_safety_wave_stale
     from team_months
     left join headcount using (team, period_month)
     left join average_headcount using (team, period_month)
     left join leavers using (team, period_month)
     left join incidents using (team, period_month)
     left join tickets using (team, period_month)
-    -- The latest reportable wave of an earlier quarter: carried forward until the next.
-    asof left join reportable_waves as waves
-        on waves.team = team_months.team
-        and team_months.period_quarter > waves.wave_quarter
+    left join lagged_safety using (team, period_month)
 )
 
 select * from kpis

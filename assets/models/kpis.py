@@ -1,0 +1,159 @@
+"""The KPI registry: every KPI the models, the correlation table, the report and
+docs/metrics.md know, defined once.
+
+A KPI is data: its name (as it appears in every table and the report), the mart columns it
+is computed from, its definition, the model family that fits it and how its estimate reads in
+words. Adding a KPI is adding a ``Kpi`` to ``KPIS`` (and its definition to docs/metrics.md,
+which a test compares with this registry); the family decides the model, the scale of the
+estimate, how events are counted and how a team's months pool into the correlation table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+# Scales of the estimates. Each is a relative change: exp(estimate) - 1 is the change in the KPI
+# (log ratio), in its rate (log rate ratio) or in its odds (log odds ratio) per SD of safety.
+RATIO = "log ratio per SD"
+RATE_RATIO = "log rate ratio per SD"
+ODDS_RATIO = "log odds ratio per SD"
+
+
+class Family(StrEnum):
+    """How a KPI is modelled (docs/metrics.md, Models). Team-month families split safety into
+    within-team and between-team parts; incident families use the incident's lagged team safety."""
+
+    TEAM_MONTH_LOG_TIME = "log of a team-month time"  # MixedLM, clustered-OLS cross-check
+    TEAM_MONTH_COUNT = "team-month count with exposure"  # NegativeBinomial, or Poisson at its boundary
+    TEAM_MONTH_BINOMIAL = "team-month successes out of trials"  # binomial GLM
+    INCIDENT_TIME_TO_EVENT = "incident time to event, open ones censored"  # log-normal AFT
+    INCIDENT_LOG_TIME = "incident log time"  # OLS on the log time
+
+    @property
+    def scale(self) -> str:
+        return {Family.TEAM_MONTH_COUNT: RATE_RATIO, Family.TEAM_MONTH_BINOMIAL: ODDS_RATIO}.get(self, RATIO)
+
+    @property
+    def grain(self) -> str:
+        return "incident" if self in (Family.INCIDENT_TIME_TO_EVENT, Family.INCIDENT_LOG_TIME) else "team-month"
+
+    @property
+    def counts_events(self) -> bool:
+        """Whether the minimum-events rule applies: the information in a count, a binomial or a
+        time to event grows with its events, not with its rows."""
+        return self in (Family.TEAM_MONTH_COUNT, Family.TEAM_MONTH_BINOMIAL, Family.INCIDENT_TIME_TO_EVENT)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a relative change in the KPI reads: ``noun`` holds ``{change}``, which becomes e.g.
+    "21% shorter" (``down`` or ``up`` after the size). Between teams the sentence reads "a team
+    ... <verb> <noun>", within a team "a quarter ... was followed by <noun>"."""
+
+    verb: str
+    noun: str
+    down: str = "lower"
+    up: str = "higher"
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One KPI. Columns are those of marts.mart_team_month (team-month families) or of the
+    incident rows the models read (incident families):
+
+    - ``outcome``: the time (seconds), the count or the successes;
+    - ``denominator``: the exposure of a count or the trials of a binomial (summed);
+    - ``weight``: how many incidents stand behind a team-month median (pools a team's months
+      in the correlation table);
+    - ``censoring``: for a time to event, how long a case still open has been followed.
+
+    ``correlation_words`` name the KPI in the correlation table's sentences; a KPI without
+    them is in the models only. ``reporting_bias``: a higher value may mean more reporting."""
+
+    name: str
+    family: Family
+    outcome: str
+    definition: str
+    reading: Reading
+    denominator: tuple[str, ...] = ()
+    weight: str = ""
+    censoring: str = ""
+    correlation_words: str = ""
+    reporting_bias: bool = False
+
+    @property
+    def scale(self) -> str:
+        return self.family.scale
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c for c in (self.outcome, *self.denominator, self.weight, self.censoring) if c))
+
+
+KPIS: tuple[Kpi, ...] = (
+    Kpi(
+        "log median TTR", Family.TEAM_MONTH_LOG_TIME, "ttr_median_seconds", weight="n_ttr",
+        definition="log of a team-month's median seconds from trigger to resolve over its resolved incidents; "
+        "a team's months pooled weighted by resolved incidents in the correlation table",
+        reading=Reading("had", "a {change} median time to resolve incidents", "shorter", "longer"),
+        correlation_words="median times to resolve incidents",
+    ),
+    Kpi(
+        "log median TTA", Family.TEAM_MONTH_LOG_TIME, "tta_median_seconds", weight="n_tta",
+        definition="log of a team-month's median seconds from trigger to a person's first acknowledgement; "
+        "a team's months pooled weighted by acknowledged incidents in the correlation table",
+        reading=Reading("had", "a {change} median time to acknowledge incidents", "shorter", "longer"),
+        correlation_words="median times to acknowledge incidents",
+    ),
+    Kpi(
+        "incidents per head", Family.TEAM_MONTH_COUNT, "incidents", denominator=("headcount",),
+        definition="incidents / headcount-months (safer teams may report more: reporting bias)",
+        reading=Reading("recorded", "{change} incidents per person", "fewer", "more"),
+        correlation_words="incident counts per person", reporting_bias=True,
+    ),
+    Kpi(
+        "proactive share", Family.TEAM_MONTH_BINOMIAL, "proactive_tickets",
+        denominator=("proactive_tickets", "reactive_tickets"),
+        definition="proactive / (proactive + reactive) tickets",
+        reading=Reading("had", "{change} odds that a ticket was raised proactively"),
+        correlation_words="proportions of tickets raised proactively (risks, near misses, improvements)",
+    ),
+    Kpi(
+        "voluntary attrition", Family.TEAM_MONTH_BINOMIAL, "voluntary_leavers", denominator=("headcount",),
+        definition="voluntary leavers / headcount at the month's start (headcount-months over a team's months)",
+        reading=Reading("had", "{change} odds of a person leaving voluntarily"),
+        correlation_words="voluntary attrition",
+    ),
+    Kpi(
+        "critical-role voluntary attrition", Family.TEAM_MONTH_BINOMIAL, "critical_voluntary_leavers",
+        denominator=("critical_headcount",),
+        definition="voluntary leavers in critical roles / critical-role headcount at the month's start",
+        reading=Reading("had", "{change} odds of a person in a critical role leaving voluntarily"),
+    ),
+    Kpi(
+        "log TTR (incident level)", Family.INCIDENT_TIME_TO_EVENT, "ttr_seconds", censoring="open_for_seconds",
+        definition="log(seconds from trigger to resolve) of each incident; an incident still open counts as "
+        "unresolved after the time it has been open (censored), not as missing",
+        reading=Reading("took", "{change} time to resolve an incident", "less", "more"),
+    ),
+    Kpi(
+        "log TTD (incident level)", Family.INCIDENT_LOG_TIME, "ttd_seconds",
+        definition="log(seconds from onset to trigger) of each incident with a known onset",
+        reading=Reading("took", "{change} time to detect an incident", "less", "more"),
+    ),
+)
+
+KPI_BY_NAME: dict[str, Kpi] = {kpi.name: kpi for kpi in KPIS}
+CORRELATION_KPIS: tuple[Kpi, ...] = tuple(kpi for kpi in KPIS if kpi.correlation_words)
+
+
+def registry_markdown() -> str:
+    """The registry as the markdown table docs/metrics.md carries (a test keeps them equal)."""
+    lines = ["| KPI | grain | columns | model family | estimate's scale | definition |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for kpi in KPIS:
+        columns = ", ".join(f"`{c}`" for c in kpi.columns)
+        lines.append(f"| {kpi.name} | {kpi.family.grain} | {columns} | {kpi.family.value} | {kpi.scale} | "
+                     f"{kpi.definition} |")
+    return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""The KPI registry (assets/models/kpis.py) is the one definition of every KPI: docs/metrics.md
+carries it as a table, the marts have every column it names, and the report has words for it."""
+
+import re
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from assets.models.inputs import INCIDENTS_SQL, TEAM_MONTHS_SQL
+from assets.models.kpis import CORRELATION_KPIS, KPIS, Family, registry_markdown
+from assets.report.wording import outcome_for
+from assets.warehouse.raw_tables import replace_table
+
+METRICS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
+
+
+def test_docs_metrics_carries_the_registry_table():
+    assert registry_markdown() in METRICS.read_text(), (
+        "docs/metrics.md's KPI registry table differs from assets/models/kpis.py: paste "
+        "`python -c 'from assets.models.kpis import registry_markdown; print(registry_markdown())'` into it")
+
+
+def test_every_kpi_reads_in_words_on_its_scale():
+    for kpi in KPIS:
+        outcome = outcome_for(kpi.name, kpi.scale)
+        assert outcome is not None and outcome.reading is kpi.reading, kpi.name
+        assert "{change}" in kpi.reading.noun, kpi.name
+    assert all(kpi.family.grain == "team-month" and kpi.correlation_words for kpi in CORRELATION_KPIS)
+
+
+def test_the_marts_have_every_column_the_registry_names(warehouse):
+    warehouse.raw_rows("config__team_map", [{"team": "Payments", "source": "hr_org_unit", "identifier": "OU-1"}])
+    replace_table(warehouse.conn, "marts", "fct_team_survey_waves", pl.DataFrame([
+        {"team": "Payments", "wave_quarter": date(2024, 1, 1), "is_suppressed": False, "n_respondents": 6,
+         "safety_mean": 5.0, "safety_sd": 0.8},
+    ]))
+    warehouse.raw_rows("hr__headcount", [
+        {"snapshot_date": f"2024-0{month}-01", "employee_id": "E1", "org_unit": "OU-1", "role": "sre",
+         "critical_role": "true"} for month in (3, 4)
+    ])
+    warehouse.raw_rows("hr__terminations", [
+        {"employee_id": "E1", "org_unit": "OU-1", "role": "sre", "critical_role": "true",
+         "termination_date": "2024-04-20", "voluntary": "true"},
+    ])
+    warehouse.build_team_month()
+    team_month = set(warehouse.conn.sql(TEAM_MONTHS_SQL).columns)
+    incident = set(warehouse.conn.sql(INCIDENTS_SQL).columns)
+    for kpi in KPIS:
+        columns = team_month if kpi.family.grain == "team-month" else incident
+        assert set(kpi.columns) <= columns, (kpi.name, set(kpi.columns) - columns)
+    assert {"team", "period_month", "headcount", "safety_lagged", "safety_wave_quarter"} <= team_month & incident
+    # Time-to-event KPIs need how long an open case has been followed.
+    assert all(kpi.censoring for kpi in KPIS if kpi.family is Family.INCIDENT_TIME_TO_EVENT)
+
+
+def test_kpi_names_are_written_nowhere_else_in_the_models_and_the_report():
+    names = [kpi.name for kpi in KPIS]
+    code = Path(__file__).resolve().parents[1] / "assets"
+    for path in [*code.glob("models/*.py"), *code.glob("report/*.py"), *code.glob("report/templates/*")]:
+        if path.name == "kpis.py":
+            continue
+        text = path.read_text()
+        for name in names:
+            assert not re.search(rf"[\"']{re.escape(name)}[\"']", text), (path.name, name)
