@@ -47,9 +47,9 @@ def in_dependency_order(groups: tuple[str, ...]) -> list:
     import dagster as dg
 
     from assets import models
-    from assets.warehouse.dbt import monthly_marts, team_map_model, warehouse_models
+    from assets.warehouse.dbt import monthly_marts, warehouse_models
 
-    dbt_models = [team_map_model, warehouse_models, monthly_marts]
+    dbt_models = [warehouse_models, monthly_marts]
     python_assets = dg.load_assets_from_package_module(models)
     specs = {spec.key: (spec, None) for assets in dbt_models for spec in assets.specs}
     specs |= {next(iter(a.specs)).key: (next(iter(a.specs)), a) for a in python_assets}

@@ -18,7 +18,7 @@ from assets.qualtrics.resource import QualtricsResource
 from assets.quality.checks import gx_asset_checks
 from assets.report import assets as report_assets
 from assets.report.resource import ReportFolderResource
-from assets.warehouse.dbt import dbt_resource, monthly_marts, team_map_model, warehouse_models
+from assets.warehouse.dbt import monthly_marts, warehouse_models
 from assets.warehouse.team_map_checks import jira_entities_are_mapped, pagerduty_entities_are_mapped
 from pipelines.schedules import nightly_job, nightly_schedule
 
@@ -29,7 +29,6 @@ def defs() -> dg.Definitions:
         assets=[
             *dg.load_assets_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets, report_assets,
                                            qualtrics_assets]),
-            team_map_model,
             warehouse_models,
             monthly_marts,
         ],
@@ -61,7 +60,6 @@ def defs() -> dg.Definitions:
                 survey_ids=dg.EnvVar("QUALTRICS_SURVEY_IDS"),
             ),
             "duckdb": DuckDBResource(database=dg.EnvVar("PSAFE_WAREHOUSE")),
-            "dbt": dbt_resource(),
             "report_folder": ReportFolderResource(path=dg.EnvVar("PSAFE_REPORT_DIR")),
         },
     )

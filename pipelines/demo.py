@@ -19,7 +19,6 @@ from assets.jira.resource import JiraResource
 from assets.landing.resource import LandingFolderResource
 from assets.pagerduty.resource import PagerDutyResource
 from assets.report.resource import ReportFolderResource
-from assets.warehouse.dbt import dbt_resource
 from assets.warehouse.partitions import every_month_tags
 from pipelines.definitions import defs
 from pipelines.progress import with_progress
@@ -61,7 +60,6 @@ def sandbox_resources(sandbox: Sandbox, warehouse: Path, landing: Path) -> dict:
         # The demo writes the landing files itself, so they are complete when the run starts.
         "landing": LandingFolderResource(path=str(landing), hr_id_salt=SANDBOX_HR_SALT, settle_seconds=0),
         "duckdb": DuckDBResource(database=str(warehouse)),
-        "dbt": dbt_resource(),
         "report_folder": ReportFolderResource(path=str(warehouse.parent / "report")),
     }
 
@@ -89,7 +87,7 @@ def run_nightly(
         run_config = {**run_config, **logger_config}
     with contextlib.ExitStack() as output:
         if log_file is not None:
-            # dbt's own log lines (dagster-dbt echoes them on stdout) go to the log, not the terminal.
+            # What dbt prints of its errors goes to the log, not the terminal.
             output.enter_context(contextlib.redirect_stdout(output.enter_context(log_file.open("a"))))
         return job.execute_in_process(
             run_config=run_config,

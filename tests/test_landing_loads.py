@@ -44,7 +44,7 @@ def folders(tmp_path):
     landing.mkdir()
     warehouse = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(warehouse)) as conn:
-        replace_table(conn, "staging", "stg_config__team_map", pl.DataFrame(
+        replace_table(conn, "raw", "config__team_map", pl.DataFrame(
             {"team": ["Payments", "Payments"], "source": ["survey_group", "hr_org_unit"],
              "identifier": ["Payments", "OU-1"]}))
     return landing, warehouse

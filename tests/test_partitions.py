@@ -14,9 +14,7 @@ from assets.warehouse.dbt import (
     SQL_DIR,
     DbtFailed,
     InProcessDbt,
-    dbt_resource,
     monthly_marts,
-    team_map_model,
     warehouse_models,
 )
 from assets.warehouse.partitions import every_month_tags, monthly_partitions
@@ -131,8 +129,8 @@ def test_dagster_runs_one_month_or_every_month(warehouse):
                            "(team varchar, wave_quarter date, n_respondents bigint, safety_mean double, "
                            "is_suppressed boolean)")
     warehouse.close()
-    resources = {"duckdb": DuckDBResource(database=str(warehouse.path)), "dbt": dbt_resource()}
-    assert dg.materialize([team_map_model, warehouse_models, monthly_marts], resources=resources,
+    resources = {"duckdb": DuckDBResource(database=str(warehouse.path))}
+    assert dg.materialize([warehouse_models, monthly_marts], resources=resources,
                           tags=every_month_tags()).success
     assert urgencies(warehouse) == {"PI1": (date(2024, 1, 1), "high"), "PI2": (date(2024, 2, 1), "high")}
 

@@ -52,7 +52,7 @@ def test_every_asset_and_check_that_opens_the_warehouse_is_in_its_pool():
     graph = definitions.resolve_asset_graph()
     nodes = [graph.assets_def_for_key(key) for key in graph.get_all_asset_keys()] + list(definitions.asset_checks)
     assert len(definitions.asset_checks) > 20
-    dbt_models = [node for node in nodes if "dbt" in node.required_resource_keys]
+    dbt_models = [node for node in nodes if "dagster_dbt/select" in node.op.tags]
     # The dbt models (and their dbt tests, run in the same steps) open the warehouse through dbt,
     # on the file the duckdb resource names.
     assert {key.path[0] for node in dbt_models for key in node.keys} == {"staging", "restricted", "intermediate",

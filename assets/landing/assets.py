@@ -41,7 +41,7 @@ from assets.landing.team_map import TeamMapError, read_team_map
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import replace_table, warehouse_connection
 
-TEAM_MAP = dg.AssetKey(["staging", "stg_config__team_map"])
+TEAM_MAP = dg.AssetKey(["raw", "config__team_map"])
 QUARANTINE_SCHEMA = {"source_file": pl.String, "source_line": pl.Int64, "reason": pl.String, "raw_row": pl.String}
 SURVEY_SCHEMA = {
     "response_id": pl.String, "survey_group": pl.String, "submitted_at": pl.Datetime, "source_line": pl.Int64,
@@ -78,7 +78,7 @@ def _identifiers(duckdb_resource: DuckDBResource, source: str) -> dict[str, str]
     """The team map's identifiers of ``source``, keyed by their lower case: names in an
     export match whatever their case."""
     with duckdb_resource.get_connection() as conn:
-        rows = conn.execute("select identifier from staging.stg_config__team_map where source = ?", [source])
+        rows = conn.execute("select identifier from raw.config__team_map where source = ?", [source])
         return {identifier.lower(): identifier for (identifier,) in rows.fetchall()}
 
 

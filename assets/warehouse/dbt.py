@@ -5,9 +5,12 @@ Every dbt model is an asset keyed ``[schema, name]`` (``staging/stg_pagerduty__i
 (which states the grain); its dbt tests are asset checks. Sources carry the keys of the
 Python assets that write them (``meta.dagster.asset_key`` in ``sql/models/_sources.yml``).
 
-Two multi-assets run ``dbt build``, both in the warehouse pool and both opening the DuckDB
-file the ``duckdb`` resource names (passed to dbt as ``PSAFE_WAREHOUSE``, which
-``sql/profiles.yml`` reads):
+Two multi-assets run ``dbt build``, both in the warehouse pool and both on the DuckDB file the
+``duckdb`` resource names (passed to dbt as ``PSAFE_WAREHOUSE``, which ``sql/profiles.yml``
+reads). dbt runs inside the run's process (dbt's ``dbtRunner``), not as a subprocess: the
+project is parsed once per process and every build reuses that parse, so a step pays for its
+models and tests, not for starting dbt; dagster-dbt turns dbt's events into the
+materializations and asset checks, and each finished node is logged as it finishes:
 
 - ``warehouse_models``: every model but the monthly marts. It first gives raw tables written
   before a typed field existed their new columns (``migrate_raw_tables``).
@@ -17,26 +20,30 @@ file the ``duckdb`` resource names (passed to dbt as ``PSAFE_WAREHOUSE``, which
   a run over some months passes them as the vars ``partition_start``/``partition_end`` and
   replaces exactly those months (``sql/macros/monthly_partitions.sql``).
 
-The manifest (``sql/target/manifest.json``, gitignored) is made by ``dbt parse`` when it is
-missing or older than a file of the project, so a fresh clone works as is; ``dagster dev``
-re-parses at every load. ``python -m assets.warehouse.dbt
+The manifest (``sql/target/manifest.json``, gitignored), from which the assets are defined, is
+made by ``dbt parse`` when it is missing or older than a file of the project, so a fresh clone
+works as is; ``dagster dev`` re-parses at every load. ``python -m assets.warehouse.dbt
 prepare`` makes it by hand; ``python -m assets.warehouse.dbt vars`` prints the vars to pass a
 ``dbt`` command run by hand in ``sql/``.
 """
 
+import atexit
+import functools
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster._utils import run_with_concurrent_update_guard
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
+from dagster_dbt.asset_utils import get_subset_selection_for_context
+from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 from dagster_dbt.dbt_project import using_dagster_dev
 from dagster_duckdb import DuckDBResource
 
@@ -48,13 +55,12 @@ from assets.warehouse.raw_tables import migrate_raw_tables
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 # The dbt selection of the monthly partitioned marts: the models that replace months.
 MONTHLY_MARTS = "config.incremental_strategy:replace_months"
-# The team map, which the landing assets read to check exports against: its own step, so
-# the landing assets run between it and the models that read them.
-TEAM_MAP = "stg_config__team_map"
 # Unit tests check the SQL's logic on fixed rows: run by the test suite, not every night.
 NOT_UNIT_TESTS = ["--exclude-resource-type", "unit_test"]
 # Stands in for the warehouse when dbt only parses the project (it opens no database then).
 _PARSE_ONLY_WAREHOUSE = "parse-only.duckdb"
+# dbt's events that report a finished node: logged as they come, turned into Dagster events.
+_NODE_RESULTS = {"LogModelResult", "LogTestResult", "LogSeedResult", "LogSnapshotResult"}
 
 
 def dbt_vars(**runtime: str) -> dict[str, str]:
@@ -66,8 +72,8 @@ def dbt_vars(**runtime: str) -> dict[str, str]:
 
 @contextmanager
 def warehouse_environment(warehouse: str | None) -> Iterator[None]:
-    """``PSAFE_WAREHOUSE`` set to ``warehouse`` while dbt starts (it copies the environment),
-    or to a stand-in for a parse when neither it nor the environment names one."""
+    """``PSAFE_WAREHOUSE`` set to ``warehouse`` while dbt runs (sql/profiles.yml reads it), or
+    to a stand-in for a parse when neither it nor the environment names one."""
     previous = os.environ.get("PSAFE_WAREHOUSE")
     os.environ["PSAFE_WAREHOUSE"] = warehouse or previous or _PARSE_ONLY_WAREHOUSE
     try:
@@ -86,34 +92,97 @@ def _project_files(project_dir: Path) -> Iterator[Path]:
         yield from (path for path in project_dir.glob(pattern) if path.is_file())
 
 
+class DbtFailed(RuntimeError):
+    """A dbt command failed; the message holds dbt's errors."""
+
+
+class InProcessDbt:
+    """dbt run in this process (dbt's ``dbtRunner``) on a warehouse file. The project is parsed
+    once, when this is made, and every command reuses that parse: a build then costs its nodes,
+    not dbt's start-up. The parse starts from the project's parse cache
+    (``sql/target/partial_parse.msgpack``) when there is one, so only changed files are read
+    again. Artifacts and logs go to ``target``, never into the project."""
+
+    def __init__(self, target: Path, project_dir: Path = SQL_DIR, **runtime_vars: str) -> None:
+        self.project_dir, self.target = Path(project_dir), Path(target)
+        self.vars = dbt_vars(**runtime_vars)
+        self.target.mkdir(parents=True, exist_ok=True)
+        cache = self.project_dir / "target" / "partial_parse.msgpack"
+        if cache.exists() and not (self.target / cache.name).exists():
+            shutil.copyfile(cache, self.target / cache.name)
+        self.manifest = self.invoke(None, ["parse"]).result
+
+    def invoke(self, warehouse: Path | str | None, args: list[str],
+               callbacks: list[Callable[[Any], None]] | None = None, **runtime_vars: str):
+        """``dbt <args>`` on ``warehouse``; returns dbt's result, raising ``DbtFailed`` only when
+        dbt could not run the command at all (a node that fails is in the result)."""
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+        from dbt.cli.main import dbtRunner
+
+        options = ["--quiet", "--project-dir", str(self.project_dir), "--profiles-dir", str(self.project_dir),
+                   "--target-path", str(self.target), "--log-path", str(self.target),
+                   "--vars", json.dumps({**self.vars, **runtime_vars})]
+        manifest = getattr(self, "manifest", None)
+        with warehouse_environment(None if warehouse is None else str(warehouse)):
+            try:
+                result = dbtRunner(manifest=manifest, callbacks=callbacks).invoke([*args, *options])
+            finally:
+                # dbt-duckdb keeps its DuckDB instance, the warehouse attached, for the rest of
+                # the process: close it, so the file is free for others when dbt is done.
+                environment, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+                if environment is not None:
+                    environment.close()
+        if result.exception is not None:
+            raise DbtFailed(f"dbt {' '.join(args)} could not run: {result.exception}") from result.exception
+        return result
+
+    def __call__(self, warehouse: Path | str, *args: str, **runtime_vars: str):
+        """``dbt <args>`` on ``warehouse`` (with ``runtime_vars``, e.g. a run's months); raises
+        ``DbtFailed`` naming every node that failed."""
+        result = self.invoke(warehouse, list(args), **runtime_vars)
+        if not result.success:
+            raise DbtFailed(f"dbt {' '.join(args)} failed: {failures(result)}")
+        return result
+
+
+def failures(result) -> str:
+    """The nodes of a dbt result that errored or failed, with dbt's message."""
+    failed = [f"{r.node.unique_id}: {r.message}" for r in getattr(result.result, "results", None) or []
+              if r.status in ("error", "fail")]
+    return "; ".join(failed) or "see the dbt log"
+
+
 def prepare_manifest(project: DbtProject, *, force: bool = False) -> None:
     """``dbt parse`` into ``project.manifest_path`` when forced, when it is missing or when a file
-    of the project changed since (a guard file keeps concurrent processes from parsing at once)."""
+    of the project changed since (a guard file keeps concurrent processes from parsing at once).
+    The parse cache it leaves beside the manifest makes every later parse of the same project
+    quick (``InProcessDbt``)."""
     manifest = project.manifest_path
     if not force and manifest.exists():
         built = manifest.stat().st_mtime
         if all(path.stat().st_mtime <= built for path in _project_files(project.project_dir)):
             return
-
-    def parse() -> None:
-        with warehouse_environment(None):
-            dbt_resource(project).cli(["parse", "--quiet", "--vars", json.dumps(dbt_vars())],
-                                      target_path=project.target_path).wait()
-
     manifest.parent.mkdir(parents=True, exist_ok=True)
-    run_with_concurrent_update_guard(manifest, parse)
-
-
-def dbt_resource(project: DbtProject | None = None) -> DbtCliResource:
-    """dbt of this environment (beside its Python, so a venv needs no activation) on the project."""
-    beside_python = Path(sys.executable).with_name("dbt")
-    return DbtCliResource(project_dir=project or dbt_project,
-                          dbt_executable=str(beside_python) if beside_python.exists() else "dbt")
+    run_with_concurrent_update_guard(manifest, lambda: InProcessDbt(project.target_path, project.project_dir))
 
 
 dbt_project = DbtProject(project_dir=SQL_DIR)
 # `dagster dev` re-parses at every load, so edits to the models show at once.
 prepare_manifest(dbt_project, force=using_dagster_dev())
+
+
+@functools.cache
+def process_dbt() -> InProcessDbt:
+    """The one ``InProcessDbt`` of this process, on the project in sql/ (its artifacts in a
+    temporary folder removed when the process ends)."""
+    target = tempfile.mkdtemp(prefix="psafe-dbt-")
+    atexit.register(shutil.rmtree, target, ignore_errors=True)
+    return InProcessDbt(Path(target))
+
+
+@functools.cache
+def _manifest_json() -> dict[str, Any]:
+    return json.loads(dbt_project.manifest_path.read_text())
 
 
 class WarehouseTranslator(DagsterDbtTranslator):
@@ -128,110 +197,66 @@ class WarehouseTranslator(DagsterDbtTranslator):
         return dbt_resource_props["schema"]
 
 
+translator = WarehouseTranslator()
+
+
 def _duckdb_settings(duckdb: DuckDBResource) -> dict[str, str]:
     config = duckdb.connection_config or {}
     return {f"duckdb_{name}": str(config[name]) for name in ("threads", "memory_limit") if name in config}
 
 
-def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource, args: list[str],
+def _selection(context: dg.AssetExecutionContext) -> list[str]:
+    """The dbt selection of the models and tests this step was asked for: the multi-asset's own
+    selection, or the subset a run selected (dagster-dbt's reading of the context)."""
+    selection, indirect_selection = get_subset_selection_for_context(
+        context=context, manifest=_manifest_json(), select=context.op.tags.get("dagster_dbt/select"),
+        exclude=context.op.tags.get("dagster_dbt/exclude"), selector=None, dagster_dbt_translator=translator,
+        current_dbt_indirect_selection_env=None)
+    return [*selection, *(["--indirect-selection", indirect_selection] if indirect_selection else [])]
+
+
+def run_dbt(context: dg.AssetExecutionContext, duckdb: DuckDBResource, args: list[str],
             **runtime_vars: str) -> Iterator:
-    """``dbt <args>`` on the warehouse the ``duckdb`` resource names, streaming its events; its
-    artifacts and logs go to a temporary folder, removed afterwards."""
-    variables = dbt_vars(**_duckdb_settings(duckdb), **runtime_vars)
-    with tempfile.TemporaryDirectory(prefix="psafe-dbt-") as target:
-        with warehouse_environment(duckdb.database):
-            invocation = dbt.cli([*args, *NOT_UNIT_TESTS, "--vars", json.dumps(variables)], context=context,
-                                 target_path=Path(target))
-        yield from invocation.stream()
-        if variables == dbt_vars():
-            _keep_parse_cache(Path(target), Path(dbt.project_dir) / "target")
+    """``dbt <args>`` (no unit tests) on the selected models and tests, on the warehouse the
+    ``duckdb`` resource names, in this process: each finished node is logged as it finishes,
+    then its materialization or asset check result is yielded (dagster-dbt's reading of dbt's
+    events). A node that failed fails the step, after what succeeded is recorded."""
+    from dbt_common.events.functions import msg_to_dict
 
+    results: list[dict] = []
 
-def _keep_parse_cache(run_target: Path, project_target: Path) -> None:
-    """Keep the run's parse cache (dbt's partial_parse.msgpack) for the next runs: it holds the
-    warehouse's path, which a parse without it (the manifest's) lacks, and a cache made for
-    other settings makes dbt parse the whole project again."""
-    cache = run_target / "partial_parse.msgpack"
-    if cache.exists():
-        kept = project_target / f".{cache.name}.{os.getpid()}"
-        shutil.copyfile(cache, kept)
-        os.replace(kept, project_target / cache.name)
+    def on_event(event) -> None:
+        if event.info.name in _NODE_RESULTS:
+            results.append(msg_to_dict(event))
+            context.log.info(f"dbt: {event.info.msg}")
 
-
-class DbtFailed(RuntimeError):
-    """A dbt command run in this process failed; the message holds dbt's errors."""
-
-
-class InProcessDbt:
-    """dbt run in this process on a warehouse file, for scripts and tests (the assets run it
-    through dagster-dbt): the project is parsed once, then each command reuses the parse.
-    Artifacts and logs go to ``target``, never into the project."""
-
-    def __init__(self, target: Path, project_dir: Path = SQL_DIR, **runtime_vars: str) -> None:
-        self.project_dir, self.target = project_dir, target
-        self.vars = dbt_vars(**runtime_vars)
-        self.manifest = self._invoke(["parse"], manifest=None).result
-
-    def _invoke(self, args: list[str], manifest, warehouse: str | None = None, **runtime_vars: str):
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-        from dbt.cli.main import dbtRunner
-
-        options = ["--quiet", "--project-dir", str(self.project_dir), "--profiles-dir", str(self.project_dir),
-                   "--target-path", str(self.target), "--log-path", str(self.target),
-                   "--vars", json.dumps({**self.vars, **runtime_vars})]
-        with warehouse_environment(warehouse):
-            try:
-                result = dbtRunner(manifest=manifest).invoke([*args, *options])
-            finally:
-                # dbt-duckdb keeps its DuckDB instance, the warehouse attached, for the rest of
-                # the process: close it, so the file is free for others when dbt is done.
-                environment, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
-                if environment is not None:
-                    environment.close()
-        if not result.success:
-            failures = [f"{r.node.unique_id}: {r.message}" for r in getattr(result.result, "results", None) or []
-                        if r.status in ("error", "fail")]
-            raise DbtFailed(f"dbt {' '.join(args)} failed: " + ("; ".join(failures) or str(result.exception)))
-        return result
-
-    def __call__(self, warehouse: Path | str, *args: str, **runtime_vars: str):
-        """``dbt <args>`` on ``warehouse`` (with ``runtime_vars``, e.g. a run's months); raises
-        ``DbtFailed`` naming what failed."""
-        return self._invoke(list(args), self.manifest, str(warehouse), **runtime_vars)
-
-
-translator = WarehouseTranslator()
+    engine = process_dbt()
+    outcome = engine.invoke(duckdb.database, [*args, *_selection(context), *NOT_UNIT_TESTS], callbacks=[on_event],
+                            **_duckdb_settings(duckdb), **runtime_vars)
+    for raw_event in results:
+        yield from DbtCoreCliEventMessage(raw_event=raw_event, event_history_metadata={}).to_default_asset_events(
+            manifest=_manifest_json(), dagster_dbt_translator=translator, context=context,
+            target_path=engine.target)
+    if not outcome.success:
+        raise dg.Failure(description=f"dbt {' '.join(args)} failed: {failures(outcome)}")
 
 
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    select=TEAM_MAP,
-    dagster_dbt_translator=translator,
-    pool=WAREHOUSE_POOL,
-    name="team_map_model",
-)
-def team_map_model(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
-    """The team map's staging model, which the landing assets check exports against."""
-    yield from run_dbt(context, dbt, duckdb, ["build"])
-
-
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    exclude=f"{MONTHLY_MARTS} {TEAM_MAP}",
+    exclude=MONTHLY_MARTS,
     dagster_dbt_translator=translator,
     pool=WAREHOUSE_POOL,
     name="warehouse_models",
 )
-def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
-    """The dbt models but the team map and the monthly marts: staging, restricted,
-    intermediate, dim_teams, fct_tickets."""
+def warehouse_models(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    """The dbt models but the monthly marts: staging, restricted, intermediate, dim_teams,
+    fct_tickets."""
     with duckdb.get_connection() as conn:
         migrated = migrate_raw_tables(conn)
     if migrated:
         context.log.info(f"raw tables given their typed columns from their payloads: {', '.join(migrated)}")
-    yield from run_dbt(context, dbt, duckdb, ["build"])
+    yield from run_dbt(context, duckdb, ["build"])
 
 
 def covers_every_month(context: dg.AssetExecutionContext) -> bool:
@@ -249,15 +274,15 @@ def covers_every_month(context: dg.AssetExecutionContext) -> bool:
     pool=WAREHOUSE_POOL,
     name="monthly_marts",
 )
-def monthly_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
+def monthly_marts(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     """The monthly partitioned marts: a run over every month rebuilds them whole, a run over
     some months replaces exactly those months."""
     if covers_every_month(context):
-        yield from run_dbt(context, dbt, duckdb, ["build", "--full-refresh"])
+        yield from run_dbt(context, duckdb, ["build", "--full-refresh"])
         return
     window = context.partition_time_window
     context.log.info(f"replacing the months {context.partition_key_range.start}..{context.partition_key_range.end}")
-    yield from run_dbt(context, dbt, duckdb, ["build"], partition_start=window.start.date().isoformat(),
+    yield from run_dbt(context, duckdb, ["build"], partition_start=window.start.date().isoformat(),
                        partition_end=window.end.date().isoformat())
 
 
