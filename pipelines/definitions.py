@@ -29,7 +29,7 @@ def defs() -> dg.Definitions:
             *sql_model_assets(),
         ],
         asset_checks=[
-            *dg.load_asset_checks_from_modules([landing_assets, model_assets]),
+            *dg.load_asset_checks_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets]),
             pagerduty_entities_are_mapped,
             jira_entities_are_mapped,
             *gx_asset_checks(),
