@@ -85,6 +85,7 @@ def jira_issues(
         context.log.info(f"issues: {mode} sync of those updated since {since:%Y-%m-%d %H:%M} UTC")
 
         synced_before = mark is not None
+        earlier = quarantined(conn, STREAM)
 
         def stored_histories(issue_id: str) -> list[dict]:
             if not synced_before:
@@ -114,7 +115,7 @@ def jira_issues(
 
         held = set(loaded)
         retried, still = [], []
-        for record in quarantined(conn, STREAM):
+        for record in earlier:
             if record.record_id in held:
                 continue
             try:

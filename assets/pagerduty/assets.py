@@ -149,9 +149,10 @@ def pagerduty_log_entries(
     client = pagerduty.get_client()
     sync = _WindowedSync(context, config, pagerduty, "log_entries", _log_entry_problem)
     with warehouse_connection(duckdb) as conn, failing_clearly():
+        earlier = quarantined(conn, sync.table)
         sync.run(conn, client)
         held = set(sync.loaded_ids)
-        retry = {q.record_id: q.payload for q in quarantined(conn, sync.table) if q.record_id not in held}
+        retry = {q.record_id: q.payload for q in earlier if q.record_id not in held}
         sync.refetch(conn, client, list(retry), "log_entries/{}", "log_entry", counted=False, payloads=retry)
     return sync.result()
 
@@ -177,8 +178,10 @@ def pagerduty_incidents(
     client = pagerduty.get_client()
     sync = _WindowedSync(context, config, pagerduty, "incidents", _incident_problem)
     with warehouse_connection(duckdb) as conn, failing_clearly():
+        earlier = quarantined(conn, sync.table)
         sync.run(conn, client)
-        retry = {q.record_id: q.payload for q in quarantined(conn, sync.table)}
+        held = set(sync.loaded_ids)
+        retry = {q.record_id: q.payload for q in earlier if q.record_id not in held}
         stale = [incident_id for incident_id in _stale_incidents(conn) if incident_id not in retry]
         if stale:
             context.log.info(f"incidents: fetching {len(stale)} incidents again whose timelines changed")
