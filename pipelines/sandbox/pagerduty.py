@@ -166,9 +166,8 @@ class PagerDutyApi(JsonApi):
                  "the live API, a note does not move the incident's updated_at",
         "untyped_agents": "acknowledge entries name their agent without a type, as old accounts' entries do "
                           "(a captured 2013 /log_entries answer: agent {id, summary, self, html_url})",
-        "integration_agents": "triggers raised by an alert and resolves through the API name the integration as "
-                              "agent (AgentReference 'integration_reference'; or the integration's own type, "
-                              "e.g. 'generic_events_api_inbound_integration_reference')",
+        "integration_agents": "triggers raised by an alert and resolves through the API name the service's "
+                              "integration as their agent (AgentReference's 'integration_reference')",
         "offset_timestamps": "timestamps in the account's zone with its offset (2015-11-06T11:12:51-05:00), "
                              "as the spec's examples render them",
         "summary_only_references": "embedded references carry id, type and summary only: self and html_url "
@@ -429,13 +428,12 @@ class PagerDutyApi(JsonApi):
             return moment.astimezone(ACCOUNT_ZONE).replace(microsecond=0).isoformat()
         return pd_time(moment)
 
-    def _integration_agent(self, service: Service, incident: Incident) -> dict:
+    def _integration_agent(self, service: Service) -> dict:
         """The service's monitoring integration as the agent of a log entry."""
         integration_id = "I" + service.pagerduty_id[1:]
-        kind = "integration" if incident.number % 2 else "generic_events_api_inbound_integration"
         return self._embedded({
             "id": integration_id,
-            "type": f"{kind}_reference",
+            "type": "integration_reference",
             "summary": f"{service.name} monitoring",
             "self": f"{self._base_url}/services/{service.pagerduty_id}/integrations/{integration_id}",
             "html_url": f"{WEB_URL}/services/{service.pagerduty_id}/integrations/{integration_id}",
@@ -533,7 +531,7 @@ class PagerDutyApi(JsonApi):
             "teams": [self._embedded(self._team_reference(team))],
         }
         service_agent = self._embedded(self._service_reference(service))
-        monitoring_agent = (self._integration_agent(service, incident) if "integration_agents" in self.variations
+        monitoring_agent = (self._integration_agent(service) if "integration_agents" in self.variations
                             else service_agent)
         responder_agent = self._embedded(self._user_reference(responder)) if responder is not None else None
         if responder_agent is not None and "untyped_agents" in self.variations:
