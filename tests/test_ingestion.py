@@ -53,13 +53,18 @@ def resources(sandbox, warehouse, **options) -> dict:
     }
 
 
-def sync(org, sandbox, warehouse, instance=None, history_start=None, **options) -> dg.ExecuteInProcessResult:
-    """The raw API assets and their quarantine checks, in one run."""
+def sync(org, sandbox, warehouse, instance=None, history_start=None, selection=None,
+         **options) -> dg.ExecuteInProcessResult:
+    """The raw API assets (``selection``: some of their definitions) and their quarantine checks,
+    in one run."""
     start = {"config": {"history_start": history_start or org.spec.start.isoformat()}}
     definitions = dg.Definitions(assets=RAW_ASSETS, asset_checks=QUARANTINE_CHECKS,
-                                 resources=resources(sandbox, warehouse, **options), jobs=[dg.define_asset_job("sync")])
+                                 resources=resources(sandbox, warehouse, **options),
+                                 jobs=[dg.define_asset_job("sync", selection=selection)])
     return definitions.resolve_job_def("sync").execute_in_process(
-        run_config={"ops": {op: start for op in SYNCED_OPS}}, instance=instance, raise_on_error=False)
+        run_config={"ops": {op: start for op in SYNCED_OPS
+                            if selection is None or op in {asset.op.name for asset in selection}}},
+        instance=instance, raise_on_error=False)
 
 
 def failures(result: dg.ExecuteInProcessResult) -> str:

@@ -594,6 +594,7 @@ def test_jira_variations_serve_the_documented_shapes(varied, org):
     assert "isLast" not in listed and "nextPage" not in listed and listed["total"] == len(long.changelog)
 
 
+@pytest.mark.slow
 def test_variations_stay_within_the_published_contracts_but_where_the_vendor_says_otherwise(org):
     checked = 0
     for variation in (*PagerDutyApi.VARIATIONS, *JiraApi.VARIATIONS):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -186,7 +186,7 @@ class JiraResource(dg.ConfigurableResource):
                 params["nextPageToken"] = token
             request = ApiRequest("GET", f"{API}/search/jql", params)
             page = self.get_json(client, "search/jql", params, log,
-                                 _search_page(token, previous_keys, last_updated))
+                                 _search_page(since, token, previous_keys, last_updated))
             result = IssuePage([])
             for issue in page["issues"]:
                 try:
@@ -307,10 +307,12 @@ def _updated_times(issues: list) -> list[datetime]:
     return times
 
 
-def _search_page(token: str | None, previous_keys: list[str], last_updated: datetime | None) -> Expectation:
-    """The next page of an `updated`-ordered search: not the previous page again (same keys,
-    or the token that asked for it), nor a page from before it (every issue updated before
-    the previous page's newest)."""
+def _search_page(since: datetime, token: str | None, previous_keys: list[str],
+                 last_updated: datetime | None) -> Expectation:
+    """The next page of the search for issues updated since ``since``, in `updated` order: no
+    issue updated before ``since`` (JQL compares minutes: a minute's grace), not the previous
+    page again (same keys, or the token that asked for it), nor a page from before it (every
+    issue updated before the previous page's newest)."""
 
     def check(body: dict) -> str | None:
         issues = body.get("issues")
@@ -320,6 +322,9 @@ def _search_page(token: str | None, previous_keys: list[str], last_updated: date
         if (keys and keys == previous_keys) or (token is not None and body.get("nextPageToken") == token):
             return "the search answered the previous page again"
         updated = _updated_times(issues)
+        if updated and min(updated) < since - timedelta(minutes=1):
+            return (f"the search for issues updated since {since:%Y-%m-%d %H:%M} answered with one updated "
+                    f"{min(updated):%Y-%m-%d %H:%M}: another search's page")
         if updated and last_updated is not None and max(updated) < last_updated:
             return (f"the search answered a page from before the previous one (issues updated up to "
                     f"{max(updated):%Y-%m-%d %H:%M:%S}, after {last_updated:%Y-%m-%d %H:%M:%S} was reached)")

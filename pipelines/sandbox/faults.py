@@ -13,9 +13,10 @@
 A fault applies to the requests of one API (optionally of one OpenAPI path template) after
 ``after`` of them went through untouched, for ``times`` requests (None: every one).
 
-``replayed_page`` answers with the body of another request to the same endpoint, as a proxy
-or cache that mixes up requests would: the previous page of a listing, another incident for
-``GET /incidents/{id}``, another issue's changelog. It waits for the endpoint to have
+``replayed_page`` answers with the body of another request, as a proxy or cache that mixes up
+requests would: to the same endpoint when it answered one (the previous page of a listing,
+another incident for ``GET /incidents/{id}``, another issue's changelog), else to another
+endpoint of the API (``/teams`` answered with ``/services``). It waits for the API to have
 answered another request first. ``echoed_headers`` answers ``status`` with an error body, in
 the API's own error shape, that repeats the request's headers (credentials included), as
 some gateways do. ``rewrite`` serves ``rewrite(body)`` instead of a successful JSON body: the
@@ -73,8 +74,10 @@ class FaultPlan:
     def __init__(self) -> None:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
-        # Per endpoint, the latest successful answers to distinct requests: (request, body).
+        # Per endpoint, the latest successful answers to distinct requests: (request, body);
+        # and the latest answer of all, with its endpoint.
         self._answers: dict[str, list[tuple[str, bytes]]] = {}
+        self._latest: tuple[str, bytes] | None = None
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -91,6 +94,8 @@ class FaultPlan:
         identity = f"{request.method} {request.full_path} {request.get_data(as_text=True)}"
         with self._lock:
             replay = next((body for asked, body in reversed(self._answers.get(path, [])) if asked != identity), None)
+            if replay is None and self._latest is not None and self._latest[0] != path:
+                replay = self._latest[1]
             fault = next((f for f in self._faults
                           if f.claims(path, applicable=f.kind != "replayed_page" or replay is not None)), None)
         if fault is None:
@@ -126,3 +131,4 @@ class FaultPlan:
         with self._lock:
             answers = [(asked, kept) for asked, kept in self._answers.get(path, []) if asked != identity]
             self._answers[path] = [*answers[-1:], (identity, body)]
+            self._latest = (path, body)
