@@ -32,6 +32,7 @@ from assets.pagerduty.assets import pagerduty_incidents, pagerduty_log_entries, 
 from assets.pagerduty.resource import PagerDutyResource
 from assets.warehouse.raw_tables import replace_table
 from assets.warehouse.sql_models import SQL_DIR, build_model, read_model
+from benchmarks.ingestion import rate_limit_floor
 from conftest import expected_log_entries
 from pipelines.demo import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, SANDBOX_PAGERDUTY_TOKEN, start_sandbox
 from pipelines.sandbox.jira import JiraApi
@@ -708,6 +709,11 @@ def test_a_quiet_account_costs_one_request_per_empty_window_then_one_per_stream_
     assert full["pagerduty GET /teams"] == full["pagerduty GET /services"] == 1
     assert full["jira GET /rest/api/3/serverInfo"] == 1 and "jira GET /rest/api/3/field" not in full
     assert sum(nightly.values()) == 6, nightly
+
+
+def test_the_benchmark_states_the_rate_limit_floor_in_minutes_or_seconds():
+    # 960 requests a minute: 136 requests take 8.5 s at that pace, 5,136 take 5.35 minutes.
+    assert rate_limit_floor(136, 960) == "8.5 s" and rate_limit_floor(5_136, 960) == "5.3 min"
 
 
 def test_a_refused_listing_fails_with_what_to_fix_and_never_reads_the_clock_from_it(org, sandbox_without_faults):
