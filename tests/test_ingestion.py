@@ -23,6 +23,7 @@ import assets.jira.assets as jira_assets
 import assets.pagerduty.assets as pagerduty_assets
 import assets.pagerduty.resource as pagerduty_resource
 import pipelines.sandbox.pagerduty as pagerduty_sandbox
+from assets.api_quarantine import ApiRequest, PoisonShare, Quarantined
 from assets.api_retry import ApiError
 from assets.jira.assets import jira_issues
 from assets.jira.classification import read_rules, rules_frame
@@ -486,6 +487,20 @@ def test_too_many_records_that_cannot_load_fail_the_sync_as_a_systematic_problem
     assert query(warehouse, "select count(*) from raw._sync_state where stream = 'pagerduty__log_entries'") == [(0,)]
     assert len(quarantined(warehouse, "pagerduty__log_entries")) == 100
 
+
+def test_the_share_of_poison_a_sync_tolerates():
+    request = ApiRequest("GET", "/log_entries")
+    poison = [Quarantined(f"R{n}", "unparseable: created_at None", request) for n in range(6)]
+    share = PoisonShare("pagerduty__log_entries", 0.05)
+    share.add(3, poison[:1])
+    share.check()  # one bad record in a quiet night's three: poison, not a pattern
+    share.add(97, poison[1:5])
+    share.check()  # 5 of 100: at the share
+    share.add(0, poison[5:])
+    with pytest.raises(ApiError, match=r"6 of the 100 records received could not be loaded \(6%; by reason: "
+                                       r"unparseable \(6\)\)") as raised:
+        share.check()
+    assert "R0, R1, R2, R3, R4" in str(raised.value) and not raised.value.retryable
 
 def test_a_jira_issue_whose_changelog_cannot_be_completed_is_quarantined_not_fatal(org, tmp_path):
     # The shape a real site sent (issue 14's report): the search embeds "total": 2 and no

@@ -99,6 +99,7 @@ def jira_issues(
             share.add(page.received, page.poison)
             quarantine(conn, STREAM, page.poison)
             set_aside += len(page.poison)
+            share.check()
             for issue in page.issues:
                 updated = parse_jira_time(issue["fields"]["updated"])
                 newest = updated if newest is None or updated > newest else newest
@@ -108,7 +109,6 @@ def jira_issues(
             write_batch(conn, "jira__issues", page.issues, stream=STREAM, high_water_mark=page_mark)
             release(conn, STREAM, [issue["id"] for issue in page.issues])
             loaded.extend(issue["id"] for issue in page.issues)
-            share.check()
             if len(loaded) % 5_000 < len(page.issues):
                 context.log.info(f"issues: {len(loaded)} loaded so far")
             mark = page_mark or mark

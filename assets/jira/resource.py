@@ -193,7 +193,7 @@ class JiraResource(dg.ConfigurableResource):
                     result.issues.append(self.completed(client, issue, request, log, stored_histories))
                 except PoisonRecord as poison:
                     result.poison.append(Quarantined(record_id(issue), poison.reason, poison.request, issue))
-            previous_keys = [issue.get("key") for issue in page["issues"]]
+            previous_keys = [issue.get("key") for issue in page["issues"] if isinstance(issue, dict)]
             last_updated = max(_updated_times(page["issues"]), default=last_updated)
             token = page.get("nextPageToken")
             result.last = page.get("isLast") is True or not token
@@ -276,8 +276,10 @@ class JiraResource(dg.ConfigurableResource):
         return call_with_retries(walk, what=f"GET {API}/{path}", backoff=self.backoff, log=log)
 
 
-def _issue_problem(issue: dict) -> str | None:
+def _issue_problem(issue: object) -> str | None:
     """What staging could not read in ``issue`` (None: nothing)."""
+    if not isinstance(issue, dict):
+        return f"unparseable: not a JSON object ({type(issue).__name__})"
     if not isinstance(issue.get("id"), str) or not isinstance(issue.get("key"), str):
         return "unparseable: no id or key"
     fields = issue.get("fields")
@@ -291,10 +293,12 @@ def _issue_problem(issue: dict) -> str | None:
     labels = fields.get("labels")
     if labels is not None and not (isinstance(labels, list) and all(isinstance(label, str) for label in labels)):
         return "unparseable: fields.labels is not a list of names"
-    histories = (issue.get("changelog") or {}).get("histories") or []
-    if not all(isinstance(h, dict) and isinstance(h.get("id"), str) and isinstance(h.get("created"), str)
-               for h in histories):
-        return "unparseable: a changelog history without id or created"
+    changelog = issue.get("changelog") or {}
+    histories = (changelog.get("histories") or []) if isinstance(changelog, dict) else None
+    if not isinstance(histories, list) or not all(
+            isinstance(h, dict) and isinstance(h.get("id"), str) and isinstance(h.get("created"), str)
+            for h in histories):
+        return "unparseable: the changelog is not a list of histories with an id and a time"
     return None
 
 

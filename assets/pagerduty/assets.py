@@ -101,12 +101,12 @@ def _sync_listing(context: dg.AssetExecutionContext, pagerduty: PagerDutyResourc
     table = f"pagerduty__{path}"
     with failing_clearly():
         records = list(pagerduty.iter_all(pagerduty.get_client(), path, context.log.warning))
-        loadable, poison = split_poison(records, _identified, ApiRequest("GET", f"/{path}", {"limit": PAGE_SIZE}))
-        share = PoisonShare(table, pagerduty.max_quarantined_share)
-        share.add(len(records), poison)
-        share.check()
-    with warehouse_connection(duckdb) as conn:
+    loadable, poison = split_poison(records, _identified, ApiRequest("GET", f"/{path}", {"limit": PAGE_SIZE}))
+    share = PoisonShare(table, pagerduty.max_quarantined_share)
+    share.add(len(records), poison)
+    with warehouse_connection(duckdb) as conn, failing_clearly():
         replace_quarantine(conn, table, poison)
+        share.check()
         upsert_json_records(conn, table, loadable)
     context.log.info(f"loaded {len(loadable)} {path}" + (f"; {len(poison)} quarantined" if poison else ""))
     return dg.MaterializeResult(metadata={"rows": len(loadable), "quarantined": len(poison)})
