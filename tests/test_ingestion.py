@@ -216,6 +216,21 @@ def test_full_windows_are_split_under_the_offset_cap_where_a_naive_client_fails(
     assert done == sorted(done) and done[-1] == org.as_of
 
 
+@pytest.mark.parametrize("skew", [timedelta(days=-200), timedelta(hours=-2), timedelta(days=400)])
+def test_windows_end_at_the_apis_clock_whatever_the_workers_says(org, sandbox_without_faults, monkeypatch, skew):
+    class SkewedClock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return org.as_of + skew
+
+    monkeypatch.setattr(pagerduty_resource, "datetime", SkewedClock)
+    resource = resources(sandbox_without_faults, "unused")["pagerduty"]
+    start = datetime(org.spec.start.year, org.spec.start.month, 1, tzinfo=UTC)
+    pages = list(resource.iter_window(resource.get_client(), "incidents", start))
+    ids = [incident["id"] for page in pages for incident in page.records]
+    assert sorted(ids) == sorted(i.pagerduty_id for i in org.incidents) and len(set(ids)) == len(ids)
+    assert [page.window_done for page in pages if page.window_done][-1] == org.as_of
+
 def test_six_month_spans_are_refused(org):
     with start_sandbox(org) as sandbox:
         resource = resources(sandbox, "unused")["pagerduty"]

@@ -24,6 +24,9 @@ OFFSET_CAP = 10_000
 PAGE_SIZE = 100
 MAX_WINDOW = timedelta(days=180)
 MIN_WINDOW = timedelta(minutes=1)
+# Until the API's clock is known (its first answer), a window ends at most this far past the
+# worker's: a worker clock that is behind only splits the stretch into one window more.
+CLOCK_SKEW_ALLOWANCE = timedelta(days=1)
 
 # A date-time as the API renders it: seconds always, an offset always ("Z", "+01:00", "-0500").
 _DATE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)")
@@ -196,7 +199,7 @@ class PagerDutyResource(dg.ConfigurableResource):
         """
         start, length, now = since, MAX_WINDOW, None
         while now is None or start < now:
-            end = start + length if now is None else min(start + length, now)
+            end = _window_end(start, length, now)
             params = _window_params(start, end, total=True)
             first, answered_at = self._get(client, path, params, log, _window(path, start, end))
             now = now or answered_at or datetime.now(UTC).replace(microsecond=0)
@@ -279,6 +282,16 @@ def _server_date(response: Response) -> datetime | None:
         return parsedate_to_datetime(response.headers["Date"]).astimezone(UTC)
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _window_end(start: datetime, length: timedelta, now: datetime | None) -> datetime:
+    """Where the window from ``start`` ends: ``length`` later, never past the API's "now";
+    before that is known, never further past the worker's clock than CLOCK_SKEW_ALLOWANCE
+    (unless the worker's clock is behind ``start`` itself)."""
+    if now is not None:
+        return min(start + length, now)
+    horizon = datetime.now(UTC).replace(microsecond=0) + CLOCK_SKEW_ALLOWANCE
+    return min(start + length, horizon) if horizon > start else start + length
 
 
 def _resized(length: timedelta, total: int) -> timedelta:
