@@ -168,8 +168,8 @@ class JiraResource(dg.ConfigurableResource):
 
         Pages through `/search/jql` (the only search Jira Cloud still serves) by
         `nextPageToken` until a page has none (or says `isLast`). A page that answers another
-        request (the previous page again, or a page from before the previous one) is fetched
-        again. The changelog embedded in a search result is a single page (the newest
+        request (the previous page again, a page from before the previous one, another
+        search's page) is fetched again. The changelog embedded in a search result is a single page (the newest
         entries); when its total says there is more, the histories already stored for the
         issue (``stored_histories(issue_id)``, from an earlier sync) may complete it, else the
         rest comes from `/issue/{id}/changelog`. An issue that cannot be read or completed is
