@@ -6,19 +6,23 @@ off and call through ``call_with_retries`` instead, so every transient failure (
 without rate-limit headers, 5xx, timeouts and broken connections, truncated or replayed
 pages) gets the same bounded treatment: wait what the server asks (``ratelimit-reset`` or
 ``Retry-After``) or back off exponentially, at most ``max_attempts`` times, then fail the
-run with an error that says what happened. Errors never carry request headers, so
-credentials stay out of logs and run metadata.
+run with an error that says what happened. Error text taken from a response (a body that
+echoes the request's headers, as some proxies do) goes through ``redact`` first, so
+credentials stay out of logs, run metadata and the quarantine.
 """
 
 from __future__ import annotations
 
+import base64
+import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
+from urllib.parse import quote
 
 import dagster as dg
 
@@ -31,11 +35,33 @@ API_ASSET_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Back
 
 class ApiError(RuntimeError):
     """An API call failed for good: refused (``retryable`` False: bad credentials, a bad
-    request) or still failing after the bounded retries (a later run step may succeed)."""
+    request) or still failing after the bounded retries (a later run step may succeed).
+    ``status`` is the HTTP status of a refusal, if there was one."""
 
-    def __init__(self, message: str, *, retryable: bool = False):
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None):
         super().__init__(message)
         self.retryable = retryable
+        self.status = status
+
+
+# The value of an Authorization header, wherever a body or message repeats it: "Authorization:
+# Token token=...", "'authorization': 'Basic ...'", "Bearer ...".
+_AUTHORIZATION = re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)[^\"'\r\n,;}]+")
+_CREDENTIAL = re.compile(r"(?i)\b(token token=|basic |bearer )[\w+/=.~-]+")
+REDACTED = "[redacted]"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` without ``secrets`` (nor their base64 or URL-encoded forms, as HTTP Basic
+    and query strings carry them) and without the value of any Authorization header."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if not secret:
+            continue
+        encoded = base64.b64encode(secret.encode()).decode()
+        for form in {secret, encoded, encoded.rstrip("="), quote(secret, safe="")}:
+            text = text.replace(form, REDACTED)
+    text = _AUTHORIZATION.sub(lambda match: match.group(1) + REDACTED, text)
+    return _CREDENTIAL.sub(lambda match: match.group(1) + REDACTED, text)
 
 
 @contextmanager

@@ -111,8 +111,15 @@ def report(title: str, elapsed: float, requests: Counter, floor: dict[str, int],
         for endpoint, count in sorted(made.items(), key=lambda kv: -kv[1]):
             print(f"      {count:7,d}  {endpoint}")
     pagerduty_total = sum(v for k, v in requests.items() if k.startswith("pagerduty"))
-    print(f"  PagerDuty's rate limit alone makes {pagerduty_total:,d} requests take at least "
-          f"{max(0, math.ceil(pagerduty_total / rate_limit) - 1)} min")
+    print(f"  PagerDuty's rate limit ({rate_limit:,d} requests a minute) alone makes these {pagerduty_total:,d} "
+          f"requests take at least {rate_limit_floor(pagerduty_total, rate_limit)}")
+
+
+def rate_limit_floor(requests: int, per_minute: int) -> str:
+    """How long ``requests`` take at most ``per_minute`` a minute, kept up: in minutes, or in
+    seconds below one (a burst may go faster for its first minute, never longer)."""
+    minutes = requests / per_minute
+    return f"{minutes:,.1f} min" if minutes >= 1 else f"{minutes * 60:.1f} s"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ def defs() -> dg.Definitions:
             monthly_marts,
         ],
         asset_checks=[
-            *dg.load_asset_checks_from_modules([landing_assets, model_assets]),
+            *dg.load_asset_checks_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets]),
             pagerduty_entities_are_mapped,
             jira_entities_are_mapped,
             *gx_asset_checks(),

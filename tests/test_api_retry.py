@@ -1,12 +1,15 @@
-"""The bounded retry loop both API resources share: what it waits, and when it gives up."""
+"""The bounded retry loop both API resources share: what it waits, and when it gives up; and
+the redaction of credentials from error text."""
 
+import base64
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from urllib.parse import quote
 
 import dagster as dg
 import pytest
 
-from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, failing_clearly, wait_hint
+from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, failing_clearly, redact, wait_hint
 
 
 def test_wait_hints_come_from_either_header():
@@ -50,3 +53,20 @@ def test_refused_calls_fail_the_step_without_dagster_retries():
     assert raised.value.allow_retries is False and "401" in raised.value.description
     with pytest.raises(ApiError), failing_clearly():
         raise ApiError("still failing", retryable=True)
+
+
+def test_redact_removes_credentials_in_every_form_an_echoed_request_carries_them():
+    email, token, pd_token = "reader@example.com", "jira-tok_3/x+y", "pd-Zq81xV3c"
+    pair = f"{email}:{token}"
+    basic = base64.b64encode(pair.encode()).decode()
+    echoed = (
+        f"request headers = {{'Authorization': 'Basic {basic}', 'Accept': 'application/json'}}\n"
+        f'{{"headers": {{"authorization": "Token token={pd_token}", "User-Agent": "python-httpx"}}}}\n'
+        f"Authorization: Bearer some.jwt.value\nurl=https://x.test/?u={quote(pair, safe='')} pair={pair} "
+        f"unpadded={basic.rstrip('=')}"
+    )
+    cleaned = redact(echoed, [pd_token, token, pair])
+    for secret in (pd_token, token, pair, basic, basic.rstrip("="), quote(pair, safe=""), "some.jwt.value"):
+        assert secret not in cleaned
+    assert "'Accept': 'application/json'" in cleaned and '"User-Agent": "python-httpx"' in cleaned
+    assert redact("HTTP 400: Invalid Input Provided", [pd_token]) == "HTTP 400: Invalid Input Provided"

@@ -1,6 +1,7 @@
 """The PagerDuty / Jira sandbox, driven over HTTPS through the official client libraries and
 checked against the published OpenAPI descriptions and the generator's records."""
 
+import base64
 import copy
 import socket
 from collections import Counter
@@ -17,6 +18,8 @@ from jira import JIRA, JIRAError
 from conftest import expected_log_entries
 from openapi_contract import JIRA_SPEC, PAGERDUTY_SPEC, PATCHES, validate
 from pipelines.sandbox.__main__ import main as sandbox_main
+from pipelines.sandbox.faults import Fault
+from pipelines.sandbox.jira import JiraApi
 from pipelines.sandbox.pagerduty import PagerDutyApi
 from pipelines.sandbox.server import Sandbox
 from pipelines.synthetic.org import OrgSpec, generate
@@ -458,3 +461,170 @@ def test_command_line_reports_clear_errors(capsys):
         port = busy.getsockname()[1]
         assert sandbox_main(["--teams", "2", "--months", "6", "--pagerduty-port", str(port), "--jira-port", "0"]) == 1
     assert f"127.0.0.1:{port}" in capsys.readouterr().err
+
+
+# -- single records, faults and variations ------------------------------------------------
+
+
+def test_single_records_are_served_by_id(pd, jira, org):
+    entry = pd_get(pd, "/log_entries", {"since": iso(org.incidents[0].created_at), "until": iso(org.as_of),
+                                        "limit": 1})["log_entries"][0]
+    single = pd_get(pd, f"/log_entries/{entry['id']}")
+    validate(PAGERDUTY_SPEC, "/log_entries/{id}", "get", 200, single)
+    assert single["log_entry"] == entry
+    assert pd_get(pd, "/log_entries/RNOSUCH", status=404)["error"]["code"] == 2100
+
+    long = max(org.tickets, key=lambda t: len(t.changelog))
+    issue = jira_json(jira, f"issue/{long.id}", {"fields": ",".join(SEARCH_FIELDS), "expand": "changelog"})
+    validate(JIRA_SPEC, "/rest/api/3/issue/{issueIdOrKey}", "get", 200, issue)
+    assert (issue["id"], issue["key"], set(issue["fields"])) == (long.id, long.key, set(SEARCH_FIELDS))
+    assert issue["changelog"]["total"] == len(long.changelog)
+    assert [h["id"] for h in issue["changelog"]["histories"]] == [c.id for c in reversed(long.changelog)][:40]
+    assert jira_status(lambda: jira_json(jira, "issue/NOPE-1"))[0] == 404
+
+
+def test_a_replayed_page_answers_with_another_requests_body(org):
+    first, second = org.incidents[:2]
+    long, other = sorted(org.tickets, key=lambda t: len(t.changelog), reverse=True)[:2]
+    with Sandbox(org, pagerduty_token=PD_TOKEN, jira_email=JIRA_EMAIL, jira_token=JIRA_TOKEN) as sandbox:
+        pd_client = pagerduty.RestApiV2Client(PD_TOKEN, base_url=sandbox.pagerduty_url, verify=sandbox.ca_bundle_path)
+        jira_client = JIRA(server=sandbox.jira_url, basic_auth=(JIRA_EMAIL, JIRA_TOKEN), max_retries=0,
+                           options={"rest_api_version": "3", "verify": sandbox.ca_bundle_path}, get_server_info=False)
+        # Nothing to replay yet: the first request goes through and the fault waits.
+        fault = sandbox.inject_fault("pagerduty", "replayed_page", path="/incidents/{id}")
+        assert pd_get(pd_client, f"/incidents/{first.pagerduty_id}")["incident"]["id"] == first.pagerduty_id
+        assert fault.fired == 0
+        # Then another incident's body answers the request for this one.
+        assert pd_get(pd_client, f"/incidents/{second.pagerduty_id}")["incident"]["id"] == first.pagerduty_id
+        assert pd_get(pd_client, f"/incidents/{second.pagerduty_id}")["incident"]["id"] == second.pagerduty_id
+        # The same for an issue's changelog: another issue's.
+        assert jira_json(jira_client, f"issue/{long.key}/changelog")["total"] == len(long.changelog)
+        sandbox.inject_fault("jira", "replayed_page", path="/rest/api/3/issue/{issueIdOrKey}/changelog")
+        replayed = jira_json(jira_client, f"issue/{other.key}/changelog")
+        assert replayed["total"] == len(long.changelog) and f"/issue/{long.key}/changelog" in replayed["self"]
+
+
+@pytest.mark.parametrize("status", [400, 401, 500])
+def test_echoed_headers_put_the_credentials_in_an_error_body_of_the_apis_shape(org, status):
+    with Sandbox(org, pagerduty_token=PD_TOKEN, jira_email=JIRA_EMAIL, jira_token=JIRA_TOKEN) as sandbox:
+        sandbox.inject_fault("pagerduty", "echoed_headers", status=status)
+        sandbox.inject_fault("jira", "echoed_headers", status=status)
+        with httpx.Client(verify=sandbox.ca_bundle_path) as raw:
+            answer = raw.get(f"{sandbox.pagerduty_url}/teams", headers={"Authorization": f"Token token={PD_TOKEN}"})
+            assert answer.status_code == status and f"Token token={PD_TOKEN}" in answer.json()["error"]["message"]
+            answer = raw.get(f"{sandbox.jira_url}/rest/api/3/serverInfo", auth=(JIRA_EMAIL, JIRA_TOKEN))
+            basic = base64.b64encode(f"{JIRA_EMAIL}:{JIRA_TOKEN}".encode()).decode()
+            assert answer.status_code == status and f"Basic {basic}" in answer.json()["errorMessages"][0]
+
+
+def test_a_rewrite_serves_the_record_shape_a_test_chooses(org):
+    with Sandbox(org, pagerduty_token=PD_TOKEN) as sandbox:
+        sandbox.inject_fault("pagerduty", "rewrite", path="/teams", rewrite=lambda body: {**body, "teams": []})
+        client = pagerduty.RestApiV2Client(PD_TOKEN, base_url=sandbox.pagerduty_url, verify=sandbox.ca_bundle_path)
+        assert pd_get(client, "/teams")["teams"] == []
+        assert len(pd_get(client, "/teams")["teams"]) == len(org.teams)  # once, unless times says otherwise
+    with pytest.raises(ValueError, match="rewrite"):
+        Fault("rewrite")
+    with pytest.raises(ValueError, match="unknown variations"):
+        Sandbox(org, variations={"notes", "teapot"})
+
+
+# Variations outside the published schemas, and the documents that say the API sends them.
+BEYOND_THE_SCHEMAS = {
+    # Reference requires a type; a captured 2013 answer's acknowledge entry has none (see
+    # tests/test_ingestion.py, CAPTURED_2013_TIMELINE).
+    "untyped_agents": {"/log_entries"},
+    # The schemas do not mark these nullable, but tests/specs/pagerduty/06-Types.md: "Unless otherwise
+    # noted, any field in the PagerDuty API can contain the value null", and AcknowledgeLogEntry's
+    # own description: acknowledgement_timeout "may also be null".
+    "null_fields": {"/log_entries", "/incidents", "/incidents/{id}", "/services"},
+}
+
+
+@pytest.fixture(scope="module")
+def varied(org):
+    every = {*PagerDutyApi.VARIATIONS, *JiraApi.VARIATIONS}
+    with Sandbox(org, pagerduty_token=PD_TOKEN, jira_email=JIRA_EMAIL, jira_token=JIRA_TOKEN,
+                 variations=every) as sandbox:
+        pd_client = pagerduty.RestApiV2Client(PD_TOKEN, base_url=sandbox.pagerduty_url, verify=sandbox.ca_bundle_path)
+        jira_client = JIRA(server=sandbox.jira_url, basic_auth=(JIRA_EMAIL, JIRA_TOKEN), max_retries=0,
+                           options={"rest_api_version": "3", "verify": sandbox.ca_bundle_path}, get_server_info=False)
+        yield pd_client, jira_client
+
+
+def test_pagerduty_variations_serve_the_documented_shapes(varied, org):
+    pd_client, _ = varied
+    start, end = history_bounds(org)
+    entries = [e for since, until in windows(start, end, timedelta(days=90))
+               for e in pd_client.iter_all("log_entries", params={"since": iso(since), "until": iso(until)})]
+    incidents = {i["id"]: i for i in pd_client.iter_all("incidents", params={"date_range": "all"})}
+    notes = [e for e in entries if e["type"] == "annotate_log_entry"]
+    assert notes and all(e["channel"]["type"] == "note" for e in notes)
+    for note in notes:  # a note moves neither updated_at nor last_status_change_at
+        incident = incidents[note["incident"]["id"]]
+        assert datetime.fromisoformat(note["created_at"]) > datetime.fromisoformat(incident["updated_at"])
+    acks = [e for e in entries if e["type"] == "acknowledge_log_entry"]
+    assert acks and all("type" not in e["agent"] and "/users/" in e["agent"]["self"] for e in acks)
+    assert all(e["acknowledgement_timeout"] is None and e["html_url"] is None for e in acks)
+    by_api = [e for e in entries if e["type"] == "resolve_log_entry" and e["channel"]["type"] == "api"]
+    assert by_api and all(e["agent"]["type"] == "integration_reference" for e in by_api)
+    assert all(e["created_at"].endswith("-05:00") for e in entries)
+    assert all(e["service"]["self"] is None and e["teams"][0]["html_url"] is None for e in entries)
+    assert all("resolve_reason" in i for i in incidents.values())
+    assert {s["description"] for s in pd_client.iter_all("services")} == {None}
+
+
+def test_jira_variations_serve_the_documented_shapes(varied, org):
+    _, jira_client = varied
+    jql, pages, token = "project = PAY ORDER BY key", [], None
+    while True:
+        page = jira_json(jira_client, "search/jql", {"jql": jql, "maxResults": 40, "expand": "changelog",
+                                                      "nextPageToken": token})
+        pages.append(page)
+        token = page["nextPageToken"]
+        if token is None:
+            break
+    assert all("isLast" not in page for page in pages) and len(pages) > 1
+    assert {len(page["issues"]) for page in pages[:-1]} == {15}  # fewer than the 40 asked for
+    assert sum(len(page["issues"]) for page in pages) == sum(t.project_key == "PAY" for t in org.tickets)
+    embedded = [issue["changelog"] for page in pages for issue in page["issues"]]
+    assert all(changelog["histories"] == [] for changelog in embedded) and any(c["total"] for c in embedded)
+    long = max(org.tickets, key=lambda t: len(t.changelog))
+    listed = jira_json(jira_client, f"issue/{long.key}/changelog", {"maxResults": 10})
+    assert "isLast" not in listed and "nextPage" not in listed and listed["total"] == len(long.changelog)
+
+
+@pytest.mark.slow
+def test_variations_stay_within_the_published_contracts_but_where_the_vendor_says_otherwise(org):
+    checked = 0
+    for variation in (*PagerDutyApi.VARIATIONS, *JiraApi.VARIATIONS):
+        with Sandbox(org, pagerduty_token=PD_TOKEN, jira_email=JIRA_EMAIL, jira_token=JIRA_TOKEN,
+                     variations={variation}) as sandbox:
+            pd_client = pagerduty.RestApiV2Client(PD_TOKEN, base_url=sandbox.pagerduty_url,
+                                                  verify=sandbox.ca_bundle_path)
+            jira_client = JIRA(server=sandbox.jira_url, basic_auth=(JIRA_EMAIL, JIRA_TOKEN), max_retries=0,
+                               options={"rest_api_version": "3", "verify": sandbox.ca_bundle_path},
+                               get_server_info=False)
+            incident = next(i for i in org.incidents if i.resolved_at and i.number % 3 == 0)
+            long = max(org.tickets, key=lambda t: len(t.changelog))
+            samples = [
+                (PAGERDUTY_SPEC, "/log_entries", pd_get(pd_client, "/log_entries", {
+                    "since": iso(incident.created_at), "until": iso(incident.created_at + timedelta(days=7)),
+                    "limit": 100})),
+                (PAGERDUTY_SPEC, "/incidents", pd_get(pd_client, "/incidents", {"date_range": "all", "limit": 100})),
+                (PAGERDUTY_SPEC, "/incidents/{id}", pd_get(pd_client, f"/incidents/{incident.pagerduty_id}")),
+                (PAGERDUTY_SPEC, "/services", pd_get(pd_client, "/services")),
+                (JIRA_SPEC, "/rest/api/3/search/jql", jira_json(jira_client, "search/jql", {
+                    "jql": "project = PAY", "fields": ",".join(SEARCH_FIELDS), "expand": "changelog"})),
+                (JIRA_SPEC, "/rest/api/3/issue/{issueIdOrKey}/changelog",
+                 jira_json(jira_client, f"issue/{long.key}/changelog")),
+            ]
+        beyond = BEYOND_THE_SCHEMAS.get(variation, set())
+        for spec, path, body in samples:
+            if path in beyond:
+                with pytest.raises(jsonschema.ValidationError):
+                    validate(spec, path, "get", 200, body)
+            else:
+                validate(spec, path, "get", 200, body)
+                checked += 1
+    assert checked > 50

@@ -1,8 +1,11 @@
 """Jira ingestion: issues with their full changelogs, and the ticket classification rules.
 
-Issues sync incrementally by `updated`: the high-water mark (the latest `updated` loaded)
-is kept in ``raw._sync_state`` and committed with each page of rows, and the next run asks
-for `updated >= mark - lookback_minutes`, so edits to old issues are picked up too.
+Issues sync incrementally by `updated`: the high-water mark is kept in ``raw._sync_state`` and
+committed with each page of rows (the newest `updated` loaded; once the search is through, the
+site's time when the sync began), and the next run asks for `updated >= mark -
+lookback_minutes`, so edits to old issues are picked up too and a quiet site costs one search
+request a night. An issue that cannot be read or completed goes to ``quarantine.api_records``
+and is fetched again (`/issue/{id}`) on every later run (see assets/api_quarantine.py).
 """
 
 import json
@@ -12,9 +15,21 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from assets.api_quarantine import (
+    ApiRequest,
+    PoisonRecord,
+    PoisonShare,
+    Quarantined,
+    quarantine,
+    quarantine_check,
+    quarantined,
+    release,
+    split_untypable,
+)
 from assets.api_retry import API_ASSET_RETRY_POLICY, failing_clearly
 from assets.jira.classification import read_rules, rules_frame
-from assets.jira.resource import JiraResource
+from assets.jira.resource import API, JiraResource, parse_jira_time
+from assets.warehouse.partitions import HISTORY_START
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import (
     read_high_water_mark,
@@ -32,7 +47,7 @@ class JiraSyncConfig(dg.Config):
     from the stored high-water mark, ``lookback_minutes`` earlier. ``full_refresh`` forgets
     the mark and syncs from ``history_start`` again."""
 
-    history_start: str = "2024-01-01"
+    history_start: str = HISTORY_START
     lookback_minutes: int = 60
     full_refresh: bool = False
 
@@ -51,42 +66,83 @@ def jira_issues(
     duckdb: DuckDBResource,
 ) -> dg.MaterializeResult:
     """Jira issues updated since the last sync (or `history_start`), each with its complete
-    changelog, from `/rest/api/3/search/jql` paged by `nextPageToken`."""
+    changelog, from `/rest/api/3/search/jql` paged by `nextPageToken`; quarantined issues
+    are fetched again with `/rest/api/3/issue/{id}`."""
     history_start = datetime.fromisoformat(config.history_start).replace(tzinfo=UTC)
-    loaded = 0
+    log = context.log.warning
+    client = jira.get_client()
+    share = PoisonShare(STREAM, jira.max_quarantined_share)
+    loaded: list[str] = []
+    set_aside = 0
     with warehouse_connection(duckdb) as conn, failing_clearly():
-        client = jira.get_client(context.log.warning)
         # An issue edited while we page moves behind the cursor and can push the one after it
-        # past a page boundary; capping the mark at the server's time when the sync began
-        # makes the next run look again at everything updated before then.
-        started = jira.server_time(client, context.log.warning)
+        # past a page boundary; capping the mark at the site's time when the sync began makes
+        # the next run look again at everything updated since then.
+        started = jira.site_time(client, log)
         if config.full_refresh:
             reset_high_water_mark(conn, STREAM)
         mark = read_high_water_mark(conn, STREAM)
         since = history_start if mark is None else max(history_start, mark - timedelta(minutes=config.lookback_minutes))
         mode = "full" if mark is None else "incremental"
-        jql = f"updated >= {int(since.timestamp() * 1000)} ORDER BY updated ASC, key ASC"
-        context.log.info(f"issues: {mode} sync, `{jql}`")
-        newest = mark
+        context.log.info(f"issues: {mode} sync of those updated since {since:%Y-%m-%d %H:%M} UTC")
+
+        synced_before = mark is not None
+        earlier = quarantined(conn, STREAM)
+
         def stored_histories(issue_id: str) -> list[dict]:
-            if mark is None:
+            if not synced_before:
                 return []
             row = conn.execute("select payload -> 'changelog' -> 'histories' from raw.jira__issues where id = ?",
                                [issue_id]).fetchone()
             return json.loads(row[0]) if row and row[0] else []
 
-        for page in jira.iter_issues(client, jql, context.log.warning, stored_histories):
-            for issue in page:
-                updated = datetime.strptime(issue["fields"]["updated"], "%Y-%m-%dT%H:%M:%S.%f%z")
+        newest = mark
+        for page in jira.iter_issues(client, since, log, stored_histories):
+            page.issues, untypable = split_untypable(conn, "jira__issues", page.issues, page.request)
+            page.poison += untypable
+            share.add(page.received, page.poison)
+            quarantine(conn, STREAM, page.poison)
+            set_aside += len(page.poison)
+            share.check()
+            for issue in page.issues:
+                updated = parse_jira_time(issue["fields"]["updated"])
                 newest = updated if newest is None or updated > newest else newest
-            # Pages come in `updated` order, so everything up to this page's newest is loaded.
-            loaded += write_batch(conn, "jira__issues", page, stream=STREAM,
-                                  high_water_mark=min(newest, started) if newest else None)
-            if loaded and loaded % 5_000 < len(page):
-                context.log.info(f"issues: {loaded} loaded so far")
-    mark = min(newest, started) if newest else None
-    context.log.info(f"issues: loaded {loaded} ({mode}), high-water mark {mark}")
-    return dg.MaterializeResult(metadata={"rows": loaded, "mode": mode, "jql": jql, "high_water_mark": str(mark)})
+            # Pages come in `updated` order, so everything up to this page's newest is loaded;
+            # after the last page, everything updated before the sync began.
+            page_mark = started if page.last else (min(newest, started) if newest else None)
+            write_batch(conn, "jira__issues", page.issues, stream=STREAM, high_water_mark=page_mark)
+            release(conn, STREAM, [issue["id"] for issue in page.issues])
+            loaded.extend(issue["id"] for issue in page.issues)
+            if len(loaded) % 5_000 < len(page.issues):
+                context.log.info(f"issues: {len(loaded)} loaded so far")
+            mark = page_mark or mark
+
+        held = set(loaded)
+        retried, still = [], []
+        for record in earlier:
+            if record.record_id in held:
+                continue
+            try:
+                if record.record_id.startswith("sha256:"):  # no id to ask for: only its payload to check again
+                    retried.append(jira.completed(client, record.payload, record.request, log, stored_histories))
+                else:
+                    retried.append(jira.fetch_issue(client, record.record_id, log, stored_histories))
+            except PoisonRecord as poison:
+                still.append(Quarantined(record.record_id, poison.reason, poison.request, record.payload))
+        for issue in list(retried):
+            _, untypable = split_untypable(conn, "jira__issues", [issue], ApiRequest("GET", f"{API}/issue/{issue['id']}"))
+            if untypable:
+                retried.remove(issue)
+                still += untypable
+        write_batch(conn, "jira__issues", retried)
+        release(conn, STREAM, [issue["id"] for issue in retried])
+        quarantine(conn, STREAM, still)
+    context.log.info(f"issues: loaded {len(loaded)} ({mode}), {len(retried)} of the quarantined loaded now, "
+                     f"{set_aside + len(still)} quarantined; high-water mark {mark}")
+    return dg.MaterializeResult(metadata={
+        "rows": len(loaded) + len(retried), "quarantined": set_aside + len(still), "mode": mode,
+        "since": since.isoformat(), "high_water_mark": str(mark),
+    })
 
 
 @dg.asset(pool=WAREHOUSE_POOL, key=["raw", "config__ticket_classification"], group_name="jira", kinds={"yaml", "duckdb"})
@@ -100,3 +156,6 @@ def ticket_classification_rules(context: dg.AssetExecutionContext, jira: JiraRes
         replace_table(conn, "raw", "config__ticket_classification", rules_frame(rows))
     context.log.info(f"{len(rows)} classification rules from {path}")
     return dg.MaterializeResult(metadata={"rules": len(rows), "path": str(path)})
+
+
+quarantine_checks = [quarantine_check(jira_issues, STREAM)]

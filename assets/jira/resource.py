@@ -1,19 +1,23 @@
-"""Jira Cloud REST API v3 through the ``jira`` (pycontribs) client."""
+"""Jira Cloud REST API v3 through the ``jira`` (pycontribs) client's authenticated session."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from urllib.parse import urlparse
 
 import dagster as dg
 import requests
 from jira import JIRA, JIRAError
 from pydantic import Field
 
-from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, wait_hint
+from assets.api_quarantine import DEFAULT_MAX_QUARANTINED_SHARE, ApiRequest, PoisonRecord, Quarantined, record_id
+from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, redact, wait_hint
 
+API = "/rest/api/3"
 SEARCH_PAGE_SIZE = 100
 CHANGELOG_PAGE_SIZE = 100
 ISSUE_FIELDS = [
@@ -28,15 +32,46 @@ ISSUE_FIELDS = [
     "components",
 ]
 DEFAULT_CLASSIFICATION_RULES = Path(__file__).resolve().parents[2] / "config" / "ticket_classification.yml"
+# Jira's date-time, "2024-01-05T10:00:00.000+0000" (staging reads exactly this layout).
+JIRA_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}")
+_CHANGELOG_PATH = re.compile(r"/issue/([^/]+)/changelog/?$")
+# Statuses with which Jira refuses one issue's request for good (no access to it, gone):
+# that issue is quarantined; any other failure stops the sync.
+RECORD_REFUSALS = (400, 403, 404, 410)
+
+# A check that an answer is the one asked for: None, or what is wrong with it.
+Expectation = Callable[[dict], str | None]
+
+
+def parse_jira_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+
+
+@dataclass
+class IssuePage:
+    """A page of the search: the issues that load (each with its complete changelog), the
+    others as quarantine records, and whether it is the last page."""
+
+    issues: list[dict]
+    request: ApiRequest
+    poison: list[Quarantined] = field(default_factory=list)
+    last: bool = False
+
+    @property
+    def received(self) -> int:
+        return len(self.issues) + len(self.poison)
 
 
 class JiraResource(dg.ConfigurableResource):
     """A Jira Cloud site (or the local sandbox) reached with an account email and API token.
 
     ``ca_bundle_path`` trusts an extra certificate authority (the sandbox makes its own).
-    Transient failures (429, 5xx, timeouts, broken or replayed pages) are retried at most
-    ``max_attempts`` times per request, waiting what ``Retry-After`` asks or backing off
-    exponentially; errors never include the request's headers (the client's own would).
+    Transient failures (429, 5xx, timeouts, broken pages, and answers to another request: a
+    repeated search page, another issue's changelog, a page at another position) are retried
+    at most ``max_attempts`` times per request, waiting what ``Retry-After`` asks or backing
+    off exponentially; error text never includes the request's headers (the client's own
+    would) nor the credentials. A sync fails when more than ``max_quarantined_share`` of the
+    issues it receives cannot be loaded (see assets/api_quarantine.py).
     ``classification_rules_path`` is the proactive/reactive rules file (see
     config/ticket_classification.yml, the shipped default).
     """
@@ -49,127 +84,289 @@ class JiraResource(dg.ConfigurableResource):
     max_attempts: int = 6
     base_delay_seconds: float = 1.0
     max_delay_seconds: float = 120.0
+    max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE
     classification_rules_path: str = str(DEFAULT_CLASSIFICATION_RULES)
 
     @property
     def backoff(self) -> Backoff:
         return Backoff(self.max_attempts, self.base_delay_seconds, self.max_delay_seconds)
 
-    def get_client(self, log: Callable[[str], None] | None = None) -> JIRA:
-        # The client speaks /rest/api/2 unless told otherwise; /search/jql needs Cloud and v3.
-        # Its own retries are off (max_retries=0): call_with_retries bounds them instead.
-        options = {"rest_api_version": "3", "verify": self.ca_bundle_path or True}
-        return self._call(
-            lambda: JIRA(
-                server=self.server_url,
-                basic_auth=(self.email, self.api_token),
-                options=options,
-                max_retries=0,
-                timeout=self.timeout_seconds,
-            ),
-            "GET /serverInfo",
-            log,
+    def redact(self, text: str) -> str:
+        return redact(text, [self.api_token, f"{self.email}:{self.api_token}"])
+
+    def get_client(self) -> JIRA:
+        """The client, without a request: its own /serverInfo call (which ``site_time``
+        makes once, using the answer) and its retries are off (call_with_retries bounds
+        them). It speaks /rest/api/2 unless told otherwise; /search/jql needs v3."""
+        return JIRA(
+            server=self.server_url,
+            basic_auth=(self.email, self.api_token),
+            options={"rest_api_version": "3", "verify": self.ca_bundle_path or True},
+            max_retries=0,
+            timeout=self.timeout_seconds,
+            get_server_info=False,
         )
 
-    def _call(self, call: Callable[[], Any], what: str, log: Callable[[str], None] | None) -> Any:
-        def attempt():
+    def get_json(self, client: JIRA, path: str, params: dict | None = None,
+                 log: Callable[[str], None] | None = None, expect: Expectation | None = None) -> dict:
+        """GET ``API/path`` and decode it, with bounded retries; ``expect`` checks that the
+        answer is the one asked for (an answer to another request is retried, never trusted)."""
+        request = ApiRequest("GET", f"{API}/{path}", dict(params or {}))
+
+        def attempt() -> dict:
             try:
-                return call()
+                response = client._session.get(client._get_url(path), params=params)
+                body = response.json()
             except JIRAError as error:
-                status = error.status_code
-                if status == 429 or (status is not None and status >= 500):
-                    headers = error.response.headers if error.response is not None else {}
-                    raise Transient(f"HTTP {status}", wait_hint(headers)) from None
-                if status == 401:
-                    raise ApiError(
-                        f"{what}: Jira refused the credentials (HTTP 401); the API token may be expired or "
-                        "revoked. Set JIRA_EMAIL and JIRA_API_TOKEN to a valid account and token."
-                    ) from None
-                # JIRAError's text includes the request headers (the Authorization): never pass it on.
-                raise ApiError(f"{what}: HTTP {status}: {_jira_messages(error)}") from None
+                raise self._failure(request, error) from None
             except requests.RequestException as error:
                 raise Transient(f"network error ({type(error).__name__})") from None
             except ValueError:  # a body that is not (complete) JSON
                 raise Transient("truncated or malformed JSON body") from None
+            if not isinstance(body, dict):
+                raise Transient("the body is not a JSON object")
+            mismatch = expect(body) if expect else None
+            if mismatch:
+                raise Transient(mismatch)
+            return body
 
-        return call_with_retries(attempt, what=what, backoff=self.backoff, log=log)
+        return call_with_retries(attempt, what=f"GET {request.path}", backoff=self.backoff, log=log)
 
-    def server_time(self, client: JIRA, log: Callable[[str], None] | None = None) -> datetime:
-        """The site's clock (`serverTime` of /serverInfo)."""
-        info = self._call(client.server_info, "GET /serverInfo", log)
-        return datetime.strptime(info["serverTime"], "%Y-%m-%dT%H:%M:%S.%f%z")
+    def _failure(self, request: ApiRequest, error: JIRAError) -> Exception:
+        """What a refused request means. JIRAError's own text includes the request headers
+        (the Authorization): only the status and the body's messages, redacted, are kept."""
+        status = error.status_code
+        if status == 429 or (status is not None and status >= 500):
+            headers = error.response.headers if error.response is not None else {}
+            return Transient(f"HTTP {status}", wait_hint(headers))
+        what = f"{request.method} {request.path}"
+        if status == 401:
+            return ApiError(f"{what}: Jira refused the credentials (HTTP 401); the API token may be expired or "
+                            "revoked. Set JIRA_EMAIL and JIRA_API_TOKEN to a valid account and token.", status=401)
+        if status is None:
+            return Transient("empty response")
+        return ApiError(f"{what}: HTTP {status}: {self.redact(_jira_messages(error))}", status=status)
+
+    def site_time(self, client: JIRA, log: Callable[[str], None] | None = None) -> datetime:
+        """The site's clock (`serverTime` of /serverInfo). The site must be Jira Cloud: only
+        Cloud serves /search/jql."""
+        info = self.get_json(client, "serverInfo", log=log,
+                             expect=lambda body: None if "serverTime" in body else "the answer holds no serverTime")
+        if info.get("deploymentType") != "Cloud":
+            raise ApiError(f"{self.server_url} is a Jira {info.get('deploymentType', 'Server')} site, not Jira Cloud; "
+                           "the pipeline reads Cloud's /rest/api/3/search/jql. Set JIRA_URL to a Jira Cloud site.")
+        return parse_jira_time(info["serverTime"])
 
     def iter_issues(
         self,
         client: JIRA,
-        jql: str,
+        since: datetime,
         log: Callable[[str], None] | None = None,
         stored_histories: Callable[[str], list[dict]] | None = None,
-    ) -> Iterator[list[dict]]:
-        """Pages of every issue matching ``jql``, each issue with its complete changelog.
+    ) -> Iterator[IssuePage]:
+        """Pages of every issue updated at or after ``since``, in `updated` order, each with
+        its complete changelog.
 
-        Pages through `/search/jql` by `nextPageToken` (the only search Jira Cloud still
-        serves). The changelog embedded in a search result is a single page (the newest
+        Pages through `/search/jql` (the only search Jira Cloud still serves) by
+        `nextPageToken` until a page has none (or says `isLast`). A page that answers another
+        request (the previous page again, a page from before the previous one, another
+        search's page) is fetched again. The changelog embedded in a search result is a single page (the newest
         entries); when its total says there is more, the histories already stored for the
-        issue (``stored_histories(issue_id)``, from an earlier sync) may complete it, else
-        the rest comes from `/issue/{key}/changelog`. A page that repeats the previous one
-        (a replay) is fetched again.
+        issue (``stored_histories(issue_id)``, from an earlier sync) may complete it, else the
+        rest comes from `/issue/{id}/changelog`. An issue that cannot be read or completed is
+        returned in the page's ``poison``.
         """
+        jql = f"updated >= {int(since.timestamp() * 1000)} ORDER BY updated ASC, key ASC"
         token: str | None = None
         previous_keys: list[str] = []
+        last_updated: datetime | None = None
         while True:
-            def fetch(token=token):
-                page = client.enhanced_search_issues(
-                    jql,
-                    nextPageToken=token,
-                    maxResults=SEARCH_PAGE_SIZE,
-                    fields=list(ISSUE_FIELDS),
-                    expand="changelog",
-                    json_result=True,
-                )
-                keys = [issue["key"] for issue in page["issues"]]
-                if keys and keys == previous_keys:
-                    raise Transient("the search answered the previous page again")
-                return page, keys
-
-            page, previous_keys = self._call(fetch, "POST /search/jql", log)
-            yield [self._with_full_changelog(client, issue, log, stored_histories) for issue in page["issues"]]
+            params = {"jql": jql, "maxResults": SEARCH_PAGE_SIZE, "fields": ",".join(ISSUE_FIELDS),
+                      "expand": "changelog"}
+            if token:
+                params["nextPageToken"] = token
+            request = ApiRequest("GET", f"{API}/search/jql", params)
+            page = self.get_json(client, "search/jql", params, log,
+                                 _search_page(since, token, previous_keys, last_updated))
+            result = IssuePage([], request)
+            for issue in page["issues"]:
+                try:
+                    result.issues.append(self.completed(client, issue, request, log, stored_histories))
+                except PoisonRecord as poison:
+                    result.poison.append(Quarantined(record_id(issue), poison.reason, poison.request, issue))
+            previous_keys = [issue.get("key") for issue in page["issues"] if isinstance(issue, dict)]
+            last_updated = max(_updated_times(page["issues"]), default=last_updated)
             token = page.get("nextPageToken")
-            if page.get("isLast", True) or not token:
+            result.last = page.get("isLast") is True or not token
+            yield result
+            if result.last:
                 return
 
-    def _with_full_changelog(self, client: JIRA, issue: dict, log, stored_histories) -> dict:
-        changelog = issue.get("changelog") or {"histories": [], "total": 0}
-        histories = {h["id"]: h for h in changelog.get("histories", [])}
-        if changelog.get("total", 0) > len(histories) and stored_histories is not None:
+    def fetch_issue(self, client: JIRA, issue_id: str, log: Callable[[str], None] | None = None,
+                    stored_histories: Callable[[str], list[dict]] | None = None) -> dict:
+        """One issue by id (`/issue/{id}`), with its complete changelog; PoisonRecord if it
+        cannot be read or completed."""
+        params = {"fields": ",".join(ISSUE_FIELDS), "expand": "changelog"}
+        request = ApiRequest("GET", f"{API}/issue/{issue_id}", params)
+        try:
+            issue = self.get_json(client, f"issue/{issue_id}", params, log, _the_issue(issue_id))
+        except ApiError as error:
+            if error.status not in RECORD_REFUSALS:
+                raise
+            raise PoisonRecord(f"refused: {error}", request) from None
+        return self.completed(client, issue, request, log, stored_histories)
+
+    def completed(self, client: JIRA, issue: dict, request: ApiRequest, log=None, stored_histories=None) -> dict:
+        """``issue`` (as ``request`` returned it) with its complete changelog, checked for what
+        staging reads; PoisonRecord if it cannot be read or completed."""
+        problem = _issue_problem(issue)
+        if problem:
+            raise PoisonRecord(problem, request)
+        changelog = issue.get("changelog") or {}
+        embedded = {h["id"]: h for h in changelog.get("histories") or []}
+        total = changelog.get("total") if isinstance(changelog.get("total"), int) else len(embedded)
+        histories = dict(embedded)
+        if total > len(histories) and stored_histories is not None:
             # Histories are append-only: what an earlier sync stored plus the newest page
             # embedded now is the whole changelog when nothing fell in between.
             histories = {**{h["id"]: h for h in stored_histories(issue["id"])}, **histories}
-        if changelog.get("total", 0) > len(histories):
-            start_at = 0
-            while True:
-                page = self._call(
-                    lambda start_at=start_at: client._get_json(
-                        f"issue/{issue['key']}/changelog",
-                        params={"startAt": start_at, "maxResults": CHANGELOG_PAGE_SIZE},
-                    ),
-                    f"GET /issue/{issue['key']}/changelog",
-                    log,
+        if total > len(histories):
+            path = f"issue/{issue['id']}/changelog"
+            try:
+                listed, listed_total = self._changelog(client, issue, path, set(embedded), log)
+            except ApiError as error:
+                if error.status not in RECORD_REFUSALS:
+                    raise
+                raise PoisonRecord(f"refused: {error}", ApiRequest("GET", f"{API}/{path}")) from None
+            histories.update(listed)
+            if total > len(histories):
+                raise PoisonRecord(
+                    f"changelog_incomplete: {issue['key']}'s changelog says {total} entries; /{path} lists "
+                    f"{len(listed)} (its total: {listed_total}), so {total - len(histories)} cannot be read",
+                    ApiRequest("GET", f"{API}/{path}", {"startAt": 0, "maxResults": CHANGELOG_PAGE_SIZE}),
                 )
-                histories.update({h["id"]: h for h in page["values"]})
-                start_at += len(page["values"])
-                if page.get("isLast", True) or not page["values"]:
-                    break
         ordered = sorted(histories.values(), key=lambda h: (h["created"], h["id"]))
-        if len(ordered) < changelog.get("total", 0):
-            raise ApiError(f"{issue['key']}: changelog says {changelog['total']} entries, fetched {len(ordered)}")
         issue["changelog"] = {"startAt": 0, "maxResults": len(ordered), "total": len(ordered), "histories": ordered}
         return issue
+
+    def _changelog(self, client: JIRA, issue: dict, path: str, embedded: set[str], log) -> tuple[dict, int | None]:
+        """Every history `/issue/{id}/changelog` lists, and the total it states. The walk is
+        retried whole when its pages lack a history the search embedded (the pages of
+        another issue's changelog that name no issue)."""
+
+        def walk() -> tuple[dict, int | None]:
+            listed: dict[str, dict] = {}
+            start_at, listed_total = 0, None
+            while True:
+                page = self.get_json(client, path, {"startAt": start_at, "maxResults": CHANGELOG_PAGE_SIZE}, log,
+                                     _changelog_page(issue, start_at))
+                values = [h for h in page["values"] if isinstance(h, dict) and "id" in h and "created" in h]
+                listed.update({h["id"]: h for h in values})
+                start_at += len(page["values"])
+                listed_total = page.get("total") if isinstance(page.get("total"), int) else listed_total
+                # `isLast` is optional: the listed total (or an empty page) also ends the walk.
+                if page.get("isLast") is True or not page["values"] or (
+                        listed_total is not None and start_at >= listed_total):
+                    break
+            missing = embedded - set(listed)
+            if missing:
+                raise Transient(f"the changelog pages lack {len(missing)} of the histories the search embedded "
+                                f"for {issue['key']}: another issue's changelog?")
+            return listed, listed_total
+
+        return call_with_retries(walk, what=f"GET {API}/{path}", backoff=self.backoff, log=log)
+
+
+def _issue_problem(issue: object) -> str | None:
+    """What staging could not read in ``issue`` (None: nothing)."""
+    if not isinstance(issue, dict):
+        return f"unparseable: not a JSON object ({type(issue).__name__})"
+    if not isinstance(issue.get("id"), str) or not isinstance(issue.get("key"), str):
+        return "unparseable: no id or key"
+    fields = issue.get("fields")
+    if not isinstance(fields, dict):
+        return "unparseable: no fields"
+    for name in ("created", "updated", "resolutiondate"):
+        value = fields.get(name)
+        if (value is not None or name != "resolutiondate") and not (
+                isinstance(value, str) and JIRA_DATE_TIME.fullmatch(value)):
+            return f"unparseable: fields.{name} {value!r} is not a Jira date-time"
+    labels = fields.get("labels")
+    if labels is not None and not (isinstance(labels, list) and all(isinstance(label, str) for label in labels)):
+        return "unparseable: fields.labels is not a list of names"
+    changelog = issue.get("changelog") or {}
+    histories = (changelog.get("histories") or []) if isinstance(changelog, dict) else None
+    if not isinstance(histories, list) or not all(
+            isinstance(h, dict) and isinstance(h.get("id"), str) and isinstance(h.get("created"), str)
+            for h in histories):
+        return "unparseable: the changelog is not a list of histories with an id and a time"
+    return None
+
+
+def _updated_times(issues: list) -> list[datetime]:
+    times = []
+    for issue in issues:
+        updated = ((issue.get("fields") or {}).get("updated") if isinstance(issue, dict) else None)
+        if isinstance(updated, str) and JIRA_DATE_TIME.fullmatch(updated):
+            times.append(parse_jira_time(updated))
+    return times
+
+
+def _search_page(since: datetime, token: str | None, previous_keys: list[str],
+                 last_updated: datetime | None) -> Expectation:
+    """The next page of the search for issues updated since ``since``, in `updated` order: no
+    issue updated before ``since`` (JQL compares minutes: a minute's grace), not the previous
+    page again (same keys, or the token that asked for it), nor a page from before it (every
+    issue updated before the previous page's newest)."""
+
+    def check(body: dict) -> str | None:
+        issues = body.get("issues")
+        if not isinstance(issues, list):
+            return "the answer holds no 'issues' list"
+        keys = [issue.get("key") for issue in issues if isinstance(issue, dict)]
+        if (keys and keys == previous_keys) or (token is not None and body.get("nextPageToken") == token):
+            return "the search answered the previous page again"
+        updated = _updated_times(issues)
+        if updated and min(updated) < since - timedelta(minutes=1):
+            return (f"the search for issues updated since {since:%Y-%m-%d %H:%M} answered with one updated "
+                    f"{min(updated):%Y-%m-%d %H:%M}: another search's page")
+        if updated and last_updated is not None and max(updated) < last_updated:
+            return (f"the search answered a page from before the previous one (issues updated up to "
+                    f"{max(updated):%Y-%m-%d %H:%M:%S}, after {last_updated:%Y-%m-%d %H:%M:%S} was reached)")
+        return None
+
+    return check
+
+
+def _changelog_page(issue: dict, start_at: int) -> Expectation:
+    """The page of ``issue``'s changelog starting at ``start_at``: its `self` (when sent)
+    names the issue, its `startAt` (when sent) is the one asked for."""
+
+    def check(body: dict) -> str | None:
+        if not isinstance(body.get("values"), list):
+            return "the answer holds no 'values' list"
+        if body.get("startAt", start_at) != start_at:
+            return f"asked for the changelog page at {start_at}, got the one at {body.get('startAt')}"
+        match = _CHANGELOG_PATH.search(urlparse(body["self"]).path) if isinstance(body.get("self"), str) else None
+        if match and match.group(1) not in (issue["id"], issue["key"]):
+            return f"asked for the changelog of {issue['key']}, got that of {match.group(1)}"
+        return None
+
+    return check
+
+
+def _the_issue(issue_id: str) -> Expectation:
+    def check(body: dict) -> str | None:
+        if body.get("id") != issue_id:
+            return f"asked for issue {issue_id}, got issue {body.get('id')} ({body.get('key')})"
+        return None
+
+    return check
 
 
 def _jira_messages(error: JIRAError) -> str:
     try:
         body = error.response.json()
-        return "; ".join([*body.get("errorMessages", []), *map(str, (body.get("errors") or {}).values())])
-    except (AttributeError, ValueError):
+        return "; ".join([*body.get("errorMessages", []), *map(str, (body.get("errors") or {}).values())])[:500]
+    except (AttributeError, ValueError, TypeError):
         return "no error message"

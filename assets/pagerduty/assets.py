@@ -1,20 +1,41 @@
 """PagerDuty ingestion: teams, services, incidents and their log-entry timelines.
 
-Incidents and log entries sync incrementally. Each keeps a high-water mark (the latest
-``created_at`` loaded) in ``raw._sync_state``, committed with the rows of every completed
-time window; the next run starts ``lookback_minutes`` before it, so late-arriving records
-are not missed and overlaps are absorbed by the upserts. New log entries of incidents
-created long ago (resolved, merged or reopened later) come with the log-entry sync; their
-incidents are then fetched again so the raw incident objects stay current.
+Incidents and log entries sync incrementally in time windows that end at the API's clock.
+Each stream keeps a high-water mark in ``raw._sync_state``: the API's time up to which every
+record created is loaded, committed with the rows of every completed window. The next run
+starts ``lookback_minutes`` before it, so late-arriving records are not missed and overlaps are
+absorbed by the upserts, and a quiet account costs one request per stream a night. New log
+entries of incidents created long ago (resolved, merged or reopened later) come with the
+log-entry sync; their incidents are then fetched again so the raw incident objects stay
+current.
+
+A record that cannot be loaded (no id, a date that is not one, an incident the API no longer
+serves) goes to ``quarantine.api_records`` and is tried again on every later run (see
+assets/api_quarantine.py); the rest of its page and stream load.
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 
-from assets.api_retry import API_ASSET_RETRY_POLICY, failing_clearly
-from assets.pagerduty.resource import PagerDutyResource
+from assets.api_quarantine import (
+    ApiRequest,
+    PoisonShare,
+    Quarantined,
+    quarantine,
+    quarantine_check,
+    quarantined,
+    release,
+    replace_quarantine,
+    split_poison,
+    split_untypable,
+)
+from assets.api_retry import API_ASSET_RETRY_POLICY, ApiError, failing_clearly
+from assets.pagerduty.resource import PAGE_SIZE, PagerDutyResource, instant
+from assets.warehouse.partitions import HISTORY_START
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import (
     read_high_water_mark,
@@ -25,6 +46,11 @@ from assets.warehouse.raw_tables import (
 )
 
 BATCH_ROWS = 5_000
+# Incidents fetched one by one are written (and released from quarantine) in batches this big.
+REFETCH_BATCH = 500
+# Statuses with which the API refuses one record for good (a bad id, no access, gone): that
+# record is quarantined; any other failure stops the sync.
+RECORD_REFUSALS = (400, 403, 404, 410)
 
 
 class PagerDutySyncConfig(dg.Config):
@@ -32,9 +58,62 @@ class PagerDutySyncConfig(dg.Config):
     from the stored high-water mark, ``lookback_minutes`` earlier. ``full_refresh`` forgets
     the mark and syncs from ``history_start`` again."""
 
-    history_start: str = "2024-01-01"
+    history_start: str = HISTORY_START
     lookback_minutes: int = 60
     full_refresh: bool = False
+
+
+# -- what makes a record loadable (staging reads these fields with strict casts) ------------
+
+
+def _identified(record: dict) -> str | None:
+    return None if isinstance(record.get("id"), str) and record["id"] else "unparseable: no id"
+
+
+def _dated(record: dict, field: str, *, required: bool = True) -> str | None:
+    value = record.get(field)
+    if value is None and not required:
+        return None
+    if instant(value) is None:
+        return f"unparseable: {field} {value!r} is not an ISO 8601 date-time with seconds and an offset"
+    return None
+
+
+def _log_entry_problem(entry: dict) -> str | None:
+    incident = entry.get("incident")
+    if not isinstance(incident, dict) or not isinstance(incident.get("id"), str) or not incident["id"]:
+        return _identified(entry) or "unparseable: no incident.id"
+    return _identified(entry) or _dated(entry, "created_at")
+
+
+def _incident_problem(incident: dict) -> str | None:
+    number = incident.get("incident_number")
+    if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+        return f"unparseable: incident_number {number!r} is not an integer"
+    return (_identified(incident) or _dated(incident, "created_at")
+            or _dated(incident, "updated_at", required=False) or _dated(incident, "resolved_at", required=False))
+
+
+# -- teams and services: listed whole every run ----------------------------------------------
+
+
+def _sync_listing(context: dg.AssetExecutionContext, pagerduty: PagerDutyResource, duckdb: DuckDBResource,
+                  path: str) -> dg.MaterializeResult:
+    table = f"pagerduty__{path}"
+    with failing_clearly():
+        records = list(pagerduty.iter_all(pagerduty.get_client(), path, context.log.warning))
+    request = ApiRequest("GET", f"/{path}", {"limit": PAGE_SIZE})
+    loadable, poison = split_poison(records, _identified, request)
+    share = PoisonShare(table, pagerduty.max_quarantined_share)
+    with warehouse_connection(duckdb) as conn, failing_clearly():
+        loadable, untypable = split_untypable(conn, table, loadable, request)
+        poison += untypable
+        share.add(len(records), poison)
+        replace_quarantine(conn, table, poison)
+        share.check()
+        upsert_json_records(conn, table, loadable)
+    context.log.info(f"loaded {len(loadable)} {path}" + (f"; {len(poison)} quarantined" if poison else ""))
+    return dg.MaterializeResult(metadata={"rows": len(loadable), "quarantined": len(poison)})
 
 
 @dg.asset(pool=WAREHOUSE_POOL, key=["raw", "pagerduty__teams"], group_name="pagerduty", kinds={"pagerduty", "duckdb"},
@@ -43,12 +122,7 @@ def pagerduty_teams(
     context: dg.AssetExecutionContext, pagerduty: PagerDutyResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     """Every PagerDuty team, as returned by `GET /teams`."""
-    with failing_clearly():
-        teams = list(pagerduty.iter_all(pagerduty.get_client(), "teams", context.log.warning))
-    with warehouse_connection(duckdb) as conn:
-        upsert_json_records(conn, "pagerduty__teams", teams)
-    context.log.info(f"loaded {len(teams)} teams")
-    return dg.MaterializeResult(metadata={"rows": len(teams)})
+    return _sync_listing(context, pagerduty, duckdb, "teams")
 
 
 @dg.asset(pool=WAREHOUSE_POOL, key=["raw", "pagerduty__services"], group_name="pagerduty", kinds={"pagerduty", "duckdb"},
@@ -58,12 +132,10 @@ def pagerduty_services(
 ) -> dg.MaterializeResult:
     """Every PagerDuty service with its *current* owning teams, as returned by
     `GET /services` (incidents are attributed to the team at trigger time, not this one)."""
-    with failing_clearly():
-        services = list(pagerduty.iter_all(pagerduty.get_client(), "services", context.log.warning))
-    with warehouse_connection(duckdb) as conn:
-        upsert_json_records(conn, "pagerduty__services", services)
-    context.log.info(f"loaded {len(services)} services")
-    return dg.MaterializeResult(metadata={"rows": len(services)})
+    return _sync_listing(context, pagerduty, duckdb, "services")
+
+
+# -- log entries and incidents: incremental, in windows -----------------------------------
 
 
 @dg.asset(pool=WAREHOUSE_POOL, key=["raw", "pagerduty__log_entries"], group_name="pagerduty", kinds={"pagerduty", "duckdb"},
@@ -74,10 +146,19 @@ def pagerduty_log_entries(
     pagerduty: PagerDutyResource,
     duckdb: DuckDBResource,
 ) -> dg.MaterializeResult:
-    """Incident timelines (trigger, acknowledge, resolve, custom-field changes, ...) from
-    `GET /log_entries`, incrementally by entry time; durations are rebuilt from these,
-    never from the incident object."""
-    return _sync_windowed(context, config, pagerduty, duckdb, "log_entries", "pagerduty__log_entries")
+    """Incident timelines (trigger, acknowledge, resolve, notes, custom-field changes, ...)
+    from `GET /log_entries`, incrementally by entry time; durations are rebuilt from these,
+    never from the incident object. Entries never change once written, so one already held
+    is not written again. Quarantined entries are fetched again with `GET /log_entries/{id}`."""
+    client = pagerduty.get_client()
+    sync = _WindowedSync(context, config, pagerduty, "log_entries", _log_entry_problem)
+    with warehouse_connection(duckdb) as conn, failing_clearly():
+        earlier = quarantined(conn, sync.table)
+        sync.run(conn, client)
+        held = set(sync.loaded_ids)
+        retry = {q.record_id: q.payload for q in earlier if q.record_id not in held}
+        sync.refetch(conn, client, list(retry), "log_entries/{}", "log_entry", counted=False, payloads=retry)
+    return sync.result()
 
 
 @dg.asset(
@@ -96,71 +177,172 @@ def pagerduty_incidents(
 ) -> dg.MaterializeResult:
     """PagerDuty incidents: new ones from `GET /incidents` in time windows (split when a
     window holds more than the 10,000-record offset cap), then `GET /incidents/{id}` for
-    older incidents whose timelines changed since they were loaded."""
-    result = _sync_windowed(context, config, pagerduty, duckdb, "incidents", "pagerduty__incidents")
+    older incidents with log entries loaded since the incident was (resolved, merged or
+    reopened later, or noted: a note does not move `updated_at`) and for quarantined ones."""
     client = pagerduty.get_client()
+    sync = _WindowedSync(context, config, pagerduty, "incidents", _incident_problem)
     with warehouse_connection(duckdb) as conn, failing_clearly():
-        has_timelines = conn.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'raw' and table_name = 'pagerduty__log_entries'"
-        ).fetchone()[0]
-        stale = [row[0] for row in conn.execute(_STALE_INCIDENTS_SQL).fetchall()] if has_timelines else []
+        earlier = quarantined(conn, sync.table)
+        sync.run(conn, client)
+        held = set(sync.loaded_ids)
+        retry = {q.record_id: q.payload for q in earlier if q.record_id not in held}
+        stale = [incident_id for incident_id in _stale_incidents(conn) if incident_id not in retry]
         if stale:
-            context.log.info(f"incidents: re-fetching {len(stale)} incidents whose timelines changed")
-        for start in range(0, len(stale), 500):
-            batch = [
-                pagerduty.get_json(client, f"incidents/{incident_id}", log=context.log.warning)["incident"]
-                for incident_id in stale[start : start + 500]
-            ]
-            write_batch(conn, "pagerduty__incidents", batch)
-    return dg.MaterializeResult(metadata={**result.metadata, "refetched_changed_incidents": len(stale)})
+            context.log.info(f"incidents: fetching {len(stale)} incidents again whose timelines changed")
+        sync.refetch(conn, client, stale, "incidents/{}", "incident", counted=True)
+        sync.refetch(conn, client, list(retry), "incidents/{}", "incident", counted=False, payloads=retry)
+    return sync.result(refetched_changed_incidents=len(stale))
 
 
-# Incidents named by a log entry that is newer than the incident object we hold (or that
-# we do not hold at all): resolved, merged or reopened after they were loaded.
-_STALE_INCIDENTS_SQL = """
-with latest_entries as (
-    select payload -> 'incident' ->> 'id' as incident_id, max((payload ->> 'created_at')::timestamptz) as latest
-    from raw.pagerduty__log_entries
-    group by 1
-)
-select latest_entries.incident_id
-from latest_entries
-left join raw.pagerduty__incidents as incidents on incidents.id = latest_entries.incident_id
-where incidents.id is null or latest_entries.latest > (incidents.payload ->> 'updated_at')::timestamptz
-order by 1
-"""
+def _stale_incidents(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Incidents named by a log entry loaded after the incident was (or never loaded). Both
+    times are the warehouse's own clock, so a skewed API clock cannot hide a change, and a
+    refetched incident is newer than every entry that prompted it: it is fetched once, not
+    every night (a note added after the incident's `updated_at` included)."""
+    held = {name for (name,) in conn.execute(
+        "select table_name from information_schema.tables where table_schema = 'raw'").fetchall()}
+    if "pagerduty__log_entries" not in held:
+        return []
+    incidents = "raw.pagerduty__incidents" if "pagerduty__incidents" in held else \
+        "(select null::varchar as id, null::timestamptz as loaded_at)"
+    return [incident_id for (incident_id,) in conn.execute(f"""
+        with entries as (
+            select payload -> 'incident' ->> 'id' as incident_id, max(loaded_at) as loaded_at
+            from raw.pagerduty__log_entries
+            group by 1
+        )
+        select entries.incident_id
+        from entries
+        left join {incidents} as incidents on incidents.id = entries.incident_id
+        where incidents.id is null or entries.loaded_at > incidents.loaded_at
+        order by 1
+    """).fetchall()]
 
 
-def _sync_windowed(context, config: PagerDutySyncConfig, pagerduty: PagerDutyResource, duckdb: DuckDBResource,
-                   path: str, table: str) -> dg.MaterializeResult:
-    history_start = datetime.fromisoformat(config.history_start).replace(tzinfo=UTC)
-    client = pagerduty.get_client()
-    with warehouse_connection(duckdb) as conn, failing_clearly():
-        # Windows end at the API's "now", not the worker's: a skewed clock cannot skip records.
-        until = pagerduty.server_time(client, context.log.warning) + timedelta(seconds=1)
-        if config.full_refresh:
-            reset_high_water_mark(conn, table)
-        mark = read_high_water_mark(conn, table)
-        since = history_start if mark is None else max(history_start, mark - timedelta(minutes=config.lookback_minutes))
-        mode = "full" if mark is None else "incremental"
-        context.log.info(f"{path}: {mode} sync from {since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC")
+class _WindowedSync:
+    """One run of a windowed stream: its pages, its refetches by id, its quarantine."""
+
+    def __init__(self, context: dg.AssetExecutionContext, config: PagerDutySyncConfig, pagerduty: PagerDutyResource,
+                 path: str, problem: Callable[[dict], str | None]):
+        self.context, self.config, self.pagerduty, self.path, self.problem = context, config, pagerduty, path, problem
+        self.table = f"pagerduty__{path}"
+        self.share = PoisonShare(self.table, pagerduty.max_quarantined_share)
+        self.loaded_ids: list[str] = []
+        self.quarantined = 0
+        self.mode = self.since = self.mark = None
+
+    def run(self, conn: duckdb.DuckDBPyConnection, client) -> None:
+        history_start = datetime.fromisoformat(self.config.history_start).replace(tzinfo=UTC)
+        if self.config.full_refresh:
+            reset_high_water_mark(conn, self.table)
+        self.mark = read_high_water_mark(conn, self.table)
+        lookback = timedelta(minutes=self.config.lookback_minutes)
+        self.since = history_start if self.mark is None else max(history_start, self.mark - lookback)
+        self.mode = "full" if self.mark is None else "incremental"
+        self.context.log.info(f"{self.path}: {self.mode} sync from {self.since:%Y-%m-%d %H:%M} UTC to the API's now")
         batch: list[dict] = []
-        newest, loaded = mark, 0
-        for page in pagerduty.iter_window(client, path, since, until, context.log.warning):
-            batch.extend(page.records)
-            for record in page.records:
-                created = datetime.fromisoformat(record["created_at"].replace("Z", "+00:00"))
-                newest = created if newest is None or created > newest else newest
+        for page in self.pagerduty.iter_window(client, self.path, self.since, self.context.log.warning):
+            loadable, poison = self._split(conn, page.records, page.request)
+            self._set_aside(conn, poison, received=len(page.records))
+            batch.extend(loadable)
             # The mark moves only when a window is complete: earlier windows are all loaded.
             if len(batch) >= BATCH_ROWS or page.window_done is not None:
-                loaded += write_batch(conn, table, batch, stream=table,
-                                      high_water_mark=newest if page.window_done else None)
-                batch.clear()
+                self._write(conn, batch, page.window_done)
+                batch = []
                 if page.window_done is not None:
-                    context.log.info(f"{path}: {loaded} loaded up to {page.window_done:%Y-%m-%d %H:%M}")
-    context.log.info(f"{path}: loaded {loaded} records ({mode}), high-water mark {newest}")
-    return dg.MaterializeResult(
-        metadata={"rows": loaded, "mode": mode, "since": since.isoformat(), "until": until.isoformat(),
-                  "high_water_mark": str(newest)}
-    )
+                    self.mark = page.window_done
+                    self.context.log.info(f"{self.path}: {len(self.loaded_ids)} loaded up to "
+                                          f"{page.window_done:%Y-%m-%d %H:%M}")
+
+    def refetch(self, conn: duckdb.DuckDBPyConnection, client, ids: list[str], path: str, entity: str, *,
+                counted: bool, payloads: dict[str, object] | None = None) -> None:
+        """Fetch the records ``ids`` again one by one (``path`` with the id); write those that
+        load, quarantine those the API refuses or that still cannot load. ``counted``: they
+        count towards the share of poison (records already quarantined do not: one that stays
+        poison would otherwise fail every quiet night). ``payloads``: what is known of them."""
+        payloads = payloads or {}
+        for start in range(0, len(ids), REFETCH_BATCH):
+            chunk = ids[start : start + REFETCH_BATCH]
+            loadable, poison = [], []
+            for record_id in chunk:
+                request = ApiRequest("GET", "/" + path.format(record_id))
+                try:
+                    if record_id.startswith("sha256:"):  # no id to ask for: only its payload to check again
+                        fetched = payloads[record_id]
+                    else:
+                        fetched = self.pagerduty.get_json(client, path.format(record_id), log=self.context.log.warning,
+                                                          expect=_the_record(entity, record_id))[entity]
+                except ApiError as error:
+                    if error.status not in RECORD_REFUSALS:
+                        raise
+                    poison.append(Quarantined(record_id, f"refused: {error}", request, payloads.get(record_id)))
+                    continue
+                accepted, refused = self._split(conn, [fetched], request)
+                loadable.extend(accepted)
+                poison.extend(refused)
+            self._set_aside(conn, poison, received=len(chunk) if counted else None)
+            self._write(conn, loadable, None)
+
+    def _split(self, conn: duckdb.DuckDBPyConnection, records: list, request: ApiRequest
+               ) -> tuple[list[dict], list[Quarantined]]:
+        """``records`` that load, and those the stream's checks or the raw table's typed fields refuse."""
+        loadable, poison = split_poison(records, self.problem, request)
+        loadable, untypable = split_untypable(conn, self.table, loadable, request)
+        return loadable, poison + untypable
+
+    def _set_aside(self, conn: duckdb.DuckDBPyConnection, poison: list[Quarantined], *, received: int | None) -> None:
+        """Quarantine ``poison``; when it came with ``received`` records, count it towards the
+        share a sync tolerates."""
+        quarantine(conn, self.table, poison)
+        self.quarantined += len(poison)
+        if received is not None:
+            self.share.add(received, poison)
+            self.share.check()
+
+    def _write(self, conn: duckdb.DuckDBPyConnection, records: list[dict], window_done: datetime | None) -> None:
+        if self.path == "log_entries":  # entries never change: write only those not held yet
+            records = _not_held(conn, self.table, records)
+        write_batch(conn, self.table, records, stream=self.table, high_water_mark=window_done)
+        ids = [record["id"] for record in records]
+        release(conn, self.table, ids)
+        self.loaded_ids.extend(ids)
+
+    def result(self, **metadata) -> dg.MaterializeResult:
+        self.context.log.info(f"{self.path}: loaded {len(self.loaded_ids)} records ({self.mode}), "
+                              f"{self.quarantined} quarantined, high-water mark {self.mark}")
+        return dg.MaterializeResult(metadata={
+            "rows": len(self.loaded_ids), "quarantined": self.quarantined, "mode": self.mode,
+            "since": self.since.isoformat(), "high_water_mark": str(self.mark), **metadata,
+        })
+
+
+def _the_record(entity: str, record_id: str):
+    """The answer to `GET /<entity>s/{id}` must be that record, not another's."""
+
+    def check(body: dict) -> str | None:
+        record = body.get(entity)
+        if not isinstance(record, dict):
+            return f"the answer holds no '{entity}'"
+        if record.get("id") != record_id:
+            return f"asked for {entity} {record_id}, got {entity} {record.get('id')}"
+        return None
+
+    return check
+
+
+def _not_held(conn: duckdb.DuckDBPyConnection, table: str, records: list[dict]) -> list[dict]:
+    exists = conn.execute("select count(*) from information_schema.tables where table_schema = 'raw' "
+                          "and table_name = ?", [table]).fetchone()[0]
+    if not exists or not records:
+        return records
+    held = {row[0] for row in conn.execute(f"select id from raw.{table} where id in (select unnest(?))",
+                                           [[record["id"] for record in records]]).fetchall()}
+    return [record for record in records if record["id"] not in held]
+
+
+quarantine_checks = [
+    quarantine_check(pagerduty_teams, "pagerduty__teams"),
+    quarantine_check(pagerduty_services, "pagerduty__services"),
+    quarantine_check(pagerduty_log_entries, "pagerduty__log_entries"),
+    quarantine_check(pagerduty_incidents, "pagerduty__incidents"),
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,19 +15,32 @@ from pagerduty import Error as PagerDutyClientError
 from pagerduty import HttpError, RestApiV2Client
 from pydantic import Field
 
-from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, wait_hint
+from assets.api_quarantine import DEFAULT_MAX_QUARANTINED_SHARE, ApiRequest
+from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, redact, wait_hint
 
-# The API refuses offset + limit > 10,000 and since/until spans over six months.
+# The API refuses offset + limit > 10,000 and since/until spans over six months; 180 days fits
+# in any six calendar months (the shortest are 181 days).
 OFFSET_CAP = 10_000
 PAGE_SIZE = 100
-MAX_WINDOW = timedelta(days=31)
+MAX_WINDOW = timedelta(days=180)
 MIN_WINDOW = timedelta(minutes=1)
+# Until the API's clock is known (its first answer), a window ends at most this far past the
+# worker's: a worker clock that is behind only splits the stretch into one window more.
+CLOCK_SKEW_ALLOWANCE = timedelta(days=1)
 
+# A date-time as the API renders it: seconds always, an offset always ("Z", "+01:00", "-0500").
+_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)")
 
-_REFUSED_TOKEN = (
-    "GET {path}: PagerDuty refused the API token (HTTP 401); it may be expired, revoked or for "
-    "another region. Set PAGERDUTY_API_TOKEN to a valid read-only token."
-)
+# What a refusal means, and what to fix.
+_REFUSALS = {
+    401: "PagerDuty refused the API token (HTTP 401); it may be expired, revoked or for another region. "
+         "Set PAGERDUTY_API_TOKEN to a valid read-only token.",
+    403: "PagerDuty refused access (HTTP 403{detail}): the token's user may not read this, or the account lacks "
+         "the ability it needs. Use a read-only API token of a user who can see every team (PAGERDUTY_API_TOKEN).",
+}
+
+# A check that an answer is the one asked for: None, or what is wrong with it.
+Expectation = Callable[[dict], str | None]
 
 
 class _RetryableStatus(Exception):
@@ -47,10 +61,12 @@ class _Client(RestApiV2Client):
 
 @dataclass(frozen=True)
 class WindowPage:
-    """A page of records; ``window_done`` is set on the last page of a time window, when
-    every record created in ``[since, window_done)`` has been yielded."""
+    """A page of records and the request that returned it; ``window_done`` is set on the last
+    page of a time window: every record created before that moment (the API's clock) has
+    been yielded."""
 
-    records: list[dict]
+    records: list
+    request: ApiRequest
     window_done: datetime | None = None
 
 
@@ -59,9 +75,12 @@ class PagerDutyResource(dg.ConfigurableResource):
 
     ``ca_bundle_path`` trusts an extra certificate authority (the sandbox makes its own);
     leave it unset for api.pagerduty.com. Transient failures (429, 5xx, timeouts, broken
-    or inconsistent pages) are retried at most ``max_attempts`` times per request, waiting
-    what ``ratelimit-reset``/``Retry-After`` ask or backing off exponentially from
+    pages, and answers to another request: a page at another offset or of another time
+    window, another incident) are retried at most ``max_attempts`` times per request,
+    waiting what ``ratelimit-reset``/``Retry-After`` ask or backing off exponentially from
     ``base_delay_seconds``; a server asking for more than ``max_delay_seconds`` fails the run.
+    A sync fails when more than ``max_quarantined_share`` of the records it receives cannot
+    be loaded (see assets/api_quarantine.py).
     """
 
     api_token: str = Field(description="Read-only REST API token (secret: pass it as dg.EnvVar)")
@@ -71,6 +90,7 @@ class PagerDutyResource(dg.ConfigurableResource):
     max_attempts: int = 6
     base_delay_seconds: float = 1.0
     max_delay_seconds: float = 120.0
+    max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE
 
     def get_client(self) -> RestApiV2Client:
         verify: ssl.SSLContext | bool = True
@@ -86,70 +106,75 @@ class PagerDutyResource(dg.ConfigurableResource):
     def backoff(self) -> Backoff:
         return Backoff(self.max_attempts, self.base_delay_seconds, self.max_delay_seconds)
 
+    def redact(self, text: str) -> str:
+        return redact(text, [self.api_token])
+
     def get_json(
         self,
         client: RestApiV2Client,
         path: str,
         params: dict | None = None,
         log: Callable[[str], None] | None = None,
+        expect: Expectation | None = None,
     ) -> dict:
-        """GET ``path`` and decode it, with bounded retries; a paged answer must be the page
-        asked for (a replayed page is retried, not trusted)."""
-        params = dict(params or {})
+        """GET ``path`` and decode it, with bounded retries. A paged answer must be the page
+        asked for (its offset), and ``expect`` may check more (the id asked for); an answer to
+        another request (a replayed page) is retried, never trusted."""
+        return self._get(client, path, params, log, expect)[0]
 
-        def attempt() -> dict:
+    def _get(self, client, path, params, log, expect) -> tuple[dict, datetime | None]:
+        """The decoded answer and the API's clock when it answered (its ``Date`` header)."""
+        params = dict(params or {})
+        request = ApiRequest("GET", "/" + path.strip("/"), params)
+
+        def attempt() -> tuple[dict, datetime | None]:
             try:
                 response = client.get(path, params=params)
             except _RetryableStatus as status:
                 raise Transient(f"HTTP {status.response.status_code}", wait_hint(status.response.headers)) from None
-            except HttpError:  # 401: the client refuses to go on
-                raise ApiError(_REFUSED_TOKEN.format(path=path)) from None
+            except HttpError as error:  # 401, after which the client refuses to go on, or a redirect
+                code = error.response.status_code
+                if code == 401:
+                    raise ApiError(f"{request.method} {request.path}: {_REFUSALS[401]}", status=401) from None
+                raise ApiError(f"{request.method} {request.path}: HTTP {code}, a redirect; PagerDuty's API does not "
+                               f"redirect: check PAGERDUTY_URL ({self.base_url})", status=code) from None
             except PagerDutyClientError as error:
                 if isinstance(error.__cause__, TransportError):
                     raise Transient(f"network error ({type(error.__cause__).__name__})") from None
-                raise
+                raise ApiError(f"{request.method} {request.path}: {self.redact(str(error))}") from None
             if not response.is_success:
-                raise ApiError(f"GET {path} {_describe(params)}: HTTP {response.status_code}: {_pd_message(response)}")
+                raise ApiError(self._refusal(request, response), status=response.status_code)
             try:
                 body = response.json()
             except (ValueError, UnicodeDecodeError):
                 raise Transient("truncated or malformed JSON body") from None
+            if not isinstance(body, dict):
+                raise Transient("the body is not a JSON object")
             if "offset" in params and body.get("offset") != params["offset"]:
                 raise Transient(f"asked for offset {params['offset']}, got the page at offset {body.get('offset')}")
-            return body
+            mismatch = expect(body) if expect else None
+            if mismatch:
+                raise Transient(mismatch)
+            return body, _server_date(response)
 
-        return call_with_retries(attempt, what=f"GET {path}", backoff=self.backoff, log=log)
+        return call_with_retries(attempt, what=f"GET {request.path} {_describe(params)}".strip(),
+                                 backoff=self.backoff, log=log)
 
-    def server_time(self, client: RestApiV2Client, log: Callable[[str], None] | None = None) -> datetime:
-        """The API's own clock (its ``Date`` header), so windows end at the server's "now"
-        whatever the worker's clock says; the local clock if the header is missing."""
-
-        def attempt() -> datetime:
-            try:
-                response = client.get("teams", params={"limit": 1})
-            except _RetryableStatus as status:
-                raise Transient(f"HTTP {status.response.status_code}", wait_hint(status.response.headers)) from None
-            except HttpError:
-                raise ApiError(_REFUSED_TOKEN.format(path="/teams")) from None
-            except PagerDutyClientError as error:
-                if isinstance(error.__cause__, TransportError):
-                    raise Transient(f"network error ({type(error.__cause__).__name__})") from None
-                raise
-            try:
-                return parsedate_to_datetime(response.headers["Date"]).astimezone(UTC)
-            except (KeyError, TypeError, ValueError):
-                return datetime.now(UTC).replace(microsecond=0)
-
-        return call_with_retries(attempt, what="GET /teams", backoff=self.backoff, log=log)
+    def _refusal(self, request: ApiRequest, response: Response) -> str:
+        detail = self.redact(_pd_message(response))
+        what = f"{request.method} {request.path} {_describe(request.params)}".strip()
+        if response.status_code == 403:
+            return f"{what}: " + _REFUSALS[403].format(detail=f": {detail}" if detail else "")
+        return f"{what}: HTTP {response.status_code}: {detail}"
 
     def iter_all(self, client: RestApiV2Client, path: str, log=None) -> Iterator[dict]:
         """Every record of an offset-paged directory endpoint (teams, services)."""
         entity = path.strip("/").split("/")[-1]
         params = {"limit": PAGE_SIZE, "offset": 0}
         while True:
-            page = self.get_json(client, path, params, log)
+            page = self.get_json(client, path, params, log, _listing(entity))
             yield from page[entity]
-            if not page.get("more") or not page[entity]:
+            if not page.get("more"):
                 return
             params["offset"] += len(page[entity])
             if params["offset"] + params["limit"] > OFFSET_CAP:
@@ -160,20 +185,24 @@ class PagerDutyResource(dg.ConfigurableResource):
         client: RestApiV2Client,
         path: str,
         since: datetime,
-        until: datetime,
         log: Callable[[str], None] | None = None,
     ) -> Iterator[WindowPage]:
-        """Every record of ``path`` created in ``[since, until)``, page by page.
+        """Every record of ``path`` created from ``since`` to the API's "now", page by page.
 
-        Windows are at most a month (well inside the six-month span limit). A window whose
-        total exceeds the 10,000-record offset cap is shrunk, in proportion to how full it
-        was, until it fits, so nothing is silently cut off; each next window is sized from
-        the density of the last one, aiming at 80% of the cap.
+        "Now" is the API's clock (the ``Date`` header of the first answer), not the worker's,
+        so a skewed clock cannot skip records, and no request is spent only on reading it.
+        Windows are at most 180 days (inside the six-month span limit), so an empty stretch
+        of history costs one request per 180 days. A window whose total exceeds the
+        10,000-record offset cap is shrunk, in proportion to how full it was, until it fits,
+        so nothing is silently cut off; each next window is sized from the density of the
+        last one, aiming at 80% of the cap.
         """
-        start, length = since, MAX_WINDOW
-        while start < until:
-            end = min(start + length, until)
-            first = self.get_json(client, path, _window_params(start, end, total=True), log)
+        start, length, now = since, MAX_WINDOW, None
+        while now is None or start < now:
+            end = _window_end(start, length, now)
+            params = _window_params(start, end, total=True)
+            first, answered_at = self._get(client, path, params, log, _window(path, start, end))
+            now = now or answered_at or datetime.now(UTC).replace(microsecond=0)
             total = first.get("total") or 0
             if total > OFFSET_CAP:
                 if end - start <= MIN_WINDOW:
@@ -186,24 +215,83 @@ class PagerDutyResource(dg.ConfigurableResource):
                     log(f"{path}: {total} records in {_iso(start)}..{_iso(end)}, over the "
                         f"{OFFSET_CAP} cap; narrowing the window")
                 continue
-            yield from self._pages(client, path, start, end, first, log)
+            yield from self._pages(client, path, start, end, min(end, now), first, log)
             start, length = end, min(MAX_WINDOW, max(MIN_WINDOW, _resized(end - start, total)))
 
-    def _pages(self, client, path, since, until, first, log) -> Iterator[WindowPage]:
+    def _pages(self, client, path, since, until, done, first, log) -> Iterator[WindowPage]:
         entity = path.strip("/").split("/")[-1]
-        params = _window_params(since, until, total=False)
+        params = _window_params(since, until, total=True)
         page = first
         while True:
-            records = page[entity]
+            request = ApiRequest("GET", "/" + path.strip("/"), dict(params))
             if not page.get("more"):
-                yield WindowPage(records, window_done=until)
+                yield WindowPage(page[entity], request, window_done=done)
                 return
-            if not records:
-                raise ApiError(f"{path} said more records follow offset {params['offset']} but sent none")
-            yield WindowPage(records)
-            params["offset"] += len(records)
+            yield WindowPage(page[entity], request)
+            params = {**_window_params(since, until, total=False), "offset": params["offset"] + len(page[entity])}
             params["limit"] = min(PAGE_SIZE, OFFSET_CAP - params["offset"])
-            page = self.get_json(client, path, params, log)
+            page = self.get_json(client, path, params, log, _window(path, since, until))
+
+
+def _listing(entity: str) -> Expectation:
+    """A page of ``entity`` records; one saying more follow must hold some."""
+
+    def check(body: dict) -> str | None:
+        records = body.get(entity)
+        if not isinstance(records, list):
+            return f"the answer holds no '{entity}' list"
+        if body.get("more") and not records:
+            return f"the page at offset {body.get('offset')} says more {entity} follow but holds none"
+        return None
+
+    return check
+
+
+def _window(path: str, since: datetime, until: datetime) -> Expectation:
+    """A page of records created in ``[since, until)``: a page all of whose records were
+    created elsewhere answers another window's request."""
+    entity = path.strip("/").split("/")[-1]
+    listing = _listing(entity)
+
+    def check(body: dict) -> str | None:
+        if problem := listing(body):
+            return problem
+        created = [instant(record.get("created_at")) for record in body[entity] if isinstance(record, dict)]
+        known = [moment for moment in created if moment is not None]
+        if known and not any(since <= moment < until for moment in known):
+            return (f"asked for records created in {_iso(since)}..{_iso(until)}, got a page of records created "
+                    f"{_iso(min(known))}..{_iso(max(known))}")
+        return None
+
+    return check
+
+
+def instant(text: object) -> datetime | None:
+    """An ISO 8601 date-time with seconds and an offset, as PagerDuty renders them (in UTC or
+    the account's zone), in UTC; None for anything else (staging could not read it either)."""
+    if not isinstance(text, str) or not _DATE_TIME.fullmatch(text):
+        return None
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def _server_date(response: Response) -> datetime | None:
+    try:
+        return parsedate_to_datetime(response.headers["Date"]).astimezone(UTC)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _window_end(start: datetime, length: timedelta, now: datetime | None) -> datetime:
+    """Where the window from ``start`` ends: ``length`` later, never past the API's "now";
+    before that is known, never further past the worker's clock than CLOCK_SKEW_ALLOWANCE
+    (unless the worker's clock is behind ``start`` itself)."""
+    if now is not None:
+        return min(start + length, now)
+    horizon = datetime.now(UTC).replace(microsecond=0) + CLOCK_SKEW_ALLOWANCE
+    return min(start + length, horizon) if horizon > start else start + length
 
 
 def _resized(length: timedelta, total: int) -> timedelta:
@@ -217,18 +305,17 @@ def _window_params(since: datetime, until: datetime, *, total: bool) -> dict:
     return {"since": _iso(since), "until": _iso(until), "limit": PAGE_SIZE, "offset": 0, "total": str(total).lower()}
 
 
-def _describe(params: dict) -> str:
+def _describe(params) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items() if k in ("since", "until", "offset"))
 
 
 def _pd_message(response: Response) -> str:
     try:
         error = response.json().get("error", {})
-    except (ValueError, AttributeError):
+        return "; ".join([str(error.get("message", "")), *map(str, error.get("errors", []))]).strip("; ")[:500]
+    except (ValueError, AttributeError, TypeError):
         return response.reason_phrase
-    return "; ".join([str(error.get("message", "")), *map(str, error.get("errors", []))]).strip("; ")
 
 
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-

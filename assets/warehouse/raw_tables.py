@@ -75,6 +75,9 @@ RAW_FIELDS: dict[str, tuple[RawField, ...]] = {
         RawField("created_at", "timestamp", "$.created_at", _UTC),
         RawField("agent_type", "varchar", "$.agent.type"),
         RawField("agent_id", "varchar", "$.agent.id"),
+        # The agent's API and web links, which type an agent that has no type (old accounts).
+        RawField("agent_self", "varchar", "$.agent.self"),
+        RawField("agent_html_url", "varchar", "$.agent.html_url"),
         RawField("channel_type", "varchar", "$.channel.type"),
         # For a trigger entry, the team at trigger time.
         RawField("team_id", "varchar", "$.teams[0].id"),
@@ -211,20 +214,46 @@ def migrate_raw_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
     return migrated
 
 
+def _records_frame(records: Iterable[dict], key: str = "id") -> pl.DataFrame:
+    """``records`` as (id, payload as JSON text), one row per id, the last copy winning."""
+    by_id = {str(record[key]): record for record in records}
+    return pl.DataFrame(
+        {"id": list(by_id), "payload": [json.dumps(record, sort_keys=True) for record in by_id.values()]},
+        schema={"id": pl.String, "payload": pl.String},
+    )
+
+
+def untypable_records(conn: duckdb.DuckDBPyConnection, table: str, records: list[dict]) -> dict[str, str]:
+    """The records of ``records`` that ``raw.<table>`` cannot store, because a field it types
+    is present but not of its type, each with the reason ('unparseable: <path> <value> is not
+    a valid <type>'); writing the others never fails on a field."""
+    fields = RAW_FIELDS.get(table, ())
+    if not fields or not records:
+        return {}
+    conn.register("checked_records", _records_frame(records).to_arrow())
+    try:
+        found = conn.execute(" union all ".join(
+            f"select id, {position} as position, fields[{position}] as text "
+            f"from ({_fields_query(table, 'checked_records')}) "
+            f"where fields[{position}] is not null and try({field.expression(f'fields[{position}]')}) is null"
+            for position, field in enumerate(fields, start=1)
+        ) + " order by position").fetchall()
+    finally:
+        conn.unregister("checked_records")
+    reasons: dict[str, str] = {}
+    for record_id, position, text in found:
+        field = fields[position - 1]
+        reasons.setdefault(record_id, f"unparseable: {field.path} {text!r} is not a valid {field.sql_type}")
+    return reasons
+
+
 def upsert_json_records(
     conn: duckdb.DuckDBPyConnection, table: str, records: Iterable[dict], key: str = "id"
 ) -> int:
     """Upsert ``records`` into ``raw.<table>`` (id, payload, load time and the table's typed
     fields); return the row count. A record repeated in ``records`` (an API page that
     overlaps the previous one) is written once, its last copy winning."""
-    by_id = {str(record[key]): record for record in records}
-    frame = pl.DataFrame(
-        {
-            "id": list(by_id),
-            "payload": [json.dumps(record, sort_keys=True) for record in by_id.values()],
-        },
-        schema={"id": pl.String, "payload": pl.String},
-    )
+    frame = _records_frame(records, key)
     conn.register("incoming_records", frame.to_arrow())
     try:
         insert_records(conn, table, "incoming_records", replace=True)

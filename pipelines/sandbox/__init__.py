@@ -40,10 +40,15 @@ class JsonApi:
     Routes are declared with the OpenAPI path templates of the official specs
     (``/incidents/{id}``), which also name them in the request counts, so counts read
     ``GET /incidents/{id}`` rather than one entry per incident.
+
+    ``variations`` switches on shapes of records the vendor documents (or real accounts
+    send) beyond the plain ones; each API lists its own in ``VARIATIONS``, name -> what.
     """
 
+    VARIATIONS: dict[str, str] = {}
+
     def __init__(self, routes: Iterable[tuple[str, str, Handler]], count_request: RequestCounter,
-                 org: Organisation, as_of: datetime | None):
+                 org: Organisation, as_of: datetime | None, variations: Iterable[str] = ()):
         self._handlers: dict[tuple[str, str], Handler] = {}
         rules = []
         for method, path, handler in routes:
@@ -54,6 +59,10 @@ class JsonApi:
         self.faults = FaultPlan()
         self._org = org
         self._as_of = as_of or org.as_of
+        unknown = set(variations) - set(self.VARIATIONS)
+        if unknown:
+            raise ValueError(f"unknown variations {sorted(unknown)}; this API serves {', '.join(self.VARIATIONS)}")
+        self.variations = frozenset(variations)
 
     def __call__(self, environ, start_response):
         request = Request(environ)
@@ -66,8 +75,8 @@ class JsonApi:
         else:
             self._count_request(f"{request.method} {path}")
             response = self.faults.respond(
-                path, lambda: self.handle(request, self._handlers[(method, path)], args),
-                self.unauthorized, self.rate_limited,
+                path, request, lambda: self.handle(request, self._handlers[(method, path)], args),
+                self.unauthorized, self.rate_limited, self.error,
             )
         # The Date header tells the server's "now": the organisation's moment, not the host's.
         response.headers["Date"] = http_date(self.now())
@@ -98,4 +107,8 @@ class JsonApi:
 
     def rate_limited(self, wait_seconds: int, with_headers: bool) -> Response:
         """A 429, with the API's rate-limit headers asking to wait ``wait_seconds`` or without."""
+        raise NotImplementedError
+
+    def error(self, status: int, message: str) -> Response:
+        """An error response in the API's own shape."""
         raise NotImplementedError

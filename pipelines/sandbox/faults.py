@@ -5,24 +5,36 @@
     sandbox.inject_fault("pagerduty", "server_error", status=502, path="/log_entries")
     sandbox.inject_fault("jira", "timeout", delay_seconds=1.0)           # answers too late
     sandbox.inject_fault("pagerduty", "truncated_page", after=5)         # half a JSON body
-    sandbox.inject_fault("jira", "duplicated_page", path="/rest/api/3/search/jql")  # replays the last page
+    sandbox.inject_fault("jira", "replayed_page", path="/rest/api/3/issue/{issueIdOrKey}/changelog")
     sandbox.inject_fault("pagerduty", "expired_token", after=10, times=None)      # 401 from then on
+    sandbox.inject_fault("jira", "echoed_headers", status=400)           # an error body repeating the headers
+    sandbox.inject_fault("pagerduty", "rewrite", path="/log_entries", rewrite=edit)  # edit(body) -> body
 
 A fault applies to the requests of one API (optionally of one OpenAPI path template) after
 ``after`` of them went through untouched, for ``times`` requests (None: every one).
+
+``replayed_page`` answers with the body of another request, as a proxy or cache that mixes up
+requests would: to the same endpoint when it answered one (the previous page of a listing,
+another incident for ``GET /incidents/{id}``, another issue's changelog), else to another
+endpoint of the API (``/teams`` answered with ``/services``). It waits for the API to have
+answered another request first. ``echoed_headers`` answers ``status`` with an error body, in
+the API's own error shape, that repeats the request's headers (credentials included), as
+some gateways do. ``rewrite`` serves ``rewrite(body)`` instead of a successful JSON body: the
+API sending a record shape of the test's choosing.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
 KINDS = ("rate_limit", "rate_limit_without_headers", "server_error", "timeout", "truncated_page",
-         "duplicated_page", "expired_token")
+         "replayed_page", "expired_token", "echoed_headers", "rewrite")
 
 
 @dataclass
@@ -34,19 +46,23 @@ class Fault:
     status: int = 503
     wait_seconds: int = 1
     delay_seconds: float = 2.0
+    rewrite: Callable[[dict | list], dict | list] | None = None
     seen: int = 0
     fired: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault {self.kind!r}; one of {', '.join(KINDS)}")
+        if (self.kind == "rewrite") != (self.rewrite is not None):
+            raise ValueError("a rewrite fault, and only it, takes rewrite=<function of the JSON body>")
 
-    def claims(self, path: str) -> bool:
-        """Whether this request gets the fault (counting it either way)."""
+    def claims(self, path: str, applicable: bool) -> bool:
+        """Whether this request gets the fault (counting it either way); a fault that cannot
+        apply to it (nothing to replay yet) lets it through without spending a time."""
         if self.path is not None and path != self.path:
             return False
         self.seen += 1
-        if self.seen <= self.after or (self.times is not None and self.fired >= self.times):
+        if not applicable or self.seen <= self.after or (self.times is not None and self.fired >= self.times):
             return False
         self.fired += 1
         return True
@@ -58,7 +74,10 @@ class FaultPlan:
     def __init__(self) -> None:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._last_bodies: dict[str, bytes] = {}
+        # Per endpoint, the latest successful answers to distinct requests: (request, body);
+        # and the latest answer of all, with its endpoint.
+        self._answers: dict[str, list[tuple[str, bytes]]] = {}
+        self._latest: tuple[str, bytes] | None = None
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -69,16 +88,20 @@ class FaultPlan:
         with self._lock:
             self._faults.clear()
 
-    def respond(self, path: str, answer: Callable[[], Response], unauthorized: Callable[[], Response],
-                rate_limited: Callable[[int, bool], Response]) -> Response:
+    def respond(self, path: str, request: Request, answer: Callable[[], Response],
+                unauthorized: Callable[[], Response], rate_limited: Callable[[int, bool], Response],
+                error: Callable[[int, str], Response]) -> Response:
+        identity = f"{request.method} {request.full_path} {request.get_data(as_text=True)}"
         with self._lock:
-            fault = next((f for f in self._faults if f.claims(path)), None)
-            replay = self._last_bodies.get(path)
+            replay = next((body for asked, body in reversed(self._answers.get(path, [])) if asked != identity), None)
+            if replay is None and self._latest is not None and self._latest[0] != path:
+                replay = self._latest[1]
+            fault = next((f for f in self._faults
+                          if f.claims(path, applicable=f.kind != "replayed_page" or replay is not None)), None)
         if fault is None:
             response = answer()
             if response.status_code == 200:
-                with self._lock:
-                    self._last_bodies[path] = response.get_data()
+                self._remember(path, identity, response.get_data())
             return response
         if fault.kind == "rate_limit":
             return rate_limited(fault.wait_seconds, True)
@@ -89,6 +112,8 @@ class FaultPlan:
                             content_type="text/html")
         if fault.kind == "expired_token":
             return unauthorized()
+        if fault.kind == "echoed_headers":
+            return error(fault.status, f"Request rejected. Request headers: {dict(request.headers)}")
         if fault.kind == "timeout":
             time.sleep(fault.delay_seconds)
             return answer()
@@ -96,6 +121,14 @@ class FaultPlan:
         if fault.kind == "truncated_page":
             body = response.get_data()
             response.set_data(body[: len(body) // 2])
-        elif fault.kind == "duplicated_page" and replay is not None:
+        elif fault.kind == "replayed_page":
             response.set_data(replay)
+        elif fault.kind == "rewrite" and response.status_code == 200:
+            response.set_data(json.dumps(fault.rewrite(json.loads(response.get_data()))))
         return response
+
+    def _remember(self, path: str, identity: str, body: bytes) -> None:
+        with self._lock:
+            answers = [(asked, kept) for asked, kept in self._answers.get(path, []) if asked != identity]
+            self._answers[path] = [*answers[-1:], (identity, body)]
+            self._latest = (path, body)

@@ -17,6 +17,9 @@ Anything else is a 400 with Jira's error body, as is a query without any restric
 Like the PagerDuty sandbox, it serves the organisation as of a moment ``set_as_of`` can move:
 tickets created later are hidden, and each ticket's status, ``updated`` and changelog stop at
 that moment. Tickets filed in the shared operations project carry a component per team.
+``GET /rest/api/3/issue/{issueIdOrKey}`` serves one issue (``fields``, ``expand=changelog``).
+``JiraApi.VARIATIONS`` lists the paging and payload shapes the API documents beyond the ones
+served by default.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import binascii
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -267,8 +271,19 @@ class _SearchRequest:
 
 
 class JiraApi(JsonApi):
+    VARIATIONS = {
+        "search_paging_variants": "search pages carry no isLast (it is optional); the last page sends "
+                                  "nextPageToken null (\"this token will be null\")",
+        "short_search_pages": "search pages hold fewer issues than maxResults while more follow (\"API may return "
+                              "fewer items per page where a large number of fields ... are requested\")",
+        "changelog_pages_without_is_last": "/issue/{key}/changelog pages carry neither isLast nor nextPage "
+                                           "(both optional): the total tells where the changelog ends",
+        "changelog_not_embedded": "expand=changelog embeds the changelog's total but no histories, as a real "
+                                  "site answered for an issue with two",
+    }
+
     def __init__(self, org: Organisation, *, email: str, token: str, base_url: str, count_request: RequestCounter,
-                 as_of: datetime | None = None):
+                 as_of: datetime | None = None, variations: Iterable[str] = ()):
         super().__init__(
             [
                 ("GET", f"{API}/serverInfo", self._server_info),
@@ -278,11 +293,13 @@ class JiraApi(JsonApi):
                 ("POST", f"{API}/search/jql", self._search),
                 ("GET", f"{API}/search", self._removed_search),
                 ("POST", f"{API}/search", self._removed_search),
+                ("GET", f"{API}/issue/{{issueIdOrKey}}", self._get_issue),
                 ("GET", f"{API}/issue/{{issueIdOrKey}}/changelog", self._changelog_page),
             ],
             count_request,
             org,
             as_of,
+            variations,
         )
         self._credentials = (email, token)
         self._email = email
@@ -291,6 +308,9 @@ class JiraApi(JsonApi):
 
     def unauthorized(self) -> Response:
         return JiraError(401, "Client must be authenticated to access this resource.").response()
+
+    def error(self, status: int, message: str) -> Response:
+        return JiraError(status, message).response()
 
     def rate_limited(self, wait_seconds: int, with_headers: bool) -> Response:
         headers = {"Retry-After": str(wait_seconds), "X-RateLimit-Limit": "100",
@@ -367,17 +387,33 @@ class JiraApi(JsonApi):
         cap = SEARCH_MAX_RESULTS_WITH_FIELDS if fields or search.expand else SEARCH_MAX_RESULTS_IDS_ONLY
         max_results = min(max(search.max_results or SEARCH_DEFAULT_MAX_RESULTS, 1), cap)
         keys = self._matching_keys(query)
+        if "short_search_pages" in self.variations:
+            max_results = max(1, max_results * 3 // 8)
         page = [self._issue(key, fields, "changelog" in search.expand) for key in keys[offset : offset + max_results]]
         body: dict = {"issues": page}
         if offset + max_results < len(keys):
             body["nextPageToken"] = self._encode_token(offset + max_results, query_hash)
-        body["isLast"] = "nextPageToken" not in body
+        if "search_paging_variants" not in self.variations:
+            body["isLast"] = "nextPageToken" not in body
+        elif "nextPageToken" not in body:
+            body["nextPageToken"] = None
         return json_response(body)
 
-    def _changelog_page(self, request: Request, args) -> Response:
-        ticket = self._tickets_by_key.get(args["issueIdOrKey"]) or self._tickets_by_id.get(args["issueIdOrKey"])
+    def _get_issue(self, request: Request, args) -> Response:
+        ticket = self._ticket(args["issueIdOrKey"])
+        fields = self._selected_fields([name.strip() for item in request.args.getlist("fields")
+                                        for name in item.split(",") if name.strip()] or ["*navigable"])
+        expand = {name.strip() for item in request.args.getlist("expand") for name in item.split(",")}
+        return json_response(self._issue(ticket.key, fields, "changelog" in expand))
+
+    def _ticket(self, key_or_id: str) -> Ticket:
+        ticket = self._tickets_by_key.get(key_or_id) or self._tickets_by_id.get(key_or_id)
         if ticket is None:
             raise JiraError(404, "Issue does not exist or you do not have permission to see it.")
+        return ticket
+
+    def _changelog_page(self, request: Request, args) -> Response:
+        ticket = self._ticket(args["issueIdOrKey"])
         start_at = _non_negative_int(request.args.get("startAt", "0"), "startAt")
         max_results = min(_non_negative_int(request.args.get("maxResults", str(CHANGELOG_PAGE_MAX)), "maxResults"),
                           CHANGELOG_PAGE_MAX) or CHANGELOG_PAGE_MAX
@@ -393,6 +429,9 @@ class JiraApi(JsonApi):
         }
         if not body["isLast"]:
             body["nextPage"] = f"{url}?startAt={start_at + max_results}&maxResults={max_results}"
+        if "changelog_pages_without_is_last" in self.variations:
+            body.pop("isLast")
+            body.pop("nextPage", None)
         return json_response(body)
 
     # -- search parameters ------------------------------------------------------------
@@ -477,7 +516,7 @@ class JiraApi(JsonApi):
             issue["fields"] = {f: all_fields[f] for f in fields}
         if with_changelog:
             histories = self._histories[key]
-            newest_first = histories[::-1][:EMBEDDED_CHANGELOG_MAX]
+            newest_first = [] if "changelog_not_embedded" in self.variations else histories[::-1][:EMBEDDED_CHANGELOG_MAX]
             issue["changelog"] = {
                 "startAt": 0,
                 "maxResults": len(newest_first),

@@ -19,6 +19,9 @@ the team of trigger time), a test service, reopened incidents (trigger after res
 merges (``resolve_reason`` on the merged incident), the onset in the "impact started"
 custom field (``custom_field_value_change_log_entry``, and ``/custom_fields/values``) and
 in the first alert's timestamp (the trigger entry's ``channel.cef_details.creation_time``).
+``PagerDutyApi.VARIATIONS`` lists the record shapes it can also serve, each from the vendor's
+documentation or a real account's capture (notes, agents without a type, integrations as
+agents, timestamps in the account's zone, references without links, null fields).
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ import math
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from werkzeug.wrappers import Request, Response
 
@@ -48,6 +51,12 @@ ACKNOWLEDGEMENT_TIMEOUT_SECONDS = 1800
 # html_url points at a web app the sandbox does not have; .invalid names never resolve.
 WEB_URL = "https://sandbox.pagerduty.invalid"
 IMPACT_STARTED_FIELD_ID = "PIMPSTA"
+# The account's zone for the offset_timestamps variation (the spec's examples are in -05:00).
+ACCOUNT_ZONE = timezone(timedelta(hours=-5))
+# Incidents with a note: every third (notes variation), two hours after the last status change.
+NOTED_EVERY = 3
+NOTE_DELAY = timedelta(hours=2)
+ERROR_CODES = {400: 2001, 401: 2006, 403: 2010, 404: 2100}
 
 
 class PagerDutyError(Exception):
@@ -152,6 +161,21 @@ class _LogEntryRecord:
 
 
 class PagerDutyApi(JsonApi):
+    VARIATIONS = {
+        "notes": "every third incident gets a note (annotate_log_entry) after its last status change; as on "
+                 "the live API, a note does not move the incident's updated_at",
+        "untyped_agents": "acknowledge entries name their agent without a type, as old accounts' entries do "
+                          "(a captured 2013 /log_entries answer: agent {id, summary, self, html_url})",
+        "integration_agents": "triggers raised by an alert and resolves through the API name the service's "
+                              "integration as their agent (AgentReference's 'integration_reference')",
+        "offset_timestamps": "timestamps in the account's zone with its offset (2015-11-06T11:12:51-05:00), "
+                             "as the spec's examples render them",
+        "summary_only_references": "embedded references carry id, type and summary only: self and html_url "
+                                   "are null (both nullable in the spec)",
+        "null_fields": "nullable fields sent as null: resolve_reason, log entries' html_url, "
+                       "acknowledgement_timeout, service descriptions",
+    }
+
     def __init__(
         self,
         org: Organisation,
@@ -162,6 +186,7 @@ class PagerDutyApi(JsonApi):
         count_request: RequestCounter,
         clock: Callable[[], float] = time.monotonic,
         as_of: datetime | None = None,
+        variations: Iterable[str] = (),
     ):
         super().__init__(
             [
@@ -173,10 +198,12 @@ class PagerDutyApi(JsonApi):
                 ("GET", "/incidents/{id}/log_entries", self._list_incident_log_entries),
                 ("GET", "/incidents/{id}/custom_fields/values", self._get_custom_field_values),
                 ("GET", "/log_entries", self._list_log_entries),
+                ("GET", "/log_entries/{id}", self._get_log_entry),
             ],
             count_request,
             org,
             as_of,
+            variations,
         )
         self._authorization = f"Token token={token}"
         self._base_url = base_url
@@ -189,6 +216,9 @@ class PagerDutyApi(JsonApi):
     def rate_limited(self, wait_seconds: int, with_headers: bool) -> Response:
         headers = RateLimitStatus(False, self._rate_limiter.limit, 0, wait_seconds).headers() if with_headers else None
         return json_response(PagerDutyError(429, 2020, "Rate Limit Exceeded").body(), 429, headers)
+
+    def error(self, status: int, message: str) -> Response:
+        return json_response(PagerDutyError(status, ERROR_CODES.get(status, 2000), message).body(), status)
 
     # -- request handling -------------------------------------------------------------
 
@@ -260,6 +290,12 @@ class PagerDutyApi(JsonApi):
         if team_ids:
             entries = [e for e in entries if e.team_id in team_ids]
         return self._page(request, "log_entries", self._with_includes(request, entries))
+
+    def _get_log_entry(self, request: Request, args) -> Response:
+        entry = self._log_entries_by_id.get(args["id"])
+        if entry is None:
+            raise PagerDutyError(404, 2100, "Not Found", ["Log Entry Not Found"])
+        return json_response({"log_entry": self._with_includes(request, [entry])[0]})
 
     def _get_custom_field_values(self, request: Request, args) -> Response:
         return json_response({"custom_fields": self._custom_fields[self._incident(args["id"]).body["id"]]})
@@ -380,6 +416,29 @@ class PagerDutyApi(JsonApi):
     def _full(reference: dict, **fields) -> dict:
         return {**reference, "type": reference["type"].removesuffix("_reference"), **fields}
 
+    def _embedded(self, reference: dict) -> dict:
+        """A reference as another object embeds it."""
+        if "summary_only_references" in self.variations:
+            return {**reference, "self": None, "html_url": None}
+        return reference
+
+    def _time(self, moment: datetime) -> str:
+        """A timestamp of an incident or log entry as the API renders it."""
+        if "offset_timestamps" in self.variations:
+            return moment.astimezone(ACCOUNT_ZONE).replace(microsecond=0).isoformat()
+        return pd_time(moment)
+
+    def _integration_agent(self, service: Service) -> dict:
+        """The service's monitoring integration as the agent of a log entry."""
+        integration_id = "I" + service.pagerduty_id[1:]
+        return self._embedded({
+            "id": integration_id,
+            "type": "integration_reference",
+            "summary": f"{service.name} monitoring",
+            "self": f"{self._base_url}/services/{service.pagerduty_id}/integrations/{integration_id}",
+            "html_url": f"{WEB_URL}/services/{service.pagerduty_id}/integrations/{integration_id}",
+        })
+
     def _render(self, org: Organisation) -> None:
         teams = {t.key: t for t in org.teams}
         services = {s.pagerduty_id: s for s in org.services}
@@ -396,7 +455,7 @@ class PagerDutyApi(JsonApi):
             self._full(
                 self._service_reference(s),
                 name=s.name,
-                description=f"Owned by {teams[s.team_at(self._as_of)].name}",
+                description=None if "null_fields" in self.variations else f"Owned by {teams[s.team_at(self._as_of)].name}",
                 auto_resolve_timeout=14400,
                 acknowledgement_timeout=ACKNOWLEDGEMENT_TIMEOUT_SECONDS,
                 created_at=service_created_at,
@@ -449,6 +508,7 @@ class PagerDutyApi(JsonApi):
             key=lambda e: (e.created_at, e.id),
         )
         self._log_entry_times = [e.created_at for e in self._log_entries]
+        self._log_entries_by_id = {e.id: e for e in self._log_entries}
 
     def _incident_reference(self, incident: Incident) -> dict:
         return self._reference(
@@ -462,13 +522,23 @@ class PagerDutyApi(JsonApi):
         """The incident's timeline up to the sandbox's "now": trigger (its channel carries the
         first alert's payload when an alert raised it), acknowledge, the "impact started"
         custom field being filled in, resolve; a reopen adds a resolve and a second trigger
-        before the final resolve; a merge resolves the incident into another."""
+        before the final resolve; a merge resolves the incident into another. The variations
+        add a note after the last status change, and change the shapes of agents,
+        references, timestamps and nullable fields."""
         common = {
-            "service": self._service_reference(service),
-            "incident": self._incident_reference(incident),
-            "teams": [self._team_reference(team)],
+            "service": self._embedded(self._service_reference(service)),
+            "incident": self._embedded(self._incident_reference(incident)),
+            "teams": [self._embedded(self._team_reference(team))],
         }
-        service_agent = self._service_reference(service)
+        service_agent = self._embedded(self._service_reference(service))
+        monitoring_agent = (self._integration_agent(service) if "integration_agents" in self.variations
+                            else service_agent)
+        responder_agent = self._embedded(self._user_reference(responder)) if responder is not None else None
+        if responder_agent is not None and "untyped_agents" in self.variations:
+            responder_agent_of_ack = {key: value for key, value in self._user_reference(responder).items()
+                                      if key != "type"}
+        else:
+            responder_agent_of_ack = responder_agent
         if incident.alert_timestamp is not None:
             trigger_channel = {
                 "type": "api",
@@ -483,18 +553,19 @@ class PagerDutyApi(JsonApi):
         else:
             trigger_channel = {"type": "auto"}
         trigger_extra = {"contexts": [], "event_details": {"description": incident.title}}
+        trigger_agent = monitoring_agent if incident.alert_timestamp is not None else service_agent
         timeline = [
-            ("trigger", incident.created_at, f"Triggered by {service.name}", service_agent, trigger_channel,
+            ("trigger", incident.created_at, f"Triggered by {service.name}", trigger_agent, trigger_channel,
              trigger_extra),
         ]
         if incident.acknowledged_at is not None and responder is not None:
+            timeout = None if "null_fields" in self.variations else ACKNOWLEDGEMENT_TIMEOUT_SECONDS
             timeline.append(
                 ("acknowledge", incident.acknowledged_at, f"Acknowledged by {responder.name}",
-                 self._user_reference(responder), {"type": "website"},
-                 {"acknowledgement_timeout": ACKNOWLEDGEMENT_TIMEOUT_SECONDS}),
+                 responder_agent_of_ack, {"type": "website"}, {"acknowledgement_timeout": timeout}),
             )
         if incident.impact_recorded_at is not None:
-            recorder = self._user_reference(responder) if responder is not None else service_agent
+            recorder = responder_agent if responder is not None else service_agent
             change = {"id": IMPACT_STARTED_FIELD_ID, "name": "impact_started", "namespace": "incidents",
                       "value": [pd_time(incident.impact_started_at)], "old_value": None}
             timeline.append(
@@ -504,19 +575,24 @@ class PagerDutyApi(JsonApi):
             )
         if incident.resolved_at is not None:
             if merged_into is not None:
-                agent = self._user_reference(responder) if responder is not None else service_agent
+                agent = responder_agent if responder is not None else service_agent
                 resolution = (f"Resolved by merging into #{merged_into.number}", agent, {"type": "website"})
             elif incident.auto_resolved:
                 resolution = ("Resolved by timeout", service_agent, {"type": "timeout"})
             elif responder is not None:
-                resolution = (f"Resolved by {responder.name}", self._user_reference(responder), {"type": "website"})
+                resolution = (f"Resolved by {responder.name}", responder_agent, {"type": "website"})
             else:  # never acknowledged: the monitoring integration resolved it
-                resolution = (f"Resolved through the API by {service.name}", service_agent, {"type": "api"})
+                resolution = (f"Resolved through the API by {service.name}", monitoring_agent, {"type": "api"})
             if incident.reopened_at is not None:
                 timeline.append(("first_resolve", incident.first_resolved_at, *resolution, {}))
                 timeline.append(("retrigger", incident.reopened_at, f"Triggered again by {service.name}",
-                                 service_agent, trigger_channel, trigger_extra))
+                                 trigger_agent, trigger_channel, trigger_extra))
             timeline.append(("resolve", incident.resolved_at, *resolution, {}))
+        if "notes" in self.variations and incident.number % NOTED_EVERY == 0:
+            noted_at = max(step[1] for step in timeline) + NOTE_DELAY
+            author = responder_agent or service_agent
+            timeline.append(("annotate", noted_at, "Note added", author,
+                             {"type": "note", "summary": f"Follow-up for #{incident.number} filed"}, {}))
 
         records = []
         for kind, at, summary, agent, channel, extra in sorted(timeline, key=lambda step: step[1]):
@@ -529,8 +605,9 @@ class PagerDutyApi(JsonApi):
                 "type": f"{entry_type}_log_entry",
                 "summary": summary,
                 "self": f"{self._base_url}/log_entries/{entry_id}?incident_id={incident.pagerduty_id}",
-                "html_url": f"{WEB_URL}/incidents/{incident.pagerduty_id}/log_entries/{entry_id}",
-                "created_at": pd_time(at),
+                "html_url": (None if "null_fields" in self.variations
+                             else f"{WEB_URL}/incidents/{incident.pagerduty_id}/log_entries/{entry_id}"),
+                "created_at": self._time(at),
                 "agent": agent,
                 "channel": channel,
                 **common,
@@ -550,20 +627,21 @@ class PagerDutyApi(JsonApi):
                 status, acknowledged_at = "acknowledged", entry.created_at
             elif kind == "resolve_log_entry":
                 status, resolved_at = "resolved", entry.created_at
-        last_change = entries[-1]
+        # A note is no status change: it moves neither updated_at nor last_status_change_at.
+        last_change = [entry for entry in entries if entry.body["type"] != "annotate_log_entry"][-1]
         trigger = entries[0].body
         body = {
             **self._full(self._incident_reference(incident)),
             "incident_number": incident.number,
             "title": incident.title,
-            "created_at": pd_time(incident.created_at),
-            "updated_at": pd_time(last_change.created_at),
+            "created_at": self._time(incident.created_at),
+            "updated_at": self._time(last_change.created_at),
             "status": status,
             "incident_key": hashlib.md5(incident.pagerduty_id.encode()).hexdigest(),
-            "service": self._service_reference(service),
+            "service": self._embedded(self._service_reference(service)),
             "assignments": [],
             "assigned_via": "escalation_policy",
-            "last_status_change_at": pd_time(last_change.created_at),
+            "last_status_change_at": self._time(last_change.created_at),
             "last_status_change_by": last_change.body["agent"],
             "first_trigger_log_entry": {
                 "id": trigger["id"],
@@ -575,20 +653,22 @@ class PagerDutyApi(JsonApi):
             "alert_counts": {"all": 1, "triggered": int(status != "resolved"), "resolved": int(status == "resolved")},
             "is_mergeable": True,
             "incident_type": {"name": "incident_default"},
-            "escalation_policy": self._escalation_policy_reference(service),
-            "teams": [self._team_reference(team)],
+            "escalation_policy": self._embedded(self._escalation_policy_reference(service)),
+            "teams": [self._embedded(self._team_reference(team))],
             "pending_actions": [],
             # As on the live API, acknowledgements and assignments empty once resolved.
             "acknowledgements": [],
             "urgency": incident.urgency,
         }
+        if "null_fields" in self.variations:
+            body["resolve_reason"] = None
         if status == "resolved":
-            body["resolved_at"] = pd_time(resolved_at)
+            body["resolved_at"] = self._time(resolved_at)
             if merged_into is not None and resolved_at == incident.resolved_at:
                 body["resolve_reason"] = {"type": "merge_resolve_reason",
-                                          "incident": self._incident_reference(merged_into)}
+                                          "incident": self._embedded(self._incident_reference(merged_into))}
         elif responder is not None:
-            assigned_at = pd_time(acknowledged_at or incident.created_at)
+            assigned_at = self._time(acknowledged_at or incident.created_at)
             body["assignments"] = [{"at": assigned_at, "assignee": self._user_reference(responder)}]
             if status == "acknowledged":
                 body["acknowledgements"] = [{"at": assigned_at, "acknowledger": self._user_reference(responder)}]

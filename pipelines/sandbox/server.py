@@ -13,6 +13,7 @@ import socket
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
@@ -49,7 +50,8 @@ class Sandbox:
     ``as_of`` serves the organisation as it stood at an earlier moment than its cut-off;
     ``set_as_of`` moves time forward (or back) while running. ``inject_fault`` arms the
     faults of ``pipelines.sandbox.faults`` (429 storms, 5xx, timeouts, truncated or
-    replayed pages, expired tokens).
+    replayed pages, expired tokens). ``variations`` names record shapes to serve beyond the
+    plain ones (``PagerDutyApi.VARIATIONS``, ``JiraApi.VARIATIONS``).
     """
 
     def __init__(
@@ -65,7 +67,13 @@ class Sandbox:
         jira_port: int = 0,
         rate_limit_per_minute: int = 960,
         as_of: datetime | None = None,
+        variations: Iterable[str] = (),
     ):
+        unknown = set(variations) - set(PagerDutyApi.VARIATIONS) - set(JiraApi.VARIATIONS)
+        if unknown:
+            raise ValueError(f"unknown variations {sorted(unknown)}; the sandbox serves "
+                             f"{', '.join([*PagerDutyApi.VARIATIONS, *JiraApi.VARIATIONS])}")
+        self.variations = frozenset(variations)
         if rate_limit_per_minute < 1:
             raise ValueError(f"rate_limit_per_minute must be at least 1, not {rate_limit_per_minute}")
         self.org = org
@@ -141,6 +149,7 @@ class Sandbox:
                         rate_limit_per_minute=self.rate_limit_per_minute,
                         count_request=lambda key: self._count("pagerduty", key),
                         as_of=self.as_of,
+                        variations=self.variations & set(PagerDutyApi.VARIATIONS),
                     ),
                     "jira": JiraApi(
                         self.org,
@@ -149,6 +158,7 @@ class Sandbox:
                         base_url=self._urls["jira"],
                         count_request=lambda key: self._count("jira", key),
                         as_of=self.as_of,
+                        variations=self.variations & set(JiraApi.VARIATIONS),
                     ),
                     "qualtrics": QualtricsApi(
                         self.org, token=self.qualtrics_token,

@@ -86,7 +86,8 @@ facts as (
         case when status = 'resolved' then epoch(resolved_at - onset_at) end as ttr_from_onset_seconds,
         status <> 'resolved' as is_open,
         reopen_count,
-        coalesce(resolver_type = 'service_reference' or resolve_channel = 'timeout', false) as is_auto_resolved,
+        coalesce(resolver_type in ('service_reference', 'integration_reference') or resolve_channel = 'timeout', false)
+            as is_auto_resolved,
         coalesce(epoch(resolved_at - created_at) < 60, false) as is_under_a_minute,
         urgency
     from attributed

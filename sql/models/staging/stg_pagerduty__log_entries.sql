@@ -14,7 +14,17 @@ select
     incident_id,
     entry_type,
     created_at,
-    agent_type,
+    -- PagerDuty's AgentReference types; an integration's own type (e.g.
+    -- generic_events_api_inbound_integration_reference) reads as integration_reference, and an
+    -- agent without a type (old accounts' entries) is typed by its API (or web) link.
+    case
+        when agent_type like '%integration_reference' then 'integration_reference'
+        when agent_type is not null then agent_type
+        when regexp_matches(coalesce(agent_self, agent_html_url), '/integrations/[^/]+$') then 'integration_reference'
+        when regexp_matches(coalesce(agent_self, agent_html_url), '/users/[^/]+$') then 'user_reference'
+        when regexp_matches(coalesce(agent_self, agent_html_url), '/(services|service-directory)/[^/]+$')
+            then 'service_reference'
+    end as agent_type,
     agent_id,
     channel_type,
     team_id,
