@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from assets.jira import assets as jira_assets
 from assets.jira.resource import JiraResource
@@ -16,6 +15,7 @@ from assets.pagerduty.resource import PagerDutyResource
 from assets.quality.checks import gx_asset_checks
 from assets.report import assets as report_assets
 from assets.report.resource import ReportFolderResource
+from assets.warehouse.resource import WarehouseResource
 from assets.warehouse.sql_models import sql_model_assets
 from assets.warehouse.team_map_checks import jira_entities_are_mapped, pagerduty_entities_are_mapped
 from pipelines.schedules import nightly_job, nightly_schedule
@@ -49,7 +49,7 @@ def defs() -> dg.Definitions:
             "landing": LandingFolderResource(
                 path=dg.EnvVar("PSAFE_LANDING_DIR"), hr_id_salt=dg.EnvVar("PSAFE_HR_ID_SALT")
             ),
-            "duckdb": DuckDBResource(database=dg.EnvVar("PSAFE_WAREHOUSE")),
+            "duckdb": WarehouseResource(database=dg.EnvVar("PSAFE_WAREHOUSE")),
             "report_folder": ReportFolderResource(path=dg.EnvVar("PSAFE_REPORT_DIR")),
         },
     )
