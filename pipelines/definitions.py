@@ -15,6 +15,7 @@ from assets.pagerduty.resource import PagerDutyResource
 from assets.quality.checks import gx_asset_checks
 from assets.report import assets as report_assets
 from assets.report.resource import ReportFolderResource
+from assets.warehouse.dead_runs import dead_run_workers_sensor, freeing_dead_run_slots
 from assets.warehouse.resource import WarehouseResource
 from assets.warehouse.sql_models import sql_model_assets
 from assets.warehouse.team_map_checks import jira_entities_are_mapped, pagerduty_entities_are_mapped
@@ -36,7 +37,8 @@ def defs() -> dg.Definitions:
         ],
         jobs=[nightly_job, landing_refresh_job],
         schedules=[nightly_schedule],
-        sensors=[landing_files_sensor],
+        sensors=[landing_files_sensor, dead_run_workers_sensor],
+        executor=freeing_dead_run_slots(dg.multiprocess_executor),
         resources={
             "pagerduty": PagerDutyResource(
                 api_token=dg.EnvVar("PAGERDUTY_API_TOKEN"), base_url=dg.EnvVar("PAGERDUTY_URL")

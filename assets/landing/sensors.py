@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.landing.resource import LandingFolderResource
+from assets.warehouse.dead_runs import freeing_dead_run_slots
 from assets.warehouse.partitions import every_month_tags
 
 # Exports are CSV files and the team map YAML; anything else (notes, partial uploads named
@@ -24,7 +25,7 @@ landing_refresh_job = dg.define_asset_job(
     "landing_refresh",
     selection=dg.AssetSelection.groups("landing").downstream(),
     description="Reload the landing-folder exports and rebuild everything that depends on them.",
-    executor_def=dg.in_process_executor,
+    executor_def=freeing_dead_run_slots(dg.in_process_executor),
 )
 
 
