@@ -38,7 +38,7 @@ def defs() -> dg.Definitions:
         jobs=[nightly_job, landing_refresh_job],
         schedules=[nightly_schedule],
         sensors=[landing_files_sensor, dead_run_workers_sensor],
-        executor=freeing_dead_run_slots(dg.multiprocess_executor),
+        executor=freeing_dead_run_slots(dg.multi_or_in_process_executor),
         resources={
             "pagerduty": PagerDutyResource(
                 api_token=dg.EnvVar("PAGERDUTY_API_TOKEN"), base_url=dg.EnvVar("PAGERDUTY_URL")
