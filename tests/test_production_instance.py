@@ -7,13 +7,14 @@ and gives the warehouse pool's slot back, so the queued next run starts within a
 server is created here in a temporary folder, on a free loopback port, as the `postgres` user
 when we are root (PostgreSQL refuses to run as root)."""
 
+import contextlib
 import glob
 import json
 import os
 import pwd
 import re
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import uuid
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import psycopg2
 import pytest
 
@@ -133,6 +135,21 @@ def test_production_instance_stores_runs_and_events_in_postgres(postgres, tmp_pa
         assert cursor.fetchall() == [("duckdb_warehouse", 1)]
 
 
+def stop_with_its_processes(daemon: subprocess.Popen) -> None:
+    """Stop dagster-daemon, then whatever it started that outlived it (its code server waits
+    for the runs it launched, which a failed test may leave running)."""
+    started = psutil.Process(daemon.pid).children(recursive=True)
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        daemon.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
+    for process in started:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+
+
 def fresh_database(postgres: dict, name: str) -> dict:
     """Connection settings of a new, empty database ``name`` on the test server."""
     conn = psycopg2.connect(**postgres)
@@ -231,12 +248,7 @@ def test_a_killed_nightly_run_gives_its_slot_back_and_the_queued_next_run_starts
     finally:
         launcher.close()
         if daemon is not None:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+            stop_with_its_processes(daemon)
     assert last.status == dg.DagsterRunStatus.SUCCESS
     # Which of the three ways gave the slot back (run monitoring logs nothing when it frees one).
     freed_by = [line for line in daemon_log.read_text().splitlines() if f"slot of run {first}" in line] or [
