@@ -7,10 +7,10 @@ import csv
 
 import duckdb
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from assets.landing.survey import EDMONDSON_ITEMS
 from assets.models.assets import anonymity_holds
+from assets.warehouse.resource import WarehouseResource
 from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
@@ -159,7 +159,7 @@ def test_the_anonymity_check_fails_on_a_leaky_warehouse(tmp_path):
             ('C', date '2024-01-01', false, 9, 4.0, 0.4, 0.8))
             t(team, wave_quarter, is_suppressed, n_respondents, safety_mean, safety_sd, rwg_j)""")
         conn.execute("create table staging.answers as select 'R1' as response_id, 5 as answer")
-    result = anonymity_holds(duckdb=DuckDBResource(database=str(path)))
+    result = anonymity_holds(duckdb=WarehouseResource(database=str(path)))
     assert not result.passed
     assert result.metadata["published_under_5"].value == 1
     assert result.metadata["waves_with_one_suppressed_cell"].value == 1
