@@ -193,7 +193,7 @@ class PoisonShare:
         )
 
 
-def quarantine_check(asset: dg.AssetsDefinition, stream: str) -> dg.AssetChecksDefinition:
+def quarantine_check(asset: dg.AssetsDefinition | dg.AssetKey, stream: str) -> dg.AssetChecksDefinition:
     """An asset check warning while ``stream`` has records in quarantine, with their count,
     ids and reasons."""
 
