@@ -27,14 +27,17 @@ review_incidents as (
     group by links.review_id
 ),
 
--- How far each source is known: the latest moment the warehouse saw of it. An item younger
--- than the close window at that moment and still open has no outcome yet.
-cutoffs as (
-    select 'jira' as source, max(greatest(created_at, coalesce(updated_at, created_at))) as observed_until
-    from {{ ref('stg_jira__issues') }}
-    union all
-    select 'pagerduty', max(greatest(created_at, coalesce(updated_at, created_at), coalesce(completed_at, created_at)))
-    from {{ ref('stg_pagerduty__review_action_items') }}
+-- The data's cut-off: the latest moment the warehouse saw of issues and action items. Only an
+-- item created at least the close window before it has a known outcome (due): counting younger
+-- ones closed early, but not those still open, would favour the latest months.
+cutoff as (
+    select max(seen) as observed_until
+    from (
+        select greatest(created_at, coalesce(updated_at, created_at)) as seen from {{ ref('stg_jira__issues') }}
+        union all
+        select greatest(created_at, coalesce(updated_at, created_at), coalesce(completed_at, created_at))
+        from {{ ref('stg_pagerduty__review_action_items') }}
+    )
 ),
 
 judged as (
@@ -57,14 +60,13 @@ judged as (
         epoch(items.closed_at - items.created_at) / 86400 as days_to_close,
         coalesce(items.closed_at <= items.created_at + to_days(rules.action_item_close_within_days), false)
             as is_closed_in_time,
-        coalesce(items.closed_at <= items.created_at + to_days(rules.action_item_close_within_days)
-            or items.created_at + to_days(rules.action_item_close_within_days) <= cutoffs.observed_until, false)
+        coalesce(items.created_at + to_days(rules.action_item_close_within_days) <= cutoff.observed_until, false)
             as is_due
     from items
     cross join rules
     inner join {{ ref('int_post_incident_reviews') }} as reviews using (review_id)
     left join review_incidents using (review_id)
-    left join cutoffs on cutoffs.source = items.source
+    cross join cutoff
 )
 
 select * from judged

@@ -113,7 +113,7 @@ action_items as (
         period_month,
         count(*) as action_items,
         count(*) filter (where is_due) as action_items_due,
-        count(*) filter (where is_closed_in_time) as action_items_closed_in_time,
+        count(*) filter (where is_due and is_closed_in_time) as action_items_closed_in_time,
         count(closed_at) as n_action_items_closed,
         median(days_to_close) as action_item_close_median_days
     from {{ ref('fct_review_action_items') }}
