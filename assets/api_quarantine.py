@@ -27,7 +27,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.api_retry import ApiError
 from assets.warehouse.pool import WAREHOUSE_POOL
-from assets.warehouse.raw_tables import untypable_records
+from assets.warehouse.raw_tables import RawRecordError, untypable_records, write_batch
 
 QUARANTINE_TABLE = "quarantine.api_records"
 # A sync fails when more than this share of the records it received could not load.
@@ -157,6 +157,22 @@ def split_untypable(conn: duckdb.DuckDBPyConnection, table: str, records: list[d
     poison = [Quarantined(record_id(record), reasons[record_id(record)], request, record)
               for record in records if record_id(record) in reasons]
     return loadable, poison
+
+
+def write_typable(conn: duckdb.DuckDBPyConnection, table: str, records: list[dict], request: ApiRequest,
+                  set_aside: Callable[[list[Quarantined]], None], **write) -> list[dict]:
+    """Write ``records`` into ``raw.<table>`` (``write_batch``, with ``write``'s mark); when a
+    typed column cannot hold some, hand those to ``set_aside`` first and write the rest. Returns
+    the records written. The write is tried whole first, so a batch whose every record fits
+    (nearly all) is parsed once, not checked and then written."""
+    try:
+        write_batch(conn, table, records, **write)
+        return records
+    except RawRecordError:
+        loadable, untypable = split_untypable(conn, table, records, request)
+        set_aside(untypable)
+        write_batch(conn, table, loadable, **write)
+        return loadable
 
 
 @dataclass

@@ -30,6 +30,9 @@ USER_FIELDS = frozenset({"assignee", "reporter", "creator"})
 # What a pseudonymised user object keeps besides the pseudonyms.
 KEPT_USER_KEYS = ("accountType", "active")
 DONE = "pseudonymised"
+# Parts of an issue that never name a person: not walked (a sync receives hundreds of thousands).
+PERSONLESS_KEYS = frozenset({"project", "status", "issuetype", "components", "priority", "avatarUrls", "labels",
+                             "statusCategory", "resolution", "fixVersions", "versions"})
 
 
 def pseudonym(salt: str, value: str) -> str:
@@ -64,7 +67,7 @@ def pseudonymise_people(value: Any, salt: str | None) -> Any:
     if (value.get("field") in USER_FIELDS or value.get("fieldId") in USER_FIELDS) and "toString" in value:
         return {**value, "from": _hashed(account_pseudonym, value.get("from"), salt), "fromString": None,
                 "to": _hashed(account_pseudonym, value.get("to"), salt), "toString": None, DONE: True}
-    return {key: pseudonymise_people(item, salt) for key, item in value.items()}
+    return {key: item if key in PERSONLESS_KEYS else pseudonymise_people(item, salt) for key, item in value.items()}
 
 
 def _user(user: dict, salt: str | None) -> dict:

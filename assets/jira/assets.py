@@ -29,6 +29,7 @@ from assets.api_quarantine import (
     quarantined,
     release,
     split_untypable,
+    write_typable,
 )
 from assets.api_retry import API_ASSET_RETRY_POLICY, failing_clearly
 from assets.jira.classification import read_rules, rules_frame
@@ -85,7 +86,6 @@ def jira_issues(
             "so the speaking-up KPIs cannot be computed")
     share = PoisonShare(STREAM, jira.max_quarantined_share)
     loaded: list[str] = []
-    set_aside = 0
     with warehouse_connection(duckdb) as conn, failing_clearly():
         # An issue edited while we page moves behind the cursor and can push the one after it
         # past a page boundary; capping the mark at the site's time when the sync began makes
@@ -112,21 +112,27 @@ def jira_issues(
                                [issue_id]).fetchone()
             return json.loads(row[0]) if row and row[0] else []
 
-        newest = mark
-        for page in jira.iter_issues(client, since, log, stored_histories, fields):
-            page.issues, untypable = split_untypable(conn, "jira__issues", page.issues, page.request)
-            page.poison += untypable
-            share.add(page.received, page.poison)
-            quarantine(conn, STREAM, page.poison)
-            set_aside += len(page.poison)
+        def set_aside(poison: list[Quarantined]) -> None:
+            nonlocal set_aside_count
+            share.add(0, poison)
+            quarantine(conn, STREAM, poison)
+            set_aside_count += len(poison)
             share.check()
+
+        newest = mark
+        set_aside_count = 0
+        for page in jira.iter_issues(client, since, log, stored_histories, fields):
+            share.add(page.received - len(page.poison), [])
+            set_aside(page.poison)
             for issue in page.issues:
                 updated = parse_jira_time(issue["fields"]["updated"])
                 newest = updated if newest is None or updated > newest else newest
-            # Pages come in `updated` order, so everything up to this page's newest is loaded;
-            # after the last page, everything updated before the sync began.
+            # Pages come in `updated` order, so everything up to this page's newest is loaded (or
+            # quarantined, and asked for by id on later runs); after the last page, everything
+            # updated before the sync began.
             page_mark = started if page.last else (min(newest, started) if newest else None)
-            write_batch(conn, "jira__issues", page.issues, stream=STREAM, high_water_mark=page_mark)
+            page.issues = write_typable(conn, "jira__issues", page.issues, page.request, set_aside, stream=STREAM,
+                                        high_water_mark=page_mark)
             release(conn, STREAM, [issue["id"] for issue in page.issues])
             loaded.extend(issue["id"] for issue in page.issues)
             if len(loaded) % 5_000 < len(page.issues):
@@ -155,9 +161,9 @@ def jira_issues(
         release(conn, STREAM, [issue["id"] for issue in retried])
         quarantine(conn, STREAM, still)
     context.log.info(f"issues: loaded {len(loaded)} ({mode}), {len(retried)} of the quarantined loaded now, "
-                     f"{set_aside + len(still)} quarantined; high-water mark {mark}")
+                     f"{set_aside_count + len(still)} quarantined; high-water mark {mark}")
     return dg.MaterializeResult(metadata={
-        "rows": len(loaded) + len(retried), "quarantined": set_aside + len(still), "mode": mode,
+        "rows": len(loaded) + len(retried), "quarantined": set_aside_count + len(still), "mode": mode,
         "since": since.isoformat(), "high_water_mark": str(mark), "fields": dg.MetadataValue.json(fields),
     })
 

@@ -47,7 +47,7 @@ class IncidentReviewSyncConfig(dg.Config):
     """``window_days``: ask about the reviews of incidents resolved at most this many days before
     the API's time of the last incident sync (older reviews, once stored, stay as they were)."""
 
-    window_days: int = 60
+    window_days: int = 45
 
 
 def incidents_needing_review(conn: duckdb.DuckDBPyConnection, window_days: int) -> list[str]:
@@ -134,12 +134,19 @@ class _ReviewSync:
                     (REVIEWS, [] if review is None else [review], _review_problem, request),
                     (ACTION_ITEMS, items, _action_item_problem, ApiRequest("GET", f"{request.path}/action_items"))):
                 loadable, refused = split_poison(found, problem, asked)
-                loadable, untypable = split_untypable(conn, table, loadable, asked)
                 # An item need not repeat its incident: it is the incident asked about.
                 records[table] += [{**record, "incident_id": record.get("incident_id") or incident_id}
                                    for record in loadable]
-                poison[table] += refused + untypable
-                self.share[table].add(len(found), refused + untypable)
+                poison[table] += refused
+                self.share[table].add(len(found), refused)
+        for table in (REVIEWS, ACTION_ITEMS):
+            records[table], untypable = split_untypable(conn, table, records[table], ApiRequest("GET", "/incidents"))
+            # Each named by the request that returned it.
+            untypable = [Quarantined(q.record_id, q.reason, ApiRequest(
+                "GET", f"/incidents/{q.payload['incident_id']}/review" + ("/action_items" if table == ACTION_ITEMS else "")),
+                q.payload) for q in untypable]
+            poison[table] += untypable
+            self.share[table].add(0, untypable)
         conn.execute("begin transaction")
         try:
             for table in (REVIEWS, ACTION_ITEMS):
@@ -182,7 +189,7 @@ def _incident_of(record: Quarantined) -> str | None:
 def pagerduty_incident_reviews(context: dg.AssetExecutionContext, config: IncidentReviewSyncConfig,
                                pagerduty: PagerDutyResource, duckdb: DuckDBResource):
     """PagerDuty's post-incident reviews and their action items, asked for the incidents whose
-    review can still change: high urgency, resolved within `window_days` (run config, default 60)
+    review can still change: high urgency, resolved within `window_days` (run config, default 45)
     before the API's time of the last incident sync, review not completed or an action item open.
     404 means no review. Quarantined records' incidents are asked about again."""
     client = pagerduty.get_client()

@@ -291,21 +291,20 @@ def untypable_records(conn: duckdb.DuckDBPyConnection, table: str, records: list
     fields = RAW_FIELDS.get(table, ())
     if not fields or not records:
         return {}
+    # One pass: each payload parsed once, each field's expression tried once (the first field
+    # that fails names the record's reason).
+    first_failure = "coalesce(" + ", ".join(
+        f"case when fields[{position}] is not null and try({field.expression(f'fields[{position}]')}) is null "
+        f"then {position} end" for position, field in enumerate(fields, start=1)) + ")"
     conn.register("checked_records", _records_frame(records).to_arrow())
     try:
-        found = conn.execute(" union all ".join(
-            f"select id, {position} as position, fields[{position}] as text "
-            f"from ({_fields_query(table, 'checked_records')}) "
-            f"where fields[{position}] is not null and try({field.expression(f'fields[{position}]')}) is null"
-            for position, field in enumerate(fields, start=1)
-        ) + " order by position").fetchall()
+        found = conn.execute(
+            f"select id, position, fields[position] from (select id, fields, {first_failure} as position "
+            f"from ({_fields_query(table, 'checked_records')})) where position is not null").fetchall()
     finally:
         conn.unregister("checked_records")
-    reasons: dict[str, str] = {}
-    for record_id, position, text in found:
-        field = fields[position - 1]
-        reasons.setdefault(record_id, f"unparseable: {field.path} {text!r} is not a valid {field.sql_type}")
-    return reasons
+    return {record_id: f"unparseable: {fields[position - 1].path} {text!r} is not a valid {fields[position - 1].sql_type}"
+            for record_id, position, text in found}
 
 
 def upsert_json_records(
