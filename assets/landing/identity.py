@@ -21,6 +21,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import yaml
 from dagster_duckdb import DuckDBResource
 
 from assets.identity import account_pseudonym, email_pseudonym, pseudonym
@@ -84,6 +85,14 @@ def read_identity_map(path: Path) -> list[dict[str, str]]:
         if not found:
             raise IdentityMapError(f"{where} ({employee}): gives neither jira_account_ids nor emails")
     return rows
+
+
+def write_identity_map(path: Path, people: list[dict]) -> None:
+    """Write ``people`` (dicts with ``employee_id`` and any of the list keys) as an identity map."""
+    header = ("# Identity map: which Jira account ids and email addresses are which HR employee id (see README).\n"
+              "# Keys per person: employee_id, " + ", ".join(IDENTITY_KINDS) + " (lists, at least one).\n")
+    body = yaml.safe_dump({"people": people}, sort_keys=False, allow_unicode=True, default_flow_style=None)
+    path.write_text(header + body, encoding="utf-8")
 
 
 def pseudonymised(rows: list[dict[str, str]], salt: str) -> pl.DataFrame:

@@ -10,6 +10,8 @@ PROACTIVE_TYPES = ("Risk", "Near miss", "Improvement", "Security finding", "Tech
 REACTIVE_TYPES = ("Incident", "Escalation", "Problem")
 UNCLASSIFIED_TYPES = ("Task", "Story")
 PROACTIVE_LABELS = ("near-miss", "proactive", "raised-concern")
+# Log-odds that a classified ticket is proactive at safety 0 (about 35%).
+PROACTIVE_LOG_ODDS_BASE = -0.6
 
 
 def generate_tickets(rng, spec, truth, teams, lagged_safety, as_of) -> list[Ticket]:
@@ -20,7 +22,7 @@ def generate_tickets(rng, spec, truth, teams, lagged_safety, as_of) -> list[Tick
         month_seconds = (add_months(spec.start, month + 1) - month_start).total_seconds()
         for t in teams:
             s = lagged_safety(t.key, month)
-            p_proactive = logistic(-0.6 + truth.proactive_log_odds_per_sd * s)
+            p_proactive = logistic(PROACTIVE_LOG_ODDS_BASE + truth.proactive_log_odds_per_sd * s)
             for _ in range(rng.poisson(t.headcount * spec.tickets_per_head_month)):
                 counters[t.key] += 1
                 created = (month_start + timedelta(seconds=float(rng.uniform(0, month_seconds)))).replace(microsecond=0)
