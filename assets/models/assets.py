@@ -152,7 +152,8 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
 def kpi_correlations(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """KPI correlation table: between-team Pearson r of mean lagged safety with each KPI,
     with 95% CIs from resampling teams (2,000 draws), the number of teams and team-months.
-    Team-months without a reportable safety score are left out."""
+    Team-months without a reportable safety score are left out; a KPI whose optional input is
+    missing (the speaking-up KPIs without an identity map) has no row."""
     with duckdb.get_connection() as conn:
         months = conn.sql(TEAM_MONTHS_SQL).df()
         table = correlation_table(months)
@@ -185,7 +186,7 @@ def team_level_kpis(months: pd.DataFrame) -> pd.DataFrame:
 def correlation_table(months: pd.DataFrame) -> pd.DataFrame:
     teams = team_level_kpis(months)
     rows = []
-    for kpi in CORRELATION_KPIS:
+    for kpi in (kpi for kpi in CORRELATION_KPIS if not kpi.is_absent(months)):
         usable = teams.dropna(subset=["safety", kpi.name])
         r, low, high = team_bootstrap_correlation(usable, "safety", kpi.name)
         rows.append({"kpi": kpi.name, "r": r, "ci_low": low, "ci_high": high, "n_teams": len(usable),

@@ -498,8 +498,10 @@ def kpi_safety_effects(months: pd.DataFrame, incidents: pd.DataFrame, reference_
     unknown). Either may carry ``safety_error_var`` (each row's team-wave mean's error
     variance in squared SDs) and ``safety_wave`` (which wave it comes from) for the
     reliability correction; ``reference_reliability`` is the share of the published team-wave
-    means' variance that is true (1 when safety is measured without error)."""
-    rows = [row for kpi in kpis for row in kpi_rows(kpi, months, incidents, reference_reliability)]
+    means' variance that is true (1 when safety is measured without error). A KPI whose
+    optional input is missing (``Kpi.is_absent``) has no rows."""
+    rows = [row for kpi in kpis if not kpi.is_absent(months)
+            for row in kpi_rows(kpi, months, incidents, reference_reliability)]
     return results_table(rows)
 
 
