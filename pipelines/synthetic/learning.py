@@ -149,10 +149,13 @@ def add_reviews(rng, org: Organisation, lagged_safety) -> None:
         done = (incident.resolved_at + timedelta(days=lag)).replace(microsecond=0)
         created = incident.resolved_at + min(timedelta(days=0.25 + 3.75 * created_draw), (done - incident.resolved_at) / 2)
         created = created.replace(microsecond=0)
+        incident.review_created_at, incident.review_done_at = created, done
         if created >= org.as_of:
             continue
+        drawn = _action_items(rng, truth, s, created)
+        incident.review_action_items = [(at, closed) for _, at, closed in drawn]
         # Items agreed after the cut-off do not exist yet.
-        items = [item for item in _action_items(rng, truth, s, created) if item[1] < org.as_of]
+        items = [item for item in drawn if item[1] < org.as_of]
         if incident.resolved_at >= org.as_of - PAGERDUTY_REVIEWS_SINCE and channel_draw < 0.5:
             org.incident_reviews.append(IncidentReview(
                 id=_id("Q", incident.pagerduty_id, "review"), incident_id=incident.pagerduty_id,
@@ -185,7 +188,7 @@ def add_reviews(rng, org: Organisation, lagged_safety) -> None:
                 review.links.append((ACTION_ITEM, item.key))
 
 
-def _action_items(rng, truth, s: float, review_created: datetime) -> list[tuple[str, datetime, datetime | None]]:
+def _action_items(rng, truth, s: float, review_created: datetime) -> list[tuple[str, datetime, datetime]]:
     items = []
     for n in range(int(rng.poisson(ACTION_ITEMS_PER_REVIEW))):
         created = (review_created + timedelta(days=2 * rng.random())).replace(microsecond=0)

@@ -124,6 +124,11 @@ class Incident:
     # Learning from errors: the alert's de-duplication key, and the incident this one repeats.
     dedup_key: str = ""
     repeat_of: str | None = None  # pagerduty_id
+    # The review drawn for it, whether or not it exists by the cut-off (for checks: truth_frames.py):
+    # when it is created and done, and its action items' creation and close times.
+    review_created_at: datetime | None = None
+    review_done_at: datetime | None = None
+    review_action_items: list[tuple[datetime, datetime]] = field(default_factory=list)
 
 
 @dataclass

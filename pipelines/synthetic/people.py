@@ -22,8 +22,10 @@ from datetime import date
 from pipelines.synthetic.model import Organisation, Person, Ticket, logistic
 from pipelines.synthetic.tickets import PROACTIVE_LABELS, PROACTIVE_TYPES, PROACTIVE_LOG_ODDS_BASE
 
-# A person in one of these roles is junior with this probability (their role becomes "junior <role>").
+# A person in one of these roles is junior with this probability (their role becomes "junior <role>",
+# which config/kpi_rules.yml's "Junior *" matches).
 JUNIOR_ELIGIBLE_ROLES = ("engineer", "sre", "analyst")
+JUNIOR_PREFIX = "junior "
 JUNIOR_SHARE = 0.5
 # Proactive tickets per head-month raised from other teams, and per junior head-month by the
 # team's juniors, at safety 0.
@@ -49,7 +51,7 @@ def assign_juniors(rng, headcount_rows: list[dict], termination_rows: list[dict]
             junior[row["employee_id"]] = bool(rng.random() < JUNIOR_SHARE) and row["role"] in JUNIOR_ELIGIBLE_ROLES
     for row in [*headcount_rows, *termination_rows]:
         if junior.get(row["employee_id"]):
-            row["role"] = f"junior {row['role']}"
+            row["role"] = JUNIOR_PREFIX + row["role"]
 
 
 def make_people(rng, headcount_rows: list[dict]) -> list[Person]:
@@ -90,13 +92,14 @@ def assign_reporters(rng, org: Organisation, people: list[Person], lagged_safety
     """Give every ticket a reporter and a creator (see the module's docstring)."""
     account = {person.employee_id: person.account_id for person in people}
     team_of_unit = {t.hr_org_unit: t.key for t in org.teams}
+    headcount = {t.key: t.headcount for t in org.teams}
     start = org.spec.start
     roster: dict[tuple[str, int], list[tuple[str, bool]]] = defaultdict(list)
     everyone: dict[int, list[tuple[str, str]]] = defaultdict(list)  # month -> (team, employee)
     for row in org.headcount_rows:
         snapshot = date.fromisoformat(row["snapshot_date"])
         month = (snapshot.year - start.year) * 12 + snapshot.month - start.month
-        roster[team_of_unit[row["org_unit"]], month].append((row["employee_id"], row["role"].startswith("junior ")))
+        roster[team_of_unit[row["org_unit"]], month].append((row["employee_id"], row["role"].startswith(JUNIOR_PREFIX)))
         everyone[month].append((team_of_unit[row["org_unit"]], row["employee_id"]))
     truth = org.truth
     proactive_per_head = org.spec.tickets_per_head_month * 0.8  # 20% of tickets are unclassified (tickets.py)
@@ -111,7 +114,9 @@ def assign_reporters(rng, org: Organisation, people: list[Person], lagged_safety
         reporter = others[int(pick * len(others))]
         if is_proactive(ticket):
             s = lagged_safety(ticket.team_key, month)
-            expected = len(team) * proactive_per_head * logistic(PROACTIVE_LOG_ODDS_BASE + truth.proactive_log_odds_per_sd * s)
+            # As tickets.py draws them: Poisson with the team's planned headcount, not the roster's.
+            expected = headcount[ticket.team_key] * proactive_per_head * logistic(
+                PROACTIVE_LOG_ODDS_BASE + truth.proactive_log_odds_per_sd * s)
             cross = len(team) * CROSS_TEAM_RATE * math.exp(truth.cross_team_proactive_log_rate_per_sd * s) / expected
             junior = len(juniors) * JUNIOR_RATE * math.exp(truth.junior_proactive_log_rate_per_sd * s) / expected
             if draw < cross:
