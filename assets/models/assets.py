@@ -116,15 +116,19 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     periods, model and warnings. Safety is the lagged team score in SDs of the published
     team-wave means. Every model adjusts for log headcount (split within/between like safety)
     and quarter fixed effects. Main models (docs/metrics.md): MixedLM with a team random
-    intercept and Satterthwaite t for team-month log median TTR/TTA, with team-clustered OLS as
+    intercept and Satterthwaite t for team-month log medians (TTR, TTA, days to finish a
+    post-incident review, days to close its action items), with team-clustered OLS as
     cross-check and as fallback (the warning names why); NegativeBinomial with headcount
-    exposure for incident counts (Poisson with team-clustered errors at its boundary);
-    binomial GLMs for proactive share and (critical-role) voluntary attrition; a log-normal
-    time-to-event model for incident TTR with open incidents censored; log-OLS for incident
-    TTD. All but the MixedLM rows have team-clustered errors with t(teams - 1). Counts,
-    binomials and times to event with fewer than MIN_EVENTS_PER_COEFFICIENT (5) events per
-    coefficient report "too few events" instead of an estimate. Associations, not causes: safer teams may report more
-    incidents and near misses."""
+    exposure for incident counts and proactive tickets raised from other teams, junior headcount
+    for those raised by juniors (Poisson with team-clustered errors at its boundary); binomial
+    GLMs for proactive share, (critical-role) voluntary attrition, the share of serious
+    incidents reviewed, of review action items closed in time and of repeat incidents; a
+    log-normal time-to-event model for incident TTR with open incidents censored; log-OLS for
+    incident TTD. The speaking-up KPIs need the identity map and are left out without it. All
+    but the MixedLM rows have team-clustered errors with t(teams - 1). Counts, binomials and
+    times to event with fewer than MIN_EVENTS_PER_COEFFICIENT (5) events per coefficient report
+    "too few events" instead of an estimate. Associations, not causes: safer teams may report
+    more incidents and near misses, and write more reviews because it is safe to."""
     with duckdb.get_connection() as conn:
         inputs = read_model_inputs(conn)
         table = kpi_safety_effects(inputs.months, inputs.incidents, inputs.reference_reliability)
