@@ -46,8 +46,7 @@ from werkzeug.wrappers import Request, Response
 
 from pipelines.sandbox import Handler, JsonApi, RequestCounter, json_response
 from pipelines.synthetic.learning import ACTION_ITEM, INCIDENT_FIELD, RELATES, SUBTASK_TYPE
-from pipelines.synthetic.model import ChangelogEntry, Organisation, Ticket
-from pipelines.synthetic.people import AUTOMATION_ACCOUNT
+from pipelines.synthetic.model import AUTOMATION_ACCOUNT, ChangelogEntry, Organisation, Ticket
 from pipelines.synthetic.tickets import (
     PROACTIVE_TYPES,
     REACTIVE_TYPES,

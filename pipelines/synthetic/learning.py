@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pipelines.synthetic.model import (
+    AUTOMATION_ACCOUNT,
     ChangelogEntry,
     Incident,
     IncidentReview,
@@ -98,7 +99,8 @@ def add_repeats(rng, org: Organisation, lagged_safety) -> None:
             incident.repeat_of = source.pagerduty_id
             same_key, same_title = how < 0.75, how < 0.5 or how >= 0.75
             incident.dedup_key = source.dedup_key if same_key else _dedup_key(incident)
-            incident.title = _renumbered(source.title, number) if same_title else _title(names, problems, used, incident, number)
+            incident.title = (_renumbered(source.title, number) if same_title
+                              else _title(names, problems, used, incident, number))
         else:
             incident.dedup_key = _dedup_key(incident)
             incident.title = _title(names, problems, used, incident, number)
@@ -147,8 +149,9 @@ def add_reviews(rng, org: Organisation, lagged_safety) -> None:
         lag = math.exp(math.log(REVIEW_DONE_MEDIAN_DAYS) + truth.review_done_log_days_per_sd * s
                        + REVIEW_DONE_LOG_SD * lag_noise)
         done = (incident.resolved_at + timedelta(days=lag)).replace(microsecond=0)
-        created = incident.resolved_at + min(timedelta(days=0.25 + 3.75 * created_draw), (done - incident.resolved_at) / 2)
-        created = created.replace(microsecond=0)
+        # Started 6 hours to 4 days after the resolve, at most half-way to its done.
+        created = (incident.resolved_at + min(timedelta(days=0.25 + 3.75 * created_draw),
+                                              (done - incident.resolved_at) / 2)).replace(microsecond=0)
         incident.review_created_at, incident.review_done_at = created, done
         if created >= org.as_of:
             continue
@@ -216,7 +219,7 @@ def _ticket(org: Organisation, counters: dict[str, int], team, issue_type: str, 
         at = at.replace(microsecond=0)
         if at >= org.as_of:
             break
-        ticket.changelog.append(ChangelogEntry(f"{ticket.id}{n:04d}", at, "557058:sandbox-bot", "status", before, after))
+        ticket.changelog.append(ChangelogEntry(f"{ticket.id}{n:04d}", at, AUTOMATION_ACCOUNT, "status", before, after))
         ticket.status, ticket.updated = after, at
     ticket.resolved = ticket.updated if ticket.status == "Done" else None
     org.tickets.append(ticket)

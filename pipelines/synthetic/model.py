@@ -9,6 +9,10 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 
+# The Jira automation account: moves tickets through their workflow and creates some issues on a
+# person's behalf.
+AUTOMATION_ACCOUNT = "557058:sandbox-bot"
+
 
 @dataclass(frozen=True)
 class OrgSpec:

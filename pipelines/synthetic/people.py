@@ -19,7 +19,7 @@ import math
 from collections import defaultdict
 from datetime import date
 
-from pipelines.synthetic.model import Organisation, Person, Ticket, logistic
+from pipelines.synthetic.model import AUTOMATION_ACCOUNT, Organisation, Person, Ticket, logistic
 from pipelines.synthetic.tickets import PROACTIVE_LABELS, PROACTIVE_TYPES, PROACTIVE_LOG_ODDS_BASE
 
 # A person in one of these roles is junior with this probability (their role becomes "junior <role>",
@@ -36,8 +36,7 @@ JUNIOR_RATE = 0.08
 EMAIL_VISIBLE_SHARE = 0.6
 MAPPED_BY_ACCOUNT_SHARE = 0.90
 MAPPED_BY_EMAIL_SHARE = 0.05
-# The automation account that creates some issues on a person's behalf (reporter: the person).
-AUTOMATION_ACCOUNT = "557058:sandbox-bot"
+# Issues the automation account creates on a person's behalf (reporter: the person).
 CREATED_BY_AUTOMATION_SHARE = 0.05
 # Issues without a reporter (Jira allows it): the creator raised them.
 NO_REPORTER_SHARE = 0.03

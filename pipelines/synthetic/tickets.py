@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pipelines.synthetic.model import ChangelogEntry, Ticket, add_months, logistic
+from pipelines.synthetic.model import AUTOMATION_ACCOUNT, ChangelogEntry, Ticket, add_months, logistic
 
 PROACTIVE_TYPES = ("Risk", "Near miss", "Improvement", "Security finding", "Tech debt")
 REACTIVE_TYPES = ("Incident", "Escalation", "Problem")
@@ -68,7 +68,7 @@ def walk_workflow(rng, ticket: Ticket, as_of: datetime) -> None:
         if now >= as_of:
             break
         ticket.changelog.append(
-            ChangelogEntry(f"{ticket.id}{i:04d}", now, "557058:sandbox-bot", "status", status, target)
+            ChangelogEntry(f"{ticket.id}{i:04d}", now, AUTOMATION_ACCOUNT, "status", status, target)
         )
         status = target
         ticket.updated = now
