@@ -33,6 +33,7 @@ from assets.jira.resource import JiraResource
 from assets.landing.team_map import read_team_map
 from assets.pagerduty.assets import pagerduty_incidents, pagerduty_log_entries, pagerduty_services, pagerduty_teams
 from assets.pagerduty.resource import PagerDutyResource
+from assets.pagerduty.reviews import pagerduty_incident_reviews
 from assets.warehouse.resource import WarehouseResource
 from benchmarks.ingestion import rate_limit_floor
 from pipelines.demo import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, SANDBOX_PAGERDUTY_TOKEN, start_sandbox
@@ -583,6 +584,50 @@ def test_an_issue_a_typed_raw_column_cannot_hold_is_quarantined_not_fatal(org, t
     assert issue_id == victim.id and record["payload"]["fields"]["components"] == "Payments"
     assert record["reason"] == "unparseable: $.fields.components 'Payments' is not a valid varchar[]"
     assert record["request"]["path"] == "/rest/api/3/search/jql"
+
+
+def sync_reviews(sandbox, warehouse, history_start: str) -> dg.ExecuteInProcessResult:
+    """PagerDuty's incidents, then their reviews, in one run."""
+    definitions = dg.Definitions(
+        assets=[pagerduty_teams, pagerduty_services, pagerduty_incidents, pagerduty_incident_reviews],
+        resources=resources(sandbox, warehouse), jobs=[dg.define_asset_job("sync")])
+    return definitions.resolve_job_def("sync").execute_in_process(
+        run_config={"ops": {"raw__pagerduty__incidents": {"config": {"history_start": history_start}}}},
+        raise_on_error=False)
+
+
+def test_pagerduty_reviews_load_with_their_action_items_and_a_poison_review_waits_in_quarantine(org, tmp_path):
+    # The generator writes reviews in PagerDuty for incidents resolved in its last 45 days, the
+    # sync's default window; the other incidents' /review answers 404 (no review), no error.
+    warehouse = tmp_path / "warehouse.duckdb"
+    served = [review for review in org.incident_reviews if review.created_at < org.as_of]
+    assert len(served) > 2, "the organisation should have reviews in PagerDuty"
+    victim = served[0]
+
+    def created_yesterday(body: dict) -> dict:
+        if body["incident_review"]["id"] == victim.id:
+            body["incident_review"]["created_at"] = "yesterday"
+        return body
+
+    with start_sandbox(org) as sandbox:
+        sandbox.inject_fault("pagerduty", "rewrite", path="/incidents/{id}/review", rewrite=created_yesterday,
+                             times=None)
+        first = sync_reviews(sandbox, warehouse, org.spec.start.isoformat())
+        assert first.success, failures(first)
+        held = {row[0] for row in query(warehouse, "select id from raw.pagerduty__incident_reviews")}
+        assert held == {review.id for review in served} - {victim.id}
+        [(record_id, record)] = quarantined(warehouse, "pagerduty__incident_reviews").items()
+        assert record_id == victim.id and record["request"]["path"] == f"/incidents/{victim.incident_id}/review"
+        assert record["reason"] == ("unparseable: created_at 'yesterday' is not an ISO 8601 date-time with seconds "
+                                    "and an offset")
+        items = {row[0] for row in query(warehouse, "select id from raw.pagerduty__review_action_items")}
+        assert items == {item.id for review in served for item in review.action_items if item.created_at < org.as_of}
+
+        sandbox.clear_faults()
+        second = sync_reviews(sandbox, warehouse, org.spec.start.isoformat())
+    assert second.success, failures(second)
+    held = {row[0] for row in query(warehouse, "select id from raw.pagerduty__incident_reviews")}
+    assert held == {review.id for review in served} and not quarantined(warehouse, "pagerduty__incident_reviews")
 
 
 @pytest.mark.slow
