@@ -22,10 +22,10 @@ from browser import chromium, ensure_chromium
 from assets.models.assets import correlation_table
 from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs
 from assets.models.stats import few_teams_warning, kpi_safety_effects
-from assets.report.exports import HTML_NAME, XLSX_NAME
+from assets.report.exports import HTML_NAME, XLSX_NAME, about_sheet
 from assets.report.html import render_report
 from assets.report.inputs import read_report_inputs
-from assets.report.wording import corrected_note, power_sentence, result_notes, result_sentence
+from assets.report.wording import absent_sentences, corrected_note, power_sentence, result_notes, result_sentence
 from assets.warehouse.raw_tables import replace_table
 from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
@@ -413,9 +413,13 @@ def test_without_the_identity_map_the_speaking_up_kpis_are_absent_and_the_report
     assert {"post-incident review share", "repeat incident share"} <= set(effects["kpi"]) & set(correlations["kpi"])
     assert set(report.absent_kpis) == speaking_up
     html = render_report(report, datetime.now(UTC), [])
-    assert ("Not reported: cross-team proactive tickets per head and junior proactive tickets per junior head, "
-            "because they need to know which Jira account is which employee, and no identity map "
-            "(identity_map.yml in the landing folder) was loaded.") in html
+    why = ("Not reported: cross-team proactive tickets per head and junior proactive tickets per junior head, "
+           "because they need to know which Jira account is which employee, and no identity map "
+           "(identity_map.yml in the landing folder) was loaded.")
+    assert why in html
+    # The workbook says it too, for readers who open it without the report.
+    about = about_sheet(report.coverage, datetime.now(UTC), absent_sentences(report.absent_kpis))
+    assert dict(zip(about["topic"], about["note"]))["Not reported"] == why
 
 
 @pytest.mark.slow
