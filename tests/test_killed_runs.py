@@ -39,7 +39,7 @@ NIGHTLY = ["job", "execute", "-m", "pipelines.definitions", "-a", "defs", "-j", 
 KILL_DURING = {
     "an API sync": "raw__jira__issues",
     "a landing load": "restricted__survey__responses",
-    "a SQL model build": "marts__fct_incidents",
+    "a SQL model build": "warehouse_models",
     "a GX check": "staging__stg_pagerduty__incidents_great_expectations",
     "the model fit": "models__kpi_safety_effects",
     "the report": "report__cio_report",
