@@ -164,11 +164,13 @@ def write_typable(conn: duckdb.DuckDBPyConnection, table: str, records: list[dic
     """Write ``records`` into ``raw.<table>`` (``write_batch``, with ``write``'s mark); when a
     typed column cannot hold some, hand those to ``set_aside`` first and write the rest. Returns
     the records written. The write is tried whole first, so a batch whose every record fits
-    (nearly all) is parsed once, not checked and then written."""
+    (nearly all) is parsed once, not checked and then written. A failed write is rolled back
+    (inside its transaction DuckDB reports a conversion error as an aborted transaction, not as
+    ``RawRecordError``); when no record is untypable, the second write raises the real error."""
     try:
         write_batch(conn, table, records, **write)
         return records
-    except RawRecordError:
+    except (RawRecordError, duckdb.Error):
         loadable, untypable = split_untypable(conn, table, records, request)
         set_aside(untypable)
         write_batch(conn, table, loadable, **write)

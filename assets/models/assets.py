@@ -14,6 +14,7 @@ from assets.models.psychometrics import MIN_ITEMS_ANSWERED, MIN_RESPONDENTS, sur
 from assets.models.stats import (
     FALSE_DISCOVERY_RATE,
     few_teams_warning,
+    join,
     kpi_safety_effects,
     team_bootstrap_correlation,
 )
@@ -193,7 +194,10 @@ def correlation_table(months: pd.DataFrame) -> pd.DataFrame:
     for kpi in (kpi for kpi in CORRELATION_KPIS if not kpi.is_absent(months)):
         usable = teams.dropna(subset=["safety", kpi.name])
         r, low, high = team_bootstrap_correlation(usable, "safety", kpi.name)
+        constant = len(usable) >= 3 and usable[kpi.name].nunique() == 1
         rows.append({"kpi": kpi.name, "r": r, "ci_low": low, "ci_high": high, "n_teams": len(usable),
                      "n_team_months": int(usable["team_months"].sum()), "definition": kpi.definition,
-                     "warnings": few_teams_warning(len(usable))})
+                     "warnings": join(few_teams_warning(len(usable)),
+                                      f"{kpi.name} is the same for every team: no correlation to estimate"
+                                      if constant else "")})
     return pd.DataFrame(rows)

@@ -509,9 +509,10 @@ def team_bootstrap_correlation(
     teams: pd.DataFrame, x: str, y: str, n_resamples: int = 2000, seed: int = 0
 ) -> tuple[float, float, float]:
     """Pearson r between team-level ``x`` and ``y`` with a 95% percentile CI from resampling
-    teams with replacement. Returns (r, ci_low, ci_high); NaN when fewer than 3 teams."""
+    teams with replacement. Returns (r, ci_low, ci_high); NaN when fewer than 3 teams or when
+    either is the same for every team (e.g. a site that records no post-incident reviews)."""
     data = teams[[x, y]].dropna().to_numpy(dtype=float)
-    if len(data) < 3:
+    if len(data) < 3 or not (np.ptp(data[:, 0]) > 0 and np.ptp(data[:, 1]) > 0):
         return (NAN,) * 3
     r = float(np.corrcoef(data[:, 0], data[:, 1])[0, 1])
     rng = np.random.default_rng(seed)

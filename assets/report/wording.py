@@ -306,6 +306,9 @@ def correlation_sentence(row) -> str:
     """One sentence for a row of the KPI correlation table."""
     what = KPI_BY_NAME[row.kpi].correlation_words if row.kpi in KPI_BY_NAME else row.kpi
     n_teams = int(row.n_teams)
+    if math.isnan(row.r) and n_teams >= 3:
+        return (f"No correlation between safety and {what} can be estimated: across {n_teams} teams, it is the "
+                "same for every team (none recorded, or safety the same everywhere).")
     if math.isnan(row.r):
         return f"Too few teams ({n_teams}) had both a safety score and {what} to estimate a correlation."
     numbers = f"r = {signed(row.r)}, 95% CI {signed(row.ci_low)} to {signed(row.ci_high)}"
