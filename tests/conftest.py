@@ -10,7 +10,7 @@ from assets.jira.resource import DEFAULT_CLASSIFICATION_RULES
 from assets.warehouse.dbt import InProcessDbt, relation_name
 from assets.warehouse.raw_tables import RAW_FIELDS, replace_table, upsert_json_records
 from assets.warehouse.resource import attach_restricted, open_warehouse
-from assets.warehouse.restricted import default_restricted_path
+from assets.warehouse.restricted import RESTRICTED_VARIABLE, default_restricted_path
 from pipelines.demo import (
     SANDBOX_HR_SALT,
     SANDBOX_JIRA_EMAIL,
@@ -50,6 +50,15 @@ def rows_unlike_a_full_rebuild(warehouse: "Warehouse", model: str) -> int:
         f"select (select count(*) from (select * from {table} except all select * from ({select}))) "
         f"+ (select count(*) from (select * from ({select}) except all select * from {table}))"
     ).fetchone()[0]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_restricted_file_from_the_environment():
+    """Every warehouse a test makes has its restricted file beside it (the default), never the
+    one PSAFE_RESTRICTED_WAREHOUSE may name on this machine: a real file of real answers."""
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv(RESTRICTED_VARIABLE, raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,13 @@
 """The restricted file of respondent-level data: where it is, that it is created private, that
 ``restricted.<table>`` names its tables on the pipeline's connections and nowhere else, and
 that a warehouse written before the split has its schema ``restricted`` moved there, leaving
-no byte of it in the warehouse file (a killed migration finishes on the next connection)."""
+no byte of it in the warehouse file (a killed migration finishes on the next connection), and that
+a step killed while writing it leaves it whole for the next."""
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -40,14 +42,15 @@ def umask_022():
     os.umask(previous)
 
 
-def test_restricted_tables_go_to_a_private_file_beside_the_warehouse(tmp_path, umask_022, monkeypatch):
-    monkeypatch.delenv("PSAFE_RESTRICTED_WAREHOUSE", raising=False)
+def test_restricted_tables_go_to_a_private_file_beside_the_warehouse(tmp_path, umask_022):
     warehouse = tmp_path / "warehouse.duckdb"
     resource = WarehouseResource(database=str(warehouse))
     with resource.get_connection() as conn:
         conn.execute("create table restricted.answers as select 'R1' as response_id, 5 as answer")
         conn.execute("create schema marts; create table marts.cells as select 'A' as team, 4.5 as mean")
         assert conn.sql("select * from restricted.answers").fetchall() == [("R1", 5)]
+        # Rows a query spills to disk go to the restricted file's private folder too.
+        assert conn.sql("select current_setting('temp_directory')").fetchone() == (f"{restricted_of(warehouse)}.tmp",)
     restricted = restricted_of(warehouse)
     assert resource.restricted_path == str(restricted)
     assert restricted.stat().st_mode & 0o777 == 0o600
@@ -55,6 +58,17 @@ def test_restricted_tables_go_to_a_private_file_beside_the_warehouse(tmp_path, u
     assert tables_alone(restricted) == {"main.answers"}
     assert tables_alone(warehouse) == {"marts.cells"}
     assert os.listdir(restricted.parent) == [restricted.name], "no leftover of the private creation"
+
+
+def test_dbt_attaches_the_restricted_file_and_spills_beside_it(tmp_path, umask_022, dbt):
+    warehouse = tmp_path / "warehouse.duckdb"
+    shown = dbt(warehouse, "show", "--inline",
+                "select (select path from duckdb_databases() where database_name = 'restricted') as restricted, "
+                "current_setting('temp_directory') as spill").result.results[0].agate_table.rows[0]
+    restricted = restricted_of(warehouse)
+    assert tuple(shown) == (str(restricted), f"{restricted}.tmp")
+    # dbt-duckdb would have made it with the umask's mode: it was created private first.
+    assert restricted.stat().st_mode & 0o777 == 0o600
 
 
 def test_the_variable_or_the_setting_names_the_restricted_file(tmp_path, monkeypatch):
@@ -167,3 +181,47 @@ def test_a_migration_killed_before_the_rewrite_finishes_on_the_next_connection(t
     with WarehouseResource(database=str(warehouse)).get_connection() as conn:
         assert conn.sql("select raw_row from restricted.survey__responses_quarantine").fetchall() == [("newer",)]
         assert conn.sql("select count(*) from restricted.survey__responses").fetchone() == (20000,)
+
+
+# A step of the pipeline writing to the restricted file: one committed table left in the file's
+# write-ahead log (no checkpoint yet), then a large insert in a transaction, killed part-way.
+WRITER_KILLED_MID_WRITE = """
+import sys
+import time
+from assets.warehouse.resource import WarehouseResource
+
+resource = WarehouseResource(database=sys.argv[1], connection_config={"checkpoint_threshold": "1GB"})
+with resource.get_connection() as conn:
+    conn.execute("create table restricted.kept as select 'R' || range as response_id, range % 7 + 1 as answer "
+                 "from range(1000)")
+    conn.execute("begin transaction")
+    conn.execute("create table restricted.cut as select 'R' || range as response_id from range(100000)")
+    print("writing", flush=True)
+    while True:
+        conn.execute("insert into restricted.cut select 'R' || range from range(100000)")
+"""
+
+
+def test_a_step_killed_while_writing_the_restricted_file_leaves_it_whole(tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER_KILLED_MID_WRITE, str(warehouse)],
+                              cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        time.sleep(0.5)
+    finally:
+        writer.kill()
+        writer.wait()
+    restricted = restricted_of(warehouse)
+    assert Path(f"{restricted}.wal").exists(), "killed with the committed table in the write-ahead log"
+
+    # The next step's connection replays the log, checks the file whole and writes on.
+    resource = WarehouseResource(database=str(warehouse))
+    resource.check()
+    with resource.get_connection() as conn:
+        assert conn.sql("select count(*), max(answer) from restricted.kept").fetchone() == (1000, 7)
+        with pytest.raises(duckdb.CatalogException):
+            conn.sql("select * from restricted.cut")
+        conn.execute("create table restricted.cut as select 1 as answer")
+    assert tables_alone(restricted) == {"main.kept", "main.cut"}
+    assert restricted.stat().st_mode & 0o777 == 0o600

@@ -33,6 +33,7 @@ from assets.warehouse.restricted import (
     move_legacy_schema,
     resolve_restricted_path,
     rewrite_from_live_objects,
+    spill_folder,
 )
 
 # DuckDB's message when another process holds the file.
@@ -265,7 +266,7 @@ class WarehouseResource(DuckDBResource):
         """A connection to the warehouse, with the restricted file attached if ``restricted``
         (or if the warehouse's schema ``restricted`` is still to be moved there), both checked."""
         warehouse, restricted_file = self._files(restricted=True)
-        conn = open_warehouse(self.database, self.connection_config)
+        conn = open_warehouse(self.database, {**spill_folder(restricted_file.path), **(self.connection_config or {})})
         try:
             self._check_once(conn, warehouse, conn.execute("select current_database()").fetchone()[0])
             legacy = holds_legacy_schema(conn)

@@ -53,6 +53,13 @@ def resolve_restricted_path(warehouse: str, configured: str | None = None) -> st
     return configured or os.environ.get(RESTRICTED_VARIABLE) or default_restricted_path(warehouse)
 
 
+def spill_folder(path: str) -> dict[str, str]:
+    """The DuckDB setting that puts a connection's spilled intermediate rows (a query over the
+    respondent-level tables larger than memory) beside the restricted file at ``path``, in its
+    private folder, not beside the warehouse file where DuckDB puts them by default."""
+    return {} if path == ":memory:" else {"temp_directory": f"{path}.tmp"}
+
+
 def create_private(path: Path, make_folder: bool) -> None:
     """An empty DuckDB database at ``path`` with mode 0600 (and its folder, if ``make_folder``,
     with mode 0700). It is made in a private folder beside ``path`` and linked into place, so
