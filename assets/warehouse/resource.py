@@ -236,7 +236,8 @@ class WarehouseResource(DuckDBResource):
     cannot be written (disk full, read-only), fails the step at once, without retries, with a
     message naming the file and what to do. The first connection of a run checks that each file
     holds every block its tables use; a warehouse written before the split has its schema
-    ``restricted`` moved into the restricted file."""
+    ``restricted`` moved into the restricted file. Rows a query spills to disk go beside the
+    restricted file (``<file>.tmp``), in its private folder."""
 
     restricted_database: str | None = None
 
