@@ -83,9 +83,8 @@ def test_the_reruns_incremental_staging_matches_a_full_rebuild(nightly, dbt):
     incremental = [node.name for node in dbt.manifest.nodes.values()
                    if node.resource_type == "model" and node.config.incremental_strategy == "delete+insert"]
     assert len(incremental) == 3
-    # Compiling opens the file for writing: a copy, named as the warehouse (its catalog's name,
-    # which the compiled SQL names).
-    copy = warehouse.parent / "rebuild-check" / warehouse.name
+    # Compiling opens the file for writing: a copy, under the name the compiled SQL reads it by.
+    copy = warehouse.parent / "rebuild-check" / "warehouse.duckdb"
     copy.parent.mkdir()
     shutil.copyfile(warehouse, copy)
     checked = Warehouse(copy, dbt)

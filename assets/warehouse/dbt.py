@@ -185,7 +185,7 @@ def prepare_manifest(project: DbtProject, *, force: bool = False) -> None:
         if all(path.stat().st_mtime <= built for path in _project_files(project.project_dir)):
             return
     manifest.parent.mkdir(parents=True, exist_ok=True)
-    run_with_concurrent_update_guard(manifest, lambda: InProcessDbt(project.target_path, project.project_dir))
+    run_with_concurrent_update_guard(manifest, lambda: InProcessDbt(project.project_dir / project.target_path, project.project_dir))
 
 
 dbt_project = DbtProject(project_dir=SQL_DIR)
