@@ -194,8 +194,11 @@ def test_no_identity_in_clear_outside_restricted(nightly):
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
-def test_notebook_runs_in_a_kernel_on_a_read_only_warehouse(nightly, monkeypatch, notebook):
-    _, warehouse, *_ = nightly
+def test_notebook_runs_in_a_kernel_on_a_read_only_warehouse_alone(nightly, monkeypatch, notebook, tmp_path):
+    _, nightly_warehouse, *_ = nightly
+    # The warehouse file alone, as analysts have it: no restricted file anywhere near it.
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(nightly_warehouse, warehouse)
     monkeypatch.setenv("PSAFE_WAREHOUSE", str(warehouse))
     nb = nbformat.read(notebook, as_version=4)
     client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}})
@@ -211,6 +214,7 @@ def test_notebook_runs_in_a_kernel_on_a_read_only_warehouse(nightly, monkeypatch
         nb.cells.append(probe)
         client.execute_cell(probe, len(nb.cells) - 1)
     assert probe.outputs[0]["text"].strip() == "[]", "connections open for writing"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["warehouse.duckdb"], "nothing else was opened here"
     if notebook.name == "explore_marts.ipynb":
         printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
         asset_estimate = query(warehouse, "select estimate from models.kpi_safety_effects where kpi = 'log TTR (incident level)' and role = 'main'")[0][0]

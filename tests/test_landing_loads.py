@@ -17,6 +17,7 @@ from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.resource import LandingFolderResource
 from assets.warehouse.raw_tables import replace_table
 from assets.warehouse.resource import WarehouseResource
+from assets.warehouse.restricted import read_only_connection
 
 ITEMS = [item.text for item in PSYCHOLOGICAL_SAFETY.items]
 REVERSED = {item.number for item in PSYCHOLOGICAL_SAFETY.items if item.reverse_keyed}
@@ -60,7 +61,7 @@ def load(asset, landing, warehouse, accept=()):
 
 
 def responses(warehouse) -> dict[str, int]:
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
+    with read_only_connection(str(warehouse)) as conn:
         return dict(conn.execute("select source_file, count(distinct response_id) from restricted.survey__responses "
                                  "group by 1").fetchall())
 

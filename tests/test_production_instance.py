@@ -29,7 +29,7 @@ import psycopg2
 import pytest
 
 from assets.warehouse.partitions import every_month_tags
-from cli_launcher import Launcher
+from cli_launcher import FORKSERVER, Launcher
 from pipelines.definitions import defs
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
@@ -111,7 +111,8 @@ def test_production_instance_stores_runs_and_events_in_postgres(postgres, tmp_pa
     }
     done = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
-         "-a", "defs", "--select", ",".join(LANDING_ASSETS)],
+         "-a", "defs", "--select", ",".join(LANDING_ASSETS),
+         "--config-json", json.dumps(FORKSERVER)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

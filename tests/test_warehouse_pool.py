@@ -20,6 +20,7 @@ import yaml
 from assets.warehouse.dbt import monthly_marts
 from assets.warehouse.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, every_month_tags
 from assets.warehouse.pool import WAREHOUSE_POOL
+from cli_launcher import FORKSERVER
 from pipelines.definitions import defs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,10 +29,6 @@ PRODUCTION_INSTANCE = REPO / "deploy" / "dagster.yaml"
 # the warehouse open for the seconds its API sync takes. (The whole graph, one process per step,
 # takes minutes per run on a CI machine: too slow for the suite.)
 API_ASSETS = ["raw/pagerduty__incidents", "raw/jira__issues"]
-# Step processes forked from a server that has imported the definitions start in about half
-# the time of fresh interpreters.
-FORKSERVER = {"execution": {"config": {"multiprocess": {
-    "start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}}}}}}
 
 
 def assert_took_turns(intervals: list[tuple[float, float, str]]) -> None:

@@ -39,7 +39,7 @@ from assets.landing.survey import KeyingError, SurveyExportError, SurveyFile, co
 from assets.landing.tables import read_records
 from assets.landing.team_map import TeamMapError, read_team_map
 from assets.warehouse.pool import WAREHOUSE_POOL
-from assets.warehouse.raw_tables import replace_table, warehouse_connection
+from assets.warehouse.raw_tables import replace_table, table_columns, warehouse_connection
 
 TEAM_MAP = dg.AssetKey(["raw", "config__team_map"])
 QUARANTINE_SCHEMA = {"source_file": pl.String, "source_line": pl.Int64, "reason": pl.String, "raw_row": pl.String}
@@ -108,9 +108,7 @@ def _kept_rows(conn, schema: str, table: str, files: list[str]) -> pl.DataFrame 
     """Rows an earlier load took from ``files`` (still being copied now), to keep them."""
     if not files:
         return None
-    exists = conn.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                          [schema, table]).fetchone()[0]
-    if not exists:
+    if not table_columns(conn, f"{schema}.{table}"):
         return None
     return conn.execute(f"select * from {schema}.{table} where source_file in (select unnest(?))", [files]).pl()
 

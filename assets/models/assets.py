@@ -20,6 +20,7 @@ from assets.models.stats import (
 )
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import replace_table
+from assets.warehouse.resource import WarehouseResource
 
 
 @dg.multi_asset(
@@ -67,7 +68,7 @@ def survey_waves(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     })
 
 
-# Columns that only respondent-level tables have; none may appear outside `restricted`.
+# Columns that only respondent-level tables have; none may appear in the warehouse file.
 RESPONDENT_COLUMNS = ("response_id", "submitted_at", "item_no", "answer")
 
 
@@ -78,10 +79,10 @@ RESPONDENT_COLUMNS = ("response_id", "submitted_at", "item_no", "answer")
     blocking=True,
     description=f"Fails if a published team-wave has fewer than {MIN_RESPONDENTS} respondents, a suppressed one "
     f"shows any figure, a wave's suppressed cells are a single cell or under {MIN_RESPONDENTS} people, or a table "
-    "outside the restricted schema has respondent-level columns.",
+    "of the warehouse file (the restricted file not attached) has respondent-level columns or a `restricted` schema.",
 )
-def anonymity_holds(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    with duckdb.get_connection() as conn:
+def anonymity_holds(duckdb: WarehouseResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection(restricted=False) as conn:
         small = conn.execute("select count(*) from marts.fct_team_survey_waves where not is_suppressed and "
                              "n_respondents < ?", [MIN_RESPONDENTS]).fetchone()[0]
         shown = conn.sql("select count(*) from marts.fct_team_survey_waves where is_suppressed and "
@@ -90,7 +91,7 @@ def anonymity_holds(duckdb: DuckDBResource) -> dg.AssetCheckResult:
                         "group by all having count(*) filter (where is_suppressed) = 1)").fetchone()[0]
         leaks = conn.execute(
             "select table_schema || '.' || table_name || '.' || column_name from information_schema.columns "
-            f"where table_schema <> 'restricted' and column_name in ({', '.join('?' * len(RESPONDENT_COLUMNS))})",
+            f"where table_schema = 'restricted' or column_name in ({', '.join('?' * len(RESPONDENT_COLUMNS))})",
             list(RESPONDENT_COLUMNS),
         ).fetchall()
     return dg.AssetCheckResult(

@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from assets.report.exports import about_sheet, export_names, write_csvs, write_html, write_xlsx
 from assets.report.html import render_report
@@ -11,6 +10,7 @@ from assets.report.inputs import SOURCE_TABLES, read_report_inputs
 from assets.report.resource import ReportFolderResource
 from assets.report.wording import absent_sentences
 from assets.warehouse.pool import WAREHOUSE_POOL
+from assets.warehouse.resource import WarehouseResource
 
 
 @dg.asset(
@@ -21,7 +21,7 @@ from assets.warehouse.pool import WAREHOUSE_POOL
     kinds={"html"},
 )
 def cio_report(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, report_folder: ReportFolderResource
+    context: dg.AssetExecutionContext, duckdb: WarehouseResource, report_folder: ReportFolderResource
 ) -> dg.MaterializeResult:
     """The report for CIO staff: one HTML file (no server, nothing loaded from elsewhere) with
     the main results of models.kpi_safety_effects in plain language (between teams, within a
@@ -30,8 +30,9 @@ def cio_report(
     table, charts, data coverage, the number of survey cells suppressed for anonymity and the
     caveats (association, reporting bias, accountability, fewer than 40 teams). Its tables are
     also written as CSV files and one XLSX workbook, one sheet per table, the results table with
-    every row as stored. Suppressed survey values appear nowhere."""
-    with duckdb.get_connection() as conn:
+    every row as stored. Suppressed survey values appear nowhere. It reads the warehouse file
+    alone: the restricted file of respondent-level data is not attached to its connection."""
+    with duckdb.get_connection(restricted=False) as conn:
         inputs = read_report_inputs(conn)
     folder = report_folder.folder()
     generated_at = datetime.now(UTC)
