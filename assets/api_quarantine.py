@@ -27,7 +27,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.api_retry import ApiError
 from assets.warehouse.pool import WAREHOUSE_POOL
-from assets.warehouse.raw_tables import untypable_records
+from assets.warehouse.raw_tables import RawRecordError, untypable_records, write_batch
 
 QUARANTINE_TABLE = "quarantine.api_records"
 # A sync fails when more than this share of the records it received could not load.
@@ -159,6 +159,24 @@ def split_untypable(conn: duckdb.DuckDBPyConnection, table: str, records: list[d
     return loadable, poison
 
 
+def write_typable(conn: duckdb.DuckDBPyConnection, table: str, records: list[dict], request: ApiRequest,
+                  set_aside: Callable[[list[Quarantined]], None], **write) -> list[dict]:
+    """Write ``records`` into ``raw.<table>`` (``write_batch``, with ``write``'s mark); when a
+    typed column cannot hold some, hand those to ``set_aside`` first and write the rest. Returns
+    the records written. The write is tried whole first, so a batch whose every record fits
+    (nearly all) is parsed once, not checked and then written. A failed write is rolled back
+    (inside its transaction DuckDB reports a conversion error as an aborted transaction, not as
+    ``RawRecordError``); when no record is untypable, the second write raises the real error."""
+    try:
+        write_batch(conn, table, records, **write)
+        return records
+    except (RawRecordError, duckdb.Error):
+        loadable, untypable = split_untypable(conn, table, records, request)
+        set_aside(untypable)
+        write_batch(conn, table, loadable, **write)
+        return loadable
+
+
 @dataclass
 class PoisonShare:
     """Counts the records a sync received and those it quarantined, and fails the sync when
@@ -193,7 +211,7 @@ class PoisonShare:
         )
 
 
-def quarantine_check(asset: dg.AssetsDefinition, stream: str) -> dg.AssetChecksDefinition:
+def quarantine_check(asset: dg.AssetsDefinition | dg.AssetKey, stream: str) -> dg.AssetChecksDefinition:
     """An asset check warning while ``stream`` has records in quarantine, with their count,
     ids and reasons."""
 

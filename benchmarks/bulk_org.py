@@ -31,6 +31,9 @@ from assets.landing.resource import LandingFolderResource
 from assets.landing.survey import read_survey_exports
 from assets.jira.classification import read_rules, rules_frame
 from assets.jira.resource import DEFAULT_CLASSIFICATION_RULES
+from assets.kpi_rules import read_kpi_rules
+from assets.kpi_rules import rules_frame as kpi_rules_frame
+from assets.landing.identity import SCHEMA as IDENTITY_MAP_SCHEMA
 from assets.landing.team_map import read_team_map, write_team_map
 from assets.warehouse.raw_tables import insert_records, replace_table, upsert_json_records
 from assets.warehouse.resource import attach_restricted
@@ -216,8 +219,11 @@ def _load_directory(conn: duckdb.DuckDBPyConnection, org: _Org) -> None:
     team_payloads, service_payloads = shapes.pagerduty_directory(teams, services, users)
     upsert_json_records(conn, "pagerduty__teams", team_payloads)
     upsert_json_records(conn, "pagerduty__services", service_payloads)
-    for table in ("pagerduty__incidents", "pagerduty__log_entries", "jira__issues"):
-        upsert_json_records(conn, table, [])  # the ingestion's table definition, filled below
+    # The ingestion's table definitions, filled below; the bulk organisation has no PagerDuty
+    # Incident Reviews (its reviews' KPIs then count none).
+    for table in ("pagerduty__incidents", "pagerduty__log_entries", "jira__issues", "pagerduty__incident_reviews",
+                  "pagerduty__review_action_items"):
+        upsert_json_records(conn, table, [])
     for name, frame in (("bench_teams", org.teams), ("bench_services", org.services), ("bench_users", org.users),
                         ("bench_team_months", org.team_months)):
         conn.register(f"{name}_frame", frame)
@@ -250,6 +256,9 @@ def _load_landing(conn, spec: BulkSpec, org: _Org, truth: GroundTruth, rng: np.r
     frame = pl.DataFrame(rows, schema={"team": pl.String, "source": pl.String, "identifier": pl.String})
     replace_table(conn, "raw", "config__team_map", frame)
     replace_table(conn, "raw", "config__ticket_classification", rules_frame(read_rules(DEFAULT_CLASSIFICATION_RULES)))
+    replace_table(conn, "raw", "config__kpi_rules", kpi_rules_frame(read_kpi_rules()))
+    # No identity map: the speaking-up KPIs are absent, as on a site without one.
+    replace_table(conn, "raw", "config__identity_map", pl.DataFrame(schema=IDENTITY_MAP_SCHEMA))
 
 
 def _draw_hr(spec: BulkSpec, org: _Org, truth: GroundTruth, rng) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -7,10 +7,12 @@ import dagster as dg
 from assets.jira import assets as jira_assets
 from assets.jira.resource import JiraResource
 from assets.landing import assets as landing_assets
+from assets.landing import identity as identity_assets
 from assets.landing.resource import LandingFolderResource
 from assets.landing.sensors import landing_files_sensor, landing_refresh_job
 from assets.models import assets as model_assets
 from assets.pagerduty import assets as pagerduty_assets
+from assets.pagerduty import reviews as pagerduty_reviews
 from assets.pagerduty.resource import PagerDutyResource
 from assets.quality.checks import gx_asset_checks
 from assets.qualtrics import assets as qualtrics_assets
@@ -28,13 +30,14 @@ from pipelines.schedules import nightly_job, nightly_schedule
 def defs() -> dg.Definitions:
     wired = dg.Definitions(
         assets=[
-            *dg.load_assets_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets, report_assets,
-                                           qualtrics_assets]),
+            *dg.load_assets_from_modules([pagerduty_assets, pagerduty_reviews, jira_assets, landing_assets,
+                                           identity_assets, model_assets, report_assets, qualtrics_assets]),
             warehouse_models,
             monthly_marts,
         ],
         asset_checks=[
-            *dg.load_asset_checks_from_modules([pagerduty_assets, jira_assets, landing_assets, model_assets]),
+            *dg.load_asset_checks_from_modules([pagerduty_assets, pagerduty_reviews, jira_assets, landing_assets,
+                                                identity_assets, model_assets]),
             pagerduty_entities_are_mapped,
             jira_entities_are_mapped,
             *gx_asset_checks(),
@@ -51,6 +54,7 @@ def defs() -> dg.Definitions:
                 server_url=dg.EnvVar("JIRA_URL"),
                 email=dg.EnvVar("JIRA_EMAIL"),
                 api_token=dg.EnvVar("JIRA_API_TOKEN"),
+                identity_salt=dg.EnvVar("PSAFE_HR_ID_SALT"),
             ),
             "landing": LandingFolderResource(
                 path=dg.EnvVar("PSAFE_LANDING_DIR"),

@@ -56,6 +56,8 @@ def sandbox_resources(sandbox: Sandbox, warehouse: Path, landing: Path) -> dict:
             email=SANDBOX_JIRA_EMAIL,
             api_token=SANDBOX_JIRA_TOKEN,
             ca_bundle_path=sandbox.ca_bundle_path,
+            kpi_rules_path=sandbox.kpi_rules_path,
+            identity_salt=SANDBOX_HR_SALT,
         ),
         # The demo writes the landing files itself, so they are complete when the run starts.
         "landing": LandingFolderResource(path=str(landing), hr_id_salt=SANDBOX_HR_SALT, settle_seconds=0),

@@ -7,6 +7,8 @@ import pytest
 
 from assets.jira.classification import read_rules, rules_frame
 from assets.jira.resource import DEFAULT_CLASSIFICATION_RULES
+from assets.kpi_rules import KpiRules, read_kpi_rules
+from assets.kpi_rules import rules_frame as kpi_rules_frame
 from assets.warehouse.dbt import InProcessDbt, relation_name
 from assets.warehouse.raw_tables import RAW_FIELDS, replace_table, upsert_json_records
 from assets.warehouse.resource import attach_restricted, open_warehouse
@@ -30,13 +32,17 @@ def expected_log_entries(incident) -> int:
 
 
 TEAM_MONTH_MODELS = (
-    "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services", "stg_pagerduty__incidents",
-    "stg_pagerduty__log_entries", "stg_jira__issues", "stg_hr__headcount", "stg_hr__terminations",
-    "int_team_owners", "int_pagerduty_team_owners", "dim_teams", "fct_incidents", "fct_tickets", "mart_team_month",
+    "stg_config__team_map", "stg_config__identity_map", "stg_pagerduty__teams", "stg_pagerduty__services",
+    "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "stg_pagerduty__incident_reviews",
+    "stg_pagerduty__review_action_items", "stg_jira__issues", "stg_hr__headcount", "stg_hr__terminations",
+    "int_team_owners", "int_pagerduty_team_owners", "int_jira_issue_teams", "int_post_incident_reviews",
+    "int_review_incidents", "int_review_action_items", "int_ticket_reporters", "dim_teams", "fct_incidents",
+    "fct_tickets", "fct_incident_reviews", "fct_review_action_items", "fct_incident_repeats", "mart_team_month",
 )
 # Export tables as the landing assets write them (text columns), for tests that leave them empty.
 EXPORT_COLUMNS = {
     ("raw", "config__team_map"): ("team", "source", "identifier"),
+    ("raw", "config__identity_map"): ("identity_kind", "identity", "employee_id"),
     ("raw", "hr__headcount"): ("snapshot_date", "employee_id", "org_unit", "role", "critical_role"),
     ("raw", "hr__terminations"): ("employee_id", "org_unit", "role", "critical_role", "termination_date",
                                   "voluntary"),
@@ -97,6 +103,10 @@ class Warehouse:
     def classification_rules(self, path=DEFAULT_CLASSIFICATION_RULES) -> None:
         replace_table(self.conn, "raw", "config__ticket_classification", rules_frame(read_rules(path)))
 
+    def kpi_rules(self, rules: KpiRules | None = None) -> None:
+        """The KPI rules table: ``rules``, else the shipped default."""
+        replace_table(self.conn, "raw", "config__kpi_rules", kpi_rules_frame(rules or read_kpi_rules()))
+
     def run(self, *args: str, **runtime_vars: str):
         self.close()
         return self.dbt(self.path, *args, **runtime_vars)
@@ -123,6 +133,8 @@ class Warehouse:
         loaded = {name for (name,) in self.conn.execute("select table_name from duckdb_tables()").fetchall()}
         if "config__ticket_classification" not in loaded:
             self.classification_rules()
+        if "config__kpi_rules" not in loaded:
+            self.kpi_rules()
 
     def relation(self, model: str) -> str:
         node = next(n for n in self.dbt.manifest.nodes.values() if n.resource_type == "model" and n.name == model)

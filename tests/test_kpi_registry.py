@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from assets.models.inputs import INCIDENTS_SQL, TEAM_MONTHS_SQL
-from assets.models.kpis import CORRELATION_KPIS, KPIS, Family, registry_markdown
+from assets.models.kpis import CORRELATION_KPIS, IDENTITY_MAP, KPIS, Family, registry_markdown
 from assets.report.wording import outcome_for
 from assets.warehouse.raw_tables import replace_table
 
@@ -50,6 +50,11 @@ def test_the_marts_have_every_column_the_registry_names(warehouse):
         columns = team_month if kpi.family.grain == "team-month" else incident
         assert set(kpi.columns) <= columns, (kpi.name, set(kpi.columns) - columns)
     assert {"team", "period_month", "headcount", "safety_lagged", "safety_wave_quarter"} <= team_month & incident
+    # No identity map was loaded: the KPIs that need one are absent, the others are not.
+    months = warehouse.conn.sql(TEAM_MONTHS_SQL).df()
+    assert len(months) and {kpi.name for kpi in KPIS if kpi.is_absent(months)} == {
+        kpi.name for kpi in KPIS if kpi.needs == IDENTITY_MAP} == {
+        "cross-team proactive tickets per head", "junior proactive tickets per junior head"}
     # Time-to-event KPIs need how long an open case has been followed.
     assert all(kpi.censoring for kpi in KPIS if kpi.family is Family.INCIDENT_TIME_TO_EVENT)
 

@@ -15,14 +15,18 @@ from types import SimpleNamespace
 
 import duckdb
 import pandas as pd
+import polars as pl
 import pytest
 from browser import chromium, ensure_chromium
 
-from assets.models.stats import few_teams_warning
-from assets.report.exports import HTML_NAME, XLSX_NAME
+from assets.models.assets import correlation_table
+from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs
+from assets.models.stats import few_teams_warning, kpi_safety_effects
+from assets.report.exports import HTML_NAME, XLSX_NAME, about_sheet
 from assets.report.html import render_report
 from assets.report.inputs import read_report_inputs
-from assets.report.wording import corrected_note, power_sentence, result_notes, result_sentence
+from assets.report.wording import absent_sentences, corrected_note, power_sentence, result_notes, result_sentence
+from assets.warehouse.raw_tables import replace_table
 from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
@@ -43,6 +47,27 @@ READINGS = {
     "voluntary attrition": ("{} odds of a person leaving voluntarily", "lower", "higher", "had"),
     "critical-role voluntary attrition": (
         "{} odds of a person in a critical role leaving voluntarily", "lower", "higher", "had"),
+    "post-incident review share": ("{} odds that a serious incident was reviewed afterwards", "lower", "higher", "had"),
+    "log median days to finish a review": (
+        "a {} median time to finish an incident's review", "shorter", "longer", "took"),
+    "review action items closed in time": (
+        "{} odds that a review's action item was closed in time", "lower", "higher", "had"),
+    "log median days to close an action item": (
+        "a {} median time to close a review's action item", "shorter", "longer", "took"),
+    "repeat incident share": ("{} odds that an incident repeated a recent one", "lower", "higher", "had"),
+    "cross-team proactive tickets per head": (
+        "{} proactive tickets per person from people of other teams", "fewer", "more", "received"),
+    "junior proactive tickets per junior head": (
+        "{} proactive tickets per junior person raised by its juniors", "fewer", "more", "had"),
+}
+# The caveat each learning and speaking-up result must carry (its first words).
+CAVEATS = {
+    "post-incident review share": "Safer teams may write more post-incident reviews because it is safe",
+    "log median days to finish a review": "Safer teams may write more post-incident reviews because it is safe",
+    "review action items closed in time": "A team that splits its follow-up into many small action items",
+    "repeat incident share": "Repeats are recognised by alert key or title",
+    "cross-team proactive tickets per head": "Only the reporter Jira records counts",
+    "junior proactive tickets per junior head": "Only the reporter Jira records counts",
 }
 OPENINGS = {
     BETWEEN: "Across teams, a team one standard deviation safer than others {verb} {noun}",
@@ -180,7 +205,8 @@ def test_reader_sees_every_row_of_the_correlation_table(nightly, seen):
         for row in correlations.itertuples()
     ]
     assert seen.correlation_rows == expected
-    assert len(expected) == 5
+    # With the identity map, the speaking-up KPIs are there too.
+    assert len(expected) == 12
 
 
 @pytest.mark.slow
@@ -196,6 +222,13 @@ def test_plain_language_sentences_read_each_main_result_on_its_scale(nightly, se
         assert shown.startswith(sentence), (shown, sentence)
     incidents = [shown for shown in seen.result_sentences if "incidents per person" in shown]
     assert incidents and all("Safer teams may simply report more incidents" in shown for shown in incidents)
+    with_caveat = 0
+    for kpi, caveat in CAVEATS.items():
+        said = [shown for shown in seen.result_sentences if READINGS[kpi][0].split("{}")[1] in shown]
+        assert all(caveat in shown for shown in said), kpi
+        with_caveat += len(said)
+    assert with_caveat >= len(CAVEATS), "most learning and speaking-up results should have an estimate"
+    assert "Not reported:" not in seen.text, "the identity map was loaded: every KPI is reported"
 
     proactive = table(nightly.warehouse, "select * from models.kpi_correlations where kpi = 'proactive share'").iloc[0]
     assert f"Across {proactive.n_teams} teams" in seen.text
@@ -359,6 +392,34 @@ def test_without_a_results_table_the_report_says_so(nightly, tmp_path):
     assert inputs.results is None and "kpi_safety_effects" not in inputs.exports
     assert "is not in the warehouse yet, so this report has no model results" in html
     assert "KPI correlation table" in html
+
+
+@pytest.mark.slow
+def test_without_the_identity_map_the_speaking_up_kpis_are_absent_and_the_report_says_why(nightly, tmp_path):
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(nightly.warehouse, copy)
+    speaking_up = {"cross-team proactive tickets per head", "junior proactive tickets per junior head"}
+    with duckdb.connect(str(copy)) as conn:
+        # What the mart holds without an identity map (its dbt unit tests): who raised a ticket is unknown.
+        conn.execute("update marts.mart_team_month set proactive_tickets_reporter_known = null, "
+                     "cross_team_proactive_tickets = null, junior_proactive_tickets = null")
+        inputs = read_model_inputs(conn)
+        effects = kpi_safety_effects(inputs.months, inputs.incidents, inputs.reference_reliability)
+        correlations = correlation_table(conn.sql(TEAM_MONTHS_SQL).df())
+        replace_table(conn, "models", "kpi_safety_effects", pl.from_pandas(effects))
+        replace_table(conn, "models", "kpi_correlations", pl.from_pandas(correlations))
+        report = read_report_inputs(conn)
+    assert not speaking_up & (set(effects["kpi"]) | set(correlations["kpi"]))
+    assert {"post-incident review share", "repeat incident share"} <= set(effects["kpi"]) & set(correlations["kpi"])
+    assert set(report.absent_kpis) == speaking_up
+    html = render_report(report, datetime.now(UTC), [])
+    why = ("Not reported: cross-team proactive tickets per head and junior proactive tickets per junior head, "
+           "because they need to know which Jira account is which employee, and no identity map "
+           "(identity_map.yml in the landing folder) was loaded.")
+    assert why in html
+    # The workbook says it too, for readers who open it without the report.
+    about = about_sheet(report.coverage, datetime.now(UTC), absent_sentences(report.absent_kpis))
+    assert dict(zip(about["topic"], about["note"]))["Not reported"] == why
 
 
 @pytest.mark.slow

@@ -483,6 +483,39 @@ def test_single_records_are_served_by_id(pd, jira, org):
     assert jira_status(lambda: jira_json(jira, "issue/NOPE-1"))[0] == 404
 
 
+def test_reviews_links_sub_tasks_and_reporters_are_served_in_the_vendors_shapes(pd, jira, org):
+    review = next(r for r in org.incident_reviews if r.action_items)
+    body = pd_get(pd, f"/incidents/{review.incident_id}/review")["incident_review"]
+    assert (body["id"], body["incident_id"], body["action_item_count"]) == (
+        review.id, review.incident_id, len(review.action_items))
+    assert body["status"] in ("started", "in_review", "completed")
+    assert (body["completed_at"] is not None) == (body["status"] == "completed")
+    items = pd_get(pd, f"/incidents/{review.incident_id}/review/action_items")["action_items"]
+    assert [item["id"] for item in items] == [item.id for item in review.action_items]
+    assert all((item["status"] == "completed") == (item["completed_at"] is not None) for item in items)
+    unreviewed = next(i for i in org.incidents if i.pagerduty_id not in {r.incident_id for r in org.incident_reviews})
+    assert pd_get(pd, f"/incidents/{unreviewed.pagerduty_id}/review", status=404)["error"]["code"] == 2100
+
+    fields = "parent,subtasks,issuelinks,reporter,creator,issuetype"
+    sub_task = next(t for t in org.tickets if t.parent_key)
+    served = jira_json(jira, f"issue/{sub_task.key}", {"fields": fields})["fields"]
+    assert served["parent"]["key"] == sub_task.parent_key and served["issuetype"]["subtask"]
+    parent = jira_json(jira, f"issue/{sub_task.parent_key}", {"fields": fields})["fields"]
+    assert sub_task.key in [child["key"] for child in parent["subtasks"]] and "parent" not in parent
+    linking = next(t for t in org.tickets if t.links)
+    link_type, other = linking.links[0]
+    outward = jira_json(jira, f"issue/{linking.key}", {"fields": fields})["fields"]["issuelinks"]
+    inward = jira_json(jira, f"issue/{other}", {"fields": fields})["fields"]["issuelinks"]
+    assert any(link["type"]["name"] == link_type and link["outwardIssue"]["key"] == other for link in outward)
+    assert any(link["type"]["name"] == link_type and link["inwardIssue"]["key"] == linking.key for link in inward)
+    people = {p.account_id: p for p in org.people}
+    for ticket in [t for t in org.tickets if t.reporter_account_id in people][:20]:
+        person = people[ticket.reporter_account_id]
+        reporter = jira_json(jira, f"issue/{ticket.key}", {"fields": fields})["fields"]["reporter"]
+        assert reporter["accountId"] == person.account_id and reporter.get("emailAddress") == (
+            person.email if person.email_visible else None)
+
+
 def test_a_replayed_page_answers_with_another_requests_body(org):
     first, second = org.incidents[:2]
     long, other = sorted(org.tickets, key=lambda t: len(t.changelog), reverse=True)[:2]

@@ -65,7 +65,7 @@ def test_sensor_requests_a_reload_for_new_then_changed_exports_only(landing):
         first, cursor = evaluate(instance, landing, None)
         assert isinstance(first, dg.RunRequest)
         assert first.tags["psafe/changed_exports"] == (
-            "hr_headcount.csv, hr_terminations.csv, survey_responses.csv, team_map.yml"
+            "hr_headcount.csv, hr_terminations.csv, identity_map.yml, survey_responses.csv, team_map.yml"
         )
 
         unchanged, same_cursor = evaluate(instance, landing, cursor)

@@ -10,6 +10,7 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
+from assets.models.assets import correlation_table
 from assets.models.design import design, model_rows
 from assets.models.kpis import KPI_BY_NAME, Family, Kpi, Reading
 from assets.models.stats import (
@@ -23,6 +24,7 @@ from assets.models.stats import (
     team_month_count,
     team_month_gaussian,
 )
+from assets.report.wording import correlation_sentence
 from pipelines.synthetic.org import OrgSpec, generate
 from pipelines.synthetic.truth_frames import org_frames
 
@@ -409,3 +411,17 @@ def test_team_bootstrap_interval_covers_the_true_correlation():
 def test_bootstrap_with_too_few_teams_is_nan():
     r, low, high = team_bootstrap_correlation(pd.DataFrame({"x": [1.0, 2.0], "y": [2.0, 1.0]}), "x", "y")
     assert np.isnan(r) and np.isnan(low) and np.isnan(high)
+
+
+def test_a_kpi_the_same_for_every_team_has_no_correlation_and_says_why():
+    # A site that records no post-incident reviews: every team's share is 0.
+    teams = pd.DataFrame({"x": [0.1, -0.4, 1.2, 0.3], "y": [0.0] * 4})
+    assert np.isnan(team_bootstrap_correlation(teams, "x", "y")).all()
+    months = org_frames(generate(OrgSpec(seed=2, n_teams=6, n_months=6)))[0]
+    months = months.assign(safety_lagged=months["safety_z"], repeat_incidents=0, n_ttr=1, n_tta=1)
+    [row] = [r for r in correlation_table(months).itertuples() if r.kpi == "repeat incident share"]
+    assert np.isnan(row.r) and row.n_teams == 6
+    assert "repeat incident share is the same for every team: no correlation to estimate" in row.warnings
+    assert correlation_sentence(row).startswith(
+        "No correlation between safety and shares of incidents that repeat a recent one can be estimated: "
+        "across 6 teams")

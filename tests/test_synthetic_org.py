@@ -2,13 +2,16 @@
 
 import csv
 import json
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pytest
 
+from assets.landing.identity import read_identity_map
 from assets.landing.team_map import read_team_map
+from pipelines.synthetic.learning import REVIEW_LABELS, REVIEW_TYPE, counted
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
+from pipelines.synthetic.people import JUNIOR_PREFIX
 from pipelines.synthetic.survey import SURVEY_ITEMS
 
 
@@ -71,3 +74,33 @@ def test_landing_files_look_like_the_exports(tmp_path):
     truth = json.loads(paths["ground_truth"].read_text())
     assert truth["effects"]["log_ttr_per_sd"] == -0.25
     assert truth["spec"]["start"] == "2024-01-01"
+
+
+def test_repeats_reviews_and_the_identity_map_follow_the_stated_rules(tmp_path):
+    """docs/ground_truth.md, learning from errors and speaking up: what the KPI rules must find."""
+    org = generate(OrgSpec(seed=3, n_teams=6, n_months=9))
+    by_id = {incident.pagerduty_id: incident for incident in org.incidents}
+    repeats = [incident for incident in counted(org) if incident.repeat_of]
+    assert len(repeats) > 10
+    for incident in repeats:
+        source = by_id[incident.repeat_of]
+        assert source.service_id == incident.service_id
+        assert source.resolved_at < incident.created_at <= source.resolved_at + timedelta(days=30)
+        same_title = incident.title.rpartition(" (")[0] == source.title.rpartition(" (")[0]
+        assert incident.dedup_key == source.dedup_key or same_title
+    # Every other incident has an alert key of its own.
+    keys = [incident.dedup_key for incident in counted(org) if not incident.repeat_of]
+    assert len(set(keys)) == len(keys)
+
+    reviewed = [incident for incident in counted(org) if incident.review_created_at]
+    assert reviewed and all(i.urgency == "high" and i.resolved_at < i.review_created_at < i.review_done_at
+                            for i in reviewed)
+    reviews = [t for t in org.tickets if t.issue_type == REVIEW_TYPE or set(t.labels) & set(REVIEW_LABELS)]
+    assert len(reviews) + len(org.incident_reviews) == sum(i.review_created_at < org.as_of for i in reviewed)
+    assert {t.parent_key for t in org.tickets if t.parent_key} <= {t.key for t in reviews}
+
+    entries = read_identity_map(write_landing(org, tmp_path)["identity_map"])
+    mapped = {person.employee_id for person in org.people if person.mapped_by}
+    assert {row["employee_id"] for row in entries} == mapped and 0.85 < len(mapped) / len(org.people) < 1
+    juniors = {row["employee_id"] for row in org.headcount_rows if row["role"].startswith(JUNIOR_PREFIX)}
+    assert 0.1 < len(juniors) / len(org.people) < 0.5

@@ -1,11 +1,15 @@
-"""Jira ingestion: issues with their full changelogs, and the ticket classification rules.
+"""Jira ingestion: issues with their full changelogs, the ticket classification rules and the
+rules of the learning and speaking-up KPIs.
 
 Issues sync incrementally by `updated`: the high-water mark is kept in ``raw._sync_state`` and
 committed with each page of rows (the newest `updated` loaded; once the search is through, the
 site's time when the sync began), and the next run asks for `updated >= mark -
 lookback_minutes`, so edits to old issues are picked up too and a quiet site costs one search
 request a night. An issue that cannot be read or completed goes to ``quarantine.api_records``
-and is fetched again (`/issue/{id}`) on every later run (see assets/api_quarantine.py).
+and is fetched again (`/issue/{id}`) on every later run (see assets/api_quarantine.py). When
+the fields a sync asks for grow (a new release, or the KPI rules naming another field), the
+next sync fetches every issue again from ``history_start``, so no stored issue lacks them.
+People in an issue are pseudonymised as soon as it is received (assets/identity.py).
 """
 
 import json
@@ -25,16 +29,20 @@ from assets.api_quarantine import (
     quarantined,
     release,
     split_untypable,
+    write_typable,
 )
 from assets.api_retry import API_ASSET_RETRY_POLICY, failing_clearly
 from assets.jira.classification import read_rules, rules_frame
 from assets.jira.resource import API, JiraResource, parse_jira_time
+from assets.kpi_rules import KpiRulesError, read_kpi_rules
+from assets.kpi_rules import rules_frame as kpi_rules_frame
 from assets.warehouse.partitions import HISTORY_START
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import (
     read_high_water_mark,
     replace_table,
     reset_high_water_mark,
+    restart_for_new_fields,
     warehouse_connection,
     write_batch,
 )
@@ -67,13 +75,17 @@ def jira_issues(
 ) -> dg.MaterializeResult:
     """Jira issues updated since the last sync (or `history_start`), each with its complete
     changelog, from `/rest/api/3/search/jql` paged by `nextPageToken`; quarantined issues
-    are fetched again with `/rest/api/3/issue/{id}`."""
+    are fetched again with `/rest/api/3/issue/{id}`. People (reporter, creator, changelog
+    authors, ...) are stored as salted pseudonyms only."""
     history_start = datetime.fromisoformat(config.history_start).replace(tzinfo=UTC)
     log = context.log.warning
     client = jira.get_client()
+    fields = _or_failure(jira.issue_fields)
+    if jira.identity_salt is None:
+        log("no identity salt (PSAFE_HR_ID_SALT) for the jira resource: people are dropped from the issues, "
+            "so the speaking-up KPIs cannot be computed")
     share = PoisonShare(STREAM, jira.max_quarantined_share)
     loaded: list[str] = []
-    set_aside = 0
     with warehouse_connection(duckdb) as conn, failing_clearly():
         # An issue edited while we page moves behind the cursor and can push the one after it
         # past a page boundary; capping the mark at the site's time when the sync began makes
@@ -81,6 +93,10 @@ def jira_issues(
         started = jira.site_time(client, log)
         if config.full_refresh:
             reset_high_water_mark(conn, STREAM)
+        added = restart_for_new_fields(conn, STREAM, fields)
+        if added:
+            log(f"issues: the sync now asks for {', '.join(added)}, which the stored issues lack: "
+                f"fetching every issue again from {history_start:%Y-%m-%d}")
         mark = read_high_water_mark(conn, STREAM)
         since = history_start if mark is None else max(history_start, mark - timedelta(minutes=config.lookback_minutes))
         mode = "full" if mark is None else "incremental"
@@ -96,21 +112,27 @@ def jira_issues(
                                [issue_id]).fetchone()
             return json.loads(row[0]) if row and row[0] else []
 
-        newest = mark
-        for page in jira.iter_issues(client, since, log, stored_histories):
-            page.issues, untypable = split_untypable(conn, "jira__issues", page.issues, page.request)
-            page.poison += untypable
-            share.add(page.received, page.poison)
-            quarantine(conn, STREAM, page.poison)
-            set_aside += len(page.poison)
+        def set_aside(poison: list[Quarantined]) -> None:
+            nonlocal set_aside_count
+            share.add(0, poison)
+            quarantine(conn, STREAM, poison)
+            set_aside_count += len(poison)
             share.check()
+
+        newest = mark
+        set_aside_count = 0
+        for page in jira.iter_issues(client, since, log, stored_histories, fields):
+            share.add(page.received - len(page.poison), [])
+            set_aside(page.poison)
             for issue in page.issues:
                 updated = parse_jira_time(issue["fields"]["updated"])
                 newest = updated if newest is None or updated > newest else newest
-            # Pages come in `updated` order, so everything up to this page's newest is loaded;
-            # after the last page, everything updated before the sync began.
+            # Pages come in `updated` order, so everything up to this page's newest is loaded (or
+            # quarantined, and asked for by id on later runs); after the last page, everything
+            # updated before the sync began.
             page_mark = started if page.last else (min(newest, started) if newest else None)
-            write_batch(conn, "jira__issues", page.issues, stream=STREAM, high_water_mark=page_mark)
+            page.issues = write_typable(conn, "jira__issues", page.issues, page.request, set_aside, stream=STREAM,
+                                        high_water_mark=page_mark)
             release(conn, STREAM, [issue["id"] for issue in page.issues])
             loaded.extend(issue["id"] for issue in page.issues)
             if len(loaded) % 5_000 < len(page.issues):
@@ -124,9 +146,10 @@ def jira_issues(
                 continue
             try:
                 if record.record_id.startswith("sha256:"):  # no id to ask for: only its payload to check again
-                    retried.append(jira.completed(client, record.payload, record.request, log, stored_histories))
+                    retried.append(jira.completed(client, jira.received(record.payload), record.request, log,
+                                                  stored_histories))
                 else:
-                    retried.append(jira.fetch_issue(client, record.record_id, log, stored_histories))
+                    retried.append(jira.fetch_issue(client, record.record_id, log, stored_histories, fields))
             except PoisonRecord as poison:
                 still.append(Quarantined(record.record_id, poison.reason, poison.request, record.payload))
         for issue in list(retried):
@@ -138,10 +161,10 @@ def jira_issues(
         release(conn, STREAM, [issue["id"] for issue in retried])
         quarantine(conn, STREAM, still)
     context.log.info(f"issues: loaded {len(loaded)} ({mode}), {len(retried)} of the quarantined loaded now, "
-                     f"{set_aside + len(still)} quarantined; high-water mark {mark}")
+                     f"{set_aside_count + len(still)} quarantined; high-water mark {mark}")
     return dg.MaterializeResult(metadata={
-        "rows": len(loaded) + len(retried), "quarantined": set_aside + len(still), "mode": mode,
-        "since": since.isoformat(), "high_water_mark": str(mark),
+        "rows": len(loaded) + len(retried), "quarantined": set_aside_count + len(still), "mode": mode,
+        "since": since.isoformat(), "high_water_mark": str(mark), "fields": dg.MetadataValue.json(fields),
     })
 
 
@@ -156,6 +179,29 @@ def ticket_classification_rules(context: dg.AssetExecutionContext, jira: JiraRes
         replace_table(conn, "raw", "config__ticket_classification", rules_frame(rows))
     context.log.info(f"{len(rows)} classification rules from {path}")
     return dg.MaterializeResult(metadata={"rules": len(rows), "path": str(path)})
+
+
+@dg.asset(pool=WAREHOUSE_POOL, key=["raw", "config__kpi_rules"], group_name="jira", kinds={"yaml", "duckdb"})
+def kpi_rules(context: dg.AssetExecutionContext, jira: JiraResource, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """The rules of the learning and speaking-up KPIs (which Jira issues are post-incident
+    reviews, how a review names its incidents, its action items and their close window, the
+    repeat-incident window, the junior HR roles) as one row, from the YAML file named by the
+    `jira` resource's `kpi_rules_path` (config/kpi_rules.yml by default)."""
+    path = Path(jira.kpi_rules_path)
+    rules = _or_failure(lambda: read_kpi_rules(path))
+    with warehouse_connection(duckdb) as conn:
+        replace_table(conn, "raw", "config__kpi_rules", kpi_rules_frame(rules))
+    context.log.info(f"KPI rules from {path}: {rules}")
+    return dg.MaterializeResult(metadata={"path": str(path), "rules": dg.MetadataValue.json(
+        {name: list(value) if isinstance(value, tuple) else value for name, value in rules.__dict__.items()})})
+
+
+def _or_failure(read):
+    """``read()``, a malformed KPI rules file failing the step with its message alone."""
+    try:
+        return read()
+    except KpiRulesError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
 
 
 quarantine_checks = [quarantine_check(jira_issues, STREAM)]

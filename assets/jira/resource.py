@@ -16,10 +16,15 @@ from pydantic import Field
 
 from assets.api_quarantine import DEFAULT_MAX_QUARANTINED_SHARE, ApiRequest, PoisonRecord, Quarantined, record_id
 from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, redact, wait_hint
+from assets.identity import pseudonymise_people
+from assets.kpi_rules import DEFAULT_KPI_RULES, read_kpi_rules
 
 API = "/rest/api/3"
 SEARCH_PAGE_SIZE = 100
 CHANGELOG_PAGE_SIZE = 100
+# The fields every sync asks for; the KPI rules may add custom fields and the description
+# (JiraResource.issue_fields). Links, sub-tasks and parent tie reviews to their incidents and
+# action items; reporter and creator say who raised an issue (pseudonymised on receipt).
 ISSUE_FIELDS = [
     "summary",
     "issuetype",
@@ -30,6 +35,11 @@ ISSUE_FIELDS = [
     "resolutiondate",
     "status",
     "components",
+    "issuelinks",
+    "subtasks",
+    "parent",
+    "reporter",
+    "creator",
 ]
 DEFAULT_CLASSIFICATION_RULES = Path(__file__).resolve().parents[2] / "config" / "ticket_classification.yml"
 # Jira's date-time, "2024-01-05T10:00:00.000+0000" (staging reads exactly this layout).
@@ -73,7 +83,11 @@ class JiraResource(dg.ConfigurableResource):
     would) nor the credentials. A sync fails when more than ``max_quarantined_share`` of the
     issues it receives cannot be loaded (see assets/api_quarantine.py).
     ``classification_rules_path`` is the proactive/reactive rules file (see
-    config/ticket_classification.yml, the shipped default).
+    config/ticket_classification.yml, the shipped default); ``kpi_rules_path`` the rules of the
+    learning and speaking-up KPIs (config/kpi_rules.yml), whose fields the sync also asks for.
+    ``identity_salt`` (PSAFE_HR_ID_SALT, the HR salt) keys the pseudonyms that replace every
+    person in an issue as soon as it is received (assets/identity.py); without it people are
+    dropped from the issues, and the speaking-up KPIs cannot be computed.
     """
 
     server_url: str
@@ -86,13 +100,23 @@ class JiraResource(dg.ConfigurableResource):
     max_delay_seconds: float = 120.0
     max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE
     classification_rules_path: str = str(DEFAULT_CLASSIFICATION_RULES)
+    kpi_rules_path: str = str(DEFAULT_KPI_RULES)
+    identity_salt: str | None = Field(default=None, description="The HR salt (secret: pass it as dg.EnvVar)")
 
     @property
     def backoff(self) -> Backoff:
         return Backoff(self.max_attempts, self.base_delay_seconds, self.max_delay_seconds)
 
     def redact(self, text: str) -> str:
-        return redact(text, [self.api_token, f"{self.email}:{self.api_token}"])
+        return redact(text, [self.api_token, f"{self.email}:{self.api_token}"] + [self.identity_salt or ""])
+
+    def received(self, issue: object) -> object:
+        """An issue as the sync may keep it: its people pseudonymised."""
+        return pseudonymise_people(issue, self.identity_salt)
+
+    def issue_fields(self) -> list[str]:
+        """The fields a sync asks for: ISSUE_FIELDS and those the KPI rules read."""
+        return list(dict.fromkeys([*ISSUE_FIELDS, *read_kpi_rules(self.kpi_rules_path).jira_fields()]))
 
     def get_client(self) -> JIRA:
         """The client, without a request: its own /serverInfo call (which ``site_time``
@@ -163,6 +187,7 @@ class JiraResource(dg.ConfigurableResource):
         since: datetime,
         log: Callable[[str], None] | None = None,
         stored_histories: Callable[[str], list[dict]] | None = None,
+        fields: list[str] = ISSUE_FIELDS,
     ) -> Iterator[IssuePage]:
         """Pages of every issue updated at or after ``since``, in `updated` order, each with
         its complete changelog.
@@ -174,14 +199,15 @@ class JiraResource(dg.ConfigurableResource):
         entries); when its total says there is more, the histories already stored for the
         issue (``stored_histories(issue_id)``, from an earlier sync) may complete it, else the
         rest comes from `/issue/{id}/changelog`. An issue that cannot be read or completed is
-        returned in the page's ``poison``.
+        returned in the page's ``poison``. ``fields`` are the fields asked for; every issue is
+        pseudonymised as it is received (``received``), before it is kept or quarantined.
         """
         jql = f"updated >= {int(since.timestamp() * 1000)} ORDER BY updated ASC, key ASC"
         token: str | None = None
         previous_keys: list[str] = []
         last_updated: datetime | None = None
         while True:
-            params = {"jql": jql, "maxResults": SEARCH_PAGE_SIZE, "fields": ",".join(ISSUE_FIELDS),
+            params = {"jql": jql, "maxResults": SEARCH_PAGE_SIZE, "fields": ",".join(fields),
                       "expand": "changelog"}
             if token:
                 params["nextPageToken"] = token
@@ -189,7 +215,7 @@ class JiraResource(dg.ConfigurableResource):
             page = self.get_json(client, "search/jql", params, log,
                                  _search_page(since, token, previous_keys, last_updated))
             result = IssuePage([], request)
-            for issue in page["issues"]:
+            for issue in map(self.received, page["issues"]):
                 try:
                     result.issues.append(self.completed(client, issue, request, log, stored_histories))
                 except PoisonRecord as poison:
@@ -203,13 +229,14 @@ class JiraResource(dg.ConfigurableResource):
                 return
 
     def fetch_issue(self, client: JIRA, issue_id: str, log: Callable[[str], None] | None = None,
-                    stored_histories: Callable[[str], list[dict]] | None = None) -> dict:
+                    stored_histories: Callable[[str], list[dict]] | None = None,
+                    fields: list[str] = ISSUE_FIELDS) -> dict:
         """One issue by id (`/issue/{id}`), with its complete changelog; PoisonRecord if it
         cannot be read or completed."""
-        params = {"fields": ",".join(ISSUE_FIELDS), "expand": "changelog"}
+        params = {"fields": ",".join(fields), "expand": "changelog"}
         request = ApiRequest("GET", f"{API}/issue/{issue_id}", params)
         try:
-            issue = self.get_json(client, f"issue/{issue_id}", params, log, _the_issue(issue_id))
+            issue = self.received(self.get_json(client, f"issue/{issue_id}", params, log, _the_issue(issue_id)))
         except ApiError as error:
             if error.status not in RECORD_REFUSALS:
                 raise
@@ -238,7 +265,7 @@ class JiraResource(dg.ConfigurableResource):
                 if error.status not in RECORD_REFUSALS:
                     raise
                 raise PoisonRecord(f"refused: {error}", ApiRequest("GET", f"{API}/{path}")) from None
-            histories.update(listed)
+            histories.update(self.received(listed))
             if total > len(histories):
                 raise PoisonRecord(
                     f"changelog_incomplete: {issue['key']}'s changelog says {total} entries; /{path} lists "

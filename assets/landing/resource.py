@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import dagster as dg
 
+from assets.identity import pseudonym
 from assets.landing.snapshot import ENCODINGS
 
 
@@ -57,4 +57,4 @@ class LandingFolderResource(dg.ConfigurableResource):
 
     def pseudonymise(self, employee_id: str) -> str:
         """The hash the HR loader writes for ``employee_id`` (the same as its SQL)."""
-        return hashlib.sha256(f"{self.hr_id_salt}:{employee_id}".encode()).hexdigest()[:20]
+        return pseudonym(self.hr_id_salt, employee_id)

@@ -34,18 +34,25 @@ class TeamMapError(ValueError):
     """The team map file is malformed or ambiguous."""
 
 
-def read_team_map(path: Path) -> list[dict[str, str]]:
-    """Rows of ``{"team", "source", "identifier"}`` from the YAML team map at ``path``."""
+def yaml_list(path: Path, key: str, error: type[ValueError]) -> list:
+    """The list under ``key`` at the top of the YAML file ``path`` (a landing folder's map);
+    ``error`` says what is wrong with the file."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise TeamMapError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("teams"), list):
-        raise TeamMapError(f"{path}: expected a mapping with a 'teams' list at the top")
+    except yaml.YAMLError as problem:
+        raise error(f"{path}: not valid YAML: {problem}") from None
+    if not isinstance(document, dict) or not isinstance(document.get(key), list):
+        raise error(f"{path}: expected a mapping with a '{key}' list at the top")
+    return document[key]
+
+
+def read_team_map(path: Path) -> list[dict[str, str]]:
+    """Rows of ``{"team", "source", "identifier"}`` from the YAML team map at ``path``."""
+    entries = yaml_list(path, "teams", TeamMapError)
     rows: list[dict[str, str]] = []
     owners: dict[tuple[str, str], str] = {}
     seen_teams: set[str] = set()
-    for position, entry in enumerate(document["teams"], start=1):
+    for position, entry in enumerate(entries, start=1):
         where = f"{path}: teams entry {position}"
         if not isinstance(entry, dict) or not str(entry.get("team") or "").strip():
             raise TeamMapError(f"{where}: every entry needs a non-empty 'team'")

@@ -14,6 +14,7 @@ from assets.models.psychometrics import MIN_ITEMS_ANSWERED, MIN_RESPONDENTS, sur
 from assets.models.stats import (
     FALSE_DISCOVERY_RATE,
     few_teams_warning,
+    join,
     kpi_safety_effects,
     team_bootstrap_correlation,
 )
@@ -117,15 +118,19 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     periods, model and warnings. Safety is the lagged team score in SDs of the published
     team-wave means. Every model adjusts for log headcount (split within/between like safety)
     and quarter fixed effects. Main models (docs/metrics.md): MixedLM with a team random
-    intercept and Satterthwaite t for team-month log median TTR/TTA, with team-clustered OLS as
+    intercept and Satterthwaite t for team-month log medians (TTR, TTA, days to finish a
+    post-incident review, days to close its action items), with team-clustered OLS as
     cross-check and as fallback (the warning names why); NegativeBinomial with headcount
-    exposure for incident counts (Poisson with team-clustered errors at its boundary);
-    binomial GLMs for proactive share and (critical-role) voluntary attrition; a log-normal
-    time-to-event model for incident TTR with open incidents censored; log-OLS for incident
-    TTD. All but the MixedLM rows have team-clustered errors with t(teams - 1). Counts,
-    binomials and times to event with fewer than MIN_EVENTS_PER_COEFFICIENT (5) events per
-    coefficient report "too few events" instead of an estimate. Associations, not causes: safer teams may report more
-    incidents and near misses."""
+    exposure for incident counts and proactive tickets raised from other teams, junior headcount
+    for those raised by juniors (Poisson with team-clustered errors at its boundary); binomial
+    GLMs for proactive share, (critical-role) voluntary attrition, the share of serious
+    incidents reviewed, of review action items closed in time and of repeat incidents; a
+    log-normal time-to-event model for incident TTR with open incidents censored; log-OLS for
+    incident TTD. The speaking-up KPIs need the identity map and are left out without it. All
+    but the MixedLM rows have team-clustered errors with t(teams - 1). Counts, binomials and
+    times to event with fewer than MIN_EVENTS_PER_COEFFICIENT (5) events per coefficient report
+    "too few events" instead of an estimate. Associations, not causes: safer teams may report
+    more incidents and near misses, and write more reviews because it is safe to."""
     with duckdb.get_connection() as conn:
         inputs = read_model_inputs(conn)
         table = kpi_safety_effects(inputs.months, inputs.incidents, inputs.reference_reliability)
@@ -153,7 +158,8 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
 def kpi_correlations(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """KPI correlation table: between-team Pearson r of mean lagged safety with each KPI,
     with 95% CIs from resampling teams (2,000 draws), the number of teams and team-months.
-    Team-months without a reportable safety score are left out."""
+    Team-months without a reportable safety score are left out; a KPI whose optional input is
+    missing (the speaking-up KPIs without an identity map) has no row."""
     with duckdb.get_connection() as conn:
         months = conn.sql(TEAM_MONTHS_SQL).df()
         table = correlation_table(months)
@@ -186,10 +192,13 @@ def team_level_kpis(months: pd.DataFrame) -> pd.DataFrame:
 def correlation_table(months: pd.DataFrame) -> pd.DataFrame:
     teams = team_level_kpis(months)
     rows = []
-    for kpi in CORRELATION_KPIS:
+    for kpi in (kpi for kpi in CORRELATION_KPIS if not kpi.is_absent(months)):
         usable = teams.dropna(subset=["safety", kpi.name])
         r, low, high = team_bootstrap_correlation(usable, "safety", kpi.name)
+        constant = len(usable) >= 3 and usable[kpi.name].nunique() == 1
         rows.append({"kpi": kpi.name, "r": r, "ci_low": low, "ci_high": high, "n_teams": len(usable),
                      "n_team_months": int(usable["team_months"].sum()), "definition": kpi.definition,
-                     "warnings": few_teams_warning(len(usable))})
+                     "warnings": join(few_teams_warning(len(usable)),
+                                      f"{kpi.name} is the same for every team: no correlation to estimate"
+                                      if constant else "")})
     return pd.DataFrame(rows)

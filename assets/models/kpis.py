@@ -69,7 +69,10 @@ class Kpi:
     - ``censoring``: for a time to event, how long a case still open has been followed.
 
     ``correlation_words`` name the KPI in the correlation table's sentences; a KPI without
-    them is in the models only. ``reporting_bias``: a higher value may mean more reporting."""
+    them is in the models only. ``reporting_bias``: a higher value may mean more reporting.
+    ``caveat``: what else a reader must keep in mind, said with each of its results. ``needs``:
+    an optional input (a key of ``ABSENT_BECAUSE``) without which the mart leaves the KPI's
+    outcome null; the KPI is then absent from the models and the report says why."""
 
     name: str
     family: Family
@@ -81,15 +84,33 @@ class Kpi:
     censoring: str = ""
     correlation_words: str = ""
     reporting_bias: bool = False
+    caveat: str = ""
+    needs: str = ""
 
     @property
     def scale(self) -> str:
         return self.family.scale
 
+    def is_absent(self, months) -> bool:
+        """Whether the optional input it needs was missing: every team-month's outcome is null
+        (``months``: a pandas frame of marts.mart_team_month rows)."""
+        return bool(self.needs) and bool(months[self.outcome].isna().all())
+
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(c for c in (self.outcome, *self.denominator, self.weight, self.censoring) if c))
 
+
+# Optional inputs, and why the KPIs that need one are absent without it (said in the report).
+IDENTITY_MAP = "identity map"
+ABSENT_BECAUSE = {
+    IDENTITY_MAP: "they need to know which Jira account is which employee, and no identity map "
+    "(identity_map.yml in the landing folder) was loaded",
+}
+REVIEW_CAVEAT = ("Safer teams may write more post-incident reviews because it is safe to examine a failure "
+                 "there, not because they have more to learn from.")
+SPEAKING_UP_CAVEAT = ("Only the reporter Jira records counts: an issue raised in conversation and filed by "
+                      "someone else counts for the person who filed it.")
 
 KPIS: tuple[Kpi, ...] = (
     Kpi(
@@ -130,6 +151,67 @@ KPIS: tuple[Kpi, ...] = (
         denominator=("critical_headcount",),
         definition="voluntary leavers in critical roles / critical-role headcount at the month's start",
         reading=Reading("had", "{change} odds of a person in a critical role leaving voluntarily"),
+    ),
+    Kpi(
+        "post-incident review share", Family.TEAM_MONTH_BINOMIAL, "reviewed_incidents",
+        denominator=("reviewable_incidents",),
+        definition="high-urgency resolved incidents with a post-incident review / high-urgency resolved incidents",
+        reading=Reading("had", "{change} odds that a serious incident was reviewed afterwards"),
+        correlation_words="shares of serious (high-urgency) incidents reviewed afterwards", caveat=REVIEW_CAVEAT,
+    ),
+    Kpi(
+        "log median days to finish a review", Family.TEAM_MONTH_LOG_TIME, "review_done_median_days",
+        weight="n_reviews_done",
+        definition="log of a team-month's median days from an incident's resolve to its review done; a team's "
+        "months pooled weighted by finished reviews in the correlation table",
+        reading=Reading("took", "a {change} median time to finish an incident's review", "shorter", "longer"),
+        correlation_words="median times to finish a post-incident review", caveat=REVIEW_CAVEAT,
+    ),
+    Kpi(
+        "review action items closed in time", Family.TEAM_MONTH_BINOMIAL, "action_items_closed_in_time",
+        denominator=("action_items_due",),
+        definition="review action items closed within the KPI rules' close_within_days / action items old "
+        "enough to know",
+        reading=Reading("had", "{change} odds that a review's action item was closed in time"),
+        correlation_words="shares of review action items closed in time",
+        caveat="A team that splits its follow-up into many small action items closes more of them in time.",
+    ),
+    Kpi(
+        "log median days to close an action item", Family.TEAM_MONTH_LOG_TIME, "action_item_close_median_days",
+        weight="n_action_items_closed",
+        definition="log of a team-month's median days from a review action item's creation to its close; a "
+        "team's months pooled weighted by closed items in the correlation table",
+        reading=Reading("took", "a {change} median time to close a review's action item", "shorter", "longer"),
+        correlation_words="median times to close review action items",
+    ),
+    Kpi(
+        "repeat incident share", Family.TEAM_MONTH_BINOMIAL, "repeat_incidents", denominator=("incidents",),
+        definition="incidents repeating one resolved on the same service within the KPI rules' window (same "
+        "alert key or normalised title) / incidents",
+        reading=Reading("had", "{change} odds that an incident repeated a recent one"),
+        correlation_words="shares of incidents that repeat a recent one",
+        caveat="Repeats are recognised by alert key or title: a team whose alerts carry stable keys shows "
+        "more of its repeats.",
+    ),
+    Kpi(
+        "cross-team proactive tickets per head", Family.TEAM_MONTH_COUNT, "cross_team_proactive_tickets",
+        denominator=("headcount",),
+        definition="proactive tickets of the team raised by people of other teams / headcount-months (needs "
+        "the identity map)",
+        reading=Reading("received", "{change} proactive tickets per person from people of other teams", "fewer",
+                        "more"),
+        correlation_words="proactive tickets raised by people of other teams, per person", caveat=SPEAKING_UP_CAVEAT,
+        needs=IDENTITY_MAP,
+    ),
+    Kpi(
+        "junior proactive tickets per junior head", Family.TEAM_MONTH_COUNT, "junior_proactive_tickets",
+        denominator=("junior_headcount",),
+        definition="proactive tickets raised by the team's people in junior roles / junior headcount-months "
+        "(needs the identity map)",
+        reading=Reading("had", "{change} proactive tickets per junior person raised by its juniors", "fewer",
+                        "more"),
+        correlation_words="proactive tickets raised by junior people, per junior person", caveat=SPEAKING_UP_CAVEAT,
+        needs=IDENTITY_MAP,
     ),
     Kpi(
         "log TTR (incident level)", Family.INCIDENT_TIME_TO_EVENT, "ttr_seconds", censoring="open_for_seconds",

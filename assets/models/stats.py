@@ -498,8 +498,10 @@ def kpi_safety_effects(months: pd.DataFrame, incidents: pd.DataFrame, reference_
     unknown). Either may carry ``safety_error_var`` (each row's team-wave mean's error
     variance in squared SDs) and ``safety_wave`` (which wave it comes from) for the
     reliability correction; ``reference_reliability`` is the share of the published team-wave
-    means' variance that is true (1 when safety is measured without error)."""
-    rows = [row for kpi in kpis for row in kpi_rows(kpi, months, incidents, reference_reliability)]
+    means' variance that is true (1 when safety is measured without error). A KPI whose
+    optional input is missing (``Kpi.is_absent``) has no rows."""
+    rows = [row for kpi in kpis if not kpi.is_absent(months)
+            for row in kpi_rows(kpi, months, incidents, reference_reliability)]
     return results_table(rows)
 
 
@@ -507,9 +509,10 @@ def team_bootstrap_correlation(
     teams: pd.DataFrame, x: str, y: str, n_resamples: int = 2000, seed: int = 0
 ) -> tuple[float, float, float]:
     """Pearson r between team-level ``x`` and ``y`` with a 95% percentile CI from resampling
-    teams with replacement. Returns (r, ci_low, ci_high); NaN when fewer than 3 teams."""
+    teams with replacement. Returns (r, ci_low, ci_high); NaN when fewer than 3 teams or when
+    either is the same for every team (e.g. a site that records no post-incident reviews)."""
     data = teams[[x, y]].dropna().to_numpy(dtype=float)
-    if len(data) < 3:
+    if len(data) < 3 or not (np.ptp(data[:, 0]) > 0 and np.ptp(data[:, 1]) > 0):
         return (NAN,) * 3
     r = float(np.corrcoef(data[:, 0], data[:, 1])[0, 1])
     rng = np.random.default_rng(seed)

@@ -41,6 +41,13 @@ _REFUSALS = {
 
 # A check that an answer is the one asked for: None, or what is wrong with it.
 Expectation = Callable[[dict], str | None]
+# What an account without Incident Reviews (a plan without them, 402) or a token that may not
+# read them (403) answers.
+REVIEWS_UNAVAILABLE = (402, 403)
+
+
+class ReviewsUnavailable(ApiError):
+    """PagerDuty refuses Incident Reviews to this account or token."""
 
 
 class _RetryableStatus(Exception):
@@ -167,6 +174,28 @@ class PagerDutyResource(dg.ConfigurableResource):
             return f"{what}: " + _REFUSALS[403].format(detail=f": {detail}" if detail else "")
         return f"{what}: HTTP {response.status_code}: {detail}"
 
+    def incident_review(self, client: RestApiV2Client, incident_id: str, log=None) -> dict | None:
+        """The incident's review (PagerDuty's Incident Reviews API, `GET /incidents/{id}/review`),
+        or None when it has none (404: the API answers an incident without a review, and one on
+        another account, alike). The answer must be a review of that incident."""
+        return self._review_part(client, f"incidents/{incident_id}/review", incident_id, "incident_review", log)
+
+    def review_action_items(self, client: RestApiV2Client, incident_id: str, log=None) -> list | None:
+        """The action items of the incident's review (`GET /incidents/{id}/review/action_items`),
+        or None when the incident has no review (404); each must be an item of that incident."""
+        return self._review_part(client, f"incidents/{incident_id}/review/action_items", incident_id, "action_items",
+                                 log)
+
+    def _review_part(self, client, path: str, incident_id: str, key: str, log):
+        try:
+            return self.get_json(client, path, log=log, expect=_of_incident(key, incident_id))[key]
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            if error.status in REVIEWS_UNAVAILABLE:
+                raise ReviewsUnavailable(str(error)) from None
+            raise
+
     def iter_all(self, client: RestApiV2Client, path: str, log=None) -> Iterator[dict]:
         """Every record of an offset-paged directory endpoint (teams, services)."""
         entity = path.strip("/").split("/")[-1]
@@ -242,6 +271,24 @@ def _listing(entity: str) -> Expectation:
             return f"the answer holds no '{entity}' list"
         if body.get("more") and not records:
             return f"the page at offset {body.get('offset')} says more {entity} follow but holds none"
+        return None
+
+    return check
+
+
+def _of_incident(key: str, incident_id: str) -> Expectation:
+    """An answer carrying ``key`` (the review, or its list of action items) of ``incident_id``:
+    a review or item naming another incident answers another request."""
+
+    def check(body: dict) -> str | None:
+        value = body.get(key)
+        records = value if isinstance(value, list) else [value]
+        if not isinstance(value, list | dict):
+            return f"the answer holds no '{key}'"
+        others = sorted({str(r.get("incident_id")) for r in records if isinstance(r, dict)
+                         and r.get("incident_id") not in (None, incident_id)})
+        if others:
+            return f"asked for the review of incident {incident_id}, got that of {', '.join(others)}"
         return None
 
     return check

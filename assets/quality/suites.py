@@ -247,6 +247,24 @@ MART_SUITES = [
         "Tickets: one row per issue, each classified (unclassified when no rule matches).",
     ),
     Suite(
+        "marts.fct_incident_reviews",
+        (*key("incident_id"), *not_null("period_month", "first_review_id", "review_created_at"),
+         *at_least(1, "reviews")),
+        "Reviewed incidents: one row per incident, naming its first review.",
+    ),
+    Suite(
+        "marts.fct_review_action_items",
+        (*key("action_item_id"), *not_null("review_id", "created_at", "period_month", "is_closed_in_time", "is_due"),
+         not_before("closed_at", "created_at"), *at_least(0, "days_to_close")),
+        "Review action items: one row per item of a review, never closed before created.",
+    ),
+    Suite(
+        "marts.fct_incident_repeats",
+        (*key("incident_id"), *not_null("repeat_of_incident_id", "matched_on", "period_month"),
+         not_before("triggered_at", "repeat_of_resolved_at"), *at_least(0, "days_after_resolve")),
+        "Repeat incidents: each triggered after the resolve of the incident it repeats.",
+    ),
+    Suite(
         "marts.mart_team_month",
         (*key("team", "period_month"), not_empty(),
          *at_least(0, "headcount", "critical_headcount", "voluntary_leavers", "critical_voluntary_leavers",
@@ -255,9 +273,24 @@ MART_SUITES = [
          *between(0, 1, "voluntary_attrition_rate", "critical_attrition_rate", "proactive_share"),
          not_before("headcount", "critical_headcount"), not_before("incidents", "n_ttr"),
          not_before("incidents", "n_tta"), not_before("ttr_p90_seconds", "ttr_median_seconds"),
+         # Learning from errors and speaking up: each count within the one it is part of.
+         *at_least(0, "reviewed_incidents", "n_reviews_done", "action_items_closed_in_time", "n_action_items_closed",
+                   "action_item_close_median_days", "repeat_incidents", "junior_headcount",
+                   "cross_team_proactive_tickets", "junior_proactive_tickets"),
+         *between(0, 1, "review_share", "action_items_closed_in_time_share", "repeat_share"),
+         not_before("incidents", "reviewable_incidents"), not_before("reviewable_incidents", "reviewed_incidents"),
+         not_before("reviewed_incidents", "n_reviews_done"), not_before("action_items", "action_items_due"),
+         not_before("action_items_due", "action_items_closed_in_time"),
+         not_before("action_items", "n_action_items_closed"), not_before("incidents", "repeat_incidents"),
+         not_before("headcount", "junior_headcount"),
+         not_before("proactive_tickets", "proactive_tickets_reporter_known"),
+         not_before("proactive_tickets_reporter_known", "cross_team_proactive_tickets"),
+         not_before("proactive_tickets_reporter_known", "junior_proactive_tickets"),
          *between(SCALE_MIN, SCALE_MAX, "safety_lagged"),
          *at_least(MIN_RESPONDENTS, "safety_n_respondents")),
-        "Team-months the models read: counts never negative, rates and shares in [0, 1], "
+        "Team-months the models read: counts never negative and never above the count they are part "
+        "of (reviewed within reviewable incidents, closed in time within due action items, cross-team "
+        "and junior proactive tickets within those whose reporter is known), rates and shares in [0, 1], "
         "lagged safety on the survey scale and only from reportable cells.",
         blocking=True,
     ),

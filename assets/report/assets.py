@@ -8,6 +8,7 @@ from assets.report.exports import about_sheet, export_names, write_csvs, write_h
 from assets.report.html import render_report
 from assets.report.inputs import SOURCE_TABLES, read_report_inputs
 from assets.report.resource import ReportFolderResource
+from assets.report.wording import absent_sentences
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.resource import WarehouseResource
 
@@ -36,7 +37,7 @@ def cio_report(
     folder = report_folder.folder()
     generated_at = datetime.now(UTC)
     csvs = write_csvs(folder, inputs.exports)
-    workbook = write_xlsx(folder, inputs.exports, about_sheet(inputs.coverage, generated_at))
+    workbook = write_xlsx(folder, inputs.exports, about_sheet(inputs.coverage, generated_at, absent_sentences(inputs.absent_kpis)))
     html = write_html(folder, render_report(inputs, generated_at, export_names(inputs.exports)))
     context.log.info(f"report written to {html}; exports: {', '.join(p.name for p in csvs.values())}, {workbook.name}")
     return dg.MaterializeResult(

@@ -6,6 +6,7 @@ opens a half-written file."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -37,15 +38,16 @@ def write_csvs(folder: Path, tables: dict[str, pd.DataFrame]) -> dict[str, Path]
     }
 
 
-def about_sheet(coverage: Coverage, generated_at: datetime) -> pd.DataFrame:
-    """The workbook's first sheet: what the tables are and the caveats, for readers who open
-    the workbook without the report."""
+def about_sheet(coverage: Coverage, generated_at: datetime, absent: Sequence[str] = ()) -> pd.DataFrame:
+    """The workbook's first sheet: what the tables are, why KPIs are missing (``absent``: the
+    report's sentences) and the caveats, for readers who open the workbook without the report."""
     rows = [
         ("Generated", f"{generated_at:%Y-%m-%d %H:%M} UTC by the psafe nightly pipeline; the report is {HTML_NAME}"),
         ("Data", f"{coverage.first_month} to {coverage.last_month}, {coverage.teams} teams"),
         ("Suppressed survey cells",
          f"{coverage.suppressed_cells} of {coverage.survey_cells} team-quarter results had fewer than "
          f"{MIN_RESPONDENTS} respondents; their values are in no sheet"),
+        *(("Not reported", sentence) for sentence in absent),
         *CAVEATS,
     ]
     return pd.DataFrame(rows, columns=["topic", "note"])

@@ -22,6 +22,7 @@ from assets.report.wording import (
     CONSTRUCT_HEADINGS,
     CONSTRUCT_LABELS,
     MIN_RESPONDENTS,
+    absent_sentences,
     construct_rank,
     corrected_note,
     correlation_sentence,
@@ -70,6 +71,7 @@ def render_report(inputs: ReportInputs, generated_at: datetime, export_names: li
             "Bottom: incidents and tickets counted per month."),
         suppression_note=_suppression_note(coverage),
         caveats=CAVEATS,
+        absent=absent_sentences(inputs.absent_kpis),
         definitions=_definitions(inputs),
         export_names=export_names,
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from assets.models.kpis import KPIS
 from assets.models.stats import RESULT_COLUMNS
 
 CORRELATIONS_TABLE = "models.kpi_correlations"
@@ -55,6 +56,7 @@ class ReportInputs:
     coverage: Coverage
     monthly: pd.DataFrame  # period_month, teams, teams_with_safety, incidents, tickets
     exports: dict[str, pd.DataFrame]  # sheet/file name -> table exactly as exported
+    absent_kpis: tuple[str, ...] = ()  # KPIs whose optional input is missing (Kpi.is_absent)
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, qualified: str) -> bool:
@@ -159,6 +161,16 @@ def coverage_table(coverage: Coverage) -> pd.DataFrame:
     return pd.DataFrame({"measure": list(values), "value": list(values.values())})
 
 
+def read_absent_kpis(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    """The KPIs whose optional input is missing: their outcome is null in every team-month."""
+    optional = [kpi for kpi in KPIS if kpi.needs]
+    if not optional:
+        return ()
+    outcomes = conn.sql(f"select {', '.join(dict.fromkeys(kpi.outcome for kpi in optional))} "
+                        "from marts.mart_team_month").df()
+    return tuple(kpi.name for kpi in optional if kpi.is_absent(outcomes))
+
+
 def read_report_inputs(conn: duckdb.DuckDBPyConnection) -> ReportInputs:
     correlations = read_correlations(conn)
     raw_results = read_raw_results(conn)
@@ -175,4 +187,5 @@ def read_report_inputs(conn: duckdb.DuckDBPyConnection) -> ReportInputs:
         coverage=coverage,
         monthly=monthly,
         exports=exports,
+        absent_kpis=read_absent_kpis(conn),
     )

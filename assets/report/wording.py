@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from assets.models.design import TOTAL_CONSTRUCT
-from assets.models.kpis import KPI_BY_NAME, ODDS_RATIO, RATE_RATIO, RATIO, Family, Reading
+from assets.models.kpis import ABSENT_BECAUSE, KPI_BY_NAME, ODDS_RATIO, RATE_RATIO, RATIO, Family, Reading
 from assets.models.psychometrics import MIN_RESPONDENTS
 from assets.models.stats import (
     CONSTRUCTS,
@@ -153,8 +153,7 @@ def result_sentence(row) -> str:
     opening = _opening(row.construct, outcome, outcome.change(row.estimate))
     interval = f"95% CI {interval_words(outcome, row.ci_low, row.ci_high)}"
     sentence = f"{opening} ({interval}; {teams}). {chance_clause(row)} {ASSOCIATION}"
-    if reporting_bias(row.kpi):
-        sentence += f" {REPORTING_BIAS_NOTE}"
+    sentence += caveat_note(row.kpi)
     if row.kpi in KPI_BY_NAME and KPI_BY_NAME[row.kpi].family is Family.INCIDENT_TIME_TO_EVENT:
         sentence += f" {OPEN_INCIDENTS_NOTE}"
     return sentence
@@ -173,6 +172,22 @@ def no_estimate_reason(row) -> str:
 
 def reporting_bias(kpi: str) -> bool:
     return kpi in KPI_BY_NAME and KPI_BY_NAME[kpi].reporting_bias
+
+
+def caveat_note(kpi: str) -> str:
+    """What a reader must keep in mind with every result of ``kpi`` (with a leading space), or ""."""
+    known = KPI_BY_NAME.get(kpi)
+    notes = ([REPORTING_BIAS_NOTE] if reporting_bias(kpi) else []) + ([known.caveat] if known and known.caveat else [])
+    return "".join(f" {note}" for note in notes)
+
+
+def absent_sentences(absent: tuple[str, ...]) -> list[str]:
+    """Why KPIs are missing from the report, one sentence per optional input they need."""
+    by_need: dict[str, list[str]] = {}
+    for name in absent:
+        by_need.setdefault(KPI_BY_NAME[name].needs, []).append(name)
+    return [f"Not reported: {' and '.join(names)}, because {ABSENT_BECAUSE[need]}."
+            for need, names in by_need.items()]
 
 
 def interval_words(outcome: Outcome, low: float, high: float) -> str:
@@ -291,6 +306,9 @@ def correlation_sentence(row) -> str:
     """One sentence for a row of the KPI correlation table."""
     what = KPI_BY_NAME[row.kpi].correlation_words if row.kpi in KPI_BY_NAME else row.kpi
     n_teams = int(row.n_teams)
+    if math.isnan(row.r) and n_teams >= 3:
+        return (f"No correlation between safety and {what} can be estimated: across {n_teams} teams, it is the "
+                "same for every team (none recorded, or safety the same everywhere).")
     if math.isnan(row.r):
         return f"Too few teams ({n_teams}) had both a safety score and {what} to estimate a correlation."
     numbers = f"r = {signed(row.r)}, 95% CI {signed(row.ci_low)} to {signed(row.ci_high)}"
@@ -302,9 +320,7 @@ def correlation_sentence(row) -> str:
     else:
         direction = "higher" if row.r > 0 else "lower"
         sentence = f"Across {n_teams} teams, safer teams had {direction} {what} ({numbers})."
-    if reporting_bias(row.kpi):
-        sentence += f" {REPORTING_BIAS_NOTE}"
-    return sentence
+    return sentence + caveat_note(row.kpi)
 
 
 # What every reader of the figures must keep in mind: in the report and in its workbook.

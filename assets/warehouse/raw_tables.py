@@ -31,6 +31,27 @@ PAYLOAD_COLUMNS = {"id": "varchar primary key", "payload": "json not null", "loa
 
 _UTC = "timezone('UTC', {}::timestamptz)"
 _JIRA_UTC = "timezone('UTC', strptime({}, '%Y-%m-%dT%H:%M:%S.%g%z'))"
+# A JSON array as a DuckDB list of JSON values (an absent or null array: an empty list).
+_JSON_LIST = "cast(coalesce({}, '[]')::json as json[])"
+# A Jira issue link as seen from the issue holding it: the link type's name, the link's wording
+# from this side (the outward description when the other issue is the outward one), the
+# direction and the other issue.
+_ISSUE_LINK = "struct(link_type varchar, relation varchar, direction varchar, issue_id varchar, issue_key varchar)"
+_ISSUE_LINKS = (
+    "list_transform(" + _JSON_LIST + ", lambda link: {{"
+    "'link_type': json_extract_string(link, '$.type.name'), "
+    "'relation': case when json_extract(link, '$.outwardIssue') is not null "
+    "then json_extract_string(link, '$.type.outward') else json_extract_string(link, '$.type.inward') end, "
+    "'direction': case when json_extract(link, '$.outwardIssue') is not null then 'outward' else 'inward' end, "
+    "'issue_id': coalesce(json_extract_string(link, '$.outwardIssue.id'), json_extract_string(link, '$.inwardIssue.id')), "
+    "'issue_key': coalesce(json_extract_string(link, '$.outwardIssue.key'), "
+    "json_extract_string(link, '$.inwardIssue.key'))}})"
+)
+# The issue's custom fields that hold a value, each as its JSON text (which fields the KPI
+# rules read is configuration: the SQL picks them from this map).
+_CUSTOM_FIELDS = ("map_from_entries(list_filter(map_entries(json_transform({}, '\"MAP(VARCHAR, JSON)\"')), "
+                  "lambda entry: starts_with(entry.key, 'customfield_') and entry.value is not null "
+                  "and entry.value::varchar <> 'null'))")
 
 
 @dataclass(frozen=True)
@@ -68,6 +89,30 @@ RAW_FIELDS: dict[str, tuple[RawField, ...]] = {
         RawField("urgency", "varchar", "$.urgency"),
         RawField("resolve_reason_type", "varchar", "$.resolve_reason.type"),
         RawField("resolve_reason_incident_id", "varchar", "$.resolve_reason.incident.id"),
+        # The de-duplication (alert) key and the title, which tell a repeat incident.
+        RawField("incident_key", "varchar", "$.incident_key"),
+        RawField("title", "varchar", "$.title"),
+        # When the incident says it was resolved: which incidents' reviews to ask for (the
+        # KPIs time resolves from the log entries).
+        RawField("resolved_at", "timestamp", "$.resolved_at", _UTC),
+    ),
+    # PagerDuty's Incident Reviews (GET /incidents/{id}/review), one per review id.
+    "pagerduty__incident_reviews": (
+        RawField("incident_id", "varchar", "$.incident_id"),
+        RawField("status", "varchar", "$.status"),
+        RawField("created_at", "timestamp", "$.created_at", _UTC),
+        RawField("updated_at", "timestamp", "$.updated_at", _UTC),
+        RawField("completed_at", "timestamp", "$.completed_at", _UTC),
+        RawField("action_item_count", "integer", "$.action_item_count"),
+        RawField("completed_action_item_count", "integer", "$.completed_action_item_count"),
+    ),
+    # Their action items (GET /incidents/{id}/review/action_items), one per item id.
+    "pagerduty__review_action_items": (
+        RawField("incident_id", "varchar", "$.incident_id"),
+        RawField("status", "varchar", "$.status"),
+        RawField("created_at", "timestamp", "$.created_at", _UTC),
+        RawField("updated_at", "timestamp", "$.updated_at", _UTC),
+        RawField("completed_at", "timestamp", "$.completed_at", _UTC),
     ),
     "pagerduty__log_entries": (
         RawField("incident_id", "varchar", "$.incident.id"),
@@ -104,6 +149,22 @@ RAW_FIELDS: dict[str, tuple[RawField, ...]] = {
         RawField("updated_at", "timestamp", "$.fields.updated", _JIRA_UTC),
         RawField("resolved_at", "timestamp", "$.fields.resolutiondate", _JIRA_UTC),
         RawField("status", "varchar", "$.fields.status.name"),
+        # new, indeterminate or done: a status of the done category closes an issue.
+        RawField("status_category", "varchar", "$.fields.status.statusCategory.key"),
+        RawField("summary", "varchar", "$.fields.summary"),
+        RawField("issue_links", f"{_ISSUE_LINK}[]", "$.fields.issuelinks", _ISSUE_LINKS),
+        RawField("subtask_ids", "varchar[]", "$.fields.subtasks",
+                 "list_transform(" + _JSON_LIST + ", lambda subtask: json_extract_string(subtask, '$.id'))"),
+        RawField("parent_id", "varchar", "$.fields.parent.id"),
+        # Who raised the issue: salted pseudonyms of the account id and email address (the
+        # sync pseudonymises people on receipt, assets/identity.py).
+        RawField("reporter_account_id", "varchar", "$.fields.reporter.accountId"),
+        RawField("reporter_email", "varchar", "$.fields.reporter.emailAddress"),
+        RawField("creator_account_id", "varchar", "$.fields.creator.accountId"),
+        RawField("creator_email", "varchar", "$.fields.creator.emailAddress"),
+        RawField("custom_fields", "map(varchar, json)", "$.fields", _CUSTOM_FIELDS),
+        # The description (Atlassian Document Format), when the KPI rules read it.
+        RawField("description", "json", "$.fields.description"),
     ),
 }
 
@@ -230,21 +291,20 @@ def untypable_records(conn: duckdb.DuckDBPyConnection, table: str, records: list
     fields = RAW_FIELDS.get(table, ())
     if not fields or not records:
         return {}
+    # One pass: each payload parsed once, each field's expression tried once (the first field
+    # that fails names the record's reason).
+    first_failure = "coalesce(" + ", ".join(
+        f"case when fields[{position}] is not null and try({field.expression(f'fields[{position}]')}) is null "
+        f"then {position} end" for position, field in enumerate(fields, start=1)) + ")"
     conn.register("checked_records", _records_frame(records).to_arrow())
     try:
-        found = conn.execute(" union all ".join(
-            f"select id, {position} as position, fields[{position}] as text "
-            f"from ({_fields_query(table, 'checked_records')}) "
-            f"where fields[{position}] is not null and try({field.expression(f'fields[{position}]')}) is null"
-            for position, field in enumerate(fields, start=1)
-        ) + " order by position").fetchall()
+        found = conn.execute(
+            f"select id, position, fields[position] from (select id, fields, {first_failure} as position "
+            f"from ({_fields_query(table, 'checked_records')})) where position is not null").fetchall()
     finally:
         conn.unregister("checked_records")
-    reasons: dict[str, str] = {}
-    for record_id, position, text in found:
-        field = fields[position - 1]
-        reasons.setdefault(record_id, f"unparseable: {field.path} {text!r} is not a valid {field.sql_type}")
-    return reasons
+    return {record_id: f"unparseable: {fields[position - 1].path} {text!r} is not a valid {fields[position - 1].sql_type}"
+            for record_id, position, text in found}
 
 
 def upsert_json_records(
@@ -298,12 +358,40 @@ def reset_high_water_mark(conn: duckdb.DuckDBPyConnection, stream: str) -> None:
     conn.execute("delete from raw._sync_state where stream = ?", [stream])
 
 
+def fields_of_last_sync(conn: duckdb.DuckDBPyConnection, stream: str) -> list[str] | None:
+    """The record fields ``stream`` last asked the API for (None: not recorded)."""
+    _ensure_sync_state(conn)
+    row = conn.execute("select fields from raw._sync_fields where stream = ?", [stream]).fetchone()
+    return list(row[0]) if row else None
+
+
+def restart_for_new_fields(conn: duckdb.DuckDBPyConnection, stream: str, fields: list[str]) -> list[str]:
+    """Record that ``stream`` now asks for ``fields``; when that adds fields to what its stored
+    records hold (or a stream synced before fields were recorded), forget its high-water mark in
+    the same transaction, so the next sync fetches every record again with them. Returns the
+    fields added (empty: nothing to fetch again)."""
+    before = fields_of_last_sync(conn, stream)
+    synced = read_high_water_mark(conn, stream) is not None
+    added = sorted(set(fields) - set(before or [])) if synced else []
+    conn.execute("begin transaction")
+    try:
+        if added:
+            conn.execute("delete from raw._sync_state where stream = ?", [stream])
+        conn.execute("insert or replace into raw._sync_fields values (?, ?)", [stream, sorted(fields)])
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    return added
+
+
 def _ensure_sync_state(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("create schema if not exists raw")
     conn.execute(
         "create table if not exists raw._sync_state "
         "(stream varchar primary key, high_water_mark timestamptz not null, updated_at timestamptz not null)"
     )
+    conn.execute("create table if not exists raw._sync_fields (stream varchar primary key, fields varchar[] not null)")
 
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection, schema: str) -> None:

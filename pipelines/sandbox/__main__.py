@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PagerDuty  {sandbox.pagerduty_url}  token {args.pagerduty_token}")
         print(f"Jira       {sandbox.jira_url}  {args.jira_email} / {args.jira_token}")
         print(f"CA         {sandbox.ca_bundle_path}")
+        print(f"KPI rules  {sandbox.kpi_rules_path} (the jira resource's kpi_rules_path: the site's review field)")
         print()
         exports = {
             "PAGERDUTY_API_TOKEN": args.pagerduty_token,

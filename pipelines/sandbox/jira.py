@@ -20,6 +20,13 @@ that moment. Tickets filed in the shared operations project carry a component pe
 ``GET /rest/api/3/issue/{issueIdOrKey}`` serves one issue (``fields``, ``expand=changelog``).
 ``JiraApi.VARIATIONS`` lists the paging and payload shapes the API documents beyond the ones
 served by default.
+
+Issues carry what post-incident reviews and speaking up need, in Jira Cloud's shapes: the
+reporter and creator (UserDetails; the email address only for people whose privacy settings
+show it), issue links on both of their issues (``outwardIssue`` on the issue the link goes
+from, ``inwardIssue`` on the other, each a LinkedIssue with key fields), sub-tasks on their
+parent (``subtasks``) and the parent on the sub-task (``parent``), review issue types, the
+"PagerDuty incident" custom field and the description in the Atlassian Document Format.
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ from operator import attrgetter
 from werkzeug.wrappers import Request, Response
 
 from pipelines.sandbox import Handler, JsonApi, RequestCounter, json_response
-from pipelines.synthetic.model import ChangelogEntry, Organisation, Ticket
+from pipelines.synthetic.learning import ACTION_ITEM, INCIDENT_FIELD, RELATES, SUBTASK_TYPE
+from pipelines.synthetic.model import AUTOMATION_ACCOUNT, ChangelogEntry, Organisation, Ticket
 from pipelines.synthetic.tickets import (
     PROACTIVE_TYPES,
     REACTIVE_TYPES,
@@ -71,9 +79,20 @@ FIELDS = (
     ("resolutiondate", "Resolved", ["resolutiondate", "resolved"], {"type": "datetime", "system": "resolutiondate"}),
     ("status", "Status", ["status"], {"type": "status", "system": "status"}),
     ("components", "Components", ["component"], {"type": "array", "items": "component", "system": "components"}),
+    ("issuelinks", "Linked Issues", ["issueLink"], {"type": "array", "items": "issuelinks", "system": "issuelinks"}),
+    ("subtasks", "Sub-tasks", ["subtasks"], {"type": "array", "items": "issuelinks", "system": "subtasks"}),
+    ("parent", "Parent", ["parent"], {"type": "issuelink", "system": "parent"}),
+    ("reporter", "Reporter", ["reporter"], {"type": "user", "system": "reporter"}),
+    ("creator", "Creator", ["creator"], {"type": "user", "system": "creator"}),
+    ("description", "Description", ["description"], {"type": "string", "system": "description"}),
+    (INCIDENT_FIELD, "PagerDuty incident", [f"cf[{INCIDENT_FIELD.split('_')[1]}]", "PagerDuty incident"],
+     {"type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:url",
+      "customId": int(INCIDENT_FIELD.split("_")[1])}),
 )
 FIELD_IDS = tuple(f[0] for f in FIELDS)
-ACCOUNT_DISPLAY_NAMES = {"557058:sandbox-bot": "Automation for Jira"}
+ACCOUNT_DISPLAY_NAMES = {AUTOMATION_ACCOUNT: "Automation for Jira"}
+# Issue link types: name -> (inward, outward) wording, as GET /rest/api/3/issueLinkType lists them.
+LINK_TYPES = {RELATES: ("10003", "relates to", "relates to"), ACTION_ITEM: ("10100", "is action item of", "has action item")}
 SANDBOX_ACCOUNT_ID = "712020:psafe-sandbox-reader"
 UNBOUNDED_QUERY = "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
 
@@ -365,7 +384,7 @@ class JiraApi(JsonApi):
         ]
         for field_id, name, clause_names, schema in FIELDS:
             fields.append({
-                "id": field_id, "key": field_id, "name": name, "custom": False, "orderable": True,
+                "id": field_id, "key": field_id, "name": name, "custom": "custom" in schema, "orderable": True,
                 "navigable": True, "searchable": True, "clauseNames": clause_names, "schema": schema,
             })
         return json_response(fields)
@@ -513,7 +532,8 @@ class JiraApi(JsonApi):
         }
         if fields:
             all_fields = self._all_fields[key]
-            issue["fields"] = {f: all_fields[f] for f in fields}
+            # Jira leaves out a parent the issue does not have.
+            issue["fields"] = {f: all_fields[f] for f in fields if f in all_fields}
         if with_changelog:
             histories = self._histories[key]
             newest_first = [] if "changelog_not_embedded" in self.variations else histories[::-1][:EMBEDDED_CHANGELOG_MAX]
@@ -539,6 +559,8 @@ class JiraApi(JsonApi):
         )
         issue_types = {name: self._issue_type(name, str(10001 + i)) for i, name in enumerate(type_names)}
         statuses = {name: self._status(name) for name in STATUSES}
+        users = self._users(org)
+        linked = {t.key: self._linked_issue(t, issue_types, statuses) for t in self._tickets}
         self._all_fields = {
             t.key: {
                 "summary": t.summary,
@@ -550,12 +572,68 @@ class JiraApi(JsonApi):
                 "resolutiondate": jira_time(t.resolved) if t.resolved else None,
                 "status": statuses[t.status],
                 "components": [components[c] for c in t.components],
+                "issuelinks": [],
+                "subtasks": [],
+                "reporter": users.get(t.reporter_account_id),
+                "creator": users.get(t.creator_account_id),
+                "description": _document(t.description) if t.description else None,
+                INCIDENT_FIELD: t.custom_fields.get(INCIDENT_FIELD),
+                **({"parent": linked[t.parent_key]} if t.parent_key in linked else {}),
             }
             for t in self._tickets
         }
+        for t in self._tickets:
+            if t.parent_key in linked:
+                self._all_fields[t.parent_key]["subtasks"].append(linked[t.key])
+            for number, (link_type, other) in enumerate(t.links):
+                if other not in linked:
+                    continue  # created after the sandbox's "now"
+                type_id, inward, outward = LINK_TYPES[link_type]
+                link_id = str(20000 + int(t.id) * 10 + number)
+                kind = {"id": type_id, "name": link_type, "inward": inward, "outward": outward,
+                        "self": f"{self._base_url}{API}/issueLinkType/{type_id}"}
+                self_url = f"{self._base_url}{API}/issueLink/{link_id}"
+                self._all_fields[t.key]["issuelinks"].append(
+                    {"id": link_id, "self": self_url, "type": kind, "outwardIssue": linked[other]})
+                self._all_fields[other]["issuelinks"].append(
+                    {"id": link_id, "self": self_url, "type": kind, "inwardIssue": linked[t.key]})
         self._histories = {t.key: [self._history(entry) for entry in t.changelog] for t in self._tickets}
         # Matching and sorting is the slow part of a search; pages of one query reuse it.
         self._matching_keys = lru_cache(maxsize=64)(self._match)
+
+    def _users(self, org: Organisation) -> dict[str, dict]:
+        """UserDetails of every account, as issues embed them (the email address only where the
+        person's privacy settings show it)."""
+        users = {AUTOMATION_ACCOUNT: self._user(AUTOMATION_ACCOUNT, ACCOUNT_DISPLAY_NAMES[AUTOMATION_ACCOUNT], None,
+                                                 "app")}
+        for person in org.people:
+            users[person.account_id] = self._user(person.account_id, f"Employee {person.employee_id}",
+                                                  person.email if person.email_visible else None, "atlassian")
+        return users
+
+    def _user(self, account_id: str, name: str, email: str | None, account_type: str) -> dict:
+        user = {
+            "self": f"{self._base_url}{API}/user?accountId={account_id}",
+            "accountId": account_id,
+            "avatarUrls": {size: AVATAR_URL for size in ("16x16", "24x24", "32x32", "48x48")},
+            "displayName": name,
+            "active": True,
+            "timeZone": "Etc/UTC",
+            "accountType": account_type,
+        }
+        if email is not None:
+            user["emailAddress"] = email
+        return user
+
+    def _linked_issue(self, ticket: Ticket, issue_types: dict, statuses: dict) -> dict:
+        """The issue as a link, a parent or a sub-task shows it (LinkedIssue: key fields only)."""
+        return {
+            "id": ticket.id,
+            "key": ticket.key,
+            "self": f"{self._base_url}{API}/issue/{ticket.id}",
+            "fields": {"summary": ticket.summary, "status": statuses[ticket.status],
+                       "issuetype": issue_types[ticket.issue_type]},
+        }
 
     def _component(self, name: str, component_id: str) -> dict:
         return {"self": f"{self._base_url}{API}/component/{component_id}", "id": component_id, "name": name}
@@ -576,8 +654,8 @@ class JiraApi(JsonApi):
             "id": type_id,
             "description": f"{name} issue type",
             "name": name,
-            "subtask": False,
-            "hierarchyLevel": 0,
+            "subtask": name == SUBTASK_TYPE,
+            "hierarchyLevel": -1 if name == SUBTASK_TYPE else 0,
         }
 
     def _status(self, name: str) -> dict:
@@ -619,6 +697,12 @@ class JiraApi(JsonApi):
         if entry.field == "status":  # status changes also carry the status ids
             item["from"], item["to"] = STATUSES[entry.from_string][0], STATUSES[entry.to_string][0]
         return item
+
+
+def _document(text: str) -> dict:
+    """Text as a one-paragraph Atlassian Document Format document."""
+    return {"type": "doc", "version": 1,
+            "content": [{"type": "paragraph", "content": [{"type": "text", "text": text}]}]}
 
 
 def _as_of(ticket: Ticket, moment: datetime) -> Ticket:

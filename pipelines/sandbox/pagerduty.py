@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from werkzeug.wrappers import Request, Response
 
 from pipelines.sandbox import Handler, JsonApi, RequestCounter, json_response
-from pipelines.synthetic.model import Incident, Organisation, Service, Team, User
+from pipelines.synthetic.model import Incident, IncidentReview, Organisation, Service, Team, User
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
@@ -57,6 +57,8 @@ ACCOUNT_ZONE = timezone(timedelta(hours=-5))
 NOTED_EVERY = 3
 NOTE_DELAY = timedelta(hours=2)
 ERROR_CODES = {400: 2001, 401: 2006, 403: 2010, 404: 2100}
+# Action items are due this long after they were agreed.
+ACTION_ITEM_DUE = timedelta(days=30)
 
 
 class PagerDutyError(Exception):
@@ -197,6 +199,8 @@ class PagerDutyApi(JsonApi):
                 ("GET", "/incidents/{id}", self._get_incident),
                 ("GET", "/incidents/{id}/log_entries", self._list_incident_log_entries),
                 ("GET", "/incidents/{id}/custom_fields/values", self._get_custom_field_values),
+                ("GET", "/incidents/{id}/review", self._get_review),
+                ("GET", "/incidents/{id}/review/action_items", self._list_review_action_items),
                 ("GET", "/log_entries", self._list_log_entries),
                 ("GET", "/log_entries/{id}", self._get_log_entry),
             ],
@@ -299,6 +303,20 @@ class PagerDutyApi(JsonApi):
 
     def _get_custom_field_values(self, request: Request, args) -> Response:
         return json_response({"custom_fields": self._custom_fields[self._incident(args["id"]).body["id"]]})
+
+    def _review(self, incident_id: str) -> dict:
+        """The incident's review as of now; 404 when it has none (or the incident is unknown:
+        the API answers both alike)."""
+        review = self._reviews.get(incident_id)
+        if review is None:
+            raise PagerDutyError(404, 2100, "Not Found", ["Incident Review Not Found"])
+        return review
+
+    def _get_review(self, request: Request, args) -> Response:
+        return json_response({"incident_review": self._review(args["id"])["review"]})
+
+    def _list_review_action_items(self, request: Request, args) -> Response:
+        return json_response({"action_items": self._review(args["id"])["action_items"]})
 
     # -- query parameters -------------------------------------------------------------
 
@@ -502,6 +520,8 @@ class PagerDutyApi(JsonApi):
             self._incidents.append(self._incident_record(incident, service, team, responder, entries, merged_into))
             self._custom_fields[incident.pagerduty_id] = [self._impact_started(incident)]
         self._incidents_by_id = {r.body["id"]: r for r in self._incidents}
+        self._reviews = {review.incident_id: self._incident_review(review, users) for review in org.incident_reviews
+                         if review.created_at < self._as_of and review.incident_id in self._incidents_by_id}
         self._incident_times = [r.created_at for r in self._incidents]
         self._log_entries = sorted(
             (e for entries in self._entries_by_incident.values() for e in entries),
@@ -637,7 +657,7 @@ class PagerDutyApi(JsonApi):
             "created_at": self._time(incident.created_at),
             "updated_at": self._time(last_change.created_at),
             "status": status,
-            "incident_key": hashlib.md5(incident.pagerduty_id.encode()).hexdigest(),
+            "incident_key": incident.dedup_key or hashlib.md5(incident.pagerduty_id.encode()).hexdigest(),
             "service": self._embedded(self._service_reference(service)),
             "assignments": [],
             "assigned_via": "escalation_policy",
@@ -674,6 +694,56 @@ class PagerDutyApi(JsonApi):
                 body["acknowledgements"] = [{"at": assigned_at, "acknowledger": self._user_reference(responder)}]
         return _IncidentRecord(incident.created_at, status, incident.urgency, team.pagerduty_id,
                                service.pagerduty_id, body)
+
+    def _incident_review(self, review: IncidentReview, users: dict[str, User]) -> dict:
+        """A review and its action items as the Incident Reviews API renders them at the
+        sandbox's "now" (tests/specs/pagerduty/22-Incident-Reviews-API.md): started, in review
+        from half-way to its completion, completed; action items created so far."""
+        now = self._as_of
+        completed = review.completed_at is not None and review.completed_at < now
+        in_review = review.completed_at is not None and review.created_at + (review.completed_at - review.created_at) / 2 < now
+        items = [item for item in review.action_items if item.created_at < now]
+        done = [item for item in items if item.completed_at is not None and item.completed_at < now]
+        creator = next(iter(users), None)
+        last = max([review.created_at, *(i.created_at for i in items), *(i.completed_at for i in done),
+                    *([review.completed_at] if completed else [])])
+        body = {
+            "id": review.id,
+            "incident_id": review.incident_id,
+            "title": review.title,
+            "status": "completed" if completed else "in_review" if in_review else "started",
+            "sections": [{"title": "What happened", "priority": 1, "required": True,
+                          "completed_at": pd_time(review.completed_at) if completed else None,
+                          "content": {"type": "doc", "content": []} if completed else None}],
+            "generation_status": "idle",
+            "ai_generated": False,
+            "template_id": None,
+            "has_events": True,
+            "action_item_count": len(items),
+            "completed_action_item_count": len(done),
+            "created_by": creator,
+            "created_at": pd_time(review.created_at),
+            "updated_at": pd_time(last),
+            "completed_at": pd_time(review.completed_at) if completed else None,
+        }
+        action_items = [{
+            "id": item.id,
+            "incident_id": review.incident_id,
+            "name": item.name,
+            "description": "Agreed in the review",
+            "status": "completed" if item in done else "incomplete",
+            "priority": "high",
+            "assignee": creator,
+            "due_at": pd_time(item.created_at + ACTION_ITEM_DUE),
+            "external_type": None,
+            "external_url": None,
+            "ai_generated": False,
+            "created_by": creator,
+            "created_at": pd_time(item.created_at),
+            "updated_at": pd_time(item.completed_at if item in done else item.created_at),
+            "completed_at": pd_time(item.completed_at) if item in done else None,
+        } for item in items]
+        return {"review": body, "action_items": action_items}
 
     def _impact_started(self, incident: Incident) -> dict:
         recorded = incident.impact_recorded_at is not None and incident.impact_recorded_at < self._as_of

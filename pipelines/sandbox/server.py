@@ -25,6 +25,7 @@ from pipelines.sandbox.jira import JiraApi
 from pipelines.sandbox.pagerduty import PagerDutyApi
 from pipelines.sandbox.qualtrics import QualtricsApi
 from pipelines.sandbox.tls import make_server_tls
+from pipelines.synthetic.learning import write_site_kpi_rules
 from pipelines.synthetic.model import Organisation
 
 
@@ -92,6 +93,7 @@ class Sandbox:
         self._counts_lock = threading.Lock()
         self._tls_dir: Path | None = None
         self._ca_bundle_path: Path | None = None
+        self._kpi_rules_path: Path | None = None
         self._urls: dict[str, str] = {}
         self._servers: list[tuple[BaseWSGIServer, threading.Thread]] = []
 
@@ -118,6 +120,14 @@ class Sandbox:
             raise RuntimeError("the sandbox is not running; call start() or use it as a context manager")
         return str(self._ca_bundle_path)
 
+    @property
+    def kpi_rules_path(self) -> str:
+        """The KPI rules this site needs (config/kpi_rules.yml's, reading its "PagerDuty incident"
+        custom field): the jira resource's kpi_rules_path."""
+        if self._kpi_rules_path is None:
+            raise RuntimeError("the sandbox is not running; call start() or use it as a context manager")
+        return str(self._kpi_rules_path)
+
     def _url(self, service: str) -> str:
         if service not in self._urls:
             raise RuntimeError("the sandbox is not running; call start() or use it as a context manager")
@@ -130,6 +140,7 @@ class Sandbox:
             self._tls_dir = Path(tempfile.mkdtemp(prefix="psafe-sandbox-"))
             tls = make_server_tls(self._tls_dir, self.host)
             self._ca_bundle_path = tls.ca_bundle_path
+            self._kpi_rules_path = write_site_kpi_rules(self._tls_dir / "kpi_rules.yml")
             # make_server duplicates each listening socket; the stack closes the originals.
             with ExitStack() as listening:
                 # Bind first: the APIs render their self links with the bound port (port 0

@@ -9,6 +9,10 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 
+# The Jira automation account: moves tickets through their workflow and creates some issues on a
+# person's behalf.
+AUTOMATION_ACCOUNT = "557058:sandbox-bot"
+
 
 @dataclass(frozen=True)
 class OrgSpec:
@@ -48,6 +52,17 @@ class GroundTruth:
     # (partial answers; a response with fewer than 5 of 7 items is not scored).
     survey_scale_points: int = 7
     item_skip_rate: float = 0.03
+    # Learning from errors (pipelines/synthetic/learning.py): the log-odds that a resolved
+    # high-urgency incident is reviewed, the log days from its resolve to the review done, the
+    # log days to close a review's action item, the log-odds that an incident repeats a recent one.
+    review_log_odds_per_sd: float = 0.50
+    review_done_log_days_per_sd: float = -0.20
+    action_item_close_log_days_per_sd: float = -0.25
+    repeat_log_odds_per_sd: float = -0.40
+    # Speaking up (pipelines/synthetic/people.py): the log rate of proactive tickets raised for
+    # a team by people of other teams (per head), and by the team's own juniors (per junior head).
+    cross_team_proactive_log_rate_per_sd: float = 0.30
+    junior_proactive_log_rate_per_sd: float = 0.35
 
 
 @dataclass
@@ -110,6 +125,14 @@ class Incident:
     first_resolved_at: datetime | None = None  # set when the incident was reopened
     reopened_at: datetime | None = None
     merged_into: str | None = None  # pagerduty_id of the incident it was merged into
+    # Learning from errors: the alert's de-duplication key, and the incident this one repeats.
+    dedup_key: str = ""
+    repeat_of: str | None = None  # pagerduty_id
+    # The review drawn for it, whether or not it exists by the cut-off (for checks: truth_frames.py):
+    # when it is created and done, and its action items' creation and close times.
+    review_created_at: datetime | None = None
+    review_done_at: datetime | None = None
+    review_action_items: list[tuple[datetime, datetime]] = field(default_factory=list)
 
 
 @dataclass
@@ -137,6 +160,47 @@ class Ticket:
     status: str
     changelog: list[ChangelogEntry] = field(default_factory=list)
     components: list[str] = field(default_factory=list)  # component names in project_key
+    # Who raised it (Jira account ids; reporter None: the issue has none, as Jira allows).
+    reporter_account_id: str | None = None
+    creator_account_id: str | None = None
+    # Post-incident reviews and their action items: outward links (link type name, other
+    # issue's key), the parent of a sub-task, custom field values and the description's text.
+    links: list[tuple[str, str]] = field(default_factory=list)
+    parent_key: str | None = None
+    custom_fields: dict[str, str] = field(default_factory=dict)
+    description: str | None = None
+
+
+@dataclass
+class Person:
+    """An employee's Jira account. ``mapped_by`` says how the identity map names them
+    (account id, email, or not at all); ``email_visible``: Jira shows their email address."""
+
+    employee_id: str
+    account_id: str
+    email: str
+    email_visible: bool
+    mapped_by: str | None
+
+
+@dataclass
+class ReviewActionItem:
+    id: str
+    name: str
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass
+class IncidentReview:
+    """A review in PagerDuty's own Incident Reviews."""
+
+    id: str
+    incident_id: str  # pagerduty_id
+    title: str
+    created_at: datetime
+    completed_at: datetime | None
+    action_items: list[ReviewActionItem] = field(default_factory=list)
 
 
 @dataclass
@@ -154,6 +218,8 @@ class Organisation:
     termination_rows: list[dict]
     # Latent safety per team and quarter index (0-based from spec.start), for checks.
     team_quarter_safety: dict[tuple[str, int], float]
+    people: list[Person] = field(default_factory=list)
+    incident_reviews: list[IncidentReview] = field(default_factory=list)
 
     def ground_truth(self) -> dict:
         return {"spec": _jsonable(asdict(self.spec)), "effects": asdict(self.truth)}

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from assets.landing.identity import write_identity_map
 from assets.landing.team_map import write_team_map
 from pipelines.synthetic.hr import generate_hr
 from pipelines.synthetic.incidents import add_ingestion_fidelity, generate_incidents
+from pipelines.synthetic.learning import add_repeats, add_reviews
 from pipelines.synthetic.model import (
     GroundTruth,
     Organisation,
@@ -31,6 +33,7 @@ from pipelines.synthetic.model import (
     add_months,
     pd_id,
 )
+from pipelines.synthetic.people import assign_juniors, assign_reporters, identity_map_entries, make_people
 from pipelines.synthetic.survey import generate_survey
 from pipelines.synthetic.tickets import SHARED_PROJECT, add_shared_project, generate_tickets
 
@@ -130,20 +133,30 @@ def generate(spec: OrgSpec = OrgSpec(), truth: GroundTruth = GroundTruth()) -> O
     add_shared_project(fidelity_rng, teams, tickets)
     survey_rows = generate_survey(rng, spec, truth, teams, quarter_safety, n_quarters)
     headcount_rows, termination_rows = generate_hr(rng, spec, truth, teams, lagged_safety)
-    return Organisation(spec, truth, as_of, teams, services, users, incidents, tickets,
-                        survey_rows, headcount_rows, termination_rows, quarter_safety)
+    org = Organisation(spec, truth, as_of, teams, services, users, incidents, tickets,
+                       survey_rows, headcount_rows, termination_rows, quarter_safety)
+    # Learning from errors and speaking up draw from a third stream: everything above, and so
+    # every other effect, is the same with or without them.
+    learning_rng = np.random.default_rng([spec.seed, 2])
+    assign_juniors(learning_rng, headcount_rows, termination_rows)
+    org.people = make_people(learning_rng, headcount_rows)
+    add_repeats(learning_rng, org, lagged_safety)
+    add_reviews(learning_rng, org, lagged_safety)
+    assign_reporters(learning_rng, org, org.people, lagged_safety)
+    return org
 
 
 
 def write_landing(org: Organisation, landing_dir: Path) -> dict[str, Path]:
-    """Write the survey-tool and HR exports, the team map and the ground truth as files a
-    data engineer would drop into the landing folder."""
+    """Write the survey-tool and HR exports, the team map, the identity map and the ground
+    truth as files a data engineer would drop into the landing folder."""
     landing_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "survey": landing_dir / "survey_responses.csv",
         "headcount": landing_dir / "hr_headcount.csv",
         "terminations": landing_dir / "hr_terminations.csv",
         "team_map": landing_dir / "team_map.yml",
+        "identity_map": landing_dir / "identity_map.yml",
         "ground_truth": landing_dir / "ground_truth.json",
     }
     _write_csv(paths["survey"], org.survey_rows)
@@ -160,6 +173,7 @@ def write_landing(org: Organisation, landing_dir: Path) -> dict[str, Path]:
         }
         for t in org.teams
     ])
+    write_identity_map(paths["identity_map"], identity_map_entries(org))
     paths["ground_truth"].write_text(json.dumps(org.ground_truth(), indent=2))
     return paths
 

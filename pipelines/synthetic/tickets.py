@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pipelines.synthetic.model import ChangelogEntry, Ticket, add_months, logistic
+from pipelines.synthetic.model import AUTOMATION_ACCOUNT, ChangelogEntry, Ticket, add_months, logistic
 
 PROACTIVE_TYPES = ("Risk", "Near miss", "Improvement", "Security finding", "Tech debt")
 REACTIVE_TYPES = ("Incident", "Escalation", "Problem")
 UNCLASSIFIED_TYPES = ("Task", "Story")
 PROACTIVE_LABELS = ("near-miss", "proactive", "raised-concern")
+# Log-odds that a classified ticket is proactive at safety 0 (about 35%).
+PROACTIVE_LOG_ODDS_BASE = -0.6
 
 
 def generate_tickets(rng, spec, truth, teams, lagged_safety, as_of) -> list[Ticket]:
@@ -20,7 +22,7 @@ def generate_tickets(rng, spec, truth, teams, lagged_safety, as_of) -> list[Tick
         month_seconds = (add_months(spec.start, month + 1) - month_start).total_seconds()
         for t in teams:
             s = lagged_safety(t.key, month)
-            p_proactive = logistic(-0.6 + truth.proactive_log_odds_per_sd * s)
+            p_proactive = logistic(PROACTIVE_LOG_ODDS_BASE + truth.proactive_log_odds_per_sd * s)
             for _ in range(rng.poisson(t.headcount * spec.tickets_per_head_month)):
                 counters[t.key] += 1
                 created = (month_start + timedelta(seconds=float(rng.uniform(0, month_seconds)))).replace(microsecond=0)
@@ -66,7 +68,7 @@ def walk_workflow(rng, ticket: Ticket, as_of: datetime) -> None:
         if now >= as_of:
             break
         ticket.changelog.append(
-            ChangelogEntry(f"{ticket.id}{i:04d}", now, "557058:sandbox-bot", "status", status, target)
+            ChangelogEntry(f"{ticket.id}{i:04d}", now, AUTOMATION_ACCOUNT, "status", status, target)
         )
         status = target
         ticket.updated = now

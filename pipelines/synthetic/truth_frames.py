@@ -15,27 +15,36 @@ coefficients that are true on them: what the statistics engine is checked agains
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
+from assets.kpi_rules import read_kpi_rules
 from assets.landing.survey import read_survey_exports
 from assets.models.design import ERROR_VARIANCE, SAFETY, WAVE
 from assets.models.inputs import measurement_error
+from assets.models.kpis import KPIS, Kpi
 from assets.models.psychometrics import survey_wave_tables
 from assets.models.stats import kpi_safety_effects, standardise
+from pipelines.synthetic.learning import ACTION_ITEM_CLOSE_LOG_SD, ACTION_ITEM_CLOSE_MEDIAN_DAYS, counted
 from pipelines.synthetic.model import GroundTruth, Organisation
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
-from pipelines.synthetic.tickets import PROACTIVE_TYPES, REACTIVE_TYPES
+from pipelines.synthetic.people import JUNIOR_PREFIX, is_proactive
+from pipelines.synthetic.tickets import REACTIVE_TYPES
 
 COUNTS = ("headcount", "critical_headcount", "voluntary_leavers", "critical_voluntary_leavers", "incidents",
-          "proactive_tickets", "reactive_tickets")
+          "proactive_tickets", "reactive_tickets", "reviewable_incidents", "reviewed_incidents", "action_items_due",
+          "action_items_closed_in_time", "repeat_incidents", "junior_headcount", "cross_team_proactive_tickets",
+          "junior_proactive_tickets")
 
 
 def org_frames(org) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(team-months, incidents) with the latent lagged safety as safety_z."""
+    """(team-months, incidents) with the latent lagged safety as safety_z. The learning KPIs
+    count every review and action item drawn (pipelines/synthetic/learning.py), also those the
+    cut-off has not reached yet; the speaking-up KPIs know every reporter."""
     start = org.spec.start
     team_of_unit = {t.hr_org_unit: t.key for t in org.teams}
 
@@ -46,20 +55,50 @@ def org_frames(org) -> tuple[pd.DataFrame, pd.DataFrame]:
         return org.team_quarter_safety[(team, max(m // 3 - 1, 0))]
 
     cells: dict = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
+    roster: dict[tuple[str, int], tuple[str, bool]] = {}  # (employee, month) -> (team, junior)
     for row in org.headcount_rows:
-        cell = cells[(team_of_unit[row["org_unit"]], month(date.fromisoformat(row["snapshot_date"])))]
+        m = month(date.fromisoformat(row["snapshot_date"]))
+        cell = cells[(team_of_unit[row["org_unit"]], m)]
         cell["headcount"] += 1
         cell["critical_headcount"] += row["critical_role"]
+        cell["junior_headcount"] += row["role"].startswith(JUNIOR_PREFIX)
+        roster[row["employee_id"], m] = (team_of_unit[row["org_unit"]], row["role"].startswith(JUNIOR_PREFIX))
     for row in org.termination_rows:
         cell = cells[(team_of_unit[row["org_unit"]], month(date.fromisoformat(row["termination_date"])))]
         cell["voluntary_leavers"] += row["voluntary"]
         cell["critical_voluntary_leavers"] += row["voluntary"] and row["critical_role"]
+    employee_of = {person.account_id: person.employee_id for person in org.people}
     for ticket in org.tickets:
-        cell = cells[(ticket.team_key, month(ticket.created))]
-        if ticket.issue_type in PROACTIVE_TYPES or ticket.labels:
+        m = month(ticket.created)
+        cell = cells[(ticket.team_key, m)]
+        if is_proactive(ticket):
             cell["proactive_tickets"] += 1
+            reporter = roster.get((employee_of.get(ticket.reporter_account_id or ticket.creator_account_id), m))
+            if reporter is not None:
+                cell["cross_team_proactive_tickets"] += reporter[0] != ticket.team_key
+                cell["junior_proactive_tickets"] += reporter[0] == ticket.team_key and reporter[1]
         elif ticket.issue_type in REACTIVE_TYPES:
             cell["reactive_tickets"] += 1
+    close_within = timedelta(days=read_kpi_rules().action_item_close_within_days)
+    review_days: dict = defaultdict(list)
+    close_days: dict = defaultdict(list)
+    for incident in counted(org):
+        key = (incident.team_key, month(incident.created_at))
+        cells[key]["repeat_incidents"] += incident.repeat_of is not None
+        if incident.urgency == "high" and incident.resolved_at is not None:
+            cells[key]["reviewable_incidents"] += 1
+        if incident.review_done_at is not None:
+            cells[key]["reviewed_incidents"] += 1
+            review_days[key].append((incident.review_done_at - incident.resolved_at) / timedelta(days=1))
+        for created, closed in incident.review_action_items:
+            item_key = (incident.team_key, month(created))
+            cells[item_key]["action_items_due"] += 1
+            cells[item_key]["action_items_closed_in_time"] += closed - created <= close_within
+            close_days[item_key].append((closed - created) / timedelta(days=1))
+    for key, days in review_days.items():
+        cells[key].update(n_reviews_done=len(days), review_done_median_days=float(np.median(days)))
+    for key, days in close_days.items():
+        cells[key].update(n_action_items_closed=len(days), action_item_close_median_days=float(np.median(days)))
     incidents = []
     for incident in org.incidents:
         m = month(incident.created_at)
@@ -127,30 +166,61 @@ def measured_frames(org: Organisation) -> MeasuredFrames:
 
 
 def truths(truth: GroundTruth) -> dict[str, float]:
+    """Each KPI's true coefficient per SD of latent safety; NaN for the repeat share, which no
+    single coefficient describes (docs/ground_truth.md)."""
     return {
         "log median TTR": truth.log_ttr_per_sd, "log median TTA": truth.log_tta_per_sd,
         "incidents per head": truth.incident_rate_log_per_sd, "proactive share": truth.proactive_log_odds_per_sd,
         "voluntary attrition": truth.voluntary_attrition_log_odds_per_sd,
         "critical-role voluntary attrition": truth.voluntary_attrition_log_odds_per_sd,
+        "post-incident review share": truth.review_log_odds_per_sd,
+        "log median days to finish a review": truth.review_done_log_days_per_sd,
+        "review action items closed in time": closed_in_time_log_odds_per_sd(truth),
+        "log median days to close an action item": truth.action_item_close_log_days_per_sd,
+        "repeat incident share": np.nan,
+        "cross-team proactive tickets per head": truth.cross_team_proactive_log_rate_per_sd,
+        "junior proactive tickets per junior head": truth.junior_proactive_log_rate_per_sd,
         "log TTR (incident level)": truth.log_ttr_per_sd, "log TTD (incident level)": truth.log_ttd_per_sd,
     }
+
+
+def closed_in_time_log_odds_per_sd(truth: GroundTruth) -> float:
+    """The log odds ratio per SD of safety that a logistic model of "closed within the KPI rules'
+    close_within_days" recovers: the close time is log-normal, so the chance is a probit in
+    safety, Phi((log(days / median) - effect * s) / log_sd); its best logistic approximation
+    over safety ~ N(0, 1) (maximum expected likelihood, on a grid)."""
+    days = read_kpi_rules().action_item_close_within_days
+    safety = np.linspace(-4, 4, 801)
+    weight = stats.norm.pdf(safety) / stats.norm.pdf(safety).sum()
+    chance = stats.norm.cdf((np.log(days / ACTION_ITEM_CLOSE_MEDIAN_DAYS)
+                             - truth.action_item_close_log_days_per_sd * safety) / ACTION_ITEM_CLOSE_LOG_SD)
+    x = np.column_stack([np.ones_like(safety), safety])
+    coefficients = np.zeros(2)
+    for _ in range(50):  # Newton steps on the expected log-likelihood: converges in a handful
+        fitted = 1 / (1 + np.exp(-x @ coefficients))
+        coefficients += np.linalg.solve((x * (weight * fitted * (1 - fitted))[:, None]).T @ x,
+                                        x.T @ (weight * (chance - fitted)))
+    return float(coefficients[1])
 
 
 # Every safety effect switched off: nothing should come out significant after BH.
 NULL_TRUTH = replace(GroundTruth(), log_ttr_per_sd=0.0, log_tta_per_sd=0.0, log_ttd_per_sd=0.0,
                      proactive_log_odds_per_sd=0.0, voluntary_attrition_log_odds_per_sd=0.0,
-                     incident_rate_log_per_sd=0.0)
+                     incident_rate_log_per_sd=0.0, review_log_odds_per_sd=0.0, review_done_log_days_per_sd=0.0,
+                     action_item_close_log_days_per_sd=0.0, repeat_log_odds_per_sd=0.0,
+                     cross_team_proactive_log_rate_per_sd=0.0, junior_proactive_log_rate_per_sd=0.0)
 
 
-def results(seed: int, truth: GroundTruth = GroundTruth(), n_teams: int = 40, n_months: int = 12) -> pd.DataFrame:
+def results(seed: int, truth: GroundTruth = GroundTruth(), n_teams: int = 40, n_months: int = 12,
+            kpis: tuple[Kpi, ...] = KPIS) -> pd.DataFrame:
     months, incidents = org_frames(generate(OrgSpec(seed=seed, n_teams=n_teams, n_months=n_months), truth))
-    return kpi_safety_effects(months, incidents)
+    return kpi_safety_effects(months, incidents, kpis=kpis)
 
 
-def measured_results(seed: int, truth: GroundTruth = GroundTruth(), n_teams: int = 40, n_months: int = 12
-                     ) -> pd.DataFrame:
+def measured_results(seed: int, truth: GroundTruth = GroundTruth(), n_teams: int = 40, n_months: int = 12,
+                     kpis: tuple[Kpi, ...] = KPIS) -> pd.DataFrame:
     """The results table on measured safety, with the latent SD of the published team-waves
     (``latent_sd``: the corrected estimates' truth is the GroundTruth effect times it)."""
     frames = measured_frames(generate(OrgSpec(seed=seed, n_teams=n_teams, n_months=n_months), truth))
-    table = kpi_safety_effects(frames.months, frames.incidents, frames.reference_reliability)
+    table = kpi_safety_effects(frames.months, frames.incidents, frames.reference_reliability, kpis)
     return table.assign(latent_sd=frames.latent_sd)

@@ -89,7 +89,9 @@ facts as (
         coalesce(resolver_type in ('service_reference', 'integration_reference') or resolve_channel = 'timeout', false)
             as is_auto_resolved,
         coalesce(epoch(resolved_at - created_at) < 60, false) as is_under_a_minute,
-        urgency
+        urgency,
+        incident_key,
+        title_normalised
     from attributed
     where merged_into_incident_id is null and not coalesce(is_test, false)
 )

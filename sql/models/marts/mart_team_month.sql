@@ -8,15 +8,22 @@ with org_units as (
     select identifier as org_unit, team from {{ ref('int_team_owners') }} where source = 'hr_org_unit'
 ),
 
+rules as (
+    select * from {{ source('raw', 'config__kpi_rules') }}
+),
+
 headcount as (
     select
         org_units.team,
         date_trunc('month', snapshot_date)::date as period_month,
         count(distinct employee_id) as headcount,
-        count(distinct employee_id) filter (where is_critical_role) as critical_headcount
+        count(distinct employee_id) filter (where is_critical_role) as critical_headcount,
+        count(distinct employee_id) filter (
+            where {{ matches_any_pattern('lower(role)', 'rules.junior_roles') }}) as junior_headcount
     from {{ ref('stg_hr__headcount') }}
     inner join org_units using (org_unit)
-    group by all
+    cross join rules
+    group by org_units.team, date_trunc('month', snapshot_date)::date
 ),
 
 -- Average headcount over the month: the mean of its opening snapshot and the next month's
@@ -82,6 +89,63 @@ tickets as (
     from {{ ref('fct_tickets') }}
     where team is not null
     group by all
+),
+
+-- Learning from errors: high-urgency incidents resolved (reviewable) and reviewed, and how
+-- long from the resolve to a review done; action items of reviews; repeat incidents.
+reviews as (
+    select
+        incidents.team,
+        incidents.period_month,
+        count(*) as reviewable_incidents,
+        count(reviewed.incident_id) as reviewed_incidents,
+        count(reviewed.review_done_at) as n_reviews_done,
+        median(reviewed.days_to_review_done) as review_done_median_days
+    from {{ ref('fct_incidents') }} as incidents
+    left join {{ ref('fct_incident_reviews') }} as reviewed using (incident_id)
+    where incidents.team is not null and incidents.urgency = 'high' and not incidents.is_open
+    group by all
+),
+
+action_items as (
+    select
+        team,
+        period_month,
+        count(*) as action_items,
+        count(*) filter (where is_due) as action_items_due,
+        count(*) filter (where is_due and is_closed_in_time) as action_items_closed_in_time,
+        count(closed_at) as n_action_items_closed,
+        median(days_to_close) as action_item_close_median_days
+    from {{ ref('fct_review_action_items') }}
+    where team is not null
+    group by all
+),
+
+repeats as (
+    select team, period_month, count(*) as repeat_incidents
+    from {{ ref('fct_incident_repeats') }}
+    where team is not null
+    group by all
+),
+
+-- Speaking up: who raised the team's proactive tickets, as far as the identity map tells.
+speaking_up as (
+    select
+        tickets.team,
+        tickets.period_month,
+        count(reporters.issue_id) as proactive_tickets_reporter_known,
+        count(*) filter (where reporters.reporter_team <> tickets.team) as cross_team_proactive_tickets,
+        count(*) filter (where reporters.reporter_team = tickets.team and reporters.is_junior)
+            as junior_proactive_tickets
+    from {{ ref('fct_tickets') }} as tickets
+    left join {{ ref('int_ticket_reporters') }} as reporters using (issue_id)
+    where tickets.team is not null and tickets.ticket_class = 'proactive'
+    group by all
+),
+
+-- Without an identity map no reporter is known: the speaking-up counts are absent, not 0.
+identity_map as (
+    select count(*) > 0 as is_loaded from {{ ref('stg_config__identity_map') }}
 ),
 
 reportable_waves as (
@@ -162,6 +226,27 @@ kpis as (
         coalesce(tickets.reactive_tickets, 0) as reactive_tickets,
         coalesce(tickets.unclassified_tickets, 0) as unclassified_tickets,
         tickets.proactive_tickets / nullif(tickets.proactive_tickets + tickets.reactive_tickets, 0) as proactive_share,
+        coalesce(reviews.reviewable_incidents, 0) as reviewable_incidents,
+        coalesce(reviews.reviewed_incidents, 0) as reviewed_incidents,
+        reviews.reviewed_incidents / nullif(reviews.reviewable_incidents, 0) as review_share,
+        coalesce(reviews.n_reviews_done, 0) as n_reviews_done,
+        reviews.review_done_median_days,
+        coalesce(action_items.action_items, 0) as action_items,
+        coalesce(action_items.action_items_due, 0) as action_items_due,
+        coalesce(action_items.action_items_closed_in_time, 0) as action_items_closed_in_time,
+        action_items.action_items_closed_in_time / nullif(action_items.action_items_due, 0)
+            as action_items_closed_in_time_share,
+        coalesce(action_items.n_action_items_closed, 0) as n_action_items_closed,
+        action_items.action_item_close_median_days,
+        coalesce(repeats.repeat_incidents, 0) as repeat_incidents,
+        coalesce(repeats.repeat_incidents, 0) / nullif(incidents.incidents, 0) as repeat_share,
+        coalesce(headcount.junior_headcount, 0) as junior_headcount,
+        case when identity_map.is_loaded then coalesce(speaking_up.proactive_tickets_reporter_known, 0) end
+            as proactive_tickets_reporter_known,
+        case when identity_map.is_loaded then coalesce(speaking_up.cross_team_proactive_tickets, 0) end
+            as cross_team_proactive_tickets,
+        case when identity_map.is_loaded then coalesce(speaking_up.junior_proactive_tickets, 0) end
+            as junior_proactive_tickets,
         lagged_safety.safety_wave_quarter,
         lagged_safety.safety_n_respondents,
         lagged_safety.safety_lagged,
@@ -172,7 +257,12 @@ kpis as (
     left join leavers using (team, period_month)
     left join incidents using (team, period_month)
     left join tickets using (team, period_month)
+    left join reviews using (team, period_month)
+    left join action_items using (team, period_month)
+    left join repeats using (team, period_month)
+    left join speaking_up using (team, period_month)
     left join lagged_safety using (team, period_month)
+    cross join identity_map
 )
 
 select * from kpis

@@ -20,6 +20,16 @@ select
     updated_at,
     resolved_at,
     status,
+    status_category,
+    summary,
+    issue_links,
+    subtask_ids,
+    parent_id,
+    -- Who raised the issue: the reporter, else the creator (pseudonyms, never identities).
+    coalesce(reporter_account_id, creator_account_id) as reporter_account_id,
+    case when reporter_account_id is not null then reporter_email else creator_email end as reporter_email,
+    custom_fields,
+    description,
     loaded_at
 from {{ source('raw', 'jira__issues') }} as issues
 {% if is_incremental() %}

@@ -19,6 +19,9 @@ select
     status,
     urgency,
     case when resolve_reason_type = 'merge_resolve_reason' then resolve_reason_incident_id end as merged_into_incident_id,
+    incident_key,
+    title,
+    {{ normalised_title('title') }} as title_normalised,
     loaded_at
 from {{ source('raw', 'pagerduty__incidents') }} as incidents
 {% if is_incremental() %}

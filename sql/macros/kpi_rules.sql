@@ -1,0 +1,29 @@
+{#- Rules of the learning and speaking-up KPIs shared by several models. -#}
+
+{#- A title as repeats compare it: lower case, each run of digits '#', every run of other
+    characters but letters and '#' one space, trimmed. -#}
+{% macro normalised_title(column) -%}
+    trim(regexp_replace(regexp_replace(lower({{ column }}), '[0-9]+', '#', 'g'), '[^\pL#]+', ' ', 'g'))
+{%- endmacro %}
+
+{#- Whether a lower-cased text matches one of a list of lower-cased patterns in which '*'
+    stands for any text (the KPI rules' junior roles). -#}
+{% macro matches_any_pattern(text, patterns) -%}
+    list_bool_or(list_transform({{ patterns }}, lambda pattern:
+        {{ text }} like replace(replace(replace(pattern, '%', '\%'), '_', '\_'), '*', '%') escape '\'))
+{%- endmacro %}
+
+{#- When a Jira issue was done: its resolution date, else (a workflow that sets no resolution)
+    its last update in a status of the done category; null while not done. -#}
+{% macro jira_issue_done_at(issue) -%}
+    case
+        when {{ issue }}.resolved_at is not null then {{ issue }}.resolved_at
+        when {{ issue }}.status_category = 'done' then {{ issue }}.updated_at
+    end
+{%- endmacro %}
+
+{#- Whether an issue link (stg_jira__issues.issue_links) is of one of the KPI rules' link
+    types, given as the type's name or the link's wording from this issue's side. -#}
+{% macro link_is_one_of(link, types) -%}
+    (list_contains({{ types }}, lower({{ link }}.link_type)) or list_contains({{ types }}, lower({{ link }}.relation)))
+{%- endmacro %}

@@ -1,0 +1,108 @@
+-- Which incidents each post-incident review reviews. A PagerDuty review belongs to its
+-- incident. A Jira review names its incidents in the fields and text the KPI rules list, its
+-- own or those of the issues it is linked to by the rules' link types (e.g. the Jira issue
+-- PagerDuty's integration made for the incident): a field whose whole value is an incident's
+-- id or number, or any id or number the rules' patterns find. Only incidents PagerDuty has
+-- are kept, so a pattern's stray match names nothing.
+with rules as (
+    select * from {{ source('raw', 'config__kpi_rules') }}
+),
+
+issues as (
+    select issue_id, summary, description, custom_fields, issue_links from {{ ref('stg_jira__issues') }}
+),
+
+reviews as (
+    select * from {{ ref('int_post_incident_reviews') }}
+),
+
+links as (
+    select issue_id as from_issue_id, unnest(issue_links) as link from issues
+),
+
+-- The issues whose content may name a review's incidents.
+named_in as (
+    select review_id, jira_issue_id as issue_id, 'review' as via
+    from reviews
+    where source = 'jira'
+    union all
+    select reviews.review_id, links.link.issue_id, 'issue_link'
+    from reviews
+    inner join links on links.from_issue_id = reviews.jira_issue_id
+    cross join rules
+    where {{ link_is_one_of('links.link', 'rules.incident_link_issue_link_types') }}
+),
+
+field_names as (
+    select unnest(incident_link_fields) as field from rules
+),
+
+text_field_names as (
+    select unnest(incident_link_text_fields) as field from rules
+),
+
+texts as (
+    select named_in.review_id, named_in.via, 'field' as kind,
+        json_extract_string(issues.custom_fields[field_names.field], '$') as text
+    from named_in
+    inner join issues using (issue_id)
+    cross join field_names
+    union all
+    select named_in.review_id, named_in.via, 'text',
+        case text_field_names.field
+            when 'summary' then issues.summary
+            when 'description' then issues.description::varchar
+            else json_extract_string(issues.custom_fields[text_field_names.field], '$')
+        end
+    from named_in
+    inner join issues using (issue_id)
+    cross join text_field_names
+),
+
+patterns as (
+    select 'id' as ref_kind, unnest(incident_id_patterns) as pattern from rules
+    union all
+    select 'number', unnest(incident_number_patterns) from rules
+),
+
+refs as (
+    select texts.review_id, texts.via, texts.kind, patterns.ref_kind,
+        unnest(regexp_extract_all(texts.text, patterns.pattern, 1)) as ref
+    from texts
+    cross join patterns
+    where texts.text is not null
+    union all
+    -- A field whose whole value is an id (letters and digits) or a number (#1234 or 1234).
+    select review_id, via, kind,
+        case when regexp_full_match(trim(text), '#?\s*[0-9]+') then 'number' else 'id' end,
+        ltrim(trim(text), '# ')
+    from texts
+    where kind = 'field' and regexp_full_match(trim(text), '[A-Z0-9]{6,20}|#?\s*[0-9]+')
+),
+
+incidents as (
+    select incident_id, incident_number from {{ ref('stg_pagerduty__incidents') }}
+),
+
+named as (
+    select refs.review_id, incidents.incident_id, refs.via, refs.kind
+    from refs
+    inner join incidents on refs.ref_kind = 'id' and incidents.incident_id = refs.ref
+    union all
+    select refs.review_id, incidents.incident_id, refs.via, refs.kind
+    from refs
+    inner join incidents on refs.ref_kind = 'number' and incidents.incident_number = try_cast(refs.ref as integer)
+)
+
+select
+    review_id,
+    incident_id,
+    -- How the link was found, the most direct way first.
+    arg_min(case when via = 'issue_link' then 'issue_link' else kind end,
+            case when via = 'issue_link' then 3 when kind = 'field' then 1 else 2 end) as linked_by
+from named
+group by review_id, incident_id
+union all
+select review_id, pagerduty_incident_id, 'pagerduty'
+from reviews
+where source = 'pagerduty'

@@ -1,0 +1,5 @@
+select
+    identity_kind,
+    identity,
+    employee_id
+from {{ source('raw', 'config__identity_map') }}
