@@ -130,3 +130,47 @@ def test_a_roster_and_a_leavers_file_load_together_with_hashed_ids(folders):
     [(reason, raw)] = roster_q
     assert reason.startswith("unknown team: org unit 'OU-404'") and hashed("9") in raw and '"9"' not in raw
     assert leaver_q[0][0].startswith("bad flag: critical_role 'maybe'") and leaver_q[0][1] == "hr_terminations.csv"
+
+
+def test_an_hr_file_still_being_copied_keeps_its_previous_rows_and_the_rest_loads(folders):
+    landing, warehouse = folders
+    roster, leavers = landing / "bamboohr.csv", landing / "hr_terminations.csv"
+    roster_header = ["Employee #", "Department", "Job Title", "Hire Date", "Termination Date", "Termination Type"]
+    leavers_header = ["employee_id", "org_unit", "role", "critical_role", "termination_date", "voluntary"]
+    roster.write_text(csv_text([roster_header, ["7", "OU-1", "SRE", "2023-06-01", "", ""]]))
+    leavers.write_text(csv_text([leavers_header, ["E1", "OU-1", "sre", "maybe", "2024-03-04", "true"],
+                                 ["E2", "OU-1", "sre", "false", "2024-04-04", "true"]]))
+    for path in (roster, leavers):
+        finished(path)
+    assert load(hr_exports, landing, warehouse).success
+
+    def tables() -> tuple[dict, list, list]:
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            employees = dict(conn.execute("select source_file, count(distinct employee_id) from raw.hr__headcount "
+                                          "group by 1").fetchall())
+            left = conn.execute("select source_file, termination_date from raw.hr__terminations").fetchall()
+            bad = conn.execute("select source_file, split_part(reason, ':', 1) from quarantine.hr__terminations"
+                               ).fetchall()
+        return employees, left, bad
+
+    before = tables()
+    assert before == ({"bamboohr.csv": 1}, [("hr_terminations.csv", "2024-04-04")],
+                      [("hr_terminations.csv", "bad flag")])
+    # The leavers file is rewritten (a copy under way: changed a moment ago), the roster grows.
+    leavers.write_text(csv_text([leavers_header, ["E1", "OU-1", "sre", "maybe", "2024-03-04", "true"],
+                                 ["E2", "OU-1", "sre", "false", "2024-04-04", "true"],
+                                 ["E3", "OU-1", "sre", "false", "2024-05-04", "true"]]))
+    roster.write_text(csv_text([roster_header, ["7", "OU-1", "SRE", "2023-06-01", "", ""],
+                                ["8", "OU-1", "SRE", "2023-06-01", "", ""]]))
+    finished(roster)
+    result = load(hr_exports, landing, warehouse)
+    assert result.success
+    employees, left, bad = tables()
+    assert employees == {"bamboohr.csv": 2}  # the complete file loaded anew
+    assert (left, bad) == before[1:]  # the file being copied kept its rows and its quarantine
+    [terminations] = [e.materialization.metadata for e in result.get_asset_materialization_events()
+                      if e.asset_key == dg.AssetKey(["raw", "hr__terminations"])]
+    assert terminations["waiting_for_complete_copy"].value == ["hr_terminations.csv"]
+    finished(leavers)
+    assert load(hr_exports, landing, warehouse).success
+    assert sorted(tables()[1]) == [("hr_terminations.csv", "2024-04-04"), ("hr_terminations.csv", "2024-05-04")]

@@ -104,13 +104,16 @@ def _files_of_kind(context, landing: LandingFolderResource, kind: str) -> tuple[
     return ready, waiting, mapping
 
 
+def _has_source_files(conn, schema: str, table: str) -> bool:
+    """Whether ``schema.table`` exists with the ``source_file`` column that says which export
+    each row came from (HR tables loaded before it was added have none)."""
+    return conn.execute("select count(*) from information_schema.columns where table_schema = ? and table_name = ? "
+                        "and column_name = 'source_file'", [schema, table]).fetchone()[0] > 0
+
+
 def _kept_rows(conn, schema: str, table: str, files: list[str]) -> pl.DataFrame | None:
     """Rows an earlier load took from ``files`` (still being copied now), to keep them."""
-    if not files:
-        return None
-    exists = conn.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                          [schema, table]).fetchone()[0]
-    if not exists:
+    if not files or not _has_source_files(conn, schema, table):
         return None
     return conn.execute(f"select * from {schema}.{table} where source_file in (select unnest(?))", [files]).pl()
 
@@ -186,6 +189,9 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
         if kept is not None and kept.height:
             accepted = pl.concat([accepted, kept.select(list(SURVEY_SCHEMA)).cast(SURVEY_SCHEMA)])
         quarantine = _quarantine_frame(load.checked.quarantined, loaded_at)
+        kept_quarantine = _kept_rows(conn, "restricted", "survey__responses_quarantine", waiting)
+        if kept_quarantine is not None and kept_quarantine.height:
+            quarantine = pl.concat([quarantine, kept_quarantine.select(quarantine.columns).cast(quarantine.schema)])
         _replace(conn, [("restricted", "survey__responses", accepted),
                         ("restricted", "survey__responses_quarantine", quarantine)])
         write_facts(conn, "survey", {**new_facts, **kept_facts})
@@ -229,17 +235,15 @@ def hr_exports(context: dg.AssetExecutionContext, config: LandingLoadConfig, lan
     """Every HR export in the landing folder (BambooHR or Workday roster, any roster with
     the same columns, or the snapshot/leaver files). Rows with unknown org units, bad or
     future dates, bad flags, unknown termination reasons or a repeated (employee, date) go
-    to quarantine.hr__headcount / quarantine.hr__terminations with their reason. A file that
-    lost rows, employees or months stops the load."""
+    to quarantine.hr__headcount / quarantine.hr__terminations with their reason; every row
+    names the export it came from (source_file). A file that lost rows, employees or months
+    stops the load; a file still being copied keeps the rows its previous load took from it."""
     with stopping_clearly():
         yield from _load_hr(context, config, landing, duckdb)
 
 
 def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource, duckdb: DuckDBResource):
     files, waiting, mapping = _files_of_kind(context, landing, "hr")
-    if waiting:
-        raise RuntimeError(f"HR exports still being copied: {waiting}; the previous HR load stays until they are "
-                           "complete (the next run or the sensor loads them)")
     org_units = _identifiers(duckdb, "hr_org_unit")
     now = datetime.now(UTC)
     read: list[HrFile] = []
@@ -255,10 +259,12 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
                                        tuple(f.months)) for f in read}
         leavers_only = {f.name for f in read if f.leavers_only}
         with warehouse_connection(duckdb) as conn:
-            accepted_shrink = check_shrinkage(previous_facts(conn, "hr"), new_facts, config.accept_shrunk_exports,
-                                              "employee", "month")
-            counts = _copy_hr_tables(conn, read, leavers_only, datetime.now(UTC))
-            write_facts(conn, "hr", new_facts)
+            old_facts = previous_facts(conn, "hr")
+            kept_facts = {name: facts for name, facts in old_facts.items() if name in waiting}
+            accepted_shrink = check_shrinkage({k: v for k, v in old_facts.items() if k not in waiting}, new_facts,
+                                              config.accept_shrunk_exports, "employee", "month")
+            counts = _copy_hr_tables(conn, read, leavers_only, waiting, datetime.now(UTC))
+            write_facts(conn, "hr", {**new_facts, **kept_facts})
     for message in accepted_shrink:
         context.log.warning(f"accepted: {message}")
     files_meta = dg.MetadataValue.json({f.name: {**f.diagnosis, "employees": f.employees, "months": len(f.months),
@@ -269,31 +275,49 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
         yield dg.MaterializeResult(asset_key=dg.AssetKey(["raw", key]), metadata={
             "rows": rows, "quarantined": quarantined, "quarantined_by_reason": dg.MetadataValue.json(reasons),
             "files": files_meta, "accepted_shrinkage": dg.MetadataValue.json(accepted_shrink),
+            "waiting_for_complete_copy": dg.MetadataValue.json(waiting),
         })
 
 
-def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], loaded_at: datetime) -> dict:
+def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: list[str],
+                    loaded_at: datetime) -> dict:
     """Replace the HR tables with the union of every file's, in one transaction, straight
-    from the files' Parquet outputs (a 200 MB export never passes through Python)."""
+    from the files' Parquet outputs (a 200 MB export never passes through Python). Each row
+    says which export it came from (``source_file``); the rows an earlier load took from the
+    files in ``waiting`` (still being copied) are kept as they were."""
     def union(table: str, columns: tuple[str, ...], files: list[HrFile]) -> str:
-        if not files:
-            return "select " + ", ".join(f"null::{'bigint' if c == 'source_line' else 'varchar'} as {c}"
-                                         for c in columns) + " limit 0"
-        paths = ", ".join(f"'{f.parquet(table)}'" for f in files)
-        return f"select {', '.join(columns)} from read_parquet([{paths}])"
+        """The files' rows of ``table`` with ``columns``; ``source_file`` is each export's name."""
+        def select(file: HrFile) -> str:
+            named = ", ".join(f"'{file.name.replace(chr(39), chr(39) * 2)}' as source_file" if c == "source_file"
+                              else c for c in columns)
+            return f"select {named} from read_parquet('{file.parquet(table)}')"
+        empty = "select " + ", ".join(f"null::{'bigint' if c == 'source_line' else 'varchar'} as {c}"
+                                      for c in columns) + " where false"
+        return " union all ".join(select(f) for f in files) or empty
+
+    def kept(schema: str, table: str, columns: tuple[str, ...]) -> str:
+        if not waiting or not _has_source_files(conn, schema, table):
+            return ""
+        return f" union all select {', '.join(columns)} from {schema}.{table} where source_file in (select unnest($waiting))"
 
     rosters = [f for f in read if f.name not in leavers_only]
     leavers = [f for f in read if f.name in leavers_only]
+    tables = [("raw", "hr__headcount", (*HEADCOUNT_COLUMNS, "source_file"), read),
+              ("raw", "hr__terminations", (*TERMINATION_COLUMNS, "source_file"), read),
+              ("quarantine", "hr__headcount", tuple(QUARANTINE_SCHEMA), rosters),
+              ("quarantine", "hr__terminations", tuple(QUARANTINE_SCHEMA), leavers)]
     conn.execute("begin transaction")
     try:
         for schema in ("raw", "quarantine"):
             conn.execute(f"create schema if not exists {schema}")
-        conn.execute(f"create or replace table raw.hr__headcount as {union('headcount', HEADCOUNT_COLUMNS, read)}")
-        conn.execute(f"create or replace table raw.hr__terminations as "
-                     f"{union('terminations', TERMINATION_COLUMNS, read)}")
-        for table, files in (("hr__headcount", rosters), ("hr__terminations", leavers)):
-            conn.execute(f"create or replace table quarantine.{table} as select *, ?::timestamptz as loaded_at "
-                         f"from ({union('quarantine', tuple(QUARANTINE_SCHEMA), files)})", [loaded_at])
+        for schema, table, columns, files in tables:
+            rows = union(table.removeprefix("hr__") if schema == "raw" else "quarantine", columns, files)
+            rows += kept(schema, table, columns)
+            stamp = ", $loaded_at::timestamptz as loaded_at" if schema == "quarantine" else ""
+            parameters = {"waiting": waiting} if "$waiting" in rows else {}
+            if stamp:
+                parameters["loaded_at"] = loaded_at
+            conn.execute(f"create or replace table {schema}.{table} as select *{stamp} from ({rows})", parameters)
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")
