@@ -174,3 +174,42 @@ def test_an_hr_file_still_being_copied_keeps_its_previous_rows_and_the_rest_load
     finished(leavers)
     assert load(hr_exports, landing, warehouse).success
     assert sorted(tables()[1]) == [("hr_terminations.csv", "2024-04-04"), ("hr_terminations.csv", "2024-05-04")]
+
+
+def test_a_wave_failing_the_keying_check_is_held_back_alone_naming_its_items(folders):
+    landing, warehouse = folders
+    header = ["response_id", "submitted_at", "team", *ITEMS]
+    wave1, wave2 = landing / "wave1.csv", landing / "wave2.csv"
+    wave1.write_text(csv_text([header, *survey_rows(2, 30, "A")]))
+    wave2.write_text(csv_text([header, *survey_rows(5, 20, "B")]))
+    for path in (wave1, wave2):
+        finished(path)
+    assert load(survey_responses, landing, warehouse).success
+    # The second wave's export comes back with the reverse-keyed items already reversed by the
+    # tool (every item at the respondent's level), and one more respondent; the first wave grows.
+    reversed_by_tool = [[f"B{i}", "2025-05-10 09:00:00", "Payments", *[1 + i % 7] * 7] for i in range(21)]
+    wave2.write_text(csv_text([header, *reversed_by_tool]))
+    wave1.write_text(csv_text([header, *survey_rows(2, 32, "A")]))
+    for path in (wave1, wave2):
+        finished(path)
+    result = load(survey_responses, landing, warehouse)
+    assert result.success
+    assert responses(warehouse) == {"wave1.csv": 32, "wave2.csv": 20}  # wave 2's previous load stayed
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        previous = conn.execute("select count(*) from restricted.survey__responses where response_id = 'B0' "
+                                "and score <> answer").fetchone()[0]
+    assert previous == 3  # the previous load's rows, scored as before (items 1, 3, 5 reversed)
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == "keying_check" and not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert "psychological safety in wave 2025-Q2" in check.description
+    assert all(f"item {n} ({ITEMS[n - 1]!r}" in check.description for n in (1, 3, 5))
+    [held] = check.metadata["held_back"].value
+    assert (held["scale"], held["wave"], [i["item"] for i in held["negative_reverse_keyed_items"]]) == (
+        "psychological_safety", "2025-Q2", [1, 3, 5])
+    # Once the mapping says the tool reversed them, the wave loads.
+    (landing / "export_mapping.yml").write_text(
+        "files:\n  - match: wave2.csv\n    kind: survey\n    item_sets:\n"
+        "      psychological_safety: {already_reversed: [1, 3, 5]}\n")
+    result = load(survey_responses, landing, warehouse)
+    assert result.success and result.get_asset_check_evaluations()[0].passed
+    assert responses(warehouse) == {"wave1.csv": 32, "wave2.csv": 21}

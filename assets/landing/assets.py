@@ -31,11 +31,18 @@ from assets.landing.files import (
     previous_facts,
     write_facts,
 )
+from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.hr import HEADCOUNT_COLUMNS, TERMINATION_COLUMNS, HrExportError, HrFile, read_hr_file
 from assets.landing.mapping import MappingError, read_mapping
 from assets.landing.resource import LandingFolderResource
 from assets.landing.snapshot import SnapshotChanged, is_ready, take_snapshot
-from assets.landing.survey import KeyingError, SurveyExportError, SurveyFile, combine_survey_files, read_survey_file
+from assets.landing.survey import (
+    KeyingFailure,
+    SurveyExportError,
+    SurveyFile,
+    combine_survey_files,
+    read_survey_file,
+)
 from assets.landing.tables import read_records
 from assets.landing.team_map import TeamMapError, read_team_map
 from assets.warehouse.pool import WAREHOUSE_POOL
@@ -45,7 +52,7 @@ TEAM_MAP = dg.AssetKey(["raw", "config__team_map"])
 QUARANTINE_SCHEMA = {"source_file": pl.String, "source_line": pl.Int64, "reason": pl.String, "raw_row": pl.String}
 SURVEY_SCHEMA = {
     "response_id": pl.String, "survey_group": pl.String, "submitted_at": pl.Datetime, "source_line": pl.Int64,
-    "item_no": pl.Int64, "answer": pl.Int64, "score": pl.Int64, "scale_points": pl.Int64, "source_file": pl.String,
+    "item_set": pl.String, "item_no": pl.Int64, "answer": pl.Int64, "score": pl.Int64, "scale_points": pl.Int64, "source_file": pl.String,
 }
 # Where each loader writes its quarantined rows.
 QUARANTINE_TABLES = {
@@ -57,12 +64,12 @@ QUARANTINE_TABLES = {
 
 @contextmanager
 def stopping_clearly() -> Iterator[None]:
-    """A load refused on purpose (a file shrank, a keying check failed, an export that cannot
-    be read, a file changed during the read) fails the step with the message alone and
+    """A load refused on purpose (a file shrank, an export that cannot be read, a file
+    changed during the read) fails the step with the message alone and
     without retries: the same files would be refused again."""
     try:
         yield
-    except (ShrunkExport, KeyingError, SnapshotChanged, SurveyExportError, HrExportError, MappingError,
+    except (ShrunkExport, SnapshotChanged, SurveyExportError, HrExportError, MappingError,
             TeamMapError) as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None
 
@@ -118,6 +125,28 @@ def _kept_rows(conn, schema: str, table: str, files: list[str]) -> pl.DataFrame 
     return conn.execute(f"select * from {schema}.{table} where source_file in (select unnest(?))", [files]).pl()
 
 
+def _held_back_rows(conn, failures: list[KeyingFailure], accepted: pl.DataFrame) -> pl.DataFrame | None:
+    """The rows an earlier load took of the scales and waves the keying check held back now, to
+    keep them (responses loaded anew in another wave are not kept twice). A table loaded before
+    scales were told apart holds psychological safety only."""
+    if not failures or not _has_source_files(conn, "restricted", "survey__responses"):
+        return None
+    has_item_set = conn.execute("select count(*) from information_schema.columns where table_schema = 'restricted' "
+                                "and table_name = 'survey__responses' and column_name = 'item_set'").fetchone()[0]
+    responses = ("restricted.survey__responses" if has_item_set else
+                 f"(select *, '{PSYCHOLOGICAL_SAFETY.key}' as item_set from restricted.survey__responses)")
+    held = pl.DataFrame({"item_set": [f.item_set.key for f in failures],
+                         "wave": [f.quarter_start for f in failures]}, schema={"item_set": pl.String, "wave": pl.Date})
+    conn.register("held_back_waves", held.to_arrow())
+    try:
+        rows = conn.sql(f"""select responses.* from {responses} as responses
+                            join held_back_waves as held on held.item_set = responses.item_set
+                                and held.wave = date_trunc('quarter', responses.submitted_at)::date""").pl()
+    finally:
+        conn.unregister("held_back_waves")
+    return rows.join(accepted.select("response_id", "item_set").unique(), on=["response_id", "item_set"], how="anti")
+
+
 def _quarantine_frame(rows: list[dict] | pl.DataFrame, loaded_at: datetime) -> pl.DataFrame:
     frame = rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(rows, schema=QUARANTINE_SCHEMA)
     return frame.select(list(QUARANTINE_SCHEMA)).cast(QUARANTINE_SCHEMA).with_columns(
@@ -135,12 +164,21 @@ def _replace(conn: duckdb.DuckDBPyConnection, writes: list[tuple[str, str, pl.Da
         raise
 
 
+SURVEY_RESPONSES = dg.AssetKey(["restricted", "survey__responses"])
+
+
 @dg.asset(
     pool=WAREHOUSE_POOL,
-    key=["restricted", "survey__responses"],
+    key=SURVEY_RESPONSES,
     deps=[TEAM_MAP],
     group_name="landing",
     kinds={"csv", "xlsx", "duckdb"},
+    check_specs=[dg.AssetCheckSpec(
+        "keying_check", asset=SURVEY_RESPONSES,
+        description="Warns naming the scale, wave and items when a scale's items in a wave do not hang together "
+                    "the way their keying says (Cronbach's alpha below 0, or a reverse-keyed item correlating "
+                    "negatively with the rest): that wave's answers of that scale are held back and its previous "
+                    "load stays; other waves and scales load.")],
 )
 def survey_responses(
     context: dg.AssetExecutionContext, config: LandingLoadConfig, landing: LandingFolderResource,
@@ -148,13 +186,15 @@ def survey_responses(
 ) -> dg.MaterializeResult:
     """Every survey export in the landing folder (Qualtrics CSV/TSV, Google Forms, Microsoft
     Forms, SurveyMonkey, Culture Amp, generic), in long form: one row per response and
-    answered item, matched by item text, with the 1..K answer and its score (reverse-keyed
-    items: K + 1 - answer), the file and row it came from. Previews, tests, spam and
-    unfinished responses are dropped and counted. Rows with bad answers, unknown survey
-    groups, bad or future dates, no answers, unreadable bytes or quotes, or a response seen
-    again (the latest submission is kept) go to restricted.survey__responses_quarantine with
-    their reason. A file that lost responses or waves, or a wave failing the keying check,
-    stops the load. Respondent-level, so restricted."""
+    answered item, matched by item text, of every scale the export measures (item_set:
+    psychological safety, and accountability and Clark's four stages where present), with
+    the 1..K answer and its score (reverse-keyed items: K + 1 - answer), the file and row it
+    came from. Previews, tests, spam and unfinished responses are dropped and counted. Rows
+    with bad answers, unknown survey groups, bad or future dates, no answers, unreadable bytes
+    or quotes, or a response seen again (the latest submission is kept) go to
+    restricted.survey__responses_quarantine with their reason. A file that lost responses or
+    waves stops the load; a scale's wave failing the keying check is held back (its previous
+    load stays) and the keying_check warns naming the items. Respondent-level, so restricted."""
     with stopping_clearly():
         return _load_surveys(context, config, landing, duckdb)
 
@@ -185,9 +225,10 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
         accepted_shrink = check_shrinkage({k: v for k, v in old_facts.items() if k not in waiting}, new_facts,
                                           config.accept_shrunk_exports, "response", "wave")
         accepted = pl.DataFrame(load.checked.accepted, schema=SURVEY_SCHEMA)
-        kept = _kept_rows(conn, "restricted", "survey__responses", waiting)
-        if kept is not None and kept.height:
-            accepted = pl.concat([accepted, kept.select(list(SURVEY_SCHEMA)).cast(SURVEY_SCHEMA)])
+        for kept in (_kept_rows(conn, "restricted", "survey__responses", waiting),
+                     _held_back_rows(conn, load.keying_failures, accepted)):
+            if kept is not None and kept.height:
+                accepted = pl.concat([accepted, kept.select(list(SURVEY_SCHEMA)).cast(SURVEY_SCHEMA)])
         quarantine = _quarantine_frame(load.checked.quarantined, loaded_at)
         kept_quarantine = _kept_rows(conn, "restricted", "survey__responses_quarantine", waiting)
         if kept_quarantine is not None and kept_quarantine.height:
@@ -200,15 +241,24 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
     reasons = load.checked.reasons()
     dropped = sum((f.dropped for f in read), Counter())
     context.log.info(f"restricted.survey__responses: {load.responses} responses ({accepted.height} answers) from "
-                     f"{len(read)} files; quarantined {quarantine.height} {reasons or ''}; dropped {dict(dropped)}")
-    return dg.MaterializeResult(metadata={
+                     f"{len(read)} files, scales {', '.join(load.scales) or 'none'}; quarantined {quarantine.height} "
+                     f"{reasons or ''}; dropped {dict(dropped)}")
+    keying = dg.AssetCheckResult(
+        check_name="keying_check", passed=not load.keying_failures, severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(f.message for f in load.keying_failures) or None,
+        metadata={"held_back": dg.MetadataValue.json([
+            {"scale": f.item_set.key, "wave": f.wave, "alpha": round(f.alpha, 3),
+             "negative_reverse_keyed_items": [{"item": n, "text": f.item_set.item(n).text, "r": round(r, 3)}
+                                              for n, r in f.negative]} for f in load.keying_failures])})
+    return dg.MaterializeResult(check_results=[keying], metadata={
         "rows": accepted.height, "responses": load.responses, "quarantined": quarantine.height,
+        "scales": dg.MetadataValue.json(load.scales),
         "quarantined_by_reason": dg.MetadataValue.json(reasons),
         "dropped_not_responses": dg.MetadataValue.json(dict(dropped)),
         "partial_responses": load.partial_responses, "scale_points": scale_points,
         "identical_copies_merged": load.identical_copies,
         "files": dg.MetadataValue.json({f.name: {**f.diagnosis, "responses": new_facts[f.name].units,
-                                                 "waves": f.waves, "dropped": dict(f.dropped), "notes": f.notes,
+                                                 "waves": f.waves, "scales": f.scales, "dropped": dict(f.dropped), "notes": f.notes,
                                                  "ignored_columns": f.ignored_columns} for f in read}),
         "waiting_for_complete_copy": dg.MetadataValue.json(waiting),
         "accepted_shrinkage": dg.MetadataValue.json(accepted_shrink),

@@ -8,6 +8,7 @@ import pandas as pd
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
+from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs
 from assets.models.kpis import CORRELATION_KPIS, Family, Kpi
 from assets.models.psychometrics import MIN_ITEMS_ANSWERED, MIN_RESPONDENTS, survey_wave_tables
@@ -47,8 +48,8 @@ from assets.warehouse.raw_tables import replace_table
 def survey_waves(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     with duckdb.get_connection() as conn:
         answers = conn.sql(
-            "select response_id, team, wave_quarter, item_no, score, scale_points from restricted.stg_survey__responses"
-        ).df()
+            "select response_id, team, wave_quarter, item_no, score, scale_points from restricted.stg_survey__responses "
+            f"where item_set = '{PSYCHOLOGICAL_SAFETY.key}'").df()
         scales = sorted(answers["scale_points"].unique())
         if len(scales) > 1:
             raise ValueError(f"survey answers on different scales {scales}: load one export scale at a time")

@@ -20,7 +20,7 @@ from great_expectations.expectations.row_conditions import Column
 from assets.landing.team_map import SOURCES
 from assets.models.psychometrics import MIN_RESPONDENTS
 
-# Edmondson items are answered on a 1..K Likert scale with K = 5 or 7 (METRICS.md).
+# Survey items are answered on a 1..K Likert scale with K = 5 or 7 (METRICS.md).
 SCALE_MIN, SCALE_MAX = 1, 7
 COLUMN_ARGUMENTS = ("column", "column_A", "column_B", "column_list")
 
@@ -199,7 +199,8 @@ STAGING_SUITES = [
     ),
     Suite(
         "restricted.survey__responses",
-        (*key("response_id", "item_no"), *not_null("submitted_at", "survey_group", "scale_points"), not_empty(),
+        (*key("response_id", "item_set", "item_no"), *not_null("submitted_at", "survey_group", "scale_points"),
+         not_empty(),
          *between(1, 7, "item_no"), *between(SCALE_MIN, SCALE_MAX, "answer", "score"),
          gxe.ExpectColumnValuesToBeInSet(column="scale_points", value_set=[5, 7]),
          not_before("scale_points", "answer")),
@@ -208,9 +209,9 @@ STAGING_SUITES = [
     ),
     Suite(
         "restricted.stg_survey__responses",
-        (*key("response_id", "item_no"), *not_null("team", "survey_group", "wave_quarter"),
+        (*key("response_id", "item_set", "item_no"), *not_null("team", "survey_group", "wave_quarter"),
          *between(1, 7, "item_no"), *between(SCALE_MIN, SCALE_MAX, "answer", "score")),
-        "Scored answers: one per response and Edmondson item, on the Likert scale, for a mapped team.",
+        "Scored answers: one per response and scale item, on the Likert scale, for a mapped team.",
         respondent_level=True,
     ),
     Suite(
