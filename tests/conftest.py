@@ -6,6 +6,8 @@ import pytest
 
 from assets.jira.classification import read_rules, rules_frame
 from assets.jira.resource import DEFAULT_CLASSIFICATION_RULES
+from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
+from assets.models.assets import CELL_SCHEMA
 from assets.warehouse.dbt import InProcessDbt
 from assets.warehouse.raw_tables import RAW_FIELDS, replace_table, upsert_json_records
 
@@ -21,7 +23,8 @@ def expected_log_entries(incident) -> int:
 TEAM_MONTH_MODELS = (
     "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services", "stg_pagerduty__incidents",
     "stg_pagerduty__log_entries", "stg_jira__issues", "stg_hr__headcount", "stg_hr__terminations",
-    "int_team_owners", "int_pagerduty_team_owners", "dim_teams", "fct_incidents", "fct_tickets", "mart_team_month",
+    "int_team_owners", "int_pagerduty_team_owners", "int_team_month_headcount", "dim_teams", "fct_incidents",
+    "fct_tickets", "fct_team_month_survey_scores", "mart_team_month",
 )
 # Export tables as the landing assets write them (text columns), for tests that leave them empty.
 EXPORT_COLUMNS = {
@@ -72,6 +75,14 @@ class Warehouse:
     def raw_rows(self, table: str, rows: list[dict]) -> None:
         replace_table(self.conn, "raw", table, pl.DataFrame(rows, infer_schema_length=None).cast(pl.String))
 
+    def survey_cells(self, cells: list[dict]) -> None:
+        """marts.fct_team_survey_waves as the survey asset writes it, from ``cells``: team,
+        wave_quarter and score_mean (None: suppressed), optionally scale (default
+        psychological safety), n_respondents (default 6) and score_sd."""
+        rows = [{"scale": PSYCHOLOGICAL_SAFETY.key, "is_suppressed": c.get("score_mean") is None,
+                 "n_respondents": None if c.get("score_mean") is None else 6, **c} for c in cells]
+        replace_table(self.conn, "marts", "fct_team_survey_waves", pl.DataFrame(rows, schema=CELL_SCHEMA))
+
     def classification_rules(self, path=DEFAULT_CLASSIFICATION_RULES) -> None:
         replace_table(self.conn, "raw", "config__ticket_classification", rules_frame(read_rules(path)))
 
@@ -92,7 +103,8 @@ class Warehouse:
         self.build(*TEAM_MONTH_MODELS)
 
     def create_missing_sources(self) -> None:
-        """Empty API and export tables for the sources the test did not load, and the default rules."""
+        """Empty API, export and survey tables for the sources the test did not load, and the
+        default rules."""
         for table in RAW_FIELDS:
             self.raw_json(table, [])
         for (schema, table), columns in EXPORT_COLUMNS.items():
@@ -101,6 +113,8 @@ class Warehouse:
         loaded = {name for (name,) in self.conn.execute("select table_name from duckdb_tables()").fetchall()}
         if "config__ticket_classification" not in loaded:
             self.classification_rules()
+        if "fct_team_survey_waves" not in loaded:
+            self.survey_cells([])
 
     def relation(self, model: str) -> str:
         node = next(n for n in self.dbt.manifest.nodes.values() if n.resource_type == "model" and n.name == model)

@@ -66,42 +66,45 @@ def test_no_published_cell_has_fewer_than_five_respondents(nightly):
     assert check.passed and check.metadata["respondent_columns_outside_restricted"].value == []
     assert conn.sql("select min(n_respondents) from marts.fct_team_survey_waves").fetchone()[0] >= 5
     assert conn.sql("select count(*) from marts.fct_team_survey_waves where is_suppressed "
-                    "and (n_respondents is not null or safety_mean is not null or rwg_j is not null)").fetchone()[0] == 0
+                    "and (n_respondents is not null or score_mean is not null or rwg_j is not null)").fetchone()[0] == 0
     assert conn.sql("select min(safety_n_respondents) from marts.mart_team_month").fetchone()[0] >= 5
 
 
 @pytest.mark.slow
 def test_subtracting_published_cells_from_wave_totals_recovers_no_suppressed_cell(nightly):
     _, _, conn = nightly
-    true_cells = dict(((team, wave), (n, mean)) for team, wave, n, mean in conn.sql(
+    true_cells = dict(((team, wave, scale), (n, mean)) for team, wave, scale, n, mean in conn.sql(
         """
-        select team, wave_quarter, count(*), avg(person_score) from (
-            select response_id, team, wave_quarter, avg(score) as person_score
-            from restricted.stg_survey__responses group by all having count(*) >= 5)
+        select team, wave_quarter, item_set, count(*), avg(person_score) from (
+            select response_id, team, wave_quarter, item_set, avg(score) as person_score
+            from restricted.stg_survey__responses group by all
+            having count(*) >= (case item_set when 'psychological_safety' then 5 when 'accountability' then 3 else 2 end))
         group by all
         """).fetchall())
     attacks = conn.sql(
         """
-        select w.wave_quarter, w.n_respondents - coalesce(sum(c.n_respondents), 0) as residual_n,
-            (w.n_respondents * w.safety_mean - coalesce(sum(c.n_respondents * c.safety_mean), 0))
+        select w.wave_quarter, w.scale, w.n_respondents - coalesce(sum(c.n_respondents), 0) as residual_n,
+            (w.n_respondents * w.score_mean - coalesce(sum(c.n_respondents * c.score_mean), 0))
                 / nullif(w.n_respondents - coalesce(sum(c.n_respondents), 0), 0) as residual_mean
         from marts.fct_survey_waves as w
-        left join marts.fct_team_survey_waves as c on c.wave_quarter = w.wave_quarter and not c.is_suppressed
-        group by w.wave_quarter, w.n_respondents, w.safety_mean
+        left join marts.fct_team_survey_waves as c
+            on c.wave_quarter = w.wave_quarter and c.scale = w.scale and not c.is_suppressed
+        where w.n_respondents is not null
+        group by w.wave_quarter, w.scale, w.n_respondents, w.score_mean
         """).fetchall()
-    hidden_by_wave = dict(conn.sql(
-        "select wave_quarter, list(team) from marts.fct_team_survey_waves where is_suppressed group by all"
+    hidden_by_wave = dict(((wave, scale), teams) for wave, scale, teams in conn.sql(
+        "select wave_quarter, scale, list(team) from marts.fct_team_survey_waves where is_suppressed group by all"
     ).fetchall())
     assert hidden_by_wave, "the organisation should have suppressed cells for this test to mean anything"
-    for wave, residual_n, residual_mean in attacks:
-        hidden = hidden_by_wave.get(wave, [])
+    for wave, scale, residual_n, residual_mean in attacks:
+        hidden = hidden_by_wave.get((wave, scale), [])
         if not hidden:
             assert residual_n == 0
             continue
         assert len(hidden) >= 2 and residual_n >= 5
         for team in hidden:
-            n, mean = true_cells[(team, wave)]
-            assert (residual_n, round(residual_mean, 9)) != (n, round(mean, 9)), (team, wave)
+            n, mean = true_cells[(team, wave, scale)]
+            assert (residual_n, round(residual_mean, 9)) != (n, round(mean, 9)), (team, wave, scale)
 
 
 @pytest.mark.slow
@@ -127,7 +130,8 @@ def test_bad_rows_are_quarantined_with_reasons_and_counted(nightly):
 @pytest.mark.slow
 def test_survey_waves_report_reliability_and_agreement(nightly):
     _, _, conn = nightly
-    waves = conn.sql("select cronbach_alpha, icc1, icc2, n_teams, n_teams_published from marts.fct_survey_waves").fetchall()
+    waves = conn.sql("select cronbach_alpha, icc1, icc2, n_teams, n_teams_published from marts.fct_survey_waves "
+                     "where scale = 'psychological_safety'").fetchall()
     assert len(waves) == 4
     for alpha, icc1, icc2, n_teams, published in waves:
         assert 0.5 < alpha < 1 and 0 < icc1 < icc2 < 1 and n_teams == 12 and published <= 12
@@ -154,14 +158,18 @@ def test_the_anonymity_check_fails_on_a_leaky_warehouse(tmp_path):
     with duckdb.connect(str(path)) as conn:
         conn.execute("create schema marts; create schema staging")
         conn.execute("""create table marts.fct_team_survey_waves as select * from (values
-            ('A', date '2024-01-01', false, 3, 4.2, 0.5, 0.9),
-            ('B', date '2024-01-01', true, null, null, null, null),
-            ('C', date '2024-01-01', false, 9, 4.0, 0.4, 0.8))
-            t(team, wave_quarter, is_suppressed, n_respondents, safety_mean, safety_sd, rwg_j)""")
+            ('A', date '2024-01-01', 'psychological_safety', false, 3, 4.2, 0.5, 0.9),
+            ('B', date '2024-01-01', 'psychological_safety', true, null, null, null, null),
+            ('C', date '2024-01-01', 'psychological_safety', false, 9, 4.0, 0.4, 0.8),
+            ('D', date '2024-01-01', 'psychological_safety', false, 6, 7.0, 0.0, 1.0),
+            ('D', date '2024-01-01', 'accountability', true, null, null, null, null))
+            t(team, wave_quarter, scale, is_suppressed, n_respondents, score_mean, score_sd, rwg_j)""")
         conn.execute("create table staging.answers as select 'R1' as response_id, 5 as answer")
     result = anonymity_holds(duckdb=DuckDBResource(database=str(path)))
     assert not result.passed
     assert result.metadata["published_under_5"].value == 1
-    assert result.metadata["waves_with_one_suppressed_cell"].value == 1
+    assert result.metadata["published_without_spread"].value == 1
+    assert result.metadata["teams_suppressed_in_some_scales_only"].value == 1
+    assert result.metadata["waves_with_one_suppressed_cell"].value == 2
     assert sorted(result.metadata["respondent_columns_outside_restricted"].value) == [
         "staging.answers.answer", "staging.answers.response_id"]

@@ -31,9 +31,9 @@ order by team, period_month
 """
 
 PUBLISHED_CELLS_SQL = """
-select team, wave_quarter, n_respondents, safety_mean, safety_sd
+select team, wave_quarter, n_respondents, score_mean as safety_mean, score_sd as safety_sd
 from marts.fct_team_survey_waves
-where not is_suppressed
+where not is_suppressed and scale = 'psychological_safety'
 order by wave_quarter, team
 """
 

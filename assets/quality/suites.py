@@ -264,16 +264,23 @@ MART_SUITES = [
     ),
     Suite(
         "marts.fct_team_survey_waves",
-        (*key("team", "wave_quarter"), not_empty(), *not_null("is_suppressed"),
-         *at_least(1, "n_respondents"), *between(SCALE_MIN, SCALE_MAX, "safety_mean"),
-         *at_least(0, "safety_sd"),
-         gxe.ExpectColumnValuesToBeNull(column="safety_mean", row_condition=_SUPPRESSED),
-         gxe.ExpectColumnValuesToBeNull(column="safety_sd", row_condition=_SUPPRESSED),
-         gxe.ExpectColumnValuesToNotBeNull(column="safety_mean", row_condition=_REPORTABLE),
+        (*key("team", "wave_quarter", "scale"), not_empty(), *not_null("is_suppressed", "frozen_at"),
+         *at_least(1, "n_respondents"), *between(SCALE_MIN, SCALE_MAX, "score_mean"),
+         *at_least(0, "score_sd"),
+         gxe.ExpectColumnValuesToBeNull(column="score_mean", row_condition=_SUPPRESSED),
+         gxe.ExpectColumnValuesToBeNull(column="score_sd", row_condition=_SUPPRESSED),
+         gxe.ExpectColumnValuesToNotBeNull(column="score_mean", row_condition=_REPORTABLE),
          gxe.ExpectColumnValuesToBeBetween(
              column="n_respondents", min_value=MIN_RESPONDENTS, row_condition=_REPORTABLE)),
-        "Team-waves the models read: safety on the survey scale; cells under "
-        f"{MIN_RESPONDENTS} respondents suppressed (no mean, no sd).",
+        "Team-wave-scales the models read: scores on the survey scale; cells under "
+        f"{MIN_RESPONDENTS} respondents suppressed (no mean, no sd); every row frozen with its wave.",
+        blocking=True,
+    ),
+    Suite(
+        "marts.fct_team_month_survey_scores",
+        (*key("team", "period_month", "scale"), not_empty(), *not_null("is_wave_stale"),
+         *between(SCALE_MIN, SCALE_MAX, "score_lagged"), *at_least(MIN_RESPONDENTS, "n_respondents")),
+        "Lagged scores the models read: on the survey scale and only from reportable cells.",
         blocking=True,
     ),
 ]

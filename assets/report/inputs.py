@@ -106,8 +106,10 @@ def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
         from marts.fct_incidents
         """
     ).df().iloc[0]
+    # A team-wave is suppressed in every scale or in none: count team-waves, not scales.
     survey = conn.sql(
-        "select count(*) as cells, count(*) filter (where is_suppressed) as suppressed "
+        "select count(distinct (team, wave_quarter)) as cells, "
+        "count(distinct (team, wave_quarter)) filter (where is_suppressed) as suppressed "
         "from marts.fct_team_survey_waves"
     ).df().iloc[0]
     teams = conn.sql("select count(*) from marts.dim_teams").fetchone()[0]

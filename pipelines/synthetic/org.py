@@ -146,9 +146,9 @@ def write_landing(org: Organisation, landing_dir: Path) -> dict[str, Path]:
         "team_map": landing_dir / "team_map.yml",
         "ground_truth": landing_dir / "ground_truth.json",
     }
-    _write_csv(paths["survey"], org.survey_rows)
-    _write_csv(paths["headcount"], org.headcount_rows)
-    _write_csv(paths["terminations"], org.termination_rows)
+    write_csv(paths["survey"], org.survey_rows)
+    write_csv(paths["headcount"], org.headcount_rows)
+    write_csv(paths["terminations"], org.termination_rows)
     write_team_map(paths["team_map"], [
         {
             "team": t.name,
@@ -164,7 +164,7 @@ def write_landing(org: Organisation, landing_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict]) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -12,21 +12,23 @@ coefficients that are true on them: what the statistics engine is checked agains
   previous wave was suppressed have no safety; the mart's carry-forward is not repeated here.
 """
 
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from assets.landing.exports import ExportRows
-from assets.landing.survey import parse_survey
+from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
+from assets.landing.survey import read_survey_exports
 from assets.models.design import ERROR_VARIANCE, SAFETY, WAVE
 from assets.models.inputs import measurement_error
 from assets.models.psychometrics import survey_wave_tables
 from assets.models.stats import kpi_safety_effects, standardise
 from pipelines.synthetic.model import GroundTruth, Organisation
-from pipelines.synthetic.org import OrgSpec, generate
+from pipelines.synthetic.org import OrgSpec, generate, write_csv
 from pipelines.synthetic.tickets import PROACTIVE_TYPES, REACTIVE_TYPES
 
 COUNTS = ("headcount", "critical_headcount", "voluntary_leavers", "critical_voluntary_leavers", "incidents",
@@ -96,16 +98,18 @@ class MeasuredFrames:
 def measured_frames(org: Organisation) -> MeasuredFrames:
     """Team-months and incidents with measured lagged safety as safety_z and its error
     variance, from the organisation's survey export."""
-    header = list(org.survey_rows[0])
-    export = ExportRows("utf-8", header, [{k: str(v) for k, v in row.items()} for row in org.survey_rows],
-                        list(range(2, len(org.survey_rows) + 2)))
-    load = parse_survey(export, org.truth.survey_scale_points, {t.name for t in org.teams},
-                        org.as_of.replace(tzinfo=None))
+    with tempfile.TemporaryDirectory(prefix="psafe-survey-") as folder:
+        export = Path(folder) / "survey_responses.csv"
+        write_csv(export, org.survey_rows)
+        load = read_survey_exports([export], {t.name for t in org.teams}, org.as_of,
+                                   org.truth.survey_scale_points)
     answers = pd.DataFrame(load.checked.accepted)
     key_of = {t.name: t.key for t in org.teams}
     answers = answers.assign(team=answers["survey_group"].map(key_of),
                              wave_quarter=pd.to_datetime(answers["submitted_at"]).dt.to_period("Q").dt.start_time)
     cells, _ = survey_wave_tables(answers, org.truth.survey_scale_points)
+    cells = cells[cells["scale"] == PSYCHOLOGICAL_SAFETY.key].rename(
+        columns={"score_mean": "safety_mean", "score_sd": "safety_sd"})
     published = measurement_error(cells[~cells["is_suppressed"]].astype({"n_respondents": int}).astype(
         {"safety_mean": float, "safety_sd": float}))
     start = pd.Timestamp(org.spec.start)

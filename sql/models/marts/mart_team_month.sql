@@ -9,14 +9,7 @@ with org_units as (
 ),
 
 headcount as (
-    select
-        org_units.team,
-        date_trunc('month', snapshot_date)::date as period_month,
-        count(distinct employee_id) as headcount,
-        count(distinct employee_id) filter (where is_critical_role) as critical_headcount
-    from {{ ref('stg_hr__headcount') }}
-    inner join org_units using (org_unit)
-    group by all
+    select * from {{ ref('int_team_month_headcount') }}
 ),
 
 -- Average headcount over the month: the mean of its opening snapshot and the next month's
@@ -84,47 +77,30 @@ tickets as (
     group by all
 ),
 
-reportable_waves as (
-    select team, wave_quarter, safety_mean, n_respondents
-    from {{ source('marts', 'fct_team_survey_waves') }}
-    where not is_suppressed
-),
-
 -- The team-months: every month an org unit of the team has a headcount snapshot, from the
 -- history start on (the API syncs start there, so earlier months would count no incidents).
 team_months as (
     select distinct
         team,
-        period_month,
-        date_trunc('quarter', period_month)::date as period_quarter
+        period_month
     from headcount
     where period_month >= '{{ var("history_start") }}'::date
 ),
 
--- Carry-forward with an age limit: the team's latest reportable wave of an earlier quarter,
--- used only while at most var safety_max_wave_age_quarters old (older: no safety, stale).
-lagged_safety as (
+-- Safety and accountability as carried forward for every scale (fct_team_month_survey_scores).
+lagged_scores as (
     select
         team,
         period_month,
-        is_safety_wave_stale,
-        case when not is_safety_wave_stale then wave_quarter end as safety_wave_quarter,
-        case when not is_safety_wave_stale then n_respondents end as safety_n_respondents,
-        case when not is_safety_wave_stale then safety_mean end as safety_lagged
-    from (
-        select
-            team_months.team,
-            team_months.period_month,
-            coalesce(datediff('quarter', waves.wave_quarter, team_months.period_quarter)
-                > {{ var('safety_max_wave_age_quarters') }}, false) as is_safety_wave_stale,
-            waves.wave_quarter,
-            waves.n_respondents,
-            waves.safety_mean
-        from team_months
-        asof left join reportable_waves as waves
-            on waves.team = team_months.team
-            and team_months.period_quarter > waves.wave_quarter
-    )
+        bool_or(is_wave_stale) filter (where scale = 'psychological_safety') as is_safety_wave_stale,
+        any_value(wave_quarter) filter (where scale = 'psychological_safety') as safety_wave_quarter,
+        any_value(n_respondents) filter (where scale = 'psychological_safety') as safety_n_respondents,
+        any_value(score_lagged) filter (where scale = 'psychological_safety') as safety_lagged,
+        any_value(wave_quarter) filter (where scale = 'accountability') as accountability_wave_quarter,
+        any_value(n_respondents) filter (where scale = 'accountability') as accountability_n_respondents,
+        any_value(score_lagged) filter (where scale = 'accountability') as accountability_lagged
+    from {{ ref('fct_team_month_survey_scores') }}
+    group by team, period_month
 ),
 
 kpis as (
@@ -162,17 +138,20 @@ kpis as (
         coalesce(tickets.reactive_tickets, 0) as reactive_tickets,
         coalesce(tickets.unclassified_tickets, 0) as unclassified_tickets,
         tickets.proactive_tickets / nullif(tickets.proactive_tickets + tickets.reactive_tickets, 0) as proactive_share,
-        lagged_safety.safety_wave_quarter,
-        lagged_safety.safety_n_respondents,
-        lagged_safety.safety_lagged,
-        lagged_safety.is_safety_wave_stale
+        lagged_scores.safety_wave_quarter,
+        lagged_scores.safety_n_respondents,
+        lagged_scores.safety_lagged,
+        coalesce(lagged_scores.is_safety_wave_stale, false) as is_safety_wave_stale,
+        lagged_scores.accountability_wave_quarter,
+        lagged_scores.accountability_n_respondents,
+        lagged_scores.accountability_lagged
     from team_months
     left join headcount using (team, period_month)
     left join average_headcount using (team, period_month)
     left join leavers using (team, period_month)
     left join incidents using (team, period_month)
     left join tickets using (team, period_month)
-    left join lagged_safety using (team, period_month)
+    left join lagged_scores using (team, period_month)
 )
 
 select * from kpis
