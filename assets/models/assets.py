@@ -11,6 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs
 from assets.models.kpis import CORRELATION_KPIS, Family, Kpi
+from assets.models.profiles import Thresholds, profile_counts, team_profiles, zone_moves
 from assets.models.frozen_waves import plan_waves
 from assets.models.psychometrics import MIN_RESPONDENTS, WAVE_CLOSE_DAYS, survey_wave_tables, wave_closes_on
 from assets.models.stats import (
@@ -168,6 +169,60 @@ def _append(conn, writes: list[tuple[tuple[str, str], pl.DataFrame]], drop_first
         raise
 
 
+class SurveyProfilesConfig(dg.Config):
+    """What counts as high on a scale, as a team-wave mean on the survey's 1..K scale (e.g. 4.5);
+    unset: the scale's midpoint, (K + 1) / 2."""
+
+    safety_threshold: float | None = None
+    accountability_threshold: float | None = None
+    stage_threshold: float | None = None
+
+
+@dg.multi_asset(
+    pool=WAREHOUSE_POOL,
+    outs={
+        "fct_team_survey_profiles": dg.AssetOut(
+            key=["marts", "fct_team_survey_profiles"], kinds={"pandas", "duckdb"},
+            description="One row per team and survey wave with a published cell (grain: team x wave_quarter): the "
+            "scale means, the team's zone (reportable in safety and accountability: learning = both above the "
+            "threshold, comfort = safety only, anxiety = accountability only, apathy = neither; threshold: the "
+            "scale's midpoint unless configured) and Clark's stage reached (reportable in all four stages: the last "
+            "stage up to which every stage is above the threshold, 0 to 4) with the first stage below it."),
+        "fct_survey_profile_counts": dg.AssetOut(
+            key=["marts", "fct_survey_profile_counts"], kinds={"pandas", "duckdb"},
+            description="Teams per zone and per Clark stage reached, per wave (grain: wave_quarter x profile x "
+            f"category); the counts are null for a wave with fewer than {MIN_RESPONDENTS} such teams, where a count "
+            "could name a team."),
+        "fct_survey_zone_moves": dg.AssetOut(
+            key=["marts", "fct_survey_zone_moves"], kinds={"pandas", "duckdb"},
+            description="How teams moved between zones from the previous quarter's wave to this one (grain: "
+            "wave_quarter x from_zone x to_zone), over teams with a zone in both; null counts when fewer than "
+            f"{MIN_RESPONDENTS} teams are in both."),
+    },
+    deps=[dg.AssetKey(list(TEAM_WAVES)), dg.AssetKey(list(WAVES))],
+    group_name="marts",
+)
+def survey_profiles(context: dg.AssetExecutionContext, config: SurveyProfilesConfig, duckdb: DuckDBResource):
+    thresholds = Thresholds(config.safety_threshold, config.accountability_threshold, config.stage_threshold)
+    with duckdb.get_connection() as conn:
+        cells = conn.sql(f"select team, wave_quarter, scale, is_suppressed, score_mean from {'.'.join(TEAM_WAVES)}").df()
+        points = dict(conn.sql(f"select distinct wave_quarter, scale_points from {'.'.join(WAVES)}").fetchall())
+        profiles = team_profiles(cells, {pd.Timestamp(w): k for w, k in points.items()}, thresholds)
+        counts, moves = profile_counts(profiles), zone_moves(profiles)
+        for name, frame in (("fct_team_survey_profiles", profiles), ("fct_survey_profile_counts", counts),
+                            ("fct_survey_zone_moves", moves)):
+            replace_table(conn, "marts", name, pl.from_pandas(frame, schema_overrides={"wave_quarter": pl.Date}))
+    zoned = counts[(counts["profile"] == "zone") & counts["n_teams"].notna()]
+    context.log.info(f"{len(profiles)} team-wave profiles; teams per zone:\n"
+                     + (zoned.pivot(index="wave_quarter", columns="category", values="n_teams").to_string()
+                        if len(zoned) else "none (no wave with both scales and enough teams)"))
+    yield dg.MaterializeResult(asset_key=["marts", "fct_team_survey_profiles"], metadata={
+        "rows": len(profiles), "with_zone": int(profiles["zone"].notna().sum()),
+        "with_stage": int(profiles["stage_reached"].notna().sum())})
+    yield dg.MaterializeResult(asset_key=["marts", "fct_survey_profile_counts"], metadata={"rows": len(counts)})
+    yield dg.MaterializeResult(asset_key=["marts", "fct_survey_zone_moves"], metadata={"rows": len(moves)})
+
+
 # Columns that only respondent-level tables have; none may appear outside `restricted`.
 RESPONDENT_COLUMNS = ("response_id", "submitted_at", "item_no", "answer")
 
@@ -231,11 +286,16 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     time-to-event model for incident TTR with open incidents censored; log-OLS for incident
     TTD. All but the MixedLM rows have team-clustered errors with t(teams - 1). Counts,
     binomials and times to event with fewer than MIN_EVENTS_PER_COEFFICIENT (5) events per
-    coefficient report "too few events" instead of an estimate. Associations, not causes: safer teams may report more
+    coefficient report "too few events" instead of an estimate. Where the survey measured the
+    optional scales, the same models also test accountability and its interaction with safety
+    (does accountability change the safety-KPI association? the product of the within parts,
+    and of the between parts) and each of Clark's stages alone; one Benjamini-Hochberg
+    correction covers every main row. Associations, not causes: safer teams may report more
     incidents and near misses."""
     with duckdb.get_connection() as conn:
         inputs = read_model_inputs(conn)
-        table = kpi_safety_effects(inputs.months, inputs.incidents, inputs.reference_reliability)
+        table = kpi_safety_effects(inputs.months, inputs.incidents, inputs.reference_reliability,
+                                   models=inputs.models)
         replace_table(conn, "models", "kpi_safety_effects", pl.from_pandas(table))
     main = table[table["role"] == "main"]
     flagged = main[main["q_value"] < FALSE_DISCOVERY_RATE]
@@ -245,7 +305,9 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     return dg.MaterializeResult(metadata={
         "rows": len(table),
         "significant_after_bh": len(flagged),
-        "reference_reliability": inputs.reference_reliability,
+        "reference_reliability": dg.MetadataValue.json(inputs.reference_reliability),
+        "score_models": dg.MetadataValue.json([" + ".join(s.label for s in m.scores) + (" with interaction" if
+                                               m.interaction else "") for m in inputs.models]),
         "table": dg.MetadataValue.md(shown.to_markdown(index=False)),
     })
 

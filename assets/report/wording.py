@@ -12,11 +12,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from assets.models.design import TOTAL_CONSTRUCT
+from assets.models.design import CONSTRUCTS, TOTAL_CONSTRUCT
 from assets.models.kpis import KPI_BY_NAME, ODDS_RATIO, RATE_RATIO, RATIO, Family, Reading
 from assets.models.psychometrics import MIN_RESPONDENTS
 from assets.models.stats import (
-    CONSTRUCTS,
     FALSE_DISCOVERY_RATE,
     MIN_EVENTS_PER_COEFFICIENT,
     MIN_TEAMS_FOR_CLUSTER_SE,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assets.landing.item_sets import STAGES
 from assets.landing.team_map import write_team_map
 from pipelines.synthetic.hr import generate_hr
 from pipelines.synthetic.incidents import add_ingestion_fidelity, generate_incidents
@@ -99,6 +100,19 @@ def generate(spec: OrgSpec = OrgSpec(), truth: GroundTruth = GroundTruth()) -> O
     for t in teams:
         for q in range(n_quarters):
             quarter_safety[(t.key, q)] = t.safety + rng.normal(0, truth.safety_wave_drift_sd)
+    # The optional scales draw from their own stream: the causal model's draws above and
+    # below, and so every safety effect, are the same with or without them.
+    scales_rng = np.random.default_rng([spec.seed, 2])
+    quarter_accountability, quarter_stages = {}, {}
+    if spec.extra_scales:
+        for t in teams:
+            team_accountability = math.sqrt(between_var) * scales_rng.normal()
+            for q in range(n_quarters):
+                quarter_accountability[(t.key, q)] = team_accountability + scales_rng.normal(
+                    0, truth.safety_wave_drift_sd)
+                for stage in STAGES:
+                    quarter_stages[(t.key, q, stage.key)] = quarter_safety[(t.key, q)] + scales_rng.normal(
+                        0, truth.clark_stage_sd)
 
     services: list[Service] = []
     users: list[User] = []
@@ -121,17 +135,22 @@ def generate(spec: OrgSpec = OrgSpec(), truth: GroundTruth = GroundTruth()) -> O
         # earlier wave, so its KPIs follow the team's own first wave.
         return quarter_safety[(team_key, max(month // 3 - 1, 0))]
 
+    def lagged_accountability(team_key: str, month: int) -> float:
+        return quarter_accountability.get((team_key, max(month // 3 - 1, 0)), 0.0)
+
     incidents = generate_incidents(rng, spec, truth, teams, services_by_team, users_by_team,
-                           size_z_by_team, ttr_team_effect, lagged_safety, as_of)
+                           size_z_by_team, ttr_team_effect, lagged_safety, lagged_accountability, as_of)
     tickets = generate_tickets(rng, spec, truth, teams, lagged_safety, as_of)
     # The ingestion details draw from their own stream: the causal model's draws stay as they were.
     fidelity_rng = np.random.default_rng([spec.seed, 1])
     add_ingestion_fidelity(fidelity_rng, spec, teams, services, incidents, as_of)
     add_shared_project(fidelity_rng, teams, tickets)
-    survey_rows = generate_survey(rng, spec, truth, teams, quarter_safety, n_quarters)
+    survey_rows = generate_survey(rng, spec, truth, teams, quarter_safety, n_quarters, scales_rng,
+                                  quarter_accountability, quarter_stages)
     headcount_rows, termination_rows = generate_hr(rng, spec, truth, teams, lagged_safety)
     return Organisation(spec, truth, as_of, teams, services, users, incidents, tickets,
-                        survey_rows, headcount_rows, termination_rows, quarter_safety)
+                        survey_rows, headcount_rows, termination_rows, quarter_safety,
+                        quarter_accountability, quarter_stages)
 
 
 
