@@ -34,7 +34,8 @@ ZONES = {
     "apathy": "low safety, low accountability",
 }
 PROFILE_COLUMNS = ("team", "wave_quarter", "safety_mean", "accountability_mean", "zone",
-                   *(f"{stage.key}_mean" for stage in STAGES), "stage_reached", "first_stage_below")
+                   *(f"{stage.key}_mean" for stage in STAGES), "stage_reached", "first_stage_below",
+                   "safety_threshold", "accountability_threshold", "stage_threshold")
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def zone_of(safety_high: bool, accountability_high: bool) -> str:
 def team_profiles(cells: pd.DataFrame, scale_points: dict, thresholds: Thresholds = Thresholds()) -> pd.DataFrame:
     """One row per team-wave with a published cell in any profiled scale: the scale means, the
     zone (reportable in safety and accountability) and the stage reached (reportable in all
-    four stages). ``cells``: team, wave_quarter, scale, is_suppressed, score_mean;
+    four stages), with the thresholds they were placed by. ``cells``: team, wave_quarter, scale, is_suppressed, score_mean;
     ``scale_points``: K per wave."""
     published = cells[~cells["is_suppressed"].astype(bool)]
     wide = published.pivot_table(index=["team", "wave_quarter"], columns="scale", values="score_mean")
@@ -77,6 +78,8 @@ def team_profiles(cells: pd.DataFrame, scale_points: dict, thresholds: Threshold
             **{f"{stage.key}_mean": m for stage, m in zip(STAGES, stage_means)},
             "stage_reached": (len(STAGES) if below is None else below) if staged else None,
             "first_stage_below": STAGES[below].name if staged and below is not None else None,
+            **{f"{which}_threshold": thresholds.of(which, k) for which in ("safety", "accountability")},
+            "stage_threshold": thresholds.of("stages", k),
         })
     return pd.DataFrame(rows, columns=list(PROFILE_COLUMNS)).astype({"stage_reached": "Int64"})
 

@@ -243,8 +243,11 @@ def estimates(design_: Design, fitted: Fitted, reference_reliability: float | Ma
         if term not in reliability:
             notes.append(NOT_CORRECTED)
         elif not np.isfinite(c_estimate):
-            notes.append(f"no reliability-corrected estimate: measurement error exceeds the variation of this part "
-                         f"of the score (reliability {reliability[term]:.2f})")
+            # The correction needs every score column's error below its variation: name the worst.
+            worst = reliability.idxmin()
+            where = "this part of the score" if worst == term else design_.model.constructs()[worst]
+            notes.append(f"no reliability-corrected estimate: measurement error exceeds the variation of {where} "
+                         f"(reliability {reliability[worst]:.2f})")
         rows.append(Estimate(estimate=estimate, ci_low=low, ci_high=high, p_value=p, df=df, **common,
                              warnings=join(*notes, few), estimate_corrected=c_estimate, ci_low_corrected=c_low,
                              ci_high_corrected=c_high, reliability=float(reliability.get(term, NAN)),
