@@ -205,7 +205,8 @@ def person_scores(answers: pd.DataFrame) -> pd.DataFrame:
     set's ``min_answered`` (5 of Edmondson's 7)."""
     grouped = answers.groupby(["response_id", "team", "wave_quarter", "item_set"], as_index=False).agg(
         n_items=("score", "size"), person_score=("score", "mean"))
-    needed = grouped["item_set"].map({key: s.min_answered for key, s in ITEM_SETS.items()})
+    # Typed, so that a night with no wave to publish (no answers) compares an empty column too.
+    needed = grouped["item_set"].map({key: s.min_answered for key, s in ITEM_SETS.items()}).astype("int64")
     return grouped[grouped["n_items"] >= needed].rename(columns={"item_set": "scale"})
 
 
