@@ -26,12 +26,12 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 
 from assets.jira.assets import jira_issues
 from assets.jira.resource import JiraResource
 from assets.pagerduty.assets import pagerduty_incidents, pagerduty_log_entries, pagerduty_services, pagerduty_teams
 from assets.pagerduty.resource import PagerDutyResource
+from assets.warehouse.resource import WarehouseResource
 from pipelines.demo import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, SANDBOX_PAGERDUTY_TOKEN, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate
 
@@ -57,7 +57,7 @@ def sync(sandbox, warehouse: Path, history_start: str) -> tuple[float, Counter]:
                                        ca_bundle_path=sandbox.ca_bundle_path),
         "jira": JiraResource(server_url=sandbox.jira_url, email=SANDBOX_JIRA_EMAIL, api_token=SANDBOX_JIRA_TOKEN,
                              ca_bundle_path=sandbox.ca_bundle_path),
-        "duckdb": DuckDBResource(database=str(warehouse)),
+        "duckdb": WarehouseResource(database=str(warehouse)),
     }
     started = time.monotonic()
     result = dg.materialize(

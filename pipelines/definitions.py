@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from assets.jira import assets as jira_assets
 from assets.jira.resource import JiraResource
@@ -13,12 +12,14 @@ from assets.landing.sensors import landing_files_sensor, landing_refresh_job
 from assets.models import assets as model_assets
 from assets.pagerduty import assets as pagerduty_assets
 from assets.pagerduty.resource import PagerDutyResource
+from assets.quality.checks import gx_asset_checks
 from assets.qualtrics import assets as qualtrics_assets
 from assets.qualtrics.resource import QualtricsResource
-from assets.quality.checks import gx_asset_checks
 from assets.report import assets as report_assets
 from assets.report.resource import ReportFolderResource
 from assets.warehouse.dbt import monthly_marts, warehouse_models
+from assets.warehouse.dead_runs import dead_run_workers_sensor, freeing_dead_run_slots
+from assets.warehouse.resource import WarehouseResource
 from assets.warehouse.team_map_checks import jira_entities_are_mapped, pagerduty_entities_are_mapped
 from pipelines.schedules import nightly_job, nightly_schedule
 
@@ -40,7 +41,8 @@ def defs() -> dg.Definitions:
         ],
         jobs=[nightly_job, landing_refresh_job, qualtrics_assets.qualtrics_sync_job],
         schedules=[nightly_schedule, qualtrics_assets.qualtrics_schedule],
-        sensors=[landing_files_sensor],
+        sensors=[landing_files_sensor, dead_run_workers_sensor],
+        executor=freeing_dead_run_slots(dg.multi_or_in_process_executor),
         resources={
             "pagerduty": PagerDutyResource(
                 api_token=dg.EnvVar("PAGERDUTY_API_TOKEN"), base_url=dg.EnvVar("PAGERDUTY_URL")
@@ -59,7 +61,7 @@ def defs() -> dg.Definitions:
                 api_token=dg.EnvVar("QUALTRICS_API_TOKEN"),
                 survey_ids=dg.EnvVar("QUALTRICS_SURVEY_IDS"),
             ),
-            "duckdb": DuckDBResource(database=dg.EnvVar("PSAFE_WAREHOUSE")),
+            "duckdb": WarehouseResource(database=dg.EnvVar("PSAFE_WAREHOUSE")),
             "report_folder": ReportFolderResource(path=dg.EnvVar("PSAFE_REPORT_DIR")),
         },
     )

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 
 from assets.jira.resource import JiraResource
 from assets.landing.resource import LandingFolderResource
 from assets.pagerduty.resource import PagerDutyResource
 from assets.report.resource import ReportFolderResource
 from assets.warehouse.partitions import every_month_tags
+from assets.warehouse.resource import WarehouseResource
 from pipelines.definitions import defs
 from pipelines.progress import with_progress
 from pipelines.sandbox.server import Sandbox
@@ -59,7 +59,7 @@ def sandbox_resources(sandbox: Sandbox, warehouse: Path, landing: Path) -> dict:
         ),
         # The demo writes the landing files itself, so they are complete when the run starts.
         "landing": LandingFolderResource(path=str(landing), hr_id_salt=SANDBOX_HR_SALT, settle_seconds=0),
-        "duckdb": DuckDBResource(database=str(warehouse)),
+        "duckdb": WarehouseResource(database=str(warehouse)),
         "report_folder": ReportFolderResource(path=str(warehouse.parent / "report")),
     }
 

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.warehouse.dead_runs import freeing_dead_run_slots
 from assets.warehouse.partitions import every_month_tags
 
 # Steps run one after another in the run's own process: the warehouse allows one writer, so
@@ -12,7 +13,7 @@ nightly_job = dg.define_asset_job(
     # The Qualtrics export has its own job: it runs only where Qualtrics is configured.
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups("qualtrics"),
     description="Sync PagerDuty and Jira, reload the landing folder, rebuild the marts and refit the models.",
-    executor_def=dg.in_process_executor,
+    executor_def=freeing_dead_run_slots(dg.in_process_executor),
 )
 
 # 02:00 UTC: after the working day in Europe and the Americas, and before the CIO's morning in

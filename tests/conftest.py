@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import duckdb
@@ -10,6 +11,14 @@ from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.models.assets import CELL_SCHEMA
 from assets.warehouse.dbt import InProcessDbt
 from assets.warehouse.raw_tables import RAW_FIELDS, replace_table, upsert_json_records
+from pipelines.demo import (
+    SANDBOX_HR_SALT,
+    SANDBOX_JIRA_EMAIL,
+    SANDBOX_JIRA_TOKEN,
+    SANDBOX_PAGERDUTY_TOKEN,
+    start_sandbox,
+)
+from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
 
 def expected_log_entries(incident) -> int:
@@ -134,3 +143,27 @@ def warehouse(tmp_path, dbt):
     wh = Warehouse(tmp_path / "warehouse.duckdb", dbt)
     yield wh
     wh.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox_environment(tmp_path_factory):
+    """The definitions' environment variables pointing at a sandbox and a fresh landing folder."""
+    org = generate(OrgSpec(seed=11, n_teams=6, n_months=6))
+    landing = tmp_path_factory.mktemp("landing")
+    write_landing(org, landing)
+    for path in landing.iterdir():  # finished copies: older than the landing resource's settle time
+        os.utime(path, (path.stat().st_mtime - 3600, path.stat().st_mtime - 3600))
+    with start_sandbox(org) as sandbox, pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "PAGERDUTY_API_TOKEN": SANDBOX_PAGERDUTY_TOKEN,
+            "PAGERDUTY_URL": sandbox.pagerduty_url,
+            "JIRA_URL": sandbox.jira_url,
+            "JIRA_EMAIL": SANDBOX_JIRA_EMAIL,
+            "JIRA_API_TOKEN": SANDBOX_JIRA_TOKEN,
+            "SSL_CERT_FILE": sandbox.ca_bundle_path,
+            "REQUESTS_CA_BUNDLE": sandbox.ca_bundle_path,
+            "PSAFE_LANDING_DIR": str(landing),
+            "PSAFE_HR_ID_SALT": SANDBOX_HR_SALT,
+        }.items():
+            env.setenv(name, value)
+        yield org, env

@@ -21,7 +21,6 @@ import duckdb
 import pagerduty
 import pytest
 from conftest import Warehouse, expected_log_entries
-from dagster_duckdb import DuckDBResource
 
 import assets.jira.assets as jira_assets
 import assets.pagerduty.assets as pagerduty_assets
@@ -34,6 +33,7 @@ from assets.jira.resource import JiraResource
 from assets.landing.team_map import read_team_map
 from assets.pagerduty.assets import pagerduty_incidents, pagerduty_log_entries, pagerduty_services, pagerduty_teams
 from assets.pagerduty.resource import PagerDutyResource
+from assets.warehouse.resource import WarehouseResource
 from benchmarks.ingestion import rate_limit_floor
 from pipelines.demo import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, SANDBOX_PAGERDUTY_TOKEN, start_sandbox
 from pipelines.sandbox.jira import JiraApi
@@ -59,7 +59,7 @@ def resources(sandbox, warehouse, **options) -> dict:
                                        ca_bundle_path=sandbox.ca_bundle_path, **{**FAST_RETRIES, **options}),
         "jira": JiraResource(server_url=sandbox.jira_url, email=SANDBOX_JIRA_EMAIL, api_token=SANDBOX_JIRA_TOKEN,
                              ca_bundle_path=sandbox.ca_bundle_path, **{**FAST_RETRIES, **options}),
-        "duckdb": DuckDBResource(database=str(warehouse)),
+        "duckdb": WarehouseResource(database=str(warehouse)),
     }
 
 

@@ -11,12 +11,12 @@ import dagster as dg
 import duckdb
 import polars as pl
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from assets.landing.assets import hr_exports, survey_responses
 from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.resource import LandingFolderResource
 from assets.warehouse.raw_tables import replace_table
+from assets.warehouse.resource import WarehouseResource
 
 ITEMS = [item.text for item in PSYCHOLOGICAL_SAFETY.items]
 REVERSED = {item.number for item in PSYCHOLOGICAL_SAFETY.items if item.reverse_keyed}
@@ -54,7 +54,7 @@ def load(asset, landing, warehouse, accept=()):
     return dg.materialize(
         [asset], raise_on_error=False,
         resources={"landing": LandingFolderResource(path=str(landing), hr_id_salt="salt"),
-                   "duckdb": DuckDBResource(database=str(warehouse))},
+                   "duckdb": WarehouseResource(database=str(warehouse))},
         run_config={"ops": {asset.node_def.name: {"config": {"accept_shrunk_exports": list(accept)}}}},
     )
 

@@ -8,7 +8,6 @@ from datetime import date
 import dagster as dg
 import pytest
 from conftest import Warehouse
-from dagster_duckdb import DuckDBResource
 
 from assets.warehouse.dbt import (
     SQL_DIR,
@@ -18,6 +17,7 @@ from assets.warehouse.dbt import (
     warehouse_models,
 )
 from assets.warehouse.partitions import every_month_tags, monthly_partitions
+from assets.warehouse.resource import WarehouseResource
 
 TEAM_MAP = [{"team": "Payments", "source": "pagerduty_service", "identifier": "PS1"}]
 FEBRUARY = {"partition_start": "2024-02-01", "partition_end": "2024-03-01"}
@@ -127,7 +127,7 @@ def test_dagster_runs_one_month_or_every_month(warehouse):
                            "answer integer, score integer, scale_points integer)")
     warehouse.survey_cells([])
     warehouse.close()
-    resources = {"duckdb": DuckDBResource(database=str(warehouse.path))}
+    resources = {"duckdb": WarehouseResource(database=str(warehouse.path))}
     assert dg.materialize([warehouse_models, monthly_marts], resources=resources,
                           tags=every_month_tags()).success
     assert urgencies(warehouse) == {"PI1": (date(2024, 1, 1), "high"), "PI2": (date(2024, 2, 1), "high")}

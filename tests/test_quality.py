@@ -13,10 +13,10 @@ import duckdb
 import great_expectations.expectations as gxe
 import pandas as pd
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from assets.quality.checks import gx_asset_checks, validate
 from assets.quality.suites import SUITES, Suite
+from assets.warehouse.resource import WarehouseResource
 from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
@@ -134,7 +134,7 @@ def test_a_renamed_column_fails_the_check_naming_it(tmp_path):
         conn.execute("create schema marts")
         conn.execute("create table marts.dim_teams as select 'Payments' as team_name")
     (check,) = gx_asset_checks([suite_for("marts.dim_teams")])
-    result = check(dg.build_asset_check_context(), duckdb=DuckDBResource(database=str(database)))
+    result = check(dg.build_asset_check_context(), duckdb=WarehouseResource(database=str(database)))
     assert not result.passed
     assert result.metadata["missing_columns"].data == ["team"]
     assert "assets/quality/suites.py" in result.description

@@ -8,11 +8,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster._utils.schedules import cron_string_iterator
-from dagster_duckdb import DuckDBResource
 
 from assets.landing.resource import LandingFolderResource
-from assets.report.resource import ReportFolderResource
 from assets.landing.sensors import landing_files_sensor
+from assets.report.resource import ReportFolderResource
+from assets.warehouse.resource import WarehouseResource
 from pipelines.definitions import defs
 from pipelines.schedules import nightly_schedule
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
@@ -128,7 +128,7 @@ def test_the_requested_run_reloads_the_landing_exports_and_their_dependants(land
             instance=instance, tags=request.tags,
             resources={
                 "landing": LandingFolderResource(path=str(landing), hr_id_salt="salt"),
-                "duckdb": DuckDBResource(database=str(warehouse)),
+                "duckdb": WarehouseResource(database=str(warehouse)),
                 "report_folder": ReportFolderResource(path=str(tmp_path / "report")),
             },
             raise_on_error=False,

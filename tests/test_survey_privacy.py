@@ -13,7 +13,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from assets.landing.assets import survey_responses
 from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
@@ -21,6 +20,7 @@ from assets.landing.resource import LandingFolderResource
 from assets.landing.survey import EDMONDSON_ITEMS
 from assets.models.assets import anonymity_holds, survey_waves
 from assets.models.psychometrics import MIN_RESPONDENTS, PRIMARY, person_scores, survey_wave_tables
+from assets.warehouse.resource import WarehouseResource
 from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
@@ -175,7 +175,7 @@ def test_the_anonymity_check_fails_on_a_leaky_warehouse(tmp_path):
             ('D', date '2024-01-01', 'accountability', true, null, null, null, null))
             t(team, wave_quarter, scale, is_suppressed, n_respondents, score_mean, score_sd, rwg_j)""")
         conn.execute("create table staging.answers as select 'R1' as response_id, 5 as answer")
-    result = anonymity_holds(duckdb=DuckDBResource(database=str(path)))
+    result = anonymity_holds(duckdb=WarehouseResource(database=str(path)))
     assert not result.passed
     assert result.metadata["published_under_5"].value == 1
     assert result.metadata["published_without_spread"].value == 1
@@ -246,7 +246,7 @@ def three_nights(tmp_path_factory, dbt):
         "Q2 closed": ("q2.csv", [(f"{team}-q2-{i}", team, "2025-05-14 09:00:00") for team in TEAMS for i in range(6)]),
     }
     resources = {"landing": LandingFolderResource(path=str(landing), hr_id_salt="salt", settle_seconds=0),
-                 "duckdb": DuckDBResource(database=str(warehouse.path))}
+                 "duckdb": WarehouseResource(database=str(warehouse.path))}
     snapshots, responses = {}, {}
     for night, as_of in NIGHTS.items():
         if night in arrivals:

@@ -20,14 +20,6 @@ import yaml
 from assets.warehouse.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, every_month_tags
 from assets.warehouse.pool import WAREHOUSE_POOL
 from pipelines.definitions import defs
-from pipelines.demo import (
-    SANDBOX_HR_SALT,
-    SANDBOX_JIRA_EMAIL,
-    SANDBOX_JIRA_TOKEN,
-    SANDBOX_PAGERDUTY_TOKEN,
-    start_sandbox,
-)
-from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
 REPO = Path(__file__).resolve().parents[1]
 PRODUCTION_INSTANCE = REPO / "deploy" / "dagster.yaml"
@@ -72,30 +64,6 @@ def test_the_production_and_dev_instances_limit_every_pool_to_one_slot_per_step(
     for instance in (PRODUCTION_INSTANCE, REPO / "deploy" / "dev" / "dagster.yaml"):
         pools = yaml.safe_load(instance.read_text())["concurrency"]["pools"]
         assert pools == {"default_limit": 1, "granularity": "op"}, instance
-
-
-@pytest.fixture(scope="module")
-def sandbox_environment(tmp_path_factory):
-    """The definitions' environment variables pointing at a sandbox and a fresh landing folder."""
-    org = generate(OrgSpec(seed=11, n_teams=6, n_months=6))
-    landing = tmp_path_factory.mktemp("landing")
-    write_landing(org, landing)
-    for path in landing.iterdir():  # finished copies: older than the landing resource's settle time
-        os.utime(path, (path.stat().st_mtime - 3600, path.stat().st_mtime - 3600))
-    with start_sandbox(org) as sandbox, pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "PAGERDUTY_API_TOKEN": SANDBOX_PAGERDUTY_TOKEN,
-            "PAGERDUTY_URL": sandbox.pagerduty_url,
-            "JIRA_URL": sandbox.jira_url,
-            "JIRA_EMAIL": SANDBOX_JIRA_EMAIL,
-            "JIRA_API_TOKEN": SANDBOX_JIRA_TOKEN,
-            "SSL_CERT_FILE": sandbox.ca_bundle_path,
-            "REQUESTS_CA_BUNDLE": sandbox.ca_bundle_path,
-            "PSAFE_LANDING_DIR": str(landing),
-            "PSAFE_HR_ID_SALT": SANDBOX_HR_SALT,
-        }.items():
-            env.setenv(name, value)
-        yield org, env
 
 
 def instance_at(home: Path, concurrency: dict | None) -> dg.DagsterInstance:

@@ -13,13 +13,14 @@ import dagster as dg
 from assets.landing.files import watched_files
 from assets.landing.resource import LandingFolderResource
 from assets.landing.snapshot import file_state, is_ready
+from assets.warehouse.dead_runs import freeing_dead_run_slots
 from assets.warehouse.partitions import every_month_tags
 
 landing_refresh_job = dg.define_asset_job(
     "landing_refresh",
     selection=dg.AssetSelection.groups("landing").downstream(),
     description="Reload the landing-folder exports and rebuild everything that depends on them.",
-    executor_def=dg.in_process_executor,
+    executor_def=freeing_dead_run_slots(dg.in_process_executor),
 )
 
 

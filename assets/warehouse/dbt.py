@@ -45,12 +45,12 @@ from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
 from dagster_dbt.asset_utils import get_subset_selection_for_context
 from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 from dagster_dbt.dbt_project import using_dagster_dev
-from dagster_duckdb import DuckDBResource
 
 from assets.models.psychometrics import SAFETY_MAX_WAVE_AGE_QUARTERS
 from assets.warehouse.partitions import HISTORY_START, monthly_partitions
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import migrate_raw_tables
+from assets.warehouse.resource import WarehouseResource
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 # The dbt selection of the monthly partitioned marts: the models that replace months.
@@ -200,7 +200,7 @@ class WarehouseTranslator(DagsterDbtTranslator):
 translator = WarehouseTranslator()
 
 
-def _duckdb_settings(duckdb: DuckDBResource) -> dict[str, str]:
+def _duckdb_settings(duckdb: WarehouseResource) -> dict[str, str]:
     config = duckdb.connection_config or {}
     return {f"duckdb_{name}": str(config[name]) for name in ("threads", "memory_limit") if name in config}
 
@@ -215,7 +215,7 @@ def _selection(context: dg.AssetExecutionContext) -> list[str]:
     return [*selection, *(["--indirect-selection", indirect_selection] if indirect_selection else [])]
 
 
-def run_dbt(context: dg.AssetExecutionContext, duckdb: DuckDBResource, args: list[str],
+def run_dbt(context: dg.AssetExecutionContext, duckdb: WarehouseResource, args: list[str],
             **runtime_vars: str) -> Iterator:
     """``dbt <args>`` (no unit tests) on the selected models and tests, on the warehouse the
     ``duckdb`` resource names, in this process: each finished node is logged as it finishes,
@@ -230,6 +230,8 @@ def run_dbt(context: dg.AssetExecutionContext, duckdb: DuckDBResource, args: lis
             results.append(msg_to_dict(event))
             context.log.info(f"dbt: {event.info.msg}")
 
+    # dbt-duckdb opens the file itself: a damaged or unwritable warehouse fails here, at once.
+    duckdb.check()
     engine = process_dbt()
     outcome = engine.invoke(duckdb.database, [*args, *_selection(context), *NOT_UNIT_TESTS], callbacks=[on_event],
                             **_duckdb_settings(duckdb), **runtime_vars)
@@ -249,7 +251,7 @@ def run_dbt(context: dg.AssetExecutionContext, duckdb: DuckDBResource, args: lis
     pool=WAREHOUSE_POOL,
     name="warehouse_models",
 )
-def warehouse_models(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+def warehouse_models(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
     """The dbt models but the monthly marts: staging, restricted, intermediate, dim_teams,
     fct_tickets."""
     with duckdb.get_connection() as conn:
@@ -274,7 +276,7 @@ def covers_every_month(context: dg.AssetExecutionContext) -> bool:
     pool=WAREHOUSE_POOL,
     name="monthly_marts",
 )
-def monthly_marts(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+def monthly_marts(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
     """The monthly partitioned marts: a run over every month rebuilds them whole, a run over
     some months replaces exactly those months."""
     if covers_every_month(context):
