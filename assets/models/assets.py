@@ -187,7 +187,8 @@ class SurveyProfilesConfig(dg.Config):
             "scale means, the team's zone (reportable in safety and accountability: learning = both above the "
             "threshold, comfort = safety only, anxiety = accountability only, apathy = neither; threshold: the "
             "scale's midpoint unless configured) and Clark's stage reached (reportable in all four stages: the last "
-            "stage up to which every stage is above the threshold, 0 to 4) with the first stage below it."),
+            "stage up to which every stage is above the threshold, 0 to 4) with the first stage below it, and the "
+            "thresholds it was placed by."),
         "fct_survey_profile_counts": dg.AssetOut(
             key=["marts", "fct_survey_profile_counts"], kinds={"pandas", "duckdb"},
             description="Teams per zone and per Clark stage reached, per wave (grain: wave_quarter x profile x "

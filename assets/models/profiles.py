@@ -59,8 +59,8 @@ def zone_of(safety_high: bool, accountability_high: bool) -> str:
 def team_profiles(cells: pd.DataFrame, scale_points: dict, thresholds: Thresholds = Thresholds()) -> pd.DataFrame:
     """One row per team-wave with a published cell in any profiled scale: the scale means, the
     zone (reportable in safety and accountability) and the stage reached (reportable in all
-    four stages), with the thresholds they were placed by. ``cells``: team, wave_quarter, scale, is_suppressed, score_mean;
-    ``scale_points``: K per wave."""
+    four stages), with the thresholds they were placed by. ``cells``: team, wave_quarter,
+    scale, is_suppressed, score_mean; ``scale_points``: K per wave."""
     published = cells[~cells["is_suppressed"].astype(bool)]
     wide = published.pivot_table(index=["team", "wave_quarter"], columns="scale", values="score_mean")
     rows = []
