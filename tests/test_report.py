@@ -626,3 +626,20 @@ def test_accountability_and_the_stages_are_reported_like_the_other_results(night
     # One Benjamini-Hochberg correction covers the safety, accountability and stage rows together.
     tested = effects.dropna(subset=["p_value"])
     assert multipletests(tested["p_value"], method="fdr_bh")[1] == pytest.approx(tested["q_value"].to_numpy())
+
+
+@pytest.mark.slow
+def test_a_survey_of_psychological_safety_alone_says_what_was_not_measured(nightly):
+    with duckdb.connect(str(nightly.warehouse), read_only=True) as conn:
+        inputs = read_report_inputs(conn)
+    survey = inputs.survey
+    safety_only = replace(survey, waves=survey.waves[survey.waves["scale"] == "psychological_safety"],
+                          profile_counts=survey.profile_counts.iloc[:0], zone_moves=survey.zone_moves.iloc[:0],
+                          zone_points=survey.zone_points.iloc[:0])
+    results = inputs.results[inputs.results["construct"].isin([BETWEEN, WITHIN, TOTAL])]
+    html = render_report(replace(inputs, survey=safety_only, results=results), datetime.now(UTC), [])
+    assert ("Scales measured: psychological safety. Not measured: accountability, inclusion safety, learner safety, "
+            "contributor safety, challenger safety.") in html
+    for absent in ('id="zone-table"', 'id="stage-table"', 'id="accountability"', 'id="stages"', "Zones:"):
+        assert absent not in html
+    assert 'id="review-table"' in html and "Psychological safety:" in html
