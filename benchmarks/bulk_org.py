@@ -33,6 +33,8 @@ from assets.jira.classification import read_rules, rules_frame
 from assets.jira.resource import DEFAULT_CLASSIFICATION_RULES
 from assets.landing.team_map import read_team_map, write_team_map
 from assets.warehouse.raw_tables import insert_records, replace_table, upsert_json_records
+from assets.warehouse.resource import attach_restricted
+from assets.warehouse.restricted import resolve_restricted_path
 from benchmarks import shapes
 from pipelines.synthetic.model import GroundTruth, Service, Team, User, add_months
 from pipelines.synthetic.survey import SURVEY_ITEMS
@@ -95,6 +97,7 @@ def build_raw_warehouse(path: Path, spec: BulkSpec, progress: Progress = print, 
     rng = np.random.default_rng(spec.seed)
     org = _draw_teams(spec, truth, rng)
     with duckdb.connect(str(path), config={"threads": threads, "memory_limit": memory_limit}) as conn:
+        attach_restricted(conn, str(path), resolve_restricted_path(str(path)))
         _macros(conn, spec.seed)
         _load_directory(conn, org)
         _load_landing(conn, spec, org, truth, rng)

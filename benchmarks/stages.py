@@ -31,8 +31,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
-
 
 PIPELINE_STAGES = ("staging", "marts", "models")
 STAGE_GROUPS = {"staging": ("staging", "restricted", "intermediate"), "marts": ("marts",), "models": ("models",)}
@@ -74,9 +72,12 @@ def _run_assets(ordered: list, warehouse: str, threads: int, memory_limit: str, 
     every month), then each Python asset invoked directly with a DuckDB resource on the
     warehouse. Rows: of every table an asset writes."""
     import dagster as dg
-    from dagster_duckdb import DuckDBResource
 
-    resource_ = DuckDBResource(database=warehouse, connection_config={"threads": threads, "memory_limit": memory_limit})
+    from assets.warehouse.resource import WarehouseResource
+    from assets.warehouse.restricted import read_only_connection
+
+    resource_ = WarehouseResource(database=warehouse, connection_config={"threads": threads,
+                                                                         "memory_limit": memory_limit})
     seconds, keys = {}, []
     batches: list[tuple[list, object]] = []
     for spec, python_asset in ordered:
@@ -99,17 +100,18 @@ def _run_assets(ordered: list, warehouse: str, threads: int, memory_limit: str, 
             seconds[specs[0].key.to_user_string()] = time.monotonic() - started
         keys += [spec.key for spec in specs] if python_asset is None else sorted(
             python_asset.keys, key=lambda key: key.to_user_string())
-    with duckdb.connect(warehouse, read_only=True) as conn:
+    with read_only_connection(warehouse) as conn:
         rows = {key.to_user_string(): conn.sql(f"select count(*) from {'.'.join(key.path)}").fetchone()[0]
                 for key in keys}
     return rows, seconds
 
 
 def _baseline(stage: str, warehouse: str, output: Path) -> dict[str, int]:
+    from assets.warehouse.restricted import read_only_connection
     from benchmarks import pandas_baseline, polars_baseline
 
     baseline = {"pandas": pandas_baseline, "polars": polars_baseline}[stage]
-    with duckdb.connect(warehouse, read_only=True) as conn:
+    with read_only_connection(warehouse) as conn:
         mart = baseline.team_month_mart(conn)
     mart.to_parquet(output)
     return {f"{stage}/mart_team_month": len(mart)}

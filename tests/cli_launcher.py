@@ -11,6 +11,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Step processes forked from a server that has imported the definitions start in about half
+# the time of fresh interpreters.
+FORKSERVER = {"execution": {"config": {"multiprocess": {
+    "start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}}}}}}
+
 # Reads `dagster` argument lists, one JSON line each, and forks a process running the `dagster`
 # command with them; prints each process's id. Children are reaped as they end (SIGCHLD ignored).
 LAUNCHER = """

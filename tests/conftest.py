@@ -9,8 +9,10 @@ from assets.jira.classification import read_rules, rules_frame
 from assets.jira.resource import DEFAULT_CLASSIFICATION_RULES
 from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.models.assets import CELL_SCHEMA
-from assets.warehouse.dbt import InProcessDbt
+from assets.warehouse.dbt import InProcessDbt, relation_name
 from assets.warehouse.raw_tables import RAW_FIELDS, replace_table, upsert_json_records
+from assets.warehouse.resource import attach_restricted, open_warehouse
+from assets.warehouse.restricted import RESTRICTED_VARIABLE, default_restricted_path
 from pipelines.demo import (
     SANDBOX_HR_SALT,
     SANDBOX_JIRA_EMAIL,
@@ -53,6 +55,15 @@ def rows_unlike_a_full_rebuild(warehouse: "Warehouse", model: str) -> int:
     ).fetchone()[0]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_restricted_file_from_the_environment():
+    """Every warehouse a test makes has its restricted file beside it (the default), never the
+    one PSAFE_RESTRICTED_WAREHOUSE may name on this machine: a real file of real answers."""
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv(RESTRICTED_VARIABLE, raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def dbt(tmp_path_factory) -> InProcessDbt:
     """dbt on the project in sql/, parsed once for the session."""
@@ -68,8 +79,10 @@ class Warehouse:
 
     @property
     def conn(self) -> duckdb.DuckDBPyConnection:
+        """The warehouse with its restricted file attached as ``restricted``, as the pipeline opens them."""
         if self._conn is None:
-            self._conn = duckdb.connect(str(self.path))
+            self._conn = open_warehouse(str(self.path))
+            attach_restricted(self._conn, str(self.path), default_restricted_path(str(self.path)))
         return self._conn
 
     def close(self) -> None:
@@ -127,7 +140,7 @@ class Warehouse:
 
     def relation(self, model: str) -> str:
         node = next(n for n in self.dbt.manifest.nodes.values() if n.resource_type == "model" and n.name == model)
-        return f"{node.schema}.{node.name}"
+        return ".".join(relation_name(node.to_dict()))
 
     def full_rebuild_sql(self, model: str) -> str:
         """The model's SELECT as a full rebuild runs it (no incremental filter)."""

@@ -1,6 +1,7 @@
 """A warehouse file that is not a whole DuckDB database, or that cannot be written, fails the
 step at once with a message naming the file and what to do, and RetryPolicy does not repeat it;
-a lock held by another process is still waited for.
+a lock held by another process is still waited for. The same holds for the restricted file of
+respondent-level data, attached to the pipeline's connections.
 
 Damage is made the ways it happens: an empty file (a copy that never started), a file cut short
 in its header or in its last tables' blocks (a copy or disk that stopped part-way; DuckDB opens
@@ -78,6 +79,30 @@ def test_a_damaged_warehouse_fails_at_once_naming_the_file_without_retries(tmp_p
     assert path.read_bytes() == before, "nothing is written to a damaged file"
 
 
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_restricted_file_fails_at_once_naming_it_without_retries(tmp_path, damage):
+    warehouse, restricted = tmp_path / "warehouse.duckdb", tmp_path / "private" / "restricted.duckdb"
+    two_table_warehouse(warehouse)
+    restricted.parent.mkdir(mode=0o700)
+    DAMAGE[damage](restricted)
+    before = restricted.read_bytes()
+    resource = WarehouseResource(database=str(warehouse), restricted_database=str(restricted))
+
+    started = time.monotonic()
+    with pytest.raises(dg.Failure) as failure:
+        with resource.get_connection():
+            pass
+    assert time.monotonic() - started < FAILS_WITHIN_SECONDS
+    assert not failure.value.allow_retries
+    assert f"The restricted warehouse file {restricted} is damaged" in failure.value.description
+    assert f"mv {restricted} {restricted}.damaged" in failure.value.description
+    assert "the survey exports in the landing folder" in failure.value.description
+    assert restricted.read_bytes() == before, "nothing is written to a damaged file"
+    # A step that reads the warehouse alone (the report) is not held up by it.
+    with resource.get_connection(restricted=False) as conn:
+        assert conn.sql("select count(*) from first_table").fetchone() == (ROWS,)
+
+
 def test_a_whole_warehouse_passes_the_check_even_when_its_last_blocks_are_free(tmp_path):
     # A healthy file may end before blocks DuckDB counts but has freed: dropping the table at
     # the end of the file leaves it shorter than its header's block count.
@@ -103,24 +128,30 @@ def test_a_missing_folder_fails_at_once_naming_the_variable(tmp_path):
     assert str(path.parent) in failure.value.description
 
 
-def test_a_lock_held_by_another_process_is_waited_for(tmp_path):
+@pytest.mark.parametrize("restricted", [False, True], ids=["the warehouse file", "the restricted file"])
+def test_a_lock_held_by_another_process_is_waited_for(tmp_path, restricted):
     path = tmp_path / "warehouse.duckdb"
     two_table_warehouse(path)
+    resource = WarehouseResource(database=str(path))
+    with resource.get_connection() as conn:
+        conn.execute("create table restricted.answers as select 5 as answer")
+    held = resource.restricted_path if restricted else str(path)
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); "
+        [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({held!r}); print('held', flush=True); "
                                "time.sleep(2)"],
         stdout=subprocess.PIPE, text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
         started = time.monotonic()
-        with WarehouseResource(database=str(path)).get_connection() as conn:
+        with resource.get_connection() as conn:
             waited = time.monotonic() - started
             assert conn.sql("select count(*) from first_table").fetchone() == (ROWS,)
+            assert conn.sql("select answer from restricted.answers").fetchall() == [(5,)]
     finally:
         holder.kill()
         holder.wait()
-    assert holder.returncode is not None and waited > 1, "opened while another process held the file"
+    assert holder.returncode is not None and waited > 1, f"opened while another process held {held}"
 
 
 @contextlib.contextmanager
@@ -139,16 +170,23 @@ def tiny_disk(folder: Path, size: str = "1m"):
         subprocess.run(["umount", str(folder)], check=True)
 
 
-def test_a_full_disk_fails_the_write_at_once_naming_the_file(tmp_path):
+@pytest.mark.parametrize("restricted", [False, True], ids=["the warehouse file", "the restricted file"])
+def test_a_full_disk_fails_the_write_at_once_naming_the_file(tmp_path, restricted):
     with tiny_disk(tmp_path / "disk") as disk:
-        path = disk / "warehouse.duckdb"
-        resource = WarehouseResource(database=str(path))
+        if restricted:  # the warehouse elsewhere, the restricted file on the full disk
+            path = disk / "restricted.duckdb"
+            resource = WarehouseResource(database=str(tmp_path / "warehouse.duckdb"), restricted_database=str(path))
+        else:
+            path = disk / "warehouse.duckdb"
+            resource = WarehouseResource(database=str(path))
         started = time.monotonic()
         with pytest.raises(dg.Failure) as failure, resource.get_connection() as conn:
-            conn.execute(f"create table big as select range as id, md5(range::varchar) as v from range({ROWS})")
+            conn.execute(f"create table {'restricted.' if restricted else ''}big as "
+                         f"select range as id, md5(range::varchar) as v from range({ROWS})")
         assert time.monotonic() - started < FAILS_WITHIN_SECONDS
         assert not failure.value.allow_retries
-        assert f"The warehouse file {path} cannot be written" in failure.value.description
+        kind = "restricted warehouse file" if restricted else "warehouse file"
+        assert f"The {kind} {path} cannot be written" in failure.value.description
         assert os.strerror(28) in failure.value.description  # ENOSPC: No space left on device
         assert f"df -h {disk}" in failure.value.description
 
@@ -159,19 +197,27 @@ def failed_steps(result: dg.ExecuteInProcessResult) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["an empty file", "a full disk"])
+@pytest.mark.parametrize("fault", ["an empty file", "a full disk", "an empty restricted file"])
 def test_the_nightly_run_on_a_damaged_or_full_warehouse_fails_within_a_minute_without_retries(
     sandbox_environment, tmp_path, fault
 ):
     _, env = sandbox_environment
     with contextlib.ExitStack() as stack:
-        if fault == "a full disk":
+        if fault == "a full disk":  # both files on it: a step fails on the one it writes
             warehouse = stack.enter_context(tiny_disk(tmp_path / "disk")) / "warehouse.duckdb"
-            says = f"The warehouse file {warehouse} cannot be written"
+            says = (f"The warehouse file {warehouse} cannot be written",
+                    f"The restricted warehouse file {warehouse.parent}/restricted/warehouse.restricted.duckdb "
+                    "cannot be written")
+        elif fault == "an empty restricted file":
+            warehouse = tmp_path / "warehouse.duckdb"
+            restricted = tmp_path / "restricted" / "warehouse.restricted.duckdb"
+            restricted.parent.mkdir(mode=0o700)
+            restricted.write_bytes(b"")
+            says = (f"The restricted warehouse file {restricted} is damaged",)
         else:
             warehouse = tmp_path / "warehouse.duckdb"
             warehouse.write_bytes(b"")
-            says = f"The warehouse file {warehouse} is damaged"
+            says = (f"The warehouse file {warehouse} is damaged",)
         env.setenv("PSAFE_WAREHOUSE", str(warehouse))
         env.setenv("PSAFE_REPORT_DIR", str(tmp_path / "report"))
         started = time.monotonic()
@@ -184,5 +230,5 @@ def test_the_nightly_run_on_a_damaged_or_full_warehouse_fails_within_a_minute_wi
     # The API syncs carry a RetryPolicy; none of the failed steps is repeated.
     assert {"raw__jira__issues", "raw__pagerduty__log_entries"} & set(failures)
     assert not [event for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
-    assert all(says in error for error in failures.values()), failures
+    assert all(any(message in error for message in says) for error in failures.values()), failures
     print(f"{fault}: the nightly run failed in {took:.1f} s, {len(failures)} steps naming the file")

@@ -83,7 +83,9 @@ def test_the_reruns_incremental_staging_matches_a_full_rebuild(nightly, dbt):
     incremental = [node.name for node in dbt.manifest.nodes.values()
                    if node.resource_type == "model" and node.config.incremental_strategy == "delete+insert"]
     assert len(incremental) == 3
-    copy = warehouse.parent / "rebuild-check.duckdb"  # compiling opens the file for writing
+    # Compiling opens the file for writing: a copy, under the name the compiled SQL reads it by.
+    copy = warehouse.parent / "rebuild-check" / "warehouse.duckdb"
+    copy.parent.mkdir()
     shutil.copyfile(warehouse, copy)
     checked = Warehouse(copy, dbt)
     try:
@@ -136,8 +138,11 @@ def test_correlation_table_reports_every_kpi_with_team_bootstrap_intervals(night
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
-def test_notebook_runs_in_a_kernel_on_a_read_only_warehouse(nightly, monkeypatch, notebook):
-    _, warehouse, *_ = nightly
+def test_notebook_runs_in_a_kernel_on_a_read_only_warehouse_alone(nightly, monkeypatch, notebook, tmp_path):
+    _, nightly_warehouse, *_ = nightly
+    # The warehouse file alone, as analysts have it: no restricted file anywhere near it.
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(nightly_warehouse, warehouse)
     monkeypatch.setenv("PSAFE_WAREHOUSE", str(warehouse))
     nb = nbformat.read(notebook, as_version=4)
     client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}})
@@ -153,6 +158,7 @@ def test_notebook_runs_in_a_kernel_on_a_read_only_warehouse(nightly, monkeypatch
         nb.cells.append(probe)
         client.execute_cell(probe, len(nb.cells) - 1)
     assert probe.outputs[0]["text"].strip() == "[]", "connections open for writing"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["warehouse.duckdb"], "nothing else was opened here"
     if notebook.name == "explore_marts.ipynb":
         printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
         asset_estimate = query(warehouse, "select estimate from models.kpi_safety_effects where kpi = 'log TTR (incident level)' and role = 'main'")[0][0]

@@ -687,8 +687,9 @@ def test_a_person_acknowledging_without_an_agent_type_and_integrations_resolving
     warehouse.raw_rows("config__team_map", [{"team": "Ops", "source": "pagerduty_service", "identifier": "P4672E4"}])
     warehouse.raw_json("pagerduty__services", [{"id": "P4672E4", "name": "Checkout", "teams": []}])
     warehouse.raw_json("pagerduty__teams", [])
-    warehouse.build("staging.stg_config__team_map", "staging.stg_pagerduty__teams", "staging.stg_pagerduty__services",
-                    "staging.stg_pagerduty__incidents", "staging.stg_pagerduty__log_entries", "marts.fct_incidents")
+    warehouse.build("stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
+                    "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners",
+                    "int_pagerduty_team_owners", "fct_incidents")
     entries = dict(warehouse.conn.execute(
         "select log_entry_id, agent_type from staging.stg_pagerduty__log_entries").fetchall())
     assert entries["PKU5VMR"] == "user_reference"  # typed by its link, /users/PT23IWX

@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from assets.warehouse.partitions import every_month_tags
 from assets.warehouse.pool import WAREHOUSE_POOL
+from assets.warehouse.restricted import read_only_connection
 from pipelines.definitions import defs
 from cli_launcher import Launcher, alive
 
@@ -39,7 +39,7 @@ NIGHTLY = ["job", "execute", "-m", "pipelines.definitions", "-a", "defs", "-j", 
 KILL_DURING = {
     "an API sync": "raw__jira__issues",
     "a landing load": "restricted__survey__responses",
-    "a SQL model build": "marts__fct_incidents",
+    "a SQL model build": "warehouse_models",  # dbt: staging, restricted.stg_survey__responses, ...
     "a GX check": "staging__stg_pagerduty__incidents_great_expectations",
     "the model fit": "models__kpi_safety_effects",
     "the report": "report__cio_report",
@@ -57,21 +57,24 @@ NOT_COMPARED = {"loaded_at", "_sync_state.updated_at", "frozen_at", "kpi_safety_
 
 def table_contents(warehouse: Path) -> dict[str, tuple[int, int]]:
     """Every table's row count and an order-free hash of its rows (floats to 9 decimals), but
-    for the NOT_COMPARED columns."""
+    for the NOT_COMPARED columns, in the warehouse and its restricted file (``restricted.<table>``)."""
     contents = {}
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        tables = conn.sql("select schema_name, table_name from duckdb_tables()").fetchall()
-        for schema, table in tables:
+    with read_only_connection(str(warehouse)) as conn:
+        tables = conn.sql("select database_name, schema_name, table_name from duckdb_tables() "
+                          "where database_name in (current_database(), 'restricted')").fetchall()
+        for database, schema, table in tables:
             columns = [
                 f'round("{name}", 9)' if kind in ("DOUBLE", "FLOAT") else f'"{name}"'
                 for name, kind in conn.execute(
-                    "select column_name, data_type from duckdb_columns() where schema_name = ? and table_name = ?",
-                    [schema, table],
+                    "select column_name, data_type from duckdb_columns() "
+                    "where database_name = ? and schema_name = ? and table_name = ?", [database, schema, table],
                 ).fetchall()
                 if name not in NOT_COMPARED and f"{table}.{name}" not in NOT_COMPARED
             ]
-            contents[f"{schema}.{table}"] = conn.sql(
-                f'select count(*), coalesce(sum(hash({", ".join(columns)})::hugeint), 0) from "{schema}"."{table}"'
+            name = f"restricted.{table}" if database == "restricted" else f"{schema}.{table}"
+            contents[name] = conn.sql(
+                f'select count(*), coalesce(sum(hash({", ".join(columns)})::hugeint), 0) '
+                f'from "{database}"."{schema}"."{table}"'
             ).fetchone()
     return contents
 
@@ -176,8 +179,11 @@ def test_a_run_killed_at_any_stage_frees_the_warehouse_for_the_next_which_rebuil
     finally:
         launcher.close()
     print("seconds from each kill to the next run's first step:", ", ".join(f"{wait:.1f}" for wait in waits))
+    print(f"tables compared: {len(expected)}, of which in the restricted file: "
+          f"{sum(name.startswith('restricted.') for name in expected)}")
 
     assert last.status == dg.DagsterRunStatus.SUCCESS
     assert len(killed) == len(KILL_DURING)
     assert slot_holders(instance) == []
+    assert {"restricted.survey__responses", "restricted.stg_survey__responses"} <= set(expected)
     assert table_contents(warehouse) == expected

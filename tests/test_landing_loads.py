@@ -17,6 +17,7 @@ from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.resource import LandingFolderResource
 from assets.warehouse.raw_tables import replace_table
 from assets.warehouse.resource import WarehouseResource
+from assets.warehouse.restricted import read_only_connection
 
 ITEMS = [item.text for item in PSYCHOLOGICAL_SAFETY.items]
 REVERSED = {item.number for item in PSYCHOLOGICAL_SAFETY.items if item.reverse_keyed}
@@ -60,7 +61,7 @@ def load(asset, landing, warehouse, accept=()):
 
 
 def responses(warehouse) -> dict[str, int]:
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
+    with read_only_connection(str(warehouse)) as conn:
         return dict(conn.execute("select source_file, count(distinct response_id) from restricted.survey__responses "
                                  "group by 1").fetchall())
 
@@ -195,7 +196,7 @@ def test_a_wave_failing_the_keying_check_is_held_back_alone_naming_its_items(fol
     result = load(survey_responses, landing, warehouse)
     assert result.success
     assert responses(warehouse) == {"wave1.csv": 32, "wave2.csv": 20}  # wave 2's previous load stayed
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
+    with read_only_connection(str(warehouse)) as conn:
         previous = conn.execute("select count(*) from restricted.survey__responses where response_id = 'B0' "
                                 "and score <> answer").fetchone()[0]
     assert previous == 3  # the previous load's rows, scored as before (items 1, 3, 5 reversed)

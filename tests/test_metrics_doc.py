@@ -23,7 +23,7 @@ def models_columns(tmp_path_factory, dbt) -> dict[str, list[str]]:
 
     warehouse = Warehouse(tmp_path_factory.mktemp("doc") / "warehouse.duckdb", dbt)
     warehouse.create_missing_sources()
-    warehouse.conn.execute("create schema if not exists restricted; create table restricted.survey__responses "
+    warehouse.conn.execute("create table restricted.survey__responses "
                            "(response_id varchar, survey_group varchar, submitted_at timestamp, item_set varchar, item_no integer, "
                            "answer integer, score integer, scale_points integer)")
     warehouse.survey_cells([])
@@ -31,7 +31,8 @@ def models_columns(tmp_path_factory, dbt) -> dict[str, list[str]]:
     columns: dict[str, list[str]] = {}
     for table, column in warehouse.conn.execute(
             "select table_name, column_name from duckdb_columns() "
-            "where schema_name in ('staging', 'restricted', 'intermediate', 'marts') order by column_index").fetchall():
+            "where schema_name in ('staging', 'intermediate', 'marts') or database_name = 'restricted' "
+            "order by column_index").fetchall():
         columns.setdefault(table, []).append(column)
     warehouse.close()
     return columns

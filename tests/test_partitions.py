@@ -122,7 +122,7 @@ def test_dagster_runs_one_month_or_every_month(warehouse):
     """Dagster: a single-month run rewrites that month; a run over every month rebuilds the table."""
     load(warehouse, [incident("PI1", 1), incident("PI2", 2)])
     warehouse.create_missing_sources()
-    warehouse.conn.execute("create schema if not exists restricted; create table restricted.survey__responses "
+    warehouse.conn.execute("create table restricted.survey__responses "
                            "(response_id varchar, survey_group varchar, submitted_at timestamp, item_set varchar, item_no integer, "
                            "answer integer, score integer, scale_points integer)")
     warehouse.survey_cells([])

@@ -29,7 +29,7 @@ import psycopg2
 import pytest
 
 from assets.warehouse.partitions import every_month_tags
-from cli_launcher import Launcher
+from cli_launcher import FORKSERVER, Launcher
 from pipelines.definitions import defs
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
@@ -111,7 +111,8 @@ def test_production_instance_stores_runs_and_events_in_postgres(postgres, tmp_pa
     }
     done = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
-         "-a", "defs", "--select", ",".join(LANDING_ASSETS)],
+         "-a", "defs", "--select", ",".join(LANDING_ASSETS),
+         "--config-json", json.dumps(FORKSERVER)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -126,12 +127,20 @@ def test_production_instance_stores_runs_and_events_in_postgres(postgres, tmp_pa
         )
         stored_keys = sorted("/".join(json.loads(key)) for (key,) in cursor.fetchall())
         assert stored_keys == sorted(LANDING_ASSETS)
-        cursor.execute("select count(*) from event_logs where run_id = %s and dagster_event_type = 'STEP_SUCCESS'",
-                       (run_id,))
-        # One step per asset and one per asset check on it (the data-quality suites).
+        cursor.execute("select step_key, dagster_event_type from event_logs where run_id = %s "
+                       "and dagster_event_type in ('STEP_SUCCESS', 'STEP_FAILURE')", (run_id,))
+        steps = cursor.fetchall()
+        # The Python assets' steps and the dbt step that builds the team map's model all succeeded.
+        assert {step for step, _ in steps} >= {"raw__config__team_map", "warehouse_models",
+                                                "restricted__survey__responses"}
+        assert {kind for _, kind in steps} == {"STEP_SUCCESS"}
+        # Every check on the selected assets was evaluated and stored: the data-quality suites'
+        # own steps and the dbt tests run inside the dbt step.
         selected = {dg.AssetKey(key.split("/")) for key in LANDING_ASSETS}
         checks = defs().resolve_asset_graph().get_check_keys_for_assets(selected)
-        assert cursor.fetchone()[0] == len(LANDING_ASSETS) + len(checks)
+        cursor.execute("select count(*) from event_logs where run_id = %s "
+                       "and dagster_event_type = 'ASSET_CHECK_EVALUATION'", (run_id,))
+        assert cursor.fetchone()[0] == len(checks)
         # The steps claimed the warehouse pool's slot in PostgreSQL's concurrency tables.
         cursor.execute("select concurrency_key, count(*) from concurrency_slots group by concurrency_key")
         assert cursor.fetchall() == [("duckdb_warehouse", 1)]
@@ -193,8 +202,8 @@ def step_start_times(instance: dg.DagsterInstance, run_id: str) -> list[float]:
     return [entry.timestamp for entry in step_starts(instance, run_id)]
 
 
-# The step to kill the first run's worker in: a SQL model build, holding the warehouse's slot.
-KILL_DURING = "marts__fct_incidents"
+# The step to kill the first run's worker in: the dbt models' build, holding the warehouse's slot.
+KILL_DURING = "warehouse_models"
 
 
 def test_a_killed_nightly_run_gives_its_slot_back_and_the_queued_next_run_starts_within_a_minute(

@@ -1,11 +1,16 @@
 """The nightly job on a small generated organisation with bad rows planted in its exports:
-respondent rows stay in the restricted schema, no suppressed cell can be recovered by
-subtraction from any published total, bad rows are quarantined and counted, and the results
-table is written. Then anonymity across nights: the survey steps run on three nights with late
-answers, and the differencing, wave-total and count-bounds attacks fail against what they
-publish (each first shown to work against a pipeline that decides suppression every night)."""
+respondent rows stay in the restricted file (the warehouse file, opened alone as an analyst
+opens it, holds none), no suppressed cell can be recovered by subtraction from any published
+total, bad rows are quarantined and counted, and the results table is written. Then anonymity
+across nights: the survey steps run on three nights with late answers, and the differencing,
+wave-total and count-bounds attacks fail against what they publish (each first shown to work
+against a pipeline that decides suppression every night)."""
 
 import csv
+import json
+import shutil
+import subprocess
+import sys
 from datetime import date
 
 import dagster as dg
@@ -20,7 +25,10 @@ from assets.landing.resource import LandingFolderResource
 from assets.landing.survey import EDMONDSON_ITEMS
 from assets.models.assets import anonymity_holds, survey_waves
 from assets.models.psychometrics import MIN_RESPONDENTS, PRIMARY, person_scores, survey_wave_tables
+from assets.report.assets import cio_report
+from assets.report.resource import ReportFolderResource
 from assets.warehouse.resource import WarehouseResource
+from assets.warehouse.restricted import read_only_connection
 from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
@@ -52,26 +60,95 @@ def nightly(tmp_path_factory):
     with start_sandbox(org) as sandbox:
         result = run_nightly(sandbox, org, warehouse, landing)
     assert result.success
-    return org, result, duckdb.connect(str(warehouse), read_only=True)
+    # What the pipeline's account reads: the warehouse with the restricted file attached.
+    return org, result, read_only_connection(str(warehouse)), warehouse
+
+
+# An analyst's look at the warehouse file, in a process of its own (DuckDB shares one instance
+# per file within a process, and the pipeline's has the restricted file attached): the file
+# alone, its catalogs and schemas, its columns, and the tables whose text columns hold any of
+# the response ids given on stdin, whole or inside a longer text (a quarantined raw row, JSON).
+ANALYST_LOOK = """
+import json, re, sys
+import duckdb
+
+ids = re.compile("|".join(re.escape(i) for i in json.load(sys.stdin)))
+conn = duckdb.connect(sys.argv[1], read_only=True)
+columns = conn.sql("select schema_name, table_name, column_name, data_type from duckdb_columns() "
+                   "where database_name = current_database()").fetchall()
+texts = {}
+for schema, table, column, data_type in columns:
+    if data_type in ("VARCHAR", "JSON"):
+        texts.setdefault(f'"{schema}"."{table}"', []).append(column)
+holding = {}
+for table, names in texts.items():
+    values = {v for (v,) in conn.sql(" union ".join(f'select "{n}"::varchar from {table}' for n in names)).fetchall()}
+    found = sorted({m.group() for v in values if v for m in [ids.search(v)] if m})
+    if found:
+        holding[table] = found[:3]
+print(json.dumps({
+    "databases": [d for (d,) in conn.sql("select database_name from duckdb_databases() where not internal").fetchall()],
+    "schemas": [s for (s,) in conn.sql("select schema_name from duckdb_schemas() "
+                                       "where database_name = current_database()").fetchall()],
+    "columns": [f"{s}.{t}.{c}" for s, t, c, _ in columns],
+    "tables_searched": len(texts),
+    "tables_holding_response_ids": holding,
+}))
+"""
+
+
+def analyst_look(path, response_ids: list[str]) -> dict:
+    return json.loads(subprocess.run([sys.executable, "-c", ANALYST_LOOK, str(path)], input=json.dumps(response_ids),
+                                     capture_output=True, text=True, check=True).stdout)
 
 
 @pytest.mark.slow
-def test_respondent_rows_live_only_in_the_restricted_schema(nightly):
-    _, _, conn = nightly
-    columns = conn.sql(
-        "select table_schema, table_name, column_name from information_schema.columns "
-        "where table_schema <> 'restricted'"
-    ).fetchall()
-    assert {schema for schema, _, _ in columns} >= {"raw", "staging", "marts", "models", "quarantine"}
-    leaks = [(s, t, c) for s, t, c in columns if c in ("response_id", "submitted_at", "item_no", "answer")
-             or c in {text for text, _ in EDMONDSON_ITEMS}]
-    assert leaks == []
-    assert conn.sql("select count(*) from restricted.stg_survey__responses").fetchone()[0] > 1000
+def test_the_warehouse_file_opened_alone_holds_no_respondent_row(nightly):
+    _, _, pipeline, warehouse = nightly
+    response_ids = sorted({rid for (rid,) in pipeline.sql(
+        "select response_id from restricted.survey__responses union select response_id from "
+        "restricted.stg_survey__responses").fetchall()} | {"BAD1", "BAD2", "BAD3"})  # the quarantined ones
+    assert len(response_ids) > 100
+    assert pipeline.sql("select count(*) from restricted.survey__responses_quarantine "
+                        "where raw_row like '%BAD1%'").fetchone()[0] == 1
+    assert pipeline.sql("select count(*) from restricted.stg_survey__responses").fetchone()[0] > 1000
+
+    look = analyst_look(warehouse, response_ids)
+    assert look["databases"] == ["warehouse"]
+    assert {"raw", "staging", "marts", "models", "quarantine"} <= set(look["schemas"])
+    assert "restricted" not in look["schemas"]
+    respondent_columns = {"response_id", "submitted_at", "item_no", "answer", *(text for text, _ in EDMONDSON_ITEMS)}
+    assert [c for c in look["columns"] if c.split(".")[-1] in respondent_columns] == []
+    # No respondent's row under another name either: no response id in any text column of any table.
+    assert look["tables_searched"] > 10 and look["tables_holding_response_ids"] == {}
+
+    # The same look finds them in the restricted file (the quarantine's inside its raw rows), private.
+    restricted = warehouse.parent / "restricted" / "warehouse.restricted.duckdb"
+    assert sorted(analyst_look(restricted, response_ids)["tables_holding_response_ids"]) == [
+        '"main"."stg_survey__responses"', '"main"."survey__responses"', '"main"."survey__responses_quarantine"']
+    assert restricted.stat().st_mode & 0o777 == 0o600 and restricted.parent.stat().st_mode & 0o777 == 0o700
+    print(f"the warehouse file alone: {len(look['columns'])} columns, the text of {look['tables_searched']} tables "
+          f"searched for {len(response_ids)} response ids: none found; the restricted file holds them, mode 600")
+
+
+@pytest.mark.slow
+def test_the_report_reads_the_warehouse_file_alone(nightly, tmp_path):
+    _, _, _, warehouse = nightly
+    # The warehouse file alone, and a restricted file in a folder that does not exist:
+    # attaching it would fail the step.
+    alone = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(warehouse, alone)
+    nowhere = tmp_path / "no-such-folder" / "restricted.duckdb"
+    result = dg.materialize([cio_report], resources={
+        "duckdb": WarehouseResource(database=str(alone), restricted_database=str(nowhere)),
+        "report_folder": ReportFolderResource(path=str(tmp_path / "report"))})
+    assert result.success
+    assert (tmp_path / "report" / "psafe_report.html").is_file() and not nowhere.parent.exists()
 
 
 @pytest.mark.slow
 def test_no_published_cell_has_fewer_than_five_respondents(nightly):
-    _, result, conn = nightly
+    _, result, conn, _ = nightly
     [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "anonymity_holds"]
     assert check.passed and check.metadata["respondent_columns_outside_restricted"].value == []
     assert conn.sql("select min(n_respondents) from marts.fct_team_survey_waves").fetchone()[0] >= 5
@@ -82,7 +159,7 @@ def test_no_published_cell_has_fewer_than_five_respondents(nightly):
 
 @pytest.mark.slow
 def test_subtracting_published_cells_from_wave_totals_recovers_no_suppressed_cell(nightly):
-    _, _, conn = nightly
+    _, _, conn, _ = nightly
     true_cells = dict(((team, wave, scale), (n, mean)) for team, wave, scale, n, mean in conn.sql(
         """
         select team, wave_quarter, item_set, count(*), avg(person_score) from (
@@ -119,7 +196,7 @@ def test_subtracting_published_cells_from_wave_totals_recovers_no_suppressed_cel
 
 @pytest.mark.slow
 def test_bad_rows_are_quarantined_with_reasons_and_counted(nightly):
-    _, result, conn = nightly
+    _, result, conn, _ = nightly
     survey = dict(conn.sql("select split_part(reason, ':', 1), count(*) from restricted.survey__responses_quarantine "
                            "group by 1").fetchall())
     assert survey == PLANTED_SURVEY
@@ -139,7 +216,7 @@ def test_bad_rows_are_quarantined_with_reasons_and_counted(nightly):
 
 @pytest.mark.slow
 def test_survey_waves_report_reliability_and_agreement(nightly):
-    _, _, conn = nightly
+    _, _, conn, _ = nightly
     waves = conn.sql("select cronbach_alpha, icc1, icc2, n_teams, n_teams_published from marts.fct_survey_waves "
                      "where scale = 'psychological_safety'").fetchall()
     assert len(waves) == 4
@@ -151,7 +228,7 @@ def test_survey_waves_report_reliability_and_agreement(nightly):
 
 @pytest.mark.slow
 def test_results_table_reports_every_kpi_and_warns_about_twelve_teams(nightly):
-    _, _, conn = nightly
+    _, _, conn, _ = nightly
     rows = conn.sql("select kpi, construct, estimate, q_value, n_teams, warnings from models.kpi_safety_effects "
                     "where role = 'main'").fetchall()
     assert {kpi for kpi, *_ in rows} >= {"log median TTR", "log median TTA", "incidents per head", "proactive share",

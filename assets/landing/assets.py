@@ -46,7 +46,7 @@ from assets.landing.survey import (
 from assets.landing.tables import read_records
 from assets.landing.team_map import TeamMapError, read_team_map
 from assets.warehouse.pool import WAREHOUSE_POOL
-from assets.warehouse.raw_tables import replace_table, warehouse_connection
+from assets.warehouse.raw_tables import replace_table, table_columns, warehouse_connection
 
 TEAM_MAP = dg.AssetKey(["raw", "config__team_map"])
 QUARANTINE_SCHEMA = {"source_file": pl.String, "source_line": pl.Int64, "reason": pl.String, "raw_row": pl.String}
@@ -111,16 +111,9 @@ def _files_of_kind(context, landing: LandingFolderResource, kind: str) -> tuple[
     return ready, waiting, mapping
 
 
-def _has_source_files(conn, schema: str, table: str) -> bool:
-    """Whether ``schema.table`` exists with the ``source_file`` column that says which export
-    each row came from (HR tables loaded before it was added have none)."""
-    return conn.execute("select count(*) from information_schema.columns where table_schema = ? and table_name = ? "
-                        "and column_name = 'source_file'", [schema, table]).fetchone()[0] > 0
-
-
 def _kept_rows(conn, schema: str, table: str, files: list[str]) -> pl.DataFrame | None:
     """Rows an earlier load took from ``files`` (still being copied now), to keep them."""
-    if not files or not _has_source_files(conn, schema, table):
+    if not files or "source_file" not in table_columns(conn, f"{schema}.{table}"):
         return None
     return conn.execute(f"select * from {schema}.{table} where source_file in (select unnest(?))", [files]).pl()
 
@@ -129,10 +122,10 @@ def _held_back_rows(conn, failures: list[KeyingFailure], accepted: pl.DataFrame)
     """The rows an earlier load took of the scales and waves the keying check held back now, to
     keep them (responses loaded anew in another wave are not kept twice). A table loaded before
     scales were told apart holds psychological safety only."""
-    if not failures or not _has_source_files(conn, "restricted", "survey__responses"):
+    columns = table_columns(conn, "restricted.survey__responses")
+    if not failures or "source_file" not in columns:
         return None
-    has_item_set = conn.execute("select count(*) from information_schema.columns where table_schema = 'restricted' "
-                                "and table_name = 'survey__responses' and column_name = 'item_set'").fetchone()[0]
+    has_item_set = "item_set" in columns
     responses = ("restricted.survey__responses" if has_item_set else
                  f"(select *, '{PSYCHOLOGICAL_SAFETY.key}' as item_set from restricted.survey__responses)")
     held = pl.DataFrame({"item_set": [f.item_set.key for f in failures],
@@ -346,7 +339,7 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
         return " union all ".join(select(f) for f in files) or empty
 
     def kept(schema: str, table: str, columns: tuple[str, ...]) -> str:
-        if not waiting or not _has_source_files(conn, schema, table):
+        if not waiting or "source_file" not in table_columns(conn, f"{schema}.{table}"):
             return ""
         return f" union all select {', '.join(columns)} from {schema}.{table} where source_file in (select unnest($waiting))"
 

@@ -64,8 +64,10 @@ class Records:
 
 
 def read_records(snapshot: Snapshot, sheet: str | None = None) -> Records:
-    """Every record of ``snapshot`` (CSV, TSV or XLSX), header rows included, in memory."""
-    conn = duckdb.connect()
+    """Every record of ``snapshot`` (CSV, TSV or XLSX), header rows included, in memory.
+    What DuckDB spills goes beside the snapshot, in its private folder (by default it would go
+    to the process's working folder, where anyone might read survey answers)."""
+    conn = duckdb.connect(config={"temp_directory": str(snapshot.path.parent / "spill")})
     try:
         records = load_records(conn, snapshot, sheet)
         records.frame = conn.execute("select * from export order by row").pl()

@@ -21,7 +21,8 @@ from assets.models.stats import (
     team_bootstrap_correlation,
 )
 from assets.warehouse.pool import WAREHOUSE_POOL
-from assets.warehouse.raw_tables import append_table, replace_table
+from assets.warehouse.raw_tables import append_table, replace_table, table_columns
+from assets.warehouse.resource import WarehouseResource
 
 
 TEAM_WAVES = ("marts", "fct_team_survey_waves")
@@ -135,8 +136,8 @@ def survey_waves(context: dg.AssetExecutionContext, config: SurveyWavesConfig, d
 
 
 def _exists(conn, schema: str, table: str, column: str | None = None) -> bool:
-    return conn.execute("select count(*) from information_schema.columns where table_schema = ? and table_name = ? "
-                        "and column_name = coalesce(?, column_name)", [schema, table, column]).fetchone()[0] > 0
+    columns = table_columns(conn, f"{schema}.{table}")
+    return bool(columns) and (column is None or column in columns)
 
 
 def _frozen_tables(conn) -> bool:
@@ -224,7 +225,7 @@ def survey_profiles(context: dg.AssetExecutionContext, config: SurveyProfilesCon
     yield dg.MaterializeResult(asset_key=["marts", "fct_survey_zone_moves"], metadata={"rows": len(moves)})
 
 
-# Columns that only respondent-level tables have; none may appear outside `restricted`.
+# Columns that only respondent-level tables have; none may appear in the warehouse file.
 RESPONDENT_COLUMNS = ("response_id", "submitted_at", "item_no", "answer")
 
 
@@ -235,12 +236,12 @@ RESPONDENT_COLUMNS = ("response_id", "submitted_at", "item_no", "answer")
     blocking=True,
     description=f"Fails if a published team-wave has fewer than {MIN_RESPONDENTS} respondents or no spread of scores "
     "(each person's score would show), a suppressed one shows any figure, a team is suppressed in one scale of a "
-    "wave but not in another, a wave's suppressed cells in a scale are a single cell, or a table outside the "
-    "restricted schema has respondent-level columns.",
+    "wave but not in another, a wave's suppressed cells in a scale are a single cell, or a table of the warehouse "
+    "file (the restricted file not attached) has respondent-level columns or a `restricted` schema.",
 )
-def anonymity_holds(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+def anonymity_holds(duckdb: WarehouseResource) -> dg.AssetCheckResult:
     cells = ".".join(TEAM_WAVES)
-    with duckdb.get_connection() as conn:
+    with duckdb.get_connection(restricted=False) as conn:
         small = conn.execute(f"select count(*) from {cells} where not is_suppressed and n_respondents < ?",
                              [MIN_RESPONDENTS]).fetchone()[0]
         flat = conn.sql(f"select count(*) from {cells} where not is_suppressed and score_sd = 0").fetchone()[0]
@@ -252,7 +253,7 @@ def anonymity_holds(duckdb: DuckDBResource) -> dg.AssetCheckResult:
                         "having count(*) filter (where is_suppressed) = 1)").fetchone()[0]
         leaks = conn.execute(
             "select table_schema || '.' || table_name || '.' || column_name from information_schema.columns "
-            f"where table_schema <> 'restricted' and column_name in ({', '.join('?' * len(RESPONDENT_COLUMNS))})",
+            f"where table_schema = 'restricted' or column_name in ({', '.join('?' * len(RESPONDENT_COLUMNS))})",
             list(RESPONDENT_COLUMNS),
         ).fetchall()
     return dg.AssetCheckResult(

@@ -26,6 +26,7 @@ from great_expectations.expectations.expectation_configuration import Expectatio
 
 from assets.quality.suites import COLUMN_ARGUMENTS, SUITES, Suite, target_columns
 from assets.warehouse.pool import WAREHOUSE_POOL
+from assets.warehouse.raw_tables import table_columns
 
 SAMPLE_SIZE = 5
 _NOT_ARGUMENTS = {"batch_id", "row_condition", *COLUMN_ARGUMENTS}
@@ -57,13 +58,7 @@ def _asset_check(suite: Suite) -> dg.AssetChecksDefinition:
 def _run_suite(suite: Suite, duckdb: DuckDBResource) -> dg.AssetCheckResult:
     """Read the columns the suite names and validate them; a missing column fails the check."""
     with duckdb.get_connection() as conn:
-        schema, table = suite.table.split(".")
-        present = {
-            name for (name,) in conn.execute(
-                "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
-                [schema, table],
-            ).fetchall()
-        }
+        present = set(table_columns(conn, suite.table))
         missing = [column for column in suite.columns if column not in present]
         if not present or missing:
             return _unreadable(suite, present, missing)

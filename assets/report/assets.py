@@ -3,13 +3,13 @@
 from datetime import UTC, datetime
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from assets.report.exports import about_sheet, export_names, write_csvs, write_html, write_xlsx
 from assets.report.html import render_report
 from assets.report.inputs import SOURCE_TABLES, read_report_inputs
 from assets.report.resource import ReportFolderResource
 from assets.warehouse.pool import WAREHOUSE_POOL
+from assets.warehouse.resource import WarehouseResource
 
 
 @dg.asset(
@@ -20,7 +20,7 @@ from assets.warehouse.pool import WAREHOUSE_POOL
     kinds={"html"},
 )
 def cio_report(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, report_folder: ReportFolderResource
+    context: dg.AssetExecutionContext, duckdb: WarehouseResource, report_folder: ReportFolderResource
 ) -> dg.MaterializeResult:
     """The report for CIO staff: one HTML file (no server, nothing loaded from elsewhere) that
     opens with the quarterly review (the organisation's survey scores per quarter with 95%
@@ -34,8 +34,9 @@ def cio_report(
     whether accountability changes the safety association and how Clark's stages go with the
     KPIs. Its tables are
     also written as CSV files and one XLSX workbook, one sheet per table, the results table with
-    every row as stored. Suppressed survey values appear nowhere."""
-    with duckdb.get_connection() as conn:
+    every row as stored. Suppressed survey values appear nowhere. It reads the warehouse file
+    alone: the restricted file of respondent-level data is not attached to its connection."""
+    with duckdb.get_connection(restricted=False) as conn:
         inputs = read_report_inputs(conn)
     folder = report_folder.folder()
     generated_at = datetime.now(UTC)

@@ -5,9 +5,10 @@ Every dbt model is an asset keyed ``[schema, name]`` (``staging/stg_pagerduty__i
 (which states the grain); its dbt tests are asset checks. Sources carry the keys of the
 Python assets that write them (``meta.dagster.asset_key`` in ``sql/models/_sources.yml``).
 
-Two multi-assets run ``dbt build``, both in the warehouse pool and both on the DuckDB file the
-``duckdb`` resource names (passed to dbt as ``PSAFE_WAREHOUSE``, which ``sql/profiles.yml``
-reads). dbt runs inside the run's process (dbt's ``dbtRunner``), not as a subprocess: the
+Two multi-assets run ``dbt build``, both in the warehouse pool and both on the DuckDB files the
+``duckdb`` resource names (passed to dbt as ``PSAFE_WAREHOUSE`` and ``PSAFE_RESTRICTED_WAREHOUSE``,
+which ``sql/profiles.yml`` attaches as ``warehouse`` and ``restricted``; the models of
+``models/restricted/`` are built in the restricted file). dbt runs inside the run's process (dbt's ``dbtRunner``), not as a subprocess: the
 project is parsed once per process and every build reuses that parse, so a step pays for its
 models and tests, not for starting dbt; dagster-dbt turns dbt's events into the
 materializations and asset checks, and each finished node is logged as it finishes:
@@ -50,15 +51,20 @@ from assets.models.psychometrics import SAFETY_MAX_WAVE_AGE_QUARTERS
 from assets.warehouse.partitions import HISTORY_START, monthly_partitions
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import migrate_raw_tables
-from assets.warehouse.resource import WarehouseResource
+from assets.warehouse.resource import WarehouseResource, ensure_restricted_file
+from assets.warehouse.restricted import RESTRICTED_VARIABLE, resolve_restricted_path
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 # The dbt selection of the monthly partitioned marts: the models that replace months.
 MONTHLY_MARTS = "config.incremental_strategy:replace_months"
 # Unit tests check the SQL's logic on fixed rows: run by the test suite, not every night.
 NOT_UNIT_TESTS = ["--exclude-resource-type", "unit_test"]
-# Stands in for the warehouse when dbt only parses the project (it opens no database then).
+# Stand in for the warehouse files when dbt only parses the project (it opens no database then).
 _PARSE_ONLY_WAREHOUSE = "parse-only.duckdb"
+_PARSE_ONLY_RESTRICTED = "parse-only.restricted.duckdb"
+# The database sql/profiles.yml attaches the warehouse file as; models of the restricted file
+# are in the database `restricted` (assets/warehouse/restricted.py).
+WAREHOUSE_DATABASE = "warehouse"
 # dbt's events that report a finished node: logged as they come, turned into Dagster events.
 _NODE_RESULTS = {"LogModelResult", "LogTestResult", "LogSeedResult", "LogSnapshotResult"}
 
@@ -71,18 +77,27 @@ def dbt_vars(**runtime: str) -> dict[str, str]:
 
 
 @contextmanager
-def warehouse_environment(warehouse: str | None) -> Iterator[None]:
-    """``PSAFE_WAREHOUSE`` set to ``warehouse`` while dbt runs (sql/profiles.yml reads it), or
-    to a stand-in for a parse when neither it nor the environment names one."""
-    previous = os.environ.get("PSAFE_WAREHOUSE")
-    os.environ["PSAFE_WAREHOUSE"] = warehouse or previous or _PARSE_ONLY_WAREHOUSE
+def warehouse_environment(warehouse: str | None, restricted: str | None = None) -> Iterator[None]:
+    """``PSAFE_WAREHOUSE`` and ``PSAFE_RESTRICTED_WAREHOUSE`` set while dbt runs (sql/profiles.yml
+    reads them): ``warehouse`` and ``restricted`` (default: the warehouse's restricted file, as
+    the ``duckdb`` resource finds it), or stand-ins for a parse when neither they nor the
+    environment name the files."""
+    chosen = warehouse or os.environ.get("PSAFE_WAREHOUSE")
+    values = {
+        "PSAFE_WAREHOUSE": chosen or _PARSE_ONLY_WAREHOUSE,
+        RESTRICTED_VARIABLE: (resolve_restricted_path(chosen, restricted) if chosen
+                              else _PARSE_ONLY_RESTRICTED),
+    }
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if previous is None:
-            del os.environ["PSAFE_WAREHOUSE"]
-        else:
-            os.environ["PSAFE_WAREHOUSE"] = previous
+        for name, value in previous.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 def _project_files(project_dir: Path) -> Iterator[Path]:
@@ -113,8 +128,10 @@ class InProcessDbt:
         self.manifest = self.invoke(None, ["parse"]).result
 
     def invoke(self, warehouse: Path | str | None, args: list[str],
-               callbacks: list[Callable[[Any], None]] | None = None, **runtime_vars: str):
-        """``dbt <args>`` on ``warehouse``; returns dbt's result, raising ``DbtFailed`` only when
+               callbacks: list[Callable[[Any], None]] | None = None, restricted: str | None = None,
+               **runtime_vars: str):
+        """``dbt <args>`` on ``warehouse`` and its restricted file (``restricted``, default as
+        the ``duckdb`` resource finds it); returns dbt's result, raising ``DbtFailed`` only when
         dbt could not run the command at all (a node that fails is in the result)."""
         from dbt.adapters.duckdb.connections import DuckDBConnectionManager
         from dbt.cli.main import dbtRunner
@@ -123,7 +140,12 @@ class InProcessDbt:
                    "--target-path", str(self.target), "--log-path", str(self.target),
                    "--vars", json.dumps({**self.vars, **runtime_vars})]
         manifest = getattr(self, "manifest", None)
-        with warehouse_environment(None if warehouse is None else str(warehouse)):
+        if warehouse is not None:
+            # dbt-duckdb would create a missing restricted file with the umask's mode (and fail on
+            # a missing default folder): it is created private first.
+            restricted = resolve_restricted_path(str(warehouse), restricted)
+            ensure_restricted_file(str(warehouse), restricted)
+        with warehouse_environment(None if warehouse is None else str(warehouse), restricted):
             try:
                 result = dbtRunner(manifest=manifest, callbacks=callbacks).invoke([*args, *options])
             finally:
@@ -163,7 +185,7 @@ def prepare_manifest(project: DbtProject, *, force: bool = False) -> None:
         if all(path.stat().st_mtime <= built for path in _project_files(project.project_dir)):
             return
     manifest.parent.mkdir(parents=True, exist_ok=True)
-    run_with_concurrent_update_guard(manifest, lambda: InProcessDbt(project.target_path, project.project_dir))
+    run_with_concurrent_update_guard(manifest, lambda: InProcessDbt(project.project_dir / project.target_path, project.project_dir))
 
 
 dbt_project = DbtProject(project_dir=SQL_DIR)
@@ -185,16 +207,24 @@ def _manifest_json() -> dict[str, Any]:
     return json.loads(dbt_project.manifest_path.read_text())
 
 
+def relation_name(dbt_resource_props: Mapping[str, Any]) -> tuple[str, str]:
+    """A model's table as the pipeline's queries name it: ``(schema, name)`` in the warehouse,
+    ``(restricted, name)`` for a model of the restricted file (its schema main)."""
+    database = dbt_resource_props["database"]
+    return (dbt_resource_props["schema"] if database == WAREHOUSE_DATABASE else database), dbt_resource_props["name"]
+
+
 class WarehouseTranslator(DagsterDbtTranslator):
-    """Keys ``[schema, name]`` and groups by schema, as the warehouse's tables are named."""
+    """Keys ``[schema, name]`` and groups by schema, as the warehouse's tables are named
+    (``[restricted, name]`` and the group ``restricted`` for the restricted file's)."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
             return super().get_asset_key(dbt_resource_props)
-        return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+        return dg.AssetKey(list(relation_name(dbt_resource_props)))
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        return dbt_resource_props["schema"]
+        return relation_name(dbt_resource_props)[0]
 
 
 translator = WarehouseTranslator()
@@ -230,11 +260,12 @@ def run_dbt(context: dg.AssetExecutionContext, duckdb: WarehouseResource, args: 
             results.append(msg_to_dict(event))
             context.log.info(f"dbt: {event.info.msg}")
 
-    # dbt-duckdb opens the file itself: a damaged or unwritable warehouse fails here, at once.
+    # dbt-duckdb opens the files itself: a damaged or unwritable one fails here, at once (and a
+    # restricted file that does not exist yet is created private here, not by dbt-duckdb).
     duckdb.check()
     engine = process_dbt()
     outcome = engine.invoke(duckdb.database, [*args, *_selection(context), *NOT_UNIT_TESTS], callbacks=[on_event],
-                            **_duckdb_settings(duckdb), **runtime_vars)
+                            restricted=duckdb.restricted_path, **_duckdb_settings(duckdb), **runtime_vars)
     for raw_event in results:
         yield from DbtCoreCliEventMessage(raw_event=raw_event, event_history_metadata={}).to_default_asset_events(
             manifest=_manifest_json(), dagster_dbt_translator=translator, context=context,

@@ -306,11 +306,28 @@ def _ensure_sync_state(conn: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def ensure_schema(conn: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """Create ``schema`` in the warehouse, unless it names an attached database: ``restricted.<table>``
+    is a table of the restricted file's schema main (assets/warehouse/restricted.py), and a
+    schema of that name in the warehouse would make the name ambiguous."""
+    if not conn.execute("select count(*) from duckdb_databases() where database_name = ?", [schema]).fetchone()[0]:
+        conn.execute(f"create schema if not exists {schema}")
+
+
+def table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """The columns of ``table`` (``schema.name``, resolved as a query would: ``restricted.<name>``
+    in the restricted file), or [] if there is no such table."""
+    try:
+        return [name for name, *_ in conn.execute(f"describe {table}").fetchall()]
+    except duckdb.CatalogException:
+        return []
+
+
 def append_table(conn: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pl.DataFrame) -> int:
     """Add ``frame``'s rows to ``schema.table`` (matched by column name), creating the table
     with the frame's columns if it does not exist (for tables written once per row, never
     replaced)."""
-    conn.execute(f"create schema if not exists {schema}")
+    ensure_schema(conn, schema)
     conn.register("incoming_frame", frame.to_arrow())
     try:
         conn.execute(f"create table if not exists {schema}.{table} as select * from incoming_frame where false")
@@ -322,7 +339,7 @@ def append_table(conn: duckdb.DuckDBPyConnection, schema: str, table: str, frame
 
 def replace_table(conn: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pl.DataFrame) -> int:
     """Replace ``schema.table`` with ``frame`` (for whole-file exports that are re-sent in full)."""
-    conn.execute(f"create schema if not exists {schema}")
+    ensure_schema(conn, schema)
     conn.register("incoming_frame", frame.to_arrow())
     try:
         conn.execute(f"create or replace table {schema}.{table} as select * from incoming_frame")
