@@ -125,7 +125,8 @@ def test_the_warehouse_file_opened_alone_holds_no_respondent_row(nightly):
     # The same look finds them in the restricted file (the quarantine's inside its raw rows), private.
     restricted = warehouse.parent / "restricted" / "warehouse.restricted.duckdb"
     assert sorted(analyst_look(restricted, response_ids)["tables_holding_response_ids"]) == [
-        '"main"."stg_survey__responses"', '"main"."survey__responses"', '"main"."survey__responses_quarantine"']
+        '"main"."stg_survey__responses"', '"main"."survey__responses"', '"main"."survey__responses_quarantine"',
+        '"main"."survey__wave_members"']
     assert restricted.stat().st_mode & 0o777 == 0o600 and restricted.parent.stat().st_mode & 0o777 == 0o700
     print(f"the warehouse file alone: {len(look['columns'])} columns, the text of {look['tables_searched']} tables "
           f"searched for {len(response_ids)} response ids: none found; the restricted file holds them, mode 600")
