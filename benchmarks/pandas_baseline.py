@@ -8,8 +8,9 @@ definitions); when those change, change this module (and benchmarks/polars_basel
 with them. ``compare`` checks it against the SQL mart, which makes it a correctness check
 of both. Every column of the SQL mart is mirrored; the one rule taken from the project
 rather than re-derived is the survey's disclosure rule
-(``assets.models.psychometrics.suppressed_cells``: which team-waves are hidden), a privacy
-policy rather than a computation.
+(``assets.models.psychometrics.wave_suppression``: which team-waves are hidden), a privacy
+policy rather than a computation. Every wave is taken as closed (frozen waves,
+assets/models/frozen_waves.py, only differ for responses loaded after their wave froze).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from assets.models.psychometrics import MIN_ITEMS_ANSWERED, SAFETY_MAX_WAVE_AGE_QUARTERS, suppressed_cells
+from assets.landing.item_sets import ITEM_SETS
+from assets.models.psychometrics import SAFETY_MAX_WAVE_AGE_QUARTERS, wave_suppression
 from assets.warehouse.partitions import HISTORY_START
 
 KEY = ["team", "period_month"]
@@ -29,6 +31,8 @@ COUNT_COLUMNS = ("voluntary_leavers", "critical_voluntary_leavers", "incidents",
                  "open_incidents", "auto_resolved_incidents", "reopened_incidents",
                  "proactive_tickets", "reactive_tickets", "unclassified_tickets")
 TEST_SERVICE = re.compile(r"\btest\b", re.IGNORECASE)
+# The scales the mart carries forward, and the prefix of their columns there.
+LAGGED_SCALES = {"psychological_safety": "safety", "accountability": "accountability"}
 
 
 def _read(conn: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
@@ -52,8 +56,8 @@ def team_month_mart(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     def claims(source: str) -> pd.DataFrame:
         return team_map.loc[team_map["source"] == source, ["identifier", "team"]]
 
-    months = _headcount(conn, claims("hr_org_unit"))
-    months = months[months["period_month"] >= pd.Timestamp(HISTORY_START)]  # the API syncs start there
+    every_month = _headcount(conn, claims("hr_org_unit"))
+    months = every_month[every_month["period_month"] >= pd.Timestamp(HISTORY_START)]  # the API syncs start there
     for part in (_leavers(conn, claims("hr_org_unit")), _incidents(conn, claims), _tickets(conn, claims)):
         months = months.merge(part, on=KEY, how="left")
     for column in COUNT_COLUMNS:
@@ -64,7 +68,7 @@ def team_month_mart(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     )
     flagged = (months["proactive_tickets"] + months["reactive_tickets"]).replace(0, np.nan)
     months["proactive_share"] = months["proactive_tickets"] / flagged
-    return _with_lagged_safety(months, _survey_waves(conn, claims("survey_group")))
+    return _with_lagged_scores(months, _survey_waves(conn, claims("survey_group"), every_month))
 
 
 def _headcount(conn, org_units: pd.DataFrame) -> pd.DataFrame:
@@ -220,38 +224,49 @@ def _tickets(conn, claims) -> pd.DataFrame:
     return counts.reset_index()
 
 
-def _survey_waves(conn, groups: pd.DataFrame) -> pd.DataFrame:
-    """fct_team_survey_waves' published cells: person score = mean of at least 5 answered
-    items; a team-wave's mean over its scored respondents; hidden cells left out."""
-    answers = conn.sql("select response_id, survey_group, submitted_at, score from restricted.survey__responses").df()
+def _survey_waves(conn, groups: pd.DataFrame, months: pd.DataFrame) -> pd.DataFrame:
+    """fct_team_survey_waves' published cells: person score = mean of at least the scale's
+    minimum of answered items; a team-wave's mean over its scored respondents per scale;
+    hidden cells left out (the disclosure rule reads each team's largest monthly headcount
+    of the quarter)."""
+    answers = conn.sql("select response_id, survey_group, submitted_at, item_set, score "
+                       "from restricted.survey__responses").df()
     answers = answers.merge(groups, left_on="survey_group", right_on="identifier")
     answers["wave_quarter"] = _quarter(pd.to_datetime(answers["submitted_at"]))
-    people = answers.groupby(["response_id", "team", "wave_quarter"])["score"].agg(["mean", "count"]).reset_index()
-    people = people[people["count"] >= MIN_ITEMS_ANSWERED]
-    cells = people.groupby(["wave_quarter", "team"])["mean"].agg(n_respondents="count", safety_mean="mean")
-    hidden = {(wave, team) for wave, sizes in cells["n_respondents"].groupby(level="wave_quarter")
-              for team in suppressed_cells(sizes.droplevel("wave_quarter"))}
-    cells = cells.reset_index()
+    people = answers.groupby(["response_id", "team", "wave_quarter", "item_set"])["score"].agg(
+        ["mean", "count"]).reset_index()
+    people = people[people["count"] >= people["item_set"].map({k: s.min_answered for k, s in ITEM_SETS.items()})]
+    people = people.rename(columns={"item_set": "scale", "mean": "person_score"})
+    headcount = months.assign(wave_quarter=_quarter(months["period_month"])).groupby(
+        ["wave_quarter", "team"])["headcount"].max()
+    hidden = {(wave, team) for wave, wave_people in people.groupby("wave_quarter")
+              for team in wave_suppression(wave_people, headcount.xs(wave).to_dict() if wave in headcount else {}
+                                           ).hidden}
+    cells = people.groupby(["wave_quarter", "scale", "team"])["person_score"].agg(
+        n_respondents="count", mean="mean").reset_index()
     return cells[[(w, t) not in hidden for w, t in zip(cells["wave_quarter"], cells["team"])]]
 
 
-def _with_lagged_safety(months: pd.DataFrame, waves: pd.DataFrame) -> pd.DataFrame:
-    """The latest reportable wave of an earlier quarter, carried forward for at most
-    SAFETY_MAX_WAVE_AGE_QUARTERS; an older one leaves the month without safety, stale."""
+def _with_lagged_scores(months: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """Per scale, the latest reportable wave of an earlier quarter, carried forward for at most
+    SAFETY_MAX_WAVE_AGE_QUARTERS; an older one leaves the month without it (safety: stale)."""
     months["period_quarter"] = _quarter(months["period_month"])
-    waves = waves.rename(columns={"wave_quarter": "safety_wave_quarter", "n_respondents": "safety_n_respondents",
-                                  "safety_mean": "safety_lagged"})
-    merged = pd.merge_asof(
-        months.sort_values("period_quarter"), waves.sort_values("safety_wave_quarter"),
-        left_on="period_quarter", right_on="safety_wave_quarter", by="team",
-        allow_exact_matches=False, direction="backward",
-    )
-    period, wave = pd.to_datetime(merged["period_quarter"]), pd.to_datetime(merged["safety_wave_quarter"])
-    age = ((period.dt.year - wave.dt.year) * 4 + (period.dt.month - wave.dt.month) // 3)
-    merged["is_safety_wave_stale"] = age > SAFETY_MAX_WAVE_AGE_QUARTERS  # no wave: NaN age, not stale
-    safety = ["safety_wave_quarter", "safety_n_respondents", "safety_lagged"]
-    merged[safety] = merged[safety].where(~merged["is_safety_wave_stale"])
-    return merged.drop(columns="period_quarter").sort_values(KEY).reset_index(drop=True)
+    for scale, prefix in LAGGED_SCALES.items():
+        columns = [f"{prefix}_wave_quarter", f"{prefix}_n_respondents", f"{prefix}_lagged"]
+        waves = cells.loc[cells["scale"] == scale, ["team", "wave_quarter", "n_respondents", "mean"]]
+        waves = waves.set_axis(["team", *columns], axis=1)
+        months = pd.merge_asof(
+            months.sort_values("period_quarter"), waves.sort_values(columns[0]),
+            left_on="period_quarter", right_on=columns[0], by="team",
+            allow_exact_matches=False, direction="backward",
+        )
+        period, wave = pd.to_datetime(months["period_quarter"]), pd.to_datetime(months[columns[0]])
+        age = ((period.dt.year - wave.dt.year) * 4 + (period.dt.month - wave.dt.month) // 3)
+        stale = age > SAFETY_MAX_WAVE_AGE_QUARTERS  # no wave: NaN age, not stale
+        months[columns] = months[columns].where(~stale)
+        if prefix == "safety":
+            months["is_safety_wave_stale"] = stale
+    return months.drop(columns="period_quarter").sort_values(KEY).reset_index(drop=True)
 
 
 def compare(sql_mart: pd.DataFrame, pandas_mart: pd.DataFrame, rtol: float = 1e-9) -> dict:

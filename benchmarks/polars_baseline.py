@@ -3,7 +3,7 @@ a data engineer fluent in polars would write it: one lazy query plan per source,
 
 It mirrors benchmarks/pandas_baseline.py (and so the dbt models and the survey waves asset);
 when the mart's definitions change, change both. The survey's disclosure rule is taken from
-the project (``assets.models.psychometrics.suppressed_cells``), as the pandas baseline does.
+the project (``assets.models.psychometrics.wave_suppression``), as the pandas baseline does.
 """
 
 from datetime import date
@@ -12,12 +12,15 @@ import duckdb
 import pandas as pd
 import polars as pl
 
-from assets.models.psychometrics import MIN_ITEMS_ANSWERED, SAFETY_MAX_WAVE_AGE_QUARTERS, suppressed_cells
+from assets.landing.item_sets import ITEM_SETS
+from assets.models.psychometrics import SAFETY_MAX_WAVE_AGE_QUARTERS, wave_suppression
 from assets.warehouse.partitions import HISTORY_START
 
 KEY = ["team", "period_month"]
 TEST_SERVICE = r"(?i)\btest\b"
 TICKET_CLASSES = ("proactive", "reactive", "unclassified")
+# The scales the mart carries forward, and the prefix of their columns there.
+LAGGED_SCALES = {"psychological_safety": "safety", "accountability": "accountability"}
 
 
 def _scan(conn: duckdb.DuckDBPyConnection, sql: str) -> pl.LazyFrame:
@@ -40,7 +43,8 @@ def team_month_mart(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     def claims(source: str) -> pl.LazyFrame:
         return team_map.filter(pl.col("source") == source).select("identifier", "team")
 
-    months = _headcount(conn, claims("hr_org_unit")).filter(pl.col("period_month") >= date.fromisoformat(HISTORY_START))
+    every_month = _headcount(conn, claims("hr_org_unit"))
+    months = every_month.filter(pl.col("period_month") >= date.fromisoformat(HISTORY_START))
     for part in (_leavers(conn, claims("hr_org_unit")), _incidents(conn, claims), _tickets(conn, claims)):
         months = months.join(part, on=KEY, how="left")
     counts = ["voluntary_leavers", "critical_voluntary_leavers", "incidents", "n_ttr", "n_tta", "n_ttd",
@@ -54,7 +58,7 @@ def team_month_mart(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         .then(pl.col("avg_critical_headcount")),
         proactive_share=pl.col("proactive_tickets") / pl.when(flagged != 0).then(flagged),
     )
-    mart = _with_lagged_safety(months, _survey_waves(conn, claims("survey_group"))).sort(KEY).collect()
+    mart = _with_lagged_scores(months, _survey_waves(conn, claims("survey_group"), every_month)).sort(KEY).collect()
     return mart.to_pandas()
 
 
@@ -211,38 +215,48 @@ def _tickets(conn, claims) -> pl.LazyFrame:
         **{f"{name}_tickets": (pl.col("ticket_class") == name).sum() for name in TICKET_CLASSES})
 
 
-def _survey_waves(conn, groups: pl.LazyFrame) -> pl.LazyFrame:
-    """fct_team_survey_waves' published cells: person score = mean of at least 5 answered
-    items; a team-wave's mean over its scored respondents; hidden cells left out."""
-    answers = (_scan(conn, "select response_id, survey_group, submitted_at, score from restricted.survey__responses")
+def _survey_waves(conn, groups: pl.LazyFrame, months: pl.LazyFrame) -> pl.LazyFrame:
+    """fct_team_survey_waves' published cells: person score = mean of at least the scale's
+    minimum of answered items; a team-wave's mean over its scored respondents per scale;
+    hidden cells left out (the disclosure rule reads each team's largest monthly headcount
+    of the quarter)."""
+    minimum = pl.DataFrame({"item_set": list(ITEM_SETS), "min_answered": [s.min_answered for s in ITEM_SETS.values()]})
+    answers = (_scan(conn, "select response_id, survey_group, submitted_at, item_set, score "
+                           "from restricted.survey__responses")
                .join(groups, left_on="survey_group", right_on="identifier")
                .with_columns(wave_quarter=pl.col("submitted_at").cast(pl.Datetime).dt.truncate("1q").cast(pl.Date)))
-    people = (answers.group_by("response_id", "team", "wave_quarter")
-              .agg(mean=pl.col("score").mean(), count=pl.col("score").count())
-              .filter(pl.col("count") >= MIN_ITEMS_ANSWERED))
-    cells = people.group_by("wave_quarter", "team").agg(n_respondents=pl.len(), safety_mean=pl.col("mean").mean())
-    sizes = cells.select("wave_quarter", "team", "n_respondents").collect().to_pandas()
-    hidden = [(pd.Timestamp(wave).date(), team) for wave, wave_cells in sizes.groupby("wave_quarter")
-              for team in suppressed_cells(wave_cells.set_index("team")["n_respondents"])]
+    people = (answers.group_by("response_id", "team", "wave_quarter", "item_set")
+              .agg(person_score=pl.col("score").mean(), count=pl.col("score").count())
+              .join(minimum.lazy(), on="item_set")
+              .filter(pl.col("count") >= pl.col("min_answered"))
+              .rename({"item_set": "scale"}))
+    headcount = (months.group_by(wave_quarter=pl.col("period_month").dt.truncate("1q"), team="team")
+                 .agg(pl.col("headcount").max()).collect())
+    persons = people.select("wave_quarter", "team", "scale", "person_score").collect().to_pandas()
+    hidden = [(day, team) for wave, wave_people in persons.groupby("wave_quarter") for day in [pd.Timestamp(wave).date()]
+              for team in wave_suppression(wave_people, dict(headcount.filter(pl.col("wave_quarter") == day)
+                                                             .select("team", "headcount").iter_rows())).hidden]
     hidden_cells = pl.LazyFrame(hidden, schema={"wave_quarter": pl.Date, "team": pl.String}, orient="row")
+    cells = people.group_by("wave_quarter", "scale", "team").agg(n_respondents=pl.len(),
+                                                                  mean=pl.col("person_score").mean())
     return cells.join(hidden_cells, on=["wave_quarter", "team"], how="anti")
 
 
-def _with_lagged_safety(months: pl.LazyFrame, waves: pl.LazyFrame) -> pl.LazyFrame:
-    """The latest reportable wave of an earlier quarter, carried forward for at most
-    SAFETY_MAX_WAVE_AGE_QUARTERS; an older one leaves the month without safety, stale."""
-    waves = waves.select(safety_wave_quarter="wave_quarter", team="team",
-                         safety_n_respondents="n_respondents", safety_lagged="safety_mean")
+def _with_lagged_scores(months: pl.LazyFrame, cells: pl.LazyFrame) -> pl.LazyFrame:
+    """Per scale, the latest reportable wave of an earlier quarter, carried forward for at most
+    SAFETY_MAX_WAVE_AGE_QUARTERS; an older one leaves the month without it (safety: stale)."""
     months = months.with_columns(period_quarter=pl.col("period_month").dt.truncate("1q"))
     quarters = (lambda date: date.dt.year() * 4 + date.dt.quarter())
-    age = quarters(pl.col("period_quarter")) - quarters(pl.col("safety_wave_quarter"))
-    stale = (age > SAFETY_MAX_WAVE_AGE_QUARTERS).fill_null(False)
-    safety = ["safety_wave_quarter", "safety_n_respondents", "safety_lagged"]
-    return (months.sort("period_quarter")
-            .join_asof(waves.sort("safety_wave_quarter"), left_on="period_quarter", right_on="safety_wave_quarter",
-                       by="team", strategy="backward", allow_exact_matches=False,
-                       check_sortedness=False)
-            .with_columns(is_safety_wave_stale=stale)
-            .with_columns([pl.when(pl.col("is_safety_wave_stale")).then(None).otherwise(pl.col(c)).alias(c)
-                           for c in safety])
-            .drop("period_quarter"))
+    for scale, prefix in LAGGED_SCALES.items():
+        columns = [f"{prefix}_wave_quarter", f"{prefix}_n_respondents", f"{prefix}_lagged"]
+        waves = cells.filter(pl.col("scale") == scale).select(
+            "team", **dict(zip(columns, ("wave_quarter", "n_respondents", "mean"))))
+        stale = (quarters(pl.col("period_quarter")) - quarters(pl.col(columns[0])) > SAFETY_MAX_WAVE_AGE_QUARTERS
+                 ).fill_null(False)
+        months = (months.sort("period_quarter")
+                  .join_asof(waves.sort(columns[0]), left_on="period_quarter", right_on=columns[0], by="team",
+                             strategy="backward", allow_exact_matches=False, check_sortedness=False)
+                  .with_columns(stale=stale)
+                  .with_columns([pl.when(pl.col("stale")).then(None).otherwise(pl.col(c)).alias(c) for c in columns]))
+        months = months.rename({"stale": "is_safety_wave_stale"}) if prefix == "safety" else months.drop("stale")
+    return months.drop("period_quarter")

@@ -9,6 +9,8 @@ from assets.jira.classification import read_rules, rules_frame
 from assets.jira.resource import DEFAULT_CLASSIFICATION_RULES
 from assets.kpi_rules import KpiRules, read_kpi_rules
 from assets.kpi_rules import rules_frame as kpi_rules_frame
+from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
+from assets.models.assets import CELL_SCHEMA
 from assets.warehouse.dbt import InProcessDbt, relation_name
 from assets.warehouse.raw_tables import RAW_FIELDS, replace_table, upsert_json_records
 from assets.warehouse.resource import attach_restricted, open_warehouse
@@ -36,8 +38,9 @@ TEAM_MONTH_MODELS = (
     "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "stg_pagerduty__incident_reviews",
     "stg_pagerduty__review_action_items", "stg_jira__issues", "stg_hr__headcount", "stg_hr__terminations",
     "int_team_owners", "int_pagerduty_team_owners", "int_jira_issue_teams", "int_post_incident_reviews",
-    "int_review_incidents", "int_review_action_items", "int_ticket_reporters", "dim_teams", "fct_incidents",
-    "fct_tickets", "fct_incident_reviews", "fct_review_action_items", "fct_incident_repeats", "mart_team_month",
+    "int_review_incidents", "int_review_action_items", "int_ticket_reporters", "int_team_month_headcount",
+    "dim_teams", "fct_incidents", "fct_tickets", "fct_incident_reviews", "fct_review_action_items",
+    "fct_incident_repeats", "fct_team_month_survey_scores", "mart_team_month",
 )
 # Export tables as the landing assets write them (text columns), for tests that leave them empty.
 EXPORT_COLUMNS = {
@@ -100,6 +103,14 @@ class Warehouse:
     def raw_rows(self, table: str, rows: list[dict]) -> None:
         replace_table(self.conn, "raw", table, pl.DataFrame(rows, infer_schema_length=None).cast(pl.String))
 
+    def survey_cells(self, cells: list[dict]) -> None:
+        """marts.fct_team_survey_waves as the survey asset writes it, from ``cells``: team,
+        wave_quarter and score_mean (None: suppressed), optionally scale (default
+        psychological safety), n_respondents (default 6) and score_sd."""
+        rows = [{"scale": PSYCHOLOGICAL_SAFETY.key, "is_suppressed": c.get("score_mean") is None,
+                 "n_respondents": None if c.get("score_mean") is None else 6, **c} for c in cells]
+        replace_table(self.conn, "marts", "fct_team_survey_waves", pl.DataFrame(rows, schema=CELL_SCHEMA))
+
     def classification_rules(self, path=DEFAULT_CLASSIFICATION_RULES) -> None:
         replace_table(self.conn, "raw", "config__ticket_classification", rules_frame(read_rules(path)))
 
@@ -124,7 +135,8 @@ class Warehouse:
         self.build(*TEAM_MONTH_MODELS)
 
     def create_missing_sources(self) -> None:
-        """Empty API and export tables for the sources the test did not load, and the default rules."""
+        """Empty API, export and survey tables for the sources the test did not load, and the
+        default rules."""
         for table in RAW_FIELDS:
             self.raw_json(table, [])
         for (schema, table), columns in EXPORT_COLUMNS.items():
@@ -135,6 +147,8 @@ class Warehouse:
             self.classification_rules()
         if "config__kpi_rules" not in loaded:
             self.kpi_rules()
+        if "fct_team_survey_waves" not in loaded:
+            self.survey_cells([])
 
     def relation(self, model: str) -> str:
         node = next(n for n in self.dbt.manifest.nodes.values() if n.resource_type == "model" and n.name == model)

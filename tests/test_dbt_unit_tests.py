@@ -1,18 +1,16 @@
 """The dbt unit tests (sql/models/*/_unit_tests.yml) pass: the marts' logic on fixed rows,
 with the expected rows worked out by hand (durations, team attribution, classification,
-attrition arithmetic, carry-forward of the lagged safety score)."""
+attrition arithmetic, carry-forward of the lagged survey scores)."""
 
 from conftest import Warehouse
 
 
 def test_every_dbt_unit_test_passes(tmp_path, dbt):
     unit_tests = [node for node in dbt.manifest.unit_tests.values()]
-    assert {test.model for test in unit_tests} >= {"fct_incidents", "fct_tickets", "mart_team_month", "int_pagerduty_team_owners"}
+    assert {test.model for test in unit_tests} >= {"fct_incidents", "fct_tickets", "mart_team_month", "int_pagerduty_team_owners",
+                                                   "fct_team_month_survey_scores"}
     warehouse = Warehouse(tmp_path / "warehouse.duckdb", dbt)
     warehouse.create_missing_sources()
-    warehouse.conn.execute("create schema if not exists marts; create table marts.fct_team_survey_waves "
-                           "(team varchar, wave_quarter date, n_respondents bigint, safety_mean double, "
-                           "is_suppressed boolean)")
     # Unit tests read the column types of the models' inputs from the warehouse: build them, empty.
     warehouse.build("+mart_team_month", "--exclude", "stg_survey__responses")
     results = [r for r in warehouse.run("test", "--select", "test_type:unit").result.results

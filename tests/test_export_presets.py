@@ -28,6 +28,8 @@ Where each layout is documented (fixtures below are built from these, not from o
 import csv
 import io
 import os
+import re
+from collections import Counter
 from datetime import UTC, datetime
 
 import openpyxl
@@ -36,10 +38,10 @@ import pytest
 
 from assets.landing.files import FileFacts, ShrunkExport, check_shrinkage, classify
 from assets.landing.hr import read_hr_file
-from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
+from assets.landing.item_sets import ACCOUNTABILITY, CLARK_INCLUSION, PSYCHOLOGICAL_SAFETY
 from assets.landing.mapping import Mapping, MappingError, read_mapping
 from assets.landing.snapshot import SnapshotChanged, is_ready, take_snapshot
-from assets.landing.survey import KeyingError, SurveyExportError, read_survey_exports
+from assets.landing.survey import SurveyExportError, read_survey_exports
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 ITEMS = [item.text for item in PSYCHOLOGICAL_SAFETY.items]
@@ -200,8 +202,11 @@ def test_items_a_tool_already_reverse_scored_fail_the_keying_check_until_the_map
         rows.append([f"R{i}", "2025-02-10", "Payments", *[level] * 7])  # reverse-keyed items already turned round
     path = tmp_path / "wave.csv"
     path.write_text(csv_text(rows))
-    with pytest.raises(KeyingError, match=r"wave 2025-Q1: alpha -?\d.*item 1 .*item 3 .*item 5"):
-        read_survey_exports([path], GROUPS, NOW)
+    held_back = read_survey_exports([path], GROUPS, NOW)
+    assert held_back.checked.accepted == [] and len(held_back.keying_failures) == 1
+    assert re.search(r"psychological safety in wave 2025-Q1: alpha -?\d.*item 1 .*item 3 .*item 5",
+                     held_back.keying_failures[0].message)
+    assert held_back.warnings == [held_back.keying_failures[0].message]
     (tmp_path / "export_mapping.yml").write_text(
         "survey:\n  item_sets:\n    psychological_safety:\n      already_reversed: [1, 3, 5]\n")
     load = read_survey_exports([path], GROUPS, NOW, settings=read_mapping(tmp_path).settings("wave.csv", "survey"))
@@ -354,3 +359,38 @@ def test_a_cumulative_export_beside_a_wave_export_counts_each_response_once(tmp_
     (tmp_path / "cumulative.csv").write_text(csv_text(rows))
     load = read_survey_exports([tmp_path / "wave_2025q1.csv", tmp_path / "cumulative.csv"], GROUPS, NOW)
     assert load.responses == 24 and load.identical_copies == 12 and not load.checked.quarantined
+
+
+def test_optional_scales_load_when_the_export_has_them_and_a_partial_scale_is_named(tmp_path):
+    accountability = [item.text for item in ACCOUNTABILITY.items]
+    inclusion = [item.text for item in CLARK_INCLUSION.items]
+    header = ["response_id", "submitted_at", "team", *ITEMS, *[f"{STEM} - {t}" for t in accountability], *inclusion]
+    rows = [header]
+    for i in range(12):
+        level = 2 + i % 5
+        rows.append([f"R{i}", "2025-02-10", "Payments", *consistent_answers(level), *[level] * 4,
+                     level, level, 8 - level])  # the third inclusion item is reverse-keyed
+    path = tmp_path / "wave.csv"
+    path.write_text(csv_text(rows))
+    load = read_survey_exports([path], GROUPS, NOW)
+    assert load.files[0].scales == load.scales == ["psychological_safety", "accountability", "clark_inclusion"]
+    by_set = Counter(row["item_set"] for row in load.checked.accepted)
+    assert by_set == {"psychological_safety": 12 * 7, "accountability": 12 * 4, "clark_inclusion": 12 * 3}
+    scores = {(r["item_set"], r["item_no"]): r["score"] for r in load.checked.accepted if r["response_id"] == "R1"}
+    assert scores[("accountability", 2)] == 3 and scores[("clark_inclusion", 3)] == 3  # 8 - 5, reverse-keyed
+    # A file without them measures safety only; one with part of a scale stops, naming what is missing.
+    path.write_text(csv_text([row[:10] for row in rows]))
+    assert read_survey_exports([path], GROUPS, NOW).scales == ["psychological_safety"]
+    path.write_text(csv_text([row[:12] for row in rows]))
+    with pytest.raises(SurveyExportError, match=r"accountability item columns not found: 'We monitor our team "
+                                                r"performance .*2 of its 4 items were found"):
+        read_survey_exports([path], GROUPS, NOW)
+    # Your instrument's own wording maps onto an item number.
+    renamed = [[*row[:10], "Wir sind einander für unsere Leistung verantwortlich", *row[11:]] if n == 0 else row
+               for n, row in enumerate(rows)]
+    path.write_text(csv_text(renamed))
+    (tmp_path / "export_mapping.yml").write_text(
+        "survey:\n  item_sets:\n    accountability:\n      aliases: {1: ['Wir sind einander für unsere Leistung "
+        "verantwortlich']}\n", encoding="utf-8")
+    mapped = read_survey_exports([path], GROUPS, NOW, settings=read_mapping(tmp_path).settings("wave.csv", "survey"))
+    assert Counter(r["item_set"] for r in mapped.checked.accepted)["accountability"] == 12 * 4

@@ -46,12 +46,13 @@ KILL_DURING = {
 }
 # A run killed mid-step must not hold up the next one longer than this (CLI start-up included).
 NEXT_RUN_STARTS_WITHIN_SECONDS = 60
-# Columns left out of the comparison. Two say when a row was written, not what it holds: the
-# load stamp of every API record, and when each sync's high-water mark was committed. The
+# Columns left out of the comparison. Three say when a row was written, not what it holds: the
+# load stamp of every API record, when each sync's high-water mark was committed, and when each
+# survey wave was frozen (its figures and members, written once by the night that froze it). The
 # models read the marts without an order, so a refit on rows stored in another order differs in
 # the 15th digit (floats are compared to 9 decimals), and a NegativeBinomial fit whose
 # dispersion sits at its warning threshold can gain or lose that warning.
-NOT_COMPARED = {"loaded_at", "_sync_state.updated_at", "kpi_safety_effects.warnings"}
+NOT_COMPARED = {"loaded_at", "_sync_state.updated_at", "frozen_at", "kpi_safety_effects.warnings"}
 
 
 def table_contents(warehouse: Path) -> dict[str, tuple[int, int]]:

@@ -5,12 +5,10 @@ import re
 from datetime import date
 from pathlib import Path
 
-import polars as pl
 
 from assets.models.inputs import INCIDENTS_SQL, TEAM_MONTHS_SQL
 from assets.models.kpis import CORRELATION_KPIS, IDENTITY_MAP, KPIS, Family, registry_markdown
 from assets.report.wording import outcome_for
-from assets.warehouse.raw_tables import replace_table
 
 METRICS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 
@@ -31,10 +29,8 @@ def test_every_kpi_reads_in_words_on_its_scale():
 
 def test_the_marts_have_every_column_the_registry_names(warehouse):
     warehouse.raw_rows("config__team_map", [{"team": "Payments", "source": "hr_org_unit", "identifier": "OU-1"}])
-    replace_table(warehouse.conn, "marts", "fct_team_survey_waves", pl.DataFrame([
-        {"team": "Payments", "wave_quarter": date(2024, 1, 1), "is_suppressed": False, "n_respondents": 6,
-         "safety_mean": 5.0, "safety_sd": 0.8},
-    ]))
+    warehouse.survey_cells([{"team": "Payments", "wave_quarter": date(2024, 1, 1), "score_mean": 5.0,
+                             "score_sd": 0.8}])
     warehouse.raw_rows("hr__headcount", [
         {"snapshot_date": f"2024-0{month}-01", "employee_id": "E1", "org_unit": "OU-1", "role": "sre",
          "critical_role": "true"} for month in (3, 4)

@@ -7,7 +7,6 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
-import polars as pl
 import pytest
 
 from assets.landing.hr import read_hr_file
@@ -15,7 +14,6 @@ from assets.landing.mapping import Settings
 from assets.landing.resource import LandingFolderResource
 from assets.landing.snapshot import detect_encoding, take_snapshot
 from assets.landing.survey import EDMONDSON_ITEMS, read_survey_exports
-from assets.warehouse.raw_tables import replace_table
 from pipelines.synthetic.model import GroundTruth
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
@@ -184,9 +182,6 @@ def test_attrition_divides_voluntary_leavers_by_the_months_average_headcount(war
         {"employee_id": "E1", "org_unit": "OU-1", "role": "sre", "critical_role": "true",
          "termination_date": "2024-01-25", "voluntary": "false"},
     ])
-    replace_table(warehouse.conn, "marts", "fct_team_survey_waves", pl.DataFrame(schema={
-        "team": pl.String, "wave_quarter": pl.Date, "is_suppressed": pl.Boolean, "n_respondents": pl.Int64,
-        "safety_mean": pl.Float64}))
     warehouse.build_team_month()
     january, february = warehouse.rows("select * from marts.mart_team_month order by period_month")
     assert (january["headcount"], january["avg_headcount"], january["voluntary_leavers"]) == (10, 9.0, 1)

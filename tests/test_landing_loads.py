@@ -131,3 +131,86 @@ def test_a_roster_and_a_leavers_file_load_together_with_hashed_ids(folders):
     [(reason, raw)] = roster_q
     assert reason.startswith("unknown team: org unit 'OU-404'") and hashed("9") in raw and '"9"' not in raw
     assert leaver_q[0][0].startswith("bad flag: critical_role 'maybe'") and leaver_q[0][1] == "hr_terminations.csv"
+
+
+def test_an_hr_file_still_being_copied_keeps_its_previous_rows_and_the_rest_loads(folders):
+    landing, warehouse = folders
+    roster, leavers = landing / "bamboohr.csv", landing / "hr_terminations.csv"
+    roster_header = ["Employee #", "Department", "Job Title", "Hire Date", "Termination Date", "Termination Type"]
+    leavers_header = ["employee_id", "org_unit", "role", "critical_role", "termination_date", "voluntary"]
+    roster.write_text(csv_text([roster_header, ["7", "OU-1", "SRE", "2023-06-01", "", ""]]))
+    leavers.write_text(csv_text([leavers_header, ["E1", "OU-1", "sre", "maybe", "2024-03-04", "true"],
+                                 ["E2", "OU-1", "sre", "false", "2024-04-04", "true"]]))
+    for path in (roster, leavers):
+        finished(path)
+    assert load(hr_exports, landing, warehouse).success
+
+    def tables() -> tuple[dict, list, list]:
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            employees = dict(conn.execute("select source_file, count(distinct employee_id) from raw.hr__headcount "
+                                          "group by 1").fetchall())
+            left = conn.execute("select source_file, termination_date from raw.hr__terminations").fetchall()
+            bad = conn.execute("select source_file, split_part(reason, ':', 1) from quarantine.hr__terminations"
+                               ).fetchall()
+        return employees, left, bad
+
+    before = tables()
+    assert before == ({"bamboohr.csv": 1}, [("hr_terminations.csv", "2024-04-04")],
+                      [("hr_terminations.csv", "bad flag")])
+    # The leavers file is rewritten (a copy under way: changed a moment ago), the roster grows.
+    leavers.write_text(csv_text([leavers_header, ["E1", "OU-1", "sre", "maybe", "2024-03-04", "true"],
+                                 ["E2", "OU-1", "sre", "false", "2024-04-04", "true"],
+                                 ["E3", "OU-1", "sre", "false", "2024-05-04", "true"]]))
+    roster.write_text(csv_text([roster_header, ["7", "OU-1", "SRE", "2023-06-01", "", ""],
+                                ["8", "OU-1", "SRE", "2023-06-01", "", ""]]))
+    finished(roster)
+    result = load(hr_exports, landing, warehouse)
+    assert result.success
+    employees, left, bad = tables()
+    assert employees == {"bamboohr.csv": 2}  # the complete file loaded anew
+    assert (left, bad) == before[1:]  # the file being copied kept its rows and its quarantine
+    [terminations] = [e.materialization.metadata for e in result.get_asset_materialization_events()
+                      if e.asset_key == dg.AssetKey(["raw", "hr__terminations"])]
+    assert terminations["waiting_for_complete_copy"].value == ["hr_terminations.csv"]
+    finished(leavers)
+    assert load(hr_exports, landing, warehouse).success
+    assert sorted(tables()[1]) == [("hr_terminations.csv", "2024-04-04"), ("hr_terminations.csv", "2024-05-04")]
+
+
+def test_a_wave_failing_the_keying_check_is_held_back_alone_naming_its_items(folders):
+    landing, warehouse = folders
+    header = ["response_id", "submitted_at", "team", *ITEMS]
+    wave1, wave2 = landing / "wave1.csv", landing / "wave2.csv"
+    wave1.write_text(csv_text([header, *survey_rows(2, 30, "A")]))
+    wave2.write_text(csv_text([header, *survey_rows(5, 20, "B")]))
+    for path in (wave1, wave2):
+        finished(path)
+    assert load(survey_responses, landing, warehouse).success
+    # The second wave's export comes back with the reverse-keyed items already reversed by the
+    # tool (every item at the respondent's level), and one more respondent; the first wave grows.
+    reversed_by_tool = [[f"B{i}", "2025-05-10 09:00:00", "Payments", *[1 + i % 7] * 7] for i in range(21)]
+    wave2.write_text(csv_text([header, *reversed_by_tool]))
+    wave1.write_text(csv_text([header, *survey_rows(2, 32, "A")]))
+    for path in (wave1, wave2):
+        finished(path)
+    result = load(survey_responses, landing, warehouse)
+    assert result.success
+    assert responses(warehouse) == {"wave1.csv": 32, "wave2.csv": 20}  # wave 2's previous load stayed
+    with read_only_connection(str(warehouse)) as conn:
+        previous = conn.execute("select count(*) from restricted.survey__responses where response_id = 'B0' "
+                                "and score <> answer").fetchone()[0]
+    assert previous == 3  # the previous load's rows, scored as before (items 1, 3, 5 reversed)
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == "keying_check" and not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert "psychological safety in wave 2025-Q2" in check.description
+    assert all(f"item {n} ({ITEMS[n - 1]!r}" in check.description for n in (1, 3, 5))
+    [held] = check.metadata["held_back"].value
+    assert (held["scale"], held["wave"], [i["item"] for i in held["negative_reverse_keyed_items"]]) == (
+        "psychological_safety", "2025-Q2", [1, 3, 5])
+    # Once the mapping says the tool reversed them, the wave loads.
+    (landing / "export_mapping.yml").write_text(
+        "files:\n  - match: wave2.csv\n    kind: survey\n    item_sets:\n"
+        "      psychological_safety: {already_reversed: [1, 3, 5]}\n")
+    result = load(survey_responses, landing, warehouse)
+    assert result.success and result.get_asset_check_evaluations()[0].passed
+    assert responses(warehouse) == {"wave1.csv": 32, "wave2.csv": 21}

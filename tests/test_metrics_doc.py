@@ -24,11 +24,9 @@ def models_columns(tmp_path_factory, dbt) -> dict[str, list[str]]:
     warehouse = Warehouse(tmp_path_factory.mktemp("doc") / "warehouse.duckdb", dbt)
     warehouse.create_missing_sources()
     warehouse.conn.execute("create table restricted.survey__responses "
-                           "(response_id varchar, survey_group varchar, submitted_at timestamp, item_no integer, "
+                           "(response_id varchar, survey_group varchar, submitted_at timestamp, item_set varchar, item_no integer, "
                            "answer integer, score integer, scale_points integer)")
-    warehouse.conn.execute("create schema if not exists marts; create table marts.fct_team_survey_waves "
-                           "(team varchar, wave_quarter date, n_respondents bigint, safety_mean double, "
-                           "is_suppressed boolean)")
+    warehouse.survey_cells([])
     warehouse.build("fqn:*")
     columns: dict[str, list[str]] = {}
     for table, column in warehouse.conn.execute(

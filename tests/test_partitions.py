@@ -124,11 +124,9 @@ def test_dagster_runs_one_month_or_every_month(warehouse):
     load(warehouse, [incident("PI1", 1), incident("PI2", 2)])
     warehouse.create_missing_sources()
     warehouse.conn.execute("create table restricted.survey__responses "
-                           "(response_id varchar, survey_group varchar, submitted_at timestamp, item_no integer, "
+                           "(response_id varchar, survey_group varchar, submitted_at timestamp, item_set varchar, item_no integer, "
                            "answer integer, score integer, scale_points integer)")
-    warehouse.conn.execute("create schema if not exists marts; create table marts.fct_team_survey_waves "
-                           "(team varchar, wave_quarter date, n_respondents bigint, safety_mean double, "
-                           "is_suppressed boolean)")
+    warehouse.survey_cells([])
     warehouse.close()
     resources = {"duckdb": WarehouseResource(database=str(warehouse.path))}
     assert dg.materialize([warehouse_models, monthly_marts], resources=resources,

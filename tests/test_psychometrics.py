@@ -8,10 +8,11 @@ from assets.models.psychometrics import (
     cronbach_alpha,
     group_reliability,
     icc_from_f,
+    published_mean_with_ci,
     rwg_j,
     rwg_j_by_group,
-    suppressed_cells,
     survey_wave_tables,
+    wave_suppression,
 )
 
 
@@ -76,6 +77,12 @@ def test_unequal_team_sizes_use_the_adjusted_group_size():
     assert result["k"] == pytest.approx((7 - (4 + 25) / 7) / 1)
 
 
+def _persons(sizes: dict[str, int], scale: str = "psychological_safety") -> pd.DataFrame:
+    """Scored respondents of one wave with spread scores (2..6 in turn)."""
+    return pd.DataFrame([{"team": team, "scale": scale, "person_score": 2.0 + i % 5}
+                         for team, size in sizes.items() for i in range(size)])
+
+
 @pytest.mark.parametrize(
     "sizes, hidden",
     [
@@ -86,7 +93,7 @@ def test_unequal_team_sizes_use_the_adjusted_group_size():
     ],
 )
 def test_suppression_adds_the_next_smallest_sibling(sizes, hidden):
-    reasons = suppressed_cells(pd.Series(sizes))
+    reasons = wave_suppression(_persons(sizes)).hidden
     assert set(reasons) == hidden
     assert all(("fewer than 5" in reasons[c]) == (sizes[c] < 5) for c in reasons)
 
@@ -98,7 +105,7 @@ def _answers(team_sizes: dict[str, int], wave="2024-01-01", seed=0) -> pd.DataFr
         for person in range(size):
             for item in range(1, 8):
                 rows.append({"response_id": f"{wave}-{team}-{person}", "team": team,
-                             "wave_quarter": pd.Timestamp(wave), "item_no": item,
+                             "wave_quarter": pd.Timestamp(wave), "item_set": "psychological_safety", "item_no": item,
                              "score": int(np.clip(2 + t + rng.integers(-1, 2), 1, 7))})
     return pd.DataFrame(rows)
 
@@ -108,12 +115,12 @@ def test_subtraction_attack_cannot_recover_a_suppressed_cell():
     cells, waves = survey_wave_tables(answers, scale_points=7)
     published = cells[~cells["is_suppressed"]]
     assert set(cells.loc[cells["is_suppressed"], "team"]) == {"Small", "Mid"}
-    assert cells.loc[cells["is_suppressed"], ["n_respondents", "safety_mean", "safety_sd", "rwg_j"]].isna().all().all()
+    assert cells.loc[cells["is_suppressed"], ["n_respondents", "score_mean", "score_sd", "rwg_j"]].isna().all().all()
     wave = waves.iloc[0]
     # The attacker subtracts every published cell from every published wave total.
     residual_n = wave["n_respondents"] - published["n_respondents"].sum()
-    residual_mean = (wave["n_respondents"] * wave["safety_mean"]
-                     - (published["n_respondents"] * published["safety_mean"]).sum()) / residual_n
+    residual_mean = (wave["n_respondents"] * wave["score_mean"]
+                     - (published["n_respondents"] * published["score_mean"]).sum()) / residual_n
     persons = answers.groupby(["response_id", "team"])["score"].mean().reset_index()
     small = persons[persons["team"] == "Small"]["score"]
     assert residual_n == 10 != len(small)  # only the pooled Small + Mid is revealed
@@ -126,7 +133,7 @@ def test_subtraction_attack_cannot_recover_a_suppressed_cell():
 def test_a_wave_too_small_overall_hides_its_total_too():
     cells, waves = survey_wave_tables(_answers({"A": 2, "B": 2}), scale_points=7)
     assert cells["is_suppressed"].all()
-    assert pd.isna(waves.iloc[0]["n_respondents"]) and pd.isna(waves.iloc[0]["safety_mean"])
+    assert pd.isna(waves.iloc[0]["n_respondents"]) and pd.isna(waves.iloc[0]["score_mean"])
 
 
 def test_respondents_with_fewer_than_five_items_are_not_scored():
@@ -150,5 +157,62 @@ def test_team_wave_figures_equal_the_per_team_formulas():
     for cell in published.itertuples():
         scores = persons.xs((cell.team, cell.wave_quarter), level=("team", "wave_quarter"))["mean"]
         items = wide.xs((cell.team, cell.wave_quarter), level=("team", "wave_quarter")).loc[scores.index]
-        assert (cell.n_respondents, cell.safety_mean, cell.safety_sd) == (len(scores), scores.mean(), scores.std())
+        assert (cell.n_respondents, cell.score_mean, cell.score_sd) == (len(scores), scores.mean(), scores.std())
         assert cell.rwg_j == rwg_j(items.to_numpy(), scale_points=7)
+
+
+def test_a_cell_without_spread_is_suppressed_since_each_score_would_show():
+    persons = _persons({"A": 6, "B": 7, "C": 9, "D": 12})
+    persons.loc[persons["team"] == "A", "person_score"] = 7.0  # every respondent at the scale's top
+    reasons = wave_suppression(persons).hidden
+    assert reasons["A"].startswith("no variation") and reasons["B"].startswith("complementary")
+    assert set(reasons) == {"A", "B"}
+
+
+def test_pooled_suppressed_cells_with_equal_scores_pull_in_another_cell():
+    persons = _persons({"A": 3, "B": 6, "C": 8, "D": 12})
+    persons.loc[persons["team"].isin(["A", "B"]), "person_score"] = 4.0  # A and B pooled: all 4.0
+    reasons = wave_suppression(persons).hidden
+    assert set(reasons) == {"A", "B", "C"}
+    assert "pooled scores would all be equal" in reasons["C"]
+
+
+def test_hr_headcounts_that_would_pin_a_suppressed_cells_size_pull_in_another_cell():
+    sizes = {"A": 4, "B": 5, "C": 8, "D": 12}
+    # Without headcounts: A has 1..4 respondents, B 5 or more, pooled 9: A in 1..4, B in 5..8.
+    assert set(wave_suppression(_persons(sizes)).hidden) == {"A", "B"}
+    # B's team has 5 people: B <= 5, so A = 9 - 5 = 4 exactly. C goes too.
+    reasons = wave_suppression(_persons(sizes), headcount={"A": 6, "B": 5, "C": 9, "D": 15}).hidden
+    assert set(reasons) == {"A", "B", "C"} and "pin a suppressed cell's size" in reasons["C"]
+
+
+def test_a_team_suppressed_in_one_scale_is_suppressed_in_every_scale():
+    persons = pd.concat([_persons({"A": 6, "B": 7, "C": 9}),
+                         _persons({"A": 4, "B": 7, "C": 9}, scale="accountability")])
+    decision = wave_suppression(persons)
+    assert decision.hidden["A"] == "fewer than 5 respondents" and set(decision.hidden) == {"A", "B"}
+    cells, waves = survey_wave_tables(
+        pd.DataFrame([{"response_id": f"{team}{i}-{row.scale}", "team": team, "wave_quarter": pd.Timestamp("2024-01-01"),
+                       "item_set": row.scale, "item_no": item, "score": row.person_score}
+                      for i, row in enumerate(persons.itertuples()) for team in [row.team]
+                      for item in range(1, 8 if row.scale == "psychological_safety" else 5)]), scale_points=7)
+    assert cells.groupby(["team"])["is_suppressed"].nunique().eq(1).all()
+    assert set(cells.loc[cells["is_suppressed"], "team"]) == {"A", "B"}
+    assert set(waves["scale"]) == {"psychological_safety", "accountability"}
+
+
+def test_when_no_cell_is_left_to_suppress_the_wave_total_is_withheld():
+    decision = wave_suppression(_persons({"A": 3, "B": 6}))
+    assert set(decision.hidden) == {"A", "B"} and decision.totals_hidden == set()
+    persons = _persons({"A": 3, "B": 6})
+    persons["person_score"] = 5.0  # every score equal: the wave total itself would show them
+    decision = wave_suppression(persons)
+    assert set(decision.hidden) == {"A", "B"} and decision.totals_hidden == {"psychological_safety"}
+
+
+def test_published_mean_and_its_team_clustered_interval_by_hand():
+    # Teams of 5 and 15 with means 4 and 6: mean (20 + 90) / 20 = 5.5; residuals n_j (m_j - 5.5)
+    # are -7.5 and 7.5, so Var = 2/1 * (56.25 + 56.25) / 400 = 0.5625, SE 0.75, t(1) = 12.706.
+    mean, low, high = published_mean_with_ci(pd.Series([5, 15]), pd.Series([4.0, 6.0]))
+    assert mean == 5.5
+    assert (low, high) == pytest.approx((5.5 - 12.7062 * 0.75, 5.5 + 12.7062 * 0.75), abs=1e-3)

@@ -21,7 +21,8 @@ from assets.warehouse.restricted import read_only_connection
 from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
-MODEL_INPUTS = {"marts.fct_incidents", "marts.mart_team_month", "marts.fct_team_survey_waves"}
+MODEL_INPUTS = {"marts.fct_incidents", "marts.mart_team_month", "marts.fct_team_survey_waves",
+                "marts.fct_team_month_survey_scores"}
 
 
 def suite_for(table: str, name: str = "great_expectations") -> Suite:
@@ -85,23 +86,26 @@ def test_survey_suite_rejects_a_suppressed_cell_that_shows_its_mean():
     frame = pd.DataFrame({
         "team": ["A", "B", "B"],
         "wave_quarter": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-04-01"]),
+        "scale": ["psychological_safety"] * 3,
         "is_suppressed": [False, True, False],
         "n_respondents": [6, 3, 7],
-        "safety_mean": [5.1, 4.2, 8.5],
-        "safety_sd": [0.4, None, 0.6],
+        "score_mean": [5.1, 4.2, 8.5],
+        "score_sd": [0.4, None, 0.6],
+        "frozen_at": pd.to_datetime(["2024-04-15"] * 3),
     })
     result = validate(suite_for("marts.fct_team_survey_waves"), frame)
     assert not result.passed
     failed = [f["expectation"] for f in result.metadata["failures_json"].data]
     assert sorted(failed) == [
-        "expect_column_values_to_be_between(safety_mean, min_value=1.0, max_value=7.0)",
-        "expect_column_values_to_be_null(safety_mean, where is_suppressed == True)",
+        "expect_column_values_to_be_between(score_mean, min_value=1.0, max_value=7.0)",
+        "expect_column_values_to_be_null(score_mean, where is_suppressed == True)",
     ]
 
 
 def test_respondent_level_suites_report_counts_but_never_answers_or_response_ids():
     frame = pd.DataFrame({
-        "response_id": ["R1", "R1", "R2"], "item_no": [1, 2, 1], "team": ["A"] * 3, "survey_group": ["A"] * 3,
+        "response_id": ["R1", "R1", "R2"], "item_set": ["psychological_safety"] * 3, "item_no": [1, 2, 1],
+        "team": ["A"] * 3, "survey_group": ["A"] * 3,
         "wave_quarter": pd.to_datetime(["2024-01-01"] * 3), "answer": [4, 9, 5], "score": [4, 9, 3],
     })
     result = validate(suite_for("restricted.stg_survey__responses"), frame)

@@ -14,9 +14,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from assets.models.design import INTERACTION_MODEL
 from assets.models.kpis import KPIS, Family
+from assets.models.profiles import profile_counts, team_profiles, zone_of
 from pipelines.synthetic.model import GroundTruth
-from pipelines.synthetic.truth_frames import NULL_TRUTH, measured_results, results, truths
+from pipelines.synthetic.org import OrgSpec, generate
+from pipelines.synthetic.survey import LEVELS, SAFETY_LEVEL, expected_mean
+from pipelines.synthetic.truth_frames import (
+    NULL_TRUTH,
+    interaction_truths,
+    measured_cells,
+    measured_results,
+    results,
+    truths,
+)
 
 SEEDS = range(10)
 # The learning and speaking-up KPIs are fitted on the first LEARNING_SEEDS organisations only,
@@ -155,3 +166,70 @@ def test_few_teams_warn_instead_of_overclaiming():
     assert table.loc[clustered, "warnings"].str.contains("unreliable below 40 teams").all()
     assert table.loc[~clustered, "warnings"].str.contains("Satterthwaite t allows for few teams").all()
     assert table["p_value"].notna().all()
+
+
+@pytest.fixture(scope="module")
+def interaction_results():
+    table = pd.concat([results(seed, models=(INTERACTION_MODEL,)).assign(seed=seed) for seed in SEEDS],
+                      ignore_index=True).query("role == 'main'")
+    truth = interaction_truths(GroundTruth())
+    return table.assign(truth=[truth[(k, c)] for k, c in zip(table["kpi"], table["construct"])])
+
+
+@pytest.mark.slow
+def test_the_safety_by_accountability_interaction_is_recovered_within_and_between_teams(interaction_results):
+    fitted = interaction_results.dropna(subset=["estimate"])
+    assert set(fitted["construct"]) == {
+        "accountability within team", "accountability between teams", "safety × accountability within team",
+        "safety × accountability between teams", "accountability (total)", "safety × accountability (total)"}
+    covered = (fitted["ci_low"] <= fitted["truth"]) & (fitted["truth"] <= fitted["ci_high"])
+    assert covered.mean() >= coverage_floor(len(covered)), covered.mean()
+    # Unbiased where the generator put the effects (time to resolve): -0.10 per SD of
+    # accountability and -0.15 per SD of safety x SD of accountability, within and between teams.
+    for (kpi, construct), cell in fitted[fitted["kpi"].str.contains("TTR")].groupby(["kpi", "construct"]):
+        se = cell["estimate"].std(ddof=1) / np.sqrt(len(cell))
+        assert abs(cell["estimate"].mean() - cell["truth"].iloc[0]) < 3 * se + 0.02, (kpi, construct)
+    # Incident by incident (the most data), the interaction is found, not just covered.
+    found = fitted[(fitted["construct"] == "safety × accountability (total)") & fitted["kpi"].str.contains("TTR")]
+    assert len(found) == len(SEEDS) and (found["ci_high"] < 0).mean() >= 0.7
+    # Products of two noisy scores are not corrected for measurement error, and say so.
+    products = fitted[fitted["construct"].str.contains("×")]
+    assert products["estimate_corrected"].isna().all()
+    assert products["warnings"].str.contains("does not extend to the product of two scores").all()
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_zones_from_the_survey_match_the_organisations_true_zones_but_near_the_midpoint(seed):
+    """A team-wave's true zone: its expected item means (latent score through the generator's
+    answer model) against the midpoint. The survey measures each mean with sampling error (SD
+    about 0.17 points with about eight respondents): teams far from the midpoint must land in
+    their zone, only those within that error of it may not."""
+    org = generate(OrgSpec(seed=seed, n_teams=40, n_months=12))
+    cells = measured_cells(org)
+    published = cells[~cells["is_suppressed"]]
+    profiles = team_profiles(published, dict.fromkeys(published["wave_quarter"].unique(), 7))
+    zoned = profiles.dropna(subset=["zone"]).merge(
+        published[["team", "wave_quarter", "wave"]].drop_duplicates(), on=["team", "wave_quarter"])
+    safety = np.array([expected_mean(SAFETY_LEVEL, org.team_quarter_safety[key])
+                       for key in zip(zoned["team"], zoned["wave"])])
+    accountability = np.array([expected_mean(LEVELS["accountability"], org.team_quarter_accountability[key])
+                               for key in zip(zoned["team"], zoned["wave"])])
+    midpoint = 4.0
+    true_zone = np.array([zone_of(s > midpoint, a > midpoint) for s, a in zip(safety, accountability)])
+    # The measured means are unbiased, so the zone counts are too, up to teams near the midpoint.
+    assert abs((zoned["safety_mean"] - safety).mean()) < 0.05
+    assert abs((zoned["accountability_mean"] - accountability).mean()) < 0.05
+    wrong = zoned["zone"].to_numpy() != true_zone
+    assert wrong.mean() < 0.2, wrong.mean()
+    near = np.minimum(abs(safety - midpoint), abs(accountability - midpoint))
+    assert (near[wrong] < 0.45).all(), np.sort(near[wrong])[-3:]  # within about 2.5 SEs of the midpoint
+    far = near > 0.45
+    assert far.sum() > len(zoned) / 3 and not wrong[far].any()
+    measured_counts = zoned.groupby("wave")["zone"].value_counts()
+    true_counts = pd.Series(true_zone, index=zoned.index, name="zone").groupby(zoned["wave"]).value_counts()
+    gaps = measured_counts.sub(true_counts, fill_value=0).abs()
+    assert gaps.groupby(level=0).sum().max() <= 2 * pd.Series(wrong).groupby(zoned["wave"].to_numpy()).sum().max()
+    # All four zones occur, so the counts are not trivially right; every wave has enough teams to show them.
+    assert set(zoned["zone"]) == {"learning", "comfort", "anxiety", "apathy"}
+    counts = profile_counts(profiles)
+    assert counts.loc[counts["profile"] == "zone", "n_teams"].notna().all()

@@ -18,9 +18,11 @@ import pandas as pd
 import polars as pl
 import pytest
 from browser import chromium, ensure_chromium
+from statsmodels.stats.multitest import multipletests
 
 from assets.models.assets import correlation_table
 from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs
+from assets.models.kpis import KPIS
 from assets.models.stats import few_teams_warning, kpi_safety_effects
 from assets.report.exports import HTML_NAME, XLSX_NAME, about_sheet
 from assets.report.html import render_report
@@ -32,7 +34,7 @@ from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
 # Small and fast, yet with survey cells below 5 respondents to suppress, main results with a q
 # and some on fewer than 10 teams (too few to test), and MixedLM results with an OLS cross-check.
-SPEC = OrgSpec(seed=4, n_teams=11, n_months=9)
+SPEC = OrgSpec(seed=4, n_teams=12, n_months=9)
 MINUS = "\u2212"
 BETWEEN, WITHIN, TOTAL = "safety between teams", "safety within team", "safety (total)"
 # How each KPI's relative change reads (noun with the change, word down, word up, verb between
@@ -76,6 +78,7 @@ OPENINGS = {
     TOTAL: "Incident by incident, teams one standard deviation safer in the previous quarter {verb} {noun}",
 }
 LABELS = {BETWEEN: "between teams", WITHIN: "within team", TOTAL: "total (incidents)"}
+SAFETY_ROWS = f"construct in ('{BETWEEN}', '{WITHIN}', '{TOTAL}')"
 
 
 def num(value: float, digits: int = 2) -> str:
@@ -167,6 +170,15 @@ def seen(nightly, tmp_path_factory):
             ],
             result_rows=[row.locator("td").all_inner_texts() for row in page.locator("#results-table tbody tr").all()],
             result_sentences=page.locator("#results li").all_inner_texts(),
+            review_rows=[row.locator("td").all_inner_texts() for row in page.locator("#review-table tbody tr").all()],
+            zone_rows=[row.locator("td").all_inner_texts() for row in page.locator("#zone-table tbody tr").all()],
+            changes=page.locator("#changes li").all_inner_texts(),
+            accountability_sentences=page.locator("#accountability li").all_inner_texts(),
+            accountability_rows=[row.locator("td").all_inner_texts()
+                                 for row in page.locator("#accountability-table tbody tr").all()],
+            stage_rows=[row.locator("td").all_inner_texts()
+                        for row in page.locator("#stage-table-results tbody tr").all()],
+            section_order=page.eval_on_selector_all("main > section", "sections => sections.map(s => s.id)"),
             power_sentences=page.locator("#power li").all_inner_texts(),
             images=page.eval_on_selector_all(
                 "img",
@@ -211,7 +223,7 @@ def test_reader_sees_every_row_of_the_correlation_table(nightly, seen):
 
 @pytest.mark.slow
 def test_plain_language_sentences_read_each_main_result_on_its_scale(nightly, seen):
-    effects = table(nightly.warehouse, "select * from models.kpi_safety_effects")
+    effects = table(nightly.warehouse, f"select * from models.kpi_safety_effects where {SAFETY_ROWS}")
     main = effects[effects["role"] == "main"]
     assert main["p_value"].isna().any() and main["q_value"].notna().any(), "the org must have tested and untested rows"
     order = {BETWEEN: 0, WITHIN: 1, TOTAL: 2}
@@ -237,7 +249,7 @@ def test_plain_language_sentences_read_each_main_result_on_its_scale(nightly, se
 
 @pytest.mark.slow
 def test_too_few_events_and_the_survey_error_correction_are_said_in_words(nightly, seen):
-    effects = table(nightly.warehouse, "select * from models.kpi_safety_effects where role = 'main'")
+    effects = table(nightly.warehouse, f"select * from models.kpi_safety_effects where role = 'main' and {SAFETY_ROWS}")
     too_few = effects[effects["warnings"].str.contains("too few events")]
     assert len(too_few), "the small organisation must have a KPI with too few events"
     for row in too_few.itertuples():
@@ -252,7 +264,7 @@ def test_too_few_events_and_the_survey_error_correction_are_said_in_words(nightl
 
 @pytest.mark.slow
 def test_the_smallest_detectable_effect_of_every_result_is_said_per_kpi(nightly, seen):
-    effects = table(nightly.warehouse, "select * from models.kpi_safety_effects where role = 'main'")
+    effects = table(nightly.warehouse, f"select * from models.kpi_safety_effects where role = 'main' and {SAFETY_ROWS}")
     detectable = effects.dropna(subset=["min_detectable_effect"])
     assert set(detectable["kpi"]) == {shown.split(".")[0] for shown in seen.power_sentences}
     where = {BETWEEN: "Between teams", WITHIN: "Within a team", TOTAL: "Incident by incident"}
@@ -270,7 +282,7 @@ def test_the_smallest_detectable_effect_of_every_result_is_said_per_kpi(nightly,
 
 @pytest.mark.slow
 def test_results_table_shows_main_rows_with_their_ols_cross_check(nightly, seen):
-    effects = table(nightly.warehouse, "select * from models.kpi_safety_effects")
+    effects = table(nightly.warehouse, f"select * from models.kpi_safety_effects where {SAFETY_ROWS}")
     checks = {(r.kpi, r.construct): r for r in effects[effects["role"] == "cross-check"].itertuples()}
     assert checks, "the org must have MixedLM results with a clustered-OLS cross-check"
 
@@ -311,7 +323,8 @@ def test_results_table_shows_main_rows_with_their_ols_cross_check(nightly, seen)
 @pytest.mark.slow
 def test_caveats_and_the_few_teams_warning_are_visible(nightly, seen):
     fewest, most = first_row(
-        nightly.warehouse, "select min(n_teams), max(n_teams) from models.kpi_safety_effects where role = 'main'"
+        nightly.warehouse, f"select min(n_teams), max(n_teams) from models.kpi_safety_effects where role = 'main' "
+                           f"and {SAFETY_ROWS}"
     )
     fewest_overall = min(fewest, first_row(nightly.warehouse, "select min(n_teams) from models.kpi_correlations")[0])
     assert "association, not a cause" in seen.text
@@ -325,8 +338,10 @@ def test_caveats_and_the_few_teams_warning_are_visible(nightly, seen):
 
 @pytest.mark.slow
 def test_suppressed_cells_are_counted_and_no_team_level_value_is_shown(nightly, seen):
+    # A team-wave is suppressed in every scale or in none: the report counts team-waves.
     suppressed, cells = first_row(
-        nightly.warehouse, "select count(*) filter (where is_suppressed), count(*) from marts.fct_team_survey_waves"
+        nightly.warehouse, "select count(distinct (team, wave_quarter)) filter (where is_suppressed), "
+                           "count(distinct (team, wave_quarter)) from marts.fct_team_survey_waves"
     )
     assert suppressed > 0, "the test organisation must have cells below 5 respondents"
     assert (
@@ -356,7 +371,7 @@ def test_coverage_figures_match_the_marts(nightly, seen):
 
 @pytest.mark.slow
 def test_charts_render_with_a_size_and_nothing_is_fetched_from_elsewhere(seen):
-    assert len(seen.images) == 3
+    assert len(seen.images) == 5  # zones, the forest plots of safety and of accountability, correlations, coverage
     for image in seen.images:
         assert image["complete"] and image["natural"] > 0 and image["width"] > 300 and image["height"] > 100, image
     assert seen.requests and all(url.startswith(("file://", "data:")) for url in seen.requests), seen.requests
@@ -374,7 +389,11 @@ def test_exports_read_back_equal_the_warehouse_tables(nightly):
         for exported in (from_csv, from_xlsx):
             pd.testing.assert_frame_equal(exported, stored, check_dtype=False, check_exact=False, rtol=1e-12)
     sheets = pd.ExcelFile(nightly.folder / XLSX_NAME).sheet_names
-    assert sheets == ["about", "kpi_correlations", "kpi_safety_effects", "coverage", "coverage_by_month"]
+    assert sheets == ["about", "kpi_correlations", "kpi_safety_effects", "coverage", "coverage_by_month",
+                      "survey_quarters", "kpi_quarters", "survey_profile_counts", "survey_zone_moves"]
+    quarters = pd.read_csv(nightly.folder / "survey_quarters.csv")
+    stored = table(nightly.warehouse, "select * from marts.fct_survey_waves")
+    assert len(quarters) == len(stored) and set(quarters["scale"]) == set(stored["scale"])
     about = pd.read_excel(nightly.folder / XLSX_NAME, sheet_name="about").set_index("topic")["note"]
     assert about["Reporting bias."].startswith("Safer teams may report more incidents and near misses")
     assert about["Accountability."].startswith("These figures describe groups of teams")
@@ -576,3 +595,112 @@ def test_text_from_the_warehouse_is_escaped_not_rendered_as_markup(nightly):
     results = inputs.results.assign(warnings=inputs.results["warnings"] + "; " + hostile)
     html = render_report(replace(inputs, results=results), datetime.now(UTC), [hostile])
     assert hostile not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def quarter(value) -> str:
+    stamp = pd.Timestamp(value)
+    return f"{stamp.year} Q{stamp.quarter}"
+
+
+@pytest.mark.slow
+def test_the_quarterly_review_comes_first_with_every_scale_and_its_interval(nightly, seen):
+    assert seen.section_order[:2] == ["read-first", "quarterly-review"]
+    assert seen.section_order.index("quarterly-review") < seen.section_order.index("results")
+    waves = table(nightly.warehouse, "select * from marts.fct_survey_waves order by wave_quarter, scale")
+    assert set(waves["scale"]) == {"psychological_safety", "accountability", "clark_inclusion", "clark_learner",
+                                   "clark_contributor", "clark_challenger"}
+    assert ("Scales measured: psychological safety, accountability, inclusion safety, learner safety, contributor "
+            "safety, challenger safety.") in seen.text
+    order = ["psychological_safety", "accountability", "clark_inclusion", "clark_learner", "clark_contributor",
+             "clark_challenger"]
+    shown = {row[0]: row for row in seen.review_rows}
+    for wave, group in waves.groupby("wave_quarter"):
+        by_scale = group.set_index("scale")
+        expected = [f"{num(by_scale.loc[s, 'published_mean'])} ({num(by_scale.loc[s, 'published_mean_ci_low'])} to "
+                    f"{num(by_scale.loc[s, 'published_mean_ci_high'])})" for s in order]
+        assert shown[quarter(wave)][1:7] == expected, quarter(wave)
+        assert shown[quarter(wave)][7] == str(by_scale.loc["psychological_safety", "n_teams_published"])
+    # The KPIs per quarter, pooled over every team-month of the quarter, e.g. incidents per head.
+    months = table(nightly.warehouse, "select date_trunc('quarter', period_month) as q, sum(incidents) / "
+                                      "sum(headcount) as rate from marts.mart_team_month group by 1 order by 1")
+    for row in months.itertuples():
+        assert f"{row.rate:.2f} per person-month" in shown[quarter(row.q)], quarter(row.q)
+    latest, previous = waves["wave_quarter"].max(), sorted(waves["wave_quarter"].unique())[-2]
+    safety = waves[waves["scale"] == "psychological_safety"].set_index("wave_quarter")
+    now, before = safety.loc[latest], safety.loc[previous]
+    [sentence] = [c for c in seen.changes if c.startswith("Psychological safety:")]
+    assert sentence.startswith(
+        f"Psychological safety: {num(now.published_mean)} in {quarter(latest)} (95% CI "
+        f"{num(now.published_mean_ci_low)} to {num(now.published_mean_ci_high)}), "
+        f"{abs(now.published_mean - before.published_mean):.2f} "
+        f"{'higher' if now.published_mean > before.published_mean else 'lower'} than "
+        f"{num(before.published_mean)} in {quarter(previous)}")
+
+
+@pytest.mark.slow
+def test_zone_counts_and_moves_are_shown_from_published_cells_only(nightly, seen):
+    counts = table(nightly.warehouse, "select * from marts.fct_survey_profile_counts where profile = 'zone' "
+                                      "order by wave_quarter")
+    for wave, group in counts.groupby("wave_quarter"):
+        by_zone = dict(zip(group["category"], group["n_teams"]))
+        row = next(r for r in seen.zone_rows if r[0] == quarter(wave))
+        assert row[1] == str(group["n_teams_in_wave"].iloc[0])
+        assert row[2:] == [str(by_zone[z]) for z in ("learning", "comfort", "anxiety", "apathy")]
+    # Every team in a zone has a published cell in both scales; no suppressed team-wave is counted.
+    published = first_row(nightly.warehouse, """
+        select count(*) from marts.fct_team_survey_profiles as p
+        join marts.fct_team_survey_waves as c using (team, wave_quarter)
+        where p.zone is not null and c.scale in ('psychological_safety', 'accountability') and c.is_suppressed""")[0]
+    assert published == 0
+    assert counts["n_teams"].sum() == first_row(
+        nightly.warehouse, "select count(*) from marts.fct_team_survey_profiles where zone is not null")[0]
+    moves = table(nightly.warehouse, "select * from marts.fct_survey_zone_moves")
+    latest = moves[moves["wave_quarter"] == moves["wave_quarter"].max()]
+    stayed = int(latest.loc[latest["from_zone"] == latest["to_zone"], "n_teams"].sum())
+    in_both = int(latest["n_teams_in_both"].iloc[0])
+    [sentence] = [c for c in seen.changes if c.startswith("Zones:")]
+    assert f"of the {in_both} teams placed in a zone in both" in sentence and f"{stayed} stayed in theirs" in sentence
+    assert "Zone chart" in (nightly.folder / HTML_NAME).read_text()
+
+
+@pytest.mark.slow
+def test_accountability_and_the_stages_are_reported_like_the_other_results(nightly, seen):
+    effects = table(nightly.warehouse, "select * from models.kpi_safety_effects where role = 'main'")
+    interaction = effects[effects["construct"].str.contains("accountability")]
+    assert set(interaction["construct"]) == {
+        "accountability within team", "accountability between teams", "accountability (total)",
+        "safety × accountability within team", "safety × accountability between teams",
+        "safety × accountability (total)"}
+    assert len(seen.accountability_sentences) == len(interaction)
+    assert len(seen.accountability_rows) == len(interaction)
+    between = interaction[(interaction["construct"] == "safety × accountability between teams")
+                          & interaction["estimate"].notna()].iloc[0]
+    noun, down, up, verb = READINGS[between.kpi]
+    change = math.expm1(between.estimate)
+    assert any(s.startswith("Across teams, where accountability was one standard deviation higher, a team one "
+                            f"standard deviation higher on safety {verb} ") and f"{size(change)} "
+               f"{down if change < 0 else up}" in s and "beyond what one standard deviation of safety went with at "
+               "average accountability" in s for s in seen.accountability_sentences)
+    stages = effects[effects["construct"].str.contains("inclusion|learner|contributor|challenger")]
+    per_stage = sum(2 if kpi.family.grain == "team-month" else 1 for kpi in KPIS)  # within and between, or total
+    assert len(stages) == 4 * per_stage and len(seen.stage_rows) == len(stages)
+    # One Benjamini-Hochberg correction covers the safety, accountability and stage rows together.
+    tested = effects.dropna(subset=["p_value"])
+    assert multipletests(tested["p_value"], method="fdr_bh")[1] == pytest.approx(tested["q_value"].to_numpy())
+
+
+@pytest.mark.slow
+def test_a_survey_of_psychological_safety_alone_says_what_was_not_measured(nightly):
+    with duckdb.connect(str(nightly.warehouse), read_only=True) as conn:
+        inputs = read_report_inputs(conn)
+    survey = inputs.survey
+    safety_only = replace(survey, waves=survey.waves[survey.waves["scale"] == "psychological_safety"],
+                          profile_counts=survey.profile_counts.iloc[:0], zone_moves=survey.zone_moves.iloc[:0],
+                          zone_points=survey.zone_points.iloc[:0])
+    results = inputs.results[inputs.results["construct"].isin([BETWEEN, WITHIN, TOTAL])]
+    html = render_report(replace(inputs, survey=safety_only, results=results), datetime.now(UTC), [])
+    assert ("Scales measured: psychological safety. Not measured: accountability, inclusion safety, learner safety, "
+            "contributor safety, challenger safety.") in html
+    for absent in ('id="zone-table"', 'id="stage-table"', 'id="accountability"', 'id="stages"', "Zones:"):
+        assert absent not in html
+    assert 'id="review-table"' in html and "Psychological safety:" in html

@@ -4,10 +4,6 @@ safety, flagged stale so coverage can count it. Fixture rows in an in-memory Duc
 
 from datetime import date
 
-import polars as pl
-
-from assets.warehouse.raw_tables import replace_table
-
 TEAM_MAP = [
     {"team": team, "source": "hr_org_unit", "identifier": unit}
     for team, unit in (("Payments", "OU-1"), ("Search", "OU-2"))
@@ -15,21 +11,20 @@ TEAM_MAP = [
 
 
 def cell(team: str, quarter: date, mean: float | None) -> dict:
-    """A team-wave as the survey asset writes it; None: suppressed (fewer than 5 respondents)."""
-    return {"team": team, "wave_quarter": quarter, "is_suppressed": mean is None,
-            "n_respondents": None if mean is None else 6, "safety_mean": mean}
+    """A team-wave of safety; None: suppressed (fewer than 5 respondents)."""
+    return {"team": team, "wave_quarter": quarter, "score_mean": mean}
 
 
 def test_a_wave_older_than_two_quarters_leaves_the_team_month_without_safety(warehouse):
     warehouse.raw_rows("config__team_map", TEAM_MAP)
     # Payments answers once (2024 Q1), then every later wave is suppressed; Search's 2024 Q3
     # wave is reportable, its 2024 Q4 wave suppressed.
-    replace_table(warehouse.conn, "marts", "fct_team_survey_waves", pl.DataFrame([
+    warehouse.survey_cells([
         cell("Payments", date(2024, 1, 1), 5.0),
         *(cell("Payments", date(2024, month, 1), None) for month in (4, 7, 10)),
         cell("Search", date(2024, 7, 1), 4.0),
         cell("Search", date(2024, 10, 1), None),
-    ]))
+    ])
     warehouse.raw_rows("hr__headcount", [
         {"snapshot_date": f"{year}-{month:02d}-01", "employee_id": f"{unit}-E{e}", "org_unit": unit,
          "role": "engineer", "critical_role": "false"}

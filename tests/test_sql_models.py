@@ -3,11 +3,9 @@
 import re
 from datetime import date
 
-import polars as pl
 import pytest
 
 from assets.jira.classification import ClassificationRulesError, read_rules
-from assets.warehouse.raw_tables import replace_table
 
 TEAM_MAP = [
     {"team": team, "source": source, "identifier": identifier}
@@ -142,12 +140,10 @@ def test_team_month_uses_the_previous_quarters_wave_and_suppresses_small_cells(w
     warehouse.raw_rows("config__team_map", TEAM_MAP)
     warehouse.raw_json("pagerduty__teams", [{"id": "PT1", "name": "Payments"}])
     # Payments: wave Q1 reportable with mean 5; wave Q2 suppressed (built by the survey asset).
-    replace_table(warehouse.conn, "marts", "fct_team_survey_waves", pl.DataFrame([
-        {"team": "Payments", "wave_quarter": date(2024, 1, 1), "is_suppressed": False, "n_respondents": 5,
-         "safety_mean": 5.0},
-        {"team": "Payments", "wave_quarter": date(2024, 4, 1), "is_suppressed": True, "n_respondents": None,
-         "safety_mean": None},
-    ]))
+    warehouse.survey_cells([
+        {"team": "Payments", "wave_quarter": date(2024, 1, 1), "n_respondents": 5, "score_mean": 5.0},
+        {"team": "Payments", "wave_quarter": date(2024, 4, 1), "score_mean": None},
+    ])
     warehouse.raw_rows("hr__headcount", [
         {"snapshot_date": f"2024-{m:02d}-01", "employee_id": f"E{e}", "org_unit": "OU-1",
          "role": "engineer", "critical_role": str(e == 0).lower()}

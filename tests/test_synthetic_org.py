@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from assets.landing.identity import read_identity_map
+from assets.landing.item_sets import ACCOUNTABILITY, STAGES
 from assets.landing.team_map import read_team_map
 from pipelines.synthetic.learning import REVIEW_LABELS, REVIEW_TYPE, counted
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
@@ -64,7 +65,9 @@ def test_landing_files_look_like_the_exports(tmp_path):
     with paths["survey"].open() as fh:
         header = next(csv.reader(fh))
     assert header[:3] == ["response_id", "submitted_at", "team"]
-    assert header[3:] == [text for text, _ in SURVEY_ITEMS]
+    # Edmondson's seven, then the optional scales the organisation asks by default.
+    assert header[3:] == [text for text, _ in SURVEY_ITEMS] + [
+        item.text for item_set in (ACCOUNTABILITY, *STAGES) for item in item_set.items]
     rows = read_team_map(paths["team_map"])
     assert {r["team"] for r in rows} == {t.name for t in org.teams}
     assert {(r["source"], r["identifier"]) for r in rows if r["team"] == org.teams[0].name} == {

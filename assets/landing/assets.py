@@ -31,11 +31,18 @@ from assets.landing.files import (
     previous_facts,
     write_facts,
 )
+from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.hr import HEADCOUNT_COLUMNS, TERMINATION_COLUMNS, HrExportError, HrFile, read_hr_file
 from assets.landing.mapping import MappingError, read_mapping
 from assets.landing.resource import LandingFolderResource
 from assets.landing.snapshot import SnapshotChanged, is_ready, take_snapshot
-from assets.landing.survey import KeyingError, SurveyExportError, SurveyFile, combine_survey_files, read_survey_file
+from assets.landing.survey import (
+    KeyingFailure,
+    SurveyExportError,
+    SurveyFile,
+    combine_survey_files,
+    read_survey_file,
+)
 from assets.landing.tables import read_records
 from assets.landing.team_map import TeamMapError, read_team_map
 from assets.warehouse.pool import WAREHOUSE_POOL
@@ -45,7 +52,7 @@ TEAM_MAP = dg.AssetKey(["raw", "config__team_map"])
 QUARANTINE_SCHEMA = {"source_file": pl.String, "source_line": pl.Int64, "reason": pl.String, "raw_row": pl.String}
 SURVEY_SCHEMA = {
     "response_id": pl.String, "survey_group": pl.String, "submitted_at": pl.Datetime, "source_line": pl.Int64,
-    "item_no": pl.Int64, "answer": pl.Int64, "score": pl.Int64, "scale_points": pl.Int64, "source_file": pl.String,
+    "item_set": pl.String, "item_no": pl.Int64, "answer": pl.Int64, "score": pl.Int64, "scale_points": pl.Int64, "source_file": pl.String,
 }
 # Where each loader writes its quarantined rows.
 QUARANTINE_TABLES = {
@@ -57,12 +64,12 @@ QUARANTINE_TABLES = {
 
 @contextmanager
 def stopping_clearly() -> Iterator[None]:
-    """A load refused on purpose (a file shrank, a keying check failed, an export that cannot
-    be read, a file changed during the read) fails the step with the message alone and
+    """A load refused on purpose (a file shrank, an export that cannot be read, a file
+    changed during the read) fails the step with the message alone and
     without retries: the same files would be refused again."""
     try:
         yield
-    except (ShrunkExport, KeyingError, SnapshotChanged, SurveyExportError, HrExportError, MappingError,
+    except (ShrunkExport, SnapshotChanged, SurveyExportError, HrExportError, MappingError,
             TeamMapError) as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None
 
@@ -106,11 +113,31 @@ def _files_of_kind(context, landing: LandingFolderResource, kind: str) -> tuple[
 
 def _kept_rows(conn, schema: str, table: str, files: list[str]) -> pl.DataFrame | None:
     """Rows an earlier load took from ``files`` (still being copied now), to keep them."""
-    if not files:
-        return None
-    if not table_columns(conn, f"{schema}.{table}"):
+    if not files or "source_file" not in table_columns(conn, f"{schema}.{table}"):
         return None
     return conn.execute(f"select * from {schema}.{table} where source_file in (select unnest(?))", [files]).pl()
+
+
+def _held_back_rows(conn, failures: list[KeyingFailure], accepted: pl.DataFrame) -> pl.DataFrame | None:
+    """The rows an earlier load took of the scales and waves the keying check held back now, to
+    keep them (responses loaded anew in another wave are not kept twice). A table loaded before
+    scales were told apart holds psychological safety only."""
+    columns = table_columns(conn, "restricted.survey__responses")
+    if not failures or "source_file" not in columns:
+        return None
+    has_item_set = "item_set" in columns
+    responses = ("restricted.survey__responses" if has_item_set else
+                 f"(select *, '{PSYCHOLOGICAL_SAFETY.key}' as item_set from restricted.survey__responses)")
+    held = pl.DataFrame({"item_set": [f.item_set.key for f in failures],
+                         "wave": [f.quarter_start for f in failures]}, schema={"item_set": pl.String, "wave": pl.Date})
+    conn.register("held_back_waves", held.to_arrow())
+    try:
+        rows = conn.sql(f"""select responses.* from {responses} as responses
+                            join held_back_waves as held on held.item_set = responses.item_set
+                                and held.wave = date_trunc('quarter', responses.submitted_at)::date""").pl()
+    finally:
+        conn.unregister("held_back_waves")
+    return rows.join(accepted.select("response_id", "item_set").unique(), on=["response_id", "item_set"], how="anti")
 
 
 def _quarantine_frame(rows: list[dict] | pl.DataFrame, loaded_at: datetime) -> pl.DataFrame:
@@ -130,12 +157,21 @@ def _replace(conn: duckdb.DuckDBPyConnection, writes: list[tuple[str, str, pl.Da
         raise
 
 
+SURVEY_RESPONSES = dg.AssetKey(["restricted", "survey__responses"])
+
+
 @dg.asset(
     pool=WAREHOUSE_POOL,
-    key=["restricted", "survey__responses"],
+    key=SURVEY_RESPONSES,
     deps=[TEAM_MAP],
     group_name="landing",
     kinds={"csv", "xlsx", "duckdb"},
+    check_specs=[dg.AssetCheckSpec(
+        "keying_check", asset=SURVEY_RESPONSES,
+        description="Warns naming the scale, wave and items when a scale's items in a wave do not hang together "
+                    "the way their keying says (Cronbach's alpha below 0, or a reverse-keyed item correlating "
+                    "negatively with the rest): that wave's answers of that scale are held back and its previous "
+                    "load stays; other waves and scales load.")],
 )
 def survey_responses(
     context: dg.AssetExecutionContext, config: LandingLoadConfig, landing: LandingFolderResource,
@@ -143,13 +179,15 @@ def survey_responses(
 ) -> dg.MaterializeResult:
     """Every survey export in the landing folder (Qualtrics CSV/TSV, Google Forms, Microsoft
     Forms, SurveyMonkey, Culture Amp, generic), in long form: one row per response and
-    answered item, matched by item text, with the 1..K answer and its score (reverse-keyed
-    items: K + 1 - answer), the file and row it came from. Previews, tests, spam and
-    unfinished responses are dropped and counted. Rows with bad answers, unknown survey
-    groups, bad or future dates, no answers, unreadable bytes or quotes, or a response seen
-    again (the latest submission is kept) go to restricted.survey__responses_quarantine with
-    their reason. A file that lost responses or waves, or a wave failing the keying check,
-    stops the load. Respondent-level, so restricted."""
+    answered item, matched by item text, of every scale the export measures (item_set:
+    psychological safety, and accountability and Clark's four stages where present), with
+    the 1..K answer and its score (reverse-keyed items: K + 1 - answer), the file and row it
+    came from. Previews, tests, spam and unfinished responses are dropped and counted. Rows
+    with bad answers, unknown survey groups, bad or future dates, no answers, unreadable bytes
+    or quotes, or a response seen again (the latest submission is kept) go to
+    restricted.survey__responses_quarantine with their reason. A file that lost responses or
+    waves stops the load; a scale's wave failing the keying check is held back (its previous
+    load stays) and the keying_check warns naming the items. Respondent-level, so restricted."""
     with stopping_clearly():
         return _load_surveys(context, config, landing, duckdb)
 
@@ -180,10 +218,14 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
         accepted_shrink = check_shrinkage({k: v for k, v in old_facts.items() if k not in waiting}, new_facts,
                                           config.accept_shrunk_exports, "response", "wave")
         accepted = pl.DataFrame(load.checked.accepted, schema=SURVEY_SCHEMA)
-        kept = _kept_rows(conn, "restricted", "survey__responses", waiting)
-        if kept is not None and kept.height:
-            accepted = pl.concat([accepted, kept.select(list(SURVEY_SCHEMA)).cast(SURVEY_SCHEMA)])
+        for kept in (_kept_rows(conn, "restricted", "survey__responses", waiting),
+                     _held_back_rows(conn, load.keying_failures, accepted)):
+            if kept is not None and kept.height:
+                accepted = pl.concat([accepted, kept.select(list(SURVEY_SCHEMA)).cast(SURVEY_SCHEMA)])
         quarantine = _quarantine_frame(load.checked.quarantined, loaded_at)
+        kept_quarantine = _kept_rows(conn, "restricted", "survey__responses_quarantine", waiting)
+        if kept_quarantine is not None and kept_quarantine.height:
+            quarantine = pl.concat([quarantine, kept_quarantine.select(quarantine.columns).cast(quarantine.schema)])
         _replace(conn, [("restricted", "survey__responses", accepted),
                         ("restricted", "survey__responses_quarantine", quarantine)])
         write_facts(conn, "survey", {**new_facts, **kept_facts})
@@ -192,15 +234,24 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
     reasons = load.checked.reasons()
     dropped = sum((f.dropped for f in read), Counter())
     context.log.info(f"restricted.survey__responses: {load.responses} responses ({accepted.height} answers) from "
-                     f"{len(read)} files; quarantined {quarantine.height} {reasons or ''}; dropped {dict(dropped)}")
-    return dg.MaterializeResult(metadata={
+                     f"{len(read)} files, scales {', '.join(load.scales) or 'none'}; quarantined {quarantine.height} "
+                     f"{reasons or ''}; dropped {dict(dropped)}")
+    keying = dg.AssetCheckResult(
+        check_name="keying_check", passed=not load.keying_failures, severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(f.message for f in load.keying_failures) or None,
+        metadata={"held_back": dg.MetadataValue.json([
+            {"scale": f.item_set.key, "wave": f.wave, "alpha": round(f.alpha, 3),
+             "negative_reverse_keyed_items": [{"item": n, "text": f.item_set.item(n).text, "r": round(r, 3)}
+                                              for n, r in f.negative]} for f in load.keying_failures])})
+    return dg.MaterializeResult(check_results=[keying], metadata={
         "rows": accepted.height, "responses": load.responses, "quarantined": quarantine.height,
+        "scales": dg.MetadataValue.json(load.scales),
         "quarantined_by_reason": dg.MetadataValue.json(reasons),
         "dropped_not_responses": dg.MetadataValue.json(dict(dropped)),
         "partial_responses": load.partial_responses, "scale_points": scale_points,
         "identical_copies_merged": load.identical_copies,
         "files": dg.MetadataValue.json({f.name: {**f.diagnosis, "responses": new_facts[f.name].units,
-                                                 "waves": f.waves, "dropped": dict(f.dropped), "notes": f.notes,
+                                                 "waves": f.waves, "scales": f.scales, "dropped": dict(f.dropped), "notes": f.notes,
                                                  "ignored_columns": f.ignored_columns} for f in read}),
         "waiting_for_complete_copy": dg.MetadataValue.json(waiting),
         "accepted_shrinkage": dg.MetadataValue.json(accepted_shrink),
@@ -227,17 +278,15 @@ def hr_exports(context: dg.AssetExecutionContext, config: LandingLoadConfig, lan
     """Every HR export in the landing folder (BambooHR or Workday roster, any roster with
     the same columns, or the snapshot/leaver files). Rows with unknown org units, bad or
     future dates, bad flags, unknown termination reasons or a repeated (employee, date) go
-    to quarantine.hr__headcount / quarantine.hr__terminations with their reason. A file that
-    lost rows, employees or months stops the load."""
+    to quarantine.hr__headcount / quarantine.hr__terminations with their reason; every row
+    names the export it came from (source_file). A file that lost rows, employees or months
+    stops the load; a file still being copied keeps the rows its previous load took from it."""
     with stopping_clearly():
         yield from _load_hr(context, config, landing, duckdb)
 
 
 def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource, duckdb: DuckDBResource):
     files, waiting, mapping = _files_of_kind(context, landing, "hr")
-    if waiting:
-        raise RuntimeError(f"HR exports still being copied: {waiting}; the previous HR load stays until they are "
-                           "complete (the next run or the sensor loads them)")
     org_units = _identifiers(duckdb, "hr_org_unit")
     now = datetime.now(UTC)
     read: list[HrFile] = []
@@ -253,10 +302,12 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
                                        tuple(f.months)) for f in read}
         leavers_only = {f.name for f in read if f.leavers_only}
         with warehouse_connection(duckdb) as conn:
-            accepted_shrink = check_shrinkage(previous_facts(conn, "hr"), new_facts, config.accept_shrunk_exports,
-                                              "employee", "month")
-            counts = _copy_hr_tables(conn, read, leavers_only, datetime.now(UTC))
-            write_facts(conn, "hr", new_facts)
+            old_facts = previous_facts(conn, "hr")
+            kept_facts = {name: facts for name, facts in old_facts.items() if name in waiting}
+            accepted_shrink = check_shrinkage({k: v for k, v in old_facts.items() if k not in waiting}, new_facts,
+                                              config.accept_shrunk_exports, "employee", "month")
+            counts = _copy_hr_tables(conn, read, leavers_only, waiting, datetime.now(UTC))
+            write_facts(conn, "hr", {**new_facts, **kept_facts})
     for message in accepted_shrink:
         context.log.warning(f"accepted: {message}")
     files_meta = dg.MetadataValue.json({f.name: {**f.diagnosis, "employees": f.employees, "months": len(f.months),
@@ -267,31 +318,49 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
         yield dg.MaterializeResult(asset_key=dg.AssetKey(["raw", key]), metadata={
             "rows": rows, "quarantined": quarantined, "quarantined_by_reason": dg.MetadataValue.json(reasons),
             "files": files_meta, "accepted_shrinkage": dg.MetadataValue.json(accepted_shrink),
+            "waiting_for_complete_copy": dg.MetadataValue.json(waiting),
         })
 
 
-def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], loaded_at: datetime) -> dict:
+def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: list[str],
+                    loaded_at: datetime) -> dict:
     """Replace the HR tables with the union of every file's, in one transaction, straight
-    from the files' Parquet outputs (a 200 MB export never passes through Python)."""
+    from the files' Parquet outputs (a 200 MB export never passes through Python). Each row
+    says which export it came from (``source_file``); the rows an earlier load took from the
+    files in ``waiting`` (still being copied) are kept as they were."""
     def union(table: str, columns: tuple[str, ...], files: list[HrFile]) -> str:
-        if not files:
-            return "select " + ", ".join(f"null::{'bigint' if c == 'source_line' else 'varchar'} as {c}"
-                                         for c in columns) + " limit 0"
-        paths = ", ".join(f"'{f.parquet(table)}'" for f in files)
-        return f"select {', '.join(columns)} from read_parquet([{paths}])"
+        """The files' rows of ``table`` with ``columns``; ``source_file`` is each export's name."""
+        def select(file: HrFile) -> str:
+            named = ", ".join(f"'{file.name.replace(chr(39), chr(39) * 2)}' as source_file" if c == "source_file"
+                              else c for c in columns)
+            return f"select {named} from read_parquet('{file.parquet(table)}')"
+        empty = "select " + ", ".join(f"null::{'bigint' if c == 'source_line' else 'varchar'} as {c}"
+                                      for c in columns) + " where false"
+        return " union all ".join(select(f) for f in files) or empty
+
+    def kept(schema: str, table: str, columns: tuple[str, ...]) -> str:
+        if not waiting or "source_file" not in table_columns(conn, f"{schema}.{table}"):
+            return ""
+        return f" union all select {', '.join(columns)} from {schema}.{table} where source_file in (select unnest($waiting))"
 
     rosters = [f for f in read if f.name not in leavers_only]
     leavers = [f for f in read if f.name in leavers_only]
+    tables = [("raw", "hr__headcount", (*HEADCOUNT_COLUMNS, "source_file"), read),
+              ("raw", "hr__terminations", (*TERMINATION_COLUMNS, "source_file"), read),
+              ("quarantine", "hr__headcount", tuple(QUARANTINE_SCHEMA), rosters),
+              ("quarantine", "hr__terminations", tuple(QUARANTINE_SCHEMA), leavers)]
     conn.execute("begin transaction")
     try:
         for schema in ("raw", "quarantine"):
             conn.execute(f"create schema if not exists {schema}")
-        conn.execute(f"create or replace table raw.hr__headcount as {union('headcount', HEADCOUNT_COLUMNS, read)}")
-        conn.execute(f"create or replace table raw.hr__terminations as "
-                     f"{union('terminations', TERMINATION_COLUMNS, read)}")
-        for table, files in (("hr__headcount", rosters), ("hr__terminations", leavers)):
-            conn.execute(f"create or replace table quarantine.{table} as select *, ?::timestamptz as loaded_at "
-                         f"from ({union('quarantine', tuple(QUARANTINE_SCHEMA), files)})", [loaded_at])
+        for schema, table, columns, files in tables:
+            rows = union(table.removeprefix("hr__") if schema == "raw" else "quarantine", columns, files)
+            rows += kept(schema, table, columns)
+            stamp = ", $loaded_at::timestamptz as loaded_at" if schema == "quarantine" else ""
+            parameters = {"waiting": waiting} if "$waiting" in rows else {}
+            if stamp:
+                parameters["loaded_at"] = loaded_at
+            conn.execute(f"create or replace table {schema}.{table} as select *{stamp} from ({rows})", parameters)
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")

@@ -14,11 +14,15 @@ the presets' defaults. A wrong key or value stops the load with a message naming
       scale_points: 7               # 5 or 7; default PSAFE_SURVEY_SCALE_POINTS (7)
       submitted_at_value: 2024-03-15  # for exports without dates (Culture Amp)
       answer_labels: {"Stimme voll zu": 7, "Stimme zu": 6}
-      item_sets:
+      item_sets:                    # assets/landing/item_sets.py: psychological_safety (required),
+                                    # accountability, clark_inclusion, clark_learner, clark_contributor,
+                                    # clark_challenger (optional: loaded when the export has them)
         psychological_safety:
           aliases:                  # other wordings of an item, by item number
             1: ["Wenn man in diesem Team einen Fehler macht, wird es einem oft vorgehalten"]
           already_reversed: [1, 3, 5]   # items the survey tool already reverse-scored
+        clark_challenger:           # Clark's items ship as example wordings: map your instrument's
+          aliases: {1: ["I feel safe to challenge the status quo on this team"]}
     hr:
       preset: auto                  # auto | bamboohr | workday | roster | snapshots
       columns: {employee_id: "Employee #", org_unit: Department, role: "Job Title",

@@ -6,12 +6,15 @@ text (or a mapping alias) inside the header, whatever the tool wrapped around it
 statement", "Question [row]"). Rows a tool marks as previews, tests, spam or unfinished are
 dropped and counted. Every other row either loads or is quarantined with all its errors.
 
+Every item set of assets/landing/item_sets.py is looked for: psychological safety must be
+there, the other scales (accountability, Clark's stages) are loaded when the file has them.
 Across files, a response seen twice keeps its latest submission. Answers are checked
 against 1..K; reverse-keyed items are scored K + 1 - answer, unless the tool already
-reversed them (mapping ``already_reversed``). A keying check then refuses a wave whose
-alpha is below 0 or whose reverse-keyed items correlate negatively with the rest: a scale
-scored the wrong way round would otherwise load green and invert every result.
-Respondent-level output; it only ever goes to the ``restricted`` schema.
+reversed them (mapping ``already_reversed``). A keying check then holds back, per scale, a
+wave whose alpha is below 0 or whose reverse-keyed items correlate negatively with the rest
+(naming the items): a scale scored the wrong way round would otherwise load green and invert
+every result. Other waves and scales load. Respondent-level output; it only ever goes to the
+``restricted`` schema.
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ import json
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
 
-from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY, ItemSet
+from assets.landing.item_sets import ITEM_SETS, PSYCHOLOGICAL_SAFETY, ItemSet
 from assets.landing.mapping import Settings
 from assets.landing.presets import SURVEY_PRESETS, SurveyPreset, detect_survey_preset
 from assets.landing.snapshot import take_snapshot
@@ -50,14 +53,36 @@ class SurveyExportError(ValueError):
     """The file cannot be read as a survey export; the message lists everything found wrong."""
 
 
-class KeyingError(ValueError):
-    """A wave's items do not hang together the way their keying says."""
+@dataclass(frozen=True)
+class KeyingFailure:
+    """A scale's items in one wave do not hang together the way their keying says: that
+    scale's answers of that wave are held back (the previous load of them stays)."""
+
+    item_set: ItemSet
+    wave: str  # e.g. 2025-Q1
+    alpha: float
+    negative: tuple[tuple[int, float], ...]  # reverse-keyed items correlating negatively: (item, r)
+
+    @property
+    def quarter_start(self) -> date:
+        year, quarter = self.wave.split("-Q")
+        return date(int(year), 3 * int(quarter) - 2, 1)
+
+    @property
+    def message(self) -> str:
+        items = "; ".join(f"item {n} ({self.item_set.item(n).text!r}, r = {r:.2f} with the rest)"
+                          for n, r in self.negative)
+        return (f"keying check failed for {self.item_set.name} in wave {self.wave}: alpha {self.alpha:.2f}"
+                + (f", reverse-keyed items correlating negatively with the rest: {items}" if items else "")
+                + f"; that wave's {self.item_set.name} answers are not loaded (its previous load stays). If the "
+                f"survey tool already reverse-scored these items, list them under survey.item_sets."
+                f"{self.item_set.key}.already_reversed in export_mapping.yml")
 
 
 @dataclass
 class SurveyFile:
     """One export read: candidate responses (file, row, raw row, parsed), rows quarantined,
-    and what a data engineer needs to know about the file."""
+    the scales (item set keys) it measures, and what a data engineer needs to know about it."""
 
     name: str
     preset: str
@@ -68,6 +93,7 @@ class SurveyFile:
     ignored_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     data_rows: int = 0
+    scales: list[str] = field(default_factory=list)
 
     @property
     def waves(self) -> list[str]:
@@ -83,6 +109,20 @@ def item_texts(item_set: ItemSet, aliases: dict[int, tuple[str, ...]]) -> dict[s
     texts = {header_text(item.text): item.number for item in item_set.items}
     for number, wordings in aliases.items():
         texts.update({header_text(text): number for text in wordings})
+    return texts
+
+
+def all_item_texts(settings: Settings) -> dict[str, tuple[str, int]]:
+    """Every text that names an item of any item set -> (item set key, item number). A text
+    naming two items (an alias given to two of them) stops the load: it names the entries."""
+    texts: dict[str, tuple[str, int]] = {}
+    for item_set in ITEM_SETS.values():
+        for text, number in item_texts(item_set, settings.aliases.get(item_set.key, {})).items():
+            other = texts.setdefault(text, (item_set.key, number))
+            if other != (item_set.key, number):
+                raise SurveyExportError(f"the text {text!r} names both {other[0]} item {other[1]} and "
+                                        f"{item_set.key} item {number}: give one of them another wording in "
+                                        "export_mapping.yml")
     return texts
 
 
@@ -156,29 +196,35 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
         problems.append("no date column: this export has no response dates, give the survey date as "
                         "submitted_at_value in export_mapping.yml" if preset.needs_date_from_mapping else
                         f"no date column (looked for {preset.submitted_at}; name it in survey.columns.submitted_at)")
-    item_set = PSYCHOLOGICAL_SAFETY
-    texts = item_texts(item_set, settings.aliases.get(item_set.key, {}))
-    items: dict[int, int] = {}
+    texts = all_item_texts(settings)
+    items: dict[int, tuple[str, int]] = {}
     ignored: list[str] = []
     for column, question in enumerate(questions):
-        number = next((texts[part] for part in item_parts(question) if part in texts), None)
-        if number is None:
+        item = next((texts[part] for part in item_parts(question) if part in texts), None)
+        if item is None:
             if column not in roles.values():
                 ignored.append(question or f"column {column + 1}")
-        elif number in items.values():
-            problems.append(f"item {number} appears in two columns (second: {question!r})")
+        elif item in items.values():
+            problems.append(f"{ITEM_SETS[item[0]].name} item {item[1]} appears in two columns (second: {question!r})")
         else:
-            items[column] = number
-    missing = [item for item in item_set.items if item.number not in items.values()]
-    if missing:
-        problems.append("item columns not found: " + "; ".join(repr(i.text) for i in missing)
-                        + " (add other wordings as aliases in export_mapping.yml)")
+            items[column] = item
+    scales = []
+    for item_set in ITEM_SETS.values():
+        found = {number for key, number in items.values() if key == item_set.key}
+        missing = [item for item in item_set.items if item.number not in found]
+        if found or item_set.required:
+            scales.append(item_set.key)
+        if missing and (found or item_set.required):
+            problems.append(f"{item_set.name} item columns not found: " + "; ".join(repr(i.text) for i in missing)
+                            + " (add other wordings as aliases in export_mapping.yml"
+                            + (")" if item_set.required else f"; {len(found)} of its {len(item_set.items)} items "
+                               "were found)"))
     if problems:
         raise SurveyExportError(f"{name} ({_describe(diagnosis)}): " + "; ".join(problems)
                                 + f". Columns that matched nothing: {ignored or 'none'}")
     status = _find_role(cells, ("status",), None) if preset.excluded_status else None
     finished = _find_role(cells, preset.finished, None) if preset.finished else None
-    file = SurveyFile(name, preset_name, diagnosis, ignored_columns=ignored, notes=list(records.notes))
+    file = SurveyFile(name, preset_name, diagnosis, ignored_columns=ignored, notes=list(records.notes), scales=scales)
     for row, raw, reason in records.rejected:
         file.checked.reject(row, raw, reason, name)
     data = records.frame.slice(preset.header_rows)
@@ -190,7 +236,7 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
         dates = DatePattern.find(data[column].fill_null("").to_list(), time_zone, settings.date_format)
         diagnosis.update(date_pattern=dates.pattern, time_zone=time_zone)
     labels = {**AGREEMENT_LABELS[scale_points], **settings.answer_labels}
-    already = set(settings.already_reversed.get(item_set.key, ()))
+    already = {(key, number) for key, numbers in settings.already_reversed.items() for number in numbers}
     used = {column: header_text(cells[column][0]) or questions[column] for column in
             [c for c in roles.values() if c is not None] + list(items)}
     seen_content: Counter = Counter()
@@ -265,13 +311,13 @@ def _response(values, roles, items, dates, settings, survey_groups, now, scale_p
     canonical = survey_groups.get(group.lower())
     if canonical is None:
         errors.append(f"unknown team: survey group {group!r} is not in the team map's survey_groups")
-    answers: dict[int, int] = {}
-    for column, number in items.items():
-        answer = attempt(parse_answer, values[column], number, scale_points, labels)
+    answers: dict[tuple[str, int], int] = {}
+    for column, item in items.items():
+        answer = attempt(parse_answer, values[column], item[1], scale_points, labels)
         if answer is not None:
-            answers[number] = scale_points + 1 - answer if number in already else answer
+            answers[item] = scale_points + 1 - answer if item in already else answer
     if not answers and not errors:
-        errors.append("no answers: none of the seven items was answered")
+        errors.append("no answers: none of the survey's items was answered")
     return {"response_id": response_id, "survey_group": canonical, "submitted_at": submitted_at, "answers": answers}
 
 
@@ -281,22 +327,30 @@ def _describe(diagnosis: dict) -> str:
 
 @dataclass
 class SurveyLoad:
-    """Long answers of every file, quarantined rows, and what each file held."""
+    """Long answers of every file, quarantined rows, the scales measured, the waves and scales
+    the keying check held back, and what each file held."""
 
     checked: Checked
     files: list[SurveyFile]
     identical_copies: int = 0
     partial_responses: int = 0
     warnings: list[str] = field(default_factory=list)
+    keying_failures: list[KeyingFailure] = field(default_factory=list)
 
     @property
     def responses(self) -> int:
         return len({row["response_id"] for row in self.checked.accepted})
 
+    @property
+    def scales(self) -> list[str]:
+        """The item sets any file measures, in the order of ITEM_SETS."""
+        measured = {key for file in self.files for key in file.scales}
+        return [key for key in ITEM_SETS if key in measured]
+
 
 def combine_survey_files(files: list[SurveyFile], scale_points: int) -> SurveyLoad:
-    """One response per id across files (the latest submission), scored; raises
-    ``KeyingError`` when a wave fails the keying check."""
+    """One response per id across files (the latest submission), scored; a scale's wave that
+    fails the keying check is held back (``keying_failures``), the rest is loaded."""
     checked = Checked()
     for file in files:
         checked.quarantined.extend(file.checked.quarantined)
@@ -315,36 +369,43 @@ def combine_survey_files(files: list[SurveyFile], scale_points: int) -> SurveyLo
                          what="response_id")
     checked.quarantined.extend(responses.quarantined)
     load = SurveyLoad(checked, files, identical_copies=sum(len(f.candidates) for f in files) - len(candidates))
-    reverse_keyed = set(PSYCHOLOGICAL_SAFETY.reverse_keyed)
+    rows = []
     for response in responses.accepted:
         answers = response["answers"]
-        load.partial_responses += len(answers) < len(PSYCHOLOGICAL_SAFETY.items)
-        for item_no, answer in sorted(answers.items()):
-            checked.accepted.append({
+        safety_answered = sum(key == PSYCHOLOGICAL_SAFETY.key for key, _ in answers)
+        load.partial_responses += safety_answered < len(PSYCHOLOGICAL_SAFETY.items)
+        for (key, item_no), answer in sorted(answers.items()):
+            reverse = ITEM_SETS[key].item(item_no).reverse_keyed
+            rows.append({
                 "response_id": response["response_id"], "survey_group": response["survey_group"],
                 "submitted_at": response["submitted_at"], "source_line": response["source_line"],
-                "item_no": item_no, "answer": answer,
-                "score": scale_points + 1 - answer if item_no in reverse_keyed else answer,
+                "item_set": key, "item_no": item_no, "answer": answer,
+                "score": scale_points + 1 - answer if reverse else answer,
                 "scale_points": scale_points, "source_file": response["source_file"],
             })
-    check_keying(checked.accepted, PSYCHOLOGICAL_SAFETY)
-    top = max((row["answer"] for row in checked.accepted), default=0)
+    load.keying_failures = keying_failures(rows)
+    held_back = {(f.item_set.key, f.wave) for f in load.keying_failures}
+    checked.accepted.extend(r for r in rows if (r["item_set"], _wave(r["submitted_at"])) not in held_back)
+    top = max((row["answer"] for row in rows), default=0)
     if scale_points == 7 and load.responses >= MIN_RESPONSES_FOR_SCALE_CHECK and top <= 5:
         load.warnings.append("every answer is within 1..5: if this export uses a 5-point scale, set "
                              "PSAFE_SURVEY_SCALE_POINTS (or scale_points in export_mapping.yml) to 5")
+    load.warnings.extend(f.message for f in load.keying_failures)
     return load
 
 
-def check_keying(answers: list[dict], item_set: ItemSet) -> list[dict]:
-    """Per wave: Cronbach's alpha of the scored items and each reverse-keyed item's
-    correlation with the sum of the others (complete responses). Raises ``KeyingError``
-    naming the wave and items when alpha < 0 or a reverse-keyed item correlates negatively."""
+def keying_failures(answers: list[dict]) -> list[KeyingFailure]:
+    """Per scale and wave: Cronbach's alpha of the scored items and each reverse-keyed item's
+    correlation with the sum of the others (complete responses, at least
+    MIN_RESPONSES_FOR_KEYING_CHECK). A failure is alpha < 0 or a reverse-keyed item
+    correlating negatively."""
     if not answers:
         return []
     frame = pd.DataFrame(answers)
     frame["wave"] = frame["submitted_at"].map(_wave)
-    results, failures = [], []
-    for wave, rows in frame.groupby("wave"):
+    failures = []
+    for (key, wave), rows in frame.groupby(["item_set", "wave"]):
+        item_set = ITEM_SETS[key]
         wide = rows.pivot_table(index="response_id", columns="item_no", values="score").dropna()
         if len(wide) < MIN_RESPONSES_FOR_KEYING_CHECK or wide.shape[1] < len(item_set.items):
             continue
@@ -355,18 +416,9 @@ def check_keying(answers: list[dict], item_set: ItemSet) -> list[dict]:
             r = np.corrcoef(wide[number], rest)[0, 1] if wide[number].std() > 0 and rest.std() > 0 else np.nan
             if r < 0:
                 negative.append((number, float(r)))
-        results.append({"wave": wave, "alpha": alpha, "negative_reverse_keyed": negative})
         if alpha < 0 or negative:
-            items = "; ".join(f"item {n} ({item_set.item(n).text!r}, r = {r:.2f} with the rest)" for n, r in negative)
-            failures.append(f"wave {wave}: alpha {alpha:.2f}" + (f", reverse-keyed items correlating negatively "
-                                                                  f"with the rest: {items}" if negative else ""))
-    if failures:
-        raise KeyingError(
-            "keying check failed, nothing loaded (the previous load stays): " + " | ".join(failures)
-            + ". If the survey tool already reverse-scored these items, list them under survey.item_sets."
-            + f"{item_set.key}.already_reversed in export_mapping.yml")
-    return results
-
+            failures.append(KeyingFailure(item_set, wave, alpha, tuple(negative)))
+    return failures
 
 
 def read_survey_exports(paths: list[Path], survey_groups: set[str] | dict[str, str], now: datetime,

@@ -1,6 +1,7 @@
-"""Model assets: survey psychometrics per team-wave and wave, the tidy KPI x construct results
-table and the KPI correlation table."""
+"""Model assets: survey psychometrics per team-wave and wave (frozen once a wave closes), the
+tidy KPI x construct results table and the KPI correlation table."""
 
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import numpy as np
@@ -10,7 +11,9 @@ from dagster_duckdb import DuckDBResource
 
 from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs
 from assets.models.kpis import CORRELATION_KPIS, Family, Kpi
-from assets.models.psychometrics import MIN_ITEMS_ANSWERED, MIN_RESPONDENTS, survey_wave_tables
+from assets.models.profiles import Thresholds, profile_counts, team_profiles, zone_moves
+from assets.models.frozen_waves import plan_waves
+from assets.models.psychometrics import MIN_RESPONDENTS, WAVE_CLOSE_DAYS, survey_wave_tables, wave_closes_on
 from assets.models.stats import (
     FALSE_DISCOVERY_RATE,
     few_teams_warning,
@@ -19,53 +22,208 @@ from assets.models.stats import (
     team_bootstrap_correlation,
 )
 from assets.warehouse.pool import WAREHOUSE_POOL
-from assets.warehouse.raw_tables import replace_table
+from assets.warehouse.raw_tables import append_table, replace_table, table_columns
 from assets.warehouse.resource import WarehouseResource
+
+
+TEAM_WAVES = ("marts", "fct_team_survey_waves")
+WAVES = ("marts", "fct_survey_waves")
+WAVE_MEMBERS = ("restricted", "survey__wave_members")
+# A team-month headcount per team and month (the count-bounds rule reads its largest per quarter).
+HEADCOUNT = dg.AssetKey(["intermediate", "int_team_month_headcount"])
+_FROZEN = {"closed_on": pl.Date, "frozen_at": pl.Datetime(time_zone="UTC")}
+CELL_SCHEMA = {"team": pl.String, "wave_quarter": pl.Date, "scale": pl.String, "is_suppressed": pl.Boolean,
+               "suppression_reason": pl.String, "n_respondents": pl.Int64, "score_mean": pl.Float64,
+               "score_sd": pl.Float64, "rwg_j": pl.Float64, **_FROZEN}
+WAVE_SCHEMA = {"wave_quarter": pl.Date, "scale": pl.String, "scale_points": pl.Int64, "n_respondents": pl.Int64,
+               "score_mean": pl.Float64, "n_teams": pl.Int64, "n_teams_published": pl.Int64,
+               "n_respondents_published": pl.Int64, "published_mean": pl.Float64, "published_mean_ci_low": pl.Float64,
+               "published_mean_ci_high": pl.Float64, "cronbach_alpha": pl.Float64,
+               "n_alpha_complete_responses": pl.Int64, "icc1": pl.Float64, "icc2": pl.Float64, "anova_f": pl.Float64,
+               "anova_df_between": pl.Int64, "anova_df_within": pl.Int64, "anova_group_size_k": pl.Float64,
+               "n_late_responses": pl.Int64, **_FROZEN}
+MEMBER_SCHEMA = {"response_id": pl.String, "wave_quarter": pl.Date, "frozen_at": pl.Datetime(time_zone="UTC")}
+
+
+def _frame(table: pd.DataFrame, schema: dict, **columns) -> pl.DataFrame:
+    """``table`` with ``columns`` added (each a function of the row's wave), typed as ``schema``."""
+    rows = table.astype(object).where(table.notna(), None).to_dict("records")
+    for row in rows:
+        row["wave_quarter"] = pd.Timestamp(row["wave_quarter"]).date()
+        row.update({name: make(row["wave_quarter"]) for name, make in columns.items()})
+    return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+
+
+class SurveyWavesConfig(dg.Config):
+    """``close_after_days``: a wave (calendar quarter) closes this many days after its quarter
+    ends and is frozen the first night after. ``as_of``: the day the close rule is applied on
+    (ISO date; default today, UTC): set it to replay a night."""
+
+    close_after_days: int = WAVE_CLOSE_DAYS
+    as_of: str = ""
 
 
 @dg.multi_asset(
     pool=WAREHOUSE_POOL,
     outs={
         "fct_team_survey_waves": dg.AssetOut(
-            key=["marts", "fct_team_survey_waves"],
+            key=list(TEAM_WAVES),
             kinds={"pandas", "duckdb"},
-            description="One row per team and survey wave (grain: team x wave_quarter): respondents, mean "
-            f"and sd of person scores (mean of answered items, at least {MIN_ITEMS_ANSWERED} of 7), rwg(j) "
-            f"agreement. A cell with fewer than {MIN_RESPONDENTS} respondents is suppressed (every figure null), "
-            "and so is the next smallest cell of the same wave until the suppressed cells are at least two with "
-            f"{MIN_RESPONDENTS} or more people.",
+            description="One row per team, survey wave and scale (grain: team x wave_quarter x scale; scales: "
+            "psychological_safety and, where the survey measured them, accountability and Clark's four stages): "
+            "respondents, mean and sd of person scores (mean of answered items, at least the scale's minimum, 5 of "
+            "Edmondson's 7), rwg(j) agreement. Written once per wave, the first night after the wave closes "
+            f"({WAVE_CLOSE_DAYS} days after its quarter), and never recomputed: later nights cannot reveal a "
+            f"suppressed cell by difference. A team with fewer than {MIN_RESPONDENTS} respondents in a scale, or "
+            "whose respondents all gave the same score, is suppressed in every scale (every figure null); so is the "
+            "next smallest team while the wave total minus its published cells would show a single cell, fewer "
+            f"than {MIN_RESPONDENTS} people, equal scores or (with HR headcounts) a suppressed cell's size.",
         ),
         "fct_survey_waves": dg.AssetOut(
-            key=["marts", "fct_survey_waves"],
+            key=list(WAVES),
             kinds={"pandas", "duckdb"},
-            description="One row per survey wave (grain: wave_quarter): respondents and mean over all "
-            "scored respondents; Cronbach's alpha (complete responses) and ICC(1)/ICC(2) from a one-way "
-            "ANOVA of person scores on team, over the published team cells only.",
+            description="One row per survey wave and scale (grain: wave_quarter x scale), frozen with the wave: "
+            "respondents and mean over all scored respondents (withheld when suppression cannot make them safe); "
+            "the respondent-weighted mean of the published team cells with its team-clustered 95% CI; Cronbach's "
+            "alpha (complete responses) and ICC(1)/ICC(2) from a one-way ANOVA of person scores on team, over the "
+            "published team cells only; the day the wave closed, when it was frozen, and how many of its "
+            "responses came late from an earlier, already frozen quarter.",
         ),
     },
-    deps=[dg.AssetKey(["restricted", "stg_survey__responses"])],
+    deps=[dg.AssetKey(["restricted", "stg_survey__responses"]), HEADCOUNT],
     group_name="marts",
 )
-def survey_waves(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+def survey_waves(context: dg.AssetExecutionContext, config: SurveyWavesConfig, duckdb: DuckDBResource):
+    as_of = date.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC).date()
     with duckdb.get_connection() as conn:
-        answers = conn.sql(
-            "select response_id, team, wave_quarter, item_no, score, scale_points from restricted.stg_survey__responses"
-        ).df()
+        answers = conn.sql("select response_id, team, wave_quarter as submission_quarter, item_set, item_no, score, "
+                           "scale_points from restricted.stg_survey__responses").df()
         scales = sorted(answers["scale_points"].unique())
         if len(scales) > 1:
             raise ValueError(f"survey answers on different scales {scales}: load one export scale at a time")
-        cells, waves = survey_wave_tables(answers, int(scales[0]) if scales else 7)
-        as_dates = pl.col("wave_quarter").cast(pl.Date)
-        replace_table(conn, "marts", "fct_team_survey_waves", pl.from_pandas(cells).with_columns(as_dates))
-        replace_table(conn, "marts", "fct_survey_waves", pl.from_pandas(waves).with_columns(as_dates))
-    suppressed = int(cells["is_suppressed"].sum()) if len(cells) else 0
-    context.log.info(f"{len(cells)} team-waves ({suppressed} suppressed), {len(waves)} waves\n"
-                     + waves[["wave_quarter", "n_respondents", "cronbach_alpha", "icc1", "icc2"]].to_string(index=False))
-    yield dg.MaterializeResult(asset_key=["marts", "fct_team_survey_waves"],
-                               metadata={"rows": len(cells), "suppressed": suppressed})
-    yield dg.MaterializeResult(asset_key=["marts", "fct_survey_waves"], metadata={
-        "rows": len(waves), "table": dg.MetadataValue.md(waves.to_markdown(index=False)) if len(waves) else "",
+        frozen = _frozen_tables(conn)
+        members = (conn.sql(f"select response_id, wave_quarter from {'.'.join(WAVE_MEMBERS)}").df()
+                   if _exists(conn, *WAVE_MEMBERS) else pd.DataFrame(columns=["response_id", "wave_quarter"]))
+        published = ({d for (d,) in conn.sql(f"select distinct wave_quarter from {'.'.join(WAVES)}").fetchall()}
+                     if frozen else set())
+        plan = plan_waves(answers, members, published, as_of, config.close_after_days)
+        frozen_at = datetime.now(UTC)
+        new_members = plan.members(plan.members_to_write)
+        if len(new_members):
+            _append(conn, [(WAVE_MEMBERS, _frame(new_members, MEMBER_SCHEMA, frozen_at=lambda wave: frozen_at))])
+        answers = answers.merge(plan.members(plan.to_publish), on="response_id")
+        answers["wave_quarter"] = pd.to_datetime(answers["wave_quarter"])
+        cells, waves = survey_wave_tables(answers, int(scales[0]) if scales else 7, _headcounts(conn))
+        closed = {"closed_on": lambda wave: wave_closes_on(wave, config.close_after_days),
+                  "frozen_at": lambda wave: frozen_at}
+        writes = [(TEAM_WAVES, _frame(cells, CELL_SCHEMA, **closed)),
+                  (WAVES, _frame(waves, WAVE_SCHEMA, n_late_responses=plan.late_responses, **closed))]
+        _append(conn, writes, drop_first=[] if frozen else [TEAM_WAVES, WAVES])
+        total_cells, total_suppressed = conn.sql(f"select count(*), count(*) filter (where is_suppressed) "
+                                                 f"from {'.'.join(TEAM_WAVES)}").fetchone()
+    opened = {str(w): str(d) for w, d in plan.open_waves.items()}
+    context.log.info(f"waves frozen tonight: {[str(w) for w in plan.to_publish] or 'none'} ({len(cells)} team-wave "
+                     f"cells, {int(cells['is_suppressed'].sum()) if len(cells) else 0} suppressed); open waves (not "
+                     f"published until they close): {opened or 'none'}; late responses counted in a later wave: "
+                     f"{int(plan.waves['is_late'].sum())}")
+    yield dg.MaterializeResult(asset_key=list(TEAM_WAVES), metadata={
+        "rows": total_cells, "suppressed": total_suppressed, "frozen_tonight": [str(w) for w in plan.to_publish],
+        "open_waves": dg.MetadataValue.json(opened), "late_responses": int(plan.waves["is_late"].sum()),
     })
+    yield dg.MaterializeResult(asset_key=list(WAVES), metadata={
+        "frozen_tonight": len(waves),
+        "table": dg.MetadataValue.md(waves.to_markdown(index=False)) if len(waves) else "",
+    })
+
+
+def _exists(conn, schema: str, table: str, column: str | None = None) -> bool:
+    columns = table_columns(conn, f"{schema}.{table}")
+    return bool(columns) and (column is None or column in columns)
+
+
+def _frozen_tables(conn) -> bool:
+    """Whether the survey marts are the frozen (append-only) tables. Tables a version before
+    frozen waves wrote (no ``frozen_at``) are replaced: their closed waves freeze tonight."""
+    return _exists(conn, *TEAM_WAVES, "frozen_at") and _exists(conn, *WAVES, "frozen_at")
+
+
+def _headcounts(conn) -> dict[tuple, float]:
+    """Each team's largest monthly headcount per quarter: the most respondents an analyst
+    reading the HR figures would allow it (the count-bounds rule)."""
+    if not _exists(conn, *HEADCOUNT.path):
+        return {}
+    rows = conn.sql(f"select team, date_trunc('quarter', period_month)::date, max(headcount) "
+                    f"from {'.'.join(HEADCOUNT.path)} group by all").fetchall()
+    return {(team, pd.Timestamp(quarter)): float(count) for team, quarter, count in rows}
+
+
+def _append(conn, writes: list[tuple[tuple[str, str], pl.DataFrame]], drop_first: list[tuple[str, str]] = ()) -> None:
+    """Add rows to tables in one transaction (after dropping ``drop_first``)."""
+    conn.execute("begin transaction")
+    try:
+        for schema, table in drop_first:
+            conn.execute(f"drop table if exists {schema}.{table}")
+        for (schema, table), frame in writes:
+            append_table(conn, schema, table, frame)
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+
+
+class SurveyProfilesConfig(dg.Config):
+    """What counts as high on a scale, as a team-wave mean on the survey's 1..K scale (e.g. 4.5);
+    unset: the scale's midpoint, (K + 1) / 2."""
+
+    safety_threshold: float | None = None
+    accountability_threshold: float | None = None
+    stage_threshold: float | None = None
+
+
+@dg.multi_asset(
+    pool=WAREHOUSE_POOL,
+    outs={
+        "fct_team_survey_profiles": dg.AssetOut(
+            key=["marts", "fct_team_survey_profiles"], kinds={"pandas", "duckdb"},
+            description="One row per team and survey wave with a published cell (grain: team x wave_quarter): the "
+            "scale means, the team's zone (reportable in safety and accountability: learning = both above the "
+            "threshold, comfort = safety only, anxiety = accountability only, apathy = neither; threshold: the "
+            "scale's midpoint unless configured) and Clark's stage reached (reportable in all four stages: the last "
+            "stage up to which every stage is above the threshold, 0 to 4) with the first stage below it, and the "
+            "thresholds it was placed by."),
+        "fct_survey_profile_counts": dg.AssetOut(
+            key=["marts", "fct_survey_profile_counts"], kinds={"pandas", "duckdb"},
+            description="Teams per zone and per Clark stage reached, per wave (grain: wave_quarter x profile x "
+            f"category); the counts are null for a wave with fewer than {MIN_RESPONDENTS} such teams, where a count "
+            "could name a team."),
+        "fct_survey_zone_moves": dg.AssetOut(
+            key=["marts", "fct_survey_zone_moves"], kinds={"pandas", "duckdb"},
+            description="How teams moved between zones from the previous quarter's wave to this one (grain: "
+            "wave_quarter x from_zone x to_zone), over teams with a zone in both; null counts when fewer than "
+            f"{MIN_RESPONDENTS} teams are in both."),
+    },
+    deps=[dg.AssetKey(list(TEAM_WAVES)), dg.AssetKey(list(WAVES))],
+    group_name="marts",
+)
+def survey_profiles(context: dg.AssetExecutionContext, config: SurveyProfilesConfig, duckdb: DuckDBResource):
+    thresholds = Thresholds(config.safety_threshold, config.accountability_threshold, config.stage_threshold)
+    with duckdb.get_connection() as conn:
+        cells = conn.sql(f"select team, wave_quarter, scale, is_suppressed, score_mean from {'.'.join(TEAM_WAVES)}").df()
+        points = dict(conn.sql(f"select distinct wave_quarter, scale_points from {'.'.join(WAVES)}").fetchall())
+        profiles = team_profiles(cells, {pd.Timestamp(w): k for w, k in points.items()}, thresholds)
+        counts, moves = profile_counts(profiles), zone_moves(profiles)
+        for name, frame in (("fct_team_survey_profiles", profiles), ("fct_survey_profile_counts", counts),
+                            ("fct_survey_zone_moves", moves)):
+            replace_table(conn, "marts", name, pl.from_pandas(frame, schema_overrides={"wave_quarter": pl.Date}))
+    zoned = counts[(counts["profile"] == "zone") & counts["n_teams"].notna()]
+    context.log.info(f"{len(profiles)} team-wave profiles; teams per zone:\n"
+                     + (zoned.pivot(index="wave_quarter", columns="category", values="n_teams").to_string()
+                        if len(zoned) else "none (no wave with both scales and enough teams)"))
+    yield dg.MaterializeResult(asset_key=["marts", "fct_team_survey_profiles"], metadata={
+        "rows": len(profiles), "with_zone": int(profiles["zone"].notna().sum()),
+        "with_stage": int(profiles["stage_reached"].notna().sum())})
+    yield dg.MaterializeResult(asset_key=["marts", "fct_survey_profile_counts"], metadata={"rows": len(counts)})
+    yield dg.MaterializeResult(asset_key=["marts", "fct_survey_zone_moves"], metadata={"rows": len(moves)})
 
 
 # Columns that only respondent-level tables have; none may appear in the warehouse file.
@@ -74,29 +232,35 @@ RESPONDENT_COLUMNS = ("response_id", "submitted_at", "item_no", "answer")
 
 @dg.asset_check(
     pool=WAREHOUSE_POOL,
-    asset=dg.AssetKey(["marts", "fct_team_survey_waves"]),
+    asset=dg.AssetKey(list(TEAM_WAVES)),
     name="anonymity_holds",
     blocking=True,
-    description=f"Fails if a published team-wave has fewer than {MIN_RESPONDENTS} respondents, a suppressed one "
-    f"shows any figure, a wave's suppressed cells are a single cell or under {MIN_RESPONDENTS} people, or a table "
-    "of the warehouse file (the restricted file not attached) has respondent-level columns or a `restricted` schema.",
+    description=f"Fails if a published team-wave has fewer than {MIN_RESPONDENTS} respondents or no spread of scores "
+    "(each person's score would show), a suppressed one shows any figure, a team is suppressed in one scale of a "
+    "wave but not in another, a wave's suppressed cells in a scale are a single cell, or a table of the warehouse "
+    "file (the restricted file not attached) has respondent-level columns or a `restricted` schema.",
 )
 def anonymity_holds(duckdb: WarehouseResource) -> dg.AssetCheckResult:
+    cells = ".".join(TEAM_WAVES)
     with duckdb.get_connection(restricted=False) as conn:
-        small = conn.execute("select count(*) from marts.fct_team_survey_waves where not is_suppressed and "
-                             "n_respondents < ?", [MIN_RESPONDENTS]).fetchone()[0]
-        shown = conn.sql("select count(*) from marts.fct_team_survey_waves where is_suppressed and "
-                         "coalesce(n_respondents, safety_mean, safety_sd, rwg_j) is not null").fetchone()[0]
-        lone = conn.sql("select count(*) from (select wave_quarter from marts.fct_team_survey_waves "
-                        "group by all having count(*) filter (where is_suppressed) = 1)").fetchone()[0]
+        small = conn.execute(f"select count(*) from {cells} where not is_suppressed and n_respondents < ?",
+                             [MIN_RESPONDENTS]).fetchone()[0]
+        flat = conn.sql(f"select count(*) from {cells} where not is_suppressed and score_sd = 0").fetchone()[0]
+        shown = conn.sql(f"select count(*) from {cells} where is_suppressed and "
+                         "coalesce(n_respondents, score_mean, score_sd, rwg_j) is not null").fetchone()[0]
+        split = conn.sql(f"select count(*) from (select team, wave_quarter from {cells} group by all "
+                         "having count(distinct is_suppressed) > 1)").fetchone()[0]
+        lone = conn.sql(f"select count(*) from (select wave_quarter, scale from {cells} group by all "
+                        "having count(*) filter (where is_suppressed) = 1)").fetchone()[0]
         leaks = conn.execute(
             "select table_schema || '.' || table_name || '.' || column_name from information_schema.columns "
             f"where table_schema = 'restricted' or column_name in ({', '.join('?' * len(RESPONDENT_COLUMNS))})",
             list(RESPONDENT_COLUMNS),
         ).fetchall()
     return dg.AssetCheckResult(
-        passed=not (small or shown or lone or leaks),
-        metadata={"published_under_5": small, "suppressed_with_figures": shown, "waves_with_one_suppressed_cell": lone,
+        passed=not (small or flat or shown or split or lone or leaks),
+        metadata={"published_under_5": small, "published_without_spread": flat, "suppressed_with_figures": shown,
+                  "teams_suppressed_in_some_scales_only": split, "waves_with_one_suppressed_cell": lone,
                   "respondent_columns_outside_restricted": dg.MetadataValue.json([c for (c,) in leaks])},
     )
 
@@ -129,11 +293,16 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     incident TTD. The speaking-up KPIs need the identity map and are left out without it. All
     but the MixedLM rows have team-clustered errors with t(teams - 1). Counts, binomials and
     times to event with fewer than MIN_EVENTS_PER_COEFFICIENT (5) events per coefficient report
-    "too few events" instead of an estimate. Associations, not causes: safer teams may report
-    more incidents and near misses, and write more reviews because it is safe to."""
+    "too few events" instead of an estimate. Where the survey measured the optional scales, the
+    same models also test accountability and its interaction with safety (does accountability
+    change the safety-KPI association? the product of the within parts, and of the between
+    parts) and each of Clark's stages alone; one Benjamini-Hochberg correction covers every main
+    row. Associations, not causes: safer teams may report more incidents and near misses, and
+    write more reviews because it is safe to."""
     with duckdb.get_connection() as conn:
         inputs = read_model_inputs(conn)
-        table = kpi_safety_effects(inputs.months, inputs.incidents, inputs.reference_reliability)
+        table = kpi_safety_effects(inputs.months, inputs.incidents, inputs.reference_reliability,
+                                   models=inputs.models)
         replace_table(conn, "models", "kpi_safety_effects", pl.from_pandas(table))
     main = table[table["role"] == "main"]
     flagged = main[main["q_value"] < FALSE_DISCOVERY_RATE]
@@ -143,7 +312,9 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     return dg.MaterializeResult(metadata={
         "rows": len(table),
         "significant_after_bh": len(flagged),
-        "reference_reliability": inputs.reference_reliability,
+        "reference_reliability": dg.MetadataValue.json(inputs.reference_reliability),
+        "score_models": dg.MetadataValue.json([" + ".join(s.label for s in m.scores) + (" with interaction" if
+                                               m.interaction else "") for m in inputs.models]),
         "table": dg.MetadataValue.md(shown.to_markdown(index=False)),
     })
 

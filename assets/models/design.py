@@ -15,6 +15,13 @@
 - Measurement error: each row's lagged safety is a team-wave mean with a known error variance
   (``safety_error_var``, in squared SDs of safety); ``error_moments`` turns it into the error
   sums of squares of the safety columns the reliability correction needs.
+- Other survey scales (accountability, Clark's stages) enter the same way, each a ``Score``
+  with its own lagged column, error variance and wave. A ``ScoreModel`` names the scores of one
+  fit and whether their product (the interaction) is in it: split within and between, the
+  product of the within parts is the within-team interaction, of the between parts the
+  between-team one; the two cross-level products are in the design as adjustments, so a true
+  interaction of the whole scores is recovered in both parts. Products carry no measurement
+  error correction.
 """
 
 from __future__ import annotations
@@ -24,20 +31,118 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-SAFETY = "safety_z"
+from assets.landing.item_sets import ACCOUNTABILITY, ITEM_SETS, PSYCHOLOGICAL_SAFETY
+
+
+@dataclass(frozen=True)
+class Score:
+    """A survey scale as a model term. Columns: ``<prefix>_z`` (the lagged team-wave mean in SDs
+    of its published team-wave means), ``<prefix>_error_var`` (that mean's error variance in
+    squared SDs) and ``<prefix>_wave`` (which wave it comes from). Terms: ``<prefix>_within``,
+    ``<prefix>_between``, or ``<prefix>_z`` when not split; ``label`` names them in the results."""
+
+    prefix: str
+    label: str
+    scale: str  # the item set key (marts.fct_team_survey_waves.scale)
+
+    @property
+    def z(self) -> str:
+        return f"{self.prefix}_z"
+
+    @property
+    def error_var(self) -> str:
+        return f"{self.prefix}_error_var"
+
+    @property
+    def wave(self) -> str:
+        return f"{self.prefix}_wave"
+
+    @property
+    def within(self) -> str:
+        return f"{self.prefix}_within"
+
+    @property
+    def between(self) -> str:
+        return f"{self.prefix}_between"
+
+    @property
+    def constructs(self) -> dict[str, str]:
+        return {self.within: f"{self.label} within team", self.between: f"{self.label} between teams",
+                self.z: f"{self.label} (total)"}
+
+
+SAFETY_SCORE = Score("safety", "safety", PSYCHOLOGICAL_SAFETY.key)
+ACCOUNTABILITY_SCORE = Score("accountability", "accountability", ACCOUNTABILITY.key)
+# Every scale the models know, by item set key.
+SCORES: dict[str, Score] = {key: SAFETY_SCORE if key == SAFETY_SCORE.scale else
+                            ACCOUNTABILITY_SCORE if key == ACCOUNTABILITY_SCORE.scale else
+                            Score(key, item_set.name, key) for key, item_set in ITEM_SETS.items()}
+
+
+@dataclass(frozen=True)
+class ScoreModel:
+    """The survey scores of one fit. ``reported``: the scores whose terms become rows of the
+    results table (the others adjust); ``interaction``: the product of the first two is in."""
+
+    scores: tuple[Score, ...]
+    reported: tuple[Score, ...]
+    interaction: bool = False
+
+    @property
+    def product(self) -> str:
+        return "_x_".join(s.prefix for s in self.scores[:2])
+
+    @property
+    def product_label(self) -> str:
+        return " \u00d7 ".join(s.label for s in self.scores[:2])
+
+    def terms(self, split: bool) -> list[str]:
+        """The score columns of the design, reported ones first."""
+        if not split:
+            return [s.z for s in self.scores] + ([f"{self.product}_z"] if self.interaction else [])
+        terms = [t for s in self.scores for t in (s.within, s.between)]
+        if self.interaction:
+            first, second = self.scores[:2]
+            terms += [f"{self.product}_within", f"{self.product}_between",
+                      f"{first.within}_x_{second.between}", f"{first.between}_x_{second.within}"]
+        return terms
+
+    def reported_terms(self, split: bool) -> list[str]:
+        parts = ("within", "between") if split else ("z",)
+        terms = [getattr(s, part) for s in self.reported for part in parts]
+        if self.interaction:
+            terms += [f"{self.product}_{part}" for part in parts]
+        return terms
+
+    def constructs(self) -> dict[str, str]:
+        names = {term: label for s in self.scores for term, label in s.constructs.items()}
+        if self.interaction:
+            names.update({f"{self.product}_within": f"{self.product_label} within team",
+                          f"{self.product}_between": f"{self.product_label} between teams",
+                          f"{self.product}_z": f"{self.product_label} (total)"})
+        return names
+
+
+SAFETY_MODEL = ScoreModel((SAFETY_SCORE,), (SAFETY_SCORE,))
+# Does accountability change the safety-KPI association? Safety and accountability split
+# within and between, and their products; rows for accountability and the interaction.
+INTERACTION_MODEL = ScoreModel((SAFETY_SCORE, ACCOUNTABILITY_SCORE), (ACCOUNTABILITY_SCORE,), interaction=True)
+
+SAFETY = SAFETY_SCORE.z
 # Time-varying adjustments: (derived column, how it is made from the mart). Split like safety.
 ADJUSTMENTS = {"log_headcount": ("headcount", np.log)}
-CONSTRUCTS = {"safety_within": "safety within team", "safety_between": "safety between teams"}
-TOTAL_TERM = "safety_z"
-TOTAL_CONSTRUCT = "safety (total)"  # incident-level models: safety not split into within and between
-ERROR_VARIANCE = "safety_error_var"
-WAVE = "safety_wave"
+CONSTRUCTS = {SAFETY_SCORE.within: "safety within team", SAFETY_SCORE.between: "safety between teams"}
+TOTAL_TERM = SAFETY_SCORE.z
+TOTAL_CONSTRUCT = SAFETY_SCORE.constructs[TOTAL_TERM]  # incident-level models: safety not split
+ERROR_VARIANCE = SAFETY_SCORE.error_var
+WAVE = SAFETY_SCORE.wave
 
 
 @dataclass
 class Design:
     """The rows of one fit (canonical order) and its design matrix ``X`` (with a constant).
-    ``terms`` are the safety columns in ``X``; ``unidentified`` the safety parts that do not
+    ``terms`` are the score columns in ``X``; ``reported`` the terms that become rows of the
+    results table, whether estimable or not; ``unidentified`` the score columns that do not
     vary; ``left_out`` the adjustment columns that added nothing."""
 
     data: pd.DataFrame
@@ -45,6 +150,9 @@ class Design:
     terms: list[str]
     unidentified: list[str] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)
+    model: ScoreModel = SAFETY_MODEL
+    reported: list[str] = field(default_factory=list)
+    split: bool = True  # scores split within and between teams (team-month models)
 
     @property
     def groups(self) -> np.ndarray:
@@ -89,15 +197,18 @@ def canonical(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return present.sort_values(key, kind="mergesort").reset_index(drop=True)
 
 
-def model_rows(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Canonical rows with safety, a positive headcount and ``columns``; the adjustments and
-    measurement-error columns derived (error variance 0 where the frame carries none)."""
+def model_rows(frame: pd.DataFrame, columns: list[str], model: ScoreModel = SAFETY_MODEL) -> pd.DataFrame:
+    """Canonical rows with every score of ``model``, a positive headcount and ``columns``; the
+    adjustments and measurement-error columns derived (error variance 0 where the frame
+    carries none)."""
     data = frame.copy()
-    if ERROR_VARIANCE not in data:
-        data[ERROR_VARIANCE] = 0.0
-    if WAVE not in data:
-        data[WAVE] = data["period_month"]
-    data = canonical(data, [*columns, SAFETY, "headcount", ERROR_VARIANCE, WAVE])
+    for score in model.scores:
+        if score.error_var not in data:
+            data[score.error_var] = 0.0
+        if score.wave not in data:
+            data[score.wave] = data["period_month"]
+    scores = [c for score in model.scores for c in (score.z, score.error_var, score.wave)]
+    data = canonical(data, [*columns, *scores, "headcount"])
     data = data[data["headcount"] > 0].reset_index(drop=True)
     for name, (source, transform) in ADJUSTMENTS.items():
         data[name] = transform(data[source].astype(float))
@@ -114,24 +225,43 @@ def split_within_between(data: pd.DataFrame, column: str) -> pd.DataFrame:
     return data.assign(**{f"{column}_between": between, f"{column}_within": within})
 
 
+def _with_score_terms(data: pd.DataFrame, model: ScoreModel, split: bool) -> pd.DataFrame:
+    """``data`` with the columns of ``model.terms(split)``."""
+    if split:
+        for score in model.scores:
+            data = split_within_between(data, score.z).rename(columns={
+                f"{score.z}_within": score.within, f"{score.z}_between": score.between})
+    if model.interaction:
+        first, second = model.scores[:2]
+        if split:
+            data = data.assign(**{
+                f"{model.product}_within": data[first.within] * data[second.within],
+                f"{model.product}_between": data[first.between] * data[second.between],
+                f"{first.within}_x_{second.between}": data[first.within] * data[second.between],
+                f"{first.between}_x_{second.within}": data[first.between] * data[second.within]})
+        else:
+            data = data.assign(**{f"{model.product}_z": data[first.z] * data[second.z]})
+    return data
+
+
 def _adds_rank(base: np.ndarray, column: np.ndarray) -> bool:
     scaled = column / (np.abs(column).max() or 1.0)
     rank = np.linalg.matrix_rank(base) if base.shape[1] else 0
     return np.linalg.matrix_rank(np.column_stack([base, scaled])) > rank
 
 
-def design(data: pd.DataFrame, split: bool) -> Design:
-    """The design matrix: constant, safety (within and between when ``split``, else total),
-    the adjustments (split the same way), quarter dummies (first quarter as reference)."""
+def design(data: pd.DataFrame, split: bool, model: ScoreModel = SAFETY_MODEL) -> Design:
+    """The design matrix: constant, the scores of ``model`` (within and between when ``split``,
+    else total) and their products when it has an interaction, the adjustments (split the same
+    way), quarter dummies (first quarter as reference)."""
+    data = _with_score_terms(data, model, split)
+    terms = model.terms(split)
     if split:
-        data = split_within_between(data, SAFETY).rename(columns={
-            f"{SAFETY}_within": "safety_within", f"{SAFETY}_between": "safety_between"})
         for name in ADJUSTMENTS:
             data = split_within_between(data, name)
-        terms = list(CONSTRUCTS)
         adjustments = [f"{name}_{part}" for name in ADJUSTMENTS for part in ("within", "between")]
     else:
-        terms, adjustments = [TOTAL_TERM], list(ADJUSTMENTS)
+        adjustments = list(ADJUSTMENTS)
     quarters = pd.get_dummies(data["quarter"], prefix="quarter", prefix_sep="[", dtype=float)
     quarters = quarters.rename(columns=lambda c: c + "]").iloc[:, 1:]
     columns = {"const": np.ones(len(data))}
@@ -146,24 +276,32 @@ def design(data: pd.DataFrame, split: bool) -> Design:
         elif not name.startswith("quarter["):
             left_out.append(name)
     X = pd.DataFrame(columns, index=data.index)
-    return Design(data, X, [t for t in terms if t not in unidentified], unidentified, left_out)
+    return Design(data, X, [t for t in terms if t not in unidentified], unidentified, left_out, model,
+                  model.reported_terms(split), split)
+
+
+def _score_moments(data: pd.DataFrame, score: Score, split: bool) -> dict[str, float]:
+    """One score's expected error sums of squares (see ``error_moments``)."""
+    variance = data[score.error_var].astype(float)
+    if not split:
+        return {score.z: float(variance.sum())}
+    rows = data.groupby("team")[score.error_var].transform("size")
+    per_wave = data.groupby(["team", score.wave])[score.error_var].transform("size")
+    share_squared = (per_wave / rows) ** 2 * variance / per_wave  # each row's part of v, summed by team
+    mean_error = share_squared.groupby(data["team"]).transform("sum")
+    return {score.between: float(mean_error.sum()), score.within: float(variance.sum() - mean_error.sum())}
 
 
 def error_moments(design: Design) -> pd.Series:
-    """Expected error sums of squares of the safety columns in ``design.X`` (index: term).
+    """Expected error sums of squares of the score columns in ``design.X`` (index: term);
+    products of scores have none here (they are left uncorrected).
 
-    A row's safety is its team-wave mean m = true + e, Var(e) = ``safety_error_var``, and rows
-    that carry the same wave share its e. For a team with K rows, k_w of them from wave w, the
-    team mean's error has variance v = sum_w (k_w/K)^2 var_w; so the between column's errors
-    sum to K v per team in squares and the within column's to sum(var_row) - K v. Total safety:
-    sum(var_row). The cross terms sum to zero within each team."""
-    data = design.data
-    variance = data[ERROR_VARIANCE].astype(float)
-    if TOTAL_TERM in design.terms:
-        return pd.Series({TOTAL_TERM: float(variance.sum())})
-    rows = data.groupby("team")[ERROR_VARIANCE].transform("size")
-    per_wave = data.groupby(["team", WAVE])[ERROR_VARIANCE].transform("size")
-    share_squared = (per_wave / rows) ** 2 * variance / per_wave  # each row's part of v, summed by team
-    mean_error = share_squared.groupby(data["team"]).transform("sum")
-    moments = {"safety_between": float(mean_error.sum()), "safety_within": float(variance.sum() - mean_error.sum())}
-    return pd.Series({term: moments[term] for term in design.terms})
+    A row's score is its team-wave mean m = true + e, Var(e) = the score's error variance, and
+    rows that carry the same wave share its e. For a team with K rows, k_w of them from wave w,
+    the team mean's error has variance v = sum_w (k_w/K)^2 var_w; so the between column's
+    errors sum to K v per team in squares and the within column's to sum(var_row) - K v. Total
+    score: sum(var_row). The cross terms sum to zero within each team."""
+    moments = {}
+    for score in design.model.scores:
+        moments.update(_score_moments(design.data, score, design.split))
+    return pd.Series({term: moments[term] for term in design.terms if term in moments})

@@ -3,7 +3,12 @@
 Every query has an ORDER BY, and the models sort their rows again (assets/models/design.py),
 so a refit on the same tables gives the same numbers.
 
-- Safety: the mart's lagged team-wave mean in SDs of the published team-wave means.
+- Safety: the mart's lagged team-wave mean in SDs of the published team-wave means; the other
+  scales the survey measured the same way, each in SDs of its own published means:
+  accountability from the mart (accountability_lagged), Clark's stages from
+  marts.fct_team_month_survey_scores, which carries every scale.
+- Which score models are fitted follows from what was measured: safety always; safety with
+  accountability and their interaction when accountability was; each measured stage alone.
 - Measurement error of each team-wave mean: the wave's pooled within-team variance of person
   scores (the one-way ANOVA's MSW behind ICC(1), over the published cells) divided by the
   cell's respondents, in squared SDs of the published means. The published means' own
@@ -21,7 +26,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from assets.models.design import ERROR_VARIANCE, SAFETY, WAVE
+from assets.models.design import (
+    INTERACTION_MODEL,
+    SAFETY_MODEL,
+    SAFETY_SCORE,
+    SCORES,
+    Score,
+    ScoreModel,
+)
 from assets.models.stats import standardise
 
 TEAM_MONTHS_SQL = """
@@ -31,10 +43,18 @@ order by team, period_month
 """
 
 PUBLISHED_CELLS_SQL = """
-select team, wave_quarter, n_respondents, safety_mean, safety_sd
+select team, wave_quarter, scale, n_respondents, score_mean, score_sd
 from marts.fct_team_survey_waves
 where not is_suppressed
-order by wave_quarter, team
+order by scale, wave_quarter, team
+"""
+
+# The scales marts.mart_team_month does not carry, from the long table that carries them all.
+OTHER_SCORES_SQL = """
+select team, period_month, scale, wave_quarter, score_lagged
+from marts.fct_team_month_survey_scores
+where not is_wave_stale and scale not in ('psychological_safety', 'accountability')
+order by team, period_month, scale
 """
 
 INCIDENTS_SQL = """
@@ -63,35 +83,68 @@ order by incidents.team, incidents.period_month, incidents.incident_id
 
 @dataclass(frozen=True)
 class ModelInputs:
-    months: pd.DataFrame  # mart_team_month rows with safety, plus safety_z, safety_error_var, safety_wave
-    incidents: pd.DataFrame  # incident rows with their team-month's safety, the same three columns
-    reference_reliability: float  # share of the published team-wave means' variance that is true
+    months: pd.DataFrame  # mart_team_month rows with safety, plus each measured score's _z, _error_var, _wave
+    incidents: pd.DataFrame  # incident rows with their team-month's headcount and scores, the same columns
+    reference_reliability: dict[str, float]  # per score prefix: share of the published means' variance that is true
+    models: tuple[ScoreModel, ...]  # the score models the measured scales call for
+
+    @property
+    def safety_reliability(self) -> float:
+        return self.reference_reliability[SAFETY_SCORE.prefix]
 
 
 def measurement_error(cells: pd.DataFrame) -> pd.DataFrame:
-    """Each published cell's error variance (raw score units): the wave's pooled within-team
-    variance over its published cells, divided by the cell's respondents."""
-    n, sd = cells["n_respondents"].astype(float), cells["safety_sd"].astype(float)
-    pooled = ((n - 1) * sd**2).groupby(cells["wave_quarter"]).transform("sum") / (n - 1).groupby(
-        cells["wave_quarter"]).transform("sum")
+    """Each published cell's error variance (raw score units): the pooled within-team variance
+    of its wave and scale over their published cells, divided by the cell's respondents."""
+    n, sd = cells["n_respondents"].astype(float), cells["score_sd"].astype(float)
+    parent = [cells["wave_quarter"], cells["scale"]]
+    pooled = ((n - 1) * sd**2).groupby(parent).transform("sum") / (n - 1).groupby(parent).transform("sum")
     return cells.assign(error_var=pooled / n)
 
 
-def with_safety(frame: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
-    """Add safety_z (SDs of the published team-wave means) and each row's measurement error."""
-    scale = cells["safety_mean"].astype(float).std(ddof=1)
-    errors = cells[["team", "wave_quarter", "error_var"]].rename(columns={"wave_quarter": "safety_wave_quarter"})
-    joined = frame.merge(errors, on=["team", "safety_wave_quarter"], how="left", validate="many_to_one")
-    joined[SAFETY] = standardise(joined["safety_lagged"].astype(float), cells["safety_mean"].astype(float))
-    joined[ERROR_VARIANCE] = joined["error_var"] / scale**2
-    joined[WAVE] = joined["safety_wave_quarter"]
+def with_score(frame: pd.DataFrame, cells: pd.DataFrame, score: Score) -> pd.DataFrame:
+    """Add the score's ``_z`` (SDs of its published team-wave means) and each row's measurement
+    error, from ``<prefix>_lagged`` and ``<prefix>_wave_quarter``."""
+    scale = cells["score_mean"].astype(float).std(ddof=1)
+    wave = f"{score.prefix}_wave_quarter"
+    errors = cells[["team", "wave_quarter", "error_var"]].rename(columns={"wave_quarter": wave})
+    joined = frame.merge(errors, on=["team", wave], how="left", validate="many_to_one")
+    joined[score.z] = standardise(joined[f"{score.prefix}_lagged"].astype(float), cells["score_mean"].astype(float))
+    joined[score.error_var] = joined["error_var"] / scale**2
+    joined[score.wave] = joined[wave]
     return joined.drop(columns="error_var")
+
+
+def score_models(measured: list[Score]) -> tuple[ScoreModel, ...]:
+    """Safety alone; safety with accountability and their interaction when accountability was
+    measured; each other measured scale (Clark's stages) alone."""
+    others = tuple(ScoreModel((s,), (s,)) for s in measured if s not in INTERACTION_MODEL.scores)
+    interaction = (INTERACTION_MODEL,) if INTERACTION_MODEL.scores[1] in measured else ()
+    return (SAFETY_MODEL, *interaction, *others)
 
 
 def read_model_inputs(conn: duckdb.DuckDBPyConnection) -> ModelInputs:
     cells = measurement_error(conn.sql(PUBLISHED_CELLS_SQL).df())
-    months = with_safety(conn.sql(TEAM_MONTHS_SQL).df(), cells)
-    incidents = with_safety(conn.sql(INCIDENTS_SQL).df(), cells)
-    scale = cells["safety_mean"].astype(float).std(ddof=1)
-    reliability = float(1 - (cells["error_var"] / scale**2).mean()) if len(cells) > 1 else 1.0
-    return ModelInputs(months, incidents, reliability if np.isfinite(reliability) else 1.0)
+    months = conn.sql(TEAM_MONTHS_SQL).df()
+    others = conn.sql(OTHER_SCORES_SQL).df()
+    if len(others):
+        others["prefix"] = others["scale"].map(lambda key: SCORES[key].prefix)
+        wide = others.pivot(index=["team", "period_month"], columns="prefix", values=["score_lagged", "wave_quarter"])
+        wide.columns = [f"{prefix}_{'lagged' if value == 'score_lagged' else 'wave_quarter'}"
+                        for value, prefix in wide.columns]
+        months = months.merge(wide.reset_index(), on=["team", "period_month"], how="left")
+    measured = [SCORES[key] for key in SCORES if key in set(cells["scale"])
+                and f"{SCORES[key].prefix}_lagged" in months]
+    reliability = {}
+    for score in measured:
+        scale_cells = cells[cells["scale"] == score.scale]
+        months = with_score(months, scale_cells, score)
+        sd = scale_cells["score_mean"].astype(float).std(ddof=1)
+        value = float(1 - (scale_cells["error_var"] / sd**2).mean()) if len(scale_cells) > 1 else 1.0
+        reliability[score.prefix] = value if np.isfinite(value) else 1.0
+    reliability.setdefault(SAFETY_SCORE.prefix, 1.0)
+    # Each incident carries its team-month's scores as the team-month models read them.
+    per_month = months[["team", "period_month", *(c for s in measured for c in (s.z, s.error_var, s.wave))]]
+    incidents = conn.sql(INCIDENTS_SQL).df().merge(per_month, on=["team", "period_month"], how="left",
+                                                   validate="many_to_one")
+    return ModelInputs(months, incidents, reliability, score_models(measured))

@@ -1,5 +1,6 @@
 """Survey psychometrics: reliability, within-team agreement, group-level reliability, and the
-anonymity rule that decides which team-wave cells may be published.
+anonymity rules that decide which team-wave cells may be published, for every scale the
+survey measured (assets/landing/item_sets.py).
 
 Pure numpy/pandas so every formula can be checked against published and hand-computed values.
 Definitions follow METRICS.md (Survey).
@@ -7,26 +8,49 @@ Definitions follow METRICS.md (Survey).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+
+from assets.landing.item_sets import ITEM_SETS
 
 # The anonymity threshold (METRICS.md): a team-wave cell with fewer respondents is suppressed
-# everywhere. Every other module (GX suites, the anonymity check, the report) imports it.
+# everywhere. Every other module (GX suites, the anonymity check, the report) imports it. The
+# same number of reportable teams is the least a wave needs before its zone counts are shown.
 MIN_RESPONDENTS = 5
-MIN_ITEMS_ANSWERED = 5
 # A team's latest reportable wave describes the quarters after it for at most this many quarters
-# (marts.mart_team_month, through the dbt var safety_max_wave_age_quarters); an older wave
-# leaves the team-month without safety.
+# (marts.fct_team_month_survey_scores, through the dbt var safety_max_wave_age_quarters, for
+# every scale); an older wave leaves the team-month without that score.
 SAFETY_MAX_WAVE_AGE_QUARTERS = 2
+# A wave is a calendar quarter of responses. It closes this many days after its quarter ends;
+# the first night after that its figures are computed once, published or suppressed, and
+# frozen: later nights never recompute them, and a response of that quarter loaded only after
+# the freeze counts in the next wave still open (docs/metrics.md, Anonymity across nights).
+WAVE_CLOSE_DAYS = 14
+
+PRIMARY = f"fewer than {MIN_RESPONDENTS} respondents"
+NO_VARIATION = "no variation: every respondent gave the same score, so each one's score would show"
+COMPLEMENTARY = "complementary: "
+POOL_TOO_SMALL = "protects a smaller suppressed cell of the same wave"
+POOL_NO_VARIATION = "the suppressed cells' pooled scores would all be equal, so each one's score would show"
+POOL_SIZE_PINNED = "the published counts and HR headcounts would pin a suppressed cell's size"
+
+CELL_COLUMNS = ("team", "wave_quarter", "scale", "is_suppressed", "suppression_reason", "n_respondents", "score_mean",
+                "score_sd", "rwg_j")
+WAVE_COLUMNS = ("wave_quarter", "scale", "scale_points", "n_respondents", "score_mean", "n_teams", "n_teams_published",
+                "n_respondents_published", "published_mean", "published_mean_ci_low", "published_mean_ci_high",
+                "cronbach_alpha", "n_alpha_complete_responses", "icc1", "icc2", "anova_f", "anova_df_between",
+                "anova_df_within", "anova_group_size_k")
 
 
-CELL_COLUMNS = ("team", "wave_quarter", "is_suppressed", "suppression_reason", "n_respondents", "safety_mean",
-                "safety_sd", "rwg_j")
-WAVE_COLUMNS = ("wave_quarter", "scale_points", "n_respondents", "safety_mean", "n_teams", "n_teams_published",
-                "n_respondents_published", "cronbach_alpha", "n_alpha_complete_responses", "icc1", "icc2", "anova_f",
-                "anova_df_between", "anova_df_within", "anova_group_size_k")
+def wave_closes_on(wave_quarter: date, close_after_days: int = WAVE_CLOSE_DAYS) -> date:
+    """The day a wave closes: ``close_after_days`` after the last day of its quarter."""
+    start = pd.Timestamp(wave_quarter).to_period("Q").end_time.date()
+    return start + timedelta(days=close_after_days)
 
 
 def cronbach_alpha(items: np.ndarray) -> float:
@@ -90,32 +114,116 @@ def group_reliability(scores: pd.Series, groups: pd.Series) -> dict[str, float]:
     return {"f": f, "df_between": n_groups - 1, "df_within": n - n_groups, "k": k, "icc1": icc1, "icc2": icc2}
 
 
-def suppressed_cells(sizes: pd.Series, minimum: int = MIN_RESPONDENTS) -> dict[object, str]:
-    """Cells of one parent (e.g. the teams of one wave, ``sizes`` indexed by team) that must
-    not be published, with the reason.
+@dataclass
+class WaveDecision:
+    """What one wave may publish: the suppressed teams with the reason (the same in every
+    scale, so one scale's counts never bound another's), and the scales whose wave totals
+    are withheld."""
 
-    Primary: fewer than ``minimum`` respondents. Complementary: while a parent has suppressed
-    cells and they are a single cell, or together hold fewer than ``minimum`` respondents,
-    the next smallest published sibling is suppressed too, so that the parent's published
-    total minus its published cells only ever reveals a pooled group of >= 2 cells and
-    >= ``minimum`` people."""
-    order = sorted(sizes.index, key=lambda cell: (sizes[cell], str(cell)))
-    reasons = {cell: f"fewer than {minimum} respondents" for cell in order if sizes[cell] < minimum}
-    while reasons and (len(reasons) < 2 or sum(sizes[c] for c in reasons) < minimum):
-        remaining = [cell for cell in order if cell not in reasons]
-        if not remaining:
-            break
-        reasons[remaining[0]] = "complementary: protects a smaller suppressed cell of the same wave"
-    return reasons
+    hidden: dict[str, str] = field(default_factory=dict)
+    totals_hidden: set[str] = field(default_factory=set)
+
+
+def _size_pinned(sizes: Mapping[str, int], reasons: Mapping[str, str], headcount: Mapping[str, float],
+                 minimum: int) -> bool:
+    """Whether an attacker can pin a suppressed cell's size from the pooled size (wave total
+    minus published cells), the published reasons (a cell hidden for having fewer than
+    ``minimum`` respondents has 1..minimum-1, any other hidden cell at least ``minimum``) and
+    HR headcounts (a team has at most its headcount respondents): a cell hidden for having
+    fewer than ``minimum`` respondents whose feasible sizes, given the others' bounds, are a
+    single number is pinned. (Another hidden cell's size may be known, e.g. a team of five
+    that all answered: at least ``minimum``, it is not what suppression hides.)"""
+    low = {t: 1 if reasons[t] == PRIMARY else minimum for t in sizes}
+    high = {t: min(headcount.get(t, np.inf), minimum - 1 if reasons[t] == PRIMARY else np.inf) for t in sizes}
+    pooled = sum(sizes.values())
+    for team in (t for t in sizes if reasons[t] == PRIMARY):
+        others = [t for t in sizes if t != team]
+        fewest = max(low[team], pooled - sum(high[t] for t in others))
+        most = min(high[team], pooled - sum(low[t] for t in others))
+        if fewest == most:
+            return True
+    return False
+
+
+def wave_suppression(persons: pd.DataFrame, headcount: Mapping[str, float] | None = None,
+                     minimum: int = MIN_RESPONDENTS) -> WaveDecision:
+    """Which team cells of one wave must not be published, in any scale, and why.
+
+    ``persons``: one row per scored respondent and scale (team, scale, person_score);
+    ``headcount``: each team's HR headcount in the wave's quarter (its largest monthly one),
+    what an analyst can read beside the survey figures.
+
+    Primary: a team with fewer than ``minimum`` respondents in any scale, or whose respondents
+    all gave the same score in a scale (a mean at the scale's bound is one such: each person's
+    score would show). Complementary, per scale, while the wave's published total minus its
+    published cells (the pooled suppressed cells) would reveal something: the next smallest
+    published team is suppressed too while the pool is a single cell or under ``minimum``
+    people, while its scores are all equal, or while the reasons, the pooled size and the
+    headcounts pin a suppressed cell's size. When no team is left to add, the scale's wave
+    total is withheld instead."""
+    headcount = headcount or {}
+    sizes = persons.groupby(["scale", "team"]).size()
+    spread = persons.groupby(["scale", "team"])["person_score"].agg(lambda v: v.max() - v.min())
+    decision = WaveDecision()
+    for team in sorted(persons["team"].unique()):
+        if sizes.xs(team, level="team").min() < minimum:
+            decision.hidden[team] = PRIMARY
+        elif (spread.xs(team, level="team") == 0).any():
+            decision.hidden[team] = NO_VARIATION
+    scales = sorted(sizes.index.get_level_values("scale").unique())
+    changed = True
+    while changed:
+        changed = False
+        for scale in scales:
+            if scale in decision.totals_hidden:
+                continue
+            scale_sizes = sizes.xs(scale, level="scale")
+            if scale_sizes.sum() < minimum:
+                decision.totals_hidden.add(scale)
+                continue
+            hidden = {t: int(scale_sizes[t]) for t in decision.hidden if t in scale_sizes.index}
+            pool = persons.loc[(persons["scale"] == scale) & persons["team"].isin(list(hidden)), "person_score"]
+            why = (POOL_TOO_SMALL if len(hidden) == 1 or 0 < sum(hidden.values()) < minimum
+                   else POOL_NO_VARIATION if hidden and pool.max() == pool.min()
+                   else POOL_SIZE_PINNED if hidden and _size_pinned(hidden, decision.hidden, headcount, minimum)
+                   else None)
+            if why is None:
+                continue
+            remaining = sorted((t for t in scale_sizes.index if t not in decision.hidden),
+                               key=lambda t: (scale_sizes[t], str(t)))
+            if remaining:
+                decision.hidden[remaining[0]] = COMPLEMENTARY + why
+                changed = True
+            else:
+                decision.totals_hidden.add(scale)
+    return decision
 
 
 def person_scores(answers: pd.DataFrame) -> pd.DataFrame:
-    """One row per response from long answers (response_id, team, wave_quarter, item_no,
-    score): the mean of answered items, kept only with at least 5 of 7 answered."""
-    grouped = answers.groupby(["response_id", "team", "wave_quarter"], as_index=False).agg(
-        n_items=("score", "size"), person_score=("score", "mean")
-    )
-    return grouped[grouped["n_items"] >= MIN_ITEMS_ANSWERED]
+    """One row per response and scale from long answers (response_id, team, wave_quarter,
+    item_set, item_no, score): the mean of answered items, kept only with at least the item
+    set's ``min_answered`` (5 of Edmondson's 7)."""
+    grouped = answers.groupby(["response_id", "team", "wave_quarter", "item_set"], as_index=False).agg(
+        n_items=("score", "size"), person_score=("score", "mean"))
+    # Typed, so that a night with no wave to publish (no answers) compares an empty column too.
+    needed = grouped["item_set"].map({key: s.min_answered for key, s in ITEM_SETS.items()}).astype("int64")
+    return grouped[grouped["n_items"] >= needed].rename(columns={"item_set": "scale"})
+
+
+def published_mean_with_ci(n: pd.Series, means: pd.Series) -> tuple[float, float, float]:
+    """The respondent-weighted mean of published team means and its 95% CI, clustered by
+    team: Var = J/(J-1) * sum(n_j (m_j - mean))^2 / N^2 with t(J - 1). Computed from
+    published figures only, so it reveals nothing about a suppressed cell. NaN below 2 teams."""
+    n, means = n.to_numpy(dtype=float), means.to_numpy(dtype=float)
+    if len(n) == 0:
+        return (float("nan"),) * 3
+    total = n.sum()
+    mean = float((n * means).sum() / total)
+    if len(n) < 2:
+        return mean, float("nan"), float("nan")
+    se = float(np.sqrt(len(n) / (len(n) - 1) * ((n * (means - mean)) ** 2).sum()) / total)
+    half = stats.t.ppf(0.975, len(n) - 1) * se
+    return mean, mean - half, mean + half
 
 
 def _rows_by_group_size(groups: np.ndarray, n_groups: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -169,66 +277,97 @@ def rwg_j_by_group(items: np.ndarray, groups: np.ndarray, n_groups: int, scale_p
     return result
 
 
-def survey_wave_tables(answers: pd.DataFrame, scale_points: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Team-wave and wave tables from long answers (response_id, team, wave_quarter, item_no,
-    score), with suppression applied: nothing in them identifies a cell under 5 respondents.
+def survey_wave_tables(answers: pd.DataFrame, scale_points: int, headcount: Mapping[tuple, float] | None = None
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Team-wave-scale and wave-scale tables from long answers (response_id, team,
+    wave_quarter, item_set, item_no, score), with suppression applied (``wave_suppression``,
+    per wave; ``headcount`` maps (team, wave_quarter) to the team's HR headcount then): nothing
+    in them identifies a cell under 5 respondents or one person's score.
 
-    Team-wave: n, mean, sd, rwg(j) (null when suppressed). Wave: respondents and mean over
-    every scored respondent (safe because of complementary suppression), Cronbach's alpha
-    and ICC(1)/ICC(2) over the published cells only, so they carry no information about the
-    suppressed ones."""
+    Team-wave-scale: n, mean, sd, rwg(j) (null when suppressed). Wave-scale: respondents and
+    mean over every scored respondent (safe because of complementary suppression, withheld
+    when that cannot make it safe), the respondent-weighted mean of the published cells with
+    its team-clustered 95% CI, Cronbach's alpha and ICC(1)/ICC(2) over the published cells
+    only, so they carry no information about the suppressed ones."""
     persons = person_scores(answers)
-    scored = answers.merge(persons[["response_id"]], on="response_id")
-    wide = scored.pivot_table(index=["response_id", "team", "wave_quarter"], columns="item_no", values="score")
-    by_cell = persons.groupby(["wave_quarter", "team"])
+    scored = answers.rename(columns={"item_set": "scale"}).merge(persons[["response_id", "scale"]],
+                                                                  on=["response_id", "scale"])
+    by_cell = persons.groupby(["wave_quarter", "scale", "team"])
     sizes = by_cell.size()
-    person_cells = by_cell.ngroup().to_numpy()
-    means, sds = _group_mean_sd(persons["person_score"].to_numpy(dtype=float), person_cells, len(sizes))
-    # -1: a team-wave without any scored respondent, reached only by a response id also filed
-    # under a second team or wave with too few items there; it has no team-wave row.
-    wide_cells = sizes.index.get_indexer(wide.index.droplevel("response_id").reorder_levels(sizes.index.names))
-    rwg = rwg_j_by_group(wide.to_numpy()[wide_cells >= 0], wide_cells[wide_cells >= 0], len(sizes), scale_points)
+    means, sds = _group_mean_sd(persons["person_score"].to_numpy(dtype=float), by_cell.ngroup().to_numpy(),
+                                len(sizes))
+    rwg = np.full(len(sizes), np.nan)
+    wides = {}
+    for scale, scale_answers in scored.groupby("scale"):
+        wide = scale_answers.pivot_table(index=["response_id", "team", "wave_quarter"], columns="item_no",
+                                         values="score")
+        wides[scale] = wide
+        keys = pd.MultiIndex.from_arrays([wide.index.get_level_values("wave_quarter"),
+                                          np.full(len(wide), scale), wide.index.get_level_values("team")])
+        cells_of = sizes.index.get_indexer(keys)
+        # -1: a response id also filed under a second team or wave with too few items there.
+        in_cell = cells_of >= 0
+        scale_cells = np.unique(cells_of[in_cell])
+        local = np.searchsorted(scale_cells, cells_of[in_cell])
+        rwg[scale_cells] = rwg_j_by_group(wide.to_numpy()[in_cell], local, len(scale_cells), scale_points)
     reasons, waves = {}, []
     for wave, wave_persons in persons.groupby("wave_quarter"):
-        wave_sizes = sizes.xs(wave, level="wave_quarter")
-        hidden = suppressed_cells(wave_sizes)
-        reasons.update({(wave, team): reason for team, reason in hidden.items()})
-        published = wave_persons[~wave_persons["team"].isin(list(hidden))]
-        complete = wide.xs(wave, level="wave_quarter").loc[lambda w: ~w.index.get_level_values("team").isin(list(hidden))]
-        complete = complete.dropna()
-        reliability = group_reliability(published["person_score"], published["team"])
-        total_hidden = len(wave_persons) < MIN_RESPONDENTS
-        waves.append({
-            "wave_quarter": wave,
-            "scale_points": scale_points,
-            "n_respondents": None if total_hidden else len(wave_persons),
-            "safety_mean": None if total_hidden else float(wave_persons["person_score"].mean()),
-            "n_teams": len(wave_sizes),
-            "n_teams_published": len(wave_sizes) - len(hidden),
-            "n_respondents_published": len(published),
-            "cronbach_alpha": cronbach_alpha(complete.to_numpy()),
-            "n_alpha_complete_responses": len(complete),
-            "icc1": reliability["icc1"],
-            "icc2": reliability["icc2"],
-            "anova_f": reliability["f"],
-            "anova_df_between": reliability["df_between"],
-            "anova_df_within": reliability["df_within"],
-            "anova_group_size_k": reliability["k"],
-        })
+        team_headcount = {team: count for (team, quarter), count in (headcount or {}).items() if quarter == wave}
+        decision = wave_suppression(wave_persons, team_headcount)
+        reasons.update({(wave, scale, team): reason for team, reason in decision.hidden.items()
+                        for scale in wave_persons["scale"].unique()})
+        for scale, scale_persons in wave_persons.groupby("scale"):
+            waves.append(_wave_row(wave, scale, scale_points, scale_persons, decision, sizes, means, wides[scale]))
     suppression = sizes.index.map(reasons)
     shown = suppression.isna()
     cells = pd.DataFrame({
         "team": sizes.index.get_level_values("team"),
         "wave_quarter": sizes.index.get_level_values("wave_quarter"),
+        "scale": sizes.index.get_level_values("scale"),
         "is_suppressed": ~shown,
         "suppression_reason": suppression,
         "n_respondents": sizes.to_numpy(),
-        "safety_mean": means,
-        "safety_sd": sds,
+        "score_mean": means,
+        "score_sd": sds,
         "rwg_j": rwg,
     }, columns=[*CELL_COLUMNS])
-    cell_types = {"n_respondents": "Int64", "safety_mean": "Float64", "safety_sd": "Float64", "rwg_j": "Float64"}
-    wave_types = {"n_respondents": "Int64", "safety_mean": "Float64"}
+    cell_types = {"n_respondents": "Int64", "score_mean": "Float64", "score_sd": "Float64", "rwg_j": "Float64"}
+    wave_types = {"n_respondents": "Int64", "score_mean": "Float64"}
     cells = cells.astype(cell_types)
-    cells.loc[~shown, ["n_respondents", "safety_mean", "safety_sd", "rwg_j"]] = pd.NA
+    cells.loc[~shown, ["n_respondents", "score_mean", "score_sd", "rwg_j"]] = pd.NA
     return cells, pd.DataFrame(waves, columns=[*WAVE_COLUMNS]).astype(wave_types)
+
+
+def _wave_row(wave, scale: str, scale_points: int, persons: pd.DataFrame, decision: WaveDecision,
+              sizes: pd.Series, means: np.ndarray, wide: pd.DataFrame) -> dict:
+    """One wave and scale's row: totals (unless withheld) and what the published cells give."""
+    published = persons[~persons["team"].isin(list(decision.hidden))]
+    teams = sizes.xs((wave, scale), level=("wave_quarter", "scale"))
+    shown = teams.drop(index=[t for t in decision.hidden if t in teams.index])
+    positions = [sizes.index.get_loc((wave, scale, team)) for team in shown.index]
+    org_mean, low, high = published_mean_with_ci(shown.astype(float), pd.Series(means[positions]))
+    complete = wide.xs(wave, level="wave_quarter")
+    complete = complete[complete.index.get_level_values("team").isin(list(shown.index))].dropna()
+    reliability = group_reliability(published["person_score"], published["team"])
+    withheld = scale in decision.totals_hidden
+    return {
+        "wave_quarter": wave,
+        "scale": scale,
+        "scale_points": scale_points,
+        "n_respondents": None if withheld else len(persons),
+        "score_mean": None if withheld else float(persons["person_score"].mean()),
+        "n_teams": len(teams),
+        "n_teams_published": len(shown),
+        "n_respondents_published": len(published),
+        "published_mean": org_mean,
+        "published_mean_ci_low": low,
+        "published_mean_ci_high": high,
+        "cronbach_alpha": cronbach_alpha(complete.to_numpy()),
+        "n_alpha_complete_responses": len(complete),
+        "icc1": reliability["icc1"],
+        "icc2": reliability["icc2"],
+        "anova_f": reliability["f"],
+        "anova_df_between": reliability["df_between"],
+        "anova_df_within": reliability["df_within"],
+        "anova_group_size_k": reliability["k"],
+    }

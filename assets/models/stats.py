@@ -14,6 +14,7 @@ shared design (assets/models/design.py). Each estimate carries:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -24,10 +25,9 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, HessianInversionWarning, PerfectSeparationWarning
 
 from assets.models.design import (
-    CONSTRUCTS,
-    TOTAL_CONSTRUCT,
-    TOTAL_TERM,
+    SAFETY_MODEL,
     Design,
+    ScoreModel,
     design,
     error_moments,
     model_rows,
@@ -188,23 +188,36 @@ def _unidentified(estimate: float, low: float, high: float) -> str:
     return ""
 
 
-def _terms(design_: Design) -> list[str]:
-    return list(CONSTRUCTS) if TOTAL_TERM not in design_.terms + design_.unidentified else [TOTAL_TERM]
-
-
 def no_estimates(design_: Design, model: str, reason: str, n_events: float = NAN) -> list[Estimate]:
-    """Rows that report ``reason`` instead of a number, one per construct of the design."""
+    """Rows that report ``reason`` instead of a number, one per reported term of the design."""
     return [Estimate(term, NAN, NAN, NAN, NAN, NAN, len(design_.data), n_events, design_.n_teams, design_.n_periods,
-                     model, reason) for term in _terms(design_)]
+                     model, reason) for term in design_.reported]
 
 
-def estimates(design_: Design, fitted: Fitted, reference_reliability: float, n_events: float = NAN) -> list[Estimate]:
-    """One Estimate per construct from a fit, with its corrected twin and detectable effect."""
+NOT_CORRECTED = ("no reliability-corrected estimate: the correction for survey measurement error does not extend "
+                 "to the product of two scores")
+
+
+def _true_sd(design_: Design, term: str, reference_reliability: float | Mapping[str, float]) -> float:
+    """The SD of true team-wave scores in SDs of the published means of ``term``'s score
+    (the square root of their reliability); NaN for a product of scores."""
+    score = next((s for s in design_.model.scores if term in s.constructs), None)
+    if score is None:
+        return NAN
+    reliability = (reference_reliability if isinstance(reference_reliability, (int, float))
+                   else reference_reliability.get(score.prefix, 1.0))
+    return float(np.sqrt(reliability))
+
+
+def estimates(design_: Design, fitted: Fitted, reference_reliability: float | Mapping[str, float],
+              n_events: float = NAN) -> list[Estimate]:
+    """One Estimate per reported term of a fit, with its corrected twin (per SD of the true
+    score: ``reference_reliability`` is the published means' reliability, one number for a
+    model of safety alone or one per score prefix) and detectable effect."""
     few = few_teams_warning(design_.n_teams, fitted.clustered)
     corrected, corrected_cov, reliability = correct_for_measurement_error(design_, fitted.params, fitted.cov)
-    true_sd = np.sqrt(reference_reliability)  # per SD of true team safety, not of measured means
     rows = []
-    for term in _terms(design_):
+    for term in design_.reported:
         common = dict(term=term, n_obs=len(design_.data), n_events=n_events, n_teams=design_.n_teams,
                       n_periods=design_.n_periods, model=fitted.model)
         if term in design_.unidentified:
@@ -224,14 +237,20 @@ def estimates(design_: Design, fitted: Fitted, reference_reliability: float, n_e
             rows.append(Estimate(estimate=NAN, ci_low=NAN, ci_high=NAN, p_value=NAN, df=df, **common,
                                  warnings=join(*notes, unidentified, few)))
             continue
+        true_sd = _true_sd(design_, term, reference_reliability)
         c_estimate = float(corrected[term]) * true_sd
         c_low, c_high, *_ = t_inference(c_estimate, float(np.sqrt(corrected_cov.loc[term, term])) * true_sd, df)
-        if not np.isfinite(c_estimate):
-            notes.append(f"no reliability-corrected estimate: measurement error exceeds the variation of this part "
-                         f"of safety (reliability {reliability[term]:.2f})")
+        if term not in reliability:
+            notes.append(NOT_CORRECTED)
+        elif not np.isfinite(c_estimate):
+            # The correction needs every score column's error below its variation: name the worst.
+            worst = reliability.idxmin()
+            where = "this part of the score" if worst == term else design_.model.constructs()[worst]
+            notes.append(f"no reliability-corrected estimate: measurement error exceeds the variation of {where} "
+                         f"(reliability {reliability[worst]:.2f})")
         rows.append(Estimate(estimate=estimate, ci_low=low, ci_high=high, p_value=p, df=df, **common,
                              warnings=join(*notes, few), estimate_corrected=c_estimate, ci_low_corrected=c_low,
-                             ci_high_corrected=c_high, reliability=float(reliability[term]),
+                             ci_high_corrected=c_high, reliability=float(reliability.get(term, NAN)),
                              min_detectable_effect=detectable))
     return rows
 
@@ -303,13 +322,13 @@ def too_few_events(design_: Design, events: float, what: str) -> str:
             f"minimum-events rule asks for at least {MIN_EVENTS_PER_COEFFICIENT} per coefficient ({needed:,})")
 
 
-def team_month_gaussian(months: pd.DataFrame, outcome: str, label: str,
-                        reference_reliability: float = 1.0) -> tuple[list[Estimate], list[Estimate]]:
+def team_month_gaussian(months: pd.DataFrame, outcome: str, label: str, reference_reliability: float = 1.0,
+                        model: ScoreModel = SAFETY_MODEL) -> tuple[list[Estimate], list[Estimate]]:
     """(main, cross-check) within/between estimates of a continuous team-month ``outcome``:
     MixedLM with Satterthwaite t as the main model, team-clustered OLS as its cross-check.
     When the mixed model cannot be used (team variance near zero, no convergence, failure) the
     clustered OLS is the main row and the warning says why."""
-    design_ = design(model_rows(months, [outcome]), split=True)
+    design_ = design(model_rows(months, [outcome], model), split=True, model=model)
     if (failed := too_few_teams(design_, f"MixedLM {label}")) is not None:
         return failed, failed
     y = design_.data[outcome]
@@ -321,16 +340,17 @@ def team_month_gaussian(months: pd.DataFrame, outcome: str, label: str,
     return estimates(design_, fitted, reference_reliability), check
 
 
-def team_month_count(months: pd.DataFrame, kpi: Kpi, reference_reliability: float = 1.0) -> list[Estimate]:
+def team_month_count(months: pd.DataFrame, kpi: Kpi, reference_reliability: float = 1.0,
+                     model: ScoreModel = SAFETY_MODEL) -> list[Estimate]:
     """Discrete NegativeBinomial (alpha estimated) of the count with log(exposure) as offset,
     team-clustered, when the counts are overdispersed: the likelihood-ratio test of alpha = 0
     (on its boundary, so half a chi-square with 1 df) rejects Poisson at 5%. Otherwise (no
     overdispersion, alpha at its boundary where the NegativeBinomial neither converges nor gives
     the same answer twice, or a failed fit) Poisson with team-clustered errors, valid under any
     overdispersion, and the warning says why. Coefficients are log rate ratios."""
-    data = model_rows(months, [kpi.outcome, *kpi.denominator])
+    data = model_rows(months, [kpi.outcome, *kpi.denominator], model)
     exposure = data[list(kpi.denominator)].sum(axis=1)
-    design_ = design(data[exposure > 0].reset_index(drop=True), split=True)
+    design_ = design(data[exposure > 0].reset_index(drop=True), split=True, model=model)
     label = f"{kpi.outcome}, exposure {' + '.join(kpi.denominator)}"
     if (failed := too_few_teams(design_, f"NegativeBinomial {label}")) is not None:
         return failed
@@ -367,12 +387,13 @@ def team_month_count(months: pd.DataFrame, kpi: Kpi, reference_reliability: floa
     return estimates(design_, _clustered(poisson, design_, model, (reason,)), reference_reliability, events)
 
 
-def team_month_binomial(months: pd.DataFrame, kpi: Kpi, reference_reliability: float = 1.0) -> list[Estimate]:
+def team_month_binomial(months: pd.DataFrame, kpi: Kpi, reference_reliability: float = 1.0,
+                        model: ScoreModel = SAFETY_MODEL) -> list[Estimate]:
     """Binomial GLM (logit) of successes out of trials (the denominator columns summed),
     team-clustered. Coefficients are log odds ratios."""
-    data = model_rows(months, [kpi.outcome, *kpi.denominator])
+    data = model_rows(months, [kpi.outcome, *kpi.denominator], model)
     trials = data[list(kpi.denominator)].sum(axis=1)
-    design_ = design(data[trials > 0].reset_index(drop=True), split=True)
+    design_ = design(data[trials > 0].reset_index(drop=True), split=True, model=model)
     successes = design_.data[kpi.outcome].to_numpy(dtype=float)
     failures = design_.data[list(kpi.denominator)].sum(axis=1).to_numpy(dtype=float) - successes
     label = f"[{kpi.outcome}, {' + '.join(kpi.denominator)} - {kpi.outcome}]"
@@ -391,14 +412,15 @@ def team_month_binomial(months: pd.DataFrame, kpi: Kpi, reference_reliability: f
     return estimates(design_, _clustered(fit, design_, model, notes), reference_reliability, events)
 
 
-def incident_time_to_event(incidents: pd.DataFrame, kpi: Kpi, reference_reliability: float = 1.0) -> list[Estimate]:
+def incident_time_to_event(incidents: pd.DataFrame, kpi: Kpi, reference_reliability: float = 1.0,
+                           model: ScoreModel = SAFETY_MODEL) -> list[Estimate]:
     """Log-normal AFT of the time to the event (``kpi.outcome``; incidents still open count as
     censored after ``kpi.censoring`` seconds) on total safety, log headcount and quarter fixed
     effects, team-clustered. Coefficients are log time ratios."""
     frame = incidents.assign(duration=incidents[kpi.outcome].fillna(incidents[kpi.censoring]),
                              resolved=incidents[kpi.outcome].notna())
-    data = model_rows(frame, ["duration", "resolved"])
-    design_ = design(data[data["duration"] > 0].reset_index(drop=True), split=False)
+    data = model_rows(frame, ["duration", "resolved"], model)
+    design_ = design(data[data["duration"] > 0].reset_index(drop=True), split=False, model=model)
     resolved = design_.data["resolved"].astype(bool)
     label = f"log({kpi.outcome})"
     model = (f"Log-normal AFT {design_.formula(label)}, {int((~resolved).sum()):,} of {len(resolved):,} "
@@ -413,11 +435,12 @@ def incident_time_to_event(incidents: pd.DataFrame, kpi: Kpi, reference_reliabil
     return estimates(design_, _clustered(fit, design_, model, notes), reference_reliability, events)
 
 
-def incident_log_time(incidents: pd.DataFrame, kpi: Kpi, reference_reliability: float = 1.0) -> list[Estimate]:
+def incident_log_time(incidents: pd.DataFrame, kpi: Kpi, reference_reliability: float = 1.0,
+                      model: ScoreModel = SAFETY_MODEL) -> list[Estimate]:
     """Incident-level OLS of log(``kpi.outcome``) on total safety, log headcount and quarter
     fixed effects, team-clustered (times that are never censored, such as time to detect)."""
-    data = model_rows(incidents, [kpi.outcome])
-    design_ = design(data[data[kpi.outcome] > 0].reset_index(drop=True), split=False)
+    data = model_rows(incidents, [kpi.outcome], model)
+    design_ = design(data[data[kpi.outcome] > 0].reset_index(drop=True), split=False, model=model)
     label = f"log({kpi.outcome})"
     if (failed := too_few_teams(design_, f"OLS {label}")) is not None:
         return failed
@@ -435,20 +458,20 @@ def disagreement(main: Estimate, check: Estimate) -> str:
     return ""
 
 
-def construct_of(term: str) -> str:
-    return CONSTRUCTS.get(term, TOTAL_CONSTRUCT)
+def kpi_rows(kpi: Kpi, months: pd.DataFrame, incidents: pd.DataFrame,
+             reference_reliability: float | Mapping[str, float] = 1.0, model: ScoreModel = SAFETY_MODEL) -> list[dict]:
+    """The results-table rows of one KPI under one score model: a main row per reported
+    construct, and the cross-check rows of a mixed model next to it."""
+    constructs = model.constructs()
 
-
-def kpi_rows(kpi: Kpi, months: pd.DataFrame, incidents: pd.DataFrame, reference_reliability: float = 1.0) -> list[dict]:
-    """The results-table rows of one KPI: a main row per construct, and the cross-check rows of
-    a mixed model next to it."""
     def row(estimate: Estimate, role: str) -> dict:
-        return {"kpi": kpi.name, "construct": construct_of(estimate.term), "role": role, "scale": kpi.scale,
+        return {"kpi": kpi.name, "construct": constructs[estimate.term], "role": role, "scale": kpi.scale,
                 "estimate": estimate}
 
     if kpi.family is Family.TEAM_MONTH_LOG_TIME:
         data = months.assign(**{f"log_{kpi.outcome}": np.log(months[kpi.outcome].where(months[kpi.outcome] > 0))})
-        main, checks = team_month_gaussian(data, f"log_{kpi.outcome}", f"log({kpi.outcome})", reference_reliability)
+        main, checks = team_month_gaussian(data, f"log_{kpi.outcome}", f"log({kpi.outcome})", reference_reliability,
+                                           model)
         rows = []
         for estimate, check in zip(main, checks):
             rows.append(row(replace(estimate, warnings=join(disagreement(estimate, check), estimate.warnings)), "main"))
@@ -456,10 +479,10 @@ def kpi_rows(kpi: Kpi, months: pd.DataFrame, incidents: pd.DataFrame, reference_
                 rows.append(row(check, "cross-check"))
         return rows
     fit = {
-        Family.TEAM_MONTH_COUNT: lambda: team_month_count(months, kpi, reference_reliability),
-        Family.TEAM_MONTH_BINOMIAL: lambda: team_month_binomial(months, kpi, reference_reliability),
-        Family.INCIDENT_TIME_TO_EVENT: lambda: incident_time_to_event(incidents, kpi, reference_reliability),
-        Family.INCIDENT_LOG_TIME: lambda: incident_log_time(incidents, kpi, reference_reliability),
+        Family.TEAM_MONTH_COUNT: lambda: team_month_count(months, kpi, reference_reliability, model),
+        Family.TEAM_MONTH_BINOMIAL: lambda: team_month_binomial(months, kpi, reference_reliability, model),
+        Family.INCIDENT_TIME_TO_EVENT: lambda: incident_time_to_event(incidents, kpi, reference_reliability, model),
+        Family.INCIDENT_LOG_TIME: lambda: incident_log_time(incidents, kpi, reference_reliability, model),
     }[kpi.family]
     return [row(estimate, "main") for estimate in fit()]
 
@@ -487,21 +510,25 @@ def results_table(rows: list[dict]) -> pd.DataFrame:
     return table[list(RESULT_COLUMNS)].astype({"n_events": float})
 
 
-def kpi_safety_effects(months: pd.DataFrame, incidents: pd.DataFrame, reference_reliability: float = 1.0,
-                       kpis: tuple[Kpi, ...] = KPIS) -> pd.DataFrame:
-    """Every KPI x construct cell of the results table.
+def kpi_safety_effects(months: pd.DataFrame, incidents: pd.DataFrame,
+                       reference_reliability: float | Mapping[str, float] = 1.0, kpis: tuple[Kpi, ...] = KPIS,
+                       models: tuple[ScoreModel, ...] = (SAFETY_MODEL,)) -> pd.DataFrame:
+    """Every KPI x construct cell of the results table, for every score model in ``models``
+    (safety alone; safety with accountability and their interaction; each of Clark's stages),
+    with one Benjamini-Hochberg correction over all of their main rows.
 
     ``months``: team-months (team, period_month, safety_z = lagged safety in SDs of the
-    published team-wave means, headcount, and the KPI columns of marts.mart_team_month);
-    ``incidents``: team, period_month, safety_z, headcount and the incident KPIs' columns
-    (ttr_seconds null while open, open_for_seconds, ttd_seconds null when the onset is
-    unknown). Either may carry ``safety_error_var`` (each row's team-wave mean's error
-    variance in squared SDs) and ``safety_wave`` (which wave it comes from) for the
-    reliability correction; ``reference_reliability`` is the share of the published team-wave
-    means' variance that is true (1 when safety is measured without error). A KPI whose
-    optional input is missing (``Kpi.is_absent``) has no rows."""
-    rows = [row for kpi in kpis if not kpi.is_absent(months)
-            for row in kpi_rows(kpi, months, incidents, reference_reliability)]
+    published team-wave means, the other models' ``<prefix>_z`` scores alike, headcount, and
+    the KPI columns of marts.mart_team_month); ``incidents``: team, period_month, the scores,
+    headcount and the incident KPIs' columns (ttr_seconds null while open, open_for_seconds,
+    ttd_seconds null when the onset is unknown). Either may carry each score's
+    ``<prefix>_error_var`` (each row's team-wave mean's error variance in squared SDs) and
+    ``<prefix>_wave`` (which wave it comes from) for the reliability correction;
+    ``reference_reliability`` is the share of the published team-wave means' variance that is
+    true (1 when a score is measured without error), one number or one per score prefix. A KPI
+    whose optional input is missing (``Kpi.is_absent``) has no rows."""
+    rows = [row for model in models for kpi in kpis if not kpi.is_absent(months)
+            for row in kpi_rows(kpi, months, incidents, reference_reliability, model)]
     return results_table(rows)
 
 

@@ -20,7 +20,7 @@ from great_expectations.expectations.row_conditions import Column
 from assets.landing.team_map import SOURCES
 from assets.models.psychometrics import MIN_RESPONDENTS
 
-# Edmondson items are answered on a 1..K Likert scale with K = 5 or 7 (METRICS.md).
+# Survey items are answered on a 1..K Likert scale with K = 5 or 7 (METRICS.md).
 SCALE_MIN, SCALE_MAX = 1, 7
 COLUMN_ARGUMENTS = ("column", "column_A", "column_B", "column_list")
 
@@ -199,7 +199,8 @@ STAGING_SUITES = [
     ),
     Suite(
         "restricted.survey__responses",
-        (*key("response_id", "item_no"), *not_null("submitted_at", "survey_group", "scale_points"), not_empty(),
+        (*key("response_id", "item_set", "item_no"), *not_null("submitted_at", "survey_group", "scale_points"),
+         not_empty(),
          *between(1, 7, "item_no"), *between(SCALE_MIN, SCALE_MAX, "answer", "score"),
          gxe.ExpectColumnValuesToBeInSet(column="scale_points", value_set=[5, 7]),
          not_before("scale_points", "answer")),
@@ -208,9 +209,9 @@ STAGING_SUITES = [
     ),
     Suite(
         "restricted.stg_survey__responses",
-        (*key("response_id", "item_no"), *not_null("team", "survey_group", "wave_quarter"),
+        (*key("response_id", "item_set", "item_no"), *not_null("team", "survey_group", "wave_quarter"),
          *between(1, 7, "item_no"), *between(SCALE_MIN, SCALE_MAX, "answer", "score")),
-        "Scored answers: one per response and Edmondson item, on the Likert scale, for a mapped team.",
+        "Scored answers: one per response and scale item, on the Likert scale, for a mapped team.",
         respondent_level=True,
     ),
     Suite(
@@ -296,16 +297,23 @@ MART_SUITES = [
     ),
     Suite(
         "marts.fct_team_survey_waves",
-        (*key("team", "wave_quarter"), not_empty(), *not_null("is_suppressed"),
-         *at_least(1, "n_respondents"), *between(SCALE_MIN, SCALE_MAX, "safety_mean"),
-         *at_least(0, "safety_sd"),
-         gxe.ExpectColumnValuesToBeNull(column="safety_mean", row_condition=_SUPPRESSED),
-         gxe.ExpectColumnValuesToBeNull(column="safety_sd", row_condition=_SUPPRESSED),
-         gxe.ExpectColumnValuesToNotBeNull(column="safety_mean", row_condition=_REPORTABLE),
+        (*key("team", "wave_quarter", "scale"), not_empty(), *not_null("is_suppressed", "frozen_at"),
+         *at_least(1, "n_respondents"), *between(SCALE_MIN, SCALE_MAX, "score_mean"),
+         *at_least(0, "score_sd"),
+         gxe.ExpectColumnValuesToBeNull(column="score_mean", row_condition=_SUPPRESSED),
+         gxe.ExpectColumnValuesToBeNull(column="score_sd", row_condition=_SUPPRESSED),
+         gxe.ExpectColumnValuesToNotBeNull(column="score_mean", row_condition=_REPORTABLE),
          gxe.ExpectColumnValuesToBeBetween(
              column="n_respondents", min_value=MIN_RESPONDENTS, row_condition=_REPORTABLE)),
-        "Team-waves the models read: safety on the survey scale; cells under "
-        f"{MIN_RESPONDENTS} respondents suppressed (no mean, no sd).",
+        "Team-wave-scales the models read: scores on the survey scale; cells under "
+        f"{MIN_RESPONDENTS} respondents suppressed (no mean, no sd); every row frozen with its wave.",
+        blocking=True,
+    ),
+    Suite(
+        "marts.fct_team_month_survey_scores",
+        (*key("team", "period_month", "scale"), not_empty(), *not_null("is_wave_stale"),
+         *between(SCALE_MIN, SCALE_MAX, "score_lagged"), *at_least(MIN_RESPONDENTS, "n_respondents")),
+        "Lagged scores the models read: on the survey scale and only from reportable cells.",
         blocking=True,
     ),
 ]

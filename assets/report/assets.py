@@ -23,12 +23,17 @@ from assets.warehouse.resource import WarehouseResource
 def cio_report(
     context: dg.AssetExecutionContext, duckdb: WarehouseResource, report_folder: ReportFolderResource
 ) -> dg.MaterializeResult:
-    """The report for CIO staff: one HTML file (no server, nothing loaded from elsewhere) with
-    the main results of models.kpi_safety_effects in plain language (between teams, within a
+    """The report for CIO staff: one HTML file (no server, nothing loaded from elsewhere) that
+    opens with the quarterly review (the organisation's survey scores per quarter with 95%
+    CIs, which scales were measured, the KPIs per quarter, what changed since the previous
+    quarter, Edmondson's zones as a chart of unnamed teams and counts, Clark's stages reached),
+    then the main results of models.kpi_safety_effects in plain language (between teams, within a
     team, incident level; % changes in times, counts or odds with 95% CIs and BH q), a forest
     plot, a results table with each MixedLM's clustered-OLS cross-check, the KPI correlation
     table, charts, data coverage, the number of survey cells suppressed for anonymity and the
-    caveats (association, reporting bias, accountability, fewer than 40 teams). Its tables are
+    caveats (association, reporting bias, accountability, fewer than 40 teams); where measured,
+    whether accountability changes the safety association and how Clark's stages go with the
+    KPIs. Its tables are
     also written as CSV files and one XLSX workbook, one sheet per table, the results table with
     every row as stored. Suppressed survey values appear nowhere. It reads the warehouse file
     alone: the restricted file of respondent-level data is not attached to its connection."""

@@ -13,10 +13,20 @@ from datetime import datetime
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from assets.landing.item_sets import STAGES
+from assets.models.design import INTERACTION_MODEL, SAFETY_MODEL, SCORES, ScoreModel
 from assets.models.kpis import KPI_BY_NAME
-from assets.models.stats import FALSE_DISCOVERY_RATE, MIN_TEAMS_FOR_CLUSTER_SE, MIN_TEAMS_FOR_TESTS, POWER, TEST_LEVEL
+from assets.models.stats import (
+    FALSE_DISCOVERY_RATE,
+    MIN_TEAMS_FOR_CLUSTER_SE,
+    MIN_TEAMS_FOR_TESTS,
+    NOT_CORRECTED,
+    POWER,
+    TEST_LEVEL,
+)
 from assets.report.inputs import RESULTS_TABLE, Coverage, ReportInputs
 from assets.report.plots import correlation_plot, coverage_plot, forest_plot
+from assets.report.review import quarterly_review
 from assets.report.wording import (
     CAVEATS,
     CONSTRUCT_HEADINGS,
@@ -59,8 +69,11 @@ def render_report(inputs: ReportInputs, generated_at: datetime, export_names: li
         min_teams_for_tests=MIN_TEAMS_FOR_TESTS,
         false_discovery_rate=FALSE_DISCOVERY_RATE,
         results_table=RESULTS_TABLE,
-        results=None if inputs.results is None else _results(inputs.results),
-        power=[] if inputs.results is None else _power(main_results(inputs.results)),
+        results=None if inputs.results is None else _results(safety_results(inputs.results)),
+        accountability=None if inputs.results is None else _accountability(inputs.results),
+        stages=None if inputs.results is None else _stages(inputs.results),
+        review=quarterly_review(inputs.survey),
+        power=[] if inputs.results is None else _power(main_results(safety_results(inputs.results))),
         power_level=f"{POWER:.0%}",
         test_level=f"{TEST_LEVEL:.0%}",
         correlations=_correlations(inputs.correlations),
@@ -72,6 +85,7 @@ def render_report(inputs: ReportInputs, generated_at: datetime, export_names: li
         suppression_note=_suppression_note(coverage),
         caveats=CAVEATS,
         absent=absent_sentences(inputs.absent_kpis),
+        min_respondents=MIN_RESPONDENTS,
         definitions=_definitions(inputs),
         export_names=export_names,
     )
@@ -79,6 +93,16 @@ def render_report(inputs: ReportInputs, generated_at: datetime, export_names: li
 
 def main_results(results: pd.DataFrame) -> pd.DataFrame:
     return results[results["role"] == "main"]
+
+
+def _of_model(results: pd.DataFrame, model: ScoreModel) -> pd.DataFrame:
+    return results[results["construct"].isin(model.constructs()[t] for t in model.reported_terms(True)
+                                             + model.reported_terms(False))]
+
+
+def safety_results(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the safety model (main and cross-check)."""
+    return _of_model(results, SAFETY_MODEL)
 
 
 def cross_checks(results: pd.DataFrame) -> dict[tuple[str, str], object]:
@@ -120,11 +144,10 @@ def _on_scale(row) -> dict | None:
     return {"value": signed(row.estimate, 3), "interval": f"{signed(row.ci_low, 3)} to {signed(row.ci_high, 3)}"}
 
 
-def _results(results: pd.DataFrame) -> dict:
-    main = main_results(results)
+def _table_rows(results: pd.DataFrame) -> list[dict]:
+    """The results table's rows: the main rows, each with its cross-check when it has one."""
     checks = cross_checks(results)
-    every_few = bool(len(main)) and bool((main["n_teams"] < MIN_TEAMS_FOR_CLUSTER_SE).all())
-    rows = [{
+    return [{
         "kpi": r.kpi,
         "construct": CONSTRUCT_LABELS.get(r.construct, r.construct),
         "change": _change(r.estimate, r.ci_low, r.ci_high, r.scale),
@@ -136,13 +159,24 @@ def _results(results: pd.DataFrame) -> dict:
         "periods": int(r.n_periods),
         "cross_check": _on_scale(checks[r.kpi, r.construct]) if (r.kpi, r.construct) in checks else None,
         "fell_back": fell_back_to_ols(r),
-    } for r in main.itertuples()]
-    groups = [{
-        "heading": CONSTRUCT_HEADINGS.get(construct, construct),
+    } for r in main_results(results).itertuples()]
+
+
+def _findings(main: pd.DataFrame, every_few: bool) -> list[dict]:
+    """Sentences grouped by construct, in the order between teams, within a team, incidents."""
+    return [{
+        "heading": CONSTRUCT_HEADINGS.get(construct, construct[0].upper() + construct[1:]),
         "findings": [{"sentence": result_sentence(r),
                       "notes": [n for n in (corrected_note(r), *result_notes(r, not every_few)) if n]}
                      for r in group.itertuples()],
     } for construct, group in _by_construct(main)]
+
+
+def _results(results: pd.DataFrame) -> dict:
+    main = main_results(results)
+    every_few = bool(len(main)) and bool((main["n_teams"] < MIN_TEAMS_FOR_CLUSTER_SE).all())
+    rows = _table_rows(results)
+    groups = _findings(main, every_few)
     return {
         "rows": rows,
         "groups": groups,
@@ -154,6 +188,44 @@ def _results(results: pd.DataFrame) -> dict:
             "attrition) per standard deviation of safety; the line is its 95% interval. Circles: between teams; "
             "diamonds: within a team; squares: incident level. Grey: the interval includes no change. The axis "
             "is logarithmic, so halving and doubling lie equally far from no change."),
+    }
+
+
+def _accountability(results: pd.DataFrame) -> dict | None:
+    """The interaction model's rows: accountability's own association and how it changes
+    safety's, in sentences (the correction's absence for products said once), a forest plot and
+    the table; None when the survey measured no accountability."""
+    rows = _of_model(results, INTERACTION_MODEL)
+    if rows.empty:
+        return None
+    rows = rows.assign(warnings=rows["warnings"].fillna("").map(
+        lambda w: "; ".join(p for p in w.split("; ") if p != NOT_CORRECTED)))
+    main = main_results(rows)
+    return {
+        "groups": _findings(main, bool((main["n_teams"] < MIN_TEAMS_FOR_CLUSTER_SE).all())),
+        "rows": _table_rows(rows),
+        "forest": _figure(
+            forest_plot(main), "Forest plot of accountability and its interaction with safety",
+            "Each dot is the estimated change in the KPI per standard deviation of accountability, or (the "
+            "interaction) the extra change per standard deviation of safety where accountability is one standard "
+            "deviation higher; the line is its 95% interval. Grey: the interval includes no change."),
+    }
+
+
+def _stages(results: pd.DataFrame) -> dict | None:
+    """Clark's stages: every stage's rows in a table, sentences for those unlikely to be chance;
+    None when the survey measured no stage."""
+    models = [ScoreModel((SCORES[s.key],), (SCORES[s.key],)) for s in STAGES]
+    rows = pd.concat([_of_model(results, model) for model in models])
+    if rows.empty:
+        return None
+    main = main_results(rows)
+    clear = main[main["q_value"] < FALSE_DISCOVERY_RATE]
+    return {
+        "rows": _table_rows(rows),
+        "tested": int(main["q_value"].notna().sum()),
+        "findings": _findings(clear, bool((main["n_teams"] < MIN_TEAMS_FOR_CLUSTER_SE).all())),
+        "n_clear": len(clear),
     }
 
 

@@ -4,7 +4,9 @@ Everything the report shows comes through ``read_report_inputs``; when a model t
 change, this module is the one place to adapt. The model results are
 ``models.kpi_safety_effects``, one row per KPI x construct x role ('main' or 'cross-check'),
 read as stored. Only aggregates leave this module: no survey cell below the anonymity
-threshold, no team-level score.
+threshold, no team-level score, with one exception the quarterly review asks for: the zone
+chart's unnamed points (published team-wave means of safety and accountability, no team name,
+only for a wave whose zone counts are shown, that is with at least 5 teams in zones).
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from assets.models.kpis import KPIS
+from assets.landing.item_sets import ITEM_SETS
+from assets.models.assets import team_value
+from assets.models.kpis import CORRELATION_KPIS, KPIS
 from assets.models.stats import RESULT_COLUMNS
 
 CORRELATIONS_TABLE = "models.kpi_correlations"
 RESULTS_TABLE = "models.kpi_safety_effects"
-MART_TABLES = ("marts.dim_teams", "marts.mart_team_month", "marts.fct_incidents", "marts.fct_team_survey_waves")
+MART_TABLES = ("marts.dim_teams", "marts.mart_team_month", "marts.fct_incidents", "marts.fct_team_survey_waves",
+               "marts.fct_survey_waves", "marts.fct_team_survey_profiles", "marts.fct_survey_profile_counts",
+               "marts.fct_survey_zone_moves")
 SOURCE_TABLES = (CORRELATIONS_TABLE, RESULTS_TABLE, *MART_TABLES)
 
 CORRELATION_COLUMNS = ("kpi", "r", "ci_low", "ci_high", "n_teams", "n_team_months", "definition", "warnings")
@@ -50,6 +56,30 @@ class Coverage:
 
 
 @dataclass(frozen=True)
+class SurveyReview:
+    """What the quarterly review shows: per wave and scale the published mean with its CI
+    (``waves``: wave_quarter, scale, published_mean, published_mean_ci_low/high,
+    n_teams_published, n_respondents_published, closed_on, scale_points); the correlation
+    KPIs pooled over every team-month of each quarter (``kpi_quarters``: period_quarter, kpi,
+    value, team_months); teams per zone and per Clark stage reached (``profile_counts``), moves
+    between zones (``zone_moves``), and the zone chart's unnamed points of the latest wave whose
+    zone counts are shown (``zone_points``: safety_mean, accountability_mean, zone and the
+    thresholds)."""
+
+    waves: pd.DataFrame
+    kpi_quarters: pd.DataFrame
+    profile_counts: pd.DataFrame
+    zone_moves: pd.DataFrame
+    zone_points: pd.DataFrame
+
+    @property
+    def scales(self) -> list[str]:
+        """The scales any closed wave measured, in the order of ITEM_SETS."""
+        measured = set(self.waves["scale"])
+        return [key for key in ITEM_SETS if key in measured]
+
+
+@dataclass(frozen=True)
 class ReportInputs:
     correlations: pd.DataFrame  # CORRELATION_COLUMNS, one row per KPI
     results: pd.DataFrame | None  # RESULT_COLUMNS, main and cross-check rows; None if no table
@@ -57,6 +87,7 @@ class ReportInputs:
     monthly: pd.DataFrame  # period_month, teams, teams_with_safety, incidents, tickets
     exports: dict[str, pd.DataFrame]  # sheet/file name -> table exactly as exported
     absent_kpis: tuple[str, ...] = ()  # KPIs whose optional input is missing (Kpi.is_absent)
+    survey: SurveyReview | None = None  # None when the survey tables are not built yet
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, qualified: str) -> bool:
@@ -108,8 +139,10 @@ def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
         from marts.fct_incidents
         """
     ).df().iloc[0]
+    # A team-wave is suppressed in every scale or in none: count team-waves, not scales.
     survey = conn.sql(
-        "select count(*) as cells, count(*) filter (where is_suppressed) as suppressed "
+        "select count(distinct (team, wave_quarter)) as cells, "
+        "count(distinct (team, wave_quarter)) filter (where is_suppressed) as suppressed "
         "from marts.fct_team_survey_waves"
     ).df().iloc[0]
     teams = conn.sql("select count(*) from marts.dim_teams").fetchone()[0]
@@ -155,6 +188,29 @@ def read_monthly_coverage(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df().astype({"teams": "int64", "teams_with_safety": "int64", "incidents": "int64", "tickets": "int64"})
 
 
+def read_survey_review(conn: duckdb.DuckDBPyConnection) -> SurveyReview | None:
+    if not all(table_exists(conn, t) for t in MART_TABLES[4:]):
+        return None
+    waves = conn.sql("""select wave_quarter, scale, scale_points, published_mean, published_mean_ci_low,
+                               published_mean_ci_high, n_teams_published, n_respondents_published, closed_on
+                        from marts.fct_survey_waves order by wave_quarter, scale""").df()
+    months = conn.sql("select *, date_trunc('quarter', period_month)::date as period_quarter "
+                      "from marts.mart_team_month order by team, period_month").df()
+    kpi_quarters = pd.DataFrame(
+        [{"period_quarter": quarter, "kpi": kpi.name, "value": team_value(group, kpi), "team_months": len(group)}
+         for quarter, group in months.groupby("period_quarter") for kpi in CORRELATION_KPIS
+         if not kpi.is_absent(months)],
+        columns=["period_quarter", "kpi", "value", "team_months"])
+    counts = conn.sql("select * from marts.fct_survey_profile_counts order by wave_quarter, profile, category").df()
+    moves = conn.sql("select * from marts.fct_survey_zone_moves order by wave_quarter, from_zone, to_zone").df()
+    shown = counts[(counts["profile"] == "zone") & counts["n_teams"].notna()]["wave_quarter"]
+    points = conn.execute("""select safety_mean, accountability_mean, zone, safety_threshold, accountability_threshold
+                             from marts.fct_team_survey_profiles where zone is not null and wave_quarter = ?
+                             order by safety_mean, accountability_mean""",
+                          [shown.max() if len(shown) else None]).df()
+    return SurveyReview(waves, kpi_quarters, counts, moves, points)
+
+
 def coverage_table(coverage: Coverage) -> pd.DataFrame:
     """The coverage figures as a two-column table for the exports."""
     values = {name: "" if value is None else str(value) for name, value in coverage.__dict__.items()}
@@ -181,6 +237,12 @@ def read_report_inputs(conn: duckdb.DuckDBPyConnection) -> ReportInputs:
         exports[RESULTS_TABLE.split(".")[1]] = raw_results
     exports["coverage"] = coverage_table(coverage)
     exports["coverage_by_month"] = monthly
+    survey = read_survey_review(conn)
+    if survey is not None:
+        exports["survey_quarters"] = survey.waves
+        exports["kpi_quarters"] = survey.kpi_quarters
+        exports["survey_profile_counts"] = survey.profile_counts
+        exports["survey_zone_moves"] = survey.zone_moves
     return ReportInputs(
         correlations=correlations[list(CORRELATION_COLUMNS)],
         results=None if raw_results is None else raw_results[list(RESULT_COLUMNS)],
@@ -188,4 +250,5 @@ def read_report_inputs(conn: duckdb.DuckDBPyConnection) -> ReportInputs:
         monthly=monthly,
         exports=exports,
         absent_kpis=read_absent_kpis(conn),
+        survey=survey,
     )

@@ -149,3 +149,32 @@ def coverage_plot(monthly: pd.DataFrame) -> str | None:
         volume_axes.legend(loc="lower left", bbox_to_anchor=(0, 1), ncols=2, frameon=False, fontsize=8)
         volume_axes.xaxis.set_major_formatter(dates.DateFormatter("%b\n%Y"))
         return svg_data_uri(figure)
+
+
+ZONE_COLOURS = {"learning": "#1d5fa8", "comfort": "#0f766e", "anxiety": "#c2410c", "apathy": "#7b8794"}
+
+
+def zone_plot(points: pd.DataFrame, counts: dict[str, int], scale_points: int) -> str | None:
+    """Edmondson's four zones for one wave: each team a point at its safety and accountability
+    means (unnamed), the thresholds as lines, and how many teams each zone holds."""
+    if points.empty:
+        return None
+    safety_line, accountability_line = points["safety_threshold"].iloc[0], points["accountability_threshold"].iloc[0]
+    with matplotlib.rc_context(STYLE):
+        figure = _figure(6.2, 5.2)
+        axes = figure.add_subplot()
+        for zone, group in points.groupby("zone"):
+            axes.scatter(group["safety_mean"], group["accountability_mean"], s=36, color=ZONE_COLOURS[zone],
+                         alpha=0.85, edgecolors="white", linewidths=0.6)
+        axes.axvline(safety_line, color=MUTED, linewidth=1, linestyle="--")
+        axes.axhline(accountability_line, color=MUTED, linewidth=1, linestyle="--")
+        axes.set_xlim(1, scale_points)
+        axes.set_ylim(1, scale_points)
+        corners = {"learning": (0.98, 0.98, "right", "top"), "comfort": (0.98, 0.02, "right", "bottom"),
+                   "anxiety": (0.02, 0.98, "left", "top"), "apathy": (0.02, 0.02, "left", "bottom")}
+        for zone, (x, y, ha, va) in corners.items():
+            axes.text(x, y, f"{zone} zone: {counts.get(zone, 0)}", transform=axes.transAxes, ha=ha, va=va,
+                      color=ZONE_COLOURS[zone], fontsize=9, fontweight="bold")
+        axes.set_xlabel("team's psychological safety (mean, 1 to %d)" % scale_points)
+        axes.set_ylabel("team's accountability (mean, 1 to %d)" % scale_points)
+        return svg_data_uri(figure)

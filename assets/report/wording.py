@@ -12,11 +12,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from assets.models.design import TOTAL_CONSTRUCT
+from assets.models.design import CONSTRUCTS, TOTAL_CONSTRUCT
 from assets.models.kpis import ABSENT_BECAUSE, KPI_BY_NAME, ODDS_RATIO, RATE_RATIO, RATIO, Family, Reading
 from assets.models.psychometrics import MIN_RESPONDENTS
 from assets.models.stats import (
-    CONSTRUCTS,
     FALSE_DISCOVERY_RATE,
     MIN_EVENTS_PER_COEFFICIENT,
     MIN_TEAMS_FOR_CLUSTER_SE,
@@ -100,26 +99,53 @@ def construct_rank(construct: str) -> int:
 def fell_back_to_ols(row) -> bool:
     """A within/between result whose main model is the team-clustered OLS: the mixed model fell
     back to it (its warning says why), so it has no separate cross-check."""
-    return row.construct in (BETWEEN, WITHIN) and row.model.startswith("OLS ")
+    return split_construct(row.construct)[1] in ("within", "between") and row.model.startswith("OLS ")
 
 
 # "a" before a number read with a vowel sound (8, 11, 18, 80-89, 800-899, 11,000...) is "an".
 AN_NUMBER = re.compile(r"\ba (?=8|1[18]\b|1[18],)")
 
 
+# The parts of a score the models report, as the constructs' names end.
+PARTS = {" within team": "within", " between teams": "between", " (total)": "total"}
+
+
+def split_construct(construct: str) -> tuple[str, str]:
+    """("safety", "between") from "safety between teams"; the part is "" when none fits."""
+    for suffix, part in PARTS.items():
+        if construct.endswith(suffix):
+            return construct.removesuffix(suffix), part
+    return construct, ""
+
+
 def _opening(construct: str, outcome: Outcome, change: str) -> str:
-    noun = outcome.noun(change)
-    if construct == BETWEEN:
-        return f"Across teams, a team one standard deviation safer than others {outcome.reading.verb} {noun}"
-    if construct == WITHIN:
-        return (
-            "Within a team, a quarter when safety was one standard deviation above the team's own average "
-            f"was followed by {noun}"
-        )
-    if construct == TOTAL:
-        return (f"Incident by incident, teams one standard deviation safer in the previous quarter "
-                f"{outcome.reading.verb} {noun}")
-    return f"With {construct} one standard deviation higher, teams {outcome.reading.verb} {noun}"
+    noun, verb = outcome.noun(change), outcome.reading.verb
+    label, part = split_construct(construct)
+    if label == "safety":
+        return {
+            "between": f"Across teams, a team one standard deviation safer than others {verb} {noun}",
+            "within": "Within a team, a quarter when safety was one standard deviation above the team's own average "
+                      f"was followed by {noun}",
+            "total": f"Incident by incident, teams one standard deviation safer in the previous quarter {verb} {noun}",
+        }[part]
+    if " \u00d7 " in label:
+        first, second = label.split(" \u00d7 ")
+        beyond = f"beyond what one standard deviation of {first} went with at average {second}"
+        return {
+            "between": f"Across teams, where {second} was one standard deviation higher, a team one standard "
+                       f"deviation higher on {first} {verb} {noun}, {beyond}",
+            "within": f"Within a team, in a quarter when {second} was also one standard deviation above the team's own "
+                      f"average, one standard deviation more {first} was followed by {noun}, {beyond}",
+            "total": f"Incident by incident, where {second} was one standard deviation higher, teams one standard "
+                     f"deviation higher on {first} in the previous quarter {verb} {noun}, {beyond}",
+        }.get(part, f"With {construct} one standard deviation higher, teams {verb} {noun}")
+    return {
+        "between": f"Across teams, a team one standard deviation higher on {label} than others {verb} {noun}",
+        "within": f"Within a team, a quarter when {label} was one standard deviation above the team's own average "
+                  f"was followed by {noun}",
+        "total": f"Incident by incident, teams one standard deviation higher on {label} in the previous quarter "
+                 f"{verb} {noun}",
+    }.get(part, f"With {construct} one standard deviation higher, teams {verb} {noun}")
 
 
 def chance_clause(row) -> str:
@@ -207,8 +233,9 @@ def corrected_note(row) -> str:
     values = (row.estimate_corrected, row.ci_low_corrected, row.ci_high_corrected, row.reliability)
     if outcome is None or not all(math.isfinite(v) for v in values) or row.reliability >= RELIABILITY_WORTH_A_NOTE:
         return ""
-    return (f"Survey scores measure this part of safety with reliability {row.reliability:.2f}; allowing for that, "
-            f"the estimate per SD of true safety is {outcome.noun(outcome.change(row.estimate_corrected))} "
+    label = split_construct(row.construct)[0]
+    return (f"Survey scores measure this part of {label} with reliability {row.reliability:.2f}; allowing for that, "
+            f"the estimate per SD of true {label} is {outcome.noun(outcome.change(row.estimate_corrected))} "
             f"(95% CI {interval_words(outcome, row.ci_low_corrected, row.ci_high_corrected)}).")
 
 

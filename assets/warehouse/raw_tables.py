@@ -411,6 +411,20 @@ def table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
         return []
 
 
+def append_table(conn: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pl.DataFrame) -> int:
+    """Add ``frame``'s rows to ``schema.table`` (matched by column name), creating the table
+    with the frame's columns if it does not exist (for tables written once per row, never
+    replaced)."""
+    ensure_schema(conn, schema)
+    conn.register("incoming_frame", frame.to_arrow())
+    try:
+        conn.execute(f"create table if not exists {schema}.{table} as select * from incoming_frame where false")
+        conn.execute(f"insert into {schema}.{table} by name select * from incoming_frame")
+    finally:
+        conn.unregister("incoming_frame")
+    return frame.height
+
+
 def replace_table(conn: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pl.DataFrame) -> int:
     """Replace ``schema.table`` with ``frame`` (for whole-file exports that are re-sent in full)."""
     ensure_schema(conn, schema)

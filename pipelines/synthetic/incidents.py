@@ -9,7 +9,7 @@ from pipelines.synthetic.model import Incident, Service, add_months, pd_id
 
 
 def generate_incidents(rng, spec, truth, teams, services_by_team, users_by_team, size_z_by_team,
-               ttr_team_effect, lagged_safety, as_of) -> list[Incident]:
+               ttr_team_effect, lagged_safety, lagged_accountability, as_of) -> list[Incident]:
     incidents: list[Incident] = []
     # Seven-character ids collide by chance once there are ~100,000 of them: redraw.
     taken: set[str] = set()
@@ -17,7 +17,7 @@ def generate_incidents(rng, spec, truth, teams, services_by_team, users_by_team,
         month_start = add_months(spec.start, month)
         month_seconds = (add_months(spec.start, month + 1) - month_start).total_seconds()
         for t in teams:
-            s = lagged_safety(t.key, month)
+            s, a = lagged_safety(t.key, month), lagged_accountability(t.key, month)
             rate = t.headcount * spec.incidents_per_head_month * math.exp(
                 truth.incident_rate_log_per_sd * s
             )
@@ -27,6 +27,8 @@ def generate_incidents(rng, spec, truth, teams, services_by_team, users_by_team,
                 log_ttr = (
                     math.log(3600)
                     + truth.log_ttr_per_sd * s
+                    + truth.log_ttr_per_sd_accountability * a
+                    + truth.log_ttr_per_sd2_safety_x_accountability * s * a
                     + truth.log_ttr_per_sd_log_headcount * size_z_by_team[t.key]
                     + ttr_team_effect[t.key]
                     + rng.normal(0, truth.log_ttr_incident_sd)

@@ -24,6 +24,8 @@ class OrgSpec:
     start: date = date(2024, 1, 1)
     incidents_per_head_month: float = 0.45
     tickets_per_head_month: float = 1.2
+    # The survey also asks the optional scales: accountability and Clark's four stages.
+    extra_scales: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,13 @@ class GroundTruth:
     # a team by people of other teams (per head), and by the team's own juniors (per junior head).
     cross_team_proactive_log_rate_per_sd: float = 0.30
     junior_proactive_log_rate_per_sd: float = 0.35
+    # Accountability (latent, SD 1 per wave like safety, the same wave drift, independent of
+    # safety so the safety effects keep their truth): it shortens time to resolve, and more so
+    # where safety is high too (Edmondson's learning zone).
+    log_ttr_per_sd_accountability: float = -0.10
+    log_ttr_per_sd2_safety_x_accountability: float = -0.15
+    # Clark's stages: each team-wave's stage score is its latent safety plus this much of its own.
+    clark_stage_sd: float = 0.35
 
 
 @dataclass
@@ -220,6 +229,10 @@ class Organisation:
     team_quarter_safety: dict[tuple[str, int], float]
     people: list[Person] = field(default_factory=list)
     incident_reviews: list[IncidentReview] = field(default_factory=list)
+    # Latent accountability per team and quarter, and each of Clark's stages per team, quarter
+    # and stage (item set key); empty when the survey asks only Edmondson's items.
+    team_quarter_accountability: dict[tuple[str, int], float] = field(default_factory=dict)
+    team_quarter_stages: dict[tuple[str, int, str], float] = field(default_factory=dict)
 
     def ground_truth(self) -> dict:
         return {"spec": _jsonable(asdict(self.spec)), "effects": asdict(self.truth)}

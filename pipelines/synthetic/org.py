@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from assets.landing.identity import write_identity_map
+from assets.landing.item_sets import STAGES
 from assets.landing.team_map import write_team_map
 from pipelines.synthetic.hr import generate_hr
 from pipelines.synthetic.incidents import add_ingestion_fidelity, generate_incidents
@@ -102,6 +103,19 @@ def generate(spec: OrgSpec = OrgSpec(), truth: GroundTruth = GroundTruth()) -> O
     for t in teams:
         for q in range(n_quarters):
             quarter_safety[(t.key, q)] = t.safety + rng.normal(0, truth.safety_wave_drift_sd)
+    # The optional scales draw from their own stream: the causal model's draws above and
+    # below, and so every safety effect, are the same with or without them.
+    scales_rng = np.random.default_rng([spec.seed, 2])
+    quarter_accountability, quarter_stages = {}, {}
+    if spec.extra_scales:
+        for t in teams:
+            team_accountability = math.sqrt(between_var) * scales_rng.normal()
+            for q in range(n_quarters):
+                quarter_accountability[(t.key, q)] = team_accountability + scales_rng.normal(
+                    0, truth.safety_wave_drift_sd)
+                for stage in STAGES:
+                    quarter_stages[(t.key, q, stage.key)] = quarter_safety[(t.key, q)] + scales_rng.normal(
+                        0, truth.clark_stage_sd)
 
     services: list[Service] = []
     users: list[User] = []
@@ -124,20 +138,25 @@ def generate(spec: OrgSpec = OrgSpec(), truth: GroundTruth = GroundTruth()) -> O
         # earlier wave, so its KPIs follow the team's own first wave.
         return quarter_safety[(team_key, max(month // 3 - 1, 0))]
 
+    def lagged_accountability(team_key: str, month: int) -> float:
+        return quarter_accountability.get((team_key, max(month // 3 - 1, 0)), 0.0)
+
     incidents = generate_incidents(rng, spec, truth, teams, services_by_team, users_by_team,
-                           size_z_by_team, ttr_team_effect, lagged_safety, as_of)
+                           size_z_by_team, ttr_team_effect, lagged_safety, lagged_accountability, as_of)
     tickets = generate_tickets(rng, spec, truth, teams, lagged_safety, as_of)
     # The ingestion details draw from their own stream: the causal model's draws stay as they were.
     fidelity_rng = np.random.default_rng([spec.seed, 1])
     add_ingestion_fidelity(fidelity_rng, spec, teams, services, incidents, as_of)
     add_shared_project(fidelity_rng, teams, tickets)
-    survey_rows = generate_survey(rng, spec, truth, teams, quarter_safety, n_quarters)
+    survey_rows = generate_survey(rng, spec, truth, teams, quarter_safety, n_quarters, scales_rng,
+                                  quarter_accountability, quarter_stages)
     headcount_rows, termination_rows = generate_hr(rng, spec, truth, teams, lagged_safety)
     org = Organisation(spec, truth, as_of, teams, services, users, incidents, tickets,
-                       survey_rows, headcount_rows, termination_rows, quarter_safety)
-    # Learning from errors and speaking up draw from a third stream: everything above, and so
-    # every other effect, is the same with or without them.
-    learning_rng = np.random.default_rng([spec.seed, 2])
+                       survey_rows, headcount_rows, termination_rows, quarter_safety,
+                       team_quarter_accountability=quarter_accountability, team_quarter_stages=quarter_stages)
+    # Learning from errors and speaking up draw from a stream of their own: everything above, and
+    # so every other effect, is the same with or without them.
+    learning_rng = np.random.default_rng([spec.seed, 3])
     assign_juniors(learning_rng, headcount_rows, termination_rows)
     org.people = make_people(learning_rng, headcount_rows)
     add_repeats(learning_rng, org, lagged_safety)
@@ -159,9 +178,9 @@ def write_landing(org: Organisation, landing_dir: Path) -> dict[str, Path]:
         "identity_map": landing_dir / "identity_map.yml",
         "ground_truth": landing_dir / "ground_truth.json",
     }
-    _write_csv(paths["survey"], org.survey_rows)
-    _write_csv(paths["headcount"], org.headcount_rows)
-    _write_csv(paths["terminations"], org.termination_rows)
+    write_csv(paths["survey"], org.survey_rows)
+    write_csv(paths["headcount"], org.headcount_rows)
+    write_csv(paths["terminations"], org.termination_rows)
     write_team_map(paths["team_map"], [
         {
             "team": t.name,
@@ -178,7 +197,7 @@ def write_landing(org: Organisation, landing_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict]) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -23,15 +23,26 @@ import pandas as pd
 from scipy import stats
 
 from assets.kpi_rules import read_kpi_rules
+from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.survey import read_survey_exports
-from assets.models.design import ERROR_VARIANCE, SAFETY, WAVE
+from assets.models.design import (
+    ACCOUNTABILITY_SCORE,
+    ERROR_VARIANCE,
+    INTERACTION_MODEL,
+    SAFETY,
+    SAFETY_MODEL,
+    SAFETY_SCORE,
+    SCORES,
+    WAVE,
+    ScoreModel,
+)
 from assets.models.inputs import measurement_error
 from assets.models.kpis import KPIS, Kpi
 from assets.models.psychometrics import survey_wave_tables
 from assets.models.stats import kpi_safety_effects, standardise
 from pipelines.synthetic.learning import ACTION_ITEM_CLOSE_LOG_SD, ACTION_ITEM_CLOSE_MEDIAN_DAYS, counted
 from pipelines.synthetic.model import GroundTruth, Organisation
-from pipelines.synthetic.org import OrgSpec, generate, write_landing
+from pipelines.synthetic.org import OrgSpec, generate, write_csv
 from pipelines.synthetic.people import JUNIOR_PREFIX, is_proactive
 from pipelines.synthetic.tickets import REACTIVE_TYPES
 
@@ -42,17 +53,24 @@ COUNTS = ("headcount", "critical_headcount", "voluntary_leavers", "critical_volu
 
 
 def org_frames(org) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(team-months, incidents) with the latent lagged safety as safety_z. The learning KPIs
-    count every review and action item drawn (pipelines/synthetic/learning.py), also those the
-    cut-off has not reached yet; the speaking-up KPIs know every reporter."""
+    """(team-months, incidents) with the latent lagged safety as safety_z, and the latent
+    accountability and stage scores (``<prefix>_z``) when the organisation has them. The
+    learning KPIs count every review and action item drawn (pipelines/synthetic/learning.py),
+    also those the cut-off has not reached yet; the speaking-up KPIs know every reporter."""
     start = org.spec.start
     team_of_unit = {t.hr_org_unit: t.key for t in org.teams}
 
     def month(d) -> int:
         return (d.year - start.year) * 12 + d.month - start.month
 
-    def lagged(team: str, m: int) -> float:
-        return org.team_quarter_safety[(team, max(m // 3 - 1, 0))]
+    def lagged(team: str, m: int) -> dict[str, float]:
+        wave = max(m // 3 - 1, 0)
+        scores = {SAFETY_SCORE.z: org.team_quarter_safety[(team, wave)]}
+        if org.team_quarter_accountability:
+            scores[ACCOUNTABILITY_SCORE.z] = org.team_quarter_accountability[(team, wave)]
+        scores.update({SCORES[stage].z: org.team_quarter_stages[(team, wave, stage)]
+                       for stage in {key for _, _, key in org.team_quarter_stages}})
+        return scores
 
     cells: dict = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
     roster: dict[tuple[str, int], tuple[str, bool]] = {}  # (employee, month) -> (team, junior)
@@ -104,7 +122,7 @@ def org_frames(org) -> tuple[pd.DataFrame, pd.DataFrame]:
         m = month(incident.created_at)
         cells[(incident.team_key, m)]["incidents"] += 1
         incidents.append({
-            "team": incident.team_key, "period_month": m, "safety_z": lagged(incident.team_key, m),
+            "team": incident.team_key, "period_month": m, **lagged(incident.team_key, m),
             "ttr_seconds": (incident.resolved_at - incident.created_at).total_seconds()
             if incident.resolved_at else np.nan,
             "open_for_seconds": np.nan if incident.resolved_at else (org.as_of - incident.created_at).total_seconds(),
@@ -113,7 +131,7 @@ def org_frames(org) -> tuple[pd.DataFrame, pd.DataFrame]:
             "ttd_seconds": (incident.created_at - incident.onset_at).total_seconds() if incident.onset_at else np.nan,
         })
     incidents = pd.DataFrame(incidents)
-    months = pd.DataFrame([{"team": t, "period_month": m, "safety_z": lagged(t, m), **cell}
+    months = pd.DataFrame([{"team": t, "period_month": m, **lagged(t, m), **cell}
                            for (t, m), cell in cells.items()])
     medians = incidents.groupby(["team", "period_month"], as_index=False).agg(
         ttr_median_seconds=("ttr_seconds", "median"), tta_median_seconds=("tta_seconds", "median"))
@@ -133,25 +151,33 @@ class MeasuredFrames:
     latent_sd: float
 
 
-def measured_frames(org: Organisation) -> MeasuredFrames:
-    """Team-months and incidents with measured lagged safety as safety_z and its error
-    variance, from the organisation's survey export."""
-    with tempfile.TemporaryDirectory(prefix="psafe-measured-") as landing:
-        survey = write_landing(org, Path(landing))["survey"]
-        load = read_survey_exports([survey], {t.name for t in org.teams}, org.as_of.replace(tzinfo=None),
+def measured_cells(org: Organisation) -> pd.DataFrame:
+    """The survey asset's team-wave cells of every scale from the organisation's export, scored
+    by the landing loader, with ``wave`` (the quarter index from the organisation's start)."""
+    with tempfile.TemporaryDirectory(prefix="psafe-survey-") as folder:
+        export = Path(folder) / "survey_responses.csv"
+        write_csv(export, org.survey_rows)
+        load = read_survey_exports([export], {t.name for t in org.teams}, org.as_of,
                                    org.truth.survey_scale_points)
     answers = pd.DataFrame(load.checked.accepted)
     key_of = {t.name: t.key for t in org.teams}
     answers = answers.assign(team=answers["survey_group"].map(key_of),
                              wave_quarter=pd.to_datetime(answers["submitted_at"]).dt.to_period("Q").dt.start_time)
     cells, _ = survey_wave_tables(answers, org.truth.survey_scale_points)
-    published = measurement_error(cells[~cells["is_suppressed"]].astype({"n_respondents": int}).astype(
-        {"safety_mean": float, "safety_sd": float}))
     start = pd.Timestamp(org.spec.start)
-    published["wave"] = ((published["wave_quarter"].dt.year - start.year) * 4
-                         + (published["wave_quarter"].dt.month - start.month) // 3)
-    scale = published["safety_mean"].std(ddof=1)
-    published[SAFETY] = standardise(published["safety_mean"], published["safety_mean"])
+    return cells.assign(wave=(cells["wave_quarter"].dt.year - start.year) * 4
+                        + (cells["wave_quarter"].dt.month - start.month) // 3)
+
+
+def measured_frames(org: Organisation) -> MeasuredFrames:
+    """Team-months and incidents with measured lagged safety as safety_z and its error
+    variance, from the organisation's survey export."""
+    cells = measured_cells(org)
+    cells = cells[cells["scale"] == PSYCHOLOGICAL_SAFETY.key]
+    published = measurement_error(cells[~cells["is_suppressed"]].astype({"n_respondents": int}).astype(
+        {"score_mean": float, "score_sd": float}))
+    scale = published["score_mean"].std(ddof=1)
+    published[SAFETY] = standardise(published["score_mean"], published["score_mean"])
     published[ERROR_VARIANCE] = published["error_var"] / scale**2
     waves = published[["team", "wave", SAFETY, ERROR_VARIANCE]].rename(columns={"wave": WAVE})
     latent = [org.team_quarter_safety[(team, wave)] for team, wave in zip(published["team"], published["wave"])]
@@ -203,18 +229,34 @@ def closed_in_time_log_odds_per_sd(truth: GroundTruth) -> float:
     return float(coefficients[1])
 
 
+def interaction_truths(truth: GroundTruth) -> dict[tuple[str, str], float]:
+    """The truth of each row of the safety x accountability model, by (KPI, construct):
+    accountability and the interaction act on time to resolve only."""
+    constructs = INTERACTION_MODEL.constructs()
+    ttr = {"log median TTR", "log TTR (incident level)"}
+    effects = {ACCOUNTABILITY_SCORE: truth.log_ttr_per_sd_accountability, None: truth.log_ttr_per_sd2_safety_x_accountability}
+    table = {}
+    for kpi in truths(truth):
+        for term in INTERACTION_MODEL.reported_terms(True) + INTERACTION_MODEL.reported_terms(False):
+            effect = effects[ACCOUNTABILITY_SCORE if term.startswith(ACCOUNTABILITY_SCORE.prefix) else None]
+            table[(kpi, constructs[term])] = effect if kpi in ttr else 0.0
+    return table
+
+
 # Every safety effect switched off: nothing should come out significant after BH.
 NULL_TRUTH = replace(GroundTruth(), log_ttr_per_sd=0.0, log_tta_per_sd=0.0, log_ttd_per_sd=0.0,
                      proactive_log_odds_per_sd=0.0, voluntary_attrition_log_odds_per_sd=0.0,
                      incident_rate_log_per_sd=0.0, review_log_odds_per_sd=0.0, review_done_log_days_per_sd=0.0,
                      action_item_close_log_days_per_sd=0.0, repeat_log_odds_per_sd=0.0,
-                     cross_team_proactive_log_rate_per_sd=0.0, junior_proactive_log_rate_per_sd=0.0)
+                     cross_team_proactive_log_rate_per_sd=0.0, junior_proactive_log_rate_per_sd=0.0,
+                     log_ttr_per_sd_accountability=0.0, log_ttr_per_sd2_safety_x_accountability=0.0)
 
 
 def results(seed: int, truth: GroundTruth = GroundTruth(), n_teams: int = 40, n_months: int = 12,
-            kpis: tuple[Kpi, ...] = KPIS) -> pd.DataFrame:
+            kpis: tuple[Kpi, ...] = KPIS, models: tuple[ScoreModel, ...] = (SAFETY_MODEL,)) -> pd.DataFrame:
+    """The results table on the latent scores of a generated organisation."""
     months, incidents = org_frames(generate(OrgSpec(seed=seed, n_teams=n_teams, n_months=n_months), truth))
-    return kpi_safety_effects(months, incidents, kpis=kpis)
+    return kpi_safety_effects(months, incidents, kpis=kpis, models=models)
 
 
 def measured_results(seed: int, truth: GroundTruth = GroundTruth(), n_teams: int = 40, n_months: int = 12,

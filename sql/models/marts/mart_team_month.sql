@@ -8,22 +8,8 @@ with org_units as (
     select identifier as org_unit, team from {{ ref('int_team_owners') }} where source = 'hr_org_unit'
 ),
 
-rules as (
-    select * from {{ source('raw', 'config__kpi_rules') }}
-),
-
 headcount as (
-    select
-        org_units.team,
-        date_trunc('month', snapshot_date)::date as period_month,
-        count(distinct employee_id) as headcount,
-        count(distinct employee_id) filter (where is_critical_role) as critical_headcount,
-        count(distinct employee_id) filter (
-            where {{ matches_any_pattern('lower(role)', 'rules.junior_roles') }}) as junior_headcount
-    from {{ ref('stg_hr__headcount') }}
-    inner join org_units using (org_unit)
-    cross join rules
-    group by org_units.team, date_trunc('month', snapshot_date)::date
+    select * from {{ ref('int_team_month_headcount') }}
 ),
 
 -- Average headcount over the month: the mean of its opening snapshot and the next month's
@@ -148,47 +134,30 @@ identity_map as (
     select count(*) > 0 as is_loaded from {{ ref('stg_config__identity_map') }}
 ),
 
-reportable_waves as (
-    select team, wave_quarter, safety_mean, n_respondents
-    from {{ source('marts', 'fct_team_survey_waves') }}
-    where not is_suppressed
-),
-
 -- The team-months: every month an org unit of the team has a headcount snapshot, from the
 -- history start on (the API syncs start there, so earlier months would count no incidents).
 team_months as (
     select distinct
         team,
-        period_month,
-        date_trunc('quarter', period_month)::date as period_quarter
+        period_month
     from headcount
     where period_month >= '{{ var("history_start") }}'::date
 ),
 
--- Carry-forward with an age limit: the team's latest reportable wave of an earlier quarter,
--- used only while at most var safety_max_wave_age_quarters old (older: no safety, stale).
-lagged_safety as (
+-- Safety and accountability as carried forward for every scale (fct_team_month_survey_scores).
+lagged_scores as (
     select
         team,
         period_month,
-        is_safety_wave_stale,
-        case when not is_safety_wave_stale then wave_quarter end as safety_wave_quarter,
-        case when not is_safety_wave_stale then n_respondents end as safety_n_respondents,
-        case when not is_safety_wave_stale then safety_mean end as safety_lagged
-    from (
-        select
-            team_months.team,
-            team_months.period_month,
-            coalesce(datediff('quarter', waves.wave_quarter, team_months.period_quarter)
-                > {{ var('safety_max_wave_age_quarters') }}, false) as is_safety_wave_stale,
-            waves.wave_quarter,
-            waves.n_respondents,
-            waves.safety_mean
-        from team_months
-        asof left join reportable_waves as waves
-            on waves.team = team_months.team
-            and team_months.period_quarter > waves.wave_quarter
-    )
+        bool_or(is_wave_stale) filter (where scale = 'psychological_safety') as is_safety_wave_stale,
+        any_value(wave_quarter) filter (where scale = 'psychological_safety') as safety_wave_quarter,
+        any_value(n_respondents) filter (where scale = 'psychological_safety') as safety_n_respondents,
+        any_value(score_lagged) filter (where scale = 'psychological_safety') as safety_lagged,
+        any_value(wave_quarter) filter (where scale = 'accountability') as accountability_wave_quarter,
+        any_value(n_respondents) filter (where scale = 'accountability') as accountability_n_respondents,
+        any_value(score_lagged) filter (where scale = 'accountability') as accountability_lagged
+    from {{ ref('fct_team_month_survey_scores') }}
+    group by team, period_month
 ),
 
 kpis as (
@@ -247,10 +216,13 @@ kpis as (
             as cross_team_proactive_tickets,
         case when identity_map.is_loaded then coalesce(speaking_up.junior_proactive_tickets, 0) end
             as junior_proactive_tickets,
-        lagged_safety.safety_wave_quarter,
-        lagged_safety.safety_n_respondents,
-        lagged_safety.safety_lagged,
-        lagged_safety.is_safety_wave_stale
+        lagged_scores.safety_wave_quarter,
+        lagged_scores.safety_n_respondents,
+        lagged_scores.safety_lagged,
+        coalesce(lagged_scores.is_safety_wave_stale, false) as is_safety_wave_stale,
+        lagged_scores.accountability_wave_quarter,
+        lagged_scores.accountability_n_respondents,
+        lagged_scores.accountability_lagged
     from team_months
     left join headcount using (team, period_month)
     left join average_headcount using (team, period_month)
@@ -261,7 +233,7 @@ kpis as (
     left join action_items using (team, period_month)
     left join repeats using (team, period_month)
     left join speaking_up using (team, period_month)
-    left join lagged_safety using (team, period_month)
+    left join lagged_scores using (team, period_month)
     cross join identity_map
 )
 

@@ -4,6 +4,7 @@ select
     responses.survey_group,
     responses.submitted_at,
     date_trunc('quarter', responses.submitted_at)::date as wave_quarter,
+    responses.item_set,
     responses.item_no,
     responses.answer,
     responses.score,

@@ -1,0 +1,192 @@
+"""The quarterly review: the first screen of the report. Per quarter, the organisation's survey
+scores with 95% intervals and its KPIs; what changed since the previous quarter in words (the
+scores, the zones teams moved between, the teams reaching each of Clark's stages, the KPIs);
+the zone chart of the latest wave and the counts per zone and stage.
+
+Everything here comes from published figures: per-wave means of the published team cells,
+zone and stage counts only for waves with enough teams, unnamed points. Plain values for the
+template; the wording rules (numbers, minus signs, per cent) are assets/report/wording.py's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from assets.landing.item_sets import ACCOUNTABILITY, ITEM_SETS, PSYCHOLOGICAL_SAFETY, STAGES
+from assets.models.kpis import CORRELATION_KPIS, KPI_BY_NAME, Family
+from assets.models.profiles import ZONES
+from assets.models.psychometrics import MIN_RESPONDENTS, WAVE_CLOSE_DAYS
+from assets.report.inputs import SurveyReview
+from assets.report.plots import zone_plot
+from assets.report.wording import percent, signed
+
+
+def quarter_label(value) -> str:
+    stamp = pd.Timestamp(value)
+    return f"{stamp.year} Q{stamp.quarter}"
+
+
+def kpi_label(kpi_name: str) -> str:
+    """A KPI as the review names it: a team-month log time is shown as the time itself."""
+    kpi = KPI_BY_NAME[kpi_name]
+    return kpi_name.removeprefix("log ") if kpi.family is Family.TEAM_MONTH_LOG_TIME else kpi_name
+
+
+def kpi_value(kpi_name: str, value: float) -> str:
+    """A quarter's pooled KPI as a reader reads it: a typical time (the exponent of the mean log
+    median), a rate per person and month, or a share."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    family = KPI_BY_NAME[kpi_name].family
+    if family is Family.TEAM_MONTH_LOG_TIME:
+        seconds = math.exp(value)
+        return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+    if family is Family.TEAM_MONTH_COUNT:
+        return f"{value:.2f} per person-month"
+    return f"{value:.1%}"
+
+
+def _change_words(kpi_name: str, now: float, before: float) -> str:
+    """How a KPI moved, e.g. "12% shorter than", "3.0 points higher than"."""
+    kpi = KPI_BY_NAME[kpi_name]
+    if kpi.family is Family.TEAM_MONTH_BINOMIAL:
+        points = (now - before) * 100
+        word = kpi.reading.down if points < 0 else kpi.reading.up
+        return "the same as" if round(points, 1) == 0 else f"{abs(points):.1f} points {word} than"
+    relative = math.expm1(now - before) if kpi.family is Family.TEAM_MONTH_LOG_TIME else now / before - 1
+    word = kpi.reading.down if relative < 0 else kpi.reading.up
+    return "the same as" if round(relative * 100) == 0 else f"{percent(relative)} {word} than"
+
+
+def _interval(row: pd.Series) -> str:
+    if not math.isfinite(row.published_mean_ci_low):
+        return signed(row.published_mean)
+    return f"{signed(row.published_mean)} ({signed(row.published_mean_ci_low)} to {signed(row.published_mean_ci_high)})"
+
+
+def _score_change(name: str, now: pd.Series, before: pd.Series) -> str:
+    """A scale's move between two waves (rows of fct_survey_waves named by their wave)."""
+    difference = now.published_mean - before.published_mean
+    overlap = now.published_mean_ci_low <= before.published_mean_ci_high and \
+        before.published_mean_ci_low <= now.published_mean_ci_high
+    direction = "the same as" if round(difference, 2) == 0 else \
+        f"{abs(difference):.2f} {'higher' if difference > 0 else 'lower'} than"
+    verdict = ("the two intervals overlap, so the change may be chance" if overlap
+               else "the two intervals do not overlap")
+    return (f"{name[0].upper()}{name[1:]}: {signed(now.published_mean)} in {quarter_label(now.name)} "
+            f"(95% CI {signed(now.published_mean_ci_low)} to {signed(now.published_mean_ci_high)}), {direction} "
+            f"{signed(before.published_mean)} in {quarter_label(before.name)}; {verdict}.")
+
+
+def _zone_moves_sentence(moves: pd.DataFrame, wave) -> str | None:
+    rows = moves[moves["wave_quarter"] == wave]
+    if rows.empty:
+        return None
+    before = quarter_label(pd.Timestamp(wave) - pd.DateOffset(months=3))
+    in_both = int(rows["n_teams_in_both"].iloc[0])
+    if rows["n_teams"].isna().all():
+        return (f"Zones: only {in_both} teams were placed in a zone in both {before} and {quarter_label(wave)}, "
+                f"fewer than {MIN_RESPONDENTS}, so how they moved is not shown.")
+    stayed = int(rows.loc[rows["from_zone"] == rows["to_zone"], "n_teams"].sum())
+    moved = rows[(rows["from_zone"] != rows["to_zone"]) & (rows["n_teams"] > 0)].sort_values("n_teams", ascending=False)
+    moves_text = "; ".join(f"{int(r.n_teams)} from the {r.from_zone} to the {r.to_zone} zone" for r in moved.itertuples())
+    return (f"Zones: of the {in_both} teams placed in a zone in both {before} and {quarter_label(wave)}, {stayed} "
+            f"stayed in theirs" + (f" and {in_both - stayed} moved: {moves_text}." if moves_text else "."))
+
+
+def _stage_sentence(counts: pd.DataFrame, now, before) -> str | None:
+    stages = counts[(counts["profile"] == "clark_stage") & counts["n_teams"].notna()]
+
+    def reached(wave) -> tuple[int, int] | None:
+        rows = stages[stages["wave_quarter"] == wave]
+        if rows.empty:
+            return None
+        return int(rows.loc[rows["category"] == str(len(STAGES)), "n_teams"].sum()), int(rows["n_teams_in_wave"].iloc[0])
+
+    latest = reached(now)
+    if latest is None:
+        return None
+    text = (f"Clark's stages: {latest[0]} of {latest[1]} teams reached all four, up to {STAGES[-1].name}, in "
+            f"{quarter_label(now)}")
+    earlier = reached(before) if before is not None else None
+    return text + (f" ({earlier[0]} of {earlier[1]} in {quarter_label(before)})." if earlier else ".")
+
+
+def quarterly_review(survey: SurveyReview | None) -> dict | None:
+    """The review's plain values for the template; None without closed survey waves."""
+    if survey is None or survey.waves.empty:
+        return None
+    waves = survey.waves
+    scales = [ITEM_SETS[key] for key in survey.scales]
+    quarters = sorted(set(waves["wave_quarter"]) | set(survey.kpi_quarters["period_quarter"]))
+    by_scale = {key: waves[waves["scale"] == key].set_index("wave_quarter") for key in survey.scales}
+    kpis = survey.kpi_quarters.pivot(index="period_quarter", columns="kpi", values="value")
+    rows = []
+    for quarter in quarters:
+        cells = [_interval(by_scale[s.key].loc[quarter]) if quarter in by_scale[s.key].index else "" for s in scales]
+        teams = by_scale[PSYCHOLOGICAL_SAFETY.key]["n_teams_published"].get(quarter)
+        rows.append({"quarter": quarter_label(quarter), "scores": cells,
+                     "teams": "" if teams is None or pd.isna(teams) else str(int(teams)),
+                     "kpis": [kpi_value(k.name, kpis[k.name].get(quarter)) if k.name in kpis else "n/a"
+                              for k in CORRELATION_KPIS]})
+    safety = by_scale[PSYCHOLOGICAL_SAFETY.key]
+    latest = safety.index.max()
+    previous = safety.index[safety.index < latest].max() if (safety.index < latest).any() else None
+    changes = []
+    if previous is not None:
+        for scale in scales:
+            frame = by_scale[scale.key]
+            if latest in frame.index and previous in frame.index:
+                changes.append(_score_change(scale.name, frame.loc[latest], frame.loc[previous]))
+        changes.append(_zone_moves_sentence(survey.zone_moves, latest))
+    changes.append(_stage_sentence(survey.profile_counts, latest, previous))
+    kpi_now = max(survey.kpi_quarters["period_quarter"], default=None)
+    kpi_before = max((q for q in survey.kpi_quarters["period_quarter"] if q < kpi_now), default=None) if kpi_now else None
+    if kpi_before is not None:
+        for kpi in CORRELATION_KPIS:
+            now, before = kpis[kpi.name].get(kpi_now), kpis[kpi.name].get(kpi_before)
+            if all(v is not None and math.isfinite(v) for v in (now, before)) and before != 0:
+                changes.append(f"{kpi_label(kpi.name)[0].upper()}{kpi_label(kpi.name)[1:]}: "
+                               f"{kpi_value(kpi.name, now)} in {quarter_label(kpi_now)}, "
+                               f"{_change_words(kpi.name, now, before)} {kpi_value(kpi.name, before)} in "
+                               f"{quarter_label(kpi_before)}.")
+    zone_counts = survey.profile_counts[(survey.profile_counts["profile"] == "zone")]
+    shown = zone_counts[zone_counts["n_teams"].notna()]
+    chart_wave = shown["wave_quarter"].max() if len(shown) else None
+    chart_counts = {r.category: int(r.n_teams) for r in shown[shown["wave_quarter"] == chart_wave].itertuples()}
+    return {
+        "scales": [{"name": s.name, "title": s.title, "example": s.example_wording} for s in scales],
+        "not_measured": [s.name for s in (ACCOUNTABILITY, *STAGES) if s.key not in survey.scales],
+        "score_headers": [s.name for s in scales],
+        "kpi_headers": [kpi_label(k.name) for k in CORRELATION_KPIS],
+        "rows": rows,
+        "latest": quarter_label(latest),
+        "closed_on": f"{pd.Timestamp(safety.loc[latest, 'closed_on']):%d %B %Y}",
+        "close_days": WAVE_CLOSE_DAYS,
+        "changes": [c for c in changes if c],
+        "zone_table": _count_table(zone_counts, list(ZONES)),
+        "stage_table": _count_table(survey.profile_counts[survey.profile_counts["profile"] == "clark_stage"],
+                                    [str(n) for n in range(len(STAGES) + 1)]),
+        "zones": ZONES,
+        "stage_names": ["none"] + [s.name for s in STAGES],
+        "chart": {"uri": zone_plot(survey.zone_points, chart_counts, int(waves["scale_points"].max())),
+                  "alt": "Zone chart", "caption": (
+                      f"Teams of {quarter_label(chart_wave)} as unnamed points by their mean safety and "
+                      "accountability; dashed lines: the thresholds (the scales' midpoint unless configured). Only "
+                      f"published team results, and only for a quarter with at least {MIN_RESPONDENTS} teams in "
+                      "zones.") if chart_wave is not None else ""},
+    }
+
+
+def _count_table(counts: pd.DataFrame, categories: list[str]) -> list[dict]:
+    """Rows of teams per category per wave; a wave with too few teams shows why instead."""
+    rows = []
+    for wave, group in counts.groupby("wave_quarter"):
+        by_category = dict(zip(group["category"], group["n_teams"]))
+        withheld = group["n_teams"].isna().all()
+        rows.append({"quarter": quarter_label(wave), "teams": int(group["n_teams_in_wave"].iloc[0]),
+                     "counts": ["" if withheld else str(int(by_category.get(c, 0))) for c in categories],
+                     "withheld": withheld})
+    return rows
