@@ -26,14 +26,14 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from assets.landing.assets import SURVEY_SCHEMA
-from assets.landing.resource import LandingFolderResource
-from assets.landing.survey import read_survey_exports
 from assets.jira.classification import read_rules, rules_frame
 from assets.jira.resource import DEFAULT_CLASSIFICATION_RULES
 from assets.kpi_rules import read_kpi_rules
 from assets.kpi_rules import rules_frame as kpi_rules_frame
+from assets.landing.assets import SURVEY_SCHEMA
 from assets.landing.identity import SCHEMA as IDENTITY_MAP_SCHEMA
+from assets.landing.resource import LandingFolderResource
+from assets.landing.survey import read_survey_exports
 from assets.landing.team_map import read_team_map, write_team_map
 from assets.warehouse.raw_tables import insert_records, replace_table, upsert_json_records
 from assets.warehouse.resource import attach_restricted

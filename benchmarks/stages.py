@@ -31,7 +31,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-
 PIPELINE_STAGES = ("staging", "marts", "models")
 STAGE_GROUPS = {"staging": ("staging", "restricted", "intermediate"), "marts": ("marts",), "models": ("models",)}
 BASELINES = ("pandas", "polars")

@@ -11,9 +11,8 @@ from werkzeug.test import Client
 
 from assets.jira.resource import ISSUE_FIELDS
 from assets.warehouse.restricted import read_only_connection
-from benchmarks import shapes, stages
+from benchmarks import pandas_baseline, polars_baseline, shapes, stages
 from benchmarks.bulk_org import BulkSpec, build_raw_warehouse
-from benchmarks import pandas_baseline, polars_baseline
 from benchmarks.pandas_baseline import compare
 from pipelines.sandbox.jira import API, JiraApi
 from pipelines.sandbox.pagerduty import PagerDutyApi

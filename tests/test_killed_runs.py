@@ -24,12 +24,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from cli_launcher import Launcher, alive
 
 from assets.warehouse.partitions import every_month_tags
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.restricted import read_only_connection
 from pipelines.definitions import defs
-from cli_launcher import Launcher, alive
 
 REPO = Path(__file__).resolve().parents[1]
 DEV_INSTANCE = REPO / "deploy" / "dev" / "dagster.yaml"

@@ -5,7 +5,6 @@ import re
 from datetime import date
 from pathlib import Path
 
-
 from assets.models.inputs import INCIDENTS_SQL, TEAM_MONTHS_SQL
 from assets.models.kpis import CORRELATION_KPIS, IDENTITY_MAP, KPIS, Family, registry_markdown
 from assets.report.wording import outcome_for

@@ -27,9 +27,9 @@ import dagster as dg
 import psutil
 import psycopg2
 import pytest
+from cli_launcher import FORKSERVER, Launcher
 
 from assets.warehouse.partitions import every_month_tags
-from cli_launcher import FORKSERVER, Launcher
 from pipelines.definitions import defs
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 

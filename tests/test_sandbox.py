@@ -13,9 +13,9 @@ import jsonschema
 import pagerduty
 import pytest
 import werkzeug.test
+from conftest import expected_log_entries
 from jira import JIRA, JIRAError
 
-from conftest import expected_log_entries
 from openapi_contract import JIRA_SPEC, PAGERDUTY_SPEC, PATCHES, validate
 from pipelines.sandbox.__main__ import main as sandbox_main
 from pipelines.sandbox.faults import Fault

@@ -16,11 +16,11 @@ import dagster as dg
 import duckdb
 import pytest
 import yaml
+from cli_launcher import FORKSERVER
 
 from assets.warehouse.dbt import monthly_marts
 from assets.warehouse.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, every_month_tags
 from assets.warehouse.pool import WAREHOUSE_POOL
-from cli_launcher import FORKSERVER
 from pipelines.definitions import defs
 
 REPO = Path(__file__).resolve().parents[1]

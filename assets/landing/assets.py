@@ -31,8 +31,8 @@ from assets.landing.files import (
     previous_facts,
     write_facts,
 )
-from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.hr import HEADCOUNT_COLUMNS, TERMINATION_COLUMNS, HrExportError, HrFile, read_hr_file
+from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.mapping import MappingError, read_mapping
 from assets.landing.resource import LandingFolderResource
 from assets.landing.snapshot import SnapshotChanged, is_ready, take_snapshot

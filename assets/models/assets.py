@@ -9,10 +9,10 @@ import pandas as pd
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
+from assets.models.frozen_waves import plan_waves
 from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs
 from assets.models.kpis import CORRELATION_KPIS, Family, Kpi
 from assets.models.profiles import Thresholds, profile_counts, team_profiles, zone_moves
-from assets.models.frozen_waves import plan_waves
 from assets.models.psychometrics import MIN_RESPONDENTS, WAVE_CLOSE_DAYS, survey_wave_tables, wave_closes_on
 from assets.models.stats import (
     FALSE_DISCOVERY_RATE,
@@ -24,7 +24,6 @@ from assets.models.stats import (
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import append_table, replace_table, table_columns
 from assets.warehouse.resource import WarehouseResource
-
 
 TEAM_WAVES = ("marts", "fct_team_survey_waves")
 WAVES = ("marts", "fct_survey_waves")

@@ -35,7 +35,12 @@ from assets.api_quarantine import (
 from assets.api_retry import API_ASSET_RETRY_POLICY, failing_clearly
 from assets.pagerduty.resource import PagerDutyResource, ReviewsUnavailable, instant
 from assets.warehouse.pool import WAREHOUSE_POOL
-from assets.warehouse.raw_tables import ensure_raw_table, read_high_water_mark, upsert_json_records, warehouse_connection
+from assets.warehouse.raw_tables import (
+    ensure_raw_table,
+    read_high_water_mark,
+    upsert_json_records,
+    warehouse_connection,
+)
 
 REVIEWS, ACTION_ITEMS = "pagerduty__incident_reviews", "pagerduty__review_action_items"
 # Incidents asked about are written (and released from quarantine) in batches this big.

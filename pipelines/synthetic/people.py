@@ -20,7 +20,7 @@ from collections import defaultdict
 from datetime import date
 
 from pipelines.synthetic.model import AUTOMATION_ACCOUNT, Organisation, Person, Ticket, logistic
-from pipelines.synthetic.tickets import PROACTIVE_LABELS, PROACTIVE_TYPES, PROACTIVE_LOG_ODDS_BASE
+from pipelines.synthetic.tickets import PROACTIVE_LABELS, PROACTIVE_LOG_ODDS_BASE, PROACTIVE_TYPES
 
 # A person in one of these roles is junior with this probability (their role becomes "junior <role>",
 # which config/kpi_rules.yml's "Junior *" matches).
