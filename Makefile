@@ -2,6 +2,9 @@
 # `make test-fast` leaves out the tests marked slow (whole-pipeline runs, real servers).
 PYTHON ?= python3
 VENV ?= .venv
+# One pytest worker per core (pytest-xdist), each taking whole test files, so a file's
+# module fixtures (a pipeline run several tests read) are made once.
+PARALLEL ?= -n auto --dist loadfile
 
 .PHONY: demo test test-fast prepare system-packages
 
@@ -9,10 +12,10 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/psafe-demo
 
 test: $(VENV)/.installed system-packages
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(PARALLEL)
 
 test-fast: $(VENV)/.installed system-packages
-	$(VENV)/bin/pytest -m "not slow"
+	$(VENV)/bin/pytest $(PARALLEL) -m "not slow"
 
 # Tests use two of Debian's packages: PostgreSQL (tests/test_production_instance.py runs
 # deploy/dagster.yaml against a real server) and Chromium (tests/test_report.py reads the

@@ -22,6 +22,7 @@ USED_WITHOUT_IMPORT = {
     "openpyxl": "pandas' XLSX writer (engine='openpyxl')",
     "tabulate": "pandas' DataFrame.to_markdown",
     "ipykernel": "the kernel the notebook tests execute in",
+    "pytest-xdist": "the suite run on every core (`pytest -n auto`, Makefile)",
 }
 
 
