@@ -431,6 +431,9 @@ def test_without_the_identity_map_the_speaking_up_kpis_are_absent_and_the_report
     assert not speaking_up & (set(effects["kpi"]) | set(correlations["kpi"]))
     assert {"post-incident review share", "repeat incident share"} <= set(effects["kpi"]) & set(correlations["kpi"])
     assert set(report.absent_kpis) == speaking_up
+    # The quarterly review leaves them out too (the same absent set, read once).
+    assert not speaking_up & set(report.survey.kpi_quarters["kpi"])
+    assert "repeat incident share" in set(report.survey.kpi_quarters["kpi"])
     html = render_report(report, datetime.now(UTC), [])
     why = ("Not reported: cross-team proactive tickets per head and junior proactive tickets per junior head, "
            "because they need to know which Jira account is which employee, and no identity map "

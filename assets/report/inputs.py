@@ -188,7 +188,8 @@ def read_monthly_coverage(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df().astype({"teams": "int64", "teams_with_safety": "int64", "incidents": "int64", "tickets": "int64"})
 
 
-def read_survey_review(conn: duckdb.DuckDBPyConnection) -> SurveyReview | None:
+def read_survey_review(conn: duckdb.DuckDBPyConnection, absent_kpis: tuple[str, ...]) -> SurveyReview | None:
+    """The quarterly review's inputs, with the KPIs of ``absent_kpis`` (``read_absent_kpis``) left out."""
     if not all(table_exists(conn, t) for t in MART_TABLES[4:]):
         return None
     waves = conn.sql("""select wave_quarter, scale, scale_points, published_mean, published_mean_ci_low,
@@ -199,7 +200,7 @@ def read_survey_review(conn: duckdb.DuckDBPyConnection) -> SurveyReview | None:
     kpi_quarters = pd.DataFrame(
         [{"period_quarter": quarter, "kpi": kpi.name, "value": team_value(group, kpi), "team_months": len(group)}
          for quarter, group in months.groupby("period_quarter") for kpi in CORRELATION_KPIS
-         if not kpi.is_absent(months)],
+         if kpi.name not in absent_kpis],
         columns=["period_quarter", "kpi", "value", "team_months"])
     counts = conn.sql("select * from marts.fct_survey_profile_counts order by wave_quarter, profile, category").df()
     moves = conn.sql("select * from marts.fct_survey_zone_moves order by wave_quarter, from_zone, to_zone").df()
@@ -237,7 +238,8 @@ def read_report_inputs(conn: duckdb.DuckDBPyConnection) -> ReportInputs:
         exports[RESULTS_TABLE.split(".")[1]] = raw_results
     exports["coverage"] = coverage_table(coverage)
     exports["coverage_by_month"] = monthly
-    survey = read_survey_review(conn)
+    absent_kpis = read_absent_kpis(conn)
+    survey = read_survey_review(conn, absent_kpis)
     if survey is not None:
         exports["survey_quarters"] = survey.waves
         exports["kpi_quarters"] = survey.kpi_quarters
@@ -249,6 +251,6 @@ def read_report_inputs(conn: duckdb.DuckDBPyConnection) -> ReportInputs:
         coverage=coverage,
         monthly=monthly,
         exports=exports,
-        absent_kpis=read_absent_kpis(conn),
+        absent_kpis=absent_kpis,
         survey=survey,
     )
