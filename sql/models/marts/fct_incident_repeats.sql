@@ -33,6 +33,9 @@ later as (
     {{ in_partition_window('period_month') }}
 ),
 
+-- The incidents a later one can repeat. One resolved before its own trigger (a broken timeline)
+-- is left out: an as-of join cannot say "not the incident itself", and only such an incident
+-- could match itself.
 resolved as (
     select
         incident_id,
@@ -41,7 +44,7 @@ resolved as (
         incident_key,
         title_normalised
     from incidents
-    where resolved_at is not null
+    where resolved_at >= triggered_at
 ),
 
 -- One incident per service, key and resolve instant: the first by id.
@@ -94,7 +97,7 @@ repeated as (
         if(repeats_by_key, by_key_incident_id, by_title_incident_id) as repeat_of_incident_id,
         if(repeats_by_key, by_key_resolved_at, by_title_resolved_at) as repeat_of_resolved_at,
         repeats_by_key or coalesce(by_title_incident_key = incident_key, false) as same_key,
-        not repeats_by_key or coalesce(by_key_title_normalised = title_normalised, false) as same_title
+        not repeats_by_key or coalesce(nullif(by_key_title_normalised, '') = title_normalised, false) as same_title
     from latest
 ),
 
