@@ -132,6 +132,7 @@ def instance_home(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_a_run_killed_at_any_stage_frees_the_warehouse_for_the_next_which_rebuilds_the_same_tables(
     sandbox_environment, tmp_path, instance_home
 ):

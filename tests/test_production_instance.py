@@ -206,6 +206,7 @@ def step_start_times(instance: dg.DagsterInstance, run_id: str) -> list[float]:
 KILL_DURING = "warehouse_models"
 
 
+@pytest.mark.serial
 def test_a_killed_nightly_run_gives_its_slot_back_and_the_queued_next_run_starts_within_a_minute(
     postgres, sandbox_environment, tmp_path
 ):
