@@ -15,14 +15,13 @@ import dagster as dg
 import duckdb
 import pytest
 
-from assets.warehouse.dbt import InProcessDbt
+from assets.warehouse.dbt import SQL_DIR, InProcessDbt
 from assets.warehouse.resource import WarehouseResource
 from assets.warehouse.restricted import REWRITE_MARKER, attach_statement, move_legacy_schema
 
 # A text DuckDB stores as it is (the legacy tables are written uncompressed), so finding it in
 # the file's bytes means the rows are still there.
 ANSWER = "RESPONDENT-ANSWER-"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def restricted_of(warehouse: Path) -> Path:
@@ -82,7 +81,7 @@ def test_a_dbt_model_runs_after_one_that_spilled(tmp_path, umask_022):
     in the benchmark at 100x). DuckDB removes its spill files when the sort is done."""
     project = tmp_path / "project"
     (project / "models").mkdir(parents=True)
-    shutil.copyfile(REPO / "sql" / "profiles.yml", project / "profiles.yml")
+    shutil.copyfile(SQL_DIR / "profiles.yml", project / "profiles.yml")
     (project / "dbt_project.yml").write_text(
         "name: spill\nversion: '1.0.0'\nconfig-version: 2\nprofile: psafe\n"
         "flags: {send_anonymous_usage_stats: false, version_check: false}\n"
