@@ -1,5 +1,5 @@
 """Model code against known answers: results exact in special cases and simulated data with
-known effects (the Satterthwaite degrees of freedom against R's lmerTest: test_satterthwaite.py;
+known effects (the Satterthwaite degrees of freedom against R's lmerTest: test_random_intercept.py;
 the time-to-event likelihood: test_survival.py)."""
 
 from dataclasses import replace

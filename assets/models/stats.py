@@ -5,7 +5,7 @@ Every KPI of the registry (assets/models/kpis.py) is fitted by its family's mode
 shared design (assets/models/design.py). Each estimate carries:
 
 - a 95% interval and p from a t distribution: Satterthwaite degrees of freedom for the mixed
-  model's fixed effects (assets/models/satterthwaite.py), teams - 1 for team-clustered errors;
+  model's fixed effects (assets/models/random_intercept.py), teams - 1 for team-clustered errors;
 - the smallest effect the fit could detect at 80% power (two-sided 5% test);
 - a reliability-corrected estimate next to the plain one (measurement error of the team-wave
   survey means removed by the method of moments; see ``correct_for_measurement_error``).
@@ -33,7 +33,7 @@ from assets.models.design import (
     model_rows,
 )
 from assets.models.kpis import KPIS, Family, Kpi
-from assets.models.satterthwaite import fixed_effect_covariance_and_df
+from assets.models.random_intercept import fixed_effect_covariance_and_df, reml_variances
 from assets.models.survival import fit_log_normal_aft
 
 # Below this many clusters, cluster-robust standard errors are known to be too small. Every
@@ -274,10 +274,16 @@ def clustered_ols(design_: Design, outcome: pd.Series, label: str) -> Fitted:
 
 def mixed(design_: Design, outcome: pd.Series, label: str) -> Fitted | str:
     """MixedLM (REML, team random intercept) with Satterthwaite t, or why it cannot be used.
-    statsmodels' gradient optimisers stall when the team variance heads for its boundary 0;
-    Powell's derivative-free search is tried next, so a variance that is really zero is
-    reported as such rather than as a failure to converge."""
-    model = sm.MixedLM(outcome.to_numpy(dtype=float), design_.X, groups=design_.groups)
+    A team variance at its boundary 0 is found first from the profiled REML criterion
+    (``reml_variances``), without a fit: statsmodels' gradient optimisers stall there (seconds
+    per fit on a large organisation) before they give up. Where they stall anyway, Powell's
+    derivative-free search is tried next, so a variance that is really zero is reported as
+    such rather than as a failure to converge."""
+    y = outcome.to_numpy(dtype=float)
+    variances = reml_variances(design_.X, y, design_.groups)
+    if variances is not None and variances.tau2 < MIN_RANDOM_EFFECT_SHARE * variances.sigma2:
+        return _team_variance_near_zero(variances.tau2)
+    model = sm.MixedLM(y, design_.X, groups=design_.groups)
     for method in ("bfgs", "powell"):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
@@ -292,8 +298,7 @@ def mixed(design_: Design, outcome: pd.Series, label: str) -> Fitted | str:
             break
     team_variance = float(np.asarray(fit.cov_re)[0, 0])
     if team_variance < MIN_RANDOM_EFFECT_SHARE * float(fit.scale):
-        return (f"MixedLM team variance {team_variance:.2g} is near zero (below {MIN_RANDOM_EFFECT_SHARE:g} of the "
-                "residual variance), where its team-constant terms are unreliable (statsmodels #10239)")
+        return _team_variance_near_zero(team_variance)
     if not fit.converged or failed:
         return f"MixedLM did not converge ({'; '.join(failed) or 'the optimisers gave up'})"
     params = fit.fe_params
@@ -304,6 +309,11 @@ def mixed(design_: Design, outcome: pd.Series, label: str) -> Fitted | str:
         return "MixedLM gave no finite standard errors"
     model = f"MixedLM {design_.formula(label)} + (1 | team), REML, Satterthwaite t"
     return Fitted(pd.Series(params.to_numpy(), index=design_.X.columns), cov, df, model, clustered=False)
+
+
+def _team_variance_near_zero(team_variance: float) -> str:
+    return (f"MixedLM team variance {team_variance:.2g} is near zero (below {MIN_RANDOM_EFFECT_SHARE:g} of the "
+            "residual variance), where its team-constant terms are unreliable (statsmodels #10239)")
 
 
 def too_few_teams(design_: Design, model: str) -> list[Estimate] | None:
