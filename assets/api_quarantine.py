@@ -159,20 +159,26 @@ def split_untypable(conn: duckdb.DuckDBPyConnection, table: str, records: list[d
     return loadable, poison
 
 
-def write_typable(conn: duckdb.DuckDBPyConnection, table: str, records: list[dict], request: ApiRequest,
+def write_typable(conn: duckdb.DuckDBPyConnection, table: str, pages: list[tuple[list[dict], ApiRequest]],
                   set_aside: Callable[[list[Quarantined]], None], **write) -> list[dict]:
-    """Write ``records`` into ``raw.<table>`` (``write_batch``, with ``write``'s mark); when a
-    typed column cannot hold some, hand those to ``set_aside`` first and write the rest. Returns
-    the records written. The write is tried whole first, so a batch whose every record fits
-    (nearly all) is parsed once, not checked and then written. A failed write is rolled back
-    (inside its transaction DuckDB reports a conversion error as an aborted transaction, not as
-    ``RawRecordError``); when no record is untypable, the second write raises the real error."""
+    """Write the records of ``pages`` (each with the request that returned it) into
+    ``raw.<table>`` (``write_batch``, with ``write``'s mark); when a typed column cannot hold
+    some, hand those to ``set_aside`` first, named with their page's request, and write the
+    rest. Returns the records written. The write is tried whole first, so a batch whose every
+    record fits (nearly all) is parsed once, not checked and then written. A failed write is
+    rolled back (inside its transaction DuckDB reports a conversion error as an aborted
+    transaction, not as ``RawRecordError``); when no record is untypable, the second write
+    raises the real error."""
+    records = [record for page, _ in pages for record in page]
     try:
         write_batch(conn, table, records, **write)
         return records
     except (RawRecordError, duckdb.Error):
-        loadable, untypable = split_untypable(conn, table, records, request)
-        set_aside(untypable)
+        loadable = []
+        for page, request in pages:
+            fitting, untypable = split_untypable(conn, table, page, request)
+            set_aside(untypable)
+            loadable += fitting
         write_batch(conn, table, loadable, **write)
         return loadable
 

@@ -354,8 +354,10 @@ def secrets() -> list[str]:
 
 
 def test_a_run_failing_half_way_then_rerun_leaves_every_row_once(org, tmp_path, monkeypatch):
-    # Smaller batches than the 5,000 rows a window may hold, so some rows commit before the failure.
-    monkeypatch.setattr(pagerduty_assets, "BATCH_ROWS", 300)
+    # Smaller batches than the 5,000 rows a write may hold, so some rows commit before the failure:
+    # 300 log entries, and each page of 100 issues.
+    monkeypatch.setattr(pagerduty_assets, "WRITE_BATCH_ROWS", 300)
+    monkeypatch.setattr(jira_assets, "WRITE_BATCH_ROWS", 100)
     warehouse = tmp_path / "warehouse.duckdb"
     instance = dg.DagsterInstance.ephemeral()
     with start_sandbox(org) as sandbox:
@@ -394,7 +396,7 @@ import dagster as dg
 sys.path.insert(0, "tests")
 import assets.pagerduty.assets
 from test_ingestion import RAW_ASSETS, resources
-assets.pagerduty.assets.BATCH_ROWS = 300  # rows commit before the kill
+assets.pagerduty.assets.WRITE_BATCH_ROWS = 300  # rows commit before the kill
 from types import SimpleNamespace
 pagerduty_url, jira_url, ca, warehouse, history_start = sys.argv[1:]
 sandbox = SimpleNamespace(pagerduty_url=pagerduty_url, jira_url=jira_url, ca_bundle_path=ca)
@@ -586,6 +588,9 @@ def test_an_issue_a_typed_raw_column_cannot_hold_is_quarantined_not_fatal(org, t
     assert issue_id == victim.id and record["payload"]["fields"]["components"] == "Payments"
     assert record["reason"] == "unparseable: $.fields.components 'Payments' is not a valid varchar[]"
     assert record["request"]["path"] == "/rest/api/3/search/jql"
+    # The issue came on the first page, written in one batch with the pages after it: the
+    # request named is its page's (no page token), not the batch's last.
+    assert len(org.tickets) > 100 and "nextPageToken" not in record["request"]["params"]
 
 
 def sync_reviews(sandbox, warehouse, history_start: str) -> dg.ExecuteInProcessResult:

@@ -39,6 +39,7 @@ from assets.kpi_rules import rules_frame as kpi_rules_frame
 from assets.warehouse.partitions import HISTORY_START
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import (
+    WRITE_BATCH_ROWS,
     read_high_water_mark,
     replace_table,
     reset_high_water_mark,
@@ -121,21 +122,26 @@ def jira_issues(
 
         newest = mark
         set_aside_count = 0
+        pending: list[tuple[list[dict], ApiRequest]] = []
         for page in jira.iter_issues(client, since, log, stored_histories, fields):
             share.add(page.received - len(page.poison), [])
             set_aside(page.poison)
             for issue in page.issues:
                 updated = parse_jira_time(issue["fields"]["updated"])
                 newest = updated if newest is None or updated > newest else newest
+            pending.append((page.issues, page.request))
+            if not page.last and sum(len(issues) for issues, _ in pending) < WRITE_BATCH_ROWS:
+                continue
             # Pages come in `updated` order, so everything up to this page's newest is loaded (or
             # quarantined, and asked for by id on later runs); after the last page, everything
             # updated before the sync began.
             page_mark = started if page.last else (min(newest, started) if newest else None)
-            page.issues = write_typable(conn, "jira__issues", page.issues, page.request, set_aside, stream=STREAM,
-                                        high_water_mark=page_mark)
-            release(conn, STREAM, [issue["id"] for issue in page.issues])
-            loaded.extend(issue["id"] for issue in page.issues)
-            if len(loaded) % 5_000 < len(page.issues):
+            written = write_typable(conn, "jira__issues", pending, set_aside, stream=STREAM,
+                                    high_water_mark=page_mark)
+            pending = []
+            release(conn, STREAM, [issue["id"] for issue in written])
+            loaded.extend(issue["id"] for issue in written)
+            if not page.last:
                 context.log.info(f"issues: {len(loaded)} loaded so far")
             mark = page_mark or mark
 

@@ -38,6 +38,7 @@ from assets.pagerduty.resource import PAGE_SIZE, PagerDutyResource, instant
 from assets.warehouse.partitions import HISTORY_START
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import (
+    WRITE_BATCH_ROWS,
     read_high_water_mark,
     reset_high_water_mark,
     upsert_json_records,
@@ -45,7 +46,6 @@ from assets.warehouse.raw_tables import (
     write_batch,
 )
 
-BATCH_ROWS = 5_000
 # Incidents fetched one by one are written (and released from quarantine) in batches this big.
 REFETCH_BATCH = 500
 # Statuses with which the API refuses one record for good (a bad id, no access, gone): that
@@ -246,7 +246,7 @@ class _WindowedSync:
             self._set_aside(conn, poison, received=len(page.records))
             batch.extend(loadable)
             # The mark moves only when a window is complete: earlier windows are all loaded.
-            if len(batch) >= BATCH_ROWS or page.window_done is not None:
+            if len(batch) >= WRITE_BATCH_ROWS or page.window_done is not None:
                 self._write(conn, batch, page.window_done)
                 batch = []
                 if page.window_done is not None:

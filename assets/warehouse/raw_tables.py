@@ -169,6 +169,12 @@ RAW_FIELDS: dict[str, tuple[RawField, ...]] = {
 }
 
 
+# The syncs write the records they receive in transactions of about this many (with the stream's
+# high-water mark): one statement per API page would spend more time planning the typed insert
+# than writing; a sync stopped half-way fetches at most this many again.
+WRITE_BATCH_ROWS = 5_000
+
+
 class RawRecordError(ValueError):
     """A record whose field cannot be stored in its typed column (e.g. a non-numeric
     incident number); the message names the table, the record and the field."""
