@@ -83,6 +83,20 @@ def test_mixedlm_with_zero_team_variance_falls_back_to_clustered_ols_naming_the_
     assert all("Satterthwaite t allows for few teams" in e.warnings for e in mixed)
 
 
+def test_an_adjustment_that_adds_nothing_to_the_other_terms_is_left_out_and_named():
+    months = months_with_team_effect(team_sd=0.5)
+    # Headcount constant within each team: its within part is all zeros.
+    constant = design(model_rows(months, ["y"]), split=True)
+    assert constant.left_out == ["log_headcount_within"] and "log_headcount_between" in constant.X.columns
+    # Log headcount an exact linear function of safety: both parts lie in safety's span.
+    months["headcount"] = np.exp(1.0 + 0.5 * months["safety_z"])
+    collinear = design(model_rows(months, ["y"]), split=True)
+    assert collinear.left_out == ["log_headcount_within", "log_headcount_between"]
+    assert "left out: no variation beyond the other terms" in collinear.formula("y")
+    # Quarter dummies are all kept where every quarter has rows besides the first.
+    assert sum(c.startswith("quarter[") for c in collinear.X.columns) == 3
+
+
 def test_a_part_of_safety_the_data_cannot_identify_is_reported_as_no_estimate():
     # Every team has a single survey wave so far: safety has no within-team part to relate to.
     months = months_with_team_effect(team_sd=0.5)

@@ -244,10 +244,21 @@ def _with_score_terms(data: pd.DataFrame, model: ScoreModel, split: bool) -> pd.
     return data
 
 
-def _adds_rank(base: np.ndarray, column: np.ndarray) -> bool:
-    scaled = column / (np.abs(column).max() or 1.0)
-    rank = np.linalg.matrix_rank(base) if base.shape[1] else 0
-    return np.linalg.matrix_rank(np.column_stack([base, scaled])) > rank
+def _rank(matrix: np.ndarray, rows: int) -> int:
+    """numpy's ``matrix_rank`` of a matrix with ``rows`` rows whose columns have the singular
+    values of ``matrix``'s: its tolerance is the largest singular value times max(rows,
+    columns) times the machine epsilon."""
+    singular = np.linalg.svd(matrix, compute_uv=False)
+    return int((singular > singular.max() * max(rows, matrix.shape[1]) * np.finfo(float).eps).sum())
+
+
+def _adds_rank(r: np.ndarray, base: list[int], candidate: int, scale: float, rows: int) -> bool:
+    """Whether column ``candidate`` of a matrix A, divided by ``scale``, raises the rank of A's
+    columns ``base``, from A's triangular factor ``r`` (A = QR with orthonormal Q, so any set of
+    A's columns has the singular values of the same columns of ``r``): an SVD of a few rows
+    instead of one of every row, for each candidate."""
+    extended = np.column_stack([r[:, base], r[:, candidate] / scale])
+    return _rank(extended, rows) > _rank(r[:, base], rows)
 
 
 def design(data: pd.DataFrame, split: bool, model: ScoreModel = SAFETY_MODEL) -> Design:
@@ -269,10 +280,13 @@ def design(data: pd.DataFrame, split: bool, model: ScoreModel = SAFETY_MODEL) ->
     columns.update({term: data[term].to_numpy(dtype=float) for term in terms if term not in unidentified})
     left_out = []
     candidates = {**{a: data[a].to_numpy(dtype=float) for a in adjustments},
-                  **{q: quarters[q].to_numpy() for q in quarters.columns}}
-    for name, values in candidates.items():
-        if len(data) and _adds_rank(np.column_stack(list(columns.values())), values):
+                  **{q: quarters[q].to_numpy(dtype=float) for q in quarters.columns}}
+    kept = list(range(len(columns)))
+    r = np.linalg.qr(np.column_stack([*columns.values(), *candidates.values()]), mode="r") if len(data) else None
+    for position, (name, values) in enumerate(candidates.items(), start=len(columns)):
+        if r is not None and _adds_rank(r, kept, position, np.abs(values).max() or 1.0, len(data)):
             columns[name] = values
+            kept.append(position)
         elif not name.startswith("quarter["):
             left_out.append(name)
     X = pd.DataFrame(columns, index=data.index)

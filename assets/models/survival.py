@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from statsmodels.base.model import GenericLikelihoodModel
-from statsmodels.tools.numdiff import approx_fprime
 
 
 class LogNormalAFT(GenericLikelihoodModel):
@@ -50,7 +49,25 @@ class LogNormalAFT(GenericLikelihoodModel):
         return self.score_obs(params).sum(axis=0)
 
     def hessian(self, params):
-        return approx_fprime(params, self.score, centered=True)
+        """The analytic second derivatives (a numerical one would cost two scores per
+        parameter: half a minute per fit for two million incidents). With m the inverse Mills
+        ratio, dm/dz = m (m - z); a resolved case's log density is -z^2/2 - log sigma, a
+        censored case's log survival log(1 - Phi(z)), and dz/d(beta) = -x / sigma,
+        dz/d(log sigma) = -z."""
+        z, log_sigma = self._standardised(params)
+        sigma = np.exp(log_sigma)
+        mills = np.exp(stats.norm.logpdf(z) - stats.norm.logsf(z))
+        slope = mills * (mills - z)  # dm/dz
+        # Per case: d2/d(x beta)^2 times sigma^2, d2/d(x beta)d(log sigma) times sigma, d2/d(log sigma)^2.
+        beta_beta = np.where(self.resolved, -1.0, -slope)
+        beta_log_sigma = np.where(self.resolved, -2.0 * z, -(mills + slope * z))
+        log_sigma_twice = np.where(self.resolved, -2.0 * z * z, -z * (mills + slope * z))
+        exog = self.exog
+        corner = (exog * (beta_log_sigma / sigma)[:, None]).sum(axis=0)
+        return np.block([
+            [exog.T @ (exog * (beta_beta / sigma**2)[:, None]), corner[:, None]],
+            [corner[None, :], np.array([[log_sigma_twice.sum()]])],
+        ])
 
 
 def fit_log_normal_aft(log_time: pd.Series, resolved: pd.Series, X: pd.DataFrame, groups: np.ndarray):
