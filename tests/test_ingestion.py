@@ -26,7 +26,7 @@ import assets.jira.assets as jira_assets
 import assets.pagerduty.assets as pagerduty_assets
 import assets.pagerduty.resource as pagerduty_resource
 import pipelines.sandbox.pagerduty as pagerduty_sandbox
-from assets.api_quarantine import ApiRequest, PoisonShare, Quarantined
+from assets.api_quarantine import ApiRequest, PoisonShare, Quarantined, write_typable
 from assets.api_retry import ApiError
 from assets.jira.assets import jira_issues
 from assets.jira.resource import JiraResource
@@ -591,6 +591,22 @@ def test_an_issue_a_typed_raw_column_cannot_hold_is_quarantined_not_fatal(org, t
     # The issue came on the first page, written in one batch with the pages after it: the
     # request named is its page's (no page token), not the batch's last.
     assert len(org.tickets) > 100 and "nextPageToken" not in record["request"]["params"]
+
+
+def test_a_batch_of_pages_sets_aside_an_untypable_record_with_its_own_pages_request(tmp_path):
+    # The syncs write several pages at once; a record the typed columns cannot hold is named
+    # with the request of the page that returned it, and the rest of the batch loads.
+    first, second = (ApiRequest("GET", "/incidents", {"offset": offset}) for offset in (0, 100))
+    untypable = {**resolved_incident("P2", 2, "2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z"), "incident_number": "two"}
+    pages = [([resolved_incident("P1", 1, "2024-05-01T09:00:00Z", "2024-05-01T09:30:00Z")], first),
+             ([untypable, resolved_incident("P3", 3, "2024-05-01T12:00:00Z", "2024-05-01T12:10:00Z")], second)]
+    set_aside: list[Quarantined] = []
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
+        written = write_typable(conn, "pagerduty__incidents", pages, set_aside.extend)
+        held = sorted(row[0] for row in conn.execute("select id from raw.pagerduty__incidents").fetchall())
+    assert [record["id"] for record in written] == held == ["P1", "P3"]
+    assert [(record.record_id, record.request) for record in set_aside] == [("P2", second)]
+    assert set_aside[0].reason == "unparseable: $.incident_number 'two' is not a valid integer"
 
 
 def sync_reviews(sandbox, warehouse, history_start: str) -> dg.ExecuteInProcessResult:

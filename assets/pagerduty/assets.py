@@ -32,6 +32,7 @@ from assets.api_quarantine import (
     replace_quarantine,
     split_poison,
     split_untypable,
+    write_typable,
 )
 from assets.api_retry import API_ASSET_RETRY_POLICY, ApiError, failing_clearly
 from assets.pagerduty.resource import PAGE_SIZE, PagerDutyResource, instant
@@ -43,7 +44,6 @@ from assets.warehouse.raw_tables import (
     reset_high_water_mark,
     upsert_json_records,
     warehouse_connection,
-    write_batch,
 )
 
 # Incidents fetched one by one are written (and released from quarantine) in batches this big.
@@ -240,15 +240,16 @@ class _WindowedSync:
         self.since = history_start if self.mark is None else max(history_start, self.mark - lookback)
         self.mode = "full" if self.mark is None else "incremental"
         self.context.log.info(f"{self.path}: {self.mode} sync from {self.since:%Y-%m-%d %H:%M} UTC to the API's now")
-        batch: list[dict] = []
+        pending: list[tuple[list[dict], ApiRequest]] = []
         for page in self.pagerduty.iter_window(client, self.path, self.since, self.context.log.warning):
-            loadable, poison = self._split(conn, page.records, page.request)
+            # The raw table's typed fields are checked when the batch is written (write_typable).
+            loadable, poison = split_poison(page.records, self.problem, page.request)
             self._set_aside(conn, poison, received=len(page.records))
-            batch.extend(loadable)
+            pending.append((loadable, page.request))
             # The mark moves only when a window is complete: earlier windows are all loaded.
-            if len(batch) >= WRITE_BATCH_ROWS or page.window_done is not None:
-                self._write(conn, batch, page.window_done)
-                batch = []
+            if sum(len(records) for records, _ in pending) >= WRITE_BATCH_ROWS or page.window_done is not None:
+                self._write(conn, pending, page.window_done)
+                pending = []
                 if page.window_done is not None:
                     self.mark = page.window_done
                     self.context.log.info(f"{self.path}: {len(self.loaded_ids)} loaded up to "
@@ -263,7 +264,8 @@ class _WindowedSync:
         payloads = payloads or {}
         for start in range(0, len(ids), REFETCH_BATCH):
             chunk = ids[start : start + REFETCH_BATCH]
-            loadable, poison = [], []
+            loadable: list[tuple[list[dict], ApiRequest]] = []
+            poison: list[Quarantined] = []
             for record_id in chunk:
                 request = ApiRequest("GET", "/" + path.format(record_id))
                 try:
@@ -277,18 +279,13 @@ class _WindowedSync:
                         raise
                     poison.append(Quarantined(record_id, f"refused: {error}", request, payloads.get(record_id)))
                     continue
-                accepted, refused = self._split(conn, [fetched], request)
-                loadable.extend(accepted)
-                poison.extend(refused)
+                accepted, refused = split_poison([fetched], self.problem, request)
+                # Checked here, not when written, so a record that stays poison is not counted.
+                accepted, untypable = split_untypable(conn, self.table, accepted, request)
+                loadable.append((accepted, request))
+                poison.extend(refused + untypable)
             self._set_aside(conn, poison, received=len(chunk) if counted else None)
             self._write(conn, loadable, None)
-
-    def _split(self, conn: duckdb.DuckDBPyConnection, records: list, request: ApiRequest
-               ) -> tuple[list[dict], list[Quarantined]]:
-        """``records`` that load, and those the stream's checks or the raw table's typed fields refuse."""
-        loadable, poison = split_poison(records, self.problem, request)
-        loadable, untypable = split_untypable(conn, self.table, loadable, request)
-        return loadable, poison + untypable
 
     def _set_aside(self, conn: duckdb.DuckDBPyConnection, poison: list[Quarantined], *, received: int | None) -> None:
         """Quarantine ``poison``; when it came with ``received`` records, count it towards the
@@ -299,11 +296,17 @@ class _WindowedSync:
             self.share.add(received, poison)
             self.share.check()
 
-    def _write(self, conn: duckdb.DuckDBPyConnection, records: list[dict], window_done: datetime | None) -> None:
+    def _write(self, conn: duckdb.DuckDBPyConnection, pages: list[tuple[list[dict], ApiRequest]],
+               window_done: datetime | None) -> None:
+        """Write the records of ``pages`` (each with the request that returned it) with the
+        mark ``window_done``; those a typed column cannot hold are quarantined, counted towards
+        the share of poison."""
         if self.path == "log_entries":  # entries never change: write only those not held yet
-            records = _not_held(conn, self.table, records)
-        write_batch(conn, self.table, records, stream=self.table, high_water_mark=window_done)
-        ids = [record["id"] for record in records]
+            new = {record["id"] for record in _not_held(conn, self.table, [r for records, _ in pages for r in records])}
+            pages = [([record for record in records if record["id"] in new], request) for records, request in pages]
+        written = write_typable(conn, self.table, pages, lambda untypable: self._set_aside(conn, untypable, received=0),
+                                stream=self.table, high_water_mark=window_done)
+        ids = [record["id"] for record in written]
         release(conn, self.table, ids)
         self.loaded_ids.extend(ids)
 
