@@ -164,11 +164,13 @@ def write_typable(conn: duckdb.DuckDBPyConnection, table: str, pages: list[tuple
     """Write the records of ``pages`` (each with the request that returned it) into
     ``raw.<table>`` (``write_batch``, with ``write``'s mark); when a typed column cannot hold
     some, hand those to ``set_aside`` first, named with their page's request, and write the
-    rest. Returns the records written. The write is tried whole first, so a batch whose every
-    record fits (nearly all) is parsed once, not checked and then written. A failed write is
-    rolled back (inside its transaction DuckDB reports a conversion error as an aborted
-    transaction, not as ``RawRecordError``); when no record is untypable, the second write
-    raises the real error."""
+    rest. A record on several pages is written (or set aside) as its last page has it: an API
+    serves a record edited while it is paged through again, later, as it is now. Returns the
+    records written. The write is tried whole first, so a batch whose every record fits (nearly
+    all) is parsed once, not checked and then written. A failed write is rolled back (inside
+    its transaction DuckDB reports a conversion error as an aborted transaction, not as
+    ``RawRecordError``); when no record is untypable, the second write raises the real error."""
+    pages = _last_copies(pages)
     records = [record for page, _ in pages for record in page]
     try:
         write_batch(conn, table, records, **write)
@@ -181,6 +183,30 @@ def write_typable(conn: duckdb.DuckDBPyConnection, table: str, pages: list[tuple
             loadable += fitting
         write_batch(conn, table, loadable, **write)
         return loadable
+
+
+def _last_copies(pages: list[tuple[list[dict], ApiRequest]]) -> list[tuple[list[dict], ApiRequest]]:
+    """``pages`` with each record only on the last page that has it."""
+    seen: set[str] = set()
+    kept = []
+    for records, request in reversed(pages):
+        latest = []
+        for record in reversed(records):
+            key = record_id(record)
+            if key not in seen:
+                seen.add(key)
+                latest.append(record)
+        kept.append((latest[::-1], request))
+    return kept[::-1]
+
+
+def without_quarantined(pages: list[tuple[list[dict], ApiRequest]],
+                        poison: list[Quarantined]) -> list[tuple[list[dict], ApiRequest]]:
+    """``pages`` (records waiting to be written) without the records ``poison`` has just
+    quarantined: a later copy of a record that cannot load supersedes an earlier one, which
+    written would take the newer copy out of quarantine."""
+    ids = {record.record_id for record in poison}
+    return [([record for record in records if record_id(record) not in ids], request) for records, request in pages]
 
 
 @dataclass

@@ -26,7 +26,7 @@ import assets.jira.assets as jira_assets
 import assets.pagerduty.assets as pagerduty_assets
 import assets.pagerduty.resource as pagerduty_resource
 import pipelines.sandbox.pagerduty as pagerduty_sandbox
-from assets.api_quarantine import ApiRequest, PoisonShare, Quarantined, write_typable
+from assets.api_quarantine import ApiRequest, PoisonShare, Quarantined, without_quarantined, write_typable
 from assets.api_retry import ApiError
 from assets.jira.assets import jira_issues
 from assets.jira.resource import JiraResource
@@ -593,20 +593,52 @@ def test_an_issue_a_typed_raw_column_cannot_hold_is_quarantined_not_fatal(org, t
     assert len(org.tickets) > 100 and "nextPageToken" not in record["request"]["params"]
 
 
+def incident_at(incident_id: str, resolved_at: str, number: int | str = 1) -> dict:
+    return resolved_incident(incident_id, number, "2024-05-01T09:00:00Z", resolved_at)
+
+
+def write_pages(warehouse: Path, pages: list) -> tuple[list[str], list[Quarantined], dict[str, str]]:
+    """write_typable on a fresh warehouse: the ids it wrote, what it set aside, and the stored
+    resolve time of each incident."""
+    set_aside: list[Quarantined] = []
+    with duckdb.connect(str(warehouse)) as conn:
+        written = write_typable(conn, "pagerduty__incidents", pages, set_aside.extend)
+        held = dict(conn.execute("select id, payload ->> 'resolved_at' from raw.pagerduty__incidents").fetchall())
+    return [record["id"] for record in written], set_aside, held
+
+
 def test_a_batch_of_pages_sets_aside_an_untypable_record_with_its_own_pages_request(tmp_path):
     # The syncs write several pages at once; a record the typed columns cannot hold is named
     # with the request of the page that returned it, and the rest of the batch loads.
     first, second = (ApiRequest("GET", "/incidents", {"offset": offset}) for offset in (0, 100))
-    untypable = {**resolved_incident("P2", 2, "2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z"), "incident_number": "two"}
-    pages = [([resolved_incident("P1", 1, "2024-05-01T09:00:00Z", "2024-05-01T09:30:00Z")], first),
-             ([untypable, resolved_incident("P3", 3, "2024-05-01T12:00:00Z", "2024-05-01T12:10:00Z")], second)]
-    set_aside: list[Quarantined] = []
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
-        written = write_typable(conn, "pagerduty__incidents", pages, set_aside.extend)
-        held = sorted(row[0] for row in conn.execute("select id from raw.pagerduty__incidents").fetchall())
-    assert [record["id"] for record in written] == held == ["P1", "P3"]
-    assert [(record.record_id, record.request) for record in set_aside] == [("P2", second)]
+    pages = [([incident_at("P1", "2024-05-01T09:30:00Z", number="two"), incident_at("P2", "2024-05-01T10:00:00Z")], first),
+             ([incident_at("P3", "2024-05-01T12:10:00Z")], second)]
+    written, set_aside, held = write_pages(tmp_path / "warehouse.duckdb", pages)
+    assert written == sorted(held) == ["P2", "P3"]
+    assert [(record.record_id, record.request) for record in set_aside] == [("P1", first)]
     assert set_aside[0].reason == "unparseable: $.incident_number 'two' is not a valid integer"
+
+
+def test_a_record_on_two_pages_of_a_batch_is_written_or_set_aside_as_its_last_page_has_it(tmp_path):
+    # An API serves a record edited while it is paged through again on a later page: the
+    # later copy is the newer one, and stands whether it loads or not.
+    first, second = (ApiRequest("GET", "/incidents", {"offset": offset}) for offset in (0, 100))
+    edited = [([incident_at("P1", "2024-05-01T09:30:00Z")], first), ([incident_at("P1", "2024-05-01T11:00:00Z")], second)]
+    written, set_aside, held = write_pages(tmp_path / "edited.duckdb", edited)
+    assert written == ["P1"] and not set_aside and held == {"P1": "2024-05-01T11:00:00Z"}
+    spoiled = [([incident_at("P1", "2024-05-01T09:30:00Z"), incident_at("P2", "2024-05-01T10:00:00Z")], first),
+               ([incident_at("P1", "2024-05-01T11:00:00Z", number="one")], second)]
+    written, set_aside, held = write_pages(tmp_path / "spoiled.duckdb", spoiled)
+    # The older copy is not written: written, it would take the newer one out of quarantine.
+    assert written == ["P2"] and list(held) == ["P2"]
+    assert [(record.record_id, record.request) for record in set_aside] == [("P1", second)]
+
+
+def test_records_quarantined_from_a_page_are_dropped_from_the_earlier_pages_waiting_to_be_written():
+    first, second = (ApiRequest("GET", "/incidents", {"offset": offset}) for offset in (0, 100))
+    pending = [([incident_at("P1", "2024-05-01T09:30:00Z"), incident_at("P2", "2024-05-01T10:00:00Z")], first)]
+    poison = [Quarantined("P1", "unparseable: created_at None", second)]
+    assert [[record["id"] for record in records] for records, _ in without_quarantined(pending, poison)] == [["P2"]]
 
 
 def sync_reviews(sandbox, warehouse, history_start: str) -> dg.ExecuteInProcessResult:

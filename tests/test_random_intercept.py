@@ -93,3 +93,18 @@ def test_reml_variances_find_a_team_variance_at_its_boundary():
     assert variances.tau2 == 0.0
     ols = sm.OLS(y, X).fit()
     assert variances.sigma2 == pytest.approx(ols.scale, rel=1e-12)  # at tau2 = 0, REML's sigma2 is OLS's
+
+
+def test_reml_variances_do_not_depend_on_the_outcomes_mean():
+    # Log seconds sit far from 0: a large mean must not cost the variances their precision.
+    X, y, groups = simulated_teams(team_sd=0.4, seed=7)
+    plain = reml_variances(X, y, groups)
+    shifted = reml_variances(X, y + 1e8, groups)
+    assert shifted.sigma2 == pytest.approx(plain.sigma2, rel=1e-6)
+    assert shifted.tau2 == pytest.approx(plain.tau2, rel=1e-6)
+
+
+def test_reml_variances_leave_an_exactly_fitted_outcome_to_the_full_fit():
+    X, _, groups = simulated_teams(team_sd=0.0, seed=2)
+    assert reml_variances(X, X.to_numpy() @ [3.0, -1.0, 0.5], groups) is None
+    assert reml_variances(X, np.full(len(X), 4.2), groups) is None

@@ -29,6 +29,7 @@ from assets.api_quarantine import (
     quarantined,
     release,
     split_untypable,
+    without_quarantined,
     write_typable,
 )
 from assets.api_retry import API_ASSET_RETRY_POLICY, failing_clearly
@@ -126,6 +127,7 @@ def jira_issues(
         for page in jira.iter_issues(client, since, log, stored_histories, fields):
             share.add(page.received - len(page.poison), [])
             set_aside(page.poison)
+            pending = without_quarantined(pending, page.poison)
             for issue in page.issues:
                 updated = parse_jira_time(issue["fields"]["updated"])
                 newest = updated if newest is None or updated > newest else newest

@@ -63,10 +63,17 @@ class RemlVariances:
 
 def reml_variances(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray) -> RemlVariances | None:
     """The variances at the minimum of the profiled REML criterion over tau2 >= 0 (module
-    docstring), or None where the criterion is undefined (X' W X singular, or y fitted
+    docstring), or None where the criterion is undefined (X' W X singular, or X fits y
     exactly), which only a full fit can judge."""
     x = X.to_numpy(dtype=float)
-    y = np.asarray(y, dtype=float)
+    observed = np.asarray(y, dtype=float)
+    # The criterion is the same for y and y - X delta, so it is computed on the OLS residuals:
+    # its sums of squares then lose no precision to a mean far larger than the spread.
+    y = observed - x @ np.linalg.lstsq(x, observed, rcond=None)[0]
+    # Residuals of an exact fit are rounding noise, each well within N eps times the largest |y|.
+    rounding = len(y) * np.finfo(float).eps * float(np.abs(observed).max(initial=0.0))
+    if not float(y @ y) > len(y) * rounding**2:
+        return None  # X fits y exactly: no variance to split
     n, s = _team_sums(x, groups)
     t = np.bincount(groups, weights=y, minlength=len(n))
     xtx, xty, yty = x.T @ x, x.T @ y, float(y @ y)

@@ -32,6 +32,7 @@ from assets.api_quarantine import (
     replace_quarantine,
     split_poison,
     split_untypable,
+    without_quarantined,
     write_typable,
 )
 from assets.api_retry import API_ASSET_RETRY_POLICY, ApiError, failing_clearly
@@ -245,7 +246,7 @@ class _WindowedSync:
             # The raw table's typed fields are checked when the batch is written (write_typable).
             loadable, poison = split_poison(page.records, self.problem, page.request)
             self._set_aside(conn, poison, received=len(page.records))
-            pending.append((loadable, page.request))
+            pending = [*without_quarantined(pending, poison), (loadable, page.request)]
             # The mark moves only when a window is complete: earlier windows are all loaded.
             if sum(len(records) for records, _ in pending) >= WRITE_BATCH_ROWS or page.window_done is not None:
                 self._write(conn, pending, page.window_done)
