@@ -19,6 +19,11 @@ from scipy import stats
 from statsmodels.base.model import GenericLikelihoodModel
 
 
+def _inverse_mills(z: np.ndarray) -> np.ndarray:
+    """phi(z) / (1 - Phi(z)), from the logs so that it stays finite far in the tail."""
+    return np.exp(stats.norm.logpdf(z) - stats.norm.logsf(z))
+
+
 class LogNormalAFT(GenericLikelihoodModel):
     """``endog``: log time observed (to resolve, or open so far); ``resolved``: True where the
     event happened, False where the case is censored. The last parameter is log sigma."""
@@ -38,7 +43,7 @@ class LogNormalAFT(GenericLikelihoodModel):
     def score_obs(self, params):
         z, _ = self._standardised(params)
         # d/dz of the log density is -z; of the log survival the inverse Mills ratio phi/(1 - Phi).
-        mills = np.exp(stats.norm.logpdf(z) - stats.norm.logsf(z))
+        mills = _inverse_mills(z)
         dz = np.where(self.resolved, z, mills)  # d loglike / d(X beta) times sigma
         sigma = np.exp(params[-1])
         d_beta = self.exog * (dz / sigma)[:, None]
@@ -56,7 +61,7 @@ class LogNormalAFT(GenericLikelihoodModel):
         dz/d(log sigma) = -z."""
         z, log_sigma = self._standardised(params)
         sigma = np.exp(log_sigma)
-        mills = np.exp(stats.norm.logpdf(z) - stats.norm.logsf(z))
+        mills = _inverse_mills(z)
         slope = mills * (mills - z)  # dm/dz
         # Per case: d2/d(x beta)^2 times sigma^2, d2/d(x beta)d(log sigma) times sigma, d2/d(log sigma)^2.
         beta_beta = np.where(self.resolved, -1.0, -slope)
