@@ -3,10 +3,14 @@ checked against the published OpenAPI descriptions and the generator's records."
 
 import base64
 import copy
+import http.client
+import json
 import socket
+import ssl
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import jsonschema
@@ -275,6 +279,24 @@ def test_request_counts_name_the_endpoints(sandbox, pd, org):
     pd.rget(f"/incidents/{org.incidents[0].pagerduty_id}")
     after = sandbox.request_counts
     assert after["pagerduty GET /incidents/{id}"] == before["pagerduty GET /incidents/{id}"] + 1
+
+
+def test_a_connection_stays_open_between_requests_as_the_real_services_keep_theirs(sandbox):
+    """Each request on a connection closed after every response would pay a TLS handshake."""
+    address = urlsplit(sandbox.pagerduty_url)
+    connection = http.client.HTTPSConnection(
+        address.hostname, address.port, timeout=10,
+        context=ssl.create_default_context(cafile=sandbox.ca_bundle_path))
+    try:
+        sockets = []
+        for _ in range(3):
+            connection.request("GET", "/teams", headers={"Authorization": f"Token token={PD_TOKEN}"})
+            response = connection.getresponse()
+            assert response.status == 200 and json.loads(response.read())["teams"]
+            sockets.append(connection.sock)
+        assert sockets[0] is not None and all(sock is sockets[0] for sock in sockets)
+    finally:
+        connection.close()
 
 
 # -- Jira -------------------------------------------------------------------------------

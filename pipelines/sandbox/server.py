@@ -8,17 +8,17 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
-import socket
 import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterable
-from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from pipelines.sandbox.faults import Fault
 from pipelines.sandbox.jira import JiraApi
@@ -29,17 +29,21 @@ from pipelines.synthetic.learning import write_site_kpi_rules
 from pipelines.synthetic.model import Organisation
 
 
-class _QuietRequestHandler(WSGIRequestHandler):
-    """Drops werkzeug's per-request access lines (errors are still logged), and leaves the
-    ``Date`` header to the APIs: it states the sandbox's "now", not the host's."""
+# Worker threads per service: a request held by a "timeout" fault holds one, and tests ask
+# the APIs from several threads at once.
+SERVER_THREADS = 16
+# A kept-alive connection idle this long is closed (the clients open another when they need it).
+KEEP_ALIVE_SECONDS = 5
+# stop() waits this long for requests still being answered (one held by a "timeout" fault).
+SHUTDOWN_SECONDS = 1
 
-    def log_request(self, code="-", size="-") -> None:
-        pass
+_log = logging.getLogger(__name__)
 
-    def send_response(self, code, message=None) -> None:
-        self.log_request(code)
-        self.send_response_only(code, message)
-        self.send_header("Server", self.version_string())
+
+def _log_server_error(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
+    """cheroot's error log through logging, at the level cheroot gives each message (it would
+    write every one to stderr, a client that hung up included)."""
+    _log.log(level, msg, exc_info=traceback)
 
 
 class Sandbox:
@@ -95,7 +99,7 @@ class Sandbox:
         self._ca_bundle_path: Path | None = None
         self._kpi_rules_path: Path | None = None
         self._urls: dict[str, str] = {}
-        self._servers: list[tuple[BaseWSGIServer, threading.Thread]] = []
+        self._servers: list[tuple[wsgi.Server, threading.Thread | None]] = []
 
     @property
     def pagerduty_url(self) -> str:
@@ -141,53 +145,44 @@ class Sandbox:
             tls = make_server_tls(self._tls_dir, self.host)
             self._ca_bundle_path = tls.ca_bundle_path
             self._kpi_rules_path = write_site_kpi_rules(self._tls_dir / "kpi_rules.yml")
-            # make_server duplicates each listening socket; the stack closes the originals.
-            with ExitStack() as listening:
-                # Bind first: the APIs render their self links with the bound port (port 0
-                # picks a free one), and a busy port raises here instead of werkzeug exiting.
-                sockets = {
-                    name: listening.enter_context(self._bind(name, port))
-                    for name, port in self._requested_ports.items()
-                }
-                url_host = f"[{self.host}]" if ":" in self.host else self.host
-                for name, sock in sockets.items():
-                    self._urls[name] = f"https://{url_host}:{sock.getsockname()[1]}"
-                self._apps = apps = {
-                    "pagerduty": PagerDutyApi(
-                        self.org,
-                        token=self.pagerduty_token,
-                        base_url=self._urls["pagerduty"],
-                        rate_limit_per_minute=self.rate_limit_per_minute,
-                        count_request=lambda key: self._count("pagerduty", key),
-                        as_of=self.as_of,
-                        variations=self.variations & set(PagerDutyApi.VARIATIONS),
-                    ),
-                    "jira": JiraApi(
-                        self.org,
-                        email=self.jira_email,
-                        token=self.jira_token,
-                        base_url=self._urls["jira"],
-                        count_request=lambda key: self._count("jira", key),
-                        as_of=self.as_of,
-                        variations=self.variations & set(JiraApi.VARIATIONS),
-                    ),
-                    "qualtrics": QualtricsApi(
-                        self.org, token=self.qualtrics_token,
-                        count_request=lambda key: self._count("qualtrics", key), as_of=self.as_of,
-                    ),
-                }
-                for name, sock in sockets.items():
-                    server = make_server(
-                        self.host, sock.getsockname()[1], apps[name], threaded=True,
-                        request_handler=_QuietRequestHandler, ssl_context=tls.server_context,
-                        fd=sock.fileno(),
-                    )
-                    # A short poll interval keeps stop() (and so every test teardown) quick.
-                    thread = threading.Thread(
-                        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sandbox-{name}", daemon=True
-                    )
-                    thread.start()
-                    self._servers.append((server, thread))
+            # Bind first: the APIs render their self links with the bound port (port 0 picks a
+            # free one), and a busy port raises here, naming it.
+            servers = {}
+            for name, port in self._requested_ports.items():
+                servers[name] = self._bind(name, port, tls.server_pem_path)
+                self._servers.append((servers[name], None))
+            url_host = f"[{self.host}]" if ":" in self.host else self.host
+            for name, server in servers.items():
+                self._urls[name] = f"https://{url_host}:{server.bind_addr[1]}"
+            self._apps = apps = {
+                "pagerduty": PagerDutyApi(
+                    self.org,
+                    token=self.pagerduty_token,
+                    base_url=self._urls["pagerduty"],
+                    rate_limit_per_minute=self.rate_limit_per_minute,
+                    count_request=lambda key: self._count("pagerduty", key),
+                    as_of=self.as_of,
+                    variations=self.variations & set(PagerDutyApi.VARIATIONS),
+                ),
+                "jira": JiraApi(
+                    self.org,
+                    email=self.jira_email,
+                    token=self.jira_token,
+                    base_url=self._urls["jira"],
+                    count_request=lambda key: self._count("jira", key),
+                    as_of=self.as_of,
+                    variations=self.variations & set(JiraApi.VARIATIONS),
+                ),
+                "qualtrics": QualtricsApi(
+                    self.org, token=self.qualtrics_token,
+                    count_request=lambda key: self._count("qualtrics", key), as_of=self.as_of,
+                ),
+            }
+            for index, (name, server) in enumerate(servers.items()):
+                server.wsgi_app = apps[name]
+                thread = threading.Thread(target=server.serve, name=f"sandbox-{name}", daemon=True)
+                thread.start()
+                self._servers[index] = (server, thread)
         except BaseException:
             self.stop()
             raise
@@ -217,9 +212,9 @@ class Sandbox:
 
     def stop(self) -> None:
         for server, thread in self._servers:
-            server.shutdown()
-            server.server_close()
-            thread.join()
+            server.stop()
+            if thread is not None:
+                thread.join()
         self._servers.clear()
         self._apps = {}
         self._urls.clear()
@@ -234,18 +229,19 @@ class Sandbox:
     def __exit__(self, *exc_info) -> None:
         self.stop()
 
-    def _bind(self, service: str, port: int) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+    def _bind(self, service: str, port: int, server_pem_path: Path) -> wsgi.Server:
+        """A listening server for ``service``, its app set when the app exists."""
+        server = wsgi.Server((self.host, port), None, numthreads=SERVER_THREADS, server_name=self.host)
+        server.ssl_adapter = BuiltinSSLAdapter(str(server_pem_path), str(server_pem_path))
+        server.timeout = KEEP_ALIVE_SECONDS
+        server.shutdown_timeout = SHUTDOWN_SECONDS
+        server.error_log = _log_server_error
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, port))
-            sock.listen(128)
+            server.prepare()
         except OSError as error:
-            sock.close()
-            message = f"cannot serve the {service} sandbox on {self.host}:{port}: {error.strerror}"
-            raise OSError(error.errno, message) from error
-        return sock
+            server.stop()
+            raise OSError(f"cannot serve the {service} sandbox on {self.host}:{port}: {error}") from error
+        return server
 
     def _count(self, service: str, key: str) -> None:
         with self._counts_lock:

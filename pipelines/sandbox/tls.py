@@ -7,7 +7,6 @@ serves real TLS. Clients trust it through the CA file written here (``verify=...
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,17 +19,19 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 @dataclass(frozen=True)
 class ServerTls:
     ca_bundle_path: Path
-    server_context: ssl.SSLContext
+    # The server's private key and certificate chain, in one PEM file.
+    server_pem_path: Path
 
 
 def make_server_tls(directory: Path, host: str) -> ServerTls:
-    """Create a CA, write its certificate to ``directory/ca.pem`` and return a server
-    context whose certificate (signed by that CA) is valid for ``host`` and loopback."""
+    """Create a CA, write its certificate to ``directory/ca.pem`` and, to
+    ``directory/server.pem``, a server key and certificate (signed by that CA) valid for
+    ``host`` and loopback."""
     ca = trustme.CA(organization_name="psafe sandbox")
     names = list(dict.fromkeys((host, *LOOPBACK_NAMES)))
     server_cert = ca.issue_cert(*names)
     ca_bundle_path = directory / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_bundle_path))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_cert.configure_cert(context)
-    return ServerTls(ca_bundle_path=ca_bundle_path, server_context=context)
+    server_pem_path = directory / "server.pem"
+    server_cert.private_key_and_cert_chain_pem.write_to_path(str(server_pem_path))
+    return ServerTls(ca_bundle_path=ca_bundle_path, server_pem_path=server_pem_path)
