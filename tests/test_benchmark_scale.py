@@ -3,6 +3,7 @@ sandbox serves and the typed columns the writers store, the dbt pipeline runs on
 the SQL mart equals the pandas and polars baselines."""
 
 import json
+import shutil
 from collections import defaultdict
 
 import duckdb
@@ -14,6 +15,7 @@ from assets.warehouse.restricted import read_only_connection
 from benchmarks import pandas_baseline, polars_baseline, shapes, stages
 from benchmarks.bulk_org import BulkSpec, build_raw_warehouse
 from benchmarks.pandas_baseline import compare
+from benchmarks.scale import keep_only_raw_tables
 from pipelines.sandbox.jira import API, JiraApi
 from pipelines.sandbox.pagerduty import PagerDutyApi
 from pipelines.synthetic.org import OrgSpec, generate
@@ -170,3 +172,23 @@ def test_compare_reports_a_changed_value(warehouse):
     comparison = compare(sql_mart, changed.iloc[1:])
     assert not comparison["equal"]
     assert comparison["mismatched_columns"] == {"ttr_p90_seconds": 1} and comparison["rows_only_sql"] == 1
+
+
+def test_a_reused_warehouse_starts_its_first_build_from_what_the_generator_wrote(warehouse, tmp_path):
+    """``benchmarks.scale --reuse`` drops an earlier run's staging, marts, models and frozen survey
+    waves: left in place, they would make the first build an incremental one."""
+    path, *_ = warehouse
+    shutil.copytree(path.parent, tmp_path / "copy")
+    reused = tmp_path / "copy" / path.name
+
+    def tables() -> set[tuple[str, str, str]]:
+        with read_only_connection(str(reused)) as conn:
+            return set(conn.sql("select database_name, schema_name, table_name from duckdb_tables()").fetchall())
+
+    before = tables()
+    generated = {(database, schema, table) for database, schema, table in before
+                 if (database, schema) == ("warehouse", "raw") or (database, table) == ("restricted", "survey__responses")}
+    assert ("warehouse", "marts", "mart_team_month") in before and ("restricted", "main", "survey__wave_members") in before
+    dropped = keep_only_raw_tables(reused)
+    assert tables() == generated
+    assert sorted(dropped) == sorted(f'"{d}"."{s}"."{t}"' for d, s, t in before - generated)
