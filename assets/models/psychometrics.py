@@ -162,13 +162,16 @@ def wave_suppression(persons: pd.DataFrame, headcount: Mapping[str, float] | Non
     headcounts pin a suppressed cell's size. When no team is left to add, the scale's wave
     total is withheld instead."""
     headcount = headcount or {}
-    sizes = persons.groupby(["scale", "team"]).size()
-    spread = persons.groupby(["scale", "team"])["person_score"].agg(lambda v: v.max() - v.min())
+    cells = persons.groupby(["scale", "team"])["person_score"]
+    sizes = cells.size()
+    # Per team, over its scales: its smallest cell, and whether any cell's scores are all equal.
+    smallest = sizes.groupby(level="team").min()
+    uniform = (cells.max() - cells.min()).eq(0).groupby(level="team").any()
     decision = WaveDecision()
     for team in sorted(persons["team"].unique()):
-        if sizes.xs(team, level="team").min() < minimum:
+        if smallest[team] < minimum:
             decision.hidden[team] = PRIMARY
-        elif (spread.xs(team, level="team") == 0).any():
+        elif uniform[team]:
             decision.hidden[team] = NO_VARIATION
     scales = sorted(sizes.index.get_level_values("scale").unique())
     changed = True
