@@ -7,9 +7,9 @@ Per scale: generate the raw warehouse (benchmarks.bulk_org; not timed against ta
 then run the stages, each in its own process (benchmarks.stages) for its wall time and peak
 memory: the first build's staging (every record derived, --full-refresh) and marts; a night's
 sync (a day of raw records re-written, not timed); the nightly run's staging (incremental:
-only those records), marts (over the first build's) and models. Then the pandas and polars (lazy) baselines of the
-team-month mart from the same raw tables (their typed columns), each compared with the SQL
-mart, and the table.
+only those records), marts (over the first build's) and models. Then the pandas and polars
+(lazy) baselines of the team-month mart from the same raw tables (their typed columns), each
+compared with the SQL mart, and the table.
 
 Targets (issue #10), at 100x on 2 cores: the first build (raw -> models) under 2 minutes and
 4 GiB; the SQL's first build and nightly run (staging + marts: what the baselines compute)
@@ -293,8 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         args.results.write_text(json.dumps(results, indent=2, default=str))
     print(f"\nfirst build = first staging (every record) + first marts + models; nightly = nightly staging (only "
           f"the re-written records) + nightly marts + models; SQL first / nightly = that staging + those marts (what "
-          f"the baselines "
-          f"compute, from the raw tables); x vs pandas/polars = baseline time / SQL time; peak = the largest of "
+          f"the baselines compute, from the raw tables); x vs pandas/polars = baseline time / SQL time; peak = the largest of "
           f"the stages' peaks; load = the highest 1-minute load average at a stage's end (above the core count, "
           f"other processes were slowing the wall times); threads={args.threads}, DuckDB "
           f"memory_limit={args.memory_limit}; the targets are stated for 100x")
