@@ -29,9 +29,6 @@ from pipelines.synthetic.learning import write_site_kpi_rules
 from pipelines.synthetic.model import Organisation
 
 
-# Worker threads per service: a request held by a "timeout" fault holds one, and tests ask
-# the APIs from several threads at once.
-SERVER_THREADS = 16
 # A kept-alive connection idle this long is closed (the clients open another when they need it).
 KEEP_ALIVE_SECONDS = 5
 # stop() waits this long for requests still being answered (one held by a "timeout" fault).
@@ -231,7 +228,7 @@ class Sandbox:
 
     def _bind(self, service: str, port: int, server_pem_path: Path) -> wsgi.Server:
         """A listening server for ``service``, its app set when the app exists."""
-        server = wsgi.Server((self.host, port), None, numthreads=SERVER_THREADS, server_name=self.host)
+        server = wsgi.Server((self.host, port), None, server_name=self.host)
         server.ssl_adapter = BuiltinSSLAdapter(str(server_pem_path), str(server_pem_path))
         server.timeout = KEEP_ALIVE_SECONDS
         server.shutdown_timeout = SHUTDOWN_SECONDS
@@ -239,7 +236,6 @@ class Sandbox:
         try:
             server.prepare()
         except OSError as error:
-            server.stop()
             raise OSError(f"cannot serve the {service} sandbox on {self.host}:{port}: {error}") from error
         return server
 
