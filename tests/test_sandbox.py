@@ -5,8 +5,11 @@ import base64
 import copy
 import http.client
 import json
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -483,6 +486,27 @@ def test_command_line_reports_clear_errors(capsys):
         port = busy.getsockname()[1]
         assert sandbox_main(["--teams", "2", "--months", "6", "--pagerduty-port", str(port), "--jira-port", "0"]) == 1
     assert f"127.0.0.1:{port}" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_command_line_sandbox():
+    """"Serving until Ctrl-C": the signal can reach one of the servers' threads rather than the
+    main thread, and the sandbox still stops, at once and cleanly."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.sandbox", "--teams", "2", "--months", "6", "--pagerduty-port", "0",
+         "--jira-port", "0"],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As a terminal's Ctrl-C finds it: SIGINT handled, whatever this test process does with it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        for line in process.stdout:
+            if line.startswith("Serving until Ctrl-C"):
+                break
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0, process.stderr.read()
+    finally:
+        process.kill()
+        process.wait()
 
 
 # -- single records, faults and variations ------------------------------------------------

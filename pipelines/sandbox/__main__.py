@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in exports.items():
             print(f"export {name}={shlex.quote(value)}")
         print("\nServing until Ctrl-C.", flush=True)
-        threading.Event().wait()
+        # Short sleeps, not one endless wait: Ctrl-C's signal can reach one of the servers'
+        # threads, and KeyboardInterrupt is raised only when the main thread runs Python code
+        # again, which an endless wait never does.
+        while True:
+            time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
