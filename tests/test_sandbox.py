@@ -3,13 +3,16 @@ checked against the published OpenAPI descriptions and the generator's records."
 
 import base64
 import copy
+import ctypes
 import http.client
 import json
+import os
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -302,6 +305,49 @@ def test_a_connection_stays_open_between_requests_as_the_real_services_keep_thei
         connection.close()
 
 
+def test_a_chunked_body_left_unread_does_not_spoil_the_connections_next_request(sandbox):
+    """A 404 never reads its request's body; the next request on the connection starts after it."""
+    address = urlsplit(sandbox.pagerduty_url)
+    connection = http.client.HTTPSConnection(
+        address.hostname, address.port, timeout=10,
+        context=ssl.create_default_context(cafile=sandbox.ca_bundle_path))
+    headers = {"Authorization": f"Token token={PD_TOKEN}"}
+    try:
+        connection.request("POST", "/no-such-path", body=iter([b'{"a": ', b'"b"}']), headers=headers,
+                           encode_chunked=True)
+        response = connection.getresponse()
+        assert response.status == 404
+        response.read()
+        connection.request("GET", "/teams", headers=headers)
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read())["teams"]
+    finally:
+        connection.close()
+
+
+def test_stopping_the_sandbox_answers_a_request_a_timeout_fault_holds(org):
+    with Sandbox(org, pagerduty_token=PD_TOKEN) as sandbox:
+        sandbox.inject_fault("pagerduty", "timeout", delay_seconds=60)
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.get(f"{sandbox.pagerduty_url}/teams", headers={"Authorization": f"Token token={PD_TOKEN}"},
+                      verify=sandbox.ca_bundle_path, timeout=0.5)
+        started = time.monotonic()
+        sandbox.stop()
+        assert time.monotonic() - started < 5
+
+
+@pytest.mark.slow
+def test_a_sandbox_left_running_does_not_keep_its_process_alive():
+    """Its server threads are daemon threads: a notebook or script that never stops it still exits."""
+    code = ("from pipelines.sandbox.server import Sandbox\n"
+            "from pipelines.synthetic.org import OrgSpec, generate\n"
+            "Sandbox(generate(OrgSpec(seed=3, n_teams=2, n_months=6))).start()\n"
+            "print('started')\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0 and "started" in run.stdout, run.stderr
+
+
 # -- Jira -------------------------------------------------------------------------------
 
 
@@ -502,7 +548,10 @@ def test_ctrl_c_stops_the_command_line_sandbox():
         for line in process.stdout:
             if line.startswith("Serving until Ctrl-C"):
                 break
-        process.send_signal(signal.SIGINT)
+        # To one of its other threads: where the kernel may deliver a terminal's Ctrl-C, and
+        # where the endless wait this guards against never saw it.
+        other_thread = min(int(task) for task in os.listdir(f"/proc/{process.pid}/task") if int(task) != process.pid)
+        assert ctypes.CDLL(None, use_errno=True).tgkill(process.pid, other_thread, signal.SIGINT) == 0
         assert process.wait(timeout=10) == 0, process.stderr.read()
     finally:
         process.kill()

@@ -66,6 +66,10 @@ class JsonApi:
 
     def __call__(self, environ, start_response):
         request = Request(environ)
+        # Read the body whatever the route (a 404 never would): on a kept-alive connection the
+        # next request starts where this one's body ends (cheroot only skips a body of a stated
+        # length, not a chunked one).
+        request.get_data()
         try:
             # HEAD matches a GET rule (werkzeug adds it), so the endpoint names the handler.
             (method, path), args = self._urls.bind_to_environ(environ).match()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,6 +77,8 @@ class FaultPlan:
         # and the latest answer of all, with its endpoint.
         self._answers: dict[str, list[tuple[str, bytes]]] = {}
         self._latest: tuple[str, bytes] | None = None
+        # Set when the sandbox stops: a "timeout" fault still holding a request answers it.
+        self._released = threading.Event()
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -87,6 +88,10 @@ class FaultPlan:
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    def release(self) -> None:
+        """Answer at once any request a "timeout" fault holds, and those it would hold later."""
+        self._released.set()
 
     def respond(self, path: str, request: Request, answer: Callable[[], Response],
                 unauthorized: Callable[[], Response], rate_limited: Callable[[int, bool], Response],
@@ -115,7 +120,7 @@ class FaultPlan:
         if fault.kind == "echoed_headers":
             return error(fault.status, f"Request rejected. Request headers: {dict(request.headers)}")
         if fault.kind == "timeout":
-            time.sleep(fault.delay_seconds)
+            self._released.wait(fault.delay_seconds)
             return answer()
         response = answer()
         if fault.kind == "truncated_page":

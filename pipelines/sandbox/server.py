@@ -34,7 +34,7 @@ KEEP_ALIVE_SECONDS = 5
 # How often the server looks for expired connections, and so how long stop() waits for it to
 # notice (cheroot's default, half a second, made every test's sandbox take 1.5 s to stop).
 POLL_SECONDS = 0.05
-# stop() waits this long for requests still being answered (one held by a "timeout" fault).
+# stop() waits this long for requests still being answered.
 SHUTDOWN_SECONDS = 1
 
 _log = logging.getLogger(__name__)
@@ -44,6 +44,26 @@ def _log_server_error(msg: str = "", level: int = logging.INFO, traceback: bool 
     """cheroot's error log through logging, at the level cheroot gives each message (it would
     write every one to stderr, a client that hung up included)."""
     _log.log(level, msg, exc_info=traceback)
+
+
+def _prepare_in_daemon_thread(server: wsgi.Server) -> None:
+    """``server.prepare()`` (bind, listen, start the worker threads) from a daemon thread, so
+    the workers it starts are daemon threads too (a thread is a daemon when the thread that made
+    it is): a sandbox left running, or one whose stop() was cut short, does not keep its process
+    from exiting."""
+    failures: list[BaseException] = []
+
+    def prepare() -> None:
+        try:
+            server.prepare()
+        except BaseException as error:  # re-raised in the caller's thread
+            failures.append(error)
+
+    thread = threading.Thread(target=prepare, name="sandbox-prepare", daemon=True)
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
 
 
 class Sandbox:
@@ -211,17 +231,22 @@ class Sandbox:
         return self._apps
 
     def stop(self) -> None:
-        for server, thread in self._servers:
-            server.stop()
-            if thread is not None:
-                thread.join()
-        self._servers.clear()
-        self._apps = {}
-        self._urls.clear()
-        self._ca_bundle_path = None
-        if self._tls_dir is not None:
-            shutil.rmtree(self._tls_dir, ignore_errors=True)
-            self._tls_dir = None
+        servers, self._servers = self._servers, []
+        try:
+            # A request held by a "timeout" fault is answered at once, so no server waits for it.
+            for app in self._apps.values():
+                app.faults.release()
+            for server, thread in servers:
+                server.stop()
+                if thread is not None:
+                    thread.join()
+        finally:
+            self._apps = {}
+            self._urls.clear()
+            self._ca_bundle_path = None
+            if self._tls_dir is not None:
+                shutil.rmtree(self._tls_dir, ignore_errors=True)
+                self._tls_dir = None
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -238,7 +263,7 @@ class Sandbox:
         server.shutdown_timeout = SHUTDOWN_SECONDS
         server.error_log = _log_server_error
         try:
-            server.prepare()
+            _prepare_in_daemon_thread(server)
         except OSError as error:
             raise OSError(f"cannot serve the {service} sandbox on {self.host}:{port}: {error}") from error
         return server
