@@ -37,9 +37,16 @@ COLUMNS_NOT_IN_BASELINES = [
 def warehouse(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "warehouse.duckdb"
     raw_rows = build_raw_warehouse(path, TINY, progress=lambda message: None)
+    generated = _tables(path)
     results = {stage: stages.run(stage, str(path), 2, "1GiB", None, full_refresh=True)
                for stage in stages.PIPELINE_STAGES}
-    return path, raw_rows, results
+    return path, raw_rows, results, generated
+
+
+def _tables(warehouse) -> set[tuple[str, str, str]]:
+    """Every table of the warehouse and its restricted file: (database, schema, table)."""
+    with read_only_connection(str(warehouse)) as conn:
+        return set(conn.sql("select database_name, schema_name, table_name from duckdb_tables()").fetchall())
 
 
 def _shape(value, path="$") -> set[tuple[str, str]]:
@@ -109,7 +116,7 @@ def test_bulk_payloads_have_the_shapes_the_sandbox_serves(warehouse):
 
 
 def test_bulk_warehouse_feeds_every_stage(warehouse):
-    path, raw_rows, results = warehouse
+    path, raw_rows, results, _ = warehouse
     assert raw_rows["pagerduty__incidents"] > 300 and raw_rows["jira__issues"] > 500
     assert raw_rows["pagerduty__log_entries"] > 2 * raw_rows["pagerduty__incidents"]
     rows = {key: n for result in results.values() for key, n in result["rows"].items()}
@@ -177,18 +184,11 @@ def test_compare_reports_a_changed_value(warehouse):
 def test_a_reused_warehouse_starts_its_first_build_from_what_the_generator_wrote(warehouse, tmp_path):
     """``benchmarks.scale --reuse`` drops an earlier run's staging, marts, models and frozen survey
     waves: left in place, they would make the first build an incremental one."""
-    path, *_ = warehouse
+    path, _, _, generated = warehouse
     shutil.copytree(path.parent, tmp_path / "copy")
     reused = tmp_path / "copy" / path.name
-
-    def tables() -> set[tuple[str, str, str]]:
-        with read_only_connection(str(reused)) as conn:
-            return set(conn.sql("select database_name, schema_name, table_name from duckdb_tables()").fetchall())
-
-    before = tables()
-    generated = {(database, schema, table) for database, schema, table in before
-                 if (database, schema) == ("warehouse", "raw") or (database, table) == ("restricted", "survey__responses")}
+    before = _tables(reused)
     assert ("warehouse", "marts", "mart_team_month") in before and ("restricted", "main", "survey__wave_members") in before
     dropped = keep_only_raw_tables(reused)
-    assert tables() == generated
+    assert _tables(reused) == generated
     assert sorted(dropped) == sorted(f'"{d}"."{s}"."{t}"' for d, s, t in before - generated)
