@@ -337,14 +337,15 @@ def test_stopping_the_sandbox_answers_a_request_a_timeout_fault_holds(org):
 
 
 @pytest.mark.slow
-def test_a_sandbox_left_running_does_not_keep_its_process_alive():
-    """Its server threads are daemon threads: a notebook or script that never stops it still exits."""
+def test_a_sandbox_left_running_does_not_keep_its_process_alive(tmp_path):
+    """Its server threads are daemon threads: a notebook or script that never stops it still exits
+    (leaving its temporary folder, here in ``tmp_path``)."""
     code = ("from pipelines.sandbox.server import Sandbox\n"
             "from pipelines.synthetic.org import OrgSpec, generate\n"
             "Sandbox(generate(OrgSpec(seed=3, n_teams=2, n_months=6))).start()\n"
             "print('started')\n")
     run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=60, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert run.returncode == 0 and "started" in run.stdout, run.stderr
 
 
