@@ -35,6 +35,7 @@ from pipelines.sandbox.server import Sandbox
 from pipelines.synthetic.org import OrgSpec, generate
 
 PD_TOKEN = "sandbox-pd-token"
+REPO = Path(__file__).resolve().parents[1]
 JIRA_EMAIL = "sandbox@example.com"
 JIRA_TOKEN = "sandbox-jira-token"
 SEARCH_FIELDS = ["summary", "issuetype", "project", "labels", "created", "updated", "resolutiondate",
@@ -287,12 +288,16 @@ def test_request_counts_name_the_endpoints(sandbox, pd, org):
     assert after["pagerduty GET /incidents/{id}"] == before["pagerduty GET /incidents/{id}"] + 1
 
 
+def pagerduty_connection(sandbox) -> http.client.HTTPSConnection:
+    """One HTTPS connection to the sandbox's PagerDuty API, trusting its CA."""
+    address = urlsplit(sandbox.pagerduty_url)
+    return http.client.HTTPSConnection(address.hostname, address.port, timeout=10,
+                                       context=ssl.create_default_context(cafile=sandbox.ca_bundle_path))
+
+
 def test_a_connection_stays_open_between_requests_as_the_real_services_keep_theirs(sandbox):
     """Each request on a connection closed after every response would pay a TLS handshake."""
-    address = urlsplit(sandbox.pagerduty_url)
-    connection = http.client.HTTPSConnection(
-        address.hostname, address.port, timeout=10,
-        context=ssl.create_default_context(cafile=sandbox.ca_bundle_path))
+    connection = pagerduty_connection(sandbox)
     try:
         sockets = []
         for _ in range(3):
@@ -307,10 +312,7 @@ def test_a_connection_stays_open_between_requests_as_the_real_services_keep_thei
 
 def test_a_chunked_body_left_unread_does_not_spoil_the_connections_next_request(sandbox):
     """A 404 never reads its request's body; the next request on the connection starts after it."""
-    address = urlsplit(sandbox.pagerduty_url)
-    connection = http.client.HTTPSConnection(
-        address.hostname, address.port, timeout=10,
-        context=ssl.create_default_context(cafile=sandbox.ca_bundle_path))
+    connection = pagerduty_connection(sandbox)
     headers = {"Authorization": f"Token token={PD_TOKEN}"}
     try:
         connection.request("POST", "/no-such-path", body=iter([b'{"a": ', b'"b"}']), headers=headers,
@@ -344,7 +346,7 @@ def test_a_sandbox_left_running_does_not_keep_its_process_alive(tmp_path):
             "from pipelines.synthetic.org import OrgSpec, generate\n"
             "Sandbox(generate(OrgSpec(seed=3, n_teams=2, n_months=6))).start()\n"
             "print('started')\n")
-    run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, check=False,
                          text=True, timeout=60, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert run.returncode == 0 and "started" in run.stdout, run.stderr
 
@@ -539,12 +541,14 @@ def test_command_line_reports_clear_errors(capsys):
 def test_ctrl_c_stops_the_command_line_sandbox():
     """"Serving until Ctrl-C": the signal can reach one of the servers' threads rather than the
     main thread, and the sandbox still stops, at once and cleanly."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.sandbox", "--teams", "2", "--months", "6", "--pagerduty-port", "0",
-         "--jira-port", "0"],
-        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # As a terminal's Ctrl-C finds it: SIGINT handled, whatever this test process does with it.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # The command's own main(), with SIGINT handled as a terminal's Ctrl-C finds it, even when
+    # this test runs where SIGINT is ignored (a background job inherits that).
+    command = ("import signal, sys\n"
+               "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+               "from pipelines.sandbox.__main__ import main\n"
+               "sys.exit(main(['--teams', '2', '--months', '6', '--pagerduty-port', '0', '--jira-port', '0']))\n")
+    process = subprocess.Popen([sys.executable, "-c", command], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     try:
         for line in process.stdout:
             if line.startswith("Serving until Ctrl-C"):
