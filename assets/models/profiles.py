@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from assets.landing.item_sets import ACCOUNTABILITY, PSYCHOLOGICAL_SAFETY, STAGES
@@ -62,26 +63,30 @@ def team_profiles(cells: pd.DataFrame, scale_points: dict, thresholds: Threshold
     four stages), with the thresholds they were placed by. ``cells``: team, wave_quarter,
     scale, is_suppressed, score_mean; ``scale_points``: K per wave."""
     published = cells[~cells["is_suppressed"].astype(bool)]
-    wide = published.pivot_table(index=["team", "wave_quarter"], columns="scale", values="score_mean")
-    rows = []
-    for (team, wave), means in wide.iterrows():
-        k = scale_points[wave]
-        safety, accountability = means.get(PSYCHOLOGICAL_SAFETY.key), means.get(ACCOUNTABILITY.key)
-        both = pd.notna(safety) and pd.notna(accountability)
-        stage_means = [means.get(stage.key) for stage in STAGES]
-        staged = all(pd.notna(m) for m in stage_means)
-        below = next((i for i, m in enumerate(stage_means) if m <= thresholds.of("stages", k)), None) if staged else None
-        rows.append({
-            "team": team, "wave_quarter": wave, "safety_mean": safety, "accountability_mean": accountability,
-            "zone": zone_of(safety > thresholds.of("safety", k), accountability > thresholds.of("accountability", k))
-            if both else None,
-            **{f"{stage.key}_mean": m for stage, m in zip(STAGES, stage_means)},
-            "stage_reached": (len(STAGES) if below is None else below) if staged else None,
-            "first_stage_below": STAGES[below].name if staged and below is not None else None,
-            **{f"{which}_threshold": thresholds.of(which, k) for which in ("safety", "accountability")},
-            "stage_threshold": thresholds.of("stages", k),
-        })
-    return pd.DataFrame(rows, columns=list(PROFILE_COLUMNS)).astype({"stage_reached": "Int64"})
+    stage_keys = [stage.key for stage in STAGES]
+    wide = published.pivot_table(index=["team", "wave_quarter"], columns="scale", values="score_mean").reindex(
+        columns=[PSYCHOLOGICAL_SAFETY.key, ACCOUNTABILITY.key, *stage_keys]).astype(float)
+    k = wide.index.get_level_values("wave_quarter").map(scale_points).to_numpy(dtype=float)
+    limit = {which: np.broadcast_to(np.asarray(thresholds.of(which, k), dtype=float), len(wide))
+             for which in ("safety", "accountability", "stages")}
+    safety, accountability = wide[PSYCHOLOGICAL_SAFETY.key].to_numpy(), wide[ACCOUNTABILITY.key].to_numpy()
+    both = ~np.isnan(safety) & ~np.isnan(accountability)
+    zones = [zone_of(s, a) if in_both else None
+             for s, a, in_both in zip(safety > limit["safety"], accountability > limit["accountability"], both)]
+    stage_means = wide[stage_keys].to_numpy()
+    staged = ~np.isnan(stage_means).any(axis=1)
+    not_above = stage_means <= limit["stages"][:, None]
+    # Each stage builds on the ones before it: the first stage not above the threshold stops the climb.
+    below = np.where(not_above.any(axis=1), not_above.argmax(axis=1), len(STAGES))
+    return pd.DataFrame({
+        "team": wide.index.get_level_values("team"), "wave_quarter": wide.index.get_level_values("wave_quarter"),
+        "safety_mean": safety, "accountability_mean": accountability, "zone": zones,
+        **{f"{key}_mean": stage_means[:, i] for i, key in enumerate(stage_keys)},
+        "stage_reached": pd.arrays.IntegerArray(below.astype("int64"), mask=~staged),
+        "first_stage_below": [STAGES[b].name if s and b < len(STAGES) else None for s, b in zip(staged, below)],
+        "safety_threshold": limit["safety"], "accountability_threshold": limit["accountability"],
+        "stage_threshold": limit["stages"],
+    }, columns=list(PROFILE_COLUMNS))
 
 
 def profile_counts(profiles: pd.DataFrame) -> pd.DataFrame:

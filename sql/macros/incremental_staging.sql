@@ -17,8 +17,16 @@
     )
 {%- endmacro %}
 
+{#- The build has just given every raw record its row (one row per record, the staging grain),
+    so the table holds rows of gone records only when it has more rows than the raw table has
+    records: the key-only comparison (1 s for the 6.4M log entries at 100x) runs only when the
+    counts differ. -#}
 {% macro remove_rows_of_gone_records(raw_table, key) -%}
-    delete from {{ this }} where {{ key }} not in (select id from {{ source('raw', raw_table) }})
+    {%- set raw = source('raw', raw_table) -%}
+    {%- if execute and run_query("select (select count(*) from " ~ this ~ ") <> (select count(*) from " ~ raw ~ ")")
+                       .columns[0].values()[0] -%}
+    delete from {{ this }} where {{ key }} not in (select id from {{ raw }})
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The table's comment names the model file it was built from (dbt's checksum of the file):
