@@ -192,3 +192,14 @@ def sandbox_environment(tmp_path_factory):
         }.items():
             env.setenv(name, value)
         yield org, env
+
+
+def landing_beside_warehouse(tmp_path: Path, team_map: dict[str, list[str]]) -> tuple[Path, Path]:
+    """An empty landing folder and a warehouse holding only the team map ``team_map`` (columns
+    team, source, identifier), as the landing assets find them."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as conn:
+        replace_table(conn, "raw", "config__team_map", pl.DataFrame(team_map))
+    return landing, warehouse

@@ -303,7 +303,8 @@ def test_bamboohr_roster_gives_monthly_snapshots_and_classified_leavers(tmp_path
             ["1001", "Ada", "L", "Payments", "Staff SRE", "03/15/2023", "", "", ""],
             ["1002", "Bo", "K", "payments", "Engineer", "01/10/2024", "02/20/2024", "Voluntary", "Better opportunity"],
             ["1003", "Cy", "M", "Payments", "Engineer", "01/01/2024", "03/01/2024", "Involuntary", "Performance"],
-            ["1004", "Di", "N", "Payments", "Engineer", "01/01/2024", "03/05/2024", "Death", ""]]
+            ["1004", "Di", "N", "Payments", "Engineer", "01/01/2024", "03/05/2024", "Death", ""],
+            ["1005", "Ed", "O", "Payments", "Engineer", "01/01/2024", "03/05/2024", "Mutual agreement", ""]]
     path = tmp_path / "bamboohr_employees.csv"
     path.write_text(csv_text(rows))
     (tmp_path / "export_mapping.yml").write_text("hr:\n  critical_roles: [staff sre]\n  snapshots_from: 2024-01-01\n")
@@ -314,14 +315,15 @@ def test_bamboohr_roster_gives_monthly_snapshots_and_classified_leavers(tmp_path
                           {"payments": "OU-PAY"}, now, "salt", tmp_path)
     assert loaded.preset == "bamboohr" and loaded.diagnosis["hire_date_pattern"] == "%m/%d/%Y"
     by_month = loaded.headcount.group_by("snapshot_date").len().sort("snapshot_date").rows()
-    # 1004's unknown reason quarantines the whole row. Jan: 1001, 1003 (1002 hired on the 10th);
-    # Feb: 1001-1003; Mar: 1001, 1003 (leaves on the 1st, so still there at its opening); Apr: 1001.
-    assert by_month == [("2024-01-01", 2), ("2024-02-01", 3), ("2024-03-01", 2), ("2024-04-01", 1)]
-    assert sorted(loaded.terminations["voluntary"].to_list()) == ["false", "true"]
+    # 1005's unknown reason quarantines the whole row. Jan: 1001, 1003, 1004 (1002 hired on the 10th);
+    # Feb: 1001-1004; Mar: 1001, 1003 (leaves on the 1st, so still there at its opening), 1004; Apr: 1001.
+    assert by_month == [("2024-01-01", 3), ("2024-02-01", 4), ("2024-03-01", 3), ("2024-04-01", 1)]
+    # BambooHR's standard type Death is involuntary (not the employee's choice), not quarantined.
+    assert sorted(loaded.terminations["voluntary"].to_list()) == ["false", "false", "true"]
     assert loaded.headcount.filter(pl.col("critical_role") == "true")["role"].unique().to_list() == ["Staff SRE"]
     [unknown] = loaded.quarantine["reason"].to_list()
-    assert unknown.startswith("unknown termination reason: 'Death'")
-    assert "1004" not in loaded.quarantine["raw_row"][0]
+    assert unknown.startswith("unknown termination reason: 'Mutual agreement'")
+    assert "1005" not in loaded.quarantine["raw_row"][0]
 
 
 def test_workday_report_with_a_title_row_and_reason_paths(tmp_path):

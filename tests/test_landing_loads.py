@@ -9,13 +9,12 @@ import os
 
 import dagster as dg
 import duckdb
-import polars as pl
 import pytest
+from conftest import landing_beside_warehouse
 
 from assets.landing.assets import hr_exports, survey_responses
 from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.resource import LandingFolderResource
-from assets.warehouse.raw_tables import replace_table
 from assets.warehouse.resource import WarehouseResource
 from assets.warehouse.restricted import read_only_connection
 
@@ -41,14 +40,9 @@ def survey_rows(wave_month: int, n: int, prefix: str) -> list[list]:
 
 @pytest.fixture
 def folders(tmp_path):
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    warehouse = tmp_path / "warehouse.duckdb"
-    with duckdb.connect(str(warehouse)) as conn:
-        replace_table(conn, "raw", "config__team_map", pl.DataFrame(
-            {"team": ["Payments", "Payments"], "source": ["survey_group", "hr_org_unit"],
-             "identifier": ["Payments", "OU-1"]}))
-    return landing, warehouse
+    return landing_beside_warehouse(tmp_path, {"team": ["Payments", "Payments"],
+                                               "source": ["survey_group", "hr_org_unit"],
+                                               "identifier": ["Payments", "OU-1"]})
 
 
 def load(asset, landing, warehouse, accept=()):

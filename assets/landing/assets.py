@@ -43,7 +43,7 @@ from assets.landing.survey import (
     combine_survey_files,
     read_survey_file,
 )
-from assets.landing.tables import read_records
+from assets.landing.tables import UnreadableText, read_records
 from assets.landing.team_map import TeamMapError, read_team_map
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import replace_table, table_columns, warehouse_connection
@@ -70,7 +70,7 @@ def stopping_clearly() -> Iterator[None]:
     try:
         yield
     except (ShrunkExport, SnapshotChanged, SurveyExportError, HrExportError, MappingError,
-            TeamMapError) as error:
+            TeamMapError, UnreadableText) as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None
 
 
@@ -279,8 +279,10 @@ def hr_exports(context: dg.AssetExecutionContext, config: LandingLoadConfig, lan
     the same columns, or the snapshot/leaver files). Rows with unknown org units, bad or
     future dates, bad flags, unknown termination reasons or a repeated (employee, date) go
     to quarantine.hr__headcount / quarantine.hr__terminations with their reason; every row
-    names the export it came from (source_file). A file that lost rows, employees or months
-    stops the load; a file still being copied keeps the rows its previous load took from it."""
+    names the export it came from (source_file). Several files combine by ROSTER_RULE: each
+    employee's roster headcount from the newest roster listing them, a leaver in several files
+    once. A file that lost rows, employees or months stops the load; a file still being copied
+    keeps the rows its previous load took from it."""
     with stopping_clearly():
         yield from _load_hr(context, config, landing, duckdb)
 
@@ -290,10 +292,12 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
     org_units = _identifiers(duckdb, "hr_org_unit")
     now = datetime.now(UTC)
     read: list[HrFile] = []
+    modified: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="psafe-landing-") as workdir:
         for path in files:
             settings = mapping.settings(path.name, "hr")
             snapshot = take_snapshot(path, Path(workdir), landing.encoding(settings.encoding))
+            modified[path.name] = snapshot.mtime_ns
             file = read_hr_file(snapshot, path.name, settings, org_units, now, landing.hr_id_salt, Path(workdir))
             file.diagnosis["sha256"] = snapshot.sha256
             read.append(file)
@@ -306,7 +310,8 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
             kept_facts = {name: facts for name, facts in old_facts.items() if name in waiting}
             accepted_shrink = check_shrinkage({k: v for k, v in old_facts.items() if k not in waiting}, new_facts,
                                               config.accept_shrunk_exports, "employee", "month")
-            counts = _copy_hr_tables(conn, read, leavers_only, waiting, datetime.now(UTC))
+            newest_last = [f.name for f in sorted(read, key=lambda f: (modified[f.name], f.name))]
+            counts, combined = _copy_hr_tables(conn, read, leavers_only, waiting, datetime.now(UTC), newest_last)
             write_facts(conn, "hr", {**new_facts, **kept_facts})
     for message in accepted_shrink:
         context.log.warning(f"accepted: {message}")
@@ -318,24 +323,41 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
         yield dg.MaterializeResult(asset_key=dg.AssetKey(["raw", key]), metadata={
             "rows": rows, "quarantined": quarantined, "quarantined_by_reason": dg.MetadataValue.json(reasons),
             "files": files_meta, "accepted_shrinkage": dg.MetadataValue.json(accepted_shrink),
+            "files_combined": dg.MetadataValue.json(combined),
             "waiting_for_complete_copy": dg.MetadataValue.json(waiting),
         })
 
 
+# Several rosters side by side (a monthly export each, or one per division): each employee's
+# headcount is taken from one of them, or an employee who moved team would count in both
+# teams every month. The newest wins: exports are dropped unedited, so the modification
+# time is when the tool wrote it; file names (bamboohr_2025-05, _2025-06) break a tie.
+ROSTER_RULE = ("each employee's monthly headcount comes from the newest roster listing them (latest modification "
+               "time, then the later file name); a leaver (employee, termination date) in several files counts once, "
+               "with the newest file's row; snapshot files add up, exact duplicate snapshot rows merged")
+
+
 def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: list[str],
-                    loaded_at: datetime) -> dict:
-    """Replace the HR tables with the union of every file's, in one transaction, straight
-    from the files' Parquet outputs (a 200 MB export never passes through Python). Each row
-    says which export it came from (``source_file``); the rows an earlier load took from the
-    files in ``waiting`` (still being copied) are kept as they were."""
-    def union(table: str, columns: tuple[str, ...], files: list[HrFile]) -> str:
-        """The files' rows of ``table`` with ``columns``; ``source_file`` is each export's name."""
+                    loaded_at: datetime, newest_last: list[str]) -> tuple[dict, dict]:
+    """Replace the HR tables with the files' rows, in one transaction, straight from the
+    files' Parquet outputs (a 200 MB export never passes through Python), combined by
+    ROSTER_RULE (``newest_last``: the files, oldest first). Each row says which export it
+    came from (``source_file``); the rows an earlier load took from the files in ``waiting``
+    (still being copied) are kept as they were. Returns the counts per table and what the
+    combination merged (for the metadata)."""
+    rank = {name: index for index, name in enumerate(newest_last)}
+
+    def quoted(name: str) -> str:
+        return "'" + name.replace("'", "''") + "'"
+
+    def rows(table: str, columns: tuple[str, ...], files: list[HrFile]) -> str:
+        """The files' rows of ``table`` with ``columns`` (``source_file`` is each export's
+        name) and each file's ``file_rank`` (higher: newer)."""
         def select(file: HrFile) -> str:
-            named = ", ".join(f"'{file.name.replace(chr(39), chr(39) * 2)}' as source_file" if c == "source_file"
-                              else c for c in columns)
-            return f"select {named} from read_parquet('{file.parquet(table)}')"
+            named = ", ".join(f"{quoted(file.name)} as source_file" if c == "source_file" else c for c in columns)
+            return f"select {named}, {rank[file.name]} as file_rank from read_parquet('{file.parquet(table)}')"
         empty = "select " + ", ".join(f"null::{'bigint' if c == 'source_line' else 'varchar'} as {c}"
-                                      for c in columns) + " where false"
+                                      for c in columns) + ", 0 as file_rank where false"
         return " union all ".join(select(f) for f in files) or empty
 
     def kept(schema: str, table: str, columns: tuple[str, ...]) -> str:
@@ -343,35 +365,68 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
             return ""
         return f" union all select {', '.join(columns)} from {schema}.{table} where source_file in (select unnest($waiting))"
 
-    rosters = [f for f in read if f.name not in leavers_only]
-    leavers = [f for f in read if f.name in leavers_only]
-    tables = [("raw", "hr__headcount", (*HEADCOUNT_COLUMNS, "source_file"), read),
-              ("raw", "hr__terminations", (*TERMINATION_COLUMNS, "source_file"), read),
-              ("quarantine", "hr__headcount", tuple(QUARANTINE_SCHEMA), rosters),
-              ("quarantine", "hr__terminations", tuple(QUARANTINE_SCHEMA), leavers)]
+    rosters = [f for f in read if f.preset != "snapshots"]
+    snapshot_files = [f for f in read if f.preset == "snapshots" and f.name not in leavers_only]
+    roster_employees = " union all ".join(
+        f"select employee_id, {quoted(f.name)} as source_file, {rank[f.name]} as file_rank "
+        f"from read_parquet('{f.parquet('employees')}')" for f in rosters)
+    headcount_columns = (*HEADCOUNT_COLUMNS, "source_file")
+    listed = ", ".join(headcount_columns)
+    from_rosters = f"select {listed} from ({rows('headcount', headcount_columns, rosters)})"
+    if len(rosters) > 1:
+        from_rosters += (f" join (select employee_id, max(file_rank) as file_rank from ({roster_employees}) "
+                         "group by 1) as newest using (employee_id, file_rank)")
+    from_snapshots = f"select {listed} from ({rows('headcount', headcount_columns, snapshot_files)})"
+    if len(snapshot_files) > 1:
+        # Snapshots are facts per date: several files add up, a row in two of them counts once.
+        from_snapshots = (f"select {', '.join(HEADCOUNT_COLUMNS)}, min(source_file) as source_file "
+                          f"from ({from_snapshots}) group by all")
+    termination_columns = (*TERMINATION_COLUMNS, "source_file")
+    leavers = f"select {', '.join(termination_columns)} from ({rows('terminations', termination_columns, read)})"
+    if len(read) > 1:
+        leavers = (f"select {', '.join(termination_columns)} from ({rows('terminations', termination_columns, read)}) "
+                   "qualify row_number() over (partition by employee_id, termination_date order by file_rank desc) = 1")
+    quarantine_columns = tuple(QUARANTINE_SCHEMA)
+    quarantined = ", ".join(quarantine_columns)
+    tables = [
+        ("raw", "hr__headcount", headcount_columns, f"{from_rosters} union all {from_snapshots}"),
+        ("raw", "hr__terminations", termination_columns, leavers),
+        ("quarantine", "hr__headcount", quarantine_columns, f"select {quarantined} from ("
+         + rows("quarantine", quarantine_columns, [f for f in read if f.name not in leavers_only]) + ")"),
+        ("quarantine", "hr__terminations", quarantine_columns, f"select {quarantined} from ("
+         + rows("quarantine", quarantine_columns, [f for f in read if f.name in leavers_only]) + ")"),
+    ]
     conn.execute("begin transaction")
     try:
         for schema in ("raw", "quarantine"):
             conn.execute(f"create schema if not exists {schema}")
-        for schema, table, columns, files in tables:
-            rows = union(table.removeprefix("hr__") if schema == "raw" else "quarantine", columns, files)
-            rows += kept(schema, table, columns)
+        for schema, table, columns, query in tables:
+            query += kept(schema, table, columns)
             stamp = ", $loaded_at::timestamptz as loaded_at" if schema == "quarantine" else ""
-            parameters = {"waiting": waiting} if "$waiting" in rows else {}
+            parameters = {"waiting": waiting} if "$waiting" in query else {}
             if stamp:
                 parameters["loaded_at"] = loaded_at
-            conn.execute(f"create or replace table {schema}.{table} as select *{stamp} from ({rows})", parameters)
+            conn.execute(f"create or replace table {schema}.{table} as select *{stamp} from ({query})", parameters)
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")
         raise
     counts = {}
     for key in ("hr__headcount", "hr__terminations"):
-        rows = conn.execute(f"select count(*) from raw.{key}").fetchone()[0]
+        total = conn.execute(f"select count(*) from raw.{key}").fetchone()[0]
         reasons = dict(conn.execute(f"select split_part(reason, ':', 1), count(*) from quarantine.{key} "
                                     "group by 1 order by 1").fetchall())
-        counts[key] = (rows, reasons)
-    return counts
+        counts[key] = (total, reasons)
+    superseded = dict(conn.execute(
+        f"select source_file, count(*) from (select source_file, file_rank, max(file_rank) over (partition by "
+        f"employee_id) as newest from ({roster_employees})) where file_rank < newest group by 1 order by 1"
+    ).fetchall()) if len(rosters) > 1 else {}
+    fresh = conn.execute("select count(*) from raw.hr__terminations where source_file not in (select unnest(?))",
+                         [waiting]).fetchone()[0]
+    combined = {"rule": ROSTER_RULE, "files_oldest_first": newest_last,
+                "employees_taken_from_a_newer_roster": superseded,
+                "leavers_merged": sum(f.counts["terminations"] for f in read) - fresh}
+    return counts, combined
 
 
 def _quarantine_check(asset_key: dg.AssetKey, table: str) -> dg.AssetChecksDefinition:

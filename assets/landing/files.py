@@ -26,7 +26,7 @@ from assets.landing.mapping import MAPPING_FILE, Mapping
 from assets.landing.presets import detect_hr_preset, detect_survey_preset
 from assets.landing.snapshot import ZIP_SIGNATURE, Snapshot, detect_encoding
 from assets.landing.survey import item_parts, item_texts
-from assets.landing.tables import read_records
+from assets.landing.tables import UnreadableText, read_records
 
 TEAM_MAP_FILE = "team_map.yml"
 EXPORT_SUFFIXES = {".csv", ".tsv", ".xlsx"}
@@ -72,6 +72,8 @@ def classify(path: Path, mapping: Mapping) -> str | None:
             snapshot = Snapshot(path, peek, "", 0, 0, "utf-8", False)
         try:
             records = read_records(snapshot)
+        except UnreadableText:
+            raise  # the file's own problem, named, not "not recognised"
         except ValueError:
             return None
     rows = [records.row(i) for i in range(min(10, records.frame.height))]

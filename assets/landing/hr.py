@@ -6,7 +6,9 @@ From a roster (employee id, org unit, title, hire date, termination date, termin
 or reason) the loader derives the monthly headcount snapshots (everyone hired on or before
 the first of the month and not gone before it) and the leavers, voluntary or not by the
 mapping file's reason lists (else by the words voluntary/involuntary/resignation in the
-reason). A reason neither covers is quarantined, never guessed. Critical roles come from
+reason). A reason neither covers is quarantined, never guessed. One date pattern reads all
+the file's date columns; a termination dated ahead (a notice period) counts the employee
+until then and as a leaver once it has passed. Critical roles come from
 a flag column or the mapping file's list of titles.
 
 Employee ids are replaced by salted SHA-256 hashes inside the query that reads them, before
@@ -26,18 +28,27 @@ from assets.landing.mapping import Settings
 from assets.landing.presets import HR_PRESETS, detect_hr_preset
 from assets.landing.snapshot import Snapshot
 from assets.landing.tables import Records, header_text, load_records
-from assets.landing.values import FALSE_WORDS, TRUE_WORDS, DatePattern
+from assets.landing.values import FALSE_WORDS, TRUE_WORDS, ZERO_DATE, AmbiguousDates, DatePattern
 from assets.warehouse.partitions import HISTORY_START
 
 HEADCOUNT_COLUMNS = ("snapshot_date", "employee_id", "org_unit", "role", "critical_role")
 TERMINATION_COLUMNS = ("employee_id", "org_unit", "role", "critical_role", "termination_date", "voluntary")
 # DuckDB's working memory for one HR file; beyond it, it spills to the file's temp folder.
 DUCKDB_MEMORY = "500MB"
-OUTPUTS = ("headcount", "terminations", "quarantine")
+# employees: the distinct (hashed) ids the file lists, loaded or quarantined: with several
+# rosters, each employee's headcount comes from the newest file listing them (assets.py).
+OUTPUTS = ("headcount", "terminations", "quarantine", "employees")
 # Rows above the header a report tool may add (a title, a run date): searched for the header.
 MAX_TITLE_ROWS = 10
 VOLUNTARY_WORDS = ("voluntary", "resignation", "resigned", "retirement", "retired")
-INVOLUNTARY_WORDS = ("involuntary", "dismiss", "layoff", "laid off", "redundan", "terminated for cause")
+# Death (BambooHR's standard termination type) is not the employee's choice, and voluntary
+# attrition is the KPI: it counts as involuntary.
+INVOLUNTARY_WORDS = ("involuntary", "dismiss", "layoff", "laid off", "redundan", "terminated for cause", "death",
+                     "deceased")
+DATE_ROLES = ("hire_date", "termination_date", "snapshot_date")
+# Distinct date values the file's date pattern is found from (a roster has a few thousand
+# distinct dates; more only in a file with times of day).
+DATE_SAMPLE = 50_000
 
 
 class HrExportError(ValueError):
@@ -56,6 +67,7 @@ class HrFile:
     folder: Path
     counts: dict[str, int]
     data_rows: int
+    # Employees the file lists, loaded or quarantined (what the shrink check compares).
     employees: int
     months: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -117,13 +129,10 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         header_row = records.frame["row"][header_index]
         conn.execute(f"create view data as select * from export where row > {header_row}")
         diagnosis = {**records.diagnosis, "preset": preset, "header_row": str(header_row)}
-        patterns = {}
-        for role in ("hire_date", "termination_date", "snapshot_date"):
-            if role in roles:
-                sample = [v for (v,) in conn.execute(f"select {roles[role]} from data where {roles[role]} is not null "
-                                                     "limit 2000").fetchall()]
-                patterns[role] = DatePattern.find(sample, settings.time_zone or "UTC", settings.date_format)
-                diagnosis[f"{role}_pattern"] = patterns[role].pattern
+        pattern = _date_pattern(conn, roles, records.row(header_index), settings, name)
+        patterns = {role: pattern for role in DATE_ROLES if role in roles}
+        for role in patterns:
+            diagnosis[f"{role}_pattern"] = pattern.pattern
         true_words = TRUE_WORDS + settings.true_words
         false_words = FALSE_WORDS + settings.false_words
         voluntary = _voluntary_sql(settings) if preset != "snapshots" else _is_true("voluntary_text", true_words)
@@ -133,7 +142,7 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
             {"key": list(org_units), "org_unit": list(org_units.values())},
             schema={"key": pl.String, "org_unit": pl.String}).to_arrow())
         conn.execute("create table org_units as select * from org_unit_frame")
-        checks = _row_checks(roles, preset, true_words, false_words, voluntary)
+        checks = _row_checks(roles, preset, true_words, false_words, voluntary, pattern)
         # Snapshot files repeat each employee every month: hash each id once.
         plain_id = f"coalesce(trim({roles['employee_id']}), '')"
         conn.execute(f"""create table id_hashes as select plain, case when plain = '' then ''
@@ -165,15 +174,25 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
             _snapshot_tables(conn, roles)
         else:
             _roster_tables(conn, settings.snapshots_from or date.fromisoformat(HISTORY_START), now.date())
+        conn.execute("create view employees as select distinct employee_id from checked where employee_id <> ''")
         months = [m for (m,) in conn.execute("select distinct left(snapshot_date, 7) from headcount "
                                              "order by 1").fetchall()]
         counts = {table: conn.execute(f"copy {table} to '{output / table}.parquet' (format parquet)").fetchone()[0]
                   for table in OUTPUTS}
-        employees = conn.execute("select count(distinct employee_id) from accepted").fetchone()[0]
+        # Quarantined rows count too: an employee whose row is quarantined now (an unknown
+        # reason) is still in the file, which did not shrink.
+        employees = counts["employees"]
+        notes = list(records.notes)
+        if preset != "snapshots" and "termination_date" in roles:
+            ahead = conn.execute("select count(*) from accepted where termination_date > ?",
+                                 [now.date()]).fetchone()[0]
+            if ahead:
+                notes.append(f"{ahead} termination dates after the load date (notice periods): employed until "
+                             "then, leavers once the date has passed")
         data_rows = conn.execute("select count(*) from data").fetchone()[0] + len(records.rejected)
     finally:
         conn.close()
-    return HrFile(name, preset, diagnosis, output, counts, data_rows, employees, months, list(records.notes),
+    return HrFile(name, preset, diagnosis, output, counts, data_rows, employees, months, notes,
                   leavers_only=preset == "snapshots" and "snapshot_date" not in roles)
 
 
@@ -196,16 +215,46 @@ def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) 
     return roles
 
 
+def _date_pattern(conn, roles: dict[str, str], header: list[str], settings: Settings, name: str
+                  ) -> DatePattern | None:
+    """One date pattern for all the file's date columns, found over their distinct values
+    together: a day above 12 among the hire dates settles the termination dates too, and a
+    file is never read day first in one column and month first in another."""
+    date_roles = [role for role in DATE_ROLES if role in roles]
+    if not date_roles:
+        return None
+    values = " union ".join(f"select trim({roles[role]}) as v from data" for role in date_roles)
+    sample = [v for (v,) in conn.execute(f"select v from ({values}) where v <> '' limit {DATE_SAMPLE}").fetchall()]
+    columns = tuple(header[int(roles[role][1:])] for role in date_roles)
+    try:
+        return DatePattern.find(sample, settings.time_zone or "UTC", settings.date_format, file=name,
+                                columns=columns, section="hr")
+    except AmbiguousDates as error:
+        raise HrExportError(str(error)) from None
+
+
 def _date_role(roles: dict[str, str]) -> str:
     return "snapshot_date" if "snapshot_date" in roles else "termination_date"
 
 
+def _date_text(column: str) -> str:
+    """The cell's text, '' for an empty or all-zero date (BambooHR writes 0000-00-00)."""
+    return (f"case when regexp_full_match(coalesce(trim({column}), ''), '{ZERO_DATE}') then '' "
+            f"else coalesce(trim({column}), '') end")
+
+
+# DuckDB's casts are looser than ISO (a timestamp cast reads 6/1/24 as the year 6): only
+# YYYY-MM-DD[ HH:MM[:SS[.f]]] is cast.
+ISO_DATE = r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?"
+
+
 def _date_sql(column: str, pattern: DatePattern) -> str:
+    value = f"nullif({_date_text(column)}, '')"
     if pattern.pattern == "iso":
-        value = f"nullif(trim({column}), '')"
-        return (f"case when length({value}) = 10 then try_cast({value} as date) "
+        return (f"case when not regexp_full_match({value}, '{ISO_DATE}') then null "
+                f"when length({value}) = 10 then try_cast({value} as date) "
                 f"else try_cast(try_cast({value} as timestamp) as date) end")
-    return f"try_strptime(nullif(trim({column}), ''), '{pattern.pattern}')::date"
+    return f"try_strptime({value}, '{pattern.pattern}')::date"
 
 
 def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern]) -> str:
@@ -214,7 +263,7 @@ def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern]) -> str:
     def text(role: str) -> str:
         return f"coalesce(trim({roles[role]}), '')" if role in roles else "''"
 
-    dates = "".join(f"{_date_sql(roles[role], pattern)} as {role}, {text(role)} as {role}_text, "
+    dates = "".join(f"{_date_sql(roles[role], pattern)} as {role}, {_date_text(roles[role])} as {role}_text, "
                     for role, pattern in patterns.items())
     return f"""
         select
@@ -234,17 +283,21 @@ def _is_true(column: str, true_words: tuple[str, ...]) -> str:
     return f"list_contains({_sql_list(true_words)}, lower({column}))"
 
 
-def _row_checks(roles, preset, true_words, false_words, voluntary: str) -> str:
-    """A DuckDB expression of every error of a row, joined by '; ' (empty: the row loads)."""
+def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern: DatePattern | None) -> str:
+    """A DuckDB expression of every error of a row, joined by '; ' (empty: the row loads). A
+    roster's termination date may lie ahead (a notice period entered in advance): the
+    employee counts until then, as a leaver once it has passed (``_roster_tables``)."""
     checks = ["case when employee_id = '' then 'missing id: employee id is empty' end",
               "case when org_units.org_unit is null then 'unknown team: org unit ''' || org_unit_text || "
               "''' is not in the team map''s hr_org_units' end"]
-    for role in ("hire_date", "termination_date", "snapshot_date"):
+    for role in DATE_ROLES:
         if role in roles:
+            mismatch = pattern.mismatch().replace("'", "''")
             checks.append(f"case when {role}_text <> '' and {role} is null then 'bad date: {role} ''' || {role}_text "
-                          f"|| ''' does not match the column''s date pattern (set hr.date_format)' end")
-            checks.append(f"case when {role} > loaded_now then 'future date: {role} ' || {role}_text || "
-                          "' is after the load time' end")
+                          f"|| ''' {mismatch}' end")
+            if role != "termination_date" or preset == "snapshots":
+                checks.append(f"case when {role} > loaded_now then 'future date: {role} ' || {role}_text || "
+                              "' is after the load time' end")
     if "hire_date" in roles:
         checks.append("case when hire_date_text = '' then 'bad date: hire date is empty' end")
         if "termination_date" in roles:
@@ -307,7 +360,9 @@ def _snapshot_tables(conn, roles) -> None:
 
 def _roster_tables(conn, start: date, today: date) -> None:
     """Tables ``headcount`` (monthly opening snapshots from ``start`` to this month) and
-    ``terminations`` (the leavers) from a roster."""
+    ``terminations`` (the leavers) from a roster. A termination dated after ``today`` is a
+    notice period: the employee is in every snapshot until then and a leaver only once the
+    date has passed (a later load), so attrition never counts someone still employed."""
     conn.execute(f"""
         create view headcount as select strftime(month, '%Y-%m-%d') as snapshot_date, employee_id, org_unit, role,
                is_critical::varchar as critical_role
@@ -315,7 +370,7 @@ def _roster_tables(conn, start: date, today: date) -> None:
                              date_trunc('month', date '{today.isoformat()}') + interval 1 day,
                              interval 1 month) as months(month)
         where hire_date <= month and (termination_date is null or termination_date >= month)""")
-    conn.execute("""
+    conn.execute(f"""
         create view terminations as select employee_id, org_unit, role, is_critical::varchar as critical_role,
                strftime(termination_date, '%Y-%m-%d') as termination_date, is_voluntary::varchar as voluntary
-        from accepted where termination_date is not null order by row""")
+        from accepted where termination_date <= date '{today.isoformat()}' order by row""")

@@ -13,7 +13,8 @@ the presets' defaults. A wrong key or value stops the load with a message naming
       time_zone: Europe/Berlin      # of dates written without an offset; default UTC
       scale_points: 7               # 5 or 7; default PSAFE_SURVEY_SCALE_POINTS (7)
       submitted_at_value: 2024-03-15  # for exports without dates (Culture Amp)
-      answer_labels: {"Stimme voll zu": 7, "Stimme zu": 6}
+      answer_labels: {"Stimme voll zu": 7, "Stimme zu": 6}  # also a tool's recodes ("0": 1) and
+                                    # codes for no answer ("-98": null); Qualtrics' -99 is one already
       item_sets:                    # assets/landing/item_sets.py: psychological_safety (required),
                                     # accountability, clark_inclusion, clark_learner, clark_contributor,
                                     # clark_challenger (optional: loaded when the export has them)
@@ -85,7 +86,7 @@ class Settings:
     time_zone: str | None = None
     scale_points: int | None = None
     submitted_at_value: date | None = None
-    answer_labels: dict[str, int] = field(default_factory=dict)
+    answer_labels: dict[str, int | None] = field(default_factory=dict)
     aliases: dict[str, dict[int, tuple[str, ...]]] = field(default_factory=dict)
     already_reversed: dict[str, tuple[int, ...]] = field(default_factory=dict)
     voluntary_reasons: tuple[str, ...] = ()
@@ -214,8 +215,9 @@ def _section(section: dict, kind: str, where: str) -> dict:
             raise MappingError(f"{where}: {key} must be a date like 2024-03-15, not {section[key]!r}")
     if "answer_labels" in section:
         labels = section["answer_labels"]
-        if not isinstance(labels, dict) or not all(isinstance(v, int) for v in labels.values()):
-            raise MappingError(f"{where}: answer_labels must map answer texts to numbers, e.g. {{Agree: 6}}")
+        if not isinstance(labels, dict) or not all(v is None or isinstance(v, int) for v in labels.values()):
+            raise MappingError(f"{where}: answer_labels must map answer texts to numbers, e.g. {{Agree: 6}}, "
+                               "or to null for no answer")
         out["answer_labels"] = {header_text(str(k)): v for k, v in labels.items()}
     for key in ("voluntary_reasons", "involuntary_reasons", "critical_roles"):
         if key in section:

@@ -43,16 +43,21 @@ class SurveyPreset:
     # No response id in the export: one is made from the response's content.
     id_from_content: bool = False
     needs_date_from_mapping: bool = False
+    # Answer texts that mean "not answered" (as an empty cell does).
+    unanswered: tuple[str, ...] = ()
 
+
+# Qualtrics' export option "Recode seen but unanswered questions as -99".
+QUALTRICS_SEEN_UNANSWERED = "-99"
 
 SURVEY_PRESETS: dict[str, SurveyPreset] = {p.name: p for p in (
     SurveyPreset("qualtrics", 3, ("responseid",), ("recordeddate", "enddate"),
                  excluded_status=("1", "2", "8", "9", "12", "17", "survey preview", "survey test", "spam",
                                   "preview spam", "survey preview spam", "imported spam", "offline survey preview"),
-                 finished=("finished",)),
+                 finished=("finished",), unanswered=(QUALTRICS_SEEN_UNANSWERED,)),
     SurveyPreset("qualtrics_legacy", 2, ("responseid",), ("enddate",),
                  excluded_status=("1", "2", "8", "9", "12", "17", "survey preview", "survey test", "spam"),
-                 finished=("finished",)),
+                 finished=("finished",), unanswered=(QUALTRICS_SEEN_UNANSWERED,)),
     SurveyPreset("google_forms", 1, (), ("timestamp",), id_from_content=True),
     SurveyPreset("microsoft_forms", 1, ("id",), ("completion time",)),
     SurveyPreset("surveymonkey", 2, ("respondent id",), ("end date",), stem_row_forward_filled=True),

@@ -37,7 +37,7 @@ from assets.landing.presets import SURVEY_PRESETS, SurveyPreset, detect_survey_p
 from assets.landing.snapshot import take_snapshot
 from assets.landing.tables import Records, header_text, read_records
 from assets.landing.validation import Checked, RowError, supersede_duplicates
-from assets.landing.values import AGREEMENT_LABELS, DatePattern, parse_answer
+from assets.landing.values import AGREEMENT_LABELS, AmbiguousDates, DatePattern, parse_answer
 from assets.models.psychometrics import cronbach_alpha
 
 # Kept for the synthetic generator and tests: (text, reverse-keyed) of Edmondson's items.
@@ -127,10 +127,10 @@ def all_item_texts(settings: Settings) -> dict[str, tuple[str, int]]:
 
 
 def item_parts(text: str) -> list[str]:
-    """The parts of a header that may hold an item's text: the whole header, the statement
-    after a matrix stem ("stem - statement", "stem: statement", "stem.statement") and a
-    grid row ("Question [row]")."""
-    parts = [text]
+    """The parts of a header that may hold an item's text: the whole header, each of its lines
+    (a note under the statement: "...\n(optional)"), the statement after a matrix stem ("stem -
+    statement", "stem: statement", "stem.statement") and a grid row ("Question [row]")."""
+    parts = [text, *(line for line in text.splitlines() if line.strip())]
     if text.endswith("]") and "[" in text:
         parts.append(text[text.rindex("[") + 1:-1])
     for separator in (" - ", " – ", ": ", "-", "."):
@@ -233,9 +233,13 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
     if roles["submitted_at"] is not None:
         column = f"c{roles['submitted_at']}"
         time_zone = settings.time_zone or _export_time_zone(cells[roles["submitted_at"]]) or "UTC"
-        dates = DatePattern.find(data[column].fill_null("").to_list(), time_zone, settings.date_format)
+        try:
+            dates = DatePattern.find(data[column].fill_null("").to_list(), time_zone, settings.date_format,
+                                     file=name, columns=(cells[roles["submitted_at"]][0].strip(),))
+        except AmbiguousDates as error:
+            raise SurveyExportError(str(error)) from None
         diagnosis.update(date_pattern=dates.pattern, time_zone=time_zone)
-    labels = {**AGREEMENT_LABELS[scale_points], **settings.answer_labels}
+    labels = {**AGREEMENT_LABELS[scale_points], **dict.fromkeys(preset.unanswered), **settings.answer_labels}
     already = {(key, number) for key, numbers in settings.already_reversed.items() for number in numbers}
     used = {column: header_text(cells[column][0]) or questions[column] for column in
             [c for c in roles.values() if c is not None] + list(items)}
@@ -386,9 +390,14 @@ def combine_survey_files(files: list[SurveyFile], scale_points: int) -> SurveyLo
     load.keying_failures = keying_failures(rows)
     held_back = {(f.item_set.key, f.wave) for f in load.keying_failures}
     checked.accepted.extend(r for r in rows if (r["item_set"], _wave(r["submitted_at"])) not in held_back)
-    top = max((row["answer"] for row in rows), default=0)
-    if scale_points == 7 and load.responses >= MIN_RESPONSES_FOR_SCALE_CHECK and top <= 5:
-        load.warnings.append("every answer is within 1..5: if this export uses a 5-point scale, set "
+    # A 5-point export read on the 7-point scale: its numbers never pass 5, and its labels, read
+    # as the 7-point scale's (Strongly disagree 1, Disagree 2, Neutral 4, Agree 6, Strongly agree
+    # 7), give five answers with gaps.
+    answered = sorted({row["answer"] for row in rows})
+    if (scale_points == 7 and load.responses >= MIN_RESPONSES_FOR_SCALE_CHECK
+            and (answered[-1] <= 5 or len(answered) <= 5)):
+        load.warnings.append(f"only the answers {', '.join(map(str, answered))} occur on the 7-point scale: if this "
+                             "export uses a 5-point scale (numbers 1..5, or its labels), set "
                              "PSAFE_SURVEY_SCALE_POINTS (or scale_points in export_mapping.yml) to 5")
     load.warnings.extend(f.message for f in load.keying_failures)
     return load

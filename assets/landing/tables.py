@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import duckdb
 import polars as pl
 from python_calamine import CalamineWorkbook
 
-from assets.landing.snapshot import Snapshot
+from assets.landing.snapshot import CHUNK, Snapshot
 
 # Excel's own limit on a cell: longer text is free text nobody could have typed in a cell.
 MAX_CELL_CHARS = 32_767
@@ -92,16 +93,27 @@ def load_records(conn: duckdb.DuckDBPyConnection, snapshot: Snapshot, sheet: str
     return records
 
 
+class UnreadableText(ValueError):
+    """DuckDB's CSV reader gave up on a file (not a record of it: the whole file)."""
+
+
 def _read_text(conn: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> Records:
+    snapshot = _with_lf_line_ends(snapshot)
     delimiter, width = _dialect(snapshot)
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
-    conn.execute(
-        "create table records as select * from read_csv(?, header=false, "
-        "auto_detect=false, delim=?, quote='\"', escape='\"', skip=0, "
-        f"columns={columns}, strict_mode=true, store_rejects=true, rejects_table='rejected_rows', "
-        f"rejects_scan='rejected_scans', max_line_size={MAX_LINE_BYTES})",
-        [str(snapshot.path), delimiter],
-    )
+    try:
+        conn.execute(
+            "create table records as select * from read_csv(?, header=false, "
+            "auto_detect=false, delim=?, quote='\"', escape='\"', skip=0, "
+            f"columns={columns}, strict_mode=true, store_rejects=true, rejects_table='rejected_rows', "
+            f"rejects_scan='rejected_scans', max_line_size={MAX_LINE_BYTES})",
+            [str(snapshot.path), delimiter],
+        )
+    except duckdb.Error as error:
+        raise UnreadableText(
+            f"{snapshot.name}: DuckDB's CSV reader could not read it as {DELIMITER_NAMES[delimiter]}-delimited "
+            f"text with {width} columns ({str(error).splitlines()[0]}); export it again as CSV (UTF-8) or XLSX"
+        ) from None
     errors = conn.execute(
         "select distinct line, line_byte_position, error_type, csv_line, error_message, byte_position "
         "from rejected_rows order by line"
@@ -120,11 +132,35 @@ def _dialect(snapshot: Snapshot) -> tuple[str, int]:
     the width every record must have. (DuckDB's sniffer guesses wrong, or stops, on the very
     files that need diagnosing: a broken quote or a stray byte in its sample.)"""
     with snapshot.path.open("rb") as fh:
-        first_line = fh.readline(MAX_LINE_BYTES).decode("utf-8", errors="replace").lstrip("\ufeff")
+        head = fh.read(MAX_LINE_BYTES).decode("utf-8", errors="replace").lstrip("\ufeff")
+    first_line = head.split("\n", 1)[0]
     counts = {d: first_line.count(d) for d in DELIMITER_NAMES}
     delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-    header = next(csv.reader([first_line.rstrip("\r\n")], delimiter=delimiter), [])
+    # The first record, not line: a header cell may hold a line break (Alt+Enter in Excel).
+    header = next(csv.reader(io.StringIO(head, newline=""), delimiter=delimiter), [])
     return delimiter, max(len(header), 1)
+
+
+def _with_lf_line_ends(snapshot: Snapshot) -> Snapshot:
+    """DuckDB (1.5) takes a file's line ending from its first line break. Excel writes a line
+    break inside a cell as LF and ends records with CRLF, so a header cell holding one (Alt+Enter
+    in a question's text) makes DuckDB read the CRLF records wrong and fail on the whole file
+    ("The CSV Parser state machine reached an invalid state"). Such a file is read from a copy
+    with LF line ends (a CRLF inside a quoted cell becomes LF too: free text is never loaded,
+    and header texts are compared with their white space normalised)."""
+    with snapshot.path.open("rb") as fh:
+        first_line = fh.readline(MAX_LINE_BYTES)
+        if first_line.endswith(b"\r\n") or first_line.count(b'"') % 2 == 0 or b"\r\n" not in fh.read(MAX_LINE_BYTES):
+            return snapshot
+    copy = snapshot.path.with_name(f"{snapshot.path.name}.lf")
+    with snapshot.path.open("rb") as fh, copy.open("wb") as out:
+        carried = b""
+        while chunk := fh.read(CHUNK):
+            chunk = carried + chunk
+            carried = b"\r" if chunk.endswith(b"\r") else b""
+            out.write(chunk[: len(chunk) - len(carried)].replace(b"\r\n", b"\n"))
+        out.write(carried)
+    return replace(snapshot, path=copy)
 
 
 def _rejected(snapshot: Snapshot, errors: list[tuple], records: Records) -> set[int]:

@@ -1,6 +1,7 @@
 """Cell values as survey and HR tools write them: answers as numbers ("4", "4.0") or choice
 text ("Agree", "4 - Agree"), true/false words, and dates in whatever pattern a tool uses,
-found once per column (``DatePattern.find``) so a whole file is read one way.
+found once per file over all its date columns (``DatePattern.find``) so a whole file is read
+one way, and never guessed when two patterns read it differently.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ TRUE_WORDS = ("true", "t", "yes", "y", "1", "x")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "")
 
 # Agreement labels as survey tools write them; the mapping file's answer_labels add others.
+# Qualtrics' 5-point agreement scale says "Somewhat" where others say nothing.
 AGREEMENT_LABELS: dict[int, dict[str, int]] = {
-    5: {"strongly disagree": 1, "disagree": 2, "neither agree nor disagree": 3, "neutral": 3, "agree": 4,
-        "strongly agree": 5},
+    5: {"strongly disagree": 1, "disagree": 2, "somewhat disagree": 2, "neither agree nor disagree": 3, "neutral": 3,
+        "agree": 4, "somewhat agree": 4, "strongly agree": 5},
     7: {"strongly disagree": 1, "disagree": 2, "somewhat disagree": 3, "slightly disagree": 3,
         "neither agree nor disagree": 4, "neutral": 4, "somewhat agree": 5, "slightly agree": 5, "agree": 6,
         "strongly agree": 7},
@@ -27,17 +29,20 @@ AGREEMENT_LABELS: dict[int, dict[str, int]] = {
 _NUMBER = re.compile(r"(\d+)(?:\.0*)?(?:\s*[-=:.)]\s*\S.*)?")
 
 
-def parse_answer(value: str, item_no: int, scale_points: int, labels: dict[str, int]) -> int | None:
-    """The 1..K answer in a cell (None: not answered): a whole number, "4.0", "4 - Agree", or
-    a label of ``labels`` (compared without case)."""
+def parse_answer(value: str, item_no: int, scale_points: int, labels: dict[str, int | None]) -> int | None:
+    """The 1..K answer in a cell (None: not answered): a label of ``labels`` (compared without
+    case; a label may stand for a number, such as a tool's recode 0 for 1, or for no answer:
+    None), else a whole number, "4.0" or "4 - Agree"."""
     text = value.strip()
     if not text:
         return None
     number = _NUMBER.fullmatch(text)
-    if number:
-        answer = int(number.group(1))
-    elif header_text(text) in labels:
+    if header_text(text) in labels:
         answer = labels[header_text(text)]
+        if answer is None:
+            return None
+    elif number:
+        answer = int(number.group(1))
     else:
         raise RowError(f"unknown answer: item {item_no} answer {text!r} is neither a number nor an answer label "
                        f"(add it to survey.answer_labels in the mapping file)")
@@ -56,8 +61,10 @@ def parse_flag(value: str, column: str, true_words: tuple[str, ...], false_words
                    f"or false words ({', '.join(w for w in false_words if w)})")
 
 
-# Patterns tried in order when the mapping file names none; the first that reads every
-# value of the column wins, so 03/04/2024 is read the same way throughout a file.
+# Patterns tried in order when the mapping file names none. One pattern reads all of a
+# file's dates (every date column together), so 03/04/2024 is read the same way throughout
+# it; when two patterns read every date and disagree (all days 12 or less), the file is not
+# guessed (``AmbiguousDates``).
 DATE_PATTERNS = (
     "iso",
     "%Y/%m/%d %I:%M:%S %p",   # Google Forms CSV download: 2024/01/18 1:56:43 PM GMT+1
@@ -77,15 +84,47 @@ DATE_PATTERNS = (
     "%d-%b-%Y",               # Workday: 18-Jan-2024
     "%b %d, %Y",
 )
-_ZONE_SUFFIX = re.compile(r"\s*(?:(?:GMT|UTC)(?:([+-])(\d{1,2})(?::?(\d{2}))?)?|Z)$")
+# Time-zone abbreviations a tool may append (Google Forms writes the form's zone: "EST",
+# "PDT", or "GMT+1" where it has no abbreviation), as offsets in minutes. Only abbreviations
+# that name one zone; CST is North America's Central time, as Google writes it. Others (IST,
+# BST, AST name several) are not guessed: their dates are quarantined, and a date_format with
+# the abbreviation as literal text plus the mapping's time_zone reads them.
+ZONE_ABBREVIATIONS = {
+    "EST": -300, "EDT": -240, "CST": -360, "CDT": -300, "MST": -420, "MDT": -360, "PST": -480, "PDT": -420,
+    "AKST": -540, "AKDT": -480, "HST": -600, "WET": 0, "WEST": 60, "CET": 60, "CEST": 120, "EET": 120,
+    "EEST": 180, "MSK": 180, "JST": 540, "KST": 540, "HKT": 480, "SGT": 480, "AWST": 480, "ACST": 570,
+    "ACDT": 630, "AEST": 600, "AEDT": 660, "NZST": 720, "NZDT": 780,
+}
+_ZONE_SUFFIX = re.compile(r"\s*(?:(?:GMT|UTC)(?:([+-])(\d{1,2})(?::?(\d{2}))?)?|Z|("
+                          + "|".join(ZONE_ABBREVIATIONS) + r"))$")
+# An all-zero date is how some tools (BambooHR: 0000-00-00) write an empty one. The same
+# regular expression serves Python and DuckDB (RE2: no back references).
+ZERO_DATE = r"0{1,4}[-/.]0{1,2}[-/.]0{1,4}(?:[ T]0{1,2}:00(?::00)?)?"
+_ZERO_DATE = re.compile(ZERO_DATE)
+# Examples of disagreeing readings an ambiguity message shows.
+AMBIGUOUS_EXAMPLES = 3
+
+
+class AmbiguousDates(ValueError):
+    """More than one date pattern reads every date of a file and they give different dates;
+    the message names the file, columns, examples, readings and the mapping key to set."""
+
+
+def is_empty_date(text: str) -> bool:
+    """An empty cell or an all-zero date (0000-00-00): no date."""
+    text = text.strip()
+    return not text or bool(_ZERO_DATE.fullmatch(text))
 
 
 def _split_zone(text: str) -> tuple[str, int | None]:
-    """('2024/01/18 1:56:43 PM', +60) from '2024/01/18 1:56:43 PM GMT+1' (offset in minutes)."""
+    """('2024/01/18 1:56:43 PM', +60) from '2024/01/18 1:56:43 PM GMT+1', -300 from '... EST'
+    (offset in minutes)."""
     match = _ZONE_SUFFIX.search(text)
     if not match or match.start() == 0:
         return text, None
-    sign, hours, minutes = match.groups()
+    sign, hours, minutes, abbreviation = match.groups()
+    if abbreviation:
+        return text[: match.start()], ZONE_ABBREVIATIONS[abbreviation]
     offset = 0 if hours is None else (int(hours) * 60 + int(minutes or 0)) * (-1 if sign == "-" else 1)
     return text[: match.start()], offset
 
@@ -98,35 +137,99 @@ def _parse_with(pattern: str, text: str) -> datetime:
     return parsed
 
 
+def _readings(pattern: str, values: list[str], allowed_failures: int) -> dict[str, datetime] | None:
+    """Each value ``pattern`` reads, with its reading; None once more than
+    ``allowed_failures`` values fail (the pattern cannot win)."""
+    read, failures = {}, 0
+    for value in values:
+        try:
+            read[value] = _parse_with(pattern, value)
+        except ValueError:
+            failures += 1
+            if failures > allowed_failures:
+                return None
+    return read
+
+
+def _shown(pattern: str) -> str:
+    return "iso (YYYY-MM-DD[ HH:MM:SS])" if pattern == "iso" else pattern
+
+
+def _reading_text(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d}" if (moment.hour, moment.minute, moment.second) == (0, 0, 0) else \
+        f"{moment:%Y-%m-%d %H:%M:%S}"
+
+
 @dataclass(frozen=True)
 class DatePattern:
-    """How one column's dates read: a strptime pattern (or ``iso``), and the time zone of
-    values written without an offset."""
+    """How a file's dates read: a strptime pattern (or ``iso``), the time zone of values
+    written without an offset, and (found, not configured) how many of the file's distinct
+    date values it read (``read`` of ``total``) and the mapping section to set it in."""
 
     pattern: str
     time_zone: str = "UTC"
+    configured: bool = False
+    read: int = 0
+    total: int = 0
+    section: str = "survey"
 
     @classmethod
-    def find(cls, values: list[str], time_zone: str = "UTC", pattern: str | None = None) -> DatePattern:
-        """The configured ``pattern``, else the first of DATE_PATTERNS that reads every
-        non-empty value (else the one that reads most: the rest are quarantined)."""
+    def find(cls, values: list[str], time_zone: str = "UTC", pattern: str | None = None, *, file: str = "",
+             columns: tuple[str, ...] = (), section: str = "survey") -> DatePattern:
+        """The configured ``pattern``, else the pattern of DATE_PATTERNS that reads every
+        non-empty value of ``values`` (all date columns of the file together: a day above 12
+        in one column settles the others), else the one that reads most (the rest are
+        quarantined). Raises ``AmbiguousDates`` when several patterns read as many values and
+        read them as different dates: a UK 05/02/2025 is not guessed to be 2 May."""
         if pattern:
-            return cls(pattern, time_zone)
-        sample = [v.strip() for v in values if v and v.strip()]
-        best, best_count = DATE_PATTERNS[0], -1
+            return cls(pattern, time_zone, configured=True, section=section)
+        sample = list(dict.fromkeys(v.strip() for v in values if v and not is_empty_date(v)))
+        best: list[tuple[str, dict[str, datetime]]] = []
         for candidate in DATE_PATTERNS:
-            count = 0
-            for value in sample:
-                try:
-                    _parse_with(candidate, value)
-                    count += 1
-                except ValueError:
-                    pass
-            if count == len(sample):
-                return cls(candidate, time_zone)
-            if count > best_count:
-                best, best_count = candidate, count
-        return cls(best, time_zone)
+            # A candidate that fails more values than the best so far cannot win: stop early.
+            allowed = len(sample) - len(best[0][1]) if best else len(sample)
+            read = _readings(candidate, sample, allowed)
+            if read is None:
+                continue
+            if best and len(read) == len(best[0][1]):
+                best.append((candidate, read))
+            elif not best or len(read) > len(best[0][1]):
+                best = [(candidate, read)]
+        if not best or not best[0][1]:
+            return cls(DATE_PATTERNS[0], time_zone, total=len(sample), section=section)
+        (chosen, chosen_read), others = best[0], best[1:]
+        disagreeing = [(other, read) for other, read in others
+                       if any(read[v] != chosen_read[v] for v in read.keys() & chosen_read.keys())]
+        if disagreeing:
+            raise AmbiguousDates(cls._ambiguity(file, columns, section, [best[0], *disagreeing], len(sample)))
+        return cls(chosen, time_zone, read=len(chosen_read), total=len(sample), section=section)
+
+    @staticmethod
+    def _ambiguity(file: str, columns: tuple[str, ...], section: str,
+                   readings: list[tuple[str, dict[str, datetime]]], total: int) -> str:
+        (_, first_read), rest = readings[0], readings[1:]
+        examples = [v for v in first_read if any(v in read and read[v] != first_read[v] for _, read in rest)]
+        shown = "; ".join(f"{v!r} is " + " or ".join(f"{_reading_text(read[v])} ({pattern})"
+                                                   for pattern, read in readings if v in read)
+                          for v in examples[:AMBIGUOUS_EXAMPLES])
+        patterns = " and ".join(repr(pattern) for pattern, _ in readings)
+        return (f"{file}: the dates of {', '.join(repr(c) for c in columns) or 'its date column'} can be read by "
+                f"{patterns} ({len(first_read)} of the {total} distinct values), which give different dates: "
+                f"{shown}. No value of the file settles it (no day above 12), so nothing is guessed: set "
+                f"date_format under {section}: in export_mapping.yml (or in a files: entry matching {file!r}) to "
+                f"the pattern this export is in: {' or '.join(repr(pattern) for pattern, _ in readings)}")
+
+    def mismatch(self) -> str:
+        """Why a value the pattern does not read is refused, after 'bad date: column value'."""
+        tried = ", ".join(_shown(p) for p in DATE_PATTERNS)
+        where = f"date_format under {self.section}: in export_mapping.yml (or a files: entry)"
+        if self.configured:
+            return f"is not in the date_format {self.pattern} set in the mapping file (correct {where})"
+        if not self.read:
+            return f"is in none of the date patterns tried ({tried}); set {where} to the pattern of this export"
+        return (f"is not in the date pattern {_shown(self.pattern)} that reads {self.read} of the file's "
+                f"{self.total} distinct date values (patterns tried: {tried}); set {where} if another pattern is "
+                f"right")
 
     def parse(self, value: str, column: str, now: datetime) -> datetime:
         """``value`` as naive UTC; dates after ``now`` (the load time) are refused."""
@@ -134,9 +237,7 @@ class DatePattern:
         try:
             parsed = _parse_with(self.pattern, text)
         except ValueError:
-            shown = "an ISO date (YYYY-MM-DD[ HH:MM:SS])" if self.pattern == "iso" else f"in the pattern {self.pattern}"
-            raise RowError(f"bad date: {column} {text!r} is not {shown} like the rest of the column "
-                           f"(set date_format in the mapping file if the pattern is wrong)") from None
+            raise RowError(f"bad date: {column} {text!r} {self.mismatch()}") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=ZoneInfo(self.time_zone))
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
