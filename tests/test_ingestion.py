@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -64,11 +65,11 @@ def resources(sandbox, warehouse, **options) -> dict:
     }
 
 
-def sync(org, sandbox, warehouse, instance=None, history_start=None, selection=None,
+def sync(org, sandbox, warehouse, instance=None, history_start=None, selection=None, config=None,
          **options) -> dg.ExecuteInProcessResult:
     """The raw API assets (``selection``: some of their definitions) and their quarantine checks,
-    in one run."""
-    start = {"config": {"history_start": history_start or org.spec.start.isoformat()}}
+    in one run; ``config``: more of the synced assets' config."""
+    start = {"config": {"history_start": history_start or org.spec.start.isoformat(), **(config or {})}}
     definitions = dg.Definitions(assets=RAW_ASSETS, asset_checks=QUARANTINE_CHECKS,
                                  resources=resources(sandbox, warehouse, **options),
                                  jobs=[dg.define_asset_job("sync", selection=selection)])
@@ -563,6 +564,69 @@ def test_a_jira_issue_whose_changelog_cannot_be_completed_is_quarantined_not_fat
     assert histories == [c.id for c in victim.changelog]
 
 
+def removed_issues(result: dg.ExecuteInProcessResult) -> int:
+    [materialization] = [m for m in result.asset_materializations_for_node("raw__jira__issues")]
+    return materialization.metadata["removed"].value
+
+
+def test_issues_deleted_in_jira_leave_the_warehouse_at_the_next_sync(org, tmp_path):
+    # Jira Cloud reports no deletions: an issue deleted there (or moved out of the token's
+    # sight) is simply no longer listed. Before, it counted in the marts for ever.
+    warehouse = tmp_path / "warehouse.duckdb"
+    referenced = {key for t in org.tickets for key in [t.parent_key, *(other for _, other in t.links)] if key}
+    deleted = [t for t in org.tickets if t.key not in referenced][:2]
+    with start_sandbox(org) as sandbox:
+        assert sync(org, sandbox, warehouse, selection=[jira_issues]).success
+    held = {row[0] for row in query(warehouse, "select id from raw.jira__issues")}
+    assert held == {t.id for t in org.tickets}
+    remaining = replace(org, tickets=[t for t in org.tickets if t not in deleted])
+    with start_sandbox(remaining) as sandbox:
+        result = sync(remaining, sandbox, warehouse, selection=[jira_issues])
+        # One id listing: 5,000 ids a page.
+        listings = sandbox.request_counts["jira GET /rest/api/3/search/jql"]
+    assert result.success, failures(result)
+    assert {row[0] for row in query(warehouse, "select id from raw.jira__issues")} == held - {t.id for t in deleted}
+    assert removed_issues(result) == 2 and listings == 2  # the night's search and the listing
+
+
+def test_a_stale_id_listing_removes_nothing(org, tmp_path):
+    # A cache answering the listing with an older one: it lacks the issue this very run received.
+    warehouse = tmp_path / "warehouse.duckdb"
+    newest = max(org.tickets, key=lambda t: t.updated)
+    referenced = {key for t in org.tickets for key in [t.parent_key, *(other for _, other in t.links)] if key}
+    gone = next(t for t in org.tickets if t.key not in referenced and t is not newest)
+
+    def without_newest(body: dict) -> dict:
+        if body["issues"] and "fields" not in body["issues"][0]:
+            body["issues"] = [issue for issue in body["issues"] if issue["id"] != newest.id]
+        return body
+
+    with start_sandbox(org, as_of=newest.updated - timedelta(days=2)) as sandbox:
+        assert sync(org, sandbox, warehouse, selection=[jira_issues]).success
+    shown = replace(org, tickets=[t for t in org.tickets if t is not gone])
+    with start_sandbox(shown) as sandbox:
+        sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/search/jql", rewrite=without_newest, times=None)
+        result = sync(shown, sandbox, warehouse, selection=[jira_issues])
+    assert result.success and removed_issues(result) == 0
+    assert query(warehouse, f"select count(*) from raw.jira__issues where id in ('{gone.id}', '{newest.id}')") == [(2,)]
+
+
+def test_most_issues_missing_at_once_are_kept_unless_accepted(org, tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    with start_sandbox(org) as sandbox:
+        assert sync(org, sandbox, warehouse, selection=[jira_issues]).success
+    kept = replace(org, tickets=[t for t in org.tickets if t.project_key == org.tickets[0].project_key][:3])
+    instance = dg.DagsterInstance.ephemeral()
+    with start_sandbox(kept) as sandbox:
+        cautious = sync(kept, sandbox, warehouse, instance, selection=[jira_issues])
+        assert cautious.success and removed_issues(cautious) == 0
+        assert query(warehouse, "select count(*) from raw.jira__issues")[0][0] == len(org.tickets)
+        assert "run the sync once with config accept_mass_removal: true" in "\n".join(
+            str(record) for record in instance.all_logs(cautious.run_id))
+        accepted = sync(kept, sandbox, warehouse, selection=[jira_issues], config={"accept_mass_removal": True})
+    assert accepted.success and removed_issues(accepted) == len(org.tickets) - 3
+
+
 def test_an_issue_a_typed_raw_column_cannot_hold_is_quarantined_not_fatal(org, tmp_path):
     # The raw table keeps component names as a list of text (assets/warehouse/raw_tables.py):
     # an issue whose components arrive as one string cannot be written there. It is set aside
@@ -866,7 +930,8 @@ def test_a_quiet_account_costs_one_request_per_empty_window_then_one_per_stream_
         assert nightly[f"pagerduty GET {path}"] == 1, path
     assert full["pagerduty GET /teams"] == full["pagerduty GET /services"] == 1
     assert full["jira GET /rest/api/3/serverInfo"] == 1 and "jira GET /rest/api/3/field" not in full
-    assert sum(nightly.values()) == 6, nightly
+    # Jira: the night's search, and the id listing that finds issues deleted there.
+    assert nightly["jira GET /rest/api/3/search/jql"] == 2 and sum(nightly.values()) == 7, nightly
 
 
 def test_the_benchmark_states_the_rate_limit_floor_in_minutes_or_seconds():

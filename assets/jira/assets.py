@@ -6,7 +6,9 @@ committed with each page of rows (the newest `updated` loaded; once the search i
 site's time when the sync began), and the next run asks for `updated >= mark -
 lookback_minutes`, so edits to old issues are picked up too and a quiet site costs one search
 request a night. An issue that cannot be read or completed goes to ``quarantine.api_records``
-and is fetched again (`/issue/{id}`) on every later run (see assets/api_quarantine.py). When
+and is fetched again (`/issue/{id}`) on every later run (see assets/api_quarantine.py). Jira
+reports no deletions: each run lists the ids of every issue updated since `history_start` and
+removes the stored ones it no longer lists (see _remove_deleted_issues). When
 the fields a sync asks for grow (a new release, or the KPI rules naming another field), the
 next sync fetches every issue again from ``history_start``, so no stored issue lacks them.
 People in an issue are pseudonymised as soon as it is received (assets/identity.py).
@@ -50,16 +52,21 @@ from assets.warehouse.raw_tables import (
 )
 
 STREAM = "jira__issues"
+# More stored issues than this missing from Jira's listing at once is taken for lost access,
+# not deletions (see _remove_deleted_issues).
+MAX_GONE_SHARE = 0.5
 
 
 class JiraSyncConfig(dg.Config):
     """``history_start`` (ISO date, UTC) bounds the first, full sync; later runs continue
     from the stored high-water mark, ``lookback_minutes`` earlier. ``full_refresh`` forgets
-    the mark and syncs from ``history_start`` again."""
+    the mark and syncs from ``history_start`` again. ``accept_mass_removal`` removes the stored
+    issues Jira no longer lists even when more than half of them are missing at once."""
 
     history_start: str = HISTORY_START
     lookback_minutes: int = 60
     full_refresh: bool = False
+    accept_mass_removal: bool = False
 
 
 @dg.asset(
@@ -77,8 +84,10 @@ def jira_issues(
 ) -> dg.MaterializeResult:
     """Jira issues updated since the last sync (or `history_start`), each with its complete
     changelog, from `/rest/api/3/search/jql` paged by `nextPageToken`; quarantined issues
-    are fetched again with `/rest/api/3/issue/{id}`. People (reporter, creator, changelog
-    authors, ...) are stored as salted pseudonyms only."""
+    are fetched again with `/rest/api/3/issue/{id}`; stored issues that Jira no longer lists
+    (deleted, or out of the token's sight) are removed, found by an id-only listing of every
+    issue updated since `history_start`. People (reporter, creator, changelog authors, ...) are
+    stored as salted pseudonyms only."""
     history_start = datetime.fromisoformat(config.history_start).replace(tzinfo=UTC)
     log = context.log.warning
     client = jira.get_client()
@@ -167,13 +176,51 @@ def jira_issues(
                 still += untypable
         write_batch(conn, "jira__issues", retried)
         release(conn, STREAM, [issue["id"] for issue in retried])
+        listed = jira.issue_ids(client, history_start, log)
+        gone_from_quarantine = [r.record_id for r in still if not r.record_id.startswith("sha256:")
+                                and r.record_id not in listed]
+        still = [r for r in still if r.record_id not in gone_from_quarantine]
         quarantine(conn, STREAM, still)
+        release(conn, STREAM, gone_from_quarantine)
+        seen_now = set(loaded) | {issue["id"] for issue in retried}
+        removed = _remove_deleted_issues(conn, listed, seen_now, history_start, config.accept_mass_removal, log)
     context.log.info(f"issues: loaded {len(loaded)} ({mode}), {len(retried)} of the quarantined loaded now, "
-                     f"{set_aside_count + len(still)} quarantined; high-water mark {mark}")
+                     f"{set_aside_count + len(still)} quarantined, {len(removed)} removed (no longer in Jira); "
+                     f"high-water mark {mark}")
     return dg.MaterializeResult(metadata={
         "rows": len(loaded) + len(retried), "quarantined": set_aside_count + len(still), "mode": mode,
         "since": since.isoformat(), "high_water_mark": str(mark), "fields": dg.MetadataValue.json(fields),
+        "removed": len(removed), "removed_ids": dg.MetadataValue.json(removed[:100]),
     })
+
+
+def _remove_deleted_issues(conn, listed: set[str], seen_now: set[str], history_start: datetime,
+                           accept_mass_removal: bool, log) -> list[str]:
+    """Delete the stored issues (updated since ``history_start``, the listing's scope) that
+    Jira no longer lists: deleted, or moved out of the token's sight. Jira Cloud reports no
+    deletions, so without this a deleted issue would count in the marts for ever. When more
+    than MAX_GONE_SHARE of them are missing at once, nothing is deleted and the run warns (a
+    token that lost access to projects, not deletions) unless ``accept_mass_removal``. A listing
+    that lacks an issue this run just received (``seen_now``) is not Jira's current one (a
+    cache's stale answer): nothing is deleted on its word."""
+    held = [row[0] for row in conn.execute("select id from raw.jira__issues where updated_at >= ?",
+                                           [history_start.replace(tzinfo=None)]).fetchall()]
+    gone = sorted(set(held) - listed)
+    if not gone:
+        return []
+    if unlisted := seen_now - listed:
+        log(f"issues: Jira's id listing lacks {len(unlisted)} issues this run received (e.g. {sorted(unlisted)[:5]}): "
+            "not a current listing, so no stored issue was removed; the next run lists them again")
+        return []
+    if len(gone) > MAX_GONE_SHARE * len(held) and not accept_mass_removal:
+        log(f"issues: {len(gone)} of the {len(held)} stored issues are no longer listed by Jira (more than "
+            f"{MAX_GONE_SHARE:.0%}): none removed. Has JIRA_API_TOKEN's account lost access to projects? If the "
+            "issues were deleted on purpose, run the sync once with config accept_mass_removal: true")
+        return []
+    conn.execute("delete from raw.jira__issues where id in (select unnest(?))", [gone])
+    log(f"issues: removed {len(gone)} stored issues that Jira no longer lists (deleted, or out of the token's "
+        f"sight): ids {gone[:20]}{' ...' if len(gone) > 20 else ''}")
+    return gone
 
 
 @dg.asset(pool=WAREHOUSE_POOL, key=["raw", "config__ticket_classification"], group_name="jira", kinds={"yaml", "duckdb"})

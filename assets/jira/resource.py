@@ -21,6 +21,8 @@ from assets.kpi_rules import DEFAULT_KPI_RULES, read_kpi_rules
 
 API = "/rest/api/3"
 SEARCH_PAGE_SIZE = 100
+# /search/jql's page when only ids are asked for ("returns max 5000 issues").
+ID_SEARCH_PAGE_SIZE = 5000
 CHANGELOG_PAGE_SIZE = 100
 # The fields every sync asks for; the KPI rules may add custom fields and the description
 # (JiraResource.issue_fields). Links, sub-tasks and parent tie reviews to their incidents and
@@ -228,6 +230,23 @@ class JiraResource(dg.ConfigurableResource):
             if result.last:
                 return
 
+    def issue_ids(self, client: JIRA, since: datetime, log: Callable[[str], None] | None = None) -> set[str]:
+        """The ids of every issue updated at or after ``since`` that the site still shows,
+        from `/search/jql` asking for ids only (5,000 a page). Jira Cloud has no feed of deleted
+        issues: an issue missing here was deleted, or moved out of the token's sight."""
+        jql = f"updated >= {int(since.timestamp() * 1000)} ORDER BY key ASC"
+        ids: set[str] = set()
+        token: str | None = None
+        while True:
+            params = {"jql": jql, "maxResults": ID_SEARCH_PAGE_SIZE, "fields": "id"}
+            if token:
+                params["nextPageToken"] = token
+            page = self.get_json(client, "search/jql", params, log, _id_page(token, ids))
+            ids.update(str(issue["id"]) for issue in page["issues"])
+            token = page.get("nextPageToken")
+            if page.get("isLast") is True or not token:
+                return ids
+
     def fetch_issue(self, client: JIRA, issue_id: str, log: Callable[[str], None] | None = None,
                     stored_histories: Callable[[str], list[dict]] | None = None,
                     fields: list[str] = ISSUE_FIELDS) -> dict:
@@ -353,6 +372,8 @@ def _search_page(since: datetime, token: str | None, previous_keys: list[str],
         keys = [issue.get("key") for issue in issues if isinstance(issue, dict)]
         if (keys and keys == previous_keys) or (token is not None and body.get("nextPageToken") == token):
             return "the search answered the previous page again"
+        if issues and not any(isinstance(issue, dict) and "fields" in issue for issue in issues):
+            return "the search was answered with issues without their fields: a page of the id listing"
         updated = _updated_times(issues)
         if updated and min(updated) < since - timedelta(minutes=1):
             return (f"the search for issues updated since {since:%Y-%m-%d %H:%M} answered with one updated "
@@ -360,6 +381,24 @@ def _search_page(since: datetime, token: str | None, previous_keys: list[str],
         if updated and last_updated is not None and max(updated) < last_updated:
             return (f"the search answered a page from before the previous one (issues updated up to "
                     f"{max(updated):%Y-%m-%d %H:%M:%S}, after {last_updated:%Y-%m-%d %H:%M:%S} was reached)")
+        return None
+
+    return check
+
+
+def _id_page(token: str | None, listed: set[str]) -> Expectation:
+    """The next page of the id listing: issues with an id and no fields (a page of the
+    issues' own search has them), none ``listed`` on an earlier page (the pages of one listing
+    are disjoint), not the token that asked for it. An issue missed here would be deleted."""
+
+    def check(body: dict) -> str | None:
+        issues = body.get("issues")
+        if not isinstance(issues, list) or not all(isinstance(i, dict) and i.get("id") for i in issues):
+            return "the answer holds no 'issues' list of issues with ids"
+        if any("fields" in issue for issue in issues):
+            return "the id listing was answered with issues and their fields: another search's page"
+        if (token is not None and body.get("nextPageToken") == token) or any(str(i["id"]) in listed for i in issues):
+            return "the id listing answered an earlier page again"
         return None
 
     return check
