@@ -12,11 +12,20 @@ account id and email address; display names, avatars and links (whose query name
 account) are dropped, as are the names in changes of user fields and in mentions. What it
 rewrote carries ``"pseudonymised": true``, so rewriting an issue again (histories stored by an
 earlier sync beside ones fetched now) leaves the pseudonyms as they are.
+
+A changelog item changes a user field when its field is one of ``USER_FIELDS`` or its
+from/to holds an Atlassian account id (alone, or in a bracketed list as multi-user pickers
+write it): custom user pickers (an "Incident commander") and Jira Service Management's
+"Request participants" or "Approvers" are named by each site as it likes, so their names
+cannot be listed. Such an item keeps the pseudonyms of its account ids and loses the names
+(fromString/toString). A value of another field that happens to look like an account id (24
+hex digits) only loses its strings: the cost of never keeping a person's name.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 # Hex characters a pseudonym keeps: 80 bits, no collision among any organisation's people.
@@ -27,6 +36,16 @@ JIRA_ACCOUNT = "jira-account"
 EMAIL = "email"
 # Changelog items of these fields name users: their from/to are account ids, the strings names.
 USER_FIELDS = frozenset({"assignee", "reporter", "creator"})
+# An Atlassian account id: the legacy 24 hex digits (5b10ac8d82e05b22cc7d4ef5), or a number
+# (557058, 712020, ...) or Service Management's "qm" before a colon and a UUID (customers'
+# ids may have more colon-separated parts).
+ACCOUNT_ID = re.compile(r"[0-9a-f]{24}|(?:[0-9]+|qm):[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}(?::[0-9a-f-]+)*",
+                        re.IGNORECASE)
+# A multi-user picker's change writes its users as "[id1, id2]".
+BRACKETED_LIST = re.compile(r"\[(.*)\]", re.DOTALL)
+# Keys of a changelog item that hold account ids whatever its field (Jira Cloud adds them to
+# some items beside from/to).
+ITEM_ACCOUNT_KEYS = ("tmpFromAccountId", "tmpToAccountId")
 # What a pseudonymised user object keeps besides the pseudonyms.
 KEPT_USER_KEYS = ("accountType", "active")
 DONE = "pseudonymised"
@@ -64,10 +83,41 @@ def pseudonymise_people(value: Any, salt: str | None) -> Any:
             return value
         return {**value, "attrs": {**{k: v for k, v in attrs.items() if k not in ("id", "text")},
                                    "id": _hashed(account_pseudonym, attrs.get("id"), salt), "text": "@", DONE: True}}
-    if (value.get("field") in USER_FIELDS or value.get("fieldId") in USER_FIELDS) and "toString" in value:
-        return {**value, "from": _hashed(account_pseudonym, value.get("from"), salt), "fromString": None,
-                "to": _hashed(account_pseudonym, value.get("to"), salt), "toString": None, DONE: True}
+    if _is_user_change(value):
+        return {**value, "from": _hashed_users(value.get("from"), salt), "fromString": None,
+                "to": _hashed_users(value.get("to"), salt), "toString": None,
+                **{key: _hashed(account_pseudonym, value[key], salt) for key in ITEM_ACCOUNT_KEYS if key in value},
+                DONE: True}
     return {key: item if key in PERSONLESS_KEYS else pseudonymise_people(item, salt) for key, item in value.items()}
+
+
+def _is_user_change(value: dict) -> bool:
+    """Whether ``value`` is a changelog item that changes a user field (see the module's doc)."""
+    if "field" not in value or not any(key in value for key in ("from", "to", "fromString", "toString")):
+        return False
+    if value.get("field") in USER_FIELDS or value.get("fieldId") in USER_FIELDS:
+        return True
+    return any(_listed_users(value.get(key)) for key in ITEM_ACCOUNT_KEYS) or any(
+        ACCOUNT_ID.fullmatch(user) for key in ("from", "to") for user in _listed_users(value.get(key)))
+
+
+def _listed_users(value: object) -> list[str]:
+    """The users a changelog item's from/to names: the value itself, or the elements of a
+    bracketed list ("[id1, id2]"); none when it is empty or not text."""
+    if not isinstance(value, str):
+        return []
+    listed = BRACKETED_LIST.fullmatch(value.strip())
+    users = listed.group(1).split(",") if listed else [value]
+    return [user.strip() for user in users if user.strip()]
+
+
+def _hashed_users(value: object, salt: str | None) -> str | None:
+    """A user field's from/to with each user's account id pseudonymised, in the same shape (a
+    bracketed list stays one: "[]" for none, or when no salt keeps them)."""
+    if isinstance(value, str) and BRACKETED_LIST.fullmatch(value.strip()):
+        hashed = [_hashed(account_pseudonym, user, salt) for user in _listed_users(value)]
+        return "[" + ", ".join(user for user in hashed if user is not None) + "]"
+    return _hashed(account_pseudonym, value, salt)
 
 
 def _user(user: dict, salt: str | None) -> dict:

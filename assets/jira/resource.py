@@ -274,8 +274,10 @@ class JiraResource(dg.ConfigurableResource):
         histories = dict(embedded)
         if total > len(histories) and stored_histories is not None:
             # Histories are append-only: what an earlier sync stored plus the newest page
-            # embedded now is the whole changelog when nothing fell in between.
-            histories = {**{h["id"]: h for h in stored_histories(issue["id"])}, **histories}
+            # embedded now is the whole changelog when nothing fell in between. Stored ones are
+            # pseudonymised again (a no-op on what is done): an older sync may have kept a name
+            # its rules did not know for a person's.
+            histories = {**{h["id"]: h for h in self.received(stored_histories(issue["id"]))}, **histories}
         if total > len(histories):
             path = f"issue/{issue['id']}/changelog"
             try:

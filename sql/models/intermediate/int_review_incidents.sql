@@ -72,12 +72,15 @@ refs as (
     cross join patterns
     where texts.text is not null
     union all
-    -- A field whose whole value is an id (letters and digits) or a number (#1234 or 1234).
+    -- A field whose whole value is an id (letters and digits) or a number (#1234 or 1234, or
+    -- 1234.0: Jira writes a Number field's value as a JSON float); a number's ref is its digits
+    -- before any point.
     select review_id, via, kind,
-        case when regexp_full_match(trim(text), '#?\s*[0-9]+') then 'number' else 'id' end,
-        ltrim(trim(text), '# ')
+        case when regexp_full_match(trim(text), '#?\s*[0-9]+(\.0*)?') then 'number' else 'id' end,
+        case when regexp_full_match(trim(text), '#?\s*[0-9]+(\.0*)?') then regexp_extract(text, '[0-9]+')
+             else trim(text) end
     from texts
-    where kind = 'field' and regexp_full_match(trim(text), '[A-Z0-9]{6,20}|#?\s*[0-9]+')
+    where kind = 'field' and regexp_full_match(trim(text), '[A-Z0-9]{6,20}|#?\s*[0-9]+(\.0*)?')
 ),
 
 incidents as (

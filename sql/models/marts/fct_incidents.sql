@@ -16,17 +16,20 @@ pagerduty_team_owners as (
     select * from {{ ref('int_pagerduty_team_owners') }}
 ),
 
+-- The first trigger's team and alert time and the last resolve's agent and channel are those
+-- of that entry, null when it has none: arg_min_null/arg_max_null, since arg_min/arg_max skip
+-- null values and would take a later trigger's team (or an earlier resolve's agent) instead.
 timelines as (
     select
         incident_id,
-        arg_min(team_id, created_at) filter (where entry_type = 'trigger_log_entry') as trigger_team_id,
+        arg_min_null(team_id, created_at) filter (where entry_type = 'trigger_log_entry') as trigger_team_id,
         min(created_at) filter (where entry_type = 'acknowledge_log_entry' and agent_type = 'user_reference') as acknowledged_at,
         max(created_at) filter (where entry_type = 'resolve_log_entry') as resolved_at,
         min(created_at) filter (where entry_type = 'resolve_log_entry') as first_resolved_at,
-        arg_max(agent_type, created_at) filter (where entry_type = 'resolve_log_entry') as resolver_type,
-        arg_max(channel_type, created_at) filter (where entry_type = 'resolve_log_entry') as resolve_channel,
+        arg_max_null(agent_type, created_at) filter (where entry_type = 'resolve_log_entry') as resolver_type,
+        arg_max_null(channel_type, created_at) filter (where entry_type = 'resolve_log_entry') as resolve_channel,
         arg_max(impact_started_at, created_at) filter (where impact_started_at is not null) as impact_started_at,
-        arg_min(alert_timestamp, created_at) filter (where entry_type = 'trigger_log_entry') as alert_timestamp
+        arg_min_null(alert_timestamp, created_at) filter (where entry_type = 'trigger_log_entry') as alert_timestamp
     from entries
     group by incident_id
 ),
