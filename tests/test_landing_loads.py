@@ -97,6 +97,24 @@ def test_waves_add_up_a_shrunk_file_blocks_and_a_file_being_copied_keeps_its_row
     assert responses(warehouse) == {"wave1.csv": 31}
 
 
+def test_responses_quarantined_by_a_team_map_change_do_not_make_the_file_shrink(folders):
+    landing, warehouse = folders
+    header = ["response_id", "submitted_at", "team", *ITEMS]
+    wave = landing / "wave.csv"
+    wave.write_text(csv_text([header, *survey_rows(2, 30, "A"), *[[f"S{i}", *row[1:2], "Search", *row[3:]]
+                                                                for i, row in enumerate(survey_rows(2, 6, "S"))]]))
+    finished(wave)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("insert into raw.config__team_map values ('Search', 'survey_group', 'Search')")
+    assert load(survey_responses, landing, warehouse).success
+    # The Search team leaves the team map: its six responses are quarantined, the file is whole.
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("delete from raw.config__team_map where identifier = 'Search'")
+    result = load(survey_responses, landing, warehouse)
+    assert result.success
+    assert responses(warehouse) == {"wave.csv": 30}
+
+
 def test_a_roster_and_a_leavers_file_load_together_with_hashed_ids(folders):
     landing, warehouse = folders
     roster = landing / "bamboohr.csv"

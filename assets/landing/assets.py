@@ -209,8 +209,11 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
             scale_points = settings.scale_points or scale_points
             read.append(file)
     load = combine_survey_files(read, scale_points)
+    # A response quarantined now (its team left the team map, say) is still in the file, which
+    # did not shrink: responses count loaded or quarantined.
     new_facts = {f.name: FileFacts(f.name, "survey", f.preset, f.diagnosis["sha256"], f.data_rows,
-                                   len({p["response_id"] for *_, p in f.candidates}), tuple(f.waves)) for f in read}
+                                   len({p["response_id"] for *_, p in f.candidates}) + len(f.checked.quarantined),
+                                   tuple(f.waves)) for f in read}
     loaded_at = datetime.now(UTC)
     with warehouse_connection(duckdb) as conn:
         old_facts = previous_facts(conn, "survey")
