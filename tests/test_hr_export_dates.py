@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
+import openpyxl
 import polars as pl
 import pytest
 from conftest import landing_beside_warehouse
@@ -183,3 +184,25 @@ def test_several_rosters_count_a_leaver_once_and_a_moved_employee_in_one_team(la
     assert combined["files_oldest_first"] == ["bamboohr_may.csv", "bamboohr_june.csv"]
     assert combined["employees_taken_from_a_newer_roster"] == {"bamboohr_may.csv": 2}
     assert combined["leavers_merged"] == 1 and "newest roster" in combined["rule"]
+
+
+def test_a_workbook_whose_report_is_on_another_sheet_is_refused_naming_that_sheet(tmp_path):
+    # A Workday export with a cover sheet (the report's prompts) before the report's own sheet.
+    path = tmp_path / "workday.xlsx"
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "Prompts"
+    workbook.active.append(["Effective as of", "2025-06-30"])
+    report = workbook.create_sheet("Employees")
+    for row in [BAMBOO, ["1", "Payments", "SRE", "2023-03-15", "", ""]]:
+        report.append(row)
+    workbook.save(path)
+    with pytest.raises(HrExportError, match=r"other_sheets.*'Employees' \(name the sheet to read as sheet: in a "
+                                            r"files: entry"):
+        read_hr_file(take_snapshot(path, tmp_path), path.name, read_mapping(tmp_path).settings(path.name, "hr"),
+                     {"payments": "Payments"}, NOW, "salt", tmp_path)
+    (tmp_path / "export_mapping.yml").write_text("files:\n  - match: workday.xlsx\n    sheet: Employees\n")
+    settings = read_mapping(tmp_path).settings(path.name, "hr")
+    again = tmp_path / "again"
+    again.mkdir()
+    loaded = read_hr_file(take_snapshot(path, again), path.name, settings, {"payments": "Payments"}, NOW, "salt", again)
+    assert loaded.employees == 1

@@ -30,6 +30,8 @@ from assets.landing.snapshot import CHUNK, Snapshot
 MAX_CELL_CHARS = 32_767
 # DuckDB refuses longer lines; a free-text comment of several MB still fits.
 MAX_LINE_BYTES = 8 * 1024 * 1024
+# What a refusal of a workbook read from its first sheet adds: the data may be on another.
+SHEET_HINT = "{names} (name the sheet to read as sheet: in a files: entry of export_mapping.yml)"
 # Rows kept in Python to find a header (title rows, up to three header rows).
 HEAD_ROWS = 12
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -279,7 +281,10 @@ def _read_xlsx(snapshot: Snapshot, sheet: str | None) -> Records:
         {"row": [i for i, _ in numbered], **{f"c{j}": [r[j] for _, r in numbered] for j in range(width)}},
         schema={"row": pl.Int64, **{f"c{j}": pl.String for j in range(width)}},
     )
-    return Records(frame=frame, diagnosis={"format": "xlsx", "sheet": sheet or names[0], "encoding": "xlsx"})
+    diagnosis = {"format": "xlsx", "sheet": sheet or names[0], "encoding": "xlsx"}
+    if len(names) > 1 and sheet is None:
+        diagnosis["other_sheets"] = SHEET_HINT.format(names=", ".join(repr(n) for n in names[1:]))
+    return Records(frame=frame, diagnosis=diagnosis)
 
 
 def _cell_text(value) -> str:
