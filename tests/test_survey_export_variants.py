@@ -112,3 +112,16 @@ def test_google_forms_timestamps_with_the_forms_zone_abbreviation_are_read_in_th
     assert sorted({r["submitted_at"] for r in load.checked.accepted}) == [
         datetime(2024, 3, 8, 18, 7, 29), datetime(2024, 3, 10, 4, 0), datetime(2024, 3, 11, 13, 15),
         datetime(2024, 3, 12, 20, 30)]
+
+
+@pytest.mark.parametrize("appended", [b"\n", b"\r\n"], ids=["LF row after CRLF rows", "CRLF row after LF rows"])
+def test_a_file_mixing_line_endings_loads_every_row(tmp_path, appended):
+    # A row added by hand in an editor that writes the other line ending.
+    rows = generic_rows(lambda i: consistent_answers(2 + i % 5), 5)
+    ending = b"\n" if appended == b"\r\n" else b"\r\n"
+    path = tmp_path / "survey.csv"
+    path.write_bytes(csv_text(rows).replace("\r\n", "\n").encode().replace(b"\n", ending)
+                     + ",".join(["R9", "2025-02-10 09:00:00", "Payments", *map(str, consistent_answers(3))]).encode()
+                     + appended)
+    load = read_survey_exports([path], GROUPS, NOW)
+    assert not load.checked.quarantined and load.responses == 6

@@ -144,15 +144,20 @@ def _dialect(snapshot: Snapshot) -> tuple[str, int]:
 
 
 def _with_lf_line_ends(snapshot: Snapshot) -> Snapshot:
-    """DuckDB (1.5) takes a file's line ending from its first line break. Excel writes a line
-    break inside a cell as LF and ends records with CRLF, so a header cell holding one (Alt+Enter
-    in a question's text) makes DuckDB read the CRLF records wrong and fail on the whole file
-    ("The CSV Parser state machine reached an invalid state"). Such a file is read from a copy
-    with LF line ends (a CRLF inside a quoted cell becomes LF too: free text is never loaded,
-    and header texts are compared with their white space normalised)."""
+    """DuckDB (1.5) takes a file's line ending from its first line break and, in strict mode,
+    fails on the whole file ("The CSV Parser state machine reached an invalid state") where
+    another follows: a CRLF export with a row appended by an editor that writes LF, or an Excel
+    CSV (records end in CRLF) whose header cell holds a line break (Alt+Enter writes LF). A
+    file with any CRLF is therefore read from a copy with LF line ends (a CRLF inside a quoted
+    cell becomes LF too: free text is never loaded, and header texts are compared with their
+    white space normalised)."""
     with snapshot.path.open("rb") as fh:
-        first_line = fh.readline(MAX_LINE_BYTES)
-        if first_line.endswith(b"\r\n") or first_line.count(b'"') % 2 == 0 or b"\r\n" not in fh.read(MAX_LINE_BYTES):
+        carried = b""
+        while chunk := fh.read(CHUNK):
+            if b"\r\n" in carried + chunk:
+                break
+            carried = chunk[-1:]
+        else:
             return snapshot
     copy = snapshot.path.with_name(f"{snapshot.path.name}.lf")
     with snapshot.path.open("rb") as fh, copy.open("wb") as out:
