@@ -54,6 +54,12 @@ PERSONLESS_KEYS = frozenset({"project", "status", "issuetype", "components", "pr
                              "statusCategory", "resolution", "fixVersions", "versions"})
 
 
+def salt_fingerprint(salt: str | None) -> str:
+    """What the warehouse keeps of the salt its stored pseudonyms were made with: a salted
+    hash of a fixed text (the salt cannot be read back from it), or "none" without a salt."""
+    return "none" if salt is None else pseudonym(salt, "psafe salt fingerprint")
+
+
 def pseudonym(salt: str, value: str) -> str:
     """The salted hash of ``value`` (trimmed), as the warehouse stores employee ids."""
     return hashlib.sha256(f"{salt}:{value.strip()}".encode()).hexdigest()[:PSEUDONYM_LENGTH]

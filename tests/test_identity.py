@@ -77,6 +77,43 @@ def test_a_change_pseudonymised_once_is_left_as_it_is_and_without_a_salt_no_one_
     assert (dropped["to"], dropped["toString"]) == ("[]", None)
 
 
+def sync_issues(org, sandbox, warehouse, salt: str, **config) -> dg.ExecuteInProcessResult:
+    """raw/jira__issues from the sandbox, its people pseudonymised with ``salt``."""
+    jira = JiraResource(server_url=sandbox.jira_url, email=SANDBOX_JIRA_EMAIL, api_token=SANDBOX_JIRA_TOKEN,
+                        ca_bundle_path=sandbox.ca_bundle_path, kpi_rules_path=sandbox.kpi_rules_path,
+                        identity_salt=salt, timeout_seconds=5, max_attempts=4, base_delay_seconds=0.01,
+                        max_delay_seconds=5)
+    definitions = dg.Definitions(assets=[jira_issues], asset_checks=quarantine_checks,
+                                 resources={"jira": jira, "duckdb": WarehouseResource(database=str(warehouse))},
+                                 jobs=[dg.define_asset_job("sync")])
+    return definitions.resolve_job_def("sync").execute_in_process(
+        run_config={"ops": {"raw__jira__issues": {"config": {"history_start": org.spec.start.isoformat(), **config}}}},
+        raise_on_error=False)
+
+
+def test_a_changed_salt_stops_the_sync_until_a_full_refresh_pseudonymises_every_issue_again(tmp_path):
+    # Issues keep the pseudonyms they were received with; the HR exports and the identity map
+    # are hashed again every run. A new salt would leave no reporter matching anyone, silently.
+    org = generate(OrgSpec(seed=3, n_teams=2, n_months=6))
+    warehouse = tmp_path / "warehouse.duckdb"
+
+    def reporters() -> set[str]:
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            return {r for (r,) in conn.execute("select reporter_account_id from raw.jira__issues").fetchall() if r}
+
+    expected = {account_pseudonym("new salt", t.reporter_account_id) for t in org.tickets if t.reporter_account_id}
+    with start_sandbox(org) as sandbox:
+        assert sync_issues(org, sandbox, warehouse, "old salt").success
+        before = reporters()
+        refused = sync_issues(org, sandbox, warehouse, "new salt")
+        assert not refused.success and reporters() == before
+        message = refused.get_step_failure_events()[0].event_specific_data.user_failure_data.description
+        assert "PSAFE_HR_ID_SALT" in message and "full_refresh: true" in message
+        assert sync_issues(org, sandbox, warehouse, "new salt", full_refresh=True).success
+        assert sync_issues(org, sandbox, warehouse, "new salt").success
+    assert reporters() == expected and not before & expected
+
+
 def test_a_synced_issue_stores_no_name_or_account_id_of_a_custom_user_field(tmp_path):
     """Through the sandbox and the real sync: a history changing a user-picker custom field,
     as Jira Cloud embeds it in the search, reaches raw.jira__issues as pseudonyms."""
@@ -98,16 +135,7 @@ def test_a_synced_issue_stores_no_name_or_account_id_of_a_custom_user_field(tmp_
 
     with start_sandbox(org) as sandbox:
         sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/search/jql", rewrite=add_a_commander)
-        jira = JiraResource(server_url=sandbox.jira_url, email=SANDBOX_JIRA_EMAIL, api_token=SANDBOX_JIRA_TOKEN,
-                            ca_bundle_path=sandbox.ca_bundle_path, kpi_rules_path=sandbox.kpi_rules_path,
-                            identity_salt=SANDBOX_HR_SALT, timeout_seconds=5, max_attempts=4,
-                            base_delay_seconds=0.01, max_delay_seconds=5)
-        definitions = dg.Definitions(assets=[jira_issues], asset_checks=quarantine_checks,
-                                     resources={"jira": jira, "duckdb": WarehouseResource(database=str(warehouse))},
-                                     jobs=[dg.define_asset_job("sync")])
-        result = definitions.resolve_job_def("sync").execute_in_process(
-            run_config={"ops": {"raw__jira__issues": {"config": {"history_start": org.spec.start.isoformat()}}}},
-            raise_on_error=False)
+        result = sync_issues(org, sandbox, warehouse, SANDBOX_HR_SALT)
     assert result.success
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         [(payload,)] = conn.execute("select payload::varchar from raw.jira__issues where id = ?",

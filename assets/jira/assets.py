@@ -36,6 +36,7 @@ from assets.api_quarantine import (
 )
 from assets.api_retry import API_ASSET_RETRY_POLICY, failing_clearly
 from assets.jira.classification import read_rules, rules_frame
+from assets.identity import salt_fingerprint
 from assets.jira.resource import API, JiraResource, parse_jira_time
 from assets.kpi_rules import KpiRulesError, read_kpi_rules
 from assets.kpi_rules import rules_frame as kpi_rules_frame
@@ -44,9 +45,11 @@ from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import (
     WRITE_BATCH_ROWS,
     read_high_water_mark,
+    record_salt_fingerprint,
     replace_table,
     reset_high_water_mark,
     restart_for_new_fields,
+    stored_salt_fingerprint,
     warehouse_connection,
     write_batch,
 )
@@ -102,8 +105,16 @@ def jira_issues(
         # past a page boundary; capping the mark at the site's time when the sync began makes
         # the next run look again at everything updated since then.
         started = jira.site_time(client, log)
+        fingerprint = salt_fingerprint(jira.identity_salt)
+        stored_fingerprint = stored_salt_fingerprint(conn, STREAM)
         if config.full_refresh:
             reset_high_water_mark(conn, STREAM)
+        elif stored_fingerprint not in (None, fingerprint):
+            raise dg.Failure(allow_retries=False, description=(
+                "PSAFE_HR_ID_SALT is not the salt the stored Jira issues' people were pseudonymised with, so they "
+                "would no longer match the HR exports and the identity map (the speaking-up KPIs would fall to 0). "
+                "Restore the previous salt, or run raw/jira__issues once with config full_refresh: true to "
+                "pseudonymise every issue again with this one."))
         added = restart_for_new_fields(conn, STREAM, fields)
         if added:
             log(f"issues: the sync now asks for {', '.join(added)}, which the stored issues lack: "
@@ -184,6 +195,7 @@ def jira_issues(
         release(conn, STREAM, gone_from_quarantine)
         seen_now = set(loaded) | {issue["id"] for issue in retried}
         removed = _remove_deleted_issues(conn, listed, seen_now, history_start, config.accept_mass_removal, log)
+        record_salt_fingerprint(conn, STREAM, fingerprint)
     context.log.info(f"issues: loaded {len(loaded)} ({mode}), {len(retried)} of the quarantined loaded now, "
                      f"{set_aside_count + len(still)} quarantined, {len(removed)} removed (no longer in Jira); "
                      f"high-water mark {mark}")

@@ -391,6 +391,19 @@ def restart_for_new_fields(conn: duckdb.DuckDBPyConnection, stream: str, fields:
     return added
 
 
+def stored_salt_fingerprint(conn: duckdb.DuckDBPyConnection, stream: str) -> str | None:
+    """The fingerprint of the salt ``stream``'s stored pseudonyms were made with (None: not
+    recorded: a stream synced before fingerprints were kept, or never)."""
+    _ensure_sync_state(conn)
+    row = conn.execute("select fingerprint from raw._salt_fingerprints where stream = ?", [stream]).fetchone()
+    return row[0] if row else None
+
+
+def record_salt_fingerprint(conn: duckdb.DuckDBPyConnection, stream: str, fingerprint: str) -> None:
+    _ensure_sync_state(conn)
+    conn.execute("insert or replace into raw._salt_fingerprints values (?, ?)", [stream, fingerprint])
+
+
 def _ensure_sync_state(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("create schema if not exists raw")
     conn.execute(
@@ -398,6 +411,8 @@ def _ensure_sync_state(conn: duckdb.DuckDBPyConnection) -> None:
         "(stream varchar primary key, high_water_mark timestamptz not null, updated_at timestamptz not null)"
     )
     conn.execute("create table if not exists raw._sync_fields (stream varchar primary key, fields varchar[] not null)")
+    conn.execute("create table if not exists raw._salt_fingerprints "
+                 "(stream varchar primary key, fingerprint varchar not null)")
 
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection, schema: str) -> None:
