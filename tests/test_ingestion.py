@@ -24,6 +24,7 @@ import pytest
 from conftest import Warehouse, expected_log_entries
 
 import assets.jira.assets as jira_assets
+import assets.jira.resource as jira_resource
 import assets.pagerduty.assets as pagerduty_assets
 import assets.pagerduty.resource as pagerduty_resource
 import pipelines.sandbox.pagerduty as pagerduty_sandbox
@@ -587,6 +588,15 @@ def test_issues_deleted_in_jira_leave_the_warehouse_at_the_next_sync(org, tmp_pa
     assert result.success, failures(result)
     assert {row[0] for row in query(warehouse, "select id from raw.jira__issues")} == held - {t.id for t in deleted}
     assert removed_issues(result) == 2 and listings == 2  # the night's search and the listing
+
+
+def test_an_id_listing_page_may_carry_empty_fields_but_not_the_searchs_fields():
+    # Whether Jira sends an id-only issue as {"id": ...} or with "fields": {}, it is listed;
+    # a page of the issues' own search, or one listed before, is another answer.
+    check = jira_resource._id_page(None, set())
+    assert check({"issues": [{"id": "10001"}, {"id": "10002", "fields": {}}]}) is None
+    assert "another search's page" in check({"issues": [{"id": "10001", "fields": {"summary": "Disk full"}}]})
+    assert "earlier page" in jira_resource._id_page("token", {"10001"})({"issues": [{"id": "10001"}]})
 
 
 def test_a_stale_id_listing_removes_nothing(org, tmp_path):

@@ -374,7 +374,7 @@ def _search_page(since: datetime, token: str | None, previous_keys: list[str],
         keys = [issue.get("key") for issue in issues if isinstance(issue, dict)]
         if (keys and keys == previous_keys) or (token is not None and body.get("nextPageToken") == token):
             return "the search answered the previous page again"
-        if issues and not any(isinstance(issue, dict) and "fields" in issue for issue in issues):
+        if issues and not any(isinstance(issue, dict) and issue.get("fields") for issue in issues):
             return "the search was answered with issues without their fields: a page of the id listing"
         updated = _updated_times(issues)
         if updated and min(updated) < since - timedelta(minutes=1):
@@ -389,15 +389,16 @@ def _search_page(since: datetime, token: str | None, previous_keys: list[str],
 
 
 def _id_page(token: str | None, listed: set[str]) -> Expectation:
-    """The next page of the id listing: issues with an id and no fields (a page of the
-    issues' own search has them), none ``listed`` on an earlier page (the pages of one listing
-    are disjoint), not the token that asked for it. An issue missed here would be deleted."""
+    """The next page of the id listing: issues with an id and no fields (absent, or empty: a
+    page of the issues' own search has them), none ``listed`` on an earlier page (the pages of
+    one listing are disjoint), not the token that asked for it. An issue missed here would be
+    deleted."""
 
     def check(body: dict) -> str | None:
         issues = body.get("issues")
         if not isinstance(issues, list) or not all(isinstance(i, dict) and i.get("id") for i in issues):
             return "the answer holds no 'issues' list of issues with ids"
-        if any("fields" in issue for issue in issues):
+        if any(issue.get("fields") for issue in issues):
             return "the id listing was answered with issues and their fields: another search's page"
         if (token is not None and body.get("nextPageToken") == token) or any(str(i["id"]) in listed for i in issues):
             return "the id listing answered an earlier page again"
