@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import dagster as dg
 
@@ -74,6 +74,24 @@ def failing_clearly() -> Iterator[None]:
         if error.retryable:
             raise
         raise dg.Failure(description=str(error), allow_retries=False) from None
+
+
+def https_url_failure(url: str, variable: str, example: str) -> dg.Failure | None:
+    """The failure for an API base URL (set by ``variable``) that is not https:// with a host,
+    or None. The step fails at once and RetryPolicy does not repeat it: the URL will not change
+    between attempts, and retried it only looks like a network outage (an https-only server
+    refuses the connection) or, for PagerDuty, the client's own "must use scheme https://"."""
+    try:
+        parts = urlsplit(url.strip())
+        if parts.scheme.lower() == "https" and parts.hostname:
+            return None
+    except ValueError:  # not a URL at all ("https://[host")
+        pass
+    return dg.Failure(
+        description=f"{variable} must be an https:// URL with a host ({example}; the local sandbox serves "
+                    f"https too), not {url!r}. Nothing was requested: set {variable} and run again.",
+        allow_retries=False,
+    )
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,9 @@ def defs() -> dg.Definitions:
             "pagerduty": PagerDutyResource(
                 api_token=dg.EnvVar("PAGERDUTY_API_TOKEN"), base_url=dg.EnvVar("PAGERDUTY_URL")
             ),
+            # The rules files are optional settings, so not EnvVars (an unset EnvVar fails the
+            # run): JiraResource reads PSAFE_TICKET_CLASSIFICATION_RULES and PSAFE_KPI_RULES
+            # when a run uses them, as LandingFolderResource reads PSAFE_SURVEY_SCALE_POINTS.
             "jira": JiraResource(
                 server_url=dg.EnvVar("JIRA_URL"),
                 email=dg.EnvVar("JIRA_EMAIL"),

@@ -16,7 +16,6 @@ People in an issue are pseudonymised as soon as it is received (assets/identity.
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -239,8 +238,9 @@ def _remove_deleted_issues(conn, listed: set[str], seen_now: set[str], history_s
 def ticket_classification_rules(context: dg.AssetExecutionContext, jira: JiraResource,
                                 duckdb: DuckDBResource) -> dg.MaterializeResult:
     """The proactive/reactive ticket classification rules, one row per rule in file order,
-    from the YAML file named by the `jira` resource's `classification_rules_path`."""
-    path = Path(jira.classification_rules_path)
+    from the YAML file named by the `jira` resource's `classification_rules_path`, else
+    PSAFE_TICKET_CLASSIFICATION_RULES, else config/ticket_classification.yml."""
+    path = jira.classification_rules_file()
     rows = read_rules(path)
     with warehouse_connection(duckdb) as conn:
         replace_table(conn, "raw", "config__ticket_classification", rules_frame(rows))
@@ -253,8 +253,8 @@ def kpi_rules(context: dg.AssetExecutionContext, jira: JiraResource, duckdb: Duc
     """The rules of the learning and speaking-up KPIs (which Jira issues are post-incident
     reviews, how a review names its incidents, its action items and their close window, the
     repeat-incident window, the junior HR roles) as one row, from the YAML file named by the
-    `jira` resource's `kpi_rules_path` (config/kpi_rules.yml by default)."""
-    path = Path(jira.kpi_rules_path)
+    `jira` resource's `kpi_rules_path`, else PSAFE_KPI_RULES, else config/kpi_rules.yml."""
+    path = _or_failure(jira.kpi_rules_file)
     rules = _or_failure(lambda: read_kpi_rules(path))
     with warehouse_connection(duckdb) as conn:
         replace_table(conn, "raw", "config__kpi_rules", kpi_rules_frame(rules))

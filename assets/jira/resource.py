@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,9 +16,10 @@ from jira import JIRA, JIRAError
 from pydantic import Field
 
 from assets.api_quarantine import DEFAULT_MAX_QUARANTINED_SHARE, ApiRequest, PoisonRecord, Quarantined, record_id
-from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, redact, wait_hint
+from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, https_url_failure, redact, wait_hint
 from assets.identity import pseudonymise_people
-from assets.kpi_rules import DEFAULT_KPI_RULES, read_kpi_rules
+from assets.jira.classification import ClassificationRulesError
+from assets.kpi_rules import DEFAULT_KPI_RULES, KpiRulesError, read_kpi_rules
 
 API = "/rest/api/3"
 SEARCH_PAGE_SIZE = 100
@@ -44,6 +46,9 @@ ISSUE_FIELDS = [
     "creator",
 ]
 DEFAULT_CLASSIFICATION_RULES = Path(__file__).resolve().parents[2] / "config" / "ticket_classification.yml"
+# The variables that name the rules files when the resource does not (see JiraResource).
+CLASSIFICATION_RULES_VARIABLE = "PSAFE_TICKET_CLASSIFICATION_RULES"
+KPI_RULES_VARIABLE = "PSAFE_KPI_RULES"
 # Jira's date-time, "2024-01-05T10:00:00.000+0000" (staging reads exactly this layout).
 JIRA_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}")
 _CHANGELOG_PATH = re.compile(r"/issue/([^/]+)/changelog/?$")
@@ -84,9 +89,12 @@ class JiraResource(dg.ConfigurableResource):
     off exponentially; error text never includes the request's headers (the client's own
     would) nor the credentials. A sync fails when more than ``max_quarantined_share`` of the
     issues it receives cannot be loaded (see assets/api_quarantine.py).
-    ``classification_rules_path`` is the proactive/reactive rules file (see
-    config/ticket_classification.yml, the shipped default); ``kpi_rules_path`` the rules of the
-    learning and speaking-up KPIs (config/kpi_rules.yml), whose fields the sync also asks for.
+    ``server_url`` (JIRA_URL) must be an https:// URL: anything else fails the step at once.
+    ``classification_rules_path`` is the proactive/reactive rules file; ``kpi_rules_path`` the
+    rules of the learning and speaking-up KPIs, whose fields the sync also asks for. Left unset
+    here (a scheduled run passes no run config), they come from PSAFE_TICKET_CLASSIFICATION_RULES
+    and PSAFE_KPI_RULES when a run reads them, else the shipped defaults
+    config/ticket_classification.yml and config/kpi_rules.yml.
     ``identity_salt`` (PSAFE_HR_ID_SALT, the HR salt) keys the pseudonyms that replace every
     person in an issue as soon as it is received (assets/identity.py); without it people are
     dropped from the issues, and the speaking-up KPIs cannot be computed.
@@ -101,8 +109,8 @@ class JiraResource(dg.ConfigurableResource):
     base_delay_seconds: float = 1.0
     max_delay_seconds: float = 120.0
     max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE
-    classification_rules_path: str = str(DEFAULT_CLASSIFICATION_RULES)
-    kpi_rules_path: str = str(DEFAULT_KPI_RULES)
+    classification_rules_path: str | None = None
+    kpi_rules_path: str | None = None
     identity_salt: str | None = Field(default=None, description="The HR salt (secret: pass it as dg.EnvVar)")
 
     @property
@@ -116,14 +124,34 @@ class JiraResource(dg.ConfigurableResource):
         """An issue as the sync may keep it: its people pseudonymised."""
         return pseudonymise_people(issue, self.identity_salt)
 
+    def classification_rules_file(self) -> Path:
+        """The classification rules file in use: ``classification_rules_path``, else
+        PSAFE_TICKET_CLASSIFICATION_RULES, else the shipped default. The environment is read
+        here, when a run uses the rules, never at import: a deployment sets the variable."""
+        return _rules_file(self.classification_rules_path, "classification_rules_path",
+                           CLASSIFICATION_RULES_VARIABLE, DEFAULT_CLASSIFICATION_RULES,
+                           "classification rules", ClassificationRulesError)
+
+    def kpi_rules_file(self) -> Path:
+        """The KPI rules file in use: ``kpi_rules_path``, else PSAFE_KPI_RULES, else the
+        shipped default (read as ``classification_rules_file`` is)."""
+        return _rules_file(self.kpi_rules_path, "kpi_rules_path", KPI_RULES_VARIABLE, DEFAULT_KPI_RULES,
+                           "KPI rules", KpiRulesError)
+
     def issue_fields(self) -> list[str]:
         """The fields a sync asks for: ISSUE_FIELDS and those the KPI rules read."""
-        return list(dict.fromkeys([*ISSUE_FIELDS, *read_kpi_rules(self.kpi_rules_path).jira_fields()]))
+        return list(dict.fromkeys([*ISSUE_FIELDS, *read_kpi_rules(self.kpi_rules_file()).jira_fields()]))
 
     def get_client(self) -> JIRA:
         """The client, without a request: its own /serverInfo call (which ``site_time``
         makes once, using the answer) and its retries are off (call_with_retries bounds
-        them). It speaks /rest/api/2 unless told otherwise; /search/jql needs v3."""
+        them). It speaks /rest/api/2 unless told otherwise; /search/jql needs v3.
+
+        A JIRA_URL that is not https:// fails here, not retried: the client would send the
+        token in clear, or a ConnectionError from an https-only site would be retried for
+        minutes as a network outage."""
+        if failure := https_url_failure(self.server_url, "JIRA_URL", "the Jira Cloud site, https://<site>.atlassian.net"):
+            raise failure
         return JIRA(
             server=self.server_url,
             basic_auth=(self.email, self.api_token),
@@ -431,6 +459,21 @@ def _the_issue(issue_id: str) -> Expectation:
         return None
 
     return check
+
+
+def _rules_file(configured: str | None, field_name: str, variable: str, default: Path, what: str,
+               error: type[ValueError]) -> Path:
+    """The rules file the resource's ``field_name``, else ``variable``, else ``default`` names.
+    A missing file fails naming the setting it came from, so the user knows which to fix."""
+    if configured:
+        path, source = Path(configured), f"the jira resource's {field_name}"
+    elif os.environ.get(variable):
+        path, source = Path(os.environ[variable]), variable
+    else:
+        return default
+    if not path.is_file():
+        raise error(f"{path}: no such {what} file ({source})")
+    return path
 
 
 def _jira_messages(error: JIRAError) -> str:

@@ -35,8 +35,22 @@ class LandingFolderResource(dg.ConfigurableResource):
         except ValueError:
             raise ValueError(f"PSAFE_SURVEY_SCALE_POINTS must be 5 or 7, not {configured!r}") from None
 
+    def missing_folder(self) -> str | None:
+        """Why the landing folder cannot be read, or None. Checked before any file in it is, so
+        a wrong PSAFE_LANDING_DIR is not reported as a missing export or team map."""
+        folder = Path(self.path)
+        if folder.is_dir():
+            return None
+        state = "is not a folder" if folder.exists() else "does not exist"
+        return (f"The landing folder {self.path} (PSAFE_LANDING_DIR) {state}: create it, or set PSAFE_LANDING_DIR "
+                "to the folder the survey and HR exports and team_map.yml are dropped into.")
+
     @property
     def folder(self) -> Path:
+        """The landing folder; a missing one fails the step at once, naming PSAFE_LANDING_DIR
+        (RetryPolicy would only find it missing again)."""
+        if problem := self.missing_folder():
+            raise dg.Failure(description=problem, metadata={"landing": self.path}, allow_retries=False)
         return Path(self.path)
 
     def file(self, name: str) -> Path:

@@ -42,8 +42,8 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingFo
     landing resource's settle_seconds (a minute) and, for XLSX, a whole ZIP archive. Every
     run applies the same rule to each file it reads."""
     folder = Path(landing.path)
-    if not folder.is_dir():
-        return dg.SkipReason(f"landing folder {folder} does not exist")
+    if problem := landing.missing_folder():
+        return dg.SkipReason(problem)
     seen = json.loads(context.cursor) if context.cursor else {}
     current = export_states(folder)
     changed = sorted(name for name, state in current.items() if seen.get(name) != state)

@@ -16,7 +16,7 @@ from pagerduty import HttpError, RestApiV2Client
 from pydantic import Field
 
 from assets.api_quarantine import DEFAULT_MAX_QUARANTINED_SHARE, ApiRequest
-from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, redact, wait_hint
+from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, https_url_failure, redact, wait_hint
 
 # The API refuses offset + limit > 10,000 and since/until spans over six months; 180 days fits
 # in any six calendar months (the shortest are 181 days).
@@ -80,6 +80,7 @@ class WindowPage:
 class PagerDutyResource(dg.ConfigurableResource):
     """A PagerDuty account (or the local sandbox) reached with an API token.
 
+    ``base_url`` (PAGERDUTY_URL) must be an https:// URL: anything else fails the step at once.
     ``ca_bundle_path`` trusts an extra certificate authority (the sandbox makes its own);
     leave it unset for api.pagerduty.com. Transient failures (429, 5xx, timeouts, broken
     pages, and answers to another request: a page at another offset or of another time
@@ -100,6 +101,10 @@ class PagerDutyResource(dg.ConfigurableResource):
     max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE
 
     def get_client(self) -> RestApiV2Client:
+        # Checked before the client, whose own "must use scheme https://" would fail every
+        # attempt of a retried step (minutes) without naming the variable to fix.
+        if failure := https_url_failure(self.base_url, "PAGERDUTY_URL", "https://api.pagerduty.com"):
+            raise failure
         verify: ssl.SSLContext | bool = True
         if self.ca_bundle_path:
             verify = ssl.create_default_context(cafile=self.ca_bundle_path)

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PagerDuty  {sandbox.pagerduty_url}  token {args.pagerduty_token}")
         print(f"Jira       {sandbox.jira_url}  {args.jira_email} / {args.jira_token}")
         print(f"CA         {sandbox.ca_bundle_path}")
-        print(f"KPI rules  {sandbox.kpi_rules_path} (the jira resource's kpi_rules_path: the site's review field)")
+        print(f"KPI rules  {sandbox.kpi_rules_path} (PSAFE_KPI_RULES: the site's review field)")
         print()
         exports = {
             "PAGERDUTY_API_TOKEN": args.pagerduty_token,
@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             "JIRA_API_TOKEN": args.jira_token,
             "SSL_CERT_FILE": sandbox.ca_bundle_path,
             "REQUESTS_CA_BUNDLE": sandbox.ca_bundle_path,
+            # The site's reviews carry their incident in its own custom field, which only these
+            # rules read: with the shipped ones a run finds fewer reviewed incidents than psafe-demo.
+            "PSAFE_KPI_RULES": sandbox.kpi_rules_path,
         }
         if args.landing is not None:
             landing = write_landing(org, args.landing)["team_map"].parent.resolve()
