@@ -60,3 +60,12 @@ def test_every_models_yaml_describes_every_column_it_builds(models_columns, dbt)
         assert list(node.columns) == models_columns[node.name], f"{node.original_file_path}: columns in its YAML"
         assert all(column.description for column in node.columns.values()), node.name
         assert "grain" in node.description.lower(), node.name
+
+
+def test_the_review_window_default_is_the_assets():
+    from assets.pagerduty.reviews import IncidentReviewSyncConfig
+
+    default = IncidentReviewSyncConfig().window_days
+    for doc in (DOC, DOC.parents[1] / "README.md"):
+        stated = re.findall(r"`window_days`[^.]*?default (\d+)", doc.read_text())
+        assert stated and set(stated) == {str(default)}, f"{doc.name} gives the reviews' window_days default as {stated}"

@@ -2,6 +2,7 @@
 some months rewrites exactly those months, in one transaction; a run over every month
 rebuilds the table whole."""
 
+import json
 import shutil
 from datetime import date
 
@@ -16,6 +17,7 @@ from assets.warehouse.dbt import (
     monthly_marts,
     warehouse_models,
 )
+from assets.warehouse.dbt import main as dbt_main
 from assets.warehouse.partitions import every_month_tags, monthly_partitions
 from assets.warehouse.resource import WarehouseResource
 
@@ -140,3 +142,18 @@ def test_dagster_runs_one_month_or_every_month(warehouse):
                             selection=[dg.AssetKey(["marts", "fct_incidents"])])
     assert [e.partition for e in result.get_asset_materialization_events()] == ["2024-02-01"]
     assert urgencies(warehouse) == {"PI1": (date(2024, 1, 1), "high"), "PI2": (date(2024, 2, 1), "low")}
+
+
+def test_the_vars_for_dbt_by_hand_replace_every_month_as_the_nightly_run_does(three_months, capsys):
+    # README's dbt by hand: `dbt build --vars "$(python -m assets.warehouse.dbt vars)"` on a
+    # warehouse the pipeline built, where the monthly marts exist and so need their months.
+    assert dbt_main(["vars"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    keys = monthly_partitions.get_partition_keys()
+    last_month = monthly_partitions.time_window_for_partition_key(keys[-1])
+    assert (printed["partition_start"], printed["partition_end"]) == (keys[0], last_month.end.date().isoformat())
+    warehouse = three_months
+    load(warehouse, [incident("PI1", 1, "low"), incident("PI2", 2, "low")])
+    warehouse.run("build", "--select", "stg_pagerduty__incidents", "fct_incidents", **printed)
+    assert urgencies(warehouse) == {"PI1": (date(2024, 1, 1), "low"), "PI2": (date(2024, 2, 1), "low"),
+                                    "PI3": (date(2024, 3, 1), "high")}

@@ -167,7 +167,7 @@ NIGHTLY = ["job", "execute", "-m", "pipelines.definitions", "-a", "defs", "-j", 
            "--tags", json.dumps(every_month_tags())]
 BACKFILL_MARTS = ["marts/fct_incidents", "marts/mart_team_month"]
 BACKFILL_MONTHS = ("2024-03-01", "2024-05-01")
-# The backfill README documents, over three months: one run (the marts' single-run policy). In
+# A backfill of two monthly marts over three months: one run (the marts' single-run policy). In
 # process like the nightly run: the tests above show the multiprocess executor taking turns, and
 # its process per step holds the slot through seconds of start-up, which would make this test
 # take minutes.

@@ -16,7 +16,8 @@ materializations and asset checks, and each finished node is logged as it finish
 - ``warehouse_models``: every model but the monthly marts. It first gives raw tables written
   before a typed field existed their new columns (``migrate_raw_tables``).
 - ``monthly_marts``: the models of the ``replace_months`` incremental strategy
-  (``marts/fct_incidents``, ``marts/mart_team_month``), partitioned by month with a
+  (``marts/fct_incidents``, ``marts/mart_team_month`` and the four other monthly facts it
+  reads), partitioned by month with a
   single-run backfill policy. A run over every month rebuilds them whole (``--full-refresh``);
   a run over some months passes them as the vars ``partition_start``/``partition_end`` and
   replaces exactly those months (``sql/macros/monthly_partitions.sql``).
@@ -25,7 +26,7 @@ The manifest (``sql/target/manifest.json``, gitignored), from which the assets a
 made by ``dbt parse`` when it is missing or older than a file of the project, so a fresh clone
 works as is; ``dagster dev`` re-parses at every load. ``python -m assets.warehouse.dbt
 prepare`` makes it by hand; ``python -m assets.warehouse.dbt vars`` prints the vars to pass a
-``dbt`` command run by hand in ``sql/``.
+``dbt`` command run by hand in ``sql/``, the monthly marts' months among them (every month).
 """
 
 import atexit
@@ -319,17 +320,27 @@ def monthly_marts(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
                        partition_end=window.end.date().isoformat())
 
 
+def every_month_vars() -> dict[str, str]:
+    """The vars ``partition_start``/``partition_end`` over every month, the history start
+    through the current one. A dbt command run by hand on a warehouse the pipeline built needs
+    months for the monthly marts (``sql/macros/monthly_partitions.sql`` stops without them):
+    with these it replaces every month, as the nightly run does with ``--full-refresh``."""
+    keys = monthly_partitions.get_partition_keys()
+    last = monthly_partitions.time_window_for_partition_key(keys[-1])
+    return {"partition_start": keys[0], "partition_end": last.end.date().isoformat()}
+
+
 def main(argv: list[str] | None = None) -> int:
     command = (argv if argv is not None else sys.argv[1:]) or ["--help"]
     if command == ["prepare"]:
         prepare_manifest(dbt_project, force=True)
         print(f"dbt manifest: {dbt_project.manifest_path}")
     elif command == ["vars"]:
-        print(json.dumps(dbt_vars()))
+        print(json.dumps(dbt_vars(**every_month_vars())))
     else:
         print("usage: python -m assets.warehouse.dbt {prepare,vars}\n"
               "  prepare  parse sql/ into sql/target/manifest.json\n"
-              "  vars     the --vars every dbt command in sql/ needs")
+              "  vars     the --vars every dbt command in sql/ needs (the monthly marts' months: all of them)")
         return 0 if command == ["--help"] else 2
     return 0
 
