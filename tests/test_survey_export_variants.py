@@ -76,7 +76,8 @@ def test_a_tools_recode_values_and_no_answer_codes_are_read_through_answer_label
     path.write_text(csv_text(generic_rows(lambda i: [*(str(a - 1) for a in consistent_answers(2 + i % 5))][:6]
                                           + ["-98"], 3)))
     without = read_survey_exports([path], GROUPS, NOW)
-    assert without.checked.reasons() and not without.checked.accepted  # 0 and -98 are not on the 1..7 scale
+    assert not without.checked.accepted  # 0 and -98 are not on the 1..7 scale: the reason says how to map them
+    assert all("survey.answer_labels" in row["reason"] for row in without.checked.quarantined)
     (tmp_path / "export_mapping.yml").write_text(
         "survey:\n  answer_labels: {" + ", ".join(f'"{a}": {a + 1}' for a in range(7)) + ', "-98": null}\n')
     settings = read_mapping(tmp_path).settings(path.name, "survey")

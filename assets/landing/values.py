@@ -47,7 +47,9 @@ def parse_answer(value: str, item_no: int, scale_points: int, labels: dict[str, 
         raise RowError(f"unknown answer: item {item_no} answer {text!r} is neither a number nor an answer label "
                        f"(add it to survey.answer_labels in the mapping file)")
     if not 1 <= answer <= scale_points:
-        raise RowError(f"out of range: item {item_no} answer {text!r} is not a whole number in 1..{scale_points}")
+        raise RowError(f"out of range: item {item_no} answer {text!r} is not a whole number in 1..{scale_points} "
+                       f"(a tool's own codes, such as recode values from 0 or -98 for no answer, are mapped under "
+                       f"survey.answer_labels in the mapping file: {{\"0\": 1}}, {{\"-98\": null}})")
     return answer
 
 
