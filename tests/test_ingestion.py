@@ -588,6 +588,12 @@ def test_issues_deleted_in_jira_leave_the_warehouse_at_the_next_sync(org, tmp_pa
     assert result.success, failures(result)
     assert {row[0] for row in query(warehouse, "select id from raw.jira__issues")} == held - {t.id for t in deleted}
     assert removed_issues(result) == 2 and listings == 2  # the night's search and the listing
+    # Listed again (the token sees their project again): fetched by id, though older than the mark.
+    with start_sandbox(org) as sandbox:
+        restored = sync(org, sandbox, warehouse, selection=[jira_issues])
+    assert restored.success and {row[0] for row in query(warehouse, "select id from raw.jira__issues")} == held
+    [materialization] = restored.asset_materializations_for_node("raw__jira__issues")
+    assert materialization.metadata["fetched_unheld"].value == 2
 
 
 def test_an_id_listing_page_may_carry_empty_fields_but_not_the_searchs_fields():
@@ -597,28 +603,47 @@ def test_an_id_listing_page_may_carry_empty_fields_but_not_the_searchs_fields():
     assert check({"issues": [{"id": "10001"}, {"id": "10002", "fields": {}}]}) is None
     assert "another search's page" in check({"issues": [{"id": "10001", "fields": {"summary": "Disk full"}}]})
     assert "earlier page" in jira_resource._id_page("token", {"10001"})({"issues": [{"id": "10001"}]})
+    assert "no nextPageToken" in check({"issues": [{"id": "10001"}], "isLast": False})
 
 
 def test_a_stale_id_listing_removes_nothing(org, tmp_path):
-    # A cache answering the listing with an older one: it lacks the issue this very run received.
+    # A cache answering the listing with an older one: it lacks the issue this very run received,
+    # and a quarantined issue, which must still be asked for again rather than dropped.
     warehouse = tmp_path / "warehouse.duckdb"
     newest = max(org.tickets, key=lambda t: t.updated)
     referenced = {key for t in org.tickets for key in [t.parent_key, *(other for _, other in t.links)] if key}
-    gone = next(t for t in org.tickets if t.key not in referenced and t is not newest)
+    gone, poisoned = [t for t in org.tickets if t.key not in referenced and t is not newest][:2]
 
-    def without_newest(body: dict) -> dict:
-        if body["issues"] and "fields" not in body["issues"][0]:
-            body["issues"] = [issue for issue in body["issues"] if issue["id"] != newest.id]
+    def poison(body: dict) -> dict:
+        for issue in body["issues"]:
+            if issue["id"] == poisoned.id and issue.get("fields"):
+                issue["fields"]["updated"] = "yesterday"
+        return body
+
+    def poison_alone(body: dict) -> dict:  # still unreadable when asked for by id
+        if body.get("id") == poisoned.id:
+            body["fields"]["updated"] = "yesterday"
+        return body
+
+    def without_newest_and_poisoned(body: dict) -> dict:
+        if body["issues"] and not body["issues"][0].get("fields"):
+            body["issues"] = [issue for issue in body["issues"] if issue["id"] not in (newest.id, poisoned.id)]
         return body
 
     with start_sandbox(org, as_of=newest.updated - timedelta(days=2)) as sandbox:
+        sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/search/jql", rewrite=poison, times=None)
         assert sync(org, sandbox, warehouse, selection=[jira_issues]).success
+    assert set(quarantined(warehouse, "jira__issues")) == {poisoned.id}
     shown = replace(org, tickets=[t for t in org.tickets if t is not gone])
     with start_sandbox(shown) as sandbox:
-        sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/search/jql", rewrite=without_newest, times=None)
+        sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/search/jql", rewrite=without_newest_and_poisoned,
+                             times=None)
+        sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/issue/{issueIdOrKey}", rewrite=poison_alone,
+                             times=None)
         result = sync(shown, sandbox, warehouse, selection=[jira_issues])
     assert result.success and removed_issues(result) == 0
-    assert query(warehouse, f"select count(*) from raw.jira__issues where id in ('{gone.id}', '{newest.id}')") == [(2,)]
+    assert query(warehouse, f"select count(*) from raw.jira__issues where id in {(gone.id, newest.id)}") == [(2,)]
+    assert set(quarantined(warehouse, "jira__issues")) == {poisoned.id}
 
 
 def test_most_issues_missing_at_once_are_kept_unless_accepted(org, tmp_path):
@@ -906,10 +931,12 @@ def test_a_note_added_after_an_incident_was_last_updated_does_not_refetch_it_eve
     assert noted > 10, "the fixture should hold incidents noted after their last update"
     # Incidents noted (or otherwise changed) since the first night are fetched once...
     assert 0 < nights[0]["pagerduty GET /incidents/{id}"]
-    # ... and not again: a quiet night costs one request per stream, whatever notes exist.
+    # ... and not again: a quiet night costs one request per stream, whatever notes exist (and
+    # Jira's id listing, which finds deleted issues: a second /search/jql).
     assert nights[1] == Counter({f"{service} GET {path}": 1 for service, path in (
         ("pagerduty", "/teams"), ("pagerduty", "/services"), ("pagerduty", "/log_entries"),
-        ("pagerduty", "/incidents"), ("jira", "/rest/api/3/serverInfo"), ("jira", "/rest/api/3/search/jql"))})
+        ("pagerduty", "/incidents"), ("jira", "/rest/api/3/serverInfo"))}) + Counter(
+        {"jira GET /rest/api/3/search/jql": 2})
     statuses = dict(query(warehouse, "select id, payload ->> 'status' from raw.pagerduty__incidents"))
     assert statuses == served_state(org, org.as_of)[0]
 

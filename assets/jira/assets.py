@@ -8,13 +8,15 @@ lookback_minutes`, so edits to old issues are picked up too and a quiet site cos
 request a night. An issue that cannot be read or completed goes to ``quarantine.api_records``
 and is fetched again (`/issue/{id}`) on every later run (see assets/api_quarantine.py). Jira
 reports no deletions: each run lists the ids of every issue updated since `history_start` and
-removes the stored ones it no longer lists (see _remove_deleted_issues). When
+removes the stored ones it no longer lists, and fetches by id those it lists that the
+warehouse holds nowhere (see _listing_verdict). When
 the fields a sync asks for grow (a new release, or the KPI rules naming another field), the
 next sync fetches every issue again from ``history_start``, so no stored issue lacks them.
 People in an issue are pseudonymised as soon as it is received (assets/identity.py).
 """
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -55,7 +57,7 @@ from assets.warehouse.raw_tables import (
 
 STREAM = "jira__issues"
 # More stored issues than this missing from Jira's listing at once is taken for lost access,
-# not deletions (see _remove_deleted_issues).
+# not deletions (see _listing_verdict).
 MAX_GONE_SHARE = 0.5
 
 
@@ -109,11 +111,7 @@ def jira_issues(
         if config.full_refresh:
             reset_high_water_mark(conn, STREAM)
         elif stored_fingerprint not in (None, fingerprint):
-            raise dg.Failure(allow_retries=False, description=(
-                "PSAFE_HR_ID_SALT is not the salt the stored Jira issues' people were pseudonymised with, so they "
-                "would no longer match the HR exports and the identity map (the speaking-up KPIs would fall to 0). "
-                "Restore the previous salt, or run raw/jira__issues once with config full_refresh: true to "
-                "pseudonymise every issue again with this one."))
+            raise dg.Failure(allow_retries=False, description=_salt_changed(stored_fingerprint, fingerprint))
         added = restart_for_new_fields(conn, STREAM, fields)
         if added:
             log(f"issues: the sync now asks for {', '.join(added)}, which the stored issues lack: "
@@ -166,10 +164,13 @@ def jira_issues(
                 context.log.info(f"issues: {len(loaded)} loaded so far")
             mark = page_mark or mark
 
+        listed = jira.issue_ids(client, history_start, log)
+        verdict = _listing_verdict(conn, listed, set(loaded), {r.record_id for r in quarantined(conn, STREAM)},
+                                   history_start, config.accept_mass_removal, log)
         held = set(loaded)
         retried, still = [], []
         for record in earlier:
-            if record.record_id in held:
+            if record.record_id in held or record.record_id in verdict.gone_quarantined:
                 continue
             try:
                 if record.record_id.startswith("sha256:"):  # no id to ask for: only its payload to check again
@@ -179,6 +180,11 @@ def jira_issues(
                     retried.append(jira.fetch_issue(client, record.record_id, log, stored_histories, fields))
             except PoisonRecord as poison:
                 still.append(Quarantined(record.record_id, poison.reason, poison.request, record.payload))
+        for issue_id in verdict.unheld:
+            try:
+                retried.append(jira.fetch_issue(client, issue_id, log, stored_histories, fields))
+            except PoisonRecord as poison:
+                still.append(Quarantined(issue_id, poison.reason, poison.request, None))
         for issue in list(retried):
             _, untypable = split_untypable(conn, "jira__issues", [issue], ApiRequest("GET", f"{API}/issue/{issue['id']}"))
             if untypable:
@@ -186,52 +192,78 @@ def jira_issues(
                 still += untypable
         write_batch(conn, "jira__issues", retried)
         release(conn, STREAM, [issue["id"] for issue in retried])
-        listed = jira.issue_ids(client, history_start, log)
-        gone_from_quarantine = [r.record_id for r in still if not r.record_id.startswith("sha256:")
-                                and r.record_id not in listed]
-        still = [r for r in still if r.record_id not in gone_from_quarantine]
         quarantine(conn, STREAM, still)
-        release(conn, STREAM, gone_from_quarantine)
-        seen_now = set(loaded) | {issue["id"] for issue in retried}
-        removed = _remove_deleted_issues(conn, listed, seen_now, history_start, config.accept_mass_removal, log)
+        release(conn, STREAM, verdict.gone_quarantined)
+        conn.execute("delete from raw.jira__issues where id in (select unnest(?))", [verdict.gone_stored])
         record_salt_fingerprint(conn, STREAM, fingerprint)
-    context.log.info(f"issues: loaded {len(loaded)} ({mode}), {len(retried)} of the quarantined loaded now, "
-                     f"{set_aside_count + len(still)} quarantined, {len(removed)} removed (no longer in Jira); "
+    removed = verdict.gone_stored + verdict.gone_quarantined
+    context.log.info(f"issues: loaded {len(loaded)} ({mode}), {len(retried)} of the quarantined or unheld loaded "
+                     f"now, {set_aside_count + len(still)} quarantined, {len(removed)} removed (no longer in Jira); "
                      f"high-water mark {mark}")
     return dg.MaterializeResult(metadata={
         "rows": len(loaded) + len(retried), "quarantined": set_aside_count + len(still), "mode": mode,
         "since": since.isoformat(), "high_water_mark": str(mark), "fields": dg.MetadataValue.json(fields),
         "removed": len(removed), "removed_ids": dg.MetadataValue.json(removed[:100]),
+        "fetched_unheld": len(verdict.unheld),
     })
 
 
-def _remove_deleted_issues(conn, listed: set[str], seen_now: set[str], history_start: datetime,
-                           accept_mass_removal: bool, log) -> list[str]:
-    """Delete the stored issues (updated since ``history_start``, the listing's scope) that
-    Jira no longer lists: deleted, or moved out of the token's sight. Jira Cloud reports no
-    deletions, so without this a deleted issue would count in the marts for ever. When more
-    than MAX_GONE_SHARE of them are missing at once, nothing is deleted and the run warns (a
-    token that lost access to projects, not deletions) unless ``accept_mass_removal``. A listing
-    that lacks an issue this run just received (``seen_now``) is not Jira's current one (a
-    cache's stale answer): nothing is deleted on its word."""
-    held = [row[0] for row in conn.execute("select id from raw.jira__issues where updated_at >= ?",
-                                           [history_start.replace(tzinfo=None)]).fetchall()]
-    gone = sorted(set(held) - listed)
-    if not gone:
-        return []
-    if unlisted := seen_now - listed:
+def _salt_changed(stored: str, now: str) -> str:
+    """Why the sync stops when PSAFE_HR_ID_SALT is not what the stored issues were received with."""
+    fix = ("run raw/jira__issues once with config full_refresh: true to receive every issue again with the salt now "
+           "set")
+    if stored == salt_fingerprint(None):
+        return (f"PSAFE_HR_ID_SALT is set now, but the stored Jira issues were received without it, so their people "
+                f"were dropped and the speaking-up KPIs cannot be computed: {fix}.")
+    if now == salt_fingerprint(None):
+        return ("PSAFE_HR_ID_SALT is not set, but the stored Jira issues' people were pseudonymised with a salt: set "
+                f"it again (the same value), or {fix} (its people are then dropped).")
+    return ("PSAFE_HR_ID_SALT is not the salt the stored Jira issues' people were pseudonymised with, so they would "
+            "no longer match the HR exports and the identity map (the speaking-up KPIs would fall to 0). Restore the "
+            f"previous salt, or {fix}.")
+
+
+@dataclass(frozen=True)
+class ListingVerdict:
+    """What Jira's id listing says about the warehouse: stored issues and quarantined ids it no
+    longer lists (to remove), and issues it lists that the warehouse holds nowhere (to fetch by
+    id: removed while out of the token's sight and visible again, or updated after the search)."""
+
+    gone_stored: list[str]
+    gone_quarantined: list[str]
+    unheld: list[str]
+
+
+def _listing_verdict(conn, listed: set[str], received: set[str], quarantined_ids: set[str],
+                     history_start: datetime, accept_mass_removal: bool, log) -> ListingVerdict:
+    """Jira Cloud reports no deletions, so without its listing a deleted issue would count in the
+    marts for ever. Stored issues (updated since ``history_start``, the listing's scope) and
+    quarantined ones that the listing lacks are removed, under two guards that hold for both:
+    a listing that lacks an issue this run's search just ``received`` is not Jira's current one
+    (a cache's stale answer), and more than MAX_GONE_SHARE missing at once is taken for lost
+    access, not deletions, unless ``accept_mass_removal``. Nothing is removed on either; the
+    run warns."""
+    held = {row[0] for row in conn.execute("select id from raw.jira__issues where updated_at >= ?",
+                                           [history_start.replace(tzinfo=None)]).fetchall()}
+    anywhere = {row[0] for row in conn.execute("select id from raw.jira__issues").fetchall()} | quarantined_ids
+    if unlisted := received - listed:
         log(f"issues: Jira's id listing lacks {len(unlisted)} issues this run received (e.g. {sorted(unlisted)[:5]}): "
-            "not a current listing, so no stored issue was removed; the next run lists them again")
-        return []
-    if len(gone) > MAX_GONE_SHARE * len(held) and not accept_mass_removal:
-        log(f"issues: {len(gone)} of the {len(held)} stored issues are no longer listed by Jira (more than "
+            "not a current listing, so nothing was removed or fetched on its word; the next run lists them again")
+        return ListingVerdict([], [], [])
+    unheld = sorted(listed - anywhere)
+    asked_again = {record_id for record_id in quarantined_ids if not record_id.startswith("sha256:")}
+    gone_stored, gone_quarantined = sorted(held - listed), sorted(asked_again - listed)
+    gone, known = len(gone_stored) + len(gone_quarantined), len(held) + len(asked_again)
+    if gone > MAX_GONE_SHARE * known and not accept_mass_removal:
+        log(f"issues: {gone} of the {known} stored or quarantined issues are no longer listed by Jira (more than "
             f"{MAX_GONE_SHARE:.0%}): none removed. Has JIRA_API_TOKEN's account lost access to projects? If the "
             "issues were deleted on purpose, run the sync once with config accept_mass_removal: true")
-        return []
-    conn.execute("delete from raw.jira__issues where id in (select unnest(?))", [gone])
-    log(f"issues: removed {len(gone)} stored issues that Jira no longer lists (deleted, or out of the token's "
-        f"sight): ids {gone[:20]}{' ...' if len(gone) > 20 else ''}")
-    return gone
+        return ListingVerdict([], [], unheld)
+    if gone:
+        log(f"issues: removing {gone} issues that Jira no longer lists (deleted, or out of the token's sight; "
+            f"they come back when it lists them again): ids {(gone_stored + gone_quarantined)[:20]}"
+            f"{' ...' if gone > 20 else ''}")
+    return ListingVerdict(gone_stored, gone_quarantined, unheld)
 
 
 @dg.asset(pool=WAREHOUSE_POOL, key=["raw", "config__ticket_classification"], group_name="jira", kinds={"yaml", "duckdb"})

@@ -430,6 +430,8 @@ def _id_page(token: str | None, listed: set[str]) -> Expectation:
             return "the id listing was answered with issues and their fields: another search's page"
         if (token is not None and body.get("nextPageToken") == token) or any(str(i["id"]) in listed for i in issues):
             return "the id listing answered an earlier page again"
+        if body.get("isLast") is False and not body.get("nextPageToken"):
+            return "the id listing says more pages follow but gives no nextPageToken to ask for them"
         return None
 
     return check

@@ -283,9 +283,10 @@ def hr_exports(context: dg.AssetExecutionContext, config: LandingLoadConfig, lan
     future dates, bad flags, unknown termination reasons or a repeated (employee, date) go
     to quarantine.hr__headcount / quarantine.hr__terminations with their reason; every row
     names the export it came from (source_file). Several files combine by ROSTER_RULE: each
-    employee's roster headcount from the newest roster listing them, a leaver in several files
-    once. A file that lost rows, employees or months stops the load; a file still being copied
-    keeps the rows its previous load took from it."""
+    employee's headcount, leaver and quarantined rows from the newest roster listing them (by
+    the dates its content shows), a leaver in several files once. A file that lost rows,
+    employees or months stops the load; a file still being copied keeps the rows its previous
+    load took from it."""
     with stopping_clearly():
         yield from _load_hr(context, config, landing, duckdb)
 
@@ -313,8 +314,10 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
             kept_facts = {name: facts for name, facts in old_facts.items() if name in waiting}
             accepted_shrink = check_shrinkage({k: v for k, v in old_facts.items() if k not in waiting}, new_facts,
                                               config.accept_shrunk_exports, "employee", "month")
-            newest_last = [f.name for f in sorted(read, key=lambda f: (modified[f.name], f.name))]
-            counts, combined = _copy_hr_tables(conn, read, leavers_only, waiting, datetime.now(UTC), newest_last)
+            # ROSTER_RULE's order: what the content shows first, then the modification time.
+            newest_last = [f.name for f in sorted(read, key=lambda f: (f.as_of, modified[f.name], f.name))]
+            counts, combined = _copy_hr_tables(conn, read, leavers_only, waiting, datetime.now(UTC), newest_last,
+                                               modified)
             write_facts(conn, "hr", {**new_facts, **kept_facts})
     for message in accepted_shrink:
         context.log.warning(f"accepted: {message}")
@@ -332,19 +335,30 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
 
 
 # Several rosters side by side (a monthly export each, or one per division): each employee's
-# headcount is taken from one of them, or an employee who moved team would count in both
-# teams every month. The newest wins: exports are dropped unedited, so the modification
-# time is when the tool wrote it; file names (bamboohr_2025-05, _2025-06) break a tie.
-ROSTER_RULE = ("each employee's monthly headcount comes from the newest roster listing them (latest modification "
-               "time, then the later file name); a leaver (employee, termination date) in several files counts once, "
-               "with the newest file's row; snapshot files add up, exact duplicate snapshot rows merged")
+# rows are taken from one of them, or an employee who moved team would count in both teams
+# every month, a rescinded notice would still make a leaver and a corrected termination date
+# two. The newest wins, judged first by what the content shows: a later export lists every
+# hire an earlier one did plus the newer ones, while the modification time is lost by a copy
+# without -t and renewed when someone corrects an old export (the backfill recipe). Hire dates
+# rank before termination dates: a notice rescinded or a leaving date corrected earlier
+# vanishes from the newer roster, a hire rarely does. Dates after the load are entered ahead
+# and ignored. Then the modification time, then the file name (bamboohr_2025-05, _2025-06).
+ROSTER_RULE = ("rosters rank by the latest hire date their accepted rows show, then the latest termination date "
+               "(each on or before the load date), then the latest modification time, then the later file name; "
+               "each employee's monthly headcount, leaver rows and quarantined rows come from the newest roster "
+               "listing them (a quarantined row without an employee id stays while its roster is the newest for "
+               "someone, or the newest roster of all); leaver and snapshot files add up: a leaver (employee, "
+               "termination date) in several files counts once, with the newest file's row, exact duplicate "
+               "snapshot rows merged")
 
 
 def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: list[str],
-                    loaded_at: datetime, newest_last: list[str]) -> tuple[dict, dict]:
+                    loaded_at: datetime, newest_last: list[str], modified: dict[str, int] | None = None
+                    ) -> tuple[dict, dict]:
     """Replace the HR tables with the files' rows, in one transaction, straight from the
     files' Parquet outputs (a 200 MB export never passes through Python), combined by
-    ROSTER_RULE (``newest_last``: the files, oldest first). Each row says which export it
+    ROSTER_RULE (``newest_last``: the files, oldest first; ``modified``: their modification
+    times in ns, for the metadata). Each row says which export it
     came from (``source_file``); the rows an earlier load took from the files in ``waiting``
     (still being copied) are kept as they were. Returns the counts per table and what the
     combination merged (for the metadata)."""
@@ -373,29 +387,52 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
     roster_employees = " union all ".join(
         f"select employee_id, {quoted(f.name)} as source_file, {rank[f.name]} as file_rank "
         f"from read_parquet('{f.parquet('employees')}')" for f in rosters)
+    # Each employee's newest roster: (employee_id, file_rank) of the roster their rows come from.
+    newest = f"(select employee_id, max(file_rank) as file_rank from ({roster_employees}) group by 1)"
+
+    def from_newest(table: str, columns: tuple[str, ...]) -> str:
+        """The rosters' rows of ``table``, each employee's from their newest roster only."""
+        query = f"select * from ({rows(table, columns, rosters)})"
+        return query + f" semi join {newest} as newest using (employee_id, file_rank)" if len(rosters) > 1 else query
+
     headcount_columns = (*HEADCOUNT_COLUMNS, "source_file")
     listed = ", ".join(headcount_columns)
-    from_rosters = f"select {listed} from ({rows('headcount', headcount_columns, rosters)})"
-    if len(rosters) > 1:
-        from_rosters += (f" join (select employee_id, max(file_rank) as file_rank from ({roster_employees}) "
-                         "group by 1) as newest using (employee_id, file_rank)")
+    from_rosters = f"select {listed} from ({from_newest('headcount', headcount_columns)})"
     from_snapshots = f"select {listed} from ({rows('headcount', headcount_columns, snapshot_files)})"
     if len(snapshot_files) > 1:
         # Snapshots are facts per date: several files add up, a row in two of them counts once.
         from_snapshots = (f"select {', '.join(HEADCOUNT_COLUMNS)}, min(source_file) as source_file "
                           f"from ({from_snapshots}) group by all")
     termination_columns = (*TERMINATION_COLUMNS, "source_file")
-    leavers = f"select {', '.join(termination_columns)} from ({rows('terminations', termination_columns, read)})"
+    # A roster's leavers follow its headcount (a notice rescinded or a date corrected in a newer
+    # roster leaves no leaver behind); leaver and snapshot files add up, a leaver once.
+    leaver_rows = (f"{from_newest('terminations', termination_columns)} union all "
+                   f"{rows('terminations', termination_columns, [f for f in read if f.preset == 'snapshots'])}")
+    leavers = f"select {', '.join(termination_columns)} from ({leaver_rows})"
     if len(read) > 1:
-        leavers = (f"select {', '.join(termination_columns)} from ({rows('terminations', termination_columns, read)}) "
-                   "qualify row_number() over (partition by employee_id, termination_date order by file_rank desc) = 1")
+        leavers += " qualify row_number() over (partition by employee_id, termination_date order by file_rank desc) = 1"
     quarantine_columns = tuple(QUARANTINE_SCHEMA)
     quarantined = ", ".join(quarantine_columns)
+    roster_quarantine = f"select {quarantined} from ({rows('quarantine', quarantine_columns, rosters)})"
+    if len(rosters) > 1:
+        # The quarantined row's (hashed) employee id is in its raw_row; a row rejected before
+        # its cells were read (raw_row is the line's text) or without an id matches no one: it
+        # stays while its roster is the newest for some employee, or the newest roster of all.
+        quarantined_id = ("coalesce(case when json_valid(raw_row) then json_extract_string(raw_row, '$.employee_id') "
+                          "end, '')")
+        roster_quarantine = (
+            f"select {quarantined} from (select *, {quarantined_id} as quarantined_id "
+            f"from ({rows('quarantine', quarantine_columns, rosters)})) as q "
+            f"left join {newest} as newest on newest.employee_id = q.quarantined_id "
+            f"where case when q.quarantined_id = '' then q.file_rank in (select file_rank from {newest}) "
+            f"or q.file_rank = {max(rank[f.name] for f in rosters)} "
+            "else coalesce(newest.file_rank, q.file_rank) = q.file_rank end")
+    snapshot_quarantine = rows("quarantine", quarantine_columns, snapshot_files)
     tables = [
         ("raw", "hr__headcount", headcount_columns, f"{from_rosters} union all {from_snapshots}"),
         ("raw", "hr__terminations", termination_columns, leavers),
-        ("quarantine", "hr__headcount", quarantine_columns, f"select {quarantined} from ("
-         + rows("quarantine", quarantine_columns, [f for f in read if f.name not in leavers_only]) + ")"),
+        ("quarantine", "hr__headcount", quarantine_columns,
+         f"{roster_quarantine} union all select {quarantined} from ({snapshot_quarantine})"),
         ("quarantine", "hr__terminations", quarantine_columns, f"select {quarantined} from ("
          + rows("quarantine", quarantine_columns, [f for f in read if f.name in leavers_only]) + ")"),
     ]
@@ -426,9 +463,21 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
     ).fetchall()) if len(rosters) > 1 else {}
     fresh = conn.execute("select count(*) from raw.hr__terminations where source_file not in (select unnest(?))",
                          [waiting]).fetchone()[0]
+    loaded_quarantine = dict(conn.execute(
+        "select source_file, count(*) from quarantine.hr__headcount where source_file in (select unnest(?)) "
+        "group by 1", [[f.name for f in rosters]]).fetchall())
+    quarantine_superseded = {f.name: f.counts["quarantine"] - loaded_quarantine.get(f.name, 0) for f in rosters
+                             if f.counts["quarantine"] > loaded_quarantine.get(f.name, 0)}
+    by_name = {f.name: f for f in read}
     combined = {"rule": ROSTER_RULE, "files_oldest_first": newest_last,
+                "ranked_by": {name: {"latest_hire_or_snapshot_date": by_name[name].as_of[0] or None,
+                                     "latest_termination_date": by_name[name].as_of[1] or None,
+                                     "modified": datetime.fromtimestamp(modified[name] / 1e9, UTC).isoformat()
+                                     if modified and name in modified else None}
+                              for name in newest_last},
                 "employees_taken_from_a_newer_roster": superseded,
-                "leavers_merged": sum(f.counts["terminations"] for f in read) - fresh}
+                "leavers_merged": sum(f.counts["terminations"] for f in read) - fresh,
+                "quarantined_rows_superseded": quarantine_superseded}
     return counts, combined
 
 

@@ -36,7 +36,7 @@ TERMINATION_COLUMNS = ("employee_id", "org_unit", "role", "critical_role", "term
 # DuckDB's working memory for one HR file; beyond it, it spills to the file's temp folder.
 DUCKDB_MEMORY = "500MB"
 # employees: the distinct (hashed) ids the file lists, loaded or quarantined: with several
-# rosters, each employee's headcount comes from the newest file listing them (assets.py).
+# rosters, each employee's rows come from the newest file listing them (assets.ROSTER_RULE).
 OUTPUTS = ("headcount", "terminations", "quarantine", "employees")
 # Rows above the header a report tool may add (a title, a run date): searched for the header.
 MAX_TITLE_ROWS = 10
@@ -73,6 +73,11 @@ class HrFile:
     notes: list[str] = field(default_factory=list)
     # A file of leavers only (hr_terminations.csv): its bad rows go to the leavers' quarantine.
     leavers_only: bool = False
+    # How recent the file's content is, what ranks several rosters (assets.ROSTER_RULE): the
+    # latest hire date (a snapshot file: snapshot date) and the latest termination date of its
+    # accepted rows, each on or before the load date (ISO; '' for none). A date after the load
+    # is entered ahead (a notice period, a pre-hire) and says nothing of when the file was written.
+    as_of: tuple[str, str] = ("", "")
 
     def parquet(self, name: str) -> Path:
         return self.folder / f"{name}.parquet"
@@ -190,10 +195,13 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
                 notes.append(f"{ahead} termination dates after the load date (notice periods): employed until "
                              "then, leavers once the date has passed")
         data_rows = conn.execute("select count(*) from data").fetchone()[0] + len(records.rejected)
+        as_of = tuple(conn.execute(f"select coalesce(strftime(max({role}), '%Y-%m-%d'), '') from accepted "
+                                   f"where {role} <= ?", [now.date()]).fetchone()[0] if role in patterns else ""
+                      for role in ("hire_date" if preset != "snapshots" else "snapshot_date", "termination_date"))
     finally:
         conn.close()
     return HrFile(name, preset, diagnosis, output, counts, data_rows, employees, months, notes,
-                  leavers_only=preset == "snapshots" and "snapshot_date" not in roles)
+                  leavers_only=preset == "snapshots" and "snapshot_date" not in roles, as_of=as_of)
 
 
 def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) -> dict[str, str]:
@@ -219,12 +227,16 @@ def _date_pattern(conn, roles: dict[str, str], header: list[str], settings: Sett
                   ) -> DatePattern | None:
     """One date pattern for all the file's date columns, found over their distinct values
     together: a day above 12 among the hire dates settles the termination dates too, and a
-    file is never read day first in one column and month first in another."""
+    file is never read day first in one column and month first in another. A file with more
+    than DATE_SAMPLE distinct values is judged on a fixed sample of them."""
     date_roles = [role for role in DATE_ROLES if role in roles]
     if not date_roles:
         return None
     values = " union ".join(f"select trim({roles[role]}) as v from data" for role in date_roles)
-    sample = [v for (v,) in conn.execute(f"select v from ({values}) where v <> '' limit {DATE_SAMPLE}").fetchall()]
+    # Up to DATE_SAMPLE distinct values, the same ones for the same values whatever the row
+    # order (ordered by md5: spread over the file's values, not its lowest or first read).
+    sample = [v for (v,) in conn.execute(f"select v from (select v from ({values}) where v <> '' "
+                                         f"order by md5(v), v limit {DATE_SAMPLE}) order by v").fetchall()]
     columns = tuple(header[int(roles[role][1:])] for role in date_roles)
     try:
         return DatePattern.find(sample, settings.time_zone or "UTC", settings.date_format, file=name,
@@ -243,17 +255,26 @@ def _date_text(column: str) -> str:
             f"else coalesce(trim({column}), '') end")
 
 
-# DuckDB's casts are looser than ISO (a timestamp cast reads 6/1/24 as the year 6): only
-# YYYY-MM-DD[ HH:MM[:SS[.f]]] is cast.
-ISO_DATE = r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?"
+# DuckDB's casts are looser than ISO (a timestamp cast reads 6/1/24 as the year 6, and drops
+# an offset): only values of the one ISO rule (values.ISO_DATE, which the Python 'iso' reading
+# uses too) are cast, and an offset is applied (the UTC date, as in Python).
+ISO_DATE = DatePattern.ISO_DATE
 
 
 def _date_sql(column: str, pattern: DatePattern) -> str:
     value = f"nullif({_date_text(column)}, '')"
     if pattern.pattern == "iso":
+        def group(number: int) -> str:  # ISO_DATE's groups: 1 the date, 2 the time, 3 the offset
+            return f"regexp_extract({value}, '^{ISO_DATE}$', {number})"
+
+        # The offset in minutes (as values.iso_offset_minutes): +01:00, +0100, +01; 0 for Z, UTC, GMT.
+        zone = f"replace({group(3)}, ':', '')"
+        minutes = (f"(case when {zone} like '-%' then -1 else 1 end) * coalesce(try_cast(substr({zone}, 2, 2) "
+                   f"as integer) * 60 + coalesce(try_cast(nullif(substr({zone}, 4, 2), '') as integer), 0), 0)")
         return (f"case when not regexp_full_match({value}, '{ISO_DATE}') then null "
                 f"when length({value}) = 10 then try_cast({value} as date) "
-                f"else try_cast(try_cast({value} as timestamp) as date) end")
+                f"else try_cast(try_cast({group(1)} || ' ' || {group(2)} as timestamp) - to_minutes({minutes}) "
+                f"as date) end")
     return f"try_strptime({value}, '{pattern.pattern}')::date"
 
 
@@ -283,10 +304,16 @@ def _is_true(column: str, true_words: tuple[str, ...]) -> str:
     return f"list_contains({_sql_list(true_words)}, lower({column}))"
 
 
+# How far ahead of the load a roster's termination date may lie (a notice period entered in
+# advance); a later one (2205-03-01 typed for 2025) would count the employee for ever.
+NOTICE_DAYS_AHEAD = 366
+
+
 def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern: DatePattern | None) -> str:
     """A DuckDB expression of every error of a row, joined by '; ' (empty: the row loads). A
-    roster's termination date may lie ahead (a notice period entered in advance): the
-    employee counts until then, as a leaver once it has passed (``_roster_tables``)."""
+    roster's termination date may lie up to NOTICE_DAYS_AHEAD days ahead (a notice period
+    entered in advance): the employee counts until then, as a leaver once it has passed
+    (``_roster_tables``); a later one is quarantined as a future date."""
     checks = ["case when employee_id = '' then 'missing id: employee id is empty' end",
               "case when org_units.org_unit is null then 'unknown team: org unit ''' || org_unit_text || "
               "''' is not in the team map''s hr_org_units' end"]
@@ -298,6 +325,10 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
             if role != "termination_date" or preset == "snapshots":
                 checks.append(f"case when {role} > loaded_now then 'future date: {role} ' || {role}_text || "
                               "' is after the load time' end")
+            else:
+                checks.append(f"case when {role} > loaded_now + interval {NOTICE_DAYS_AHEAD} day then 'future date: "
+                              f"{role} ' || {role}_text || ' is more than {NOTICE_DAYS_AHEAD} days ahead of the load "
+                              f"time (a notice period is at most {NOTICE_DAYS_AHEAD} days; a mistyped year)' end")
     if "hire_date" in roles:
         checks.append("case when hire_date_text = '' then 'bad date: hire date is empty' end")
         if "termination_date" in roles:

@@ -66,7 +66,11 @@ def parse_flag(value: str, column: str, true_words: tuple[str, ...], false_words
 # Patterns tried in order when the mapping file names none. One pattern reads all of a
 # file's dates (every date column together), so 03/04/2024 is read the same way throughout
 # it; when two patterns read every date and disagree (all days 12 or less), the file is not
-# guessed (``AmbiguousDates``).
+# guessed (``AmbiguousDates``). So every month-first slash pattern has its day-first twin
+# (the same with %d/%m): without it a UK or Indian export dated on days 1-12 would be read
+# month first, silently. Month-first comes first, so a file both read alike (01/01/2024) and
+# an unambiguous file read as before. Year-first (2024/01/18) is never year-day-month, and
+# dotted dates (18.01.2024) are day first wherever they are written: these have no twin.
 DATE_PATTERNS = (
     "iso",
     "%Y/%m/%d %I:%M:%S %p",   # Google Forms CSV download: 2024/01/18 1:56:43 PM GMT+1
@@ -76,8 +80,11 @@ DATE_PATTERNS = (
     "%m/%d/%Y %H:%M",
     "%m/%d/%y %H:%M:%S",
     "%m/%d/%y %H:%M",
+    "%d/%m/%Y %I:%M:%S %p",   # SurveyMonkey, Excel: UK, India
     "%d/%m/%Y %H:%M:%S",
     "%d/%m/%Y %H:%M",
+    "%d/%m/%y %H:%M:%S",
+    "%d/%m/%y %H:%M",
     "%d.%m.%Y %H:%M:%S",
     "%d.%m.%Y %H:%M",
     "%m/%d/%Y",
@@ -103,6 +110,14 @@ _ZONE_SUFFIX = re.compile(r"\s*(?:(?:GMT|UTC)(?:([+-])(\d{1,2})(?::?(\d{2}))?)?|
 # regular expression serves Python and DuckDB (RE2: no back references).
 ZERO_DATE = r"0{1,4}[-/.]0{1,2}[-/.]0{1,4}(?:[ T]0{1,2}:00(?::00)?)?"
 _ZERO_DATE = re.compile(ZERO_DATE)
+# The one ISO rule, for the Python 'iso' reading and the HR loader's DuckDB SQL alike (RE2
+# syntax): YYYY-MM-DD, optionally a time (space or T) HH:MM[:SS[.fraction]] and then an
+# offset (Z, UTC, GMT, +HH[:MM], -HHMM), read as that instant in UTC. Groups: the date, the
+# time, the offset. Compact 20240105 is not ISO here (it looks like an id); neither is a
+# zone name (2024-01-05 10:00 EST): set a date_format with time_zone for those.
+ISO_DATE = (r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)"
+            r"(Z| ?UTC| ?GMT|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?)?")
+_ISO_DATE = re.compile(ISO_DATE)
 # Examples of disagreeing readings an ambiguity message shows.
 AMBIGUOUS_EXAMPLES = 3
 
@@ -131,9 +146,31 @@ def _split_zone(text: str) -> tuple[str, int | None]:
     return text[: match.start()], offset
 
 
+def iso_offset_minutes(zone: str | None) -> int:
+    """The offset of an ISO_DATE offset group in minutes: 60 for '+01:00', '+0100' or '+01';
+    0 for Z, UTC, GMT or none."""
+    zone = (zone or "").strip()
+    if not zone or zone[0] not in "+-":
+        return 0
+    digits = zone[1:].replace(":", "")
+    return (int(digits[:2]) * 60 + int(digits[2:] or 0)) * (-1 if zone[0] == "-" else 1)
+
+
+def _read_iso(text: str) -> datetime:
+    """A value of ISO_DATE (naive without an offset), else ValueError."""
+    match = _ISO_DATE.fullmatch(text)
+    if not match:
+        raise ValueError(f"{text!r} is not YYYY-MM-DD[ HH:MM[:SS]][offset]")
+    day, time, zone = match.groups()
+    parsed = datetime.fromisoformat(f"{day} {time}" if time else day)
+    return parsed.replace(tzinfo=timezone(timedelta(minutes=iso_offset_minutes(zone)))) if zone else parsed
+
+
 def _parse_with(pattern: str, text: str) -> datetime:
+    if pattern == "iso":
+        return _read_iso(text.strip())
     body, offset = _split_zone(text.strip())
-    parsed = datetime.fromisoformat(body) if pattern == "iso" else datetime.strptime(body, pattern)
+    parsed = datetime.strptime(body, pattern)
     if offset is not None and parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone(timedelta(minutes=offset)))
     return parsed
@@ -154,7 +191,7 @@ def _readings(pattern: str, values: list[str], allowed_failures: int) -> dict[st
 
 
 def _shown(pattern: str) -> str:
-    return "iso (YYYY-MM-DD[ HH:MM:SS])" if pattern == "iso" else pattern
+    return "iso (YYYY-MM-DD[ HH:MM[:SS]][Z|+HH:MM])" if pattern == "iso" else pattern
 
 
 def _reading_text(moment: datetime) -> str:
@@ -162,11 +199,21 @@ def _reading_text(moment: datetime) -> str:
         f"{moment:%Y-%m-%d %H:%M:%S}"
 
 
+def _order(pattern: str) -> str:
+    """'month first' or 'day first' for a numeric pattern, else 'read'."""
+    if "%m" in pattern and "%d" in pattern:
+        return "month first" if pattern.index("%m") < pattern.index("%d") else "day first"
+    return "read"
+
+
 @dataclass(frozen=True)
 class DatePattern:
     """How a file's dates read: a strptime pattern (or ``iso``), the time zone of values
     written without an offset, and (found, not configured) how many of the file's distinct
     date values it read (``read`` of ``total``) and the mapping section to set it in."""
+
+    # The ISO rule (not a field), for the HR loader's SQL.
+    ISO_DATE = ISO_DATE
 
     pattern: str
     time_zone: str = "UTC"
@@ -215,11 +262,23 @@ class DatePattern:
                                                    for pattern, read in readings if v in read)
                           for v in examples[:AMBIGUOUS_EXAMPLES])
         patterns = " and ".join(repr(pattern) for pattern, _ in readings)
+        # Values only some readings read (a day above 12 one way): if there are any, the values
+        # contradict each other (they tie on count); if none, no value settles it.
+        only = [(pattern, [v for v in read if any(v not in other for _, other in readings if other is not read)])
+                for pattern, read in readings]
+        only = [(pattern, values) for pattern, values in only if values]
+        if only:
+            why = ("The values contradict each other (" + "; ".join(
+                f"{', '.join(repr(v) for v in values[:AMBIGUOUS_EXAMPLES])} only {_order(pattern)} ({pattern})"
+                for pattern, values in only) + "), so the file is in no one pattern and nothing is guessed "
+                   "(the values the pattern set does not read are quarantined)")
+        else:
+            why = "No value of the file settles it (no day above 12), so nothing is guessed"
         return (f"{file}: the dates of {', '.join(repr(c) for c in columns) or 'its date column'} can be read by "
                 f"{patterns} ({len(first_read)} of the {total} distinct values), which give different dates: "
-                f"{shown}. No value of the file settles it (no day above 12), so nothing is guessed: set "
-                f"date_format under {section}: in export_mapping.yml (or in a files: entry matching {file!r}) to "
-                f"the pattern this export is in: {' or '.join(repr(pattern) for pattern, _ in readings)}")
+                f"{shown}. {why}: set date_format under {section}: in export_mapping.yml (or in a files: entry "
+                f"matching {file!r}) to the pattern this export is in: "
+                f"{' or '.join(repr(pattern) for pattern, _ in readings)}")
 
     def mismatch(self) -> str:
         """Why a value the pattern does not read is refused, after 'bad date: column value'."""
