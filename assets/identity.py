@@ -14,12 +14,15 @@ rewrote carries ``"pseudonymised": true``, so rewriting an issue again (historie
 earlier sync beside ones fetched now) leaves the pseudonyms as they are.
 
 A changelog item changes a user field when its field is one of ``USER_FIELDS`` or its
-from/to holds an Atlassian account id (alone, or in a bracketed list as multi-user pickers
-write it): custom user pickers (an "Incident commander") and Jira Service Management's
-"Request participants" or "Approvers" are named by each site as it likes, so their names
-cannot be listed. Such an item keeps the pseudonyms of its account ids and loses the names
-(fromString/toString). A value of another field that happens to look like an account id (24
-hex digits) only loses its strings: the cost of never keeping a person's name.
+from/to holds an account id (Atlassian's, alone or in a bracketed list as multi-user pickers
+write it, or a Jira Server user key that a migration carried over): custom user pickers (an
+"Incident commander") and Jira Service Management's "Request participants" or "Approvers" are
+named by each site as it likes, so their names cannot be listed. Such an item keeps the
+pseudonyms of its ids and loses the names (fromString/toString); a value of another field that
+happens to look like an account id (24 hex digits) is pseudonymised the same way, the cost of
+never keeping a person's id. Every other change of a custom field loses its display strings
+too (a picker whose values are usernames, a name typed in a text field): nothing reads them,
+and a custom field's strings cannot be told from a person's name.
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ EMAIL = "email"
 USER_FIELDS = frozenset({"assignee", "reporter", "creator"})
 # An Atlassian account id: the legacy 24 hex digits (5b10ac8d82e05b22cc7d4ef5), or a number
 # (557058, 712020, ...) or Service Management's "qm" before a colon and a UUID (customers'
-# ids may have more colon-separated parts).
-ACCOUNT_ID = re.compile(r"[0-9a-f]{24}|(?:[0-9]+|qm):[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}(?::[0-9a-f-]+)*",
-                        re.IGNORECASE)
+# ids may have more colon-separated parts), or a Jira Server user key (JIRAUSER10100) that a
+# migration to Cloud left in old changelogs.
+ACCOUNT_ID = re.compile(r"[0-9a-f]{24}|(?:[0-9]+|qm):[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}(?::[0-9a-f-]+)*"
+                        r"|JIRAUSER[0-9]+", re.IGNORECASE)
 # A multi-user picker's change writes its users as "[id1, id2]".
 BRACKETED_LIST = re.compile(r"\[(.*)\]", re.DOTALL)
 # Keys of a changelog item that hold account ids whatever its field (Jira Cloud adds them to
@@ -94,6 +98,8 @@ def pseudonymise_people(value: Any, salt: str | None) -> Any:
                 "to": _hashed_users(value.get("to"), salt), "toString": None,
                 **{key: _hashed(account_pseudonym, value[key], salt) for key in ITEM_ACCOUNT_KEYS if key in value},
                 DONE: True}
+    if value.get("fieldtype") == "custom" and "field" in value and {"fromString", "toString"} & value.keys():
+        return {**value, "fromString": None, "toString": None, DONE: True}
     return {key: item if key in PERSONLESS_KEYS else pseudonymise_people(item, salt) for key, item in value.items()}
 
 

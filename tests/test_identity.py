@@ -63,7 +63,11 @@ def test_changes_of_custom_user_fields_keep_only_the_pseudonyms_of_their_account
     for item in (commander, participants, approvers):
         assert (item["fromString"], item["toString"]) == (None, None)
         assert item["field"] and item["fieldId"].startswith("customfield_")
-    assert others == NAMING_NO_ONE
+    # Other fields keep their values; a custom one's display strings go (a username, a typed name
+    # cannot be told from an option's label), marked done.
+    status, sprint, component = others
+    assert (status, component) == (NAMING_NO_ONE[0], NAMING_NO_ONE[2])
+    assert sprint == {**NAMING_NO_ONE[1], "fromString": None, "toString": None, "pseudonymised": True}
     stored = json.dumps(pseudonymise_people(issue, SALT))
     assert not [clear for clear in (LEGACY_ID, UUID_ID, *NAMES) if clear in stored]
 
@@ -161,3 +165,19 @@ def test_histories_an_older_sync_stored_in_clear_are_pseudonymised_when_they_com
                                stored_histories=lambda issue_id: stored)
     assert [h["id"] for h in completed["changelog"]["histories"]] == ["10001", "10002"]
     assert LEGACY_ID not in json.dumps(completed) and "Jane Doe" not in json.dumps(completed)
+
+
+def test_custom_fields_naming_people_otherwise_keep_no_name():
+    # A site migrated from Jira Server: a picker's change names a user key; a text field holds a
+    # name typed in; a picker cleared, its old user only in the strings.
+    issue = changed(
+        {"field": "Incident commander", "fieldtype": "custom", "fieldId": "customfield_10050", "from": None,
+         "fromString": None, "to": "JIRAUSER10100", "toString": "Jane Doe"},
+        {"field": "Reported by (text)", "fieldtype": "custom", "fieldId": "customfield_10060", "from": None,
+         "fromString": None, "to": None, "toString": "Raj Patel"},
+        {"field": "Incident commander", "fieldtype": "custom", "fieldId": "customfield_10050", "from": "",
+         "fromString": "Jane Doe", "to": "", "toString": ""},
+    )
+    picker, text, cleared = items_of(pseudonymise_people(issue, SALT))
+    assert picker["to"] == account_pseudonym(SALT, "JIRAUSER10100")
+    assert not [clear for clear in ("JIRAUSER10100", *NAMES) if clear in json.dumps([picker, text, cleared])]

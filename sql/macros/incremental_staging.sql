@@ -18,9 +18,9 @@
 {%- endmacro %}
 
 {#- The build has just given every raw record its row (one row per record, the staging grain),
-    so the table holds rows of gone records only when it has more rows than the raw table has
-    records: the key-only comparison (1 s for the 6.4M log entries at 100x) runs only when the
-    counts differ. -#}
+    so the table holds rows of gone records only when its row count differs from the raw
+    table's record count (it can then only be larger): the key-only comparison (1 s for the
+    6.4M log entries at 100x) runs only then. -#}
 {% macro remove_rows_of_gone_records(raw_table, key) -%}
     {%- set raw = source('raw', raw_table) -%}
     {%- if execute and run_query("select (select count(*) from " ~ this ~ ") <> (select count(*) from " ~ raw ~ ")")
