@@ -967,6 +967,8 @@ def test_a_quiet_account_costs_one_request_per_empty_window_then_one_per_stream_
         assert nightly[f"pagerduty GET {path}"] == 1, path
     assert full["pagerduty GET /teams"] == full["pagerduty GET /services"] == 1
     assert full["jira GET /rest/api/3/serverInfo"] == 1 and "jira GET /rest/api/3/field" not in full
+    # The first sync's search pages, and no id listing: an empty warehouse has nothing to delete.
+    assert full["jira GET /rest/api/3/search/jql"] == -(-len(org.tickets) // jira_resource.SEARCH_PAGE_SIZE)
     # Jira: the night's search, and the id listing that finds issues deleted there.
     assert nightly["jira GET /rest/api/3/search/jql"] == 2 and sum(nightly.values()) == 7, nightly
 

@@ -123,6 +123,12 @@ def jira_issues(
 
         synced_before = mark is not None
         earlier = quarantined(conn, STREAM)
+        # A warehouse that held no issue before this run has nothing Jira could have deleted
+        # from it: its first sync skips the id listing.
+        stored_before = bool(earlier) or (
+            conn.execute("select count(*) from duckdb_tables() where schema_name = 'raw' and table_name = ?",
+                         [STREAM]).fetchone()[0] > 0
+            and conn.execute(f"select count(*) from raw.{STREAM}").fetchone()[0] > 0)
 
         def stored_histories(issue_id: str) -> list[dict]:
             if not synced_before:
@@ -164,9 +170,11 @@ def jira_issues(
                 context.log.info(f"issues: {len(loaded)} loaded so far")
             mark = page_mark or mark
 
-        listed = jira.issue_ids(client, history_start, log)
-        verdict = _listing_verdict(conn, listed, set(loaded), {r.record_id for r in quarantined(conn, STREAM)},
-                                   history_start, config.accept_mass_removal, log)
+        verdict = ListingVerdict([], [], [])
+        if stored_before:
+            verdict = _listing_verdict(conn, jira.issue_ids(client, history_start, log), set(loaded),
+                                       {r.record_id for r in quarantined(conn, STREAM)}, history_start,
+                                       config.accept_mass_removal, log)
         held = set(loaded)
         retried, still = [], []
         for record in earlier:
