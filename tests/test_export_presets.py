@@ -517,3 +517,18 @@ def test_a_file_mixing_line_endings_loads_every_row(tmp_path, appended):
                      + appended)
     load = read_survey_exports([path], GROUPS, NOW)
     assert not load.checked.quarantined and load.responses == 6
+
+
+@pytest.mark.parametrize("delimiter", ["\t", ";"], ids=["tab", "semicolon"])
+def test_the_delimiter_is_found_in_the_first_record_not_its_first_line(tmp_path, delimiter):
+    # The first header cell holds a line break, so the first line holds no delimiter; another
+    # cell quotes a comma, which is no delimiter either.
+    rows = [["Notes\n(internal)", "response_id", "submitted_at", "team, as chosen", *ITEMS],
+            *[["", f"R{i}", "2025-02-10 09:00:00", "Payments", *map(str, consistent_answers(2 + i % 5))]
+              for i in range(4)]]
+    path = tmp_path / "survey.csv"
+    path.write_text(csv_text(rows, delimiter=delimiter))
+    (tmp_path / "export_mapping.yml").write_text("survey:\n  columns: {team: 'team, as chosen'}\n")
+    load = read_survey_exports([path], GROUPS, NOW, settings=read_mapping(tmp_path).settings(path.name, "survey"))
+    assert load.files[0].diagnosis["delimiter"] == {"\t": "tab", ";": "semicolon"}[delimiter]
+    assert not load.checked.quarantined and load.responses == 4

@@ -130,17 +130,16 @@ def _read_text(conn: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> Records:
 
 
 def _dialect(snapshot: Snapshot) -> tuple[str, int]:
-    """The delimiter the first line uses most, and how many fields it has: the header fixes
-    the width every record must have. (DuckDB's sniffer guesses wrong, or stops, on the very
-    files that need diagnosing: a broken quote or a stray byte in its sample.)"""
+    """The delimiter that splits the first record into the most fields (comma on a tie), and
+    how many fields that is: the header fixes the width every record must have. The first
+    record, not line: a header cell may hold a line break (Alt+Enter in Excel) or a quoted
+    delimiter. (DuckDB's sniffer guesses wrong, or stops, on the very files that need
+    diagnosing: a broken quote or a stray byte in its sample.)"""
     with snapshot.path.open("rb") as fh:
         head = fh.read(MAX_LINE_BYTES).decode("utf-8", errors="replace").lstrip("\ufeff")
-    first_line = head.split("\n", 1)[0]
-    counts = {d: first_line.count(d) for d in DELIMITER_NAMES}
-    delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-    # The first record, not line: a header cell may hold a line break (Alt+Enter in Excel).
-    header = next(csv.reader(io.StringIO(head, newline=""), delimiter=delimiter), [])
-    return delimiter, max(len(header), 1)
+    widths = {d: len(next(csv.reader(io.StringIO(head, newline=""), delimiter=d), [])) for d in DELIMITER_NAMES}
+    delimiter = max(widths, key=lambda d: widths[d])  # the first of the widest: comma before the others
+    return delimiter, max(widths[delimiter], 1)
 
 
 def _with_lf_line_ends(snapshot: Snapshot) -> Snapshot:
