@@ -251,9 +251,10 @@ def _listing_verdict(conn, listed: set[str], received: set[str], quarantined_ids
     (a cache's stale answer), and more than MAX_GONE_SHARE missing at once is taken for lost
     access, not deletions, unless ``accept_mass_removal``. Nothing is removed on either; the
     run warns."""
-    held = {row[0] for row in conn.execute("select id from raw.jira__issues where updated_at >= ?",
-                                           [history_start.replace(tzinfo=None)]).fetchall()}
-    anywhere = {row[0] for row in conn.execute("select id from raw.jira__issues").fetchall()} | quarantined_ids
+    stored = conn.execute("select id, updated_at >= ? from raw.jira__issues",
+                          [history_start.replace(tzinfo=None)]).fetchall()
+    held = {issue_id for issue_id, in_scope in stored if in_scope}
+    anywhere = {issue_id for issue_id, _ in stored} | quarantined_ids
     if unlisted := received - listed:
         log(f"issues: Jira's id listing lacks {len(unlisted)} issues this run received (e.g. {sorted(unlisted)[:5]}): "
             "not a current listing, so nothing was removed or fetched on its word; the next run lists them again")

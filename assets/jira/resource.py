@@ -253,7 +253,7 @@ class JiraResource(dg.ConfigurableResource):
             previous_keys = [issue.get("key") for issue in page["issues"] if isinstance(issue, dict)]
             last_updated = max(_updated_times(page["issues"]), default=last_updated)
             token = page.get("nextPageToken")
-            result.last = page.get("isLast") is True or not token
+            result.last = _last_search_page(page)
             yield result
             if result.last:
                 return
@@ -272,7 +272,7 @@ class JiraResource(dg.ConfigurableResource):
             page = self.get_json(client, "search/jql", params, log, _id_page(token, ids))
             ids.update(str(issue["id"]) for issue in page["issues"])
             token = page.get("nextPageToken")
-            if page.get("isLast") is True or not token:
+            if _last_search_page(page):
                 return ids
 
     def fetch_issue(self, client: JIRA, issue_id: str, log: Callable[[str], None] | None = None,
@@ -414,6 +414,12 @@ def _search_page(since: datetime, token: str | None, previous_keys: list[str],
         return None
 
     return check
+
+
+def _last_search_page(page: dict) -> bool:
+    """Whether a /search/jql page is the last: it says so (`isLast` is optional), or gives no
+    `nextPageToken` to ask for the next."""
+    return page.get("isLast") is True or not page.get("nextPageToken")
 
 
 def _id_page(token: str | None, listed: set[str]) -> Expectation:
