@@ -341,6 +341,25 @@ def test_workday_report_with_a_title_row_and_reason_paths(tmp_path):
     assert loaded.headcount.height == 2 + 2 + 1 and loaded.quarantine.is_empty()
 
 
+def test_a_report_footer_below_the_table_is_not_an_employee(tmp_path):
+    # Workday's Excel export ends with a blank row and "Count: N"; a one-cell line with a full
+    # row after it is no footer, and its checks quarantine it.
+    rows = [["Employee ID", "Worker", "Supervisory Organization", "Business Title", "Hire Date", "Termination Date",
+             "Primary Termination Reason"],
+            ["21001", "A", "Search", "Engineer", datetime(2023, 5, 2), None, None],
+            ["21099"],
+            ["21002", "B", "Search", "Engineer", datetime(2023, 5, 2), None, None],
+            [None], ["Count: 3"]]
+    path = write_xlsx(tmp_path / "Workday_Headcount.xlsx", rows, title_rows=[["Headcount and Terminations"]])
+    loaded = read_hr_file(take_snapshot(path, tmp_path), path.name,
+                          Mapping({}, {}, {}, (), "none").settings(path.name, "hr"),
+                          {"search": "Search"}, datetime(2024, 3, 2, tzinfo=UTC), "salt", tmp_path)
+    assert loaded.quarantine["source_line"].to_list() == [4]
+    assert loaded.employees == 3 and loaded.data_rows == 3
+    assert loaded.notes == ["line 7 below the table ('Count: 3') holds one cell only: read as the export's summary "
+                            "line, not an employee"]
+
+
 def test_mapping_file_errors_name_the_entry(tmp_path):
     (tmp_path / "export_mapping.yml").write_text("survey:\n  scale_points: 6\n")
     with pytest.raises(MappingError, match="survey: scale_points must be 5 or 7"):

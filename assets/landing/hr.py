@@ -132,7 +132,9 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
                                 f"in export_mapping.yml (hr.columns) or its preset (hr.preset)")
         roles = _roles(records.row(header_index), preset, settings, name)
         header_row = records.frame["row"][header_index]
-        conn.execute(f"create view data as select * from export where row > {header_row}")
+        summary_lines = _summary_lines(conn, header_row)
+        footer = f" and row < {summary_lines[0][0]}" if summary_lines else ""
+        conn.execute(f"create view data as select * from export where row > {header_row}{footer}")
         diagnosis = {**records.diagnosis, "preset": preset, "header_row": str(header_row)}
         pattern = _date_pattern(conn, roles, records.row(header_index), settings, name)
         patterns = {role: pattern for role in DATE_ROLES if role in roles}
@@ -187,7 +189,8 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         # Quarantined rows count too: an employee whose row is quarantined now (an unknown
         # reason) is still in the file, which did not shrink.
         employees = counts["employees"]
-        notes = list(records.notes)
+        notes = list(records.notes) + [f"line {row} below the table ({text!r}) holds one cell only: read as the "
+                                       "export's summary line, not an employee" for row, text in summary_lines]
         if preset != "snapshots" and "termination_date" in roles:
             ahead = conn.execute("select count(*) from accepted where termination_date > ?",
                                  [now.date()]).fetchone()[0]
@@ -202,6 +205,20 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         conn.close()
     return HrFile(name, preset, diagnosis, output, counts, data_rows, employees, months, notes,
                   leavers_only=preset == "snapshots" and "snapshot_date" not in roles, as_of=as_of)
+
+
+def _summary_lines(conn: duckdb.DuckDBPyConnection, header_row: int) -> list[tuple[int, str]]:
+    """The lines that end the file below the table and hold a single cell, as (row, text):
+    a report's footer (Workday's ``Count: 3``, a spreadsheet's ``Total``), not an employee.
+    A one-cell line with a full row after it stays in the data, where its checks quarantine it."""
+    columns = [c for c in conn.table("export").columns if c != "row"]
+    filled = " + ".join(f"(coalesce(trim({c}), '') <> '')::int" for c in columns)
+    return conn.execute(f"""
+        with lines as (select row, {filled} as filled, concat_ws('', {', '.join(columns)}) as text
+                       from export where row > {header_row})
+        select row, trim(text) from lines
+        where filled = 1 and row > (select max(row) from lines where filled > 1)
+        order by row""").fetchall()
 
 
 def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) -> dict[str, str]:
