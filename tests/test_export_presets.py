@@ -326,6 +326,29 @@ def test_bamboohr_roster_gives_monthly_snapshots_and_classified_leavers(tmp_path
     assert "1005" not in loaded.quarantine["raw_row"][0]
 
 
+def test_negated_mixed_and_missing_termination_reasons_are_never_guessed(tmp_path):
+    # A roster without a job title: nobody is a critical role unless hr.critical_roles says so,
+    # and an empty list in the mapping matches no reason, not the empty one.
+    reasons = {"1001": "Non-voluntary", "1002": "Not voluntary (performance)", "1003": "Voluntary redundancy",
+               "1004": "Forced resignation", "1005": "", "1006": "Resignation"}
+    rows = [["Employee ID", "Department", "Hire Date", "Termination Date", "Termination Reason"]] + [
+        [employee, "Payments", "2024-01-01", "2024-02-15", reason] for employee, reason in reasons.items()]
+    path = tmp_path / "roster.csv"
+    path.write_text(csv_text(rows))
+    (tmp_path / "export_mapping.yml").write_text("hr:\n  voluntary_reasons: [Resignation]\n  critical_roles: []\n"
+                                                 "  snapshots_from: 2024-01-01\n")
+    mapping = read_mapping(tmp_path)
+    loaded = read_hr_file(take_snapshot(path, tmp_path), path.name, mapping.settings(path.name, "hr"),
+                          {"payments": "OU-PAY"}, datetime(2024, 4, 10, tzinfo=UTC), "salt", tmp_path)
+    assert sorted(loaded.terminations["voluntary"].to_list()) == ["false", "false", "true"]
+    assert set(loaded.headcount["critical_role"]) == {"false"}
+    reasons_by_line = dict(zip(loaded.quarantine["source_line"], loaded.quarantine["reason"], strict=True))
+    assert reasons_by_line[4].startswith("unknown termination reason: 'Voluntary redundancy'")
+    assert reasons_by_line[5].startswith("unknown termination reason: 'Forced resignation'")
+    assert reasons_by_line[6].startswith("missing termination reason: a termination date without a reason")
+    assert len(reasons_by_line) == 3
+
+
 def test_workday_report_with_a_title_row_and_reason_paths(tmp_path):
     rows = [["Employee ID", "Worker", "Supervisory Organization", "Business Title", "Hire Date", "Termination Date",
              "Primary Termination Reason"],

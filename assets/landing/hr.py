@@ -41,9 +41,12 @@ OUTPUTS = ("headcount", "terminations", "quarantine", "employees")
 # Rows above the header a report tool may add (a title, a run date): searched for the header.
 MAX_TITLE_ROWS = 10
 VOLUNTARY_WORDS = ("voluntary", "resignation", "resigned", "retirement", "retired")
+# "voluntary" negated, as HR tools write it: involuntary, whatever else the reason says.
+NOT_VOLUNTARY_WORDS = ("involuntary", "non-voluntary", "non voluntary", "nonvoluntary", "not voluntary", "unvoluntary")
 # Death (BambooHR's standard termination type) is not the employee's choice, and voluntary
-# attrition is the KPI: it counts as involuntary.
-INVOLUNTARY_WORDS = ("involuntary", "dismiss", "layoff", "laid off", "redundan", "terminated for cause", "death",
+# attrition is the KPI: it counts as involuntary. A reason holding one of these and a
+# voluntary word ("voluntary redundancy", "forced resignation") is not guessed.
+INVOLUNTARY_WORDS = ("dismiss", "layoff", "laid off", "redundan", "terminated for cause", "forced", "death",
                      "deceased")
 DATE_ROLES = ("hire_date", "termination_date", "snapshot_date")
 # Distinct date values the file's date pattern is found from (a roster has a few thousand
@@ -144,7 +147,7 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         false_words = FALSE_WORDS + settings.false_words
         voluntary = _voluntary_sql(settings) if preset != "snapshots" else _is_true("voluntary_text", true_words)
         critical = (f"case when critical_text <> '' then {_is_true('critical_text', true_words)} "
-                    f"else list_contains({_sql_list(settings.critical_roles or [''])}, lower(role)) end")
+                    f"else list_contains({_sql_list(settings.critical_roles)}, lower(role)) end")
         conn.register("org_unit_frame", pl.DataFrame(
             {"key": list(org_units), "org_unit": list(org_units.values())},
             schema={"key": pl.String, "org_unit": pl.String}).to_arrow())
@@ -314,7 +317,8 @@ def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern]) -> str:
 
 
 def _sql_list(words) -> str:
-    return "[" + ", ".join("'" + w.replace("'", "''") + "'" for w in words) + "]"
+    """A DuckDB list literal of ``words`` (typed, so an empty list contains nothing)."""
+    return "[" + ", ".join("'" + w.replace("'", "''") + "'" for w in words) + "]::varchar[]"
 
 
 def _is_true(column: str, true_words: tuple[str, ...]) -> str:
@@ -357,7 +361,10 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
             checks.append(f"case when not list_contains({_sql_list(true_words + false_words)}, lower({column})) "
                           f"then 'bad flag: {flag} ''' || {column} || ''' is not a true/false word' end")
     if preset != "snapshots" and "termination_date" in roles:
-        checks.append(f"case when termination_date is not null and ({voluntary}) is null "
+        checks.append("case when termination_date is not null and reason_text = '' then 'missing termination "
+                      "reason: a termination date without a reason, so voluntary or not is unknown (fill it in "
+                      "the HR tool, or export its termination type or reason column: hr.columns.termination_reason "
+                      f"names it)' when termination_date is not null and ({voluntary}) is null "
                       "then 'unknown termination reason: ''' || reason_text || ''' (list it under "
                       "hr.voluntary_reasons or hr.involuntary_reasons in export_mapping.yml)' end")
     return "concat_ws('; ', " + ", ".join(checks) + ")"
@@ -365,14 +372,20 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
 
 def _voluntary_sql(settings: Settings) -> str:
     """Voluntary (true), involuntary (false) or unknown (null) from the reason text: the
-    mapping's lists first, then the words of the built-in rules (involuntary checked first:
-    it contains 'voluntary')."""
+    mapping's lists first, then the built-in words: "voluntary" negated is involuntary; a
+    reason with words of both kinds, or of neither, or none at all, is unknown."""
     reason = "lower(reason_text)"
-    return (f"case when list_contains({_sql_list(settings.voluntary_reasons or [''])}, {reason}) then true "
-            f"when list_contains({_sql_list(settings.involuntary_reasons or [''])}, {reason}) then false "
-            + "".join(f"when {reason} like '%{w}%' then false " for w in INVOLUNTARY_WORDS)
-            + "".join(f"when {reason} like '%{w}%' then true " for w in VOLUNTARY_WORDS)
-            + "end")
+
+    def any_of(words: tuple[str, ...]) -> str:
+        return " or ".join(f"{reason} like '%{w}%'" for w in words)
+
+    return (f"case when list_contains({_sql_list(settings.voluntary_reasons)}, {reason}) then true "
+            f"when list_contains({_sql_list(settings.involuntary_reasons)}, {reason}) then false "
+            f"when {any_of(NOT_VOLUNTARY_WORDS)} then false "
+            f"when ({any_of(INVOLUNTARY_WORDS)}) and ({any_of(VOLUNTARY_WORDS)}) then null "
+            f"when {any_of(INVOLUNTARY_WORDS)} then false "
+            f"when {any_of(VOLUNTARY_WORDS)} then true "
+            "end")
 
 
 def _deduplicated(conn: duckdb.DuckDBPyConnection, date_role: str) -> None:
