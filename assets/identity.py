@@ -2,8 +2,9 @@
 
 HR employee ids, Jira account ids and email addresses become salted SHA-256 hashes (the HR
 salt, ``PSAFE_HR_ID_SALT``), so the warehouse can join a ticket's reporter to the HR roster
-through the identity map without holding anyone's identity in clear. The HR loader computes
-the same hash in SQL (assets/landing/hr.py); ``pseudonym`` is its Python twin.
+through the identity map without holding anyone's identity in clear. An employee id is hashed
+as ``employee_key`` reads it (``employee_pseudonym``), by the HR loader and the identity map
+alike, so the forms one id takes in different exports are one person.
 
 ``pseudonymise_people`` rewrites a Jira issue as received, before anything of it is stored or
 quarantined: every user object (reporter, creator, assignee, changelog authors, users in
@@ -37,6 +38,8 @@ PSEUDONYM_LENGTH = 20
 # employee id's pseudonym).
 JIRA_ACCOUNT = "jira-account"
 EMAIL = "email"
+# An employee id that is a whole number, as a spreadsheet may write it.
+EMPLOYEE_NUMBER = re.compile(r"[0-9]+(\.0*)?")
 # Changelog items of these fields name users: their from/to are account ids, the strings names.
 USER_FIELDS = frozenset({"assignee", "reporter", "creator"})
 # An Atlassian account id: the legacy 24 hex digits (5b10ac8d82e05b22cc7d4ef5), or a number
@@ -67,6 +70,20 @@ def salt_fingerprint(salt: str | None) -> str:
 def pseudonym(salt: str, value: str) -> str:
     """The salted hash of ``value`` (trimmed), as the warehouse stores employee ids."""
     return hashlib.sha256(f"{salt}:{value.strip()}".encode()).hexdigest()[:PSEUDONYM_LENGTH]
+
+
+def employee_key(employee_id: str) -> str:
+    """An HR employee id as it is compared: a number without leading zeros or a ``.0`` (a
+    spreadsheet drops the zeros of ``00101`` and writes ``101.0`` for ``101``), an email
+    address in lower case (jane.doe@ and Jane.Doe@ are one person), anything else as written."""
+    text = employee_id.strip()
+    if EMPLOYEE_NUMBER.fullmatch(text):
+        return str(int(text.partition(".")[0]))
+    return text.lower() if "@" in text else text
+
+
+def employee_pseudonym(salt: str, employee_id: str) -> str:
+    return pseudonym(salt, employee_key(employee_id))
 
 
 def account_pseudonym(salt: str, account_id: str) -> str:

@@ -38,10 +38,12 @@ import pytest
 
 from assets.landing.files import FileFacts, ShrunkExport, check_shrinkage, classify
 from assets.landing.hr import read_hr_file
+from assets.landing.identity import pseudonymised, read_identity_map
 from assets.landing.item_sets import ACCOUNTABILITY, CLARK_INCLUSION, PSYCHOLOGICAL_SAFETY
 from assets.landing.mapping import Mapping, MappingError, read_mapping
 from assets.landing.snapshot import SnapshotChanged, is_ready, take_snapshot
 from assets.landing.survey import SurveyExportError, read_survey_exports
+from assets.landing.team_map import identifier_key
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 ITEMS = [item.text for item in PSYCHOLOGICAL_SAFETY.items]
@@ -347,6 +349,50 @@ def test_negated_mixed_and_missing_termination_reasons_are_never_guessed(tmp_pat
     assert reasons_by_line[5].startswith("unknown termination reason: 'Forced resignation'")
     assert reasons_by_line[6].startswith("missing termination reason: a termination date without a reason")
     assert len(reasons_by_line) == 3
+
+
+def test_a_header_named_only_by_the_mapping_is_found_and_org_units_match_as_read(tmp_path):
+    # Personio's German export: no header the presets know, so hr.columns names every column.
+    # Its org units differ from the team map only in Unicode form (NFD), spacing and an
+    # invisible zero-width space, which a reader cannot see.
+    rows = [["Personalnummer", "Abteilung", "Eintrittsdatum", "Austrittsdatum", "K\u00fcndigungsart"],
+            ["101", "Zu\u0308rich Ops", "15.03.2023", "", ""],
+            ["102", "Z\u00fcrich  Ops\u200b", "20.01.2024", "31.01.2024", "K\u00fcndigung durch Arbeitnehmer"]]
+    path = tmp_path / "personio.csv"
+    path.write_text(csv_text(rows, delimiter=";"))
+    (tmp_path / "export_mapping.yml").write_text(
+        "files:\n  - match: personio.csv\n    kind: hr\nhr:\n  columns: {employee_id: Personalnummer, "
+        "org_unit: Abteilung, hire_date: Eintrittsdatum, termination_date: Austrittsdatum, termination_reason: "
+        "K\u00fcndigungsart}\n  voluntary_reasons: [K\u00fcndigung durch Arbeitnehmer]\n  snapshots_from: 2024-01-01\n",
+        encoding="utf-8")
+    mapping = read_mapping(tmp_path)
+    loaded = read_hr_file(take_snapshot(path, tmp_path), path.name, mapping.settings(path.name, "hr"),
+                          {identifier_key("Z\u00fcrich Ops"): "Z\u00fcrich Ops"}, datetime(2024, 3, 2, tzinfo=UTC),
+                          "salt", tmp_path)
+    assert loaded.preset == "roster" and loaded.quarantine.is_empty()
+    assert loaded.terminations.select("org_unit", "voluntary").rows() == [("Z\u00fcrich Ops", "true")]
+    assert loaded.headcount.group_by("snapshot_date").len().sort("snapshot_date").rows() == [
+        ("2024-01-01", 1), ("2024-02-01", 1), ("2024-03-01", 1)]
+
+
+def test_one_employee_id_in_the_forms_spreadsheets_give_it_is_one_employee(tmp_path):
+    # A May roster as BambooHR writes it, June's re-saved by Excel (leading zeros and case of
+    # email ids lost, numbers as 1003.0), and the identity map's id written unquoted in YAML.
+    may = tmp_path / "may"
+    june = tmp_path / "june"
+    for folder, ids in ((may, ["00101", "Jane.Doe@Example.com", "1003"]), (june, ["101", "jane.doe@example.com",
+                                                                             "1003.0"])):
+        folder.mkdir()
+        (folder / "roster.csv").write_text(csv_text([["Employee ID", "Department", "Hire Date"]] + [
+            [employee, "Payments", "2024-01-01"] for employee in ids]))
+    hashed = [set(read_hr_file(take_snapshot(folder / "roster.csv", folder), "roster.csv",
+                               read_mapping(folder).settings("roster.csv", "hr"), {"payments": "Payments"},
+                               datetime(2024, 3, 2, tzinfo=UTC), "salt", folder).headcount["employee_id"])
+              for folder in (may, june)]
+    assert hashed[0] == hashed[1] and len(hashed[0]) == 3
+    (tmp_path / "identity_map.yml").write_text("people:\n  - employee_id: 00101\n    emails: [a@example.com]\n")
+    [person] = pseudonymised(read_identity_map(tmp_path / "identity_map.yml"), "salt").to_dicts()
+    assert person["employee_id"] in hashed[0]
 
 
 def test_workday_report_with_a_title_row_and_reason_paths(tmp_path):

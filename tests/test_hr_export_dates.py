@@ -189,6 +189,24 @@ def test_several_rosters_count_a_leaver_once_and_a_moved_employee_in_one_team(la
     assert combined["leavers_merged"] == 1 and "newest roster" in combined["rule"]
 
 
+def test_an_employee_a_newer_roster_of_their_team_drops_is_reported(landing):
+    # Exports of active employees only: employee 2 left Payments between May and June and June
+    # does not list them; Search is in May's export only (June's is Payments' alone), so its
+    # employee is not reported.
+    folder, warehouse = landing
+    write(folder / "bamboohr_may.csv", [["1", "Payments", "SRE", "2023-03-15", "", ""],
+                                        ["2", "Payments", "SRE", "2024-01-20", "", ""],
+                                        ["4", "Search", "SRE", "2024-01-20", "", ""]], 7200)
+    write(folder / "bamboohr_june.csv", [["1", "Payments", "SRE", "2023-03-15", "", ""],
+                                         ["5", "Payments", "SRE", "2025-06-02", "", ""]], 3600)
+    result = load(folder, warehouse)
+    assert result.success
+    [metadata] = [e.materialization.metadata for e in result.get_asset_materialization_events()
+                  if e.asset_key == dg.AssetKey(["raw", "hr__headcount"])]
+    assert metadata["files_combined"].value["missing_from_a_newer_roster"] == {
+        "bamboohr_may.csv": {"bamboohr_june.csv": 1}}
+
+
 def hr_rows(warehouse, query: str, *parameters) -> list[tuple]:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         return conn.execute(query, list(parameters)).fetchall()

@@ -44,7 +44,7 @@ from assets.landing.survey import (
     read_survey_file,
 )
 from assets.landing.tables import UnreadableText, read_records
-from assets.landing.team_map import TeamMapError, read_team_map
+from assets.landing.team_map import TeamMapError, identifier_key, read_team_map
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import replace_table, table_columns, warehouse_connection
 
@@ -82,11 +82,11 @@ class LandingLoadConfig(dg.Config):
 
 
 def _identifiers(duckdb_resource: DuckDBResource, source: str) -> dict[str, str]:
-    """The team map's identifiers of ``source``, keyed by their lower case: names in an
-    export match whatever their case."""
+    """The team map's identifiers of ``source``, keyed by ``identifier_key``: names in an
+    export match whatever their case, spacing or Unicode form."""
     with duckdb_resource.get_connection() as conn:
         rows = conn.execute("select identifier from raw.config__team_map where source = ?", [source])
-        return {identifier.lower(): identifier for (identifier,) in rows.fetchall()}
+        return {identifier_key(identifier): identifier for (identifier,) in rows.fetchall()}
 
 
 def _files_of_kind(context, landing: LandingFolderResource, kind: str) -> tuple[list[Path], list[str], object]:
@@ -321,6 +321,13 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
             write_facts(conn, "hr", {**new_facts, **kept_facts})
     for message in accepted_shrink:
         context.log.warning(f"accepted: {message}")
+    for older, newer in combined["missing_from_a_newer_roster"].items():
+        context.log.warning(
+            f"{sum(newer.values())} employees {older} lists as employed are missing from the newer "
+            f"{', '.join(newer)}, which lists others of their org unit: they still count as employed, as {older} "
+            "says. A roster of active employees only drops a leaver without a date: export inactive employees too "
+            "(BambooHR: the report's filter All; Personio: include inactive employees), or remove the older roster "
+            "once the newer one covers its employees")
     files_meta = dg.MetadataValue.json({f.name: {**f.diagnosis, "employees": f.employees, "months": len(f.months),
                                                  "notes": f.notes} for f in read})
     for key, (rows, reasons) in counts.items():
@@ -470,6 +477,7 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
                              if f.counts["quarantine"] > loaded_quarantine.get(f.name, 0)}
     by_name = {f.name: f for f in read}
     combined = {"rule": ROSTER_RULE, "files_oldest_first": newest_last,
+                "missing_from_a_newer_roster": _missing_from_newer_rosters(conn, rank, [f.name for f in rosters]),
                 "ranked_by": {name: {"latest_hire_or_snapshot_date": by_name[name].as_of[0] or None,
                                      "latest_termination_date": by_name[name].as_of[1] or None,
                                      "modified": datetime.fromtimestamp(modified[name] / 1e9, UTC).isoformat()
@@ -479,6 +487,30 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
                 "leavers_merged": sum(f.counts["terminations"] for f in read) - fresh,
                 "quarantined_rows_superseded": quarantine_superseded}
     return counts, combined
+
+
+def _missing_from_newer_rosters(conn, rank: dict[str, int], rosters: list[str]) -> dict[str, dict[str, int]]:
+    """Employees still employed this month by the roster they are last listed in while a newer
+    roster lists others of their org unit this month, not them, by that roster and the newer
+    one: an export of active employees only (BambooHR's and Personio's default) drops a
+    leaver instead of dating their leaving, and the last roster listing them counts them for
+    ever."""
+    if len(rosters) < 2:
+        return {}
+    ranks = " union all ".join("select '" + name.replace("'", "''") + f"' as source_file, {rank[name]} as file_rank"
+                               for name in rosters)
+    found = conn.execute(f"""
+        with ranks as ({ranks}),
+        current as (select employee_id, org_unit, source_file, file_rank from raw.hr__headcount join ranks
+                    using (source_file) where snapshot_date = (select max(snapshot_date) from raw.hr__headcount)),
+        newest_per_unit as (select org_unit, max(file_rank) as file_rank from current group by 1)
+        select current.source_file, newer.source_file, count(*)
+        from current join newest_per_unit as unit using (org_unit) join ranks as newer on newer.file_rank = unit.file_rank
+        where current.file_rank < unit.file_rank group by all order by all""").fetchall()
+    missing: dict[str, dict[str, int]] = {}
+    for older, newer, count in found:
+        missing.setdefault(older, {})[newer] = count
+    return missing
 
 
 def _quarantine_check(asset_key: dg.AssetKey, table: str) -> dg.AssetChecksDefinition:

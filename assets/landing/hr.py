@@ -17,6 +17,7 @@ anything (accepted or quarantined) is written.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -24,10 +25,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from assets.identity import employee_pseudonym
 from assets.landing.mapping import Settings
 from assets.landing.presets import HR_PRESETS, detect_hr_preset
 from assets.landing.snapshot import Snapshot
 from assets.landing.tables import Records, header_text, load_records
+from assets.landing.team_map import identifier_key
 from assets.landing.values import FALSE_WORDS, TRUE_WORDS, ZERO_DATE, AmbiguousDates, DatePattern
 from assets.warehouse.partitions import HISTORY_START
 
@@ -102,20 +105,20 @@ class HrFile:
         return self.table("quarantine")
 
 
-def find_hr_header(records: Records, preset: str) -> tuple[int, str | None]:
-    """The index of the header row (the first of the first rows that an HR preset
-    recognises) and that preset."""
+def find_hr_header(records: Records, preset: str, columns: Mapping[str, str]) -> tuple[int, str | None]:
+    """The index of the header row (the first of the first rows that an HR preset recognises,
+    or that holds the employee id column the mapping's ``hr.columns`` names) and its preset
+    (``roster`` for a header only the mapping names)."""
+    mapped_id = header_text(columns["employee_id"]) if "employee_id" in columns else None
     for index in range(min(MAX_TITLE_ROWS, records.frame.height)):
+        cells = {header_text(c) for c in records.row(index)}
+        if mapped_id in cells:
+            return index, (detect_hr_preset(records.row(index)) or "roster") if preset == "auto" else preset
         found = detect_hr_preset(records.row(index)) if preset == "auto" else (
-            preset if _has_columns(records.row(index), preset) else None)
+            preset if cells & set(HR_PRESETS[preset].columns["employee_id"]) else None)
         if found:
             return index, found
     return 0, None
-
-
-def _has_columns(header: list[str], preset: str) -> bool:
-    cells = {header_text(c) for c in header}
-    return bool(cells & set(HR_PRESETS[preset].columns["employee_id"]))
 
 
 def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: dict[str, str], now: datetime,
@@ -128,7 +131,7 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
                                   "temp_directory": str(output / "spill")})
     try:
         records = load_records(conn, snapshot, settings.sheet)
-        header_index, preset = find_hr_header(records, settings.preset)
+        header_index, preset = find_hr_header(records, settings.preset, settings.columns)
         if preset is None:
             raise HrExportError(f"{name}: not an HR export this pipeline recognises ({records.diagnosis}); the first "
                                 f"rows have no employee id with hire/termination or snapshot dates. Name the columns "
@@ -148,22 +151,28 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         voluntary = _voluntary_sql(settings) if preset != "snapshots" else _is_true("voluntary_text", true_words)
         critical = (f"case when critical_text <> '' then {_is_true('critical_text', true_words)} "
                     f"else list_contains({_sql_list(settings.critical_roles)}, lower(role)) end")
+        # The file's org unit texts matched in Python, with the team map's own rule.
+        texts = [text for (text,) in conn.execute(f"select distinct coalesce(trim({roles['org_unit']}), '') "
+                                                  "from data").fetchall()]
+        matched = {text: org_units[identifier_key(text)] for text in texts if identifier_key(text) in org_units}
         conn.register("org_unit_frame", pl.DataFrame(
-            {"key": list(org_units), "org_unit": list(org_units.values())},
+            {"key": list(matched), "org_unit": list(matched.values())},
             schema={"key": pl.String, "org_unit": pl.String}).to_arrow())
         conn.execute("create table org_units as select * from org_unit_frame")
         checks = _row_checks(roles, preset, true_words, false_words, voluntary, pattern)
         # Snapshot files repeat each employee every month: hash each id once.
         plain_id = f"coalesce(trim({roles['employee_id']}), '')"
-        conn.execute(f"""create table id_hashes as select plain, case when plain = '' then ''
-                             else left(sha256(? || ':' || plain), 20) end as hashed
-                         from (select distinct {plain_id} as plain from data)""", [salt])
+        plain = [text for (text,) in conn.execute(f"select distinct {plain_id} from data").fetchall()]
+        conn.register("id_frame", pl.DataFrame(
+            {"plain": plain, "hashed": [employee_pseudonym(salt, text) if text else "" for text in plain]},
+            schema={"plain": pl.String, "hashed": pl.String}).to_arrow())
+        conn.execute("create table id_hashes as select * from id_frame")
         dates = ", ".join(f"typed.{role}" for role in patterns)
         conn.execute(f"""create table checked as select typed.row, typed.employee_id, org_units.org_unit, typed.role,
                              {dates}{', ' if dates else ''}{checks} as errors,
                              {critical} as is_critical, {voluntary} as is_voluntary
                          from ({_typed_sql(roles, patterns)}) as typed
-                         left join org_units on org_units.key = lower(typed.org_unit_text)""",
+                         left join org_units on org_units.key = typed.org_unit_text""",
                      [now.replace(tzinfo=None)])
         date_role = "hire_date" if preset != "snapshots" else _date_role(roles)
         _deduplicated(conn, date_role)
@@ -183,7 +192,8 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         if preset == "snapshots":
             _snapshot_tables(conn, roles)
         else:
-            _roster_tables(conn, settings.snapshots_from or date.fromisoformat(HISTORY_START), now.date())
+            _roster_tables(conn, settings.snapshots_from or date.fromisoformat(HISTORY_START), now.date(),
+                           "termination_date" in roles)
         conn.execute("create view employees as select distinct employee_id from checked where employee_id <> ''")
         months = [m for (m,) in conn.execute("select distinct left(snapshot_date, 7) from headcount "
                                              "order by 1").fetchall()]
@@ -419,19 +429,24 @@ def _snapshot_tables(conn, roles) -> None:
         from accepted where {leavers}""")
 
 
-def _roster_tables(conn, start: date, today: date) -> None:
+def _roster_tables(conn, start: date, today: date, has_terminations: bool) -> None:
     """Tables ``headcount`` (monthly opening snapshots from ``start`` to this month) and
     ``terminations`` (the leavers) from a roster. A termination dated after ``today`` is a
     notice period: the employee is in every snapshot until then and a leaver only once the
-    date has passed (a later load), so attrition never counts someone still employed."""
+    date has passed (a later load), so attrition never counts someone still employed. A
+    roster without termination dates (of active employees only) has no leavers."""
+    if not has_terminations:
+        conn.execute("create view accepted_roster as select *, null::date as termination_date from accepted")
+    else:
+        conn.execute("create view accepted_roster as select * from accepted")
     conn.execute(f"""
         create view headcount as select strftime(month, '%Y-%m-%d') as snapshot_date, employee_id, org_unit, role,
                is_critical::varchar as critical_role
-        from accepted, range(date_trunc('month', date '{start.isoformat()}'),
+        from accepted_roster, range(date_trunc('month', date '{start.isoformat()}'),
                              date_trunc('month', date '{today.isoformat()}') + interval 1 day,
                              interval 1 month) as months(month)
         where hire_date <= month and (termination_date is null or termination_date >= month)""")
     conn.execute(f"""
         create view terminations as select employee_id, org_unit, role, is_critical::varchar as critical_role,
                strftime(termination_date, '%Y-%m-%d') as termination_date, is_voluntary::varchar as voluntary
-        from accepted where termination_date <= date '{today.isoformat()}' order by row""")
+        from accepted_roster where termination_date <= date '{today.isoformat()}' order by row""")

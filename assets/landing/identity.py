@@ -24,7 +24,7 @@ import polars as pl
 import yaml
 from dagster_duckdb import DuckDBResource
 
-from assets.identity import account_pseudonym, email_pseudonym, pseudonym
+from assets.identity import account_pseudonym, email_pseudonym, employee_pseudonym
 from assets.landing.resource import LandingFolderResource
 from assets.landing.team_map import yaml_list
 from assets.warehouse.pool import WAREHOUSE_POOL
@@ -100,7 +100,8 @@ def pseudonymised(rows: list[dict[str, str]], salt: str) -> pl.DataFrame:
     hashed = {"jira_account_id": account_pseudonym, "email": email_pseudonym}
     return pl.DataFrame([{"identity_kind": row["identity_kind"],
                           "identity": hashed[row["identity_kind"]](salt, row["identity"]),
-                          "employee_id": pseudonym(salt, row["employee_id"])} for row in rows], schema=SCHEMA)
+                          "employee_id": employee_pseudonym(salt, row["employee_id"])} for row in rows],
+                        schema=SCHEMA)
 
 
 @dg.asset(pool=WAREHOUSE_POOL, key=["raw", "config__identity_map"], group_name="landing", kinds={"yaml", "duckdb"})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.identity import pseudonym
+from assets.identity import employee_pseudonym
 from assets.landing.snapshot import ENCODINGS
 
 
@@ -71,4 +71,4 @@ class LandingFolderResource(dg.ConfigurableResource):
 
     def pseudonymise(self, employee_id: str) -> str:
         """The hash the HR loader writes for ``employee_id`` (the same as its SQL)."""
-        return pseudonym(self.hr_id_salt, employee_id)
+        return employee_pseudonym(self.hr_id_salt, employee_id)

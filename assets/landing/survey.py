@@ -36,6 +36,7 @@ from assets.landing.mapping import Settings
 from assets.landing.presets import SURVEY_PRESETS, SurveyPreset, detect_survey_preset
 from assets.landing.snapshot import take_snapshot
 from assets.landing.tables import Records, header_text, read_records
+from assets.landing.team_map import identifier_key
 from assets.landing.validation import Checked, RowError, supersede_duplicates
 from assets.landing.values import AGREEMENT_LABELS, AmbiguousDates, DatePattern, parse_answer
 from assets.models.psychometrics import cronbach_alpha
@@ -312,7 +313,7 @@ def _response(values, roles, items, dates, settings, survey_groups, now, scale_p
     else:
         submitted_at = datetime.combine(settings.submitted_at_value, datetime.min.time())
     group = values[roles["team"]].strip()
-    canonical = survey_groups.get(group.lower())
+    canonical = survey_groups.get(identifier_key(group))
     if canonical is None:
         errors.append(f"unknown team: survey group {group!r} is not in the team map's survey_groups")
     answers: dict[tuple[str, int], int] = {}
@@ -434,7 +435,7 @@ def read_survey_exports(paths: list[Path], survey_groups: set[str] | dict[str, s
                         scale_points: int = 7, settings: Settings | None = None, encoding: str = "auto") -> SurveyLoad:
     """Read and combine survey export files outside Dagster (tests, benchmarks, notebooks),
     exactly as the landing asset does."""
-    groups = survey_groups if isinstance(survey_groups, dict) else {g.lower(): g for g in survey_groups}
+    groups = survey_groups if isinstance(survey_groups, dict) else {identifier_key(g): g for g in survey_groups}
     files = []
     with tempfile.TemporaryDirectory(prefix="psafe-survey-") as workdir:
         for path in paths:

@@ -16,6 +16,7 @@ names the offending lines, because a silently wrong team is worse than a failed 
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import yaml
@@ -30,15 +31,26 @@ SOURCES = {
 }
 
 
+def identifier_key(text: str) -> str:
+    """A team identifier as an export's cell is matched with the team map: in NFC, without
+    invisible format characters (a zero-width space pasted along), its runs of spaces of any
+    kind one space, in lower case. Exports differ from the map in exactly these ways, and two
+    texts alike after them are read as the same name by anyone looking at them."""
+    visible = "".join(c for c in unicodedata.normalize("NFC", text) if unicodedata.category(c) != "Cf")
+    return " ".join(visible.split()).lower()
+
+
 class TeamMapError(ValueError):
     """The team map file is malformed or ambiguous."""
 
 
 def yaml_list(path: Path, key: str, error: type[ValueError]) -> list:
     """The list under ``key`` at the top of the YAML file ``path`` (a landing folder's map);
-    ``error`` says what is wrong with the file."""
+    ``error`` says what is wrong with the file. Every value is read as the text written
+    (YAML's base schema): an id written 00123 stays 00123, not the octal number 83, and an
+    org unit written 1e3 stays 1e3."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
     except yaml.YAMLError as problem:
         raise error(f"{path}: not valid YAML: {problem}") from None
     if not isinstance(document, dict) or not isinstance(document.get(key), list):
