@@ -254,6 +254,19 @@ def test_a_binomial_with_too_few_events_reports_too_few_events_instead_of_an_est
     assert covers(enough[1], -0.3)
 
 
+def test_leavers_who_outnumber_the_opening_headcount_are_the_number_at_risk():
+    # Hires who left within their first month: more leavers than the month's opening headcount.
+    months = attrition_months(seed=7, n_teams=40, monthly_rate=0.02)
+    months.loc[months.index[:3], "voluntary_leavers"] = 12
+    raised = months.assign(headcount=np.maximum(months["headcount"], months["voluntary_leavers"]))
+    for estimate, expected in zip(team_month_binomial(months, ATTRITION), team_month_binomial(raised, ATTRITION),
+                                  strict=True):
+        assert np.isfinite(estimate.estimate)
+        assert "3 team-months had more voluntary_leavers than headcount" in estimate.warnings
+        # The same fit as on a headcount of 12 there, but for the log headcount adjustment.
+        assert estimate.n_events == expected.n_events
+
+
 def test_the_minimum_events_rule_counts_the_rarer_outcome_and_every_coefficient():
     # Nearly everyone leaves: the rare outcome is staying, and the rule counts that.
     months = attrition_months(seed=8, n_teams=10, monthly_rate=0.0).assign(voluntary_leavers=10)

@@ -402,12 +402,16 @@ def team_month_binomial(months: pd.DataFrame, kpi: Kpi, reference_reliability: f
     """Binomial GLM (logit) of successes out of trials (the denominator columns summed),
     team-clustered. Coefficients are log odds ratios."""
     data = model_rows(months, [kpi.outcome, *kpi.denominator], model)
-    trials = data[list(kpi.denominator)].sum(axis=1)
-    design_ = design(data[trials > 0].reset_index(drop=True), split=True, model=model)
+    # Never fewer trials than successes: a hire who left within the month is a leaver the
+    # opening headcount does not hold, so where leavers outnumber it they are the number at risk.
+    data = data.assign(trials=np.maximum(data[list(kpi.denominator)].sum(axis=1), data[kpi.outcome]))
+    design_ = design(data[data["trials"] > 0].reset_index(drop=True), split=True, model=model)
     successes = design_.data[kpi.outcome].to_numpy(dtype=float)
-    failures = design_.data[list(kpi.denominator)].sum(axis=1).to_numpy(dtype=float) - successes
+    trials = design_.data["trials"].to_numpy(dtype=float)
+    failures = trials - successes
     label = f"[{kpi.outcome}, {' + '.join(kpi.denominator)} - {kpi.outcome}]"
     model = f"Binomial GLM {design_.formula(label)}, team-clustered"
+    raised = int((trials > design_.data[list(kpi.denominator)].sum(axis=1).to_numpy(dtype=float)).sum())
     if (failed := too_few_teams(design_, model)) is not None:
         return failed
     events = float(min(successes.sum(), failures.sum()))
@@ -419,6 +423,9 @@ def team_month_binomial(months: pd.DataFrame, kpi: Kpi, reference_reliability: f
             **_cluster_kwargs(design_))
     separated = any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
     notes = ("perfect separation (too few events): the estimate is not identified",) if separated else ()
+    if raised:
+        notes += (f"{raised} team-months had more {kpi.outcome} than {' + '.join(kpi.denominator)} (hires who left "
+                  f"within the month): their number at risk is their {kpi.outcome}",)
     return estimates(design_, _clustered(fit, design_, model, notes), reference_reliability, events)
 
 
