@@ -54,6 +54,11 @@ def test_dg_check_defs_passes():
     done = subprocess.run([str(dg_cli), "check", "defs"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All definitions loaded successfully" in done.stdout + done.stderr
+    # The code location has one name, workspace.yaml's and [tool.dg.project]'s.
+    validated = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w",
+                                "workspace.yaml"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert "does not match the name" not in validated.stdout + validated.stderr
 
 
 @pytest.mark.slow

@@ -1,12 +1,14 @@
 """The KPI registry (assets/models/kpis.py) is the one definition of every KPI: docs/metrics.md
 carries it as a table, the marts have every column it names, and the report has words for it."""
 
+import math
 import re
 from datetime import date
 from pathlib import Path
 
 from assets.models.inputs import INCIDENTS_SQL, TEAM_MONTHS_SQL
 from assets.models.kpis import CORRELATION_KPIS, IDENTITY_MAP, KPIS, Family, registry_markdown
+from assets.report.review import kpi_value
 from assets.report.wording import outcome_for
 
 METRICS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
@@ -63,3 +65,13 @@ def test_kpi_names_are_written_nowhere_else_in_the_models_and_the_report():
         text = path.read_text()
         for name in names:
             assert not re.search(rf"[\"']{re.escape(name)}[\"']", text), (path.name, name)
+
+
+def test_a_time_kpi_reads_in_the_unit_its_outcome_is_measured_in():
+    for kpi in KPIS:
+        if kpi.family is Family.TEAM_MONTH_LOG_TIME:
+            assert kpi.outcome.endswith(f"_{kpi.time_unit}"), kpi.name
+    assert kpi_value("log median days to finish a review", math.log(6.5)) == "6.5 days"
+    assert kpi_value("log median days to close an action item", math.log(0.5)) == "12.0 h"
+    assert kpi_value("log median TTR", math.log(6.5 * 86_400)) == "6.5 days"
+    assert kpi_value("log median TTA", math.log(300)) == "5 min"

@@ -57,12 +57,16 @@ class Reading:
     up: str = "higher"
 
 
+# The units a team-month time KPI's outcome is measured in, in seconds.
+SECONDS_IN = {"seconds": 1, "days": 86_400}
+
+
 @dataclass(frozen=True)
 class Kpi:
     """One KPI. Columns are those of marts.mart_team_month (team-month families) or of the
     incident rows the models read (incident families):
 
-    - ``outcome``: the time (seconds), the count or the successes;
+    - ``outcome``: the time (in ``time_unit``: seconds, or days), the count or the successes;
     - ``denominator``: the exposure of a count or the trials of a binomial (summed);
     - ``weight``: how many incidents stand behind a team-month median (pools a team's months
       in the correlation table);
@@ -86,6 +90,7 @@ class Kpi:
     reporting_bias: bool = False
     caveat: str = ""
     needs: str = ""
+    time_unit: str = "seconds"
 
     @property
     def scale(self) -> str:
@@ -161,7 +166,7 @@ KPIS: tuple[Kpi, ...] = (
     ),
     Kpi(
         "log median days to finish a review", Family.TEAM_MONTH_LOG_TIME, "review_done_median_days",
-        weight="n_reviews_done",
+        weight="n_reviews_done", time_unit="days",
         definition="log of a team-month's median days from an incident's resolve to its review done; a team's "
         "months pooled weighted by finished reviews in the correlation table",
         reading=Reading("took", "a {change} median time to finish an incident's review", "shorter", "longer"),
@@ -178,7 +183,7 @@ KPIS: tuple[Kpi, ...] = (
     ),
     Kpi(
         "log median days to close an action item", Family.TEAM_MONTH_LOG_TIME, "action_item_close_median_days",
-        weight="n_action_items_closed",
+        weight="n_action_items_closed", time_unit="days",
         definition="log of a team-month's median days from a review action item's creation to its close; a "
         "team's months pooled weighted by closed items in the correlation table",
         reading=Reading("took", "a {change} median time to close a review's action item", "shorter", "longer"),

@@ -15,7 +15,7 @@ import math
 import pandas as pd
 
 from assets.landing.item_sets import ACCOUNTABILITY, ITEM_SETS, PSYCHOLOGICAL_SAFETY, STAGES
-from assets.models.kpis import CORRELATION_KPIS, KPI_BY_NAME, Family
+from assets.models.kpis import CORRELATION_KPIS, KPI_BY_NAME, SECONDS_IN, Family
 from assets.models.profiles import ZONES
 from assets.models.psychometrics import MIN_RESPONDENTS, WAVE_CLOSE_DAYS
 from assets.report.inputs import SurveyReview
@@ -39,9 +39,12 @@ def kpi_value(kpi_name: str, value: float) -> str:
     median), a rate per person and month, or a share."""
     if value is None or not math.isfinite(value):
         return "n/a"
-    family = KPI_BY_NAME[kpi_name].family
+    kpi = KPI_BY_NAME[kpi_name]
+    family = kpi.family
     if family is Family.TEAM_MONTH_LOG_TIME:
-        seconds = math.exp(value)
+        seconds = math.exp(value) * SECONDS_IN[kpi.time_unit]
+        if seconds >= 2 * SECONDS_IN["days"]:
+            return f"{seconds / SECONDS_IN['days']:.1f} days"
         return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
     if family is Family.TEAM_MONTH_COUNT:
         return f"{value:.2f} per person-month"
