@@ -429,6 +429,26 @@ def test_a_report_footer_below_the_table_is_not_an_employee(tmp_path):
                             "line, not an employee"]
 
 
+def test_excel_serial_numbers_in_a_workbooks_date_columns_are_dates(tmp_path):
+    # Date columns formatted General: Excel keeps the serial day numbers (45300.5 is 2024-01-09
+    # at noon); a number before 1970's serial is no date and is quarantined.
+    rows = [["Employee ID", "Department", "Hire Date", "Termination Date", "Termination Reason"],
+            ["1001", "Payments", 44986, None, None],
+            ["1002", "Payments", 44986.0, 45300.5, "Resignation"],
+            ["1003", "Payments", 4, None, None]]
+    path = write_xlsx(tmp_path / "roster.xlsx", rows)
+    loaded = read_hr_file(take_snapshot(path, tmp_path), path.name,
+                          Mapping({}, {}, {}, (), "none").settings(path.name, "hr"),
+                          {"payments": "Payments"}, datetime(2024, 3, 2, tzinfo=UTC), "salt", tmp_path)
+    assert loaded.terminations.select("termination_date", "voluntary").rows() == [("2024-01-09", "true")]
+    # Both hired 2023-03-01; 1002 left in January.
+    assert loaded.headcount.group_by("snapshot_date").len().sort("snapshot_date").rows() == [
+        ("2024-01-01", 2), ("2024-02-01", 1), ("2024-03-01", 1)]
+    assert loaded.diagnosis["excel_serial_dates"] == "3"
+    [bad] = loaded.quarantine["reason"].to_list()
+    assert bad.startswith("bad date: hire_date '4'")
+
+
 def test_mapping_file_errors_name_the_entry(tmp_path):
     (tmp_path / "export_mapping.yml").write_text("survey:\n  scale_points: 6\n")
     with pytest.raises(MappingError, match="survey: scale_points must be 5 or 7"):

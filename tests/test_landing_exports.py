@@ -7,10 +7,12 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import openpyxl
 import pytest
 
+from assets.landing.files import PEEK_BYTES, classify
 from assets.landing.hr import read_hr_file
-from assets.landing.mapping import Settings
+from assets.landing.mapping import Settings, read_mapping
 from assets.landing.resource import LandingFolderResource
 from assets.landing.snapshot import detect_encoding, take_snapshot
 from assets.landing.survey import EDMONDSON_ITEMS, read_survey_exports
@@ -218,3 +220,145 @@ def test_scale_points_and_encoding_come_from_the_resource_then_the_environment_t
     monkeypatch.setenv("PSAFE_EXPORT_ENCODING", "ebcdic")
     with pytest.raises(ValueError, match="'ebcdic' is not one of"):
         unset.encoding(None)
+
+
+REVERSED = {number for number, (_, reverse) in enumerate(EDMONDSON_ITEMS, start=1) if reverse}
+LABELS5 = ["Strongly disagree", "Disagree", "Neither agree nor disagree", "Agree", "Strongly agree"]
+
+
+def consistent(level, k=7):
+    """Answers of a respondent at agreement ``level``, mirrored on reverse-keyed items."""
+    return tuple(k + 1 - level if n in REVERSED else level for n in range(1, 8))
+
+
+def test_a_non_whole_answer_or_a_number_its_label_contradicts_is_quarantined_not_truncated(tmp_path):
+    rows = [response("R1", answers=("4", "4.0", "4 - Agree", "5 - Strongly agree", "2. Disagree", "3", "1")),
+            response("R2", answers=("4.5", "4", "4", "4", "4", "4", "4")),
+            response("R3", answers=("4", "3.7", "4", "4", "4", "4", "4")),
+            response("R4", answers=("4", "4", "1 - Strongly agree", "4", "4", "4", "4"))]
+    load = survey(write_csv(tmp_path / "s.csv", rows), scale_points=5)
+    assert {r["item_no"]: r["answer"] for r in load.checked.accepted} == {1: 4, 2: 4, 3: 4, 4: 5, 5: 2, 6: 3, 7: 1}
+    reasons = {json.loads(q["raw_row"])["response_id"]: q["reason"] for q in load.checked.quarantined}
+    assert reasons["R2"].startswith("not a whole number: item 1 answer '4.5'")
+    assert reasons["R3"].startswith("not a whole number: item 2 answer '3.7'")
+    assert reasons["R4"].startswith("contradictory answer: item 3 answer '1 - Strongly agree'")
+    assert "the number 1" in reasons["R4"] and "'Strongly agree'" in reasons["R4"]
+
+
+def test_five_point_labels_beside_a_seven_point_export_warn_naming_that_file(tmp_path):
+    labelled = write_csv(tmp_path / "pulse_q1_labels.csv", [
+        response(f"A{i}", answers=tuple(LABELS5[a - 1] for a in consistent(1 + i % 5, 5))) for i in range(24)])
+    numeric = write_csv(tmp_path / "pulse_q2.csv", [
+        response(f"B{i}", submitted="2025-05-10 09:00:00", answers=consistent(1 + i % 7)) for i in range(24)])
+    load = read_survey_exports([labelled, numeric], {"Payments"}, NOW, 7)
+    [warning] = load.warnings
+    assert "pulse_q1_labels.csv" in warning and "pulse_q2.csv" not in warning and "5-point" in warning
+
+
+def write_xlsx(path, rows):
+    workbook = openpyxl.Workbook()
+    for row in rows:
+        workbook.active.append(row)
+    workbook.save(path)
+    return path
+
+
+def test_excel_serial_dates_in_a_workbook_are_read_as_dates(tmp_path):
+    # A date column formatted General: Excel's serial numbers (days since 1899-12-30).
+    header = ["response_id", "submitted_at", "team", *ITEMS]
+    rows = [header] + [[f"R{i}", 45698 + i / 100, "Payments", *consistent(2 + i % 5)] for i in range(6)]
+    load = survey(write_xlsx(tmp_path / "survey.xlsx", rows))
+    assert not load.checked.quarantined and load.responses == 6
+    assert sorted({r["submitted_at"] for r in load.checked.accepted})[:2] == [
+        datetime(2025, 2, 10), datetime(2025, 2, 10, 0, 14, 24)]
+
+
+def test_a_date_format_for_text_dates_is_not_applied_to_a_workbooks_date_cells(tmp_path):
+    header = ["response_id", "submitted_at", "team", *ITEMS]
+    cells = write_xlsx(tmp_path / "wave2.xlsx", [header] + [
+        [f"X{i}", datetime(2025, 5, 12, 9, i), "Payments", *consistent(2 + i % 5)] for i in range(5)])
+    text = write_csv(tmp_path / "wave1.csv", [response(f"T{i}", submitted=f"02/10/2025 09:0{i}:00 AM")
+                                                 for i in range(5)])
+    settings = Settings(date_format="%m/%d/%Y %I:%M:%S %p")
+    load = read_survey_exports([text, cells], {"Payments"}, NOW, settings=settings)
+    assert not load.checked.quarantined and load.responses == 10
+    assert {r["submitted_at"] for r in load.checked.accepted if r["response_id"] == "X3"} == {
+        datetime(2025, 5, 12, 9, 3)}
+
+
+def qualtrics_tsv_rows(n):
+    meta = ["StartDate", "EndDate", "Status", "Progress", "Finished", "RecordedDate", "ResponseId"]
+    rows = [meta + [f"Q1_{k}" for k in range(1, 8)] + ["Team"],
+            meta + [f"How much do you agree? - {text}" for text in ITEMS] + ["Team"],
+            [f'{{"ImportId":"{m[0].lower() + m[1:]}"}}' for m in meta] + [f'{{"ImportId":"QID1_{k}"}}'
+                                                                         for k in range(1, 8)] + ['{"ImportId":"T"}']]
+    rows += [["2025-02-10 09:00:00", "2025-02-10 09:05:00", "0", "100", "1", "2025-02-10 09:05:00", f"R_{i:05d}",
+              *map(str, consistent(2 + i % 5)), "Payments"] for i in range(n)]
+    return rows
+
+
+@pytest.mark.parametrize("n", [12, 1500], ids=["small", "longer than the peek"])
+def test_a_qualtrics_utf16_tsv_with_bom_and_crlf_is_recognised_and_loads(tmp_path, n):
+    path = tmp_path / "Psych_Safety_Q1_2025.tsv"
+    text = "".join("\t".join(row) + "\r\n" for row in qualtrics_tsv_rows(n))
+    path.write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    assert n < 100 or path.stat().st_size > PEEK_BYTES
+    assert classify(path, read_mapping(tmp_path)) == "survey"
+    load = survey(path)
+    assert load.files[0].preset == "qualtrics" and load.responses == n and not load.checked.quarantined
+
+
+def test_excels_sep_line_sets_the_delimiter_and_is_not_a_header(tmp_path):
+    header = ["response_id", "submitted_at", "team", *ITEMS]
+    body = [header, *[[f"R{i}", "2025-02-10 09:00:00", "Payments", *map(str, consistent(2 + i % 5))]
+                      for i in range(4)], ["R9", "2025-02-10 09:00:00", "Payments", "4"]]
+    path = tmp_path / "survey_excel_de.csv"
+    path.write_text("sep=;\r\n" + "".join(";".join(row) + "\r\n" for row in body), encoding="utf-8-sig")
+    assert classify(path, read_mapping(tmp_path)) == "survey"
+    load = survey(path)
+    assert load.files[0].diagnosis["delimiter"] == "semicolon" and load.responses == 4
+    # Rows as Excel shows them: the sep line is no row, the header is row 1, R9 row 6.
+    [short] = load.checked.quarantined
+    assert short["source_line"] == 6 and short["reason"].startswith("malformed row")
+    assert {r["source_line"] for r in load.checked.accepted if r["response_id"] == "R0"} == {2}
+    roster = tmp_path / "hr_headcount.csv"
+    roster.write_text("sep=;\nsnapshot_date;employee_id;org_unit;role;critical_role\n"
+                      "2025-01-01;E1;OU-1;sre;true\n")
+    assert classify(roster, read_mapping(tmp_path)) == "hr"
+    assert hr(roster).headcount.height == 1
+
+
+def limesurvey_rows(first_day, ids, level=3, edited=()):
+    """A LimeSurvey CSV export (Export responses, full question text headings): Response ID
+    numbers each survey's responses from 1."""
+    stem = "Please rate your agreement with the following statements."
+    rows = [["Response ID", "Date submitted", "Last page", "Start language", "Seed", "Date started",
+             "Date last action", "team", *[f"{stem} [{text}]" for text in ITEMS]]]
+    for i in ids:
+        moment = f"{first_day} 09:{i:02d}:00"
+        answers = consistent(5 if i in edited else 1 + (level + i) % 5, 5)
+        rows.append([str(i), moment, "2", "en", str(1000 + i), moment, moment, "Payments", *map(str, answers)])
+    return rows
+
+
+def test_limesurvey_surveys_numbering_responses_from_one_both_load_and_a_redownload_merges(tmp_path):
+    paths = {}
+    for name, rows in (("results-survey451236.csv", limesurvey_rows("2025-02-10", range(1, 13))),
+                       ("results-survey782291.csv", limesurvey_rows("2025-05-12", range(1, 11), level=1)),
+                       # The first survey downloaded again later: one more response, response 2 edited.
+                       ("results-survey451236 (1).csv", limesurvey_rows("2025-02-10", range(1, 14), edited={2}))):
+        paths[name] = tmp_path / name
+        paths[name].write_text("".join(",".join(f'"{cell}"' for cell in row) + "\r\n" for row in rows))
+    load = read_survey_exports(list(paths.values()), {"Payments"}, NOW, 5)
+    assert [f.preset for f in load.files] == ["limesurvey"] * 3
+    by_file = {}
+    for row in load.checked.accepted:
+        by_file.setdefault(row["source_file"], set()).add(row["response_id"])
+    # Both surveys' responses 1..10 load; the re-download adds response 13 and supersedes response 2.
+    assert load.responses == 12 + 10 + 1
+    assert {name: len(ids) for name, ids in by_file.items()} == {
+        "results-survey451236.csv": 11, "results-survey782291.csv": 10, "results-survey451236 (1).csv": 2}
+    assert load.identical_copies == 11
+    [superseded] = load.checked.quarantined
+    assert superseded["source_file"] == "results-survey451236.csv" and superseded["reason"].startswith(
+        "duplicate: response_id 2@2025-02-10T09:02:00")

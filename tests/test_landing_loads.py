@@ -226,3 +226,26 @@ def test_a_wave_failing_the_keying_check_is_held_back_alone_naming_its_items(fol
     result = load(survey_responses, landing, warehouse)
     assert result.success and result.get_asset_check_evaluations()[0].passed
     assert responses(warehouse) == {"wave1.csv": 32, "wave2.csv": 21}
+
+
+def test_files_on_different_scales_are_each_scored_on_their_own_scale(folders):
+    landing, warehouse = folders
+    header = ["response_id", "submitted_at", "team", *ITEMS]
+    # A 5-point wave (named in the mapping file) beside a 7-point one (the default).
+    five = [[f"F{i}", "2025-02-10 09:00:00", "Payments",
+             *[6 - (1 + i % 5) if n in REVERSED else 1 + i % 5 for n in range(1, 8)]] for i in range(10)]
+    (landing / "a_wave_5pt.csv").write_text(csv_text([header, *five]))
+    (landing / "b_wave_7pt.csv").write_text(csv_text([header, *survey_rows(5, 10, "S")]))
+    (landing / "export_mapping.yml").write_text('files:\n  - match: "a_wave_5pt.csv"\n    scale_points: 5\n')
+    for path in landing.iterdir():
+        finished(path)
+    result = load(survey_responses, landing, warehouse)
+    assert result.success
+    with read_only_connection(str(warehouse)) as conn:
+        scored = conn.execute("select source_file, min(scale_points), max(scale_points), min(score), max(score), "
+                              "min(answer), max(answer) from restricted.survey__responses group by 1 order by 1"
+                              ).fetchall()
+    assert scored == [("a_wave_5pt.csv", 5, 5, 1, 5, 1, 5), ("b_wave_7pt.csv", 7, 7, 1, 7, 1, 7)]
+    metadata = result.asset_materializations_for_node("restricted__survey__responses")[0].metadata
+    files = metadata["files"].value
+    assert (files["a_wave_5pt.csv"]["scale_points"], files["b_wave_7pt.csv"]["scale_points"]) == (5, 7)

@@ -178,11 +178,11 @@ def survey_responses(
     duckdb: DuckDBResource,
 ) -> dg.MaterializeResult:
     """Every survey export in the landing folder (Qualtrics CSV/TSV, Google Forms, Microsoft
-    Forms, SurveyMonkey, Culture Amp, generic), in long form: one row per response and
+    Forms, SurveyMonkey, LimeSurvey, Culture Amp, generic), in long form: one row per response and
     answered item, matched by item text, of every scale the export measures (item_set:
     psychological safety, and accountability and Clark's four stages where present), with
-    the 1..K answer and its score (reverse-keyed items: K + 1 - answer), the file and row it
-    came from. Previews, tests, spam and unfinished responses are dropped and counted. Rows
+    the 1..K answer and its score (reverse-keyed items: K + 1 - answer, K the file's scale), the
+    file and row it came from. Previews, tests, spam and unfinished responses are dropped and counted. Rows
     with bad answers, unknown survey groups, bad or future dates, no answers, unreadable bytes
     or quotes, or a response seen again (the latest submission is kept) go to
     restricted.survey__responses_quarantine with their reason. A file that lost responses or
@@ -198,7 +198,6 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
     groups = _identifiers(duckdb, "survey_group")
     now = datetime.now(UTC)
     read: list[SurveyFile] = []
-    scale_points = landing.scale_points
     with tempfile.TemporaryDirectory(prefix="psafe-landing-") as workdir:
         for path in files:
             settings = mapping.settings(path.name, "survey")
@@ -206,9 +205,9 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
             file = read_survey_file(read_records(snapshot, settings.sheet), path.name, settings, groups, now,
                                     landing.scale_points)
             file.diagnosis["sha256"] = snapshot.sha256
-            scale_points = settings.scale_points or scale_points
             read.append(file)
-    load = combine_survey_files(read, scale_points)
+    # Each file is scored on its own scale (its files: entry, survey:, or the resource's).
+    load = combine_survey_files(read)
     # A response quarantined now (its team left the team map, say) is still in the file, which
     # did not shrink: responses count loaded or quarantined.
     new_facts = {f.name: FileFacts(f.name, "survey", f.preset, f.diagnosis["sha256"], f.data_rows,
@@ -251,7 +250,7 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
         "scales": dg.MetadataValue.json(load.scales),
         "quarantined_by_reason": dg.MetadataValue.json(reasons),
         "dropped_not_responses": dg.MetadataValue.json(dict(dropped)),
-        "partial_responses": load.partial_responses, "scale_points": scale_points,
+        "partial_responses": load.partial_responses, "scale_points": dg.MetadataValue.json(sorted({f.scale_points for f in read})),
         "identical_copies_merged": load.identical_copies,
         "files": dg.MetadataValue.json({f.name: {**f.diagnosis, "responses": new_facts[f.name].units,
                                                  "waves": f.waves, "scales": f.scales, "dropped": dict(f.dropped), "notes": f.notes,

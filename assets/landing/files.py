@@ -12,6 +12,7 @@ looks like a valid, shorter export and would otherwise replace a full wave.
 
 from __future__ import annotations
 
+import codecs
 import json
 import tempfile
 from dataclasses import dataclass
@@ -65,9 +66,14 @@ def classify(path: Path, mapping: Mapping) -> str | None:
             snapshot = Snapshot(path, path, "", 0, 0, "binary", True)
         else:
             peek = Path(workdir) / "head.csv"
-            peek.write_bytes(head[: head.rfind(b"\n") + 1] if b"\n" in head else head)
+            peek.write_bytes(head)
             encoding = detect_encoding(peek)
-            text = peek.read_bytes().decode(encoding, errors="replace").lstrip("\ufeff")
+            # Cut at the last line break of the decoded text, not of the bytes: in UTF-16 a
+            # line break is two bytes, and a cut between them leaves half a character behind.
+            # The incremental decoder holds back a character the peek cut in two.
+            text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head).lstrip("\ufeff")
+            if len(head) == PEEK_BYTES and "\n" in text:
+                text = text[: text.rfind("\n") + 1]
             peek.write_text(text, encoding="utf-8")
             snapshot = Snapshot(path, peek, "", 0, 0, "utf-8", False)
         try:

@@ -31,7 +31,14 @@ from assets.landing.presets import HR_PRESETS, detect_hr_preset
 from assets.landing.snapshot import Snapshot
 from assets.landing.tables import Records, header_text, load_records
 from assets.landing.team_map import identifier_key
-from assets.landing.values import FALSE_WORDS, TRUE_WORDS, ZERO_DATE, AmbiguousDates, DatePattern
+from assets.landing.values import (
+    FALSE_WORDS,
+    TRUE_WORDS,
+    ZERO_DATE,
+    AmbiguousDates,
+    DatePattern,
+    excel_serial_date,
+)
 from assets.warehouse.partitions import HISTORY_START
 
 HEADCOUNT_COLUMNS = ("snapshot_date", "employee_id", "org_unit", "role", "critical_role")
@@ -142,6 +149,8 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         footer = f" and row < {summary_lines[0][0]}" if summary_lines else ""
         conn.execute(f"create view data as select * from export where row > {header_row}{footer}")
         diagnosis = {**records.diagnosis, "preset": preset, "header_row": str(header_row)}
+        if serials := _read_serial_dates(conn, records, roles, header_row):
+            diagnosis["excel_serial_dates"] = str(serials)
         pattern = _date_pattern(conn, roles, records.row(header_index), settings, name)
         patterns = {role: pattern for role in DATE_ROLES if role in roles}
         for role in patterns:
@@ -251,6 +260,25 @@ def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) 
         raise HrExportError(f"{name} ({preset} preset): columns not found: {', '.join(missing)}; the header has "
                             f"{header_cells}. Name them in export_mapping.yml hr.columns")
     return roles
+
+
+def _read_serial_dates(conn: duckdb.DuckDBPyConnection, records: Records, roles: dict[str, str],
+                       header_row: int) -> int:
+    """Write a workbook's numbers in its date columns (a column formatted General holds Excel's
+    serial dates) as the ISO dates they are, so the file's date pattern reads them as it reads
+    its date cells; returns how many. A number before 1970's serial stays as written, and is
+    quarantined as a bad date."""
+    found = [(int(roles[role][1:]), row, serial.isoformat(sep=" ")) for role in DATE_ROLES if role in roles
+             for row, value in records.typed_cells.get(int(roles[role][1:]), {}).items()
+             if row > header_row and (serial := excel_serial_date(value)) is not None]
+    for column in sorted({column for column, _, _ in found}):
+        conn.register("serial_frame", pl.DataFrame(
+            [(row, text) for c, row, text in found if c == column], schema={"row": pl.Int64, "text": pl.String},
+            orient="row").to_arrow())
+        conn.execute(f"update export set c{column} = serial_frame.text from serial_frame "
+                     "where export.row = serial_frame.row")
+        conn.unregister("serial_frame")
+    return len(found)
 
 
 def _date_pattern(conn, roles: dict[str, str], header: list[str], settings: Settings, name: str

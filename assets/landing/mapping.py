@@ -4,7 +4,7 @@ the presets' defaults. A wrong key or value stops the load with a message naming
 
     survey:
       preset: auto                  # auto | qualtrics | qualtrics_legacy | google_forms | microsoft_forms
-                                    # | surveymonkey | culture_amp | generic
+                                    # | surveymonkey | limesurvey | culture_amp | generic
       columns:                      # header text of the export's columns (any header row)
         response_id: ResponseId
         submitted_at: RecordedDate
@@ -61,7 +61,7 @@ from assets.landing.tables import header_text
 
 MAPPING_FILE = "export_mapping.yml"
 SURVEY_PRESETS = ("auto", "qualtrics", "qualtrics_legacy", "google_forms", "microsoft_forms", "surveymonkey",
-                  "culture_amp", "generic")
+                  "limesurvey", "culture_amp", "generic")
 HR_PRESETS = ("auto", "bamboohr", "workday", "roster", "snapshots")
 SURVEY_COLUMNS = ("response_id", "submitted_at", "team")
 HR_COLUMNS = ("employee_id", "org_unit", "role", "hire_date", "termination_date", "termination_reason",

@@ -15,6 +15,9 @@ Layouts, as the tools document them (the test fixtures cite the sources):
   one column per question (a Likert row's column carries the statement).
 - SurveyMonkey (Export > All responses data): two header rows, the question in the first
   row above its first column only, the matrix rows or "Response" in the second.
+- LimeSurvey (Responses > Export > CSV, headings as full question text or question code):
+  one header row, Response ID (id) numbering each survey's responses from 1, Date submitted
+  (submitdate), Last page, Start language; an array question's rows as "Question [row]".
 - Culture Amp raw data extract: XLSX, one demographic column and one column per rating
   question (1..5), no response ids or dates (the survey date comes from the mapping file).
 - generic: one header row with response_id, submitted_at, team and the item texts.
@@ -43,6 +46,9 @@ class SurveyPreset:
     # No response id in the export: one is made from the response's content.
     id_from_content: bool = False
     needs_date_from_mapping: bool = False
+    # The tool numbers each survey's responses 1, 2, ... (a wave's new form or survey starts
+    # again at 1): the id is scoped by the submission time, "ID@time" (survey.read_survey_file).
+    ids_restart_per_survey: bool = False
     # Answer texts that mean "not answered" (as an empty cell does).
     unanswered: tuple[str, ...] = ()
 
@@ -59,7 +65,9 @@ SURVEY_PRESETS: dict[str, SurveyPreset] = {p.name: p for p in (
                  excluded_status=("1", "2", "8", "9", "12", "17", "survey preview", "survey test", "spam"),
                  finished=("finished",), unanswered=(QUALTRICS_SEEN_UNANSWERED,)),
     SurveyPreset("google_forms", 1, (), ("timestamp",), id_from_content=True),
-    SurveyPreset("microsoft_forms", 1, ("id",), ("completion time",)),
+    SurveyPreset("microsoft_forms", 1, ("id",), ("completion time",), ids_restart_per_survey=True),
+    SurveyPreset("limesurvey", 1, ("response id", "id"), ("date submitted", "submitdate"),
+                 ids_restart_per_survey=True),
     SurveyPreset("surveymonkey", 2, ("respondent id",), ("end date",), stem_row_forward_filled=True),
     SurveyPreset("culture_amp", 1, (), (), id_from_content=True, needs_date_from_mapping=True),
     SurveyPreset("generic", 1, ("response_id", "response id", "responseid"),
@@ -81,6 +89,9 @@ def detect_survey_preset(first_rows: list[list[str]], is_xlsx: bool) -> str | No
         return "microsoft_forms"
     if "respondent id" in first and "collector id" in first:
         return "surveymonkey"
+    if ({"response id", "id"} & set(first) and {"date submitted", "submitdate"} & set(first)
+            and {"last page", "lastpage", "start language", "startlanguage"} & set(first)):
+        return "limesurvey"
     if any(cell in ("response_id", "response id", "responseid") for cell in first):
         return "generic"
     if is_xlsx:

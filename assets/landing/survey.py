@@ -9,8 +9,9 @@ dropped and counted. Every other row either loads or is quarantined with all its
 Every item set of assets/landing/item_sets.py is looked for: psychological safety must be
 there, the other scales (accountability, Clark's stages) are loaded when the file has them.
 Across files, a response seen twice keeps its latest submission. Answers are checked
-against 1..K; reverse-keyed items are scored K + 1 - answer, unless the tool already
-reversed them (mapping ``already_reversed``). A keying check then holds back, per scale, a
+against 1..K, K the file's own scale (5 or 7: a files: entry, survey:, or the default), and
+reverse-keyed items are scored K + 1 - answer, unless the tool already reversed them
+(mapping ``already_reversed``). A keying check then holds back, per scale, a
 wave whose alpha is below 0 or whose reverse-keyed items correlate negatively with the rest
 (naming the items): a scale scored the wrong way round would otherwise load green and invert
 every result. Other waves and scales load. Respondent-level output; it only ever goes to the
@@ -95,6 +96,8 @@ class SurveyFile:
     notes: list[str] = field(default_factory=list)
     data_rows: int = 0
     scales: list[str] = field(default_factory=list)
+    # The file's scale (5 or 7): its answers are checked against it and scored on it.
+    scale_points: int = 7
 
     @property
     def waves(self) -> list[str]:
@@ -180,10 +183,10 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
             f"{first_rows[0][:8] if first_rows else 'none'}). Name its preset in export_mapping.yml "
             f"(survey.preset or a files entry)")
     preset = SURVEY_PRESETS[preset_name]
-    diagnosis.update(preset=preset_name, header_rows=str(preset.header_rows))
     scale_points = settings.scale_points or default_scale_points
     if scale_points not in SCALE_POINTS:
         raise SurveyExportError(f"survey scale points must be 5 or 7, not {scale_points}")
+    diagnosis.update(preset=preset_name, header_rows=str(preset.header_rows), scale_points=scale_points)
     cells, questions = _column_headers(records, preset)
     problems: list[str] = []
     roles = {role: _find_role(cells, getattr(preset, role), settings.columns.get(role))
@@ -225,21 +228,32 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
                                 + f". Columns that matched nothing: {ignored or 'none'}")
     status = _find_role(cells, ("status",), None) if preset.excluded_status else None
     finished = _find_role(cells, preset.finished, None) if preset.finished else None
-    file = SurveyFile(name, preset_name, diagnosis, ignored_columns=ignored, notes=list(records.notes), scales=scales)
+    file = SurveyFile(name, preset_name, diagnosis, ignored_columns=ignored, notes=list(records.notes), scales=scales,
+                      scale_points=scale_points)
     for row, raw, reason in records.rejected:
         file.checked.reject(row, raw, reason, name)
     data = records.frame.slice(preset.header_rows)
     file.data_rows = data.height + len(records.rejected)
-    dates = None
+    dates, date_cells = None, {}
     if roles["submitted_at"] is not None:
         column = f"c{roles['submitted_at']}"
         time_zone = settings.time_zone or _export_time_zone(cells[roles["submitted_at"]]) or "UTC"
+        # A workbook's date cells (and serial numbers) are dates already: the text pattern,
+        # found or configured (date_format, meant for text dates), is for the other values.
+        data_rows = set(data["row"])
+        date_cells = {row: cell for row, cell in records.typed_cells.get(roles["submitted_at"], {}).items()
+                      if row in data_rows}
+        texts = [text for row, text in zip(data["row"], data[column].fill_null("")) if row not in date_cells]
         try:
-            dates = DatePattern.find(data[column].fill_null("").to_list(), time_zone, settings.date_format,
+            dates = DatePattern.find(texts, time_zone, settings.date_format,
                                      file=name, columns=(cells[roles["submitted_at"]][0].strip(),))
         except AmbiguousDates as error:
             raise SurveyExportError(str(error)) from None
         diagnosis.update(date_pattern=dates.pattern, time_zone=time_zone)
+        if date_cells:
+            kinds = Counter("Excel serial numbers" if isinstance(cell, (int, float)) else "date cells"
+                            for cell in date_cells.values())
+            diagnosis["date_cells"] = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
     labels = {**AGREEMENT_LABELS[scale_points], **dict.fromkeys(preset.unanswered), **settings.answer_labels}
     already = {(key, number) for key, numbers in settings.already_reversed.items() for number in numbers}
     used = {column: header_text(cells[column][0]) or questions[column] for column in
@@ -257,8 +271,8 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
             continue
         raw = {label: values[column] for column, label in used.items()}
         errors: list[str] = []
-        parsed = _response(values, roles, items, dates, settings, survey_groups, now, scale_points, labels,
-                           already, errors)
+        parsed = _response(values, date_cells.get(row), roles, items, dates, settings, survey_groups, now,
+                           scale_points, labels, already, errors)
         if errors:
             file.checked.reject(row, raw, "; ".join(errors), name)
             continue
@@ -267,10 +281,12 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
             seen_content[content] += 1
             digest = hashlib.sha256(f"{content}#{seen_content[content]}".encode()).hexdigest()[:16]
             parsed["response_id"] = f"{preset_name}:{digest}"
-        elif preset_name == "microsoft_forms":
-            # Forms numbers responses 1, 2, ... per form: a wave's form starts again at 1.
+        elif preset.ids_restart_per_survey:
+            # The tool numbers responses 1, 2, ... per survey (a form, a LimeSurvey survey): a
+            # wave's survey starts again at 1. With its submission time the number names one
+            # response of one survey, and a later download of the same survey repeats it.
             parsed["response_id"] = f"{parsed['response_id']}@{parsed['submitted_at']:%Y-%m-%dT%H:%M:%S}"
-        parsed.update(source_file=name, source_line=row)
+        parsed.update(source_file=name, source_line=row, scale_points=scale_points)
         file.candidates.append((name, row, raw, parsed))
     return file
 
@@ -293,9 +309,10 @@ def _export_time_zone(header_cells: list[str]) -> str | None:
     return None
 
 
-def _response(values, roles, items, dates, settings, survey_groups, now, scale_points, labels, already,
+def _response(values, date_cell, roles, items, dates, settings, survey_groups, now, scale_points, labels, already,
               errors) -> dict:
-    """One response's fields; every problem goes to ``errors`` (all of them, not the first)."""
+    """One response's fields; every problem goes to ``errors`` (all of them, not the first).
+    ``date_cell``: the workbook's typed cell of the submission date, if it is one."""
     def attempt(function, *args):
         try:
             return function(*args)
@@ -309,7 +326,8 @@ def _response(values, roles, items, dates, settings, survey_groups, now, scale_p
         if not response_id:
             errors.append("missing id: response id is empty")
     if roles["submitted_at"] is not None:
-        submitted_at = attempt(dates.parse, values[roles["submitted_at"]], "submitted_at", now)
+        submitted_at = (attempt(dates.parse_cell, date_cell, "submitted_at", now) if date_cell is not None else
+                        attempt(dates.parse, values[roles["submitted_at"]], "submitted_at", now))
     else:
         submitted_at = datetime.combine(settings.submitted_at_value, datetime.min.time())
     group = values[roles["team"]].strip()
@@ -353,9 +371,10 @@ class SurveyLoad:
         return [key for key in ITEM_SETS if key in measured]
 
 
-def combine_survey_files(files: list[SurveyFile], scale_points: int) -> SurveyLoad:
-    """One response per id across files (the latest submission), scored; a scale's wave that
-    fails the keying check is held back (``keying_failures``), the rest is loaded."""
+def combine_survey_files(files: list[SurveyFile]) -> SurveyLoad:
+    """One response per id across files (the latest submission), each scored on its file's
+    scale; a scale's wave that fails the keying check is held back (``keying_failures``), the
+    rest is loaded."""
     checked = Checked()
     for file in files:
         checked.quarantined.extend(file.checked.quarantined)
@@ -385,23 +404,40 @@ def combine_survey_files(files: list[SurveyFile], scale_points: int) -> SurveyLo
                 "response_id": response["response_id"], "survey_group": response["survey_group"],
                 "submitted_at": response["submitted_at"], "source_line": response["source_line"],
                 "item_set": key, "item_no": item_no, "answer": answer,
-                "score": scale_points + 1 - answer if reverse else answer,
-                "scale_points": scale_points, "source_file": response["source_file"],
+                "score": response["scale_points"] + 1 - answer if reverse else answer,
+                "scale_points": response["scale_points"], "source_file": response["source_file"],
             })
     load.keying_failures = keying_failures(rows)
     held_back = {(f.item_set.key, f.wave) for f in load.keying_failures}
     checked.accepted.extend(r for r in rows if (r["item_set"], _wave(r["submitted_at"])) not in held_back)
-    # A 5-point export read on the 7-point scale: its numbers never pass 5, and its labels, read
-    # as the 7-point scale's (Strongly disagree 1, Disagree 2, Neutral 4, Agree 6, Strongly agree
-    # 7), give five answers with gaps.
-    answered = sorted({row["answer"] for row in rows})
-    if (scale_points == 7 and load.responses >= MIN_RESPONSES_FOR_SCALE_CHECK
-            and (answered[-1] <= 5 or len(answered) <= 5)):
-        load.warnings.append(f"only the answers {', '.join(map(str, answered))} occur on the 7-point scale: if this "
-                             "export uses a 5-point scale (numbers 1..5, or its labels), set "
-                             "PSAFE_SURVEY_SCALE_POINTS (or scale_points in export_mapping.yml) to 5")
+    load.warnings.extend(scale_warnings(files))
     load.warnings.extend(f.message for f in load.keying_failures)
     return load
+
+
+def scale_warnings(files: list[SurveyFile]) -> list[str]:
+    """Per file, a 5-point export read on the 7-point scale: its numbers never pass 5, and its
+    labels, read as the 7-point scale's (Strongly disagree 1, Disagree 2, Neutral 4, Agree 6,
+    Strongly agree 7), give five answers with gaps. Per file, because the files beside it (a
+    7-point wave) would hide it. And files on different scales: each is scored on its own, but
+    the survey figures compare answers on one scale, so they stop until the scales agree."""
+    warnings = []
+    for file in files:
+        answered = sorted({answer for *_, parsed in file.candidates for answer in parsed["answers"].values()})
+        responses = len({parsed["response_id"] for *_, parsed in file.candidates})
+        if (file.scale_points == 7 and responses >= MIN_RESPONSES_FOR_SCALE_CHECK
+                and (answered[-1] <= 5 or len(answered) <= 5)):
+            warnings.append(f"{file.name}: only the answers {', '.join(map(str, answered))} occur on the 7-point "
+                            "scale: if this export uses a 5-point scale (numbers 1..5, or its labels), set "
+                            f"scale_points: 5 in a files: entry matching {file.name!r} in export_mapping.yml (or "
+                            "PSAFE_SURVEY_SCALE_POINTS, or survey.scale_points, to 5 if every export is 5-point)")
+    scales = {file.name: file.scale_points for file in files if file.candidates}
+    if len(set(scales.values())) > 1:
+        warnings.append("survey exports on different scales, each scored on its own: "
+                        + ", ".join(f"{name} {k}-point" for name, k in scales.items())
+                        + "; the survey figures (survey_waves) compare answers on one scale and stop until every "
+                          "loaded export is on the same scale")
+    return warnings
 
 
 def keying_failures(answers: list[dict]) -> list[KeyingFailure]:
@@ -441,4 +477,4 @@ def read_survey_exports(paths: list[Path], survey_groups: set[str] | dict[str, s
         for path in paths:
             records = read_records(take_snapshot(path, Path(workdir), encoding), (settings or Settings()).sheet)
             files.append(read_survey_file(records, path.name, settings or Settings(), groups, now, scale_points))
-    return combine_survey_files(files, (settings and settings.scale_points) or scale_points)
+    return combine_survey_files(files)

@@ -35,6 +35,8 @@ SHEET_HINT = "{names} (name the sheet to read as sheet: in a files: entry of exp
 # Rows kept in Python to find a header (title rows, up to three header rows).
 HEAD_ROWS = 12
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+# Excel's first line naming the delimiter ("sep=;", quoted by some writers), then its line break.
+SEP_LINE = re.compile(r'"?sep=(.)"?[ \t]*\r?\n', re.IGNORECASE)
 DUCKDB_REASONS = {
     "INVALID ENCODING": "wrong encoding",
     "MISSING COLUMNS": "malformed row",
@@ -50,12 +52,18 @@ class Records:
     """An export's records as text. ``frame`` holds ``row`` (spreadsheet row number) and
     one String column per field, ``c0``..``cN``; ``rejected`` the rows that could not be read
     as (row, raw text, reason); ``diagnosis`` what the reader found (format, delimiter,
-    encoding); ``notes`` what it dropped on purpose (over-long free text)."""
+    encoding); ``notes`` what it dropped on purpose (over-long free text); ``typed_cells`` a
+    workbook's date and number cells as typed."""
 
     frame: pl.DataFrame
     rejected: list[tuple[int, str, str]] = field(default_factory=list)
     diagnosis: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # A workbook's cells that hold dates or numbers, as the workbook types them: field index ->
+    # {row: value}. Their text in ``frame`` is what a CSV would hold (ISO dates, 4 for 4.0); a
+    # date reader takes a date cell as a date, whatever text pattern the file's text dates use,
+    # and a number in a date column as Excel's serial date.
+    typed_cells: dict[int, dict[int, object]] = field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -101,45 +109,54 @@ class UnreadableText(ValueError):
 
 def _read_text(conn: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> Records:
     snapshot = _with_lf_line_ends(snapshot)
-    delimiter, width = _dialect(snapshot)
+    delimiter, width, skip = _dialect(snapshot)
+    name = DELIMITER_NAMES.get(delimiter, repr(delimiter))
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
     try:
         conn.execute(
             "create table records as select * from read_csv(?, header=false, "
-            "auto_detect=false, delim=?, quote='\"', escape='\"', skip=0, "
+            "auto_detect=false, delim=?, quote='\"', escape='\"', skip=?, "
             f"columns={columns}, strict_mode=true, store_rejects=true, rejects_table='rejected_rows', "
             f"rejects_scan='rejected_scans', max_line_size={MAX_LINE_BYTES})",
-            [str(snapshot.path), delimiter],
+            [str(snapshot.path), delimiter, skip],
         )
     except duckdb.Error as error:
         raise UnreadableText(
-            f"{snapshot.name}: DuckDB's CSV reader could not read it as {DELIMITER_NAMES[delimiter]}-delimited "
+            f"{snapshot.name}: DuckDB's CSV reader could not read it as {name}-delimited "
             f"text with {width} columns ({str(error).splitlines()[0]}); export it again as CSV (UTF-8) or XLSX"
         ) from None
-    errors = conn.execute(
+    # DuckDB counts the skipped sep line; a spreadsheet does not show it as a row.
+    errors = [(line - skip, *rest) for line, *rest in conn.execute(
         "select distinct line, line_byte_position, error_type, csv_line, error_message, byte_position "
         "from rejected_rows order by line"
-    ).fetchall()
+    ).fetchall()]
     records = Records(
         frame=pl.DataFrame(),
-        diagnosis={"format": "tsv" if delimiter == "\t" else "csv", "delimiter": DELIMITER_NAMES[delimiter],
-                   "encoding": snapshot.encoding},
+        diagnosis={"format": "tsv" if delimiter == "\t" else "csv", "delimiter": name,
+                   "encoding": snapshot.encoding, **({"sep_line": f"sep={delimiter}"} if skip else {})},
     )
     _numbered(conn, sorted(_rejected(snapshot, errors, records)))
     return records
 
 
-def _dialect(snapshot: Snapshot) -> tuple[str, int]:
-    """The delimiter that splits the first record into the most fields (comma on a tie), and
-    how many fields that is: the header fixes the width every record must have. The first
-    record, not line: a header cell may hold a line break (Alt+Enter in Excel) or a quoted
-    delimiter. (DuckDB's sniffer guesses wrong, or stops, on the very files that need
-    diagnosing: a broken quote or a stray byte in its sample.)"""
+def _dialect(snapshot: Snapshot) -> tuple[str, int, int]:
+    """The delimiter, how many fields a record has, and how many lines to skip before the
+    header. Excel's ``sep=;`` first line (written to tell Excel the delimiter, and hidden by
+    Excel as no row) names the delimiter and is skipped. Otherwise the delimiter is the one
+    that splits the first record into the most fields (comma on a tie). The first record, not
+    line: a header cell may hold a line break (Alt+Enter in Excel) or a quoted delimiter. The
+    header fixes the width every record must have. (DuckDB's sniffer guesses wrong, or stops,
+    on the very files that need diagnosing: a broken quote or a stray byte in its sample; it
+    does not know the sep line either.)"""
     with snapshot.path.open("rb") as fh:
         head = fh.read(MAX_LINE_BYTES).decode("utf-8", errors="replace").lstrip("\ufeff")
+    sep_line = SEP_LINE.match(head)
+    if sep_line:
+        delimiter, head = sep_line.group(1), head[sep_line.end():]
+        return delimiter, max(len(next(csv.reader(io.StringIO(head, newline=""), delimiter=delimiter), [])), 1), 1
     widths = {d: len(next(csv.reader(io.StringIO(head, newline=""), delimiter=d), [])) for d in DELIMITER_NAMES}
     delimiter = max(widths, key=lambda d: widths[d])  # the first of the widest: comma before the others
-    return delimiter, max(widths[delimiter], 1)
+    return delimiter, max(widths[delimiter], 1), 0
 
 
 def _with_lf_line_ends(snapshot: Snapshot) -> Snapshot:
@@ -281,6 +298,11 @@ def _read_xlsx(snapshot: Snapshot, sheet: str | None) -> Records:
     width = max((len(r) for r in rows), default=0)
     text_rows = [[_cell_text(v) for v in r] + [""] * (width - len(r)) for r in rows]
     numbered = [(i, r) for i, r in enumerate(text_rows, start=1) if any(v.strip() for v in r)]
+    typed: dict[int, dict[int, object]] = {}
+    for i, r in enumerate(rows, start=1):
+        for j, value in enumerate(r):
+            if isinstance(value, (int, float, dt.date, dt.time, dt.timedelta)) and not isinstance(value, bool):
+                typed.setdefault(j, {})[i] = value
     frame = pl.DataFrame(
         {"row": [i for i, _ in numbered], **{f"c{j}": [r[j] for _, r in numbered] for j in range(width)}},
         schema={"row": pl.Int64, **{f"c{j}": pl.String for j in range(width)}},
@@ -288,7 +310,7 @@ def _read_xlsx(snapshot: Snapshot, sheet: str | None) -> Records:
     diagnosis = {"format": "xlsx", "sheet": sheet or names[0], "encoding": "xlsx"}
     if len(names) > 1 and sheet is None:
         diagnosis["other_sheets"] = SHEET_HINT.format(names=", ".join(repr(n) for n in names[1:]))
-    return Records(frame=frame, diagnosis=diagnosis)
+    return Records(frame=frame, diagnosis=diagnosis, typed_cells=typed)
 
 
 def _cell_text(value) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from assets.landing.tables import header_text
@@ -26,13 +26,19 @@ AGREEMENT_LABELS: dict[int, dict[str, int]] = {
         "neither agree nor disagree": 4, "neutral": 4, "somewhat agree": 5, "slightly agree": 5, "agree": 6,
         "strongly agree": 7},
 }
-_NUMBER = re.compile(r"(\d+)(?:\.0*)?(?:\s*[-=:.)]\s*\S.*)?")
+# A number, whole or not (a non-whole one is refused, never cut to its integer part), and
+# optionally the label a tool writes after it ("4 - Agree", "4. Agree", "4) Agree"): the label
+# starts with a non-digit, so "4.5" is the number 4.5, not 4 followed by a label.
+_NUMBER = re.compile(r"(\d+(?:\.\d*)?)(?:\s*[-=:.)]\s*(\D.*))?")
 
 
 def parse_answer(value: str, item_no: int, scale_points: int, labels: dict[str, int | None]) -> int | None:
     """The 1..K answer in a cell (None: not answered): a label of ``labels`` (compared without
     case; a label may stand for a number, such as a tool's recode 0 for 1, or for no answer:
-    None), else a whole number, "4.0" or "4 - Agree"."""
+    None), else a whole number, "4.0" or "4 - Agree". A number that is not whole (4.5) is not
+    an answer on the scale, and a number its label contradicts ("1 - Strongly agree": the label
+    is 5 or 7 on either scale, never 1) is not trusted: both are refused, never rounded or
+    guessed."""
     text = value.strip()
     if not text:
         return None
@@ -42,7 +48,21 @@ def parse_answer(value: str, item_no: int, scale_points: int, labels: dict[str, 
         if answer is None:
             return None
     elif number:
-        answer = int(number.group(1))
+        digits, label = number.groups()
+        if float(digits) != int(float(digits)):
+            raise RowError(f"not a whole number: item {item_no} answer {text!r} is not one of the scale's answers "
+                           f"1..{scale_points} (an average or a slider's value is no answer to an item; export "
+                           f"the answers as whole numbers or choice text)")
+        answer = labels.get(str(int(float(digits))), int(float(digits)))  # a tool's recode ("0": 1) applies
+        if answer is None:
+            return None
+        if label is not None:
+            meant = _label_values(header_text(label), labels)
+            if meant and answer not in meant:
+                raise RowError(f"contradictory answer: item {item_no} answer {text!r}: the number {answer} and the "
+                               f"label {label.strip()!r} ({' or '.join(str(v) for v in sorted(meant))} on a 5- or "
+                               f"7-point scale) disagree, so neither is trusted; correct the export, or map the whole "
+                               f"text under survey.answer_labels in the mapping file")
     else:
         raise RowError(f"unknown answer: item {item_no} answer {text!r} is neither a number nor an answer label "
                        f"(add it to survey.answer_labels in the mapping file)")
@@ -51,6 +71,15 @@ def parse_answer(value: str, item_no: int, scale_points: int, labels: dict[str, 
                        f"(a tool's own codes, such as recode values from 0 or -98 for no answer, are mapped under "
                        f"survey.answer_labels in the mapping file: {{\"0\": 1}}, {{\"-98\": null}})")
     return answer
+
+
+def _label_values(label: str, labels: dict[str, int | None]) -> set[int]:
+    """The numbers an answer label may stand for: its value among ``labels`` (the file's scale
+    and the mapping's labels) and on either agreement scale. "4 - Agree" is 4 on five points
+    (on seven, Agree is 6): a 5-point export read on the 7-point setting, which the scale
+    check warns about, not a contradiction. Empty for a label nobody knows."""
+    values = {labels.get(label), *(scale.get(label) for scale in AGREEMENT_LABELS.values())}
+    return {v for v in values if v is not None}
 
 
 def parse_flag(value: str, column: str, true_words: tuple[str, ...], false_words: tuple[str, ...]) -> bool:
@@ -118,6 +147,23 @@ _ZERO_DATE = re.compile(ZERO_DATE)
 ISO_DATE = (r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)"
             r"(Z| ?UTC| ?GMT|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?)?")
 _ISO_DATE = re.compile(ISO_DATE)
+# A workbook's date column formatted General holds Excel's serial dates: days since 1899-12-30
+# in the 1900 date system (its day 60 is the 29 February 1900 that never was, so the count is
+# right from March 1900 on), the time of day as the fraction. A number below 1970-01-01's
+# serial is no survey or HR date (an answer or an id in the wrong column): refused, not read as
+# a day of 1900.
+EXCEL_EPOCH = datetime(1899, 12, 30)
+EXCEL_SERIAL_MIN = 25569
+
+
+def excel_serial_date(value: object) -> datetime | None:
+    """A workbook's number as Excel's serial date (naive), or None when it is no number or lies
+    before EXCEL_SERIAL_MIN."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= EXCEL_SERIAL_MIN:
+        return EXCEL_EPOCH + timedelta(milliseconds=round(value * 86_400_000))
+    return None
+
+
 # Examples of disagreeing readings an ambiguity message shows.
 AMBIGUOUS_EXAMPLES = 3
 
@@ -276,14 +322,16 @@ class DatePattern:
             why = "No value of the file settles it (no day above 12), so nothing is guessed"
         return (f"{file}: the dates of {', '.join(repr(c) for c in columns) or 'its date column'} can be read by "
                 f"{patterns} ({len(first_read)} of the {total} distinct values), which give different dates: "
-                f"{shown}. {why}: set date_format under {section}: in export_mapping.yml (or in a files: entry "
-                f"matching {file!r}) to the pattern this export is in: "
+                f"{shown}. {why}: set date_format under {section}: in export_mapping.yml (for every {section} "
+                f"export), or in a files: entry matching {file!r} (for this file only: other exports keep theirs), "
+                f"to the pattern this export is in: "
                 f"{' or '.join(repr(pattern) for pattern, _ in readings)}")
 
     def mismatch(self) -> str:
         """Why a value the pattern does not read is refused, after 'bad date: column value'."""
         tried = ", ".join(_shown(p) for p in DATE_PATTERNS)
-        where = f"date_format under {self.section}: in export_mapping.yml (or a files: entry)"
+        where = (f"date_format under {self.section}: in export_mapping.yml (or in a files: entry matching the file, "
+                 f"which sets it for that file only)")
         if self.configured:
             return f"is not in the date_format {self.pattern} set in the mapping file (correct {where})"
         if not self.read:
@@ -299,6 +347,25 @@ class DatePattern:
             parsed = _parse_with(self.pattern, text)
         except ValueError:
             raise RowError(f"bad date: {column} {text!r} {self.mismatch()}") from None
+        return self._in_utc(parsed, text, column, now)
+
+    def parse_cell(self, value: object, column: str, now: datetime) -> datetime:
+        """A workbook's typed cell as naive UTC: a date cell is a date already (no text pattern,
+        configured or found, applies to it), a number is Excel's serial date (EXCEL_EPOCH).
+        Either without an offset, in ``time_zone`` as text dates are; dates after ``now`` are
+        refused."""
+        if isinstance(value, datetime):
+            parsed = value
+        elif isinstance(value, date):
+            parsed = datetime.combine(value, time())
+        elif (serial := excel_serial_date(value)) is not None:
+            parsed = serial
+        else:
+            raise RowError(f"bad date: {column} {value!r} is a workbook cell that is no date: neither a date cell "
+                           f"nor an Excel serial date from 1970 on (a number of days since 1899-12-30)")
+        return self._in_utc(parsed, str(value), column, now)
+
+    def _in_utc(self, parsed: datetime, text: str, column: str, now: datetime) -> datetime:
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=ZoneInfo(self.time_zone))
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
