@@ -41,6 +41,8 @@ def test_round_trip_flattens_every_claim(tmp_path):
         ("teams:\n  - team: A\n    jira_projects: A", "must be a list"),
         ("teams:\n  - team: A\n    jira_projects: [ops]\n  - team: B\n    jira_projects: [OPS]",
          "'OPS' is mapped to both 'A' and 'B'"),
+        ("teams:\n  - team: A\n    hr_org_units: [Zürich Ops]\n  - team: B\n    hr_org_units: ['zürich  ops']",
+         "'zürich  ops' is mapped to both 'A' and 'B'"),
         ("teams:\n  - team: A\n    jira_components: [Payments]", "PROJECT/Component"),
         ("teams:\n  - team: A", "maps no identifiers"),
     ],

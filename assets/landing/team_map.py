@@ -40,6 +40,11 @@ def identifier_key(text: str) -> str:
     return " ".join(visible.split()).lower()
 
 
+# The sources whose identifiers are names in the landing folder's exports, matched by
+# identifier_key (the others are matched as the APIs send them).
+EXPORT_SOURCES = ("hr_org_unit", "survey_group")
+
+
 class TeamMapError(ValueError):
     """The team map file is malformed or ambiguous."""
 
@@ -81,9 +86,13 @@ def read_team_map(path: Path) -> list[dict[str, str]]:
                 raise TeamMapError(f"{where} ({team}): {key} must be a list, e.g. {key}: [{values}]")
             for value in values:
                 identifier = _normalised(source, str(value).strip(), f"{where} ({team})")
-                owner = owners.setdefault((source, identifier), team)
+                # Names in exports match by identifier_key: two that are alike by it are one name.
+                matched_as = identifier_key(identifier) if source in EXPORT_SOURCES else identifier
+                owner = owners.setdefault((source, matched_as), team)
                 if owner != team:
-                    raise TeamMapError(f"{where}: {key} {identifier!r} is mapped to both {owner!r} and {team!r}")
+                    raise TeamMapError(f"{where}: {key} {identifier!r} is mapped to both {owner!r} and {team!r}"
+                                       + (" (names in exports match whatever their case and spacing)"
+                                          if source in EXPORT_SOURCES else ""))
                 rows.append({"team": team, "source": source, "identifier": identifier})
     if not rows:
         raise TeamMapError(f"{path}: maps no identifiers to any team")
