@@ -1,6 +1,7 @@
 """The Dagster definitions load and wire what the README promises."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.models import inputs
 from pipelines.definitions import defs
 
 
@@ -81,3 +83,13 @@ def test_dg_scaffolds_into_a_folder_the_definitions_load(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0, listed.stdout + listed.stderr
     assert "scaffolded_probe" in listed.stdout
+
+
+def test_every_mart_the_model_inputs_read_gates_the_results_table():
+    # A blocking check on a table the models read stops them only if the table is a dependency.
+    read = {name for sql in (getattr(inputs, n) for n in dir(inputs) if n.endswith("_SQL"))
+            for name in re.findall(r"\bmarts\.(\w+)", sql)}
+    assert "fct_team_month_survey_scores" in read
+    graph = defs().resolve_asset_graph()
+    parents = {p.to_user_string() for p in graph.get(dg.AssetKey(["models", "kpi_safety_effects"])).parent_keys}
+    assert {f"marts/{name}" for name in read} <= parents

@@ -25,7 +25,7 @@ from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs
 from assets.models.kpis import KPIS
 from assets.models.stats import few_teams_warning, kpi_safety_effects
 from assets.report.exports import HTML_NAME, XLSX_NAME, about_sheet
-from assets.report.html import render_report
+from assets.report.html import _correlations, _fewest_teams, _results, render_report
 from assets.report.inputs import read_report_inputs
 from assets.report.wording import absent_sentences, corrected_note, power_sentence, result_notes, result_sentence
 from assets.warehouse.raw_tables import replace_table
@@ -322,17 +322,20 @@ def test_results_table_shows_main_rows_with_their_ols_cross_check(nightly, seen)
 
 @pytest.mark.slow
 def test_caveats_and_the_few_teams_warning_are_visible(nightly, seen):
+    # Only results with an interval count: a few-teams warning is about optimistic intervals.
     fewest, most = first_row(
         nightly.warehouse, f"select min(n_teams), max(n_teams) from models.kpi_safety_effects where role = 'main' "
-                           f"and {SAFETY_ROWS}"
+                           f"and {SAFETY_ROWS} and isfinite(ci_low) and isfinite(ci_high) and isfinite(estimate)"
     )
-    fewest_overall = min(fewest, first_row(nightly.warehouse, "select min(n_teams) from models.kpi_correlations")[0])
+    fewest_overall = min(fewest, first_row(nightly.warehouse, "select coalesce(min(n_teams), 1000) from "
+                                                              "models.kpi_correlations where isfinite(ci_low)")[0])
     assert "association, not a cause" in seen.text
     assert "Reporting bias. Safer teams may report more incidents and near misses" in seen.text
     assert "Accountability. These figures describe groups of teams. Do not use them to rank" in seen.text
     assert f"Fewer than 40 teams. Some results rest on only {fewest_overall} teams." in seen.text
     # Every result is below 40 teams here: said once over the results, not after every sentence.
-    assert f"Every result below rests on fewer than 40 teams ({fewest} to {most} teams)" in seen.text
+    span = f"{most} teams" if fewest == most else f"{fewest} to {most} teams"
+    assert f"Every result below rests on fewer than 40 teams ({span})" in seen.text
     assert "treat this interval as optimistic" not in seen.text
 
 
@@ -548,8 +551,8 @@ def test_model_warnings_other_than_few_teams_are_passed_on_and_a_failed_fit_is_n
     assert result_sentence(failed) == (
         "No estimate for proactive share (safety): the model could not be fitted on this data."
     )
+    # No interval, so no few-teams note about one.
     assert result_notes(failed) == [
-        "Only 12 teams (fewer than 40): treat this interval as optimistic.",
         "Model note: MixedLM variance at zero: fell back to clustered OLS.",
     ]
     assert result_notes(failed, few_teams=False) == [
@@ -707,3 +710,25 @@ def test_a_survey_of_psychological_safety_alone_says_what_was_not_measured(night
     for absent in ('id="zone-table"', 'id="stage-table"', 'id="accountability"', 'id="stages"', "Zones:"):
         assert absent not in html
     assert 'id="review-table"' in html and "Psychological safety:" in html
+
+
+def test_results_and_correlations_without_an_interval_do_not_count_as_resting_on_few_teams():
+    nan = float("nan")
+    # No incidents: the incident-level rows and the correlation rows rest on 0 teams and have no
+    # interval; the others rest on 11 teams.
+    nans = dict(estimate_corrected=nan, ci_low_corrected=nan, ci_high_corrected=nan, reliability=nan,
+                min_detectable_effect=nan, n_periods=12)
+    results = pd.DataFrame([
+        vars(result(kpi="log median TTR", construct=BETWEEN, n_teams=11, role="main", model="MixedLM", **nans)),
+        vars(result(kpi="log TTR (incident level)", construct=TOTAL, n_teams=0, role="main", estimate=nan, **nans,
+                    ci_low=nan, ci_high=nan, warnings="no data: no row has both this KPI and a safety score")),
+    ])
+    correlations = pd.DataFrame([{"kpi": "log median TTR", "r": nan, "ci_low": nan, "ci_high": nan, "n_teams": 0,
+                                  "n_team_months": 0},
+                                 {"kpi": "log median TTA", "r": 0.9, "ci_low": nan, "ci_high": nan, "n_teams": 4,
+                                  "n_team_months": 20}])
+    assert _fewest_teams(SimpleNamespace(correlations=correlations, results=results)) == 11
+    assert _results(results)["team_range"] == "11 teams"
+    assert result_notes(SimpleNamespace(**results.iloc[1].to_dict())) == []
+    assert _correlations(correlations)["rows"][1]["interval"] == "n/a"
+    assert _fewest_teams(SimpleNamespace(correlations=correlations, results=results.iloc[1:])) is None

@@ -4,6 +4,7 @@ the time-to-event likelihood: test_survival.py)."""
 
 from dataclasses import replace
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,9 +13,11 @@ from scipy import stats
 
 from assets.models.assets import correlation_table
 from assets.models.design import design, model_rows
+from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs
 from assets.models.kpis import KPI_BY_NAME, Family, Kpi, Reading
 from assets.models.stats import (
     MIN_EVENTS_PER_COEFFICIENT,
+    MIN_TEAMS_FOR_TESTS,
     incident_log_time,
     incident_time_to_event,
     kpi_safety_effects,
@@ -452,3 +455,183 @@ def test_a_kpi_the_same_for_every_team_has_no_correlation_and_says_why():
     assert correlation_sentence(row).startswith(
         "No correlation between safety and shares of incidents that repeat a recent one can be estimated: "
         "across 6 teams")
+
+
+# --- Degenerate data: a KPI or a score that does not vary, too few teams, nothing published -----
+
+TTR_MONTHS = KPI_BY_NAME["log median TTR"]
+NO_INCIDENTS = pd.DataFrame(columns=["team", "period_month"])
+
+
+def test_a_kpi_that_does_not_vary_has_no_estimate_and_stays_out_of_the_bh_correction():
+    # Every team-month's median TTR is 3600 s: its log is the same number everywhere, and a fit
+    # finds only floating-point noise, which must not read as a finding.
+    months = poisson_months(seed=21, n_teams=30).assign(ttr_median_seconds=3600.0, n_ttr=3)
+    table = kpi_safety_effects(months, NO_INCIDENTS, kpis=(TTR_MONTHS, INCIDENTS))
+    ttr = table[table["kpi"] == TTR_MONTHS.name]
+    assert len(ttr) and ttr["estimate"].isna().all() and ttr["ci_low"].isna().all()
+    assert ttr["p_value"].isna().all() and ttr["q_value"].isna().all()
+    assert all("log(ttr_median_seconds) does not vary" in w for w in ttr["warnings"])
+    # The other KPI's q-values are those of a correction without the noise rows.
+    alone = kpi_safety_effects(months, NO_INCIDENTS, kpis=(INCIDENTS,))
+    np.testing.assert_allclose(table.loc[table["kpi"] == INCIDENTS.name, "q_value"], alone["q_value"])
+    # Incident level: every resolved incident took 3600 s.
+    incidents = simulate_incidents(seed=22, n_teams=20)
+    incidents["ttr_seconds"] = 3600.0
+    incidents["ttd_seconds"] = 60.0
+    [aft] = incident_time_to_event(incidents, TTR)
+    [ols] = incident_log_time(incidents, TTD)
+    for row in (aft, ols):
+        assert np.isnan(row.estimate) and np.isnan(row.ci_low) and "does not vary" in row.warnings
+
+
+def test_a_kpi_the_same_for_every_team_up_to_rounding_has_no_correlation():
+    rng = np.random.default_rng(23)
+    # The weighted mean of log(3600) over a team's months differs from it in the last bits.
+    teams = pd.DataFrame({"x": rng.normal(size=12), "y": np.log(3600) + rng.integers(-1, 2, 12) * 8.9e-16})
+    assert teams["y"].nunique() > 1
+    assert np.isnan(team_bootstrap_correlation(teams, "x", "y")).all()
+    months = org_frames(generate(OrgSpec(seed=2, n_teams=12, n_months=6)))[0]
+    rng = np.random.default_rng(24)
+    months = months.assign(safety_lagged=months["safety_z"], ttr_median_seconds=3600.0,
+                           n_ttr=rng.integers(1, 9, len(months)), n_tta=1)
+    [row] = [r for r in correlation_table(months).itertuples() if r.kpi == "log median TTR"]
+    assert np.isnan(row.r) and np.isnan(row.ci_low)
+    assert "log median TTR is the same for every team: no correlation to estimate" in row.warnings
+
+
+def correlation_months(n_teams: int) -> pd.DataFrame:
+    months = org_frames(generate(OrgSpec(seed=2, n_teams=n_teams, n_months=6)))[0]
+    return months.assign(safety_lagged=months["safety_z"], n_ttr=1, n_tta=1)
+
+
+def test_correlations_on_too_few_teams_to_test_have_no_interval_and_say_so():
+    rng = np.random.default_rng(25)
+    x = rng.normal(size=4)
+    r, low, high = team_bootstrap_correlation(pd.DataFrame({"x": x, "y": x + rng.normal(0, 0.1, 4)}), "x", "y")
+    assert r > 0.9 and np.isnan(low) and np.isnan(high)
+    rows = [r for r in correlation_table(correlation_months(5)).itertuples() if np.isfinite(r.r)]
+    assert rows
+    for row in rows:
+        assert row.n_teams < MIN_TEAMS_FOR_TESTS and np.isnan(row.ci_low) and np.isnan(row.ci_high)
+        assert f"too few to test (fewer than {MIN_TEAMS_FOR_TESTS}): no interval" in row.warnings
+        assert "team-clustered" not in row.warnings and "optimistic" not in row.warnings
+        sentence = correlation_sentence(row)
+        assert "too few to test" in sentence and "safer teams had" not in sentence and "95% CI" not in sentence
+    # From MIN_TEAMS_FOR_TESTS teams on there is an interval, and the warning names the bootstrap, not
+    # clustered errors (this table has none).
+    for row in correlation_table(correlation_months(12)).itertuples():
+        if np.isfinite(row.r):
+            assert np.isfinite(row.ci_low) and "team-clustered" not in row.warnings
+            assert f"resampling {row.n_teams} teams" in row.warnings
+
+
+def test_a_between_team_part_with_no_degrees_of_freedom_left_has_no_interval():
+    # Three teams, three team-level coefficients (constant, safety between, log headcount between):
+    # the team means are fitted exactly and a clustered interval would have zero width.
+    within, between = team_month_count(poisson_months(seed=26, n_teams=3), INCIDENTS)
+    assert np.isnan([between.estimate, between.ci_low, between.ci_high, between.min_detectable_effect]).all()
+    assert "not estimable" in between.warnings and "no degrees of freedom" in between.warnings
+    assert np.isfinite(within.ci_low) and within.ci_low < within.ci_high
+
+
+def one_wave_months(seed: int, rows_per_team: tuple[int, ...], moving_team: int | None = None) -> pd.DataFrame:
+    """Teams surveyed once so far (safety and accountability constant within the team, but for
+    ``moving_team``), with incident counts and a continuous KPI ``y``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for team, n in enumerate(rows_per_team):
+        safety, accountability = rng.normal(), rng.normal()
+        for period in range(n):
+            moves = team == moving_team and period > 0
+            rows.append({"team": f"T{team}", "period_month": period, "headcount": 8, "incidents": rng.poisson(4),
+                         "safety_z": safety + (rng.normal(0, 0.3) if moves else 0.0),
+                         "accountability_z": accountability + (rng.normal(0, 0.3) if moves else 0.0),
+                         "y": np.exp(rng.normal())})
+    return pd.DataFrame(rows)
+
+
+def test_small_organisations_report_not_estimable_instead_of_failing_the_run():
+    from assets.models.design import INTERACTION_MODEL, SAFETY_MODEL
+    y = Kpi("y", Family.TEAM_MONTH_LOG_TIME, "y", "y", Reading("had", "{change} y", "less", "more"))
+    # 3 teams x 3 months: the interaction model's four team-level columns span only three team
+    # means (a singular Hessian in the clustered Poisson); 4 teams, 9 rows: as many columns as rows
+    # (a division by zero in the clustered OLS).
+    for months in (one_wave_months(0, (3, 3, 3)), one_wave_months(0, (1, 2, 3, 3), moving_team=2)):
+        table = kpi_safety_effects(months, NO_INCIDENTS, kpis=(INCIDENTS, y), models=(SAFETY_MODEL,
+                                                                                       INTERACTION_MODEL))
+        missing = table[table["estimate"].isna()]
+        assert len(missing) and table["kpi"].nunique() == 2
+        assert all("not estimable" in w or "too few" in w for w in missing["warnings"]), set(missing["warnings"])
+        # No interval of zero width anywhere.
+        has = table["ci_low"].notna()
+        assert (table.loc[has, "ci_high"] - table.loc[has, "ci_low"] > 1e-6).all()
+
+
+def survey_marts(safety: str) -> duckdb.DuckDBPyConnection:
+    """The marts the models read, for an organisation of 8 teams x 9 months whose survey published
+    nothing (``safety="suppressed"``: every team-wave under the anonymity minimum) or gave every
+    published team-wave the same mean (``safety="same"``)."""
+    months, incidents = org_frames(generate(OrgSpec(seed=3, n_teams=8, n_months=9)))
+    start = pd.Timestamp("2024-01-01")
+    month = lambda index: start + pd.DateOffset(months=int(index))  # noqa: E731
+    months = months.assign(period_month=months["period_month"].map(month), n_ttr=1, n_tta=1)
+    wave = months["period_month"].dt.to_period("Q").dt.start_time - pd.DateOffset(months=3)
+    published = safety == "same"
+    months = months.assign(safety_lagged=5.0 if published else np.nan, safety_wave_quarter=wave,
+                           is_safety_wave_stale=False)
+    months = months.drop(columns=[c for c in months if c.endswith("_z")])
+    cells = months[["team", "safety_wave_quarter"]].drop_duplicates().rename(
+        columns={"safety_wave_quarter": "wave_quarter"}).assign(
+        scale="psychological_safety", is_suppressed=not published, n_respondents=6 if published else None,
+        score_mean=5.0 if published else None, score_sd=1.0 if published else None)
+    scores = months[["team", "period_month", "safety_wave_quarter", "safety_lagged"]].rename(
+        columns={"safety_wave_quarter": "wave_quarter", "safety_lagged": "score_lagged"}).assign(
+        scale="psychological_safety", is_wave_stale=False).query("score_lagged.notna()")
+    triggered = incidents["period_month"].map(month) + pd.Timedelta(hours=1)
+    incidents = pd.DataFrame({
+        "incident_id": [f"P{i}" for i in range(len(incidents))], "team": incidents["team"],
+        "period_month": incidents["period_month"].map(month), "ttr_seconds": incidents["ttr_seconds"],
+        "ttd_seconds": incidents["ttd_seconds"], "is_open": incidents["ttr_seconds"].isna(),
+        "triggered_at": triggered, "acknowledged_at": triggered,
+        "resolved_at": triggered + pd.to_timedelta(incidents["ttr_seconds"], unit="s")})
+    conn = duckdb.connect()
+    conn.execute("create schema marts")
+    for name, frame in (("mart_team_month", months), ("fct_team_survey_waves", cells),
+                        ("fct_team_month_survey_scores", scores), ("fct_incidents", incidents)):
+        conn.register("frame", frame)
+        conn.execute(f"create table marts.{name} as select * from frame")
+        conn.unregister("frame")
+    return conn
+
+
+def test_when_every_team_wave_is_suppressed_every_row_says_there_is_no_reportable_safety_score():
+    with survey_marts("suppressed") as conn:
+        inputs = read_model_inputs(conn)
+        correlations = correlation_table(conn.sql(TEAM_MONTHS_SQL).df(), inputs.no_score_reason)
+    table = kpi_safety_effects(inputs.months, inputs.incidents, inputs.reference_reliability, models=inputs.models,
+                               unusable=inputs.unusable)
+    assert len(table) and table["estimate"].isna().all() and table["q_value"].isna().all()
+    said = "no team has a reportable safety score (all 24 team-waves of the survey are suppressed for anonymity"
+    assert all(said in w for w in table["warnings"]), set(table["warnings"])
+    assert len(correlations) and correlations["r"].isna().all()
+    assert all(said in w and "team-clustered" not in w for w in correlations["warnings"])
+
+
+def test_when_safety_does_not_vary_every_row_says_so_instead_of_no_data():
+    with survey_marts("same") as conn:
+        inputs = read_model_inputs(conn)
+    table = kpi_safety_effects(inputs.months, inputs.incidents, inputs.reference_reliability, models=inputs.models,
+                               unusable=inputs.unusable)
+    assert len(table) and table["estimate"].isna().all()
+    said = "the safety score is the same (5.00) in every published team-wave, so nothing can be estimated"
+    assert all(said in w and "no data" not in w for w in table["warnings"]), set(table["warnings"])
+    # The model string names a model, not an empty formula.
+    assert all("~ (" not in m and "~  " not in m for m in table["model"])
+    assert table["n_teams"].max() == 8
+
+
+def test_an_empty_design_names_its_terms_not_an_empty_formula():
+    empty = design(model_rows(poisson_months(seed=29, n_teams=3).iloc[:0], ["incidents"]), split=True)
+    formula = empty.formula("incidents")
+    assert formula.startswith("incidents ~ safety_within + safety_between") and "left out" not in formula

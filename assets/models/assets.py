@@ -9,14 +9,16 @@ import pandas as pd
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
+from assets.models.design import does_not_vary
 from assets.models.frozen_waves import plan_waves
-from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs
+from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs, safety_unusable_reason
 from assets.models.kpis import CORRELATION_KPIS, Family, Kpi
 from assets.models.profiles import Thresholds, profile_counts, team_profiles, zone_moves
 from assets.models.psychometrics import MIN_RESPONDENTS, WAVE_CLOSE_DAYS, survey_wave_tables, wave_closes_on
 from assets.models.stats import (
     FALSE_DISCOVERY_RATE,
-    few_teams_warning,
+    MIN_TEAMS_TO_FIT,
+    correlation_warning,
     join,
     kpi_safety_effects,
     team_bootstrap_correlation,
@@ -267,8 +269,9 @@ def anonymity_holds(duckdb: WarehouseResource) -> dg.AssetCheckResult:
 @dg.asset(
     pool=WAREHOUSE_POOL,
     key=["models", "kpi_safety_effects"],
+    # Every table read_model_inputs reads, so a failed blocking check on any of them stops the models.
     deps=[dg.AssetKey(["marts", "fct_incidents"]), dg.AssetKey(["marts", "mart_team_month"]),
-          dg.AssetKey(["marts", "fct_team_survey_waves"])],
+          dg.AssetKey(["marts", "fct_team_survey_waves"]), dg.AssetKey(["marts", "fct_team_month_survey_scores"])],
     group_name="models",
     kinds={"statsmodels", "duckdb"},
 )
@@ -301,7 +304,7 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     with duckdb.get_connection() as conn:
         inputs = read_model_inputs(conn)
         table = kpi_safety_effects(inputs.months, inputs.incidents, inputs.reference_reliability,
-                                   models=inputs.models)
+                                   models=inputs.models, unusable=inputs.unusable)
         replace_table(conn, "models", "kpi_safety_effects", pl.from_pandas(table))
     main = table[table["role"] == "main"]
     flagged = main[main["q_value"] < FALSE_DISCOVERY_RATE]
@@ -321,7 +324,7 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
 @dg.asset(
     pool=WAREHOUSE_POOL,
     key=["models", "kpi_correlations"],
-    deps=[dg.AssetKey(["marts", "mart_team_month"])],
+    deps=[dg.AssetKey(["marts", "mart_team_month"]), dg.AssetKey(["marts", "fct_team_survey_waves"])],
     group_name="models",
     kinds={"numpy", "duckdb"},
 )
@@ -332,7 +335,7 @@ def kpi_correlations(context: dg.AssetExecutionContext, duckdb: DuckDBResource) 
     missing (the speaking-up KPIs without an identity map) has no row."""
     with duckdb.get_connection() as conn:
         months = conn.sql(TEAM_MONTHS_SQL).df()
-        table = correlation_table(months)
+        table = correlation_table(months, safety_unusable_reason(conn))
         replace_table(conn, "models", "kpi_correlations", pl.from_pandas(table))
     context.log.info("\n" + table.to_string(index=False))
     return dg.MaterializeResult(
@@ -359,16 +362,19 @@ def team_level_kpis(months: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["team", "safety", "team_months", *(kpi.name for kpi in CORRELATION_KPIS)])
 
 
-def correlation_table(months: pd.DataFrame) -> pd.DataFrame:
+def correlation_table(months: pd.DataFrame, no_score_reason: str = "") -> pd.DataFrame:
+    """One row per correlation KPI; ``no_score_reason`` (inputs.safety_unusable_reason) is why no
+    team has a usable safety score, said on every row instead of a team count."""
     teams = team_level_kpis(months)
     rows = []
     for kpi in (kpi for kpi in CORRELATION_KPIS if not kpi.is_absent(months)):
         usable = teams.dropna(subset=["safety", kpi.name])
         r, low, high = team_bootstrap_correlation(usable, "safety", kpi.name)
-        constant = len(usable) >= 3 and usable[kpi.name].nunique() == 1
+        enough = len(usable) >= MIN_TEAMS_TO_FIT
+        same = [f"{what} is the same for every team: no correlation to estimate" for what, column in
+                ((kpi.name, kpi.name), ("safety", "safety")) if enough and does_not_vary(usable[column])]
+        counted = "" if no_score_reason or same else correlation_warning(len(usable))
         rows.append({"kpi": kpi.name, "r": r, "ci_low": low, "ci_high": high, "n_teams": len(usable),
                      "n_team_months": int(usable["team_months"].sum()), "definition": kpi.definition,
-                     "warnings": join(few_teams_warning(len(usable)),
-                                      f"{kpi.name} is the same for every team: no correlation to estimate"
-                                      if constant else "")})
+                     "warnings": join(no_score_reason, counted, *same)})
     return pd.DataFrame(rows)

@@ -128,6 +128,20 @@ SAFETY_MODEL = ScoreModel((SAFETY_SCORE,), (SAFETY_SCORE,))
 # within and between, and their products; rows for accountability and the interaction.
 INTERACTION_MODEL = ScoreModel((SAFETY_SCORE, ACCOUNTABILITY_SCORE), (ACCOUNTABILITY_SCORE,), interaction=True)
 
+# Values closer to one another than this share of their size are one value: floating-point
+# noise (the weighted mean of log(3600) over a team's months, a team mean that differs from its
+# rows in the last bit) is not variation a fit or a correlation may read.
+SAME_VALUE_TOLERANCE = 1e-9
+
+
+def does_not_vary(values) -> bool:
+    """Whether the finite ``values`` are all the same value, up to SAME_VALUE_TOLERANCE of their
+    size (also when there are none)."""
+    array = np.asarray(values, dtype=float)
+    array = array[np.isfinite(array)]
+    return not len(array) or bool(np.ptp(array) <= SAME_VALUE_TOLERANCE * np.abs(array).max())
+
+
 SAFETY = SAFETY_SCORE.z
 # Time-varying adjustments: (derived column, how it is made from the mart). Split like safety.
 ADJUSTMENTS = {"log_headcount": ("headcount", np.log)}
@@ -153,6 +167,22 @@ class Design:
     model: ScoreModel = SAFETY_MODEL
     reported: list[str] = field(default_factory=list)
     split: bool = True  # scores split within and between teams (team-month models)
+    collinear: list[str] = field(default_factory=list)  # unidentified score terms that vary, but not beyond the others
+    team_level: list[str] = field(default_factory=list)  # columns of X constant within every team
+
+    @property
+    def team_level_rank(self) -> int:
+        """How many independent team-level coefficients X holds (constant, between parts...)."""
+        if not self.team_level or not len(self.data):
+            return 0
+        means = self.X[self.team_level].groupby(self.groups).first().to_numpy(dtype=float)
+        return _rank(means, len(means))
+
+    @property
+    def between_df(self) -> int:
+        """Teams left over after the team-level coefficients: a team-level term's uncertainty is
+        measured from these (0: the team means are fitted exactly, and no interval exists)."""
+        return self.n_teams - self.team_level_rank
 
     @property
     def groups(self) -> np.ndarray:
@@ -173,6 +203,11 @@ class Design:
 
     def formula(self, outcome: str) -> str:
         """The fitted terms in words, e.g. ``log(ttr) ~ safety_within + ... + quarter FE``."""
+        if not len(self.data):
+            # Nothing was fitted: name the terms the model would have had.
+            adjustments = [f"{a}_{part}" for a in ADJUSTMENTS for part in ("within", "between")] if self.split \
+                else list(ADJUSTMENTS)
+            return f"{outcome} ~ {' + '.join([*self.model.terms(self.split), *adjustments, 'quarter FE'])} (no rows)"
         quarters = [c for c in self.X.columns if c.startswith("quarter[")]
         named = [c for c in self.X.columns if c != "const" and not c.startswith("quarter[")]
         text = f"{outcome} ~ " + " + ".join(named + (["quarter FE"] if quarters else []))
@@ -277,21 +312,32 @@ def design(data: pd.DataFrame, split: bool, model: ScoreModel = SAFETY_MODEL) ->
     quarters = quarters.rename(columns=lambda c: c + "]").iloc[:, 1:]
     columns = {"const": np.ones(len(data))}
     unidentified = [term for term in terms if not data[term].std() >= 1e-9]  # NaN: one row
-    columns.update({term: data[term].to_numpy(dtype=float) for term in terms if term not in unidentified})
-    left_out = []
-    candidates = {**{a: data[a].to_numpy(dtype=float) for a in adjustments},
+    # Score terms first, then adjustments and quarters: each kept only if it adds to the columns
+    # before it. A score term that varies but not beyond the others (few teams, each surveyed
+    # once, with more team-level terms than teams) is not estimable; an adjustment is left out.
+    candidates = {**{term: data[term].to_numpy(dtype=float) for term in terms if term not in unidentified},
+                  **{a: data[a].to_numpy(dtype=float) for a in adjustments},
                   **{q: quarters[q].to_numpy(dtype=float) for q in quarters.columns}}
+    left_out, collinear = [], []
     kept = list(range(len(columns)))
     r = np.linalg.qr(np.column_stack([*columns.values(), *candidates.values()]), mode="r") if len(data) else None
     for position, (name, values) in enumerate(candidates.items(), start=len(columns)):
         if r is not None and _adds_rank(r, kept, position, np.abs(values).max() or 1.0, len(data)):
             columns[name] = values
             kept.append(position)
-        elif not name.startswith("quarter["):
+        elif name in terms:
+            collinear.append(name)
+        elif r is not None and not name.startswith("quarter["):
             left_out.append(name)
     X = pd.DataFrame(columns, index=data.index)
+    unidentified += collinear
+    # Team-level columns: every team's values one value (does_not_vary, per team at once).
+    by_team = X.groupby(pd.factorize(data["team"])[0])
+    highest, lowest = by_team.max(), by_team.min()
+    same = (highest - lowest) <= SAME_VALUE_TOLERANCE * np.maximum(highest.abs(), lowest.abs())
+    team_level = [c for c in X.columns if len(data) and bool(same[c].all())]
     return Design(data, X, [t for t in terms if t not in unidentified], unidentified, left_out, model,
-                  model.reported_terms(split), split)
+                  model.reported_terms(split), split, collinear, team_level)
 
 
 def _score_moments(data: pd.DataFrame, score: Score, split: bool) -> dict[str, float]:

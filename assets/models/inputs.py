@@ -13,6 +13,9 @@ so a refit on the same tables gives the same numbers.
   scores (the one-way ANOVA's MSW behind ICC(1), over the published cells) divided by the
   cell's respondents, in squared SDs of the published means. The published means' own
   reliability (true variance / observed variance) is 1 minus their mean error variance.
+- A score no model can use says why on every row of its models (``unusable_reason``): no
+  published team-wave (every one suppressed for anonymity, or none closed yet), or one value
+  in every published team-wave.
 - Incidents still open are censored at the data's cut-off: the newest trigger,
   acknowledgement or resolve in marts.fct_incidents, the last moment the warehouse saw them
   open (the run's own clock would claim more when a sync lags behind).
@@ -33,7 +36,9 @@ from assets.models.design import (
     SCORES,
     Score,
     ScoreModel,
+    does_not_vary,
 )
+from assets.models.psychometrics import MIN_RESPONDENTS
 from assets.models.stats import standardise
 
 TEAM_MONTHS_SQL = """
@@ -47,6 +52,14 @@ select team, wave_quarter, scale, n_respondents, score_mean, score_sd
 from marts.fct_team_survey_waves
 where not is_suppressed
 order by scale, wave_quarter, team
+"""
+
+# How many team-wave cells each scale has, and how many are published (not suppressed).
+SURVEY_CELLS_SQL = """
+select scale, count(*) as cells, count(*) filter (where not is_suppressed) as published
+from marts.fct_team_survey_waves
+group by scale
+order by scale
 """
 
 # The scales marts.mart_team_month does not carry, from the long table that carries them all.
@@ -87,10 +100,47 @@ class ModelInputs:
     incidents: pd.DataFrame  # incident rows with their team-month's headcount and scores, the same columns
     reference_reliability: dict[str, float]  # per score prefix: share of the published means' variance that is true
     models: tuple[ScoreModel, ...]  # the score models the measured scales call for
+    unusable: dict[str, str]  # per score prefix: why no model can use it (unusable_reason)
 
     @property
     def safety_reliability(self) -> float:
         return self.reference_reliability[SAFETY_SCORE.prefix]
+
+    @property
+    def no_score_reason(self) -> str:
+        """Why no team has a usable safety score, or "" (the correlation table says it too)."""
+        return self.unusable.get(SAFETY_SCORE.prefix, "")
+
+
+def unusable_reason(score: Score, cells: int, published_means: pd.Series) -> str:
+    """Why no model can use ``score``, or "": no published team-wave of its ``cells`` (all
+    suppressed for anonymity, or none yet), or the same mean in every published team-wave
+    (nothing to measure a difference in: its SD, the unit of every estimate, is 0)."""
+    label = score.label
+    if not len(published_means):
+        why = (f"all {cells} team-waves of the survey are suppressed for anonymity: fewer than {MIN_RESPONDENTS} "
+               "respondents or no spread of answers" if cells else "no survey wave has been published yet")
+        return f"not estimable: no team has a reportable {label} score ({why})"
+    if len(published_means) == 1:
+        return (f"not estimable: only one team-wave of {label} is published, so the {label} score has no spread "
+                "to measure differences in")
+    if does_not_vary(published_means):
+        return (f"not estimable: the {label} score is the same ({float(published_means.iloc[0]):.2f}) in every "
+                "published team-wave, so nothing can be estimated")
+    return ""
+
+
+def _unusable(conn: duckdb.DuckDBPyConnection, cells: pd.DataFrame, scores: list[Score]) -> dict[str, str]:
+    counts = {scale: n for scale, n, _ in conn.sql(SURVEY_CELLS_SQL).fetchall()}
+    reasons = {score.prefix: unusable_reason(score, counts.get(score.scale, 0),
+                                             cells.loc[cells["scale"] == score.scale, "score_mean"].astype(float))
+               for score in scores}
+    return {prefix: reason for prefix, reason in reasons.items() if reason}
+
+
+def safety_unusable_reason(conn: duckdb.DuckDBPyConnection) -> str:
+    """Why no team has a usable safety score, or "" (see ``unusable_reason``)."""
+    return _unusable(conn, conn.sql(PUBLISHED_CELLS_SQL).df(), [SAFETY_SCORE]).get(SAFETY_SCORE.prefix, "")
 
 
 def measurement_error(cells: pd.DataFrame) -> pd.DataFrame:
@@ -143,8 +193,9 @@ def read_model_inputs(conn: duckdb.DuckDBPyConnection) -> ModelInputs:
         value = float(1 - (scale_cells["error_var"] / sd**2).mean()) if len(scale_cells) > 1 else 1.0
         reliability[score.prefix] = value if np.isfinite(value) else 1.0
     reliability.setdefault(SAFETY_SCORE.prefix, 1.0)
+    unusable = _unusable(conn, cells, list(dict.fromkeys([SAFETY_SCORE, *measured])))
     # Each incident carries its team-month's scores as the team-month models read them.
     per_month = months[["team", "period_month", *(c for s in measured for c in (s.z, s.error_var, s.wave))]]
     incidents = conn.sql(INCIDENTS_SQL).df().merge(per_month, on=["team", "period_month"], how="left",
                                                    validate="many_to_one")
-    return ModelInputs(months, incidents, reliability, score_models(measured))
+    return ModelInputs(months, incidents, reliability, score_models(measured), unusable)

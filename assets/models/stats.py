@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -26,9 +27,11 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, HessianInversion
 
 from assets.models.design import (
     SAFETY_MODEL,
+    SAME_VALUE_TOLERANCE,
     Design,
     ScoreModel,
     design,
+    does_not_vary,
     error_moments,
     model_rows,
 )
@@ -127,6 +130,23 @@ def few_teams_warning(n_teams: int, clustered: bool = True) -> str:
             f"holds, but its clustered-OLS cross-check is unreliable below {MIN_TEAMS_FOR_CLUSTER_SE} teams")
 
 
+def correlation_warning(n_teams: int) -> str:
+    """What a row of the correlation table resting on ``n_teams`` teams must say. Its interval
+    comes from resampling teams (no clustered errors): none below MIN_TEAMS_FOR_TESTS, the
+    models' rule for testing at all; below MIN_TEAMS_FOR_CLUSTER_SE it runs narrow, as clustered
+    intervals do."""
+    if n_teams < MIN_TEAMS_TO_FIT:
+        return (f"only {n_teams} teams have both a safety score and this KPI: too few to estimate a correlation "
+                f"(fewer than {MIN_TEAMS_TO_FIT})")
+    if n_teams < MIN_TEAMS_FOR_TESTS:
+        return (f"only {n_teams} teams: too few to test (fewer than {MIN_TEAMS_FOR_TESTS}): no interval, r describes "
+                "these teams only")
+    if n_teams < MIN_TEAMS_FOR_CLUSTER_SE:
+        return (f"only {n_teams} teams: an interval from resampling {n_teams} teams runs narrower than the truth "
+                f"below {MIN_TEAMS_FOR_CLUSTER_SE} teams, so treat it as optimistic")
+    return ""
+
+
 def few_teams_warnings(n_teams: int) -> set[str]:
     """The few-teams warnings a row can carry (the report says them in its own words)."""
     return {few_teams_warning(n_teams, clustered) for clustered in (True, False)} - {""}
@@ -221,12 +241,27 @@ def estimates(design_: Design, fitted: Fitted, reference_reliability: float | Ma
         common = dict(term=term, n_obs=len(design_.data), n_events=n_events, n_teams=design_.n_teams,
                       n_periods=design_.n_periods, model=fitted.model)
         if term in design_.unidentified:
+            why = (f"not estimable: with {design_.n_teams} teams this term adds nothing beyond the model's other "
+                   "terms" if term in design_.collinear else "not estimable: this part of safety does not vary in the "
+                   "data")
             rows.append(Estimate(estimate=NAN, ci_low=NAN, ci_high=NAN, p_value=NAN, df=NAN, **common,
-                                 warnings=join("not estimable: this part of safety does not vary in the data",
-                                               *fitted.notes, few)))
+                                 warnings=join(why, *fitted.notes)))
+            continue
+        if term in design_.team_level and design_.between_df <= 0:
+            # The team means are fitted exactly: nothing is left to measure this term's uncertainty.
+            rows.append(Estimate(estimate=NAN, ci_low=NAN, ci_high=NAN, p_value=NAN, df=0.0, **common, warnings=join(
+                f"not estimable: {design_.n_teams} teams for {design_.team_level_rank} team-level coefficients "
+                "leave no degrees of freedom between teams, so this term has no interval", *fitted.notes)))
             continue
         estimate, df = float(fitted.params[term]), float(fitted.df[term])
         se = float(np.sqrt(fitted.cov.loc[term, term]))
+        if np.isfinite(se) and se <= SAME_VALUE_TOLERANCE * max(abs(estimate), 1.0):
+            # A clustered covariance has rank below the teams: with more coefficients than a few
+            # teams can measure, a term's standard error can be 0, an interval of no width.
+            rows.append(Estimate(estimate=NAN, ci_low=NAN, ci_high=NAN, p_value=NAN, df=df, **common, warnings=join(
+                f"not estimable: with {design_.n_teams} teams the fit leaves this term a standard error of 0 (more "
+                "coefficients than the teams can measure), so it has no interval", *fitted.notes)))
+            continue
         low, high, p, detectable = t_inference(estimate, se, df)
         notes = list(fitted.notes)
         if not np.isfinite(low):
@@ -235,7 +270,7 @@ def estimates(design_: Design, fitted: Fitted, reference_reliability: float | Ma
         if unidentified:
             # A number here would be an artefact of the design, not a finding: report none.
             rows.append(Estimate(estimate=NAN, ci_low=NAN, ci_high=NAN, p_value=NAN, df=df, **common,
-                                 warnings=join(*notes, unidentified, few)))
+                                 warnings=join(*notes, unidentified)))
             continue
         true_sd = _true_sd(design_, term, reference_reliability)
         c_estimate = float(corrected[term]) * true_sd
@@ -249,7 +284,7 @@ def estimates(design_: Design, fitted: Fitted, reference_reliability: float | Ma
             notes.append(f"no reliability-corrected estimate: measurement error exceeds the variation of {where} "
                          f"(reliability {reliability[worst]:.2f})")
         rows.append(Estimate(estimate=estimate, ci_low=low, ci_high=high, p_value=p, df=df, **common,
-                             warnings=join(*notes, few), estimate_corrected=c_estimate, ci_low_corrected=c_low,
+                             warnings=join(*notes, few if np.isfinite(low) else ""), estimate_corrected=c_estimate, ci_low_corrected=c_low,
                              ci_high_corrected=c_high, reliability=float(reliability.get(term, NAN)),
                              min_detectable_effect=detectable))
     return rows
@@ -317,11 +352,36 @@ def _team_variance_near_zero(team_variance: float) -> str:
 
 
 def too_few_teams(design_: Design, model: str) -> list[Estimate] | None:
+    """Rows saying why nothing can be fitted (no rows, too few teams, no more rows than
+    coefficients), or None."""
     if len(design_.data) == 0:
         return no_estimates(design_, model, "no data: no row has both this KPI and a safety score")
     if design_.n_teams < MIN_TEAMS_TO_FIT:
         return no_estimates(design_, model, f"only {design_.n_teams} teams: too few to estimate")
+    if len(design_.data) <= design_.X.shape[1]:
+        return no_estimates(design_, model, f"not estimable: {len(design_.data)} rows for {design_.X.shape[1]} "
+                                            "coefficients leave no residual degrees of freedom")
     return None
+
+
+def outcome_does_not_vary(design_: Design, values, label: str, model: str, n_events: float = NAN) -> list[Estimate] | None:
+    """Rows saying the KPI does not vary (a fit would read floating-point noise as an effect), or None."""
+    values = np.asarray(values, dtype=float)
+    if not does_not_vary(values):
+        return None
+    grain = "team-month" if design_.split else "incident"
+    return no_estimates(design_, model, f"not estimable: {label} does not vary (it is {values[0]:.6g} in every "
+                                        f"{grain} the model reads), so nothing can relate it to safety", n_events)
+
+
+# What a statsmodels fit raises on a design it cannot handle (a singular Hessian, a division by
+# zero residual degrees of freedom): the row says so instead of failing the run.
+FIT_ERRORS = (np.linalg.LinAlgError, ValueError, ZeroDivisionError)
+
+
+def fit_failed(design_: Design, model: str, error: Exception, n_events: float = NAN) -> list[Estimate]:
+    return no_estimates(design_, model, f"not estimable: the fit failed on this data ({type(error).__name__}: "
+                                        f"{error})", n_events)
 
 
 def too_few_events(design_: Design, events: float, what: str) -> str:
@@ -342,7 +402,13 @@ def team_month_gaussian(months: pd.DataFrame, outcome: str, label: str, referenc
     if (failed := too_few_teams(design_, f"MixedLM {label}")) is not None:
         return failed, failed
     y = design_.data[outcome]
-    check = estimates(design_, clustered_ols(design_, y, label), reference_reliability)
+    if (constant := outcome_does_not_vary(design_, y, label, f"MixedLM {label}")) is not None:
+        return constant, constant
+    try:
+        check = estimates(design_, clustered_ols(design_, y, label), reference_reliability)
+    except FIT_ERRORS as error:
+        failed = fit_failed(design_, f"OLS {design_.formula(label)}, team-clustered", error)
+        return failed, failed
     fitted = mixed(design_, y, label)
     if isinstance(fitted, str):
         fallback = f"{fitted}: reporting the team-clustered OLS instead"
@@ -369,12 +435,24 @@ def team_month_count(months: pd.DataFrame, kpi: Kpi, reference_reliability: floa
     events = float(y.sum())
     if reason := too_few_events(design_, events, kpi.outcome):
         return no_estimates(design_, f"NegativeBinomial {design_.formula(label)}", reason, events)
-    poisson = sm.GLM(y, design_.X, family=sm.families.Poisson(), exposure=exposure).fit(**_cluster_kwargs(design_))
+    try:
+        poisson = sm.GLM(y, design_.X, family=sm.families.Poisson(), exposure=exposure).fit(
+            **_cluster_kwargs(design_))
+    except FIT_ERRORS as error:
+        return fit_failed(design_, f"Poisson GLM {design_.formula(label)}, team-clustered", error, events)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         warnings.simplefilter("always", HessianInversionWarning)
-        negbin = sm.NegativeBinomial(y, design_.X, exposure=exposure).fit(
-            start_params=np.r_[np.asarray(poisson.params), 0.1], disp=0, maxiter=200, **_cluster_kwargs(design_))
+        try:
+            negbin = sm.NegativeBinomial(y, design_.X, exposure=exposure).fit(
+                start_params=np.r_[np.asarray(poisson.params), 0.1], disp=0, maxiter=200, **_cluster_kwargs(design_))
+        except FIT_ERRORS as error:
+            negbin = error
+    if isinstance(negbin, Exception):
+        model = f"Poisson GLM {design_.formula(label)}, team-clustered"
+        reason = (f"NegativeBinomial fit failed ({type(negbin).__name__}: {negbin}): Poisson with team-clustered "
+                  "errors (valid under any overdispersion) reported instead")
+        return estimates(design_, _clustered(poisson, design_, model, (reason,)), reference_reliability, events)
     alpha = float(np.asarray(negbin.params)[-1])
     converged = negbin.mle_retvals.get("converged", True) and not any(
         issubclass(w.category, ConvergenceWarning) for w in caught)
@@ -419,8 +497,11 @@ def team_month_binomial(months: pd.DataFrame, kpi: Kpi, reference_reliability: f
         return no_estimates(design_, model, reason, events)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PerfectSeparationWarning)
-        fit = sm.GLM(np.column_stack([successes, failures]), design_.X, family=sm.families.Binomial()).fit(
-            **_cluster_kwargs(design_))
+        try:
+            fit = sm.GLM(np.column_stack([successes, failures]), design_.X, family=sm.families.Binomial()).fit(
+                **_cluster_kwargs(design_))
+        except FIT_ERRORS as error:
+            return fit_failed(design_, model, error, events)
     separated = any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
     notes = ("perfect separation (too few events): the estimate is not identified",) if separated else ()
     if raised:
@@ -447,7 +528,14 @@ def incident_time_to_event(incidents: pd.DataFrame, kpi: Kpi, reference_reliabil
     events = float(resolved.sum())
     if reason := too_few_events(design_, events, "resolved incidents"):
         return no_estimates(design_, model, reason, events)
-    fit = fit_log_normal_aft(np.log(design_.data["duration"]), resolved, design_.X, design_.groups)
+    durations = design_.data["duration"]
+    if (constant := outcome_does_not_vary(design_, np.log(durations[resolved]), f"log({kpi.outcome})", model,
+                                          events)) is not None:
+        return constant
+    try:
+        fit = fit_log_normal_aft(np.log(durations), resolved, design_.X, design_.groups)
+    except FIT_ERRORS as error:
+        return fit_failed(design_, model, error, events)
     notes = () if fit.mle_retvals.get("converged", True) else ("the AFT fit did not converge",)
     return estimates(design_, _clustered(fit, design_, model, notes), reference_reliability, events)
 
@@ -461,7 +549,13 @@ def incident_log_time(incidents: pd.DataFrame, kpi: Kpi, reference_reliability: 
     label = f"log({kpi.outcome})"
     if (failed := too_few_teams(design_, f"OLS {label}")) is not None:
         return failed
-    return estimates(design_, clustered_ols(design_, np.log(design_.data[kpi.outcome]), label), reference_reliability)
+    y = np.log(design_.data[kpi.outcome])
+    if (constant := outcome_does_not_vary(design_, y, label, f"OLS {label}")) is not None:
+        return constant
+    try:
+        return estimates(design_, clustered_ols(design_, y, label), reference_reliability)
+    except FIT_ERRORS as error:
+        return fit_failed(design_, f"OLS {design_.formula(label)}, team-clustered", error)
 
 
 def disagreement(main: Estimate, check: Estimate) -> str:
@@ -529,7 +623,8 @@ def results_table(rows: list[dict]) -> pd.DataFrame:
 
 def kpi_safety_effects(months: pd.DataFrame, incidents: pd.DataFrame,
                        reference_reliability: float | Mapping[str, float] = 1.0, kpis: tuple[Kpi, ...] = KPIS,
-                       models: tuple[ScoreModel, ...] = (SAFETY_MODEL,)) -> pd.DataFrame:
+                       models: tuple[ScoreModel, ...] = (SAFETY_MODEL,),
+                       unusable: Mapping[str, str] = MappingProxyType({})) -> pd.DataFrame:
     """Every KPI x construct cell of the results table, for every score model in ``models``
     (safety alone; safety with accountability and their interaction; each of Clark's stages),
     with one Benjamini-Hochberg correction over all of their main rows.
@@ -543,22 +638,53 @@ def kpi_safety_effects(months: pd.DataFrame, incidents: pd.DataFrame,
     ``<prefix>_wave`` (which wave it comes from) for the reliability correction;
     ``reference_reliability`` is the share of the published team-wave means' variance that is
     true (1 when a score is measured without error), one number or one per score prefix. A KPI
-    whose optional input is missing (``Kpi.is_absent``) has no rows."""
-    rows = [row for model in models for kpi in kpis if not kpi.is_absent(months)
-            for row in kpi_rows(kpi, months, incidents, reference_reliability, model)]
+    whose optional input is missing (``Kpi.is_absent``) has no rows. ``unusable``: per score
+    prefix, why that score cannot be used at all (every team-wave suppressed, the same value in
+    every published team-wave); every row of a model with such a score says so, unfitted."""
+    rows = []
+    for model in models:
+        reason = join(*(unusable[s.prefix] for s in model.scores if s.prefix in unusable))
+        for kpi in (k for k in kpis if not k.is_absent(months)):
+            rows += (unfitted_rows(kpi, months, incidents, model, reason) if reason
+                     else kpi_rows(kpi, months, incidents, reference_reliability, model))
     return results_table(rows)
+
+
+# Each family's model, named where nothing was fitted.
+MODEL_NAMES = {Family.TEAM_MONTH_LOG_TIME: "MixedLM", Family.TEAM_MONTH_COUNT: "NegativeBinomial",
+               Family.TEAM_MONTH_BINOMIAL: "Binomial GLM", Family.INCIDENT_TIME_TO_EVENT: "Log-normal AFT",
+               Family.INCIDENT_LOG_TIME: "OLS"}
+
+
+def unfitted_rows(kpi: Kpi, months: pd.DataFrame, incidents: pd.DataFrame, model: ScoreModel,
+                  reason: str) -> list[dict]:
+    """The rows of a KPI whose model cannot be fitted because a score of ``model`` is unusable:
+    no estimate, ``reason`` as the warning, and the rows, teams and periods the KPI has."""
+    split = kpi.family.grain != "incident"
+    frame = months if split else incidents
+    present = frame.dropna(subset=[kpi.outcome]) if kpi.outcome in frame else frame.iloc[:0]
+    name = f"{MODEL_NAMES[kpi.family]} of {kpi.outcome} on {' and '.join(s.label for s in model.scores)}: not fitted"
+    constructs = model.constructs()
+    return [{"kpi": kpi.name, "construct": constructs[term], "role": "main", "scale": kpi.scale,
+             "estimate": Estimate(term, NAN, NAN, NAN, NAN, NAN, len(present), NAN, int(present["team"].nunique()),
+                                  int(present["period_month"].nunique()), name, reason)}
+            for term in model.reported_terms(split)]
 
 
 def team_bootstrap_correlation(
     teams: pd.DataFrame, x: str, y: str, n_resamples: int = 2000, seed: int = 0
 ) -> tuple[float, float, float]:
     """Pearson r between team-level ``x`` and ``y`` with a 95% percentile CI from resampling
-    teams with replacement. Returns (r, ci_low, ci_high); NaN when fewer than 3 teams or when
-    either is the same for every team (e.g. a site that records no post-incident reviews)."""
+    teams with replacement. Returns (r, ci_low, ci_high); all NaN when fewer than
+    MIN_TEAMS_TO_FIT teams or when either is the same for every team up to rounding (e.g. a site
+    that records no post-incident reviews); no interval below MIN_TEAMS_FOR_TESTS teams, where
+    resampling a handful of teams gives intervals that collapse onto r."""
     data = teams[[x, y]].dropna().to_numpy(dtype=float)
-    if len(data) < 3 or not (np.ptp(data[:, 0]) > 0 and np.ptp(data[:, 1]) > 0):
+    if len(data) < MIN_TEAMS_TO_FIT or does_not_vary(data[:, 0]) or does_not_vary(data[:, 1]):
         return (NAN,) * 3
     r = float(np.corrcoef(data[:, 0], data[:, 1])[0, 1])
+    if len(data) < MIN_TEAMS_FOR_TESTS:
+        return r, NAN, NAN
     rng = np.random.default_rng(seed)
     draws = data[rng.integers(0, len(data), size=(n_resamples, len(data)))]
     xs, ys = draws[:, :, 0], draws[:, :, 1]

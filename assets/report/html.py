@@ -110,16 +110,32 @@ def cross_checks(results: pd.DataFrame) -> dict[tuple[str, str], object]:
     return {(r.kpi, r.construct): r for r in results[results["role"] == "cross-check"].itertuples()}
 
 
+def _with_interval(rows: pd.DataFrame, estimate: str = "estimate") -> pd.DataFrame:
+    """The rows that have an estimate and a finite 95% interval: only these rest on teams in a way
+    a few-teams warning (an optimistic interval) can be about."""
+    values = rows[[estimate, "ci_low", "ci_high"]].astype(float)
+    return rows[values.apply(lambda column: column.map(math.isfinite)).all(axis=1)]
+
+
 def _fewest_teams(inputs: ReportInputs) -> int | None:
-    """The fewest teams any result rests on, when that is below MIN_TEAMS_FOR_CLUSTER_SE."""
-    counts = list(inputs.correlations["n_teams"])
+    """The fewest teams any result with an interval rests on, when that is below MIN_TEAMS_FOR_CLUSTER_SE."""
+    counts = list(_with_interval(inputs.correlations, "r")["n_teams"]) if len(inputs.correlations) else []
     if inputs.results is not None:
-        counts += list(main_results(inputs.results)["n_teams"])
-    fewest = min((int(n) for n in counts), default=0)
-    return fewest if fewest < MIN_TEAMS_FOR_CLUSTER_SE else None
+        counts += list(_with_interval(main_results(inputs.results))["n_teams"])
+    fewest = min((int(n) for n in counts), default=None)
+    return fewest if fewest is not None and fewest < MIN_TEAMS_FOR_CLUSTER_SE else None
+
+
+def _every_few(main: pd.DataFrame) -> bool:
+    """Every result with an interval rests on fewer than MIN_TEAMS_FOR_CLUSTER_SE teams (and there is one)."""
+    shown = _with_interval(main)
+    return bool(len(shown)) and bool((shown["n_teams"] < MIN_TEAMS_FOR_CLUSTER_SE).all())
 
 
 def _team_range(results: pd.DataFrame) -> str:
+    results = _with_interval(results)
+    if not len(results):
+        return ""
     fewest, most = int(results["n_teams"].min()), int(results["n_teams"].max())
     return f"{most} teams" if fewest == most else f"{fewest} to {most} teams"
 
@@ -174,7 +190,7 @@ def _findings(main: pd.DataFrame, every_few: bool) -> list[dict]:
 
 def _results(results: pd.DataFrame) -> dict:
     main = main_results(results)
-    every_few = bool(len(main)) and bool((main["n_teams"] < MIN_TEAMS_FOR_CLUSTER_SE).all())
+    every_few = _every_few(main)
     rows = _table_rows(results)
     groups = _findings(main, every_few)
     return {
@@ -202,7 +218,7 @@ def _accountability(results: pd.DataFrame) -> dict | None:
         lambda w: "; ".join(p for p in w.split("; ") if p != NOT_CORRECTED)))
     main = main_results(rows)
     return {
-        "groups": _findings(main, bool((main["n_teams"] < MIN_TEAMS_FOR_CLUSTER_SE).all())),
+        "groups": _findings(main, _every_few(main)),
         "rows": _table_rows(rows),
         "forest": _figure(
             forest_plot(main), "Forest plot of accountability and its interaction with safety",
@@ -224,7 +240,7 @@ def _stages(results: pd.DataFrame) -> dict | None:
     return {
         "rows": _table_rows(rows),
         "tested": int(main["q_value"].notna().sum()),
-        "findings": _findings(clear, bool((main["n_teams"] < MIN_TEAMS_FOR_CLUSTER_SE).all())),
+        "findings": _findings(clear, _every_few(main)),
         "n_clear": len(clear),
     }
 
@@ -245,7 +261,8 @@ def _power(main: pd.DataFrame) -> list[dict]:
 
 def _correlations(correlations: pd.DataFrame) -> dict:
     return {
-        "rows": [{"kpi": r.kpi, "r": signed(r.r), "interval": f"{signed(r.ci_low)} to {signed(r.ci_high)}",
+        "rows": [{"kpi": r.kpi, "r": signed(r.r), "interval": (f"{signed(r.ci_low)} to {signed(r.ci_high)}" if
+                                                               math.isfinite(r.ci_low) else "n/a"),
                   "teams": int(r.n_teams), "team_months": int(r.n_team_months)} for r in correlations.itertuples()],
         "sentences": [correlation_sentence(r) for r in correlations.itertuples()],
         "figure": _figure(

@@ -116,11 +116,16 @@ def correlation_plot(correlations: pd.DataFrame) -> str | None:
     with matplotlib.rc_context(STYLE):
         figure = _figure(9, 0.9 + 0.42 * len(rows))
         axes = figure.add_subplot()
-        colours = [UNCLEAR if lo <= 0 <= hi else CLEAR for lo, hi in zip(rows["ci_low"], rows["ci_high"])]
+        # No interval (too few teams to test) is no clear association either.
+        colours = [CLEAR if lo > 0 or hi < 0 else UNCLEAR for lo, hi in zip(rows["ci_low"], rows["ci_high"])]
         positions = list(range(len(rows)))
         axes.barh(positions, rows["r"], color=colours, height=0.55)
-        axes.errorbar(rows["r"], positions, xerr=[rows["r"] - rows["ci_low"], rows["ci_high"] - rows["r"]],
-                      fmt="none", ecolor=INK, elinewidth=1.2, capsize=3)
+        spanned = rows["ci_low"].notna().to_numpy()
+        if spanned.any():
+            shown = rows[spanned]
+            axes.errorbar(shown["r"], [p for p, s in zip(positions, spanned) if s],
+                          xerr=[shown["r"] - shown["ci_low"], shown["ci_high"] - shown["r"]],
+                          fmt="none", ecolor=INK, elinewidth=1.2, capsize=3)
         axes.axvline(0, color=MUTED, linewidth=1)
         axes.set_yticks(positions, list(rows["kpi"]))
         axes.set_xlim(-1, 1)

@@ -279,7 +279,8 @@ def model_notes(row) -> list[str]:
 def result_notes(row, few_teams: bool = True) -> list[str]:
     """The caveats attached to a result: too few teams (unless said once for all results), and
     whatever else the model warned of."""
-    notes = [few_teams_note(int(row.n_teams))] if few_teams else []
+    # Only a result with an interval can have an optimistic one.
+    notes = [few_teams_note(int(row.n_teams))] if few_teams and has_interval(row) else []
     others = [note.strip(" .") for note in model_notes(row)]
     if others:
         notes.append(f"Model note{'s' if len(others) > 1 else ''}: {'; '.join(others)}.")
@@ -336,8 +337,14 @@ def correlation_sentence(row) -> str:
     if math.isnan(row.r) and n_teams >= 3:
         return (f"No correlation between safety and {what} can be estimated: across {n_teams} teams, it is the "
                 "same for every team (none recorded, or safety the same everywhere).")
+    if math.isnan(row.r) and n_teams == 0:
+        return f"No team had both a reportable safety score and {what}, so no correlation can be estimated."
     if math.isnan(row.r):
         return f"Too few teams ({n_teams}) had both a safety score and {what} to estimate a correlation."
+    if not (math.isfinite(row.ci_low) and math.isfinite(row.ci_high)):
+        return (f"Across these {n_teams} teams, r = {signed(row.r)} between safety and {what}, but {n_teams} teams are "
+                f"too few to test (fewer than {MIN_TEAMS_FOR_TESTS}): there is no interval, and it describes these "
+                "teams only." + caveat_note(row.kpi))
     numbers = f"r = {signed(row.r)}, 95% CI {signed(row.ci_low)} to {signed(row.ci_high)}"
     if row.ci_low <= 0 <= row.ci_high:
         sentence = (
