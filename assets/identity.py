@@ -78,7 +78,7 @@ def employee_key(employee_id: str) -> str:
     address in lower case (jane.doe@ and Jane.Doe@ are one person), anything else as written."""
     text = employee_id.strip()
     if EMPLOYEE_NUMBER.fullmatch(text):
-        return str(int(text.partition(".")[0]))
+        return text.partition(".")[0].lstrip("0") or "0"
     return text.lower() if "@" in text else text
 
 

@@ -30,15 +30,17 @@ import io
 import os
 import re
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import openpyxl
 import polars as pl
 import pytest
 
+from assets.identity import employee_key
 from assets.landing.files import FileFacts, ShrunkExport, check_shrinkage, classify
 from assets.landing.hr import read_hr_file
-from assets.landing.identity import pseudonymised, read_identity_map
+from assets.landing.identity import IdentityMapError, pseudonymised, read_identity_map
 from assets.landing.item_sets import ACCOUNTABILITY, CLARK_INCLUSION, PSYCHOLOGICAL_SAFETY
 from assets.landing.mapping import Mapping, MappingError, read_mapping
 from assets.landing.snapshot import SnapshotChanged, is_ready, take_snapshot
@@ -317,15 +319,29 @@ def test_bamboohr_roster_gives_monthly_snapshots_and_classified_leavers(tmp_path
                           {"payments": "OU-PAY"}, now, "salt", tmp_path)
     assert loaded.preset == "bamboohr" and loaded.diagnosis["hire_date_pattern"] == "%m/%d/%Y"
     by_month = loaded.headcount.group_by("snapshot_date").len().sort("snapshot_date").rows()
-    # 1005's unknown reason quarantines the whole row. Jan: 1001, 1003, 1004 (1002 hired on the 10th);
-    # Feb: 1001-1004; Mar: 1001, 1003 (leaves on the 1st, so still there at its opening), 1004; Apr: 1001.
-    assert by_month == [("2024-01-01", 3), ("2024-02-01", 4), ("2024-03-01", 3), ("2024-04-01", 1)]
+    # 1005's unknown reason withholds its leaving, not its employment. Jan: 1001, 1003-1005 (1002
+    # hired on the 10th); Feb: 1001-1005; Mar: 1001, 1003 (leaves on the 1st, so still there at
+    # its opening), 1004, 1005; Apr: 1001.
+    assert by_month == [("2024-01-01", 4), ("2024-02-01", 5), ("2024-03-01", 4), ("2024-04-01", 1)]
     # BambooHR's standard type Death is involuntary (not the employee's choice), not quarantined.
     assert sorted(loaded.terminations["voluntary"].to_list()) == ["false", "false", "true"]
     assert loaded.headcount.filter(pl.col("critical_role") == "true")["role"].unique().to_list() == ["Staff SRE"]
     [unknown] = loaded.quarantine["reason"].to_list()
     assert unknown.startswith("unknown termination reason: 'Mutual agreement'")
     assert "1005" not in loaded.quarantine["raw_row"][0]
+
+
+def test_a_csv_footer_line_is_left_out_and_a_last_row_holding_only_an_id_is_not(tmp_path):
+    text = ("Employee ID,Department,Hire Date\n1001,Payments,2024-01-01\n1002,Payments,2024-01-01\n"
+            "1003,,\n\nTotal employees: 3\n")
+    path = tmp_path / "roster.csv"
+    path.write_text(text)
+    loaded = read_hr_file(take_snapshot(path, tmp_path), path.name,
+                          Mapping({}, {}, {}, (), "none").settings(path.name, "hr"),
+                          {"payments": "Payments"}, datetime(2024, 3, 2, tzinfo=UTC), "salt", tmp_path)
+    assert loaded.quarantine["source_line"].to_list() == [4] and loaded.employees == 3
+    assert loaded.notes == ["line 6 below the table ('Total employees: 3') holds one cell only: read as the "
+                            "export's summary line, not an employee"]
 
 
 def test_negated_mixed_and_missing_termination_reasons_are_never_guessed(tmp_path):
@@ -349,6 +365,9 @@ def test_negated_mixed_and_missing_termination_reasons_are_never_guessed(tmp_pat
     assert reasons_by_line[5].startswith("unknown termination reason: 'Forced resignation'")
     assert reasons_by_line[6].startswith("missing termination reason: a termination date without a reason")
     assert len(reasons_by_line) == 3
+    # The leavers whose leaving cannot be classified still counted until they left.
+    assert loaded.headcount.group_by("snapshot_date").len().sort("snapshot_date").rows() == [
+        ("2024-01-01", 6), ("2024-02-01", 6)]
 
 
 def test_a_header_named_only_by_the_mapping_is_found_and_org_units_match_as_read(tmp_path):
@@ -393,6 +412,11 @@ def test_one_employee_id_in_the_forms_spreadsheets_give_it_is_one_employee(tmp_p
     (tmp_path / "identity_map.yml").write_text("people:\n  - employee_id: 00101\n    emails: [a@example.com]\n")
     [person] = pseudonymised(read_identity_map(tmp_path / "identity_map.yml"), "salt").to_dicts()
     assert person["employee_id"] in hashed[0]
+    (tmp_path / "identity_map.yml").write_text("people:\n  - employee_id: 00101\n    emails: [a@example.com]\n"
+                                               "  - employee_id: '101'\n    emails: [b@example.com]\n")
+    with pytest.raises(IdentityMapError, match="employee '101' is also entry 1"):
+        read_identity_map(tmp_path / "identity_map.yml")
+    assert employee_key("0" * 5000 + "7.0") == "7"  # no number parsed: any length is an id
 
 
 def test_workday_report_with_a_title_row_and_reason_paths(tmp_path):
@@ -429,22 +453,27 @@ def test_a_report_footer_below_the_table_is_not_an_employee(tmp_path):
                             "line, not an employee"]
 
 
-def test_excel_serial_numbers_in_a_workbooks_date_columns_are_dates(tmp_path):
-    # Date columns formatted General: Excel keeps the serial day numbers (45300.5 is 2024-01-09
-    # at noon); a number before 1970's serial is no date and is quarantined.
+def test_a_workbooks_date_cells_and_serial_numbers_are_dates_whatever_the_text_date_format(tmp_path):
+    # Date columns formatted General keep Excel's serial day numbers (45300.5 is 2024-01-09 at
+    # noon); a number before 1970's serial is no date and is quarantined. The date_format, set
+    # for the organisation's CSV rosters, is for text dates: it reads the one text date here
+    # and leaves the date cells alone.
     rows = [["Employee ID", "Department", "Hire Date", "Termination Date", "Termination Reason"],
             ["1001", "Payments", 44986, None, None],
             ["1002", "Payments", 44986.0, 45300.5, "Resignation"],
-            ["1003", "Payments", 4, None, None]]
+            ["1003", "Payments", 4, None, None],
+            ["1004", "Payments", datetime(2023, 3, 1), datetime(2024, 2, 20, 17, 30), "Resignation"],
+            ["1005", "Payments", "01.03.2023", None, None]]
     path = write_xlsx(tmp_path / "roster.xlsx", rows)
-    loaded = read_hr_file(take_snapshot(path, tmp_path), path.name,
-                          Mapping({}, {}, {}, (), "none").settings(path.name, "hr"),
+    settings = Mapping({}, {}, {}, (), "none").settings(path.name, "hr")
+    loaded = read_hr_file(take_snapshot(path, tmp_path), path.name, replace(settings, date_format="%d.%m.%Y"),
                           {"payments": "Payments"}, datetime(2024, 3, 2, tzinfo=UTC), "salt", tmp_path)
-    assert loaded.terminations.select("termination_date", "voluntary").rows() == [("2024-01-09", "true")]
-    # Both hired 2023-03-01; 1002 left in January.
+    assert loaded.terminations.select("termination_date", "voluntary").rows() == [
+        ("2024-01-09", "true"), ("2024-02-20", "true")]
+    # All hired 2023-03-01; 1002 left in January, 1004 in February.
     assert loaded.headcount.group_by("snapshot_date").len().sort("snapshot_date").rows() == [
-        ("2024-01-01", 2), ("2024-02-01", 1), ("2024-03-01", 1)]
-    assert loaded.diagnosis["excel_serial_dates"] == "3"
+        ("2024-01-01", 4), ("2024-02-01", 3), ("2024-03-01", 2)]
+    assert loaded.diagnosis["date_cells"] == "5"
     [bad] = loaded.quarantine["reason"].to_list()
     assert bad.startswith("bad date: hire_date '4'")
 

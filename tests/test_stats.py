@@ -13,11 +13,12 @@ from scipy import stats
 
 from assets.models.assets import correlation_table
 from assets.models.design import design, model_rows
-from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs
+from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs, safety_unusable_reason
 from assets.models.kpis import KPI_BY_NAME, Family, Kpi, Reading
 from assets.models.stats import (
     MIN_EVENTS_PER_COEFFICIENT,
     MIN_TEAMS_FOR_TESTS,
+    correlation_warning,
     incident_log_time,
     incident_time_to_event,
     kpi_safety_effects,
@@ -608,7 +609,7 @@ def survey_marts(safety: str) -> duckdb.DuckDBPyConnection:
 def test_when_every_team_wave_is_suppressed_every_row_says_there_is_no_reportable_safety_score():
     with survey_marts("suppressed") as conn:
         inputs = read_model_inputs(conn)
-        correlations = correlation_table(conn.sql(TEAM_MONTHS_SQL).df(), inputs.no_score_reason)
+        correlations = correlation_table(conn.sql(TEAM_MONTHS_SQL).df(), safety_unusable_reason(conn))
     table = kpi_safety_effects(inputs.months, inputs.incidents, inputs.reference_reliability, models=inputs.models,
                                unusable=inputs.unusable)
     assert len(table) and table["estimate"].isna().all() and table["q_value"].isna().all()
@@ -635,3 +636,8 @@ def test_an_empty_design_names_its_terms_not_an_empty_formula():
     empty = design(model_rows(poisson_months(seed=29, n_teams=3).iloc[:0], ["incidents"]), split=True)
     formula = empty.formula("incidents")
     assert formula.startswith("incidents ~ safety_within + safety_between") and "left out" not in formula
+
+
+def test_a_correlation_row_resting_on_no_team_says_so_without_counting_zero_teams():
+    assert correlation_warning(0) == "no team has both a safety score and this KPI yet: no correlation"
+    assert "only 2 teams" in correlation_warning(2)

@@ -11,12 +11,13 @@ the file's date columns; a termination dated ahead (a notice period) counts the 
 until then and as a leaver once it has passed. Critical roles come from
 a flag column or the mapping file's list of titles.
 
-Employee ids are replaced by salted SHA-256 hashes inside the query that reads them, before
-anything (accepted or quarantined) is written.
+Employee ids are replaced by salted SHA-256 hashes (``employee_pseudonym``, each distinct id
+once) as the file is read, before anything (accepted or quarantined) is written.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -145,12 +146,14 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
                                 f"in export_mapping.yml (hr.columns) or its preset (hr.preset)")
         roles = _roles(records.row(header_index), preset, settings, name)
         header_row = records.frame["row"][header_index]
-        summary_lines = _summary_lines(conn, header_row)
+        summary_lines = _summary_lines(conn, records, header_row)
+        if summary_lines:
+            records.rejected = [line for line in records.rejected if line[0] < summary_lines[0][0]]
         footer = f" and row < {summary_lines[0][0]}" if summary_lines else ""
         conn.execute(f"create view data as select * from export where row > {header_row}{footer}")
         diagnosis = {**records.diagnosis, "preset": preset, "header_row": str(header_row)}
-        if serials := _read_serial_dates(conn, records, roles, header_row):
-            diagnosis["excel_serial_dates"] = str(serials)
+        if workbook_dates := _workbook_dates(conn, records, roles, header_row):
+            diagnosis["date_cells"] = str(workbook_dates)
         pattern = _date_pattern(conn, roles, records.row(header_index), settings, name)
         patterns = {role: pattern for role in DATE_ROLES if role in roles}
         for role in patterns:
@@ -179,6 +182,7 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         dates = ", ".join(f"typed.{role}" for role in patterns)
         conn.execute(f"""create table checked as select typed.row, typed.employee_id, org_units.org_unit, typed.role,
                              {dates}{', ' if dates else ''}{checks} as errors,
+                             {_leaver_checks(roles, preset, voluntary)} as leaver_errors,
                              {critical} as is_critical, {voluntary} as is_voluntary
                          from ({_typed_sql(roles, patterns)}) as typed
                          left join org_units on org_units.key = typed.org_unit_text""",
@@ -190,7 +194,8 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
                                          for role, column in roles.items()) + ")::varchar"
         conn.execute(f"""create table quarantine as
             select ? as source_file, bad.row as source_line, bad.reason, {raw} as raw_row
-            from (select row, employee_id, errors as reason from checked where errors <> ''
+            from (select row, employee_id, concat_ws('; ', nullif(errors, ''), nullif(leaver_errors, '')) as reason
+                  from checked where errors <> '' or leaver_errors <> ''
                   union all select row, employee_id, 'duplicate: (employee, {date_role}) also on line ' || kept_row
                                    || ', which is kept' from duplicates) as bad
             join data using (row)
@@ -229,18 +234,26 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
                   leavers_only=preset == "snapshots" and "snapshot_date" not in roles, as_of=as_of)
 
 
-def _summary_lines(conn: duckdb.DuckDBPyConnection, header_row: int) -> list[tuple[int, str]]:
-    """The lines that end the file below the table and hold a single cell, as (row, text):
-    a report's footer (Workday's ``Count: 3``, a spreadsheet's ``Total``), not an employee.
-    A one-cell line with a full row after it stays in the data, where its checks quarantine it."""
+def _summary_lines(conn: duckdb.DuckDBPyConnection, records: Records, header_row: int) -> list[tuple[int, str]]:
+    """The one-cell lines that end the file below its last full row and say what a report's
+    footer says (Workday's ``Count: 3``, a spreadsheet's ``Total 12``: SUMMARY_LINE), as (row,
+    text), whether the CSV reader read them or rejected them as too short. Not employees; a
+    one-cell line of any other text (an id alone) stays in the data, where its checks
+    quarantine it."""
     columns = [c for c in conn.table("export").columns if c != "row"]
     filled = " + ".join(f"(coalesce(trim({c}), '') <> '')::int" for c in columns)
-    return conn.execute(f"""
-        with lines as (select row, {filled} as filled, concat_ws('', {', '.join(columns)}) as text
-                       from export where row > {header_row})
-        select row, trim(text) from lines
-        where filled = 1 and row > (select max(row) from lines where filled > 1)
-        order by row""").fetchall()
+    last_full = conn.execute(f"select max(row) from export where row > {header_row} and {filled} > 1").fetchone()[0]
+    if last_full is None:
+        return []
+    read = conn.execute(f"select row, trim(concat_ws('', {', '.join(columns)})) from export "
+                        f"where row > {last_full} and {filled} = 1").fetchall()
+    rejected = [(row, text.strip().strip(",;\t|").strip()) for row, text, _ in records.rejected if row > last_full]
+    footer: list[tuple[int, str]] = []
+    for row, text in sorted(read + rejected, reverse=True):  # the last lines, up to one of other text
+        if not SUMMARY_LINE.fullmatch(text):
+            break
+        footer.insert(0, (row, text))
+    return footer
 
 
 def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) -> dict[str, str]:
@@ -262,22 +275,24 @@ def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) 
     return roles
 
 
-def _read_serial_dates(conn: duckdb.DuckDBPyConnection, records: Records, roles: dict[str, str],
-                       header_row: int) -> int:
-    """Write a workbook's numbers in its date columns (a column formatted General holds Excel's
-    serial dates) as the ISO dates they are, so the file's date pattern reads them as it reads
-    its date cells; returns how many. A number before 1970's serial stays as written, and is
-    quarantined as a bad date."""
-    found = [(int(roles[role][1:]), row, serial.isoformat(sep=" ")) for role in DATE_ROLES if role in roles
-             for row, value in records.typed_cells.get(int(roles[role][1:]), {}).items()
-             if row > header_row and (serial := excel_serial_date(value)) is not None]
-    for column in sorted({column for column, _, _ in found}):
-        conn.register("serial_frame", pl.DataFrame(
-            [(row, text) for c, row, text in found if c == column], schema={"row": pl.Int64, "text": pl.String},
-            orient="row").to_arrow())
-        conn.execute(f"update export set c{column} = serial_frame.text from serial_frame "
-                     "where export.row = serial_frame.row")
-        conn.unregister("serial_frame")
+def _workbook_dates(conn: duckdb.DuckDBPyConnection, records: Records, roles: dict[str, str],
+                    header_row: int) -> int:
+    """Table ``workbook_dates`` (row, col, value): a workbook's cells in the date columns that
+    are dates already, date cells or numbers (a column formatted General holds Excel's serial
+    dates), as the dates they are. No text pattern, found or configured (``date_format`` is
+    for text dates), applies to them. A number before 1970's serial is left to the pattern,
+    which refuses it as a bad date. Returns how many."""
+    found = []
+    for role in DATE_ROLES:
+        if role in roles:
+            for row, value in records.typed_cells.get(int(roles[role][1:]), {}).items():
+                moment = value if isinstance(value, date) else excel_serial_date(value)
+                if row > header_row and moment is not None:
+                    found.append((row, roles[role], moment.date() if isinstance(moment, datetime) else moment))
+    conn.register("workbook_frame", pl.DataFrame(found, schema={"row": pl.Int64, "col": pl.String, "value": pl.Date},
+                                                 orient="row").to_arrow())
+    conn.execute("create table workbook_dates as select * from workbook_frame")
+    conn.unregister("workbook_frame")
     return len(found)
 
 
@@ -290,7 +305,8 @@ def _date_pattern(conn, roles: dict[str, str], header: list[str], settings: Sett
     date_roles = [role for role in DATE_ROLES if role in roles]
     if not date_roles:
         return None
-    values = " union ".join(f"select trim({roles[role]}) as v from data" for role in date_roles)
+    values = " union ".join(f"select trim({roles[role]}) as v from data anti join (select row from workbook_dates "
+                            f"where col = '{roles[role]}') using (row)" for role in date_roles)
     # Up to DATE_SAMPLE distinct values, the same ones for the same values whatever the row
     # order (ordered by md5: spread over the file's values, not its lowest or first read).
     sample = [v for (v,) in conn.execute(f"select v from (select v from ({values}) where v <> '' "
@@ -342,15 +358,18 @@ def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern]) -> str:
     def text(role: str) -> str:
         return f"coalesce(trim({roles[role]}), '')" if role in roles else "''"
 
-    dates = "".join(f"{_date_sql(roles[role], pattern)} as {role}, {_date_text(roles[role])} as {role}_text, "
-                    for role, pattern in patterns.items())
+    # A workbook's date cells are dates already; the pattern reads the text ones.
+    dates = "".join(f"coalesce({role}_cell.value, {_date_sql(roles[role], pattern)}) as {role}, "
+                    f"{_date_text(roles[role])} as {role}_text, " for role, pattern in patterns.items())
+    cells = "".join(f" left join workbook_dates as {role}_cell on {role}_cell.row = data.row "
+                    f"and {role}_cell.col = '{roles[role]}'" for role in patterns)
     return f"""
         select
-            row, id_hashes.hashed as employee_id,
+            data.row, id_hashes.hashed as employee_id,
             {text('org_unit')} as org_unit_text, {text('role')} as role, {text('critical_role')} as critical_text,
             {text('termination_reason')} as reason_text, {text('voluntary')} as voluntary_text,
             {dates}?::timestamp as loaded_now
-        from data join id_hashes on id_hashes.plain = {text('employee_id')}
+        from data join id_hashes on id_hashes.plain = {text('employee_id')}{cells}
         where {' or '.join(f"coalesce(trim({c}), '') <> ''" for c in roles.values())}"""
 
 
@@ -363,6 +382,9 @@ def _is_true(column: str, true_words: tuple[str, ...]) -> str:
     return f"list_contains({_sql_list(true_words)}, lower({column}))"
 
 
+# A report's footer line: a count or total, in one cell below the table.
+SUMMARY_LINE = re.compile(r"(count|total|totals|grand total|sum|records|rows|employees|workers|anzahl|summe|gesamt)"
+                          r"\b\D*\d[\d,. ]*", re.IGNORECASE)
 # How far ahead of the load a roster's termination date may lie (a notice period entered in
 # advance); a later one (2205-03-01 typed for 2025) would count the employee for ever.
 NOTICE_DAYS_AHEAD = 366
@@ -398,14 +420,23 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
         if flag in roles:
             checks.append(f"case when not list_contains({_sql_list(true_words + false_words)}, lower({column})) "
                           f"then 'bad flag: {flag} ''' || {column} || ''' is not a true/false word' end")
-    if preset != "snapshots" and "termination_date" in roles:
-        checks.append("case when termination_date is not null and reason_text = '' then 'missing termination "
-                      "reason: a termination date without a reason, so voluntary or not is unknown (fill it in "
-                      "the HR tool, or export its termination type or reason column: hr.columns.termination_reason "
-                      f"names it)' when termination_date is not null and ({voluntary}) is null "
-                      "then 'unknown termination reason: ''' || reason_text || ''' (list it under "
-                      "hr.voluntary_reasons or hr.involuntary_reasons in export_mapping.yml)' end")
     return "concat_ws('; ', " + ", ".join(checks) + ")"
+
+
+def _leaver_checks(roles, preset, voluntary: str) -> str:
+    """A DuckDB expression of what keeps a roster row's leaving from being classified (empty:
+    none): a termination date without a reason, or with one neither voluntary nor involuntary.
+    The row still counts in headcount until its termination date; only the leaver is withheld
+    (quarantined), so an unclassifiable reason takes nothing else away."""
+    if preset == "snapshots" or "termination_date" not in roles:
+        return "''"
+    kept = "the employee counts in headcount up to that date, and as a leaver once "
+    return ("case when termination_date is not null and reason_text = '' then 'missing termination reason: a "
+            f"termination date without a reason, so voluntary or not is unknown ({kept}it is filled in the HR "
+            "tool, or its termination type or reason column exported: hr.columns.termination_reason names it)' "
+            f"when termination_date is not null and ({voluntary}) is null then 'unknown termination reason: ''' || "
+            f"reason_text || ''' ({kept}it is listed under hr.voluntary_reasons or hr.involuntary_reasons in "
+            "export_mapping.yml)' else '' end")
 
 
 def _voluntary_sql(settings: Settings) -> str:
@@ -477,4 +508,5 @@ def _roster_tables(conn, start: date, today: date, has_terminations: bool) -> No
     conn.execute(f"""
         create view terminations as select employee_id, org_unit, role, is_critical::varchar as critical_role,
                strftime(termination_date, '%Y-%m-%d') as termination_date, is_voluntary::varchar as voluntary
-        from accepted_roster where termination_date <= date '{today.isoformat()}' order by row""")
+        from accepted_roster where termination_date <= date '{today.isoformat()}' and leaver_errors = ''
+        order by row""")

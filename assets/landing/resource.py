@@ -70,5 +70,5 @@ class LandingFolderResource(dg.ConfigurableResource):
         return encoding
 
     def pseudonymise(self, employee_id: str) -> str:
-        """The hash the HR loader writes for ``employee_id`` (the same as its SQL)."""
+        """The hash the HR loader writes for ``employee_id``."""
         return employee_pseudonym(self.hr_id_salt, employee_id)

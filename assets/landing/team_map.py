@@ -49,13 +49,26 @@ class TeamMapError(ValueError):
     """The team map file is malformed or ambiguous."""
 
 
+class TextLoader(yaml.SafeLoader):
+    """YAML's safe schema without its numbers, booleans and dates: an id written 00123 stays
+    00123 (not the octal number 83), an org unit written 1e3 or 2024-01 stays as written, and
+    a team called No is not False. Nulls (``~``, an empty value) and merge keys still work."""
+
+
+TextLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers
+            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
+                           "tag:yaml.org,2002:timestamp")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def yaml_list(path: Path, key: str, error: type[ValueError]) -> list:
     """The list under ``key`` at the top of the YAML file ``path`` (a landing folder's map);
-    ``error`` says what is wrong with the file. Every value is read as the text written
-    (YAML's base schema): an id written 00123 stays 00123, not the octal number 83, and an
-    org unit written 1e3 stays 1e3."""
+    ``error`` says what is wrong with the file. Values are read as the text written
+    (``TextLoader``)."""
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=TextLoader)
     except yaml.YAMLError as problem:
         raise error(f"{path}: not valid YAML: {problem}") from None
     if not isinstance(document, dict) or not isinstance(document.get(key), list):

@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,9 +171,10 @@ class Design:
     collinear: list[str] = field(default_factory=list)  # unidentified score terms that vary, but not beyond the others
     team_level: list[str] = field(default_factory=list)  # columns of X constant within every team
 
-    @property
+    @functools.cached_property
     def team_level_rank(self) -> int:
-        """How many independent team-level coefficients X holds (constant, between parts...)."""
+        """How many independent team-level coefficients X holds (constant, between parts...);
+        computed once (a pass over every row)."""
         if not self.team_level or not len(self.data):
             return 0
         means = self.X[self.team_level].groupby(self.groups).first().to_numpy(dtype=float)

@@ -106,11 +106,6 @@ class ModelInputs:
     def safety_reliability(self) -> float:
         return self.reference_reliability[SAFETY_SCORE.prefix]
 
-    @property
-    def no_score_reason(self) -> str:
-        """Why no team has a usable safety score, or "" (the correlation table says it too)."""
-        return self.unusable.get(SAFETY_SCORE.prefix, "")
-
 
 def unusable_reason(score: Score, cells: int, published_means: pd.Series) -> str:
     """Why no model can use ``score``, or "": no published team-wave of its ``cells`` (all

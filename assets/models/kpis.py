@@ -92,6 +92,10 @@ class Kpi:
     needs: str = ""
     time_unit: str = "seconds"
 
+    def __post_init__(self) -> None:
+        if self.time_unit not in SECONDS_IN:
+            raise ValueError(f"KPI {self.name!r}: time_unit {self.time_unit!r} is not one of {', '.join(SECONDS_IN)}")
+
     @property
     def scale(self) -> str:
         return self.family.scale

@@ -135,6 +135,8 @@ def correlation_warning(n_teams: int) -> str:
     comes from resampling teams (no clustered errors): none below MIN_TEAMS_FOR_TESTS, the
     models' rule for testing at all; below MIN_TEAMS_FOR_CLUSTER_SE it runs narrow, as clustered
     intervals do."""
+    if n_teams == 0:
+        return "no team has both a safety score and this KPI yet: no correlation"
     if n_teams < MIN_TEAMS_TO_FIT:
         return (f"only {n_teams} teams have both a safety score and this KPI: too few to estimate a correlation "
                 f"(fewer than {MIN_TEAMS_TO_FIT})")
@@ -375,7 +377,8 @@ def outcome_does_not_vary(design_: Design, values, label: str, model: str, n_eve
 
 
 # What a statsmodels fit raises on a design it cannot handle (a singular Hessian, a division by
-# zero residual degrees of freedom): the row says so instead of failing the run.
+# zero residual degrees of freedom): the row says so instead of failing the run. Caught around
+# the fits only, so an error of the project's own code still fails the run.
 FIT_ERRORS = (np.linalg.LinAlgError, ValueError, ZeroDivisionError)
 
 
@@ -405,10 +408,11 @@ def team_month_gaussian(months: pd.DataFrame, outcome: str, label: str, referenc
     if (constant := outcome_does_not_vary(design_, y, label, f"MixedLM {label}")) is not None:
         return constant, constant
     try:
-        check = estimates(design_, clustered_ols(design_, y, label), reference_reliability)
+        ols = clustered_ols(design_, y, label)
     except FIT_ERRORS as error:
         failed = fit_failed(design_, f"OLS {design_.formula(label)}, team-clustered", error)
         return failed, failed
+    check = estimates(design_, ols, reference_reliability)
     fitted = mixed(design_, y, label)
     if isinstance(fitted, str):
         fallback = f"{fitted}: reporting the team-clustered OLS instead"
@@ -553,9 +557,10 @@ def incident_log_time(incidents: pd.DataFrame, kpi: Kpi, reference_reliability: 
     if (constant := outcome_does_not_vary(design_, y, label, f"OLS {label}")) is not None:
         return constant
     try:
-        return estimates(design_, clustered_ols(design_, y, label), reference_reliability)
+        ols = clustered_ols(design_, y, label)
     except FIT_ERRORS as error:
         return fit_failed(design_, f"OLS {design_.formula(label)}, team-clustered", error)
+    return estimates(design_, ols, reference_reliability)
 
 
 def disagreement(main: Estimate, check: Estimate) -> str:

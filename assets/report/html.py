@@ -37,6 +37,7 @@ from assets.report.wording import (
     corrected_note,
     correlation_sentence,
     fell_back_to_ols,
+    has_interval,
     p_text,
     power_sentence,
     relative_change,
@@ -113,8 +114,7 @@ def cross_checks(results: pd.DataFrame) -> dict[tuple[str, str], object]:
 def _with_interval(rows: pd.DataFrame, estimate: str = "estimate") -> pd.DataFrame:
     """The rows that have an estimate and a finite 95% interval: only these rest on teams in a way
     a few-teams warning (an optimistic interval) can be about."""
-    values = rows[[estimate, "ci_low", "ci_high"]].astype(float)
-    return rows[values.apply(lambda column: column.map(math.isfinite)).all(axis=1)]
+    return rows[[has_interval(row, estimate) for row in rows.itertuples()]]
 
 
 def _fewest_teams(inputs: ReportInputs) -> int | None:

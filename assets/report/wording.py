@@ -68,10 +68,10 @@ def outcome_for(kpi: str, scale: str) -> Outcome | None:
     return Outcome(scale, generic[scale]) if scale in generic else None
 
 
-def has_interval(row) -> bool:
-    """An estimate with a finite 95% interval; a fit without one (e.g. a singular Hessian under
-    separation) has no usable estimate either."""
-    return all(math.isfinite(value) for value in (row.estimate, row.ci_low, row.ci_high))
+def has_interval(row, estimate: str = "estimate") -> bool:
+    """An estimate (``estimate``: its field, r for a correlation) with a finite 95% interval; a
+    fit without one (e.g. a singular Hessian under separation) has no usable estimate either."""
+    return all(math.isfinite(value) for value in (getattr(row, estimate), row.ci_low, row.ci_high))
 
 
 def relative_change(row) -> float | None:
