@@ -160,7 +160,9 @@ def incident_facts(conn, claims: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
                      .combine_first(facts["team_id"].map(owner))
                      .combine_first(facts["service_team_id"].map(owner)))
     facts["period_month"] = _month(facts["created_at"])
-    facts["onset_at"] = facts[["impact_started_at", "alert_timestamp"]].min(axis=1)
+    # An onset precedes detection: one after the incident's creation is no onset.
+    onsets = facts[["impact_started_at", "alert_timestamp"]]
+    facts["onset_at"] = onsets.where(onsets.le(facts["created_at"], axis=0)).min(axis=1)
     resolved = facts["status"] == "resolved"
     facts["ttd_seconds"] = (facts["created_at"] - facts["onset_at"]).dt.total_seconds()
     facts["tta_seconds"] = (facts["acknowledged_at"] - facts["created_at"]).dt.total_seconds()

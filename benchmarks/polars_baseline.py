@@ -155,7 +155,9 @@ def incident_facts(conn, claims) -> pl.LazyFrame:
     return facts.with_columns(
         team=pl.coalesce("by_service", "trigger_owner", "incident_owner", "current_owner"),
         period_month=_month("created_at"),
-        onset_at=pl.min_horizontal("impact_started_at", "alert_timestamp"),
+        # An onset precedes detection: one after the incident's creation is no onset.
+        onset_at=pl.min_horizontal(*(pl.when(pl.col(onset) <= pl.col("created_at")).then(onset)
+                                     for onset in ("impact_started_at", "alert_timestamp"))),
     ).with_columns(
         ttd_seconds=_seconds("created_at", "onset_at"),
         tta_seconds=_seconds("acknowledged_at", "created_at"),

@@ -221,6 +221,60 @@ def test_full_windows_are_split_under_the_offset_cap_where_a_naive_client_fails(
     assert done == sorted(done) and done[-1] == org.as_of
 
 
+def test_windows_whose_total_is_null_are_split_at_the_offset_cap_never_asking_past_it(org, monkeypatch):
+    # "The `total` field is `null` by default" (tests/specs/pagerduty/09-Pagination.md): a window
+    # holding more than the cap is then seen only when its pages reach the cap with `more` still
+    # true. It was read as a total of 0 and paged on to offset + limit > 10,000 (limit 0, sent
+    # anyway): a 400, not retried, that stopped the sync every night. It is split instead.
+    monkeypatch.setattr(pagerduty_sandbox, "OFFSET_CAP", 60)
+    monkeypatch.setattr(pagerduty_resource, "OFFSET_CAP", 60)
+    monkeypatch.setattr(pagerduty_resource, "PAGE_SIZE", 20)
+
+    def total_unknown(body: dict) -> dict:
+        body["total"] = None
+        return body
+
+    with start_sandbox(org) as sandbox:
+        sandbox.inject_fault("pagerduty", "rewrite", path="/incidents", rewrite=total_unknown, times=None)
+        resource = resources(sandbox, "unused")["pagerduty"]
+        start = datetime(org.spec.start.year, org.spec.start.month, 1, tzinfo=UTC)
+        pages = list(resource.iter_window(resource.get_client(), "incidents", start))
+    ids = [i["id"] for page in pages for i in page.records]
+    assert sorted(ids) == sorted(i.pagerduty_id for i in org.incidents) and len(set(ids)) == len(ids)
+    assert all(1 <= page.request.params["limit"] and page.request.params["offset"] + page.request.params["limit"] <= 60
+               for page in pages)
+    done = [page.window_done for page in pages if page.window_done]
+    assert len(done) > 6, "windows over the cap were split"
+    assert done == sorted(done) and done[-1] == org.as_of
+
+
+def test_windows_are_asked_for_checked_and_marked_in_the_whole_seconds_the_request_sends(org, sandbox_without_faults,
+                                                                                          monkeypatch):
+    # A resized window (a float times a timedelta) ended at a fraction of a second: the request
+    # sent since/until truncated to the second, the page check held the records to the exact
+    # bounds and refused a page of records from that second as another window's (until the run
+    # failed), and the mark claimed [trunc(end), end), which no request had covered.
+    monkeypatch.setattr(pagerduty_sandbox, "OFFSET_CAP", 60)
+    monkeypatch.setattr(pagerduty_resource, "OFFSET_CAP", 60)
+    monkeypatch.setattr(pagerduty_resource, "PAGE_SIZE", 20)
+    resource = resources(sandbox_without_faults, "unused")["pagerduty"]
+    start = datetime(org.spec.start.year, org.spec.start.month, 1, tzinfo=UTC)
+    pages = list(resource.iter_window(resource.get_client(), "incidents", start))
+    done = [page for page in pages if page.window_done]
+    assert len(done) > 6, "windows over the cap were resized"
+    for page in done:
+        assert page.window_done == min(datetime.fromisoformat(page.request.params["until"]), org.as_of)
+    # A window starting within a second (a mark stored before) asks from that whole second, and
+    # takes a page whose records were all created in it.
+    monkeypatch.setattr(pagerduty_resource, "PAGE_SIZE", 1)
+    incident = sorted(org.incidents, key=lambda i: i.created_at)[-5]
+    since = incident.created_at.replace(microsecond=0) + timedelta(milliseconds=500)
+    pages = list(resource.iter_window(resource.get_client(), "incidents", since))
+    assert pages[0].records[0]["id"] == incident.pagerduty_id
+    assert pages[0].request.params["since"] == incident.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert pages[-1].window_done == org.as_of
+
+
 @pytest.mark.parametrize("skew", [timedelta(days=-200), timedelta(hours=-2), timedelta(days=400)])
 def test_windows_end_at_the_apis_clock_whatever_the_workers_says(org, sandbox_without_faults, monkeypatch, skew):
     class SkewedClock(datetime):
@@ -660,6 +714,190 @@ def test_most_issues_missing_at_once_are_kept_unless_accepted(org, tmp_path):
             str(record) for record in instance.all_logs(cautious.run_id))
         accepted = sync(kept, sandbox, warehouse, selection=[jira_issues], config={"accept_mass_removal": True})
     assert accepted.success and removed_issues(accepted) == len(org.tickets) - 3
+
+
+def issue_updated_at(ticket, moment: datetime) -> datetime:
+    """When ``ticket`` was last updated as the sandbox serves the organisation at ``moment``."""
+    return max([entry.created for entry in ticket.changelog if entry.created < moment], default=ticket.created)
+
+
+def stored_updates(warehouse) -> dict[str, str]:
+    return dict(query(warehouse, "select id, payload -> 'fields' ->> 'updated' from raw.jira__issues"))
+
+
+def nights_with_an_edit_mid_search(org, page: int) -> tuple[datetime, datetime, datetime]:
+    """A night and the one before it, and a moment after it, such that the night's search (``page``
+    issues a page) holds on its first page an issue edited before that moment, and right after that
+    page an issue updated since the night before and not edited again: pushed past the page
+    boundary when the edit lands while the search pages."""
+    for days in range(2, 90):
+        night = org.as_of - timedelta(days=days)
+        before, after = night - timedelta(days=1), night + timedelta(days=1)
+        window = sorted((t for t in org.tickets
+                         if t.created < night and issue_updated_at(t, night) >= before - timedelta(hours=1)),
+                        key=lambda t: issue_updated_at(t, night))
+        if (len(window) > page and any(issue_updated_at(t, after) > night for t in window[:page])
+                and before < issue_updated_at(window[page], night) == issue_updated_at(window[page], after)):
+            return before, night, after
+    raise AssertionError("no night with an edit that moves an issue of the search's first page")
+
+
+def edits_after_the_first_page(sandbox, after, edited: list[str]):
+    """A rewrite of the search's answers that, once it has served a page of issues, moves the site
+    to ``after``: people edit issues, some of them on the page just read (their keys in ``edited``)."""
+    def rewrite(body: dict) -> dict:
+        if body["issues"] and body["issues"][0].get("fields") and not edited:
+            edited.append(body["issues"][0]["key"])
+            sandbox.set_as_of(after)
+        return body
+
+    return rewrite
+
+
+def test_an_issue_an_edit_pushes_past_a_search_page_is_received_that_night(org, tmp_path, monkeypatch):
+    # The search pages `updated >= mark` in `updated` order: an issue of a page already read that is
+    # edited meanwhile moves to the end, every later issue moves back a place, and the first of the
+    # next page was never received. The mark then passed it: stale for good. An issue received
+    # twice in a pass is the sign; the search is read again from there.
+    monkeypatch.setattr(jira_resource, "SEARCH_PAGE_SIZE", 5)
+    before, night, after = nights_with_an_edit_mid_search(org, 5)
+    warehouse, truth = tmp_path / "warehouse.duckdb", tmp_path / "truth.duckdb"
+    edited: list[str] = []
+    with start_sandbox(org, as_of=before) as sandbox:
+        assert sync(org, sandbox, warehouse, selection=[jira_issues]).success
+        sandbox.set_as_of(night)
+        sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/search/jql",
+                             rewrite=edits_after_the_first_page(sandbox, after, edited), times=None)
+        # Time to render the edits before the first page is answered (else it is asked for again, after them).
+        result = sync(org, sandbox, warehouse, selection=[jira_issues], timeout_seconds=30)
+        sandbox.clear_faults()
+        assert sync(org, sandbox, truth, selection=[jira_issues]).success  # a full sync of the site as it is now
+    assert result.success, failures(result)
+    assert edited and stored_updates(warehouse) == stored_updates(truth)
+    [materialization] = result.asset_materializations_for_node("raw__jira__issues")
+    assert materialization.metadata["search_passes"].value == 2  # read again once, from the moved issue's place
+
+
+def test_a_sync_stopped_after_an_edit_pushed_an_issue_past_a_page_resumes_before_it(org, tmp_path, monkeypatch):
+    # A long sync commits its mark with each batch, before the end of the pass would show the moved
+    # issue twice: a run stopped there must not leave a mark past the issue the move skipped.
+    monkeypatch.setattr(jira_resource, "SEARCH_PAGE_SIZE", 2)
+    monkeypatch.setattr(jira_assets, "WRITE_BATCH_ROWS", 2)
+    before, night, after = nights_with_an_edit_mid_search(org, 2)
+    warehouse, truth = tmp_path / "warehouse.duckdb", tmp_path / "truth.duckdb"
+    edited: list[str] = []
+    with start_sandbox(org, as_of=before) as sandbox:
+        assert sync(org, sandbox, warehouse, selection=[jira_issues]).success
+        sandbox.set_as_of(night)
+        sandbox.inject_fault("jira", "expired_token", path="/rest/api/3/search/jql", after=2, times=None)
+        sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/search/jql",
+                             rewrite=edits_after_the_first_page(sandbox, after, edited), times=None)
+        stopped = sync(org, sandbox, warehouse, selection=[jira_issues], timeout_seconds=30)
+        sandbox.clear_faults()
+        resumed = sync(org, sandbox, warehouse, selection=[jira_issues])
+        assert sync(org, sandbox, truth, selection=[jira_issues]).success
+    assert edited and not stopped.success and resumed.success, failures(resumed)
+    assert stored_updates(warehouse) == stored_updates(truth)
+
+
+def test_a_search_that_keeps_receiving_an_issue_twice_leaves_the_mark_where_it_was(org, tmp_path, monkeypatch):
+    # Edits that keep moving issues while the search pages (or a search that keeps answering an issue
+    # twice): after a few passes the sync stops reading again, but the mark does not move past what
+    # the passes may have skipped, so the next night reads the window again.
+    monkeypatch.setattr(jira_resource, "SEARCH_PAGE_SIZE", 5)
+    before, night, _ = nights_with_an_edit_mid_search(org, 5)
+    warehouse = tmp_path / "warehouse.duckdb"
+    first: list[dict] = []
+
+    def first_issue_again_at_the_end(body: dict) -> dict:
+        if body["issues"] and body["issues"][0].get("fields"):
+            first[:] = first or [json.loads(json.dumps(body["issues"][0]))]
+            if not body.get("nextPageToken"):
+                body["issues"].append(first[0])
+        return body
+
+    instance = dg.DagsterInstance.ephemeral()
+    with start_sandbox(org, as_of=before) as sandbox:
+        assert sync(org, sandbox, warehouse, selection=[jira_issues]).success
+        [(old_mark,)] = query(warehouse, "select high_water_mark from raw._sync_state where stream = 'jira__issues'")
+        sandbox.set_as_of(night)
+        sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/search/jql", rewrite=first_issue_again_at_the_end,
+                             times=None)
+        result = sync(org, sandbox, warehouse, instance, selection=[jira_issues])
+    assert result.success, failures(result)
+    [(mark,)] = query(warehouse, "select high_water_mark from raw._sync_state where stream = 'jira__issues'")
+    assert mark == max(old_mark, jira_resource.parse_jira_time(first[0]["fields"]["updated"])) < night
+    assert "the next run reads them again" in "\n".join(str(record) for record in instance.all_logs(result.run_id))
+
+
+def test_a_live_issue_the_id_listing_misses_while_it_pages_is_kept(org, tmp_path, monkeypatch):
+    # An issue deleted while the listing pages (in key order) moves every later issue back a place:
+    # the first of the next page is never listed. Before, that live issue was removed as deleted.
+    # Only an issue Jira no longer serves by id leaves the warehouse.
+    monkeypatch.setattr(jira_resource, "ID_SEARCH_PAGE_SIZE", 5)
+    warehouse = tmp_path / "warehouse.duckdb"
+    referenced = {key for t in org.tickets for key in [t.parent_key, *(other for _, other in t.links)] if key}
+    recent = {t.id for t in org.tickets if t.updated >= org.as_of - timedelta(hours=2)}  # the night's search has them
+    deleted = next(t for t in org.tickets if t.key not in referenced and t.id not in recent)
+    missed: list[str] = []
+    firsts: list[str] = []
+
+    def skip_the_first_of_a_later_page(body: dict) -> dict:
+        issues = body["issues"]
+        if not issues or issues[0].get("fields"):
+            return body
+        if not missed and firsts and issues[0]["id"] not in recent:
+            missed.append(issues[0]["id"])
+        firsts.append(issues[0]["id"])
+        if missed and issues[0]["id"] == missed[0]:
+            body["issues"] = issues[1:]
+        return body
+
+    with start_sandbox(org) as sandbox:
+        assert sync(org, sandbox, warehouse, selection=[jira_issues]).success
+    remaining = replace(org, tickets=[t for t in org.tickets if t is not deleted])
+    with start_sandbox(remaining) as sandbox:
+        sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/search/jql", rewrite=skip_the_first_of_a_later_page,
+                             times=None)
+        result = sync(remaining, sandbox, warehouse, selection=[jira_issues])
+    assert result.success, failures(result)
+    assert missed and missed[0] != deleted.id
+    assert {row[0] for row in query(warehouse, "select id from raw.jira__issues")} == {t.id for t in remaining.tickets}
+    assert removed_issues(result) == 1
+
+
+def test_an_issue_created_while_the_id_listing_pages_is_drift_not_a_replayed_page(org, tmp_path, monkeypatch):
+    # An issue created with a key before the listing's cursor moves every later issue on a place:
+    # each later page starts with the previous page's last issue. Before, that failed the step as a
+    # replayed page after four attempts; an issue listed twice is counted once.
+    monkeypatch.setattr(jira_resource, "ID_SEARCH_PAGE_SIZE", 5)
+    originals: list[list[dict]] = []
+
+    def shifted_by_a_creation(body: dict) -> dict:
+        issues = body["issues"]
+        if not issues or issues[0].get("fields"):
+            return body
+        firsts = [page[0]["id"] for page in originals]
+        if issues[0]["id"] not in firsts:
+            originals.append(list(issues))
+        index = [page[0]["id"] for page in originals].index(issues[0]["id"])
+        if index:
+            body["issues"] = [originals[index - 1][-1], *(issues[:-1] if body.get("nextPageToken") else issues)]
+        return body
+
+    logged: list[str] = []
+    with start_sandbox(org) as sandbox:
+        sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/search/jql", rewrite=shifted_by_a_creation,
+                             times=None)
+        jira = resources(sandbox, tmp_path / "warehouse.duckdb")["jira"]
+        listed = jira.issue_ids(jira.get_client(), datetime.combine(org.spec.start, datetime.min.time(), UTC),
+                                logged.append)
+    assert len(originals) > 2 and listed == {t.id for t in org.tickets}
+    assert not any("again" in message or "replay" in message for message in logged), logged
+    # A page every id of which an earlier page listed is still another answer (a replay).
+    check = jira_resource._id_page("token", {"10001", "10002"})
+    assert check({"issues": [{"id": "10002"}, {"id": "10003"}]}) is None
+    assert "earlier page again" in check({"issues": [{"id": "10001"}, {"id": "10002"}]})
 
 
 def test_an_issue_a_typed_raw_column_cannot_hold_is_quarantined_not_fatal(org, tmp_path):

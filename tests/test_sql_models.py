@@ -3,9 +3,12 @@
 import re
 from datetime import date
 
+import pandas as pd
+import polars as pl
 import pytest
 
 from assets.jira.classification import ClassificationRulesError, read_rules
+from benchmarks import pandas_baseline, polars_baseline
 
 TEAM_MAP = [
     {"team": team, "source": source, "identifier": identifier}
@@ -208,6 +211,72 @@ def test_incidents_take_the_team_of_trigger_time_onset_and_exclusions(warehouse)
     assert row["onset_source"] == "custom_field_and_alert"
     assert row["ttd_seconds"] == 600  # the earlier of 09:50 (custom field) and 09:55 (alert)
     assert row["ttr_from_onset_seconds"] == 70 * 60 and row["ttr_seconds"] == 3600
+
+
+def test_an_onset_after_the_trigger_is_no_onset_in_the_mart_and_both_baselines(warehouse):
+    # docs/metrics.md: TTD = t_trigger - t_onset, the onset preceding detection. A monitoring
+    # tool whose clock is ahead stamps its alert after the incident's creation: that onset is
+    # unknown, not a negative TTD counted in n_ttd, onset_known_share and the TTD median.
+    warehouse.raw_rows("config__team_map", TEAM_MAP)
+    warehouse.raw_json("pagerduty__teams", [{"id": "PT1", "name": "Payments"}])
+    warehouse.raw_json("pagerduty__services", [{"id": "PS1", "name": "checkout", "teams": [{"id": "PT1"}]}])
+    incidents = ["AHEAD", "FIELD_BEFORE", "FIELD_AFTER", "AT_TRIGGER"]
+    warehouse.raw_json("pagerduty__incidents", [
+        {"id": incident_id, "incident_number": number, "service": {"id": "PS1"}, "status": "resolved",
+         "created_at": "2024-03-01T10:00:00Z", "urgency": "high", "teams": [{"id": "PT1"}]}
+        for number, incident_id in enumerate(incidents, 1)
+    ])
+
+    def alerted_at(at):
+        return {"type": "api", "cef_details": {"creation_time": at}}
+
+    def impact_started(at):
+        return {"type": "website", "changeset": {"customer_fields": [{"name": "impact_started", "value": [at]}]}}
+
+    entries = {
+        "AHEAD": [alerted_at("2024-03-01T10:01:30Z")],  # the tool's clock 90 s ahead
+        "FIELD_BEFORE": [alerted_at("2024-03-01T10:01:30Z"), impact_started("2024-03-01T09:50:00Z")],
+        "FIELD_AFTER": [alerted_at("2024-03-01T09:58:00Z"), impact_started("2024-03-01T10:30:00Z")],
+        "AT_TRIGGER": [alerted_at("2024-03-01T10:00:00Z")],
+    }
+    rows = []
+    for incident_id, (alert, *impact) in entries.items():
+        rows.append({**_entry(f"{incident_id}-T", incident_id, "trigger_log_entry", "2024-03-01T10:00:00Z"),
+                     "channel": alert})
+        rows += [{**_entry(f"{incident_id}-F", incident_id, "custom_field_value_change_log_entry",
+                           "2024-03-01T10:20:00Z"), "channel": channel} for channel in impact]
+        rows.append(_entry(f"{incident_id}-R", incident_id, "resolve_log_entry", "2024-03-01T11:00:00Z"))
+    warehouse.raw_json("pagerduty__log_entries", rows)
+    warehouse.build(
+        "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
+        "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners", "int_pagerduty_team_owners",
+        "fct_incidents",
+    )
+    mart = {r["incident_id"]: r for r in warehouse.rows("select * from marts.fct_incidents")}
+    assert {k: (r["onset_source"], r["ttd_seconds"], r["ttr_from_onset_seconds"]) for k, r in mart.items()} == {
+        "AHEAD": (None, None, None),
+        "FIELD_BEFORE": ("custom_field", 600, 70 * 60),  # the alert after the trigger is no onset
+        "FIELD_AFTER": ("alert", 120, 62 * 60),  # nor is an impact said to start after it
+        "AT_TRIGGER": ("alert", 0, 3600),  # detected the moment it began
+    }
+    assert mart["AHEAD"]["onset_at"] is None
+
+    # The benchmarks' baselines compute the same columns (compared with the mart column by column).
+    team_map = warehouse.conn.sql("select * from raw.config__team_map").df()
+
+    def pandas_claims(source):
+        return team_map.loc[team_map["source"] == source, ["identifier", "team"]]
+
+    def polars_claims(source):
+        return pl.from_pandas(pandas_claims(source)).lazy()
+
+    by_pandas = pandas_baseline.incident_facts(warehouse.conn, pandas_claims).set_index("incident_id")
+    by_polars = polars_baseline.incident_facts(warehouse.conn, polars_claims).collect().to_pandas().set_index(
+        "incident_id")
+    for name, facts in (("pandas", by_pandas), ("polars", by_polars)):
+        assert {k: (None if pd.isna(facts.at[k, "ttd_seconds"]) else facts.at[k, "ttd_seconds"]) for k in mart} == {
+            k: r["ttd_seconds"] for k, r in mart.items()}, name
+        assert facts["onset_at"].isna().to_dict() == {k: r["onset_at"] is None for k, r in mart.items()}, name
 
 
 def test_tickets_go_to_the_team_of_their_component_then_project_under_user_rules(warehouse, tmp_path):

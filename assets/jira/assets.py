@@ -38,7 +38,7 @@ from assets.api_quarantine import (
 from assets.api_retry import API_ASSET_RETRY_POLICY, failing_clearly
 from assets.jira.classification import read_rules, rules_frame
 from assets.identity import salt_fingerprint
-from assets.jira.resource import API, JiraResource, parse_jira_time
+from assets.jira.resource import API, IssueNotServed, IssuePage, JiraResource, parse_jira_time
 from assets.kpi_rules import KpiRulesError, read_kpi_rules
 from assets.kpi_rules import rules_frame as kpi_rules_frame
 from assets.warehouse.partitions import HISTORY_START
@@ -59,6 +59,10 @@ STREAM = "jira__issues"
 # More stored issues than this missing from Jira's listing at once is taken for lost access,
 # not deletions (see _listing_verdict).
 MAX_GONE_SHARE = 0.5
+# Passes of the search a sync makes at most when one receives an issue twice (see jira_issues).
+MAX_SEARCH_PASSES = 3
+# JQL compares times to the minute: a pass read again starts a minute early.
+JQL_GRACE = timedelta(minutes=1)
 
 
 class JiraSyncConfig(dg.Config):
@@ -144,31 +148,69 @@ def jira_issues(
             set_aside_count += len(poison)
             share.check()
 
-        newest = mark
         set_aside_count = 0
-        pending: list[tuple[list[dict], ApiRequest]] = []
-        for page in jira.iter_issues(client, since, log, stored_histories, fields):
-            share.add(page.received - len(page.poison), [])
-            set_aside(page.poison)
-            pending = without_quarantined(pending, page.poison)
-            for issue in page.issues:
-                updated = parse_jira_time(issue["fields"]["updated"])
-                newest = updated if newest is None or updated > newest else newest
-            pending.append((page.issues, page.request))
-            if not page.last and sum(len(issues) for issues, _ in pending) < WRITE_BATCH_ROWS:
-                continue
-            # Pages come in `updated` order, so everything up to this page's newest is loaded (or
-            # quarantined, and asked for by id on later runs); after the last page, everything
-            # updated before the sync began.
-            page_mark = started if page.last else (min(newest, started) if newest else None)
-            written = write_typable(conn, "jira__issues", pending, set_aside, stream=STREAM,
-                                    high_water_mark=page_mark)
-            pending = []
-            release(conn, STREAM, [issue["id"] for issue in written])
-            loaded.extend(issue["id"] for issue in written)
-            if not page.last:
-                context.log.info(f"issues: {len(loaded)} loaded so far")
-            mark = page_mark or mark
+        old_mark, floor, passes = mark, since, 0
+        # The search pages `updated >= floor` in `updated` order by position: an issue on a page
+        # already read that is edited meanwhile moves to the end, where this pass receives it
+        # again, and every issue after it moves back a place, so the first of a later page may
+        # never be received. Only such a move makes a pass skip an issue, and only an issue after
+        # the moved one's old place: a pass that received issues twice is read again from the
+        # earliest such place (a few passes at most), and the mark never passes it.
+        while True:
+            passes += 1
+            first_seen: dict[str, datetime | None] = {}  # id -> `updated` as this pass first received it
+            repeated: dict[str, datetime | None] = {}
+            newest = None
+            pending: list[tuple[list[dict], ApiRequest]] = []
+            for page in jira.iter_issues(client, floor, log, stored_histories, fields):
+                share.add(page.received - len(page.poison), [])
+                set_aside(page.poison)
+                pending = without_quarantined(pending, page.poison)
+                for issue_id, updated in _received(page):
+                    if issue_id in first_seen:
+                        repeated.setdefault(issue_id, first_seen[issue_id])
+                    else:
+                        first_seen[issue_id] = updated
+                for issue in page.issues:
+                    updated = parse_jira_time(issue["fields"]["updated"])
+                    newest = updated if newest is None or updated > newest else newest
+                pending.append((page.issues, page.request))
+                if not page.last and sum(len(issues) for issues, _ in pending) < WRITE_BATCH_ROWS:
+                    continue
+                # The last page's rows commit with the mark; a batch's before it, then the mark once
+                # checked (below), so a run stopped by the check keeps the rows it read.
+                page_mark = started if page.last else None
+                if page.last and repeated:
+                    page_mark = _safe_mark(started, repeated, floor, old_mark)
+                written = write_typable(conn, "jira__issues", pending, set_aside, stream=STREAM,
+                                        high_water_mark=page_mark)
+                pending = []
+                release(conn, STREAM, [issue["id"] for issue in written])
+                loaded.extend(issue["id"] for issue in written)
+                if not page.last:
+                    context.log.info(f"issues: {len(dict.fromkeys(loaded))} loaded so far")
+                if not page.last and newest is not None:
+                    # The end of the pass shows a move, but a run stopped before it resumes from this
+                    # batch's mark: ask which issues were edited since the sync began (one id-only
+                    # request a batch); one this pass received before that was moved by the edit.
+                    repeated.update({issue_id: first_seen[issue_id] for issue_id in jira.issue_ids(client, started, log)
+                                     if issue_id not in repeated and first_seen.get(issue_id) is not None
+                                     and first_seen[issue_id] < started})
+                    page_mark = _safe_mark(min(newest, started), repeated, floor, old_mark)
+                    write_batch(conn, "jira__issues", [], stream=STREAM, high_water_mark=page_mark)
+                mark = page_mark or mark
+            if not repeated:
+                break
+            if passes == MAX_SEARCH_PASSES:
+                log(f"issues: {len(repeated)} issues were received twice in each of {passes} passes of the search "
+                    f"(edited while it paged, e.g. {sorted(repeated)[:5]}), so issues after them may have been "
+                    f"skipped: the high-water mark goes no further than where the first of them stood ({mark}), and the "
+                    "next run reads them again")
+                break
+            floor = max(floor, _skipped_from(repeated, floor) - JQL_GRACE)
+            context.log.info(f"issues: {len(repeated)} issues were received twice (edited while the search paged), "
+                             f"so the next ones may have been skipped: searching again from {floor:%Y-%m-%d %H:%M:%S}")
+        loaded = list(dict.fromkeys(loaded))
 
         verdict = ListingVerdict([], [], [])
         if stored_before:
@@ -177,8 +219,12 @@ def jira_issues(
                                        config.accept_mass_removal, log)
         held = set(loaded)
         retried, still = [], []
+        # The listing pages by position: an issue deleted while it pages makes it skip a live one.
+        # So an issue it lacks is removed only when Jira no longer serves it by id either; one
+        # still served is live (loaded now, or quarantined if it cannot load).
+        gone_stored, gone_quarantined = [], []
         for record in earlier:
-            if record.record_id in held or record.record_id in verdict.gone_quarantined:
+            if record.record_id in held:
                 continue
             try:
                 if record.record_id.startswith("sha256:"):  # no id to ask for: only its payload to check again
@@ -186,13 +232,35 @@ def jira_issues(
                                                   stored_histories))
                 else:
                     retried.append(jira.fetch_issue(client, record.record_id, log, stored_histories, fields))
+            except IssueNotServed as poison:
+                if record.record_id in verdict.gone_quarantined:
+                    gone_quarantined.append(record.record_id)
+                else:
+                    still.append(Quarantined(record.record_id, poison.reason, poison.request, record.payload))
             except PoisonRecord as poison:
                 still.append(Quarantined(record.record_id, poison.reason, poison.request, record.payload))
+        for issue_id in verdict.gone_stored:
+            try:
+                retried.append(jira.fetch_issue(client, issue_id, log, stored_histories, fields))
+            except IssueNotServed:
+                gone_stored.append(issue_id)
+            except PoisonRecord as poison:
+                still.append(Quarantined(issue_id, poison.reason, poison.request, None))
         for issue_id in verdict.unheld:
             try:
                 retried.append(jira.fetch_issue(client, issue_id, log, stored_histories, fields))
             except PoisonRecord as poison:
                 still.append(Quarantined(issue_id, poison.reason, poison.request, None))
+        unlisted_live = (len(verdict.gone_stored) + len(verdict.gone_quarantined)
+                         - len(gone_stored) - len(gone_quarantined))
+        if unlisted_live:
+            log(f"issues: {unlisted_live} issues Jira's id listing lacked are still served by id (the listing moved "
+                "while it paged: an issue deleted meanwhile): kept")
+        if gone_stored or gone_quarantined:
+            gone = gone_stored + gone_quarantined
+            log(f"issues: removing {len(gone)} issues that Jira no longer lists nor serves by id (deleted, or out of "
+                f"the token's sight; they come back when it lists them again): ids {gone[:20]}"
+                f"{' ...' if len(gone) > 20 else ''}")
         for issue in list(retried):
             _, untypable = split_untypable(conn, "jira__issues", [issue], ApiRequest("GET", f"{API}/issue/{issue['id']}"))
             if untypable:
@@ -201,10 +269,10 @@ def jira_issues(
         write_batch(conn, "jira__issues", retried)
         release(conn, STREAM, [issue["id"] for issue in retried])
         quarantine(conn, STREAM, still)
-        release(conn, STREAM, verdict.gone_quarantined)
-        conn.execute("delete from raw.jira__issues where id in (select unnest(?))", [verdict.gone_stored])
+        release(conn, STREAM, gone_quarantined)
+        conn.execute("delete from raw.jira__issues where id in (select unnest(?))", [gone_stored])
         record_salt_fingerprint(conn, STREAM, fingerprint)
-    removed = verdict.gone_stored + verdict.gone_quarantined
+    removed = gone_stored + gone_quarantined
     context.log.info(f"issues: loaded {len(loaded)} ({mode}), {len(retried)} of the quarantined or unheld loaded "
                      f"now, {set_aside_count + len(still)} quarantined, {len(removed)} removed (no longer in Jira); "
                      f"high-water mark {mark}")
@@ -212,8 +280,34 @@ def jira_issues(
         "rows": len(loaded) + len(retried), "quarantined": set_aside_count + len(still), "mode": mode,
         "since": since.isoformat(), "high_water_mark": str(mark), "fields": dg.MetadataValue.json(fields),
         "removed": len(removed), "removed_ids": dg.MetadataValue.json(removed[:100]),
-        "fetched_unheld": len(verdict.unheld),
+        "fetched_unheld": len(verdict.unheld), "search_passes": passes,
     })
+
+
+def _received(page: IssuePage) -> list[tuple[str, datetime | None]]:
+    """The ids a search page holds, each with its `updated` (None: unreadable, a poison record's)."""
+    received = [(issue["id"], parse_jira_time(issue["fields"]["updated"])) for issue in page.issues]
+    return received + [(record.record_id, None) for record in page.poison]
+
+
+def _safe_mark(reached: datetime, repeated: dict[str, datetime | None], floor: datetime,
+               old_mark: datetime | None) -> datetime:
+    """The mark once a pass from ``floor`` has ``reached`` a time: pages come in `updated` order,
+    so everything before it is loaded (or quarantined, and asked for by id on later runs); but
+    never past where an issue the pass received twice first stood (an issue after it may have
+    been skipped), nor then back before the mark the run started from (the next run reads from
+    ``old_mark`` less the lookback, at or before ``floor``)."""
+    if not repeated:
+        return reached
+    mark = min(reached, _skipped_from(repeated, floor))
+    return max(mark, old_mark) if old_mark else mark
+
+
+def _skipped_from(repeated: dict[str, datetime | None], floor: datetime) -> datetime:
+    """The earliest `updated` from which a pass that received ``repeated`` twice (each with the
+    `updated` it first had) may have skipped an issue: where the first of them stood (``floor``, the
+    pass's bound, when one's is unknown)."""
+    return min((floor if updated is None else updated for updated in repeated.values()), default=floor)
 
 
 def _salt_changed(stored: str, now: str) -> str:
@@ -234,8 +328,9 @@ def _salt_changed(stored: str, now: str) -> str:
 @dataclass(frozen=True)
 class ListingVerdict:
     """What Jira's id listing says about the warehouse: stored issues and quarantined ids it no
-    longer lists (to remove), and issues it lists that the warehouse holds nowhere (to fetch by
-    id: removed while out of the token's sight and visible again, or updated after the search)."""
+    longer lists (to remove once Jira refuses them by id too), and issues it lists that the
+    warehouse holds nowhere (to fetch by id: removed while out of the token's sight and visible
+    again, or updated after the search)."""
 
     gone_stored: list[str]
     gone_quarantined: list[str]
@@ -246,7 +341,9 @@ def _listing_verdict(conn, listed: set[str], received: set[str], quarantined_ids
                      history_start: datetime, accept_mass_removal: bool, log) -> ListingVerdict:
     """Jira Cloud reports no deletions, so without its listing a deleted issue would count in the
     marts for ever. Stored issues (updated since ``history_start``, the listing's scope) and
-    quarantined ones that the listing lacks are removed, under two guards that hold for both:
+    quarantined ones that the listing lacks are candidates for removal (the sync removes those
+    Jira no longer serves by id: a listing paged while an issue was deleted skips a live one),
+    under two guards that hold for both:
     a listing that lacks an issue this run's search just ``received`` is not Jira's current one
     (a cache's stale answer), and more than MAX_GONE_SHARE missing at once is taken for lost
     access, not deletions, unless ``accept_mass_removal``. Nothing is removed on either; the
@@ -268,10 +365,6 @@ def _listing_verdict(conn, listed: set[str], received: set[str], quarantined_ids
             f"{MAX_GONE_SHARE:.0%}): none removed. Has JIRA_API_TOKEN's account lost access to projects? If the "
             "issues were deleted on purpose, run the sync once with config accept_mass_removal: true")
         return ListingVerdict([], [], unheld)
-    if gone:
-        log(f"issues: removing {gone} issues that Jira no longer lists (deleted, or out of the token's sight; "
-            f"they come back when it lists them again): ids {(gone_stored + gone_quarantined)[:20]}"
-            f"{' ...' if gone > 20 else ''}")
     return ListingVerdict(gone_stored, gone_quarantined, unheld)
 
 

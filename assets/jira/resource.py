@@ -60,6 +60,11 @@ RECORD_REFUSALS = (400, 403, 404, 410)
 Expectation = Callable[[dict], str | None]
 
 
+class IssueNotServed(PoisonRecord):
+    """Jira refuses ``/issue/{id}`` itself (RECORD_REFUSALS: deleted, or out of the token's sight),
+    as opposed to an issue it serves that cannot be loaded."""
+
+
 def parse_jira_time(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
 
@@ -261,25 +266,35 @@ class JiraResource(dg.ConfigurableResource):
     def issue_ids(self, client: JIRA, since: datetime, log: Callable[[str], None] | None = None) -> set[str]:
         """The ids of every issue updated at or after ``since`` that the site still shows,
         from `/search/jql` asking for ids only (5,000 a page). Jira Cloud has no feed of deleted
-        issues: an issue missing here was deleted, or moved out of the token's sight."""
+        issues: an issue missing here was deleted, or moved out of the token's sight, or (the
+        pages follow positions in key order) skipped because an issue listed before it was
+        deleted while the listing paged: the caller confirms by id before removing anything. An
+        issue created meanwhile moves the later ones on a place, so a page may start with ids an
+        earlier page listed: counted once (a page holding only such ids is a replayed answer)."""
         jql = f"updated >= {int(since.timestamp() * 1000)} ORDER BY key ASC"
         ids: set[str] = set()
         token: str | None = None
+        twice = 0
         while True:
             params = {"jql": jql, "maxResults": ID_SEARCH_PAGE_SIZE, "fields": "id"}
             if token:
                 params["nextPageToken"] = token
             page = self.get_json(client, "search/jql", params, log, _id_page(token, ids))
-            ids.update(str(issue["id"]) for issue in page["issues"])
+            page_ids = {str(issue["id"]) for issue in page["issues"]}
+            twice += len(page_ids & ids)
+            ids.update(page_ids)
             token = page.get("nextPageToken")
             if _last_search_page(page):
+                if twice and log:
+                    log(f"issues: the id listing listed {twice} issues on two pages (issues created while it paged "
+                        "move the later ones on a place); each is counted once")
                 return ids
 
     def fetch_issue(self, client: JIRA, issue_id: str, log: Callable[[str], None] | None = None,
                     stored_histories: Callable[[str], list[dict]] | None = None,
                     fields: list[str] = ISSUE_FIELDS) -> dict:
         """One issue by id (`/issue/{id}`), with its complete changelog; PoisonRecord if it
-        cannot be read or completed."""
+        cannot be read or completed (IssueNotServed, one, if Jira refuses the issue itself)."""
         params = {"fields": ",".join(fields), "expand": "changelog"}
         request = ApiRequest("GET", f"{API}/issue/{issue_id}", params)
         try:
@@ -287,7 +302,7 @@ class JiraResource(dg.ConfigurableResource):
         except ApiError as error:
             if error.status not in RECORD_REFUSALS:
                 raise
-            raise PoisonRecord(f"refused: {error}", request) from None
+            raise IssueNotServed(f"refused: {error}", request) from None
         return self.completed(client, issue, request, log, stored_histories)
 
     def completed(self, client: JIRA, issue: dict, request: ApiRequest, log=None, stored_histories=None) -> dict:
@@ -424,9 +439,9 @@ def _last_search_page(page: dict) -> bool:
 
 def _id_page(token: str | None, listed: set[str]) -> Expectation:
     """The next page of the id listing: issues with an id and no fields (absent, or empty: a
-    page of the issues' own search has them), none ``listed`` on an earlier page (the pages of
-    one listing are disjoint), not the token that asked for it. An issue missed here would be
-    deleted."""
+    page of the issues' own search has them), not only issues ``listed`` on an earlier page nor
+    the token that asked for it (an earlier page again). Some listed before are drift, not a
+    replay: an issue created while the listing pages moves the later ones on a place."""
 
     def check(body: dict) -> str | None:
         issues = body.get("issues")
@@ -434,7 +449,8 @@ def _id_page(token: str | None, listed: set[str]) -> Expectation:
             return "the answer holds no 'issues' list of issues with ids"
         if any(issue.get("fields") for issue in issues):
             return "the id listing was answered with issues and their fields: another search's page"
-        if (token is not None and body.get("nextPageToken") == token) or any(str(i["id"]) in listed for i in issues):
+        if (token is not None and body.get("nextPageToken") == token) or (
+                issues and all(str(i["id"]) in listed for i in issues)):
             return "the id listing answered an earlier page again"
         if body.get("isLast") is False and not body.get("nextPageToken"):
             return "the id listing says more pages follow but gives no nextPageToken to ask for them"

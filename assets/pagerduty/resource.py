@@ -229,30 +229,58 @@ class PagerDutyResource(dg.ConfigurableResource):
         of history costs one request per 180 days. A window whose total exceeds the
         10,000-record offset cap is shrunk, in proportion to how full it was, until it fits,
         so nothing is silently cut off; each next window is sized from the density of the
-        last one, aiming at 80% of the cap.
+        last one, aiming at 80% of the cap. When the API leaves the total null (its default)
+        and more records follow the first page, one request for the last record paging can
+        reach (offset 9,999, limit 1) tells whether the window holds more than the cap: then
+        it is halved until it fits. No request asks past the cap.
+
+        Window bounds are whole seconds, as the API's since/until are sent: the page check and
+        the mark (``window_done``) use exactly the bounds the request sent (a ``since`` within
+        a second starts at that second).
         """
-        start, length, now = since, MAX_WINDOW, None
+        start, length, now = _whole_second(since), MAX_WINDOW, None
         while now is None or start < now:
             end = _window_end(start, length, now)
             params = _window_params(start, end, total=True)
             first, answered_at = self._get(client, path, params, log, _window(path, start, end))
-            now = now or answered_at or datetime.now(UTC).replace(microsecond=0)
-            total = first.get("total") or 0
-            if total > OFFSET_CAP:
+            now = now or _whole_second(answered_at or datetime.now(UTC))
+            total = first.get("total")
+            known = isinstance(total, int) and not isinstance(total, bool)
+            try:
+                if known and total > OFFSET_CAP:
+                    raise _OverCap(total)
+                if not known and first.get("more") and self._beyond_cap(client, path, start, end, log):
+                    raise _OverCap(None)
+                seen = 0
+                for page in self._pages(client, path, start, end, min(end, now), first, log):
+                    seen += len(page.records)
+                    yield page
+                total = total if known else seen
+            except _OverCap as over:
+                # Narrowed before any page is read, unless the window outgrew the cap while it
+                # was paged (records created meanwhile): the narrower windows then list again
+                # what it yielded, which the upserts absorb.
                 if end - start <= MIN_WINDOW:
                     raise ApiError(
-                        f"{total} {path.strip('/')} between {_iso(start)} and {_iso(end)}: more than the "
+                        f"{over.describe(path)} between {_iso(start)} and {_iso(end)}: more than the "
                         f"API's {OFFSET_CAP}-record pagination cap in a one-minute window"
-                    )
-                length = max(MIN_WINDOW, _resized(end - start, total))
+                    ) from None
+                length = max(MIN_WINDOW, _resized(end - start, over.total))
                 if log:
-                    log(f"{path}: {total} records in {_iso(start)}..{_iso(end)}, over the "
+                    log(f"{path}: {over.describe(path)} in {_iso(start)}..{_iso(end)}, over the "
                         f"{OFFSET_CAP} cap; narrowing the window")
                 continue
-            yield from self._pages(client, path, start, end, min(end, now), first, log)
             start, length = end, min(MAX_WINDOW, max(MIN_WINDOW, _resized(end - start, total)))
 
+    def _beyond_cap(self, client, path, since, until, log) -> bool:
+        """Whether the window ``[since, until)`` holds more records than offset paging reaches:
+        the last reachable record's page says more follow."""
+        params = {**_window_params(since, until, total=False), "offset": OFFSET_CAP - 1, "limit": 1}
+        return bool(self.get_json(client, path, params, log, _window(path, since, until)).get("more"))
+
     def _pages(self, client, path, since, until, done, first, log) -> Iterator[WindowPage]:
+        """The pages of the window ``[since, until)`` from its ``first``; raises _OverCap when
+        more follow than the offset cap lets a request reach."""
         entity = path.strip("/").split("/")[-1]
         params = _window_params(since, until, total=True)
         page = first
@@ -261,10 +289,26 @@ class PagerDutyResource(dg.ConfigurableResource):
             if not page.get("more"):
                 yield WindowPage(page[entity], request, window_done=done)
                 return
+            offset = params["offset"] + len(page[entity])
+            if offset >= OFFSET_CAP:
+                raise _OverCap(None)
             yield WindowPage(page[entity], request)
-            params = {**_window_params(since, until, total=False), "offset": params["offset"] + len(page[entity])}
-            params["limit"] = min(PAGE_SIZE, OFFSET_CAP - params["offset"])
+            params = {**_window_params(since, until, total=False), "offset": offset,
+                      "limit": min(PAGE_SIZE, OFFSET_CAP - offset)}
             page = self.get_json(client, path, params, log, _window(path, since, until))
+
+
+class _OverCap(Exception):
+    """A window holds more records than offset paging reaches: ``total`` when the API said,
+    None when its pages reached the cap with more to come."""
+
+    def __init__(self, total: int | None):
+        super().__init__(total)
+        self.total = OFFSET_CAP + 1 if total is None else total
+        self.said = total is not None
+
+    def describe(self, path: str) -> str:
+        return f"{self.total if self.said else f'more than {OFFSET_CAP}'} {path.strip('/')}"
 
 
 def _listing(entity: str) -> Expectation:
@@ -347,10 +391,17 @@ def _window_end(start: datetime, length: timedelta, now: datetime | None) -> dat
 
 
 def _resized(length: timedelta, total: int) -> timedelta:
-    """A window length that would hold about 80% of the offset cap at this density."""
+    """A window length that would hold about 80% of the offset cap at this density, in whole
+    seconds (the API's since/until have no fractions)."""
     if total == 0:
         return MAX_WINDOW
-    return min(length * (0.8 * OFFSET_CAP / total), length / 2 if total > OFFSET_CAP else MAX_WINDOW)
+    resized = min(length * (0.8 * OFFSET_CAP / total), length / 2 if total > OFFSET_CAP else MAX_WINDOW)
+    return timedelta(seconds=int(resized.total_seconds()))
+
+
+def _whole_second(moment: datetime) -> datetime:
+    """``moment`` in UTC, down to the second: a bound as the API's since/until send it."""
+    return moment.astimezone(UTC).replace(microsecond=0)
 
 
 def _window_params(since: datetime, until: datetime, *, total: bool) -> dict:

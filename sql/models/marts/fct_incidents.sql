@@ -55,7 +55,12 @@ attributed as (
             when current_owner.team is not null then 'service_current_team'
         end as team_source,
         coalesce(by_service.team, trigger_owner.team, incident_owner.team, current_owner.team) as team,
-        least(timelines.impact_started_at, timelines.alert_timestamp) as onset_at
+        -- An onset precedes detection (TTD >= 0): a time after the incident's creation (a
+        -- monitoring tool's clock ahead, a mistyped field) is no onset, whichever says it.
+        case when timelines.impact_started_at <= incidents.created_at then timelines.impact_started_at end
+            as impact_onset_at,
+        case when timelines.alert_timestamp <= incidents.created_at then timelines.alert_timestamp end
+            as alert_onset_at
     from {{ ref('stg_pagerduty__incidents') }} as incidents
     left join timelines using (incident_id)
     left join reopens using (incident_id)
@@ -75,18 +80,19 @@ facts as (
         service_id,
         date_trunc('month', created_at)::date as period_month,
         created_at as triggered_at,
-        onset_at,
+        least(impact_onset_at, alert_onset_at) as onset_at,
         case
-            when impact_started_at is not null and alert_timestamp is not null then 'custom_field_and_alert'
-            when impact_started_at is not null then 'custom_field'
-            when alert_timestamp is not null then 'alert'
+            when impact_onset_at is not null and alert_onset_at is not null then 'custom_field_and_alert'
+            when impact_onset_at is not null then 'custom_field'
+            when alert_onset_at is not null then 'alert'
         end as onset_source,
         acknowledged_at,
         case when status = 'resolved' then resolved_at end as resolved_at,
-        epoch(created_at - onset_at) as ttd_seconds,
+        epoch(created_at - least(impact_onset_at, alert_onset_at)) as ttd_seconds,
         epoch(acknowledged_at - created_at) as tta_seconds,
         case when status = 'resolved' then epoch(resolved_at - created_at) end as ttr_seconds,
-        case when status = 'resolved' then epoch(resolved_at - onset_at) end as ttr_from_onset_seconds,
+        case when status = 'resolved' then epoch(resolved_at - least(impact_onset_at, alert_onset_at)) end
+            as ttr_from_onset_seconds,
         status <> 'resolved' as is_open,
         reopen_count,
         coalesce(resolver_type in ('service_reference', 'integration_reference') or resolve_channel = 'timeout', false)
