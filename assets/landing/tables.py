@@ -32,6 +32,13 @@ MAX_CELL_CHARS = 32_767
 MAX_LINE_BYTES = 8 * 1024 * 1024
 # What a refusal of a workbook read from its first sheet adds: the data may be on another.
 SHEET_HINT = "{names} (name the sheet to read as sheet: in a files: entry of export_mapping.yml)"
+# A workbook's date column formatted General holds Excel's serial dates: days since 1899-12-30
+# in the 1900 date system (its day 60 is the 29 February 1900 that never was, so the count is
+# right from March 1900 on), the time of day as the fraction. A number below 1970-01-01's
+# serial is no survey or HR date (an answer or an id in the wrong column): refused, not read as
+# a day of 1900.
+EXCEL_EPOCH = dt.datetime(1899, 12, 30)
+EXCEL_SERIAL_MIN = 25569
 # Rows kept in Python to find a header (title rows, up to three header rows).
 HEAD_ROWS = 12
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -59,10 +66,10 @@ class Records:
     rejected: list[tuple[int, str, str]] = field(default_factory=list)
     diagnosis: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    # A workbook's cells that hold dates or numbers, as the workbook types them: field index ->
-    # {row: value}. Their text in ``frame`` is what a CSV would hold (ISO dates, 4 for 4.0); a
-    # date reader takes a date cell as a date, whatever text pattern the file's text dates use,
-    # and a number in a date column as Excel's serial date.
+    # A workbook's cells that hold dates, or numbers from 1970's serial date on, as the workbook
+    # types them: field index -> {row: value}. Their text in ``frame`` is what a CSV would hold
+    # (ISO dates, 4 for 4.0); a date reader takes a date cell as a date, whatever text pattern
+    # the file's text dates use, and a number in a date column as Excel's serial date.
     typed_cells: dict[int, dict[int, object]] = field(default_factory=dict)
 
     @property
@@ -301,7 +308,10 @@ def _read_xlsx(snapshot: Snapshot, sheet: str | None) -> Records:
     typed: dict[int, dict[int, object]] = {}
     for i, r in enumerate(rows, start=1):
         for j, value in enumerate(r):
-            if isinstance(value, (int, float, dt.date, dt.time, dt.timedelta)) and not isinstance(value, bool):
+            # Only what a date reader can take as a date: every number of a large roster would
+            # cost memory for nothing.
+            if isinstance(value, dt.date) or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                              and value >= EXCEL_SERIAL_MIN):
                 typed.setdefault(j, {})[i] = value
     frame = pl.DataFrame(
         {"row": [i for i, _ in numbered], **{f"c{j}": [r[j] for _, r in numbered] for j in range(width)}},

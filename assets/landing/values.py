@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from assets.landing.tables import header_text
+from assets.landing.tables import EXCEL_EPOCH, EXCEL_SERIAL_MIN, header_text
 from assets.landing.validation import RowError
 
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "x")
@@ -147,13 +147,6 @@ _ZERO_DATE = re.compile(ZERO_DATE)
 ISO_DATE = (r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)"
             r"(Z| ?UTC| ?GMT|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?)?")
 _ISO_DATE = re.compile(ISO_DATE)
-# A workbook's date column formatted General holds Excel's serial dates: days since 1899-12-30
-# in the 1900 date system (its day 60 is the 29 February 1900 that never was, so the count is
-# right from March 1900 on), the time of day as the fraction. A number below 1970-01-01's
-# serial is no survey or HR date (an answer or an id in the wrong column): refused, not read as
-# a day of 1900.
-EXCEL_EPOCH = datetime(1899, 12, 30)
-EXCEL_SERIAL_MIN = 25569
 
 
 def excel_serial_date(value: object) -> datetime | None:
