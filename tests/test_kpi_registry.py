@@ -6,8 +6,18 @@ import re
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
+
 from assets.models.inputs import INCIDENTS_SQL, TEAM_MONTHS_SQL
-from assets.models.kpis import CORRELATION_KPIS, IDENTITY_MAP, KPIS, Family, registry_markdown
+from assets.models.kpis import (
+    ABSENT_BECAUSE,
+    CORRELATION_KPIS,
+    IDENTITY_MAP,
+    KPI_BY_NAME,
+    KPIS,
+    Family,
+    registry_markdown,
+)
 from assets.report.review import kpi_value
 from assets.report.wording import outcome_for
 
@@ -75,3 +85,10 @@ def test_a_time_kpi_reads_in_the_unit_its_outcome_is_measured_in():
     assert kpi_value("log median days to close an action item", math.log(0.5)) == "12.0 h"
     assert kpi_value("log median TTR", math.log(6.5 * 86_400)) == "6.5 days"
     assert kpi_value("log median TTA", math.log(300)) == "5 min"
+
+
+def test_the_critical_role_kpi_is_absent_when_no_one_is_in_a_critical_role():
+    critical = KPI_BY_NAME["critical-role voluntary attrition"]
+    months = pd.DataFrame({"critical_voluntary_leavers": [0, 0], "critical_headcount": [0, 0]})
+    assert critical.is_absent(months) and "hr.critical_roles" in ABSENT_BECAUSE[critical.needs]
+    assert not critical.is_absent(months.assign(critical_headcount=[0, 3]))

@@ -101,9 +101,13 @@ class Kpi:
         return self.family.scale
 
     def is_absent(self, months) -> bool:
-        """Whether the optional input it needs was missing: every team-month's outcome is null
-        (``months``: a pandas frame of marts.mart_team_month rows)."""
-        return bool(self.needs) and bool(months[self.outcome].isna().all())
+        """Whether the optional input it needs was missing: every team-month's outcome is null,
+        or its denominator is 0 in every one (no one in a critical role). ``months``: a pandas
+        frame of marts.mart_team_month rows with the KPI's outcome and denominator."""
+        if not self.needs:
+            return False
+        nothing = bool(months[self.outcome].isna().all())
+        return nothing or bool(self.denominator) and not months[list(self.denominator)].fillna(0).to_numpy().any()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -112,9 +116,12 @@ class Kpi:
 
 # Optional inputs, and why the KPIs that need one are absent without it (said in the report).
 IDENTITY_MAP = "identity map"
+CRITICAL_ROLES = "critical roles"
 ABSENT_BECAUSE = {
     IDENTITY_MAP: "they need to know which Jira account is which employee, and no identity map "
     "(identity_map.yml in the landing folder) was loaded",
+    CRITICAL_ROLES: "no employee of the HR exports is in a critical role (name the critical job titles under "
+    "hr.critical_roles in export_mapping.yml, or export a critical-role column)",
 }
 REVIEW_CAVEAT = ("Safer teams may write more post-incident reviews because it is safe to examine a failure "
                  "there, not because they have more to learn from.")
@@ -160,6 +167,7 @@ KPIS: tuple[Kpi, ...] = (
         denominator=("critical_headcount",),
         definition="voluntary leavers in critical roles / critical-role headcount at the month's start",
         reading=Reading("had", "{change} odds of a person in a critical role leaving voluntarily"),
+        needs=CRITICAL_ROLES,
     ),
     Kpi(
         "post-incident review share", Family.TEAM_MONTH_BINOMIAL, "reviewed_incidents",

@@ -219,12 +219,12 @@ def coverage_table(coverage: Coverage) -> pd.DataFrame:
 
 
 def read_absent_kpis(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
-    """The KPIs whose optional input is missing: their outcome is null in every team-month."""
+    """The KPIs whose optional input is missing (``Kpi.is_absent``)."""
     optional = [kpi for kpi in KPIS if kpi.needs]
     if not optional:
         return ()
-    outcomes = conn.sql(f"select {', '.join(dict.fromkeys(kpi.outcome for kpi in optional))} "
-                        "from marts.mart_team_month").df()
+    columns = dict.fromkeys(c for kpi in optional for c in (kpi.outcome, *kpi.denominator))
+    outcomes = conn.sql(f"select {', '.join(columns)} from marts.mart_team_month").df()
     return tuple(kpi.name for kpi in optional if kpi.is_absent(outcomes))
 
 
