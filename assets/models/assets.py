@@ -101,7 +101,12 @@ def survey_waves(context: dg.AssetExecutionContext, config: SurveyWavesConfig, d
                            "scale_points from restricted.stg_survey__responses").df()
         scales = sorted(answers["scale_points"].unique())
         if len(scales) > 1:
-            raise ValueError(f"survey answers on different scales {scales}: load one export scale at a time")
+            files = conn.sql("select scale_points, string_agg(distinct source_file, ', ' order by source_file) "
+                             "from restricted.survey__responses group by 1 order by 1").fetchall()
+            raise ValueError("survey answers on different scales, which the survey figures cannot compare: "
+                             + "; ".join(f"{points}-point in {names}" for points, names in files)
+                             + ". Load exports of one scale (if a file's scale_points in export_mapping.yml is "
+                               "wrong, correct it; else remove the other scale's exports from the landing folder)")
         frozen = _frozen_tables(conn)
         members = (conn.sql(f"select response_id, wave_quarter from {'.'.join(WAVE_MEMBERS)}").df()
                    if _exists(conn, *WAVE_MEMBERS) else pd.DataFrame(columns=["response_id", "wave_quarter"]))
