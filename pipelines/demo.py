@@ -121,7 +121,8 @@ def report(warehouse: Path, org: Organisation) -> str:
         "Time to resolve: log TTR per SD of lagged team safety (open incidents censored; adjusted for log "
         "headcount and quarter, team-clustered)",
         f"  estimate {regression.estimate:+.3f}  95% CI [{regression.ci_low:+.3f}, {regression.ci_high:+.3f}]"
-        f"  p={regression.p_value:.3g}  {regression.n_teams} teams, {regression.n_obs} incidents",
+        f"  {f'p={regression.p_value:.3g}' if math.isfinite(regression.p_value) else 'no test (see the warnings)'}"
+        f"  {regression.n_teams} teams, {regression.n_obs} incidents",
         f"  = {math.expm1(regression.estimate):+.1%} time to resolve per SD of safety",
         f"  allowing for survey measurement error: {regression.estimate_corrected:+.3f} per SD of true safety "
         f"(95% CI [{regression.ci_low_corrected:+.3f}, {regression.ci_high_corrected:+.3f}])",
