@@ -199,6 +199,12 @@ def test_an_employee_a_newer_roster_of_their_team_drops_is_reported(landing):
                                         ["4", "Search", "SRE", "2024-01-20", "", ""]], 7200)
     write(folder / "bamboohr_june.csv", [["1", "Payments", "SRE", "2023-03-15", "", ""],
                                          ["5", "Payments", "SRE", "2025-06-02", "", ""]], 3600)
+    # A snapshot file of a contractor team dated today, after the rosters' month opening: the
+    # rosters' latest month is still the one compared.
+    (folder / "hr_headcount.csv").write_text(csv_text([
+        ["snapshot_date", "employee_id", "org_unit", "role", "critical_role"],
+        [datetime.now(UTC).date().isoformat(), "9", "Search", "SRE", "false"]]))
+    os.utime(folder / "hr_headcount.csv", (datetime.now(UTC).timestamp() - 3600,) * 2)
     result = load(folder, warehouse)
     assert result.success
     [metadata] = [e.materialization.metadata for e in result.get_asset_materialization_events()

@@ -500,8 +500,9 @@ def _missing_from_newer_rosters(conn, rank: dict[str, int], rosters: list[str]) 
                                for name in rosters)
     found = conn.execute(f"""
         with ranks as ({ranks}),
-        current as (select employee_id, org_unit, source_file, file_rank from raw.hr__headcount join ranks
-                    using (source_file) where snapshot_date = (select max(snapshot_date) from raw.hr__headcount)),
+        roster_rows as (select * from raw.hr__headcount join ranks using (source_file)),
+        current as (select employee_id, org_unit, source_file, file_rank from roster_rows
+                    where snapshot_date = (select max(snapshot_date) from roster_rows)),
         newest_per_unit as (select org_unit, max(file_rank) as file_rank from current group by 1)
         select current.source_file, newer.source_file, count(*)
         from current join newest_per_unit as unit using (org_unit) join ranks as newer on newer.file_rank = unit.file_rank
