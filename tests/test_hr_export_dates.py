@@ -150,6 +150,13 @@ def load(folder, warehouse):
         run_config={"ops": {"hr_exports": {"config": {"accept_shrunk_exports": []}}}})
 
 
+def materialization_metadata(result, table: str) -> dict:
+    """The metadata the run's materialization of ``raw.<table>`` carries."""
+    [metadata] = [e.materialization.metadata for e in result.get_asset_materialization_events()
+                  if e.asset_key == dg.AssetKey(["raw", table])]
+    return metadata
+
+
 def test_an_employee_quarantined_on_the_next_load_does_not_make_the_file_shrink(landing):
     folder, warehouse = landing
     path = folder / "bamboohr.csv"
@@ -181,8 +188,7 @@ def test_several_rosters_count_a_leaver_once_and_a_moved_employee_in_one_team(la
                                "group by all having count(*) > 1)").fetchone()[0]
     assert [(team, source) for team, source, _ in teams] == [("Search", "bamboohr_june.csv")]
     assert leavers == [(hashed("2"), "bamboohr_june.csv")] and doubled == 0
-    [metadata] = [e.materialization.metadata for e in result.get_asset_materialization_events()
-                  if e.asset_key == dg.AssetKey(["raw", "hr__terminations"])]
+    metadata = materialization_metadata(result, "hr__terminations")
     combined = metadata["files_combined"].value
     assert combined["files_oldest_first"] == ["bamboohr_may.csv", "bamboohr_june.csv"]
     assert combined["employees_taken_from_a_newer_roster"] == {"bamboohr_may.csv": 2}
@@ -207,8 +213,7 @@ def test_an_employee_a_newer_roster_of_their_team_drops_is_reported(landing):
     os.utime(folder / "hr_headcount.csv", (datetime.now(UTC).timestamp() - 3600,) * 2)
     result = load(folder, warehouse)
     assert result.success
-    [metadata] = [e.materialization.metadata for e in result.get_asset_materialization_events()
-                  if e.asset_key == dg.AssetKey(["raw", "hr__headcount"])]
+    metadata = materialization_metadata(result, "hr__headcount")
     assert metadata["files_combined"].value["missing_from_a_newer_roster"] == {
         "bamboohr_may.csv": {"bamboohr_june.csv": 1}}
 
@@ -266,8 +271,7 @@ def test_an_old_roster_corrected_later_does_not_outrank_a_newer_roster(landing):
                    hashed("2")) == [("2025-05-01",)]
     assert hr_rows(warehouse, "select employee_id, source_file from raw.hr__terminations") == [
         (hashed("2"), "bamboohr_2025-06.csv")]
-    [metadata] = [e.materialization.metadata for e in result.get_asset_materialization_events()
-                  if e.asset_key == dg.AssetKey(["raw", "hr__headcount"])]
+    metadata = materialization_metadata(result, "hr__headcount")
     combined = metadata["files_combined"].value
     assert combined["files_oldest_first"] == ["bamboohr_2025-03.csv", "bamboohr_2025-06.csv"]
     assert combined["ranked_by"]["bamboohr_2025-06.csv"]["latest_hire_or_snapshot_date"] == "2025-06-02"
@@ -297,8 +301,7 @@ def test_a_superseded_rosters_quarantined_rows_are_not_kept(landing):
     quarantined = hr_rows(warehouse, "select source_file, split_part(reason, ':', 1), "
                                      "json_extract_string(raw_row, '$.employee_id') from quarantine.hr__headcount")
     assert quarantined == [("bamboohr_june.csv", "unknown team", hashed("6"))]
-    [metadata] = [e.materialization.metadata for e in result.get_asset_materialization_events()
-                  if e.asset_key == dg.AssetKey(["raw", "hr__headcount"])]
+    metadata = materialization_metadata(result, "hr__headcount")
     assert metadata["files_combined"].value["quarantined_rows_superseded"] == {"bamboohr_may.csv": 2}
 
 

@@ -171,9 +171,8 @@ def jira_issues(
                         repeated.setdefault(issue_id, first_seen[issue_id])
                     else:
                         first_seen[issue_id] = updated
-                for issue in page.issues:
-                    updated = parse_jira_time(issue["fields"]["updated"])
-                    newest = updated if newest is None or updated > newest else newest
+                    if updated is not None and (newest is None or updated > newest):
+                        newest = updated
                 pending.append((page.issues, page.request))
                 if not page.last and sum(len(issues) for issues, _ in pending) < WRITE_BATCH_ROWS:
                     continue

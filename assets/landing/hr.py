@@ -38,7 +38,7 @@ from assets.landing.values import (
     ZERO_DATE,
     AmbiguousDates,
     DatePattern,
-    excel_serial_date,
+    workbook_datetime,
 )
 from assets.warehouse.partitions import HISTORY_START
 
@@ -277,18 +277,16 @@ def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) 
 
 def _workbook_dates(conn: duckdb.DuckDBPyConnection, records: Records, roles: dict[str, str],
                     header_row: int) -> int:
-    """Table ``workbook_dates`` (row, col, value): a workbook's cells in the date columns that
-    are dates already, date cells or numbers (a column formatted General holds Excel's serial
-    dates), as the dates they are. No text pattern, found or configured (``date_format`` is
-    for text dates), applies to them. A number before 1970's serial is left to the pattern,
-    which refuses it as a bad date. Returns how many."""
+    """Table ``workbook_dates`` (row, col, value): a workbook's typed cells in the date columns,
+    date cells or numbers (a column formatted General holds Excel's serial dates), as the dates
+    they are. No text pattern, found or configured (``date_format`` is for text dates), applies
+    to them. A number before 1970's serial is no typed cell: the pattern refuses it as a bad
+    date. Returns how many."""
     found = []
     for role in DATE_ROLES:
         if role in roles:
-            for row, value in records.typed_cells.get(int(roles[role][1:]), {}).items():
-                moment = value if isinstance(value, date) else excel_serial_date(value)
-                if row > header_row and moment is not None:
-                    found.append((row, roles[role], moment.date() if isinstance(moment, datetime) else moment))
+            found += [(row, roles[role], workbook_datetime(value).date())
+                      for row, value in records.typed_cells.get(int(roles[role][1:]), {}).items() if row > header_row]
     conn.register("workbook_frame", pl.DataFrame(found, schema={"row": pl.Int64, "col": pl.String, "value": pl.Date},
                                                  orient="row").to_arrow())
     conn.execute("create table workbook_dates as select * from workbook_frame")

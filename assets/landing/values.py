@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from assets.landing.tables import EXCEL_EPOCH, EXCEL_SERIAL_MIN, header_text
+from assets.landing.tables import EXCEL_EPOCH, header_text
 from assets.landing.validation import RowError
 
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "x")
@@ -149,12 +149,15 @@ ISO_DATE = (r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)"
 _ISO_DATE = re.compile(ISO_DATE)
 
 
-def excel_serial_date(value: object) -> datetime | None:
-    """A workbook's number as Excel's serial date (naive), or None when it is no number or lies
-    before EXCEL_SERIAL_MIN."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= EXCEL_SERIAL_MIN:
-        return EXCEL_EPOCH + timedelta(milliseconds=round(value * 86_400_000))
-    return None
+def workbook_datetime(value: date | float) -> datetime:
+    """A workbook's typed cell (``Records.typed_cells``: a date cell, or a number from 1970's
+    serial date on) as the naive moment it stands for: a date at midnight, a number as Excel's
+    serial date (EXCEL_EPOCH)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, time())
+    return EXCEL_EPOCH + timedelta(milliseconds=round(value * 86_400_000))
 
 
 # Examples of disagreeing readings an ambiguity message shows.
@@ -347,16 +350,7 @@ class DatePattern:
         configured or found, applies to it), a number is Excel's serial date (EXCEL_EPOCH).
         Either without an offset, in ``time_zone`` as text dates are; dates after ``now`` are
         refused."""
-        if isinstance(value, datetime):
-            parsed = value
-        elif isinstance(value, date):
-            parsed = datetime.combine(value, time())
-        elif (serial := excel_serial_date(value)) is not None:
-            parsed = serial
-        else:
-            raise RowError(f"bad date: {column} {value!r} is a workbook cell that is no date: neither a date cell "
-                           f"nor an Excel serial date from 1970 on (a number of days since 1899-12-30)")
-        return self._in_utc(parsed, str(value), column, now)
+        return self._in_utc(workbook_datetime(value), str(value), column, now)
 
     def _in_utc(self, parsed: datetime, text: str, column: str, now: datetime) -> datetime:
         if parsed.tzinfo is None:
