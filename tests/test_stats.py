@@ -486,6 +486,35 @@ def test_a_kpi_that_does_not_vary_has_no_estimate_and_stays_out_of_the_bh_correc
         assert np.isnan(row.estimate) and np.isnan(row.ci_low) and "does not vary" in row.warnings
 
 
+def test_times_of_0_a_log_fit_leaves_out_are_counted_on_the_kpis_rows():
+    # An onset in the trigger's own second is a TTD of 0 s: the mart counts it, the log fit
+    # cannot, and the row must say how many it left out rather than drop them silently.
+    incidents = simulate_incidents(seed=25).rename(columns={"ttr_seconds": "ttd_seconds"})
+    incidents.loc[incidents.index[::50], "ttd_seconds"] = 0.0
+    zeros = int((incidents["ttd_seconds"] == 0).sum())
+    [row] = kpi_safety_effects(NO_INCIDENTS, incidents, kpis=(TTD,)).itertuples()
+    assert f"{zeros} incidents with a ttd_seconds of 0 left out" in row.warnings
+    [positive] = incident_log_time(incidents[incidents["ttd_seconds"] > 0], TTD)
+    assert row.estimate == positive.estimate and row.n_obs == len(incidents) - zeros
+    # Team-months likewise, on every row of the KPI (main and cross-check, each construct).
+    rng = np.random.default_rng(26)
+    months = poisson_months(seed=26).assign(n_ttr=3)
+    months["ttr_median_seconds"] = np.exp(8 - 0.2 * months["safety_z"] + rng.normal(0, 0.5, len(months)))
+    months.loc[months.index[:3], "ttr_median_seconds"] = 0.0
+    table = kpi_safety_effects(months, NO_INCIDENTS, kpis=(TTR_MONTHS,))
+    assert len(table) > 1
+    assert all("3 team-months with a ttr_median_seconds of 0 left out" in w for w in table["warnings"])
+    # The correlation table pools a team's months the same way, leaving the same months out.
+    org = org_frames(generate(OrgSpec(seed=2, n_teams=12, n_months=6)))[0]
+    org = org.assign(safety_lagged=org["safety_z"], ttr_median_seconds=rng.uniform(60, 7200, len(org)), n_ttr=2, n_tta=1)
+    org.loc[org.index[:3], "ttr_median_seconds"] = 0.0
+    [correlation] = [r for r in correlation_table(org).itertuples() if r.kpi == TTR_MONTHS.name]
+    assert "3 team-months with a ttr_median_seconds of 0 left out" in correlation.warnings
+    # Without zeros, no such words.
+    months["ttr_median_seconds"] = months["ttr_median_seconds"].where(months["ttr_median_seconds"] > 0, 60.0)
+    assert not kpi_safety_effects(months, NO_INCIDENTS, kpis=(TTR_MONTHS,))["warnings"].str.contains("left out").any()
+
+
 def test_a_kpi_the_same_for_every_team_up_to_rounding_has_no_correlation():
     rng = np.random.default_rng(23)
     # The weighted mean of log(3600) over a team's months differs from it in the last bits.

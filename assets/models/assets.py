@@ -22,6 +22,7 @@ from assets.models.stats import (
     join,
     kpi_safety_effects,
     team_bootstrap_correlation,
+    zero_times_left_out,
 )
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import append_table, replace_table, table_columns
@@ -379,7 +380,11 @@ def correlation_table(months: pd.DataFrame, no_score_reason: str = "") -> pd.Dat
         same = [f"{what} is the same for every team: no correlation to estimate" for what, column in
                 ((kpi.name, kpi.name), ("safety", "safety")) if enough and does_not_vary(usable[column])]
         counted = "" if no_score_reason or same else correlation_warning(len(usable))
+        left_out = ""
+        if kpi.family is Family.TEAM_MONTH_LOG_TIME:
+            pooled = months[months["team"].isin(usable["team"]) & (months[kpi.weight] > 0)]
+            left_out = zero_times_left_out(int((pooled[kpi.outcome] == 0).sum()), kpi)
         rows.append({"kpi": kpi.name, "r": r, "ci_low": low, "ci_high": high, "n_teams": len(usable),
                      "n_team_months": int(usable["team_months"].sum()), "definition": kpi.definition,
-                     "warnings": join(no_score_reason, counted, *same)})
+                     "warnings": join(no_score_reason, counted, *same, left_out)})
     return pd.DataFrame(rows)

@@ -238,7 +238,8 @@ KPIS: tuple[Kpi, ...] = (
     ),
     Kpi(
         "log TTD (incident level)", Family.INCIDENT_LOG_TIME, "ttd_seconds",
-        definition="log(seconds from onset to trigger) of each incident with a known onset",
+        definition="log(seconds from onset to trigger) of each incident with a known onset; a TTD of 0 s has no log, "
+        "so the fit leaves it out and its row says how many",
         reading=Reading("took", "{change} time to detect an incident", "less", "more"),
     ),
 )

@@ -574,15 +574,26 @@ def disagreement(main: Estimate, check: Estimate) -> str:
     return ""
 
 
+def zero_times_left_out(zeros: int, kpi: Kpi) -> str:
+    """What a log-time KPI's rows must say when ``zeros`` of its times are 0 (an onset in the
+    trigger's own second, a review done the moment its incident resolved): a log has no value
+    there, so the fit leaves them out, while the mart's medians and counts keep them."""
+    grain = "incidents" if kpi.family.grain == "incident" else "team-months"
+    return f"{zeros} {grain} with a {kpi.outcome} of 0 left out (a log time needs a time above 0)" if zeros else ""
+
+
 def kpi_rows(kpi: Kpi, months: pd.DataFrame, incidents: pd.DataFrame,
              reference_reliability: float | Mapping[str, float] = 1.0, model: ScoreModel = SAFETY_MODEL) -> list[dict]:
     """The results-table rows of one KPI under one score model: a main row per reported
     construct, and the cross-check rows of a mixed model next to it."""
     constructs = model.constructs()
+    log_time = kpi.family in (Family.TEAM_MONTH_LOG_TIME, Family.INCIDENT_LOG_TIME)
+    rows_of_kpi = model_rows(incidents if kpi.family.grain == "incident" else months, [kpi.outcome], model)
+    left_out = zero_times_left_out(int((rows_of_kpi[kpi.outcome] == 0).sum()), kpi) if log_time else ""
 
     def row(estimate: Estimate, role: str) -> dict:
         return {"kpi": kpi.name, "construct": constructs[estimate.term], "role": role, "scale": kpi.scale,
-                "estimate": estimate}
+                "estimate": replace(estimate, warnings=join(estimate.warnings, left_out))}
 
     if kpi.family is Family.TEAM_MONTH_LOG_TIME:
         data = months.assign(**{f"log_{kpi.outcome}": np.log(months[kpi.outcome].where(months[kpi.outcome] > 0))})
