@@ -448,6 +448,28 @@ def test_without_the_identity_map_the_speaking_up_kpis_are_absent_and_the_report
 
 
 @pytest.mark.slow
+def test_the_open_month_is_neither_fitted_nor_reported(nightly, tmp_path):
+    # The nightly run on the 1st builds the new month from a few hours of incidents and tickets
+    # against the whole month's opening headcount: the mart keeps it, the models and the report
+    # read the months that have ended.
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(nightly.warehouse, copy)
+    with duckdb.connect(str(copy)) as conn:
+        ended = conn.sql(TEAM_MONTHS_SQL).df()
+        before = read_report_inputs(conn)
+        conn.execute("""insert into marts.mart_team_month by name
+                        select * replace (date_trunc('month', timezone('UTC', current_timestamp))::date as period_month,
+                                          0 as incidents, 0 as voluntary_leavers)
+                        from marts.mart_team_month
+                        where period_month = (select max(period_month) from marts.mart_team_month)""")
+        assert len(conn.sql(TEAM_MONTHS_SQL).df()) == len(ended)
+        after = read_report_inputs(conn)
+    assert after.coverage == before.coverage
+    pd.testing.assert_frame_equal(after.monthly, before.monthly)
+    pd.testing.assert_frame_equal(after.survey.kpi_quarters, before.survey.kpi_quarters)
+
+
+@pytest.mark.slow
 def test_the_few_teams_warning_goes_from_40_teams_on(nightly):
     with duckdb.connect(str(nightly.warehouse), read_only=True) as conn:
         inputs = read_report_inputs(conn)

@@ -40,10 +40,11 @@ from assets.models.design import (
 )
 from assets.models.psychometrics import MIN_RESPONDENTS
 from assets.models.stats import standardise
+from assets.warehouse.partitions import CLOSED_MONTHS
 
-TEAM_MONTHS_SQL = """
+TEAM_MONTHS_SQL = f"""
 select * from marts.mart_team_month
-where safety_lagged is not null
+where safety_lagged is not null and {CLOSED_MONTHS}
 order by team, period_month
 """
 

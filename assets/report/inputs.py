@@ -20,6 +20,7 @@ from assets.landing.item_sets import ITEM_SETS
 from assets.models.assets import team_value
 from assets.models.kpis import CORRELATION_KPIS, KPIS
 from assets.models.stats import RESULT_COLUMNS
+from assets.warehouse.partitions import CLOSED_MONTHS
 
 CORRELATIONS_TABLE = "models.kpi_correlations"
 RESULTS_TABLE = "models.kpi_safety_effects"
@@ -112,7 +113,7 @@ def read_raw_results(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
 
 def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
     months = conn.sql(
-        """
+        f"""
         select
             count(distinct team) as teams,
             count(distinct team) filter (where safety_lagged is not null) as teams_with_safety,
@@ -126,6 +127,7 @@ def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
             coalesce(sum(reactive_tickets), 0) as reactive_tickets,
             coalesce(sum(unclassified_tickets), 0) as unclassified_tickets
         from marts.mart_team_month
+        where {CLOSED_MONTHS}
         """
     ).df().iloc[0]
     incidents = conn.sql(
@@ -174,7 +176,7 @@ def _share(value) -> float:
 
 def read_monthly_coverage(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return conn.sql(
-        """
+        f"""
         select
             period_month,
             count(*) as teams,
@@ -182,6 +184,7 @@ def read_monthly_coverage(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             sum(incidents) as incidents,
             sum(proactive_tickets + reactive_tickets + unclassified_tickets) as tickets
         from marts.mart_team_month
+        where {CLOSED_MONTHS}
         group by period_month
         order by period_month
         """
@@ -196,7 +199,7 @@ def read_survey_review(conn: duckdb.DuckDBPyConnection, absent_kpis: tuple[str, 
                                published_mean_ci_high, n_teams_published, n_respondents_published, closed_on
                         from marts.fct_survey_waves order by wave_quarter, scale""").df()
     months = conn.sql("select *, date_trunc('quarter', period_month)::date as period_quarter "
-                      "from marts.mart_team_month order by team, period_month").df()
+                      f"from marts.mart_team_month where {CLOSED_MONTHS} order by team, period_month").df()
     kpi_quarters = pd.DataFrame(
         [{"period_quarter": quarter, "kpi": kpi.name, "value": team_value(group, kpi), "team_months": len(group)}
          for quarter, group in months.groupby("period_quarter") for kpi in CORRELATION_KPIS

@@ -9,6 +9,11 @@ import dagster as dg
 
 HISTORY_START = "2024-01-01"
 
+# A month is reported and fitted once it has ended (UTC): the still open month's rows hold a few
+# days of incidents and tickets against the whole month's opening headcount. The mart keeps it
+# (the nightly run refreshes it); the models and the report read the months this selects.
+CLOSED_MONTHS = "period_month < date_trunc('month', timezone('UTC', current_timestamp))"
+
 monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=HISTORY_START, end_offset=1)
 
 # Run tags that make one run cover a range of partitions (Dagster's single-run backfills).
