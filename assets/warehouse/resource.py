@@ -49,6 +49,11 @@ UNWRITABLE_SIGNS = tuple(os.strerror(code) for code in (errno.ENOSPC, errno.EDQU
                                                         errno.EACCES))
 # A database file starts with a 4 KiB file header and two 4 KiB database headers.
 HEADER_BYTES = 3 * 4096
+# Every time the warehouse reads or computes is in UTC. DuckDB's session zone defaults to the
+# host's, and it decides what a time written without an offset means (an alert's
+# `payload.timestamp`, an "impact started" value): the same payload must give the same TTD on
+# any worker. Set after opening: DuckDB refuses it as a connect option (ICU loads later).
+WAREHOUSE_TIME_ZONE = "UTC"
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,9 @@ def open_warehouse(path: str, config: dict | None = None) -> duckdb.DuckDBPyConn
     file = WarehouseFile(path)
     if path != ":memory:" and not Path(path).parent.is_dir():
         raise _folder_missing(file)
-    return _waiting_for_locks(file, lambda: duckdb.connect(path, read_only=False, config=config or {}))
+    conn = _waiting_for_locks(file, lambda: duckdb.connect(path, read_only=False, config=config or {}))
+    conn.execute(f"set TimeZone = '{WAREHOUSE_TIME_ZONE}'")
+    return conn
 
 
 def ensure_restricted_file(warehouse: str, path: str) -> None:
