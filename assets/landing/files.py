@@ -22,12 +22,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from assets.landing.hr import find_hr_header
 from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.mapping import MAPPING_FILE, Mapping
-from assets.landing.presets import detect_hr_preset, detect_survey_preset
+from assets.landing.presets import detect_survey_preset
 from assets.landing.snapshot import ZIP_SIGNATURE, Snapshot, detect_encoding
 from assets.landing.survey import item_parts, item_texts
-from assets.landing.tables import UnreadableText, read_records
+from assets.landing.tables import UnreadableText, header_text, read_records
 
 TEAM_MAP_FILE = "team_map.yml"
 EXPORT_SUFFIXES = {".csv", ".tsv", ".xlsx"}
@@ -85,8 +86,14 @@ def classify(path: Path, mapping: Mapping) -> str | None:
     rows = [records.row(i) for i in range(min(10, records.frame.height))]
     if not rows:
         return None
-    if any(detect_hr_preset(row) for row in rows):
+    # A header no preset knows is recognised by the columns the mapping names for it: the HR
+    # employee id column, or a survey column of a file set to a preset (the generic one, say).
+    if find_hr_header(records, "auto", mapping.settings(path.name, "hr").columns)[1]:
         return "hr"
+    survey = mapping.settings(path.name, "survey")
+    named = {header_text(column) for column in survey.columns.values()}
+    if survey.preset != "auto" and any(named & {header_text(cell) for cell in row} for row in rows):
+        return "survey"
     preset = detect_survey_preset(rows, snapshot.is_zip)
     if preset == "culture_amp":
         # Any workbook falls through to Culture Amp: it is one only if its header names items.
