@@ -32,6 +32,8 @@ MAX_CELL_CHARS = 32_767
 MAX_LINE_BYTES = 8 * 1024 * 1024
 # What a refusal of a workbook read from its first sheet adds: the data may be on another.
 SHEET_HINT = "{names} (name the sheet to read as sheet: in a files: entry of export_mapping.yml)"
+# How far down a sheet its header is looked for (a report's title rows above it).
+MAX_TITLE_ROWS = 10
 # A workbook's date column formatted General holds Excel's serial dates: days since 1899-12-30
 # in the 1900 date system (its day 60 is the 29 February 1900 that never was, so the count is
 # right from March 1900 on), the time of day as the fraction. A number below 1970-01-01's
@@ -294,6 +296,10 @@ def _drop_overlong_cells(conn: duckdb.DuckDBPyConnection, records: Records) -> N
 
 
 def _read_xlsx(snapshot: Snapshot, sheet: str | None) -> Records:
+    """The sheet named (else the first), continued by every other sheet that repeats one of its
+    first rows (its header, perhaps below the same title rows): report tools write a long report
+    over several sheets (IBM Cognos, behind UKG's reports, at 65,536 rows a sheet; SSRS a sheet a
+    page). Rows are numbered on through the sheets read, in the workbook's order."""
     try:
         workbook = CalamineWorkbook.from_path(str(snapshot.path))
     except Exception as error:  # calamine raises its own error types for non-workbooks
@@ -301,7 +307,19 @@ def _read_xlsx(snapshot: Snapshot, sheet: str | None) -> Records:
     names = workbook.sheet_names
     if sheet is not None and sheet not in names:
         raise ValueError(f"{snapshot.name}: no sheet {sheet!r}; the workbook has {names}")
-    rows = workbook.get_sheet_by_name(sheet or names[0]).to_python(skip_empty_area=False)
+    base = sheet or names[0]
+    sheets = {name: workbook.get_sheet_by_name(name).to_python(skip_empty_area=False) for name in names}
+    opening = {_row_key(r) for r in _first_rows(sheets[base])}
+    rows, read, others = [], [], []
+    for name in names:
+        if name == base:
+            rows += sheets[name]
+            read.append(name)
+        elif (header := _repeated_header(sheets[name], opening)) is not None:
+            rows += sheets[name][header + 1:]
+            read.append(name)
+        else:
+            others.append(name)
     width = max((len(r) for r in rows), default=0)
     text_rows = [[_cell_text(v) for v in r] + [""] * (width - len(r)) for r in rows]
     numbered = [(i, r) for i, r in enumerate(text_rows, start=1) if any(v.strip() for v in r)]
@@ -317,10 +335,34 @@ def _read_xlsx(snapshot: Snapshot, sheet: str | None) -> Records:
         {"row": [i for i, _ in numbered], **{f"c{j}": [r[j] for _, r in numbered] for j in range(width)}},
         schema={"row": pl.Int64, **{f"c{j}": pl.String for j in range(width)}},
     )
-    diagnosis = {"format": "xlsx", "sheet": sheet or names[0], "encoding": "xlsx"}
-    if len(names) > 1 and sheet is None:
-        diagnosis["other_sheets"] = SHEET_HINT.format(names=", ".join(repr(n) for n in names[1:]))
+    diagnosis = {"format": "xlsx", "sheet": ", ".join(read), "encoding": "xlsx"}
+    if others:
+        diagnosis["other_sheets"] = SHEET_HINT.format(names=", ".join(repr(n) for n in others))
     return Records(frame=frame, diagnosis=diagnosis, typed_cells=typed)
+
+
+def _row_key(row: list) -> tuple[str, ...]:
+    return tuple(header_text(_cell_text(v)) for v in row if _cell_text(v).strip())
+
+
+def _first_rows(rows: list[list]) -> list[list]:
+    """The first non-empty rows of a sheet, where its header is (below a report's title rows)."""
+    return [r for r in rows if any(_cell_text(v).strip() for v in r)][:MAX_TITLE_ROWS]
+
+
+def _repeated_header(rows: list[list], opening: set[tuple[str, ...]]) -> int | None:
+    """The index of the last of a sheet's first rows that repeats one of the read sheet's first
+    rows and has more than one cell (a header, not a lone title), or None: not a continuation."""
+    found, seen = None, 0
+    for index, row in enumerate(rows):
+        if not (key := _row_key(row)):
+            continue
+        if len(key) > 1 and key in opening:
+            found = index
+        seen += 1
+        if seen == MAX_TITLE_ROWS:
+            break
+    return found
 
 
 def _cell_text(value) -> str:
