@@ -113,22 +113,31 @@ def _latest(frame: pd.DataFrame, column: str) -> pd.Series:
     return known.groupby("incident_id")[column].last()
 
 
+def _first_claimed(lists: pd.Series, owner: pd.Series) -> pd.Series:
+    """Per incident (the index of ``lists``, lists of PagerDuty team ids), the owner of the
+    first team of its list that the team map claims (int_pagerduty_incident_teams)."""
+    owners = lists.explode().dropna().map(owner).dropna()
+    return owners.groupby(level=0).first()
+
+
 def incident_facts(conn, claims: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
     """fct_incidents: per counted incident its team, month, TTD, TTA, TTR and flags, rebuilt
     from log entries (merged incidents and test services' incidents left out)."""
     teams = _read(conn, "select id as team_id, name as team_name from raw.pagerduty__teams")
-    services = _read(conn, "select id as service_id, team_id as service_team_id, name, description "
+    services = _read(conn, "select id as service_id, team_ids as service_team_ids, name, description "
                            "from raw.pagerduty__services")
     text = services["name"].fillna("") + " " + services["description"].fillna("")
     services["is_test"] = text.str.contains(TEST_SERVICE)
-    incidents = _read(conn, "select id as incident_id, service_id, team_id, created_at, status, "
+    incidents = _read(conn, "select id as incident_id, service_id, service_name, team_ids, created_at, status, "
                             "resolve_reason_type, resolve_reason_incident_id from raw.pagerduty__incidents")
     incidents["merged_into"] = incidents["resolve_reason_incident_id"].where(
         incidents["resolve_reason_type"] == "merge_resolve_reason")
-    entries = _read(conn, "select incident_id, entry_type as type, created_at, agent_type, channel_type, team_id, "
-                          "team_name, impact_started_at, alert_timestamp from raw.pagerduty__log_entries")
+    entries = _read(conn, "select incident_id, entry_type as type, created_at, agent_type, channel_type, team_ids, "
+                          "team_names, impact_started_at, alert_timestamp from raw.pagerduty__log_entries")
 
-    known = pd.concat([teams, entries.loc[entries["team_id"].notna(), ["team_id", "team_name"]]]).drop_duplicates()
+    named = (entries.loc[entries["team_ids"].map(len) > 0, ["team_ids", "team_names"]]
+             .explode(["team_ids", "team_names"]).rename(columns={"team_ids": "team_id", "team_names": "team_name"}))
+    known = pd.concat([teams, named.dropna(subset=["team_id"])]).drop_duplicates()
     pd_claims = claims("pagerduty_team")
     by_id = known.merge(pd_claims, left_on="team_id", right_on="identifier").groupby("team_id")["team"].max()
     by_name = known.merge(pd_claims, left_on="team_name", right_on="identifier").groupby("team_id")["team"].max()
@@ -139,7 +148,7 @@ def incident_facts(conn, claims: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
     acks = entries[(entries["type"] == "acknowledge_log_entry") & (entries["agent_type"] == "user_reference")]
     resolves = entries[entries["type"] == "resolve_log_entry"]
     timelines = pd.DataFrame({
-        "trigger_team_id": _earliest(triggers, "team_id"),
+        "trigger_team_ids": _earliest(triggers, "team_ids"),
         "acknowledged_at": acks.groupby("incident_id")["created_at"].min(),
         "last_resolved_at": resolves.groupby("incident_id")["created_at"].max(),
         "first_resolved_at": resolves.groupby("incident_id")["created_at"].min(),
@@ -153,12 +162,17 @@ def incident_facts(conn, claims: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
                                  .groupby("incident_id").size())
 
     facts = incidents.merge(timelines, left_on="incident_id", right_index=True, how="left")
-    facts = facts.merge(services[["service_id", "service_team_id", "is_test"]], on="service_id", how="left")
+    facts = facts.merge(services[["service_id", "service_team_ids", "is_test"]], on="service_id", how="left")
+    # A service the directory no longer holds (deleted): the name its incidents' reference carries.
+    gone = ~facts["service_id"].isin(services["service_id"])
+    facts.loc[gone, "is_test"] = facts.loc[gone, "service_name"].fillna("").str.contains(TEST_SERVICE)
     facts = facts[facts["merged_into"].isna() & ~facts["is_test"].fillna(False).astype(bool)].copy()
+    # The first claimed team listed at trigger time, else by the incident, else by the service now.
+    listed = facts.set_index("incident_id")
     facts["team"] = (facts["service_id"].map(by_service)
-                     .combine_first(facts["trigger_team_id"].map(owner))
-                     .combine_first(facts["team_id"].map(owner))
-                     .combine_first(facts["service_team_id"].map(owner)))
+                     .combine_first(facts["incident_id"].map(_first_claimed(listed["trigger_team_ids"], owner)))
+                     .combine_first(facts["incident_id"].map(_first_claimed(listed["team_ids"], owner)))
+                     .combine_first(facts["incident_id"].map(_first_claimed(listed["service_team_ids"], owner))))
     facts["period_month"] = _month(facts["created_at"])
     # An onset precedes detection: one after the incident's creation is no onset.
     onsets = facts[["impact_started_at", "alert_timestamp"]]

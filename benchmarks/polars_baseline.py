@@ -109,16 +109,18 @@ def incident_facts(conn, claims) -> pl.LazyFrame:
     """fct_incidents: per counted incident its team, month, TTD, TTA, TTR and flags, rebuilt
     from log entries (merged incidents and test services' incidents left out)."""
     teams = _scan(conn, "select id as team_id, name as team_name from raw.pagerduty__teams")
-    services = _scan(conn, "select id as service_id, team_id as service_team_id, name, description "
+    services = _scan(conn, "select id as service_id, team_ids as service_team_ids, name, description "
                            "from raw.pagerduty__services").select(
-        "service_id", "service_team_id",
+        "service_id", "service_team_ids", in_directory=pl.lit(True),
         is_test=(pl.col("name").fill_null("") + " " + pl.col("description").fill_null("")).str.contains(TEST_SERVICE))
-    incidents = _scan(conn, "select id as incident_id, service_id, team_id, created_at, status, resolve_reason_type "
-                            "from raw.pagerduty__incidents")
-    entries = _scan(conn, "select incident_id, entry_type, created_at, agent_type, channel_type, team_id, team_name, "
+    incidents = _scan(conn, "select id as incident_id, service_id, service_name, team_ids, created_at, status, "
+                            "resolve_reason_type from raw.pagerduty__incidents")
+    entries = _scan(conn, "select incident_id, entry_type, created_at, agent_type, channel_type, team_ids, team_names, "
                           "impact_started_at, alert_timestamp from raw.pagerduty__log_entries")
 
-    known = pl.concat([teams, entries.filter(pl.col("team_id").is_not_null()).select("team_id", "team_name")]).unique()
+    named = (entries.filter(pl.col("team_ids").list.len() > 0).select(team_id="team_ids", team_name="team_names")
+             .explode("team_id", "team_name").filter(pl.col("team_id").is_not_null()))
+    known = pl.concat([teams, named]).unique()
     pd_claims = claims("pagerduty_team")
     by_id = known.join(pd_claims, left_on="team_id", right_on="identifier").group_by("team_id").agg(by_id=pl.max("team"))
     by_name = (known.join(pd_claims, left_on="team_name", right_on="identifier")
@@ -129,7 +131,7 @@ def incident_facts(conn, claims) -> pl.LazyFrame:
     trigger = pl.col("entry_type") == "trigger_log_entry"
     resolve = pl.col("entry_type") == "resolve_log_entry"
     timelines = entries.group_by("incident_id").agg(
-        trigger_team_id=_earliest("team_id", trigger),
+        trigger_team_ids=_earliest("team_ids", trigger),
         acknowledged_at=pl.col("created_at").filter(
             (pl.col("entry_type") == "acknowledge_log_entry") & (pl.col("agent_type") == "user_reference")).min(),
         last_resolved_at=pl.col("created_at").filter(resolve).max(),
@@ -140,17 +142,26 @@ def incident_facts(conn, claims) -> pl.LazyFrame:
         reopen_count=(trigger & (pl.col("created_at") > pl.col("created_at").filter(resolve).min())).sum(),
     )
 
-    def owner_of(column: str, name: str) -> pl.LazyFrame:
-        return owner.rename({"team_id": column, "owner": name})
+    claimed = owner.filter(pl.col("owner").is_not_null())
+
+    def first_claimed(frame: pl.LazyFrame, column: str, name: str) -> pl.LazyFrame:
+        """Per incident, the owner of the first team of ``column`` (a list) the team map claims."""
+        listed = frame.select("incident_id", team_id=column).explode("team_id").with_row_index("position")
+        return (listed.join(claimed, on="team_id").group_by("incident_id")
+                .agg(pl.col("owner").sort_by("position").first().alias(name)))
 
     facts = (incidents.join(timelines, on="incident_id", how="left").join(services, on="service_id", how="left")
+             # A service the directory no longer holds (deleted): the name its incidents' reference carries.
+             .with_columns(is_test=pl.when(pl.col("in_directory")).then("is_test")
+                           .otherwise((pl.col("service_name").fill_null("") + " ").str.contains(TEST_SERVICE)))
              .filter((pl.col("resolve_reason_type") != "merge_resolve_reason").fill_null(True)
                      & ~pl.col("is_test").fill_null(False))
              .join(claims("pagerduty_service").rename({"identifier": "service_id", "team": "by_service"}),
-                   on="service_id", how="left")
-             .join(owner_of("trigger_team_id", "trigger_owner"), on="trigger_team_id", how="left")
-             .join(owner_of("team_id", "incident_owner"), on="team_id", how="left")
-             .join(owner_of("service_team_id", "current_owner"), on="service_team_id", how="left"))
+                   on="service_id", how="left"))
+    # The first claimed team listed at trigger time, else by the incident, else by the service now.
+    for column, name in (("trigger_team_ids", "trigger_owner"), ("team_ids", "incident_owner"),
+                         ("service_team_ids", "current_owner")):
+        facts = facts.join(first_claimed(facts, column, name), on="incident_id", how="left")
     resolved = pl.col("status") == "resolved"
     return facts.with_columns(
         team=pl.coalesce("by_service", "trigger_owner", "incident_owner", "current_owner"),

@@ -251,7 +251,7 @@ def test_incidents_count_for_the_team_at_trigger_time_not_the_services_current_t
     assert query(warehouse, f"""
         select count(*) from marts.fct_incidents as f
         join staging.stg_pagerduty__services as s using (service_id)
-        join staging.stg_pagerduty__teams as t using (team_id)
+        join staging.stg_pagerduty__teams as t on list_contains(s.team_ids, t.team_id)
         where f.service_id = '{moved.pagerduty_id}' and f.triggered_at < '{moved.moved_at:%Y-%m-%d}'
           and t.team_name = '{names[moved.team_key]}' and f.team = '{names[moved.previous_team_key]}'
     """) == [(len(before_move),)]

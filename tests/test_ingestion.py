@@ -1126,7 +1126,7 @@ def test_a_person_acknowledging_without_an_agent_type_and_integrations_resolving
     warehouse.raw_json("pagerduty__teams", [])
     warehouse.build("stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
                     "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners",
-                    "int_pagerduty_team_owners", "fct_incidents")
+                    "int_pagerduty_team_owners", "int_pagerduty_incident_teams", "fct_incidents")
     entries = dict(warehouse.conn.execute(
         "select log_entry_id, agent_type from staging.stg_pagerduty__log_entries").fetchall())
     assert entries["PKU5VMR"] == "user_reference"  # typed by its link, /users/PT23IWX

@@ -40,7 +40,8 @@ def urgencies(warehouse: Warehouse) -> dict[str, tuple[date, str]]:
         "select incident_id, period_month, urgency from marts.fct_incidents").fetchall()}
 
 
-UPSTREAM = ("+int_team_owners", "+int_pagerduty_team_owners", "stg_pagerduty__incidents", "stg_pagerduty__services")
+UPSTREAM = ("+int_team_owners", "+int_pagerduty_team_owners", "+int_pagerduty_incident_teams", "stg_pagerduty__incidents",
+            "stg_pagerduty__services")
 
 
 @pytest.fixture

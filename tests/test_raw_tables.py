@@ -12,8 +12,8 @@ from pipelines.sandbox.pagerduty import PagerDutyApi
 from pipelines.synthetic.org import OrgSpec, generate
 
 
-def _first(items):
-    return (items or [{}])[0] or {}
+def _teams(payload: dict, key: str = "id") -> list:
+    return [(team or {}).get(key) for team in payload.get("teams") or []]
 
 
 def _impact(entry: dict):
@@ -26,14 +26,15 @@ def _impact(entry: dict):
 # API sent): an implementation independent of the SQL in RAW_FIELDS.
 PYTHON_READING = {
     "pagerduty__incidents": lambda p: {
-        "incident_number": p["incident_number"], "service_id": p["service"]["id"], "team_id": _first(p.get("teams")).get("id"),
+        "incident_number": p["incident_number"], "service_id": p["service"]["id"],
+        "service_name": p["service"].get("summary"), "team_ids": _teams(p),
         "status": p["status"], "urgency": p.get("urgency"),
         "resolve_reason_type": (p.get("resolve_reason") or {}).get("type"),
         "resolve_reason_incident_id": ((p.get("resolve_reason") or {}).get("incident") or {}).get("id")},
     "pagerduty__log_entries": lambda p: {
         "incident_id": p["incident"]["id"], "entry_type": p["type"], "agent_type": (p.get("agent") or {}).get("type"),
         "agent_id": (p.get("agent") or {}).get("id"), "channel_type": (p.get("channel") or {}).get("type"),
-        "team_id": _first(p.get("teams")).get("id"), "team_name": _first(p.get("teams")).get("summary")},
+        "team_ids": _teams(p), "team_names": _teams(p, "summary")},
 }
 
 
@@ -115,3 +116,42 @@ def test_a_migration_on_the_next_write_keeps_every_record(tmp_path):
     upsert_json_records(conn, "pagerduty__teams", [{"id": "PT2", "name": "Search"}])
     assert conn.execute("select id, name from raw.pagerduty__teams order by id").fetchall() == [
         ("PT1", "Payments"), ("PT2", "Search")]
+
+
+def test_a_warehouse_typed_by_the_first_team_only_is_migrated_to_every_team(tmp_path):
+    # Raw tables as written before the typed columns held every team a record lists (the first
+    # team's id and name only): the upgrade drops those columns and fills the new ones from the
+    # payloads; the tables then hold what a fresh write holds, and take new writes.
+    entry = {"id": "L1", "type": "trigger_log_entry", "created_at": "2024-03-01T10:00:00Z", "incident": {"id": "PI1"},
+             "teams": [{"id": "PSHARED", "summary": "Platform SRE"}, {"id": "PT1", "summary": "Payments"}]}
+    incident = {"id": "PI1", "incident_number": 1, "status": "resolved", "created_at": "2024-03-01T10:00:00Z",
+                "service": {"id": "PS1", "summary": "checkout"}, "teams": entry["teams"]}
+    service = {"id": "PS1", "name": "checkout", "teams": entry["teams"]}
+    # Each table with one of its current typed columns and the retired first-team ones, as written.
+    old_columns = {"pagerduty__log_entries": (entry, {"incident_id": "PI1", "team_id": "PSHARED",
+                                                      "team_name": "Platform SRE"}),
+                   "pagerduty__incidents": (incident, {"service_id": "PS1", "team_id": "PSHARED"}),
+                   "pagerduty__services": (service, {"name": "checkout", "team_id": "PSHARED"})}
+    conn = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    conn.execute("create schema raw")
+    for table, (payload, typed) in old_columns.items():
+        conn.execute(f"create table raw.{table} (id varchar primary key, payload json not null, "
+                     f"loaded_at timestamptz not null, {', '.join(f'{column} varchar' for column in typed)})")
+        conn.execute(f"insert into raw.{table} (id, payload, loaded_at, {', '.join(typed)}) "
+                     f"values (?, ?, now(), {', '.join('?' for _ in typed)})",
+                     [payload["id"], json.dumps(payload), *typed.values()])
+    assert migrate_raw_tables(conn) == sorted(old_columns, key=list(RAW_FIELDS).index)
+    assert migrate_raw_tables(conn) == []
+    fresh = duckdb.connect()
+    for table, (payload, _) in old_columns.items():
+        upsert_json_records(fresh, table, [payload])
+        columns = [name for name, *_ in fresh.execute(f"describe raw.{table}").fetchall()]
+        assert sorted(name for name, *_ in conn.execute(f"describe raw.{table}").fetchall()) == sorted(columns)
+        query = f"select {', '.join(c for c in columns if c not in ('payload', 'loaded_at'))} from raw.{table}"
+        assert conn.execute(query).fetchall() == fresh.execute(query).fetchall(), table
+    assert conn.execute("select team_ids, service_name from raw.pagerduty__incidents").fetchall() == [
+        (["PSHARED", "PT1"], "checkout")]
+    assert conn.execute("select team_ids, team_names from raw.pagerduty__log_entries").fetchall() == [
+        (["PSHARED", "PT1"], ["Platform SRE", "Payments"])]
+    upsert_json_records(conn, "pagerduty__incidents", [{**incident, "id": "PI2", "incident_number": 2}])
+    assert conn.execute("select count(*) from raw.pagerduty__incidents where len(team_ids) = 2").fetchone() == (2,)

@@ -8,6 +8,8 @@ import polars as pl
 import pytest
 
 from assets.jira.classification import ClassificationRulesError, read_rules
+from assets.warehouse.resource import WarehouseResource
+from assets.warehouse.team_map_checks import pagerduty_mapping_report
 from benchmarks import pandas_baseline, polars_baseline
 
 TEAM_MAP = [
@@ -66,7 +68,7 @@ def pagerduty_fixture(warehouse):
     warehouse.build(
         "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
         "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners", "int_pagerduty_team_owners",
-        "dim_teams", "fct_incidents",
+        "int_pagerduty_incident_teams", "dim_teams", "fct_incidents",
     )
     return warehouse
 
@@ -102,14 +104,15 @@ def test_a_service_claimed_by_id_overrides_its_pagerduty_team(warehouse, pagerdu
     pagerduty_fixture.raw_rows("config__team_map", [
         *TEAM_MAP, {"team": "Payments", "source": "pagerduty_service", "identifier": "PS2"},
     ])
-    pagerduty_fixture.build("stg_config__team_map", "int_team_owners", "int_pagerduty_team_owners", "fct_incidents")
+    pagerduty_fixture.build("stg_config__team_map", "int_team_owners", "int_pagerduty_team_owners",
+                            "int_pagerduty_incident_teams", "fct_incidents")
     teams = {r["incident_id"]: r["team"] for r in pagerduty_fixture.rows("select * from marts.fct_incidents")}
     assert teams == {"PI1": "Payments", "PI2": "Payments", "PI3": "Payments"}
 
 
 def test_unmapped_pagerduty_team_keeps_its_incidents(warehouse, pagerduty_fixture):
     pagerduty_fixture.raw_json("pagerduty__services", [{"id": "PS2", "name": "query", "teams": [{"id": "PT9"}]}])
-    pagerduty_fixture.build("stg_pagerduty__services", "fct_incidents")
+    pagerduty_fixture.build("stg_pagerduty__services", "int_pagerduty_incident_teams", "fct_incidents")
     rows = {r["incident_id"]: r for r in pagerduty_fixture.rows("select * from marts.fct_incidents")}
     assert len(rows) == 3
     assert rows["PI2"]["team"] is None
@@ -203,7 +206,8 @@ def test_incidents_take_the_team_of_trigger_time_onset_and_exclusions(warehouse)
     ])
     warehouse.build(
         "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
-        "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners", "int_pagerduty_team_owners", "fct_incidents",
+        "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners", "int_pagerduty_team_owners",
+        "int_pagerduty_incident_teams", "fct_incidents",
     )
     [row] = warehouse.rows("select * from marts.fct_incidents")  # merged PI3 and test-service PI2 left out
     assert row["incident_id"] == "PI1"
@@ -250,7 +254,7 @@ def test_an_onset_after_the_trigger_is_no_onset_in_the_mart_and_both_baselines(w
     warehouse.build(
         "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
         "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners", "int_pagerduty_team_owners",
-        "fct_incidents",
+        "int_pagerduty_incident_teams", "fct_incidents",
     )
     mart = {r["incident_id"]: r for r in warehouse.rows("select * from marts.fct_incidents")}
     assert {k: (r["onset_source"], r["ttd_seconds"], r["ttr_from_onset_seconds"]) for k, r in mart.items()} == {
@@ -277,6 +281,111 @@ def test_an_onset_after_the_trigger_is_no_onset_in_the_mart_and_both_baselines(w
         assert {k: (None if pd.isna(facts.at[k, "ttd_seconds"]) else facts.at[k, "ttd_seconds"]) for k in mart} == {
             k: r["ttd_seconds"] for k, r in mart.items()}, name
         assert facts["onset_at"].isna().to_dict() == {k: r["onset_at"] is None for k, r in mart.items()}, name
+
+
+def _facts_by_baselines(warehouse) -> dict[str, pd.DataFrame]:
+    """fct_incidents as the benchmarks' pandas and polars baselines compute it, by incident id."""
+    team_map = warehouse.conn.sql("select * from raw.config__team_map").df()
+
+    def pandas_claims(source):
+        return team_map.loc[team_map["source"] == source, ["identifier", "team"]]
+
+    def polars_claims(source):
+        return pl.from_pandas(pandas_claims(source)).lazy()
+
+    return {"pandas": pandas_baseline.incident_facts(warehouse.conn, pandas_claims).set_index("incident_id"),
+            "polars": polars_baseline.incident_facts(warehouse.conn, polars_claims).collect().to_pandas()
+            .set_index("incident_id")}
+
+
+def _load_incidents_listing_a_shared_team(warehouse) -> None:
+    """PagerDuty lists every team of a service's escalation policy on the service, its incidents
+    and their log entries, in no documented order: here a shared on-call team no team claims
+    ("Platform SRE", no survey team) first. Two incidents list two claimed teams; two are on
+    services gone from the directory (deleted), one a test service."""
+    warehouse.raw_rows("config__team_map", TEAM_MAP)
+    warehouse.raw_json("pagerduty__teams", [
+        {"id": "PT1", "name": "Payments"}, {"id": "PT2", "name": "Search"}, {"id": "PSHARED", "name": "Platform SRE"}])
+    shared, payments, search = ({"id": team_id, "summary": name, "type": "team_reference"} for team_id, name in
+                                (("PSHARED", "Platform SRE"), ("PT1", "Payments"), ("PT2", "Search")))
+    warehouse.raw_json("pagerduty__services", [
+        {"id": "PS1", "name": "checkout", "teams": [shared, payments]},
+        {"id": "PS2", "name": "query", "teams": [shared, search]},
+    ])
+
+    def incident(incident_id, number, service, service_name, teams):
+        return {"id": incident_id, "incident_number": number, "status": "resolved", "urgency": "high",
+                "service": {"id": service, "summary": service_name, "type": "service_reference"},
+                "created_at": "2024-03-01T10:00:00Z", "teams": teams}
+
+    warehouse.raw_json("pagerduty__incidents", [
+        incident("SHARED_FIRST", 1, "PS1", "checkout", [shared, payments]),
+        incident("BY_INCIDENT", 2, "PS2", "query", [shared, search]),
+        incident("BOTH_CLAIMED", 3, "PS1", "checkout", [search, shared, payments]),
+        incident("ON_DELETED_TEST", 4, "PSGONE1", "Payments synthetic checks (test)", [payments]),
+        incident("ON_DELETED", 5, "PSGONE2", "legacy checkout", [shared, payments]),
+    ])
+    warehouse.raw_json("pagerduty__log_entries", [
+        {**_entry("L1", "SHARED_FIRST", "trigger_log_entry", "2024-03-01T10:00:00Z"), "teams": [shared, payments]},
+        {**_entry("L2", "BY_INCIDENT", "trigger_log_entry", "2024-03-01T10:00:00Z"), "teams": [shared]},
+        {**_entry("L3", "BOTH_CLAIMED", "trigger_log_entry", "2024-03-01T10:00:00Z"),
+         "teams": [shared, search, payments]},
+        {**_entry("L4", "ON_DELETED_TEST", "trigger_log_entry", "2024-03-01T10:00:00Z"), "teams": [payments]},
+        {**_entry("L5", "ON_DELETED", "trigger_log_entry", "2024-03-01T10:00:00Z"), "teams": [shared, payments]},
+    ])
+    warehouse.build(
+        "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
+        "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners", "int_pagerduty_team_owners",
+        "int_pagerduty_incident_teams", "fct_incidents",
+    )
+
+
+def test_an_incident_goes_to_the_first_claimed_team_listed_and_a_deleted_test_service_is_still_a_test(warehouse):
+    # The shared team listed first must not cost the owning team its incident: the first
+    # *claimed* team listed counts (trigger entry, then incident, then service). A test service
+    # deleted before the first sync is missing from /services, but its incidents' service
+    # reference still carries its name.
+    _load_incidents_listing_a_shared_team(warehouse)
+    mart = {r["incident_id"]: (r["team"], r["team_source"]) for r in warehouse.rows("select * from marts.fct_incidents")}
+    assert mart == {
+        "SHARED_FIRST": ("Payments", "trigger_team"),
+        "BY_INCIDENT": ("Search", "incident_team"),  # the trigger lists only the shared team
+        "BOTH_CLAIMED": ("Search", "trigger_team"),  # two teams claimed: the first listed
+        "ON_DELETED": ("Payments", "trigger_team"),  # a deleted service that was no test service counts
+    }
+    claims = dict(warehouse.conn.execute(
+        "select incident_id, claiming_teams from intermediate.int_pagerduty_incident_teams").fetchall())
+    assert claims["BOTH_CLAIMED"] == 2 and claims["SHARED_FIRST"] == 1
+
+    for name, facts in _facts_by_baselines(warehouse).items():
+        assert facts["team"].to_dict() == {incident_id: team for incident_id, (team, _) in mart.items()}, name
+
+
+def test_the_mapping_check_names_a_shared_team_as_left_unclaimed_not_as_one_to_map(warehouse):
+    # Every counted incident listing the shared team counts for a team it also lists: mapping
+    # the shared team to one team would take every incident it is listed on, from every
+    # service, so the check must not ask for that. Incidents listing teams of two teams are
+    # named by service, which the map can claim to choose.
+    _load_incidents_listing_a_shared_team(warehouse)
+    warehouse.close()
+    result = pagerduty_mapping_report(WarehouseResource(database=str(warehouse.path)))
+    assert result.metadata["unmapped"].value == []
+    assert result.metadata["unclaimed_shared_teams"].value == [
+        "pagerduty_team PSHARED (Platform SRE) (listed on 4 records, each counted for another team listed)"]
+    assert result.metadata["several_claiming_teams"].value == ["pagerduty_service PS1 (1 records)"]
+    assert not result.passed and "add them to team_map.yml" not in result.description
+    assert "nothing to map" in result.description and "claim the service" in result.description
+
+    # With the owning team unclaimed too, the shared team leaves an incident without a team: map it.
+    warehouse.raw_rows("config__team_map", [row for row in TEAM_MAP if row["identifier"] != "PT2"])
+    warehouse.build("stg_config__team_map", "int_team_owners", "int_pagerduty_team_owners",
+                    "int_pagerduty_incident_teams", "fct_incidents")
+    warehouse.close()
+    result = pagerduty_mapping_report(WarehouseResource(database=str(warehouse.path)))
+    assert result.metadata["unmapped"].value == [
+        "pagerduty_team PSHARED (Platform SRE) (1 records)", "pagerduty_team PT2 (Search) (1 records)",
+        "pagerduty_service PS2 (1 records)"]
+    assert "add them to team_map.yml" in result.description
 
 
 def test_tickets_go_to_the_team_of_their_component_then_project_under_user_rules(warehouse, tmp_path):

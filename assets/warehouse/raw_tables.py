@@ -8,7 +8,8 @@ Beside the payload, each API table stores the fields the marts need as typed col
 (``RAW_FIELDS``), extracted once when the record is written: staging reads them by name and
 never parses a payload again. A raw table written before a field was added gets the column,
 filled from its payloads, the next time it is written to (``ensure_raw_table``) or before
-the dbt models run (``migrate_raw_tables``).
+the dbt models run (``migrate_raw_tables``); a field whose meaning changes gets a new column
+name (its old column, no longer in ``RAW_FIELDS``, is dropped then).
 
 Incremental syncs keep their high-water marks in ``raw._sync_state``, written in the same
 transaction as the rows they cover (``write_batch``): a run killed between two batches
@@ -47,6 +48,9 @@ _ISSUE_LINKS = (
     "'issue_key': coalesce(json_extract_string(link, '$.outwardIssue.key'), "
     "json_extract_string(link, '$.inwardIssue.key'))}})"
 )
+# The ids (or names: ``summary``) of the teams a PagerDuty record lists, in the listed order (the
+# API gives no order: the models take the first the team map claims); no teams: an empty list.
+_TEAM_REFERENCES = "list_transform(" + _JSON_LIST + ", lambda team: team ->> '{}')"
 # The issue's custom fields that hold a value, each as its JSON text (which fields the KPI
 # rules read is configuration: the SQL picks them from this map).
 _CUSTOM_FIELDS = ("map_from_entries(list_filter(map_entries(json_transform({}, '\"MAP(VARCHAR, JSON)\"')), "
@@ -76,13 +80,17 @@ RAW_FIELDS: dict[str, tuple[RawField, ...]] = {
     "pagerduty__services": (
         RawField("name", "varchar", "$.name"),
         RawField("description", "varchar", "$.description"),
-        # The owning team: the first team PagerDuty lists on the service.
-        RawField("team_id", "varchar", "$.teams[0].id"),
+        # The owning teams: every team PagerDuty lists on the service (its escalation policy may
+        # belong to several, e.g. a shared on-call team beside the owner).
+        RawField("team_ids", "varchar[]", "$.teams", _TEAM_REFERENCES.format("{}", "id")),
     ),
     "pagerduty__incidents": (
         RawField("incident_number", "integer", "$.incident_number"),
         RawField("service_id", "varchar", "$.service.id"),
-        RawField("team_id", "varchar", "$.teams[0].id"),
+        # The service's name as the incident's reference states it: what tells a test service's
+        # incidents when the service is gone from the directory (deleted).
+        RawField("service_name", "varchar", "$.service.summary"),
+        RawField("team_ids", "varchar[]", "$.teams", _TEAM_REFERENCES.format("{}", "id")),
         RawField("created_at", "timestamp", "$.created_at", _UTC),
         RawField("updated_at", "timestamp", "$.updated_at", _UTC),
         RawField("status", "varchar", "$.status"),
@@ -124,9 +132,10 @@ RAW_FIELDS: dict[str, tuple[RawField, ...]] = {
         RawField("agent_self", "varchar", "$.agent.self"),
         RawField("agent_html_url", "varchar", "$.agent.html_url"),
         RawField("channel_type", "varchar", "$.channel.type"),
-        # For a trigger entry, the team at trigger time.
-        RawField("team_id", "varchar", "$.teams[0].id"),
-        RawField("team_name", "varchar", "$.teams[0].summary"),
+        # For a trigger entry, the teams at trigger time: their ids and, in the same order, their
+        # names as the entry states them.
+        RawField("team_ids", "varchar[]", "$.teams", _TEAM_REFERENCES.format("{}", "id")),
+        RawField("team_names", "varchar[]", "$.teams", _TEAM_REFERENCES.format("{}", "summary")),
         # The "impact started" custom field value a custom field change set (a one-element
         # list or a bare value); an unreadable time is no onset rather than a failed load.
         RawField("impact_started_at", "timestamp", "$.channel.changeset.customer_fields",
@@ -240,7 +249,9 @@ def _untypable(conn: duckdb.DuckDBPyConnection, table: str, source: str, error: 
 
 def ensure_raw_table(conn: duckdb.DuckDBPyConnection, table: str) -> None:
     """Create ``raw.<table>`` with its payload and typed columns, or add the typed columns
-    it lacks (a table written before they existed) and fill them from its payloads."""
+    it lacks (a table written before they existed) and fill them from its payloads. A typed
+    column no longer in ``RAW_FIELDS`` (a field replaced by one under a new name, such as
+    ``team_id`` by ``team_ids``) is dropped: the payload keeps what it held."""
     conn.execute("create schema if not exists raw")
     existing = {name for (name,) in conn.execute(
         "select column_name from duckdb_columns() where database_name = current_database() "
@@ -249,6 +260,9 @@ def ensure_raw_table(conn: duckdb.DuckDBPyConnection, table: str) -> None:
         columns = ", ".join(f"{name} {sql_type}" for name, sql_type in _columns(table).items())
         conn.execute(f"create table if not exists raw.{table} ({columns})")
         return
+    if table in RAW_FIELDS:
+        for retired in sorted(existing - set(_columns(table))):
+            conn.execute(f"alter table raw.{table} drop column {retired}")
     missing = [field for field in RAW_FIELDS.get(table, ()) if field.column not in existing]
     if not missing:
         return
@@ -261,14 +275,15 @@ def ensure_raw_table(conn: duckdb.DuckDBPyConnection, table: str) -> None:
 
 
 def migrate_raw_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    """Give every existing raw API table the typed columns it lacks; return the tables migrated."""
+    """Give every existing raw API table the typed columns it lacks (and drop those no longer
+    typed); return the tables migrated."""
     present = {name for (name,) in conn.execute(
         "select table_name from duckdb_tables() where database_name = current_database() "
         "and schema_name = 'raw'").fetchall()}
     migrated = []
     for table in RAW_FIELDS:
         if table in present:
-            before = len(conn.execute(f"describe raw.{table}").fetchall())
+            before = conn.execute(f"describe raw.{table}").fetchall()
             conn.execute("begin transaction")
             try:
                 ensure_raw_table(conn, table)
@@ -276,7 +291,7 @@ def migrate_raw_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
             except BaseException:
                 conn.execute("rollback")
                 raise
-            if len(conn.execute(f"describe raw.{table}").fetchall()) != before:
+            if conn.execute(f"describe raw.{table}").fetchall() != before:
                 migrated.append(table)
     return migrated
 

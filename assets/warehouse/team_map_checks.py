@@ -3,6 +3,10 @@
 An incident or ticket whose service, PagerDuty team, project or component no team claims
 keeps its row (team null) but counts for no team, so each check lists the unclaimed
 identifiers with the number of records they carry, for the user to add to team_map.yml.
+A PagerDuty team listed only beside a claimed team (a shared on-call team, no survey team:
+every counted incident naming it counts for another team it lists) is named as left
+unclaimed, with nothing to do; incidents whose listed teams several teams claim (they went
+to the first claimed) are named by service, which the map can claim by id to choose.
 Unknown survey groups and HR org units are reported by the survey/HR quarantine.
 """
 
@@ -11,18 +15,43 @@ from dagster_duckdb import DuckDBResource
 
 from assets.warehouse.pool import WAREHOUSE_POOL
 
-# PagerDuty teams seen in the data (directory or trigger-time log entries) that the map
-# claims neither by id nor by name, and services of unattributed incidents.
-_UNMAPPED_PAGERDUTY_SQL = """
-select 'pagerduty_team' as source, team_id || ' (' || team_name || ')' as identifier, null::bigint as records
-from intermediate.int_pagerduty_team_owners
-where team is null
-union all
-select 'pagerduty_service', service_id, count(*)
-from marts.fct_incidents
-where team is null
-group by service_id
-order by source, identifier
+# PagerDuty teams seen in the data (directory or log entries) that the map claims neither by
+# id nor by name, with the counted incidents that list them (trigger entry, incident or
+# service) and how many of those have no team; services of unattributed incidents; services
+# whose incidents list teams of several teams (int_pagerduty_incident_teams.claiming_teams).
+_UNCLAIMED_PAGERDUTY_SQL = """
+with counted as (
+    select teams.*
+    from intermediate.int_pagerduty_incident_teams as teams
+    where teams.incident_id in (select incident_id from marts.fct_incidents)
+),
+
+listed as (
+    select unnest(listed_team_ids) as team_id, team from counted
+)
+
+select
+    owners.team_id || ' (' || coalesce(owners.team_name, '?') || ')' as identifier,
+    count(listed.team_id) as listed_on,
+    count(listed.team_id) filter (where listed.team is null) as unattributed
+from intermediate.int_pagerduty_team_owners as owners
+left join listed using (team_id)
+where owners.team is null
+group by all
+order by identifier
+"""
+
+_UNATTRIBUTED_SERVICES_SQL = """
+select service_id, count(*) from marts.fct_incidents where team is null group by service_id order by service_id
+"""
+
+_SEVERAL_CLAIMS_SQL = """
+select incidents.service_id, count(*)
+from marts.fct_incidents as incidents
+inner join intermediate.int_pagerduty_incident_teams as teams using (incident_id)
+where teams.claiming_teams > 1
+group by incidents.service_id
+order by incidents.service_id
 """
 
 # A ticket without a team is in a project no team claims, with no claimed component.
@@ -54,14 +83,51 @@ def _report(duckdb: DuckDBResource, sql: str, what: str) -> dg.AssetCheckResult:
     )
 
 
+def pagerduty_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    """The PagerDuty mapping check's result: what to add to the team map (unclaimed teams that
+    leave incidents without a team, or that are on no counted incident; services of incidents
+    without a team), which services' incidents had several claiming teams to choose from, and
+    which unclaimed teams are only ever listed beside a claimed one (nothing to do)."""
+    with duckdb.get_connection() as conn:
+        teams = conn.execute(_UNCLAIMED_PAGERDUTY_SQL).fetchall()
+        services = conn.execute(_UNATTRIBUTED_SERVICES_SQL).fetchall()
+        several = conn.execute(_SEVERAL_CLAIMS_SQL).fetchall()
+    unmapped = [
+        f"pagerduty_team {identifier}" + (f" ({unattributed} records)" if listed_on else "")
+        for identifier, listed_on, unattributed in teams if unattributed or not listed_on
+    ] + [f"pagerduty_service {service_id} ({records} records)" for service_id, records in services]
+    shared = [f"pagerduty_team {identifier} (listed on {listed_on} records, each counted for another team listed)"
+              for identifier, listed_on, unattributed in teams if listed_on and not unattributed]
+    ambiguous = [f"pagerduty_service {service_id} ({records} records)" for service_id, records in several]
+    said = []
+    if unmapped:
+        said.append(f"{len(unmapped)} PagerDuty teams/services no team claims; add them to team_map.yml")
+    if ambiguous:
+        said.append(f"{len(ambiguous)} services have incidents listing PagerDuty teams of several teams, "
+                    "counted for the first claimed one listed; claim the service in team_map.yml "
+                    "(pagerduty_services) to choose")
+    if shared:
+        said.append(f"{len(shared)} PagerDuty teams left unclaimed, listed only beside a team's own PagerDuty "
+                    "team (e.g. a shared on-call team): nothing to map")
+    return dg.AssetCheckResult(
+        passed=not unmapped and not ambiguous,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(said) if said else "every PagerDuty entity is claimed by a team",
+        metadata={"unmapped": dg.MetadataValue.json(unmapped), "unmapped_count": len(unmapped),
+                  "several_claiming_teams": dg.MetadataValue.json(ambiguous),
+                  "unclaimed_shared_teams": dg.MetadataValue.json(shared)},
+    )
+
+
 @dg.asset_check(
     pool=WAREHOUSE_POOL,
     asset=dg.AssetKey(["marts", "fct_incidents"]),
-    additional_deps=[dg.AssetKey(["intermediate", "int_pagerduty_team_owners"])],
+    additional_deps=[dg.AssetKey(["intermediate", "int_pagerduty_team_owners"]),
+                     dg.AssetKey(["intermediate", "int_pagerduty_incident_teams"])],
     description="PagerDuty teams and services seen in the data that no team of the team map claims.",
 )
 def pagerduty_entities_are_mapped(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    return _report(duckdb, _UNMAPPED_PAGERDUTY_SQL, "PagerDuty teams/services")
+    return pagerduty_mapping_report(duckdb)
 
 
 @dg.asset_check(

@@ -8,21 +8,12 @@ with entries as (
     select * from {{ ref('stg_pagerduty__log_entries') }}
 ),
 
-owners as (
-    select * from {{ ref('int_team_owners') }}
-),
-
-pagerduty_team_owners as (
-    select * from {{ ref('int_pagerduty_team_owners') }}
-),
-
--- The first trigger's team and alert time and the last resolve's agent and channel are those
--- of that entry, null when it has none: arg_min_null/arg_max_null, since arg_min/arg_max skip
--- null values and would take a later trigger's team (or an earlier resolve's agent) instead.
+-- The first trigger's alert time and the last resolve's agent and channel are those of that
+-- entry, null when it has none: arg_min_null/arg_max_null, since arg_min/arg_max skip null
+-- values and would take a later trigger's (or an earlier resolve's) instead.
 timelines as (
     select
         incident_id,
-        arg_min_null(team_id, created_at) filter (where entry_type = 'trigger_log_entry') as trigger_team_id,
         min(created_at) filter (where entry_type = 'acknowledge_log_entry' and agent_type = 'user_reference') as acknowledged_at,
         max(created_at) filter (where entry_type = 'resolve_log_entry') as resolved_at,
         min(created_at) filter (where entry_type = 'resolve_log_entry') as first_resolved_at,
@@ -45,16 +36,18 @@ reopens as (
 attributed as (
     select
         incidents.*,
-        services.is_test,
+        -- A service the directory no longer holds (deleted) is tested on the name the
+        -- incident's own service reference carries.
+        case
+            when services.service_id is not null then services.is_test
+            else {{ is_test_service('incidents.service_name') }}
+        end as is_test,
         timelines.* exclude (incident_id),
         coalesce(reopens.reopen_count, 0) as reopen_count,
-        case
-            when by_service.team is not null then 'service'
-            when trigger_owner.team is not null then 'trigger_team'
-            when incident_owner.team is not null then 'incident_team'
-            when current_owner.team is not null then 'service_current_team'
-        end as team_source,
-        coalesce(by_service.team, trigger_owner.team, incident_owner.team, current_owner.team) as team,
+        -- The team (int_pagerduty_incident_teams): the service's owner when the map claims it,
+        -- else the first claimed team listed at trigger time, by the incident, by the service.
+        incident_teams.team_source,
+        incident_teams.team,
         -- An onset precedes detection (TTD >= 0): a time after the incident's creation (a
         -- monitoring tool's clock ahead, a mistyped field) is no onset, whichever says it.
         case when timelines.impact_started_at <= incidents.created_at then timelines.impact_started_at end
@@ -65,11 +58,7 @@ attributed as (
     left join timelines using (incident_id)
     left join reopens using (incident_id)
     left join {{ ref('stg_pagerduty__services') }} as services using (service_id)
-    left join owners as by_service
-        on by_service.source = 'pagerduty_service' and by_service.identifier = incidents.service_id
-    left join pagerduty_team_owners as trigger_owner on trigger_owner.team_id = timelines.trigger_team_id
-    left join pagerduty_team_owners as incident_owner on incident_owner.team_id = incidents.team_id
-    left join pagerduty_team_owners as current_owner on current_owner.team_id = services.team_id
+    left join {{ ref('int_pagerduty_incident_teams') }} as incident_teams using (incident_id)
 ),
 
 facts as (

@@ -27,8 +27,8 @@ select
     end as agent_type,
     agent_id,
     channel_type,
-    team_id,
-    team_name,
+    team_ids,
+    team_names,
     impact_started_at,
     alert_timestamp,
     loaded_at
