@@ -82,8 +82,12 @@ def employee_key(employee_id: str) -> str:
     return text.lower() if "@" in text else text
 
 
-def employee_pseudonym(salt: str, employee_id: str) -> str:
-    return pseudonym(salt, employee_key(employee_id))
+def employee_pseudonym(salt: str, employee_id: str, scope: str | None = None) -> str:
+    """The pseudonym of an HR employee id; ``scope`` is the HR system that numbered it (an HR
+    file's ``employee_id_scope``): id 1 of scope DE is ``DE:1``, not the 1 of another system,
+    and an identity map names it ``DE:1``."""
+    key = employee_key(employee_id)
+    return pseudonym(salt, f"{scope}:{key}" if scope else key)
 
 
 def account_pseudonym(salt: str, account_id: str) -> str:

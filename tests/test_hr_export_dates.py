@@ -443,13 +443,3 @@ def test_the_date_sample_does_not_depend_on_the_row_order(tmp_path, monkeypatch)
     roster(tmp_path / "b", rows[::-1])
     roster(tmp_path / "c", rows[200:] + rows[:200])
     assert len(samples[0]) == 20 and samples[0] == samples[1] == samples[2]
-
-
-def test_a_termination_more_than_a_year_ahead_is_quarantined(tmp_path):
-    loaded = roster(tmp_path, [["1", "Payments", "SRE", "2023-03-15", "2205-03-01", "Resignation"],
-                               ["2", "Payments", "SRE", "2023-03-15", "2026-06-30", "Resignation"]])
-    [reason] = loaded.quarantine["reason"].to_list()
-    assert reason == (f"future date: termination_date 2205-03-01 is more than {hr.NOTICE_DAYS_AHEAD} days ahead of "
-                      f"the load time (a notice period is at most {hr.NOTICE_DAYS_AHEAD} days; a mistyped year)")
-    assert hr.NOTICE_DAYS_AHEAD == 366 and NOW.date().isoformat() == "2025-06-30"
-    assert months(loaded, "1") == [] and months(loaded, "2")[-1] == "2025-06-01"

@@ -72,7 +72,7 @@ def test_five_point_scale_reverses_with_k_plus_one(tmp_path):
 def test_bad_survey_rows_are_quarantined_with_a_reason_and_nothing_is_lost(tmp_path):
     rows = [
         response("R1"),
-        response("R2", answers=(5, 5, 8, 5, 5, 5, 5)),  # out of range on 1..7
+        response("R2", answers=(5, 5, 4.5, 5, 5, 5, 5)),  # no answer on a scale
         response("R3", answers=(5, "x", 5, 5, 5, 5, 5)),
         response("R4", team="Atlantis"),
         response("R5", submitted="2031-01-01 00:00:00"),
@@ -84,23 +84,26 @@ def test_bad_survey_rows_are_quarantined_with_a_reason_and_nothing_is_lost(tmp_p
     load = survey(write_csv(tmp_path / "s.csv", rows))
     reasons = {json.loads(q["raw_row"])["response_id"] + f"@{q['source_line']}": q["reason"]
                for q in load.checked.quarantined}
-    assert reasons["R2@3"].startswith("out of range: item 3 answer '8'")
+    assert reasons["R2@3"].startswith("not a whole number: item 3 answer '4.5'")
     assert reasons["R3@4"].startswith("unknown answer: item 2 answer 'x'")
     assert reasons["R4@5"].startswith("unknown team: survey group 'Atlantis'")
     assert reasons["R5@6"].startswith("future date")
     assert reasons["R6@7"].startswith("bad date")
     assert reasons["R7@8"].startswith("no answers")
     assert reasons["R8@9"] == "duplicate: response_id R8 also on line 10, which is kept"
-    assert load.checked.reasons() == {"out of range": 1, "unknown answer": 1, "unknown team": 1, "future date": 1,
+    assert load.checked.reasons() == {"not a whole number": 1, "unknown answer": 1, "unknown team": 1, "future date": 1,
                                       "bad date": 1, "no answers": 1, "duplicate": 1}
     kept = {r["response_id"]: r["answer"] for r in load.checked.accepted}
     assert kept == {"R1": 5, "R8": 4}
     assert load.responses + len(load.checked.quarantined) == len(rows)
 
 
-def test_a_six_on_a_five_point_export_is_out_of_range(tmp_path):
-    load = survey(write_csv(tmp_path / "s.csv", [response("R1", answers=(5, 6, 5, 5, 5, 5, 5))]), scale_points=5)
-    assert load.checked.reasons() == {"out of range": 1} and not load.checked.accepted
+def test_a_six_on_the_five_point_setting_stops_the_file_naming_the_seven_point_setting(tmp_path):
+    # A 7-point export read on the 5-point setting: its rows with no 6 or 7 would load as 5-point answers.
+    rows = [response("R1", answers=(5, 6, 5, 5, 5, 5, 5)), response("R2", answers=(3, 3, 4, 2, 3, 3, 3))]
+    with pytest.raises(ValueError, match=r"s.csv: answers outside the 5-point scale .*: 6 \(1 answer\); its answers "
+                                         r"run from 2 to 6.*set scale_points: 7 in a files: entry matching 's.csv'"):
+        survey(write_csv(tmp_path / "s.csv", rows), scale_points=5)
 
 
 def test_a_seven_point_setting_on_a_five_point_export_warns(tmp_path):

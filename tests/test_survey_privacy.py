@@ -32,7 +32,7 @@ from assets.warehouse.restricted import read_only_connection
 from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
-PLANTED_SURVEY = {"out of range": 1, "unknown team": 1, "future date": 1, "duplicate": 1}
+PLANTED_SURVEY = {"not a whole number": 1, "unknown team": 1, "future date": 1, "duplicate": 1}
 
 
 def append_rows(path, rows):
@@ -50,7 +50,7 @@ def nightly(tmp_path_factory):
     paths = write_landing(org, landing)
     good = org.survey_rows[0]
     append_rows(paths["survey"], [
-        {**good, "response_id": "BAD1", EDMONDSON_ITEMS[3][0]: 9},
+        {**good, "response_id": "BAD1", EDMONDSON_ITEMS[3][0]: "4.5"},
         {**good, "response_id": "BAD2", "team": "Atlantis"},
         {**good, "response_id": "BAD3", "submitted_at": "2099-01-01 00:00:00"},
         {**good},  # the same response exported twice

@@ -327,6 +327,15 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
             "says. A roster of active employees only drops a leaver without a date: export inactive employees too "
             "(BambooHR: the report's filter All; Personio: include inactive employees), or remove the older roster "
             "once the newer one covers its employees")
+    for shared in combined["ids_shared_across_exports"]:
+        first, second = shared["files"]
+        context.log.warning(
+            f"{shared['employees']} employee ids are in both {first} and {second}, exports with different headers "
+            "(two HR systems?), with another org unit and hire date in each: each id is taken as one person, "
+            "whose rows come from the newer roster. If the two systems number their employees separately, give "
+            f"one of them an id scope: employee_id_scope (a short name of its HR system, like DE) in the files "
+            f"entry of export_mapping.yml matching {second}, or a new entry {{match: \"{second}\", kind: hr, "
+            "employee_id_scope: DE}")
     files_meta = dg.MetadataValue.json({f.name: {**f.diagnosis, "employees": f.employees, "months": len(f.months),
                                                  "notes": f.notes} for f in read})
     for key, (rows, reasons) in counts.items():
@@ -477,6 +486,7 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
     by_name = {f.name: f for f in read}
     combined = {"rule": ROSTER_RULE, "files_oldest_first": newest_last,
                 "missing_from_a_newer_roster": _missing_from_newer_rosters(conn, rank, [f.name for f in rosters]),
+                "ids_shared_across_exports": _ids_shared_across_exports(conn, rosters),
                 "ranked_by": {name: {"latest_hire_or_snapshot_date": by_name[name].as_of[0] or None,
                                      "latest_termination_date": by_name[name].as_of[1] or None,
                                      "modified": datetime.fromtimestamp(modified[name] / 1e9, UTC).isoformat()
@@ -511,6 +521,26 @@ def _missing_from_newer_rosters(conn, rank: dict[str, int], rosters: list[str]) 
     for older, newer, count in found:
         missing.setdefault(older, {})[newer] = count
     return missing
+
+
+def _ids_shared_across_exports(conn, rosters: list[HrFile]) -> list[dict]:
+    """Employee ids that two rosters of different exports (their headers differ: two HR
+    systems, BambooHR in the US and Personio in Germany, each numbering from 1) both list with
+    another org unit and another first hire date: likely two people, whom ROSTER_RULE merges
+    into one. One system's monthly exports share a header, and a mover keeps the hire date."""
+    shared = []
+    for position, first in enumerate(rosters):
+        for second in rosters[position + 1:]:
+            if first.header == second.header:
+                continue
+            count = conn.execute(
+                f"select count(*) from read_parquet('{first.parquet('employees')}') as a "
+                f"join read_parquet('{second.parquet('employees')}') as b using (employee_id) "
+                "where lower(trim(a.org_unit)) <> lower(trim(b.org_unit)) and a.hire_date <> b.hire_date"
+            ).fetchone()[0]
+            if count:
+                shared.append({"files": [first.name, second.name], "employees": count})
+    return shared
 
 
 def _quarantine_check(asset_key: dg.AssetKey, table: str) -> dg.AssetChecksDefinition:

@@ -6,13 +6,17 @@ From a roster (employee id, org unit, title, hire date, termination date, termin
 or reason) the loader derives the monthly headcount snapshots (everyone hired on or before
 the first of the month and not gone before it) and the leavers, voluntary or not by the
 mapping file's reason lists (else by the words voluntary/involuntary/resignation in the
-reason). A reason neither covers is quarantined, never guessed. One date pattern reads all
-the file's date columns; a termination dated ahead (a notice period) counts the employee
-until then and as a leaver once it has passed. Critical roles come from
-a flag column or the mapping file's list of titles.
+reason). A reason the mapping lists as no leaving (a conversion) ends the employment
+without a leaver; a reason none covers is quarantined, never guessed. One date pattern reads
+all the file's date columns; a termination dated ahead (a notice period) counts the employee
+until then and as a leaver once it has passed. A rehire (a rehire date after the hire date)
+is two spells of employment: from the hire to a termination before the rehire (a leaver
+then), and from the rehire on. Critical roles come from a flag column or the mapping file's
+list of titles.
 
 Employee ids are replaced by salted SHA-256 hashes (``employee_pseudonym``, each distinct id
-once) as the file is read, before anything (accepted or quarantined) is written.
+once, within the file's ``employee_id_scope`` when the mapping gives one) as the file is read,
+before anything (accepted or quarantined) is written.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ import polars as pl
 
 from assets.identity import employee_pseudonym
 from assets.landing.mapping import Settings
-from assets.landing.presets import HR_PRESETS, detect_hr_preset
+from assets.landing.presets import FIRST_AND_LATEST_HIRE, HR_PRESETS, detect_hr_preset
 from assets.landing.snapshot import Snapshot
-from assets.landing.tables import Records, header_text, load_records
+from assets.landing.tables import MAX_TITLE_ROWS, Records, header_text, load_records
 from assets.landing.team_map import identifier_key
 from assets.landing.values import (
     FALSE_WORDS,
@@ -46,11 +50,11 @@ HEADCOUNT_COLUMNS = ("snapshot_date", "employee_id", "org_unit", "role", "critic
 TERMINATION_COLUMNS = ("employee_id", "org_unit", "role", "critical_role", "termination_date", "voluntary")
 # DuckDB's working memory for one HR file; beyond it, it spills to the file's temp folder.
 DUCKDB_MEMORY = "500MB"
-# employees: the distinct (hashed) ids the file lists, loaded or quarantined: with several
-# rosters, each employee's rows come from the newest file listing them (assets.ROSTER_RULE).
+# employees: the distinct (hashed) ids the file lists, loaded or quarantined, with their org
+# unit and first hire date: with several rosters, each employee's rows come from the newest
+# file listing them (assets.ROSTER_RULE), and ids that two exports give different people are
+# reported (assets._ids_shared_across_exports).
 OUTPUTS = ("headcount", "terminations", "quarantine", "employees")
-# Rows above the header a report tool may add (a title, a run date): searched for the header.
-MAX_TITLE_ROWS = 10
 VOLUNTARY_WORDS = ("voluntary", "resignation", "resigned", "retirement", "retired")
 # "voluntary" negated, as HR tools write it: involuntary, whatever else the reason says.
 NOT_VOLUNTARY_WORDS = ("involuntary", "non-voluntary", "non voluntary", "nonvoluntary", "not voluntary", "unvoluntary")
@@ -59,7 +63,7 @@ NOT_VOLUNTARY_WORDS = ("involuntary", "non-voluntary", "non voluntary", "nonvolu
 # voluntary word ("voluntary redundancy", "forced resignation") is not guessed.
 INVOLUNTARY_WORDS = ("dismiss", "layoff", "laid off", "redundan", "terminated for cause", "forced", "death",
                      "deceased")
-DATE_ROLES = ("hire_date", "termination_date", "snapshot_date")
+DATE_ROLES = ("hire_date", "rehire_date", "termination_date", "snapshot_date")
 # Distinct date values the file's date pattern is found from (a roster has a few thousand
 # distinct dates; more only in a file with times of day).
 DATE_SAMPLE = 50_000
@@ -92,6 +96,8 @@ class HrFile:
     # accepted rows, each on or before the load date (ISO; '' for none). A date after the load
     # is entered ahead (a notice period, a pre-hire) and says nothing of when the file was written.
     as_of: tuple[str, str] = ("", "")
+    # The header row's texts: rosters of one HR system (a monthly export each) share it.
+    header: tuple[str, ...] = ()
 
     def parquet(self, name: str) -> Path:
         return self.folder / f"{name}.parquet"
@@ -151,7 +157,8 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
             records.rejected = [line for line in records.rejected if line[0] < summary_lines[0][0]]
         footer = f" and row < {summary_lines[0][0]}" if summary_lines else ""
         conn.execute(f"create view data as select * from export where row > {header_row}{footer}")
-        diagnosis = {**records.diagnosis, "preset": preset, "header_row": str(header_row)}
+        diagnosis = {**records.diagnosis, "preset": preset, "header_row": str(header_row),
+                     **({"employee_id_scope": settings.employee_id_scope} if settings.employee_id_scope else {})}
         if workbook_dates := _workbook_dates(conn, records, roles, header_row):
             diagnosis["date_cells"] = str(workbook_dates)
         pattern = _date_pattern(conn, roles, records.row(header_index), settings, name)
@@ -172,18 +179,21 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
             schema={"key": pl.String, "org_unit": pl.String}).to_arrow())
         conn.execute("create table org_units as select * from org_unit_frame")
         checks = _row_checks(roles, preset, true_words, false_words, voluntary, pattern)
+        not_leaver = _not_leaver_sql(settings)
         # Snapshot files repeat each employee every month: hash each id once.
         plain_id = f"coalesce(trim({roles['employee_id']}), '')"
         plain = [text for (text,) in conn.execute(f"select distinct {plain_id} from data").fetchall()]
         conn.register("id_frame", pl.DataFrame(
-            {"plain": plain, "hashed": [employee_pseudonym(salt, text) if text else "" for text in plain]},
+            {"plain": plain, "hashed": [employee_pseudonym(salt, text, settings.employee_id_scope) if text else ""
+                                        for text in plain]},
             schema={"plain": pl.String, "hashed": pl.String}).to_arrow())
         conn.execute("create table id_hashes as select * from id_frame")
         dates = ", ".join(f"typed.{role}" for role in patterns)
-        conn.execute(f"""create table checked as select typed.row, typed.employee_id, org_units.org_unit, typed.role,
+        conn.execute(f"""create table checked as select typed.row, typed.employee_id, org_units.org_unit,
+                             typed.org_unit_text, typed.role,
                              {dates}{', ' if dates else ''}{checks} as errors,
-                             {_leaver_checks(roles, preset, voluntary)} as leaver_errors,
-                             {critical} as is_critical, {voluntary} as is_voluntary
+                             {_leaver_checks(roles, preset, voluntary, not_leaver)} as leaver_errors,
+                             {critical} as is_critical, {voluntary} as is_voluntary, {not_leaver} as not_a_leaver
                          from ({_typed_sql(roles, patterns)}) as typed
                          left join org_units on org_units.key = typed.org_unit_text""",
                      [now.replace(tzinfo=None)])
@@ -206,9 +216,10 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         if preset == "snapshots":
             _snapshot_tables(conn, roles)
         else:
-            _roster_tables(conn, settings.snapshots_from or date.fromisoformat(HISTORY_START), now.date(),
-                           "termination_date" in roles)
-        conn.execute("create view employees as select distinct employee_id from checked where employee_id <> ''")
+            _roster_tables(conn, settings.snapshots_from or date.fromisoformat(HISTORY_START), now.date(), roles)
+        first_hire = "min(hire_date)" if "hire_date" in patterns else "null::date"
+        conn.execute(f"""create view employees as select employee_id, arg_max(org_unit_text, row) as org_unit,
+                             {first_hire} as hire_date from checked where employee_id <> '' group by 1""")
         months = [m for (m,) in conn.execute("select distinct left(snapshot_date, 7) from headcount "
                                              "order by 1").fetchall()]
         counts = {table: conn.execute(f"copy {table} to '{output / table}.parquet' (format parquet)").fetchone()[0]
@@ -219,19 +230,30 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         notes = list(records.notes) + [f"line {row} below the table ({text!r}) holds one cell only: read as the "
                                        "export's summary line, not an employee" for row, text in summary_lines]
         if preset != "snapshots" and "termination_date" in roles:
-            ahead = conn.execute("select count(*) from accepted where termination_date > ?",
-                                 [now.date()]).fetchone()[0]
+            ahead = conn.execute(f"select count(*) from accepted where termination_date > ? and "
+                                 f"termination_date <= ? + interval {NOTICE_DAYS_AHEAD} day",
+                                 [now.date(), now.date()]).fetchone()[0]
             if ahead:
                 notes.append(f"{ahead} termination dates after the load date (notice periods): employed until "
                              "then, leavers once the date has passed")
+        from_rehire = conn.execute("select count(*) from accepted_roster where rehired and not earlier_spell_ended"
+                                   ).fetchone()[0] if preset != "snapshots" and "rehire_date" in roles else 0
+        if from_rehire:
+            notes.append(f"{from_rehire} rehired employees without the end of their earlier employment (no "
+                         "termination date before the rehire date): counted from their rehire date only, neither "
+                         "employed nor a leaver before it")
         data_rows = conn.execute("select count(*) from data").fetchone()[0] + len(records.rejected)
-        as_of = tuple(conn.execute(f"select coalesce(strftime(max({role}), '%Y-%m-%d'), '') from accepted "
-                                   f"where {role} <= ?", [now.date()]).fetchone()[0] if role in patterns else ""
+        # A rehire is a roster's latest hire as much as a hire.
+        latest = {"hire_date": "greatest(hire_date, coalesce(rehire_date, hire_date))"} if "rehire_date" in roles else {}
+        as_of = tuple(conn.execute(f"select coalesce(strftime(max({latest.get(role, role)}), '%Y-%m-%d'), '') "
+                                   f"from accepted where {latest.get(role, role)} <= ?",
+                                   [now.date()]).fetchone()[0] if role in patterns else ""
                       for role in ("hire_date" if preset != "snapshots" else "snapshot_date", "termination_date"))
     finally:
         conn.close()
     return HrFile(name, preset, diagnosis, output, counts, data_rows, employees, months, notes,
-                  leavers_only=preset == "snapshots" and "snapshot_date" not in roles, as_of=as_of)
+                  leavers_only=preset == "snapshots" and "snapshot_date" not in roles, as_of=as_of,
+                  header=tuple(header_text(c) for c in records.row(header_index)))
 
 
 def _summary_lines(conn: duckdb.DuckDBPyConnection, records: Records, header_row: int) -> list[tuple[int, str]]:
@@ -265,6 +287,9 @@ def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) 
         column = next((header.index(n) for n in wanted if n in header), None)
         if column is not None:
             roles[role] = f"c{column}"
+    if (preset != "snapshots" and all(n in header for n in FIRST_AND_LATEST_HIRE) and "rehire_date" not in roles
+            and not {"hire_date", "rehire_date"} & set(settings.columns)):
+        roles["hire_date"], roles["rehire_date"] = (f"c{header.index(n)}" for n in FIRST_AND_LATEST_HIRE)
     needed = ("employee_id", "org_unit") + (("hire_date",) if preset != "snapshots" else ())
     missing = [role for role in needed if role not in roles]
     if preset == "snapshots" and "snapshot_date" not in roles and "termination_date" not in roles:
@@ -383,16 +408,17 @@ def _is_true(column: str, true_words: tuple[str, ...]) -> str:
 # A report's footer line: a count or total, in one cell below the table.
 SUMMARY_LINE = re.compile(r"(count|total|totals|grand total|sum|records|rows|employees|workers|anzahl|summe|gesamt)"
                           r"\b\D*\d[\d,. ]*", re.IGNORECASE)
-# How far ahead of the load a roster's termination date may lie (a notice period entered in
-# advance); a later one (2205-03-01 typed for 2025) would count the employee for ever.
+# How far ahead of the load a roster's termination date is taken as it is (a notice period
+# entered in advance). A later one is a fixed-term contract's end (a two-year term) or a
+# mistyped year (2205-03-01 for 2025): the employee counts as employed, and their leaving
+# waits in quarantine until the date is checked or comes near (_leaver_checks).
 NOTICE_DAYS_AHEAD = 366
 
 
 def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern: DatePattern | None) -> str:
     """A DuckDB expression of every error of a row, joined by '; ' (empty: the row loads). A
-    roster's termination date may lie up to NOTICE_DAYS_AHEAD days ahead (a notice period
-    entered in advance): the employee counts until then, as a leaver once it has passed
-    (``_roster_tables``); a later one is quarantined as a future date."""
+    roster's termination date ahead is no error (``_leaver_checks``): the employee counts until
+    then, as a leaver once it has passed (``_roster_tables``)."""
     checks = ["case when employee_id = '' then 'missing id: employee id is empty' end",
               "case when org_units.org_unit is null then 'unknown team: org unit ''' || org_unit_text || "
               "''' is not in the team map''s hr_org_units' end"]
@@ -401,17 +427,24 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
             mismatch = pattern.mismatch().replace("'", "''")
             checks.append(f"case when {role}_text <> '' and {role} is null then 'bad date: {role} ''' || {role}_text "
                           f"|| ''' {mismatch}' end")
+            # A roster's termination ahead is a notice or a contract's end (_leaver_checks).
             if role != "termination_date" or preset == "snapshots":
                 checks.append(f"case when {role} > loaded_now then 'future date: {role} ' || {role}_text || "
                               "' is after the load time' end")
-            else:
-                checks.append(f"case when {role} > loaded_now + interval {NOTICE_DAYS_AHEAD} day then 'future date: "
-                              f"{role} ' || {role}_text || ' is more than {NOTICE_DAYS_AHEAD} days ahead of the load "
-                              f"time (a notice period is at most {NOTICE_DAYS_AHEAD} days; a mistyped year)' end")
     if "hire_date" in roles:
         checks.append("case when hire_date_text = '' then 'bad date: hire date is empty' end")
+        if "rehire_date" in roles:
+            checks.append("case when rehire_date < hire_date then 'bad date: rehired before hired: rehire_date ' || "
+                          "rehire_date_text || ' is before hire_date ' || hire_date_text || ' (Workday: Hire Date "
+                          "before Original Hire Date)' end")
         if "termination_date" in roles:
-            checks.append("case when termination_date < hire_date then 'bad date: terminated before hired' end")
+            # Without a rehire date, a termination before the hire may be a rehire's old one.
+            rehire = ("" if "rehire_date" in roles else
+                      "; if the employee was rehired, export the rehire date too (ADP Workforce Now: Rehire Date; "
+                      "Workday: Original Hire Date beside Hire Date) or name its column as hr.columns.rehire_date")
+            checks.append("case when termination_date < hire_date then 'bad date: terminated before hired: "
+                          "termination_date ' || termination_date_text || ' is before hire_date ' || hire_date_text "
+                          f"|| '{rehire}' end")
     if preset == "snapshots" and "snapshot_date" in roles:
         checks.append("case when snapshot_date_text = '' then 'bad date: snapshot_date is empty' end")
     for flag, column in (("critical_role", "critical_text"), ("voluntary", "voluntary_text")):
@@ -421,20 +454,36 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
     return "concat_ws('; ', " + ", ".join(checks) + ")"
 
 
-def _leaver_checks(roles, preset, voluntary: str) -> str:
-    """A DuckDB expression of what keeps a roster row's leaving from being classified (empty:
-    none): a termination date without a reason, or with one neither voluntary nor involuntary.
-    The row still counts in headcount until its termination date; only the leaver is withheld
-    (quarantined), so an unclassifiable reason takes nothing else away."""
+def _leaver_checks(roles, preset, voluntary: str, not_leaver: str) -> str:
+    """A DuckDB expression of what keeps a roster row's leaving from being counted (empty:
+    none), joined by '; ': a termination date more than NOTICE_DAYS_AHEAD days ahead, a
+    termination date without a reason, or with one neither voluntary nor involuntary nor a
+    reason that is no leaving (``not_leaver``). The row still counts in headcount (up to its
+    termination date or the load); only the leaver is withheld (quarantined), so a doubtful
+    leaving takes nothing else away."""
     if preset == "snapshots" or "termination_date" not in roles:
         return "''"
+    far_ahead = (f"case when termination_date > loaded_now + interval {NOTICE_DAYS_AHEAD} day then 'termination "
+                 "far ahead: termination_date ' || termination_date_text || ' is more than "
+                 f"{NOTICE_DAYS_AHEAD} days ahead of the load: the employee counts as employed and their leaving "
+                 "is not counted. Check the date in the HR tool: a fixed-term contract''s end stays here until it "
+                 f"is {NOTICE_DAYS_AHEAD} days ahead, a mistyped year (2205 for 2025) is corrected there' end")
     kept = "the employee counts in headcount up to that date, and as a leaver once "
-    return ("case when termination_date is not null and reason_text = '' then 'missing termination reason: a "
-            f"termination date without a reason, so voluntary or not is unknown ({kept}it is filled in the HR "
-            "tool, or its termination type or reason column exported: hr.columns.termination_reason names it)' "
-            f"when termination_date is not null and ({voluntary}) is null then 'unknown termination reason: ''' || "
-            f"reason_text || ''' ({kept}it is listed under hr.voluntary_reasons or hr.involuntary_reasons in "
-            "export_mapping.yml)' else '' end")
+    reason = (f"case when termination_date is null or {not_leaver} then null "
+              "when reason_text = '' then 'missing termination reason: a termination date without a reason, so "
+              f"voluntary or not is unknown ({kept}it is filled in the HR tool, or its termination type or reason "
+              "column exported: hr.columns.termination_reason names it)' "
+              f"when ({voluntary}) is null then 'unknown termination reason: ''' || reason_text || ''' ({kept}it "
+              "is listed under hr.voluntary_reasons or hr.involuntary_reasons in export_mapping.yml, or under "
+              "hr.not_leaver_reasons when it is no leaving: a conversion, a transfer to another entity)' end")
+    return f"concat_ws('; ', {far_ahead}, {reason})"
+
+
+def _not_leaver_sql(settings: Settings) -> str:
+    """True for a termination whose reason the mapping lists as no leaving (not_leaver_reasons:
+    a contractor converted to an employee, a transfer to another entity): the employment under
+    that id ends there, and no leaver is counted."""
+    return f"list_contains({_sql_list(settings.not_leaver_reasons)}, lower(reason_text))"
 
 
 def _voluntary_sql(settings: Settings) -> str:
@@ -486,25 +535,39 @@ def _snapshot_tables(conn, roles) -> None:
         from accepted where {leavers}""")
 
 
-def _roster_tables(conn, start: date, today: date, has_terminations: bool) -> None:
+def _roster_tables(conn, start: date, today: date, roles: dict[str, str]) -> None:
     """Tables ``headcount`` (monthly opening snapshots from ``start`` to this month) and
     ``terminations`` (the leavers) from a roster. A termination dated after ``today`` is a
     notice period: the employee is in every snapshot until then and a leaver only once the
     date has passed (a later load), so attrition never counts someone still employed. A
-    roster without termination dates (of active employees only) has no leavers."""
-    if not has_terminations:
-        conn.execute("create view accepted_roster as select *, null::date as termination_date from accepted")
-    else:
-        conn.execute("create view accepted_roster as select * from accepted")
+    roster without termination dates (of active employees only) has no leavers.
+
+    A rehired employee (rehire date after the hire date) has two spells of employment when the
+    termination lies before the rehire (ADP keeps the last termination, Workday the original
+    hire): from the hire to that termination (a leaver then) and from the rehire on. A
+    termination on or after the rehire ends the current spell, and the earlier spell's end is
+    unknown: the employee counts from the rehire only (the file's notes say how many)."""
+    missing = "".join(f", null::date as {role}" for role in ("rehire_date", "termination_date") if role not in roles)
+    conn.execute(f"""create view accepted_roster as
+        select *, coalesce(rehire_date > hire_date, false) as rehired,
+               coalesce(rehire_date > hire_date and termination_date < rehire_date, false) as earlier_spell_ended
+        from (select *{missing} from accepted)""")
+    conn.execute("""create view spells as
+        select employee_id, org_unit, role, is_critical, termination_date as spell_end,
+               case when rehired and not earlier_spell_ended then rehire_date else hire_date end as spell_start
+        from accepted_roster
+        union all select employee_id, org_unit, role, is_critical, null::date as spell_end, rehire_date as spell_start
+        from accepted_roster where earlier_spell_ended""")
     conn.execute(f"""
         create view headcount as select strftime(month, '%Y-%m-%d') as snapshot_date, employee_id, org_unit, role,
                is_critical::varchar as critical_role
-        from accepted_roster, range(date_trunc('month', date '{start.isoformat()}'),
-                             date_trunc('month', date '{today.isoformat()}') + interval 1 day,
-                             interval 1 month) as months(month)
-        where hire_date <= month and (termination_date is null or termination_date >= month)""")
+        from spells, range(date_trunc('month', date '{start.isoformat()}'),
+                           date_trunc('month', date '{today.isoformat()}') + interval 1 day,
+                           interval 1 month) as months(month)
+        where spell_start <= month and (spell_end is null or spell_end >= month)""")
     conn.execute(f"""
         create view terminations as select employee_id, org_unit, role, is_critical::varchar as critical_role,
                strftime(termination_date, '%Y-%m-%d') as termination_date, is_voluntary::varchar as voluntary
         from accepted_roster where termination_date <= date '{today.isoformat()}' and leaver_errors = ''
+            and not not_a_leaver
         order by row""")

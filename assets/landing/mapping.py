@@ -10,7 +10,7 @@ the presets' defaults. A wrong key or value stops the load with a message naming
         submitted_at: RecordedDate
         team: Team                  # values are the team map's survey_groups (case ignored)
       date_format: "%d/%m/%Y %H:%M" # strptime pattern; default: found from the values
-      time_zone: Europe/Berlin      # of dates written without an offset; default UTC
+      time_zone: Europe/Berlin      # of times written without an offset; default UTC; a date alone is that day
       scale_points: 7               # 5 or 7; default PSAFE_SURVEY_SCALE_POINTS (7)
       submitted_at_value: 2024-03-15  # for exports without dates (Culture Amp)
       answer_labels: {"Stimme voll zu": 7, "Stimme zu": 6}  # also a tool's recodes ("0": 1) and
@@ -27,11 +27,13 @@ the presets' defaults. A wrong key or value stops the load with a message naming
     hr:
       preset: auto                  # auto | bamboohr | workday | roster | snapshots
       columns: {employee_id: "Employee #", org_unit: Department, role: "Job Title",
-                hire_date: "Hire Date", termination_date: "Termination Date",
+                hire_date: "Hire Date", rehire_date: "Rehire Date", termination_date: "Termination Date",
                 termination_reason: "Termination Type", critical_role: Critical}
       date_format: "%m/%d/%Y"
       voluntary_reasons: [Resignation, "Voluntary"]      # termination type/reason texts
       involuntary_reasons: [Involuntary, Layoff]
+      not_leaver_reasons: [Converted to EOR employee, Transfer to another entity]  # no attrition:
+                                    # the employment under that id ends, no leaver is counted
       critical_roles: [Staff SRE, Principal Engineer]    # job titles that are critical roles
       snapshots_from: 2024-01-01    # first month of the derived headcount snapshots
     true_words: [yes, ja, oui]      # added to the built-in true/false words
@@ -43,6 +45,10 @@ the presets' defaults. A wrong key or value stops the load with a message naming
         preset: culture_amp
         submitted_at_value: 2024-03-15
         sheet: Responses
+      - match: "personio_*.csv"
+        kind: hr
+        employee_id_scope: DE       # ids of this file are "DE:<id>": another HR system numbering
+                                    # its employees from 1 as well is not merged with this one
 """
 
 from __future__ import annotations
@@ -64,8 +70,8 @@ SURVEY_PRESETS = ("auto", "qualtrics", "qualtrics_legacy", "google_forms", "micr
                   "limesurvey", "culture_amp", "generic")
 HR_PRESETS = ("auto", "bamboohr", "workday", "roster", "snapshots")
 SURVEY_COLUMNS = ("response_id", "submitted_at", "team")
-HR_COLUMNS = ("employee_id", "org_unit", "role", "hire_date", "termination_date", "termination_reason",
-              "critical_role", "snapshot_date", "voluntary")
+HR_COLUMNS = ("employee_id", "org_unit", "role", "hire_date", "rehire_date", "termination_date",
+              "termination_reason", "critical_role", "snapshot_date", "voluntary")
 KINDS = ("survey", "hr", "ignore")
 
 
@@ -91,12 +97,16 @@ class Settings:
     already_reversed: dict[str, tuple[int, ...]] = field(default_factory=dict)
     voluntary_reasons: tuple[str, ...] = ()
     involuntary_reasons: tuple[str, ...] = ()
+    not_leaver_reasons: tuple[str, ...] = ()
     critical_roles: tuple[str, ...] = ()
     snapshots_from: date | None = None
     true_words: tuple[str, ...] = ()
     false_words: tuple[str, ...] = ()
     encoding: str | None = None
     sheet: str | None = None
+    # An HR file's employee id namespace (a files: entry's employee_id_scope): its ids are
+    # hashed as "<scope>:<id>", apart from the same numbers in another HR system's export.
+    employee_id_scope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,13 +159,29 @@ def read_mapping(folder: Path) -> Mapping:
         kind = entry.get("kind")
         if kind is not None and kind not in KINDS:
             raise MappingError(f"{where} ({entry['match']}): kind {kind!r} is not one of {', '.join(KINDS)}")
-        body = {k: v for k, v in entry.items() if k not in ("match", "kind", "sheet")}
+        body = {k: v for k, v in entry.items() if k not in ("match", "kind", "sheet", "employee_id_scope")}
         checked = _section(body, kind or "survey", where) if kind != "hr" else _section(body, "hr", where)
         if entry.get("sheet") is not None and not isinstance(entry["sheet"], str):
             raise MappingError(f"{where}: sheet must be a sheet name")
+        scope = _employee_id_scope(entry, kind, where)
         files.append({"match": entry["match"], **({"kind": kind} if kind else {}),
-                      **({"sheet": entry["sheet"]} if entry.get("sheet") else {}), **checked})
+                      **({"sheet": entry["sheet"]} if entry.get("sheet") else {}),
+                      **({"employee_id_scope": scope} if scope else {}), **checked})
     return Mapping(survey, hr, common, tuple(files), str(path))
+
+
+def _employee_id_scope(entry: dict, kind: str | None, where: str) -> str | None:
+    """A files entry's employee_id_scope: a short name (DE, US) for the HR system whose ids the
+    file holds, so that employee 1 of one system is not employee 1 of another."""
+    if "employee_id_scope" not in entry:
+        return None
+    scope = entry["employee_id_scope"]
+    if kind not in (None, "hr"):
+        raise MappingError(f"{where}: employee_id_scope is for HR files (kind: hr), not kind {kind}")
+    if not isinstance(scope, str) or not scope.strip() or ":" in scope:
+        raise MappingError(f"{where}: employee_id_scope must be a short name without ':' for the HR system "
+                           f"whose ids the file holds, like DE or US, not {scope!r}")
+    return scope.strip()
 
 
 def _known(entry: dict, allowed: set[str], where: str) -> None:
@@ -188,7 +214,7 @@ def _section(section: dict, kind: str, where: str) -> dict:
         presets, columns = SURVEY_PRESETS, SURVEY_COLUMNS
     else:
         allowed = {"preset", "columns", "date_format", "time_zone", "voluntary_reasons", "involuntary_reasons",
-                   "critical_roles", "snapshots_from"}
+                   "not_leaver_reasons", "critical_roles", "snapshots_from"}
         presets, columns = HR_PRESETS, HR_COLUMNS
     _known(section, allowed, where)
     out = dict(section)
@@ -219,11 +245,16 @@ def _section(section: dict, kind: str, where: str) -> dict:
             raise MappingError(f"{where}: answer_labels must map answer texts to numbers, e.g. {{Agree: 6}}, "
                                "or to null for no answer")
         out["answer_labels"] = {header_text(str(k)): v for k, v in labels.items()}
-    for key in ("voluntary_reasons", "involuntary_reasons", "critical_roles"):
+    reason_lists = ("voluntary_reasons", "involuntary_reasons", "not_leaver_reasons")
+    for key in (*reason_lists, "critical_roles"):
         if key in section:
             if not isinstance(section[key], list):
                 raise MappingError(f"{where}: {key} must be a list of texts")
             out[key] = tuple(str(v).strip().lower() for v in section[key])
+    for position, key in enumerate(reason_lists):
+        for other in reason_lists[position + 1:]:
+            if twice := sorted(set(out.get(key, ())) & set(out.get(other, ()))):
+                raise MappingError(f"{where}: {twice} is under both {key} and {other}; a reason belongs to one")
     if "item_sets" in section:
         out["item_sets"] = _item_sets(section["item_sets"], f"{where}: item_sets")
     return out

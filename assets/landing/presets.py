@@ -12,7 +12,10 @@ Layouts, as the tools document them (the test fixtures cite the sources):
 - Google Forms (Responses > Download responses (.csv)): one header row, Timestamp first, a
   multiple-choice grid as one column per row, "Question [row]"; choice text.
 - Microsoft Forms (Open in Excel): XLSX, ID, Start time, Completion time, Email, Name, then
-  one column per question (a Likert row's column carries the statement).
+  one column per question (a Likert row's column carries the statement). The fixed columns'
+  headers are in the form's language (German: ID, Startzeit, Fertigstellungszeit, E-Mail,
+  Name, Zeitpunkt der letzten Änderung), their places are not: the workbook is recognised by
+  its shape, ID numbers followed by two date-time columns, and its roles by their places.
 - SurveyMonkey (Export > All responses data): two header rows, the question in the first
   row above its first column only, the matrix rows or "Response" in the second.
 - LimeSurvey (Responses > Export > CSV, headings as full question text or question code):
@@ -25,9 +28,11 @@ Layouts, as the tools document them (the test fixtures cite the sources):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from assets.landing.tables import header_text
+from assets.landing.values import ISO_DATE
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,9 @@ class SurveyPreset:
     ids_restart_per_survey: bool = False
     # Answer texts that mean "not answered" (as an empty cell does).
     unanswered: tuple[str, ...] = ()
+    # Roles the tool writes in fixed columns (0-based) whatever the language of their headers:
+    # a role no header names (and the mapping does not name) is taken from its column.
+    columns_in_place: tuple[tuple[str, int], ...] = ()
 
 
 # Qualtrics' export option "Recode seen but unanswered questions as -99".
@@ -65,7 +73,8 @@ SURVEY_PRESETS: dict[str, SurveyPreset] = {p.name: p for p in (
                  excluded_status=("1", "2", "8", "9", "12", "17", "survey preview", "survey test", "spam"),
                  finished=("finished",), unanswered=(QUALTRICS_SEEN_UNANSWERED,)),
     SurveyPreset("google_forms", 1, (), ("timestamp",), id_from_content=True),
-    SurveyPreset("microsoft_forms", 1, ("id",), ("completion time",), ids_restart_per_survey=True),
+    SurveyPreset("microsoft_forms", 1, ("id",), ("completion time",), ids_restart_per_survey=True,
+                 columns_in_place=(("response_id", 0), ("submitted_at", 2))),
     SurveyPreset("limesurvey", 1, ("response id", "id"), ("date submitted", "submitdate"),
                  ids_restart_per_survey=True),
     SurveyPreset("surveymonkey", 2, ("respondent id",), ("end date",), stem_row_forward_filled=True),
@@ -73,6 +82,23 @@ SURVEY_PRESETS: dict[str, SurveyPreset] = {p.name: p for p in (
     SurveyPreset("generic", 1, ("response_id", "response id", "responseid"),
                  ("submitted_at", "submitted at", "timestamp", "date")),
 )}
+
+
+# A workbook's date cell as its text (tables.Records): ISO.
+_DATE_CELL = re.compile(ISO_DATE)
+# Microsoft Forms' fixed columns: ID, start time, completion time, email, name.
+_MICROSOFT_FORMS_FIXED_COLUMNS = 5
+
+
+def _is_microsoft_forms_workbook(rows: list[list[str]]) -> bool:
+    """The shape of a Microsoft Forms workbook in any language: a header of at least its five
+    fixed columns starting with ID, and in every data row given an ID number, then two dates
+    (start and completion time)."""
+    if len(rows) < 2:
+        return False
+    header, data = rows[0], rows[1:]
+    return (len(header) >= _MICROSOFT_FORMS_FIXED_COLUMNS and header[0] == "id"
+            and all(row[0].isdigit() and all(_DATE_CELL.fullmatch(cell) for cell in row[1:3]) for row in data))
 
 
 def detect_survey_preset(first_rows: list[list[str]], is_xlsx: bool) -> str | None:
@@ -92,6 +118,8 @@ def detect_survey_preset(first_rows: list[list[str]], is_xlsx: bool) -> str | No
     if ({"response id", "id"} & set(first) and {"date submitted", "submitdate"} & set(first)
             and {"last page", "lastpage", "start language", "startlanguage"} & set(first)):
         return "limesurvey"
+    if _is_microsoft_forms_workbook(rows):
+        return "microsoft_forms"
     if any(cell in ("response_id", "response id", "responseid") for cell in first):
         return "generic"
     if is_xlsx:
@@ -114,12 +142,18 @@ _ROSTER_COLUMNS = {
                  "cost center"),
     "role": ("role", "job title", "jobtitle", "title", "business title", "job profile", "position"),
     "hire_date": ("hire_date", "hire date", "hiredate", "original hire date", "start date"),
+    # ADP Workforce Now: a rehire sets Rehire Date and keeps Hire Date and the last Termination Date.
+    "rehire_date": ("rehire_date", "rehire date"),
     "termination_date": ("termination_date", "termination date", "terminationdate", "termination date (effective)",
                          "end date"),
     "termination_reason": ("termination_reason", "termination type", "termination reason",
                            "primary termination reason", "termination category", "reason"),
     "critical_role": ("critical_role", "critical role", "critical"),
 }
+# Workday's worker report: "Original Hire Date" is the first hire, "Hire Date" the latest (a
+# rehire's, else the same date). A header with both, and no rehire column, reads them as the
+# hire and the rehire date (hr._roles).
+FIRST_AND_LATEST_HIRE = ("original hire date", "hire date")
 HR_PRESETS: dict[str, HrPreset] = {p.name: p for p in (
     # BambooHR custom report export: Employee #, Department, Job Title, Hire Date,
     # Termination Date, Termination Type (Voluntary/Involuntary) and Termination Reason.

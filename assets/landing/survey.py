@@ -9,7 +9,9 @@ dropped and counted. Every other row either loads or is quarantined with all its
 Every item set of assets/landing/item_sets.py is looked for: psychological safety must be
 there, the other scales (accountability, Clark's stages) are loaded when the file has them.
 Across files, a response seen twice keeps its latest submission. Answers are checked
-against 1..K, K the file's own scale (5 or 7: a files: entry, survey:, or the default), and
+against 1..K, K the file's own scale (5 or 7: a files: entry, survey:, or the default): one
+answer outside it stops the file (a 0-10 export, or a 7-point one on the 5-point setting,
+is not loaded in part), and
 reverse-keyed items are scored K + 1 - answer, unless the tool already reversed them
 (mapping ``already_reversed``). A keying check then holds back, per scale, a
 wave whose alpha is below 0 or whose reverse-keyed items correlate negatively with the rest
@@ -160,13 +162,16 @@ def _column_headers(records: Records, preset: SurveyPreset) -> tuple[list[list[s
     return cells, questions
 
 
-def _find_role(cells: list[list[str]], names: tuple[str, ...], configured: str | None) -> int | None:
+def _find_role(cells: list[list[str]], names: tuple[str, ...], configured: str | None,
+               in_place: int | None = None) -> int | None:
+    """The column of a role: the one the mapping names, else the first a preset's name heads,
+    else the preset's fixed column for it (``in_place``: a header in the form's language)."""
     wanted = [header_text(configured)] if configured else list(names)
     for name in wanted:
         for column, header in enumerate(cells):
             if name in (header_text(cell) for cell in header):
                 return column
-    return None
+    return in_place if not configured and in_place is not None and in_place < len(cells) else None
 
 
 def read_survey_file(records: Records, name: str, settings: Settings, survey_groups: dict[str, str],
@@ -189,7 +194,8 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
     diagnosis.update(preset=preset_name, header_rows=str(preset.header_rows), scale_points=scale_points)
     cells, questions = _column_headers(records, preset)
     problems: list[str] = []
-    roles = {role: _find_role(cells, getattr(preset, role), settings.columns.get(role))
+    in_place = dict(preset.columns_in_place)
+    roles = {role: _find_role(cells, getattr(preset, role), settings.columns.get(role), in_place.get(role))
              for role in ("response_id", "submitted_at", "team")}
     if roles["team"] is None:
         problems.append("no team column (name it in survey.columns.team; values are the team map's survey_groups)")
@@ -197,9 +203,7 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
         problems.append(f"no response id column (looked for {settings.columns.get('response_id') or preset.response_id};"
                         " name it in survey.columns.response_id)")
     if roles["submitted_at"] is None and settings.submitted_at_value is None:
-        problems.append("no date column: this export has no response dates, give the survey date as "
-                        "submitted_at_value in export_mapping.yml" if preset.needs_date_from_mapping else
-                        f"no date column (looked for {preset.submitted_at}; name it in survey.columns.submitted_at)")
+        problems.append(_no_date_column(preset, cells, records))
     texts = all_item_texts(settings)
     items: dict[int, tuple[str, int]] = {}
     ignored: list[str] = []
@@ -259,6 +263,7 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
     used = {column: header_text(cells[column][0]) or questions[column] for column in
             [c for c in roles.values() if c is not None] + list(items)}
     seen_content: Counter = Counter()
+    answered: Counter = Counter()  # every answer of the file (answer -> how often), on the scale or not
     for values in data.iter_rows():
         row, values = values[0], [v or "" for v in values[1:]]
         if not any(v.strip() for v in values):
@@ -272,7 +277,7 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
         raw = {label: values[column] for column, label in used.items()}
         errors: list[str] = []
         parsed = _response(values, date_cells.get(row), roles, items, dates, settings, survey_groups, now,
-                           scale_points, labels, already, errors)
+                           scale_points, labels, already, errors, answered)
         if errors:
             file.checked.reject(row, raw, "; ".join(errors), name)
             continue
@@ -288,7 +293,53 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
             parsed["response_id"] = f"{parsed['response_id']}@{parsed['submitted_at']:%Y-%m-%dT%H:%M:%S}"
         parsed.update(source_file=name, source_line=row, scale_points=scale_points)
         file.candidates.append((name, row, raw, parsed))
+    if any(not 1 <= answer <= scale_points for answer in answered):
+        raise SurveyExportError(_off_scale_message(name, answered, scale_points))
     return file
+
+
+def _off_scale_message(name: str, answered: Counter, scale_points: int) -> str:
+    """Why a file with answers outside its 1..K scale is not loaded, and what to set. Its rows
+    are not quarantined one by one: the rest would load as if on the K-point scale (a 0-10
+    export's 3..7 read as a 7-point scale's, its 8..10 quarantined)."""
+    outside = sorted(answer for answer in answered if not 1 <= answer <= scale_points)
+    low, high = min(answered), max(answered)
+    message = (f"{name}: answers outside the {scale_points}-point scale it is read on (1..{scale_points}): "
+               + ", ".join(f"{answer} ({answered[answer]} {'answer' if answered[answer] == 1 else 'answers'})"
+                           for answer in outside)
+               + f"; its answers run from {low} to {high}, so it is not a {scale_points}-point export and none of "
+               "it is loaded. ")
+    if low >= 1 and high <= max(SCALE_POINTS):
+        fits = min(k for k in SCALE_POINTS if k >= high)
+        message += (f"If it is a {fits}-point export, set scale_points: {fits} in a files: entry matching {name!r} "
+                    f"in export_mapping.yml (or survey.scale_points, or PSAFE_SURVEY_SCALE_POINTS, if every export "
+                    f"is {fits}-point). ")
+    else:
+        message += ("Only 5- and 7-point scales, answered 1..5 or 1..7, are read: a 0-10 scale (Typeform's Opinion "
+                    "Scale, Peakon) is neither, and its answers are not rescaled; load surveys asked on a 5- or "
+                    "7-point scale, and leave this export out (a files: entry matching it with kind: ignore). ")
+    return message + (f"If a number is the tool's code for no answer (a \"Don't know\" choice numbered after the "
+                      f"scale), map it to null under survey.answer_labels in export_mapping.yml ({{\"{high}\": null}}); "
+                      "if the tool numbers a 5- or 7-point scale from 0, map each code there ({\"0\": 1, \"1\": 2, "
+                      "...}); a mistyped answer is corrected in the export")
+
+
+def _no_date_column(preset: SurveyPreset, cells: list[list[str]], records: Records) -> str:
+    """Why a file has no date column, and what to set. A preset for exports without dates
+    (Culture Amp's, which any workbook no other preset knows falls back to) says so only when
+    no column holds dates: with date cells it is another tool's workbook."""
+    if not preset.needs_date_from_mapping:
+        return f"no date column (looked for {preset.submitted_at}; name it in survey.columns.submitted_at)"
+    dated = [cells[column][0] for column, typed in sorted(records.typed_cells.items())
+             if any(isinstance(value, date) for value in typed.values())]
+    if not dated:
+        return ("no date column: this export has no response dates, give the survey date as submitted_at_value in "
+                "export_mapping.yml")
+    return (f"no date column the {preset.name} preset reads (its exports have no dates), but "
+            f"{', '.join(repr(header) for header in dated)} hold dates: this is another tool's workbook. Name its "
+            "preset in export_mapping.yml (survey: or a files: entry matching the file): preset: microsoft_forms for "
+            "a Microsoft Forms workbook (ID, start and completion time first, in the form's language), else preset: "
+            "generic with survey.columns naming its response_id and submitted_at columns")
 
 
 def _export_time_zone(header_cells: list[str]) -> str | None:
@@ -310,9 +361,10 @@ def _export_time_zone(header_cells: list[str]) -> str | None:
 
 
 def _response(values, date_cell, roles, items, dates, settings, survey_groups, now, scale_points, labels, already,
-              errors) -> dict:
-    """One response's fields; every problem goes to ``errors`` (all of them, not the first).
-    ``date_cell``: the workbook's typed cell of the submission date, if it is one."""
+              errors, answered) -> dict:
+    """One response's fields; every problem goes to ``errors`` (all of them, not the first),
+    every answer to ``answered`` (on the scale or not: the file is checked against its scale
+    as a whole). ``date_cell``: the workbook's typed cell of the submission date, if it is one."""
     def attempt(function, *args):
         try:
             return function(*args)
@@ -338,6 +390,7 @@ def _response(values, date_cell, roles, items, dates, settings, survey_groups, n
     for column, item in items.items():
         answer = attempt(parse_answer, values[column], item[1], scale_points, labels)
         if answer is not None:
+            answered[answer] += 1
             answers[item] = scale_points + 1 - answer if item in already else answer
     if not answers and not errors:
         errors.append("no answers: none of the survey's items was answered")

@@ -32,7 +32,8 @@ MAX_CELL_CHARS = 32_767
 MAX_LINE_BYTES = 8 * 1024 * 1024
 # What a refusal of a workbook read from its first sheet adds: the data may be on another.
 SHEET_HINT = "{names} (name the sheet to read as sheet: in a files: entry of export_mapping.yml)"
-# How far down a sheet its header is looked for (a report's title rows above it).
+# Rows above the header a report tool may add (a title, a run date): how far down a file or
+# a sheet its header is looked for.
 MAX_TITLE_ROWS = 10
 # A workbook's date column formatted General holds Excel's serial dates: days since 1899-12-30
 # in the 1900 date system (its day 60 is the 29 February 1900 that never was, so the count is

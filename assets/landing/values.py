@@ -33,12 +33,13 @@ _NUMBER = re.compile(r"(\d+(?:\.\d*)?)(?:\s*[-=:.)]\s*(\D.*))?")
 
 
 def parse_answer(value: str, item_no: int, scale_points: int, labels: dict[str, int | None]) -> int | None:
-    """The 1..K answer in a cell (None: not answered): a label of ``labels`` (compared without
+    """The answer in a cell (None: not answered): a label of ``labels`` (compared without
     case; a label may stand for a number, such as a tool's recode 0 for 1, or for no answer:
     None), else a whole number, "4.0" or "4 - Agree". A number that is not whole (4.5) is not
     an answer on the scale, and a number its label contradicts ("1 - Strongly agree": the label
     is 5 or 7 on either scale, never 1) is not trusted: both are refused, never rounded or
-    guessed."""
+    guessed. Whether the answer is on the file's 1..K scale is the file's question, not the
+    row's (``survey.read_survey_file``): a 0-10 export is not loaded in part."""
     text = value.strip()
     if not text:
         return None
@@ -66,10 +67,6 @@ def parse_answer(value: str, item_no: int, scale_points: int, labels: dict[str, 
     else:
         raise RowError(f"unknown answer: item {item_no} answer {text!r} is neither a number nor an answer label "
                        f"(add it to survey.answer_labels in the mapping file)")
-    if not 1 <= answer <= scale_points:
-        raise RowError(f"out of range: item {item_no} answer {text!r} is not a whole number in 1..{scale_points} "
-                       f"(a tool's own codes, such as recode values from 0 or -98 for no answer, are mapped under "
-                       f"survey.answer_labels in the mapping file: {{\"0\": 1}}, {{\"-98\": null}})")
     return answer
 
 
@@ -105,11 +102,13 @@ DATE_PATTERNS = (
     "%Y/%m/%d %I:%M:%S %p",   # Google Forms CSV download: 2024/01/18 1:56:43 PM GMT+1
     "%Y/%m/%d %H:%M:%S",
     "%m/%d/%Y %I:%M:%S %p",   # SurveyMonkey, US locale
+    "%m/%d/%Y %I:%M %p",      # Excel, US locale: 3/31/2025 11:45 PM
     "%m/%d/%Y %H:%M:%S",      # Google Sheets, Microsoft Forms (en-US)
     "%m/%d/%Y %H:%M",
     "%m/%d/%y %H:%M:%S",
     "%m/%d/%y %H:%M",
     "%d/%m/%Y %I:%M:%S %p",   # SurveyMonkey, Excel: UK, India
+    "%d/%m/%Y %I:%M %p",
     "%d/%m/%Y %H:%M:%S",
     "%d/%m/%Y %H:%M",
     "%d/%m/%y %H:%M:%S",
@@ -147,6 +146,8 @@ _ZERO_DATE = re.compile(ZERO_DATE)
 ISO_DATE = (r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)"
             r"(Z| ?UTC| ?GMT|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?)?")
 _ISO_DATE = re.compile(ISO_DATE)
+# strptime directives of a time of day: a pattern without them reads dates alone.
+_TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%p", "%X", "%c")
 
 
 def workbook_datetime(value: date | float) -> datetime:
@@ -208,6 +209,14 @@ def _read_iso(text: str) -> datetime:
     return parsed.replace(tzinfo=timezone(timedelta(minutes=iso_offset_minutes(zone)))) if zone else parsed
 
 
+def _states_time(pattern: str, text: str) -> bool:
+    """Whether ``text``, read by ``pattern``, states a time of day (2025-04-01 09:00, 4/1/2025
+    9:00 AM) rather than a date alone (2025-04-01, 01.04.2025)."""
+    if pattern == "iso":
+        return _ISO_DATE.fullmatch(text.strip()).group(2) is not None
+    return any(directive in pattern for directive in _TIME_DIRECTIVES)
+
+
 def _parse_with(pattern: str, text: str) -> datetime:
     if pattern == "iso":
         return _read_iso(text.strip())
@@ -250,9 +259,10 @@ def _order(pattern: str) -> str:
 
 @dataclass(frozen=True)
 class DatePattern:
-    """How a file's dates read: a strptime pattern (or ``iso``), the time zone of values
-    written without an offset, and (found, not configured) how many of the file's distinct
-    date values it read (``read`` of ``total``) and the mapping section to set it in."""
+    """How a file's dates read: a strptime pattern (or ``iso``), the time zone of times of
+    day written without an offset (a date alone is that calendar day), and (found, not
+    configured) how many of the file's distinct date values it read (``read`` of ``total``)
+    and the mapping section to set it in."""
 
     # The ISO rule (not a field), for the HR loader's SQL.
     ISO_DATE = ISO_DATE
@@ -343,17 +353,22 @@ class DatePattern:
             parsed = _parse_with(self.pattern, text)
         except ValueError:
             raise RowError(f"bad date: {column} {text!r} {self.mismatch()}") from None
-        return self._in_utc(parsed, text, column, now)
+        return self._in_utc(parsed, _states_time(self.pattern, text), text, column, now)
 
     def parse_cell(self, value: object, column: str, now: datetime) -> datetime:
         """A workbook's typed cell as naive UTC: a date cell is a date already (no text pattern,
         configured or found, applies to it), a number is Excel's serial date (EXCEL_EPOCH).
-        Either without an offset, in ``time_zone`` as text dates are; dates after ``now`` are
-        refused."""
-        return self._in_utc(workbook_datetime(value), str(value), column, now)
+        A date cell (the workbook reader gives a cell at midnight as its date) and a whole
+        serial number are calendar days; a time of day is in ``time_zone`` as text dates' are;
+        dates after ``now`` are refused."""
+        states_time = isinstance(value, datetime) or (isinstance(value, float) and not value.is_integer())
+        return self._in_utc(workbook_datetime(value), states_time, str(value), column, now)
 
-    def _in_utc(self, parsed: datetime, text: str, column: str, now: datetime) -> datetime:
-        if parsed.tzinfo is None:
+    def _in_utc(self, parsed: datetime, states_time: bool, text: str, column: str, now: datetime) -> datetime:
+        # A date without a time of day is that calendar day (00:00 UTC), as HR dates and
+        # submitted_at_value are: the zone of a time it does not state would move 1 April in
+        # Berlin to 31 March 22:00 UTC, into the previous wave.
+        if parsed.tzinfo is None and states_time:
             parsed = parsed.replace(tzinfo=ZoneInfo(self.time_zone))
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
         if parsed > now.astimezone(UTC).replace(tzinfo=None):
