@@ -21,7 +21,7 @@ import duckdb
 import pytest
 
 from assets.warehouse.partitions import every_month_tags
-from assets.warehouse.resource import WarehouseResource
+from assets.warehouse.resource import WarehouseFile, WarehouseResource, unusable_warehouse
 from pipelines.definitions import defs
 
 # dagster_duckdb's DuckDBResource took ~103 s to give up on each of these; RetryPolicy then
@@ -189,6 +189,19 @@ def test_a_full_disk_fails_the_write_at_once_naming_the_file(tmp_path, restricte
         assert f"The {kind} {path} cannot be written" in failure.value.description
         assert os.strerror(28) in failure.value.description  # ENOSPC: No space left on device
         assert f"df -h {disk}" in failure.value.description
+        assert "The statement that hit it was rolled back." in failure.value.description
+
+
+def test_a_full_disk_after_a_durable_commit_says_the_write_was_kept(tmp_path):
+    # DuckDB's words when the commit reached the file and only the checkpoint after it failed:
+    # the step's rows and its sync state are in the file, not rolled back.
+    path = tmp_path / "warehouse.duckdb"
+    error = duckdb.Error(f'FATAL Error: Transaction COMMIT succeeded and is durable, but the autocheckpoint '
+                         f'failed: Could not write file "{path}": No space left on device')
+    failure = unusable_warehouse([WarehouseFile(str(path))], error)
+    assert failure is not None and not failure.allow_retries
+    assert "The write was kept (DuckDB committed it; only the checkpoint after it failed)" in failure.description
+    assert "rolled back" not in failure.description
 
 
 def failed_steps(result: dg.ExecuteInProcessResult) -> dict[str, str]:

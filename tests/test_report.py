@@ -342,15 +342,21 @@ def test_caveats_and_the_few_teams_warning_are_visible(nightly, seen):
 @pytest.mark.slow
 def test_suppressed_cells_are_counted_and_no_team_level_value_is_shown(nightly, seen):
     # A team-wave is suppressed in every scale or in none: the report counts team-waves.
-    suppressed, cells = first_row(
+    suppressed, too_few, cells = first_row(
         nightly.warehouse, "select count(distinct (team, wave_quarter)) filter (where is_suppressed), "
+                           "count(distinct (team, wave_quarter)) filter (where suppression_reason = "
+                           "'fewer than 5 respondents'), "
                            "count(distinct (team, wave_quarter)) from marts.fct_team_survey_waves"
     )
-    assert suppressed > 0, "the test organisation must have cells below 5 respondents"
+    # The test organisation has cells below 5 respondents and cells hidden to protect them.
+    assert suppressed > too_few > 0
     assert (
-        f"Suppressed cells. {suppressed} of {cells} team survey results (team x quarter) had fewer than 5 "
-        "respondents and are suppressed to protect anonymity" in seen.text
+        f"Suppressed cells. {suppressed} of {cells} team survey results (team x quarter) are suppressed to "
+        f"protect anonymity: {too_few} had fewer than 5 respondents, and {suppressed - too_few} had enough but "
+        "were hidden too" in seen.text
     )
+    # The quarter after a suppressed result carries the team's last published score forward.
+    assert "its last published one while that is at most 2 quarters old" in seen.text
     html = (nightly.folder / HTML_NAME).read_text()
     exports = " ".join(path.read_text() for path in nightly.folder.glob("*.csv"))
     for team in nightly.org.teams:
@@ -400,7 +406,9 @@ def test_exports_read_back_equal_the_warehouse_tables(nightly):
     about = pd.read_excel(nightly.folder / XLSX_NAME, sheet_name="about").set_index("topic")["note"]
     assert about["Reporting bias."].startswith("Safer teams may report more incidents and near misses")
     assert about["Accountability."].startswith("These figures describe groups of teams")
-    assert "fewer than 5 respondents; their values are in no sheet" in about["Suppressed survey cells"]
+    # The report's sentence: both causes of suppression, no value in any sheet.
+    assert "had enough but were hidden too" in about["Suppressed survey cells"]
+    assert "Their scores appear nowhere in this report or its exports" in about["Suppressed survey cells"]
 
 
 @pytest.mark.slow

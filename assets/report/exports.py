@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from assets.models.psychometrics import MIN_RESPONDENTS
 from assets.report.inputs import Coverage
-from assets.report.wording import CAVEATS
+from assets.report.wording import CAVEATS, suppression_sentence
 
 HTML_NAME = "psafe_report.html"
 XLSX_NAME = "psafe_report.xlsx"
@@ -45,8 +44,7 @@ def about_sheet(coverage: Coverage, generated_at: datetime, absent: Sequence[str
         ("Generated", f"{generated_at:%Y-%m-%d %H:%M} UTC by the psafe nightly pipeline; the report is {HTML_NAME}"),
         ("Data", f"{coverage.first_month} to {coverage.last_month}, {coverage.teams} teams"),
         ("Suppressed survey cells",
-         f"{coverage.suppressed_cells} of {coverage.survey_cells} team-quarter results had fewer than "
-         f"{MIN_RESPONDENTS} respondents; their values are in no sheet"),
+         suppression_sentence(coverage.survey_cells, coverage.suppressed_cells, coverage.suppressed_too_few)),
         *(("Not reported", sentence) for sentence in absent),
         *CAVEATS,
     ]

@@ -45,6 +45,7 @@ from assets.report.wording import (
     result_sentence,
     signed,
     signed_percent,
+    suppression_sentence,
 )
 
 TITLE = "Psychological safety and operational KPIs"
@@ -297,15 +298,7 @@ def _tiles(coverage: Coverage) -> list[dict]:
 
 
 def _suppression_note(coverage: Coverage) -> str:
-    if coverage.suppressed_cells == 0:
-        return (f"No team survey result was suppressed: every team-quarter had at least {MIN_RESPONDENTS} "
-                "respondents.")
-    return (
-        f"{coverage.suppressed_cells} of {coverage.survey_cells} team survey results (team x quarter) had "
-        f"fewer than {MIN_RESPONDENTS} respondents and are suppressed to protect anonymity: their scores appear "
-        "nowhere in this report or its exports, and the affected teams count as having no safety score for the "
-        "following quarter."
-    )
+    return suppression_sentence(coverage.survey_cells, coverage.suppressed_cells, coverage.suppressed_too_few)
 
 
 def _definitions(inputs: ReportInputs) -> list[tuple[str, str]]:

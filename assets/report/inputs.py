@@ -19,6 +19,7 @@ import pandas as pd
 from assets.landing.item_sets import ITEM_SETS
 from assets.models.assets import team_value
 from assets.models.kpis import CORRELATION_KPIS, KPIS
+from assets.models.psychometrics import PRIMARY
 from assets.models.stats import RESULT_COLUMNS
 from assets.warehouse.partitions import CLOSED_MONTHS
 
@@ -54,6 +55,9 @@ class Coverage:
     unclassified_tickets: int
     survey_cells: int
     suppressed_cells: int
+    # Of them, those with fewer than MIN_RESPONDENTS respondents; the others had enough but
+    # were hidden too (equal scores, or to protect another team's suppressed figures).
+    suppressed_too_few: int
 
 
 @dataclass(frozen=True)
@@ -144,8 +148,9 @@ def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
     # A team-wave is suppressed in every scale or in none: count team-waves, not scales.
     survey = conn.sql(
         "select count(distinct (team, wave_quarter)) as cells, "
-        "count(distinct (team, wave_quarter)) filter (where is_suppressed) as suppressed "
-        "from marts.fct_team_survey_waves"
+        "count(distinct (team, wave_quarter)) filter (where is_suppressed) as suppressed, "
+        "count(distinct (team, wave_quarter)) filter (where suppression_reason = ?) as too_few "
+        "from marts.fct_team_survey_waves", params=[PRIMARY]
     ).df().iloc[0]
     teams = conn.sql("select count(*) from marts.dim_teams").fetchone()[0]
     return Coverage(
@@ -167,6 +172,7 @@ def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
         unclassified_tickets=int(months.unclassified_tickets),
         survey_cells=int(survey.cells),
         suppressed_cells=int(survey.suppressed),
+        suppressed_too_few=int(survey.too_few),
     )
 
 

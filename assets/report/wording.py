@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from assets.models.design import CONSTRUCTS, TOTAL_CONSTRUCT
 from assets.models.kpis import ABSENT_BECAUSE, KPI_BY_NAME, ODDS_RATIO, RATE_RATIO, RATIO, Family, Reading
-from assets.models.psychometrics import MIN_RESPONDENTS
+from assets.models.psychometrics import MIN_RESPONDENTS, SAFETY_MAX_WAVE_AGE_QUARTERS
 from assets.models.stats import (
     FALSE_DISCOVERY_RATE,
     MIN_EVENTS_PER_COEFFICIENT,
@@ -357,6 +357,22 @@ def correlation_sentence(row) -> str:
     return sentence + caveat_note(row.kpi)
 
 
+def suppression_sentence(cells: int, suppressed: int, too_few: int) -> str:
+    """How many team survey results (team x quarter) are suppressed and why, and what the
+    models do in the quarter after one: in the report and in its workbook."""
+    if suppressed == 0:
+        return (f"No team survey result was suppressed: every team-quarter had at least {MIN_RESPONDENTS} "
+                "respondents.")
+    why = (f"{too_few} had fewer than {MIN_RESPONDENTS} respondents" if too_few == suppressed else
+           f"{too_few} had fewer than {MIN_RESPONDENTS} respondents, and {suppressed - too_few} had enough but "
+           "were hidden too (every respondent gave the same score, or publishing them would let a hidden "
+           "result be worked out)")
+    return (f"{suppressed} of {cells} team survey results (team x quarter) are suppressed to protect anonymity: "
+            f"{why}. Their scores appear nowhere in this report or its exports. In the quarters after a "
+            "suppressed result the team's safety score is its last published one while that is at most "
+            f"{SAFETY_MAX_WAVE_AGE_QUARTERS} quarters old, and it has none after that.")
+
+
 # What every reader of the figures must keep in mind: in the report and in its workbook.
 CAVEATS = (
     ("Associations, not causes.",
@@ -386,6 +402,6 @@ CAVEATS = (
      "incidents, resolved incidents) per quantity the model estimates; below that it reports \"too few "
      "events\" rather than a number that would be mostly noise."),
     ("Anonymity.",
-     f"A team's survey result with fewer than {MIN_RESPONDENTS} respondents is never shown or "
-     "used; teams that are often suppressed are under-represented."),
+     f"A team's survey result with fewer than {MIN_RESPONDENTS} respondents, or one that would let a hidden "
+     "result be worked out, is never shown or used; teams that are often suppressed are under-represented."),
 )

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster._utils import run_with_concurrent_update_guard
 from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
 from dagster_dbt.asset_utils import get_subset_selection_for_context
@@ -52,7 +53,13 @@ from assets.models.psychometrics import SAFETY_MAX_WAVE_AGE_QUARTERS
 from assets.warehouse.partitions import HISTORY_START, monthly_partitions
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import migrate_raw_tables
-from assets.warehouse.resource import WarehouseResource, ensure_restricted_file
+from assets.warehouse.resource import (
+    LOCK_CONFLICT,
+    WarehouseFile,
+    WarehouseResource,
+    ensure_restricted_file,
+    waiting_for_locks,
+)
 from assets.warehouse.restricted import RESTRICTED_VARIABLE, resolve_restricted_path
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -146,15 +153,24 @@ class InProcessDbt:
             # a missing default folder): it is created private first.
             restricted = resolve_restricted_path(str(warehouse), restricted)
             ensure_restricted_file(str(warehouse), restricted)
-        with warehouse_environment(None if warehouse is None else str(warehouse), restricted):
-            try:
-                result = dbtRunner(manifest=manifest, callbacks=callbacks).invoke([*args, *options])
-            finally:
-                # dbt-duckdb keeps its DuckDB instance, the warehouse attached, for the rest of
-                # the process: close it, so the file is free for others when dbt is done.
-                environment, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
-                if environment is not None:
-                    environment.close()
+
+        def run():
+            with warehouse_environment(None if warehouse is None else str(warehouse), restricted):
+                try:
+                    result = dbtRunner(manifest=manifest, callbacks=callbacks).invoke([*args, *options])
+                finally:
+                    # dbt-duckdb keeps its DuckDB instance, the warehouse attached, for the rest of
+                    # the process: close it, so the file is free for others when dbt is done.
+                    environment, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+                    if environment is not None:
+                        environment.close()
+            # Another process holding the file (a notebook's read) stops dbt as it opens the
+            # warehouse, before any node runs: wait for it as every other step does.
+            if result.exception is not None and LOCK_CONFLICT in str(result.exception):
+                raise duckdb.IOException(str(result.exception)) from result.exception
+            return result
+
+        result = run() if warehouse is None else waiting_for_locks(WarehouseFile(str(warehouse)), run)
         if result.exception is not None:
             raise DbtFailed(f"dbt {' '.join(args)} could not run: {result.exception}") from result.exception
         return result

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
 import duckdb
@@ -95,12 +96,18 @@ def _damaged(file: WarehouseFile, detail: str) -> dg.Failure:
     )
 
 
+# DuckDB's words when a commit was written and only the checkpoint after it failed.
+COMMITTED_SIGN = "COMMIT succeeded and is durable"
+
+
 def _unwritable(file: WarehouseFile, detail: str) -> dg.Failure:
     folder = Path(file.path).parent
+    kept = ("The write was kept (DuckDB committed it; only the checkpoint after it failed), so "
+            "the step's data and sync state are in the file up to that statement."
+            if COMMITTED_SIGN in detail else "The statement that hit it was rolled back.")
     return dg.Failure(
-        description=f"{file.name} cannot be written ({detail}). The statement that "
-                    f"hit it was rolled back. Free space on the disk holding {folder} (`df -h {folder}`) or "
-                    "fix its permissions, then run the job again.",
+        description=f"{file.name} cannot be written ({detail}). {kept} Free space on the disk holding "
+                    f"{folder} (`df -h {folder}`) or fix its permissions, then run the job again.",
         metadata={"warehouse": file.path},
         allow_retries=False,
     )
@@ -143,9 +150,12 @@ def _missing_blocks(conn: duckdb.DuckDBPyConnection, file: WarehouseFile, databa
     return None
 
 
-def _waiting_for_locks(file: WarehouseFile, opening: Callable[[], duckdb.DuckDBPyConnection | None]):
-    """``opening()``, again while another process holds ``file`` (about 100 s); a damaged or
-    unwritable file fails at once."""
+Opened = TypeVar("Opened")
+
+
+def waiting_for_locks(file: WarehouseFile, opening: Callable[[], Opened]) -> Opened:
+    """``opening()`` (a connection to ``file``, or a dbt command, which opens one), again while
+    another process holds ``file`` (about 100 s); a damaged or unwritable file fails at once."""
     for wait in [*LOCK_WAITS_SECONDS, None]:
         try:
             return opening()
@@ -185,7 +195,7 @@ def open_warehouse(path: str, config: dict | None = None) -> duckdb.DuckDBPyConn
     file = WarehouseFile(path)
     if path != ":memory:" and not Path(path).parent.is_dir():
         raise _folder_missing(file)
-    conn = _waiting_for_locks(file, lambda: duckdb.connect(path, read_only=False, config=config or {}))
+    conn = waiting_for_locks(file, lambda: duckdb.connect(path, read_only=False, config=config or {}))
     conn.execute(f"set TimeZone = '{WAREHOUSE_TIME_ZONE}'")
     return conn
 
@@ -216,8 +226,8 @@ def attach_restricted(conn: duckdb.DuckDBPyConnection, warehouse: str, path: str
     catalog ``restricted``, creating it private when it does not exist, waiting for a lock like
     the warehouse, failing at once on a damaged file."""
     ensure_restricted_file(warehouse, path)
-    _waiting_for_locks(WarehouseFile(path, restricted=True),
-                       lambda: conn.execute(attach_statement(path, RESTRICTED_CATALOG)))
+    waiting_for_locks(WarehouseFile(path, restricted=True),
+                      lambda: conn.execute(attach_statement(path, RESTRICTED_CATALOG)))
 
 
 def check_whole(conn: duckdb.DuckDBPyConnection, file: WarehouseFile, database: str) -> None:
