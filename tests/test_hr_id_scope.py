@@ -8,16 +8,13 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pytest
 from conftest import landing_beside_warehouse
+from hr_roster import load_hr_exports
 
 from assets.identity import employee_pseudonym
-from assets.landing.assets import hr_exports
 from assets.landing.mapping import MappingError, read_mapping
-from assets.landing.resource import LandingFolderResource
-from assets.warehouse.resource import WarehouseResource
 
 DATA = Path(__file__).parent / "data" / "hr"
 PERSONIO = """hr:
@@ -38,19 +35,6 @@ def landing(tmp_path):
                                                "identifier": ["Payments US", "Payments DE"]})
 
 
-def load(folder: Path, warehouse: Path) -> dict:
-    """The HR asset materialised on ``folder``: its raw.hr__headcount metadata."""
-    result = dg.materialize(
-        [hr_exports], raise_on_error=False,
-        resources={"landing": LandingFolderResource(path=str(folder), hr_id_salt="salt"),
-                   "duckdb": WarehouseResource(database=str(warehouse))},
-        run_config={"ops": {"hr_exports": {"config": {"accept_shrunk_exports": []}}}})
-    assert result.success
-    [metadata] = [e.materialization.metadata for e in result.get_asset_materialization_events()
-                  if e.asset_key == dg.AssetKey(["raw", "hr__headcount"])]
-    return metadata
-
-
 def load_us_and_de(folder: Path, warehouse: Path, scope: str):
     """The US roster, then (an hour newer) the German one, loaded with the Personio entry's ``scope``."""
     for age, name in ((7200, "bamboohr_us.csv"), (3600, "personio_de.csv")):
@@ -58,7 +42,7 @@ def load_us_and_de(folder: Path, warehouse: Path, scope: str):
         stamp = datetime.now(UTC).timestamp() - age
         os.utime(folder / name, (stamp, stamp))
     (folder / "export_mapping.yml").write_text(PERSONIO.format(scope=scope), encoding="utf-8")
-    metadata = load(folder, warehouse)
+    metadata = load_hr_exports(folder, warehouse)
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         headcount = dict(conn.execute(
             "select org_unit || ' ' || left(snapshot_date, 7), count(distinct employee_id) from raw.hr__headcount "
@@ -100,7 +84,7 @@ def test_one_company_exported_by_two_tools_is_not_reported(landing):
     for age, name in ((7200, "bamboohr.csv"), (3600, "workday.csv")):
         stamp = datetime.now(UTC).timestamp() - age
         os.utime(folder / name, (stamp, stamp))
-    assert load(folder, warehouse)["files_combined"].value["ids_shared_across_exports"] == []
+    assert load_hr_exports(folder, warehouse)["files_combined"].value["ids_shared_across_exports"] == []
 
 
 def test_an_identity_map_names_a_scoped_employee_by_scope_and_id():

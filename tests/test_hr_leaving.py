@@ -6,39 +6,21 @@ documentation (/tmp/adv3_exports/in): Deel's People export (Worker ID, Start dat
 Termination reason), ADP Workforce Now (Hire Date, Rehire Date and the last Termination Date
 on an Active profile) and Workday (Original Hire Date beside the latest Hire Date)."""
 
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hr_roster import read_roster
 
 from assets.landing import hr
-from assets.landing.hr import read_hr_file
 from assets.landing.mapping import MappingError, read_mapping
 from assets.landing.resource import LandingFolderResource
-from assets.landing.snapshot import take_snapshot
 
 DATA = Path(__file__).parent / "data" / "hr"
+DEEL = DATA / "deel_people_fixed_term.csv"
 hashed = LandingFolderResource(path=".", hr_id_salt="salt").pseudonymise
 DEEL_MAPPING = "hr:\n  columns: {employee_id: Worker ID}\n"
-
-
-def read(folder: Path, source: Path, mapping: str, now: datetime, text: str | None = None):
-    """The roster ``source`` (or ``text`` written under its name) read as the HR asset reads
-    one file, at ``now``, with ``mapping`` as export_mapping.yml."""
-    landing = folder / "landing"
-    landing.mkdir(parents=True)
-    path = landing / source.name
-    if text is None:
-        shutil.copy(source, path)
-    else:
-        path.write_text(text)
-    (landing / "export_mapping.yml").write_text(mapping)
-    work = folder / "work"
-    work.mkdir()
-    settings = read_mapping(landing).settings(path.name, "hr")
-    return read_hr_file(take_snapshot(path, work), path.name, settings, {"payments": "Payments"}, now, "salt", work)
 
 
 def months(loaded, employee: str) -> list[str]:
@@ -52,7 +34,7 @@ def month_range(first: str, last: str) -> list[str]:
 
 def test_a_fixed_term_end_years_ahead_counts_the_worker_and_withholds_only_the_leaving(tmp_path):
     # Contractor D-1001 started 2024-03-01 and their contract ends 2028-02-29, 19 months after the load.
-    loaded = read(tmp_path, DATA / "deel_people_fixed_term.csv", DEEL_MAPPING, datetime(2025, 8, 2, tzinfo=UTC))
+    loaded = read_roster(tmp_path, DEEL.name, DEEL_MAPPING, datetime(2025, 8, 2, tzinfo=UTC), source=DEEL)
     assert months(loaded, "D-1001") == month_range("2024-03", "2025-08")
     [reason] = loaded.quarantine.filter(pl.col("source_line") == 2)["reason"].to_list()
     assert reason.startswith(
@@ -66,7 +48,7 @@ def test_a_fixed_term_end_years_ahead_counts_the_worker_and_withholds_only_the_l
 def test_a_mistyped_year_counts_the_employee_up_to_the_load_never_as_a_leaver(tmp_path):
     text = ("Employee #,Department,Job Title,Hire Date,Termination Date,Termination Type\n"
             "1,Payments,SRE,2023-03-15,2205-03-01,Resignation\n2,Payments,SRE,2023-03-15,2026-06-30,Resignation\n")
-    loaded = read(tmp_path, Path("bamboohr.csv"), "", datetime(2025, 6, 30, tzinfo=UTC), text)
+    loaded = read_roster(tmp_path, "bamboohr.csv", "", datetime(2025, 6, 30, tzinfo=UTC), text)
     assert hr.NOTICE_DAYS_AHEAD == 366
     [reason] = loaded.quarantine["reason"].to_list()
     assert reason.startswith("termination far ahead: termination_date 2205-03-01 is more than 366 days ahead")
@@ -78,13 +60,13 @@ def test_a_mistyped_year_counts_the_employee_up_to_the_load_never_as_a_leaver(tm
 def test_a_reason_listed_as_no_leaving_ends_the_employment_without_a_leaver_or_quarantine(tmp_path):
     # D-1003, a contractor, was converted to an EOR employee (D-1004 from 2025-07-01) on 2025-06-30.
     mapping = DEEL_MAPPING + "  not_leaver_reasons: [Converted to EOR employee]\n"
-    loaded = read(tmp_path, DATA / "deel_people_fixed_term.csv", mapping, datetime(2025, 8, 2, tzinfo=UTC))
+    loaded = read_roster(tmp_path, DEEL.name, mapping, datetime(2025, 8, 2, tzinfo=UTC), source=DEEL)
     assert months(loaded, "D-1003") == month_range("2024-02", "2025-06")
     assert months(loaded, "D-1004") == ["2025-07", "2025-08"]
     assert loaded.terminations.height == 0
     assert loaded.quarantine["source_line"].to_list() == [2]  # D-1001's contract end only
-    unmapped = read(tmp_path / "unmapped", DATA / "deel_people_fixed_term.csv", DEEL_MAPPING,
-                    datetime(2025, 8, 2, tzinfo=UTC))
+    unmapped = read_roster(tmp_path / "unmapped", DEEL.name, DEEL_MAPPING, datetime(2025, 8, 2, tzinfo=UTC),
+                           source=DEEL)
     [reason] = unmapped.quarantine.filter(pl.col("source_line") == 4)["reason"].to_list()
     assert reason.startswith("unknown termination reason: 'Converted to EOR employee'")
     assert "hr.not_leaver_reasons when it is no leaving" in reason
@@ -111,7 +93,7 @@ ADP_MAPPING = ("hr:\n  columns: {employee_id: Associate ID, org_unit: Home Depar
 ])
 def test_a_rehired_employee_leaves_at_the_old_termination_and_counts_again_from_the_rehire(
         tmp_path, export, mapping, rehired):
-    loaded = read(tmp_path, DATA / export, mapping, datetime(2025, 10, 15, tzinfo=UTC))
+    loaded = read_roster(tmp_path, export, mapping, datetime(2025, 10, 15, tzinfo=UTC), source=DATA / export)
     assert loaded.quarantine.height == 0
     assert months(loaded, rehired) == month_range("2024-01", "2024-05") + month_range("2025-02", "2025-10")
     leavers = loaded.terminations.sort("termination_date")
@@ -129,7 +111,7 @@ def test_a_termination_after_the_rehire_ends_the_current_spell_counted_from_the_
     text = ("Associate ID,Home Department Description,Job Title Description,Hire Date,Rehire Date,"
             "Termination Date,Voluntary/Involuntary Termination Flag\n"
             "A1,Payments,SRE,03/01/2019,02/10/2024,03/31/2025,Voluntary\n")
-    loaded = read(tmp_path, Path("adp.csv"), ADP_MAPPING, datetime(2025, 10, 15, tzinfo=UTC), text)
+    loaded = read_roster(tmp_path, "adp.csv", ADP_MAPPING, datetime(2025, 10, 15, tzinfo=UTC), text)
     assert months(loaded, "A1") == month_range("2024-03", "2025-03")
     assert loaded.terminations.select("termination_date", "voluntary").rows() == [("2025-03-31", "true")]
     [note] = loaded.notes
@@ -141,7 +123,7 @@ def test_a_termination_before_the_hire_without_a_rehire_date_names_the_rehire_co
     # A Workday report with the latest Hire Date only: the old termination cannot be placed.
     text = ("Employee ID,Supervisory Organization,Hire Date,Termination Date,Primary Termination Reason\n"
             "21002,Payments,2025-01-06,2024-05-15,Terminate Employee > Voluntary > Other Job\n")
-    loaded = read(tmp_path, Path("workday.csv"), "", datetime(2025, 10, 15, tzinfo=UTC), text)
+    loaded = read_roster(tmp_path, "workday.csv", "", datetime(2025, 10, 15, tzinfo=UTC), text)
     [reason] = loaded.quarantine["reason"].to_list()
     assert reason == ("bad date: terminated before hired: termination_date 2024-05-15 is before hire_date "
                       "2025-01-06; if the employee was rehired, export the rehire date too (ADP Workforce Now: Rehire "
@@ -151,7 +133,7 @@ def test_a_termination_before_the_hire_without_a_rehire_date_names_the_rehire_co
 def test_a_rehire_before_the_hire_is_a_bad_date(tmp_path):
     text = ("Employee ID,Supervisory Organization,Original Hire Date,Hire Date,Termination Date,"
             "Primary Termination Reason\n21002,Payments,2025-01-06,2019-03-01,,\n")
-    loaded = read(tmp_path, Path("workday.csv"), "", datetime(2025, 10, 15, tzinfo=UTC), text)
+    loaded = read_roster(tmp_path, "workday.csv", "", datetime(2025, 10, 15, tzinfo=UTC), text)
     [reason] = loaded.quarantine["reason"].to_list()
     assert reason == ("bad date: rehired before hired: rehire_date 2019-03-01 is before hire_date 2025-01-06 "
                       "(Workday: Hire Date before Original Hire Date)")

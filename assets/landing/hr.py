@@ -12,7 +12,9 @@ all the file's date columns; a termination dated ahead (a notice period) counts 
 until then and as a leaver once it has passed. A rehire (a rehire date after the hire date)
 is two spells of employment: from the hire to a termination before the rehire (a leaver
 then), and from the rehire on. Critical roles come from a flag column or the mapping file's
-list of titles.
+list of titles. Attrition is about employees: with the mapping's employment type lists, rows of
+an excluded type (contractors, interns) count in neither headcount nor leavers, and a type in
+neither list is quarantined, never guessed.
 
 Employee ids are replaced by salted SHA-256 hashes (``employee_pseudonym``, each distinct id
 once, within the file's ``employee_id_scope`` when the mapping gives one) as the file is read,
@@ -64,6 +66,12 @@ NOT_VOLUNTARY_WORDS = ("involuntary", "non-voluntary", "non voluntary", "nonvolu
 INVOLUNTARY_WORDS = ("dismiss", "layoff", "laid off", "redundan", "terminated for cause", "forced", "death",
                      "deceased")
 DATE_ROLES = ("hire_date", "rehire_date", "termination_date", "snapshot_date")
+# Employment types that are likely no employees (BambooHR's Contractor and Intern, Workday's
+# Contingent Worker, Personio's external, Deel's Contractor): without the mapping's employment
+# type lists they count as employees, and the file's notes say so.
+NON_EMPLOYEE_TYPE = re.compile(r"\b(contract(or|ors)?|contingent|freelance(r|rs)?|consultants?|vendors?|extern(al)?|"
+                               r"interns?|internship|trainees?|apprentices?|temp|temporary|seasonal|"
+                               r"praktikant(in)?|werkstudent(in)?)\b", re.IGNORECASE)
 # Distinct date values the file's date pattern is found from (a roster has a few thousand
 # distinct dates; more only in a file with times of day).
 DATE_SAMPLE = 50_000
@@ -178,8 +186,10 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
             {"key": list(matched), "org_unit": list(matched.values())},
             schema={"key": pl.String, "org_unit": pl.String}).to_arrow())
         conn.execute("create table org_units as select * from org_unit_frame")
-        checks = _row_checks(roles, preset, true_words, false_words, voluntary, pattern)
+        known_types = settings.counted_employment_types + settings.excluded_employment_types
+        checks = _row_checks(roles, preset, true_words, false_words, voluntary, pattern, known_types)
         not_leaver = _not_leaver_sql(settings)
+        excluded = f"list_contains({_sql_list(settings.excluded_employment_types)}, lower(employment_type_text))"
         # Snapshot files repeat each employee every month: hash each id once.
         plain_id = f"coalesce(trim({roles['employee_id']}), '')"
         plain = [text for (text,) in conn.execute(f"select distinct {plain_id} from data").fetchall()]
@@ -189,10 +199,14 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
             schema={"plain": pl.String, "hashed": pl.String}).to_arrow())
         conn.execute("create table id_hashes as select * from id_frame")
         dates = ", ".join(f"typed.{role}" for role in patterns)
+        # A row of an excluded employment type (a contractor, an intern) counts nowhere, so no
+        # check applies to it: it is left out (_deduplicated), not quarantined.
         conn.execute(f"""create table checked as select typed.row, typed.employee_id, org_units.org_unit,
-                             typed.org_unit_text, typed.role,
-                             {dates}{', ' if dates else ''}{checks} as errors,
-                             {_leaver_checks(roles, preset, voluntary, not_leaver)} as leaver_errors,
+                             typed.org_unit_text, typed.role, typed.employment_type_text,
+                             {dates}{', ' if dates else ''}{excluded} as excluded_type,
+                             case when {excluded} then '' else {checks} end as errors,
+                             case when {excluded} then ''
+                                  else {_leaver_checks(roles, preset, voluntary, not_leaver)} end as leaver_errors,
                              {critical} as is_critical, {voluntary} as is_voluntary, {not_leaver} as not_a_leaver
                          from ({_typed_sql(roles, patterns)}) as typed
                          left join org_units on org_units.key = typed.org_unit_text""",
@@ -242,6 +256,8 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
             notes.append(f"{from_rehire} rehired employees without the end of their earlier employment (no "
                          "termination date before the rehire date): counted from their rehire date only, neither "
                          "employed nor a leaver before it")
+        if "employment_type" in roles:
+            notes += _employment_type_notes(conn, settings, diagnosis)
         data_rows = conn.execute("select count(*) from data").fetchone()[0] + len(records.rejected)
         # A rehire is a roster's latest hire as much as a hire.
         latest = {"hire_date": "greatest(hire_date, coalesce(rehire_date, hire_date))"} if "rehire_date" in roles else {}
@@ -297,6 +313,15 @@ def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) 
     if missing:
         raise HrExportError(f"{name} ({preset} preset): columns not found: {', '.join(missing)}; the header has "
                             f"{header_cells}. Name them in export_mapping.yml hr.columns")
+    if (settings.counted_employment_types or settings.excluded_employment_types) and "employment_type" not in roles:
+        # Without the column, contractors would count as employees whatever the mapping lists.
+        raise HrExportError(f"{name} ({preset} preset): export_mapping.yml lists employment types "
+                            "(hr.counted_employment_types, hr.excluded_employment_types), but the file has no "
+                            f"employment type column; the header has {header_cells}. Export it (BambooHR: "
+                            "Employment Status; Workday: Worker Type; ADP Workforce Now: Worker Category; Personio, "
+                            "HiBob: Employment type) or name it as hr.columns.employment_type; a file of employees "
+                            "only gets counted_employment_types: [] and excluded_employment_types: [] in its files: "
+                            "entry")
     return roles
 
 
@@ -391,6 +416,7 @@ def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern]) -> str:
             data.row, id_hashes.hashed as employee_id,
             {text('org_unit')} as org_unit_text, {text('role')} as role, {text('critical_role')} as critical_text,
             {text('termination_reason')} as reason_text, {text('voluntary')} as voluntary_text,
+            {text('employment_type')} as employment_type_text,
             {dates}?::timestamp as loaded_now
         from data join id_hashes on id_hashes.plain = {text('employee_id')}{cells}
         where {' or '.join(f"coalesce(trim({c}), '') <> ''" for c in roles.values())}"""
@@ -415,10 +441,13 @@ SUMMARY_LINE = re.compile(r"(count|total|totals|grand total|sum|records|rows|emp
 NOTICE_DAYS_AHEAD = 366
 
 
-def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern: DatePattern | None) -> str:
+def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern: DatePattern | None,
+                known_types: tuple[str, ...]) -> str:
     """A DuckDB expression of every error of a row, joined by '; ' (empty: the row loads). A
     roster's termination date ahead is no error (``_leaver_checks``): the employee counts until
-    then, as a leaver once it has passed (``_roster_tables``)."""
+    then, as a leaver once it has passed (``_roster_tables``). With the mapping's employment type
+    lists (``known_types``: counted and excluded), a type in neither is an error: a type new in a
+    later export is neither counted nor left out unseen."""
     checks = ["case when employee_id = '' then 'missing id: employee id is empty' end",
               "case when org_units.org_unit is null then 'unknown team: org unit ''' || org_unit_text || "
               "''' is not in the team map''s hr_org_units' end"]
@@ -451,6 +480,14 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
         if flag in roles:
             checks.append(f"case when not list_contains({_sql_list(true_words + false_words)}, lower({column})) "
                           f"then 'bad flag: {flag} ''' || {column} || ''' is not a true/false word' end")
+    if known_types:
+        lists = ("hr.counted_employment_types (employees) or hr.excluded_employment_types (contractors, interns) in "
+                 "export_mapping.yml")
+        checks.append("case when employment_type_text = '' then 'missing employment type: the row is neither counted "
+                      f"nor left out until its type is filled in the HR tool, or \"\" is listed under {lists}' "
+                      f"when not list_contains({_sql_list(known_types)}, lower(employment_type_text)) then 'unknown "
+                      "employment type: ''' || employment_type_text || ''' is in neither list: the row is neither "
+                      f"counted nor left out until the type is listed under {lists}' end")
     return "concat_ws('; ', " + ", ".join(checks) + ")"
 
 
@@ -486,6 +523,28 @@ def _not_leaver_sql(settings: Settings) -> str:
     return f"list_contains({_sql_list(settings.not_leaver_reasons)}, lower(reason_text))"
 
 
+def _employment_type_notes(conn: duckdb.DuckDBPyConnection, settings: Settings, diagnosis: dict) -> list[str]:
+    """What the file's employment types did. With the mapping's lists: the rows left out by
+    type (also ``diagnosis['excluded_employment_types']``, the file's metadata). Without them,
+    when a type looks like no employee (NON_EMPLOYEE_TYPE): every type, all counted as employees,
+    and the settings that tell them apart."""
+    types = conn.execute("select employment_type_text, count(*), bool_or(excluded_type) from checked "
+                         "group by 1 order by 2 desc, 1").fetchall()
+    if settings.counted_employment_types or settings.excluded_employment_types:
+        left_out = {text: count for text, count, excluded in types if excluded}
+        diagnosis["excluded_employment_types"] = left_out
+        listed = ", ".join(f"{text}: {count}" for text, count in left_out.items())
+        return [(f"{sum(left_out.values())} rows of employment types under hr.excluded_employment_types ({listed}) "
+                 "left out: in neither headcount nor leavers")] if left_out else []
+    if not any(NON_EMPLOYEE_TYPE.search(text) for text, _, _ in types):
+        return []
+    listed = ", ".join(f"{text or '(empty)'}: {count}" for text, count, _ in types)
+    return [(f"employment types {listed}: every row counts as an employee in headcount and leavers, contractors "
+             "and interns too, while attrition is about employees. List the types that count under "
+             "hr.counted_employment_types and those to leave out under hr.excluded_employment_types in "
+             "export_mapping.yml")]
+
+
 def _voluntary_sql(settings: Settings) -> str:
     """Voluntary (true), involuntary (false) or unknown (null) from the reason text: the
     mapping's lists first, then the built-in words: "voluntary" negated is involuntary; a
@@ -505,19 +564,21 @@ def _voluntary_sql(settings: Settings) -> str:
 
 
 def _deduplicated(conn: duckdb.DuckDBPyConnection, date_role: str) -> None:
-    """``accepted``: clean rows, one per (employee, date), the later row winning;
-    ``duplicates``: the others, with the row kept. Most exports have none, so the window
-    over every row runs only when a repeated key exists."""
-    repeated = conn.execute(f"select count(*) from (select 1 from checked where errors = '' "
+    """``accepted``: clean rows of employees (none of an excluded employment type), one per
+    (employee, date), the later row winning; ``duplicates``: the others, with the row kept.
+    Headcount and leavers come from ``accepted`` only. Most exports have no duplicates, so the
+    window over every row runs only when a repeated key exists."""
+    conn.execute("create view clean as select * from checked where errors = '' and not excluded_type")
+    repeated = conn.execute(f"select count(*) from (select 1 from clean "
                             f"group by employee_id, {date_role} having count(*) > 1)").fetchone()[0]
     if not repeated:
-        conn.execute("create view accepted as select * from checked where errors = ''")
-        conn.execute("create view duplicates as select *, row as kept_row from checked where false")
+        conn.execute("create view accepted as select * from clean")
+        conn.execute("create view duplicates as select *, row as kept_row from clean where false")
         return
-    conn.execute(f"""create table accepted as select * from checked where errors = ''
+    conn.execute(f"""create table accepted as select * from clean
                      qualify row_number() over (partition by employee_id, {date_role} order by row desc) = 1""")
     conn.execute(f"""create table duplicates as select *, max(row) over (partition by employee_id, {date_role}) as kept_row
-                     from checked where errors = '' qualify row < kept_row""")
+                     from clean qualify row < kept_row""")
 
 
 def _snapshot_tables(conn, roles) -> None:

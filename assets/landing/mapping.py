@@ -28,13 +28,17 @@ the presets' defaults. A wrong key or value stops the load with a message naming
       preset: auto                  # auto | bamboohr | workday | roster | snapshots
       columns: {employee_id: "Employee #", org_unit: Department, role: "Job Title",
                 hire_date: "Hire Date", rehire_date: "Rehire Date", termination_date: "Termination Date",
-                termination_reason: "Termination Type", critical_role: Critical}
+                termination_reason: "Termination Type", critical_role: Critical,
+                employment_type: "Employment Status"}
       date_format: "%m/%d/%Y"
       voluntary_reasons: [Resignation, "Voluntary"]      # termination type/reason texts
       involuntary_reasons: [Involuntary, Layoff]
       not_leaver_reasons: [Converted to EOR employee, Transfer to another entity]  # no attrition:
                                     # the employment under that id ends, no leaver is counted
       critical_roles: [Staff SRE, Principal Engineer]    # job titles that are critical roles
+      counted_employment_types: [Full-Time, Part-Time]   # employees: in headcount and leavers
+      excluded_employment_types: [Contractor, Intern]    # left out (counted in the file's notes); with
+                                    # either list, a row of a type in neither is quarantined
       snapshots_from: 2024-01-01    # first month of the derived headcount snapshots
     true_words: [yes, ja, oui]      # added to the built-in true/false words
     false_words: [no, nein, non]
@@ -71,8 +75,10 @@ SURVEY_PRESETS = ("auto", "qualtrics", "qualtrics_legacy", "google_forms", "micr
 HR_PRESETS = ("auto", "bamboohr", "workday", "roster", "snapshots")
 SURVEY_COLUMNS = ("response_id", "submitted_at", "team")
 HR_COLUMNS = ("employee_id", "org_unit", "role", "hire_date", "rehire_date", "termination_date",
-              "termination_reason", "critical_role", "snapshot_date", "voluntary")
+              "termination_reason", "critical_role", "snapshot_date", "voluntary", "employment_type")
 KINDS = ("survey", "hr", "ignore")
+REASON_LISTS = ("voluntary_reasons", "involuntary_reasons", "not_leaver_reasons")
+EMPLOYMENT_TYPE_LISTS = ("counted_employment_types", "excluded_employment_types")
 
 
 class MappingError(ValueError):
@@ -99,6 +105,10 @@ class Settings:
     involuntary_reasons: tuple[str, ...] = ()
     not_leaver_reasons: tuple[str, ...] = ()
     critical_roles: tuple[str, ...] = ()
+    # Employment types (lower case) whose rows count as employees, and those left out
+    # (contractors, interns); with either given, a row of a type in neither is quarantined.
+    counted_employment_types: tuple[str, ...] = ()
+    excluded_employment_types: tuple[str, ...] = ()
     snapshots_from: date | None = None
     true_words: tuple[str, ...] = ()
     false_words: tuple[str, ...] = ()
@@ -164,6 +174,10 @@ def read_mapping(folder: Path) -> Mapping:
         if entry.get("sheet") is not None and not isinstance(entry["sheet"], str):
             raise MappingError(f"{where}: sheet must be a sheet name")
         scope = _employee_id_scope(entry, kind, where)
+        if kind == "hr":
+            # An entry's list replaces the hr section's list of that name only: the file is read
+            # with both, where a reason or a type must be in one list too.
+            _in_one_list({**hr, **checked}, f"{where} ({entry['match']}) with the hr section")
         files.append({"match": entry["match"], **({"kind": kind} if kind else {}),
                       **({"sheet": entry["sheet"]} if entry.get("sheet") else {}),
                       **({"employee_id_scope": scope} if scope else {}), **checked})
@@ -213,8 +227,8 @@ def _section(section: dict, kind: str, where: str) -> dict:
                    "answer_labels", "item_sets"}
         presets, columns = SURVEY_PRESETS, SURVEY_COLUMNS
     else:
-        allowed = {"preset", "columns", "date_format", "time_zone", "voluntary_reasons", "involuntary_reasons",
-                   "not_leaver_reasons", "critical_roles", "snapshots_from"}
+        allowed = {"preset", "columns", "date_format", "time_zone", *REASON_LISTS, *EMPLOYMENT_TYPE_LISTS,
+                   "critical_roles", "snapshots_from"}
         presets, columns = HR_PRESETS, HR_COLUMNS
     _known(section, allowed, where)
     out = dict(section)
@@ -245,19 +259,26 @@ def _section(section: dict, kind: str, where: str) -> dict:
             raise MappingError(f"{where}: answer_labels must map answer texts to numbers, e.g. {{Agree: 6}}, "
                                "or to null for no answer")
         out["answer_labels"] = {header_text(str(k)): v for k, v in labels.items()}
-    reason_lists = ("voluntary_reasons", "involuntary_reasons", "not_leaver_reasons")
-    for key in (*reason_lists, "critical_roles"):
+    for key in (*REASON_LISTS, *EMPLOYMENT_TYPE_LISTS, "critical_roles"):
         if key in section:
             if not isinstance(section[key], list):
                 raise MappingError(f"{where}: {key} must be a list of texts")
             out[key] = tuple(str(v).strip().lower() for v in section[key])
-    for position, key in enumerate(reason_lists):
-        for other in reason_lists[position + 1:]:
-            if twice := sorted(set(out.get(key, ())) & set(out.get(other, ()))):
-                raise MappingError(f"{where}: {twice} is under both {key} and {other}; a reason belongs to one")
+    _in_one_list(out, where)
     if "item_sets" in section:
         out["item_sets"] = _item_sets(section["item_sets"], f"{where}: item_sets")
     return out
+
+
+def _in_one_list(section: dict, where: str) -> None:
+    """A termination reason belongs to one of the reason lists, an employment type to one of
+    the employment type lists: listed twice, what it means is unknown, and the load stops."""
+    for lists, what in ((REASON_LISTS, "a reason"), (EMPLOYMENT_TYPE_LISTS, "an employment type")):
+        for position, key in enumerate(lists):
+            for other in lists[position + 1:]:
+                if twice := sorted(set(section.get(key, ())) & set(section.get(other, ()))):
+                    raise MappingError(f"{where}: {twice} is under both {key} and {other}; "
+                                       f"{what} belongs to one")
 
 
 def _item_sets(item_sets: dict, where: str) -> dict:

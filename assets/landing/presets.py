@@ -149,6 +149,13 @@ _ROSTER_COLUMNS = {
     "termination_reason": ("termination_reason", "termination type", "termination reason",
                            "primary termination reason", "termination category", "reason"),
     "critical_role": ("critical_role", "critical role", "critical"),
+    # Employee, contractor, intern...: BambooHR's Employment Status (Full-Time, Part-Time, Contractor,
+    # Intern), Workday's Worker Type (Employee, Contingent Worker; its Employee Type, Regular,
+    # Temporary..., is empty for contingent workers, so Worker Type is taken first), Personio's and
+    # HiBob's employment type (Personio: internal, external), Deel's Worker type (Contractor, EOR
+    # employee), ADP Workforce Now's Worker Category.
+    "employment_type": ("employment_type", "employment type", "employment status", "worker type", "employee type",
+                        "worker category", "contract type"),
 }
 # Workday's worker report: "Original Hire Date" is the first hire, "Hire Date" the latest (a
 # rehire's, else the same date). A header with both, and no rehire column, reads them as the
@@ -167,7 +174,8 @@ HR_PRESETS: dict[str, HrPreset] = {p.name: p for p in (
     # The pipeline's own monthly snapshot and leaver files (hr_headcount.csv, hr_terminations.csv).
     HrPreset("snapshots", {"employee_id": ("employee_id",), "org_unit": ("org_unit",), "role": ("role",),
                            "critical_role": ("critical_role",), "snapshot_date": ("snapshot_date",),
-                           "termination_date": ("termination_date",), "voluntary": ("voluntary",)}),
+                           "termination_date": ("termination_date",), "voluntary": ("voluntary",),
+                           "employment_type": ("employment_type",)}),
 )}
 
 
