@@ -3,7 +3,8 @@ shipped default; the ``jira`` resource's ``kpi_rules_path`` names the file in us
 
 The file says which Jira issues are post-incident reviews, how a review names the PagerDuty
 incidents it reviews, which issues are its action items and how soon they must close, the
-window within which an incident repeats, and which HR roles are junior. Every key is optional
+window within which an incident repeats, which HR roles are junior, and which Jira custom field
+holds a ticket's Atlassian team (the Team field, tickets.team_field). Every key is optional
 (the shipped default's value applies); an unknown key or a wrong value stops the load with a
 message naming it. ``read_kpi_rules`` returns the rules; ``rules_frame`` flattens them into
 the one-row table ``raw.config__kpi_rules`` the SQL reads, and ``jira_fields`` names the Jira
@@ -45,17 +46,19 @@ class KpiRules:
     action_item_close_within_days: int
     repeat_window_days: int
     junior_roles: tuple[str, ...]
+    ticket_team_field: str | None
 
     def jira_fields(self) -> list[str]:
         """The Jira fields the rules read beyond the ones every sync asks for: the review's
-        custom fields and text fields (summary is always asked for)."""
-        wanted = [*self.incident_link_fields, *self.incident_link_text_fields]
+        custom fields and text fields (summary is always asked for), and the Team field."""
+        wanted = [*self.incident_link_fields, *self.incident_link_text_fields,
+                  *([self.ticket_team_field] if self.ticket_team_field else [])]
         return [name for name in dict.fromkeys(wanted) if name != "summary"]
 
 
 # (section, key) -> (KpiRules field, kind). Kinds: names (a list of strings, compared lower
-# case), fields (Jira field ids), patterns (regular expressions with one group), days (a whole
-# number of days, at least 1), flag (true or false).
+# case), fields (Jira field ids), field (one Jira custom field id, or none), patterns (regular
+# expressions with one group), days (a whole number of days, at least 1), flag (true or false).
 _KEYS = {
     ("post_incident_reviews", "issue_types"): ("review_issue_types", "names"),
     ("post_incident_reviews", "labels"): ("review_labels", "names"),
@@ -70,6 +73,7 @@ _KEYS = {
     ("post_incident_reviews.action_items", "close_within_days"): ("action_item_close_within_days", "days"),
     ("repeat_incidents", "window_days"): ("repeat_window_days", "days"),
     ("speaking_up", "junior_roles"): ("junior_roles", "names"),
+    ("tickets", "team_field"): ("ticket_team_field", "field"),
 }
 
 
@@ -133,6 +137,13 @@ def _value(value: object, kind: str, where: str) -> object:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise KpiRulesError(f"{where} must be a whole number of days, at least 1, not {value!r}")
         return value
+    if kind == "field":
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or not _FIELD_ID.fullmatch(value.strip()):
+            raise KpiRulesError(f"{where}: {value!r} is not a Jira custom field id such as customfield_10001 "
+                                "(Jira's field ids are listed by GET /rest/api/3/field), nor empty (~)")
+        return value.strip()
     if value is None:
         value = []
     if not isinstance(value, list) or not all(isinstance(v, str | int) and str(v).strip() for v in value):
@@ -167,7 +178,7 @@ def _value(value: object, kind: str, where: str) -> object:
 
 RULES_SCHEMA = {
     field.name: (pl.List(pl.String) if field.type == "tuple[str, ...]" else pl.Boolean if field.type == "bool"
-                 else pl.Int32)
+                 else pl.String if field.type == "str | None" else pl.Int32)
     for field in fields(KpiRules)
 }
 

@@ -221,7 +221,18 @@ def _tickets(conn, claims) -> pd.DataFrame:
     rules = [{**rule, **{k: list(rule[k]) for k in ("issue_types", "labels", "projects")}}
              for rule in rules.to_dict("records")]
     components = claims("jira_component").set_index("identifier")["team"]
-    issues = _read(conn, "select project_key, issue_type, labels, components, created_at from raw.jira__issues")
+    issues = _read(conn, "select id, parent_id, project_key, issue_type, labels, components, created_at, "
+                         "jira_team.id as jira_team_id, jira_team.name as jira_team_name from raw.jira__issues")
+    # The Atlassian team the Team field names (a sub-task's empty field: its parent's), owned by
+    # the team claiming it by id, else by name (int_jira_team_owners, int_jira_issue_teams).
+    named = issues[["jira_team_id", "jira_team_name"]].dropna(subset=["jira_team_id"]).drop_duplicates()
+    jira_claims = claims("jira_team")
+    by_id = (named.merge(jira_claims, left_on="jira_team_id", right_on="identifier")
+             .groupby("jira_team_id")["team"].max())
+    by_name = (named.merge(jira_claims, left_on="jira_team_name", right_on="identifier")
+               .groupby("jira_team_id")["team"].max())
+    team_of_issue = issues.set_index("id")["jira_team_id"]
+    issues["jira_team_id"] = issues["jira_team_id"].combine_first(issues["parent_id"].map(team_of_issue))
 
     def component_team(project: str, names) -> str | None:
         claimed = (f"{project}/{name}" for name in (names if names is not None else ()))
@@ -230,8 +241,9 @@ def _tickets(conn, claims) -> pd.DataFrame:
     issues["component_team"] = [component_team(p, c) for p, c in zip(issues["project_key"], issues["components"])]
     issues["ticket_class"] = [_ticket_class(rules, t, labels, p) for t, labels, p in
                               zip(issues["issue_type"], issues["labels"], issues["project_key"])]
-    issues["team"] = issues["component_team"].combine_first(
-        issues["project_key"].map(claims("jira_project").set_index("identifier")["team"]))
+    issues["team"] = (issues["jira_team_id"].map(by_id.combine_first(by_name))
+                      .combine_first(issues["component_team"])
+                      .combine_first(issues["project_key"].map(claims("jira_project").set_index("identifier")["team"])))
     issues = issues.dropna(subset=["team"])
     issues["period_month"] = _month(issues["created_at"])
     counts = pd.crosstab([issues["team"], issues["period_month"]], issues["ticket_class"])

@@ -211,7 +211,23 @@ def _ticket_class(rules: list[dict]) -> pl.Expr:
 
 def _tickets(conn, claims) -> pl.LazyFrame:
     rules = conn.sql("select * from raw.config__ticket_classification order by rule_order").pl().to_dicts()
-    issues = _scan(conn, "select id, project_key, issue_type, labels, components, created_at from raw.jira__issues")
+    issues = _scan(conn, "select id, parent_id, project_key, issue_type, labels, components, created_at, "
+                         "jira_team.id as jira_team_id, jira_team.name as jira_team_name from raw.jira__issues")
+    # The Atlassian team the Team field names (a sub-task's empty field: its parent's), owned by
+    # the team claiming it by id, else by name (int_jira_team_owners, int_jira_issue_teams).
+    named = issues.select("jira_team_id", "jira_team_name").filter(pl.col("jira_team_id").is_not_null()).unique()
+    jira_claims = claims("jira_team")
+    by_id = (named.join(jira_claims, left_on="jira_team_id", right_on="identifier")
+             .group_by("jira_team_id").agg(by_id=pl.max("team")))
+    by_name = (named.join(jira_claims, left_on="jira_team_name", right_on="identifier")
+               .group_by("jira_team_id").agg(by_name=pl.max("team")))
+    jira_owners = (named.select("jira_team_id").unique().join(by_id, on="jira_team_id", how="left")
+                   .join(by_name, on="jira_team_id", how="left")
+                   .select("jira_team_id", jira_team=pl.coalesce("by_id", "by_name")))
+    parents = issues.select(parent_id="id", parent_team_id="jira_team_id")
+    issues = (issues.join(parents, on="parent_id", how="left")
+              .with_columns(jira_team_id=pl.coalesce("jira_team_id", "parent_team_id"))
+              .join(jira_owners, on="jira_team_id", how="left"))
     component_teams = (issues.select("id", "project_key", component=pl.col("components"),
                                      position=pl.int_ranges(pl.col("components").list.len()))
                        .explode("component", "position")
@@ -221,7 +237,8 @@ def _tickets(conn, claims) -> pl.LazyFrame:
     issues = (issues.join(component_teams, on="id", how="left")
               .join(claims("jira_project").rename({"identifier": "project_key", "team": "project_team"}),
                     on="project_key", how="left")
-              .with_columns(team=pl.coalesce("component_team", "project_team"), period_month=_month("created_at"),
+              .with_columns(team=pl.coalesce("jira_team", "component_team", "project_team"),
+                            period_month=_month("created_at"),
                             ticket_class=_ticket_class(rules))
               .filter(pl.col("team").is_not_null()))
     return issues.group_by(KEY).agg(

@@ -26,7 +26,7 @@ from pipelines.definitions import defs
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = "rules:\n  - class: proactive\n    labels: [mine]\n  - class: reactive\n    issue_types: [Bug]\n"
-KPI_RULES = "repeat_incidents:\n  window_days: 3\n"
+KPI_RULES = "repeat_incidents:\n  window_days: 3\ntickets:\n  team_field: ~\n"  # a site without Atlassian Teams
 RULE_VARIABLES = ("PSAFE_TICKET_CLASSIFICATION_RULES", "PSAFE_KPI_RULES")
 
 

@@ -8,6 +8,7 @@ from conftest import Warehouse
 def test_every_dbt_unit_test_passes(tmp_path, dbt):
     unit_tests = [node for node in dbt.manifest.unit_tests.values()]
     assert {test.model for test in unit_tests} >= {"fct_incidents", "fct_tickets", "mart_team_month", "int_pagerduty_team_owners",
+                                                   "int_jira_team_owners", "int_jira_issue_teams",
                                                    "fct_team_month_survey_scores"}
     warehouse = Warehouse(tmp_path / "warehouse.duckdb", dbt)
     warehouse.create_missing_sources()

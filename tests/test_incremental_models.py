@@ -150,7 +150,7 @@ def test_an_edited_rules_file_reaches_tickets_that_staging_does_not_derive_again
         "created": "2024-03-01T12:00:00.000+0000", "updated": "2024-03-01T12:00:00.000+0000",
         "resolutiondate": None, "status": {"name": "To Do"}}}])
     warehouse.classification_rules()
-    warehouse.build("+int_team_owners", "stg_jira__issues", "int_jira_issue_teams", "fct_tickets")
+    warehouse.build("+int_jira_issue_teams", "fct_tickets")
     assert warehouse.rows("select ticket_class from marts.fct_tickets") == [{"ticket_class": "unclassified"}]
     loaded = warehouse.rows("select issue_id, loaded_at from staging.stg_jira__issues")
 

@@ -67,8 +67,9 @@ def pagerduty_fixture(warehouse):
     ])
     warehouse.build(
         "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
-        "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners", "int_pagerduty_team_owners",
-        "int_pagerduty_incident_teams", "dim_teams", "fct_incidents",
+        "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "stg_jira__issues", "int_team_owners",
+        "int_pagerduty_team_owners", "int_jira_team_owners", "int_pagerduty_incident_teams", "dim_teams",
+        "fct_incidents",
     )
     return warehouse
 
@@ -135,7 +136,7 @@ def test_jira_issues_are_classified_by_type_and_label(warehouse):
     ])
     warehouse.classification_rules()  # the shipped default, config/ticket_classification.yml
     warehouse.raw_rows("config__team_map", TEAM_MAP)
-    warehouse.build("+int_team_owners", "stg_jira__issues", "int_jira_issue_teams", "fct_tickets")
+    warehouse.build("+int_jira_issue_teams", "fct_tickets")
     classes = {r["issue_id"]: r["ticket_class"] for r in warehouse.rows("select * from marts.fct_tickets")}
     assert classes == {"1": "proactive", "2": "proactive", "3": "reactive", "4": "unclassified", "5": "proactive"}
     created = warehouse.rows("select created_at from staging.stg_jira__issues where issue_id = '1'")[0]["created_at"]
@@ -412,7 +413,7 @@ def test_tickets_go_to_the_team_of_their_component_then_project_under_user_rules
         "  - class: proactive\n    issue_types: [Bug]\n    projects: [ops]\n"
     )
     warehouse.classification_rules(rules)
-    warehouse.build("+int_team_owners", "stg_jira__issues", "int_jira_issue_teams", "fct_tickets")
+    warehouse.build("+int_jira_issue_teams", "fct_tickets")
     rows = {r["issue_id"]: r for r in warehouse.rows("select * from marts.fct_tickets")}
     assert {k: (r["team"], r["team_source"]) for k, r in rows.items()} == {
         "1": ("Search", "component"), "2": ("Payments", "project"), "3": (None, None),

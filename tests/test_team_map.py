@@ -15,7 +15,8 @@ def test_round_trip_flattens_every_claim(tmp_path):
     path = tmp_path / "team_map.yml"
     write_team_map(path, [
         {"team": "Payments", "pagerduty_teams": ["Payments"], "pagerduty_services": ["PSVC1"],
-         "jira_projects": ["pay"], "jira_components": ["ops/Payments"], "hr_org_units": ["OU-1"],
+         "jira_projects": ["pay"], "jira_components": ["ops/Payments"],
+         "jira_teams": ["Payments squad", "36885b3c-1bf0-4f85-a357-c5b858c31de4"], "hr_org_units": ["OU-1"],
          "survey_groups": ["Payments"]},
         {"team": "Search", "jira_projects": ["SRCH"]},
     ])
@@ -24,6 +25,9 @@ def test_round_trip_flattens_every_claim(tmp_path):
         {"team": "Payments", "source": "pagerduty_service", "identifier": "PSVC1"},
         {"team": "Payments", "source": "jira_project", "identifier": "PAY"},
         {"team": "Payments", "source": "jira_component", "identifier": "OPS/Payments"},
+        # Atlassian teams (Jira's Team field) by name or id, as written.
+        {"team": "Payments", "source": "jira_team", "identifier": "Payments squad"},
+        {"team": "Payments", "source": "jira_team", "identifier": "36885b3c-1bf0-4f85-a357-c5b858c31de4"},
         {"team": "Payments", "source": "hr_org_unit", "identifier": "OU-1"},
         {"team": "Payments", "source": "survey_group", "identifier": "Payments"},
         {"team": "Search", "source": "jira_project", "identifier": "SRCH"},
@@ -44,6 +48,8 @@ def test_round_trip_flattens_every_claim(tmp_path):
         ("teams:\n  - team: A\n    hr_org_units: [Zürich Ops]\n  - team: B\n    hr_org_units: ['zürich  ops']",
          "'zürich  ops' is mapped to both 'A' and 'B'"),
         ("teams:\n  - team: A\n    jira_components: [Payments]", "PROJECT/Component"),
+        ("teams:\n  - team: A\n    jira_teams: [Core]\n  - team: B\n    jira_teams: [Core]",
+         "jira_teams 'Core' is mapped to both 'A' and 'B'"),
         ("teams:\n  - team: A", "maps no identifiers"),
     ],
 )

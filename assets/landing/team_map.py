@@ -6,6 +6,7 @@
         pagerduty_services: [PX1Y2Z3]    # service ids whose incidents belong here whatever their PagerDuty team
         jira_projects: [PAY]             # project keys
         jira_components: [OPS/Payments]  # PROJECT/Component, for projects several teams share
+        jira_teams: [Payments]           # Atlassian team names or ids (the issues' Team field)
         hr_org_units: [OU-1000]
         survey_groups: [Payments]
 
@@ -26,6 +27,7 @@ SOURCES = {
     "pagerduty_services": "pagerduty_service",
     "jira_projects": "jira_project",
     "jira_components": "jira_component",
+    "jira_teams": "jira_team",
     "hr_org_units": "hr_org_unit",
     "survey_groups": "survey_group",
 }

@@ -1,12 +1,14 @@
 """Asset checks that the team map covers every PagerDuty and Jira entity seen in the data.
 
-An incident or ticket whose service, PagerDuty team, project or component no team claims
-keeps its row (team null) but counts for no team, so each check lists the unclaimed
+An incident or ticket whose service, PagerDuty team, Atlassian team, project or component no
+team claims keeps its row (team null) but counts for no team, so each check lists the unclaimed
 identifiers with the number of records they carry, for the user to add to team_map.yml.
 A PagerDuty team listed only beside a claimed team (a shared on-call team, no survey team:
 every counted incident naming it counts for another team it lists) is named as left
 unclaimed, with nothing to do; incidents whose listed teams several teams claim (they went
-to the first claimed) are named by service, which the map can claim by id to choose.
+to the first claimed) are named by service, which the map can claim by id to choose. An
+Atlassian team (the Jira Team field) no team claims is named even when its tickets counted
+for their component's or project's team: the field says who owns them.
 Unknown survey groups and HR org units are reported by the survey/HR quarantine.
 """
 
@@ -54,33 +56,37 @@ group by incidents.service_id
 order by incidents.service_id
 """
 
-# A ticket without a team is in a project no team claims, with no claimed component.
+# Atlassian teams the tickets' Team field names that the map claims neither by id nor by name,
+# with the tickets naming them and how many of those have no team (the others count for their
+# component's or project's team, which the Team field contradicts); then, for tickets without a
+# team that name no Atlassian team, the project no team claims or its first (unclaimed) component.
 _UNMAPPED_JIRA_SQL = """
+with tickets as (
+    select tickets.team, tickets.project_key, tickets.components, teams.jira_team_id
+    from marts.fct_tickets as tickets
+    left join intermediate.int_jira_issue_teams as teams using (issue_id)
+)
+
+select
+    'jira_team' as source,
+    owners.team_id || ' (' || coalesce(owners.team_name, '?') || ')' as identifier,
+    count(tickets.jira_team_id) as records,
+    count(tickets.jira_team_id) filter (where tickets.team is null) as unattributed
+from intermediate.int_jira_team_owners as owners
+left join tickets on tickets.jira_team_id = owners.team_id
+where owners.team is null
+group by all
+union all
 select
     case when len(components) > 0 then 'jira_component' else 'jira_project' end as source,
     case when len(components) > 0 then project_key || '/' || components[1] else project_key end as identifier,
-    count(*) as records
-from marts.fct_tickets
-where team is null
+    count(*) as records,
+    count(*) as unattributed
+from tickets
+where team is null and jira_team_id is null
 group by all
 order by source, identifier
 """
-
-
-def _report(duckdb: DuckDBResource, sql: str, what: str) -> dg.AssetCheckResult:
-    with duckdb.get_connection() as conn:
-        rows = conn.execute(sql).fetchall()
-    unmapped = [
-        f"{source} {identifier}" + (f" ({records} records)" if records is not None else "")
-        for source, identifier, records in rows
-    ]
-    return dg.AssetCheckResult(
-        passed=not unmapped,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(f"{len(unmapped)} {what} no team claims; add them to team_map.yml" if unmapped
-                     else f"every {what.split()[0]} entity is claimed by a team"),
-        metadata={"unmapped": dg.MetadataValue.json(unmapped), "unmapped_count": len(unmapped)},
-    )
 
 
 def pagerduty_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
@@ -130,10 +136,35 @@ def pagerduty_entities_are_mapped(duckdb: DuckDBResource) -> dg.AssetCheckResult
     return pagerduty_mapping_report(duckdb)
 
 
+def jira_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    """The Jira mapping check's result: the Atlassian teams (the issues' Team field) no team
+    claims, whether or not their tickets counted for their component's or project's team, and
+    the projects and components of the other tickets without a team."""
+    with duckdb.get_connection() as conn:
+        rows = conn.execute(_UNMAPPED_JIRA_SQL).fetchall()
+    unmapped = [
+        f"{source} {identifier} ({records} records"
+        + (f", {records - unattributed} counted for their component's or project's team" if unattributed < records
+           else "") + ")"
+        for source, identifier, records, unattributed in rows
+    ]
+    return dg.AssetCheckResult(
+        passed=not unmapped,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(f"{len(unmapped)} Jira teams/projects/components no team claims; add them to team_map.yml "
+                     "(jira_teams, jira_projects, jira_components)" if unmapped
+                     else "every Jira entity is claimed by a team"),
+        metadata={"unmapped": dg.MetadataValue.json(unmapped), "unmapped_count": len(unmapped)},
+    )
+
+
 @dg.asset_check(
     pool=WAREHOUSE_POOL,
     asset=dg.AssetKey(["marts", "fct_tickets"]),
-    description="Jira projects and components of tickets that no team of the team map claims.",
+    additional_deps=[dg.AssetKey(["intermediate", "int_jira_team_owners"]),
+                     dg.AssetKey(["intermediate", "int_jira_issue_teams"])],
+    description="Atlassian teams (the Team field), Jira projects and components of tickets that no team of the "
+                "team map claims.",
 )
 def jira_entities_are_mapped(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    return _report(duckdb, _UNMAPPED_JIRA_SQL, "Jira projects/components")
+    return jira_mapping_report(duckdb)

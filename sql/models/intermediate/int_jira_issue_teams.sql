@@ -1,12 +1,28 @@
--- The team each Jira issue counts for: the owner of its first component the team map claims
+-- The team each Jira issue counts for: the owner of the Atlassian team its Team field names when
+-- the team map claims it (jira_teams: sites whose teams share projects record ownership there;
+-- a sub-task shows its parent's team), else of its first component the team map claims
 -- (PROJECT/Component, for projects several teams share), else of its project. Tickets, reviews
 -- and action items are attributed through it.
 with issues as (
-    select issue_id, project_key, components from {{ ref('stg_jira__issues') }}
+    select issue_id, project_key, components, parent_id, jira_team_id from {{ ref('stg_jira__issues') }}
 ),
 
 owners as (
     select * from {{ ref('int_team_owners') }}
+),
+
+-- The Atlassian team each issue names: Jira gives a sub-task its parent's team, so one whose own
+-- field is empty takes it from the parent.
+named_teams as (
+    select issues.issue_id, coalesce(issues.jira_team_id, parents.jira_team_id) as jira_team_id
+    from issues
+    left join issues as parents on parents.issue_id = issues.parent_id
+),
+
+team_claims as (
+    select named_teams.issue_id, named_teams.jira_team_id, jira_teams.team
+    from named_teams
+    left join {{ ref('int_jira_team_owners') }} as jira_teams on jira_teams.team_id = named_teams.jira_team_id
 ),
 
 component_claims as (
@@ -24,12 +40,15 @@ component_claims as (
 
 select
     issues.issue_id,
-    coalesce(component_claims.team, by_project.team) as team,
+    team_claims.jira_team_id,
+    coalesce(team_claims.team, component_claims.team, by_project.team) as team,
     case
+        when team_claims.team is not null then 'jira_team'
         when component_claims.team is not null then 'component'
         when by_project.team is not null then 'project'
     end as team_source
 from issues
+left join team_claims using (issue_id)
 left join component_claims using (issue_id)
 left join owners as by_project
     on by_project.source = 'jira_project' and by_project.identifier = issues.project_key

@@ -1,10 +1,6 @@
-with team_map as (
-    select * from {{ ref('stg_config__team_map') }} where source = 'pagerduty_team'
-),
-
 -- PagerDuty teams seen in the data: the team directory, and every team log entries name (a
 -- team deleted since still owns the incidents raised while it existed).
-pagerduty_teams as (
+with pagerduty_teams as (
     select team_id, team_name from {{ ref('stg_pagerduty__teams') }}
     union
     select distinct team_id, team_name
@@ -14,14 +10,10 @@ pagerduty_teams as (
         where len(team_ids) > 0
     )
     where team_id is not null
+),
+
+owners as (
+    {{ teams_claimed_by_id_or_name('pagerduty_teams', 'pagerduty_team') }}
 )
 
--- The team map names a PagerDuty team by id or by name; a claim by id wins.
-select
-    seen.team_id,
-    max(seen.team_name) as team_name,
-    coalesce(max(by_id.team), max(by_name.team)) as team
-from pagerduty_teams as seen
-left join team_map as by_id on by_id.identifier = seen.team_id
-left join team_map as by_name on by_name.identifier = seen.team_name
-group by seen.team_id
+select * from owners
