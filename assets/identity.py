@@ -82,12 +82,31 @@ def employee_key(employee_id: str) -> str:
     return text.lower() if "@" in text else text
 
 
-def employee_pseudonym(salt: str, employee_id: str, scope: str | None = None) -> str:
-    """The pseudonym of an HR employee id; ``scope`` is the HR system that numbered it (an HR
-    file's ``employee_id_scope``): id 1 of scope DE is ``DE:1``, not the 1 of another system,
-    and an identity map names it ``DE:1``."""
+def scoped_employee_key(employee_id: str, scope: str | None = None) -> str:
+    """``employee_key`` within the HR system ``scope`` numbered it in (an HR file's
+    ``employee_id_scope``, whatever its case): id 1 of scope DE is not the 1 of another system."""
     key = employee_key(employee_id)
-    return pseudonym(salt, f"{scope}:{key}" if scope else key)
+    return f"{scope.strip().upper()}:{key}" if scope else key
+
+
+def written_employee_key(written: str) -> str:
+    """An employee id as an identity map writes it, compared as the HR load compares its ids:
+    ``DE:00101`` or ``de:Jane.Doe@Example.com`` is that id of the HR system scoped DE (an
+    email's ``@`` comes after any scope)."""
+    scope, colon, employee_id = written.strip().partition(":")
+    if colon and employee_id.strip() and "@" not in scope:
+        return scoped_employee_key(employee_id, scope)
+    return employee_key(written)
+
+
+def employee_pseudonym(salt: str, employee_id: str, scope: str | None = None) -> str:
+    """The pseudonym of an HR employee id of the HR system ``scope`` (None: the only one)."""
+    return pseudonym(salt, scoped_employee_key(employee_id, scope))
+
+
+def written_employee_pseudonym(salt: str, written: str) -> str:
+    """The pseudonym of an employee id as an identity map writes it (``written_employee_key``)."""
+    return pseudonym(salt, written_employee_key(written))
 
 
 def account_pseudonym(salt: str, account_id: str) -> str:

@@ -129,6 +129,10 @@ def test_snapshot_files_with_an_employment_type_column_leave_the_excluded_types_
     assert loaded.preset == "snapshots"
     assert employees(loaded.headcount) == ids("1")
     assert loaded.diagnosis["excluded_employment_types"] == {"Contractor": 1}
+    # The pipeline's own files without the column list employees only: they load as they are.
+    plain = read(tmp_path / "plain", TYPES, "snapshot_date,employee_id,org_unit,role,critical_role\n"
+                                            "2025-05-01,1,Payments,SRE,false\n", "hr_headcount.csv")
+    assert employees(plain.headcount) == ids("1") and plain.quarantine.is_empty()
 
 
 @pytest.mark.parametrize("mapping", [

@@ -14,6 +14,7 @@ from conftest import landing_beside_warehouse
 from hr_roster import load_hr_exports
 
 from assets.identity import employee_pseudonym
+from assets.landing.identity import IdentityMapError, pseudonymised, read_identity_map
 from assets.landing.mapping import MappingError, read_mapping
 
 DATA = Path(__file__).parent / "data" / "hr"
@@ -87,9 +88,22 @@ def test_one_company_exported_by_two_tools_is_not_reported(landing):
     assert load_hr_exports(folder, warehouse)["files_combined"].value["ids_shared_across_exports"] == []
 
 
-def test_an_identity_map_names_a_scoped_employee_by_scope_and_id():
-    assert employee_pseudonym("salt", "0001", "DE") == employee_pseudonym("salt", "DE:1")
-    assert employee_pseudonym("salt", "1", "DE") != employee_pseudonym("salt", "1")
+def test_an_identity_map_names_a_scoped_employee_by_scope_and_id(tmp_path):
+    # As the HR load compares ids: leading zeros, an email's case and the scope's case do not count.
+    (tmp_path / "identity_map.yml").write_text(
+        "people:\n  - employee_id: 'de:00101'\n    emails: [a@example.com]\n"
+        "  - employee_id: DE:Jane.Doe@Example.com\n    emails: [b@example.com]\n"
+        "  - employee_id: '101'\n    emails: [c@example.com]\n")
+    hashed = pseudonymised(read_identity_map(tmp_path / "identity_map.yml"), "salt")["employee_id"].to_list()
+    assert hashed == [employee_pseudonym("salt", "101", "DE"), employee_pseudonym("salt", "jane.doe@example.com", "DE"),
+                      employee_pseudonym("salt", "101")]
+    assert employee_pseudonym("salt", "101", "DE") != employee_pseudonym("salt", "101")
+    # One employee written twice, in two spellings, is refused as for unscoped ids.
+    (tmp_path / "identity_map.yml").write_text(
+        "people:\n  - employee_id: 'DE:101'\n    emails: [a@example.com]\n"
+        "  - employee_id: 'de:0101'\n    emails: [b@example.com]\n")
+    with pytest.raises(IdentityMapError, match="is also entry 1"):
+        read_identity_map(tmp_path / "identity_map.yml")
 
 
 @pytest.mark.parametrize(("entry", "message"), [

@@ -38,3 +38,16 @@ def test_without_the_mapping_naming_them_they_are_not_recognised(tmp_path):
     assert classify(folder / "personio.csv", mapping) is None
     # Columns named for a survey read by preset detection do not make any file a survey.
     assert classify(folder / "typeform.csv", mapping) is None
+
+
+def test_a_survey_whose_id_column_the_hr_mapping_names_stays_a_survey(tmp_path):
+    # Microsoft Forms' export beside a roster whose employee ids are emails: the survey's Email
+    # column is no roster's header without an org unit beside it.
+    header = ["ID", "Start time", "Completion time", "Email", "Name", "Team",
+              *(item.text for item in PSYCHOLOGICAL_SAFETY.items)]
+    with (tmp_path / "forms.csv").open("w", encoding="utf-8", newline="") as file:
+        csv.writer(file).writerows([header, ["1", "1/18/24 13:50:01", "1/18/24 13:56:43", "a@example.com", "A",
+                                             "Payments", *["4"] * len(PSYCHOLOGICAL_SAFETY.items)]])
+    for mapping in ("", "hr:\n  columns: {employee_id: Email}\n", "hr:\n  columns: {employee_id: ID}\n"):
+        (tmp_path / "export_mapping.yml").write_text(mapping, encoding="utf-8")
+        assert classify(tmp_path / "forms.csv", read_mapping(tmp_path)) == "survey", mapping

@@ -54,3 +54,13 @@ def test_rows_are_numbered_on_through_the_sheets(tmp_path):
     # page1: title, empty, header, one employee (rows 1-4); page2's rows after its header go on.
     assert records.frame["row"].to_list() == [1, 3, 4, 5]
     assert records.row(3)[0] == "3"
+
+
+def test_a_sheet_named_in_the_mapping_is_read_alone(tmp_path):
+    # Two waves' sheets with one header: the mapping's sheet: picks one of them, the other stays out.
+    path = tmp_path / "ukg.xlsx"
+    cognos_workbook(path, [[["1", "Payments", "SRE", "2023-03-15", "", ""]],
+                           [["3", "Search", "SRE", "2023-05-01", "", ""]]])
+    records = read_records(take_snapshot(path, tmp_path), "page2")
+    assert records.diagnosis["sheet"] == "page2" and "other_sheets" not in records.diagnosis
+    assert [records.row(i)[0] for i in range(records.frame.height)] == [TITLE[0], HEADER[0], "3"]

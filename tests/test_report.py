@@ -464,13 +464,18 @@ def test_the_open_month_is_neither_fitted_nor_reported(nightly, tmp_path):
     shutil.copyfile(nightly.warehouse, copy)
     with duckdb.connect(str(copy)) as conn:
         ended = conn.sql(TEAM_MONTHS_SQL).df()
+        incidents = read_model_inputs(conn).incidents
         before = read_report_inputs(conn)
-        conn.execute("""insert into marts.mart_team_month by name
-                        select * replace (date_trunc('month', timezone('UTC', current_timestamp))::date as period_month,
-                                          0 as incidents, 0 as voluntary_leavers)
-                        from marts.mart_team_month
-                        where period_month = (select max(period_month) from marts.mart_team_month)""")
+        this_month = "date_trunc('month', timezone('UTC', current_timestamp))::date"
+        conn.execute(f"""insert into marts.mart_team_month by name
+                         select * replace ({this_month} as period_month, 0 as incidents, 0 as voluntary_leavers)
+                         from marts.mart_team_month
+                         where period_month = (select max(period_month) from marts.mart_team_month)""")
+        conn.execute(f"""insert into marts.fct_incidents by name
+                         select * replace ({this_month} as period_month, incident_id || '-new' as incident_id)
+                         from marts.fct_incidents""")
         assert len(conn.sql(TEAM_MONTHS_SQL).df()) == len(ended)
+        assert len(read_model_inputs(conn).incidents) == len(incidents)
         after = read_report_inputs(conn)
     assert after.coverage == before.coverage
     pd.testing.assert_frame_equal(after.monthly, before.monthly)

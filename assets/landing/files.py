@@ -22,10 +22,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from assets.landing.hr import find_hr_header
 from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.mapping import MAPPING_FILE, Mapping
-from assets.landing.presets import detect_survey_preset
+from assets.landing.presets import HR_PRESETS, detect_hr_preset, detect_survey_preset
 from assets.landing.snapshot import ZIP_SIGNATURE, Snapshot, detect_encoding
 from assets.landing.survey import item_parts, item_texts
 from assets.landing.tables import UnreadableText, header_text, read_records
@@ -86,22 +85,40 @@ def classify(path: Path, mapping: Mapping) -> str | None:
     rows = [records.row(i) for i in range(min(10, records.frame.height))]
     if not rows:
         return None
-    # A header no preset knows is recognised by the columns the mapping names for it: the HR
-    # employee id column, or a survey column of a file set to a preset (the generic one, say).
-    if find_hr_header(records, "auto", mapping.settings(path.name, "hr").columns)[1]:
+    if any(detect_hr_preset(row) for row in rows):
+        return "hr"
+    preset = detect_survey_preset(rows, snapshot.is_zip)
+    if preset not in (None, "culture_amp"):
+        return "survey"
+    # A header no preset knows is recognised by the columns the mapping names for it: an HR
+    # header with the mapped employee id beside an org unit column (an id alone, such as a
+    # survey's Email or ID, makes no roster), or a survey column of a file set to a preset.
+    if _mapped_hr_header(rows, mapping.settings(path.name, "hr").columns):
         return "hr"
     survey = mapping.settings(path.name, "survey")
     named = {header_text(column) for column in survey.columns.values()}
     if survey.preset != "auto" and any(named & {header_text(cell) for cell in row} for row in rows):
         return "survey"
-    preset = detect_survey_preset(rows, snapshot.is_zip)
     if preset == "culture_amp":
         # Any workbook falls through to Culture Amp: it is one only if its header names items.
-        texts = item_texts(PSYCHOLOGICAL_SAFETY, mapping.settings(path.name, "survey").aliases.get(
-            PSYCHOLOGICAL_SAFETY.key, {}))
+        texts = item_texts(PSYCHOLOGICAL_SAFETY, survey.aliases.get(PSYCHOLOGICAL_SAFETY.key, {}))
         named = {texts[part] for cell in rows[0] for part in item_parts(cell) if part in texts}
         return "survey" if len(named) >= len(PSYCHOLOGICAL_SAFETY.items) // 2 else None
-    return "survey" if preset else None
+    return None
+
+
+def _mapped_hr_header(rows: list[list[str]], columns: dict[str, str]) -> bool:
+    """Whether a row holds the employee id column ``columns`` (hr.columns) names and an org unit
+    column (named there too, or one a roster preset knows)."""
+    if "employee_id" not in columns:
+        return False
+    org_units = ({header_text(columns["org_unit"])} if "org_unit" in columns
+                 else set(HR_PRESETS["roster"].columns["org_unit"]))
+    for row in rows:
+        cells = {header_text(cell) for cell in row}
+        if header_text(columns["employee_id"]) in cells and cells & org_units:
+            return True
+    return False
 
 
 @dataclass(frozen=True)

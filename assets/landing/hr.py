@@ -186,7 +186,8 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
             {"key": list(matched), "org_unit": list(matched.values())},
             schema={"key": pl.String, "org_unit": pl.String}).to_arrow())
         conn.execute("create table org_units as select * from org_unit_frame")
-        known_types = settings.counted_employment_types + settings.excluded_employment_types
+        known_types = (settings.counted_employment_types + settings.excluded_employment_types
+                       if "employment_type" in roles else ())
         checks = _row_checks(roles, preset, true_words, false_words, voluntary, pattern, known_types)
         not_leaver = _not_leaver_sql(settings)
         excluded = f"list_contains({_sql_list(settings.excluded_employment_types)}, lower(employment_type_text))"
@@ -313,8 +314,10 @@ def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) 
     if missing:
         raise HrExportError(f"{name} ({preset} preset): columns not found: {', '.join(missing)}; the header has "
                             f"{header_cells}. Name them in export_mapping.yml hr.columns")
-    if (settings.counted_employment_types or settings.excluded_employment_types) and "employment_type" not in roles:
-        # Without the column, contractors would count as employees whatever the mapping lists.
+    if ((settings.counted_employment_types or settings.excluded_employment_types) and "employment_type" not in roles
+            and preset != "snapshots"):
+        # Without the column, contractors would count as employees whatever the mapping lists. The
+        # pipeline's own snapshot and leaver files list employees only unless they carry the column.
         raise HrExportError(f"{name} ({preset} preset): export_mapping.yml lists employment types "
                             "(hr.counted_employment_types, hr.excluded_employment_types), but the file has no "
                             f"employment type column; the header has {header_cells}. Export it (BambooHR: "

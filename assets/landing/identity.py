@@ -24,7 +24,7 @@ import polars as pl
 import yaml
 from dagster_duckdb import DuckDBResource
 
-from assets.identity import account_pseudonym, email_pseudonym, employee_key, employee_pseudonym
+from assets.identity import account_pseudonym, email_pseudonym, written_employee_key, written_employee_pseudonym
 from assets.landing.resource import LandingFolderResource
 from assets.landing.team_map import yaml_list
 from assets.warehouse.pool import WAREHOUSE_POOL
@@ -53,10 +53,10 @@ def read_identity_map(path: Path) -> list[dict[str, str]]:
             raise IdentityMapError(f"{where}: every entry needs a non-empty 'employee_id'")
         employee = str(entry["employee_id"]).strip()
         # One employee in the forms their id takes (00123 and 123 alike), as the HR loader reads it.
-        if employee_key(employee) in seen:
-            raise IdentityMapError(f"{where}: employee {employee!r} is also entry {seen[employee_key(employee)]}; "
+        if written_employee_key(employee) in seen:
+            raise IdentityMapError(f"{where}: employee {employee!r} is also entry {seen[written_employee_key(employee)]}; "
                                    "give each employee one entry listing all their account ids and emails")
-        seen[employee_key(employee)] = position
+        seen[written_employee_key(employee)] = position
         unknown = sorted(set(entry) - {"employee_id", *IDENTITY_KINDS})
         if unknown:
             raise IdentityMapError(f"{where} ({employee}): unknown keys {unknown}; valid keys: employee_id, "
@@ -77,7 +77,7 @@ def read_identity_map(path: Path) -> list[dict[str, str]]:
                 found += 1
                 if (kind, identity) in owners:
                     owner = owners[kind, identity]
-                    if employee_key(owner[1]) != employee_key(employee):
+                    if written_employee_key(owner[1]) != written_employee_key(employee):
                         raise IdentityMapError(f"{where}: {key} {identity!r} is given to both {owner[1]!r} (entry "
                                                f"{owner[0]}) and {employee!r}")
                     continue  # the same value twice in one entry
@@ -101,7 +101,7 @@ def pseudonymised(rows: list[dict[str, str]], salt: str) -> pl.DataFrame:
     hashed = {"jira_account_id": account_pseudonym, "email": email_pseudonym}
     return pl.DataFrame([{"identity_kind": row["identity_kind"],
                           "identity": hashed[row["identity_kind"]](salt, row["identity"]),
-                          "employee_id": employee_pseudonym(salt, row["employee_id"])} for row in rows],
+                          "employee_id": written_employee_pseudonym(salt, row["employee_id"])} for row in rows],
                         schema=SCHEMA)
 
 

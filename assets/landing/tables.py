@@ -297,10 +297,10 @@ def _drop_overlong_cells(conn: duckdb.DuckDBPyConnection, records: Records) -> N
 
 
 def _read_xlsx(snapshot: Snapshot, sheet: str | None) -> Records:
-    """The sheet named (else the first), continued by every other sheet that repeats one of its
-    first rows (its header, perhaps below the same title rows): report tools write a long report
-    over several sheets (IBM Cognos, behind UKG's reports, at 65,536 rows a sheet; SSRS a sheet a
-    page). Rows are numbered on through the sheets read, in the workbook's order."""
+    """The sheet named, else the first sheet continued by every later sheet that repeats one of
+    its first rows (its header, perhaps below the same title rows): report tools write a long
+    report over several sheets (IBM Cognos, behind UKG's reports, at 65,536 rows a sheet; SSRS a
+    sheet a page). Rows are numbered on through the sheets read, in the workbook's order."""
     try:
         workbook = CalamineWorkbook.from_path(str(snapshot.path))
     except Exception as error:  # calamine raises its own error types for non-workbooks
@@ -309,15 +309,14 @@ def _read_xlsx(snapshot: Snapshot, sheet: str | None) -> Records:
     if sheet is not None and sheet not in names:
         raise ValueError(f"{snapshot.name}: no sheet {sheet!r}; the workbook has {names}")
     base = sheet or names[0]
-    sheets = {name: workbook.get_sheet_by_name(name).to_python(skip_empty_area=False) for name in names}
-    opening = {_row_key(r) for r in _first_rows(sheets[base])}
-    rows, read, others = [], [], []
-    for name in names:
-        if name == base:
-            rows += sheets[name]
-            read.append(name)
-        elif (header := _repeated_header(sheets[name], opening)) is not None:
-            rows += sheets[name][header + 1:]
+    rows = workbook.get_sheet_by_name(base).to_python(skip_empty_area=False)
+    opening = {_row_key(r) for r in _first_rows(rows)}
+    read, others = [base], []
+    # A sheet named is read alone; the sheets before the first are no continuation of it.
+    for name in names[1:] if sheet is None else ():
+        more = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        if (header := _repeated_header(more, opening)) is not None:
+            rows += more[header + 1:]
             read.append(name)
         else:
             others.append(name)

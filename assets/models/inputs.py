@@ -71,7 +71,7 @@ where not is_wave_stale and scale not in ('psychological_safety', 'accountabilit
 order by team, period_month, scale
 """
 
-INCIDENTS_SQL = """
+INCIDENTS_SQL = f"""
 with cutoff as (
     select max(greatest(triggered_at, coalesce(acknowledged_at, triggered_at), coalesce(resolved_at, triggered_at)))
         as observed_until
@@ -90,7 +90,7 @@ select
 from marts.fct_incidents as incidents
 inner join marts.mart_team_month as months using (team, period_month)
 cross join cutoff
-where months.safety_lagged is not null
+where months.safety_lagged is not null and {CLOSED_MONTHS}
 order by incidents.team, incidents.period_month, incidents.incident_id
 """
 

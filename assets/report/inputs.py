@@ -135,7 +135,7 @@ def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
         """
     ).df().iloc[0]
     incidents = conn.sql(
-        """
+        f"""
         select
             count(*) as incidents,
             count(team) as incidents_with_team,
@@ -143,6 +143,7 @@ def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
             count(tta_seconds) / nullif(count(*), 0) as acknowledged_share,
             count(ttd_seconds) / nullif(count(*), 0) as onset_known_share
         from marts.fct_incidents
+        where {CLOSED_MONTHS}
         """
     ).df().iloc[0]
     # A team-wave is suppressed in every scale or in none: count team-waves, not scales.
