@@ -15,6 +15,7 @@ assets/models/frozen_waves.py, only differ for responses loaded after their wave
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 
@@ -58,7 +59,7 @@ def team_month_mart(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
     every_month = _headcount(conn, claims("hr_org_unit"))
     months = every_month[every_month["period_month"] >= pd.Timestamp(HISTORY_START)]  # the API syncs start there
-    for part in (_leavers(conn, claims("hr_org_unit")), _incidents(conn, claims), _tickets(conn, claims)):
+    for part in (_leavers(conn, claims("hr_org_unit")), _incidents(conn, claims), ticket_counts(conn, claims)):
         months = months.merge(part, on=KEY, how="left")
     for column in COUNT_COLUMNS:
         months[column] = months[column].fillna(0).astype("int64")
@@ -216,15 +217,23 @@ def _ticket_class(rules: list[dict], issue_type: str | None, labels: list[str], 
     return "unclassified"
 
 
-def _tickets(conn, claims) -> pd.DataFrame:
+def ticket_counts(conn, claims) -> pd.DataFrame:
+    """fct_tickets counted per team and month of creation, by class (proactive, reactive,
+    unclassified); tickets of no team left out."""
     rules = conn.sql("select * from raw.config__ticket_classification order by rule_order").df()
     rules = [{**rule, **{k: list(rule[k]) for k in ("issue_types", "labels", "projects")}}
              for rule in rules.to_dict("records")]
     components = claims("jira_component").set_index("identifier")["team"]
-    issues = _read(conn, "select id, parent_id, project_key, issue_type, labels, components, created_at, "
-                         "jira_team.id as jira_team_id, jira_team.name as jira_team_name from raw.jira__issues")
-    # The Atlassian team the Team field names (a sub-task's empty field: its parent's), owned by
-    # the team claiming it by id, else by name (int_jira_team_owners, int_jira_issue_teams).
+    issues = _read(conn, "select id, parent_id, is_subtask, project_key, issue_type, labels, components, created_at, "
+                         "custom_fields[(select ticket_team_field from raw.config__kpi_rules)]::varchar as team_field "
+                         "from raw.jira__issues")
+    # The Atlassian team the KPI rules' Team field names (a value of another shape: none; a
+    # sub-task's empty field: its parent's, not an epic's), owned by the team claiming it by id,
+    # else by name (int_jira_team_owners, int_jira_issue_teams).
+    values = [json.loads(text) if isinstance(text, str) else None for text in issues["team_field"]]
+    teams = [value if isinstance(value, dict) and {"title", "isShared"} <= value.keys() else {} for value in values]
+    issues["jira_team_id"] = [team.get("id") for team in teams]
+    issues["jira_team_name"] = [team.get("name") for team in teams]
     named = issues[["jira_team_id", "jira_team_name"]].dropna(subset=["jira_team_id"]).drop_duplicates()
     jira_claims = claims("jira_team")
     by_id = (named.merge(jira_claims, left_on="jira_team_id", right_on="identifier")
@@ -232,7 +241,8 @@ def _tickets(conn, claims) -> pd.DataFrame:
     by_name = (named.merge(jira_claims, left_on="jira_team_name", right_on="identifier")
                .groupby("jira_team_id")["team"].max())
     team_of_issue = issues.set_index("id")["jira_team_id"]
-    issues["jira_team_id"] = issues["jira_team_id"].combine_first(issues["parent_id"].map(team_of_issue))
+    issues["jira_team_id"] = issues["jira_team_id"].combine_first(
+        issues["parent_id"].where(issues["is_subtask"].fillna(False).astype(bool)).map(team_of_issue))
 
     def component_team(project: str, names) -> str | None:
         claimed = (f"{project}/{name}" for name in (names if names is not None else ()))

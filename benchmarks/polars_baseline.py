@@ -45,7 +45,7 @@ def team_month_mart(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
     every_month = _headcount(conn, claims("hr_org_unit"))
     months = every_month.filter(pl.col("period_month") >= date.fromisoformat(HISTORY_START))
-    for part in (_leavers(conn, claims("hr_org_unit")), _incidents(conn, claims), _tickets(conn, claims)):
+    for part in (_leavers(conn, claims("hr_org_unit")), _incidents(conn, claims), ticket_counts(conn, claims)):
         months = months.join(part, on=KEY, how="left")
     counts = ["voluntary_leavers", "critical_voluntary_leavers", "incidents", "n_ttr", "n_tta", "n_ttd",
               "open_incidents", "auto_resolved_incidents", "reopened_incidents",
@@ -209,12 +209,21 @@ def _ticket_class(rules: list[dict]) -> pl.Expr:
     return classified
 
 
-def _tickets(conn, claims) -> pl.LazyFrame:
+def ticket_counts(conn, claims) -> pl.LazyFrame:
+    """fct_tickets counted per team and month of creation, by class (proactive, reactive,
+    unclassified); tickets of no team left out."""
     rules = conn.sql("select * from raw.config__ticket_classification order by rule_order").pl().to_dicts()
-    issues = _scan(conn, "select id, parent_id, project_key, issue_type, labels, components, created_at, "
-                         "jira_team.id as jira_team_id, jira_team.name as jira_team_name from raw.jira__issues")
-    # The Atlassian team the Team field names (a sub-task's empty field: its parent's), owned by
-    # the team claiming it by id, else by name (int_jira_team_owners, int_jira_issue_teams).
+    issues = _scan(conn, "select id, parent_id, is_subtask, project_key, issue_type, labels, components, created_at, "
+                         "custom_fields[(select ticket_team_field from raw.config__kpi_rules)]::varchar as team_field "
+                         "from raw.jira__issues")
+    # The Atlassian team the KPI rules' Team field names (a value of another shape: none; a
+    # sub-task's empty field: its parent's, not an epic's), owned by the team claiming it by id,
+    # else by name (int_jira_team_owners, int_jira_issue_teams).
+    is_team = (pl.col("team_field").str.json_path_match("$.title").is_not_null()
+               & pl.col("team_field").str.json_path_match("$.isShared").is_not_null())
+    issues = issues.with_columns(
+        jira_team_id=pl.when(is_team).then(pl.col("team_field").str.json_path_match("$.id")),
+        jira_team_name=pl.when(is_team).then(pl.col("team_field").str.json_path_match("$.name")))
     named = issues.select("jira_team_id", "jira_team_name").filter(pl.col("jira_team_id").is_not_null()).unique()
     jira_claims = claims("jira_team")
     by_id = (named.join(jira_claims, left_on="jira_team_id", right_on="identifier")
@@ -226,7 +235,8 @@ def _tickets(conn, claims) -> pl.LazyFrame:
                    .select("jira_team_id", jira_team=pl.coalesce("by_id", "by_name")))
     parents = issues.select(parent_id="id", parent_team_id="jira_team_id")
     issues = (issues.join(parents, on="parent_id", how="left")
-              .with_columns(jira_team_id=pl.coalesce("jira_team_id", "parent_team_id"))
+              .with_columns(jira_team_id=pl.coalesce(
+                  "jira_team_id", pl.when(pl.col("is_subtask")).then(pl.col("parent_team_id"))))
               .join(jira_owners, on="jira_team_id", how="left"))
     component_teams = (issues.select("id", "project_key", component=pl.col("components"),
                                      position=pl.int_ranges(pl.col("components").list.len()))

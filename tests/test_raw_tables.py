@@ -163,40 +163,41 @@ def test_a_warehouse_typed_by_the_first_team_only_is_migrated_to_every_team(tmp_
     assert conn.execute("select count(*) from raw.pagerduty__incidents where len(team_ids) = 2").fetchone() == (2,)
 
 
-# An issue's Team field as Jira Cloud's search and issue responses give it (developer.atlassian.com,
-# "Team field in Jira REST API": the field of type com.atlassian.teams:rm-teams-custom-field-team,
-# customfield_10001 in its examples), beside a select list's option, which has an id too.
+# Issues as Jira Cloud's search gives them: an epic, a story under it and a sub-task of the story
+# (the parent field is set for both; the issue type's subtask flag tells them apart), the epic's
+# Team field (developer.atlassian.com, "Team field in Jira REST API") among its custom fields.
 ATLASSIAN_TEAM = {"id": "36885b3c-1bf0-4f85-a357-c5b858c31de4", "name": "Payments squad", "title": "Payments squad",
                   "isVisible": True, "isVerified": False, "isShared": True,
                   "avatarUrl": "https://avatar-management.example/team.png"}
-SELECT_OPTION = {"self": "https://site.atlassian.net/rest/api/3/customFieldOption/10020", "value": "High",
-                 "id": "10020"}
 
 
-def _jira_issue(issue_id: str, **custom_fields) -> dict:
-    return {"id": issue_id, "key": f"OPS-{issue_id}", "fields": {
-        "project": {"id": "10000", "key": "OPS", "name": "Operations"}, "summary": "s", "components": [],
-        "created": "2024-03-01T10:00:00.000+0000", "updated": "2024-03-01T10:00:00.000+0000", **custom_fields}}
+def _jira_issue(issue_id: str, issue_type: str, subtask: bool, parent_id: str | None = None, **custom_fields) -> dict:
+    fields = {"project": {"id": "10000", "key": "OPS", "name": "Operations"}, "summary": "s", "components": [],
+              "issuetype": {"id": f"1000{issue_id}", "name": issue_type, "subtask": subtask},
+              "created": "2024-03-01T10:00:00.000+0000", "updated": "2024-03-01T10:00:00.000+0000", **custom_fields}
+    if parent_id is not None:
+        fields["parent"] = {"id": parent_id, "key": f"OPS-{parent_id}"}
+    return {"id": issue_id, "key": f"OPS-{issue_id}", "fields": fields}
 
 
-def test_the_team_field_is_stored_as_the_atlassian_teams_id_and_name_whichever_custom_field_holds_it(tmp_path):
-    issues = [_jira_issue("1", customfield_10001=ATLASSIAN_TEAM, customfield_10002=SELECT_OPTION),
-              _jira_issue("2", customfield_10050=ATLASSIAN_TEAM),  # a site whose Team field has another id
-              _jira_issue("3", customfield_10001=None),  # no team set
-              _jira_issue("4", customfield_10001=SELECT_OPTION)]  # tickets.team_field naming another field
-    conn = duckdb.connect()
-    upsert_json_records(conn, "jira__issues", issues)
-    stored = dict(conn.execute("select id, jira_team from raw.jira__issues").fetchall())
-    team = {"id": ATLASSIAN_TEAM["id"], "name": "Payments squad"}
-    no_team = {"id": None, "name": None}
-    assert stored == {"1": team, "2": team, "3": no_team, "4": no_team}
-    assert untypable_records(conn, "jira__issues", issues) == {}
-
-    # A warehouse written before the column: the next migration fills it from the payloads.
+def test_a_warehouse_with_the_team_column_is_migrated_to_the_subtask_flag(tmp_path):
+    # The Team is read from the custom field the KPI rules name (the models, from custom_fields),
+    # so the typed team column written before is dropped; the subtask flag, which says which
+    # parent's team an issue takes, is filled from the stored payloads.
+    issues = [_jira_issue("1", "Epic", False, customfield_10001=ATLASSIAN_TEAM),
+              _jira_issue("2", "Story", False, parent_id="1"), _jira_issue("3", "Subtask", True, parent_id="2")]
     path = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(path)) as old:
         upsert_json_records(old, "jira__issues", issues)
-        old.execute("alter table raw.jira__issues drop column jira_team")
+        old.execute("alter table raw.jira__issues drop column is_subtask")
+        old.execute("alter table raw.jira__issues add column jira_team struct(id varchar, name varchar)")
+        old.execute("update raw.jira__issues set jira_team = {'id': payload -> '$.fields.customfield_10001' ->> 'id', "
+                    "'name': payload -> '$.fields.customfield_10001' ->> 'name'}")
     with duckdb.connect(str(path)) as upgraded:
         assert migrate_raw_tables(upgraded) == ["jira__issues"]
-        assert dict(upgraded.execute("select id, jira_team from raw.jira__issues").fetchall()) == stored
+        columns = [name for name, *_ in upgraded.execute("describe raw.jira__issues").fetchall()]
+        assert "jira_team" not in columns
+        assert upgraded.execute("select id, parent_id, is_subtask, custom_fields['customfield_10001'] ->> 'id' "
+                                "from raw.jira__issues order by id").fetchall() == [
+            ("1", None, False, ATLASSIAN_TEAM["id"]), ("2", "1", False, None), ("3", "2", True, None)]
+    assert untypable_records(duckdb.connect(), "jira__issues", issues) == {}

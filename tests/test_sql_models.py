@@ -372,7 +372,7 @@ def test_the_mapping_check_names_a_shared_team_as_left_unclaimed_not_as_one_to_m
     result = pagerduty_mapping_report(WarehouseResource(database=str(warehouse.path)))
     assert result.metadata["unmapped"].value == []
     assert result.metadata["unclaimed_shared_teams"].value == [
-        "pagerduty_team PSHARED (Platform SRE) (listed on 4 records, each counted for another team listed)"]
+        "pagerduty_team PSHARED (Platform SRE) (listed on 4 records, each beside a claimed team)"]
     assert result.metadata["several_claiming_teams"].value == ["pagerduty_service PS1 (1 records)"]
     assert not result.passed and "add them to team_map.yml" not in result.description
     assert "nothing to map" in result.description and "claim the service" in result.description
@@ -386,6 +386,39 @@ def test_the_mapping_check_names_a_shared_team_as_left_unclaimed_not_as_one_to_m
     assert result.metadata["unmapped"].value == [
         "pagerduty_team PSHARED (Platform SRE) (1 records)", "pagerduty_team PT2 (Search) (1 records)",
         "pagerduty_service PS2 (1 records)"]
+    assert "add them to team_map.yml" in result.description
+
+
+def test_the_mapping_check_asks_to_map_a_team_listed_alone_on_incidents_its_claimed_service_decides(warehouse):
+    # Payments claims its fraud service by id; the service's incidents list only its own
+    # PagerDuty team ("Fraud", unclaimed). They count for Payments by the service, but that team
+    # is no shared team listed beside a claimed one: the next service it owns would count for no
+    # team, so the check asks to map it.
+    _load_incidents_listing_a_shared_team(warehouse)
+    fraud = {"id": "PFRAUD", "summary": "Fraud", "type": "team_reference"}
+    warehouse.raw_rows("config__team_map", [
+        *TEAM_MAP, {"team": "Payments", "source": "pagerduty_service", "identifier": "PS3"}])
+    warehouse.raw_json("pagerduty__teams", [{"id": "PFRAUD", "name": "Fraud"}])
+    warehouse.raw_json("pagerduty__services", [{"id": "PS3", "name": "fraud-scoring", "teams": [fraud]}])
+    warehouse.raw_json("pagerduty__incidents", [
+        {"id": "FRAUD", "incident_number": 6, "status": "resolved", "urgency": "high",
+         "service": {"id": "PS3", "summary": "fraud-scoring", "type": "service_reference"},
+         "created_at": "2024-03-01T10:00:00Z", "teams": [fraud]}])
+    warehouse.raw_json("pagerduty__log_entries", [
+        {**_entry("L6", "FRAUD", "trigger_log_entry", "2024-03-01T10:00:00Z"), "teams": [fraud]}])
+    warehouse.build(
+        "stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
+        "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "int_team_owners", "int_pagerduty_team_owners",
+        "int_pagerduty_incident_teams", "fct_incidents",
+    )
+    assert warehouse.rows("select team, team_source from marts.fct_incidents where incident_id = 'FRAUD'") == [
+        {"team": "Payments", "team_source": "service"}]
+    warehouse.close()
+    result = pagerduty_mapping_report(WarehouseResource(database=str(warehouse.path)))
+    assert result.metadata["unmapped"].value == [
+        "pagerduty_team PFRAUD (Fraud) (1 records, 1 counted for their service's team or another list's)"]
+    assert result.metadata["unclaimed_shared_teams"].value == [
+        "pagerduty_team PSHARED (Platform SRE) (listed on 4 records, each beside a claimed team)"]
     assert "add them to team_map.yml" in result.description
 
 

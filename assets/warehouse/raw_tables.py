@@ -56,18 +56,6 @@ _TEAM_REFERENCES = "list_transform(" + _JSON_LIST + ", lambda team: team ->> '{}
 _CUSTOM_FIELDS = ("map_from_entries(list_filter(map_entries(json_transform({}, '\"MAP(VARCHAR, JSON)\"')), "
                   "lambda entry: starts_with(entry.key, 'customfield_') and entry.value is not null "
                   "and entry.value::varchar <> 'null'))")
-# The issue's Atlassian team: the value of its Team field (type com.atlassian.teams:rm-teams-
-# custom-field-team), which search and issue responses give as {"id", "name", "title",
-# "isVisible", "isVerified", "isShared", "avatarUrl"} (developer.atlassian.com, "Team field in Jira
-# REST API"). Which custom field holds it varies per site (the KPI rules' tickets.team_field names
-# the one the sync asks for), so the value is recognised by that shape among the custom fields: a
-# field named there that holds something else gives no team rather than a wrong one. No team is
-# an id and name of null, not a null struct: a null from fields that are there means untypable.
-_JIRA_TEAM = ("coalesce(list_transform(list_filter(map_entries(json_transform({}, '\"MAP(VARCHAR, JSON)\"')), "
-              "lambda entry: starts_with(entry.key, 'customfield_') and json_type(entry.value) = 'OBJECT' "
-              "and json_exists(entry.value, '$.title') and json_exists(entry.value, '$.isShared')), "
-              "lambda entry: {{'id': entry.value ->> 'id', 'name': entry.value ->> 'name'}})[1], "
-              "{{'id': null, 'name': null}})")
 
 
 @dataclass(frozen=True)
@@ -176,7 +164,10 @@ RAW_FIELDS: dict[str, tuple[RawField, ...]] = {
         RawField("issue_links", f"{_ISSUE_LINK}[]", "$.fields.issuelinks", _ISSUE_LINKS),
         RawField("subtask_ids", "varchar[]", "$.fields.subtasks",
                  "list_transform(" + _JSON_LIST + ", lambda subtask: json_extract_string(subtask, '$.id'))"),
+        # Jira Cloud sets the parent of a sub-task and of an issue under an epic alike; the issue
+        # type says which (a sub-task shows its parent's Team, an epic's child does not).
         RawField("parent_id", "varchar", "$.fields.parent.id"),
+        RawField("is_subtask", "boolean", "$.fields.issuetype.subtask"),
         # Who raised the issue: salted pseudonyms of the account id and email address (the
         # sync pseudonymises people on receipt, assets/identity.py).
         RawField("reporter_account_id", "varchar", "$.fields.reporter.accountId"),
@@ -184,8 +175,6 @@ RAW_FIELDS: dict[str, tuple[RawField, ...]] = {
         RawField("creator_account_id", "varchar", "$.fields.creator.accountId"),
         RawField("creator_email", "varchar", "$.fields.creator.emailAddress"),
         RawField("custom_fields", "map(varchar, json)", "$.fields", _CUSTOM_FIELDS),
-        # The team its Team field names (null when unset): id and name.
-        RawField("jira_team", "struct(id varchar, name varchar)", "$.fields", _JIRA_TEAM),
         # The description (Atlassian Document Format), when the KPI rules read it.
         RawField("description", "json", "$.fields.description"),
     ),

@@ -4,8 +4,9 @@ An incident or ticket whose service, PagerDuty team, Atlassian team, project or 
 team claims keeps its row (team null) but counts for no team, so each check lists the unclaimed
 identifiers with the number of records they carry, for the user to add to team_map.yml.
 A PagerDuty team listed only beside a claimed team (a shared on-call team, no survey team:
-every counted incident naming it counts for another team it lists) is named as left
-unclaimed, with nothing to do; incidents whose listed teams several teams claim (they went
+every counted incident naming it names a claimed team in the same list) is named as left
+unclaimed, with nothing to do; one listed alone on incidents that count only by their service's
+claim is named as one to map (its next service would count for no team); incidents whose listed teams several teams claim (they went
 to the first claimed) are named by service, which the map can claim by id to choose. An
 Atlassian team (the Jira Team field) no team claims is named even when its tickets counted
 for their component's or project's team: the field says who owns them.
@@ -19,8 +20,9 @@ from assets.warehouse.pool import WAREHOUSE_POOL
 
 # PagerDuty teams seen in the data (directory or log entries) that the map claims neither by
 # id nor by name, with the counted incidents that list them (trigger entry, incident or
-# service) and how many of those have no team; services of unattributed incidents; services
-# whose incidents list teams of several teams (int_pagerduty_incident_teams.claiming_teams).
+# service), how many of those name no claimed team beside them in one list and how many have no
+# team; services of unattributed incidents; services whose incidents list teams of several teams
+# (int_pagerduty_incident_teams.claiming_teams).
 _UNCLAIMED_PAGERDUTY_SQL = """
 with counted as (
     select teams.*
@@ -29,12 +31,13 @@ with counted as (
 ),
 
 listed as (
-    select unnest(listed_team_ids) as team_id, team from counted
+    select unnest(listed_team_ids) as team_id, team, beside_claimed_team_ids from counted
 )
 
 select
     owners.team_id || ' (' || coalesce(owners.team_name, '?') || ')' as identifier,
     count(listed.team_id) as listed_on,
+    count(listed.team_id) filter (where not list_contains(listed.beside_claimed_team_ids, listed.team_id)) as alone_on,
     count(listed.team_id) filter (where listed.team is null) as unattributed
 from intermediate.int_pagerduty_team_owners as owners
 left join listed using (team_id)
@@ -90,20 +93,23 @@ order by source, identifier
 
 
 def pagerduty_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    """The PagerDuty mapping check's result: what to add to the team map (unclaimed teams that
-    leave incidents without a team, or that are on no counted incident; services of incidents
-    without a team), which services' incidents had several claiming teams to choose from, and
-    which unclaimed teams are only ever listed beside a claimed one (nothing to do)."""
+    """The PagerDuty mapping check's result: what to add to the team map (unclaimed teams listed
+    on a counted incident with no claimed team beside them in one list, whether it counted by its
+    service's claim or for no team, or on no counted incident; services of incidents without a
+    team), which services' incidents had several claiming teams to choose from, and which
+    unclaimed teams are only ever listed beside a claimed one (nothing to do)."""
     with duckdb.get_connection() as conn:
         teams = conn.execute(_UNCLAIMED_PAGERDUTY_SQL).fetchall()
         services = conn.execute(_UNATTRIBUTED_SERVICES_SQL).fetchall()
         several = conn.execute(_SEVERAL_CLAIMS_SQL).fetchall()
     unmapped = [
-        f"pagerduty_team {identifier}" + (f" ({unattributed} records)" if listed_on else "")
-        for identifier, listed_on, unattributed in teams if unattributed or not listed_on
+        f"pagerduty_team {identifier}" + (
+            f" ({alone_on} records" + (f", {alone_on - unattributed} counted for their service's team or another "
+                                       "list's" if unattributed < alone_on else "") + ")" if listed_on else "")
+        for identifier, listed_on, alone_on, unattributed in teams if alone_on or not listed_on
     ] + [f"pagerduty_service {service_id} ({records} records)" for service_id, records in services]
-    shared = [f"pagerduty_team {identifier} (listed on {listed_on} records, each counted for another team listed)"
-              for identifier, listed_on, unattributed in teams if listed_on and not unattributed]
+    shared = [f"pagerduty_team {identifier} (listed on {listed_on} records, each beside a claimed team)"
+              for identifier, listed_on, alone_on, _ in teams if listed_on and not alone_on]
     ambiguous = [f"pagerduty_service {service_id} ({records} records)" for service_id, records in several]
     said = []
     if unmapped:

@@ -1,4 +1,4 @@
-{#- Rules of the learning and speaking-up KPIs shared by several models. -#}
+{#- Rules of the KPI rules file (config/kpi_rules.yml) shared by several models. -#}
 
 {#- A title as repeats compare it: lower case, each run of digits '#', every run of other
     characters but letters and '#' one space, trimmed. -#}
@@ -26,4 +26,20 @@
     types, given as the type's name or the link's wording from this issue's side. -#}
 {% macro link_is_one_of(link, types) -%}
     (list_contains({{ types }}, lower({{ link }}.link_type)) or list_contains({{ types }}, lower({{ link }}.relation)))
+{%- endmacro %}
+
+{#- The Jira issues whose Team field names an Atlassian team, with its id and name (issue_id,
+    jira_team_id, jira_team_name). The Team field is the custom field the KPI rules name
+    (tickets.team_field; ~: none, no issue names a team). Jira gives its value as {"id", "name",
+    "title", "isVisible", "isVerified", "isShared", "avatarUrl"} (developer.atlassian.com, "Team
+    field in Jira REST API"): a field named there that holds anything else names no team rather
+    than a wrong one. -#}
+{% macro jira_issue_team_fields() -%}
+    select issue_id, team_field ->> 'id' as jira_team_id, team_field ->> 'name' as jira_team_name
+    from (
+        select issues.issue_id, issues.custom_fields[rules.ticket_team_field] as team_field
+        from {{ ref('stg_jira__issues') }} as issues
+        cross join {{ source('raw', 'config__kpi_rules') }} as rules
+    )
+    where json_exists(team_field, '$.title') and json_exists(team_field, '$.isShared')
 {%- endmacro %}

@@ -1,10 +1,14 @@
--- The team each Jira issue counts for: the owner of the Atlassian team its Team field names when
--- the team map claims it (jira_teams: sites whose teams share projects record ownership there;
--- a sub-task shows its parent's team), else of its first component the team map claims
--- (PROJECT/Component, for projects several teams share), else of its project. Tickets, reviews
--- and action items are attributed through it.
+-- The team each Jira issue counts for: the owner of the Atlassian team its Team field (the KPI
+-- rules' tickets.team_field) names when the team map claims it (jira_teams: sites whose teams
+-- share projects record ownership there; a sub-task shows its parent's team), else of its first
+-- component the team map claims (PROJECT/Component, for projects several teams share), else of
+-- its project. Tickets, reviews and action items are attributed through it.
 with issues as (
-    select issue_id, project_key, components, parent_id, jira_team_id from {{ ref('stg_jira__issues') }}
+    select issue_id, project_key, components, parent_id, is_subtask from {{ ref('stg_jira__issues') }}
+),
+
+team_fields as (
+    {{ jira_issue_team_fields() }}
 ),
 
 owners as (
@@ -12,11 +16,13 @@ owners as (
 ),
 
 -- The Atlassian team each issue names: Jira gives a sub-task its parent's team, so one whose own
--- field is empty takes it from the parent.
+-- field is empty takes it from the parent. An issue under an epic has the epic as its parent too
+-- (Jira Cloud's parent field replaced Epic Link) but a team of its own: it takes nothing.
 named_teams as (
-    select issues.issue_id, coalesce(issues.jira_team_id, parents.jira_team_id) as jira_team_id
+    select issues.issue_id, coalesce(own.jira_team_id, parents.jira_team_id) as jira_team_id
     from issues
-    left join issues as parents on parents.issue_id = issues.parent_id
+    left join team_fields as own on own.issue_id = issues.issue_id
+    left join team_fields as parents on issues.is_subtask and parents.issue_id = issues.parent_id
 ),
 
 team_claims as (

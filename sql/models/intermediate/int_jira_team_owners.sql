@@ -1,8 +1,8 @@
--- Atlassian teams the issues' Team field names, each with the team of the team map that claims
--- it (jira_teams, by id or by name, as PagerDuty teams are claimed).
+-- Atlassian teams the issues' Team field (the KPI rules' tickets.team_field) names, each with the
+-- team of the team map that claims it (jira_teams, by id or by name, as PagerDuty teams are claimed).
 with jira_teams as (
     select distinct jira_team_id as team_id, jira_team_name as team_name
-    from {{ ref('stg_jira__issues') }}
+    from ({{ jira_issue_team_fields() }})
     where jira_team_id is not null
 ),
 

@@ -66,6 +66,19 @@ every_listed as (
     from listed
     where team_id is not null
     group by incident_id
+),
+
+-- The teams a list names beside another team the map claims: an unclaimed one there is a shared
+-- team (e.g. an on-call team beside the owner's), which the mapping check does not ask to map.
+beside_claimed as (
+    select listed.incident_id, list_sort(list(distinct listed.team_id)) as beside_claimed_team_ids
+    from listed
+    inner join listed as other
+        on other.incident_id = listed.incident_id and other.precedence = listed.precedence
+        and other.team_id <> listed.team_id
+    inner join {{ ref('int_pagerduty_team_owners') }} as owners
+        on owners.team_id = other.team_id and owners.team is not null
+    group by listed.incident_id
 )
 
 select
@@ -76,9 +89,11 @@ select
         when by_service.team is not null then 1
         else coalesce(decided.claiming_teams, 0)
     end as claiming_teams,
-    coalesce(every_listed.listed_team_ids, []::varchar[]) as listed_team_ids
+    coalesce(every_listed.listed_team_ids, []::varchar[]) as listed_team_ids,
+    coalesce(beside_claimed.beside_claimed_team_ids, []::varchar[]) as beside_claimed_team_ids
 from incidents
 left join decided using (incident_id)
 left join every_listed using (incident_id)
+left join beside_claimed using (incident_id)
 left join {{ ref('int_team_owners') }} as by_service
     on by_service.source = 'pagerduty_service' and by_service.identifier = incidents.service_id

@@ -25,13 +25,11 @@ select
     issue_links,
     subtask_ids,
     parent_id,
+    is_subtask,
     -- Who raised the issue: the reporter, else the creator (pseudonyms, never identities).
     coalesce(reporter_account_id, creator_account_id) as reporter_account_id,
     case when reporter_account_id is not null then reporter_email else creator_email end as reporter_email,
     custom_fields,
-    -- The Atlassian team its Team field names.
-    jira_team.id as jira_team_id,
-    jira_team.name as jira_team_name,
     description,
     loaded_at
 from {{ source('raw', 'jira__issues') }} as issues
