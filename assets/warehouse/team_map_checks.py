@@ -31,13 +31,13 @@ with counted as (
 ),
 
 listed as (
-    select unnest(listed_team_ids) as team_id, team, beside_claimed_team_ids from counted
+    select unnest(unclaimed_team_ids) as team_id, team, shared_team_ids from counted
 )
 
 select
     owners.team_id || ' (' || coalesce(owners.team_name, '?') || ')' as identifier,
     count(listed.team_id) as listed_on,
-    count(listed.team_id) filter (where not list_contains(listed.beside_claimed_team_ids, listed.team_id)) as alone_on,
+    count(listed.team_id) filter (where not list_contains(listed.shared_team_ids, listed.team_id)) as alone_on,
     count(listed.team_id) filter (where listed.team is null) as unattributed
 from intermediate.int_pagerduty_team_owners as owners
 left join listed using (team_id)
