@@ -587,9 +587,10 @@ def kpi_rows(kpi: Kpi, months: pd.DataFrame, incidents: pd.DataFrame,
     """The results-table rows of one KPI under one score model: a main row per reported
     construct, and the cross-check rows of a mixed model next to it."""
     constructs = model.constructs()
-    log_time = kpi.family in (Family.TEAM_MONTH_LOG_TIME, Family.INCIDENT_LOG_TIME)
-    rows_of_kpi = model_rows(incidents if kpi.family.grain == "incident" else months, [kpi.outcome], model)
-    left_out = zero_times_left_out(int((rows_of_kpi[kpi.outcome] == 0).sum()), kpi) if log_time else ""
+    left_out = ""
+    if kpi.family in (Family.TEAM_MONTH_LOG_TIME, Family.INCIDENT_LOG_TIME):
+        fitted = model_rows(incidents if kpi.family.grain == "incident" else months, [kpi.outcome], model)
+        left_out = zero_times_left_out(int((fitted[kpi.outcome] == 0).sum()), kpi)
 
     def row(estimate: Estimate, role: str) -> dict:
         return {"kpi": kpi.name, "construct": constructs[estimate.term], "role": role, "scale": kpi.scale,
