@@ -69,7 +69,7 @@ facts as (
         service_id,
         date_trunc('month', created_at)::date as period_month,
         created_at as triggered_at,
-        least(impact_onset_at, alert_onset_at) as onset_at,
+        least(impact_onset_at, alert_onset_at) as onset_at,  -- read again below (DuckDB's lateral alias)
         case
             when impact_onset_at is not null and alert_onset_at is not null then 'custom_field_and_alert'
             when impact_onset_at is not null then 'custom_field'
@@ -77,11 +77,10 @@ facts as (
         end as onset_source,
         acknowledged_at,
         case when status = 'resolved' then resolved_at end as resolved_at,
-        epoch(created_at - least(impact_onset_at, alert_onset_at)) as ttd_seconds,
+        epoch(created_at - onset_at) as ttd_seconds,
         epoch(acknowledged_at - created_at) as tta_seconds,
         case when status = 'resolved' then epoch(resolved_at - created_at) end as ttr_seconds,
-        case when status = 'resolved' then epoch(resolved_at - least(impact_onset_at, alert_onset_at)) end
-            as ttr_from_onset_seconds,
+        case when status = 'resolved' then epoch(resolved_at - onset_at) end as ttr_from_onset_seconds,
         status <> 'resolved' as is_open,
         reopen_count,
         coalesce(resolver_type in ('service_reference', 'integration_reference') or resolve_channel = 'timeout', false)
