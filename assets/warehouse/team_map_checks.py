@@ -92,6 +92,13 @@ order by source, identifier
 """
 
 
+def _records(records: int, unattributed: int, counted_for: str) -> str:
+    """How many records an unclaimed identifier is on, and how many of them counted for a team
+    all the same (``counted_for`` says which)."""
+    elsewhere = f", {records - unattributed} counted for {counted_for}" if unattributed < records else ""
+    return f" ({records} records{elsewhere})"
+
+
 def pagerduty_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     """The PagerDuty mapping check's result: what to add to the team map (unclaimed teams listed
     on a counted incident with no claimed team beside them in one list, whether it counted by its
@@ -103,9 +110,8 @@ def pagerduty_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
         services = conn.execute(_UNATTRIBUTED_SERVICES_SQL).fetchall()
         several = conn.execute(_SEVERAL_CLAIMS_SQL).fetchall()
     unmapped = [
-        f"pagerduty_team {identifier}" + (
-            f" ({alone_on} records" + (f", {alone_on - unattributed} counted for their service's team or another "
-                                       "list's" if unattributed < alone_on else "") + ")" if listed_on else "")
+        f"pagerduty_team {identifier}"
+        + (_records(alone_on, unattributed, "their service's team or another list's") if listed_on else "")
         for identifier, listed_on, alone_on, unattributed in teams if alone_on or not listed_on
     ] + [f"pagerduty_service {service_id} ({records} records)" for service_id, records in services]
     shared = [f"pagerduty_team {identifier} (listed on {listed_on} records, each beside a claimed team)"
@@ -148,12 +154,8 @@ def jira_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     the projects and components of the other tickets without a team."""
     with duckdb.get_connection() as conn:
         rows = conn.execute(_UNMAPPED_JIRA_SQL).fetchall()
-    unmapped = [
-        f"{source} {identifier} ({records} records"
-        + (f", {records - unattributed} counted for their component's or project's team" if unattributed < records
-           else "") + ")"
-        for source, identifier, records, unattributed in rows
-    ]
+    unmapped = [f"{source} {identifier}" + _records(records, unattributed, "their component's or project's team")
+                for source, identifier, records, unattributed in rows]
     return dg.AssetCheckResult(
         passed=not unmapped,
         severity=dg.AssetCheckSeverity.WARN,
