@@ -596,7 +596,10 @@ def test_a_jira_issue_whose_changelog_cannot_be_completed_is_quarantined_not_fat
         return body
 
     with start_sandbox(org) as sandbox:
-        sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/search/jql", rewrite=embed_two_unreadable)
+        # Every search response of the first night (times=None): a page asked for again after a
+        # client timeout (a loaded CI machine) must carry the same broken changelog.
+        sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/search/jql", rewrite=embed_two_unreadable,
+                             times=None)
         sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/issue/{issueIdOrKey}/changelog", rewrite=list_none,
                              times=None)
         first = sync(org, sandbox, warehouse)
