@@ -21,13 +21,18 @@ import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import dagster as dg
 import openpyxl
 import pytest
 
+from assets.landing.assets import survey_responses
 from assets.landing.files import classify
 from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.mapping import read_mapping
+from assets.landing.resource import LandingFolderResource
 from assets.landing.survey import SurveyExportError, read_survey_exports
+from assets.models.assets import survey_waves
+from assets.warehouse.resource import WarehouseResource
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 ITEMS = [item.text for item in PSYCHOLOGICAL_SAFETY.items]
@@ -258,3 +263,42 @@ def test_twelve_hour_times_without_seconds_are_read(tmp_path):
         assert not load.checked.quarantined
         assert sorted({r["submitted_at"] for r in load.checked.accepted}) == [
             datetime(2025, 3, 31, 23, 45), datetime(2025, 4, 1, 0, 15), datetime(2025, 4, 13, 9, 5)]
+
+
+# -- Files on different scales load, and the survey figures stop naming them -------------------
+
+@pytest.mark.slow
+def test_survey_figures_on_files_of_different_scales_stop_naming_each_scales_files(tmp_path, dbt):
+    from conftest import Warehouse
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    header = ["response_id", "submitted_at", "team", *ITEMS]
+    (landing / "q1_seven.csv").write_text(csv_text([header] + [
+        [f"S{i}", "2025-02-10 09:00:00", "Search", *consistent_answers(1 + i % 7)] for i in range(6)]))
+    (landing / "q1_five.csv").write_text(csv_text([header] + [
+        [f"F{i}", "2025-02-10 09:00:00", "Payments", *consistent_answers(1 + i % 5, 5)] for i in range(6)]))
+    (landing / "export_mapping.yml").write_text('files:\n  - match: "q1_five.csv"\n    scale_points: 5\n')
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb", dbt)
+    warehouse.raw_rows("config__team_map", [{"team": team, "source": "survey_group", "identifier": team}
+                                            for team in ("Search", "Payments")])
+    resources = {"landing": LandingFolderResource(path=str(landing), hr_id_salt="salt", settle_seconds=0),
+                 "duckdb": WarehouseResource(database=str(warehouse.path))}
+    warehouse.close()
+    loaded = dg.materialize([survey_responses], resources=resources)
+    assert loaded.success  # each file on its own scale
+    metadata = loaded.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["scale_points"].value == [5, 7]
+    assert {name: file["scale_points"] for name, file in metadata["files"].value.items()} == {
+        "q1_five.csv": 5, "q1_seven.csv": 7}
+    warehouse.build("+stg_survey__responses", "+int_team_month_headcount")
+    warehouse.close()
+
+    figures = dg.materialize([survey_waves], resources=resources, raise_on_error=False,
+                             run_config={"ops": {"survey_waves": {"config": {"as_of": "2025-06-30"}}}})
+    assert not figures.success
+    failure = next(e for e in figures.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.error.cause.message
+    assert "survey answers on different scales" in message
+    assert "5-point in q1_five.csv; 7-point in q1_seven.csv" in message
+    assert "scale_points in export_mapping.yml" in message
