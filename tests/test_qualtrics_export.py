@@ -93,3 +93,28 @@ def test_nothing_new_writes_no_file(org, tmp_path):
         assert run(sandbox, tmp_path).success
     assert len(list(tmp_path.glob("qualtrics_*.csv"))) == 1
     assert not list(tmp_path.glob(".*part"))
+
+
+def test_an_error_body_repeating_the_headers_fails_without_the_token(org, tmp_path):
+    with start_sandbox(org) as sandbox:
+        echo = sandbox.inject_fault("qualtrics", "echoed_headers", status=400)
+        result = run(sandbox, tmp_path)
+        token = sandbox.qualtrics_token
+    assert echo.fired and not result.success
+    failure = result.get_step_failure_events()[0].event_specific_data.error.message
+    assert "HTTP 400" in failure and "Request headers" in failure and "[redacted]" in failure
+    assert token not in failure
+    assert all(token not in str(event) for event in result.all_events)
+
+
+def test_a_qualtrics_url_that_is_not_https_fails_before_any_request(org, tmp_path):
+    with start_sandbox(org) as sandbox:
+        result = dg.materialize([qualtrics_responses], raise_on_error=False, resources={
+            **resources(sandbox, tmp_path),
+            "qualtrics": QualtricsResource(base_url=sandbox.qualtrics_url.replace("https://", "http://"),
+                                           api_token=sandbox.qualtrics_token, survey_ids=SURVEY_ID,
+                                           base_delay_seconds=0.01, max_attempts=2)})
+        counts = dict(sandbox.request_counts)
+    assert not result.success and sum(counts.values()) == 0
+    failure = result.get_step_failure_events()[0].event_specific_data.error.message
+    assert "QUALTRICS_URL must be an https:// URL" in failure and "Nothing was requested" in failure

@@ -4,7 +4,8 @@ Start an export, poll its progress, download the ZIP and unzip its CSV: the thre
 Qualtrics' documented export flow. Every call is bounded by ``assets.api_retry``: 429 and
 5xx are retried (waiting what ``Retry-After`` asks, else backing off), an export that ends
 ``failed`` is started again, a refused token fails the run at once naming the variable.
-The token comes from the environment only (QUALTRICS_API_TOKEN) and never reaches a log.
+The token comes from the environment only (QUALTRICS_API_TOKEN) and never reaches a log: it is
+sent only to an https:// QUALTRICS_URL, and taken out of any error text an answer carries.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from email.utils import parsedate_to_datetime
 import dagster as dg
 import requests
 
-from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, wait_hint
+from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, https_url_failure, redact, wait_hint
 
 
 class QualtricsResource(dg.ConfigurableResource):
@@ -46,6 +47,10 @@ class QualtricsResource(dg.ConfigurableResource):
         return Backoff(self.max_attempts, self.base_delay_seconds, self.max_delay_seconds)
 
     def _request(self, method: str, path: str, log, **kwargs) -> requests.Response:
+        # Checked before every request: the token travels in a header, in clear over http://.
+        if failure := https_url_failure(self.base_url, "QUALTRICS_URL",
+                                        "your data centre's API root, https://<org>.<datacentre>.qualtrics.com"):
+            raise failure
         url = f"{self.base_url.rstrip('/')}/API/v3{path}"
 
         def call() -> requests.Response:
@@ -60,7 +65,9 @@ class QualtricsResource(dg.ConfigurableResource):
                 raise ApiError("Qualtrics refused the API token (401): set QUALTRICS_API_TOKEN to a token with "
                                "response-export rights for these surveys")
             if response.status_code >= 400:
-                raise ApiError(f"Qualtrics {method} {path}: HTTP {response.status_code}: {_message(response)}")
+                # A gateway's error body may repeat the request's headers, the token among them.
+                raise ApiError(f"Qualtrics {method} {path}: HTTP {response.status_code}: "
+                               f"{redact(_message(response), [self.api_token])}")
             return response
 
         return call_with_retries(call, what=f"Qualtrics {method} {path}", backoff=self._backoff(), log=log)

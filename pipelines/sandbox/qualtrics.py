@@ -26,6 +26,7 @@ import threading
 import uuid
 import zipfile
 from datetime import UTC, datetime
+from http import HTTPStatus
 
 from werkzeug.wrappers import Request, Response
 
@@ -97,6 +98,9 @@ class QualtricsApi(JsonApi):
         if with_headers:
             response.headers["Retry-After"] = str(wait_seconds)
         return response
+
+    def error(self, status: int, message: str) -> Response:
+        return _error(status, HTTPStatus(status).phrase, message, "GS_0")
 
     def handle(self, request: Request, handler, args: dict[str, str]) -> Response:
         if request.headers.get("X-API-TOKEN") != self._token:
