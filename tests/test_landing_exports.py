@@ -163,6 +163,25 @@ def test_bad_hr_rows_are_quarantined_with_hashed_ids(tmp_path):
     assert hashed("E2") in raw and '"E2"' not in raw and '"E1"' not in raw
 
 
+@pytest.mark.parametrize("damage", ["latin-1 bytes", "unclosed quote", "extra field"])
+def test_an_hr_line_the_reader_cannot_split_is_quarantined_without_its_text(tmp_path, damage):
+    # The line could not be split into columns, so its id cannot be hashed: the quarantine
+    # (in the warehouse, where analysts read) keeps its file, row and reason, not the line.
+    header = "employee_id,first_name,email,org_unit,role,critical_role,snapshot_date\n"
+    good = "E1,Jürgen,juergen@example.com,OU-1,sre,false,2025-01-01\n"  # a UTF-8 file
+    bad = {"latin-1 bytes": "E7,Zoë,zoe.mueller@example.com,OU-1,sre,false,2025-01-01\n".encode("latin-1"),
+           "unclosed quote": b'E7,"Zo"e,zoe.mueller@example.com,OU-1,sre,false,2025-01-01\n',
+           "extra field": b"E7,Zoe,zoe.mueller@example.com,OU-1,sre,false,2025-01-01,Performance\n"}[damage]
+    path = tmp_path / "h.csv"
+    path.write_bytes((header + good).encode() + bad + b"E2,Bo,bo@example.com,OU-1,sre,false,2025-01-01\n")
+    loaded = hr(path)
+    [quarantined] = [q for q in loaded.quarantine.to_dicts() if q["source_line"] == 3]
+    assert quarantined["raw_row"] is None and quarantined["reason"]
+    assert not any("zoe" in text.lower() or "E7" in text for q in loaded.quarantine.to_dicts()
+                   for text in q.values() if isinstance(text, str))
+    assert len(loaded.headcount) >= 1
+
+
 def test_terminations_parse_flags_and_dates(tmp_path):
     rows = [{"employee_id": "E1", "org_unit": "OU-1", "role": "sre", "critical_role": "yes",
              "termination_date": "2025-03-04", "voluntary": "False"},

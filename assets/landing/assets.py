@@ -430,8 +430,8 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
     quarantined = ", ".join(quarantine_columns)
     roster_quarantine = f"select {quarantined} from ({rows('quarantine', quarantine_columns, rosters)})"
     if len(rosters) > 1:
-        # The quarantined row's (hashed) employee id is in its raw_row; a row rejected before
-        # its cells were read (raw_row is the line's text) or without an id matches no one: it
+        # The quarantined row's (hashed) employee id is in its raw_row; a line rejected before
+        # its cells were read (no raw_row) or a row without an id matches no one: it
         # stays while its roster is the newest for some employee, or the newest roster of all.
         quarantined_id = ("coalesce(case when json_valid(raw_row) then json_extract_string(raw_row, '$.employee_id') "
                           "end, '')")

@@ -226,8 +226,10 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
             join data using (row)
             order by source_line""", [name])
         if records.rejected:
-            conn.executemany("insert into quarantine values (?, ?, ?, ?)",
-                             [[name, row, reason, text] for row, text, reason in records.rejected])
+            # A line the reader could not split has no id column to hash, and may name the
+            # employee in clear: its file, row and reason are kept, not its text.
+            conn.executemany("insert into quarantine values (?, ?, ?, null)",
+                             [[name, row, reason] for row, _, reason in records.rejected])
         if preset == "snapshots":
             _snapshot_tables(conn, roles)
         else:
