@@ -32,6 +32,8 @@ import hashlib
 import re
 from typing import Any
 
+import dagster as dg
+
 # Hex characters a pseudonym keeps: 80 bits, no collision among any organisation's people.
 PSEUDONYM_LENGTH = 20
 # Prefixes that keep the kinds of identity apart in the hash (an account id never equals an
@@ -59,6 +61,28 @@ DONE = "pseudonymised"
 # Parts of an issue that never name a person: not walked (a sync receives hundreds of thousands).
 PERSONLESS_KEYS = frozenset({"project", "status", "issuetype", "components", "priority", "avatarUrls", "labels",
                              "statusCategory", "resolution", "fixVersions", "versions"})
+
+
+# A salt this short is guessable offline: with a list of the company's ids, each guess costs
+# one hash per id. The check warns below it (tests and the sandbox use short ones).
+MIN_SALT_LENGTH = 16
+
+
+def checked_salt(salt: str | None, log) -> None:
+    """Refuse a blank salt (PSAFE_HR_ID_SALT set but empty): every pseudonym would be a plain
+    hash of the id, which a list of candidate ids reverses. Warn (``log``) when it is short."""
+    if salt is None:
+        return
+    if not salt.strip():
+        raise dg.Failure(allow_retries=False, description=(
+            "PSAFE_HR_ID_SALT is set but empty: employee ids and Jira people would be hashed without a secret, "
+            "and anyone with a list of ids could reverse the pseudonyms. Set it to a long random secret (e.g. "
+            "the output of `python -c 'import secrets; print(secrets.token_hex(32))'`), kept and the same "
+            "every night. Nothing was read or written."))
+    if len(salt) < MIN_SALT_LENGTH:
+        log(f"PSAFE_HR_ID_SALT has {len(salt)} characters: a short salt can be guessed offline and the pseudonyms "
+            f"reversed with a list of ids; use a random secret of at least {MIN_SALT_LENGTH} characters (changing "
+            "it re-keys every pseudonym: see the README's PSAFE_HR_ID_SALT)")
 
 
 def salt_fingerprint(salt: str | None) -> str:

@@ -147,6 +147,34 @@ def test_the_sensor_skips_a_missing_landing_folder_naming_the_variable(tmp_path)
     assert "(PSAFE_LANDING_DIR) is not a folder" in LandingFolderResource(path=str(afile), hr_id_salt="s").missing_folder()
 
 
+def test_an_empty_hr_id_salt_fails_the_steps_that_hash_people_before_anything_is_read(monkeypatch, tmp_path):
+    """PSAFE_HR_ID_SALT exported but empty: the pseudonyms would be plain hashes of the ids."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "hr_snapshots.csv").write_text("snapshot_date,employee_id,org_unit,role,critical_role\n"
+                                              "2025-01-01,1001,OU-1,sre,false\n")
+    for name, value in {"JIRA_URL": "https://jira.invalid", "JIRA_EMAIL": "e", "JIRA_API_TOKEN": "t",
+                        "PSAFE_HR_ID_SALT": "", "PSAFE_LANDING_DIR": str(landing),
+                        "PSAFE_WAREHOUSE": str(tmp_path / "warehouse.duckdb")}.items():
+        monkeypatch.setenv(name, value)
+    resources = defs().resources
+    for step, resource in ((landing_assets.hr_exports, "landing"), (jira_assets.jira_issues, "jira")):
+        result = dg.materialize([step], raise_on_error=False,
+                                resources={resource: resources[resource], "duckdb": resources["duckdb"]})
+        events = {e.event_type: e for e in result.all_events}
+        assert not result.success and dg.DagsterEventType.STEP_UP_FOR_RETRY not in events, step
+        assert "PSAFE_HR_ID_SALT is set but empty" in str(result.all_events), step
+    assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+def test_a_short_hr_id_salt_warns(tmp_path, capfd):
+    (tmp_path / "team_map.yml").write_text("teams:\n  - team: Payments\n    hr_org_units: [OU-1]\n")
+    landing = LandingFolderResource(path=str(tmp_path), hr_id_salt="acme")
+    assert dg.materialize([landing_assets.team_map], resources={
+        "landing": landing, "duckdb": WarehouseResource(database=str(tmp_path / "w.duckdb"))}).success
+    assert "PSAFE_HR_ID_SALT has 4 characters: a short salt can be guessed offline" in capfd.readouterr().err
+
+
 def test_the_sandbox_prints_the_kpi_rules_export_its_site_needs():
     command = ("from pipelines.sandbox.__main__ import main\n"
                "main(['--teams', '2', '--months', '6', '--pagerduty-port', '0', '--jira-port', '0'])\n")

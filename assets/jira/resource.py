@@ -17,7 +17,7 @@ from pydantic import Field
 
 from assets.api_quarantine import DEFAULT_MAX_QUARANTINED_SHARE, ApiRequest, PoisonRecord, Quarantined, record_id
 from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, https_url_failure, redact, wait_hint
-from assets.identity import pseudonymise_people
+from assets.identity import checked_salt, pseudonymise_people
 from assets.jira.classification import ClassificationRulesError
 from assets.kpi_rules import DEFAULT_KPI_RULES, KpiRulesError, read_kpi_rules
 
@@ -117,6 +117,9 @@ class JiraResource(dg.ConfigurableResource):
     classification_rules_path: str | None = None
     kpi_rules_path: str | None = None
     identity_salt: str | None = Field(default=None, description="The HR salt (secret: pass it as dg.EnvVar)")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        checked_salt(self.identity_salt, context.log.warning)
 
     @property
     def backoff(self) -> Backoff:

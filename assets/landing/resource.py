@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.identity import employee_pseudonym
+from assets.identity import checked_salt, employee_pseudonym
 from assets.landing.snapshot import ENCODINGS
 
 
@@ -26,6 +26,9 @@ class LandingFolderResource(dg.ConfigurableResource):
     survey_scale_points: int | None = None
     export_encoding: str | None = None
     settle_seconds: int = 60
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        checked_salt(self.hr_id_salt, context.log.warning)
 
     @property
     def scale_points(self) -> int:
