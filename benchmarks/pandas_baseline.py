@@ -130,7 +130,8 @@ def incident_facts(conn, claims: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
     text = services["name"].fillna("") + " " + services["description"].fillna("")
     services["is_test"] = text.str.contains(TEST_SERVICE)
     incidents = _read(conn, "select id as incident_id, service_id, service_name, team_ids, created_at, status, "
-                            "resolve_reason_type, resolve_reason_incident_id from raw.pagerduty__incidents")
+                            "resolved_at as stated_resolved_at, resolve_reason_type, resolve_reason_incident_id "
+                            "from raw.pagerduty__incidents")
     incidents["merged_into"] = incidents["resolve_reason_incident_id"].where(
         incidents["resolve_reason_type"] == "merge_resolve_reason")
     entries = _read(conn, "select incident_id, entry_type as type, created_at, agent_type, channel_type, team_ids, "
@@ -181,7 +182,9 @@ def incident_facts(conn, claims: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
     resolved = facts["status"] == "resolved"
     facts["ttd_seconds"] = (facts["created_at"] - facts["onset_at"]).dt.total_seconds()
     facts["tta_seconds"] = (facts["acknowledged_at"] - facts["created_at"]).dt.total_seconds()
-    facts["ttr_seconds"] = (facts["last_resolved_at"] - facts["created_at"]).dt.total_seconds().where(resolved)
+    # The last resolve entry, else (not stored yet: resolved after the log-entry sync) the incident's own time.
+    resolved_at = facts["last_resolved_at"].fillna(facts["stated_resolved_at"])
+    facts["ttr_seconds"] = (resolved_at - facts["created_at"]).dt.total_seconds().where(resolved)
     facts["is_open"] = ~resolved
     facts["reopen_count"] = facts["reopen_count"].fillna(0)
     facts["is_auto_resolved"] = ((facts["resolver_type"] == "service_reference")

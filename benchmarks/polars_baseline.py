@@ -114,7 +114,7 @@ def incident_facts(conn, claims) -> pl.LazyFrame:
         "service_id", "service_team_ids", in_directory=pl.lit(True),
         is_test=(pl.col("name").fill_null("") + " " + pl.col("description").fill_null("")).str.contains(TEST_SERVICE))
     incidents = _scan(conn, "select id as incident_id, service_id, service_name, team_ids, created_at, status, "
-                            "resolve_reason_type from raw.pagerduty__incidents")
+                            "resolved_at as stated_resolved_at, resolve_reason_type from raw.pagerduty__incidents")
     entries = _scan(conn, "select incident_id, entry_type, created_at, agent_type, channel_type, team_ids, team_names, "
                           "impact_started_at, alert_timestamp from raw.pagerduty__log_entries")
 
@@ -166,13 +166,15 @@ def incident_facts(conn, claims) -> pl.LazyFrame:
     return facts.with_columns(
         team=pl.coalesce("by_service", "trigger_owner", "incident_owner", "current_owner"),
         period_month=_month("created_at"),
+        # The last resolve entry, else (not stored yet: resolved after the log-entry sync) the incident's own time.
+        resolved_at=pl.coalesce("last_resolved_at", "stated_resolved_at"),
         # An onset precedes detection: one after the incident's creation is no onset.
         onset_at=pl.min_horizontal(*(pl.when(pl.col(onset) <= pl.col("created_at")).then(onset)
                                      for onset in ("impact_started_at", "alert_timestamp"))),
     ).with_columns(
         ttd_seconds=_seconds("created_at", "onset_at"),
         tta_seconds=_seconds("acknowledged_at", "created_at"),
-        ttr_seconds=pl.when(resolved).then(_seconds("last_resolved_at", "created_at")),
+        ttr_seconds=pl.when(resolved).then(_seconds("resolved_at", "created_at")),
         is_open=~resolved,
         is_auto_resolved=((pl.col("resolver_type") == "service_reference")
                           | (pl.col("resolve_channel") == "timeout")).fill_null(False),

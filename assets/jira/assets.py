@@ -17,7 +17,7 @@ People in an issue are pseudonymised as soon as it is received (assets/identity.
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -41,7 +41,7 @@ from assets.identity import salt_fingerprint
 from assets.jira.resource import API, IssueNotServed, IssuePage, JiraResource, parse_jira_time
 from assets.kpi_rules import KpiRulesError, read_kpi_rules
 from assets.kpi_rules import rules_frame as kpi_rules_frame
-from assets.warehouse.partitions import HISTORY_START
+from assets.warehouse.partitions import HISTORY_START, sync_history_start
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import (
     WRITE_BATCH_ROWS,
@@ -66,10 +66,11 @@ JQL_GRACE = timedelta(minutes=1)
 
 
 class JiraSyncConfig(dg.Config):
-    """``history_start`` (ISO date, UTC) bounds the first, full sync; later runs continue
-    from the stored high-water mark, ``lookback_minutes`` earlier. ``full_refresh`` forgets
-    the mark and syncs from ``history_start`` again. ``accept_mass_removal`` removes the stored
-    issues Jira no longer lists even when more than half of them are missing at once."""
+    """``history_start`` (ISO date, UTC; no later than HISTORY_START, see sync_history_start)
+    bounds the first, full sync; later runs continue from the stored high-water mark,
+    ``lookback_minutes`` earlier. ``full_refresh`` forgets the mark and syncs from
+    ``history_start`` again. ``accept_mass_removal`` removes the stored issues Jira no longer
+    lists even when more than half of them are missing at once."""
 
     history_start: str = HISTORY_START
     lookback_minutes: int = 60
@@ -96,7 +97,7 @@ def jira_issues(
     (deleted, or out of the token's sight) are removed, found by an id-only listing of every
     issue updated since `history_start`. People (reporter, creator, changelog authors, ...) are
     stored as salted pseudonyms only."""
-    history_start = datetime.fromisoformat(config.history_start).replace(tzinfo=UTC)
+    history_start = sync_history_start(context.asset_key.to_user_string(), config.history_start)
     log = context.log.warning
     client = jira.get_client()
     fields = _or_failure(jira.issue_fields)

@@ -15,7 +15,7 @@ assets/api_quarantine.py); the rest of its page and stream load.
 """
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 import duckdb
@@ -37,7 +37,7 @@ from assets.api_quarantine import (
 )
 from assets.api_retry import API_ASSET_RETRY_POLICY, ApiError, failing_clearly
 from assets.pagerduty.resource import PAGE_SIZE, PagerDutyResource, instant
-from assets.warehouse.partitions import HISTORY_START
+from assets.warehouse.partitions import HISTORY_START, sync_history_start
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import (
     WRITE_BATCH_ROWS,
@@ -55,9 +55,10 @@ RECORD_REFUSALS = (400, 403, 404, 410)
 
 
 class PagerDutySyncConfig(dg.Config):
-    """``history_start`` (ISO date, UTC) bounds the first, full sync; later runs continue
-    from the stored high-water mark, ``lookback_minutes`` earlier. ``full_refresh`` forgets
-    the mark and syncs from ``history_start`` again."""
+    """``history_start`` (ISO date, UTC; no later than HISTORY_START, see sync_history_start)
+    bounds the first, full sync; later runs continue from the stored high-water mark,
+    ``lookback_minutes`` earlier. ``full_refresh`` forgets the mark and syncs from
+    ``history_start`` again."""
 
     history_start: str = HISTORY_START
     lookback_minutes: int = 60
@@ -151,8 +152,8 @@ def pagerduty_log_entries(
     from `GET /log_entries`, incrementally by entry time; durations are rebuilt from these,
     never from the incident object. Entries never change once written, so one already held
     is not written again. Quarantined entries are fetched again with `GET /log_entries/{id}`."""
-    client = pagerduty.get_client()
     sync = _WindowedSync(context, config, pagerduty, "log_entries", _log_entry_problem)
+    client = pagerduty.get_client()
     with warehouse_connection(duckdb) as conn, failing_clearly():
         earlier = quarantined(conn, sync.table)
         sync.run(conn, client)
@@ -180,8 +181,8 @@ def pagerduty_incidents(
     window holds more than the 10,000-record offset cap), then `GET /incidents/{id}` for
     older incidents with log entries loaded since the incident was (resolved, merged or
     reopened later, or noted: a note does not move `updated_at`) and for quarantined ones."""
-    client = pagerduty.get_client()
     sync = _WindowedSync(context, config, pagerduty, "incidents", _incident_problem)
+    client = pagerduty.get_client()
     with warehouse_connection(duckdb) as conn, failing_clearly():
         earlier = quarantined(conn, sync.table)
         sync.run(conn, client)
@@ -227,18 +228,18 @@ class _WindowedSync:
                  path: str, problem: Callable[[dict], str | None]):
         self.context, self.config, self.pagerduty, self.path, self.problem = context, config, pagerduty, path, problem
         self.table = f"pagerduty__{path}"
+        self.history_start = sync_history_start(context.asset_key.to_user_string(), config.history_start)
         self.share = PoisonShare(self.table, pagerduty.max_quarantined_share)
         self.loaded_ids: list[str] = []
         self.quarantined = 0
         self.mode = self.since = self.mark = None
 
     def run(self, conn: duckdb.DuckDBPyConnection, client) -> None:
-        history_start = datetime.fromisoformat(self.config.history_start).replace(tzinfo=UTC)
         if self.config.full_refresh:
             reset_high_water_mark(conn, self.table)
         self.mark = read_high_water_mark(conn, self.table)
         lookback = timedelta(minutes=self.config.lookback_minutes)
-        self.since = history_start if self.mark is None else max(history_start, self.mark - lookback)
+        self.since = self.history_start if self.mark is None else max(self.history_start, self.mark - lookback)
         self.mode = "full" if self.mark is None else "incremental"
         self.context.log.info(f"{self.path}: {self.mode} sync from {self.since:%Y-%m-%d %H:%M} UTC to the API's now")
         pending: list[tuple[list[dict], ApiRequest]] = []

@@ -13,13 +13,46 @@
         {{ text }} like replace(replace(replace(pattern, '%', '\%'), '_', '\_'), '*', '%') escape '\'))
 {%- endmacro %}
 
-{#- When a Jira issue was done: its resolution date, else (a workflow that sets no resolution)
-    its last update in a status of the done category; null while not done. -#}
+{#- When a Jira issue (a row of stg_jira__issues) was done: its resolution date, else (a workflow
+    that sets no resolution) in a status of the done category, when its changelog last moved it
+    there (jira_issue_current_status_entered_at), else its last update; null while not done. The
+    changelog first: any later edit (a label, a comment, an automation) moves the last update. -#}
 {% macro jira_issue_done_at(issue) -%}
     case
         when {{ issue }}.resolved_at is not null then {{ issue }}.resolved_at
-        when {{ issue }}.status_category = 'done' then {{ issue }}.updated_at
+        when {{ issue }}.status_category = 'done'
+            then coalesce({{ jira_issue_current_status_entered_at(issue) }}, {{ issue }}.updated_at)
     end
+{%- endmacro %}
+
+{#- When the stored changelog (raw.jira__issues, as the sync completed it) last moved a Jira issue
+    into its current status: the time of its last status change, when that change's target is
+    the current status. A changelog names statuses, not their categories: the target is compared
+    by status id ("to"), else by name ("toString") when the change carries no id. Null when the
+    changelog holds no status change, or its last one led elsewhere (a changelog that does not
+    match the issue). Fields are read by name: Jira's histories (created, items) and items
+    (fieldId, else field; to, toString). -#}
+{% macro jira_issue_current_status_entered_at(issue) -%}
+    (
+        select case
+            when coalesce(last_change.to_status_id = (stored.payload ->> '$.fields.status.id'),
+                          last_change.to_status_name = (stored.payload ->> '$.fields.status.name'))
+                then last_change.changed_at
+        end
+        from {{ source('raw', 'jira__issues') }} as stored,
+        lateral (
+            select
+                timezone('UTC', try_strptime(history ->> 'created', '%Y-%m-%dT%H:%M:%S.%g%z')) as changed_at,
+                item ->> 'to' as to_status_id,
+                item ->> 'toString' as to_status_name
+            from unnest(cast(stored.payload -> '$.changelog.histories' as json[])) with ordinality as histories (history, position),
+                unnest(cast(history -> 'items' as json[])) as items (item)
+            where coalesce(item ->> 'fieldId', item ->> 'field') = 'status'
+            order by changed_at desc nulls last, position desc
+            limit 1
+        ) as last_change
+        where stored.id = {{ issue }}.issue_id
+    )
 {%- endmacro %}
 
 {#- Whether an issue link (stg_jira__issues.issue_links) is of one of the KPI rules' link

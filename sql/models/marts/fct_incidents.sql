@@ -42,7 +42,10 @@ attributed as (
             when services.service_id is not null then services.is_test
             else {{ is_test_service('incidents.service_name') }}
         end as is_test,
-        timelines.* exclude (incident_id),
+        timelines.* exclude (incident_id, resolved_at),
+        -- The last resolve entry; else, for an incident resolved after the night's log-entry sync
+        -- and before its incident sync (its entry not stored yet), the time the incident states.
+        coalesce(timelines.resolved_at, incidents.stated_resolved_at) as resolved_at,
         coalesce(reopens.reopen_count, 0) as reopen_count,
         -- The team (int_pagerduty_incident_teams): the service's owner when the map claims it,
         -- else the first claimed team listed at trigger time, by the incident, by the service.

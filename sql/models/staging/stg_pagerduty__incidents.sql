@@ -18,6 +18,7 @@ select
     created_at,
     updated_at,
     status,
+    resolved_at as stated_resolved_at,
     urgency,
     case when resolve_reason_type = 'merge_resolve_reason' then resolve_reason_incident_id end as merged_into_incident_id,
     incident_key,
