@@ -94,6 +94,26 @@ def https_url_failure(url: str, variable: str, example: str) -> dg.Failure | Non
     )
 
 
+def api_root(url: str) -> str:
+    """An API base URL as the warehouse records where its records came from: scheme, host and
+    path, without the port (the services have none, and the sandbox's changes between runs) or a
+    trailing slash."""
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme.lower()}://{parts.hostname or ''}{parts.path.rstrip('/')}"
+
+
+def source_changed_failure(records: str, variable: str, stored: str, now: str, same_source_fix: str) -> dg.Failure:
+    """The failure of a sync whose API root (``variable``) is not the one the warehouse's
+    ``records`` came from: ids are per account or site, so the two would mix (another site's
+    issue taken for a held one with the same id, an account's incidents never fetched behind
+    the other's high-water mark)."""
+    return dg.Failure(allow_retries=False, description=(
+        f"{variable} is {now}, but this warehouse's {records} came from {stored}. A warehouse holds one account or "
+        f"site: their ids and sync marks would mix. Set {variable} back to {stored}, or point PSAFE_WAREHOUSE at a "
+        f"new warehouse file for the other one. If it is the same one at a new address, {same_source_fix}. "
+        "Nothing was requested or written."))
+
+
 @dataclass(frozen=True)
 class Transient(Exception):
     """A failure worth retrying; ``wait_seconds`` is the server's own hint, if any."""

@@ -2,12 +2,15 @@
 ``history_start`` would leave the marts' first months empty, and an action item closed through a
 workflow that sets no resolution and edited long after (the fourth API trial's A4-1 and A4-4;
 its A4-2, an incident resolved between the night's two PagerDuty syncs, is a dbt unit test of
-fct_incidents)."""
+fct_incidents). And a warehouse pointed at another PagerDuty account or Jira site (the fourth
+operations trial's D3): the syncs stop instead of mixing the two."""
 
 from dataclasses import replace
 from datetime import timedelta
+from types import SimpleNamespace
 
 import dagster as dg
+import duckdb
 import pytest
 from conftest import Warehouse
 
@@ -15,7 +18,7 @@ import assets.jira.assets as jira_assets
 import assets.pagerduty.assets as pagerduty_assets
 from assets.jira.assets import jira_issues
 from assets.jira.resource import JiraResource
-from assets.pagerduty.assets import pagerduty_incidents, pagerduty_log_entries
+from assets.pagerduty.assets import pagerduty_incidents, pagerduty_log_entries, pagerduty_services, pagerduty_teams
 from assets.pagerduty.resource import PagerDutyResource
 from assets.warehouse.partitions import HISTORY_START
 from assets.warehouse.resource import WarehouseResource
@@ -35,8 +38,9 @@ SYNCS = {"raw/pagerduty__log_entries": pagerduty_log_entries, "raw/pagerduty__in
 FAST_RETRIES = {"timeout_seconds": 5, "max_attempts": 4, "base_delay_seconds": 0.01, "max_delay_seconds": 5}
 
 
-def sync(sandbox, warehouse, history_start: str, assets: list) -> dg.ExecuteInProcessResult:
-    """``assets`` (of the windowed syncs) with ``history_start`` as their run config, in one run."""
+def sync(sandbox, warehouse, history_start: str, assets: list, **config) -> dg.ExecuteInProcessResult:
+    """``assets`` (of the windowed syncs) with ``history_start`` and ``config`` as their run
+    config, in one run."""
     definitions = dg.Definitions(
         assets=list(assets),
         asset_checks=[*pagerduty_assets.quarantine_checks, *jira_assets.quarantine_checks],
@@ -49,7 +53,8 @@ def sync(sandbox, warehouse, history_start: str, assets: list) -> dg.ExecuteInPr
         },
         jobs=[dg.define_asset_job("sync", selection=list(assets))])
     return definitions.resolve_job_def("sync").execute_in_process(
-        run_config={"ops": {asset.op.name: {"config": {"history_start": history_start}} for asset in assets}},
+        run_config={"ops": {asset.op.name: {"config": {"history_start": history_start, **config}}
+                            for asset in assets}},
         raise_on_error=False)
 
 
@@ -151,3 +156,60 @@ def test_an_action_item_done_without_a_resolution_closes_when_it_moved_to_done_n
     # As served: no resolution date, the label the last update.
     assert all(resolved is None and "audit-2024" in labels for resolved, _, labels in stored.values()), stored
     assert judged == {key: (done, True) for key, done in items.items()}
+
+
+# -- D3: a warehouse pointed at another account or site ------------------------------------
+
+
+def raw_counts(warehouse) -> dict[str, int]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return {table: conn.execute(f"select count(*) from raw.{table}").fetchone()[0]
+                for (table,) in conn.execute("select table_name from duckdb_tables() where schema_name = 'raw' "
+                                             "and not starts_with(table_name, '_')").fetchall()}
+
+
+def test_syncs_pointed_at_another_site_stop_naming_the_variable_instead_of_mixing_the_two(org, tmp_path):
+    """Night 1 from one sandbox at 127.0.0.1, night 2 from another organisation's at
+    localhost (another host, as another site or region is): each windowed sync stops, naming its
+    variable, both addresses and what to do, and writes nothing; full_refresh (the same site at
+    a new address) runs. A new port alone is the same site (the sandbox's change every run)."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    with start_sandbox(org) as first:
+        assert sync(first, warehouse, HISTORY_START, assets=list(SYNCS.values())).success
+    with start_sandbox(org) as again:  # the same organisation on new ports: the demo's second run
+        assert sync(again, warehouse, HISTORY_START, assets=list(SYNCS.values())).success
+    before = raw_counts(warehouse)
+    with start_sandbox(generate(OrgSpec(seed=11, n_teams=2, n_months=6))) as other:
+        elsewhere = SimpleNamespace(ca_bundle_path=other.ca_bundle_path,
+                                    **{name: getattr(other, name).replace("127.0.0.1", "localhost")
+                                       for name in ("pagerduty_url", "jira_url")})
+        result = sync(elsewhere, warehouse, HISTORY_START, assets=list(SYNCS.values()))
+        failures = step_failures(result)
+        message = failures["raw/jira__issues"]
+        assert "JIRA_URL is https://localhost, but this warehouse's Jira issues came from https://127.0.0.1" in message
+        assert "point PSAFE_WAREHOUSE at a new warehouse file" in message and "full_refresh: true" in message
+        assert "PAGERDUTY_URL is https://localhost" in failures["raw/pagerduty__log_entries"]
+        assert not result.success and raw_counts(warehouse) == before
+        assert sync(elsewhere, warehouse, HISTORY_START, assets=[jira_issues], full_refresh=True).success
+
+
+def test_a_listing_that_shares_no_id_with_the_stored_one_is_another_account(org, tmp_path):
+    """A token for another account at the same PAGERDUTY_URL: the teams and services it lists
+    share no id with those held, so the listing stops instead of adding the other account's."""
+    warehouse = tmp_path / "warehouse.duckdb"
+
+    def listed(sandbox):
+        return dg.materialize([pagerduty_teams, pagerduty_services], raise_on_error=False, resources={
+            "pagerduty": PagerDutyResource(api_token=SANDBOX_PAGERDUTY_TOKEN, base_url=sandbox.pagerduty_url,
+                                           ca_bundle_path=sandbox.ca_bundle_path, **FAST_RETRIES),
+            "duckdb": WarehouseResource(database=str(warehouse))})
+
+    with start_sandbox(org) as first:
+        assert listed(first).success
+    before = raw_counts(warehouse)
+    with start_sandbox(generate(OrgSpec(seed=11, n_teams=2, n_months=6))) as other:
+        result = listed(other)
+    messages = [e.event_specific_data.error.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert len(messages) == 2 and all("reaches another account" in m for m in messages), messages
+    assert "PagerDuty lists none of the 2 teams this warehouse holds" in " ".join(messages)
+    assert raw_counts(warehouse) == before

@@ -35,7 +35,7 @@ from assets.api_quarantine import (
     without_quarantined,
     write_typable,
 )
-from assets.api_retry import API_ASSET_RETRY_POLICY, failing_clearly
+from assets.api_retry import API_ASSET_RETRY_POLICY, api_root, failing_clearly, source_changed_failure
 from assets.jira.classification import read_rules, rules_frame
 from assets.identity import salt_fingerprint
 from assets.jira.resource import API, IssueNotServed, IssuePage, JiraResource, parse_jira_time
@@ -47,10 +47,12 @@ from assets.warehouse.raw_tables import (
     WRITE_BATCH_ROWS,
     read_high_water_mark,
     record_salt_fingerprint,
+    record_sync_source,
     replace_table,
     reset_high_water_mark,
     restart_for_new_fields,
     stored_salt_fingerprint,
+    stored_sync_source,
     warehouse_connection,
     write_batch,
 )
@@ -107,6 +109,11 @@ def jira_issues(
     share = PoisonShare(STREAM, jira.max_quarantined_share)
     loaded: list[str] = []
     with warehouse_connection(duckdb) as conn, failing_clearly():
+        site, stored_site = api_root(jira.server_url), stored_sync_source(conn, STREAM)
+        if stored_site not in (None, site) and not config.full_refresh:
+            raise source_changed_failure("Jira issues", "JIRA_URL", stored_site, site,
+                                         "run raw/jira__issues once with config full_refresh: true")
+        record_sync_source(conn, STREAM, site)
         # An issue edited while we page moves behind the cursor and can push the one after it
         # past a page boundary; capping the mark at the site's time when the sync began makes
         # the next run look again at everything updated since then.

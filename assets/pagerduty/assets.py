@@ -35,14 +35,16 @@ from assets.api_quarantine import (
     without_quarantined,
     write_typable,
 )
-from assets.api_retry import API_ASSET_RETRY_POLICY, ApiError, failing_clearly
+from assets.api_retry import API_ASSET_RETRY_POLICY, ApiError, api_root, failing_clearly, source_changed_failure
 from assets.pagerduty.resource import PAGE_SIZE, PagerDutyResource, instant
 from assets.warehouse.partitions import HISTORY_START, sync_history_start
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import (
     WRITE_BATCH_ROWS,
     read_high_water_mark,
+    record_sync_source,
     reset_high_water_mark,
+    stored_sync_source,
     upsert_json_records,
     warehouse_connection,
 )
@@ -108,6 +110,14 @@ def _sync_listing(context: dg.AssetExecutionContext, pagerduty: PagerDutyResourc
     loadable, poison = split_poison(records, _identified, request)
     share = PoisonShare(table, pagerduty.max_quarantined_share)
     with warehouse_connection(duckdb) as conn, failing_clearly():
+        if loadable and len(_not_held(conn, table, loadable)) == len(loadable) and _held_count(conn, table):
+            # PagerDuty ids are the account's: a listing sharing none with the stored one is
+            # another account's (a token for another account, PAGERDUTY_URL unchanged).
+            raise dg.Failure(allow_retries=False, description=(
+                f"PagerDuty lists none of the {_held_count(conn, table)} {path} this warehouse holds: "
+                "PAGERDUTY_API_TOKEN (or PAGERDUTY_URL) reaches another account than the one the warehouse was "
+                "synced from, whose incidents and sync marks would mix with its own. Restore the token of that "
+                "account, or point PSAFE_WAREHOUSE at a new warehouse file for the other one. Nothing was written."))
         loadable, untypable = split_untypable(conn, table, loadable, request)
         poison += untypable
         share.add(len(records), poison)
@@ -140,8 +150,10 @@ def pagerduty_services(
 # -- log entries and incidents: incremental, in windows -----------------------------------
 
 
+# After the services: a listing that shows another account than the warehouse's stops the
+# night before its incidents are fetched behind this account's marks.
 @dg.asset(pool=WAREHOUSE_POOL, key=["raw", "pagerduty__log_entries"], group_name="pagerduty", kinds={"pagerduty", "duckdb"},
-          retry_policy=API_ASSET_RETRY_POLICY)
+          retry_policy=API_ASSET_RETRY_POLICY, deps=[dg.AssetKey(["raw", "pagerduty__services"])])
 def pagerduty_log_entries(
     context: dg.AssetExecutionContext,
     config: PagerDutySyncConfig,
@@ -235,6 +247,12 @@ class _WindowedSync:
         self.mode = self.since = self.mark = None
 
     def run(self, conn: duckdb.DuckDBPyConnection, client) -> None:
+        account, stored_account = api_root(self.pagerduty.base_url), stored_sync_source(conn, self.table)
+        if stored_account not in (None, account) and not self.config.full_refresh:
+            raise source_changed_failure(f"PagerDuty {self.path.replace('_', ' ')}", "PAGERDUTY_URL", stored_account,
+                                         account, f"run {self.context.asset_key.to_user_string()} once with config "
+                                                  "full_refresh: true")
+        record_sync_source(conn, self.table, account)
         if self.config.full_refresh:
             reset_high_water_mark(conn, self.table)
         self.mark = read_high_water_mark(conn, self.table)
@@ -335,10 +353,17 @@ def _the_record(entity: str, record_id: str):
     return check
 
 
+def _raw_table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return conn.execute("select count(*) from information_schema.tables where table_schema = 'raw' "
+                        "and table_name = ?", [table]).fetchone()[0] > 0
+
+
+def _held_count(conn: duckdb.DuckDBPyConnection, table: str) -> int:
+    return conn.execute(f"select count(*) from raw.{table}").fetchone()[0] if _raw_table_exists(conn, table) else 0
+
+
 def _not_held(conn: duckdb.DuckDBPyConnection, table: str, records: list[dict]) -> list[dict]:
-    exists = conn.execute("select count(*) from information_schema.tables where table_schema = 'raw' "
-                          "and table_name = ?", [table]).fetchone()[0]
-    if not exists or not records:
+    if not _raw_table_exists(conn, table) or not records:
         return records
     held = {row[0] for row in conn.execute(f"select id from raw.{table} where id in (select unnest(?))",
                                            [[record["id"] for record in records]]).fetchall()}

@@ -422,6 +422,19 @@ def record_salt_fingerprint(conn: duckdb.DuckDBPyConnection, stream: str, finger
     conn.execute("insert or replace into raw._salt_fingerprints values (?, ?)", [stream, fingerprint])
 
 
+def stored_sync_source(conn: duckdb.DuckDBPyConnection, stream: str) -> str | None:
+    """The API root (``api_root``) ``stream``'s stored records came from (None: not recorded:
+    a stream synced before sources were kept, or never)."""
+    _ensure_sync_state(conn)
+    row = conn.execute("select source from raw._sync_sources where stream = ?", [stream]).fetchone()
+    return row[0] if row else None
+
+
+def record_sync_source(conn: duckdb.DuckDBPyConnection, stream: str, source: str) -> None:
+    _ensure_sync_state(conn)
+    conn.execute("insert or replace into raw._sync_sources values (?, ?)", [stream, source])
+
+
 def _ensure_sync_state(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("create schema if not exists raw")
     conn.execute(
@@ -431,6 +444,7 @@ def _ensure_sync_state(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("create table if not exists raw._sync_fields (stream varchar primary key, fields varchar[] not null)")
     conn.execute("create table if not exists raw._salt_fingerprints "
                  "(stream varchar primary key, fingerprint varchar not null)")
+    conn.execute("create table if not exists raw._sync_sources (stream varchar primary key, source varchar not null)")
 
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection, schema: str) -> None:
