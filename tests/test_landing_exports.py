@@ -4,18 +4,23 @@
 import csv
 import io
 import json
+import os
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import dagster as dg
 import openpyxl
 import pytest
 
+from assets.landing.assets import survey_responses, team_map
 from assets.landing.files import PEEK_BYTES, classify
 from assets.landing.hr import read_hr_file
 from assets.landing.mapping import Settings, read_mapping
 from assets.landing.resource import LandingFolderResource
 from assets.landing.snapshot import detect_encoding, take_snapshot
 from assets.landing.survey import EDMONDSON_ITEMS, read_survey_exports
+from assets.warehouse.resource import WarehouseResource
 from pipelines.synthetic.model import GroundTruth
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
 
@@ -384,3 +389,32 @@ def test_limesurvey_surveys_numbering_responses_from_one_both_load_and_a_redownl
     [superseded] = load.checked.quarantined
     assert superseded["source_file"] == "results-survey451236.csv" and superseded["reason"].startswith(
         "duplicate: response_id 2@2025-02-10T09:02:00")
+
+
+def test_a_changed_time_zone_does_not_count_a_limesurvey_surveys_responses_again(tmp_path):
+    """LimeSurvey responses are told apart by number and submission time: a time_zone set after
+    the file loaded moves every time, and every response would look new (the frozen waves
+    would count them again). The load stops naming the file and the setting until restored."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    rows = limesurvey_rows("2025-02-10", range(1, 13))
+    (landing / "results-survey451236.csv").write_text(
+        "".join(",".join(f'"{cell}"' for cell in row) + "\r\n" for row in rows))
+    os.utime(landing / "results-survey451236.csv", (time.time() - 3600, time.time() - 3600))
+    (landing / "team_map.yml").write_text("teams:\n  - team: Payments\n    survey_groups: [Payments]\n")
+    resources = {"landing": LandingFolderResource(path=str(landing), hr_id_salt="salt", survey_scale_points=5),
+                 "duckdb": WarehouseResource(database=str(tmp_path / "warehouse.duckdb"))}
+
+    def load():
+        return dg.materialize([team_map, survey_responses], resources=resources, raise_on_error=False)
+
+    assert load().success
+    (landing / "export_mapping.yml").write_text("survey:\n  time_zone: Europe/Berlin\n")
+    stopped = load()
+    [failure] = [e.step_failure_data.user_failure_data.description for e in stopped.all_events
+                 if e.event_type_value == "STEP_FAILURE"]
+    assert "results-survey451236.csv: all 12 responses it held when last loaded now have other submission times" in failure
+    assert "time_zone or date_format in export_mapping.yml changed" in failure
+    (landing / "export_mapping.yml").write_text(
+        'files:\n  - match: "results-survey9*.csv"\n    time_zone: Europe/Berlin\n')
+    assert load().success

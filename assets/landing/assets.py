@@ -42,6 +42,7 @@ from assets.landing.survey import (
     SurveyFile,
     combine_survey_files,
     read_survey_file,
+    redated_responses,
 )
 from assets.landing.tables import UnreadableText, read_records
 from assets.landing.team_map import TeamMapError, identifier_key, read_team_map
@@ -109,6 +110,14 @@ def _files_of_kind(context, landing: LandingFolderResource, kind: str) -> tuple[
         raise MappingError(f"landing folder {landing.path}: not recognised as a survey or HR export: {unknown}. "
                          "Name their kind and preset under files in export_mapping.yml (kind: ignore skips a file)")
     return ready, waiting, mapping
+
+
+def _loaded_ids(conn, file_name: str) -> list[str]:
+    """The response ids the last load took from ``file_name``."""
+    if "source_file" not in table_columns(conn, "restricted.survey__responses"):
+        return []
+    return [response_id for (response_id,) in conn.execute(
+        "select distinct response_id from restricted.survey__responses where source_file = ?", [file_name]).fetchall()]
 
 
 def _kept_rows(conn, schema: str, table: str, files: list[str]) -> pl.DataFrame | None:
@@ -215,6 +224,8 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
                                    tuple(f.waves)) for f in read}
     loaded_at = datetime.now(UTC)
     with warehouse_connection(duckdb) as conn:
+        if problems := [problem for file in read if (problem := redated_responses(file, _loaded_ids(conn, file.name)))]:
+            raise SurveyExportError("; ".join(problems))
         old_facts = previous_facts(conn, "survey")
         kept_facts = {name: facts for name, facts in old_facts.items() if name in waiting}
         accepted_shrink = check_shrinkage({k: v for k, v in old_facts.items() if k not in waiting}, new_facts,

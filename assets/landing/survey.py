@@ -106,6 +106,26 @@ class SurveyFile:
         return sorted({_wave(parsed["submitted_at"]) for *_, parsed in self.candidates})
 
 
+def redated_responses(file: SurveyFile, loaded_ids: list[str]) -> str | None:
+    """Why ``file`` must not load when every response it shares with its last load
+    (``loaded_ids``: the ids its responses were loaded under) now has another id, or None. A
+    tool that numbers each survey from 1 has its responses named by number and submission time
+    (read_survey_file): a changed time_zone or date_format moves every time, so every response
+    would look new, and the survey waves already frozen would count each a second time."""
+    if not SURVEY_PRESETS[file.preset].ids_restart_per_survey or not loaded_ids:
+        return None
+    earlier = {loaded.rpartition("@")[0]: loaded for loaded in loaded_ids}
+    now = {parsed["response_id"].rpartition("@")[0]: parsed["response_id"] for *_, parsed in file.candidates}
+    shared = earlier.keys() & now.keys()
+    if not shared or any(earlier[number] == now[number] for number in shared):
+        return None
+    return (f"{file.name}: all {len(shared)} responses it held when last loaded now have other submission times "
+            f"(its survey numbers responses from 1, so they are told apart by number and time): the file's "
+            f"time_zone or date_format in export_mapping.yml changed since. Loaded so, each would count again, in "
+            f"the survey waves already frozen too. Restore the previous setting for this file (a files: entry "
+            f"matching {file.name!r}) and give the new one to exports landed from now on.")
+
+
 def _wave(moment: datetime) -> str:
     return f"{moment.year}-Q{(moment.month - 1) // 3 + 1}"
 
