@@ -44,13 +44,19 @@ def in_dependency_order(groups: tuple[str, ...]) -> list:
     import dagster as dg
 
     from assets import models
-    from assets.warehouse.dbt import monthly_marts, warehouse_models
+    from assets.warehouse.dbt import monthly_marts, survey_attribution, warehouse_models
 
-    dbt_models = [warehouse_models, monthly_marts]
+    dbt_models = [warehouse_models, survey_attribution, monthly_marts]
     python_assets = dg.load_assets_from_package_module(models)
     specs = {spec.key: (spec, None) for assets in dbt_models for spec in assets.specs}
     specs |= {next(iter(a.specs)).key: (next(iter(a.specs)), a) for a in python_assets}
-    pending = {key: {d.asset_key for d in spec.deps} for key, (spec, _) in specs.items() if spec.group_name in groups}
+    # A model of the staging groups that reads a mart (the survey attribution) runs with the marts.
+    group = {key: spec.group_name for key, (spec, _) in specs.items()}
+    reads_a_mart = {key for key, (spec, _) in specs.items() if group[key] in STAGE_GROUPS["staging"]
+                    and any(group.get(d.asset_key) == "marts" for d in spec.deps)}
+    in_stage = {key for key in specs
+                if ("marts" in groups if key in reads_a_mart else group[key] in groups)}
+    pending = {key: {d.asset_key for d in spec.deps} for key, (spec, _) in specs.items() if key in in_stage}
     if not pending:
         raise SystemExit(f"no assets in groups {groups}")
     ordered = []

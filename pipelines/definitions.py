@@ -19,7 +19,7 @@ from assets.qualtrics import assets as qualtrics_assets
 from assets.qualtrics.resource import QualtricsResource
 from assets.report import assets as report_assets
 from assets.report.resource import ReportFolderResource
-from assets.warehouse.dbt import monthly_marts, warehouse_models
+from assets.warehouse.dbt import monthly_marts, survey_attribution, warehouse_models
 from assets.warehouse.dead_runs import dead_run_workers_sensor, freeing_dead_run_slots
 from assets.warehouse.resource import WarehouseResource
 from assets.warehouse.team_map_checks import jira_entities_are_mapped, pagerduty_entities_are_mapped
@@ -33,6 +33,7 @@ def defs() -> dg.Definitions:
             *dg.load_assets_from_modules([pagerduty_assets, pagerduty_reviews, jira_assets, landing_assets,
                                            identity_assets, model_assets, report_assets, qualtrics_assets]),
             warehouse_models,
+            survey_attribution,
             monthly_marts,
         ],
         asset_checks=[

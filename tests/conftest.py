@@ -42,7 +42,7 @@ TEAM_MONTH_MODELS = (
     "int_post_incident_reviews",
     "int_review_incidents", "int_review_action_items", "int_ticket_reporters", "int_team_month_headcount",
     "dim_teams", "fct_incidents", "fct_tickets", "fct_incident_reviews", "fct_review_action_items",
-    "fct_incident_repeats", "fct_team_month_survey_scores", "mart_team_month",
+    "fct_incident_repeats", "int_team_survey_waves", "fct_team_month_survey_scores", "mart_team_month",
 )
 # Export tables as the landing assets write them (text columns), for tests that leave them empty.
 EXPORT_COLUMNS = {

@@ -87,9 +87,9 @@ def test_dg_scaffolds_into_a_folder_the_definitions_load(tmp_path):
 
 def test_every_mart_the_model_inputs_read_gates_the_results_table():
     # A blocking check on a table the models read stops them only if the table is a dependency.
-    read = {name for sql in (getattr(inputs, n) for n in dir(inputs) if n.endswith("_SQL"))
-            for name in re.findall(r"\bmarts\.(\w+)", sql)}
-    assert "fct_team_month_survey_scores" in read
+    read = {f"{schema}/{name}" for sql in (getattr(inputs, n) for n in dir(inputs) if n.endswith("_SQL"))
+            for schema, name in re.findall(r"\b(marts|intermediate)\.(\w+)", sql)}
+    assert {"marts/fct_team_month_survey_scores", "intermediate/int_team_survey_waves"} <= read
     graph = defs().resolve_asset_graph()
     parents = {p.to_user_string() for p in graph.get(dg.AssetKey(["models", "kpi_safety_effects"])).parent_keys}
-    assert {f"marts/{name}" for name in read} <= parents
+    assert read <= parents

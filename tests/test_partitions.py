@@ -15,6 +15,7 @@ from assets.warehouse.dbt import (
     DbtFailed,
     InProcessDbt,
     monthly_marts,
+    survey_attribution,
     warehouse_models,
 )
 from assets.warehouse.dbt import main as dbt_main
@@ -132,7 +133,7 @@ def test_dagster_runs_one_month_or_every_month(warehouse):
     warehouse.survey_cells([])
     warehouse.close()
     resources = {"duckdb": WarehouseResource(database=str(warehouse.path))}
-    assert dg.materialize([warehouse_models, monthly_marts], resources=resources,
+    assert dg.materialize([warehouse_models, survey_attribution, monthly_marts], resources=resources,
                           tags=every_month_tags()).success
     assert urgencies(warehouse) == {"PI1": (date(2024, 1, 1), "high"), "PI2": (date(2024, 2, 1), "high")}
 

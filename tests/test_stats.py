@@ -626,9 +626,11 @@ def survey_marts(safety: str) -> duckdb.DuckDBPyConnection:
         "triggered_at": triggered, "acknowledged_at": triggered,
         "resolved_at": triggered + pd.to_timedelta(incidents["ttr_seconds"], unit="s")})
     conn = duckdb.connect()
-    conn.execute("create schema marts")
-    for name, frame in (("mart_team_month", months), ("fct_team_survey_waves", cells),
-                        ("fct_team_month_survey_scores", scores), ("fct_incidents", incidents)):
+    conn.execute("create schema marts; create schema intermediate")
+    for name, frame in (("marts.mart_team_month", months), ("marts.fct_team_survey_waves", cells),
+                        ("marts.fct_team_month_survey_scores", scores), ("marts.fct_incidents", incidents),
+                        # The frozen cells as today's team map attributes them: the same teams here.
+                        ("intermediate.int_team_survey_waves", cells)):
         conn.register("frame", frame)
         conn.execute(f"create table marts.{name} as select * from frame")
         conn.unregister("frame")

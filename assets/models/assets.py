@@ -9,6 +9,7 @@ import pandas as pd
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
+from assets.landing.team_map import identifier_key
 from assets.models.design import does_not_vary
 from assets.models.frozen_waves import plan_waves
 from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs, safety_unusable_reason
@@ -34,9 +35,13 @@ WAVE_MEMBERS = ("restricted", "survey__wave_members")
 # A team-month headcount per team and month (the count-bounds rule reads its largest per quarter).
 HEADCOUNT = dg.AssetKey(["intermediate", "int_team_month_headcount"])
 _FROZEN = {"closed_on": pl.Date, "frozen_at": pl.Datetime(time_zone="UTC")}
+# Which team of the map owns each survey group: a cell is frozen with its team's groups.
+TEAM_OWNERS = dg.AssetKey(["intermediate", "int_team_owners"])
+# The frozen cells as today's team map attributes them (the one place of that rule).
+CURRENT_TEAM_WAVES = dg.AssetKey(["intermediate", "int_team_survey_waves"])
 CELL_SCHEMA = {"team": pl.String, "wave_quarter": pl.Date, "scale": pl.String, "is_suppressed": pl.Boolean,
                "suppression_reason": pl.String, "n_respondents": pl.Int64, "score_mean": pl.Float64,
-               "score_sd": pl.Float64, "rwg_j": pl.Float64, **_FROZEN}
+               "score_sd": pl.Float64, "rwg_j": pl.Float64, "survey_groups": pl.List(pl.String), **_FROZEN}
 WAVE_SCHEMA = {"wave_quarter": pl.Date, "scale": pl.String, "scale_points": pl.Int64, "n_respondents": pl.Int64,
                "score_mean": pl.Float64, "n_teams": pl.Int64, "n_teams_published": pl.Int64,
                "n_respondents_published": pl.Int64, "published_mean": pl.Float64, "published_mean_ci_low": pl.Float64,
@@ -79,7 +84,10 @@ class SurveyWavesConfig(dg.Config):
             f"suppressed cell by difference. A team with fewer than {MIN_RESPONDENTS} respondents in a scale, or "
             "whose respondents all gave the same score, is suppressed in every scale (every figure null); so is the "
             "next smallest team while the wave total minus its published cells would show a single cell, fewer "
-            f"than {MIN_RESPONDENTS} people, equal scores or (with HR headcounts) a suppressed cell's size.",
+            f"than {MIN_RESPONDENTS} people, equal scores or (with HR headcounts) a suppressed cell's size. Each "
+            "cell keeps the team's survey groups of that night (survey_groups, as the team map compares them; null "
+            "for cells frozen before they were kept): today's team map attributes the cells by them "
+            "(intermediate.int_team_survey_waves), so a renamed or merged team keeps its waves.",
         ),
         "fct_survey_waves": dg.AssetOut(
             key=list(WAVES),
@@ -92,7 +100,7 @@ class SurveyWavesConfig(dg.Config):
             "responses came late from an earlier, already frozen quarter.",
         ),
     },
-    deps=[dg.AssetKey(["restricted", "stg_survey__responses"]), HEADCOUNT],
+    deps=[dg.AssetKey(["restricted", "stg_survey__responses"]), HEADCOUNT, TEAM_OWNERS],
     group_name="marts",
 )
 def survey_waves(context: dg.AssetExecutionContext, config: SurveyWavesConfig, duckdb: DuckDBResource):
@@ -122,8 +130,11 @@ def survey_waves(context: dg.AssetExecutionContext, config: SurveyWavesConfig, d
         answers["wave_quarter"] = pd.to_datetime(answers["wave_quarter"])
         cells, waves = survey_wave_tables(answers, int(scales[0]) if scales else 7, _headcounts(conn))
         closed = {"closed_on": lambda wave: wave_closes_on(wave, config.close_after_days),
+        cells["survey_groups"] = cells["team"].map(_survey_groups(conn))
                   "frozen_at": lambda wave: frozen_at}
         writes = [(TEAM_WAVES, _frame(cells, CELL_SCHEMA, **closed)),
+        if frozen:
+            _add_survey_groups_column(conn)
                   (WAVES, _frame(waves, WAVE_SCHEMA, n_late_responses=plan.late_responses, **closed))]
         _append(conn, writes, drop_first=[] if frozen else [TEAM_WAVES, WAVES])
         total_cells, total_suppressed = conn.sql(f"select count(*), count(*) filter (where is_suppressed) "
@@ -155,6 +166,23 @@ def _frozen_tables(conn) -> bool:
 
 
 def _headcounts(conn) -> dict[tuple, float]:
+def _survey_groups(conn) -> dict[str, list[str]]:
+    """Each team's survey groups in tonight's team map, as the map compares them
+    (identifier_key), sorted: what a cell frozen tonight is attributed by on later nights."""
+    rows = conn.sql(f"select team, identifier from {'.'.join(TEAM_OWNERS.path)} where source = 'survey_group'")
+    groups: dict[str, list[str]] = {}
+    for team, identifier in rows.fetchall():
+        groups.setdefault(team, []).append(identifier_key(identifier))
+    return {team: sorted(keys) for team, keys in groups.items()}
+
+
+def _add_survey_groups_column(conn) -> None:
+    """Frozen cells written before cells kept their survey groups: the column is added (null for
+    them, so they are attributed by their team's name) and every row stays."""
+    if not _exists(conn, *TEAM_WAVES, "survey_groups"):
+        conn.execute(f"alter table {'.'.join(TEAM_WAVES)} add column survey_groups varchar[]")
+
+
     """Each team's largest monthly headcount per quarter: the most respondents an analyst
     reading the HR figures would allow it (the count-bounds rule)."""
     if not _exists(conn, *HEADCOUNT.path):
@@ -273,11 +301,56 @@ def anonymity_holds(duckdb: WarehouseResource) -> dg.AssetCheckResult:
 
 
 @dg.asset(
+# Frozen cells (per team and wave, over their scales) that no team of today's map takes.
+_UNTAKEN_CELLS_SQL = f"""
+select cells.team, cells.wave_quarter, any_value(cells.survey_groups) as survey_groups
+from {'.'.join(TEAM_WAVES)} as cells
+where not exists (
+    select 1 from {'.'.join(CURRENT_TEAM_WAVES.path)} as taken
+    where taken.wave_quarter = cells.wave_quarter and taken.scale = cells.scale
+        and list_contains(taken.frozen_teams, cells.team)
+)
+group by all
+order by cells.team, cells.wave_quarter
+"""
+
+
+@dg.asset_check(
+    pool=WAREHOUSE_POOL,
+    asset=CURRENT_TEAM_WAVES,
+    additional_deps=[dg.AssetKey(list(TEAM_WAVES)), TEAM_OWNERS],
+    name="frozen_survey_cells_have_a_team",
+    description="Warns naming the frozen survey cells (team and wave) that no team of today's team map takes: their "
+    "survey groups now belong to several teams (a split) or to none, or (cells frozen before survey groups were kept "
+    "with them) no team has their name any more. Their figures count in no month of any team.",
+)
+def frozen_survey_cells_have_a_team(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as conn:
+        untaken = conn.sql(_UNTAKEN_CELLS_SQL).fetchall()
+        owners = {identifier_key(identifier): team for identifier, team in conn.sql(
+            f"select identifier, team from {'.'.join(TEAM_OWNERS.path)} where source = 'survey_group'").fetchall()}
+    named = [f"{team} {wave:%Y-%m-%d} ("
+             + (", ".join(f"survey group {group}: {owners.get(group, 'no team')}" for group in groups) if groups
+                is not None else f"frozen before survey groups were kept; no team is called {team} now") + ")"
+             for team, wave, groups in untaken]
+    return dg.AssetCheckResult(
+        passed=not named,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(f"{len(named)} frozen survey team-waves count for no team of today's team map (their figures "
+                     "are frozen, so they cannot be split or recomputed): " + "; ".join(named) + ". A cell counts "
+                     "for the team that owns all its survey groups in team_map.yml; to keep such a history, give "
+                     "the groups back to one team (or the team its old name)" if named
+                     else "every frozen survey cell counts for a team of today's team map"),
+        metadata={"cells_without_team": dg.MetadataValue.json(named), "cells_without_team_count": len(named)},
+    )
+
+
     pool=WAREHOUSE_POOL,
     key=["models", "kpi_safety_effects"],
     # Every table read_model_inputs reads, so a failed blocking check on any of them stops the models.
     deps=[dg.AssetKey(["marts", "fct_incidents"]), dg.AssetKey(["marts", "mart_team_month"]),
-          dg.AssetKey(["marts", "fct_team_survey_waves"]), dg.AssetKey(["marts", "fct_team_month_survey_scores"])],
+          dg.AssetKey(["marts", "fct_team_survey_waves"]), dg.AssetKey(["marts", "fct_team_month_survey_scores"]),
+          CURRENT_TEAM_WAVES],
     group_name="models",
     kinds={"statsmodels", "duckdb"},
 )

@@ -11,7 +11,9 @@ so a refit on the same tables gives the same numbers.
   accountability and their interaction when accountability was; each measured stage alone.
 - Measurement error of each team-wave mean: the wave's pooled within-team variance of person
   scores (the one-way ANOVA's MSW behind ICC(1), over the published cells) divided by the
-  cell's respondents, in squared SDs of the published means. The published means' own
+  respondents of the team's cell as today's team map attributes the frozen cells
+  (intermediate.int_team_survey_waves: a renamed team's, a merged team's pooled), in squared
+  SDs of the published means. The published means' own
   reliability (true variance / observed variance) is 1 minus their mean error variance.
 - A score no model can use says why on every row of its models (``unusable_reason``): no
   published team-wave (every one suppressed for anonymity, or none closed yet), or one value
@@ -52,6 +54,15 @@ PUBLISHED_CELLS_SQL = """
 select team, wave_quarter, scale, n_respondents, score_mean, score_sd
 from marts.fct_team_survey_waves
 where not is_suppressed
+order by scale, wave_quarter, team
+"""
+
+# Today's published team-wave cells: the frozen cells as today's team map attributes them (a
+# renamed team's, a merged team's pooled ones), which the mart's lagged scores are.
+TEAM_CELLS_SQL = """
+select team, wave_quarter, scale, n_respondents
+from intermediate.int_team_survey_waves
+where not is_suppressed and team is not null
 order by scale, wave_quarter, team
 """
 
@@ -139,21 +150,25 @@ def safety_unusable_reason(conn: duckdb.DuckDBPyConnection) -> str:
     return _unusable(conn, conn.sql(PUBLISHED_CELLS_SQL).df(), [SAFETY_SCORE]).get(SAFETY_SCORE.prefix, "")
 
 
-def measurement_error(cells: pd.DataFrame) -> pd.DataFrame:
-    """Each published cell's error variance (raw score units): the pooled within-team variance
-    of its wave and scale over their published cells, divided by the cell's respondents."""
-    n, sd = cells["n_respondents"].astype(float), cells["score_sd"].astype(float)
-    parent = [cells["wave_quarter"], cells["scale"]]
-    pooled = ((n - 1) * sd**2).groupby(parent).transform("sum") / (n - 1).groupby(parent).transform("sum")
-    return cells.assign(error_var=pooled / n)
+def measurement_error(cells: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each cell's error variance (raw score units): the pooled within-team variance of its wave
+    and scale over the published frozen cells (``published``, default ``cells`` themselves: they
+    have ``score_sd``), divided by the cell's respondents."""
+    published = cells if published is None else published
+    n, sd = published["n_respondents"].astype(float), published["score_sd"].astype(float)
+    parent = [published["wave_quarter"], published["scale"]]
+    pooled = (((n - 1) * sd**2).groupby(parent).sum() / (n - 1).groupby(parent).sum()).rename("pooled").reset_index()
+    joined = cells.merge(pooled, on=["wave_quarter", "scale"], how="left", validate="many_to_one")
+    return cells.assign(error_var=(joined["pooled"] / joined["n_respondents"].astype(float)).to_numpy())
 
 
-def with_score(frame: pd.DataFrame, cells: pd.DataFrame, score: Score) -> pd.DataFrame:
-    """Add the score's ``_z`` (SDs of its published team-wave means) and each row's measurement
-    error, from ``<prefix>_lagged`` and ``<prefix>_wave_quarter``."""
+def with_score(frame: pd.DataFrame, cells: pd.DataFrame, team_cells: pd.DataFrame, score: Score) -> pd.DataFrame:
+    """Add the score's ``_z`` (SDs of its published team-wave means, ``cells``) and each row's
+    measurement error (today's team-waves, ``team_cells``), from ``<prefix>_lagged`` and
+    ``<prefix>_wave_quarter``."""
     scale = cells["score_mean"].astype(float).std(ddof=1)
     wave = f"{score.prefix}_wave_quarter"
-    errors = cells[["team", "wave_quarter", "error_var"]].rename(columns={"wave_quarter": wave})
+    errors = team_cells[["team", "wave_quarter", "error_var"]].rename(columns={"wave_quarter": wave})
     joined = frame.merge(errors, on=["team", wave], how="left", validate="many_to_one")
     joined[score.z] = standardise(joined[f"{score.prefix}_lagged"].astype(float), cells["score_mean"].astype(float))
     joined[score.error_var] = joined["error_var"] / scale**2
@@ -171,6 +186,7 @@ def score_models(measured: list[Score]) -> tuple[ScoreModel, ...]:
 
 def read_model_inputs(conn: duckdb.DuckDBPyConnection) -> ModelInputs:
     cells = measurement_error(conn.sql(PUBLISHED_CELLS_SQL).df())
+    team_cells = measurement_error(conn.sql(TEAM_CELLS_SQL).df(), cells)
     months = conn.sql(TEAM_MONTHS_SQL).df()
     others = conn.sql(OTHER_SCORES_SQL).df()
     if len(others):
@@ -184,7 +200,7 @@ def read_model_inputs(conn: duckdb.DuckDBPyConnection) -> ModelInputs:
     reliability = {}
     for score in measured:
         scale_cells = cells[cells["scale"] == score.scale]
-        months = with_score(months, scale_cells, score)
+        months = with_score(months, scale_cells, team_cells[team_cells["scale"] == score.scale], score)
         sd = scale_cells["score_mean"].astype(float).std(ddof=1)
         value = float(1 - (scale_cells["error_var"] / sd**2).mean()) if len(scale_cells) > 1 else 1.0
         reliability[score.prefix] = value if np.isfinite(value) else 1.0

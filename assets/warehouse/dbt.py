@@ -65,6 +65,9 @@ from assets.warehouse.restricted import RESTRICTED_VARIABLE, resolve_restricted_
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 # The dbt selection of the monthly partitioned marts: the models that replace months.
 MONTHLY_MARTS = "config.incremental_strategy:replace_months"
+# The frozen survey cells as today's team map attributes them: built after the survey_waves
+# asset (Python) freezes tonight's cells, from the models before it, so in a step of its own.
+SURVEY_ATTRIBUTION = "int_team_survey_waves"
 # Unit tests check the SQL's logic on fixed rows: run by the test suite, not every night.
 NOT_UNIT_TESTS = ["--exclude-resource-type", "unit_test"]
 # Stand in for the warehouse files when dbt only parses the project (it opens no database then).
@@ -294,18 +297,33 @@ def run_dbt(context: dg.AssetExecutionContext, duckdb: WarehouseResource, args: 
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    exclude=MONTHLY_MARTS,
+    exclude=f"{MONTHLY_MARTS} {SURVEY_ATTRIBUTION}",
     dagster_dbt_translator=translator,
     pool=WAREHOUSE_POOL,
     name="warehouse_models",
 )
 def warehouse_models(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
-    """The dbt models but the monthly marts: staging, restricted, intermediate, dim_teams,
-    fct_tickets."""
+    """The dbt models but the monthly marts and the survey attribution: staging, restricted,
+    intermediate, dim_teams, fct_tickets."""
     with duckdb.get_connection() as conn:
         migrated = migrate_raw_tables(conn)
     if migrated:
         context.log.info(f"raw tables given their typed columns from their payloads: {', '.join(migrated)}")
+    yield from run_dbt(context, duckdb, ["build"])
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=SURVEY_ATTRIBUTION,
+    dagster_dbt_translator=translator,
+    pool=WAREHOUSE_POOL,
+    name="survey_attribution",
+)
+def survey_attribution(context: dg.AssetExecutionContext, duckdb: WarehouseResource):
+    """The frozen survey cells as today's team map attributes them (int_team_survey_waves),
+    after the survey_waves asset: in one step with the dbt models before it, Dagster would have
+    to run that step on both sides of the Python asset."""
     yield from run_dbt(context, duckdb, ["build"])
 
 

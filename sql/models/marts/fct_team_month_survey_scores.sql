@@ -6,8 +6,10 @@
 
 -- The carry-forward of every survey scale, written once: the team's latest reportable wave of
 -- an earlier quarter describes the month, for at most var safety_max_wave_age_quarters
--- quarters after it (an older one: no score, stale). marts.mart_team_month takes safety and
--- accountability from here; the models read every scale (Clark's stages too) from here.
+-- quarters after it (an older one: no score, stale). The waves are the frozen cells as today's
+-- team map attributes them (int_team_survey_waves: a renamed team keeps its waves, a merged one
+-- takes both teams' cells). marts.mart_team_month takes safety and accountability from here;
+-- the models read every scale (Clark's stages too) from here.
 with team_months as (
     select
         team,
@@ -19,7 +21,7 @@ with team_months as (
 
 reportable_waves as (
     select team, scale, wave_quarter, n_respondents, score_mean
-    from {{ source('marts', 'fct_team_survey_waves') }}
+    from {{ ref('int_team_survey_waves') }}
     where not is_suppressed
 ),
 
