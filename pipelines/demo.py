@@ -102,7 +102,8 @@ def run_nightly(
 def report(warehouse: Path, org: Organisation) -> str:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         correlations = conn.sql(
-            "select kpi, round(r, 3) as r, round(ci_low, 3) as ci_low, round(ci_high, 3) as ci_high, "
+            "select kpi, round(size_adjusted_r, 3) as partial_r, round(size_adjusted_q_value, 3) as partial_q, "
+            "round(r, 3) as r, round(ci_low, 3) as ci_low, round(ci_high, 3) as ci_high, round(q_value, 3) as q, "
             "n_teams, n_team_months from models.kpi_correlations"
         ).df()
         regression = conn.sql(
@@ -115,7 +116,8 @@ def report(warehouse: Path, org: Organisation) -> str:
         ).df()
     truth = org.truth.log_ttr_per_sd
     lines = [
-        "KPI correlation table (between teams: mean lagged safety vs KPI, 95% team-bootstrap CI)",
+        "KPI correlation table (between teams: mean lagged safety vs KPI; partial_r allows for team size, r does "
+        "not; r's 95% team-bootstrap CI; BH q over the table)",
         correlations.to_string(index=False),
         "",
         "Time to resolve: log TTR per SD of lagged team safety (open incidents censored; adjusted for log "

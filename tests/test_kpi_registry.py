@@ -84,7 +84,7 @@ def test_a_time_kpi_reads_in_the_unit_its_outcome_is_measured_in():
     assert kpi_value("log median days to finish a review", math.log(6.5)) == "6.5 days"
     assert kpi_value("log median days to close an action item", math.log(0.5)) == "12.0 h"
     assert kpi_value("log median TTR", math.log(6.5 * 86_400)) == "6.5 days"
-    assert kpi_value("log median TTA", math.log(300)) == "5 min"
+    assert kpi_value("log median TTA", math.log(300)) == "5.0 min"
 
 
 def test_the_critical_role_kpi_is_absent_when_no_one_is_in_a_critical_role():

@@ -73,8 +73,9 @@ CAVEATS = {
 }
 OPENINGS = {
     BETWEEN: "Across teams, a team one standard deviation safer than others {verb} {noun}",
-    WITHIN: "Within a team, a quarter when safety was one standard deviation above the team's own average "
-            "was followed by {noun}",
+    WITHIN: "Within a team, a quarter when safety was one standard deviation above the team's own average (a "
+            "standard deviation of safety across all teams and quarters; a team's quarters typically lie {swing} of "
+            "one from its own average) was followed by {noun}",
     TOTAL: "Incident by incident, teams one standard deviation safer in the previous quarter {verb} {noun}",
 }
 LABELS = {BETWEEN: "between teams", WITHIN: "within team", TOTAL: "total (incidents)"}
@@ -109,7 +110,7 @@ def expected_sentence(row) -> str:
     noun = noun.format(f"{size(change)} {word(change)}")
     if noun.startswith("a ") and (noun[2] == "8" or noun[2:5] in ("11%", "18%", "11,", "18,")):
         noun = "an " + noun[2:]  # "an 18% shorter ...", "an 8% longer ..."
-    opening = OPENINGS[row.construct].format(verb=verb, noun=noun)
+    opening = OPENINGS[row.construct].format(verb=verb, noun=noun, swing=f"{row.within_team_sd:.2f}")
     if low < 0 < high:
         interval = f"95% CI from {size(low)} {word(low)} to {size(high)} {word(high)}, which includes no difference"
     else:
@@ -213,7 +214,9 @@ def test_the_nightly_job_writes_the_report_and_its_exports(nightly):
 def test_reader_sees_every_row_of_the_correlation_table(nightly, seen):
     correlations = table(nightly.warehouse, "select * from models.kpi_correlations")
     expected = [
-        [row.kpi, num(row.r), f"{num(row.ci_low)} to {num(row.ci_high)}", str(row.n_teams), str(row.n_team_months)]
+        [row.kpi, num(row.size_adjusted_r), f"{num(row.size_adjusted_ci_low)} to {num(row.size_adjusted_ci_high)}",
+         p_cell(row.size_adjusted_q_value), num(row.r), f"{num(row.ci_low)} to {num(row.ci_high)}", p_cell(row.q_value),
+         str(row.n_teams), str(row.n_team_months)]
         for row in correlations.itertuples()
     ]
     assert seen.correlation_rows == expected
@@ -243,8 +246,11 @@ def test_plain_language_sentences_read_each_main_result_on_its_scale(nightly, se
     assert "Not reported:" not in seen.text, "the identity map was loaded: every KPI is reported"
 
     proactive = table(nightly.warehouse, "select * from models.kpi_correlations where kpi = 'proactive share'").iloc[0]
-    assert f"Across {proactive.n_teams} teams" in seen.text
-    assert f"(r = {num(proactive.r)}, 95% CI {num(proactive.ci_low)} to {num(proactive.ci_high)}" in seen.text
+    assert f"Across {proactive.n_teams} teams, allowing for team size, " in seen.text
+    assert (f"(partial r = {num(proactive.size_adjusted_r)}, 95% CI {num(proactive.size_adjusted_ci_low)} to "
+            f"{num(proactive.size_adjusted_ci_high)})") in seen.text
+    assert (f"Not adjusted for team size: r = {num(proactive.r)} (95% CI {num(proactive.ci_low)} to "
+            f"{num(proactive.ci_high)}; q") in seen.text
 
 
 @pytest.mark.slow
@@ -332,6 +338,9 @@ def test_caveats_and_the_few_teams_warning_are_visible(nightly, seen):
     assert "association, not a cause" in seen.text
     assert "Reporting bias. Safer teams may report more incidents and near misses" in seen.text
     assert "Accountability. These figures describe groups of teams. Do not use them to rank" in seen.text
+    # What "unlikely to be chance" does not promise, as benchmarks/null_flags.py measured it.
+    assert ("in which no survey score had any effect on any KPI, 15 (one in four) still showed at least one result "
+            "unlikely to be chance") in seen.text
     assert f"Fewer than 40 teams. Some results rest on only {fewest_overall} teams." in seen.text
     # Every result is below 40 teams here: said once over the results, not after every sentence.
     span = f"{most} teams" if fewest == most else f"{fewest} to {most} teams"
@@ -526,7 +535,8 @@ def replace_fields(row: SimpleNamespace, **fields) -> SimpleNamespace:
 
 def result(**fields) -> SimpleNamespace:
     base = dict(kpi="log TTR (incident level)", construct=TOTAL, scale="log ratio per SD", estimate=-0.2,
-                ci_low=-0.3, ci_high=-0.1, p_value=0.001, q_value=0.004, n_teams=45, model="OLS", warnings="")
+                ci_low=-0.3, ci_high=-0.1, p_value=0.001, q_value=0.004, n_teams=45, model="OLS", warnings="",
+                within_team_sd=math.nan)
     return SimpleNamespace(**{**base, **fields})
 
 
@@ -545,9 +555,10 @@ def test_each_scale_reads_as_a_change_in_time_count_or_odds():
         "An association, not proof of cause."
     )
     assert result_sentence(result(kpi="voluntary attrition", construct=WITHIN, scale="log odds ratio per SD",
-                                  estimate=-0.3, ci_low=-0.5, ci_high=-0.1)) == (
-        "Within a team, a quarter when safety was one standard deviation above the team's own average was followed "
-        "by 26% lower odds of a person leaving voluntarily (95% CI 10% to 39% lower; 45 teams). "
+                                  estimate=-0.3, ci_low=-0.5, ci_high=-0.1, within_team_sd=0.318)) == (
+        "Within a team, a quarter when safety was one standard deviation above the team's own average (a standard "
+        "deviation of safety across all teams and quarters; a team's quarters typically lie 0.32 of one from its own "
+        "average) was followed by 26% lower odds of a person leaving voluntarily (95% CI 10% to 39% lower; 45 teams). "
         "Unlikely to be chance (q = 0.004). An association, not proof of cause."
     )
     assert result_sentence(result(kpi="incidents per head", construct=BETWEEN, scale="log rate ratio per SD",
@@ -665,7 +676,8 @@ def test_the_quarterly_review_comes_first_with_every_scale_and_its_interval(nigh
     months = table(nightly.warehouse, "select date_trunc('quarter', period_month) as q, sum(incidents) / "
                                       "sum(headcount) as rate from marts.mart_team_month group by 1 order by 1")
     for row in months.itertuples():
-        assert f"{row.rate:.2f} per person-month" in shown[quarter(row.q)], quarter(row.q)
+        two_figures = f"{row.rate:.{max(1 - math.floor(math.log10(row.rate)), 0)}f}"  # 0.455 -> 0.46, 0.0399 -> 0.040
+        assert f"{two_figures} per person-month" in shown[quarter(row.q)], quarter(row.q)
     latest, previous = waves["wave_quarter"].max(), sorted(waves["wave_quarter"].unique())[-2]
     safety = waves[waves["scale"] == "psychological_safety"].set_index("wave_quarter")
     now, before = safety.loc[latest], safety.loc[previous]
@@ -758,12 +770,15 @@ def test_results_and_correlations_without_an_interval_do_not_count_as_resting_on
         vars(result(kpi="log TTR (incident level)", construct=TOTAL, n_teams=0, role="main", estimate=nan, **nans,
                     ci_low=nan, ci_high=nan, warnings="no data: no row has both this KPI and a safety score")),
     ])
+    untested = {"p_value": nan, "q_value": nan, "size_adjusted_ci_low": nan, "size_adjusted_ci_high": nan,
+                "size_adjusted_p_value": nan, "size_adjusted_q_value": nan}
     correlations = pd.DataFrame([{"kpi": "log median TTR", "r": nan, "ci_low": nan, "ci_high": nan, "n_teams": 0,
-                                  "n_team_months": 0},
+                                  "n_team_months": 0, "size_adjusted_r": nan, **untested},
                                  {"kpi": "log median TTA", "r": 0.9, "ci_low": nan, "ci_high": nan, "n_teams": 4,
-                                  "n_team_months": 20}])
+                                  "n_team_months": 20, "size_adjusted_r": 0.8, **untested}])
     assert _fewest_teams(SimpleNamespace(correlations=correlations, results=results)) == 11
     assert _results(results)["team_range"] == "11 teams"
     assert result_notes(SimpleNamespace(**results.iloc[1].to_dict())) == []
-    assert _correlations(correlations)["rows"][1]["interval"] == "n/a"
+    assert _correlations(correlations)["rows"][1]["plain"]["interval"] == "n/a"
+    assert _correlations(correlations)["rows"][1]["adjusted"]["interval"] == "n/a"
     assert _fewest_teams(SimpleNamespace(correlations=correlations, results=results.iloc[1:])) is None

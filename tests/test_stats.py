@@ -2,7 +2,7 @@
 known effects (the Satterthwaite degrees of freedom against R's lmerTest: test_random_intercept.py;
 the time-to-event likelihood: test_survival.py)."""
 
-from dataclasses import replace
+from dataclasses import astuple, replace
 
 import duckdb
 import numpy as np
@@ -433,21 +433,36 @@ def test_team_bootstrap_interval_covers_the_true_correlation():
     rho = 0.5
     x = rng.normal(size=60)
     y = rho * x + np.sqrt(1 - rho**2) * rng.normal(size=60)
-    r, low, high = team_bootstrap_correlation(pd.DataFrame({"x": x, "y": y}), "x", "y", seed=1)
+    r, low, high, p = astuple(team_bootstrap_correlation(pd.DataFrame({"x": x, "y": y}), "x", "y", seed=1))
     assert r == pytest.approx(np.corrcoef(x, y)[0, 1])
     assert low < rho < high and low > 0
     assert high - low < 0.6
+    assert p == pytest.approx(stats.pearsonr(x, y).pvalue, rel=1e-9)
+
+
+def test_a_partial_correlation_given_a_constant_is_the_plain_one_and_given_its_cause_none():
+    rng = np.random.default_rng(6)
+    size = rng.normal(size=30)
+    teams = pd.DataFrame({"x": -0.8 * size + rng.normal(0, 0.5, 30), "y": 0.8 * size + rng.normal(0, 0.5, 30),
+                          "size": size, "same_size": 3.0, "x_itself": 0.0})
+    teams["x_itself"] = teams["x"] * 2 + 1
+    plain = team_bootstrap_correlation(teams, "x", "y")
+    assert team_bootstrap_correlation(teams, "x", "y", given="same_size") == plain  # adjusting for nothing
+    adjusted = team_bootstrap_correlation(teams, "x", "y", given="size")
+    assert plain.r < -0.5 and plain.p_value < 0.001 and abs(adjusted.r) < 0.3 and adjusted.p_value > 0.05
+    # Given a column that is x itself, nothing of x is left to correlate.
+    assert np.isnan(astuple(team_bootstrap_correlation(teams, "x", "y", given="x_itself"))).all()
 
 
 def test_bootstrap_with_too_few_teams_is_nan():
-    r, low, high = team_bootstrap_correlation(pd.DataFrame({"x": [1.0, 2.0], "y": [2.0, 1.0]}), "x", "y")
-    assert np.isnan(r) and np.isnan(low) and np.isnan(high)
+    correlation = team_bootstrap_correlation(pd.DataFrame({"x": [1.0, 2.0], "y": [2.0, 1.0]}), "x", "y")
+    assert np.isnan(astuple(correlation)).all()
 
 
 def test_a_kpi_the_same_for_every_team_has_no_correlation_and_says_why():
     # A site that records no post-incident reviews: every team's share is 0.
     teams = pd.DataFrame({"x": [0.1, -0.4, 1.2, 0.3], "y": [0.0] * 4})
-    assert np.isnan(team_bootstrap_correlation(teams, "x", "y")).all()
+    assert np.isnan(astuple(team_bootstrap_correlation(teams, "x", "y"))).all()
     months = org_frames(generate(OrgSpec(seed=2, n_teams=6, n_months=6)))[0]
     months = months.assign(safety_lagged=months["safety_z"], repeat_incidents=0, n_ttr=1, n_tta=1)
     [row] = [r for r in correlation_table(months).itertuples() if r.kpi == "repeat incident share"]
@@ -520,7 +535,7 @@ def test_a_kpi_the_same_for_every_team_up_to_rounding_has_no_correlation():
     # The weighted mean of log(3600) over a team's months differs from it in the last bits.
     teams = pd.DataFrame({"x": rng.normal(size=12), "y": np.log(3600) + rng.integers(-1, 2, 12) * 8.9e-16})
     assert teams["y"].nunique() > 1
-    assert np.isnan(team_bootstrap_correlation(teams, "x", "y")).all()
+    assert np.isnan(astuple(team_bootstrap_correlation(teams, "x", "y"))).all()
     months = org_frames(generate(OrgSpec(seed=2, n_teams=12, n_months=6)))[0]
     rng = np.random.default_rng(24)
     months = months.assign(safety_lagged=months["safety_z"], ttr_median_seconds=3600.0,
@@ -538,8 +553,9 @@ def correlation_months(n_teams: int) -> pd.DataFrame:
 def test_correlations_on_too_few_teams_to_test_have_no_interval_and_say_so():
     rng = np.random.default_rng(25)
     x = rng.normal(size=4)
-    r, low, high = team_bootstrap_correlation(pd.DataFrame({"x": x, "y": x + rng.normal(0, 0.1, 4)}), "x", "y")
-    assert r > 0.9 and np.isnan(low) and np.isnan(high)
+    r, low, high, p = astuple(team_bootstrap_correlation(pd.DataFrame({"x": x, "y": x + rng.normal(0, 0.1, 4)}),
+                                                         "x", "y"))
+    assert r > 0.9 and np.isnan(low) and np.isnan(high) and np.isnan(p)
     rows = [r for r in correlation_table(correlation_months(5)).itertuples() if np.isfinite(r.r)]
     assert rows
     for row in rows:
@@ -632,7 +648,7 @@ def survey_marts(safety: str) -> duckdb.DuckDBPyConnection:
                         # The frozen cells as today's team map attributes them: the same teams here.
                         ("intermediate.int_team_survey_waves", cells)):
         conn.register("frame", frame)
-        conn.execute(f"create table marts.{name} as select * from frame")
+        conn.execute(f"create table {name} as select * from frame")
         conn.unregister("frame")
     return conn
 

@@ -19,6 +19,7 @@ from assets.models.psychometrics import MIN_RESPONDENTS, WAVE_CLOSE_DAYS, survey
 from assets.models.stats import (
     FALSE_DISCOVERY_RATE,
     MIN_TEAMS_TO_FIT,
+    benjamini_hochberg,
     correlation_warning,
     join,
     kpi_safety_effects,
@@ -34,11 +35,11 @@ WAVES = ("marts", "fct_survey_waves")
 WAVE_MEMBERS = ("restricted", "survey__wave_members")
 # A team-month headcount per team and month (the count-bounds rule reads its largest per quarter).
 HEADCOUNT = dg.AssetKey(["intermediate", "int_team_month_headcount"])
-_FROZEN = {"closed_on": pl.Date, "frozen_at": pl.Datetime(time_zone="UTC")}
 # Which team of the map owns each survey group: a cell is frozen with its team's groups.
 TEAM_OWNERS = dg.AssetKey(["intermediate", "int_team_owners"])
 # The frozen cells as today's team map attributes them (the one place of that rule).
 CURRENT_TEAM_WAVES = dg.AssetKey(["intermediate", "int_team_survey_waves"])
+_FROZEN = {"closed_on": pl.Date, "frozen_at": pl.Datetime(time_zone="UTC")}
 CELL_SCHEMA = {"team": pl.String, "wave_quarter": pl.Date, "scale": pl.String, "is_suppressed": pl.Boolean,
                "suppression_reason": pl.String, "n_respondents": pl.Int64, "score_mean": pl.Float64,
                "score_sd": pl.Float64, "rwg_j": pl.Float64, "survey_groups": pl.List(pl.String), **_FROZEN}
@@ -129,12 +130,12 @@ def survey_waves(context: dg.AssetExecutionContext, config: SurveyWavesConfig, d
         answers = answers.merge(plan.members(plan.to_publish), on="response_id")
         answers["wave_quarter"] = pd.to_datetime(answers["wave_quarter"])
         cells, waves = survey_wave_tables(answers, int(scales[0]) if scales else 7, _headcounts(conn))
-        closed = {"closed_on": lambda wave: wave_closes_on(wave, config.close_after_days),
         cells["survey_groups"] = cells["team"].map(_survey_groups(conn))
+        closed = {"closed_on": lambda wave: wave_closes_on(wave, config.close_after_days),
                   "frozen_at": lambda wave: frozen_at}
-        writes = [(TEAM_WAVES, _frame(cells, CELL_SCHEMA, **closed)),
         if frozen:
             _add_survey_groups_column(conn)
+        writes = [(TEAM_WAVES, _frame(cells, CELL_SCHEMA, **closed)),
                   (WAVES, _frame(waves, WAVE_SCHEMA, n_late_responses=plan.late_responses, **closed))]
         _append(conn, writes, drop_first=[] if frozen else [TEAM_WAVES, WAVES])
         total_cells, total_suppressed = conn.sql(f"select count(*), count(*) filter (where is_suppressed) "
@@ -165,7 +166,6 @@ def _frozen_tables(conn) -> bool:
     return _exists(conn, *TEAM_WAVES, "frozen_at") and _exists(conn, *WAVES, "frozen_at")
 
 
-def _headcounts(conn) -> dict[tuple, float]:
 def _survey_groups(conn) -> dict[str, list[str]]:
     """Each team's survey groups in tonight's team map, as the map compares them
     (identifier_key), sorted: what a cell frozen tonight is attributed by on later nights."""
@@ -183,6 +183,7 @@ def _add_survey_groups_column(conn) -> None:
         conn.execute(f"alter table {'.'.join(TEAM_WAVES)} add column survey_groups varchar[]")
 
 
+def _headcounts(conn) -> dict[tuple, float]:
     """Each team's largest monthly headcount per quarter: the most respondents an analyst
     reading the HR figures would allow it (the count-bounds rule)."""
     if not _exists(conn, *HEADCOUNT.path):
@@ -300,7 +301,6 @@ def anonymity_holds(duckdb: WarehouseResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset(
 # Frozen cells (per team and wave, over their scales) that no team of today's map takes.
 _UNTAKEN_CELLS_SQL = f"""
 select cells.team, cells.wave_quarter, any_value(cells.survey_groups) as survey_groups
@@ -345,6 +345,7 @@ def frozen_survey_cells_have_a_team(duckdb: DuckDBResource) -> dg.AssetCheckResu
     )
 
 
+@dg.asset(
     pool=WAREHOUSE_POOL,
     key=["models", "kpi_safety_effects"],
     # Every table read_model_inputs reads, so a failed blocking check on any of them stops the models.
@@ -408,10 +409,13 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     kinds={"numpy", "duckdb"},
 )
 def kpi_correlations(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
-    """KPI correlation table: between-team Pearson r of mean lagged safety with each KPI,
-    with 95% CIs from resampling teams (2,000 draws), the number of teams and team-months.
-    Team-months without a reportable safety score are left out; a KPI whose optional input is
-    missing (the speaking-up KPIs without an identity map) has no row."""
+    """KPI correlation table: between-team Pearson r of mean lagged safety with each KPI, and
+    the partial r given team size (size_adjusted_*: the team's mean log headcount, the models'
+    between-team size adjustment), each with a 95% CI from resampling teams (2,000 draws), the
+    exact test's p (t with teams - 2 df, teams - 3 for the partial r) and a Benjamini-Hochberg
+    q over every p of the table; the number of teams and team-months. Team-months without a
+    reportable safety score are left out; a KPI whose optional input is missing (the
+    speaking-up KPIs without an identity map) has no row."""
     with duckdb.get_connection() as conn:
         months = conn.sql(TEAM_MONTHS_SQL).df()
         table = correlation_table(months, safety_unusable_reason(conn))
@@ -433,22 +437,38 @@ def team_value(group: pd.DataFrame, kpi: Kpi) -> float:
     return group[kpi.outcome].sum() / denominator if denominator else np.nan
 
 
+# The team-level size the partial r is given: the mean of log headcount over the team's months
+# with people, the between-team part of the models' log headcount adjustment (assets/models/design.py).
+TEAM_SIZE = "mean_log_headcount"
+# The correlation table's columns: each r's interval, p and BH q beside it.
+CORRELATION_COLUMNS = ("kpi", "r", "ci_low", "ci_high", "p_value", "q_value", "size_adjusted_r", "size_adjusted_ci_low",
+                       "size_adjusted_ci_high", "size_adjusted_p_value", "size_adjusted_q_value", "n_teams",
+                       "n_team_months", "definition", "warnings")
+
+
 def team_level_kpis(months: pd.DataFrame) -> pd.DataFrame:
-    """One row per team: mean lagged safety and each correlation KPI pooled over its team-months."""
+    """One row per team: mean lagged safety, its size (TEAM_SIZE) and each correlation KPI
+    pooled over its team-months."""
     rows = [{"team": team, "safety": group["safety_lagged"].mean(), "team_months": len(group),
+             TEAM_SIZE: np.log(group.loc[group["headcount"] > 0, "headcount"].astype(float)).mean(),
              **{kpi.name: team_value(group, kpi) for kpi in CORRELATION_KPIS}}
             for team, group in months.groupby("team")]
-    return pd.DataFrame(rows, columns=["team", "safety", "team_months", *(kpi.name for kpi in CORRELATION_KPIS)])
+    return pd.DataFrame(rows, columns=["team", "safety", "team_months", TEAM_SIZE,
+                                       *(kpi.name for kpi in CORRELATION_KPIS)])
 
 
 def correlation_table(months: pd.DataFrame, no_score_reason: str = "") -> pd.DataFrame:
-    """One row per correlation KPI; ``no_score_reason`` (inputs.safety_unusable_reason) is why no
-    team has a usable safety score, said on every row instead of a team count."""
+    """One row per correlation KPI: r and its size-adjusted partial r (given TEAM_SIZE), each
+    with interval, p and a Benjamini-Hochberg q taken over every p of the table at once (the
+    two columns of every row: the family of tests the report's correlation sentences draw on).
+    ``no_score_reason`` (inputs.safety_unusable_reason) is why no team has a usable safety
+    score, said on every row instead of a team count."""
     teams = team_level_kpis(months)
     rows = []
     for kpi in (kpi for kpi in CORRELATION_KPIS if not kpi.is_absent(months)):
         usable = teams.dropna(subset=["safety", kpi.name])
-        r, low, high = team_bootstrap_correlation(usable, "safety", kpi.name)
+        plain = team_bootstrap_correlation(usable, "safety", kpi.name)
+        adjusted = team_bootstrap_correlation(usable, "safety", kpi.name, given=TEAM_SIZE)
         enough = len(usable) >= MIN_TEAMS_TO_FIT
         same = [f"{what} is the same for every team: no correlation to estimate" for what, column in
                 ((kpi.name, kpi.name), ("safety", "safety")) if enough and does_not_vary(usable[column])]
@@ -457,7 +477,18 @@ def correlation_table(months: pd.DataFrame, no_score_reason: str = "") -> pd.Dat
         if kpi.family is Family.TEAM_MONTH_LOG_TIME:
             pooled = months[months["team"].isin(usable["team"]) & (months[kpi.weight] > 0)]
             left_out = zero_times_left_out(int((pooled[kpi.outcome] == 0).sum()), kpi)
-        rows.append({"kpi": kpi.name, "r": r, "ci_low": low, "ci_high": high, "n_teams": len(usable),
-                     "n_team_months": int(usable["team_months"].sum()), "definition": kpi.definition,
-                     "warnings": join(no_score_reason, counted, *same, left_out)})
-    return pd.DataFrame(rows)
+        rows.append({"kpi": kpi.name, "r": plain.r, "ci_low": plain.ci_low, "ci_high": plain.ci_high,
+                     "p_value": plain.p_value, "size_adjusted_r": adjusted.r, "size_adjusted_ci_low": adjusted.ci_low,
+                     "size_adjusted_ci_high": adjusted.ci_high, "size_adjusted_p_value": adjusted.p_value,
+                     "n_teams": len(usable), "n_team_months": int(usable["team_months"].sum()),
+                     "definition": kpi.definition, "warnings": join(no_score_reason, counted, *same, left_out)})
+    return _with_q_values(pd.DataFrame(rows, columns=[c for c in CORRELATION_COLUMNS if not c.endswith("q_value")]))
+
+
+def _with_q_values(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with q_value and size_adjusted_q_value: one Benjamini-Hochberg correction over
+    both p columns of every row."""
+    tests = pd.concat([table["p_value"], table["size_adjusted_p_value"]], ignore_index=True)
+    q_values = benjamini_hochberg(tests).to_numpy()
+    table = table.assign(q_value=q_values[:len(table)], size_adjusted_q_value=q_values[len(table):])
+    return table[list(CORRELATION_COLUMNS)]

@@ -68,8 +68,8 @@ POWER = 0.80
 
 RESULT_COLUMNS = (
     "kpi", "construct", "role", "scale", "estimate", "ci_low", "ci_high", "p_value", "q_value", "df",
-    "estimate_corrected", "ci_low_corrected", "ci_high_corrected", "reliability", "min_detectable_effect",
-    "n_obs", "n_events", "n_teams", "n_periods", "model", "warnings",
+    "estimate_corrected", "ci_low_corrected", "ci_high_corrected", "reliability", "within_team_sd",
+    "min_detectable_effect", "n_obs", "n_events", "n_teams", "n_periods", "model", "warnings",
 )
 NAN = float("nan")
 
@@ -80,7 +80,10 @@ class Estimate:
     interval and p; ``reliability`` how much of this part of measured safety's variation (given
     the other terms) is true team differences; ``*_corrected`` the estimate per SD of true
     (error-free) team safety; ``min_detectable_effect`` the size (on the estimate's scale, either
-    sign) a two-sided 5% test would find with 80% power given the estimate's standard error."""
+    sign) a two-sided 5% test would find with 80% power given the estimate's standard error;
+    ``within_team_sd`` for a score's within-team part, how far a team's rows typically lie from
+    its own average (the SD of that part over the fitted rows, in the estimate's unit: SDs of the
+    published team-wave means), so a reader can tell one unit from a typical quarter's swing."""
 
     term: str
     estimate: float
@@ -98,6 +101,7 @@ class Estimate:
     ci_low_corrected: float = NAN
     ci_high_corrected: float = NAN
     reliability: float = NAN
+    within_team_sd: float = NAN
     min_detectable_effect: float = NAN
 
 
@@ -288,8 +292,17 @@ def estimates(design_: Design, fitted: Fitted, reference_reliability: float | Ma
         rows.append(Estimate(estimate=estimate, ci_low=low, ci_high=high, p_value=p, df=df, **common,
                              warnings=join(*notes, few if np.isfinite(low) else ""), estimate_corrected=c_estimate, ci_low_corrected=c_low,
                              ci_high_corrected=c_high, reliability=float(reliability.get(term, NAN)),
-                             min_detectable_effect=detectable))
+                             within_team_sd=within_team_sd(design_, term), min_detectable_effect=detectable))
     return rows
+
+
+def within_team_sd(design_: Design, term: str) -> float:
+    """How far a team's fitted rows typically lie from its own average on a score's within-team
+    part ``term`` (its SD over the rows, in SDs of the published team-wave means); NaN for any
+    other term (between teams, total, a product of scores)."""
+    if term not in {score.within for score in design_.model.scores}:
+        return NAN
+    return float(design_.data[term].std(ddof=1))
 
 
 def _clustered(result, design_: Design, model: str, notes: tuple[str, ...] = ()) -> Fitted:
@@ -631,11 +644,19 @@ def results_table(rows: list[dict]) -> pd.DataFrame:
                 f"only {e.n_teams} teams: too few to test, the estimate describes these teams only", e.warnings)
         records.append(record)
     table = pd.DataFrame(records, columns=[c for c in RESULT_COLUMNS if c != "q_value"])
-    table["q_value"] = NAN
-    tested = (table["role"] == "main") & table["p_value"].notna()
-    if tested.any():
-        table.loc[tested, "q_value"] = multipletests(table.loc[tested, "p_value"], method="fdr_bh")[1]
+    table["q_value"] = benjamini_hochberg(table["p_value"].where(table["role"] == "main"))
     return table[list(RESULT_COLUMNS)].astype({"n_events": float})
+
+
+def benjamini_hochberg(p_values: pd.Series) -> pd.Series:
+    """Benjamini-Hochberg q of every p in ``p_values``, one correction over them all; NaN where
+    p is NaN (a row not tested, or not in the family). The one rule behind every q the results
+    table and the correlation table report."""
+    q_values = pd.Series(NAN, index=p_values.index, dtype=float)
+    tested = p_values.notna()
+    if tested.any():
+        q_values[tested] = multipletests(p_values[tested].to_numpy(dtype=float), method="fdr_bh")[1]
+    return q_values
 
 
 def kpi_safety_effects(months: pd.DataFrame, incidents: pd.DataFrame,
@@ -688,27 +709,78 @@ def unfitted_rows(kpi: Kpi, months: pd.DataFrame, incidents: pd.DataFrame, model
             for term in model.reported_terms(split)]
 
 
-def team_bootstrap_correlation(
-    teams: pd.DataFrame, x: str, y: str, n_resamples: int = 2000, seed: int = 0
-) -> tuple[float, float, float]:
-    """Pearson r between team-level ``x`` and ``y`` with a 95% percentile CI from resampling
-    teams with replacement. Returns (r, ci_low, ci_high); all NaN when fewer than
-    MIN_TEAMS_TO_FIT teams or when either is the same for every team up to rounding (e.g. a site
-    that records no post-incident reviews); no interval below MIN_TEAMS_FOR_TESTS teams, where
-    resampling a handful of teams gives intervals that collapse onto r."""
-    data = teams[[x, y]].dropna().to_numpy(dtype=float)
-    if len(data) < MIN_TEAMS_TO_FIT or does_not_vary(data[:, 0]) or does_not_vary(data[:, 1]):
-        return (NAN,) * 3
-    r = float(np.corrcoef(data[:, 0], data[:, 1])[0, 1])
-    if len(data) < MIN_TEAMS_FOR_TESTS:
-        return r, NAN, NAN
-    rng = np.random.default_rng(seed)
-    draws = data[rng.integers(0, len(data), size=(n_resamples, len(data)))]
-    xs, ys = draws[:, :, 0], draws[:, :, 1]
-    xc = xs - xs.mean(axis=1, keepdims=True)
-    yc = ys - ys.mean(axis=1, keepdims=True)
+@dataclass(frozen=True)
+class Correlation:
+    """A between-team Pearson r (a partial r when ``given`` a team-level column) with its 95%
+    team-bootstrap interval and the exact test's p (see ``team_bootstrap_correlation``)."""
+
+    r: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+
+NO_CORRELATION = Correlation(NAN, NAN, NAN, NAN)
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r along the last axis (one r per bootstrap draw); NaN where either does not vary."""
+    xc = x - x.mean(axis=-1, keepdims=True)
+    yc = y - y.mean(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        rs = (xc * yc).sum(axis=1) / np.sqrt((xc**2).sum(axis=1) * (yc**2).sum(axis=1))
-    rs = rs[np.isfinite(rs)]
-    low, high = np.percentile(rs, [2.5, 97.5])
-    return r, float(low), float(high)
+        return (xc * yc).sum(axis=-1) / np.sqrt((xc**2).sum(axis=-1) * (yc**2).sum(axis=-1))
+
+
+def _partial(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The partial r of x and y given z: (r_xy - r_xz r_yz) / sqrt((1 - r_xz^2)(1 - r_yz^2))."""
+    r_xy, r_xz, r_yz = _pearson(x, y), _pearson(x, z), _pearson(y, z)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (r_xy - r_xz * r_yz) / np.sqrt((1 - r_xz**2) * (1 - r_yz**2))
+
+
+def correlation_p_value(r: float, n_teams: int, n_given: int = 0) -> float:
+    """Two-sided p of the exact test of a (partial) Pearson r of ``n_teams`` teams given
+    ``n_given`` columns: t = r sqrt(df / (1 - r^2)) with df = n_teams - 2 - n_given (exact when
+    the teams are independent and one of the two, given the others, is normal)."""
+    df = n_teams - 2 - n_given
+    if df <= 0 or not np.isfinite(r):
+        return NAN
+    if abs(r) >= 1:
+        return 0.0
+    return float(2 * stats.t.sf(abs(r) * np.sqrt(df / (1 - r**2)), df))
+
+
+def team_bootstrap_correlation(
+    teams: pd.DataFrame, x: str, y: str, n_resamples: int = 2000, seed: int = 0, given: str | None = None
+) -> Correlation:
+    """Pearson r between team-level ``x`` and ``y`` (the partial r ``given`` a team-level column,
+    e.g. team size) with a 95% percentile CI from resampling teams with replacement and the
+    exact test's p (``correlation_p_value``). All NaN when fewer than MIN_TEAMS_TO_FIT teams
+    (one more for a partial r, whose residuals need a degree of freedom), when either is the same
+    for every team up to rounding (e.g. a site that records no post-incident reviews) or when the
+    ``given`` column explains one of them entirely; a ``given`` column that is the same for every
+    team adjusts for nothing, and the r is the plain one. No interval or p below
+    MIN_TEAMS_FOR_TESTS teams, where resampling a handful of teams gives intervals that collapse
+    onto r."""
+    columns = [x, y] + ([given] if given else [])
+    data = teams[columns].dropna().to_numpy(dtype=float)
+    if given and does_not_vary(data[:, 2]):
+        data, given = data[:, :2], None
+    n_given = data.shape[1] - 2
+    if len(data) < MIN_TEAMS_TO_FIT + n_given or does_not_vary(data[:, 0]) or does_not_vary(data[:, 1]):
+        return NO_CORRELATION
+
+    def correlate(values: np.ndarray) -> np.ndarray:
+        parts = np.moveaxis(values, -1, 0)  # x, y (and the given column), each over the teams
+        return _pearson(*parts) if n_given == 0 else _partial(*parts)
+
+    r = float(correlate(data))
+    if not np.isfinite(r) or abs(r) > 1 + SAME_VALUE_TOLERANCE:
+        return NO_CORRELATION
+    r = float(np.clip(r, -1, 1))
+    if len(data) < MIN_TEAMS_FOR_TESTS:
+        return Correlation(r, NAN, NAN, NAN)
+    rng = np.random.default_rng(seed)
+    rs = correlate(data[rng.integers(0, len(data), size=(n_resamples, len(data)))])
+    low, high = np.percentile(rs[np.isfinite(rs)], [2.5, 97.5])
+    return Correlation(r, float(low), float(high), correlation_p_value(r, len(data), n_given))

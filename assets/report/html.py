@@ -32,6 +32,7 @@ from assets.report.wording import (
     CONSTRUCT_HEADINGS,
     CONSTRUCT_LABELS,
     MIN_RESPONDENTS,
+    NULL_FLAGS_NOTE,
     absent_sentences,
     construct_rank,
     corrected_note,
@@ -70,6 +71,7 @@ def render_report(inputs: ReportInputs, generated_at: datetime, export_names: li
         min_teams=MIN_TEAMS_FOR_CLUSTER_SE,
         min_teams_for_tests=MIN_TEAMS_FOR_TESTS,
         false_discovery_rate=FALSE_DISCOVERY_RATE,
+        null_flags_note=NULL_FLAGS_NOTE,
         results_table=RESULTS_TABLE,
         results=None if inputs.results is None else _results(safety_results(inputs.results)),
         accountability=None if inputs.results is None else _accountability(inputs.results),
@@ -260,16 +262,26 @@ def _power(main: pd.DataFrame) -> list[dict]:
     return power
 
 
+def _correlation_cells(r: float, low: float, high: float, q: float) -> dict:
+    """One r of the correlation table as printed: the r, its interval ("n/a" without one) and its q."""
+    return {"r": signed(r), "interval": f"{signed(low)} to {signed(high)}" if math.isfinite(low) else "n/a",
+            "q": p_text(q)}
+
+
 def _correlations(correlations: pd.DataFrame) -> dict:
     return {
-        "rows": [{"kpi": r.kpi, "r": signed(r.r), "interval": (f"{signed(r.ci_low)} to {signed(r.ci_high)}" if
-                                                               math.isfinite(r.ci_low) else "n/a"),
+        "rows": [{"kpi": r.kpi,
+                  "adjusted": _correlation_cells(r.size_adjusted_r, r.size_adjusted_ci_low, r.size_adjusted_ci_high,
+                                                 r.size_adjusted_q_value),
+                  "plain": _correlation_cells(r.r, r.ci_low, r.ci_high, r.q_value),
                   "teams": int(r.n_teams), "team_months": int(r.n_team_months)} for r in correlations.itertuples()],
         "sentences": [correlation_sentence(r) for r in correlations.itertuples()],
         "figure": _figure(
             correlation_plot(correlations), "Bar chart of KPI correlations with safety",
-            "Bars: correlation between a team's average safety score and its KPI; whiskers: 95% interval "
-            "from resampling teams. Grey bars: the interval includes zero."),
+            "Bars: partial correlation between a team's average safety score and its KPI allowing for team size "
+            "(the team's mean log headcount); whiskers: its 95% interval from resampling teams. Blue bars: unlikely "
+            f"to be chance (q below {FALSE_DISCOVERY_RATE}), as in the sentences; grey: could be chance. Diamonds: "
+            "the correlation not adjusted for team size."),
     }
 
 

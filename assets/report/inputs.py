@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from assets.landing.item_sets import ITEM_SETS
-from assets.models.assets import team_value
+from assets.models.assets import CORRELATION_COLUMNS, team_value
 from assets.models.kpis import CORRELATION_KPIS, KPIS
 from assets.models.psychometrics import PRIMARY
 from assets.models.stats import RESULT_COLUMNS
@@ -30,7 +30,6 @@ MART_TABLES = ("marts.dim_teams", "marts.mart_team_month", "marts.fct_incidents"
                "marts.fct_survey_zone_moves")
 SOURCE_TABLES = (CORRELATIONS_TABLE, RESULTS_TABLE, *MART_TABLES)
 
-CORRELATION_COLUMNS = ("kpi", "r", "ci_low", "ci_high", "n_teams", "n_team_months", "definition", "warnings")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib import dates
 from matplotlib.figure import Figure
 
+from assets.models.stats import FALSE_DISCOVERY_RATE
 from assets.report.wording import (
     BETWEEN,
     CONSTRUCT_LABELS,
@@ -19,13 +20,15 @@ from assets.report.wording import (
     TOTAL,
     WITHIN,
     construct_rank,
+    leading_correlation,
     signed_percent,
+    unlikely_to_be_chance,
 )
 
 INK = "#1f2933"
 MUTED = "#7b8794"
-CLEAR = "#1d5fa8"  # interval excludes zero
-UNCLEAR = "#9aa5b1"  # interval includes zero
+CLEAR = "#1d5fa8"  # forest plot: the interval excludes zero; correlations: unlikely to be chance
+UNCLEAR = "#9aa5b1"  # otherwise
 GRID = "#d9e2ec"
 CONSTRUCT_MARKERS = {BETWEEN: "o", WITHIN: "D", TOTAL: "s"}
 # The forest plot's axis is log(1 + change); it ends at -75% and +300% (log 4 either way).
@@ -109,27 +112,32 @@ def forest_plot(results: pd.DataFrame) -> str | None:
 
 
 def correlation_plot(correlations: pd.DataFrame) -> str | None:
-    """Between-team r of safety with each KPI as bars with 95% team-bootstrap intervals."""
+    """Per KPI, the figure its sentence leads with (``leading_correlation``: the r allowing for
+    team size) as a bar with its 95% team-bootstrap interval, blue only when unlikely to be
+    chance (the sentences' rule), and the r not adjusted for team size as a hollow diamond."""
     rows = correlations.dropna(subset=["r"]).iloc[::-1]
     if rows.empty:
         return None
+    leading = [leading_correlation(row) for row in rows.itertuples()]
     with matplotlib.rc_context(STYLE):
         figure = _figure(9, 0.9 + 0.42 * len(rows))
         axes = figure.add_subplot()
-        # No interval (too few teams to test) is no clear association either.
-        colours = [CLEAR if lo > 0 or hi < 0 else UNCLEAR for lo, hi in zip(rows["ci_low"], rows["ci_high"])]
+        colours = [CLEAR if unlikely_to_be_chance(q) else UNCLEAR for *_, q in leading]
         positions = list(range(len(rows)))
-        axes.barh(positions, rows["r"], color=colours, height=0.55)
-        spanned = rows["ci_low"].notna().to_numpy()
-        if spanned.any():
-            shown = rows[spanned]
-            axes.errorbar(shown["r"], [p for p, s in zip(positions, spanned) if s],
-                          xerr=[shown["r"] - shown["ci_low"], shown["ci_high"] - shown["r"]],
-                          fmt="none", ecolor=INK, elinewidth=1.2, capsize=3)
+        axes.barh(positions, [r for _, r, *_ in leading], color=colours, height=0.55)
+        spanned = [(y, r, low, high) for y, (_, r, low, high, *_) in zip(positions, leading) if math.isfinite(low)]
+        if spanned:
+            ys, rs, lows, highs = map(list, zip(*spanned))
+            below, above = [r - low for r, low in zip(rs, lows)], [high - r for r, high in zip(rs, highs)]
+            axes.errorbar(rs, ys, xerr=[below, above], fmt="none", ecolor=INK, elinewidth=1.2, capsize=3)
+        axes.scatter(rows["r"], positions, marker="D", s=30, facecolors="white", edgecolors=INK, zorder=3,
+                     label="not adjusted for team size")
         axes.axvline(0, color=MUTED, linewidth=1)
         axes.set_yticks(positions, list(rows["kpi"]))
         axes.set_xlim(-1, 1)
-        axes.set_xlabel("correlation r with team safety (95% CI; grey: interval includes zero)")
+        axes.legend(loc="lower left", bbox_to_anchor=(0, 1), frameon=False, fontsize=8)
+        axes.set_xlabel("correlation with team safety allowing for team size (partial r, 95% CI); "
+                        f"blue: unlikely to be chance (q < {FALSE_DISCOVERY_RATE})")
         return svg_data_uri(figure)
 
 

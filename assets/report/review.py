@@ -34,9 +34,27 @@ def kpi_label(kpi_name: str) -> str:
     return kpi_name.removeprefix("log ") if kpi.family is Family.TEAM_MONTH_LOG_TIME else kpi_name
 
 
-def kpi_value(kpi_name: str, value: float) -> str:
+# The unit of a count KPI's rate, by its denominator (the registry's definition: "/ headcount-months",
+# "/ junior headcount-months").
+RATE_UNITS = {("headcount",): "per person-month", ("junior_headcount",): "per junior person-month"}
+# Rates are shown to this many significant figures, so that changes of a few per cent show.
+RATE_SIGNIFICANT_FIGURES = 2
+# Below this many minutes a time is shown to a tenth of a minute.
+MINUTES_WITH_A_DECIMAL = 10
+
+
+def significant(value: float, figures: int) -> str:
+    """``value`` rounded to ``figures`` significant figures, trailing zeros kept: 0.0399 -> "0.040"."""
+    if value == 0:
+        return "0"
+    decimals = max(figures - 1 - math.floor(math.log10(abs(value))), 0)
+    return f"{value:.{decimals}f}"
+
+
+def kpi_value(kpi_name: str, value: float, extra_digits: int = 0) -> str:
     """A quarter's pooled KPI as a reader reads it: a typical time (the exponent of the mean log
-    median), a rate per person and month, or a share."""
+    median), a rate per person-month (per junior person-month for the junior KPI) to
+    RATE_SIGNIFICANT_FIGURES, or a share; ``extra_digits`` more where two values must differ."""
     if value is None or not math.isfinite(value):
         return "n/a"
     kpi = KPI_BY_NAME[kpi_name]
@@ -44,11 +62,15 @@ def kpi_value(kpi_name: str, value: float) -> str:
     if family is Family.TEAM_MONTH_LOG_TIME:
         seconds = math.exp(value) * SECONDS_IN[kpi.time_unit]
         if seconds >= 2 * SECONDS_IN["days"]:
-            return f"{seconds / SECONDS_IN['days']:.1f} days"
-        return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+            return f"{seconds / SECONDS_IN['days']:.{1 + extra_digits}f} days"
+        if seconds >= 5400:
+            return f"{seconds / 3600:.{1 + extra_digits}f} h"
+        minutes = seconds / 60
+        return f"{minutes:.{int(minutes < MINUTES_WITH_A_DECIMAL) + extra_digits}f} min"
     if family is Family.TEAM_MONTH_COUNT:
-        return f"{value:.2f} per person-month"
-    return f"{value:.1%}"
+        unit = RATE_UNITS.get(kpi.denominator, f"per {' + '.join(kpi.denominator)}-month")
+        return f"{significant(value, RATE_SIGNIFICANT_FIGURES + extra_digits)} {unit}"
+    return f"{value:.{1 + extra_digits}%}"
 
 
 def _change_words(kpi_name: str, now: float, before: float) -> str:
@@ -61,6 +83,24 @@ def _change_words(kpi_name: str, now: float, before: float) -> str:
     relative = math.expm1(now - before) if kpi.family is Family.TEAM_MONTH_LOG_TIME else now / before - 1
     word = kpi.reading.down if relative < 0 else kpi.reading.up
     return "the same as" if round(relative * 100) == 0 else f"{percent(relative)} {word} than"
+
+
+# At most this many digits more than the table's, for two values a change sentence compares.
+MAX_EXTRA_DIGITS = 3
+
+
+def kpi_change(kpi_name: str, now: float, before: float, now_label: str, before_label: str) -> str:
+    """The sentence of a KPI's move between two quarters, e.g. "Median TTA: 5.0 min in 2025 Q4, 6%
+    shorter than 5.3 min in 2025 Q3." A change it states shows in the two values printed: where
+    they would print alike, both get more digits."""
+    change = _change_words(kpi_name, now, before)
+    extra = 0
+    while (change != "the same as" and extra < MAX_EXTRA_DIGITS
+           and kpi_value(kpi_name, now, extra) == kpi_value(kpi_name, before, extra)):
+        extra += 1
+    label = kpi_label(kpi_name)
+    return (f"{label[0].upper()}{label[1:]}: {kpi_value(kpi_name, now, extra)} in {now_label}, {change} "
+            f"{kpi_value(kpi_name, before, extra)} in {before_label}.")
 
 
 def _interval(row: pd.Series) -> str:
@@ -152,10 +192,7 @@ def quarterly_review(survey: SurveyReview | None) -> dict | None:
         for kpi in shown_kpis:
             now, before = kpis[kpi.name].get(kpi_now), kpis[kpi.name].get(kpi_before)
             if all(v is not None and math.isfinite(v) for v in (now, before)) and before != 0:
-                changes.append(f"{kpi_label(kpi.name)[0].upper()}{kpi_label(kpi.name)[1:]}: "
-                               f"{kpi_value(kpi.name, now)} in {quarter_label(kpi_now)}, "
-                               f"{_change_words(kpi.name, now, before)} {kpi_value(kpi.name, before)} in "
-                               f"{quarter_label(kpi_before)}.")
+                changes.append(kpi_change(kpi.name, now, before, quarter_label(kpi_now), quarter_label(kpi_before)))
     zone_counts = survey.profile_counts[(survey.profile_counts["profile"] == "zone")]
     shown = zone_counts[zone_counts["n_teams"].notna()]
     chart_wave = shown["wave_quarter"].max() if len(shown) else None

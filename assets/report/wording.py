@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from assets.models.design import CONSTRUCTS, TOTAL_CONSTRUCT
 from assets.models.kpis import ABSENT_BECAUSE, KPI_BY_NAME, ODDS_RATIO, RATE_RATIO, RATIO, Family, Reading
@@ -118,14 +119,25 @@ def split_construct(construct: str) -> tuple[str, str]:
     return construct, ""
 
 
-def _opening(construct: str, outcome: Outcome, change: str) -> str:
+def within_unit(label: str, within_team_sd: float) -> str:
+    """What "one standard deviation" means in a within-team sentence about score ``label``, and
+    how far a team's quarters typically lie from its own average in that unit (the row's
+    within_team_sd), with a leading space; "" when the row has no such figure."""
+    if within_team_sd is None or not math.isfinite(within_team_sd):
+        return ""
+    return (f" (a standard deviation of {label} across all teams and quarters; a team's quarters typically lie "
+            f"{within_team_sd:.2f} of one from its own average)")
+
+
+def _opening(construct: str, outcome: Outcome, change: str, within_team_sd: float = math.nan) -> str:
     noun, verb = outcome.noun(change), outcome.reading.verb
     label, part = split_construct(construct)
+    unit = within_unit(label, within_team_sd)
     if label == "safety":
         return {
             "between": f"Across teams, a team one standard deviation safer than others {verb} {noun}",
-            "within": "Within a team, a quarter when safety was one standard deviation above the team's own average "
-                      f"was followed by {noun}",
+            "within": f"Within a team, a quarter when safety was one standard deviation above the team's own average"
+                      f"{unit} was followed by {noun}",
             "total": f"Incident by incident, teams one standard deviation safer in the previous quarter {verb} {noun}",
         }[part]
     if " \u00d7 " in label:
@@ -141,20 +153,40 @@ def _opening(construct: str, outcome: Outcome, change: str) -> str:
         }.get(part, f"With {construct} one standard deviation higher, teams {verb} {noun}")
     return {
         "between": f"Across teams, a team one standard deviation higher on {label} than others {verb} {noun}",
-        "within": f"Within a team, a quarter when {label} was one standard deviation above the team's own average "
-                  f"was followed by {noun}",
+        "within": f"Within a team, a quarter when {label} was one standard deviation above the team's own average"
+                  f"{unit} was followed by {noun}",
         "total": f"Incident by incident, teams one standard deviation higher on {label} in the previous quarter "
                  f"{verb} {noun}",
     }.get(part, f"With {construct} one standard deviation higher, teams {verb} {noun}")
 
 
+def unlikely_to_be_chance(q_value: float | None) -> bool:
+    """The report's one rule for calling a result unlikely to be chance: a Benjamini-Hochberg q
+    below FALSE_DISCOVERY_RATE (model results and correlations alike; sentences and charts)."""
+    return q_value is not None and math.isfinite(q_value) and q_value < FALSE_DISCOVERY_RATE
+
+
+# What "unlikely to be chance" does not promise in a report that tests this many results, as
+# measured: `benchmarks/null_flags.py --seeds 60` (seeds 2000-2059, 30 teams x 24 months, every
+# effect 0, the results table of safety, safety x accountability and the four stages): 15 of 60
+# organisations had a main row with q < 0.05, and single rows had p < 0.05 7.2% of the time.
+NULL_FLAGS_NOTE = (
+    "That allowance does not make a false finding rare in a report that tests this many results: in 60 simulated "
+    "organisations of 30 teams over 24 months in which no survey score had any effect on any KPI, 15 (one in four) "
+    "still showed at least one result unlikely to be chance, partly because with 30 teams a single model's test "
+    "comes out at p below 0.05 about 7% of the time rather than 5%. Read a lone result unlikely to be chance as a "
+    "lead to check, not as a finding."
+)
+
+
 def chance_clause(row) -> str:
-    """Whether a main result could be chance, given how many results were tested (q)."""
+    """Whether a result (``row``: p_value and q_value) could be chance, given how many results
+    were tested (q)."""
     if row.p_value is None or math.isnan(row.p_value):
         return f"Too few teams to test (fewer than {MIN_TEAMS_FOR_TESTS}): it describes these teams only."
     if row.q_value is None or math.isnan(row.q_value):
         return f"Not adjusted for the number of results tested ({statistic('p', row.p_value)})."
-    if row.q_value < FALSE_DISCOVERY_RATE:
+    if unlikely_to_be_chance(row.q_value):
         return f"Unlikely to be chance ({statistic('q', row.q_value)})."
     return f"Could be chance ({statistic('q', row.q_value)})."
 
@@ -176,7 +208,7 @@ def result_sentence(row) -> str:
             f"{signed(row.estimate, 3)} on the model's scale, {row.scale} (95% CI {signed(row.ci_low, 3)} to "
             f"{signed(row.ci_high, 3)}; {teams}). {chance_clause(row)} {ASSOCIATION}"
         )
-    opening = _opening(row.construct, outcome, outcome.change(row.estimate))
+    opening = _opening(row.construct, outcome, outcome.change(row.estimate), row.within_team_sd)
     interval = f"95% CI {interval_words(outcome, row.ci_low, row.ci_high)}"
     sentence = f"{opening} ({interval}; {teams}). {chance_clause(row)} {ASSOCIATION}"
     sentence += caveat_note(row.kpi)
@@ -330,8 +362,25 @@ def percent(value: float) -> str:
     return "<1%" if 0 < size < 0.5 else f"{size:,.0f}%"
 
 
+# How the correlation section names its two figures.
+SIZE_ADJUSTED = "allowing for team size"
+NOT_SIZE_ADJUSTED = "Not adjusted for team size"
+
+
+def leading_correlation(row) -> tuple[str, float, float, float, float, float]:
+    """The figure a correlation row leads with, as (words, r, ci_low, ci_high, p, q): the partial
+    r given team size (size_adjusted_*) when the row has one, else the plain r, said to be
+    unadjusted. The sentence and the chart both show this one."""
+    if math.isfinite(row.size_adjusted_r):
+        return (SIZE_ADJUSTED, row.size_adjusted_r, row.size_adjusted_ci_low, row.size_adjusted_ci_high,
+                row.size_adjusted_p_value, row.size_adjusted_q_value)
+    return (NOT_SIZE_ADJUSTED.lower(), row.r, row.ci_low, row.ci_high, row.p_value, row.q_value)
+
+
 def correlation_sentence(row) -> str:
-    """One sentence for a row of the KPI correlation table."""
+    """One sentence for a row of the KPI correlation table: led by the size-adjusted (partial) r,
+    with a direction only when its q says unlikely to be chance (the model results' rule), then
+    the r not adjusted for team size."""
     what = KPI_BY_NAME[row.kpi].correlation_words if row.kpi in KPI_BY_NAME else row.kpi
     n_teams = int(row.n_teams)
     if math.isnan(row.r) and n_teams >= 3:
@@ -342,18 +391,22 @@ def correlation_sentence(row) -> str:
     if math.isnan(row.r):
         return f"Too few teams ({n_teams}) had both a safety score and {what} to estimate a correlation."
     if not (math.isfinite(row.ci_low) and math.isfinite(row.ci_high)):
-        return (f"Across these {n_teams} teams, r = {signed(row.r)} between safety and {what}, but {n_teams} teams are "
-                f"too few to test (fewer than {MIN_TEAMS_FOR_TESTS}): there is no interval, and it describes these "
-                "teams only." + caveat_note(row.kpi))
-    numbers = f"r = {signed(row.r)}, 95% CI {signed(row.ci_low)} to {signed(row.ci_high)}"
-    if row.ci_low <= 0 <= row.ci_high:
-        sentence = (
-            f"Across {n_teams} teams, no clear association between safety and {what} "
-            f"({numbers}; the interval includes zero)."
-        )
+        return (f"Across these {n_teams} teams, r = {signed(row.r)} between safety and {what} "
+                f"({NOT_SIZE_ADJUSTED.lower()}), but {n_teams} teams are too few to test (fewer than "
+                f"{MIN_TEAMS_FOR_TESTS}): there is no interval, and it describes these teams only."
+                + caveat_note(row.kpi))
+    words, r, low, high, p, q = leading_correlation(row)
+    name = "partial r" if words == SIZE_ADJUSTED else "r"
+    numbers = f"{name} = {signed(r)}, 95% CI {signed(low)} to {signed(high)}"
+    if unlikely_to_be_chance(q):
+        claim = f"safer teams had {'higher' if r > 0 else 'lower'} {what}"
     else:
-        direction = "higher" if row.r > 0 else "lower"
-        sentence = f"Across {n_teams} teams, safer teams had {direction} {what} ({numbers})."
+        claim = f"no clear association between safety and {what}"
+    sentence = (f"Across {n_teams} teams, {words}, {claim} ({numbers}). "
+                f"{chance_clause(SimpleNamespace(p_value=p, q_value=q))}")
+    if words == SIZE_ADJUSTED:
+        sentence += (f" {NOT_SIZE_ADJUSTED}: r = {signed(row.r)} (95% CI {signed(row.ci_low)} to "
+                     f"{signed(row.ci_high)}; {statistic('q', row.q_value)}).")
     return sentence + caveat_note(row.kpi)
 
 
