@@ -119,7 +119,7 @@ def test_learning_and_speaking_up_effects_are_found_between_teams(effect_results
 
 
 @pytest.mark.slow
-def test_mixed_model_rows_use_satterthwaite_and_clustered_rows_teams_minus_one(effect_results):
+def test_mixed_model_rows_use_satterthwaite_and_clustered_rows_bell_mccaffrey_df(effect_results):
     main = effect_results[effect_results["role"] == "main"].dropna(subset=["estimate"])
     mixed = main[main["model"].str.startswith("MixedLM")]
     assert len(mixed), "the TTR team-month model keeps its team random intercept"
@@ -132,7 +132,11 @@ def test_mixed_model_rows_use_satterthwaite_and_clustered_rows_teams_minus_one(e
     assert (between["df"] > 20).all()
     assert (mixed[mixed["construct"] == "safety within team"]["df"] > 100).all()
     clustered = main.loc[~main.index.isin(mixed.index)]
-    assert (clustered["df"] == clustered["n_teams"] - 1).all()
+    # Bell-McCaffrey df (checked against the full-matrix formula in test_cluster_covariance.py),
+    # never above teams - 1; a between-team term rests on a few influential teams, so well below.
+    assert ((clustered["df"] > 1) & (clustered["df"] <= clustered["n_teams"] - 1)).all()
+    clustered_between = clustered[clustered["construct"] == "safety between teams"]
+    assert (clustered_between["df"] < clustered_between["n_teams"] - 1).all()
 
 
 @pytest.mark.slow
@@ -196,9 +200,13 @@ def test_the_safety_by_accountability_interaction_is_recovered_within_and_betwee
     for (kpi, construct), cell in fitted[fitted["kpi"].str.contains("TTR")].groupby(["kpi", "construct"]):
         se = cell["estimate"].std(ddof=1) / np.sqrt(len(cell))
         assert abs(cell["estimate"].mean() - cell["truth"].iloc[0]) < 3 * se + 0.02, (kpi, construct)
-    # Incident by incident (the most data), the interaction is found, not just covered.
+    # Incident by incident (the most data), the interaction is found, not just covered: the right
+    # sign in every organisation, and an interval clear of 0 in some. Not in most: the product of
+    # two scores has a few teams with extreme values, which carry the term, so its Bell-McCaffrey
+    # df is about 6 to 12 of 40 teams (4 of these 10 seeds clear 0; the plain sandwich with
+    # t(teams - 1) cleared 7, with intervals about a third narrower).
     found = fitted[(fitted["construct"] == "safety × accountability (total)") & fitted["kpi"].str.contains("TTR")]
-    assert len(found) == len(SEEDS) and (found["ci_high"] < 0).mean() >= 0.7
+    assert len(found) == len(SEEDS) and (found["estimate"] < 0).all() and (found["ci_high"] < 0).mean() >= 0.3
     # Products of two noisy scores are not corrected for measurement error, and say so.
     products = fitted[fitted["construct"].str.contains("×")]
     assert products["estimate_corrected"].isna().all()

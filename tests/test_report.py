@@ -27,7 +27,14 @@ from assets.models.stats import few_teams_warning, kpi_safety_effects
 from assets.report.exports import HTML_NAME, XLSX_NAME, about_sheet
 from assets.report.html import _correlations, _fewest_teams, _results, render_report
 from assets.report.inputs import read_report_inputs
-from assets.report.wording import absent_sentences, corrected_note, power_sentence, result_notes, result_sentence
+from assets.report.wording import (
+    NULL_FLAGS_NOTE,
+    absent_sentences,
+    corrected_note,
+    power_sentence,
+    result_notes,
+    result_sentence,
+)
 from assets.warehouse.raw_tables import replace_table
 from pipelines.demo import run_nightly, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
@@ -339,8 +346,7 @@ def test_caveats_and_the_few_teams_warning_are_visible(nightly, seen):
     assert "Reporting bias. Safer teams may report more incidents and near misses" in seen.text
     assert "Accountability. These figures describe groups of teams. Do not use them to rank" in seen.text
     # What "unlikely to be chance" does not promise, as benchmarks/null_flags.py measured it.
-    assert ("in which no survey score had any effect on any KPI, 15 (one in four) still showed at least one result "
-            "unlikely to be chance") in seen.text
+    assert NULL_FLAGS_NOTE in seen.text
     assert f"Fewer than 40 teams. Some results rest on only {fewest_overall} teams." in seen.text
     # Every result is below 40 teams here: said once over the results, not after every sentence.
     span = f"{most} teams" if fewest == most else f"{fewest} to {most} teams"

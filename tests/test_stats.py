@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from cluster_reference import cr2_reference
 from scipy import stats
 
 from assets.models.assets import correlation_table
@@ -217,12 +218,27 @@ def poisson_months(seed: int, overdispersion: float = 0.0, n_teams: int = 40) ->
 
 
 def test_counts_at_the_poisson_boundary_are_fitted_by_poisson_with_clustered_errors_and_say_so():
-    within, between = team_month_count(poisson_months(seed=5), INCIDENTS)
+    months = poisson_months(seed=5)
+    within, between = team_month_count(months, INCIDENTS)
+    # The reference: the textbook CR2 / Bell-McCaffrey df of the Poisson GLM's working linear
+    # model (sqrt(mu) x, (y - mu) / sqrt(mu)) from the full matrices, never above teams - 1.
+    data = model_rows(months, [INCIDENTS.outcome, *INCIDENTS.denominator])
+    design_ = design(data, split=True)
+    exposure = design_.data[list(INCIDENTS.denominator)].sum(axis=1).to_numpy(dtype=float)
+    X, y = design_.X.to_numpy(dtype=float), design_.data[INCIDENTS.outcome].to_numpy(dtype=float)
+    fit = sm.GLM(y, X, family=sm.families.Poisson(), exposure=exposure).fit()
+    mu = np.asarray(fit.fittedvalues)
+    covariance, df = cr2_reference(X * np.sqrt(mu)[:, None], (y - mu) / np.sqrt(mu), design_.groups,
+                                   bread=np.asarray(fit.normalized_cov_params))
     for estimate in (within, between):
         assert estimate.model.startswith("Poisson GLM") and "team-clustered" in estimate.model
         assert "no overdispersion beyond Poisson" in estimate.warnings
         assert "Poisson with team-clustered errors" in estimate.warnings
-        assert estimate.df == 39
+        column = list(design_.X.columns).index(estimate.term)
+        assert estimate.df == pytest.approx(min(df[column], design_.n_teams - 1), rel=1e-6)
+        se = (estimate.ci_high - estimate.ci_low) / 2 / stats.t.ppf(0.975, estimate.df)
+        assert se == pytest.approx(np.sqrt(covariance[column, column]), rel=1e-5)
+    assert between.df < design_.n_teams - 1  # a between-team term rests on fewer df than teams - 1
     assert covers(between, 0.15)
 
 

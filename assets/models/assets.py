@@ -373,7 +373,7 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     incidents reviewed, of review action items closed in time and of repeat incidents; a
     log-normal time-to-event model for incident TTR with open incidents censored; log-OLS for
     incident TTD. The speaking-up KPIs need the identity map and are left out without it. All
-    but the MixedLM rows have team-clustered errors with t(teams - 1). Counts, binomials and
+    but the MixedLM rows have team-clustered errors (CR2 with Bell-McCaffrey t df). Counts, binomials and
     times to event with fewer than MIN_EVENTS_PER_COEFFICIENT (5) events per coefficient report
     "too few events" instead of an estimate. Where the survey measured the optional scales, the
     same models also test accountability and its interaction with safety (does accountability

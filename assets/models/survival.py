@@ -76,7 +76,8 @@ class LogNormalAFT(GenericLikelihoodModel):
 
 
 def fit_log_normal_aft(log_time: pd.Series, resolved: pd.Series, X: pd.DataFrame, groups: np.ndarray):
-    """Maximum likelihood with team-clustered errors (t with teams - 1 df), started from the
+    """Maximum likelihood with statsmodels' team-clustered errors (CR1; the results table
+    replaces them with ``stats.cluster_covariance``'s CR2 and Bell-McCaffrey df), started from the
     OLS of every log time as if none were censored."""
     start_beta = np.linalg.lstsq(X.to_numpy(dtype=float), log_time.to_numpy(dtype=float), rcond=None)[0]
     residual_sd = float(np.std(log_time.to_numpy() - X.to_numpy() @ start_beta)) or 1.0
