@@ -327,8 +327,7 @@ order by cells.team, cells.wave_quarter
 def frozen_survey_cells_have_a_team(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as conn:
         untaken = conn.sql(_UNTAKEN_CELLS_SQL).fetchall()
-        owners = {identifier_key(identifier): team for identifier, team in conn.sql(
-            f"select identifier, team from {'.'.join(TEAM_OWNERS.path)} where source = 'survey_group'").fetchall()}
+        owners = {group: team for team, groups in _survey_groups(conn).items() for group in groups}
     named = [f"{team} {wave:%Y-%m-%d} ("
              + (", ".join(f"survey group {group}: {owners.get(group, 'no team')}" for group in groups) if groups
                 is not None else f"frozen before survey groups were kept; no team is called {team} now") + ")"
