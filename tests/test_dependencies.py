@@ -13,7 +13,7 @@ from packaging.utils import canonicalize_name as canonical
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_PARTY = {"assets", "pipelines", "benchmarks", "tests", "openapi_contract", "browser", "conftest", "cli_launcher",
-               "hr_roster", "cluster_reference"}
+               "hr_roster", "cluster_reference", "survey_exports"}
 # Declared but never imported, each for a reason the code does not show as an import.
 USED_WITHOUT_IMPORT = {
     "dagster-webserver": "the UI (`dagster dev`, `dagster-webserver`)",

@@ -18,9 +18,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from survey_exports import survey_file
 
 from assets.landing.assets import survey_responses
-from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.resource import LandingFolderResource
 from assets.landing.survey import EDMONDSON_ITEMS
 from assets.models.assets import anonymity_holds, survey_waves
@@ -277,21 +277,6 @@ NIGHTS = {"Q1 closed": date(2025, 4, 20), "late answers arrive": date(2025, 4, 2
 # Team: respondents in Q1 on the first night, HR headcount. A is below 5; B answered in full, so
 # the headcounts pin A's size if B alone were its complement; G answers only after Q1 froze.
 TEAMS = {"A": (4, 6), "B": (5, 5), "C": (6, 9), "D": (7, 10), "E": (8, 10), "F": (9, 12), "G": (0, 8)}
-SAFETY_ITEMS = [item.text for item in PSYCHOLOGICAL_SAFETY.items]
-SAFETY_REVERSED = {item.number for item in PSYCHOLOGICAL_SAFETY.items if item.reverse_keyed}
-
-
-def survey_file(path, responses: list[tuple[str, str, str]], rng) -> None:
-    """A generic survey export: (response_id, team, submitted_at) each with a person's level
-    and items scattered around it (reverse-keyed items answered the other way)."""
-    rows = [["response_id", "submitted_at", "team", *SAFETY_ITEMS]]
-    for response_id, team, submitted_at in responses:
-        level = rng.integers(2, 7)
-        answers = np.clip(level + rng.integers(-1, 2, size=7), 1, 7)
-        rows.append([response_id, submitted_at, team,
-                     *[8 - a if number in SAFETY_REVERSED else a for number, a in enumerate(answers, start=1)]])
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh).writerows(rows)
 
 
 def published(conn) -> dict:

@@ -7,7 +7,6 @@ its past months get the respondent-weighted mean of both teams' cells; cells no 
 asset check frozen_survey_cells_have_a_team. The nights run the survey steps and dbt as
 tests/test_survey_privacy.py's three_nights fixture does."""
 
-import csv
 from datetime import date
 
 import dagster as dg
@@ -15,6 +14,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from survey_exports import survey_file
 
 from assets.landing.assets import survey_responses
 from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
@@ -26,8 +26,6 @@ from assets.models.inputs import read_model_inputs
 from assets.warehouse.resource import WarehouseResource
 
 SAFETY = PSYCHOLOGICAL_SAFETY.key
-SAFETY_ITEMS = [item.text for item in PSYCHOLOGICAL_SAFETY.items]
-SAFETY_REVERSED = {item.number for item in PSYCHOLOGICAL_SAFETY.items if item.reverse_keyed}
 # Respondents per team and quarter (every cell published: at least 5, the others too large for
 # complementary suppression), HR headcount 12 each.
 TEAMS = {"Payments": 6, "Search": 7, "Identity": 8, "Web": 9, "Infra": 10}
@@ -41,19 +39,6 @@ def team_map(teams: dict[str, list[str]]) -> list[dict]:
     """raw.config__team_map rows: each team with the survey groups and org units of the teams listed."""
     return [{"team": team, "source": source, "identifier": identifier} for team, groups in teams.items()
             for group in groups for source, identifier in (("survey_group", group), ("hr_org_unit", f"OU-{group}"))]
-
-
-def survey_file(path, responses: list[tuple[str, str, str]], rng) -> None:
-    """A generic survey export (as tests/test_survey_privacy.py writes it): (response_id, team,
-    submitted_at) each with a person's level and items around it, reverse-keyed items reversed."""
-    rows = [["response_id", "submitted_at", "team", *SAFETY_ITEMS]]
-    for response_id, team, submitted_at in responses:
-        level = rng.integers(2, 7)
-        answers = np.clip(level + rng.integers(-1, 2, size=7), 1, 7)
-        rows.append([response_id, submitted_at, team,
-                     *[8 - a if number in SAFETY_REVERSED else a for number, a in enumerate(answers, start=1)]])
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh).writerows(rows)
 
 
 def run_night(warehouse, resources, as_of: date) -> None:
