@@ -153,6 +153,7 @@ def incident_facts(conn, claims: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
         "trigger_team_ids": _earliest(triggers, "team_ids"),
         "acknowledged_at": acks.groupby("incident_id")["created_at"].min(),
         "last_resolved_at": resolves.groupby("incident_id")["created_at"].max(),
+        "last_triggered_at": triggers.groupby("incident_id")["created_at"].max(),
         "first_resolved_at": resolves.groupby("incident_id")["created_at"].min(),
         "resolver_type": _latest(resolves, "agent_type"),
         "resolve_channel": _latest(resolves, "channel_type"),
@@ -182,12 +183,13 @@ def incident_facts(conn, claims: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
     resolved = facts["status"] == "resolved"
     facts["ttd_seconds"] = (facts["created_at"] - facts["onset_at"]).dt.total_seconds()
     facts["tta_seconds"] = (facts["acknowledged_at"] - facts["created_at"]).dt.total_seconds()
-    # The last resolve entry, else (not stored yet: resolved after the log-entry sync) the incident's own time.
-    resolved_at = facts["last_resolved_at"].fillna(facts["stated_resolved_at"])
+    # The last resolve entry, else (not stored yet: none, or a trigger after it) the incident's own time.
+    pending = facts["last_resolved_at"].isna() | (facts["last_triggered_at"] > facts["last_resolved_at"])
+    resolved_at = facts["last_resolved_at"].mask(pending, facts["stated_resolved_at"].fillna(facts["last_resolved_at"]))
     facts["ttr_seconds"] = (resolved_at - facts["created_at"]).dt.total_seconds().where(resolved)
     facts["is_open"] = ~resolved
     facts["reopen_count"] = facts["reopen_count"].fillna(0)
-    facts["is_auto_resolved"] = ((facts["resolver_type"] == "service_reference")
+    facts["is_auto_resolved"] = (facts["resolver_type"].isin(["service_reference", "integration_reference"])
                                  | (facts["resolve_channel"] == "timeout"))
     return facts
 

@@ -135,6 +135,7 @@ def incident_facts(conn, claims) -> pl.LazyFrame:
         acknowledged_at=pl.col("created_at").filter(
             (pl.col("entry_type") == "acknowledge_log_entry") & (pl.col("agent_type") == "user_reference")).min(),
         last_resolved_at=pl.col("created_at").filter(resolve).max(),
+        last_triggered_at=pl.col("created_at").filter(trigger).max(),
         resolver_type=_latest("agent_type", resolve),
         resolve_channel=_latest("channel_type", resolve),
         impact_started_at=_latest("impact_started_at"),
@@ -166,8 +167,10 @@ def incident_facts(conn, claims) -> pl.LazyFrame:
     return facts.with_columns(
         team=pl.coalesce("by_service", "trigger_owner", "incident_owner", "current_owner"),
         period_month=_month("created_at"),
-        # The last resolve entry, else (not stored yet: resolved after the log-entry sync) the incident's own time.
-        resolved_at=pl.coalesce("last_resolved_at", "stated_resolved_at"),
+        # The last resolve entry, else (not stored yet: none, or a trigger after it) the incident's own time.
+        resolved_at=pl.when(pl.col("last_resolved_at").is_null()
+                            | (pl.col("last_triggered_at") > pl.col("last_resolved_at")))
+        .then(pl.coalesce("stated_resolved_at", "last_resolved_at")).otherwise("last_resolved_at"),
         # An onset precedes detection: one after the incident's creation is no onset.
         onset_at=pl.min_horizontal(*(pl.when(pl.col(onset) <= pl.col("created_at")).then(onset)
                                      for onset in ("impact_started_at", "alert_timestamp"))),
@@ -176,7 +179,7 @@ def incident_facts(conn, claims) -> pl.LazyFrame:
         tta_seconds=_seconds("acknowledged_at", "created_at"),
         ttr_seconds=pl.when(resolved).then(_seconds("resolved_at", "created_at")),
         is_open=~resolved,
-        is_auto_resolved=((pl.col("resolver_type") == "service_reference")
+        is_auto_resolved=(pl.col("resolver_type").is_in(["service_reference", "integration_reference"])
                           | (pl.col("resolve_channel") == "timeout")).fill_null(False),
     )
 

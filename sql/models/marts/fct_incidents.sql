@@ -16,6 +16,7 @@ timelines as (
         incident_id,
         min(created_at) filter (where entry_type = 'acknowledge_log_entry' and agent_type = 'user_reference') as acknowledged_at,
         max(created_at) filter (where entry_type = 'resolve_log_entry') as resolved_at,
+        max(created_at) filter (where entry_type = 'trigger_log_entry') as last_triggered_at,
         min(created_at) filter (where entry_type = 'resolve_log_entry') as first_resolved_at,
         arg_max_null(agent_type, created_at) filter (where entry_type = 'resolve_log_entry') as resolver_type,
         arg_max_null(channel_type, created_at) filter (where entry_type = 'resolve_log_entry') as resolve_channel,
@@ -42,10 +43,15 @@ attributed as (
             when services.service_id is not null then services.is_test
             else {{ is_test_service('incidents.service_name') }}
         end as is_test,
-        timelines.* exclude (incident_id, resolved_at),
+        timelines.* exclude (incident_id, resolved_at, last_triggered_at),
         -- The last resolve entry; else, for an incident resolved after the night's log-entry sync
-        -- and before its incident sync (its entry not stored yet), the time the incident states.
-        coalesce(timelines.resolved_at, incidents.stated_resolved_at) as resolved_at,
+        -- and before its incident sync (its entry not stored yet: none stored, or a trigger stored
+        -- after the last one, a reopen), the time the incident states.
+        case
+            when timelines.resolved_at is null or timelines.last_triggered_at > timelines.resolved_at
+                then coalesce(incidents.stated_resolved_at, timelines.resolved_at)
+            else timelines.resolved_at
+        end as resolved_at,
         coalesce(reopens.reopen_count, 0) as reopen_count,
         -- The team (int_pagerduty_incident_teams): the service's owner when the map claims it,
         -- else the first claimed team listed at trigger time, by the incident, by the service.
