@@ -182,10 +182,14 @@ def incident_facts(conn, claims: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
     facts["onset_at"] = onsets.where(onsets.le(facts["created_at"], axis=0)).min(axis=1)
     resolved = facts["status"] == "resolved"
     facts["ttd_seconds"] = (facts["created_at"] - facts["onset_at"]).dt.total_seconds()
-    facts["tta_seconds"] = (facts["acknowledged_at"] - facts["created_at"]).dt.total_seconds()
     # The last resolve entry, else (not stored yet: none, or a trigger after it) the incident's own time.
     pending = facts["last_resolved_at"].isna() | (facts["last_triggered_at"] > facts["last_resolved_at"])
     resolved_at = facts["last_resolved_at"].mask(pending, facts["stated_resolved_at"].fillna(facts["last_resolved_at"]))
+    # Times in an impossible order (before the trigger; an acknowledgement after the resolve) are left out.
+    resolved_at = resolved_at.where(resolved_at >= facts["created_at"])
+    acknowledged_at = facts["acknowledged_at"].where((facts["acknowledged_at"] >= facts["created_at"])
+                                                     & ~(resolved & (facts["acknowledged_at"] > resolved_at)))
+    facts["tta_seconds"] = (acknowledged_at - facts["created_at"]).dt.total_seconds()
     facts["ttr_seconds"] = (resolved_at - facts["created_at"]).dt.total_seconds().where(resolved)
     facts["is_open"] = ~resolved
     facts["reopen_count"] = facts["reopen_count"].fillna(0)

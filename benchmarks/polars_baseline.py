@@ -175,6 +175,13 @@ def incident_facts(conn, claims) -> pl.LazyFrame:
         onset_at=pl.min_horizontal(*(pl.when(pl.col(onset) <= pl.col("created_at")).then(onset)
                                      for onset in ("impact_started_at", "alert_timestamp"))),
     ).with_columns(
+        # Times in an impossible order (before the trigger; an acknowledgement after the resolve) are left out.
+        resolved_at=pl.when(pl.col("resolved_at") >= pl.col("created_at")).then("resolved_at"),
+    ).with_columns(
+        acknowledged_at=pl.when((pl.col("acknowledged_at") >= pl.col("created_at"))
+                                & ~(resolved & (pl.col("acknowledged_at") > pl.col("resolved_at"))).fill_null(False))
+        .then("acknowledged_at"),
+    ).with_columns(
         ttd_seconds=_seconds("created_at", "onset_at"),
         tta_seconds=_seconds("acknowledged_at", "created_at"),
         ttr_seconds=pl.when(resolved).then(_seconds("resolved_at", "created_at")),

@@ -242,6 +242,15 @@ MART_SUITES = [
         row_id=("incident_id",),
     ),
     Suite(
+        "marts.fct_incidents",
+        (gxe.ExpectColumnValuesToBeNull(column="timeline_conflict"),),
+        "Every incident's log entries are in an order an incident can have; one acknowledged or "
+        "resolved before its trigger, or acknowledged after its resolve (clock skew, entries out of "
+        "order), has that time left out of TTA or TTR (timeline_conflict says which).",
+        name="incidents_in_time_order",
+        row_id=("incident_id",),
+    ),
+    Suite(
         "marts.fct_tickets",
         (*key("issue_id"), *not_null("period_month"),
          gxe.ExpectColumnValuesToBeInSet(column="ticket_class", value_set=["proactive", "reactive", "unclassified"])),

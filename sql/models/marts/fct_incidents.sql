@@ -70,6 +70,27 @@ attributed as (
     left join {{ ref('int_pagerduty_incident_teams') }} as incident_teams using (incident_id)
 ),
 
+-- Times in an order no incident can have (clock skew, log entries out of order): an
+-- acknowledgement before the trigger or after the resolve, a resolve before the trigger. Such a
+-- time is no t_ack or t_resolved: it is left out (null) and the incident named
+-- (timeline_conflict, check incidents_in_time_order), since PagerDuty's log cannot be edited.
+ordered as (
+    select
+        * replace (
+            case
+                when acknowledged_at >= created_at and not coalesce(status = 'resolved' and acknowledged_at > resolved_at, false)
+                    then acknowledged_at
+            end as acknowledged_at,
+            case when resolved_at >= created_at then resolved_at end as resolved_at
+        ),
+        case
+            when status = 'resolved' and resolved_at < created_at then 'resolved_before_trigger'
+            when acknowledged_at < created_at then 'acknowledged_before_trigger'
+            when status = 'resolved' and acknowledged_at > resolved_at then 'acknowledged_after_resolve'
+        end as timeline_conflict
+    from attributed
+),
+
 facts as (
     select
         incident_id,
@@ -97,8 +118,9 @@ facts as (
         coalesce(epoch(resolved_at - created_at) < 60, false) as is_under_a_minute,
         urgency,
         incident_key,
-        title_normalised
-    from attributed
+        title_normalised,
+        timeline_conflict
+    from ordered
     where merged_into_incident_id is null and not coalesce(is_test, false)
 )
 

@@ -57,10 +57,16 @@ judged as (
         date_trunc('month', items.created_at)::date as period_month,
         items.created_at,
         items.closed_at,
-        epoch(items.closed_at - items.created_at) / 86400 as days_to_close,
-        coalesce(items.closed_at <= items.created_at + to_days(rules.action_item_close_within_days), false)
+        -- An item closed before it was created (a Jira import that kept the resolution date but
+        -- set the creation date to the import, a clock off) has no time to close and no outcome
+        -- to judge (not due); the check on this table names it.
+        case when items.closed_at >= items.created_at then epoch(items.closed_at - items.created_at) / 86400 end
+            as days_to_close,
+        coalesce(items.closed_at >= items.created_at
+                 and items.closed_at <= items.created_at + to_days(rules.action_item_close_within_days), false)
             as is_closed_in_time,
-        coalesce(items.created_at + to_days(rules.action_item_close_within_days) <= cutoff.observed_until, false)
+        coalesce(items.created_at + to_days(rules.action_item_close_within_days) <= cutoff.observed_until
+                 and not coalesce(items.closed_at < items.created_at, false), false)
             as is_due
     from items
     cross join rules
