@@ -296,7 +296,8 @@ def hr_exports(context: dg.AssetExecutionContext, config: LandingLoadConfig, lan
     employee's headcount, leaver and quarantined rows from the newest roster listing them (by
     the dates its content shows), a leaver in several files once. A file that lost rows,
     employees or months stops the load; a file still being copied keeps the rows its previous
-    load took from it."""
+    load took from it. A roster whose newest date lies before closed months it carries
+    forward (HrFile.months_carried_forward) warns, naming them."""
     with stopping_clearly():
         yield from _load_hr(context, config, landing, duckdb)
 
@@ -347,8 +348,14 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
             f"one of them an id scope: employee_id_scope (a short name of its HR system, like DE) in the files "
             f"entry of export_mapping.yml matching {second}, or a new entry {{match: \"{second}\", kind: hr, "
             "employee_id_scope: DE}")
+    for file in read:
+        # A roster whose every employee a newer roster lists carries nobody forward.
+        supplies_rows = combined["employees_taken_from_a_newer_roster"].get(file.name, 0) < file.employees
+        if file.months_carried_forward and supplies_rows:
+            context.log.warning(_carried_forward_warning(file))
     files_meta = dg.MetadataValue.json({f.name: {**f.diagnosis, "employees": f.employees, "months": len(f.months),
-                                                 "notes": f.notes} for f in read})
+                                                 "notes": f.notes, "months_carried_forward": f.months_carried_forward}
+                                        for f in read})
     for key, (rows, reasons) in counts.items():
         quarantined = sum(reasons.values())
         context.log.info(f"raw.{key}: loaded {rows} rows; quarantined {quarantined} {reasons or ''}")
@@ -358,6 +365,19 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
             "files_combined": dg.MetadataValue.json(combined),
             "waiting_for_complete_copy": dg.MetadataValue.json(waiting),
         })
+
+
+def _carried_forward_warning(file: HrFile) -> str:
+    """What a roster older than the closed months it fills (HrFile.months_carried_forward)
+    makes of them, and what to do."""
+    hire, termination = file.as_of
+    newest = max(file.as_of)
+    return (f"{file.name}: the newest date in this roster is {newest} (latest hire {hire or 'none'}, latest "
+            f"termination {termination or 'none'}) and a roster states no export date: its employees are carried "
+            f"forward unchanged to the load's month, so the closed months {', '.join(file.months_carried_forward)} "
+            "count its full headcount and no hire or leaver, and the models and the report read them. If the export "
+            "is older than that (a quarterly export, or this month's is late), put the current roster in the "
+            f"landing folder; if nobody joined or left since {newest}, these months are right")
 
 
 # Several rosters side by side (a monthly export each, or one per division): each employee's

@@ -9,7 +9,8 @@ mapping file's reason lists (else by the words voluntary/involuntary/resignation
 reason). A reason the mapping lists as no leaving (a conversion) ends the employment
 without a leaver; a reason none covers is quarantined, never guessed. One date pattern reads
 all the file's date columns; a termination dated ahead (a notice period) counts the employee
-until then and as a leaver once it has passed. A rehire (a rehire date after the hire date)
+until then and as a leaver once it has passed, and one in the year 9999 (SAP's open end of an
+active employee) is none. A rehire (a rehire date after the hire date)
 is two spells of employment: from the hire to a termination before the rehire (a leaver
 then), and from the rehire on. Critical roles come from a flag column or the mapping file's
 list of titles. Attrition is about employees: with the mapping's employment type lists, rows of
@@ -40,6 +41,7 @@ from assets.landing.tables import MAX_TITLE_ROWS, Records, header_text, load_rec
 from assets.landing.team_map import identifier_key
 from assets.landing.values import (
     FALSE_WORDS,
+    OPEN_END_YEAR,
     TRUE_WORDS,
     ZERO_DATE,
     AmbiguousDates,
@@ -106,6 +108,14 @@ class HrFile:
     as_of: tuple[str, str] = ("", "")
     # The header row's texts: rosters of one HR system (a monthly export each) share it.
     header: tuple[str, ...] = ()
+    # A roster's closed months (YYYY-MM) after the month of its newest date (as_of), before
+    # the load's month. A roster states no export date, so its employees are carried forward
+    # unchanged to the load's month: in these months, which the models and the report read, it
+    # shows no hire and no leaver, whether none happened or the export is older (quarterly, or
+    # this month's is late). Its newest date is no export date (a quiet month has no hire or
+    # leaver either), and the mart's team-months come from headcount, so the months are kept
+    # and the load warns (assets._load_hr) rather than cutting them at a guessed date.
+    months_carried_forward: list[str] = field(default_factory=list)
 
     def parquet(self, name: str) -> Path:
         return self.folder / f"{name}.parquet"
@@ -209,7 +219,7 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
                              case when {excluded} then ''
                                   else {_leaver_checks(roles, preset, voluntary, not_leaver)} end as leaver_errors,
                              {critical} as is_critical, {voluntary} as is_voluntary, {not_leaver} as not_a_leaver
-                         from ({_typed_sql(roles, patterns)}) as typed
+                         from ({_typed_sql(roles, patterns, preset)}) as typed
                          left join org_units on org_units.key = typed.org_unit_text""",
                      [now.replace(tzinfo=None)])
         date_role = "hire_date" if preset != "snapshots" else _date_role(roles)
@@ -270,9 +280,12 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
                       for role in ("hire_date" if preset != "snapshots" else "snapshot_date", "termination_date"))
     finally:
         conn.close()
+    newest_month, load_month = max(as_of)[:7], f"{now:%Y-%m}"
+    carried = [m for m in months if newest_month < m < load_month] if preset != "snapshots" and newest_month else []
     return HrFile(name, preset, diagnosis, output, counts, data_rows, employees, months, notes,
                   leavers_only=preset == "snapshots" and "snapshot_date" not in roles, as_of=as_of,
-                  header=tuple(header_text(c) for c in records.row(header_index)))
+                  header=tuple(header_text(c) for c in records.row(header_index)),
+                  months_carried_forward=carried)
 
 
 def _summary_lines(conn: duckdb.DuckDBPyConnection, records: Records, header_row: int) -> list[tuple[int, str]]:
@@ -405,9 +418,10 @@ def _date_sql(column: str, pattern: DatePattern) -> str:
     return f"try_strptime({value}, '{pattern.pattern}')::date"
 
 
-def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern]) -> str:
+def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern], preset: str) -> str:
     """The rows typed: each id hashed (the plain id goes no further), texts trimmed, dates
-    parsed with the column's pattern."""
+    parsed with the column's pattern. A roster's termination date in OPEN_END_YEAR (SAP's
+    9999-12-31, an active employee's open end) is no termination, an empty date."""
     def text(role: str) -> str:
         return f"coalesce(trim({roles[role]}), '')" if role in roles else "''"
 
@@ -416,7 +430,7 @@ def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern]) -> str:
                     f"{_date_text(roles[role])} as {role}_text, " for role, pattern in patterns.items())
     cells = "".join(f" left join workbook_dates as {role}_cell on {role}_cell.row = data.row "
                     f"and {role}_cell.col = '{roles[role]}'" for role in patterns)
-    return f"""
+    typed = f"""
         select
             data.row, id_hashes.hashed as employee_id,
             {text('org_unit')} as org_unit_text, {text('role')} as role, {text('critical_role')} as critical_text,
@@ -425,6 +439,15 @@ def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern]) -> str:
             {dates}?::timestamp as loaded_now
         from data join id_hashes on id_hashes.plain = {text('employee_id')}{cells}
         where {' or '.join(f"coalesce(trim({c}), '') <> ''" for c in roles.values())}"""
+    if preset == "snapshots" or "termination_date" not in patterns:
+        # A leaver file's termination date is a leaving: one in OPEN_END_YEAR stays a future date.
+        return typed
+    # Read by the file's pattern first, so every pattern's way of writing it (and a workbook's
+    # date cell) is one, and a bad date is still a bad date.
+    open_end = f"year(termination_date) >= {OPEN_END_YEAR}"
+    return (f"select * replace (case when {open_end} then null else termination_date end as termination_date, "
+            f"case when {open_end} then '' else termination_date_text end as termination_date_text) "
+            f"from ({typed})")
 
 
 def _sql_list(words) -> str:

@@ -138,6 +138,13 @@ _ZONE_SUFFIX = re.compile(r"\s*(?:(?:GMT|UTC)(?:([+-])(\d{1,2})(?::?(\d{2}))?)?|
 # regular expression serves Python and DuckDB (RE2: no back references).
 ZERO_DATE = r"0{1,4}[-/.]0{1,2}[-/.]0{1,4}(?:[ T]0{1,2}:00(?::00)?)?"
 _ZERO_DATE = re.compile(ZERO_DATE)
+# The end of time: SAP SuccessFactors, SAP HCM and other HR systems (and Excel's "no end"
+# placeholder) write 9999-12-31 as the end date of a record still open, an active employee's
+# "valid to". A termination date in this year, read by the file's date pattern whatever it is
+# (12/31/9999, 31.12.9999, 31-Dec-9999, a workbook's date cell), is no termination, as an
+# empty cell or 0000-00-00 is (hr._typed_sql): no real date lies so far ahead. Later years
+# too: 9999-12-31T23:30:00-01:00 is a UTC date in 10000.
+OPEN_END_YEAR = 9999
 # The one ISO rule, for the Python 'iso' reading and the HR loader's DuckDB SQL alike (RE2
 # syntax): YYYY-MM-DD, optionally a time (space or T) HH:MM[:SS[.fraction]] and then an
 # offset (Z, UTC, GMT, +HH[:MM], -HHMM), read as that instant in UTC. Groups: the date, the
