@@ -44,7 +44,7 @@ from assets.landing.survey import (
     read_survey_file,
     redated_responses,
 )
-from assets.landing.tables import UnreadableText, read_records
+from assets.landing.tables import UnreadableText, read_records, sql_text
 from assets.landing.team_map import TeamMapError, identifier_key, read_team_map
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import replace_table, table_columns, warehouse_connection
@@ -410,15 +410,12 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
     combination merged (for the metadata)."""
     rank = {name: index for index, name in enumerate(newest_last)}
 
-    def quoted(name: str) -> str:
-        return "'" + name.replace("'", "''") + "'"
-
     def rows(table: str, columns: tuple[str, ...], files: list[HrFile]) -> str:
         """The files' rows of ``table`` with ``columns`` (``source_file`` is each export's
         name) and each file's ``file_rank`` (higher: newer)."""
         def select(file: HrFile) -> str:
-            named = ", ".join(f"{quoted(file.name)} as source_file" if c == "source_file" else c for c in columns)
-            return f"select {named}, {rank[file.name]} as file_rank from read_parquet('{file.parquet(table)}')"
+            named = ", ".join(f"{sql_text(file.name)} as source_file" if c == "source_file" else c for c in columns)
+            return f"select {named}, {rank[file.name]} as file_rank from read_parquet({sql_text(file.parquet(table))})"
         empty = "select " + ", ".join(f"null::{'bigint' if c == 'source_line' else 'varchar'} as {c}"
                                       for c in columns) + ", 0 as file_rank where false"
         return " union all ".join(select(f) for f in files) or empty
@@ -431,8 +428,8 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
     rosters = [f for f in read if f.preset != "snapshots"]
     snapshot_files = [f for f in read if f.preset == "snapshots" and f.name not in leavers_only]
     roster_employees = " union all ".join(
-        f"select employee_id, {quoted(f.name)} as source_file, {rank[f.name]} as file_rank "
-        f"from read_parquet('{f.parquet('employees')}')" for f in rosters)
+        f"select employee_id, {sql_text(f.name)} as source_file, {rank[f.name]} as file_rank "
+        f"from read_parquet({sql_text(f.parquet('employees'))})" for f in rosters)
     # Each employee's newest roster: (employee_id, file_rank) of the roster their rows come from.
     newest = f"(select employee_id, max(file_rank) as file_rank from ({roster_employees}) group by 1)"
 
@@ -537,8 +534,7 @@ def _missing_from_newer_rosters(conn, rank: dict[str, int], rosters: list[str]) 
     ever."""
     if len(rosters) < 2:
         return {}
-    ranks = " union all ".join("select '" + name.replace("'", "''") + f"' as source_file, {rank[name]} as file_rank"
-                               for name in rosters)
+    ranks = " union all ".join(f"select {sql_text(name)} as source_file, {rank[name]} as file_rank" for name in rosters)
     found = conn.execute(f"""
         with ranks as ({ranks}),
         roster_rows as (select * from raw.hr__headcount join ranks using (source_file)),
@@ -565,8 +561,8 @@ def _ids_shared_across_exports(conn, rosters: list[HrFile]) -> list[dict]:
             if first.header == second.header:
                 continue
             count = conn.execute(
-                f"select count(*) from read_parquet('{first.parquet('employees')}') as a "
-                f"join read_parquet('{second.parquet('employees')}') as b using (employee_id) "
+                f"select count(*) from read_parquet({sql_text(first.parquet('employees'))}) as a "
+                f"join read_parquet({sql_text(second.parquet('employees'))}) as b using (employee_id) "
                 "where lower(trim(a.org_unit)) <> lower(trim(b.org_unit)) and a.hire_date <> b.hire_date"
             ).fetchone()[0]
             if count:

@@ -37,7 +37,7 @@ from assets.identity import employee_pseudonym
 from assets.landing.mapping import Settings
 from assets.landing.presets import FIRST_AND_LATEST_HIRE, HR_PRESETS, detect_hr_preset
 from assets.landing.snapshot import Snapshot
-from assets.landing.tables import MAX_TITLE_ROWS, Records, header_text, load_records
+from assets.landing.tables import MAX_TITLE_ROWS, Records, header_text, load_records, sql_text
 from assets.landing.team_map import identifier_key
 from assets.landing.values import (
     FALSE_WORDS,
@@ -249,7 +249,7 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
                              {first_hire} as hire_date from checked where employee_id <> '' group by 1""")
         months = [m for (m,) in conn.execute("select distinct left(snapshot_date, 7) from headcount "
                                              "order by 1").fetchall()]
-        counts = {table: conn.execute(f"copy {table} to '{output / table}.parquet' (format parquet)").fetchone()[0]
+        counts = {table: conn.execute(f"copy {table} to {sql_text(f'{output / table}.parquet')} (format parquet)").fetchone()[0]
                   for table in OUTPUTS}
         # Quarantined rows count too: an employee whose row is quarantined now (an unknown
         # reason) is still in the file, which did not shrink.
@@ -415,7 +415,7 @@ def _date_sql(column: str, pattern: DatePattern) -> str:
                 f"when length({value}) = 10 then try_cast({value} as date) "
                 f"else try_cast(try_cast({group(1)} || ' ' || {group(2)} as timestamp) - to_minutes({minutes}) "
                 f"as date) end")
-    return f"try_strptime({value}, '{pattern.pattern}')::date"
+    return f"try_strptime({value}, {sql_text(pattern.pattern)})::date"
 
 
 def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern], preset: str) -> str:
@@ -452,7 +452,7 @@ def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern], preset: 
 
 def _sql_list(words) -> str:
     """A DuckDB list literal of ``words`` (typed, so an empty list contains nothing)."""
-    return "[" + ", ".join("'" + w.replace("'", "''") + "'" for w in words) + "]::varchar[]"
+    return "[" + ", ".join(sql_text(w) for w in words) + "]::varchar[]"
 
 
 def _is_true(column: str, true_words: tuple[str, ...]) -> str:
@@ -481,9 +481,8 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
               "''' is not in the team map''s hr_org_units' end"]
     for role in DATE_ROLES:
         if role in roles:
-            mismatch = pattern.mismatch().replace("'", "''")
             checks.append(f"case when {role}_text <> '' and {role} is null then 'bad date: {role} ''' || {role}_text "
-                          f"|| ''' {mismatch}' end")
+                          f"|| ''' ' || {sql_text(pattern.mismatch())} end")
             # A roster's termination ahead is a notice or a contract's end (_leaver_checks).
             if role != "termination_date" or preset == "snapshots":
                 checks.append(f"case when {role} > loaded_now then 'future date: {role} ' || {role}_text || "

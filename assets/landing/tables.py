@@ -380,6 +380,13 @@ def _cell_text(value) -> str:
     return str(value)
 
 
+def sql_text(value: str) -> str:
+    """``value`` as a DuckDB string literal, for what an export or the mapping file names (a
+    file called O'Brien's roster.csv, a date_format of %d %b '%y) where a query cannot take it
+    as a parameter (COPY's target, a list built into a query)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def header_text(value: str) -> str:
     """A header cell as compared: case, spacing, curly quotes and trailing punctuation ignored."""
     text = value.replace("\u2019", "'").replace("\u2018", "'").replace("\u00a0", " ")
