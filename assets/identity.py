@@ -42,6 +42,10 @@ JIRA_ACCOUNT = "jira-account"
 EMAIL = "email"
 # An employee id that is a whole number, as a spreadsheet may write it.
 EMPLOYEE_NUMBER = re.compile(r"[0-9]+(\.0*)?")
+# A number a spreadsheet wrote in scientific notation (an id of 12 digits or more, saved from
+# Excel as CSV, becomes 1.23457E+11): its last digits are gone, so several people may share
+# it, and no rule can give them back. Such an id is refused, never hashed as one person.
+ROUNDED_NUMBER = re.compile(r"[0-9]+(?:[.,][0-9]+)?[eE][+-]?[0-9]+")
 # Changelog items of these fields name users: their from/to are account ids, the strings names.
 USER_FIELDS = frozenset({"assignee", "reporter", "creator"})
 # An Atlassian account id: the legacy 24 hex digits (5b10ac8d82e05b22cc7d4ef5), or a number
@@ -94,6 +98,11 @@ def salt_fingerprint(salt: str | None) -> str:
 def pseudonym(salt: str, value: str) -> str:
     """The salted hash of ``value`` (trimmed), as the warehouse stores employee ids."""
     return hashlib.sha256(f"{salt}:{value.strip()}".encode()).hexdigest()[:PSEUDONYM_LENGTH]
+
+
+def is_rounded_number(employee_id: str) -> bool:
+    """``employee_id`` is a number in scientific notation (ROUNDED_NUMBER): digits lost."""
+    return ROUNDED_NUMBER.fullmatch(employee_id.strip()) is not None
 
 
 def employee_key(employee_id: str) -> str:

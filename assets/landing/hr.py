@@ -33,7 +33,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from assets.identity import employee_pseudonym
+from assets.identity import employee_pseudonym, is_rounded_number
 from assets.landing.mapping import Settings
 from assets.landing.presets import FIRST_AND_LATEST_HIRE, HR_PRESETS, detect_hr_preset
 from assets.landing.snapshot import Snapshot
@@ -206,8 +206,9 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         plain = [text for (text,) in conn.execute(f"select distinct {plain_id} from data").fetchall()]
         conn.register("id_frame", pl.DataFrame(
             {"plain": plain, "hashed": [employee_pseudonym(salt, text, settings.employee_id_scope) if text else ""
-                                        for text in plain]},
-            schema={"plain": pl.String, "hashed": pl.String}).to_arrow())
+                                        for text in plain],
+             "rounded": [is_rounded_number(text) for text in plain]},
+            schema={"plain": pl.String, "hashed": pl.String, "rounded": pl.Boolean}).to_arrow())
         conn.execute("create table id_hashes as select * from id_frame")
         dates = ", ".join(f"typed.{role}" for role in patterns)
         # A row of an excluded employment type (a contractor, an intern) counts nowhere, so no
@@ -432,7 +433,7 @@ def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern], preset: 
                     f"and {role}_cell.col = '{roles[role]}'" for role in patterns)
     typed = f"""
         select
-            data.row, id_hashes.hashed as employee_id,
+            data.row, id_hashes.hashed as employee_id, id_hashes.rounded as id_rounded,
             {text('org_unit')} as org_unit_text, {text('role')} as role, {text('critical_role')} as critical_text,
             {text('termination_reason')} as reason_text, {text('voluntary')} as voluntary_text,
             {text('employment_type')} as employment_type_text,
@@ -477,6 +478,9 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
     lists (``known_types``: counted and excluded), a type in neither is an error: a type new in a
     later export is neither counted nor left out unseen."""
     checks = ["case when employee_id = '' then 'missing id: employee id is empty' end",
+              "case when id_rounded then 'rounded id: the employee id is a number in scientific notation (as Excel "
+              "saves an id of 12 digits or more), which lost its last digits, so several people may share it: "
+              "export the ids as text from the HR tool, not through a spreadsheet' end",
               "case when org_units.org_unit is null then 'unknown team: org unit ''' || org_unit_text || "
               "''' is not in the team map''s hr_org_units' end"]
     for role in DATE_ROLES:

@@ -24,7 +24,13 @@ import polars as pl
 import yaml
 from dagster_duckdb import DuckDBResource
 
-from assets.identity import account_pseudonym, email_pseudonym, written_employee_key, written_employee_pseudonym
+from assets.identity import (
+    account_pseudonym,
+    email_pseudonym,
+    is_rounded_number,
+    written_employee_key,
+    written_employee_pseudonym,
+)
 from assets.landing.resource import LandingFolderResource
 from assets.landing.team_map import yaml_list
 from assets.warehouse.pool import WAREHOUSE_POOL
@@ -52,6 +58,9 @@ def read_identity_map(path: Path) -> list[dict[str, str]]:
         if not isinstance(entry, dict) or not str(entry.get("employee_id") or "").strip():
             raise IdentityMapError(f"{where}: every entry needs a non-empty 'employee_id'")
         employee = str(entry["employee_id"]).strip()
+        if is_rounded_number(employee):
+            raise IdentityMapError(f"{where}: employee_id {employee!r} is a number in scientific notation, which lost "
+                                   "its last digits (a spreadsheet's doing); write the id as the HR export does")
         # One employee in the forms their id takes (00123 and 123 alike), as the HR loader reads it.
         if written_employee_key(employee) in seen:
             raise IdentityMapError(f"{where}: employee {employee!r} is also entry {seen[written_employee_key(employee)]}; "
