@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -15,6 +16,8 @@ from conftest import Warehouse, expected_log_entries, rows_unlike_a_full_rebuild
 from nbclient import NotebookClient
 
 from assets.models.kpis import CORRELATION_KPIS
+from assets.report.inputs import read_correlations
+from assets.report.wording import correlation_sentence
 from pipelines.definitions import defs
 from pipelines.demo import main, run_nightly, start_sandbox
 from pipelines.synthetic.learning import counted
@@ -221,6 +224,92 @@ def test_notebook_runs_in_a_kernel_on_a_read_only_warehouse_alone(nightly, monke
         printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
         asset_estimate = query(warehouse, "select estimate from models.kpi_safety_effects where kpi = 'log TTR (incident level)' and role = 'main'")[0][0]
         assert f"log TTR per SD of safety: {asset_estimate:+.3f}" in printed
+
+
+TEAM_KPIS = next(path for path in NOTEBOOKS if path.name == "team_kpis.ipynb")
+
+
+def execute_notebook(notebook: Path, warehouse: Path, monkeypatch, *probes: str) -> nbformat.NotebookNode:
+    """``notebook`` executed in a Jupyter kernel on ``warehouse``, then ``probes`` (code cells
+    appended) in the same kernel; raises CellExecutionError on any error."""
+    monkeypatch.setenv("PSAFE_WAREHOUSE", str(warehouse))
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells.extend(nbformat.v4.new_code_cell(probe) for probe in probes)
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(notebook.parent)}}).execute()
+    return nb
+
+
+def cell_text(cell) -> str:
+    """What a code cell printed and displayed, as plain text."""
+    return "".join(o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in cell.get("outputs", []))
+
+
+def warehouse_copy(nightly, tmp_path) -> Path:
+    _, nightly_warehouse, *_ = nightly
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(nightly_warehouse, warehouse)
+    return warehouse
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_runs_its_mart_parts_before_the_models_are_built(nightly, monkeypatch, notebook, tmp_path):
+    """A new warehouse whose first run stopped at a blocking check: the marts are built, no
+    models.* table is (README, "Which checks block")."""
+    warehouse = warehouse_copy(nightly, tmp_path)
+    with duckdb.connect(str(warehouse)) as conn:
+        models = conn.sql("select table_name from information_schema.tables where table_schema = 'models'").fetchall()
+        for (table,) in models:
+            conn.execute(f"drop table models.{table}")
+        teams = [team for (team,) in conn.sql("select distinct team from marts.mart_team_month "
+                                              "where safety_lagged is not null order by team").fetchall()]
+    nb = execute_notebook(notebook, warehouse, monkeypatch)
+    printed = "".join(cell_text(cell) for cell in nb.cells if cell.cell_type == "code")
+    assert (f"models.kpi_correlations is not in {warehouse}: the models have not been built yet." in printed
+            and '"Which checks block"' in printed and "let the next nightly run finish" in printed)
+    if notebook.name == "team_kpis.ipynb":
+        per_team = next(cell_text(cell) for cell in nb.cells if cell.cell_type == "code" and "by_team" in cell.source)
+        assert len(teams) > 10 and all(team in per_team for team in teams)
+    else:
+        assert "log TTR per SD of safety: " in printed
+
+
+def test_team_kpis_pools_only_the_months_that_have_ended(nightly, monkeypatch, tmp_path):
+    """The still open month is in the mart (a nightly run refreshes it) but not in the per-team
+    table, as it is not in the models: its few days of incidents against a whole month's headcount."""
+    warehouse = warehouse_copy(nightly, tmp_path)
+    open_month = datetime.now(UTC).date().replace(day=1)
+    with duckdb.connect(str(warehouse)) as conn:
+        team, last = conn.sql("select team, max(period_month) from marts.mart_team_month "
+                              "where safety_lagged is not null group by team order by team limit 1").fetchone()
+        assert last < open_month
+        closed = list(conn.sql("select count(*), sum(incidents) from marts.mart_team_month "
+                               "where team = ? and safety_lagged is not null", params=[team]).fetchone())
+        # The open month as a run on its 2nd writes it: the last month's scores and headcount, a day's incidents.
+        conn.execute("insert into marts.mart_team_month select * replace (?::date as period_month, 1 as incidents) "
+                     "from marts.mart_team_month where team = ? and period_month = ?", [open_month, team, last])
+    nb = execute_notebook(TEAM_KPIS, warehouse, monkeypatch,
+                          f"print(by_team.loc[{team!r}, ['months', 'incidents']].tolist())",
+                          "print(f'{coverage.index.max():%Y-%m}')")
+    per_team, coverage_until = cell_text(nb.cells[-2]), cell_text(nb.cells[-1])
+    assert per_team.strip() == str(closed)
+    assert coverage_until.strip() == f"{open_month:%Y-%m}"  # the coverage table still shows it
+
+
+def test_team_kpis_reads_the_correlations_as_the_report_does(nightly, monkeypatch, tmp_path):
+    """The stored table with the partial r given team size, p and q, and the report's own
+    sentences: a direction only when q says unlikely to be chance, led by the partial r."""
+    warehouse = warehouse_copy(nightly, tmp_path)
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        stored = read_correlations(conn)
+    nb = execute_notebook(TEAM_KPIS, warehouse, monkeypatch)
+    shown = cell_text(nb.cells[-1])
+    for column in ("size_adjusted_r", "size_adjusted_p_value", "size_adjusted_q_value", "q_value", "warnings"):
+        assert column in shown
+    sentences = [correlation_sentence(row) for row in stored.itertuples()]
+    assert len(sentences) > 10 and all(f"- {sentence}\n" in shown for sentence in sentences)
+    # Both kinds of sentence are there: with a direction (q below the threshold) and without.
+    assert any("safer teams had" in s for s in sentences) and any("no clear association" in s for s in sentences)
 
 
 def test_demo_command_runs_and_prints_the_tables(tmp_path, capsys):
