@@ -8,6 +8,7 @@ variable PSAFE_REPORT_SCREENSHOT names a file, copied there.
 
 import math
 import os
+import re
 import shutil
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -94,11 +95,16 @@ def num(value: float, digits: int = 2) -> str:
 
 
 def size(relative: float) -> str:
-    """The size of a relative change as the report writes it: 0.213 -> "21%"."""
+    """The size of a relative change as the report writes it: 0.213 -> "21%"; a fall to a ratio
+    above 0 is never "100%" (-0.997 -> "more than 99%")."""
+    if -1 < relative <= -0.995:
+        return "more than 99%"
     return "<1%" if 0 < abs(relative) < 0.005 else f"{abs(relative) * 100:,.0f}%"
 
 
 def signed_pct(relative: float) -> str:
+    if -1 < relative <= -0.995:
+        return f"< {MINUS}99%"
     return "0%" if round(relative * 100) == 0 else f"{relative * 100:+,.0f}%".replace("-", MINUS)
 
 
@@ -268,11 +274,16 @@ def test_too_few_events_and_the_survey_error_correction_are_said_in_words(nightl
     for row in too_few.itertuples():
         assert any(shown.startswith(f"No estimate for {row.kpi} ({row.construct}): too few events: ")
                    for shown in seen.result_sentences)
-    noisy = effects[effects["reliability"] < 0.9]
+    noisy = effects[(effects["reliability"] < 0.9) & effects["estimate_corrected"].notna()]
     assert len(noisy), "within-team safety must be measured with reliability under 0.9"
     for row in noisy.itertuples():
-        assert f"Survey scores measure this part of safety with reliability {row.reliability:.2f}; allowing " \
-               "for that, the estimate per SD of true safety is " in seen.text
+        measured = f"Survey scores measure this part of safety with reliability {row.reliability:.2f}"
+        if row.reliability < 0.5:  # less than half true variation: no corrected figure, and why
+            assert f"{measured}: less than half of its variation is true differences, so an estimate allowing " \
+                   "for measurement error would rest more on the correction than on the data, and none is " \
+                   "shown." in seen.text
+        else:
+            assert f"{measured}; allowing for that, the estimate per SD of true safety is " in seen.text
 
 
 @pytest.mark.slow
@@ -309,6 +320,11 @@ def test_results_table_shows_main_rows_with_their_ols_cross_check(nightly, seen)
             return "n/a"
         return f"{signed_pct(math.expm1(estimate))}\n{signed_pct(math.expm1(low))} to {signed_pct(math.expm1(high))}"
 
+    def corrected(row) -> str:
+        if row.reliability < 0.5 and math.isfinite(row.estimate_corrected):
+            return f"not shown\nreliability {row.reliability:.2f}"
+        return change(row.estimate_corrected, row.ci_low_corrected, row.ci_high_corrected)
+
     def cross_check_cell(row) -> str:
         if (row.kpi, row.construct) in checks:
             return with_interval(checks[row.kpi, row.construct])
@@ -319,7 +335,7 @@ def test_results_table_shows_main_rows_with_their_ols_cross_check(nightly, seen)
     expected = [
         [
             row.kpi, LABELS[row.construct], change(row.estimate, row.ci_low, row.ci_high),
-            change(row.estimate_corrected, row.ci_low_corrected, row.ci_high_corrected),
+            corrected(row),
             with_interval(row), p_cell(row.p_value), p_cell(row.q_value), str(row.n_teams), str(row.n_periods),
             cross_check_cell(row),
         ]
@@ -694,6 +710,84 @@ def test_the_quarterly_review_comes_first_with_every_scale_and_its_interval(nigh
         f"{abs(now.published_mean - before.published_mean):.2f} "
         f"{'higher' if now.published_mean > before.published_mean else 'lower'} than "
         f"{num(before.published_mean)} in {quarter(previous)}")
+
+
+@pytest.mark.slow
+def test_the_review_says_voluntary_attrition_is_per_person_month_and_the_exports_give_each_unit(nightly, seen):
+    # Leavers over the sum of the quarter's monthly opening headcounts: a rate per person-month,
+    # about a third of the quarter's attrition (fifth trial, R1).
+    quarters = table(nightly.warehouse, """
+        select date_trunc('quarter', period_month) as q, sum(voluntary_leavers) / sum(headcount) as attrition,
+               count(distinct period_month) as months, min(period_month) as first_month,
+               max(period_month) as last_month
+        from marts.mart_team_month group by 1 order by 1""")
+    shown = {row[0]: row for row in seen.review_rows}
+    for row in quarters.itertuples():
+        assert f"{row.attrition:.1%} per person-month" in shown[quarter(row.q)], quarter(row.q)
+    [sentence] = [c for c in seen.changes if c.startswith("Voluntary attrition:")]
+    latest, previous = quarters.iloc[-1], quarters.iloc[-2]
+    assert sentence.startswith(f"Voluntary attrition: {latest.attrition * 100:.1f}"), sentence
+    assert f"% per person-month in {quarter(latest.q)}, " in sentence
+    assert sentence.endswith(f"% per person-month in {quarter(previous.q)}."), sentence
+    assert "voluntary attrition are per person-month" in seen.text
+    # kpi_quarters: each value with its unit and the months it pools; a time is the log of the
+    # mart's unit (seconds for TTR, days for a review), recomputed here from the mart.
+    exported = pd.read_csv(nightly.folder / "kpi_quarters.csv", parse_dates=["period_quarter", "first_month",
+                                                                               "last_month"])
+    assert list(exported.columns) == ["period_quarter", "kpi", "value", "unit", "team_months", "months",
+                                      "first_month", "last_month"]
+    units = dict(zip(exported["kpi"], exported["unit"]))
+    assert units["log median TTR"] == "log of seconds"
+    assert units["log median days to finish a review"] == "log of days"
+    assert units["voluntary attrition"] == units["incidents per head"] == "per person-month"
+    assert units["proactive share"] == "share"
+    times = table(nightly.warehouse, """
+        select date_trunc('quarter', period_month) as q,
+               sum(ln(ttr_median_seconds) * n_ttr) filter (where n_ttr > 0 and ttr_median_seconds > 0)
+                 / sum(n_ttr) filter (where n_ttr > 0 and ttr_median_seconds > 0) as log_ttr,
+               sum(ln(review_done_median_days) * n_reviews_done)
+                 filter (where n_reviews_done > 0 and review_done_median_days > 0)
+                 / sum(n_reviews_done) filter (where n_reviews_done > 0 and review_done_median_days > 0) as log_review
+        from marts.mart_team_month group by 1 order by 1""").merge(quarters, on="q")
+    by_kpi = exported.set_index(["kpi", "period_quarter"])
+    for row in times.itertuples():
+        assert by_kpi.loc[("log median TTR", row.q), "value"] == pytest.approx(row.log_ttr, rel=1e-9)
+        assert by_kpi.loc[("log median days to finish a review", row.q), "value"] == pytest.approx(row.log_review,
+                                                                                                   rel=1e-9)
+        assert by_kpi.loc[("voluntary attrition", row.q), "value"] == pytest.approx(row.attrition, rel=1e-9)
+        assert tuple(by_kpi.loc[("voluntary attrition", row.q), ["months", "first_month", "last_month"]]) == (
+            row.months, row.first_month, row.last_month)
+    # The workbook says what these are to readers who open it without the report.
+    about = pd.read_excel(nightly.folder / XLSX_NAME, sheet_name="about").set_index("topic")["note"]
+    assert "voluntary attrition are per person-month" in about["kpi_quarters"]
+    assert "its unit column says of seconds or of days" in about["kpi_quarters"]
+
+
+@pytest.mark.slow
+def test_a_quarter_under_way_is_compared_as_it_stands_and_names_its_months(nightly, tmp_path):
+    # On 7 December the nightly report has October and November of Q4 and no December: the mart's
+    # last month is still open (fifth trial, suspected item). Here the last month is left out.
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(nightly.warehouse, copy)
+    with duckdb.connect(str(copy)) as conn:
+        conn.execute("delete from marts.mart_team_month where period_month = "
+                     "(select max(period_month) from marts.mart_team_month)")
+        ended = conn.sql("""select date_trunc('quarter', period_month) as q, period_month
+                            from marts.mart_team_month
+                            where date_trunc('quarter', period_month) = (
+                                select max(date_trunc('quarter', period_month)) from marts.mart_team_month)
+                            group by all order by period_month""").df()
+        inputs = read_report_inputs(conn)
+    assert len(ended) < 3, "leaving out the last month must leave its quarter part-way"
+    months = " and ".join(f"{m:%B}" for m in ended["period_month"]) + " only"
+    latest = quarter(ended["q"].iloc[0])
+    html = render_report(inputs, datetime.now(UTC), [])
+    kpi_sentences = re.findall(r"<li>((?:Median TT|Voluntary attrition|Incidents per head)[^<]*)</li>", html)
+    assert len(kpi_sentences) == 4, kpi_sentences
+    assert all(f" in {latest} ({months}), " in sentence for sentence in kpi_sentences), kpi_sentences
+    assert f'<span class="ci">KPIs: {months}</span>' in html
+    rows = inputs.exports["kpi_quarters"]
+    assert set(rows.loc[rows["period_quarter"] == rows["period_quarter"].max(), "months"]) == {len(ended)}
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from assets.models.stats import kpi_safety_effects
 from assets.report.html import _correlations
 from assets.report.inputs import SurveyReview
 from assets.report.review import quarterly_review
-from assets.report.wording import correlation_sentence, result_sentence
+from assets.report.wording import correlation_sentence, pooled_unit, result_sentence
 from pipelines.synthetic.org import OrgSpec, generate
 from pipelines.synthetic.truth_frames import NULL_TRUTH, org_frames
 
@@ -172,7 +172,9 @@ def survey_review(kpi_values: dict[str, tuple[float, float]]) -> SurveyReview:
                            "published_mean": 5.0, "published_mean_ci_low": 4.8, "published_mean_ci_high": 5.2,
                            "n_teams_published": 30, "n_respondents_published": 200, "closed_on": date(2026, 1, 15)}
                           for q in quarters])
-    kpi_quarters = pd.DataFrame([{"period_quarter": q, "kpi": kpi, "value": value, "team_months": 90}
+    kpi_quarters = pd.DataFrame([{"period_quarter": q, "kpi": kpi, "value": value, "unit": pooled_unit(kpi),
+                                  "team_months": 90, "months": 3, "first_month": q,
+                                  "last_month": date(q.year, q.month + 2, 1)}
                                  for kpi, values in kpi_values.items() for q, value in zip(quarters, values)])
     counts = pd.DataFrame(columns=["wave_quarter", "profile", "category", "n_teams", "n_teams_in_wave"])
     moves = pd.DataFrame(columns=["wave_quarter", "from_zone", "to_zone", "n_teams", "n_teams_in_both"])

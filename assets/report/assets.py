@@ -42,7 +42,8 @@ def cio_report(
     folder = report_folder.folder()
     generated_at = datetime.now(UTC)
     csvs = write_csvs(folder, inputs.exports)
-    workbook = write_xlsx(folder, inputs.exports, about_sheet(inputs.coverage, generated_at, absent_sentences(inputs.absent_kpis)))
+    about = about_sheet(inputs.coverage, generated_at, absent_sentences(inputs.absent_kpis), list(inputs.exports))
+    workbook = write_xlsx(folder, inputs.exports, about)
     html = write_html(folder, render_report(inputs, generated_at, export_names(inputs.exports)))
     context.log.info(f"report written to {html}; exports: {', '.join(p.name for p in csvs.values())}, {workbook.name}")
     return dg.MaterializeResult(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from assets.report.inputs import Coverage
-from assets.report.wording import CAVEATS, suppression_sentence
+from assets.report.wording import CAVEATS, KPI_QUARTERS_NOTE, suppression_sentence
 
 HTML_NAME = "psafe_report.html"
 XLSX_NAME = "psafe_report.xlsx"
@@ -37,14 +37,17 @@ def write_csvs(folder: Path, tables: dict[str, pd.DataFrame]) -> dict[str, Path]
     }
 
 
-def about_sheet(coverage: Coverage, generated_at: datetime, absent: Sequence[str] = ()) -> pd.DataFrame:
-    """The workbook's first sheet: what the tables are, why KPIs are missing (``absent``: the
-    report's sentences) and the caveats, for readers who open the workbook without the report."""
+def about_sheet(coverage: Coverage, generated_at: datetime, absent: Sequence[str] = (),
+                tables: Sequence[str] = ()) -> pd.DataFrame:
+    """The workbook's first sheet: what the tables are (``tables``: the sheets that follow; the
+    units of kpi_quarters), why KPIs are missing (``absent``: the report's sentences) and the
+    caveats, for readers who open the workbook without the report."""
     rows = [
         ("Generated", f"{generated_at:%Y-%m-%d %H:%M} UTC by the psafe nightly pipeline; the report is {HTML_NAME}"),
         ("Data", f"{coverage.first_month} to {coverage.last_month}, {coverage.teams} teams"),
         ("Suppressed survey cells",
          suppression_sentence(coverage.survey_cells, coverage.suppressed_cells, coverage.suppressed_too_few)),
+        *([("kpi_quarters", KPI_QUARTERS_NOTE)] if "kpi_quarters" in tables else []),
         *(("Not reported", sentence) for sentence in absent),
         *CAVEATS,
     ]

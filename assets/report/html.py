@@ -33,6 +33,7 @@ from assets.report.wording import (
     CONSTRUCT_LABELS,
     MIN_RESPONDENTS,
     NULL_FLAGS_NOTE,
+    RELIABILITY_TO_CORRECT,
     absent_sentences,
     construct_rank,
     corrected_note,
@@ -47,6 +48,7 @@ from assets.report.wording import (
     signed,
     signed_percent,
     suppression_sentence,
+    too_unreliable_to_correct,
 )
 
 TITLE = "Psychological safety and operational KPIs"
@@ -72,6 +74,7 @@ def render_report(inputs: ReportInputs, generated_at: datetime, export_names: li
         min_teams_for_tests=MIN_TEAMS_FOR_TESTS,
         false_discovery_rate=FALSE_DISCOVERY_RATE,
         null_flags_note=NULL_FLAGS_NOTE,
+        reliability_to_correct=RELIABILITY_TO_CORRECT,
         results_table=RESULTS_TABLE,
         results=None if inputs.results is None else _results(safety_results(inputs.results)),
         accountability=None if inputs.results is None else _accountability(inputs.results),
@@ -157,6 +160,13 @@ def _change(estimate: float, low: float, high: float, scale: str) -> dict | None
             "interval": f"{signed_percent(math.expm1(low) * 100)} to {signed_percent(math.expm1(high) * 100)}"}
 
 
+def _corrected(row) -> dict | None:
+    """The change corrected for survey measurement error as printed, or why it is not shown."""
+    if too_unreliable_to_correct(row.reliability) and math.isfinite(row.estimate_corrected):
+        return {"value": "not shown", "interval": f"reliability {row.reliability:.2f}"}
+    return _change(row.estimate_corrected, row.ci_low_corrected, row.ci_high_corrected, row.scale)
+
+
 def _on_scale(row) -> dict | None:
     if math.isnan(row.estimate):
         return None
@@ -170,7 +180,7 @@ def _table_rows(results: pd.DataFrame) -> list[dict]:
         "kpi": r.kpi,
         "construct": CONSTRUCT_LABELS.get(r.construct, r.construct),
         "change": _change(r.estimate, r.ci_low, r.ci_high, r.scale),
-        "corrected": _change(r.estimate_corrected, r.ci_low_corrected, r.ci_high_corrected, r.scale),
+        "corrected": _corrected(r),
         "estimate": _on_scale(r),
         "p": p_text(r.p_value),
         "q": p_text(r.q_value),

@@ -21,6 +21,7 @@ from assets.models.assets import CORRELATION_COLUMNS, team_value
 from assets.models.kpis import CORRELATION_KPIS, KPIS
 from assets.models.psychometrics import PRIMARY
 from assets.models.stats import RESULT_COLUMNS
+from assets.report.wording import pooled_unit
 from assets.warehouse.partitions import CLOSED_MONTHS
 
 CORRELATIONS_TABLE = "models.kpi_correlations"
@@ -29,6 +30,7 @@ MART_TABLES = ("marts.dim_teams", "marts.mart_team_month", "marts.fct_incidents"
                "marts.fct_survey_waves", "marts.fct_team_survey_profiles", "marts.fct_survey_profile_counts",
                "marts.fct_survey_zone_moves")
 SOURCE_TABLES = (CORRELATIONS_TABLE, RESULTS_TABLE, *MART_TABLES)
+KPI_QUARTER_COLUMNS = ("period_quarter", "kpi", "value", "unit", "team_months", "months", "first_month", "last_month")
 
 
 
@@ -64,11 +66,12 @@ class SurveyReview:
     """What the quarterly review shows: per wave and scale the published mean with its CI
     (``waves``: wave_quarter, scale, published_mean, published_mean_ci_low/high,
     n_teams_published, n_respondents_published, closed_on, scale_points); the correlation
-    KPIs pooled over every team-month of each quarter (``kpi_quarters``: period_quarter, kpi,
-    value, team_months); teams per zone and per Clark stage reached (``profile_counts``), moves
-    between zones (``zone_moves``), and the zone chart's unnamed points of the latest wave whose
-    zone counts are shown (``zone_points``: safety_mean, accountability_mean, zone and the
-    thresholds)."""
+    KPIs pooled over every team-month of each quarter's ended months (``kpi_quarters``:
+    KPI_QUARTER_COLUMNS; ``unit`` is wording.pooled_unit's, ``months`` how many of the quarter's
+    months have ended, ``first_month`` and ``last_month`` which); teams per zone and per Clark
+    stage reached (``profile_counts``), moves between zones (``zone_moves``), and the zone
+    chart's unnamed points of the latest wave whose zone counts are shown (``zone_points``:
+    safety_mean, accountability_mean, zone and the thresholds)."""
 
     waves: pd.DataFrame
     kpi_quarters: pd.DataFrame
@@ -206,11 +209,14 @@ def read_survey_review(conn: duckdb.DuckDBPyConnection, absent_kpis: tuple[str, 
                         from marts.fct_survey_waves order by wave_quarter, scale""").df()
     months = conn.sql("select *, date_trunc('quarter', period_month)::date as period_quarter "
                       f"from marts.mart_team_month where {CLOSED_MONTHS} order by team, period_month").df()
+    # Each quarter says which of its months it pools: on 7 December, October and November only.
     kpi_quarters = pd.DataFrame(
-        [{"period_quarter": quarter, "kpi": kpi.name, "value": team_value(group, kpi), "team_months": len(group)}
+        [{"period_quarter": quarter, "kpi": kpi.name, "value": team_value(group, kpi), "unit": pooled_unit(kpi.name),
+          "team_months": len(group), "months": group["period_month"].nunique(),
+          "first_month": group["period_month"].min(), "last_month": group["period_month"].max()}
          for quarter, group in months.groupby("period_quarter") for kpi in CORRELATION_KPIS
          if kpi.name not in absent_kpis],
-        columns=["period_quarter", "kpi", "value", "team_months"])
+        columns=list(KPI_QUARTER_COLUMNS))
     counts = conn.sql("select * from marts.fct_survey_profile_counts order by wave_quarter, profile, category").df()
     moves = conn.sql("select * from marts.fct_survey_zone_moves order by wave_quarter, from_zone, to_zone").df()
     shown = counts[(counts["profile"] == "zone") & counts["n_teams"].notna()]["wave_quarter"]

@@ -20,12 +20,24 @@ from assets.models.profiles import ZONES
 from assets.models.psychometrics import MIN_RESPONDENTS, WAVE_CLOSE_DAYS
 from assets.report.inputs import SurveyReview
 from assets.report.plots import zone_plot
-from assets.report.wording import percent, signed
+from assets.report.wording import KPI_QUARTERS_NOTE, RATE_UNITS, percent, pooled_unit, signed
 
 
 def quarter_label(value) -> str:
     stamp = pd.Timestamp(value)
     return f"{stamp.year} Q{stamp.quarter}"
+
+
+MONTHS_IN_A_QUARTER = 3
+
+
+def months_pooled(quarter: pd.Series) -> str:
+    """Which months a quarter's KPIs pool when not all three have ended (or the data starts within
+    it), e.g. "October and November only"; "" for a whole quarter. ``quarter``: a kpi_quarters row."""
+    if quarter.months >= MONTHS_IN_A_QUARTER:
+        return ""
+    first, last = pd.Timestamp(quarter.first_month), pd.Timestamp(quarter.last_month)
+    return f"{first:%B} only" if quarter.months == 1 else f"{first:%B} and {last:%B} only"
 
 
 def kpi_label(kpi_name: str) -> str:
@@ -34,9 +46,6 @@ def kpi_label(kpi_name: str) -> str:
     return kpi_name.removeprefix("log ") if kpi.family is Family.TEAM_MONTH_LOG_TIME else kpi_name
 
 
-# The unit of a count KPI's rate, by its denominator (the registry's definition: "/ headcount-months",
-# "/ junior headcount-months").
-RATE_UNITS = {("headcount",): "per person-month", ("junior_headcount",): "per junior person-month"}
 # Rates are shown to this many significant figures, so that changes of a few per cent show.
 RATE_SIGNIFICANT_FIGURES = 2
 # Below this many minutes a time is shown to a tenth of a minute.
@@ -54,7 +63,9 @@ def significant(value: float, figures: int) -> str:
 def kpi_value(kpi_name: str, value: float, extra_digits: int = 0) -> str:
     """A quarter's pooled KPI as a reader reads it: a typical time (the exponent of the mean log
     median), a rate per person-month (per junior person-month for the junior KPI) to
-    RATE_SIGNIFICANT_FIGURES, or a share; ``extra_digits`` more where two values must differ."""
+    RATE_SIGNIFICANT_FIGURES, or a share, per person-month where its denominator is people at the
+    month's start (voluntary attrition: not the quarter's attrition, about three times as much);
+    ``extra_digits`` more where two values must differ."""
     if value is None or not math.isfinite(value):
         return "n/a"
     kpi = KPI_BY_NAME[kpi_name]
@@ -68,9 +79,9 @@ def kpi_value(kpi_name: str, value: float, extra_digits: int = 0) -> str:
         minutes = seconds / 60
         return f"{minutes:.{int(minutes < MINUTES_WITH_A_DECIMAL) + extra_digits}f} min"
     if family is Family.TEAM_MONTH_COUNT:
-        unit = RATE_UNITS.get(kpi.denominator, f"per {' + '.join(kpi.denominator)}-month")
-        return f"{significant(value, RATE_SIGNIFICANT_FIGURES + extra_digits)} {unit}"
-    return f"{value:.{1 + extra_digits}%}"
+        return f"{significant(value, RATE_SIGNIFICANT_FIGURES + extra_digits)} {pooled_unit(kpi_name)}"
+    share = f"{value:.{1 + extra_digits}%}"
+    return f"{share} {RATE_UNITS[kpi.denominator]}" if kpi.denominator in RATE_UNITS else share
 
 
 def _change_words(kpi_name: str, now: float, before: float) -> str:
@@ -166,6 +177,8 @@ def quarterly_review(survey: SurveyReview | None) -> dict | None:
     quarters = sorted(set(waves["wave_quarter"]) | set(survey.kpi_quarters["period_quarter"]))
     by_scale = {key: waves[waves["scale"] == key].set_index("wave_quarter") for key in survey.scales}
     kpis = survey.kpi_quarters.pivot(index="period_quarter", columns="kpi", values="value")
+    partial = {row.period_quarter: months_pooled(row)
+               for row in survey.kpi_quarters.drop_duplicates("period_quarter").itertuples()}
     # The KPIs the marts have (an absent one, e.g. without the identity map, has no quarters).
     shown_kpis = [kpi for kpi in CORRELATION_KPIS if kpi.name in kpis.columns]
     rows = []
@@ -173,6 +186,7 @@ def quarterly_review(survey: SurveyReview | None) -> dict | None:
         cells = [_interval(by_scale[s.key].loc[quarter]) if quarter in by_scale[s.key].index else "" for s in scales]
         teams = by_scale[PSYCHOLOGICAL_SAFETY.key]["n_teams_published"].get(quarter)
         rows.append({"quarter": quarter_label(quarter), "scores": cells,
+                     "kpi_months": f"KPIs: {partial[quarter]}" if partial.get(quarter) else "",
                      "teams": "" if teams is None or pd.isna(teams) else str(int(teams)),
                      "kpis": [kpi_value(k.name, kpis[k.name].get(quarter)) for k in shown_kpis]})
     safety = by_scale[PSYCHOLOGICAL_SAFETY.key]
@@ -189,10 +203,14 @@ def quarterly_review(survey: SurveyReview | None) -> dict | None:
     kpi_now = max(survey.kpi_quarters["period_quarter"], default=None)
     kpi_before = max((q for q in survey.kpi_quarters["period_quarter"] if q < kpi_now), default=None) if kpi_now else None
     if kpi_before is not None:
+        # A part quarter is compared as it stands, per month where the KPI is a rate: the
+        # sentence names the months each side pools.
+        now_label, before_label = (quarter_label(q) + (f" ({partial[q]})" if partial[q] else "")
+                                   for q in (kpi_now, kpi_before))
         for kpi in shown_kpis:
             now, before = kpis[kpi.name].get(kpi_now), kpis[kpi.name].get(kpi_before)
             if all(v is not None and math.isfinite(v) for v in (now, before)) and before != 0:
-                changes.append(kpi_change(kpi.name, now, before, quarter_label(kpi_now), quarter_label(kpi_before)))
+                changes.append(kpi_change(kpi.name, now, before, now_label, before_label))
     zone_counts = survey.profile_counts[(survey.profile_counts["profile"] == "zone")]
     shown = zone_counts[zone_counts["n_teams"].notna()]
     chart_wave = shown["wave_quarter"].max() if len(shown) else None
@@ -202,6 +220,7 @@ def quarterly_review(survey: SurveyReview | None) -> dict | None:
         "not_measured": [s.name for s in (ACCOUNTABILITY, *STAGES) if s.key not in survey.scales],
         "score_headers": [s.name for s in scales],
         "kpi_headers": [kpi_label(k.name) for k in shown_kpis],
+        "kpi_note": KPI_QUARTERS_NOTE,
         "rows": rows,
         "latest": quarter_label(latest),
         "closed_on": f"{pd.Timestamp(safety.loc[latest, 'closed_on']):%d %B %Y}",

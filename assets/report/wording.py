@@ -37,6 +37,12 @@ RELATIVE_SCALES = (RATIO, RATE_RATIO, ODDS_RATIO)
 # Below this reliability a part of measured safety is noisy enough that the report says what
 # the estimate would be allowing for survey measurement error.
 RELIABILITY_WORTH_A_NOTE = 0.9
+# Below this reliability the report shows no corrected figure (neither the note nor the table's
+# column) and says why: less than half of that part's variation is true differences, the
+# correction multiplies the estimate by about 1 / reliability (about 4 at 0.25, 7 at 0.13 in the
+# fifth trial's demo) and its interval takes the reliability, itself estimated from a few
+# respondents per team, as exact. The exports keep the figure as stored.
+RELIABILITY_TO_CORRECT = 0.5
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,37 @@ def relative_change(row) -> float | None:
     if row.scale not in RELATIVE_SCALES or not has_interval(row):
         return None
     return math.expm1(row.estimate)
+
+
+# The unit of a KPI pooled over team-months whose denominator is the people at each month's start
+# (the registry's "/ headcount-months"): a count of events, or a share of those people such as
+# voluntary attrition, is per person-month, whatever the period pooled.
+RATE_UNITS = {("headcount",): "per person-month", ("junior_headcount",): "per junior person-month",
+              ("critical_headcount",): "per critical-role person-month"}
+
+
+def pooled_unit(kpi_name: str) -> str:
+    """The unit of a team-month KPI pooled over team-months as the quarterly review's exports hold
+    it (kpi_quarters' ``value``): the log of the time's unit, a rate per person-month (RATE_UNITS),
+    or a plain share of its own total."""
+    kpi = KPI_BY_NAME[kpi_name]
+    if kpi.family is Family.TEAM_MONTH_LOG_TIME:
+        return f"log of {kpi.time_unit}"
+    if kpi.denominator in RATE_UNITS:
+        return RATE_UNITS[kpi.denominator]
+    return f"per {' + '.join(kpi.denominator)}-month" if kpi.family is Family.TEAM_MONTH_COUNT else "share"
+
+
+# What a quarter's KPI figure is: in the report's quarterly review and in its workbook.
+KPI_QUARTERS_NOTE = (
+    "Each KPI is pooled over every team-month of the quarter's months that have ended: a quarter still under way "
+    "(or the first of the data) covers only the months named beside it. A time is the typical team-month median, "
+    "the exponent of the mean log median weighted by the incidents, reviews or action items behind each (the "
+    "kpi_quarters export holds the log itself, its unit column says of seconds or of days). Incidents and "
+    "proactive tickets per head and voluntary attrition are per person-month: over the sum of the months' opening "
+    "headcounts, so 2% per person-month means about 2% of the people left in a month, about three times that "
+    "over a whole quarter. Other shares are of their own totals (tickets, incidents, action items)."
+)
 
 
 # Each construct's heading over its sentences (in this order) and its label in the table.
@@ -257,15 +294,27 @@ def interval_words(outcome: Outcome, low: float, high: float) -> str:
     return f"{percent(near)} to {percent(far)} {outcome.reading.down if near < 0 else outcome.reading.up}"
 
 
+def too_unreliable_to_correct(reliability: float) -> bool:
+    """Whether a part of a score is measured too unreliably for the report to show a figure
+    corrected for measurement error (RELIABILITY_TO_CORRECT): the sentences' note and the
+    results table's corrected column alike."""
+    return math.isfinite(reliability) and reliability < RELIABILITY_TO_CORRECT
+
+
 def corrected_note(row) -> str:
     """What the estimate would be allowing for survey measurement error, for a part of safety
-    measured with reliability under RELIABILITY_WORTH_A_NOTE; "" otherwise."""
+    measured with reliability under RELIABILITY_WORTH_A_NOTE; below RELIABILITY_TO_CORRECT, why
+    no such figure is shown; "" otherwise."""
     outcome = outcome_for(row.kpi, row.scale)
     values = (row.estimate_corrected, row.ci_low_corrected, row.ci_high_corrected, row.reliability)
     if outcome is None or not all(math.isfinite(v) for v in values) or row.reliability >= RELIABILITY_WORTH_A_NOTE:
         return ""
     label = split_construct(row.construct)[0]
-    return (f"Survey scores measure this part of {label} with reliability {row.reliability:.2f}; allowing for that, "
+    measured = f"Survey scores measure this part of {label} with reliability {row.reliability:.2f}"
+    if too_unreliable_to_correct(row.reliability):
+        return (f"{measured}: less than half of its variation is true differences, so an estimate allowing for "
+                "measurement error would rest more on the correction than on the data, and none is shown.")
+    return (f"{measured}; allowing for that, "
             f"the estimate per SD of true {label} is {outcome.noun(outcome.change(row.estimate_corrected))} "
             f"(95% CI {interval_words(outcome, row.ci_low_corrected, row.ci_high_corrected)}).")
 
@@ -337,9 +386,12 @@ def signed(value: float, digits: int = 2) -> str:
 
 
 def signed_percent(value: float) -> str:
-    """A percentage change with its sign, e.g. "−19%" or "+4%"; "0%" when it rounds to zero."""
+    """A percentage change with its sign, e.g. "−19%" or "+4%"; "0%" when it rounds to zero;
+    "< −99%" for a fall that would round to −100% (ALMOST_ALL)."""
     if round(value) == 0:
         return "0%"
+    if _rounds_to_all(value / 100):
+        return f"< {MINUS}{ALMOST_ALL}%"
     return f"{value:+,.0f}%".replace("-", MINUS)
 
 
@@ -355,9 +407,22 @@ def statistic(name: str, value: float) -> str:
     return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
 
 
+# A fall is printed as at most this many per cent unless it is all of it: a ratio (the exponent of
+# an estimate) is above 0, so "100% shorter" or "100% fewer" would claim a time or a count of zero.
+ALMOST_ALL = 99
+
+
+def _rounds_to_all(value: float) -> bool:
+    """A relative change above -1 (a ratio above 0) that a whole per cent would print as -100%."""
+    return -1 < value < 0 and f"{abs(value) * 100:.0f}" == "100"
+
+
 def percent(value: float) -> str:
-    """The size of a relative change, e.g. 0.213 -> "21%"; "<1%" for a change that rounds to zero."""
+    """The size of a relative change, e.g. 0.213 -> "21%"; "<1%" for a change that rounds to zero;
+    "more than 99%" for a fall that would round to 100% though the ratio is above 0 (-0.997)."""
     size = abs(value) * 100
+    if _rounds_to_all(value):
+        return f"more than {ALMOST_ALL}%"
     return "<1%" if 0 < size < 0.5 else f"{size:,.0f}%"
 
 
@@ -448,7 +513,8 @@ CAVEATS = (
      "A survey measures safety with error, so the plain estimates understate how strongly true safety goes "
      "with a KPI, within a team most (a team's safety moves little from quarter to quarter). The table's "
      "corrected column, and a note under results measured with low reliability, show the estimate allowing "
-     "for that error."),
+     f"for that error; below a reliability of {RELIABILITY_TO_CORRECT} they show none and say why (it would "
+     "rest more on the correction than on the data)."),
     ("Too few events.",
      f"A count, a share or a time to resolve needs at least {MIN_EVENTS_PER_COEFFICIENT} events (leavers, "
      "incidents, resolved incidents) per quantity the model estimates; below that it reports \"too few "
