@@ -11,8 +11,9 @@
         survey_groups: [Payments]
 
 Every list is optional. The file is flattened to one row per (team, source, identifier);
-an identifier claimed by two teams, an unknown key or a team listed twice is an error that
-names the offending lines, because a silently wrong team is worse than a failed run.
+an identifier claimed by two teams, an unknown key, an empty name (YAML's null words included)
+or a team listed twice (names alike by identifier_key) is an error that names the offending
+lines, because a silently wrong team is worse than a failed run.
 """
 
 from __future__ import annotations
@@ -33,13 +34,20 @@ SOURCES = {
 }
 
 
+# Typographic quotes as the straight ones typed in the map: smart punctuation (survey tools,
+# word processors) turns O'Brien's into O’Brien’s as the user types it.
+_STRAIGHT_QUOTES = str.maketrans("\u2018\u2019\u201c\u201d", "''\"\"")
+
+
 def identifier_key(text: str) -> str:
     """A team identifier as an export's cell is matched with the team map: in NFC, without
     invisible format characters (a zero-width space pasted along), its runs of spaces of any
-    kind one space, in lower case. Exports differ from the map in exactly these ways, and two
-    texts alike after them are read as the same name by anyone looking at them."""
+    kind one space, its typographic quotes straight, in lower case (letter by letter:
+    ``str.lower``, not case folding, so STRASSENBAU is not Straßenbau). Exports differ from the
+    map in exactly these ways, and two texts alike after them are read as the same name by
+    anyone looking at them. The SQL twin is the macro survey_group_key (sql/macros)."""
     visible = "".join(c for c in unicodedata.normalize("NFC", text) if unicodedata.category(c) != "Cf")
-    return " ".join(visible.split()).lower()
+    return " ".join(visible.split()).lower().translate(_STRAIGHT_QUOTES)
 
 
 # The sources whose identifiers are names in the landing folder's exports, matched by
@@ -54,7 +62,13 @@ class TeamMapError(ValueError):
 class TextLoader(yaml.SafeLoader):
     """YAML's safe schema without its numbers, booleans and dates: an id written 00123 stays
     00123 (not the octal number 83), an org unit written 1e3 or 2024-01 stays as written, and
-    a team called No is not False. Nulls (``~``, an empty value) and merge keys still work."""
+    a team called No is not False. Nulls (``~``, ``null``, ``Null``, ``NULL``, an empty value)
+    and merge keys still work: a null where a name is expected is refused by the reader
+    (``NULL_WORDS`` says how to write such a name)."""
+
+
+# How a name YAML reads as null is written, for the messages refusing one.
+NULL_WORDS = "YAML reads an unquoted ~, null, Null or NULL as no value: quote a name written so, e.g. 'NULL'"
 
 
 TextLoader.yaml_implicit_resolvers = {
@@ -83,15 +97,22 @@ def read_team_map(path: Path) -> list[dict[str, str]]:
     entries = yaml_list(path, "teams", TeamMapError)
     rows: list[dict[str, str]] = []
     owners: dict[tuple[str, str], str] = {}
-    seen_teams: set[str] = set()
+    seen_teams: dict[str, tuple[int, str]] = {}
     for position, entry in enumerate(entries, start=1):
         where = f"{path}: teams entry {position}"
         if not isinstance(entry, dict) or not str(entry.get("team") or "").strip():
-            raise TeamMapError(f"{where}: every entry needs a non-empty 'team'")
+            raise TeamMapError(f"{where}: every entry needs a non-empty 'team'"
+                               + (f" ({NULL_WORDS})" if isinstance(entry, dict) and "team" in entry
+                                  and entry["team"] is None else ""))
         team = str(entry["team"]).strip()
-        if team in seen_teams:
-            raise TeamMapError(f"{where}: team {team!r} is listed twice")
-        seen_teams.add(team)
+        # Team names read alike (identifier_key: case, spacing, Unicode form, quotes) are one
+        # team to anyone reading the report, so two entries so named are one team listed twice.
+        if identifier_key(team) in seen_teams:
+            first, written = seen_teams[identifier_key(team)]
+            raise TeamMapError(f"{where}: team {team!r} is listed twice (entry {first}: {written!r})"
+                               + ("; team names alike whatever their case, spacing, Unicode form and quotes "
+                                  "are one team" if written != team else ""))
+        seen_teams[identifier_key(team)] = (position, team)
         unknown = sorted(set(entry) - {"team", *SOURCES})
         if unknown:
             raise TeamMapError(f"{where} ({team}): unknown keys {unknown}; valid keys: team, {', '.join(SOURCES)}")
@@ -100,6 +121,8 @@ def read_team_map(path: Path) -> list[dict[str, str]]:
             if not isinstance(values, list):
                 raise TeamMapError(f"{where} ({team}): {key} must be a list, e.g. {key}: [{values}]")
             for value in values:
+                if value is None or not str(value).strip():
+                    raise TeamMapError(f"{where} ({team}): an empty value in {key} ({NULL_WORDS})")
                 identifier = _normalised(source, str(value).strip(), f"{where} ({team})")
                 # Names in exports match by identifier_key: two that are alike by it are one name.
                 matched_as = identifier_key(identifier) if source in EXPORT_SOURCES else identifier

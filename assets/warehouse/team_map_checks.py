@@ -10,6 +10,9 @@ claim is named as one to map (its next service would count for no team); inciden
 to the first claimed) are named by service, which the map can claim by id to choose. An
 Atlassian team (the Jira Team field) no team claims is named even when its tickets counted
 for their component's or project's team: the field says who owns them.
+Both checks also name a PagerDuty or Atlassian team whose names several teams of the map claim
+(a renamed team whose old name another team now has): it counts for the team claiming its
+latest name, and only a claim by id can say otherwise.
 Unknown survey groups and HR org units are reported by the survey/HR quarantine.
 """
 
@@ -92,6 +95,33 @@ order by source, identifier
 """
 
 
+# Teams of a tool whose names several teams of the map claim, none by id (int_*_team_owners,
+# macro teams_claimed_by_id_or_name): each with the claims, latest name first.
+_CONTESTED_SQL = """
+select team_id, team_name, team, name_claims
+from intermediate.{owners}
+where claimed_by = 'name' and len(list_distinct(list_transform(name_claims, claim -> claim.team))) > 1
+order by team_id
+"""
+
+
+def _contested(conn, owners: str, source: str) -> list[str]:
+    """The teams of ``owners`` (int_pagerduty_team_owners, int_jira_team_owners) claimed through
+    their names by several teams of the map, each naming every claim and the team it counts for."""
+    return [f"{source} {team_id} ({team_name}): claimed by "
+            + " and by ".join(f"{claim['team']} (as {claim['team_name']!r}"
+                              + (", its latest name)" if claim["team_name"] == team_name else ", a former name)")
+                              for claim in claims)
+            + f"; counted for {team}"
+            for team_id, team_name, team, claims in conn.execute(_CONTESTED_SQL.format(owners=owners)).fetchall()]
+
+
+def _contested_said(contested: list[str], key: str) -> str:
+    return (f"{len(contested)} teams are claimed through their names by several teams of the map (as when a "
+            "renamed team's old name is now another's) and count for the team claiming the latest name; claim each "
+            f"by id in team_map.yml ({key}: [its id]) under the team it belongs to")
+
+
 def _records(records: int, unattributed: int, counted_for: str) -> str:
     """How many records an unclaimed identifier is on, and how many of them counted for a team
     all the same (``counted_for`` says which)."""
@@ -109,6 +139,7 @@ def pagerduty_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
         teams = conn.execute(_UNCLAIMED_PAGERDUTY_SQL).fetchall()
         services = conn.execute(_UNATTRIBUTED_SERVICES_SQL).fetchall()
         several = conn.execute(_SEVERAL_CLAIMS_SQL).fetchall()
+        contested = _contested(conn, "int_pagerduty_team_owners", "pagerduty_team")
     unmapped = [
         f"pagerduty_team {identifier}"
         + (_records(alone_on, unattributed, "their service's team or another list's") if listed_on else "")
@@ -124,15 +155,18 @@ def pagerduty_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
         said.append(f"{len(ambiguous)} services have incidents listing PagerDuty teams of several teams, "
                     "counted for the first claimed one listed; claim the service in team_map.yml "
                     "(pagerduty_services) to choose")
+    if contested:
+        said.append("PagerDuty: " + _contested_said(contested, "pagerduty_teams"))
     if shared:
         said.append(f"{len(shared)} PagerDuty teams left unclaimed, listed only beside a team's own PagerDuty "
                     "team (e.g. a shared on-call team): nothing to map")
     return dg.AssetCheckResult(
-        passed=not unmapped and not ambiguous,
+        passed=not unmapped and not ambiguous and not contested,
         severity=dg.AssetCheckSeverity.WARN,
         description="; ".join(said) if said else "every PagerDuty entity is claimed by a team",
         metadata={"unmapped": dg.MetadataValue.json(unmapped), "unmapped_count": len(unmapped),
                   "several_claiming_teams": dg.MetadataValue.json(ambiguous),
+                  "claimed_by_several_teams": dg.MetadataValue.json(contested),
                   "unclaimed_shared_teams": dg.MetadataValue.json(shared)},
     )
 
@@ -151,18 +185,25 @@ def pagerduty_entities_are_mapped(duckdb: DuckDBResource) -> dg.AssetCheckResult
 def jira_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     """The Jira mapping check's result: the Atlassian teams (the issues' Team field) no team
     claims, whether or not their tickets counted for their component's or project's team, and
-    the projects and components of the other tickets without a team."""
+    the projects and components of the other tickets without a team, and the Atlassian teams
+    whose names several teams claim."""
     with duckdb.get_connection() as conn:
         rows = conn.execute(_UNMAPPED_JIRA_SQL).fetchall()
+        contested = _contested(conn, "int_jira_team_owners", "jira_team")
     unmapped = [f"{source} {identifier}" + _records(records, unattributed, "their component's or project's team")
                 for source, identifier, records, unattributed in rows]
+    said = []
+    if unmapped:
+        said.append(f"{len(unmapped)} Jira teams/projects/components no team claims; add them to team_map.yml "
+                    "(jira_teams, jira_projects, jira_components)")
+    if contested:
+        said.append("Atlassian: " + _contested_said(contested, "jira_teams"))
     return dg.AssetCheckResult(
-        passed=not unmapped,
+        passed=not unmapped and not contested,
         severity=dg.AssetCheckSeverity.WARN,
-        description=(f"{len(unmapped)} Jira teams/projects/components no team claims; add them to team_map.yml "
-                     "(jira_teams, jira_projects, jira_components)" if unmapped
-                     else "every Jira entity is claimed by a team"),
-        metadata={"unmapped": dg.MetadataValue.json(unmapped), "unmapped_count": len(unmapped)},
+        description="; ".join(said) if said else "every Jira entity is claimed by a team",
+        metadata={"unmapped": dg.MetadataValue.json(unmapped), "unmapped_count": len(unmapped),
+                  "claimed_by_several_teams": dg.MetadataValue.json(contested)},
     )
 
 
