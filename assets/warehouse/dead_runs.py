@@ -61,7 +61,8 @@ def worker_is_gone(worker: dict) -> bool:
 
 def free_slots_of_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark failed every unfinished run whose worker is gone, free the pool slots (and queued
-    claims) of those runs and of finished runs whose worker is gone, and say what was done."""
+    claims) of those runs and of finished runs whose worker is gone, and say what was done; name
+    each unfinished run holding a slot that recorded no worker, and what ends it."""
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         return []
@@ -72,6 +73,14 @@ def free_slots_of_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     for run in instance.get_runs(dg.RunsFilter(run_ids=sorted(run_ids))):
         recorded = run.tags.get(RUN_WORKER_TAG)
         if recorded is None:
+            # Started by a release before the tag (an upgrade), or by code outside this
+            # project's executor: nothing says whether it lives, and it may hold the slot for ever.
+            if not run.is_finished:
+                done.append(f"run {run.run_id} ({run.status.value}) holds a warehouse pool slot and recorded no "
+                            f"worker ({RUN_WORKER_TAG}: started by an earlier release, or outside this pipeline's "
+                            "executor), so it cannot be judged dead from here; if it is no longer running, end it: "
+                            f"Terminate it in the UI (force termination), or `dagster run delete -f {run.run_id}` "
+                            "(README, \"When a run dies\")")
             continue
         worker = json.loads(recorded)
         if not worker_is_gone(worker):
