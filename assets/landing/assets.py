@@ -54,6 +54,9 @@ QUARANTINE_SCHEMA = {"source_file": pl.String, "source_line": pl.Int64, "reason"
 SURVEY_SCHEMA = {
     "response_id": pl.String, "survey_group": pl.String, "submitted_at": pl.Datetime, "source_line": pl.Int64,
     "item_set": pl.String, "item_no": pl.Int64, "answer": pl.Int64, "score": pl.Int64, "scale_points": pl.Int64, "source_file": pl.String,
+    # The wave the response counts in (first day of its quarter); null in rows kept from a load
+    # before it was stored, whose staging takes the calendar quarter of submitted_at (UTC).
+    "wave_quarter": pl.Date,
 }
 # Where each loader writes its quarantined rows.
 QUARANTINE_TABLES = {
@@ -137,13 +140,18 @@ def _held_back_rows(conn, failures: list[KeyingFailure], accepted: pl.DataFrame)
     has_item_set = "item_set" in columns
     responses = ("restricted.survey__responses" if has_item_set else
                  f"(select *, '{PSYCHOLOGICAL_SAFETY.key}' as item_set from restricted.survey__responses)")
+    # A row's wave as staging takes it (stg_survey__responses): the stored one, else (rows loaded
+    # before it was stored) the calendar quarter of submitted_at.
+    wave = "date_trunc('quarter', responses.submitted_at)::date"
+    if "wave_quarter" in columns:
+        wave = f"coalesce(responses.wave_quarter, {wave})"
     held = pl.DataFrame({"item_set": [f.item_set.key for f in failures],
                          "wave": [f.quarter_start for f in failures]}, schema={"item_set": pl.String, "wave": pl.Date})
     conn.register("held_back_waves", held.to_arrow())
     try:
         rows = conn.sql(f"""select responses.* from {responses} as responses
                             join held_back_waves as held on held.item_set = responses.item_set
-                                and held.wave = date_trunc('quarter', responses.submitted_at)::date""").pl()
+                                and held.wave = {wave}""").pl()
     finally:
         conn.unregister("held_back_waves")
     return rows.join(accepted.select("response_id", "item_set").unique(), on=["response_id", "item_set"], how="anti")
@@ -191,7 +199,9 @@ def survey_responses(
     answered item, matched by item text, of every scale the export measures (item_set:
     psychological safety, and accountability and Clark's four stages where present), with
     the 1..K answer and its score (reverse-keyed items: K + 1 - answer, K the file's scale), the
-    file and row it came from. Previews, tests, spam and unfinished responses are dropped and counted. Rows
+    file and row it came from, and the wave it counts in (wave_quarter: the file's wave setting,
+    else the quarter of its submission date in the file's time zone; a file straddling a quarter
+    end without the setting warns). Previews, tests, spam and unfinished responses are dropped and counted. Rows
     with bad answers, unknown survey groups, bad or future dates, no answers, unreadable bytes
     or quotes, or a response seen again (the latest submission is kept) go to
     restricted.survey__responses_quarantine with their reason. A file that lost responses or
@@ -221,7 +231,7 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
     # did not shrink: responses count loaded or quarantined.
     new_facts = {f.name: FileFacts(f.name, "survey", f.preset, f.diagnosis["sha256"], f.data_rows,
                                    len({p["response_id"] for *_, p in f.candidates}) + len(f.checked.quarantined),
-                                   tuple(f.waves)) for f in read}
+                                   tuple(f.submission_quarters)) for f in read}
     loaded_at = datetime.now(UTC)
     with warehouse_connection(duckdb) as conn:
         if problems := [problem for file in read if (problem := redated_responses(file, _loaded_ids(conn, file.name)))]:
@@ -234,6 +244,8 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
         for kept in (_kept_rows(conn, "restricted", "survey__responses", waiting),
                      _held_back_rows(conn, load.keying_failures, accepted)):
             if kept is not None and kept.height:
+                if "wave_quarter" not in kept.columns:  # loaded before the wave was stored
+                    kept = kept.with_columns(wave_quarter=pl.lit(None, dtype=pl.Date))
                 accepted = pl.concat([accepted, kept.select(list(SURVEY_SCHEMA)).cast(SURVEY_SCHEMA)])
         quarantine = _quarantine_frame(load.checked.quarantined, loaded_at)
         kept_quarantine = _kept_rows(conn, "restricted", "survey__responses_quarantine", waiting)

@@ -49,6 +49,9 @@ the presets' defaults. A wrong key or value stops the load with a message naming
         preset: culture_amp
         submitted_at_value: 2024-03-15
         sheet: Responses
+      - match: "safety_survey_2025-03*.csv"
+        wave: 2025-Q1               # a campaign's export: every response of the file counts in this
+                                    # wave (a calendar quarter), its stragglers after the quarter end too
       - match: "personio_*.csv"
         kind: hr
         employee_id_scope: DE       # ids of this file are "DE:<id>": another HR system numbering
@@ -58,6 +61,7 @@ the presets' defaults. A wrong key or value stops the load with a message naming
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -79,6 +83,14 @@ HR_COLUMNS = ("employee_id", "org_unit", "role", "hire_date", "rehire_date", "te
 KINDS = ("survey", "hr", "ignore")
 REASON_LISTS = ("voluntary_reasons", "involuntary_reasons", "not_leaver_reasons")
 EMPLOYMENT_TYPE_LISTS = ("counted_employment_types", "excluded_employment_types")
+# A survey wave by name: its calendar quarter, 2025-Q1.
+WAVE_NAME = re.compile(r"(\d{4})-Q([1-4])")
+
+
+def wave_quarter(name: str) -> date | None:
+    """The first day of the quarter a wave's name (2025-Q1) names, or None if it names none."""
+    found = WAVE_NAME.fullmatch(name.strip().upper())
+    return date(int(found.group(1)), 3 * int(found.group(2)) - 2, 1) if found else None
 
 
 class MappingError(ValueError):
@@ -98,6 +110,10 @@ class Settings:
     time_zone: str | None = None
     scale_points: int | None = None
     submitted_at_value: date | None = None
+    # The wave (first day of its calendar quarter) every response of a survey file counts in (a
+    # files: entry's wave: 2025-Q1); None: each response's own quarter, by the day it was
+    # submitted in the file's time zone.
+    wave: date | None = None
     answer_labels: dict[str, int | None] = field(default_factory=dict)
     aliases: dict[str, dict[int, tuple[str, ...]]] = field(default_factory=dict)
     already_reversed: dict[str, tuple[int, ...]] = field(default_factory=dict)
@@ -159,6 +175,10 @@ def read_mapping(folder: Path) -> Mapping:
     top = {"survey", "hr", "files", "true_words", "false_words", "encoding"}
     _known(document, top, f"{path}")
     survey = _section(document.get("survey") or {}, "survey", f"{path}: survey")
+    if "wave" in survey:
+        raise MappingError(f"{path}: survey: wave names the wave of one campaign's export: set it in a files: "
+                           "entry matching that export (match: \"safety_survey_2025-03*.csv\", wave: 2025-Q1), so "
+                           "that the next campaign's exports keep their own")
     hr = _section(document.get("hr") or {}, "hr", f"{path}: hr")
     common = _common(document, f"{path}")
     files = []
@@ -224,7 +244,7 @@ def _section(section: dict, kind: str, where: str) -> dict:
         raise MappingError(f"{where}: expected a mapping of settings")
     if kind == "survey":
         allowed = {"preset", "columns", "date_format", "time_zone", "scale_points", "submitted_at_value",
-                   "answer_labels", "item_sets"}
+                   "answer_labels", "item_sets", "wave"}
         presets, columns = SURVEY_PRESETS, SURVEY_COLUMNS
     else:
         allowed = {"preset", "columns", "date_format", "time_zone", *REASON_LISTS, *EMPLOYMENT_TYPE_LISTS,
@@ -253,6 +273,10 @@ def _section(section: dict, kind: str, where: str) -> dict:
     for key in ("submitted_at_value", "snapshots_from"):
         if key in section and not isinstance(section[key], date):
             raise MappingError(f"{where}: {key} must be a date like 2024-03-15, not {section[key]!r}")
+    if "wave" in section:
+        out["wave"] = wave_quarter(str(section["wave"]))
+        if out["wave"] is None:
+            raise MappingError(f"{where}: wave must be a calendar quarter like 2025-Q1, not {section['wave']!r}")
     if "answer_labels" in section:
         labels = section["answer_labels"]
         if not isinstance(labels, dict) or not all(v is None or isinstance(v, int) for v in labels.values()):

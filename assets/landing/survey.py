@@ -8,6 +8,9 @@ dropped and counted. Every other row either loads or is quarantined with all its
 
 Every item set of assets/landing/item_sets.py is looked for: psychological safety must be
 there, the other scales (accountability, Clark's stages) are loaded when the file has them.
+Each response counts in a wave, a calendar quarter: its file's ``wave`` setting (a campaign
+open across a quarter end), else the quarter of the day it was submitted on in the file's time
+zone; a file straddling a quarter end as one campaign does, without the setting, warns.
 Across files, a response seen twice keeps its latest submission. Answers are checked
 against 1..K, K the file's own scale (5 or 7: a files: entry, survey:, or the default): one
 answer outside it stops the file (a 0-10 export, or a 7-point one on the 5-point setting,
@@ -27,7 +30,7 @@ import json
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -35,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from assets.landing.item_sets import ITEM_SETS, PSYCHOLOGICAL_SAFETY, ItemSet
-from assets.landing.mapping import Settings
+from assets.landing.mapping import Settings, wave_quarter
 from assets.landing.presets import SURVEY_PRESETS, SurveyPreset, detect_survey_preset
 from assets.landing.snapshot import take_snapshot
 from assets.landing.tables import Records, header_text, read_records
@@ -51,6 +54,10 @@ SCALE_POINTS = (5, 7)
 MIN_RESPONSES_FOR_SCALE_CHECK = 20
 # The keying check needs this many complete responses in a wave to say anything.
 MIN_RESPONSES_FOR_KEYING_CHECK = 10
+# A campaign open across a quarter end (24 March to 7 April): a file's responses of one quarter
+# that all lie this close to its boundary with the next (or previous) quarter, and are fewer than
+# that quarter's, are taken for the campaign's tail, and the load warns (straddle_warnings).
+CAMPAIGN_TAIL_DAYS = 14
 
 
 class SurveyExportError(ValueError):
@@ -69,8 +76,7 @@ class KeyingFailure:
 
     @property
     def quarter_start(self) -> date:
-        year, quarter = self.wave.split("-Q")
-        return date(int(year), 3 * int(quarter) - 2, 1)
+        return wave_quarter(self.wave)
 
     @property
     def message(self) -> str:
@@ -100,9 +106,18 @@ class SurveyFile:
     scales: list[str] = field(default_factory=list)
     # The file's scale (5 or 7): its answers are checked against it and scored on it.
     scale_points: int = 7
+    # The wave its files: entry pins every response to (first day of the quarter), or None.
+    wave: date | None = None
 
     @property
     def waves(self) -> list[str]:
+        """The waves its responses count in."""
+        return sorted({_wave(parsed["wave_quarter"]) for *_, parsed in self.candidates})
+
+    @property
+    def submission_quarters(self) -> list[str]:
+        """The calendar quarters (UTC) its responses were submitted in: what the shrinkage check
+        compares between loads, whatever wave a setting gives them."""
         return sorted({_wave(parsed["submitted_at"]) for *_, parsed in self.candidates})
 
 
@@ -126,8 +141,18 @@ def redated_responses(file: SurveyFile, loaded_ids: list[str]) -> str | None:
             f"matching {file.name!r}) and give the new one to exports landed from now on.")
 
 
-def _wave(moment: datetime) -> str:
-    return f"{moment.year}-Q{(moment.month - 1) // 3 + 1}"
+def _wave(day: date) -> str:
+    """The name of the wave (calendar quarter) of ``day``: 2025-Q1."""
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+def _quarter_start(day: date) -> date:
+    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+
+
+def _quarters_apart(first: date, second: date) -> int:
+    """How many calendar quarters ``second`` is after ``first`` (negative: before)."""
+    return (second.year - first.year) * 4 + (second.month - 1) // 3 - (first.month - 1) // 3
 
 
 def item_texts(item_set: ItemSet, aliases: dict[int, tuple[str, ...]]) -> dict[str, int]:
@@ -212,6 +237,8 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
     if scale_points not in SCALE_POINTS:
         raise SurveyExportError(f"survey scale points must be 5 or 7, not {scale_points}")
     diagnosis.update(preset=preset_name, header_rows=str(preset.header_rows), scale_points=scale_points)
+    if settings.wave is not None:
+        diagnosis["wave_setting"] = _wave(settings.wave)
     cells, questions = _column_headers(records, preset)
     problems: list[str] = []
     in_place = dict(preset.columns_in_place)
@@ -253,7 +280,7 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
     status = _find_role(cells, ("status",), None) if preset.excluded_status else None
     finished = _find_role(cells, preset.finished, None) if preset.finished else None
     file = SurveyFile(name, preset_name, diagnosis, ignored_columns=ignored, notes=list(records.notes), scales=scales,
-                      scale_points=scale_points)
+                      scale_points=scale_points, wave=settings.wave)
     for row, raw, reason in records.rejected:
         file.checked.reject(row, raw, reason, name)
     data = records.frame.slice(preset.header_rows)
@@ -315,7 +342,27 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
         file.candidates.append((name, row, raw, parsed))
     if any(not 1 <= answer <= scale_points for answer in answered):
         raise SurveyExportError(_off_scale_message(name, answered, scale_points))
+    if settings.wave is not None and (far := _far_from_wave(file)):
+        raise SurveyExportError(far)
     return file
+
+
+def _far_from_wave(file: SurveyFile) -> str | None:
+    """Why a file's wave setting cannot be meant for it, or None: some of its responses were
+    submitted more than a quarter away from that wave. One campaign crosses one quarter end at
+    most; a file spanning more is a cumulative export (or the entry matches the wrong file), and
+    its waves would be merged into one."""
+    far = Counter(_wave(parsed["submitted_on"]) for *_, parsed in file.candidates
+                  if abs(_quarters_apart(file.wave, parsed["submitted_on"])) > 1)
+    if not far:
+        return None
+    return (f"{file.name}: its files: entry in export_mapping.yml sets wave: {_wave(file.wave)}, so every response "
+            f"of it would count in that wave, but {sum(far.values())} of its {len(file.candidates)} responses were "
+            "submitted more than a quarter away ("
+            + ", ".join(f"{n} in {wave}" for wave, n in sorted(far.items()))
+            + "): one campaign's export crosses one quarter end at most. If the file holds several campaigns (a "
+            "cumulative export), remove wave from the entry that matches it; else correct the wave or the entry's "
+            "match")
 
 
 def _off_scale_message(name: str, answered: Counter, scale_points: int) -> str:
@@ -398,10 +445,12 @@ def _response(values, date_cell, roles, items, dates, settings, survey_groups, n
         if not response_id:
             errors.append("missing id: response id is empty")
     if roles["submitted_at"] is not None:
-        submitted_at = (attempt(dates.parse_cell, date_cell, "submitted_at", now) if date_cell is not None else
-                        attempt(dates.parse, values[roles["submitted_at"]], "submitted_at", now))
+        reading = (attempt(dates.cell_reading, date_cell, "submitted_at", now) if date_cell is not None else
+                   attempt(dates.reading, values[roles["submitted_at"]], "submitted_at", now))
+        submitted_at, submitted_on = reading or (None, None)
     else:
         submitted_at = datetime.combine(settings.submitted_at_value, datetime.min.time())
+        submitted_on = settings.submitted_at_value
     group = values[roles["team"]].strip()
     canonical = survey_groups.get(identifier_key(group))
     if canonical is None:
@@ -414,7 +463,12 @@ def _response(values, date_cell, roles, items, dates, settings, survey_groups, n
             answers[item] = scale_points + 1 - answer if item in already else answer
     if not answers and not errors:
         errors.append("no answers: none of the survey's items was answered")
-    return {"response_id": response_id, "survey_group": canonical, "submitted_at": submitted_at, "answers": answers}
+    # The wave: the file's (its files: entry's wave), else the quarter of the day the response
+    # was submitted on where it was written (a time's date in the file's time zone, a date alone
+    # itself), so that 1 April 00:30 in Berlin and the date 1 April fall in the same wave.
+    wave = settings.wave or (submitted_on and _quarter_start(submitted_on))
+    return {"response_id": response_id, "survey_group": canonical, "submitted_at": submitted_at,
+            "submitted_on": submitted_on, "wave_quarter": wave, "answers": answers}
 
 
 def _describe(diagnosis: dict) -> str:
@@ -455,8 +509,10 @@ def combine_survey_files(files: list[SurveyFile]) -> SurveyLoad:
     # The same response in two files (a cumulative export beside a wave's, overlapping API
     # exports) is one response: identical copies in another file merge (counted); a row
     # repeated within one file, or a changed resubmission, is superseded below (quarantined).
+    # Files whose wave is set come first: a response in a cumulative export and in a campaign's
+    # export keeps the campaign's copy, which says its wave.
     candidates, first_file = [], {}
-    for candidate in (c for file in files for c in file.candidates):
+    for candidate in (c for file in sorted(files, key=lambda f: f.wave is None) for c in file.candidates):
         parsed = candidate[3]
         identity = (parsed["response_id"], parsed["submitted_at"], parsed["survey_group"],
                     tuple(sorted(parsed["answers"].items())))
@@ -479,11 +535,13 @@ def combine_survey_files(files: list[SurveyFile]) -> SurveyLoad:
                 "item_set": key, "item_no": item_no, "answer": answer,
                 "score": response["scale_points"] + 1 - answer if reverse else answer,
                 "scale_points": response["scale_points"], "source_file": response["source_file"],
+                "wave_quarter": response["wave_quarter"],
             })
     load.keying_failures = keying_failures(rows)
     held_back = {(f.item_set.key, f.wave) for f in load.keying_failures}
-    checked.accepted.extend(r for r in rows if (r["item_set"], _wave(r["submitted_at"])) not in held_back)
+    checked.accepted.extend(r for r in rows if (r["item_set"], _wave(r["wave_quarter"])) not in held_back)
     load.warnings.extend(scale_warnings(files))
+    load.warnings.extend(straddle_warnings(files))
     load.warnings.extend(f.message for f in load.keying_failures)
     return load
 
@@ -513,6 +571,38 @@ def scale_warnings(files: list[SurveyFile]) -> list[str]:
     return warnings
 
 
+def straddle_warnings(files: list[SurveyFile]) -> list[str]:
+    """Per file without a wave setting, each quarter end its responses straddle the way one
+    campaign open across it does: the responses of one side all within CAMPAIGN_TAIL_DAYS of
+    the quarter end and fewer than the other side's (a campaign open 24 March to 7 April, its
+    April stragglers). Each quarter is its own wave, so the tail would be the team's wave of its
+    quarter alone, a self-selected few. A survey open all the time (a pulse survey) has no such
+    tail and is not named."""
+    warnings = []
+    for file in (f for f in files if f.wave is None):
+        days: dict[date, list[date]] = {}
+        for parsed in {parsed["response_id"]: parsed for *_, parsed in file.candidates}.values():
+            days.setdefault(parsed["wave_quarter"], []).append(parsed["submitted_on"])
+        for before, after in zip(sorted(days), sorted(days)[1:]):
+            if _quarters_apart(before, after) != 1:
+                continue
+            end, window = after, timedelta(days=CAMPAIGN_TAIL_DAYS)
+            if len(days[after]) < len(days[before]) and max(days[after]) < end + window:
+                wave, tail = before, after
+            elif len(days[before]) < len(days[after]) and min(days[before]) >= end - window:
+                wave, tail = after, before
+            else:
+                continue
+            warnings.append(
+                f"{file.name}: its responses straddle the end of {_wave(before)} as one campaign open across it "
+                f"would: {len(days[before])} in {_wave(before)} and {len(days[after])} in {_wave(after)}, the "
+                f"{len(days[tail])} of {_wave(tail)} all within {CAMPAIGN_TAIL_DAYS} days of {end:%d %B %Y}. Each "
+                f"quarter is its own wave, so those {len(days[tail])} would stand for their teams in {_wave(tail)} "
+                f"alone. If the file is one campaign, set wave: {_wave(wave)} in a files: entry matching "
+                f"{file.name!r} in export_mapping.yml: all its responses then count in {_wave(wave)}")
+    return warnings
+
+
 def keying_failures(answers: list[dict]) -> list[KeyingFailure]:
     """Per scale and wave: Cronbach's alpha of the scored items and each reverse-keyed item's
     correlation with the sum of the others (complete responses, at least
@@ -521,7 +611,7 @@ def keying_failures(answers: list[dict]) -> list[KeyingFailure]:
     if not answers:
         return []
     frame = pd.DataFrame(answers)
-    frame["wave"] = frame["submitted_at"].map(_wave)
+    frame["wave"] = frame["wave_quarter"].map(_wave)
     failures = []
     for (key, wave), rows in frame.groupby(["item_set", "wave"]):
         item_set = ITEM_SETS[key]

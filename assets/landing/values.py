@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from assets.landing.tables import EXCEL_EPOCH, header_text
@@ -264,6 +265,14 @@ def _order(pattern: str) -> str:
     return "read"
 
 
+class Reading(NamedTuple):
+    """A date as read: the moment as naive UTC (``utc``), and the calendar day it was written on
+    (``day``: a time of day's date in the file's time zone, a date alone itself)."""
+
+    utc: datetime
+    day: date
+
+
 @dataclass(frozen=True)
 class DatePattern:
     """How a file's dates read: a strptime pattern (or ``iso``), the time zone of times of
@@ -355,29 +364,38 @@ class DatePattern:
 
     def parse(self, value: str, column: str, now: datetime) -> datetime:
         """``value`` as naive UTC; dates after ``now`` (the load time) are refused."""
+        return self.reading(value, column, now).utc
+
+    def reading(self, value: str, column: str, now: datetime) -> Reading:
+        """``value`` as naive UTC and as the calendar day it was written on (``Reading``);
+        dates after ``now`` (the load time) are refused."""
         text = value.strip()
         try:
             parsed = _parse_with(self.pattern, text)
         except ValueError:
             raise RowError(f"bad date: {column} {text!r} {self.mismatch()}") from None
-        return self._in_utc(parsed, _states_time(self.pattern, text), text, column, now)
+        return self._moment(parsed, _states_time(self.pattern, text), text, column, now)
 
-    def parse_cell(self, value: object, column: str, now: datetime) -> datetime:
-        """A workbook's typed cell as naive UTC: a date cell is a date already (no text pattern,
-        configured or found, applies to it), a number is Excel's serial date (EXCEL_EPOCH).
-        A date cell (the workbook reader gives a cell at midnight as its date) and a whole
-        serial number are calendar days; a time of day is in ``time_zone`` as text dates' are;
-        dates after ``now`` are refused."""
+    def cell_reading(self, value: object, column: str, now: datetime) -> Reading:
+        """A workbook's typed cell as naive UTC and its calendar day: a date cell is a date
+        already (no text pattern, configured or found, applies to it), a number is Excel's
+        serial date (EXCEL_EPOCH). A date cell (the workbook reader gives a cell at midnight as
+        its date) and a whole serial number are calendar days; a time of day is in
+        ``time_zone`` as text dates' are; dates after ``now`` are refused."""
         states_time = isinstance(value, datetime) or (isinstance(value, float) and not value.is_integer())
-        return self._in_utc(workbook_datetime(value), states_time, str(value), column, now)
+        return self._moment(workbook_datetime(value), states_time, str(value), column, now)
 
-    def _in_utc(self, parsed: datetime, states_time: bool, text: str, column: str, now: datetime) -> datetime:
+    def _moment(self, parsed: datetime, states_time: bool, text: str, column: str, now: datetime) -> Reading:
         # A date without a time of day is that calendar day (00:00 UTC), as HR dates and
         # submitted_at_value are: the zone of a time it does not state would move 1 April in
         # Berlin to 31 March 22:00 UTC, into the previous wave.
         if parsed.tzinfo is None and states_time:
             parsed = parsed.replace(tzinfo=ZoneInfo(self.time_zone))
+        # The day, for the survey wave: a time of day's date in the time zone (so 1 April 00:30
+        # in Berlin is 1 April, as the date 1 April alone is, though it is 31 March in UTC); a
+        # time with its own offset is taken to the time zone too; a date alone is itself.
+        day = parsed.astimezone(ZoneInfo(self.time_zone)).date() if states_time else parsed.date()
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
         if parsed > now.astimezone(UTC).replace(tzinfo=None):
             raise RowError(f"future date: {column} {text} is after the load time {now:%Y-%m-%d %H:%M} UTC")
-        return parsed
+        return Reading(parsed, day)

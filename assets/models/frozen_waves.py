@@ -4,14 +4,19 @@ Suppression decided afresh every night would leak by difference: a late response
 complementary cell published one night and hidden the next, lets two nights' figures be
 subtracted (issue 15). So a wave's figures are computed once and frozen:
 
-- A wave is a calendar quarter. It closes ``WAVE_CLOSE_DAYS`` after its quarter ends; until
-  then nothing of it is published.
+- A wave is a calendar quarter. A response's is the one the loader gives it
+  (``restricted.survey__responses.wave_quarter``: its file's ``wave`` setting, else the quarter
+  of the day it was submitted in the file's time zone). It closes ``WAVE_CLOSE_DAYS`` after its
+  quarter ends; until then nothing of it is published.
 - The first night after it closes, its responses (its *members*) are written to
   ``restricted.survey__wave_members`` (respondent-level, so restricted), then its figures,
   published or suppressed, to ``marts.fct_team_survey_waves`` and ``marts.fct_survey_waves``.
   Later nights never recompute them, whatever arrives.
 - A response of a quarter whose wave is already frozen without it (a late export, a response
-  restored from a backup) counts in the next wave not yet frozen, with that wave's members.
+  restored from a backup, a campaign's export given a wave that has frozen since) counts in the
+  next wave not yet frozen, with that wave's members. A response already a member keeps its
+  wave, whatever its quarter says on a later night (a wave setting added or changed, the
+  quarter's rule changed by an upgrade).
 - The members are written before the figures (DuckDB writes one database per transaction,
   and the members may live in another file): a night that stops between the two computes the
   figures from the members it finds, never from a new set of responses. A wave whose figures
@@ -58,7 +63,8 @@ class WavePlan:
 
 def plan_waves(responses: pd.DataFrame, members: pd.DataFrame, published: set[date], as_of: date,
                close_after_days: int = WAVE_CLOSE_DAYS) -> WavePlan:
-    """``responses``: response_id and the quarter it was submitted in (submission_quarter);
+    """``responses``: response_id and the quarter of the wave the loader gives it
+    (submission_quarter: stg_survey__responses.wave_quarter);
     ``members``: response_id and wave_quarter of the waves frozen on earlier nights;
     ``published``: the waves whose figures are in the marts."""
     quarters = responses.drop_duplicates("response_id").set_index("response_id")["submission_quarter"].map(
