@@ -48,6 +48,7 @@ from assets.landing.tables import UnreadableText, read_records, sql_text
 from assets.landing.team_map import TeamMapError, identifier_key, read_team_map
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import replace_table, table_columns, warehouse_connection
+from assets.warehouse.restricted import REWRITE_MARKER
 
 TEAM_MAP = dg.AssetKey(["raw", "config__team_map"])
 QUARANTINE_SCHEMA = {"source_file": pl.String, "source_line": pl.Int64, "reason": pl.String, "raw_row": pl.String}
@@ -315,6 +316,13 @@ def hr_exports(context: dg.AssetExecutionContext, config: LandingLoadConfig, lan
 
 
 def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource, duckdb: DuckDBResource):
+    with warehouse_connection(duckdb) as conn:
+        if scrubbed := _scrub_clear_quarantined_lines(conn):
+            context.log.warning(
+                f"Removed the text of {scrubbed} quarantined HR lines that an earlier release stored in clear "
+                "(an employee's id, name, email or reason, in the file analysts read); the warehouse file is rewritten "
+                "without it. Copies of the warehouse file made before now (backups) still hold it: keep them as "
+                "private as the HR exports, or delete them.")
     files, waiting, mapping = _files_of_kind(context, landing, "hr")
     org_units = _identifiers(duckdb, "hr_org_unit")
     now = datetime.now(UTC)
@@ -390,6 +398,32 @@ def _carried_forward_warning(file: HrFile) -> str:
             "count its full headcount and no hire or leaver, and the models and the report read them. If the export "
             "is older than that (a quarterly export, or this month's is late), put the current roster in the "
             f"landing folder; if nobody joined or left since {newest}, these months are right")
+
+
+# Releases before 2026-12-07 stored a quarantined HR line the CSV reader could not split as its
+# text: an employee's id, name and email in clear, in the file analysts read. A row the loader
+# read keeps a JSON object of its cells, its id hashed; such a line now keeps no text.
+CLEAR_QUARANTINED_LINE = "raw_row is not null and coalesce(try(json_type(raw_row)), '') <> 'OBJECT'"
+
+
+def _scrub_clear_quarantined_lines(conn) -> int:
+    """Null the text of quarantined HR lines an earlier release kept (CLEAR_QUARANTINED_LINE),
+    in the transaction that leaves the rewrite marker: DuckDB keeps a changed row's old bytes in
+    the file until the block is reused, so the next connection rewrites the file from its live
+    objects (WarehouseResource, restricted.REWRITE_MARKER). Returns the number of lines."""
+    tables = [f"{schema}.{table}" for key, (schema, table) in QUARANTINE_TABLES.items()
+              if key.startswith("hr__") and "raw_row" in table_columns(conn, f"{schema}.{table}")]
+    lines = sum(conn.execute(f"select count(*) from {table} where {CLEAR_QUARANTINED_LINE}").fetchone()[0]
+                for table in tables)
+    if lines:
+        conn.execute("begin transaction")
+        for table in tables:
+            conn.execute(f"update {table} set raw_row = null where {CLEAR_QUARANTINED_LINE}")
+        [(warehouse,)] = conn.execute("select current_database()").fetchall()
+        conn.execute(f'create table if not exists "{warehouse}".main.{REWRITE_MARKER} (dropped_at timestamptz)')
+        conn.execute(f'insert into "{warehouse}".main.{REWRITE_MARKER} values (now())')
+        conn.execute("commit")
+    return lines
 
 
 # Several rosters side by side (a monthly export each, or one per division): each employee's
