@@ -107,8 +107,8 @@ def test_a_failed_run_leaves_the_months_as_they_were(tmp_path, project_copy):
 
 
 def test_changed_columns_ask_for_a_run_over_every_month_instead_of_mixing_them(tmp_path, project_copy):
-    warehouse = edited_warehouse(tmp_path, project_copy, "        title_normalised\n",
-                                 "        title_normalised,\n        1 as extra\n")
+    warehouse = edited_warehouse(tmp_path, project_copy, "        timeline_conflict\n",
+                                 "        timeline_conflict,\n        1 as extra\n")
     with pytest.raises(DbtFailed, match="backfill of all partitions"):
         warehouse.run("run", "--select", "fct_incidents", **FEBRUARY)
     warehouse.run("run", "--full-refresh", "--select", "fct_incidents")
