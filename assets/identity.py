@@ -45,7 +45,9 @@ EMPLOYEE_NUMBER = re.compile(r"[0-9]+(\.0*)?")
 # A number a spreadsheet wrote in scientific notation (an id of 12 digits or more, saved from
 # Excel as CSV, becomes 1.23457E+11): its last digits are gone, so several people may share
 # it, and no rule can give them back. Such an id is refused, never hashed as one person.
-ROUNDED_NUMBER = re.compile(r"[0-9]+(?:[.,][0-9]+)?[eE][+-]?[0-9]+")
+# Excel's form only (one digit, a signed exponent: 1.23457E+11, 5E+11), so an id that merely has
+# an E between digits (12E4) is not taken for one.
+ROUNDED_NUMBER = re.compile(r"[0-9](?:[.,][0-9]+)?[eE][+-][0-9]+")
 # Changelog items of these fields name users: their from/to are account ids, the strings names.
 USER_FIELDS = frozenset({"assignee", "reporter", "creator"})
 # An Atlassian account id: the legacy 24 hex digits (5b10ac8d82e05b22cc7d4ef5), or a number

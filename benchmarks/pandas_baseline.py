@@ -44,6 +44,11 @@ def _month(values: pd.Series) -> pd.Series:
     return values.dt.to_period("M").dt.to_timestamp()
 
 
+# The stored survey answers with their wave column, null in a table stored before it existed.
+STORED_RESPONSES = ("(select * from restricted.survey__responses union all by name "
+                    "select null::date as wave_quarter where false)")
+
+
 def _quarter(values: pd.Series) -> pd.Series:
     return values.dt.to_period("Q").dt.to_timestamp()
 
@@ -276,10 +281,12 @@ def _survey_waves(conn, groups: pd.DataFrame, months: pd.DataFrame) -> pd.DataFr
     minimum of answered items; a team-wave's mean over its scored respondents per scale;
     hidden cells left out (the disclosure rule reads each team's largest monthly headcount
     of the quarter)."""
-    answers = conn.sql("select response_id, survey_group, submitted_at, item_set, score "
-                       "from restricted.survey__responses").df()
+    answers = conn.sql(f"select response_id, survey_group, submitted_at, item_set, score, wave_quarter "
+                       f"from {STORED_RESPONSES}").df()
     answers = answers.merge(groups, left_on="survey_group", right_on="identifier")
-    answers["wave_quarter"] = _quarter(pd.to_datetime(answers["submitted_at"]))
+    # The wave the loader gave each response, else (stored before it did) its UTC quarter.
+    answers["wave_quarter"] = pd.to_datetime(answers["wave_quarter"]).fillna(
+        _quarter(pd.to_datetime(answers["submitted_at"])))
     people = answers.groupby(["response_id", "team", "wave_quarter", "item_set"])["score"].agg(
         ["mean", "count"]).reset_index()
     people = people[people["count"] >= people["item_set"].map({k: s.min_answered for k, s in ITEM_SETS.items()})]

@@ -15,6 +15,7 @@ import polars as pl
 from assets.landing.item_sets import ITEM_SETS
 from assets.models.psychometrics import SAFETY_MAX_WAVE_AGE_QUARTERS, wave_suppression
 from assets.warehouse.partitions import HISTORY_START
+from benchmarks.pandas_baseline import STORED_RESPONSES
 
 KEY = ["team", "period_month"]
 TEST_SERVICE = r"(?i)\btest\b"
@@ -273,10 +274,12 @@ def _survey_waves(conn, groups: pl.LazyFrame, months: pl.LazyFrame) -> pl.LazyFr
     hidden cells left out (the disclosure rule reads each team's largest monthly headcount
     of the quarter)."""
     minimum = pl.DataFrame({"item_set": list(ITEM_SETS), "min_answered": [s.min_answered for s in ITEM_SETS.values()]})
-    answers = (_scan(conn, "select response_id, survey_group, submitted_at, item_set, score "
-                           "from restricted.survey__responses")
+    answers = (_scan(conn, f"select response_id, survey_group, submitted_at, item_set, score, wave_quarter "
+                           f"from {STORED_RESPONSES}")
                .join(groups, left_on="survey_group", right_on="identifier")
-               .with_columns(wave_quarter=pl.col("submitted_at").cast(pl.Datetime).dt.truncate("1q").cast(pl.Date)))
+               # The wave the loader gave each response, else (stored before it did) its UTC quarter.
+               .with_columns(wave_quarter=pl.coalesce(
+                   "wave_quarter", pl.col("submitted_at").cast(pl.Datetime).dt.truncate("1q").cast(pl.Date))))
     people = (answers.group_by("response_id", "team", "wave_quarter", "item_set")
               .agg(person_score=pl.col("score").mean(), count=pl.col("score").count())
               .join(minimum.lazy(), on="item_set")

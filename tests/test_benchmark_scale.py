@@ -7,6 +7,8 @@ import shutil
 from collections import defaultdict
 
 import duckdb
+import pandas as pd
+import polars as pl
 import pytest
 from werkzeug.test import Client
 
@@ -192,3 +194,29 @@ def test_a_reused_warehouse_starts_its_first_build_from_what_the_generator_wrote
     dropped = keep_only_raw_tables(reused)
     assert _tables(reused) == generated
     assert sorted(dropped) == sorted(f'"{d}"."{s}"."{t}"' for d, s, t in before - generated)
+
+
+def test_both_baselines_count_a_response_in_the_wave_the_loader_gave_it():
+    """A campaign pinned to 2025-Q1 (export_mapping.yml's wave:) with a straggler on 3 April:
+    staging counts all six respondents in Q1 (the stored wave_quarter), and so must the
+    baselines; a response stored before the wave column existed takes its UTC quarter."""
+    conn = duckdb.connect()
+    conn.execute("attach ':memory:' as restricted")
+    conn.execute("create table restricted.survey__responses (response_id varchar, survey_group varchar, "
+                 "submitted_at timestamp, item_set varchar, item_no bigint, score bigint, wave_quarter date)")
+    conn.executemany("insert into restricted.survey__responses values (?, ?, ?, 'psychological_safety', ?, ?, ?)", [
+        (f"R{i}", "Payments", "2025-04-03 09:00:00" if i == 0 else "2025-03-25 09:00:00", item, 3 + i % 3,
+         "2025-01-01") for i in range(6) for item in range(1, 8)])
+    months = {"team": ["Payments"] * 6, "period_month": [f"2025-{m:02d}-01" for m in range(1, 7)], "headcount": [20] * 6}
+    groups = {"identifier": ["Payments"], "team": ["Payments"]}
+    by_pandas = pandas_baseline._survey_waves(conn, pd.DataFrame(groups), pd.DataFrame(months).astype(
+        {"period_month": "datetime64[ns]"}))
+    by_polars = polars_baseline._survey_waves(conn, pl.LazyFrame(groups), pl.LazyFrame(months).with_columns(
+        pl.col("period_month").str.to_date())).collect()
+    assert by_pandas[["wave_quarter", "n_respondents"]].astype(str).values.tolist() == [["2025-01-01", "6"]]
+    assert by_polars.select(pl.col("wave_quarter").cast(pl.String), "n_respondents").rows() == [("2025-01-01", 6)]
+    # Stored before the loader kept each response's wave: the calendar quarter of submission.
+    conn.execute("alter table restricted.survey__responses drop column wave_quarter")
+    by_pandas = pandas_baseline._survey_waves(conn, pd.DataFrame(groups), pd.DataFrame(months).astype(
+        {"period_month": "datetime64[ns]"}))
+    assert by_pandas[["wave_quarter", "n_respondents"]].astype(str).values.tolist() == [["2025-01-01", "5"]]

@@ -53,11 +53,11 @@ def test_times_before_the_trigger_are_left_out_and_named_not_blocking(warehouse)
                                 "is_under_a_minute": False, "timeline_conflict": None}
     # Still counted, as resolved, with neither time.
     assert incidents["PI9"] == {"incident_id": "PI9", "tta_seconds": None, "ttr_seconds": None, "is_open": False,
-                                "is_under_a_minute": False, "timeline_conflict": "resolved_before_trigger"}
+                                "is_under_a_minute": False, "timeline_conflict": "resolved_and_acknowledged_before_trigger"}
 
     checks = checks_on(warehouse, "marts.fct_incidents")
     assert checks["great_expectations"].passed, checks["great_expectations"].description
     named = checks["incidents_in_time_order"]
     assert not named.passed and named.severity == dg.AssetCheckSeverity.WARN
     [failure] = named.metadata["failures_json"].data
-    assert failure["unexpected_rows"] == [{"incident_id": "PI9", "timeline_conflict": "resolved_before_trigger"}]
+    assert failure["unexpected_rows"] == [{"incident_id": "PI9", "timeline_conflict": "resolved_and_acknowledged_before_trigger"}]

@@ -139,6 +139,17 @@ def test_a_wave_setting_on_a_file_spanning_more_than_one_quarter_end_stops_it(tm
     assert "cumulative export), remove wave from the entry" in message
 
 
+def test_a_wave_setting_on_a_file_with_responses_on_both_sides_of_its_wave_stops_it(tmp_path):
+    # Q4 2024, Q1 2025 and Q2 2025 each one quarter from wave 2025-Q1 at most: three waves, not a campaign.
+    path = export(tmp_path / "cumulative.csv", ["2024-12-10 09:00", "2025-02-10 09:00", "2025-02-11 09:00",
+                                                 "2025-04-02 09:00", "2025-04-03 09:00", "2025-04-04 09:00"])
+    settings = settings_of(tmp_path, 'files:\n  - match: "cumulative.csv"\n    wave: 2025-Q1\n', path.name)
+    with pytest.raises(SurveyExportError) as stopped:
+        read_survey_exports([path], GROUPS, NOW, settings=settings)
+    assert ("but 1 of its 6 responses were submitted more than a quarter away, or in the quarter on one side of it "
+            "while others are in the quarter on the other side (1 in 2024-Q4)") in str(stopped.value)
+
+
 def two_team_warehouse(tmp_path, dbt, landing):
     """A warehouse whose team map has Payments and Search by survey group, closed, and the
     resources the survey assets run with on ``landing``."""

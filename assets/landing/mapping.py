@@ -72,6 +72,7 @@ import yaml
 from assets.landing.item_sets import ITEM_SETS
 from assets.landing.snapshot import ENCODINGS
 from assets.landing.tables import header_text
+from assets.landing.team_map import NULL_WORDS
 
 MAPPING_FILE = "export_mapping.yml"
 SURVEY_PRESETS = ("auto", "qualtrics", "qualtrics_legacy", "google_forms", "microsoft_forms", "surveymonkey",
@@ -287,6 +288,8 @@ def _section(section: dict, kind: str, where: str) -> dict:
         if key in section:
             if not isinstance(section[key], list):
                 raise MappingError(f"{where}: {key} must be a list of texts")
+            if any(v is None or not str(v).strip() for v in section[key]):
+                raise MappingError(f"{where}: an empty value in {key} ({NULL_WORDS})")
             out[key] = tuple(str(v).strip().lower() for v in section[key])
     _in_one_list(out, where)
     if "item_sets" in section:

@@ -349,16 +349,20 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
 
 def _far_from_wave(file: SurveyFile) -> str | None:
     """Why a file's wave setting cannot be meant for it, or None: some of its responses were
-    submitted more than a quarter away from that wave. One campaign crosses one quarter end at
-    most; a file spanning more is a cumulative export (or the entry matches the wrong file), and
-    its waves would be merged into one."""
+    submitted more than a quarter away from that wave, or in the quarters on both sides of it.
+    One campaign crosses one quarter end at most; a file spanning more is a cumulative export (or
+    the entry matches the wrong file), and its waves would be merged into one."""
+    apart = Counter(_quarters_apart(file.wave, parsed["submitted_on"]) for *_, parsed in file.candidates)
+    # Both neighbours: the side with fewer responses is the one no campaign of this wave explains.
+    both_sides = {min((-1, 1), key=lambda side: (apart[side], side))} if apart[-1] and apart[1] else set()
     far = Counter(_wave(parsed["submitted_on"]) for *_, parsed in file.candidates
-                  if abs(_quarters_apart(file.wave, parsed["submitted_on"])) > 1)
+                  if abs(step := _quarters_apart(file.wave, parsed["submitted_on"])) > 1 or step in both_sides)
     if not far:
         return None
     return (f"{file.name}: its files: entry in export_mapping.yml sets wave: {_wave(file.wave)}, so every response "
             f"of it would count in that wave, but {sum(far.values())} of its {len(file.candidates)} responses were "
-            "submitted more than a quarter away ("
+            + ("submitted more than a quarter away, or in the quarter on one side of it while others are in the "
+               "quarter on the other side (" if both_sides else "submitted more than a quarter away (")
             + ", ".join(f"{n} in {wave}" for wave, n in sorted(far.items()))
             + "): one campaign's export crosses one quarter end at most. If the file holds several campaigns (a "
             "cumulative export), remove wave from the entry that matches it; else correct the wave or the entry's "

@@ -97,6 +97,16 @@ class ReportInputs:
     survey: SurveyReview | None = None  # None when the survey tables are not built yet
 
 
+def models_not_built(warehouse: str) -> str:
+    """What a notebook says where the correlation table would be, on a warehouse whose models
+    no run has built yet (a first run stopped by a blocking check)."""
+    return (f"{CORRELATIONS_TABLE} is not in {warehouse}: the models have not been built yet. A nightly run writes "
+            "them only when the blocking checks on the marts pass, so a run stopped by one (a new warehouse's first "
+            "run, say) leaves the marts without them (README, \"Which checks block\"). Fix what stopped the last run "
+            "(a failed check names it on its Checks tab in Dagster), let the next nightly run finish (or start one), "
+            "and run this notebook again.")
+
+
 def table_exists(conn: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     schema, name = qualified.split(".")
     return conn.execute(

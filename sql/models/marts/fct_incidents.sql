@@ -70,25 +70,33 @@ attributed as (
     left join {{ ref('int_pagerduty_incident_teams') }} as incident_teams using (incident_id)
 ),
 
--- Times in an order no incident can have (clock skew, log entries out of order): an
--- acknowledgement before the trigger or after the resolve, a resolve before the trigger. Such a
--- time is no t_ack or t_resolved: it is left out (null) and the incident named
--- (timeline_conflict, check incidents_in_time_order), since PagerDuty's log cannot be edited.
+-- Times in an order no incident can have (clock skew, log entries out of order): a resolve
+-- before the trigger, an acknowledgement before the trigger or after a resolve kept. Such a time
+-- is no t_resolved or t_ack: it is left out (null) and the incident named (timeline_conflict,
+-- check incidents_in_time_order), since PagerDuty's log cannot be edited.
+resolves_in_order as (
+    select * replace (case when resolved_at >= created_at then resolved_at end as resolved_at),
+        status = 'resolved' and attributed.resolved_at < created_at as is_resolve_out_of_order
+    from attributed
+),
+
 ordered as (
     select
-        * replace (
+        * exclude (is_resolve_out_of_order) replace (
             case
-                when acknowledged_at >= created_at and not coalesce(status = 'resolved' and acknowledged_at > resolved_at, false)
+                when acknowledged_at >= created_at
+                    and not coalesce(status = 'resolved' and acknowledged_at > resolved_at, false)
                     then acknowledged_at
-            end as acknowledged_at,
-            case when resolved_at >= created_at then resolved_at end as resolved_at
+            end as acknowledged_at
         ),
         case
-            when status = 'resolved' and resolved_at < created_at then 'resolved_before_trigger'
+            when is_resolve_out_of_order and acknowledged_at < created_at
+                then 'resolved_and_acknowledged_before_trigger'
+            when is_resolve_out_of_order then 'resolved_before_trigger'
             when acknowledged_at < created_at then 'acknowledged_before_trigger'
             when status = 'resolved' and acknowledged_at > resolved_at then 'acknowledged_after_resolve'
         end as timeline_conflict
-    from attributed
+    from resolves_in_order
 ),
 
 facts as (
