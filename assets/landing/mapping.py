@@ -288,7 +288,8 @@ def _section(section: dict, kind: str, where: str) -> dict:
         if key in section:
             if not isinstance(section[key], list):
                 raise MappingError(f"{where}: {key} must be a list of texts")
-            if any(v is None or not str(v).strip() for v in section[key]):
+            # A quoted "" is a value (the empty employment type, listed on purpose); YAML's null is not.
+            if any(v is None for v in section[key]):
                 raise MappingError(f"{where}: an empty value in {key} ({NULL_WORDS})")
             out[key] = tuple(str(v).strip().lower() for v in section[key])
     _in_one_list(out, where)
