@@ -42,6 +42,7 @@ from assets.landing.team_map import identifier_key
 from assets.landing.values import (
     FALSE_WORDS,
     OPEN_END_YEAR,
+    ORACLE_END_OF_TIME,
     TRUE_WORDS,
     ZERO_DATE,
     AmbiguousDates,
@@ -445,7 +446,8 @@ def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern], preset: 
         return typed
     # Read by the file's pattern first, so every pattern's way of writing it (and a workbook's
     # date cell) is one, and a bad date is still a bad date.
-    open_end = f"year(termination_date) >= {OPEN_END_YEAR}"
+    open_end = (f"(year(termination_date) >= {OPEN_END_YEAR} "
+                f"or termination_date = date '{ORACLE_END_OF_TIME.isoformat()}')")
     return (f"select * replace (case when {open_end} then null else termination_date end as termination_date, "
             f"case when {open_end} then '' else termination_date_text end as termination_date_text) "
             f"from ({typed})")
@@ -478,11 +480,11 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
     lists (``known_types``: counted and excluded), a type in neither is an error: a type new in a
     later export is neither counted nor left out unseen."""
     checks = ["case when employee_id = '' then 'missing id: employee id is empty' end",
-              "case when id_rounded then 'rounded id: the employee id is a number in scientific notation (as Excel "
-              "saves an id of 12 digits or more), which lost its last digits, so several people may share it: "
-              "export the ids as text from the HR tool, not through a spreadsheet' end",
-              "case when org_units.org_unit is null then 'unknown team: org unit ''' || org_unit_text || "
-              "''' is not in the team map''s hr_org_units' end"]
+              ("case when id_rounded then 'rounded id: the employee id is a number in scientific notation (as Excel "
+               "saves an id of 12 digits or more), which lost its last digits, so several people may share it: "
+               "export the ids as text from the HR tool, not through a spreadsheet' end"),
+              ("case when org_units.org_unit is null then 'unknown team: org unit ''' || org_unit_text || "
+               "''' is not in the team map''s hr_org_units' end")]
     for role in DATE_ROLES:
         if role in roles:
             checks.append(f"case when {role}_text <> '' and {role} is null then 'bad date: {role} ''' || {role}_text "

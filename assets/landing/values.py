@@ -146,6 +146,9 @@ _ZERO_DATE = re.compile(ZERO_DATE)
 # empty cell or 0000-00-00 is (hr._typed_sql): no real date lies so far ahead. Later years
 # too: 9999-12-31T23:30:00-01:00 is a UTC date in 10000.
 OPEN_END_YEAR = 9999
+# Oracle's end of time (Oracle HCM and E-Business Suite end an open record on 31-DEC-4712): the
+# same open end, that one day only.
+ORACLE_END_OF_TIME = date(4712, 12, 31)
 # The one ISO rule, for the Python 'iso' reading and the HR loader's DuckDB SQL alike (RE2
 # syntax): YYYY-MM-DD, optionally a time (space or T) HH:MM[:SS[.fraction]] and then an
 # offset (Z, UTC, GMT, +HH[:MM], -HHMM), read as that instant in UTC. Groups: the date, the
