@@ -25,32 +25,20 @@ def written(pattern: str, moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d") if pattern == "iso" else moment.strftime(pattern)
 
 
+# SAP's and Oracle's ends of time (Oracle HCM, E-Business Suite: 31-DEC-4712).
+@pytest.mark.parametrize("open_end", [datetime(9999, 12, 31), datetime(4712, 12, 31)], ids=["sap", "oracle"])
 @pytest.mark.parametrize("pattern", ["iso", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%d-%b-%Y", "%b %d, %Y",
                                      "%m/%d/%Y %I:%M:%S %p", "%d.%m.%Y %H:%M"])
-def test_the_open_end_date_is_no_termination_in_every_date_pattern(tmp_path, pattern):
+def test_the_open_end_date_is_no_termination_in_every_date_pattern(tmp_path, pattern, open_end):
     # Employee 1 is active (open end), 2 left in March 2025; a day above 12 settles the pattern.
-    hire, left, open_end = (written(pattern, d) for d in (datetime(2023, 3, 15), datetime(2025, 3, 14),
-                                                           datetime(9999, 12, 31)))
+    hire, left, open_end = (written(pattern, d) for d in (datetime(2023, 3, 15), datetime(2025, 3, 14), open_end))
     text = (f"{HEADER}\n\"1\",Payments,SRE,\"{hire}\",\"{open_end}\",\n"
             f"\"2\",Payments,SRE,\"{hire}\",\"{left}\",Resignation\n")
-    loaded = read_roster(tmp_path, "sap.csv", "", NOW, text)
+    loaded = read_roster(tmp_path, "hr.csv", "", NOW, text)
     assert loaded.quarantine.height == 0
     assert months(loaded, "1")[-1] == "2025-06" and months(loaded, "2")[-1] == "2025-03"
     assert loaded.terminations.select("termination_date", "voluntary").rows() == [("2025-03-14", "true")]
     assert loaded.as_of == ("2023-03-15", "2025-03-14")
-
-
-@pytest.mark.parametrize("pattern", ["iso", "%d-%b-%Y", "%m/%d/%Y"])
-def test_oracles_end_of_time_is_no_termination(tmp_path, pattern):
-    # Oracle HCM's open end, 31-DEC-4712; another date that year is still a mistyped one.
-    hire, left, open_end = (written(pattern, d) for d in (datetime(2023, 3, 15), datetime(2025, 3, 14),
-                                                           datetime(4712, 12, 31)))
-    text = (f"{HEADER}\n\"1\",Payments,SRE,\"{hire}\",\"{open_end}\",\n"
-            f"\"2\",Payments,SRE,\"{hire}\",\"{left}\",Resignation\n")
-    loaded = read_roster(tmp_path, "oracle.csv", "", NOW, text)
-    assert loaded.quarantine.height == 0
-    assert months(loaded, "1")[-1] == "2025-06"
-    assert loaded.terminations.select("termination_date").rows() == [("2025-03-14",)]
     assert not any("termination dates after the load date" in note for note in loaded.notes)
 
 
