@@ -352,11 +352,13 @@ def _far_from_wave(file: SurveyFile) -> str | None:
     submitted more than a quarter away from that wave, or in the quarters on both sides of it.
     One campaign crosses one quarter end at most; a file spanning more is a cumulative export (or
     the entry matches the wrong file), and its waves would be merged into one."""
-    apart = Counter(_quarters_apart(file.wave, parsed["submitted_on"]) for *_, parsed in file.candidates)
+    # Each response's quarters from the wave (negative: before) and its own quarter.
+    placed = [(_quarters_apart(file.wave, parsed["submitted_on"]), _wave(parsed["submitted_on"]))
+              for *_, parsed in file.candidates]
+    apart = Counter(step for step, _ in placed)
     # Both neighbours: the side with fewer responses is the one no campaign of this wave explains.
     both_sides = {min((-1, 1), key=lambda side: (apart[side], side))} if apart[-1] and apart[1] else set()
-    far = Counter(_wave(parsed["submitted_on"]) for *_, parsed in file.candidates
-                  if abs(step := _quarters_apart(file.wave, parsed["submitted_on"])) > 1 or step in both_sides)
+    far = Counter(wave for step, wave in placed if abs(step) > 1 or step in both_sides)
     if not far:
         return None
     return (f"{file.name}: its files: entry in export_mapping.yml sets wave: {_wave(file.wave)}, so every response "

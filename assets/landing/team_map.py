@@ -107,12 +107,13 @@ def read_team_map(path: Path) -> list[dict[str, str]]:
         team = str(entry["team"]).strip()
         # Team names read alike (identifier_key: case, spacing, Unicode form, quotes) are one
         # team to anyone reading the report, so two entries so named are one team listed twice.
-        if identifier_key(team) in seen_teams:
-            first, written = seen_teams[identifier_key(team)]
+        team_key = identifier_key(team)
+        if team_key in seen_teams:
+            first, written = seen_teams[team_key]
             raise TeamMapError(f"{where}: team {team!r} is listed twice (entry {first}: {written!r})"
                                + ("; team names alike whatever their case, spacing, Unicode form and quotes "
                                   "are one team" if written != team else ""))
-        seen_teams[identifier_key(team)] = (position, team)
+        seen_teams[team_key] = (position, team)
         unknown = sorted(set(entry) - {"team", *SOURCES})
         if unknown:
             raise TeamMapError(f"{where} ({team}): unknown keys {unknown}; valid keys: team, {', '.join(SOURCES)}")
