@@ -18,6 +18,7 @@
 import csv
 import io
 import shutil
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -225,15 +226,25 @@ def generic_export(path: Path, dates: list[str]) -> Path:
     return path
 
 
+@pytest.fixture(params=["UTC", "Asia/Kolkata", "America/Los_Angeles"])
+def host_time_zone(request, monkeypatch):
+    """The process's own time zone, a laptop's outside UTC: Python reads a naive time in it."""
+    monkeypatch.setenv("TZ", request.param)
+    time.tzset()
+    yield request.param
+    monkeypatch.undo()
+    time.tzset()
+
+
 @pytest.mark.parametrize("written", ["2025-04-01", "01.04.2025", "01-Apr-2025"])
-def test_a_date_without_a_time_is_its_calendar_day_whatever_the_time_zone(tmp_path, written):
+def test_a_date_without_a_time_is_its_calendar_day_whatever_the_time_zone(tmp_path, written, host_time_zone):
     path = generic_export(tmp_path / "survey_q2.csv", [written] * 3)
     load = read_survey_exports([path], GROUPS, NOW, settings=settings_of(tmp_path, BERLIN, path.name))
     assert {r["submitted_at"] for r in load.checked.accepted} == {datetime(2025, 4, 1)}
     assert load.files[0].waves == ["2025-Q2"]
 
 
-def test_a_time_of_day_is_still_read_in_the_time_zone(tmp_path):
+def test_a_time_of_day_is_still_read_in_the_time_zone(tmp_path, host_time_zone):
     path = generic_export(tmp_path / "survey.csv", ["2025-04-01 00:30:00", "2025-04-01 09:00"])
     load = read_survey_exports([path], GROUPS, NOW, settings=settings_of(tmp_path, BERLIN, path.name))
     assert sorted({r["submitted_at"] for r in load.checked.accepted}) == [

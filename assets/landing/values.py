@@ -391,9 +391,10 @@ class DatePattern:
     def _moment(self, parsed: datetime, states_time: bool, text: str, column: str, now: datetime) -> Reading:
         # A date without a time of day is that calendar day (00:00 UTC), as HR dates and
         # submitted_at_value are: the zone of a time it does not state would move 1 April in
-        # Berlin to 31 March 22:00 UTC, into the previous wave.
-        if parsed.tzinfo is None and states_time:
-            parsed = parsed.replace(tzinfo=ZoneInfo(self.time_zone))
+        # Berlin to 31 March 22:00 UTC, into the previous wave. Naive, it would be read in the
+        # host's zone (Python's astimezone), shifting it on a laptop outside UTC.
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=ZoneInfo(self.time_zone) if states_time else UTC)
         # The day, for the survey wave: a time of day's date in the time zone (so 1 April 00:30
         # in Berlin is 1 April, as the date 1 April alone is, though it is 31 March in UTC); a
         # time with its own offset is taken to the time zone too; a date alone is itself.
