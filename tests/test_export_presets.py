@@ -340,8 +340,9 @@ def test_a_csv_footer_line_is_left_out_and_a_last_row_holding_only_an_id_is_not(
                           Mapping({}, {}, {}, (), "none").settings(path.name, "hr"),
                           {"payments": "Payments"}, datetime(2024, 3, 2, tzinfo=UTC), "salt", tmp_path)
     assert loaded.quarantine["source_line"].to_list() == [4] and loaded.employees == 3
+    # The roster has no termination date column: its notes say so too (test_hr_roster_columns).
     assert loaded.notes == ["line 6 below the table ('Total employees: 3') holds one cell only: read as the "
-                            "export's summary line, not an employee"]
+                            "export's summary line, not an employee", loaded.no_termination_column]
 
 
 def test_negated_mixed_and_missing_termination_reasons_are_never_guessed(tmp_path):

@@ -31,7 +31,14 @@ from assets.landing.files import (
     previous_facts,
     write_facts,
 )
-from assets.landing.hr import HEADCOUNT_COLUMNS, TERMINATION_COLUMNS, HrExportError, HrFile, read_hr_file
+from assets.landing.hr import (
+    HEADCOUNT_COLUMNS,
+    TERMINATION_COLUMNS,
+    HrExportError,
+    HrFile,
+    read_hr_file,
+    unmatched_list_warnings,
+)
 from assets.landing.item_sets import PSYCHOLOGICAL_SAFETY
 from assets.landing.mapping import MappingError, read_mapping
 from assets.landing.resource import LandingFolderResource
@@ -368,6 +375,12 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
             f"one of them an id scope: employee_id_scope (a short name of its HR system, like DE) in the files "
             f"entry of export_mapping.yml matching {second}, or a new entry {{match: \"{second}\", kind: hr, "
             "employee_id_scope: DE}")
+    for file in read:
+        # A roster of active employees beside the pipeline's own leaver files takes its leavers from them.
+        if file.no_termination_column and not leavers_only:
+            context.log.warning(file.no_termination_column)
+    for warning in unmatched_list_warnings(read):
+        context.log.warning(warning)
     for file in read:
         # A roster whose every employee a newer roster lists carries nobody forward.
         supplies_rows = combined["employees_taken_from_a_newer_roster"].get(file.name, 0) < file.employees

@@ -117,6 +117,13 @@ class HrFile:
     # leaver either), and the mart's team-months come from headcount, so the months are kept
     # and the load warns (assets._load_hr) rather than cutting them at a guessed date.
     months_carried_forward: list[str] = field(default_factory=list)
+    # A roster without a termination date column: the warning saying it has no leavers ('' when
+    # it has one, or is a snapshot or leaver file). The load logs it (assets._load_hr).
+    no_termination_column: str = ""
+    # The mapping's list entries that match nothing in this file, by setting (hr.critical_roles,
+    # hr.voluntary_reasons...), for each list that applies to it: an entry no file matches
+    # (unmatched_list_warnings) is misspelt, or the file's encoding garbled its accents.
+    unmatched_list_entries: dict[str, list[str]] = field(default_factory=dict)
 
     def parquet(self, name: str) -> Path:
         return self.folder / f"{name}.parquet"
@@ -170,6 +177,7 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
                                 f"rows have no employee id with hire/termination or snapshot dates. Name the columns "
                                 f"in export_mapping.yml (hr.columns) or its preset (hr.preset)")
         roles = _roles(records.row(header_index), preset, settings, name)
+        no_termination_column = _no_termination_column(records.row(header_index), roles, preset, name)
         header_row = records.frame["row"][header_index]
         summary_lines = _summary_lines(conn, records, header_row)
         if summary_lines:
@@ -199,7 +207,8 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         conn.execute("create table org_units as select * from org_unit_frame")
         known_types = (settings.counted_employment_types + settings.excluded_employment_types
                        if "employment_type" in roles else ())
-        checks = _row_checks(roles, preset, true_words, false_words, voluntary, pattern, known_types)
+        checks = _row_checks(roles, preset, true_words, false_words, voluntary, pattern, known_types,
+                             records.diagnosis.get("encoding", ""))
         not_leaver = _not_leaver_sql(settings)
         excluded = f"list_contains({_sql_list(settings.excluded_employment_types)}, lower(employment_type_text))"
         # Snapshot files repeat each employee every month: hash each id once.
@@ -215,7 +224,8 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         # A row of an excluded employment type (a contractor, an intern) counts nowhere, so no
         # check applies to it: it is left out (_deduplicated), not quarantined.
         conn.execute(f"""create table checked as select typed.row, typed.employee_id, org_units.org_unit,
-                             typed.org_unit_text, typed.role, typed.employment_type_text,
+                             typed.org_unit_text, typed.role, typed.employment_type_text, typed.critical_text,
+                             typed.reason_text,
                              {dates}{', ' if dates else ''}{excluded} as excluded_type,
                              case when {excluded} then '' else {checks} end as errors,
                              case when {excluded} then ''
@@ -224,6 +234,7 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
                          from ({_typed_sql(roles, patterns, preset)}) as typed
                          left join org_units on org_units.key = typed.org_unit_text""",
                      [now.replace(tzinfo=None)])
+        unmatched = _unmatched_list_entries(conn, settings, preset)
         date_role = "hire_date" if preset != "snapshots" else _date_role(roles)
         _deduplicated(conn, date_role)
         # The row as exported, its id hashed: quarantined rows are few, so they are joined back.
@@ -258,6 +269,8 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         employees = counts["employees"]
         notes = list(records.notes) + [f"line {row} below the table ({text!r}) holds one cell only: read as the "
                                        "export's summary line, not an employee" for row, text in summary_lines]
+        if no_termination_column:
+            notes.append(no_termination_column)
         if preset != "snapshots" and "termination_date" in roles:
             ahead = conn.execute(f"select count(*) from accepted where termination_date > ? and "
                                  f"termination_date <= ? + interval {NOTICE_DAYS_AHEAD} day",
@@ -287,7 +300,8 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
     return HrFile(name, preset, diagnosis, output, counts, data_rows, employees, months, notes,
                   leavers_only=preset == "snapshots" and "snapshot_date" not in roles, as_of=as_of,
                   header=tuple(header_text(c) for c in records.row(header_index)),
-                  months_carried_forward=carried)
+                  months_carried_forward=carried, no_termination_column=no_termination_column,
+                  unmatched_list_entries=unmatched)
 
 
 def _summary_lines(conn: duckdb.DuckDBPyConnection, records: Records, header_row: int) -> list[tuple[int, str]]:
@@ -326,6 +340,18 @@ def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) 
         roles["hire_date"], roles["rehire_date"] = (f"c{header.index(n)}" for n in FIRST_AND_LATEST_HIRE)
     needed = ("employee_id", "org_unit") + (("hire_date",) if preset != "snapshots" else ())
     missing = [role for role in needed if role not in roles]
+    if preset != "snapshots" and "hire_date" in missing and "termination_date" in roles:
+        # Leavers without the employees who stayed give no headcount, and a leaver without a hire
+        # date is no spell of employment: the roster is what is needed, with its inactive rows.
+        raise HrExportError(
+            f"{name} ({preset} preset): termination dates but no hire date column: this looks like a list of "
+            "leavers only (Personio's Leaving employees export, a terminations report), which is no roster: "
+            "headcount and attrition need every employee with their hire and termination dates. Export the "
+            "employee roster with inactive (former) employees included and its hire date column (Personio: the "
+            "employee list including inactive employees; BambooHR: the report's filter All), and take this file "
+            "out of the landing folder (or give it kind: ignore in a files: entry of export_mapping.yml). If the "
+            "file has a hire date under another header, name it as hr.columns.hire_date. The header has "
+            f"{header_cells}")
     if preset == "snapshots" and "snapshot_date" not in roles and "termination_date" not in roles:
         missing.append("snapshot_date or termination_date")
     if missing:
@@ -343,6 +369,79 @@ def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) 
                             "only gets counted_employment_types: [] and excluded_employment_types: [] in its files: "
                             "entry")
     return roles
+
+
+# Header texts that may be a termination date or reason the presets do not know (named in the
+# warning of a roster without a termination date column).
+TERMINATION_LIKE = re.compile(r"term|separat|leav|exit|depart|austritt|\bend\b|last day", re.IGNORECASE)
+
+
+def _no_termination_column(header_cells: list[str], roles: dict[str, str], preset: str, name: str) -> str:
+    """The warning for a roster without a termination date column ('' when it has one): it loads
+    with no leaver, so its attrition is 0, whether it lists active employees only or its termination
+    column has a name no preset knows."""
+    if preset == "snapshots" or "termination_date" in roles:
+        return ""
+    used = {int(column[1:]) for column in roles.values()}
+    candidates = [cell for index, cell in enumerate(header_cells)
+                  if index not in used and TERMINATION_LIKE.search(str(cell))]
+    looks = (f"its columns {candidates} may be the termination date and reason" if candidates
+             else f"the header has {header_cells}")
+    return (f"{name} ({preset} preset): no termination date column found, so this roster has no leavers: every "
+            f"employee on it counts as employed up to this month and its attrition is 0. {looks[0].upper()}"
+            f"{looks[1:]}: name the termination date column as hr.columns.termination_date in export_mapping.yml "
+            "(and the termination type or reason as hr.columns.termination_reason). If the export lists active "
+            "employees only, export inactive employees too (BambooHR: the report's filter All; Personio: include "
+            "inactive employees)")
+
+
+# The mapping's word lists, the role or reason text each is matched with, and which rows it applies
+# to: critical_roles to rows without a critical-role flag, the reason lists to a roster's rows
+# (the pipeline's leaver files carry a voluntary flag instead).
+LISTED_ENTRIES = {"critical_roles": ("role", "critical_text = ''", False),
+                  "voluntary_reasons": ("reason_text", "true", True),
+                  "involuntary_reasons": ("reason_text", "true", True),
+                  "not_leaver_reasons": ("reason_text", "true", True)}
+
+
+def _unmatched_list_entries(conn: duckdb.DuckDBPyConnection, settings: Settings, preset: str) -> dict[str, list[str]]:
+    """For each of the mapping's lists (LISTED_ENTRIES) that applies to this file, its entries
+    that no row's role or reason matches (case ignored, as the load compares them)."""
+    out: dict[str, list[str]] = {}
+    for key, (column, applies, roster_only) in LISTED_ENTRIES.items():
+        entries = getattr(settings, key)
+        if not entries or (roster_only and preset == "snapshots"):
+            continue
+        found = {text for (text,) in conn.execute(f"select distinct lower({column}) from checked where {applies}")
+                 .fetchall()}
+        if found:  # else no row of the file is read by the list (every row has a critical-role flag)
+            out[f"hr.{key}"] = [entry for entry in entries if entry not in found]
+    return out
+
+
+def unmatched_list_warnings(files: list[HrFile]) -> list[str]:
+    """A warning for each of the mapping's list entries that matches nothing in any HR file it
+    applies to: a critical role no employee holds counts nobody as critical, silently, and an
+    accented role misread by the wrong encoding (Excel for Mac's MacRoman read as Windows-1252:
+    IngŽnieur for Ingénieur) is such a role."""
+    warnings = []
+    for key in sorted({key for file in files for key in file.unmatched_list_entries}):
+        listing = [file for file in files if key in file.unmatched_list_entries]
+        unmatched = [entry for entry in listing[0].unmatched_list_entries[key]
+                     if all(entry in file.unmatched_list_entries[key] for file in listing)]
+        if not unmatched:
+            continue
+        what = "employee's role" if key == "hr.critical_roles" else "termination reason"
+        effect = ("nobody counts as critical by it" if key == "hr.critical_roles"
+                  else "no termination is read by it")
+        encodings = ", ".join(f"{file.name} read as {file.diagnosis.get('encoding', '?')}" for file in listing)
+        accents = ("; an accented word garbled in the stored text (IngŽnieur for Ingénieur) means the file's "
+                   "encoding was misread: Excel for Mac saves CSV as MacRoman, set encoding: mac_roman in the "
+                   "file's files: entry of export_mapping.yml" if any(not e.isascii() for e in unmatched) else "")
+        warnings.append(f"{key} in export_mapping.yml lists {unmatched}, which match no {what} in the HR exports "
+                        f"({encodings}): {effect}. Check the spelling against the exports (case is ignored)"
+                        f"{accents}")
+    return warnings
 
 
 def _workbook_dates(conn: duckdb.DuckDBPyConnection, records: Records, roles: dict[str, str],
@@ -473,7 +572,7 @@ NOTICE_DAYS_AHEAD = 366
 
 
 def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern: DatePattern | None,
-                known_types: tuple[str, ...]) -> str:
+                known_types: tuple[str, ...], encoding: str = "") -> str:
     """A DuckDB expression of every error of a row, joined by '; ' (empty: the row loads). A
     roster's termination date ahead is no error (``_leaver_checks``): the employee counts until
     then, as a leaver once it has passed (``_roster_tables``). With the mapping's employment type
@@ -484,7 +583,7 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
                "saves an id of 12 digits or more), which lost its last digits, so several people may share it: "
                "export the ids as text from the HR tool, not through a spreadsheet' end"),
               ("case when org_units.org_unit is null then 'unknown team: org unit ''' || org_unit_text || "
-               "''' is not in the team map''s hr_org_units' end")]
+               f"''' is not in the team map''s hr_org_units'{_misread_hint(encoding)} end")]
     for role in DATE_ROLES:
         if role in roles:
             checks.append(f"case when {role}_text <> '' and {role} is null then 'bad date: {role} ''' || {role}_text "
@@ -522,6 +621,17 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
                       "employment type: ''' || employment_type_text || ''' is in neither list: the row is neither "
                       f"counted nor left out until the type is listed under {lists}' end")
     return "concat_ws('; ', " + ", ".join(checks) + ")"
+
+
+def _misread_hint(encoding: str) -> str:
+    """SQL appending to the unknown-team reason, for an accented org unit of a file read as a
+    single-byte encoding, that its accents may be misread: Excel for Mac's MacRoman read as
+    Windows-1252 turns Équipe into ƒquipe, which no team map lists."""
+    if encoding not in ("cp1252", "latin-1"):
+        return ""
+    return (" || case when regexp_matches(org_unit_text, '[^\\x00-\\x7F]') then ' (the file was read as "
+            f"{encoding}: if its accented letters look garbled, set its encoding in its files: entry of "
+            "export_mapping.yml, mac_roman for an Excel for Mac CSV)' else '' end")
 
 
 def _leaver_checks(roles, preset, voluntary: str, not_leaver: str) -> str:

@@ -42,7 +42,8 @@ the presets' defaults. A wrong key or value stops the load with a message naming
       snapshots_from: 2024-01-01    # first month of the derived headcount snapshots
     true_words: [yes, ja, oui]      # added to the built-in true/false words
     false_words: [no, nein, non]
-    encoding: auto                  # default PSAFE_EXPORT_ENCODING
+    encoding: auto                  # default PSAFE_EXPORT_ENCODING; mac_roman for an Excel for Mac
+                                    # CSV (its bytes are valid Windows-1252 too: never detected)
     files:                          # settings for some files only (shell patterns on the name)
       - match: "culture_amp_*.xlsx"
         kind: survey                # survey | hr | ignore
@@ -56,6 +57,8 @@ the presets' defaults. A wrong key or value stops the load with a message naming
         kind: hr
         employee_id_scope: DE       # ids of this file are "DE:<id>": another HR system numbering
                                     # its employees from 1 as well is not merged with this one
+      - match: "roster_mac.csv"
+        encoding: mac_roman         # this file's encoding (as the top-level encoding, for one file)
 """
 
 from __future__ import annotations
@@ -190,7 +193,8 @@ def read_mapping(folder: Path) -> Mapping:
         kind = entry.get("kind")
         if kind is not None and kind not in KINDS:
             raise MappingError(f"{where} ({entry['match']}): kind {kind!r} is not one of {', '.join(KINDS)}")
-        body = {k: v for k, v in entry.items() if k not in ("match", "kind", "sheet", "employee_id_scope")}
+        body = {k: v for k, v in entry.items()
+                if k not in ("match", "kind", "sheet", "employee_id_scope", "encoding")}
         checked = _section(body, kind or "survey", where) if kind != "hr" else _section(body, "hr", where)
         if entry.get("sheet") is not None and not isinstance(entry["sheet"], str):
             raise MappingError(f"{where}: sheet must be a sheet name")
@@ -201,7 +205,10 @@ def read_mapping(folder: Path) -> Mapping:
             _in_one_list({**hr, **checked}, f"{where} ({entry['match']}) with the hr section")
         files.append({"match": entry["match"], **({"kind": kind} if kind else {}),
                       **({"sheet": entry["sheet"]} if entry.get("sheet") else {}),
-                      **({"employee_id_scope": scope} if scope else {}), **checked})
+                      **({"employee_id_scope": scope} if scope else {}), **checked,
+                      # One file's encoding (an Excel for Mac CSV among UTF-8 exports): a top-level
+                      # mac_roman would misread every UTF-8 file's accents without a word.
+                      **_common({"encoding": entry["encoding"]} if "encoding" in entry else {}, where)})
     return Mapping(survey, hr, common, tuple(files), str(path))
 
 

@@ -135,19 +135,29 @@ class HrPreset:
     columns: dict[str, tuple[str, ...]]
 
 
+# Besides BambooHR's, Workday's and ADP's names: UKG Pro (UltiPro) reports' Term Date and Term
+# Reason (its Date of Termination field, dateOfTermination), and Oracle HCM Cloud's Person Number
+# and Actual Termination Date (the Worker Work Relationship's field names). A roster whose
+# termination column has another name loads without leavers, so the load warns
+# (hr._no_termination_column).
 _ROSTER_COLUMNS = {
     "employee_id": ("employee_id", "employee id", "employee #", "employee number", "employeenumber", "worker id",
-                    "id"),
+                    "person number", "id"),
     "org_unit": ("org_unit", "org unit", "department", "team", "supervisory organization", "organization",
                  "cost center"),
     "role": ("role", "job title", "jobtitle", "title", "business title", "job profile", "position"),
     "hire_date": ("hire_date", "hire date", "hiredate", "original hire date", "start date"),
     # ADP Workforce Now: a rehire sets Rehire Date and keeps Hire Date and the last Termination Date.
-    "rehire_date": ("rehire_date", "rehire date"),
+    # UKG Pro: Last Hire Date is the latest hire beside Original Hire Date (the same date unless
+    # rehired), read as Workday's Hire Date is (FIRST_AND_LATEST_HIRE).
+    "rehire_date": ("rehire_date", "rehire date", "last hire date"),
     "termination_date": ("termination_date", "termination date", "terminationdate", "termination date (effective)",
-                         "end date"),
+                         "term date", "date of termination", "actual termination date", "end date"),
+    # Oracle HCM's Action Reason is the reason of the worker's latest action: a terminated worker's
+    # termination reason (the reason is read only beside a termination date).
     "termination_reason": ("termination_reason", "termination type", "termination reason",
-                           "primary termination reason", "termination category", "reason"),
+                           "primary termination reason", "termination category", "term reason", "reason",
+                           "action reason"),
     "critical_role": ("critical_role", "critical role", "critical"),
     # Employee, contractor, intern...: BambooHR's Employment Status (Full-Time, Part-Time, Contractor,
     # Intern), Workday's Worker Type (Employee, Contingent Worker; its Employee Type, Regular,

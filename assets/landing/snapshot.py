@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK = 1 << 20
-ENCODINGS = ("auto", "utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "cp1252", "latin-1")
+# mac_roman: Excel for Mac's "Comma Separated Values" and "Macintosh Comma Separated" (its accented
+# letters read as Windows-1252 are other letters, Ingénieur as IngŽnieur). It is never detected:
+# its bytes are valid Windows-1252 too, so only the setting tells them apart.
+ENCODINGS = ("auto", "utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "cp1252", "latin-1", "mac_roman")
 ZIP_SIGNATURE = b"PK\x03\x04"
 
 
