@@ -1,5 +1,6 @@
-"""HR exports: an HRIS roster (BambooHR, Workday or any with the same columns) or the
-pipeline's own monthly snapshot and leaver files, checked and derived in DuckDB so a
+"""HR exports: an HRIS roster (BambooHR, Workday or any with the same columns) or monthly
+snapshot and leaver files (the pipeline's own, or an HR tool's monthly headcount export with
+one row per employee per month: ``_snapshot_tables``), checked and derived in DuckDB so a
 200 MB export loads in seconds.
 
 From a roster (employee id, org unit, title, hire date, termination date, termination type
@@ -78,6 +79,12 @@ NON_EMPLOYEE_TYPE = re.compile(r"\b(contract(or|ors)?|contingent|freelance(r|rs)
 # Distinct date values the file's date pattern is found from (a roster has a few thousand
 # distinct dates; more only in a file with times of day).
 DATE_SAMPLE = 50_000
+# HR tools' monthly headcount exports (HiBob, Rippling, UKG, SuccessFactors: one row per employee
+# per month) name their columns as the tools' rosters do: a snapshot file's column for these
+# roles is found by the snapshots preset's names, then by the roster's (a termination reason
+# tells voluntary or not as a roster's does).
+SNAPSHOT_ROLES_BY_ROSTER_NAMES = ("employee_id", "org_unit", "role", "critical_role", "termination_date",
+                                  "termination_reason", "employment_type")
 
 
 class HrExportError(ValueError):
@@ -155,10 +162,45 @@ def find_hr_header(records: Records, preset: str, columns: Mapping[str, str]) ->
         if mapped_id in cells:
             return index, (detect_hr_preset(records.row(index)) or "roster") if preset == "auto" else preset
         found = detect_hr_preset(records.row(index)) if preset == "auto" else (
-            preset if cells & set(HR_PRESETS[preset].columns["employee_id"]) else None)
+            preset if cells & set(_preset_columns(preset)["employee_id"]) else None)
         if found:
             return index, found
     return 0, None
+
+
+def _preset_columns(preset: str) -> dict[str, tuple[str, ...]]:
+    """Each role's header names under ``preset``; a snapshot file's also by the roster's names
+    (SNAPSHOT_ROLES_BY_ROSTER_NAMES), after its own."""
+    columns = HR_PRESETS[preset].columns
+    if preset != "snapshots":
+        return columns
+    roster = HR_PRESETS["roster"].columns
+    return {**columns, **{role: columns.get(role, ()) + tuple(n for n in roster[role] if n not in columns.get(role, ()))
+                          for role in SNAPSHOT_ROLES_BY_ROSTER_NAMES}}
+
+
+def _with_mapped_snapshot_date(preset: str, header_cells: list[str], settings: Settings, name: str) -> str:
+    """The preset a file is read with once its header is found: a header holding the column the
+    mapping names as hr.columns.snapshot_date is a snapshot export (one row per employee per
+    month), which the default detection takes for a roster (its hire and termination dates): a
+    roster's reading would put every month's rows in the newest month's team and quarantine the
+    other months as duplicates. Under a roster preset the mapping names, the load stops."""
+    mapped = settings.columns.get("snapshot_date")
+    if preset == "snapshots" or mapped is None or header_text(mapped) not in {header_text(c) for c in header_cells}:
+        return preset
+    if settings.preset == "auto":
+        return "snapshots"
+    raise HrExportError(f"{name}: export_mapping.yml names {mapped!r} as hr.columns.snapshot_date, a snapshot "
+                        f"export's column (one row per employee per month), but the file is read with preset: "
+                        f"{settings.preset}, a roster preset, which has no snapshot dates. Set preset: snapshots "
+                        "(under hr:, or in a files: entry matching this file) to read it as monthly snapshots, or "
+                        "remove snapshot_date from hr.columns to read it as a roster")
+
+
+def _is_leaver_file(preset: str, roles: dict[str, str]) -> bool:
+    """A file of leavers only (the pipeline's hr_terminations.csv): snapshots preset, no snapshot
+    dates. A termination date ahead in it is a future date (quarantined), not a notice."""
+    return preset == "snapshots" and "snapshot_date" not in roles
 
 
 def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: dict[str, str], now: datetime,
@@ -176,6 +218,7 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
             raise HrExportError(f"{name}: not an HR export this pipeline recognises ({records.diagnosis}); the first "
                                 f"rows have no employee id with hire/termination or snapshot dates. Name the columns "
                                 f"in export_mapping.yml (hr.columns) or its preset (hr.preset)")
+        preset = _with_mapped_snapshot_date(preset, records.row(header_index), settings, name)
         roles = _roles(records.row(header_index), preset, settings, name)
         no_termination_column = _no_termination_column(records.row(header_index), roles, preset, name)
         header_row = records.frame["row"][header_index]
@@ -194,7 +237,9 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
             diagnosis[f"{role}_pattern"] = pattern.pattern
         true_words = TRUE_WORDS + settings.true_words
         false_words = FALSE_WORDS + settings.false_words
-        voluntary = _voluntary_sql(settings) if preset != "snapshots" else _is_true("voluntary_text", true_words)
+        # A snapshot file's voluntary flag column, else the termination reason as a roster's.
+        voluntary = (_is_true("voluntary_text", true_words) if preset == "snapshots" and "voluntary" in roles
+                     else _voluntary_sql(settings))
         critical = (f"case when critical_text <> '' then {_is_true('critical_text', true_words)} "
                     f"else list_contains({_sql_list(settings.critical_roles)}, lower(role)) end")
         # The file's org unit texts matched in Python, with the team map's own rule.
@@ -254,7 +299,7 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
             conn.executemany("insert into quarantine values (?, ?, ?, null)",
                              [[name, row, reason] for row, _, reason in records.rejected])
         if preset == "snapshots":
-            _snapshot_tables(conn, roles)
+            _snapshot_tables(conn, roles, now.date())
         else:
             _roster_tables(conn, settings.snapshots_from or date.fromisoformat(HISTORY_START), now.date(), roles)
         first_hire = "min(hire_date)" if "hire_date" in patterns else "null::date"
@@ -271,7 +316,9 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
                                        "export's summary line, not an employee" for row, text in summary_lines]
         if no_termination_column:
             notes.append(no_termination_column)
-        if preset != "snapshots" and "termination_date" in roles:
+        if preset == "snapshots" and "snapshot_date" in roles:
+            notes += _snapshot_notes(conn, roles, tool_export="snapshot_date" in settings.columns)
+        if not _is_leaver_file(preset, roles) and "termination_date" in roles:
             ahead = conn.execute(f"select count(*) from accepted where termination_date > ? and "
                                  f"termination_date <= ? + interval {NOTICE_DAYS_AHEAD} day",
                                  [now.date(), now.date()]).fetchone()[0]
@@ -330,7 +377,7 @@ def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) 
     """Each role's column (c0..cN) from the header, by the mapping or the preset's names."""
     header = [header_text(c) for c in header_cells]
     roles: dict[str, str] = {}
-    for role, names in HR_PRESETS[preset].columns.items():
+    for role, names in _preset_columns(preset).items():
         wanted = [header_text(settings.columns[role])] if role in settings.columns else list(names)
         column = next((header.index(n) for n in wanted if n in header), None)
         if column is not None:
@@ -540,7 +587,7 @@ def _typed_sql(roles: dict[str, str], patterns: dict[str, DatePattern], preset: 
             {dates}?::timestamp as loaded_now
         from data join id_hashes on id_hashes.plain = {text('employee_id')}{cells}
         where {' or '.join(f"coalesce(trim({c}), '') <> ''" for c in roles.values())}"""
-    if preset == "snapshots" or "termination_date" not in patterns:
+    if _is_leaver_file(preset, roles) or "termination_date" not in patterns:
         # A leaver file's termination date is a leaving: one in OPEN_END_YEAR stays a future date.
         return typed
     # Read by the file's pattern first, so every pattern's way of writing it (and a workbook's
@@ -589,7 +636,7 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
             checks.append(f"case when {role}_text <> '' and {role} is null then 'bad date: {role} ''' || {role}_text "
                           f"|| ''' ' || {sql_text(pattern.mismatch())} end")
             # A roster's termination ahead is a notice or a contract's end (_leaver_checks).
-            if role != "termination_date" or preset == "snapshots":
+            if role != "termination_date" or _is_leaver_file(preset, roles):
                 checks.append(f"case when {role} > loaded_now then 'future date: {role} ' || {role}_text || "
                               "' is after the load time' end")
     if "hire_date" in roles:
@@ -608,6 +655,8 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
                           f"|| '{rehire}' end")
     if preset == "snapshots" and "snapshot_date" in roles:
         checks.append("case when snapshot_date_text = '' then 'bad date: snapshot_date is empty' end")
+    if _is_leaver_file(preset, roles) and "termination_date" in roles:
+        checks.append("case when termination_date_text = '' then 'bad date: termination_date is empty' end")
     for flag, column in (("critical_role", "critical_text"), ("voluntary", "voluntary_text")):
         if flag in roles:
             checks.append(f"case when not list_contains({_sql_list(true_words + false_words)}, lower({column})) "
@@ -641,7 +690,7 @@ def _leaver_checks(roles, preset, voluntary: str, not_leaver: str) -> str:
     reason that is no leaving (``not_leaver``). The row still counts in headcount (up to its
     termination date or the load); only the leaver is withheld (quarantined), so a doubtful
     leaving takes nothing else away."""
-    if preset == "snapshots" or "termination_date" not in roles:
+    if "termination_date" not in roles:
         return "''"
     far_ahead = (f"case when termination_date > loaded_now + interval {NOTICE_DAYS_AHEAD} day then 'termination "
                  "far ahead: termination_date ' || termination_date_text || ' is more than "
@@ -656,7 +705,10 @@ def _leaver_checks(roles, preset, voluntary: str, not_leaver: str) -> str:
               f"when ({voluntary}) is null then 'unknown termination reason: ''' || reason_text || ''' ({kept}it "
               "is listed under hr.voluntary_reasons or hr.involuntary_reasons in export_mapping.yml, or under "
               "hr.not_leaver_reasons when it is no leaving: a conversion, a transfer to another entity)' end")
-    return f"concat_ws('; ', {far_ahead}, {reason})"
+    # A leaver file's termination ahead is a future date (_row_checks); a snapshot file's voluntary
+    # flag column says voluntary or not without a reason.
+    return (f"concat_ws('; ', {'null' if _is_leaver_file(preset, roles) else far_ahead}, "
+            f"{'null' if preset == 'snapshots' and 'voluntary' in roles else reason})")
 
 
 def _not_leaver_sql(settings: Settings) -> str:
@@ -724,19 +776,69 @@ def _deduplicated(conn: duckdb.DuckDBPyConnection, date_role: str) -> None:
                      from clean qualify row < kept_row""")
 
 
-def _snapshot_tables(conn, roles) -> None:
-    """Tables ``headcount`` and ``terminations`` from the pipeline's own snapshot files (a
-    file holds one or the other)."""
+def _snapshot_tables(conn, roles, today: date) -> None:
+    """Tables ``headcount`` and ``terminations`` from a snapshot file: the pipeline's own (its
+    snapshots, hr_headcount.csv, or its leavers, hr_terminations.csv) or an HR tool's monthly
+    headcount export, whose rows carry the termination date and reason too. The leavers are the
+    rows with a termination date (in a file of snapshots one on or before ``today``: a date
+    ahead is a notice, as in a roster), each leaving (employee, date) once however many monthly
+    rows repeat it, with the row of the snapshot nearest it, on or before it first (the team
+    left). A snapshot row dated after its termination (an export listing everyone employed at
+    some time in the month) is no employee at that date: not in the headcount (_snapshot_notes)."""
     snapshots, leavers = "snapshot_date" in roles, "termination_date" in roles
+    employed = "(termination_date is null or termination_date >= snapshot_date)" if snapshots and leavers else "true"
     conn.execute(f"""create view headcount as
         select strftime({'snapshot_date' if snapshots else 'null::date'}, '%Y-%m-%d') as snapshot_date, employee_id,
                org_unit, role, is_critical::varchar as critical_role
-        from accepted where {snapshots}""")
+        from accepted where {snapshots} and {employed}""")
+    if not leavers:
+        conn.execute("""create view terminations as
+            select employee_id, org_unit, role, is_critical::varchar as critical_role, null::varchar as termination_date,
+                   is_voluntary::varchar as voluntary
+            from accepted where false""")
+        return
+    passed = f"termination_date <= date '{today.isoformat()}'" if snapshots else "true"
+    nearest = ("snapshot_date > termination_date, abs(date_diff('day', snapshot_date, termination_date)), "
+               if snapshots else "")
     conn.execute(f"""create view terminations as
         select employee_id, org_unit, role, is_critical::varchar as critical_role,
-               strftime({'termination_date' if leavers else 'null::date'}, '%Y-%m-%d') as termination_date,
-               is_voluntary::varchar as voluntary
-        from accepted where {leavers}""")
+               strftime(termination_date, '%Y-%m-%d') as termination_date, is_voluntary::varchar as voluntary
+        from accepted where termination_date is not null and {passed} and leaver_errors = '' and not not_a_leaver
+        qualify row_number() over (partition by employee_id, accepted.termination_date order by {nearest}row desc) = 1
+        order by row""")
+
+
+def _snapshot_notes(conn, roles, tool_export: bool) -> list[str]:
+    """What a file of snapshots leaves out or reads otherwise than its rows say: no termination
+    column in an HR tool's export (``tool_export``: its snapshot date column named in the mapping;
+    the pipeline's own hr_headcount.csv has its leavers in hr_terminations.csv), rows dated after
+    their employee's termination (not counted), snapshot dates other than the 1st
+    (int_team_month_headcount reads each team-month's earliest snapshot as its opening one)."""
+    notes = []
+    if "termination_date" not in roles and tool_export:
+        notes.append("no termination date column found (termination_date, or a roster's name for it: Termination "
+                     "Date, ...): this file gives headcount only, no leavers. If it has one, name it as "
+                     "hr.columns.termination_date in export_mapping.yml, with its reason as "
+                     "hr.columns.termination_reason (or a true/false flag as hr.columns.voluntary); otherwise the "
+                     "leavers come from a leaver file (hr_terminations.csv) or a roster")
+    elif "termination_date" in roles:
+        after = conn.execute("select count(*) from accepted where termination_date < snapshot_date").fetchone()[0]
+        if after:
+            notes.append(f"{after} snapshot rows dated after their termination date: the employee had left by "
+                         "then, so they are not in that snapshot's headcount (their leaving counts once)")
+    dates = [d for (d,) in conn.execute("select distinct snapshot_date from headcount "
+                                        "where right(snapshot_date, 2) <> '01' order by 1").fetchall()]
+    if dates:
+        several = [m for (m,) in conn.execute("select left(snapshot_date, 7) from headcount group by 1 "
+                                              "having count(distinct snapshot_date) > 1 order by 1").fetchall()]
+        listed = ", ".join(dates[:6]) + (f" ... ({len(dates)} dates)" if len(dates) > 6 else "")
+        notes.append(f"snapshot dates not on the 1st of a month: {listed}. A team-month's headcount is its opening "
+                     "snapshot, and the models read each team-month's earliest snapshot as it"
+                     + (f" (months with later snapshots too, not read: {', '.join(several)})" if several else "")
+                     + ": a snapshot at the month's end ('as of 31 January') counts that month's hires and not its "
+                     "leavers. Export the headcount as of the 1st of each month, or the roster (hire and termination "
+                     "dates), from which the monthly opening snapshots are derived")
+    return notes
 
 
 def _roster_tables(conn, start: date, today: date, roles: dict[str, str]) -> None:

@@ -8,16 +8,36 @@ with org_units as (
 
 rules as (
     select * from {{ source('raw', 'config__kpi_rules') }}
+),
+
+team_snapshots as (
+    select
+        org_units.team,
+        date_trunc('month', snapshot_date)::date as period_month,
+        snapshot_date,
+        employee_id,
+        role,
+        is_critical_role
+    from {{ ref('stg_hr__headcount') }}
+    inner join org_units using (org_unit)
+),
+
+-- One snapshot per team-month, its earliest: a roster's derived snapshots are all on the 1st,
+-- a snapshot file may hold another date too (a month-end "as of" export beside the 1st's, whose
+-- union would count people never employed at once). A month whose only snapshot is later than
+-- the 1st is read from it; the HR loader's notes name such dates (hr._snapshot_notes).
+opening as (
+    select * from team_snapshots
+    qualify snapshot_date = min(snapshot_date) over (partition by team, period_month)
 )
 
 select
-    org_units.team,
-    date_trunc('month', snapshot_date)::date as period_month,
+    opening.team,
+    opening.period_month,
     count(distinct employee_id) as headcount,
     count(distinct employee_id) filter (where is_critical_role) as critical_headcount,
     count(distinct employee_id) filter (
         where {{ matches_any_pattern('lower(role)', 'rules.junior_roles') }}) as junior_headcount
-from {{ ref('stg_hr__headcount') }}
-inner join org_units using (org_unit)
+from opening
 cross join rules
 group by all
