@@ -15,6 +15,7 @@ from assets.pagerduty import assets as pagerduty_assets
 from assets.pagerduty import reviews as pagerduty_reviews
 from assets.pagerduty.resource import PagerDutyResource
 from assets.quality.checks import gx_asset_checks
+from assets.quality.headcount import closed_months_have_headcount
 from assets.qualtrics import assets as qualtrics_assets
 from assets.qualtrics.resource import QualtricsResource
 from assets.report import assets as report_assets
@@ -42,6 +43,7 @@ def defs() -> dg.Definitions:
             pagerduty_entities_are_mapped,
             jira_entities_are_mapped,
             *gx_asset_checks(),
+            closed_months_have_headcount,
         ],
         jobs=[nightly_job, landing_refresh_job, qualtrics_assets.qualtrics_sync_job],
         schedules=[nightly_schedule, qualtrics_assets.qualtrics_schedule],

@@ -1,9 +1,11 @@
 """Great Expectations asset checks: real GX validations on frames and on a real nightly run.
 
-The pipeline tests run the nightly job twice on a small synthetic organisation: once clean,
-once after the HR export gains twice as many voluntary leavers in one team and month as the
-team has people. Each row is valid on its own; only the monthly attrition rate in
-`marts.mart_team_month` (above 1) shows the load is wrong.
+The pipeline tests run the nightly job three times on a small synthetic organisation: once
+clean; once after the HR export gains twice as many voluntary leavers in one team and month as
+the team has people (each row valid on its own, and leavers beyond the opening headcount can be
+true: hires who left within the month), which warns naming the team-month and does not stop the
+models; once after a frozen survey cell of the warehouse is damaged to a mean above the survey
+scale, which no answers can give: the blocking check on the cells fails and stops the models.
 """
 
 import csv
@@ -15,7 +17,7 @@ import pandas as pd
 import pytest
 
 from assets.quality.checks import gx_asset_checks, validate
-from assets.quality.suites import SUITES, Suite
+from assets.quality.suites import SCALE_MAX, SUITES, Suite
 from assets.warehouse.resource import WarehouseResource
 from assets.warehouse.restricted import read_only_connection
 from pipelines.demo import run_nightly, start_sandbox
@@ -157,8 +159,10 @@ def runs(tmp_path_factory):
             ).fetchall()
         extra_leavers = add_leavers_beyond_headcount(landing)
         extra_leavers["team"] = next(t.name for t in org.teams if t.hr_org_unit == extra_leavers["org_unit"])
-        corrupted = run_nightly(sandbox, org, warehouse, landing)
-    return clean, {table: set(names) for table, names in columns}, corrupted, extra_leavers
+        many_leavers = run_nightly(sandbox, org, warehouse, landing)
+        damaged_cell = damage_a_frozen_survey_cell(warehouse)
+        damaged = run_nightly(sandbox, org, warehouse, landing)
+    return clean, {table: set(names) for table, names in columns}, many_leavers, extra_leavers, damaged, damaged_cell
 
 
 def add_leavers_beyond_headcount(landing) -> dict:
@@ -178,6 +182,19 @@ def add_leavers_beyond_headcount(landing) -> dict:
     return {"org_unit": template["org_unit"], "month": month, "headcount": headcount}
 
 
+def damage_a_frozen_survey_cell(warehouse) -> dict:
+    """Set one published safety cell's mean above the survey scale, as a damaged warehouse file
+    would hold it: no answers on the scale give such a mean, and a frozen cell is never
+    recomputed, so the next night reads it as it is."""
+    with duckdb.connect(str(warehouse)) as conn:
+        team, wave = conn.execute(
+            "select team, wave_quarter from marts.fct_team_survey_waves where not is_suppressed "
+            "and scale = 'psychological_safety' order by team, wave_quarter limit 1").fetchone()
+        conn.execute("update marts.fct_team_survey_waves set score_mean = ? where team = ? and wave_quarter = ? "
+                     "and scale = 'psychological_safety'", [SCALE_MAX + 1.5, team, wave])
+    return {"team": team, "wave_quarter": wave.isoformat()}
+
+
 def evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
     return {f"{e.asset_key.to_user_string().replace('/', '.')}:{e.check_name}": e
             for e in result.get_asset_check_evaluations()}
@@ -195,7 +212,7 @@ def started_steps(result) -> set[str]:
 def test_nightly_runs_every_check_and_all_pass_on_clean_data(runs):
     clean, *_ = runs
     assert clean.success
-    expected = {f"{s.table}:{s.name}" for s in SUITES}
+    expected = {f"{s.table}:{s.name}" for s in SUITES} | {"marts.mart_team_month:closed_months_have_headcount"}
     outcomes = evaluations(clean)
     assert expected <= set(outcomes)
     failed = {key: e.metadata.get("failures") for key, e in outcomes.items() if not e.passed}
@@ -216,24 +233,40 @@ def test_every_column_a_suite_names_exists_in_the_table_the_pipeline_builds(runs
 
 
 @pytest.mark.slow
-def test_a_bad_load_fails_the_blocking_mart_check_and_stops_the_models(runs):
-    clean, _, corrupted, leavers = runs
-    assert not corrupted.success
-    outcomes = evaluations(corrupted)
-    mart = outcomes["marts.mart_team_month:great_expectations"]
-    assert not mart.passed and mart.severity == dg.AssetCheckSeverity.ERROR
-    rate = failures_by_column(mart)["voluntary_attrition_rate"]
-    assert rate["expectation"].startswith("expect_column_values_to_be_between(voluntary_attrition_rate")
-    assert rate["unexpected_count"] == 1 and rate["unexpected_sample"][0] > 1
-    (row,) = rate["unexpected_rows"]
+def test_more_leavers_than_headcount_warns_naming_the_team_month_and_the_models_run(runs):
+    _, _, many_leavers, leavers, *_ = runs
+    outcomes = evaluations(many_leavers)
+    # An attrition rate above 1 is no blocking failure (a team's only critical-role leaver gives 2).
+    assert outcomes["marts.mart_team_month:great_expectations"].passed
+    warning = outcomes["marts.mart_team_month:leavers_within_opening_headcount"]
+    assert not warning.passed and warning.severity == dg.AssetCheckSeverity.WARN
+    failure = failures_by_column(warning)["headcount, voluntary_leavers"]
+    (row,) = failure["unexpected_rows"]
     assert (row["team"], row["period_month"]) == (leavers["team"], leavers["month"] + "-01")
-    assert "voluntary_attrition_rate" in mart.metadata["failures"].value
+    assert row["voluntary_leavers"] > row["headcount"]
+    assert f"team={leavers['team']}, period_month={leavers['month']}-01" in warning.metadata["failures"].value
 
     # Each added row is valid on its own, so the raw and staging suites pass.
     for key in ("raw.hr__terminations:great_expectations", "staging.stg_hr__terminations:great_expectations"):
         assert outcomes[key].passed, key
+    assert many_leavers.success
+    assert {"models/kpi_safety_effects", "models/kpi_correlations"} <= materialized(many_leavers)
 
-    assert "marts/mart_team_month" in materialized(corrupted)
-    assert not {"models/kpi_safety_effects", "models/kpi_correlations"} & materialized(corrupted)
+
+@pytest.mark.slow
+def test_a_damaged_table_fails_the_blocking_mart_check_and_stops_the_models(runs):
+    clean, _, _, _, damaged, cell = runs
+    assert not damaged.success
+    outcomes = evaluations(damaged)
+    waves = outcomes["marts.fct_team_survey_waves:great_expectations"]
+    assert not waves.passed and waves.severity == dg.AssetCheckSeverity.ERROR
+    mean = failures_by_column(waves)["score_mean"]
+    assert mean["expectation"].startswith("expect_column_values_to_be_between(score_mean")
+    assert mean["unexpected_count"] == 1 and mean["unexpected_sample"] == [SCALE_MAX + 1.5]
+    (row,) = mean["unexpected_rows"]
+    assert (row["team"], row["wave_quarter"]) == (cell["team"], cell["wave_quarter"])
+    assert "score_mean" in waves.metadata["failures"].value
+
+    assert not {"models/kpi_safety_effects", "models/kpi_correlations"} & materialized(damaged)
     model_steps = {"models__kpi_safety_effects", "models__kpi_correlations"}
-    assert model_steps <= started_steps(clean) and not model_steps & started_steps(corrupted)
+    assert model_steps <= started_steps(clean) and not model_steps & started_steps(damaged)

@@ -280,7 +280,10 @@ MART_SUITES = [
          *at_least(0, "headcount", "critical_headcount", "voluntary_leavers", "critical_voluntary_leavers",
                    "incidents", "n_ttr", "n_tta", "proactive_tickets", "reactive_tickets",
                    "unclassified_tickets", "ttr_median_seconds", "tta_median_seconds"),
-         *between(0, 1, "voluntary_attrition_rate", "critical_attrition_rate", "proactive_share"),
+         # Over the average of this and next month's opening headcount, a rate can exceed 1 on true
+         # data (a team's only critical-role person leaves: 1 / ((1 + 0) / 2) = 2), so only its sign.
+         *at_least(0, "voluntary_attrition_rate", "critical_attrition_rate"),
+         *between(0, 1, "proactive_share"),
          not_before("headcount", "critical_headcount"), not_before("incidents", "n_ttr"),
          not_before("incidents", "n_tta"), not_before("ttr_p90_seconds", "ttr_median_seconds"),
          # Learning from errors and speaking up: each count within the one it is part of.
@@ -300,9 +303,19 @@ MART_SUITES = [
          *at_least(MIN_RESPONDENTS, "safety_n_respondents")),
         "Team-months the models read: counts never negative and never above the count they are part "
         "of (reviewed within reviewable incidents, closed in time within due action items, cross-team "
-        "and junior proactive tickets within those whose reporter is known), rates and shares in [0, 1], "
-        "lagged safety on the survey scale and only from reportable cells.",
+        "and junior proactive tickets within those whose reporter is known), attrition rates never negative, "
+        "shares in [0, 1], lagged safety on the survey scale and only from reportable cells.",
         blocking=True,
+    ),
+    Suite(
+        "marts.mart_team_month",
+        (not_before("headcount", "voluntary_leavers"), not_before("critical_headcount", "critical_voluntary_leavers")),
+        "Voluntary leavers no more than the month's opening headcount (overall and in critical roles). More leavers "
+        "are true only for hires who left within the month (the models then take the leavers as the number at "
+        "risk); otherwise the HR export counts leavers in the wrong org unit or month, or the headcount snapshot "
+        "misses people: check the named team-months in the HR files.",
+        name="leavers_within_opening_headcount",
+        row_id=("team", "period_month"),
     ),
     Suite(
         "marts.fct_team_survey_waves",

@@ -307,8 +307,8 @@ def _tiles(coverage: Coverage) -> list[dict]:
         (f"{coverage.team_months_with_safety:,} of {coverage.team_months:,}", "team-months with a safety score"),
         (f"{coverage.team_months_stale_safety:,}",
          "team-months without one because the team's last survey result is too old to carry forward"),
-        (f"{coverage.incidents:,}", f"incidents ({coverage.incidents_with_team:,} mapped to a team, "
-                                    f"{coverage.incidents_open:,} still open)"),
+        (f"{coverage.incidents:,}", f"incidents ({coverage.incidents_with_team:,} mapped to a team"
+                                    + _without_headcount(coverage) + f", {coverage.incidents_open:,} still open)"),
         (_percent(coverage.acknowledged_share), "of incidents acknowledged by a person"),
         (_percent(coverage.onset_known_share), "of incidents with a known onset"),
         (f"{tickets:,}", f"tickets ({coverage.proactive_tickets:,} proactive, {coverage.reactive_tickets:,} "
@@ -317,6 +317,13 @@ def _tiles(coverage: Coverage) -> list[dict]:
         (f"{coverage.suppressed_cells:,}", "of them suppressed for anonymity"),
     ]
     return [{"value": value, "label": label} for value, label in tiles]
+
+
+def _without_headcount(coverage: Coverage) -> str:
+    if not coverage.months_without_headcount:
+        return ""
+    return (f", {coverage.incidents_without_headcount:,} of them in months without an HR headcount snapshot "
+            f"({', '.join(coverage.months_without_headcount)}) and so in no team's figures")
 
 
 def _suppression_note(coverage: Coverage) -> str:

@@ -21,6 +21,7 @@ from assets.models.assets import CORRELATION_COLUMNS, team_value
 from assets.models.kpis import CORRELATION_KPIS, KPIS
 from assets.models.psychometrics import PRIMARY
 from assets.models.stats import RESULT_COLUMNS
+from assets.quality.headcount import months_without_headcount
 from assets.report.wording import pooled_unit
 from assets.warehouse.partitions import CLOSED_MONTHS
 
@@ -59,6 +60,11 @@ class Coverage:
     # Of them, those with fewer than MIN_RESPONDENTS respondents; the others had enough but
     # were hidden too (equal scores, or to protect another team's suppressed figures).
     suppressed_too_few: int
+    # Closed months with incidents or tickets but no HR headcount snapshot (check
+    # closed_months_have_headcount): no team-month, so the incidents of a team counted above
+    # that fall in them are in no figure of the report.
+    months_without_headcount: tuple[str, ...]
+    incidents_without_headcount: int
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,7 @@ def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
         "from marts.fct_team_survey_waves", params=[PRIMARY]
     ).df().iloc[0]
     teams = conn.sql("select count(*) from marts.dim_teams").fetchone()[0]
+    gaps = months_without_headcount(conn)
     return Coverage(
         teams=int(teams),
         teams_with_safety=int(months.teams_with_safety),
@@ -186,6 +193,8 @@ def read_coverage(conn: duckdb.DuckDBPyConnection) -> Coverage:
         survey_cells=int(survey.cells),
         suppressed_cells=int(survey.suppressed),
         suppressed_too_few=int(survey.too_few),
+        months_without_headcount=tuple(f"{gap.period_month:%B %Y}" for gap in gaps),
+        incidents_without_headcount=sum(gap.incidents for gap in gaps),
     )
 
 
