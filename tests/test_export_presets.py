@@ -268,12 +268,12 @@ def test_a_file_replaced_by_a_shorter_version_blocks_unless_accepted():
     old = {"wave1.csv": FileFacts("wave1.csv", "survey", "qualtrics", "a", 1677, 1677, ("2024-Q1", "2024-Q2"))}
     cut = {"wave1.csv": FileFacts("wave1.csv", "survey", "qualtrics", "b", 1003, 1003, ("2024-Q1",))}
     with pytest.raises(ShrunkExport, match=r"rows 1677 -> 1003; responses 1677 -> 1003; waves lost: 2024-Q2"):
-        check_shrinkage(old, cut, [], "response", "wave")
+        check_shrinkage(old, cut, [], "response", "wave", "survey_responses")
     with pytest.raises(ShrunkExport, match="gone from the landing folder"):
-        check_shrinkage(old, {}, [], "response", "wave")
-    assert check_shrinkage(old, cut, ["wave1.csv"], "response", "wave")
+        check_shrinkage(old, {}, [], "response", "wave", "survey_responses")
+    assert check_shrinkage(old, cut, ["wave1.csv"], "response", "wave", "survey_responses")
     grown = {"wave1.csv": FileFacts("wave1.csv", "survey", "qualtrics", "c", 1700, 1700, ("2024-Q1", "2024-Q2"))}
-    assert check_shrinkage(old, grown, [], "response", "wave") == []
+    assert check_shrinkage(old, grown, [], "response", "wave", "survey_responses") == []
 
 
 def test_a_file_changed_during_the_read_fails_naming_it(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ import os
 import dagster as dg
 import duckdb
 import pytest
+import yaml
 from conftest import landing_beside_warehouse
 
 from assets.landing.assets import hr_exports, survey_responses
@@ -45,12 +46,12 @@ def folders(tmp_path):
                                                "identifier": ["Payments", "OU-1"]})
 
 
-def load(asset, landing, warehouse, accept=()):
+def load(asset, landing, warehouse, accept=(), run_config=None):
     return dg.materialize(
         [asset], raise_on_error=False,
         resources={"landing": LandingFolderResource(path=str(landing), hr_id_salt="salt"),
                    "duckdb": WarehouseResource(database=str(warehouse))},
-        run_config={"ops": {asset.node_def.name: {"config": {"accept_shrunk_exports": list(accept)}}}},
+        run_config=run_config or {"ops": {asset.node_def.name: {"config": {"accept_shrunk_exports": list(accept)}}}},
     )
 
 
@@ -90,10 +91,14 @@ def test_waves_add_up_a_shrunk_file_blocks_and_a_file_being_copied_keeps_its_row
     assert load(survey_responses, landing, warehouse).success
     assert responses(warehouse) == {"wave1.csv": 31, "wave2.csv": 20}
 
-    # Retiring a wave file on purpose is accepted for one run by name.
+    # Retiring a wave file on purpose is accepted for one run by name, with the run config the
+    # message gives, as written (the Launchpad's YAML reads its JSON).
     wave2.unlink()
-    assert not load(survey_responses, landing, warehouse).success
-    assert load(survey_responses, landing, warehouse, accept=["wave2.csv"]).success
+    refused = load(survey_responses, landing, warehouse)
+    message = refused.get_step_failure_events()[0].event_specific_data.user_failure_data.description
+    run_config = yaml.safe_load(message.split("with the run config ", 1)[1])
+    assert run_config["ops"][survey_responses.node_def.name]["config"]["accept_shrunk_exports"] == ["wave2.csv"]
+    assert load(survey_responses, landing, warehouse, run_config=run_config).success
     assert responses(warehouse) == {"wave1.csv": 31}
 
 

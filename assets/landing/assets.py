@@ -247,7 +247,7 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
         old_facts = previous_facts(conn, "survey")
         kept_facts = {name: facts for name, facts in old_facts.items() if name in waiting}
         accepted_shrink = check_shrinkage({k: v for k, v in old_facts.items() if k not in waiting}, new_facts,
-                                          config.accept_shrunk_exports, "response", "wave")
+                                          config.accept_shrunk_exports, "response", "wave", context.op_def.name)
         accepted = pl.DataFrame(load.checked.accepted, schema=SURVEY_SCHEMA)
         for kept in (_kept_rows(conn, "restricted", "survey__responses", waiting),
                      _held_back_rows(conn, load.keying_failures, accepted)):
@@ -351,7 +351,7 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
             old_facts = previous_facts(conn, "hr")
             kept_facts = {name: facts for name, facts in old_facts.items() if name in waiting}
             accepted_shrink = check_shrinkage({k: v for k, v in old_facts.items() if k not in waiting}, new_facts,
-                                              config.accept_shrunk_exports, "employee", "month")
+                                              config.accept_shrunk_exports, "employee", "month", context.op_def.name)
             # ROSTER_RULE's order: what the content shows first, then the modification time.
             newest_last = [f.name for f in sorted(read, key=lambda f: (f.as_of, modified[f.name], f.name))]
             counts, combined = _copy_hr_tables(conn, read, leavers_only, waiting, datetime.now(UTC), newest_last,

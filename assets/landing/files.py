@@ -163,9 +163,10 @@ def shrinkage(old: FileFacts, new: FileFacts | None, unit: str, period: str) -> 
 
 
 def check_shrinkage(old: dict[str, FileFacts], new: dict[str, FileFacts], accepted: list[str], unit: str,
-                    period: str) -> list[str]:
+                    period: str, op: str) -> list[str]:
     """Raise ``ShrunkExport`` for every file that lost something, unless ``accepted`` names
-    it; return the accepted shrinkages (for the log and metadata)."""
+    it; return the accepted shrinkages (for the log and metadata). The message gives the run
+    config of the loading ``op`` that accepts them, as the Launchpad takes it."""
     problems, allowed = [], []
     for name, facts in old.items():
         message = shrinkage(facts, new.get(name), unit, period)
@@ -173,10 +174,12 @@ def check_shrinkage(old: dict[str, FileFacts], new: dict[str, FileFacts], accept
             continue
         (allowed if name in accepted else problems).append(message)
     if problems:
+        shrunk = [name for name in old if any(name in problem for problem in problems)]
+        run_config = json.dumps({"ops": {op: {"config": {"accept_shrunk_exports": shrunk}}}})
         raise ShrunkExport(
             "nothing loaded, the previous load stays: " + " | ".join(problems)
-            + ". If the smaller export is right (rows deleted on purpose, a file retired), rerun with run config "
-              "accept_shrunk_exports: [" + ", ".join(repr(n) for n in old if any(n in p for p in problems)) + "]")
+            + ". If the smaller export is right (rows deleted on purpose, a file retired), launch the job again "
+              f"(the Launchpad, or dagster job execute -c with a file holding it) with the run config {run_config}")
     return allowed
 
 
