@@ -159,3 +159,16 @@ def test_the_vars_for_dbt_by_hand_replace_every_month_as_the_nightly_run_does(th
     warehouse.run("build", "--select", "stg_pagerduty__incidents", "fct_incidents", **printed)
     assert urgencies(warehouse) == {"PI1": (date(2024, 1, 1), "low"), "PI2": (date(2024, 2, 1), "low"),
                                     "PI3": (date(2024, 3, 1), "high")}
+
+
+def test_a_mart_materialized_alone_on_a_new_warehouse_says_what_to_run_first(warehouse):
+    """The UI's Materialize on one monthly mart before any nightly run: dbt's Catalog Error
+    alone named a missing intermediate table, not what to do."""
+    warehouse.close()
+    result = dg.materialize([monthly_marts], resources={"duckdb": WarehouseResource(database=str(warehouse.path))},
+                            partition_key="2024-03-01", selection=[dg.AssetKey(["marts", "mart_team_month"])],
+                            raise_on_error=False)
+    assert not result.success
+    message = result.get_step_failure_events()[0].event_specific_data.error.message
+    assert "Not built yet in this warehouse: intermediate." in message
+    assert "run the nightly job over every month" in message

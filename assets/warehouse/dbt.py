@@ -33,6 +33,7 @@ import atexit
 import functools
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -187,11 +188,22 @@ class InProcessDbt:
         return result
 
 
+# DuckDB's error for a table a model reads that is not built yet ("Table with name
+# "intermediate.int_team_month_headcount" does not exist because schema ..."; "Table with name x
+# does not exist!").
+MISSING_TABLE = re.compile(r'Table with name "?([\w.]+?)"? does not exist')
+
+
 def failures(result) -> str:
-    """The nodes of a dbt result that errored or failed, with dbt's message."""
+    """The nodes of a dbt result that errored or failed, with dbt's message; for tables a model
+    reads that the warehouse lacks (a mart materialized alone on a new warehouse), what to run."""
     failed = [f"{r.node.unique_id}: {r.message}" for r in getattr(result.result, "results", None) or []
               if r.status in ("error", "fail")]
-    return "; ".join(failed) or "see the dbt log"
+    missing = sorted({table for text in failed for table in MISSING_TABLE.findall(text)})
+    hint = (f". Not built yet in this warehouse: {', '.join(missing)}. Materialize what this step reads first: "
+            "on a new warehouse, run the nightly job over every month (README, Running against the real "
+            "services), which builds every table; then a mart or a month alone" if missing else "")
+    return ("; ".join(failed) or "see the dbt log") + hint
 
 
 def prepare_manifest(project: DbtProject, *, force: bool = False) -> None:
