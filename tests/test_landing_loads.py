@@ -9,6 +9,7 @@ import os
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pytest
 import yaml
 from conftest import landing_beside_warehouse
@@ -100,6 +101,33 @@ def test_waves_add_up_a_shrunk_file_blocks_and_a_file_being_copied_keeps_its_row
     assert run_config["ops"][survey_responses.node_def.name]["config"]["accept_shrunk_exports"] == ["wave2.csv"]
     assert load(survey_responses, landing, warehouse, run_config=run_config).success
     assert responses(warehouse) == {"wave1.csv": 31}
+
+
+def test_a_negative_keying_finding_chance_explains_loads_and_the_check_still_shows_it(folders):
+    """Sixth trial, S6: in a wave of 12, a reverse-keyed item answered at random correlates a
+    little below 0 with the rest (r = -0.005): chance explains it, so the wave loads (it was
+    held back, with advice that would turn correctly keyed answers round), and keying_check
+    warns listing it under loaded_doubtful, as a tool's reversal cannot always be told from
+    chance in so small a wave."""
+    landing, warehouse = folders
+    rng = np.random.default_rng(1)
+    rows = [["response_id", "submitted_at", "team", *ITEMS]]
+    for i in range(12):
+        answers = np.clip(1 + i % 7 + rng.integers(-1, 2, size=7), 1, 7)
+        answers[2] = rng.integers(1, 8)  # item 3 (reverse-keyed) at random
+        rows.append([f"R{i}", "2025-02-10", "Payments",
+                     *[8 - a if PSYCHOLOGICAL_SAFETY.item(n).reverse_keyed else a for n, a in enumerate(answers, 1)]])
+    wave = landing / "wave.csv"
+    wave.write_text(csv_text(rows))
+    finished(wave)
+    result = load(survey_responses, landing, warehouse)
+    assert result.success and responses(warehouse) == {"wave.csv": 12}
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.description.startswith("keying check doubtful for psychological safety in wave 2025-Q1")
+    assert check.metadata["held_back"].value == []
+    [doubt] = check.metadata["loaded_doubtful"].value
+    assert [(i["item"], i["p"] > 0.05) for i in doubt["negative_reverse_keyed_items"]] == [(3, True)]
 
 
 def test_responses_quarantined_by_a_team_map_change_do_not_make_the_file_shrink(folders):

@@ -269,13 +269,20 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
     context.log.info(f"restricted.survey__responses: {load.responses} responses ({accepted.height} answers) from "
                      f"{len(read)} files, scales {', '.join(load.scales) or 'none'}; quarantined {quarantine.height} "
                      f"{reasons or ''}; dropped {dict(dropped)}")
+    def findings(found: list) -> dg.MetadataValue:
+        return dg.MetadataValue.json([
+            {"scale": f.item_set.key, "wave": f.wave, "responses": f.responses, "alpha": round(f.alpha, 3),
+             "negative_reverse_keyed_items": [{"item": n, "text": f.item_set.item(n).text, "r": round(r, 3),
+                                               "p": round(f.correlation_p(r), 3)} for n, r in f.negative]}
+            for f in found])
+
+    # A doubtful finding's answers are loaded, but the check still shows it: an export whose tool
+    # reversed the items cannot always be told from chance in a small wave.
     keying = dg.AssetCheckResult(
-        check_name="keying_check", passed=not load.keying_failures, severity=dg.AssetCheckSeverity.WARN,
-        description="; ".join(f.message for f in load.keying_failures) or None,
-        metadata={"held_back": dg.MetadataValue.json([
-            {"scale": f.item_set.key, "wave": f.wave, "alpha": round(f.alpha, 3),
-             "negative_reverse_keyed_items": [{"item": n, "text": f.item_set.item(n).text, "r": round(r, 3)}
-                                              for n, r in f.negative]} for f in load.keying_failures])})
+        check_name="keying_check", passed=not (load.keying_failures or load.keying_doubts),
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(f.message for f in [*load.keying_failures, *load.keying_doubts]) or None,
+        metadata={"held_back": findings(load.keying_failures), "loaded_doubtful": findings(load.keying_doubts)})
     return dg.MaterializeResult(check_results=[keying], metadata={
         "rows": accepted.height, "responses": load.responses, "quarantined": quarantine.height,
         "scales": dg.MetadataValue.json(load.scales),

@@ -17,9 +17,10 @@ answer outside it stops the file (a 0-10 export, or a 7-point one on the 5-point
 is not loaded in part), and
 reverse-keyed items are scored K + 1 - answer, unless the tool already reversed them
 (mapping ``already_reversed``). A keying check then holds back, per scale, a
-wave whose alpha is below 0 or whose reverse-keyed items correlate negatively with the rest
-(naming the items): a scale scored the wrong way round would otherwise load green and invert
-every result. Other waves and scales load. Respondent-level output; it only ever goes to the
+wave whose alpha or a reverse-keyed item's correlation with the rest is significantly below 0
+at the wave's number of responses (naming the items): a scale scored the wrong way round would
+otherwise load green and invert every result. One below 0 that chance can explain (as often
+in a small wave) only warns. Other waves and scales load. Respondent-level output; it only ever goes to the
 ``restricted`` schema.
 """
 
@@ -36,6 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from assets.landing.item_sets import ITEM_SETS, PSYCHOLOGICAL_SAFETY, ItemSet
 from assets.landing.mapping import Settings, wave_quarter
@@ -54,6 +56,11 @@ SCALE_POINTS = (5, 7)
 MIN_RESPONSES_FOR_SCALE_CHECK = 20
 # The keying check needs this many complete responses in a wave to say anything.
 MIN_RESPONSES_FOR_KEYING_CHECK = 10
+# One-sided significance level of the keying check: a wave is held back only when its alpha, or a
+# reverse-keyed item's correlation with the rest, is below 0 by more than chance explains at this
+# level. In a wave of 10 to 40 responses a correctly keyed item's correlation falls below 0 by
+# chance now and then; an export whose tool already reversed the items gives clearly negative ones.
+KEYING_CHECK_LEVEL = 0.05
 # A campaign open across a quarter end (24 March to 7 April): a file's responses of one quarter
 # that all lie this close to its boundary with the next (or previous) quarter, and are fewer than
 # that quarter's, are taken for the campaign's tail, and the load warns (straddle_warnings).
@@ -66,13 +73,35 @@ class SurveyExportError(ValueError):
 
 @dataclass(frozen=True)
 class KeyingFailure:
-    """A scale's items in one wave do not hang together the way their keying says: that
-    scale's answers of that wave are held back (the previous load of them stays)."""
+    """A scale's items in one wave do not hang together the way their keying says: alpha or a
+    reverse-keyed item's correlation with the rest below 0. When ``significant`` (below 0 by more
+    than chance explains at KEYING_CHECK_LEVEL) that scale's answers of that wave are held back
+    (the previous load of them stays); otherwise they load and the finding only warns."""
 
     item_set: ItemSet
     wave: str  # e.g. 2025-Q1
+    responses: int  # complete responses the check read
     alpha: float
     negative: tuple[tuple[int, float], ...]  # reverse-keyed items correlating negatively: (item, r)
+
+    @property
+    def alpha_p(self) -> float:
+        """One-sided p of an alpha this far below 0 from correctly keyed items, by Feldt's F
+        test: 1 / (1 - alpha) against F(n - 1, (n - 1)(k - 1)); 1 for alpha >= 0."""
+        n, k = self.responses, len(self.item_set.items)
+        return float(stats.f.cdf(1 / (1 - self.alpha), n - 1, (n - 1) * (k - 1))) if self.alpha < 0 else 1.0
+
+    def correlation_p(self, r: float) -> float:
+        """One-sided p of an item-rest correlation this far below 0 from a correctly keyed item,
+        by Fisher's z: atanh(r) * sqrt(n - 3) against the normal (r = -1 gives 0)."""
+        with np.errstate(divide="ignore"):
+            return float(stats.norm.cdf(np.arctanh(r) * np.sqrt(self.responses - 3)))
+
+    @property
+    def significant(self) -> bool:
+        """Held back: alpha or an item's correlation below 0 by more than chance explains."""
+        return (self.alpha_p < KEYING_CHECK_LEVEL
+                or any(self.correlation_p(r) < KEYING_CHECK_LEVEL for _, r in self.negative))
 
     @property
     def quarter_start(self) -> date:
@@ -80,13 +109,23 @@ class KeyingFailure:
 
     @property
     def message(self) -> str:
-        items = "; ".join(f"item {n} ({self.item_set.item(n).text!r}, r = {r:.2f} with the rest)"
-                          for n, r in self.negative)
-        return (f"keying check failed for {self.item_set.name} in wave {self.wave}: alpha {self.alpha:.2f}"
-                + (f", reverse-keyed items correlating negatively with the rest: {items}" if items else "")
-                + f"; that wave's {self.item_set.name} answers are not loaded (its previous load stays). If the "
-                f"survey tool already reverse-scored these items, list them under survey.item_sets."
-                f"{self.item_set.key}.already_reversed in export_mapping.yml")
+        items = "; ".join(f"item {n} ({self.item_set.item(n).text!r}, r = {r:.2f} with the rest, "
+                          f"p = {self.correlation_p(r):.3f})" for n, r in self.negative)
+        evidence = (f"{self.item_set.name} in wave {self.wave}: alpha {self.alpha:.2f}"
+                    + (f" (p = {self.alpha_p:.3f})" if self.alpha < 0 else "")
+                    + (f", reverse-keyed items correlating negatively with the rest: {items}" if items else ""))
+        chance = (f"p is the one-sided chance of a value this far below 0 in {self.responses} complete responses "
+                  "of correctly keyed items")
+        if self.significant:
+            return (f"keying check failed for {evidence}. {chance}; below {KEYING_CHECK_LEVEL}, as here, the survey "
+                    f"tool has most likely already reverse-scored the items. That wave's {self.item_set.name} "
+                    "answers are not loaded (its previous load stays). If the tool did reverse-score these items, "
+                    f"list them under survey.item_sets.{self.item_set.key}.already_reversed in export_mapping.yml")
+        return (f"keying check doubtful for {evidence}. {chance}; none is below {KEYING_CHECK_LEVEL}, so chance can "
+                "explain it (as often in a small wave) and the answers are loaded. Only if the survey tool's "
+                "settings show that it reverse-scored these items, list them under "
+                f"survey.item_sets.{self.item_set.key}.already_reversed in export_mapping.yml: listing items it "
+                "did not reverse would turn correctly keyed answers round")
 
 
 @dataclass
@@ -491,7 +530,8 @@ class SurveyLoad:
     identical_copies: int = 0
     partial_responses: int = 0
     warnings: list[str] = field(default_factory=list)
-    keying_failures: list[KeyingFailure] = field(default_factory=list)
+    keying_failures: list[KeyingFailure] = field(default_factory=list)  # significant: held back
+    keying_doubts: list[KeyingFailure] = field(default_factory=list)  # chance can explain: loaded
 
     @property
     def responses(self) -> int:
@@ -543,12 +583,14 @@ def combine_survey_files(files: list[SurveyFile]) -> SurveyLoad:
                 "scale_points": response["scale_points"], "source_file": response["source_file"],
                 "wave_quarter": response["wave_quarter"],
             })
-    load.keying_failures = keying_failures(rows)
+    findings = keying_failures(rows)
+    load.keying_failures = [f for f in findings if f.significant]
+    load.keying_doubts = [f for f in findings if not f.significant]
     held_back = {(f.item_set.key, f.wave) for f in load.keying_failures}
     checked.accepted.extend(r for r in rows if (r["item_set"], _wave(r["wave_quarter"])) not in held_back)
     load.warnings.extend(scale_warnings(files))
     load.warnings.extend(straddle_warnings(files))
-    load.warnings.extend(f.message for f in load.keying_failures)
+    load.warnings.extend(f.message for f in findings)
     return load
 
 
@@ -612,8 +654,9 @@ def straddle_warnings(files: list[SurveyFile]) -> list[str]:
 def keying_failures(answers: list[dict]) -> list[KeyingFailure]:
     """Per scale and wave: Cronbach's alpha of the scored items and each reverse-keyed item's
     correlation with the sum of the others (complete responses, at least
-    MIN_RESPONSES_FOR_KEYING_CHECK). A failure is alpha < 0 or a reverse-keyed item
-    correlating negatively."""
+    MIN_RESPONSES_FOR_KEYING_CHECK). A finding is alpha < 0 or a reverse-keyed item correlating
+    negatively; it is ``significant`` (held back) when one of them is below 0 by more than chance
+    explains at KEYING_CHECK_LEVEL (KeyingFailure.alpha_p, correlation_p)."""
     if not answers:
         return []
     frame = pd.DataFrame(answers)
@@ -622,7 +665,8 @@ def keying_failures(answers: list[dict]) -> list[KeyingFailure]:
     for (key, wave), rows in frame.groupby(["item_set", "wave"]):
         item_set = ITEM_SETS[key]
         wide = rows.pivot_table(index="response_id", columns="item_no", values="score").dropna()
-        if len(wide) < MIN_RESPONSES_FOR_KEYING_CHECK or wide.shape[1] < len(item_set.items):
+        n = len(wide)
+        if n < MIN_RESPONSES_FOR_KEYING_CHECK or wide.shape[1] < len(item_set.items):
             continue
         alpha = cronbach_alpha(wide.to_numpy())
         negative = []
@@ -632,7 +676,7 @@ def keying_failures(answers: list[dict]) -> list[KeyingFailure]:
             if r < 0:
                 negative.append((number, float(r)))
         if alpha < 0 or negative:
-            failures.append(KeyingFailure(item_set, wave, alpha, tuple(negative)))
+            failures.append(KeyingFailure(item_set, wave, n, alpha, tuple(negative)))
     return failures
 
 

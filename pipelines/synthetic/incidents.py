@@ -85,7 +85,15 @@ def add_ingestion_fidelity(rng, spec, teams, services, incidents, as_of) -> None
       merged into an earlier one of the same team.
     """
     by_team: dict[str, list] = {t.key: [s for s in services if s.team_key == t.key] for t in teams}
-    source_team = next(t for t in teams if len(by_team[t.key]) >= 2)
+    source_team = next((t for t in teams if len(by_team[t.key]) >= 2), None)
+    if source_team is None:
+        # A small organisation where every team runs one service (fewer than 8 people each):
+        # the largest team opens a second one at the reorg, which takes over the incidents of the
+        # service it hands on, so the reorg is still there to be handled.
+        source_team = max(teams, key=lambda t: t.headcount)
+        opened = Service(pd_id(rng), f"{source_team.name} service 2", source_team.key, pd_id(rng))
+        services.append(opened)
+        by_team[source_team.key].append(opened)
     target_team = next(t for t in teams if t.key != source_team.key)
     moved = by_team[source_team.key][0]
     moved_at = add_months(spec.start, spec.n_months // 2)
