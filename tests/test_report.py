@@ -24,7 +24,8 @@ from statsmodels.stats.multitest import multipletests
 from assets.models.assets import correlation_table
 from assets.models.inputs import TEAM_MONTHS_SQL, read_model_inputs
 from assets.models.kpis import KPIS
-from assets.models.stats import few_teams_warning, kpi_safety_effects
+from assets.models.psychometrics import MIN_RESPONDENTS
+from assets.models.stats import MIN_TEAMS_FOR_TESTS, few_teams_warning, kpi_safety_effects
 from assets.report.exports import HTML_NAME, XLSX_NAME, about_sheet
 from assets.report.html import _correlations, _fewest_teams, _results, render_report
 from assets.report.inputs import read_report_inputs
@@ -687,12 +688,20 @@ def test_the_quarterly_review_comes_first_with_every_scale_and_its_interval(nigh
             "safety, challenger safety.") in seen.text
     order = ["psychological_safety", "accountability", "clark_inclusion", "clark_learner", "clark_contributor",
              "clark_challenger"]
-    shown = {row[0]: row for row in seen.review_rows}
+    shown = {row[0].splitlines()[0]: row for row in seen.review_rows}  # the quarter, without its notes
+
+    def cell(row) -> str:
+        # No score from fewer than 5 published teams (the zone chart's rule), no interval from
+        # fewer than 10 (sixth trial, S5).
+        if row.n_teams_published < MIN_RESPONDENTS:
+            return "not shown"
+        if row.n_teams_published < MIN_TEAMS_FOR_TESTS:
+            return num(row.published_mean)
+        return f"{num(row.published_mean)} ({num(row.published_mean_ci_low)} to {num(row.published_mean_ci_high)})"
+
     for wave, group in waves.groupby("wave_quarter"):
         by_scale = group.set_index("scale")
-        expected = [f"{num(by_scale.loc[s, 'published_mean'])} ({num(by_scale.loc[s, 'published_mean_ci_low'])} to "
-                    f"{num(by_scale.loc[s, 'published_mean_ci_high'])})" for s in order]
-        assert shown[quarter(wave)][1:7] == expected, quarter(wave)
+        assert shown[quarter(wave)][1:7] == [cell(by_scale.loc[s]) for s in order], quarter(wave)
         assert shown[quarter(wave)][7] == str(by_scale.loc["psychological_safety", "n_teams_published"])
     # The KPIs per quarter, pooled over every team-month of the quarter, e.g. incidents per head.
     months = table(nightly.warehouse, "select date_trunc('quarter', period_month) as q, sum(incidents) / "
@@ -704,12 +713,18 @@ def test_the_quarterly_review_comes_first_with_every_scale_and_its_interval(nigh
     safety = waves[waves["scale"] == "psychological_safety"].set_index("wave_quarter")
     now, before = safety.loc[latest], safety.loc[previous]
     [sentence] = [c for c in seen.changes if c.startswith("Psychological safety:")]
-    assert sentence.startswith(
-        f"Psychological safety: {num(now.published_mean)} in {quarter(latest)} (95% CI "
-        f"{num(now.published_mean_ci_low)} to {num(now.published_mean_ci_high)}), "
-        f"{abs(now.published_mean - before.published_mean):.2f} "
-        f"{'higher' if now.published_mean > before.published_mean else 'lower'} than "
-        f"{num(before.published_mean)} in {quarter(previous)}")
+    move = (f"{abs(now.published_mean - before.published_mean):.2f} "
+            f"{'higher' if now.published_mean > before.published_mean else 'lower'} than "
+            f"{num(before.published_mean)} in {quarter(previous)}")
+    assert min(now.n_teams_published, before.n_teams_published) >= MIN_RESPONDENTS  # this organisation's
+    if min(now.n_teams_published, before.n_teams_published) < MIN_TEAMS_FOR_TESTS:
+        assert sentence.startswith(f"Psychological safety: {num(now.published_mean)} in {quarter(latest)}, {move}; "
+                                   f"with fewer than {MIN_TEAMS_FOR_TESTS} teams published in "), sentence
+        assert sentence.endswith("there is no interval, so whether the change may be chance is not said.")
+    else:
+        assert sentence.startswith(
+            f"Psychological safety: {num(now.published_mean)} in {quarter(latest)} (95% CI "
+            f"{num(now.published_mean_ci_low)} to {num(now.published_mean_ci_high)}), {move}")
 
 
 @pytest.mark.slow
@@ -721,7 +736,7 @@ def test_the_review_says_voluntary_attrition_is_per_person_month_and_the_exports
                count(distinct period_month) as months, min(period_month) as first_month,
                max(period_month) as last_month
         from marts.mart_team_month group by 1 order by 1""")
-    shown = {row[0]: row for row in seen.review_rows}
+    shown = {row[0].splitlines()[0]: row for row in seen.review_rows}
     for row in quarters.itertuples():
         assert f"{row.attrition:.1%} per person-month" in shown[quarter(row.q)], quarter(row.q)
     [sentence] = [c for c in seen.changes if c.startswith("Voluntary attrition:")]

@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from assets.landing.item_sets import ITEM_SETS
+from assets.models.stats import MIN_TEAMS_FOR_TESTS
 
 # The anonymity threshold (METRICS.md): a team-wave cell with fewer respondents is suppressed
 # everywhere. Every other module (GX suites, the anonymity check, the report) imports it. The
@@ -216,13 +217,15 @@ def person_scores(answers: pd.DataFrame) -> pd.DataFrame:
 def published_mean_with_ci(n: pd.Series, means: pd.Series) -> tuple[float, float, float]:
     """The respondent-weighted mean of published team means and its 95% CI, clustered by
     team: Var = J/(J-1) * sum(n_j (m_j - mean))^2 / N^2 with t(J - 1). Computed from
-    published figures only, so it reveals nothing about a suppressed cell. NaN below 2 teams."""
+    published figures only, so it reveals nothing about a suppressed cell. No interval (NaN)
+    below MIN_TEAMS_FOR_TESTS teams, the models' rule for testing at all: with t(1) from 2 teams
+    it ran to -1.9 to 8.9 on a 1-7 scale, and the review compares these intervals between quarters."""
     n, means = n.to_numpy(dtype=float), means.to_numpy(dtype=float)
     if len(n) == 0:
         return (float("nan"),) * 3
     total = n.sum()
     mean = float((n * means).sum() / total)
-    if len(n) < 2:
+    if len(n) < MIN_TEAMS_FOR_TESTS:
         return mean, float("nan"), float("nan")
     se = float(np.sqrt(len(n) / (len(n) - 1) * ((n * (means - mean)) ** 2).sum()) / total)
     half = stats.t.ppf(0.975, len(n) - 1) * se

@@ -48,6 +48,7 @@ from assets.report.wording import (
     signed,
     signed_percent,
     suppression_sentence,
+    too_few_to_correlate,
     too_unreliable_to_correct,
 )
 
@@ -272,8 +273,11 @@ def _power(main: pd.DataFrame) -> list[dict]:
     return power
 
 
-def _correlation_cells(r: float, low: float, high: float, q: float) -> dict:
-    """One r of the correlation table as printed: the r, its interval ("n/a" without one) and its q."""
+def _correlation_cells(r: float, low: float, high: float, q: float, too_few: bool = False) -> dict:
+    """One r of the correlation table as printed: the r, its interval ("n/a" without one) and its
+    q; "too few teams" instead of an r from too few (wording.too_few_to_correlate)."""
+    if too_few:
+        return {"r": "too few teams", "interval": "n/a", "q": "n/a"}
     return {"r": signed(r), "interval": f"{signed(low)} to {signed(high)}" if math.isfinite(low) else "n/a",
             "q": p_text(q)}
 
@@ -282,8 +286,8 @@ def _correlations(correlations: pd.DataFrame) -> dict:
     return {
         "rows": [{"kpi": r.kpi,
                   "adjusted": _correlation_cells(r.size_adjusted_r, r.size_adjusted_ci_low, r.size_adjusted_ci_high,
-                                                 r.size_adjusted_q_value),
-                  "plain": _correlation_cells(r.r, r.ci_low, r.ci_high, r.q_value),
+                                                 r.size_adjusted_q_value, too_few_to_correlate(r)),
+                  "plain": _correlation_cells(r.r, r.ci_low, r.ci_high, r.q_value, too_few_to_correlate(r)),
                   "teams": int(r.n_teams), "team_months": int(r.n_team_months)} for r in correlations.itertuples()],
         "sentences": [correlation_sentence(r) for r in correlations.itertuples()],
         "figure": _figure(
@@ -291,7 +295,7 @@ def _correlations(correlations: pd.DataFrame) -> dict:
             "Bars: partial correlation between a team's average safety score and its KPI allowing for team size "
             "(the team's mean log headcount); whiskers: its 95% interval from resampling teams. Blue bars: unlikely "
             f"to be chance (q below {FALSE_DISCOVERY_RATE}), as in the sentences; grey: could be chance. Diamonds: "
-            "the correlation not adjusted for team size."),
+            f"the correlation not adjusted for team size. A KPI with fewer than {MIN_TEAMS_FOR_TESTS} teams has none."),
     }
 
 

@@ -6,7 +6,9 @@ change, this module is the one place to adapt. The model results are
 read as stored. Only aggregates leave this module: no survey cell below the anonymity
 threshold, no team-level score, with one exception the quarterly review asks for: the zone
 chart's unnamed points (published team-wave means of safety and accountability, no team name,
-only for a wave whose zone counts are shown, that is with at least 5 teams in zones).
+only for a wave whose zone counts are shown, that is with at least 5 teams in zones). By the
+same rule a wave's organisation mean over fewer than 5 published teams is left out: from 1 team
+it is that team's score, from 2 each team can work out the other's.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import pandas as pd
 from assets.landing.item_sets import ITEM_SETS
 from assets.models.assets import CORRELATION_COLUMNS, team_value
 from assets.models.kpis import CORRELATION_KPIS, KPIS
-from assets.models.psychometrics import PRIMARY
-from assets.models.stats import RESULT_COLUMNS
+from assets.models.psychometrics import MIN_RESPONDENTS, PRIMARY
+from assets.models.stats import MIN_TEAMS_FOR_TESTS, RESULT_COLUMNS
 from assets.quality.headcount import months_without_headcount
 from assets.report.wording import pooled_unit
 from assets.warehouse.partitions import CLOSED_MONTHS
@@ -71,7 +73,9 @@ class Coverage:
 class SurveyReview:
     """What the quarterly review shows: per wave and scale the published mean with its CI
     (``waves``: wave_quarter, scale, published_mean, published_mean_ci_low/high,
-    n_teams_published, n_respondents_published, closed_on, scale_points); the correlation
+    n_teams_published, n_respondents_published, closed_on, scale_points; the mean is null below
+    MIN_RESPONDENTS published teams and the CI below MIN_TEAMS_FOR_TESTS,
+    ``with_team_scores_withheld``); the correlation
     KPIs pooled over every team-month of each quarter's ended months (``kpi_quarters``:
     KPI_QUARTER_COLUMNS; ``unit`` is wording.pooled_unit's, ``months`` how many of the quarter's
     months have ended, ``first_month`` and ``last_month`` which); teams per zone and per Clark
@@ -219,6 +223,20 @@ def read_monthly_coverage(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df().astype({"teams": "int64", "teams_with_safety": "int64", "incidents": "int64", "tickets": "int64"})
 
 
+def with_team_scores_withheld(waves: pd.DataFrame) -> pd.DataFrame:
+    """``waves`` without the organisation mean and CI of a wave and scale published from fewer than
+    MIN_RESPONDENTS teams: the zone chart's rule for team points (profiles.profile_counts), since
+    such a mean is one team's score or, with the number of respondents, lets a team work out
+    another's. Nor a CI below MIN_TEAMS_FOR_TESTS teams: psychometrics.published_mean_with_ci
+    computes none there, but a wave frozen by an earlier version keeps the one it computed then
+    (from 2 teams, -1.89 to 8.95 on a 1-7 scale)."""
+    few = waves["n_teams_published"] < MIN_RESPONDENTS
+    untested = waves["n_teams_published"] < MIN_TEAMS_FOR_TESTS
+    return waves.assign(published_mean=waves["published_mean"].mask(few),
+                        **{column: waves[column].mask(untested)
+                           for column in ("published_mean_ci_low", "published_mean_ci_high")})
+
+
 def read_survey_review(conn: duckdb.DuckDBPyConnection, absent_kpis: tuple[str, ...]) -> SurveyReview | None:
     """The quarterly review's inputs, with the KPIs of ``absent_kpis`` (``read_absent_kpis``) left out."""
     if not all(table_exists(conn, t) for t in MART_TABLES[4:]):
@@ -226,6 +244,7 @@ def read_survey_review(conn: duckdb.DuckDBPyConnection, absent_kpis: tuple[str, 
     waves = conn.sql("""select wave_quarter, scale, scale_points, published_mean, published_mean_ci_low,
                                published_mean_ci_high, n_teams_published, n_respondents_published, closed_on
                         from marts.fct_survey_waves order by wave_quarter, scale""").df()
+    waves = with_team_scores_withheld(waves)
     months = conn.sql("select *, date_trunc('quarter', period_month)::date as period_quarter "
                       f"from marts.mart_team_month where {CLOSED_MONTHS} order by team, period_month").df()
     # Each quarter says which of its months it pools: on 7 December, October and November only.

@@ -22,6 +22,7 @@ from assets.report.wording import (
     construct_rank,
     leading_correlation,
     signed_percent,
+    too_few_to_correlate,
     unlikely_to_be_chance,
 )
 
@@ -114,8 +115,10 @@ def forest_plot(results: pd.DataFrame) -> str | None:
 def correlation_plot(correlations: pd.DataFrame) -> str | None:
     """Per KPI, the figure its sentence leads with (``leading_correlation``: the r allowing for
     team size) as a bar with its 95% team-bootstrap interval, blue only when unlikely to be
-    chance (the sentences' rule), and the r not adjusted for team size as a hollow diamond."""
-    rows = correlations.dropna(subset=["r"]).iloc[::-1]
+    chance (the sentences' rule), and the r not adjusted for team size as a hollow diamond; no
+    KPI with too few teams for either (``too_few_to_correlate``)."""
+    rows = correlations.dropna(subset=["r"])
+    rows = rows[[not too_few_to_correlate(row) for row in rows.itertuples()]].iloc[::-1]
     if rows.empty:
         return None
     leading = [leading_correlation(row) for row in rows.itertuples()]

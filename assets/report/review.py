@@ -18,6 +18,7 @@ from assets.landing.item_sets import ACCOUNTABILITY, ITEM_SETS, PSYCHOLOGICAL_SA
 from assets.models.kpis import CORRELATION_KPIS, KPI_BY_NAME, SECONDS_IN, Family
 from assets.models.profiles import ZONES
 from assets.models.psychometrics import MIN_RESPONDENTS, WAVE_CLOSE_DAYS
+from assets.models.stats import MIN_TEAMS_FOR_TESTS
 from assets.report.inputs import SurveyReview
 from assets.report.plots import zone_plot
 from assets.report.wording import KPI_QUARTERS_NOTE, RATE_UNITS, percent, pooled_unit, signed
@@ -115,21 +116,50 @@ def kpi_change(kpi_name: str, now: float, before: float, now_label: str, before_
 
 
 def _interval(row: pd.Series) -> str:
+    if not math.isfinite(row.published_mean):
+        return "not shown"
     if not math.isfinite(row.published_mean_ci_low):
         return signed(row.published_mean)
     return f"{signed(row.published_mean)} ({signed(row.published_mean_ci_low)} to {signed(row.published_mean_ci_high)})"
 
 
+# Why a quarter's scores have no interval (psychometrics.published_mean_with_ci) or are not shown
+# (inputs.with_team_scores_withheld), beside the quarter in the table.
+NO_INTERVAL = f"no interval: fewer than {MIN_TEAMS_FOR_TESTS} teams published, too few for one"
+NOT_SHOWN = (f"scores not shown: fewer than {MIN_RESPONDENTS} teams published, so they would show single "
+             "teams' scores (the zone chart's rule)")
+
+
+def score_note(row: pd.Series) -> str:
+    """NOT_SHOWN, NO_INTERVAL or "" for a wave's row of fct_survey_waves as the review reads it."""
+    if not math.isfinite(row.published_mean):
+        return NOT_SHOWN
+    return "" if math.isfinite(row.published_mean_ci_low) else NO_INTERVAL
+
+
 def _score_change(name: str, now: pd.Series, before: pd.Series) -> str:
-    """A scale's move between two waves (rows of fct_survey_waves named by their wave)."""
+    """A scale's move between two waves (rows of fct_survey_waves named by their wave); without
+    both scores, or both intervals, it says which quarter lacks them and why."""
+    label = f"{name[0].upper()}{name[1:]}"
+    between = f"between {quarter_label(before.name)} and {quarter_label(now.name)}"
+    hidden = [quarter_label(row.name) for row in (before, now) if score_note(row) == NOT_SHOWN]
+    if hidden:
+        return (f"{label}: no change shown {between}: {' and '.join(hidden)} had fewer than {MIN_RESPONDENTS} teams "
+                "published, and a score from so few would show single teams' scores (the zone chart's rule).")
     difference = now.published_mean - before.published_mean
-    overlap = now.published_mean_ci_low <= before.published_mean_ci_high and \
-        before.published_mean_ci_low <= now.published_mean_ci_high
     direction = "the same as" if round(difference, 2) == 0 else \
         f"{abs(difference):.2f} {'higher' if difference > 0 else 'lower'} than"
+    unbounded = [quarter_label(row.name) for row in (before, now) if score_note(row) == NO_INTERVAL]
+    if unbounded:
+        return (f"{label}: {signed(now.published_mean)} in {quarter_label(now.name)}, {direction} "
+                f"{signed(before.published_mean)} in {quarter_label(before.name)}; with fewer than "
+                f"{MIN_TEAMS_FOR_TESTS} teams published in {' and '.join(unbounded)} there is no interval, so "
+                "whether the change may be chance is not said.")
+    overlap = now.published_mean_ci_low <= before.published_mean_ci_high and \
+        before.published_mean_ci_low <= now.published_mean_ci_high
     verdict = ("the two intervals overlap, so the change may be chance" if overlap
                else "the two intervals do not overlap")
-    return (f"{name[0].upper()}{name[1:]}: {signed(now.published_mean)} in {quarter_label(now.name)} "
+    return (f"{label}: {signed(now.published_mean)} in {quarter_label(now.name)} "
             f"(95% CI {signed(now.published_mean_ci_low)} to {signed(now.published_mean_ci_high)}), {direction} "
             f"{signed(before.published_mean)} in {quarter_label(before.name)}; {verdict}.")
 
@@ -185,7 +215,10 @@ def quarterly_review(survey: SurveyReview | None) -> dict | None:
     for quarter in quarters:
         cells = [_interval(by_scale[s.key].loc[quarter]) if quarter in by_scale[s.key].index else "" for s in scales]
         teams = by_scale[PSYCHOLOGICAL_SAFETY.key]["n_teams_published"].get(quarter)
+        notes = {score_note(by_scale[s.key].loc[quarter]) for s in scales if quarter in by_scale[s.key].index}
+        why = "; ".join(n for n in (NOT_SHOWN, NO_INTERVAL) if n in notes)
         rows.append({"quarter": quarter_label(quarter), "scores": cells,
+                     "score_note": why[:1].upper() + why[1:],
                      "kpi_months": f"KPIs: {partial[quarter]}" if partial.get(quarter) else "",
                      "teams": "" if teams is None or pd.isna(teams) else str(int(teams)),
                      "kpis": [kpi_value(k.name, kpis[k.name].get(quarter)) for k in shown_kpis]})

@@ -431,6 +431,15 @@ SIZE_ADJUSTED = "allowing for team size"
 NOT_SIZE_ADJUSTED = "Not adjusted for team size"
 
 
+def too_few_to_correlate(row) -> bool:
+    """Whether a correlation row rests on too few teams for the report to print its r or partial r
+    (below MIN_TEAMS_FOR_TESTS, the models' rule for testing at all): there is no interval, and
+    from so few teams an r comes near +-1 by chance, a partial r given team size most (its
+    residuals have teams - 3 degrees of freedom: 1 from 4 teams, where it printed 1.00). The
+    exported table keeps both."""
+    return int(row.n_teams) < MIN_TEAMS_FOR_TESTS
+
+
 def leading_correlation(row) -> tuple[str, float, float, float, float, float]:
     """The figure a correlation row leads with, as (words, r, ci_low, ci_high, p, q): the partial
     r given team size (size_adjusted_*) when the row has one, else the plain r, said to be
@@ -444,7 +453,7 @@ def leading_correlation(row) -> tuple[str, float, float, float, float, float]:
 def correlation_sentence(row) -> str:
     """One sentence for a row of the KPI correlation table: led by the size-adjusted (partial) r,
     with a direction only when its q says unlikely to be chance (the model results' rule), then
-    the r not adjusted for team size."""
+    the r not adjusted for team size; neither below MIN_TEAMS_FOR_TESTS teams (too_few_to_correlate)."""
     what = KPI_BY_NAME[row.kpi].correlation_words if row.kpi in KPI_BY_NAME else row.kpi
     n_teams = int(row.n_teams)
     if math.isnan(row.r) and n_teams >= 3:
@@ -454,11 +463,10 @@ def correlation_sentence(row) -> str:
         return f"No team had both a reportable safety score and {what}, so no correlation can be estimated."
     if math.isnan(row.r):
         return f"Too few teams ({n_teams}) had both a safety score and {what} to estimate a correlation."
-    if not (math.isfinite(row.ci_low) and math.isfinite(row.ci_high)):
-        return (f"Across these {n_teams} teams, r = {signed(row.r)} between safety and {what} "
-                f"({NOT_SIZE_ADJUSTED.lower()}), but {n_teams} teams are too few to test (fewer than "
-                f"{MIN_TEAMS_FOR_TESTS}): there is no interval, and it describes these teams only."
-                + caveat_note(row.kpi))
+    if too_few_to_correlate(row):
+        return (f"Only {n_teams} teams had both a safety score and {what}: too few to test (fewer than "
+                f"{MIN_TEAMS_FOR_TESTS}), so no correlation is shown; from so few teams an r, and a partial r "
+                "allowing for team size most, comes near \u00b11 by chance." + caveat_note(row.kpi))
     words, r, low, high, p, q = leading_correlation(row)
     name = "partial r" if words == SIZE_ADJUSTED else "r"
     numbers = f"{name} = {signed(r)}, 95% CI {signed(low)} to {signed(high)}"
