@@ -104,6 +104,19 @@ def test_survey_suite_rejects_a_suppressed_cell_that_shows_its_mean():
     ]
 
 
+def test_an_empty_mart_says_the_hr_export_is_missing_and_no_lagged_score_yet_blocks_nothing():
+    """Sixth trial, S1 and S2: a deployment without its HR export yet failed on 'row count at
+    least 1' naming no export; one whose first survey wave is the latest quarter (read against
+    the next quarter's KPIs, so no lagged score yet) failed every night for months, though the
+    models and the report say that no score is usable yet."""
+    mart = suite_for("marts.mart_team_month")
+    empty = validate(mart, pd.DataFrame({column: [] for column in mart.columns}))
+    assert not empty.passed and empty.severity == dg.AssetCheckSeverity.ERROR
+    assert "No HR headcount" in empty.description and "Put the HR export" in empty.description
+    scores = suite_for("marts.fct_team_month_survey_scores")
+    assert validate(scores, pd.DataFrame({column: [] for column in scores.columns})).passed
+
+
 def test_respondent_level_suites_report_counts_but_never_answers_or_response_ids():
     frame = pd.DataFrame({
         "response_id": ["R1", "R1", "R2"], "item_set": ["psychological_safety"] * 3, "item_no": [1, 2, 1],

@@ -104,6 +104,7 @@ def validate(suite: Suite, frame: pd.DataFrame) -> dg.AssetCheckResult:
     summary = (
         f"{len(failures)} of {len(validation.results)} expectations failed on {suite.table}: "
         + "; ".join(f["expectation"] for f in failures)
+        + (f". {suite.when_empty}" if frame.empty and suite.when_empty else "")
         if failures
         else f"all {len(validation.results)} expectations met on {suite.table} ({len(frame)} rows)"
     )

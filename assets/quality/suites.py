@@ -38,6 +38,9 @@ class Suite:
     # Respondent-level survey rows must not leave the warehouse (METRICS.md, anonymity): the
     # check's result then reports counts only, never values or row ids.
     respondent_level: bool = False
+    # What an empty table means and what to do, added to the check's result when it has no rows
+    # (a new deployment whose HR or survey export is not in the landing folder yet).
+    when_empty: str = ""
 
     @property
     def asset_key(self) -> dg.AssetKey:
@@ -126,6 +129,13 @@ def iso_dates(*columns: str) -> tuple[gxe.Expectation, ...]:
     return tuple(gxe.ExpectColumnValuesToMatchRegex(column=column, regex=r"^\d{4}-\d{2}-\d{2}$") for column in columns)
 
 
+# The HR export missing: the mart's team-months come from its headcount snapshots alone.
+HR_MISSING = ("No HR headcount: the team-months (and so every KPI) come from the HR export's monthly headcount, "
+              "and raw.hr__headcount is empty. Put the HR export (a roster with hire and termination dates, or the "
+              "monthly snapshots) in the landing folder (README, Bring your own exports), and see the hr_exports "
+              "asset's metadata for what it read and quarantined.")
+
+
 def not_empty() -> gxe.Expectation:
     return gxe.ExpectTableRowCountToBeBetween(min_value=1)
 
@@ -151,6 +161,7 @@ RAW_SUITES = [
         (*key("snapshot_date", "employee_id"), *not_null("org_unit", "critical_role"),
          *iso_dates("snapshot_date"), not_empty()),
         "HR headcount export: one row per employee and snapshot date (YYYY-MM-DD).",
+        when_empty=HR_MISSING,
     ),
     Suite(
         "raw.hr__terminations",
@@ -306,6 +317,7 @@ MART_SUITES = [
         "and junior proactive tickets within those whose reporter is known), attrition rates never negative, "
         "shares in [0, 1], lagged safety on the survey scale and only from reportable cells.",
         blocking=True,
+        when_empty=HR_MISSING,
     ),
     Suite(
         "marts.mart_team_month",
@@ -330,10 +342,15 @@ MART_SUITES = [
         "Team-wave-scales the models read: scores on the survey scale; cells under "
         f"{MIN_RESPONDENTS} respondents suppressed (no mean, no sd); every row frozen with its wave.",
         blocking=True,
+        when_empty=("No survey wave: no survey export is loaded (restricted.survey__responses), or none of its "
+                    "teams is in the team map. Put the survey export in the landing folder (README, Bring your own "
+                    "exports), and see the survey_responses asset's metadata for what it read and quarantined."),
     ),
     Suite(
         "marts.fct_team_month_survey_scores",
-        (*key("team", "period_month", "scale"), not_empty(), *not_null("is_wave_stale"),
+        # Empty until a month after the first wave's quarter has a team-month (the first wave is read
+        # against the next quarter's KPIs): the models then say no score is usable yet.
+        (*key("team", "period_month", "scale"), *not_null("is_wave_stale"),
          *between(SCALE_MIN, SCALE_MAX, "score_lagged"), *at_least(MIN_RESPONDENTS, "n_respondents")),
         "Lagged scores the models read: on the survey scale and only from reportable cells.",
         blocking=True,
