@@ -28,9 +28,10 @@ from assets.models.psychometrics import SAFETY_MAX_WAVE_AGE_QUARTERS, wave_suppr
 from assets.warehouse.partitions import HISTORY_START
 
 KEY = ["team", "period_month"]
-COUNT_COLUMNS = ("voluntary_leavers", "critical_voluntary_leavers", "incidents", "n_ttr", "n_tta", "n_ttd",
-                 "open_incidents", "auto_resolved_incidents", "reopened_incidents",
-                 "proactive_tickets", "reactive_tickets", "unclassified_tickets")
+PAGERDUTY_COUNTS = ("incidents", "n_ttr", "n_tta", "n_ttd", "open_incidents", "auto_resolved_incidents",
+                    "reopened_incidents")
+JIRA_COUNTS = ("proactive_tickets", "reactive_tickets", "unclassified_tickets")
+COUNT_COLUMNS = ("voluntary_leavers", "critical_voluntary_leavers", *PAGERDUTY_COUNTS, *JIRA_COUNTS)
 TEST_SERVICE = re.compile(r"\btest\b", re.IGNORECASE)
 # The scales the mart carries forward, and the prefix of their columns there.
 LAGGED_SCALES = {"psychological_safety": "safety", "accountability": "accountability"}
@@ -64,10 +65,16 @@ def team_month_mart(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
     every_month = _headcount(conn, claims("hr_org_unit"))
     months = every_month[every_month["period_month"] >= pd.Timestamp(HISTORY_START)]  # the API syncs start there
-    for part in (_leavers(conn, claims("hr_org_unit")), _incidents(conn, claims), ticket_counts(conn, claims)):
+    incidents, tickets = _incidents(conn, claims), ticket_counts(conn, claims)
+    for part in (_leavers(conn, claims("hr_org_unit")), incidents, tickets):
         months = months.merge(part, on=KEY, how="left")
     for column in COUNT_COLUMNS:
         months[column] = months[column].fillna(0).astype("int64")
+    # A source counts from the first month any team has a record of it: no data, not 0, before
+    # (mart_team_month's source_starts); a source with no record counts in no month.
+    for part, columns in ((incidents, PAGERDUTY_COUNTS), (tickets, JIRA_COUNTS)):
+        months[list(columns)] = months[list(columns)].where(
+            months["period_month"] >= pd.to_datetime(part["period_month"]).min())
     months["voluntary_attrition_rate"] = months["voluntary_leavers"] / months["avg_headcount"].replace(0, np.nan)
     months["critical_attrition_rate"] = (
         months["critical_voluntary_leavers"] / months["avg_critical_headcount"].replace(0, np.nan)

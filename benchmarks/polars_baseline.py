@@ -46,13 +46,23 @@ def team_month_mart(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
     every_month = _headcount(conn, claims("hr_org_unit"))
     months = every_month.filter(pl.col("period_month") >= date.fromisoformat(HISTORY_START))
-    for part in (_leavers(conn, claims("hr_org_unit")), _incidents(conn, claims), ticket_counts(conn, claims)):
+    incidents, tickets = _incidents(conn, claims), ticket_counts(conn, claims)
+    for part in (_leavers(conn, claims("hr_org_unit")), incidents, tickets):
         months = months.join(part, on=KEY, how="left")
-    counts = ["voluntary_leavers", "critical_voluntary_leavers", "incidents", "n_ttr", "n_tta", "n_ttd",
-              "open_incidents", "auto_resolved_incidents", "reopened_incidents",
-              *(f"{name}_tickets" for name in TICKET_CLASSES)]
+    pagerduty_counts = ["incidents", "n_ttr", "n_tta", "n_ttd", "open_incidents", "auto_resolved_incidents",
+                        "reopened_incidents"]
+    jira_counts = [f"{name}_tickets" for name in TICKET_CLASSES]
+    # A source counts from the first month any team has a record of it: no data, not 0, before
+    # (mart_team_month's source_starts); a source with no record counts in no month.
+    starts = pl.concat([incidents.select(pagerduty_start=pl.col("period_month").min()),
+                        tickets.select(jira_start=pl.col("period_month").min())], how="horizontal")
     flagged = pl.col("proactive_tickets") + pl.col("reactive_tickets")
-    months = months.with_columns(pl.col(counts).fill_null(0)).with_columns(
+    months = months.join(starts, how="cross").with_columns(
+        pl.col("voluntary_leavers", "critical_voluntary_leavers").fill_null(0),
+        *(pl.when(pl.col("period_month") >= pl.col(start)).then(pl.col(column).fill_null(0)).alias(column)
+          for start, columns in (("pagerduty_start", pagerduty_counts), ("jira_start", jira_counts))
+          for column in columns),
+    ).drop("pagerduty_start", "jira_start").with_columns(
         voluntary_attrition_rate=pl.col("voluntary_leavers") / pl.when(pl.col("avg_headcount") != 0)
         .then(pl.col("avg_headcount")),
         critical_attrition_rate=pl.col("critical_voluntary_leavers") / pl.when(pl.col("avg_critical_headcount") != 0)

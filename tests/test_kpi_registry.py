@@ -39,7 +39,14 @@ def test_every_kpi_reads_in_words_on_its_scale():
 
 
 def test_the_marts_have_every_column_the_registry_names(warehouse):
-    warehouse.raw_rows("config__team_map", [{"team": "Payments", "source": "hr_org_unit", "identifier": "OU-1"}])
+    warehouse.raw_rows("config__team_map", [{"team": "Payments", "source": "hr_org_unit", "identifier": "OU-1"},
+                                            {"team": "Payments", "source": "jira_project", "identifier": "PAY"}])
+    # A Jira ticket, so the speaking-up KPIs lack the identity map, not Jira (Kpi.is_absent).
+    warehouse.raw_json("jira__issues", [{
+        "id": "1", "key": "PAY-1",
+        "fields": {"project": {"key": "PAY"}, "issuetype": {"name": "Near miss"}, "labels": [],
+                   "created": "2024-03-10T12:00:00.000+0000", "updated": "2024-03-11T12:00:00.000+0000",
+                   "resolutiondate": None, "status": {"name": "To Do"}}}])
     warehouse.survey_cells([{"team": "Payments", "wave_quarter": date(2024, 1, 1), "score_mean": 5.0,
                              "score_sd": 0.8}])
     warehouse.raw_rows("hr__headcount", [

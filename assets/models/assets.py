@@ -428,12 +428,14 @@ def kpi_correlations(context: dg.AssetExecutionContext, duckdb: DuckDBResource) 
 def team_value(group: pd.DataFrame, kpi: Kpi) -> float:
     """A KPI pooled over one team's months: the weighted mean of the log of a team-month time
     (weighted by the incidents behind each median), else the sum of the outcome over the sum
-    of its denominator."""
+    of its denominator, over the months whose outcome is known (a month before its source's
+    first record has none: no data, not 0); NaN when no month has one."""
     if kpi.family is Family.TEAM_MONTH_LOG_TIME:
         usable = group[(group[kpi.weight] > 0) & (group[kpi.outcome] > 0)]
         return float(np.average(np.log(usable[kpi.outcome]), weights=usable[kpi.weight])) if len(usable) else np.nan
-    denominator = group[list(kpi.denominator)].to_numpy().sum()
-    return group[kpi.outcome].sum() / denominator if denominator else np.nan
+    known = group.dropna(subset=[kpi.outcome])
+    denominator = known[list(kpi.denominator)].to_numpy().sum()
+    return known[kpi.outcome].sum() / denominator if denominator else np.nan
 
 
 # The team-level size the partial r is given: the mean of log headcount over the team's months

@@ -101,13 +101,27 @@ class Kpi:
         return self.family.scale
 
     def is_absent(self, months) -> bool:
-        """Whether the optional input it needs was missing: every team-month's outcome is null,
-        or its denominator is 0 in every one (no one in a critical role). ``months``: a pandas
-        frame of marts.mart_team_month rows with the KPI's outcome and denominator."""
+        """Whether the optional input it needs was missing: the outcome is null in every
+        team-month where the source the input qualifies has data (``SOURCE_OF``), and some
+        team-month has that data, or its denominator is 0 in every one (no one in a critical
+        role). Without any record of the source the KPI is not absent but has no data, as
+        every KPI of that source. ``months``: a pandas frame of marts.mart_team_month rows with
+        the KPI's ``absence_columns``."""
         if not self.needs:
             return False
-        nothing = bool(months[self.outcome].isna().all())
+        outcome = months[self.outcome]
+        if self.needs in SOURCE_OF:
+            outcome = outcome[months[SOURCE_OF[self.needs]].notna()]
+            nothing = len(outcome) > 0 and bool(outcome.isna().all())
+        else:
+            nothing = bool(outcome.isna().all())
         return nothing or bool(self.denominator) and not months[list(self.denominator)].fillna(0).to_numpy().any()
+
+    @property
+    def absence_columns(self) -> tuple[str, ...]:
+        """The mart columns ``is_absent`` reads."""
+        source = (SOURCE_OF[self.needs],) if self.needs in SOURCE_OF else ()
+        return tuple(dict.fromkeys((self.outcome, *self.denominator, *source)))
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -123,6 +137,10 @@ ABSENT_BECAUSE = {
     CRITICAL_ROLES: "no employee of the HR exports is in a critical role (name the critical job titles under "
     "hr.critical_roles in export_mapping.yml, or export a critical-role column)",
 }
+# Per optional input, a mart column that is null in a month without any record of the source the
+# input qualifies (a month before the source's first record: mart_team_month's source_starts),
+# where the KPI's outcome is null for want of the source, not of the input.
+SOURCE_OF = {IDENTITY_MAP: "proactive_tickets"}
 REVIEW_CAVEAT = ("Safer teams may write more post-incident reviews because it is safe to examine a failure "
                  "there, not because they have more to learn from.")
 SPEAKING_UP_CAVEAT = ("Only the reporter Jira records counts: an issue raised in conversation and filed by "

@@ -207,6 +207,8 @@ def _share(value) -> float:
 
 
 def read_monthly_coverage(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    # A month before a source's first record has no incidents or tickets (null, a float NaN):
+    # a gap in the plot, not 0.
     return conn.sql(
         f"""
         select
@@ -220,7 +222,7 @@ def read_monthly_coverage(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         group by period_month
         order by period_month
         """
-    ).df().astype({"teams": "int64", "teams_with_safety": "int64", "incidents": "int64", "tickets": "int64"})
+    ).df().astype({"teams": "int64", "teams_with_safety": "int64", "incidents": "float64", "tickets": "float64"})
 
 
 def with_team_scores_withheld(waves: pd.DataFrame) -> pd.DataFrame:
@@ -276,7 +278,7 @@ def read_absent_kpis(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
     optional = [kpi for kpi in KPIS if kpi.needs]
     if not optional:
         return ()
-    columns = dict.fromkeys(c for kpi in optional for c in (kpi.outcome, *kpi.denominator))
+    columns = dict.fromkeys(c for kpi in optional for c in kpi.absence_columns)
     outcomes = conn.sql(f"select {', '.join(columns)} from marts.mart_team_month").df()
     return tuple(kpi.name for kpi in optional if kpi.is_absent(outcomes))
 

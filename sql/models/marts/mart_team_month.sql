@@ -134,13 +134,27 @@ identity_map as (
     select count(*) > 0 as is_loaded from {{ ref('stg_config__identity_map') }}
 ),
 
+-- A source adopted after the history start (PagerDuty or Jira first used later than the HR
+-- and survey history) has no data, not zero events, in the months before it: a month counts
+-- a source's events only from the source's first record on (organisation-wide: the first
+-- month in which any team has one). A source with no record at all counts in no month.
+source_starts as (
+    select
+        (select min(period_month) from {{ ref('fct_incidents') }} where team is not null) as pagerduty_start,
+        (select min(period_month) from {{ ref('fct_tickets') }} where team is not null) as jira_start
+),
+
 -- The team-months: every month an org unit of the team has a headcount snapshot, from the
--- history start on (the API syncs start there, so earlier months would count no incidents).
+-- history start on (the API syncs start there, so earlier months would count no incidents),
+-- and whether each source counts in the month (source_starts).
 team_months as (
     select distinct
         team,
-        period_month
+        period_month,
+        coalesce(period_month >= source_starts.pagerduty_start, false) as has_pagerduty,
+        coalesce(period_month >= source_starts.jira_start, false) as has_jira
     from headcount
+    cross join source_starts
     where period_month >= '{{ var("history_start") }}'::date
 ),
 
@@ -173,48 +187,49 @@ kpis as (
         coalesce(leavers.voluntary_leavers, 0) / nullif(average_headcount.avg_headcount, 0) as voluntary_attrition_rate,
         coalesce(leavers.critical_voluntary_leavers, 0) / nullif(average_headcount.avg_critical_headcount, 0)
             as critical_attrition_rate,
-        coalesce(incidents.incidents, 0) as incidents,
-        coalesce(incidents.n_ttr, 0) as n_ttr,
+        case when has_pagerduty then coalesce(incidents.incidents, 0) end as incidents,
+        case when has_pagerduty then coalesce(incidents.n_ttr, 0) end as n_ttr,
         incidents.ttr_median_seconds,
         incidents.ttr_p90_seconds,
         incidents.ttr_mean_seconds,
-        coalesce(incidents.n_tta, 0) as n_tta,
+        case when has_pagerduty then coalesce(incidents.n_tta, 0) end as n_tta,
         incidents.tta_median_seconds,
         incidents.tta_p90_seconds,
         incidents.tta_mean_seconds,
         incidents.acknowledged_share,
-        coalesce(incidents.n_ttd, 0) as n_ttd,
+        case when has_pagerduty then coalesce(incidents.n_ttd, 0) end as n_ttd,
         incidents.ttd_median_seconds,
         incidents.ttd_p90_seconds,
         incidents.ttd_mean_seconds,
         incidents.onset_known_share,
-        coalesce(incidents.open_incidents, 0) as open_incidents,
-        coalesce(incidents.auto_resolved_incidents, 0) as auto_resolved_incidents,
-        coalesce(incidents.reopened_incidents, 0) as reopened_incidents,
-        coalesce(tickets.proactive_tickets, 0) as proactive_tickets,
-        coalesce(tickets.reactive_tickets, 0) as reactive_tickets,
-        coalesce(tickets.unclassified_tickets, 0) as unclassified_tickets,
+        case when has_pagerduty then coalesce(incidents.open_incidents, 0) end as open_incidents,
+        case when has_pagerduty then coalesce(incidents.auto_resolved_incidents, 0) end as auto_resolved_incidents,
+        case when has_pagerduty then coalesce(incidents.reopened_incidents, 0) end as reopened_incidents,
+        case when has_jira then coalesce(tickets.proactive_tickets, 0) end as proactive_tickets,
+        case when has_jira then coalesce(tickets.reactive_tickets, 0) end as reactive_tickets,
+        case when has_jira then coalesce(tickets.unclassified_tickets, 0) end as unclassified_tickets,
         tickets.proactive_tickets / nullif(tickets.proactive_tickets + tickets.reactive_tickets, 0) as proactive_share,
-        coalesce(reviews.reviewable_incidents, 0) as reviewable_incidents,
-        coalesce(reviews.reviewed_incidents, 0) as reviewed_incidents,
+        case when has_pagerduty then coalesce(reviews.reviewable_incidents, 0) end as reviewable_incidents,
+        case when has_pagerduty then coalesce(reviews.reviewed_incidents, 0) end as reviewed_incidents,
         reviews.reviewed_incidents / nullif(reviews.reviewable_incidents, 0) as review_share,
-        coalesce(reviews.n_reviews_done, 0) as n_reviews_done,
+        case when has_pagerduty then coalesce(reviews.n_reviews_done, 0) end as n_reviews_done,
         reviews.review_done_median_days,
-        coalesce(action_items.action_items, 0) as action_items,
-        coalesce(action_items.action_items_due, 0) as action_items_due,
-        coalesce(action_items.action_items_closed_in_time, 0) as action_items_closed_in_time,
+        case when has_pagerduty then coalesce(action_items.action_items, 0) end as action_items,
+        case when has_pagerduty then coalesce(action_items.action_items_due, 0) end as action_items_due,
+        case when has_pagerduty then coalesce(action_items.action_items_closed_in_time, 0) end
+            as action_items_closed_in_time,
         action_items.action_items_closed_in_time / nullif(action_items.action_items_due, 0)
             as action_items_closed_in_time_share,
-        coalesce(action_items.n_action_items_closed, 0) as n_action_items_closed,
+        case when has_pagerduty then coalesce(action_items.n_action_items_closed, 0) end as n_action_items_closed,
         action_items.action_item_close_median_days,
-        coalesce(repeats.repeat_incidents, 0) as repeat_incidents,
+        case when has_pagerduty then coalesce(repeats.repeat_incidents, 0) end as repeat_incidents,
         coalesce(repeats.repeat_incidents, 0) / nullif(incidents.incidents, 0) as repeat_share,
         coalesce(headcount.junior_headcount, 0) as junior_headcount,
-        case when identity_map.is_loaded then coalesce(speaking_up.proactive_tickets_reporter_known, 0) end
+        case when identity_map.is_loaded and has_jira then coalesce(speaking_up.proactive_tickets_reporter_known, 0) end
             as proactive_tickets_reporter_known,
-        case when identity_map.is_loaded then coalesce(speaking_up.cross_team_proactive_tickets, 0) end
+        case when identity_map.is_loaded and has_jira then coalesce(speaking_up.cross_team_proactive_tickets, 0) end
             as cross_team_proactive_tickets,
-        case when identity_map.is_loaded then coalesce(speaking_up.junior_proactive_tickets, 0) end
+        case when identity_map.is_loaded and has_jira then coalesce(speaking_up.junior_proactive_tickets, 0) end
             as junior_proactive_tickets,
         lagged_scores.safety_wave_quarter,
         lagged_scores.safety_n_respondents,
