@@ -105,6 +105,25 @@ def test_qualtrics_csv_drops_previews_tests_and_unfinished_and_counts_them(tmp_p
     assert (first["answer"], first["score"]) == (6, 2)  # reverse-keyed item 1: 8 - 6
 
 
+def test_an_alchemer_export_drops_partial_and_disqualified_responses_and_counts_them(tmp_path):
+    """Sixth trial, N5: Alchemer's (SurveyGizmo's) CSV, read by the generic preset once its date
+    column is mapped, has a Status column: Partial (2 of 7 items answered) and Disqualified
+    responses loaded as responses, counting towards a team's 5 respondents."""
+    header = ["Response ID", "Time Started", "Date Submitted", "Status", "Team", *ITEMS]
+    rows = [[str(n), "2025-02-10 09:00:00", "2025-02-10 09:05:00", "Complete", "Payments", *consistent_answers(2 + n % 5)]
+            for n in range(1, 9)]
+    rows += [[str(n), "2025-02-10 09:00:00", "", "Partial", "Payments", *consistent_answers(3)[:2], *[""] * 5]
+             for n in range(9, 12)]
+    rows.append(["12", "2025-02-10 09:00:00", "2025-02-10 09:01:00", "Disqualified", "Payments", *consistent_answers(4)])
+    path = tmp_path / "alchemer_export.csv"
+    path.write_text(csv_text([header, *rows]))
+    (tmp_path / "export_mapping.yml").write_text("survey:\n  columns: {submitted_at: Date Submitted}\n")
+    load = read_survey_exports([path], GROUPS, NOW, settings=read_mapping(tmp_path).settings(path.name, "survey"))
+    [file] = load.files
+    assert file.preset == "generic" and dict(file.dropped) == {"unfinished": 4}
+    assert load.responses == 8 and not load.checked.quarantined
+
+
 def test_qualtrics_utf16_tsv_and_legacy_layout(tmp_path):
     tsv = tmp_path / "qualtrics.tsv"
     tsv.write_bytes(csv_text(qualtrics_rows(False), delimiter="\t").encode("utf-16"))

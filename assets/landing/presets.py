@@ -23,7 +23,8 @@ Layouts, as the tools document them (the test fixtures cite the sources):
   (submitdate), Last page, Start language; an array question's rows as "Question [row]".
 - Culture Amp raw data extract: XLSX, one demographic column and one column per rating
   question (1..5), no response ids or dates (the survey date comes from the mapping file).
-- generic: one header row with response_id, submitted_at, team and the item texts.
+- generic: one header row with response_id, submitted_at, team and the item texts; a Status
+  column's Partial, Incomplete, Disqualified or Deleted responses (Alchemer's) are dropped.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class SurveyPreset:
     # Rows of a Qualtrics export that are not responses: Status values, by number and by text.
     excluded_status: tuple[str, ...] = ()
     finished: tuple[str, ...] = ()
+    # Status words (a "Status" or "Response Status" column) of responses the tool marks
+    # unfinished or screened out: Alchemer's Partial and Disqualified, other tools' Incomplete.
+    unfinished_status: tuple[str, ...] = ()
     # No response id in the export: one is made from the response's content.
     id_from_content: bool = False
     needs_date_from_mapping: bool = False
@@ -80,7 +84,8 @@ SURVEY_PRESETS: dict[str, SurveyPreset] = {p.name: p for p in (
     SurveyPreset("surveymonkey", 2, ("respondent id",), ("end date",), stem_row_forward_filled=True),
     SurveyPreset("culture_amp", 1, (), (), id_from_content=True, needs_date_from_mapping=True),
     SurveyPreset("generic", 1, ("response_id", "response id", "responseid"),
-                 ("submitted_at", "submitted at", "timestamp", "date")),
+                 ("submitted_at", "submitted at", "timestamp", "date"),
+                 unfinished_status=("partial", "incomplete", "disqualified", "deleted")),
 )}
 
 

@@ -316,7 +316,8 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
     if problems:
         raise SurveyExportError(f"{name} ({_describe(diagnosis)}): " + "; ".join(problems)
                                 + f". Columns that matched nothing: {ignored or 'none'}")
-    status = _find_role(cells, ("status",), None) if preset.excluded_status else None
+    status = (_find_role(cells, ("status", "response status"), None)
+              if preset.excluded_status or preset.unfinished_status else None)
     finished = _find_role(cells, preset.finished, None) if preset.finished else None
     file = SurveyFile(name, preset_name, diagnosis, ignored_columns=ignored, notes=list(records.notes), scales=scales,
                       scale_points=scale_points, wave=settings.wave)
@@ -357,7 +358,8 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
         if status is not None and values[status].strip().lower() in preset.excluded_status:
             file.dropped["preview, test or spam"] += 1
             continue
-        if finished is not None and values[finished].strip().lower() in ("0", "false"):
+        if (finished is not None and values[finished].strip().lower() in ("0", "false")
+                or status is not None and values[status].strip().lower() in preset.unfinished_status):
             file.dropped["unfinished"] += 1
             continue
         raw = {label: values[column] for column, label in used.items()}
