@@ -1,9 +1,10 @@
 {#- Rules of the KPI rules file (config/kpi_rules.yml) shared by several models. -#}
 
-{#- A title as repeats compare it: lower case, each run of digits '#', every run of other
-    characters but letters and '#' one space, trimmed. -#}
+{#- A title as repeats compare it: lower case, each number '#' (a run of digits, with any '.'
+    or ',' between digits inside it: monitoring tools write a measured value as 91.5 or
+    1,204), every run of other characters but letters and '#' one space, trimmed. -#}
 {% macro normalised_title(column) -%}
-    trim(regexp_replace(regexp_replace(lower({{ column }}), '[0-9]+', '#', 'g'), '[^\pL#]+', ' ', 'g'))
+    trim(regexp_replace(regexp_replace(lower({{ column }}), '[0-9]+([.,][0-9]+)*', '#', 'g'), '[^\pL#]+', ' ', 'g'))
 {%- endmacro %}
 
 {#- Whether a lower-cased text matches one of a list of lower-cased patterns in which '*'
@@ -27,16 +28,20 @@
 
 {#- When the stored changelog (raw.jira__issues, as the sync completed it) last moved a Jira issue
     into its current status: the time of its last status change, when that change's target is
-    the current status. A changelog names statuses, not their categories: the target is compared
-    by status id ("to"), else by name ("toString") when the change carries no id. Null when the
-    changelog holds no status change, or its last one led elsewhere (a changelog that does not
-    match the issue). Fields are read by name: Jira's histories (created, items) and items
-    (fieldId, else field; to, toString). -#}
+    the current status. A changelog names statuses, not their categories: the target is the
+    current status when their ids ("to") are equal or, failing that, their names ("toString"):
+    an issue moved to another project (Jira: Move; its changelog gains Key, project and
+    Workflow items) has the target project's status, of the same name and another id. A
+    status change that keeps the status's name (Done -> Done, the move's own status item) is
+    not moving into a status, so a done item moved later keeps the time it was done. Null when
+    the changelog holds no status change, or its last one led elsewhere (a changelog that does
+    not match the issue). Fields are read by name: Jira's histories (created, items) and items
+    (fieldId, else field; to, toString, fromString). -#}
 {% macro jira_issue_current_status_entered_at(issue) -%}
     (
         select case
-            when coalesce(last_change.to_status_id = (stored.payload ->> '$.fields.status.id'),
-                          last_change.to_status_name = (stored.payload ->> '$.fields.status.name'))
+            when coalesce(last_change.to_status_id = (stored.payload ->> '$.fields.status.id'), false)
+                or coalesce(last_change.to_status_name = (stored.payload ->> '$.fields.status.name'), false)
                 then last_change.changed_at
         end
         from {{ source('raw', 'jira__issues') }} as stored,
@@ -48,6 +53,7 @@
             from unnest(cast(stored.payload -> '$.changelog.histories' as json[])) with ordinality as histories (history, position),
                 unnest(cast(history -> 'items' as json[])) as items (item)
             where coalesce(item ->> 'fieldId', item ->> 'field') = 'status'
+                and not coalesce(lower(item ->> 'fromString') = lower(item ->> 'toString'), false)
             order by changed_at desc nulls last, position desc
             limit 1
         ) as last_change
