@@ -14,6 +14,16 @@ account) are dropped, as are the names in changes of user fields and in mentions
 rewrote carries ``"pseudonymised": true``, so rewriting an issue again (histories stored by an
 earlier sync beside ones fetched now) leaves the pseudonyms as they are.
 
+Every text the issue keeps (its summary, the text of its description, the old and new text
+that a changelog item of a text field such as the description holds in fromString/toString, an
+address in a link) loses the people it names (``pseudonymised_text``): a wiki-markup mention,
+``[~accountid:<id>]`` as the changelog writes an @mention (``[~username]`` before account
+ids), becomes ``[~accountid:<the pseudonym of that id>]``, the pseudonym the person has in the
+reporter and everywhere else; an account id of the colon form (557058:<uuid>, in a profile
+link) becomes its pseudonym; a typed email address becomes ``email:<its pseudonym>``. The rest
+of the text, the incident ids and URLs a review names included, is kept as written, and a text
+rewritten once is left as it is.
+
 A changelog item changes a user field when its field is one of ``USER_FIELDS`` or its
 from/to holds an account id (Atlassian's, alone or in a bracketed list as multi-user pickers
 write it, or a Jira Server user key that a migration carried over): custom user pickers (an
@@ -54,8 +64,21 @@ USER_FIELDS = frozenset({"assignee", "reporter", "creator"})
 # (557058, 712020, ...) or Service Management's "qm" before a colon and a UUID (customers'
 # ids may have more colon-separated parts), or a Jira Server user key (JIRAUSER10100) that a
 # migration to Cloud left in old changelogs.
-ACCOUNT_ID = re.compile(r"[0-9a-f]{24}|(?:[0-9]+|qm):[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}(?::[0-9a-f-]+)*"
-                        r"|JIRAUSER[0-9]+", re.IGNORECASE)
+ATLASSIAN_ACCOUNT_ID = r"(?:[0-9]+|qm):[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}(?::[0-9a-f-]+)*"
+ACCOUNT_ID = re.compile(rf"[0-9a-f]{{24}}|{ATLASSIAN_ACCOUNT_ID}|JIRAUSER[0-9]+", re.IGNORECASE)
+# People named in a text (a summary, the description's text, the old and new text a changelog
+# item of a text field keeps, a link's address). Wiki markup's mention, as Jira writes text
+# fields' changes in the changelog: [~accountid:<id>], or [~username] from before Atlassian
+# account ids (an ADF mention node is rewritten as a node).
+WIKI_MENTION = re.compile(r"\[~(accountid:)?([^\[\]|\n]+)\]", re.IGNORECASE)
+# An account id of the colon form written anywhere else (a profile link ".../people/<id>"). The
+# legacy 24 hex digits are recognised in a mention only: in free text they cannot be told from
+# a commit hash or a trace id, and a review's text must keep the ids it names.
+ACCOUNT_ID_IN_TEXT = re.compile(rf"(?<![\w-]){ATLASSIAN_ACCOUNT_ID}(?![\w-])", re.IGNORECASE)
+# An email address typed in a text (or linked: "mailto:jane.doe@example.com").
+EMAIL_ADDRESS = re.compile(r"\w[\w.%+-]*@[\w-]+(?:\.[\w-]+)+")
+# A pseudonym as a rewritten mention holds it ("[~accountid:<pseudonym>]"): left as it is.
+PSEUDONYM = re.compile(rf"[0-9a-f]{{{PSEUDONYM_LENGTH}}}")
 # A multi-user picker's change writes its users as "[id1, id2]".
 BRACKETED_LIST = re.compile(r"\[(.*)\]", re.DOTALL)
 # Keys of a changelog item that hold account ids whatever its field (Jira Cloud adds them to
@@ -156,6 +179,8 @@ def email_pseudonym(salt: str, email: str) -> str:
 def pseudonymise_people(value: Any, salt: str | None) -> Any:
     """``value`` (a Jira issue or any part of one) with every person replaced by pseudonyms;
     without a salt the people are dropped altogether (only their account type stays)."""
+    if isinstance(value, str):
+        return pseudonymised_text(value, salt)
     if isinstance(value, list):
         return [pseudonymise_people(item, salt) for item in value]
     if not isinstance(value, dict) or value.get(DONE) is True:
@@ -174,8 +199,30 @@ def pseudonymise_people(value: Any, salt: str | None) -> Any:
                 **{key: _hashed(account_pseudonym, value[key], salt) for key in ITEM_ACCOUNT_KEYS if key in value},
                 DONE: True}
     if value.get("fieldtype") == "custom" and "field" in value and {"fromString", "toString"} & value.keys():
-        return {**value, "fromString": None, "toString": None, DONE: True}
+        return {**{key: pseudonymise_people(item, salt) for key, item in value.items()},
+                "fromString": None, "toString": None, DONE: True}
     return {key: item if key in PERSONLESS_KEYS else pseudonymise_people(item, salt) for key, item in value.items()}
+
+
+def pseudonymised_text(text: str, salt: str | None) -> str:
+    """``text`` with the people it names replaced by their pseudonyms (see the module's doc);
+    without a salt they are dropped (a mention becomes "@", an address "email:")."""
+    if "[~" in text:
+        text = WIKI_MENTION.sub(lambda mention: _mention(mention, salt), text)
+    if ":" in text:
+        text = ACCOUNT_ID_IN_TEXT.sub(lambda account: _hashed(account_pseudonym, account[0], salt) or "", text)
+    if "@" in text:
+        text = EMAIL_ADDRESS.sub(lambda email: f"email:{_hashed(email_pseudonym, email[0], salt) or ''}", text)
+    return text
+
+
+def _mention(mention: re.Match, salt: str | None) -> str:
+    """A wiki mention with the pseudonym of its account id (or legacy username)."""
+    prefix, named = mention.group(1, 2)
+    if prefix and PSEUDONYM.fullmatch(named):
+        return mention[0]
+    hashed = _hashed(account_pseudonym, named, salt)
+    return f"[~accountid:{hashed}]" if hashed else "@"
 
 
 def _is_user_change(value: dict) -> bool:
