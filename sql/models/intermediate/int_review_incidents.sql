@@ -3,7 +3,12 @@
 -- own or those of the issues it is linked to by the rules' link types (e.g. the Jira issue
 -- PagerDuty's integration made for the incident): a field whose whole value is an incident's
 -- id or number, or any id or number the rules' patterns find. Only incidents PagerDuty has
--- are kept, so a pattern's stray match names nothing.
+-- are kept, so a pattern's stray match names nothing. A linked issue that is itself a review
+-- names nothing: a postmortem that "relates to" an earlier postmortem reviews its own incident,
+-- not the earlier one's. A review done before an incident was triggered was written about
+-- something else (an earlier incident it cites), so it does not review it. An incident merged
+-- into another (PagerDuty's merge) is reviewed as the incident it was merged into, which holds
+-- its alerts from then on.
 with rules as (
     select * from {{ source('raw', 'config__kpi_rules') }}
 ),
@@ -31,6 +36,7 @@ named_in as (
     inner join links on links.from_issue_id = reviews.jira_issue_id
     cross join rules
     where {{ link_is_one_of('links.link', 'rules.incident_link_issue_link_types') }}
+        and not exists (select 1 from reviews as linked_reviews where linked_reviews.jira_issue_id = links.link.issue_id)
 ),
 
 field_names as (
@@ -84,7 +90,21 @@ refs as (
 ),
 
 incidents as (
-    select incident_id, incident_number from {{ ref('stg_pagerduty__incidents') }}
+    select incident_id, incident_number, created_at, merged_into_incident_id from {{ ref('stg_pagerduty__incidents') }}
+),
+
+-- Each incident's survivor: itself, else the incident it was merged into, followed through a
+-- merge of that one too (a bounded walk, so a cycle in broken data ends).
+merges as (
+    with recursive chain(incident_id, survivor_id, depth) as (
+        select incident_id, incident_id, 0 from incidents
+        union all
+        select chain.incident_id, incidents.merged_into_incident_id, chain.depth + 1
+        from chain
+        inner join incidents on incidents.incident_id = chain.survivor_id
+        where incidents.merged_into_incident_id is not null and chain.depth < 20
+    )
+    select incident_id, arg_max(survivor_id, depth) as survivor_id from chain group by incident_id
 ),
 
 named as (
@@ -95,17 +115,27 @@ named as (
     select refs.review_id, incidents.incident_id, refs.via, refs.kind
     from refs
     inner join incidents on refs.ref_kind = 'number' and incidents.incident_number = try_cast(refs.ref as integer)
+),
+
+-- How the link was found, the most direct way first (rank).
+pairs as (
+    select review_id, incident_id,
+        case when via = 'issue_link' then 'issue_link' else kind end as linked_by,
+        case when via = 'issue_link' then 3 when kind = 'field' then 1 else 2 end as rank
+    from named
+    union all
+    select review_id, pagerduty_incident_id, 'pagerduty', 0
+    from reviews
+    where source = 'pagerduty'
 )
 
 select
-    review_id,
-    incident_id,
-    -- How the link was found, the most direct way first.
-    arg_min(case when via = 'issue_link' then 'issue_link' else kind end,
-            case when via = 'issue_link' then 3 when kind = 'field' then 1 else 2 end) as linked_by
-from named
-group by review_id, incident_id
-union all
-select review_id, pagerduty_incident_id, 'pagerduty'
-from reviews
-where source = 'pagerduty'
+    pairs.review_id,
+    coalesce(merges.survivor_id, pairs.incident_id) as incident_id,
+    arg_min(pairs.linked_by, pairs.rank) as linked_by
+from pairs
+inner join reviews using (review_id)
+left join incidents on incidents.incident_id = pairs.incident_id
+left join merges on merges.incident_id = pairs.incident_id
+where not coalesce(reviews.done_at < incidents.created_at, false)
+group by 1, 2
