@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,15 +77,60 @@ def failing_clearly() -> Iterator[None]:
         raise dg.Failure(description=str(error), allow_retries=False) from None
 
 
+def clean_setting(value: str, variable: str) -> str:
+    """``value``, the setting ``variable`` (a URL, a token, an email, a survey id), without the
+    whitespace around it: a secret file or a Kubernetes secret ends in a newline, which sent on
+    would fail every attempt as a "network error" (an invalid header or URL) or a bare 401.
+    Whitespace or a control character inside it, or quotes around it (docker --env-file keeps
+    them, as does a secret file written with them), fail at once, naming the variable and the character, never the value
+    (it may be a token); RetryPolicy does not repeat the step: the value will not change."""
+    text = value.strip()
+    problem = None
+    if not text:
+        problem = "is empty" + (" (only whitespace)" if value else "")
+    elif text[0] in "\"'" or text[-1] in "\"'":
+        problem = ("starts or ends with a quote, which is kept as part of the value (docker --env-file does not "
+                   "remove quotes, nor does a secret file): remove them")
+    else:
+        for position, character in enumerate(text, 1):
+            if character.isspace() or unicodedata.category(character) in ("Cc", "Cf"):
+                problem = (f"holds {_character_name(character)} at character {position} of {len(text)}: "
+                           "whitespace around a value is ignored, inside it never is")
+                break
+    if problem is None:
+        return text
+    raise dg.Failure(description=f"{variable} {problem}. Nothing was requested: set {variable} and run again.",
+                     allow_retries=False)
+
+
+def _character_name(character: str) -> str:
+    names = {"\n": "a line break (\\n)", "\r": "a carriage return (\\r)", "\t": "a tab", " ": "a space"}
+    kind = "whitespace" if character.isspace() else "an invisible character"
+    return names.get(character, f"{kind} U+{ord(character):04X}")
+
+
 def https_url_failure(url: str, variable: str, example: str) -> dg.Failure | None:
-    """The failure for an API base URL (set by ``variable``) that is not https:// with a host,
-    or None. The step fails at once and RetryPolicy does not repeat it: the URL will not change
-    between attempts, and retried it only looks like a network outage (an https-only server
-    refuses the connection) or, for PagerDuty, the client's own "must use scheme https://"."""
+    """The failure for an API base URL (set by ``variable``, already ``clean_setting``) that is
+    not https:// with a host, or that has a path, a query or a fragment, or None. The step fails
+    at once and RetryPolicy does not repeat it: the URL will not change between attempts, and
+    retried it only looks like a network outage (an https-only server refuses the connection)
+    or, for PagerDuty, the client's own "must use scheme https://". The services this reads
+    (api.pagerduty.com, a Jira Cloud site, a Qualtrics data centre) answer at the host's root,
+    and the resources add the API's paths themselves: a path copied from a browser or a doc
+    (``/api/v2``, ``/jira/software/projects``) would only give 404s naming no variable."""
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         if parts.scheme.lower() == "https" and parts.hostname:
-            return None
+            extra = parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "") + (
+                f"#{parts.fragment}" if parts.fragment else "")
+            if not extra:
+                return None
+            return dg.Failure(
+                description=f"{variable} must have no path after the host ({example}): the pipeline adds the "
+                            f"API's paths itself, and {url!r} has {extra!r}. Nothing was requested: set {variable} "
+                            f"to https://{parts.netloc} and run again.",
+                allow_retries=False,
+            )
     except ValueError:  # not a URL at all ("https://[host")
         pass
     return dg.Failure(
@@ -92,6 +138,15 @@ def https_url_failure(url: str, variable: str, example: str) -> dg.Failure | Non
                     f"https too), not {url!r}. Nothing was requested: set {variable} and run again.",
         allow_retries=False,
     )
+
+
+def checked_url(url: str, variable: str, example: str) -> str:
+    """The API base URL ``url`` of ``variable``, cleaned (``clean_setting``), or the failure of
+    ``https_url_failure`` raised."""
+    url = clean_setting(url, variable)
+    if failure := https_url_failure(url, variable, example):
+        raise failure
+    return url
 
 
 def api_root(url: str) -> str:

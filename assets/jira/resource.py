@@ -16,7 +16,16 @@ from jira import JIRA, JIRAError
 from pydantic import Field
 
 from assets.api_quarantine import DEFAULT_MAX_QUARANTINED_SHARE, ApiRequest, PoisonRecord, Quarantined, record_id
-from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, https_url_failure, redact, wait_hint
+from assets.api_retry import (
+    ApiError,
+    Backoff,
+    Transient,
+    call_with_retries,
+    checked_url,
+    clean_setting,
+    redact,
+    wait_hint,
+)
 from assets.identity import checked_salt, pseudonymise_people
 from assets.jira.classification import ClassificationRulesError
 from assets.kpi_rules import DEFAULT_KPI_RULES, KpiRulesError, read_kpi_rules
@@ -94,7 +103,9 @@ class JiraResource(dg.ConfigurableResource):
     off exponentially; error text never includes the request's headers (the client's own
     would) nor the credentials. A sync fails when more than ``max_quarantined_share`` of the
     issues it receives cannot be loaded (see assets/api_quarantine.py).
-    ``server_url`` (JIRA_URL) must be an https:// URL: anything else fails the step at once.
+    ``server_url`` (JIRA_URL) must be an https:// URL with no path: anything else fails the step
+    at once, as does a URL, ``email`` or ``api_token`` with whitespace or quotes inside or around
+    it (``assets.api_retry.clean_setting``: whitespace around it is ignored).
     ``classification_rules_path`` is the proactive/reactive rules file; ``kpi_rules_path`` the
     rules of the learning and speaking-up KPIs, whose fields the sync also asks for. Left unset
     here (a scheduled run passes no run config), they come from PSAFE_TICKET_CLASSIFICATION_RULES
@@ -126,7 +137,8 @@ class JiraResource(dg.ConfigurableResource):
         return Backoff(self.max_attempts, self.base_delay_seconds, self.max_delay_seconds)
 
     def redact(self, text: str) -> str:
-        return redact(text, [self.api_token, f"{self.email}:{self.api_token}"] + [self.identity_salt or ""])
+        token, email = self.api_token.strip(), self.email.strip()  # as sent (clean_setting)
+        return redact(text, [token, f"{email}:{token}"] + [self.identity_salt or ""])
 
     def received(self, issue: object) -> object:
         """An issue as the sync may keep it: its people pseudonymised."""
@@ -157,12 +169,14 @@ class JiraResource(dg.ConfigurableResource):
 
         A JIRA_URL that is not https:// fails here, not retried: the client would send the
         token in clear, or a ConnectionError from an https-only site would be retried for
-        minutes as a network outage."""
-        if failure := https_url_failure(self.server_url, "JIRA_URL", "the Jira Cloud site, https://<site>.atlassian.net"):
-            raise failure
+        minutes as a network outage. So does a URL with a path (a Cloud site answers at its root),
+        and a URL, email or token with whitespace or quotes inside or around it (clean_setting:
+        whitespace around it, as a secret file leaves, is ignored), which would only be refused
+        as a network error or a 401 with no word about the stray character."""
+        server = checked_url(self.server_url, "JIRA_URL", "the Jira Cloud site, https://<site>.atlassian.net")
         return JIRA(
-            server=self.server_url,
-            basic_auth=(self.email, self.api_token),
+            server=server,
+            basic_auth=(clean_setting(self.email, "JIRA_EMAIL"), clean_setting(self.api_token, "JIRA_API_TOKEN")),
             options={"rest_api_version": "3", "verify": self.ca_bundle_path or True},
             max_retries=0,
             timeout=self.timeout_seconds,

@@ -16,7 +16,16 @@ from pagerduty import HttpError, RestApiV2Client
 from pydantic import Field
 
 from assets.api_quarantine import DEFAULT_MAX_QUARANTINED_SHARE, ApiRequest
-from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, https_url_failure, redact, wait_hint
+from assets.api_retry import (
+    ApiError,
+    Backoff,
+    Transient,
+    call_with_retries,
+    checked_url,
+    clean_setting,
+    redact,
+    wait_hint,
+)
 
 # The API refuses offset + limit > 10,000 and since/until spans over six months; 180 days fits
 # in any six calendar months (the shortest are 181 days).
@@ -80,7 +89,9 @@ class WindowPage:
 class PagerDutyResource(dg.ConfigurableResource):
     """A PagerDuty account (or the local sandbox) reached with an API token.
 
-    ``base_url`` (PAGERDUTY_URL) must be an https:// URL: anything else fails the step at once.
+    ``base_url`` (PAGERDUTY_URL) must be an https:// URL with no path: anything else fails the
+    step at once, as does a URL or ``api_token`` with whitespace or quotes inside or around it
+    (``assets.api_retry.clean_setting``: whitespace around it is ignored).
     ``ca_bundle_path`` trusts an extra certificate authority (the sandbox makes its own);
     leave it unset for api.pagerduty.com. Transient failures (429, 5xx, timeouts, broken
     pages, and answers to another request: a page at another offset or of another time
@@ -101,14 +112,15 @@ class PagerDutyResource(dg.ConfigurableResource):
     max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE
 
     def get_client(self) -> RestApiV2Client:
-        # Checked before the client, whose own "must use scheme https://" would fail every
-        # attempt of a retried step (minutes) without naming the variable to fix.
-        if failure := https_url_failure(self.base_url, "PAGERDUTY_URL", "https://api.pagerduty.com"):
-            raise failure
+        # Checked before the client, whose own "must use scheme https://" (or httpx's refusal of
+        # a token with a newline) would fail every attempt of a retried step (minutes) without
+        # naming the variable to fix.
+        base_url = checked_url(self.base_url, "PAGERDUTY_URL", "https://api.pagerduty.com")
+        token = clean_setting(self.api_token, "PAGERDUTY_API_TOKEN")
         verify: ssl.SSLContext | bool = True
         if self.ca_bundle_path:
             verify = ssl.create_default_context(cafile=self.ca_bundle_path)
-        client = _Client(self.api_token, base_url=self.base_url, verify=verify)
+        client = _Client(token, base_url=base_url, verify=verify)
         client.timeout = self.timeout_seconds
         # Network errors surface at once as pagerduty.Error; call_with_retries retries them.
         client.max_network_attempts = 0
@@ -119,7 +131,7 @@ class PagerDutyResource(dg.ConfigurableResource):
         return Backoff(self.max_attempts, self.base_delay_seconds, self.max_delay_seconds)
 
     def redact(self, text: str) -> str:
-        return redact(text, [self.api_token])
+        return redact(text, [self.api_token.strip()])  # the token as sent (clean_setting)
 
     def get_json(
         self,

@@ -19,14 +19,25 @@ from email.utils import parsedate_to_datetime
 import dagster as dg
 import requests
 
-from assets.api_retry import ApiError, Backoff, Transient, call_with_retries, https_url_failure, redact, wait_hint
+from assets.api_retry import (
+    ApiError,
+    Backoff,
+    Transient,
+    call_with_retries,
+    checked_url,
+    clean_setting,
+    redact,
+    wait_hint,
+)
 
 
 class QualtricsResource(dg.ConfigurableResource):
     """``base_url`` is the data centre's API root (QUALTRICS_URL, e.g.
     ``https://yourorg.eu.qualtrics.com``); ``api_token`` (QUALTRICS_API_TOKEN) a token with
     response-export rights; ``survey_ids`` (QUALTRICS_SURVEY_IDS) the surveys to export,
-    comma-separated."""
+    comma-separated. Whitespace around each is ignored; whitespace or quotes inside or around one
+    fail at once, naming its variable (``assets.api_retry.clean_setting``), as does a URL with a
+    path (the resource adds ``/API/v3``)."""
 
     base_url: str
     api_token: str
@@ -41,21 +52,21 @@ class QualtricsResource(dg.ConfigurableResource):
 
     @property
     def surveys(self) -> list[str]:
-        return [s.strip() for s in self.survey_ids.split(",") if s.strip()]
+        return [clean_setting(s, "QUALTRICS_SURVEY_IDS") for s in self.survey_ids.split(",") if s.strip()]
 
     def _backoff(self) -> Backoff:
         return Backoff(self.max_attempts, self.base_delay_seconds, self.max_delay_seconds)
 
     def _request(self, method: str, path: str, log, **kwargs) -> requests.Response:
         # Checked before every request: the token travels in a header, in clear over http://.
-        if failure := https_url_failure(self.base_url, "QUALTRICS_URL",
-                                        "your data centre's API root, https://<org>.<datacentre>.qualtrics.com"):
-            raise failure
-        url = f"{self.base_url.rstrip('/')}/API/v3{path}"
+        base_url = checked_url(self.base_url, "QUALTRICS_URL",
+                               "your data centre's API root, https://<org>.<datacentre>.qualtrics.com")
+        token = clean_setting(self.api_token, "QUALTRICS_API_TOKEN")
+        url = f"{base_url.rstrip('/')}/API/v3{path}"
 
         def call() -> requests.Response:
             try:
-                response = requests.request(method, url, headers={"X-API-TOKEN": self.api_token}, timeout=(
+                response = requests.request(method, url, headers={"X-API-TOKEN": token}, timeout=(
                     10, self.timeout_seconds), verify=self.ca_bundle_path or True, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as error:
                 raise Transient(f"{type(error).__name__} talking to Qualtrics") from None
@@ -67,7 +78,7 @@ class QualtricsResource(dg.ConfigurableResource):
             if response.status_code >= 400:
                 # A gateway's error body may repeat the request's headers, the token among them.
                 raise ApiError(f"Qualtrics {method} {path}: HTTP {response.status_code}: "
-                               f"{redact(_message(response), [self.api_token])}")
+                               f"{redact(_message(response), [token])}")
             return response
 
         return call_with_retries(call, what=f"Qualtrics {method} {path}", backoff=self._backoff(), log=log)

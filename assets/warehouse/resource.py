@@ -21,7 +21,7 @@ from typing import TypeVar
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, field_validator
 
 from assets.warehouse.restricted import (
     RESTRICTED_CATALOG,
@@ -259,6 +259,15 @@ class WarehouseResource(DuckDBResource):
     restricted_database: str | None = None
 
     _checked_whole: set[str] = PrivateAttr(default_factory=set)
+
+    @field_validator("database")
+    @classmethod
+    def _home_expanded(cls, database: str) -> str:
+        """``~`` expanded, here where the resource reads the path, so every use of ``database``
+        (the folder check, the restricted file beside it, dbt) means the file DuckDB opens:
+        DuckDB expands ``~`` itself, Python's paths do not, and a systemd EnvironmentFile or a
+        docker --env-file passes ``PSAFE_WAREHOUSE=~/...`` unexpanded."""
+        return os.path.expanduser(database)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._checked_whole = set()

@@ -49,8 +49,10 @@ def default_restricted_path(warehouse: str) -> str:
 
 
 def resolve_restricted_path(warehouse: str, configured: str | None = None) -> str:
-    """The restricted file: ``configured``, else PSAFE_RESTRICTED_WAREHOUSE, else the default."""
-    return configured or os.environ.get(RESTRICTED_VARIABLE) or default_restricted_path(warehouse)
+    """The restricted file: ``configured``, else PSAFE_RESTRICTED_WAREHOUSE, else the default,
+    with ``~`` expanded as DuckDB expands it (the folder checks and the private creation use
+    Python's paths, which do not), as the ``duckdb`` resource expands the warehouse's."""
+    return os.path.expanduser(configured or os.environ.get(RESTRICTED_VARIABLE) or default_restricted_path(warehouse))
 
 
 def spill_folder(path: str) -> dict[str, str]:
