@@ -19,7 +19,8 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-import yaml
+
+from assets.yaml_files import read_yaml
 
 DEFAULT_KPI_RULES = Path(__file__).resolve().parents[1] / "config" / "kpi_rules.yml"
 # Text fields a review's link to its incident can be read from besides custom fields.
@@ -88,11 +89,10 @@ def read_kpi_rules(path: Path | str = DEFAULT_KPI_RULES) -> KpiRules:
 
 def _document(path: Path) -> dict:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # Typed: its settings are numbers of days and true/false flags.
+        document = read_yaml(path, KpiRulesError, typed=True)
     except FileNotFoundError:
         raise KpiRulesError(f"{path}: no such KPI rules file (the jira resource's kpi_rules_path)") from None
-    except yaml.YAMLError as error:
-        raise KpiRulesError(f"{path}: not valid YAML: {error}") from None
     if document is None:
         return {}
     if not isinstance(document, dict):

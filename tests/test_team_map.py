@@ -59,7 +59,8 @@ def test_malformed_or_ambiguous_maps_are_refused_with_the_reason(tmp_path, text,
 
 
 def test_values_read_as_written_while_nulls_and_merge_keys_still_work(tmp_path):
-    rows = read_team_map(write(tmp_path, "defaults: &defaults\n  survey_groups: ~\nteams:\n"
+    # The anchor is held by the first entry: a top-level key beside teams is refused (C2).
+    rows = read_team_map(write(tmp_path, "teams:\n  - &defaults\n    team: Yes\n    survey_groups: ~\n"
                                          "  - <<: *defaults\n    team: No\n    hr_org_units: [00123, 1e3, 2024-01]\n"))
     assert rows == [{"team": "No", "source": "hr_org_unit", "identifier": identifier}
                     for identifier in ("00123", "1e3", "2024-01")]

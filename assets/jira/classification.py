@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
-import yaml
+
+from assets.yaml_files import read_yaml
 
 CLASSES = ("proactive", "reactive")
 CONDITIONS = ("issue_types", "labels", "projects")
@@ -24,13 +25,16 @@ def read_rules(path: Path) -> list[dict]:
     """Rows ``{rule_order, ticket_class, issue_types, labels, projects}`` (lists lower-cased,
     empty when the rule does not constrain that field)."""
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        # As text: an issue type or label written Yes or 1.0 stays as written.
+        document = read_yaml(Path(path), ClassificationRulesError)
     except FileNotFoundError:
         raise ClassificationRulesError(f"{path}: no such classification rules file") from None
-    except yaml.YAMLError as error:
-        raise ClassificationRulesError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("rules"), list) or not document["rules"]:
         raise ClassificationRulesError(f"{path}: expected a mapping with a non-empty 'rules' list")
+    unknown = sorted(map(str, set(document) - {"rules"}))
+    if unknown:
+        raise ClassificationRulesError(f"{path}: unknown top-level keys {unknown}; the only one is 'rules' "
+                                       "(every rule is an entry of that one list)")
     rows = []
     for order, rule in enumerate(document["rules"], start=1):
         where = f"{path}: rule {order}"

@@ -106,7 +106,10 @@ def _files_of_kind(context, landing: LandingFolderResource, kind: str) -> tuple[
     copied (left for a later run), and the mapping."""
     mapping = read_mapping(landing.folder)
     ready, waiting, unknown = [], [], []
-    for path in export_files(landing.folder):
+    exports = export_files(landing.folder)
+    for warning in mapping.unmatched_entries([path.name for path in exports]):
+        context.log.warning(warning)
+    for path in exports:
         ok, why = is_ready(path, landing.settle_seconds)
         if not ok:
             waiting.append(path.name)

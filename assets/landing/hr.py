@@ -402,8 +402,13 @@ def _roles(header_cells: list[str], preset: str, settings: Settings, name: str) 
     if preset == "snapshots" and "snapshot_date" not in roles and "termination_date" not in roles:
         missing.append("snapshot_date or termination_date")
     if missing:
-        raise HrExportError(f"{name} ({preset} preset): columns not found: {', '.join(missing)}; the header has "
-                            f"{header_cells}. Name them in export_mapping.yml hr.columns")
+        # A role the mapping names is missing under the name given, not under the role's own name.
+        named = [f"hr.columns.{role} is {settings.columns[role]!r}, which the header does not have"
+                 for role in missing if role in settings.columns]
+        unnamed = [role for role in missing if role not in settings.columns]
+        raise HrExportError(f"{name} ({preset} preset): "
+                            + "; ".join(named + ([f"columns not found: {', '.join(unnamed)}"] if unnamed else []))
+                            + f"; the header has {header_cells}. Name them in export_mapping.yml hr.columns")
     if ((settings.counted_employment_types or settings.excluded_employment_types) and "employment_type" not in roles
             and preset != "snapshots"):
         # Without the column, contractors would count as employees whatever the mapping lists. The

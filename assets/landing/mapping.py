@@ -44,7 +44,8 @@ the presets' defaults. A wrong key or value stops the load with a message naming
     false_words: [no, nein, non]
     encoding: auto                  # default PSAFE_EXPORT_ENCODING; mac_roman for an Excel for Mac
                                     # CSV (its bytes are valid Windows-1252 too: never detected)
-    files:                          # settings for some files only (shell patterns on the name)
+    files:                          # settings for some files only (shell patterns on the name, case-
+                                    # sensitive; an entry matching no export in the folder is warned about)
       - match: "culture_amp_*.xlsx"
         kind: survey                # survey | hr | ignore
         preset: culture_amp
@@ -70,12 +71,11 @@ from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from assets.landing.item_sets import ITEM_SETS
 from assets.landing.snapshot import ENCODINGS
 from assets.landing.tables import header_text
 from assets.landing.team_map import NULL_WORDS
+from assets.yaml_files import read_yaml
 
 MAPPING_FILE = "export_mapping.yml"
 SURVEY_PRESETS = ("auto", "qualtrics", "qualtrics_legacy", "google_forms", "microsoft_forms", "surveymonkey",
@@ -164,16 +164,33 @@ class Mapping:
             already_reversed={key: tuple(spec.get("already_reversed") or ()) for key, spec in item_sets.items()},
         )
 
+    def unmatched_entries(self, file_names: list[str]) -> list[str]:
+        """A warning for each files: entry whose match names none of ``file_names`` (the landing
+        folder's exports): its kind, wave, encoding or employee_id_scope applies to nothing, and
+        the file it was meant for is read without it. Matching is case-sensitive (as
+        ``settings`` matches), so a file the pattern matches ignoring case is named."""
+        warnings = []
+        for position, entry in enumerate(self.files, start=1):
+            pattern = entry["match"]
+            if any(fnmatch.fnmatch(name, pattern) for name in file_names):
+                continue
+            other_case = [name for name in file_names if fnmatch.fnmatchcase(name.lower(), pattern.lower())]
+            warnings.append(
+                f"{self.source}: files entry {position} (match: {pattern!r}) matches no file in the landing folder, "
+                "so its settings apply to nothing"
+                + (f"; {', '.join(other_case)} would match it but for upper and lower case (matching is "
+                   "case-sensitive): write the pattern as the file is named" if other_case else ""))
+        return warnings
+
 
 def read_mapping(folder: Path) -> Mapping:
     """The landing folder's mapping file, validated (an empty mapping when there is none)."""
     path = folder / MAPPING_FILE
     if not path.is_file():
         return Mapping({}, {}, {}, (), "none")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise MappingError(f"{path}: not valid YAML: {error}") from None
+    # As text, like the team map: a header written 0100 or a true word written on stays as the
+    # user wrote it; the settings that are numbers or dates are converted where they are checked.
+    document = read_yaml(path, MappingError) or {}
     if not isinstance(document, dict):
         raise MappingError(f"{path}: expected a mapping with survey/hr/files keys at the top")
     top = {"survey", "hr", "files", "true_words", "false_words", "encoding"}
@@ -237,7 +254,7 @@ def _common(document: dict, where: str) -> dict:
     for key in ("true_words", "false_words"):
         if key in document:
             words = document[key]
-            if not isinstance(words, list) or not all(isinstance(w, (str, int, bool)) for w in words):
+            if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
                 raise MappingError(f"{where}: {key} must be a list of words, e.g. {key}: [ja, oui]")
             common[key] = tuple(str(w).strip().lower() for w in words)
     if "encoding" in document:
@@ -276,21 +293,25 @@ def _section(section: dict, kind: str, where: str) -> dict:
     if "date_format" in section and "%" not in str(section["date_format"]):
         raise MappingError(f"{where}: date_format {section['date_format']!r} is not a strptime pattern "
                            "like '%d/%m/%Y %H:%M'")
-    if "scale_points" in section and section["scale_points"] not in (5, 7):
-        raise MappingError(f"{where}: scale_points must be 5 or 7, not {section['scale_points']!r}")
+    if "scale_points" in section:
+        out["scale_points"] = _whole_number(section["scale_points"])
+        if out["scale_points"] not in (5, 7):
+            raise MappingError(f"{where}: scale_points must be 5 or 7, not {section['scale_points']!r}")
     for key in ("submitted_at_value", "snapshots_from"):
-        if key in section and not isinstance(section[key], date):
-            raise MappingError(f"{where}: {key} must be a date like 2024-03-15, not {section[key]!r}")
+        if key in section:
+            out[key] = _date(section[key])
+            if out[key] is None:
+                raise MappingError(f"{where}: {key} must be a date like 2024-03-15, not {section[key]!r}")
     if "wave" in section:
         out["wave"] = wave_quarter(str(section["wave"]))
         if out["wave"] is None:
             raise MappingError(f"{where}: wave must be a calendar quarter like 2025-Q1, not {section['wave']!r}")
     if "answer_labels" in section:
         labels = section["answer_labels"]
-        if not isinstance(labels, dict) or not all(v is None or isinstance(v, int) for v in labels.values()):
+        if not isinstance(labels, dict) or not all(v is None or _whole_number(v) is not None for v in labels.values()):
             raise MappingError(f"{where}: answer_labels must map answer texts to numbers, e.g. {{Agree: 6}}, "
                                "or to null for no answer")
-        out["answer_labels"] = {header_text(str(k)): v for k, v in labels.items()}
+        out["answer_labels"] = {header_text(str(k)): None if v is None else _whole_number(v) for k, v in labels.items()}
     for key in (*REASON_LISTS, *EMPLOYMENT_TYPE_LISTS, "critical_roles"):
         if key in section:
             if not isinstance(section[key], list):
@@ -303,6 +324,19 @@ def _section(section: dict, kind: str, where: str) -> dict:
     if "item_sets" in section:
         out["item_sets"] = _item_sets(section["item_sets"], f"{where}: item_sets")
     return out
+
+
+def _whole_number(text: object) -> int | None:
+    """A whole number written as text (the file is read as text), or None."""
+    return int(text) if isinstance(text, str) and re.fullmatch(r"[+-]?\d+", text.strip()) else None
+
+
+def _date(text: object) -> date | None:
+    """A date written as text, 2024-03-15, or None."""
+    try:
+        return date.fromisoformat(text.strip()) if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
 def _in_one_list(section: dict, where: str) -> None:
@@ -319,6 +353,7 @@ def _in_one_list(section: dict, where: str) -> None:
 def _item_sets(item_sets: dict, where: str) -> dict:
     if not isinstance(item_sets, dict):
         raise MappingError(f"{where}: expected item set names ({', '.join(ITEM_SETS)}) with aliases/already_reversed")
+    converted = {}
     for key, spec in item_sets.items():
         if key not in ITEM_SETS:
             raise MappingError(f"{where}: unknown item set {key!r}; known: {', '.join(ITEM_SETS)}")
@@ -330,11 +365,13 @@ def _item_sets(item_sets: dict, where: str) -> dict:
         if not isinstance(aliases, dict):
             raise MappingError(f"{where}: {key}: aliases must map item numbers to lists of texts")
         for number, texts in aliases.items():
-            if number not in numbers:
-                raise MappingError(f"{where}: {key}: aliases names item {number!r}; items are {sorted(numbers)}")
+            if _whole_number(number) not in numbers:
+                raise MappingError(f"{where}: {key}: aliases names item {number}; items are {sorted(numbers)}")
             if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
                 raise MappingError(f"{where}: {key}: aliases of item {number} must be a list of texts")
         reversed_items = spec.get("already_reversed") or []
-        if not isinstance(reversed_items, list) or any(n not in numbers for n in reversed_items):
+        if not isinstance(reversed_items, list) or any(_whole_number(n) not in numbers for n in reversed_items):
             raise MappingError(f"{where}: {key}: already_reversed must list item numbers among {sorted(numbers)}")
-    return item_sets
+        converted[key] = {"aliases": {_whole_number(n): texts for n, texts in aliases.items()},
+                          "already_reversed": [_whole_number(n) for n in reversed_items]}
+    return converted

@@ -9,6 +9,7 @@ import dagster as dg
 
 from assets.identity import checked_salt, employee_pseudonym
 from assets.landing.snapshot import ENCODINGS
+from assets.landing.survey import SCALE_POINTS
 
 
 class LandingFolderResource(dg.ConfigurableResource):
@@ -32,11 +33,18 @@ class LandingFolderResource(dg.ConfigurableResource):
 
     @property
     def scale_points(self) -> int:
+        """The surveys' Likert K; a value other than 5 or 7 fails here, naming the setting it
+        came from (later, a file's check could name only the number)."""
+        setting = ("the landing resource's survey_scale_points" if self.survey_scale_points
+                   else "PSAFE_SURVEY_SCALE_POINTS")
         configured = self.survey_scale_points or os.environ.get("PSAFE_SURVEY_SCALE_POINTS") or 7
         try:
-            return int(configured)
+            points = int(configured)
         except ValueError:
-            raise ValueError(f"PSAFE_SURVEY_SCALE_POINTS must be 5 or 7, not {configured!r}") from None
+            points = None
+        if points not in SCALE_POINTS:
+            raise ValueError(f"{setting} must be {' or '.join(map(str, SCALE_POINTS))}, not {configured!r}")
+        return points
 
     def missing_folder(self) -> str | None:
         """Why the landing folder cannot be read, or None. Checked before any file in it is, so

@@ -283,7 +283,9 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
     in_place = dict(preset.columns_in_place)
     roles = {role: _find_role(cells, getattr(preset, role), settings.columns.get(role), in_place.get(role))
              for role in ("response_id", "submitted_at", "team")}
-    if roles["team"] is None:
+    if roles["team"] is None and "team" in settings.columns:
+        problems.append(f"survey.columns.team is {settings.columns['team']!r}, which the header does not have")
+    elif roles["team"] is None:
         problems.append("no team column (name it in survey.columns.team; values are the team map's survey_groups)")
     if roles["response_id"] is None and not preset.id_from_content:
         problems.append(f"no response id column (looked for {settings.columns.get('response_id') or preset.response_id};"

@@ -11,9 +11,10 @@
         survey_groups: [Payments]
 
 Every list is optional. The file is flattened to one row per (team, source, identifier);
-an identifier claimed by two teams, an unknown key, an empty name (YAML's null words included)
-or a team listed twice (names alike by identifier_key) is an error that names the offending
-lines, because a silently wrong team is worse than a failed run.
+an identifier claimed by two teams, an unknown key (at the top of the file too), a key given
+twice (assets/yaml_files.py), an empty name (YAML's null words included) or a team listed twice
+(names alike by identifier_key) is an error that names the offending lines, because a silently
+wrong team is worse than a failed run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import unicodedata
 from pathlib import Path
 
 import yaml
+
+from assets.yaml_files import TextLoader, read_yaml  # noqa: F401 (TextLoader: its home was here)
 
 SOURCES = {
     "pagerduty_teams": "pagerduty_team",
@@ -59,36 +62,22 @@ class TeamMapError(ValueError):
     """The team map file is malformed or ambiguous."""
 
 
-class TextLoader(yaml.SafeLoader):
-    """YAML's safe schema without its numbers, booleans and dates: an id written 00123 stays
-    00123 (not the octal number 83), an org unit written 1e3 or 2024-01 stays as written, and
-    a team called No is not False. Nulls (``~``, ``null``, ``Null``, ``NULL``, an empty value)
-    and merge keys still work: a null where a name is expected is refused by the reader
-    (``NULL_WORDS`` says how to write such a name)."""
-
-
 # How a name YAML reads as null is written, for the messages refusing one.
 NULL_WORDS = "YAML reads an unquoted ~, null, Null or NULL as no value: quote a name written so, e.g. 'NULL'"
-
-
-TextLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers
-            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
-                           "tag:yaml.org,2002:timestamp")]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 
 
 def yaml_list(path: Path, key: str, error: type[ValueError]) -> list:
     """The list under ``key`` at the top of the YAML file ``path`` (a landing folder's map);
     ``error`` says what is wrong with the file. Values are read as the text written
-    (``TextLoader``)."""
-    try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=TextLoader)
-    except yaml.YAMLError as problem:
-        raise error(f"{path}: not valid YAML: {problem}") from None
+    (``TextLoader``); a repeated key, or a top-level key other than ``key``
+    (a key dedented one level too far lands there), is an error."""
+    document = read_yaml(path, error)
     if not isinstance(document, dict) or not isinstance(document.get(key), list):
         raise error(f"{path}: expected a mapping with a '{key}' list at the top")
+    unknown = sorted(map(str, set(document) - {key}))
+    if unknown:
+        raise error(f"{path}: unknown top-level keys {unknown}; the only one is {key!r} "
+                    f"(a key of an entry belongs indented under its '- ' in the {key} list)")
     return document[key]
 
 
