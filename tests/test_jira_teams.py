@@ -189,7 +189,11 @@ def test_the_team_is_read_from_the_field_the_rules_name_only(warehouse):
     assert tickets_by_key(warehouse) == {"PAY-200": ("Checkout", "jira_team"), "PAY-201": ("Payments", "component")}
     warehouse.close()
     report = jira_mapping_report(WarehouseResource(database=str(warehouse.path)))
-    assert report.passed  # the supporting team is no ticket's team: nothing to map
+    # The supporting team is no ticket's team: nothing to map. The shared map's claims of teams
+    # the named field never holds here match nothing, and are named so.
+    assert report.metadata["unmapped"].value == []
+    assert [claim.split(" matches ")[0] for claim in report.metadata["claims_matching_nothing"].value] == [
+        "Platform: jira_teams 'Platform squad'", "Support: jira_teams 'Support rota'"]
 
     warehouse.kpi_rules(replace(read_kpi_rules(), ticket_team_field=None))
     warehouse.build("int_jira_team_owners", "int_jira_issue_teams", "fct_tickets")

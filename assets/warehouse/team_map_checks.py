@@ -12,13 +12,21 @@ Atlassian team (the Jira Team field) no team claims is named even when its ticke
 for their component's or project's team: the field says who owns them.
 Both checks also name a PagerDuty or Atlassian team whose names several teams of the map claim
 (a renamed team whose old name another team now has): it counts for the team claiming its
-latest name, and only a claim by id can say otherwise.
+latest name, and only a claim by id can say otherwise; and every claim of the map that matches
+nothing seen in the synced data (an id typed in lower case, a typo, a component in another case):
+such a claim does nothing, so its service or tickets go to another claim or to no team without
+a word. The Jira check also names a Jira field of the KPI rules that Jira sent with no stored
+issue: Jira leaves out a field the site does not have, so a wrong field id silently finds no
+review's incident or no ticket's Atlassian team.
 Unknown survey groups and HR org units are reported by the survey/HR quarantine.
 """
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from assets.jira.resource import KPI_RULES_VARIABLE
+from assets.kpi_rules import _KEYS as KPI_RULES_KEYS
+from assets.landing.team_map import SOURCES
 from assets.warehouse.pool import WAREHOUSE_POOL
 
 # PagerDuty teams seen in the data (directory or log entries) that the map claims neither by
@@ -105,6 +113,107 @@ order by team_id
 """
 
 
+# What each tool's claims can match, as the models match them (exactly, in the case written):
+# services by id, those the services sync lists (a retired service with no incidents still owns
+# its claim) and those incidents name (a deleted service); PagerDuty and Atlassian teams by id or
+# by any name they have had (int_*_team_owners: the current name; an older one only as a claim
+# through it, name_claims, which is all a claim on it can match); projects and components those of
+# the stored issues (Jira has no listing the sync reads). {tool_has_data}: whether the tool has
+# synced anything, else every claim would match nothing.
+_SEEN_PAGERDUTY_SQL = """
+select 'pagerduty_service' as source, service_id as identifier from staging.stg_pagerduty__services
+union select 'pagerduty_service', service_id from staging.stg_pagerduty__incidents
+union select 'pagerduty_team', team_id from intermediate.int_pagerduty_team_owners
+union select 'pagerduty_team', team_name from intermediate.int_pagerduty_team_owners
+union select 'pagerduty_team', claim.team_name
+from (select unnest(name_claims) as claim from intermediate.int_pagerduty_team_owners)
+"""
+
+_SEEN_JIRA_SQL = """
+select 'jira_project' as source, project_key as identifier from staging.stg_jira__issues
+union select 'jira_component', project_key || '/' || unnest(components) from staging.stg_jira__issues
+union select 'jira_team', team_id from intermediate.int_jira_team_owners
+union select 'jira_team', team_name from intermediate.int_jira_team_owners
+union select 'jira_team', claim.team_name
+from (select unnest(name_claims) as claim from intermediate.int_jira_team_owners)
+"""
+
+# Claims of the map (of `sources`) that match nothing `seen`, each with what it would match
+# ignoring case. Only when the tool has synced something (services, incidents or issues).
+_CLAIMS_MATCHING_NOTHING_SQL = """
+with seen as ({seen}),
+
+claims as (
+    select distinct team, source, identifier
+    from staging.stg_config__team_map
+    where source in {sources} and {tool_has_data}
+)
+
+select
+    claims.team,
+    claims.source,
+    claims.identifier,
+    list_sort(list(distinct alike.identifier) filter (where alike.identifier is not null)) as alike
+from claims
+left join seen as alike on alike.source = claims.source and lower(alike.identifier) = lower(claims.identifier)
+where not exists (
+    select 1 from seen where seen.source = claims.source and seen.identifier = claims.identifier
+)
+group by all
+order by claims.team, claims.source, claims.identifier
+"""
+
+_TEAM_MAP_KEYS = {source: key for key, source in SOURCES.items()}
+
+# What a claim of each source names, for the message.
+_CLAIMED_THINGS = {"pagerduty_service": "service the PagerDuty sync lists or an incident names",
+                   "pagerduty_team": "PagerDuty team (id or name) seen in the PagerDuty data",
+                   "jira_project": "project of a stored Jira issue",
+                   "jira_component": "PROJECT/Component of a stored Jira issue",
+                   "jira_team": "Atlassian team (id or name) a stored issue's Team field names"}
+
+
+def _claims_matching_nothing(conn, seen: str, sources: tuple[str, ...], tool_has_data: str) -> list[str]:
+    """The team map's claims of ``sources`` that match nothing ``seen`` (SQL of source,
+    identifier rows), each naming the team, the team map key and the identifier, and what it
+    would match ignoring case."""
+    rows = conn.execute(_CLAIMS_MATCHING_NOTHING_SQL.format(
+        seen=seen, sources=str(sources), tool_has_data=tool_has_data)).fetchall()
+    return [f"{team}: {_TEAM_MAP_KEYS[source]} {identifier!r} matches no {_CLAIMED_THINGS[source]}"
+            + (f"; ignoring case it matches {' and '.join(repr(a) for a in alike)} (identifiers match in the case "
+               "the tool writes them)" if alike else "")
+            for team, source, identifier, alike in rows]
+
+
+def _claims_said(claims: list[str]) -> str:
+    return (f"{len(claims)} claims of team_map.yml match nothing in the synced data, so they do nothing and what "
+            "they meant goes to another claim or to no team; correct them (the case included) or remove them")
+
+
+# The rules file's key of each KPI rules column naming Jira fields (assets/kpi_rules.py).
+_RULES_KEYS = {name: f"{section}.{key}" for (section, key), (name, _) in KPI_RULES_KEYS.items()}
+_RULES_FIELDS_SQL = """
+select incident_link_fields, incident_link_text_fields, [ticket_team_field] from raw.config__kpi_rules
+"""
+
+
+def _rules_fields_on_no_issue(conn) -> list[str]:
+    """The Jira custom fields the KPI rules (as loaded, raw.config__kpi_rules) read that Jira sent
+    with no stored issue, each named with its rules file key. Jira answers a field the site has
+    on every issue (null when empty) and leaves out one it does not have, so a field id on no
+    stored issue (there being some) is one the site does not have: a neighbouring id copied
+    from GET /rest/api/3/field, or the default Team field on a site without Teams."""
+    if not conn.execute("select exists (select 1 from raw.jira__issues)").fetchone()[0]:
+        return []
+    columns = ("incident_link_fields", "incident_link_text_fields", "ticket_team_field")
+    configured = dict(zip(columns, conn.execute(_RULES_FIELDS_SQL).fetchone() or ([], [], []), strict=True))
+    return [f"{_RULES_KEYS[column]}: {field}"
+            for column in columns for field in configured[column] or []
+            if field and field.startswith("customfield_") and not conn.execute(
+                "select exists (select 1 from raw.jira__issues where json_exists(payload, ?))",
+                [f"$.fields.{field}"]).fetchone()[0]]
+
+
 def _contested(conn, owners: str, source: str) -> list[str]:
     """The teams of ``owners`` (int_pagerduty_team_owners, int_jira_team_owners) claimed through
     their names by several teams of the map, each naming every claim and the team it counts for."""
@@ -134,12 +243,17 @@ def pagerduty_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     on a counted incident with no claimed team beside them in one list, whether it counted by its
     service's claim or for no team, or on no counted incident; services of incidents without a
     team), which services' incidents had several claiming teams to choose from, and which
-    unclaimed teams are only ever listed beside a claimed one (nothing to do)."""
+    unclaimed teams are only ever listed beside a claimed one (nothing to do), and the map's claims
+    of services and PagerDuty teams that match none seen."""
     with duckdb.get_connection() as conn:
         teams = conn.execute(_UNCLAIMED_PAGERDUTY_SQL).fetchall()
         services = conn.execute(_UNATTRIBUTED_SERVICES_SQL).fetchall()
         several = conn.execute(_SEVERAL_CLAIMS_SQL).fetchall()
         contested = _contested(conn, "int_pagerduty_team_owners", "pagerduty_team")
+        claims = _claims_matching_nothing(
+            conn, _SEEN_PAGERDUTY_SQL, ("pagerduty_service", "pagerduty_team"),
+            "exists (select 1 from staging.stg_pagerduty__services union all "
+            "select 1 from staging.stg_pagerduty__incidents)")
     unmapped = [
         f"pagerduty_team {identifier}"
         + (_records(alone_on, unattributed, "their service's team or another list's") if listed_on else "")
@@ -157,16 +271,19 @@ def pagerduty_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
                     "(pagerduty_services) to choose")
     if contested:
         said.append("PagerDuty: " + _contested_said(contested, "pagerduty_teams"))
+    if claims:
+        said.append("PagerDuty: " + _claims_said(claims))
     if shared:
         said.append(f"{len(shared)} PagerDuty teams left unclaimed, listed only beside a team's own PagerDuty "
                     "team (e.g. a shared on-call team): nothing to map")
     return dg.AssetCheckResult(
-        passed=not unmapped and not ambiguous and not contested,
+        passed=not unmapped and not ambiguous and not contested and not claims,
         severity=dg.AssetCheckSeverity.WARN,
         description="; ".join(said) if said else "every PagerDuty entity is claimed by a team",
         metadata={"unmapped": dg.MetadataValue.json(unmapped), "unmapped_count": len(unmapped),
                   "several_claiming_teams": dg.MetadataValue.json(ambiguous),
                   "claimed_by_several_teams": dg.MetadataValue.json(contested),
+                  "claims_matching_nothing": dg.MetadataValue.json(claims),
                   "unclaimed_shared_teams": dg.MetadataValue.json(shared)},
     )
 
@@ -175,8 +292,11 @@ def pagerduty_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     pool=WAREHOUSE_POOL,
     asset=dg.AssetKey(["marts", "fct_incidents"]),
     additional_deps=[dg.AssetKey(["intermediate", "int_pagerduty_team_owners"]),
-                     dg.AssetKey(["intermediate", "int_pagerduty_incident_teams"])],
-    description="PagerDuty teams and services seen in the data that no team of the team map claims.",
+                     dg.AssetKey(["intermediate", "int_pagerduty_incident_teams"]),
+                     dg.AssetKey(["staging", "stg_pagerduty__services"]),
+                     dg.AssetKey(["staging", "stg_config__team_map"])],
+    description="PagerDuty teams and services seen in the data that no team of the team map claims, and claims "
+                "of the team map that match no service or PagerDuty team seen.",
 )
 def pagerduty_entities_are_mapped(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     return pagerduty_mapping_report(duckdb)
@@ -185,11 +305,15 @@ def pagerduty_entities_are_mapped(duckdb: DuckDBResource) -> dg.AssetCheckResult
 def jira_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     """The Jira mapping check's result: the Atlassian teams (the issues' Team field) no team
     claims, whether or not their tickets counted for their component's or project's team, and
-    the projects and components of the other tickets without a team, and the Atlassian teams
-    whose names several teams claim."""
+    the projects and components of the other tickets without a team, the Atlassian teams
+    whose names several teams claim, the map's claims of projects, components and Atlassian
+    teams that match none seen, and the KPI rules' Jira fields that no stored issue has."""
     with duckdb.get_connection() as conn:
         rows = conn.execute(_UNMAPPED_JIRA_SQL).fetchall()
         contested = _contested(conn, "int_jira_team_owners", "jira_team")
+        claims = _claims_matching_nothing(conn, _SEEN_JIRA_SQL, ("jira_project", "jira_component", "jira_team"),
+                                          "exists (select 1 from staging.stg_jira__issues)")
+        fields = _rules_fields_on_no_issue(conn)
     unmapped = [f"{source} {identifier}" + _records(records, unattributed, "their component's or project's team")
                 for source, identifier, records, unattributed in rows]
     said = []
@@ -198,12 +322,21 @@ def jira_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
                     "(jira_teams, jira_projects, jira_components)")
     if contested:
         said.append("Atlassian: " + _contested_said(contested, "jira_teams"))
+    if claims:
+        said.append("Jira: " + _claims_said(claims))
+    if fields:
+        said.append(f"the KPI rules ({KPI_RULES_VARIABLE}, default config/kpi_rules.yml) read Jira fields on no stored "
+                    f"issue ({'; '.join(fields)}): Jira leaves out a field the site does not have, so no review names "
+                    "its incident and no ticket its Atlassian team through them; set the ids GET /rest/api/3/field "
+                    "lists (tickets.team_field: ~ if the site does not use Teams)")
     return dg.AssetCheckResult(
-        passed=not unmapped and not contested,
+        passed=not unmapped and not contested and not claims and not fields,
         severity=dg.AssetCheckSeverity.WARN,
         description="; ".join(said) if said else "every Jira entity is claimed by a team",
         metadata={"unmapped": dg.MetadataValue.json(unmapped), "unmapped_count": len(unmapped),
-                  "claimed_by_several_teams": dg.MetadataValue.json(contested)},
+                  "claimed_by_several_teams": dg.MetadataValue.json(contested),
+                  "claims_matching_nothing": dg.MetadataValue.json(claims),
+                  "kpi_rules_fields_on_no_issue": dg.MetadataValue.json(fields)},
     )
 
 
@@ -211,9 +344,12 @@ def jira_mapping_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     pool=WAREHOUSE_POOL,
     asset=dg.AssetKey(["marts", "fct_tickets"]),
     additional_deps=[dg.AssetKey(["intermediate", "int_jira_team_owners"]),
-                     dg.AssetKey(["intermediate", "int_jira_issue_teams"])],
+                     dg.AssetKey(["intermediate", "int_jira_issue_teams"]),
+                     dg.AssetKey(["staging", "stg_config__team_map"]),
+                     dg.AssetKey(["raw", "config__kpi_rules"]), dg.AssetKey(["raw", "jira__issues"])],
     description="Atlassian teams (the Team field), Jira projects and components of tickets that no team of the "
-                "team map claims.",
+                "team map claims, claims of the team map that match none seen, and Jira fields of the KPI rules "
+                "that no stored issue has.",
 )
 def jira_entities_are_mapped(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     return jira_mapping_report(duckdb)
