@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from survey_exports import SAFETY_ITEMS, SAFETY_REVERSED
 
 from assets.landing.item_sets import ITEM_SETS
 from assets.landing.survey import read_survey_exports
 from pipelines.synthetic.org import OrgSpec, generate, write_landing
-from survey_exports import SAFETY_ITEMS, SAFETY_REVERSED
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 REVERSE_KEYED_TEXTS = {item.text for item_set in ITEM_SETS.values() for item in item_set.items if item.reverse_keyed}
