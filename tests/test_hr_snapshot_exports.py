@@ -151,6 +151,22 @@ def test_a_team_month_headcount_is_its_earliest_snapshot_of_the_month(warehouse)
                           "order by 1") == [{"month": "2024-01-01", "headcount": 2}, {"month": "2024-02-01", "headcount": 1}]
 
 
+def test_each_org_unit_of_a_team_counts_from_its_own_earliest_snapshot(warehouse):
+    """The review of the sixth trial's fixes: the earliest snapshot was taken per team, so a
+    team of two org units exported on different days (OU-1 on the 1st, OU-2 on the 2nd) kept
+    only OU-1's people."""
+    warehouse.raw_rows("config__team_map", [{"team": "Payments", "source": "hr_org_unit", "identifier": unit}
+                                            for unit in ("OU-1", "OU-2")])
+    warehouse.raw_rows("hr__headcount", [
+        {"snapshot_date": day, "employee_id": employee, "org_unit": unit, "role": "engineer",
+         "critical_role": "false", "source_file": "hr_headcount.csv"}
+        for day, employee, unit in (("2024-01-01", "E1", "OU-1"), ("2024-01-01", "E2", "OU-1"),
+                                    ("2024-01-02", "E3", "OU-2"), ("2024-01-31", "E4", "OU-2"))])
+    warehouse.build("+int_team_month_headcount")
+    assert warehouse.rows("select team, headcount from intermediate.int_team_month_headcount") == [
+        {"team": "Payments", "headcount": 3}]
+
+
 def test_a_leaver_file_row_without_a_termination_date_is_quarantined_not_a_leaver(tmp_path):
     """Before, such a row was a leaver with a null date (dbt's not_null test warned)."""
     text = ("employee_id,org_unit,role,critical_role,termination_date,voluntary\n"
@@ -158,3 +174,18 @@ def test_a_leaver_file_row_without_a_termination_date_is_quarantined_not_a_leave
     file = read(tmp_path, text, "", name="hr_terminations.csv")
     assert leavers(file) == [("Payments", "2024-03-14", "true")]
     assert list(file.quarantine["reason"]) == ["bad date: termination_date is empty"]
+
+
+def test_a_reason_list_entry_no_snapshot_exports_reason_matches_is_named(tmp_path):
+    """The review of the sixth trial's fixes: an HR tool's snapshot export reads its leavers'
+    reasons as a roster does, so a misspelt list entry there (a conversion counted as a
+    voluntary leaver) must be named as a roster's is; the pipeline's leaver file, with its
+    voluntary flag, reads no reason."""
+    mapping = SNAPSHOTS_MAPPED + "  voluntary_reasons: [Resignation]\n  not_leaver_reasons: [Converson to EOR]\n"
+    file = read(tmp_path, monthly_export(), mapping)
+    assert file.unmatched_list_entries == {"hr.voluntary_reasons": [], "hr.not_leaver_reasons": ["converson to eor"]}
+    (tmp_path / "own").mkdir()
+    flagged = read(tmp_path / "own", "employee_id,org_unit,role,critical_role,termination_date,voluntary\n"
+                   "8,Payments,SRE,false,2024-06-14,true\n",
+                   "hr:\n  not_leaver_reasons: [Converson to EOR]\n", name="hr_terminations.csv")
+    assert flagged.unmatched_list_entries == {}

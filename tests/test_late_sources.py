@@ -12,6 +12,7 @@ import pytest
 
 from assets.models.assets import team_value
 from assets.models.kpis import KPI_BY_NAME
+from assets.report.inputs import coverage_by_month_export, read_monthly_coverage
 from assets.report.review import kpi_value
 from benchmarks import pandas_baseline, polars_baseline
 
@@ -116,3 +117,13 @@ def test_a_speaking_up_kpi_without_any_jira_ticket_has_no_data_not_a_missing_ide
     assert cross_team.is_absent(no_map)
     assert not cross_team.is_absent(no_map.assign(cross_team_proactive_tickets=[None, 0.0]))
     assert set(cross_team.absence_columns) <= set(no_jira.columns)
+
+
+def test_the_coverage_export_keeps_whole_counts_and_leaves_months_without_data_empty(late_sources, tmp_path):
+    """The plot reads NaN as a gap; the CSV reads 12, not 12.0 (the review of these fixes)."""
+    warehouse, _ = late_sources
+    exported = coverage_by_month_export(read_monthly_coverage(warehouse.conn))
+    exported.to_csv(tmp_path / "coverage_by_month.csv", index=False)
+    rows = (tmp_path / "coverage_by_month.csv").read_text().splitlines()
+    # January: no data; May: 1 incident, no Jira yet; June: 0 incidents, 1 ticket.
+    assert rows[1].endswith(",,") and rows[5].endswith(",1,") and rows[6].endswith(",0,1")

@@ -279,7 +279,7 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
                          from ({_typed_sql(roles, patterns, preset)}) as typed
                          left join org_units on org_units.key = typed.org_unit_text""",
                      [now.replace(tzinfo=None)])
-        unmatched = _unmatched_list_entries(conn, settings, preset)
+        unmatched = _unmatched_list_entries(conn, settings, preset, roles)
         date_role = "hire_date" if preset != "snapshots" else _date_role(roles)
         _deduplicated(conn, date_role)
         # The row as exported, its id hashed: quarantined rows are few, so they are joined back.
@@ -345,7 +345,7 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
     newest_month, load_month = max(as_of)[:7], f"{now:%Y-%m}"
     carried = [m for m in months if newest_month < m < load_month] if preset != "snapshots" and newest_month else []
     return HrFile(name, preset, diagnosis, output, counts, data_rows, employees, months, notes,
-                  leavers_only=preset == "snapshots" and "snapshot_date" not in roles, as_of=as_of,
+                  leavers_only=_is_leaver_file(preset, roles), as_of=as_of,
                   header=tuple(header_text(c) for c in records.row(header_index)),
                   months_carried_forward=carried, no_termination_column=no_termination_column,
                   unmatched_list_entries=unmatched)
@@ -448,21 +448,24 @@ def _no_termination_column(header_cells: list[str], roles: dict[str, str], prese
 
 
 # The mapping's word lists, the role or reason text each is matched with, and which rows it applies
-# to: critical_roles to rows without a critical-role flag, the reason lists to a roster's rows
-# (the pipeline's leaver files carry a voluntary flag instead).
+# to: critical_roles to rows without a critical-role flag, the reason lists to the rows of a file
+# whose leaving is read from its termination reason (a roster, an HR tool's snapshot export; not a
+# file with a voluntary flag, as the pipeline's leaver files).
 LISTED_ENTRIES = {"critical_roles": ("role", "critical_text = ''", False),
                   "voluntary_reasons": ("reason_text", "true", True),
                   "involuntary_reasons": ("reason_text", "true", True),
                   "not_leaver_reasons": ("reason_text", "true", True)}
 
 
-def _unmatched_list_entries(conn: duckdb.DuckDBPyConnection, settings: Settings, preset: str) -> dict[str, list[str]]:
+def _unmatched_list_entries(conn: duckdb.DuckDBPyConnection, settings: Settings, preset: str,
+                            roles: dict[str, str]) -> dict[str, list[str]]:
     """For each of the mapping's lists (LISTED_ENTRIES) that applies to this file, its entries
     that no row's role or reason matches (case ignored, as the load compares them)."""
+    by_reason = "termination_reason" in roles and not (preset == "snapshots" and "voluntary" in roles)
     out: dict[str, list[str]] = {}
-    for key, (column, applies, roster_only) in LISTED_ENTRIES.items():
+    for key, (column, applies, reason_list) in LISTED_ENTRIES.items():
         entries = getattr(settings, key)
-        if not entries or (roster_only and preset == "snapshots"):
+        if not entries or (reason_list and not by_reason):
             continue
         found = {text for (text,) in conn.execute(f"select distinct lower({column}) from checked where {applies}")
                  .fetchall()}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from assets.yaml_files import TextLoader, read_yaml  # noqa: F401 (TextLoader: its home was here)
+from assets.yaml_files import read_yaml
 
 SOURCES = {
     "pagerduty_teams": "pagerduty_team",

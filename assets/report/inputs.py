@@ -283,6 +283,12 @@ def read_absent_kpis(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
     return tuple(kpi.name for kpi in optional if kpi.is_absent(outcomes))
 
 
+def coverage_by_month_export(monthly: pd.DataFrame) -> pd.DataFrame:
+    """``read_monthly_coverage`` as the CSV and workbook hold it: whole counts (12, not 12.0),
+    empty where a source has no data yet."""
+    return monthly.astype({"incidents": "Int64", "tickets": "Int64"})
+
+
 def read_report_inputs(conn: duckdb.DuckDBPyConnection) -> ReportInputs:
     correlations = read_correlations(conn)
     raw_results = read_raw_results(conn)
@@ -292,7 +298,7 @@ def read_report_inputs(conn: duckdb.DuckDBPyConnection) -> ReportInputs:
     if raw_results is not None:
         exports[RESULTS_TABLE.split(".")[1]] = raw_results
     exports["coverage"] = coverage_table(coverage)
-    exports["coverage_by_month"] = monthly
+    exports["coverage_by_month"] = coverage_by_month_export(monthly)
     absent_kpis = read_absent_kpis(conn)
     survey = read_survey_review(conn, absent_kpis)
     if survey is not None:

@@ -13,6 +13,7 @@ rules as (
 team_snapshots as (
     select
         org_units.team,
+        org_unit,
         date_trunc('month', snapshot_date)::date as period_month,
         snapshot_date,
         employee_id,
@@ -22,13 +23,14 @@ team_snapshots as (
     inner join org_units using (org_unit)
 ),
 
--- One snapshot per team-month, its earliest: a roster's derived snapshots are all on the 1st,
--- a snapshot file may hold another date too (a month-end "as of" export beside the 1st's, whose
--- union would count people never employed at once). A month whose only snapshot is later than
--- the 1st is read from it; the HR loader's notes name such dates (hr._snapshot_notes).
+-- One snapshot per org unit and month, its earliest: a roster's derived snapshots are all on the
+-- 1st, a snapshot file may hold another date too (a month-end "as of" export beside the 1st's,
+-- whose union would count people never employed at once). A month whose only snapshot is later
+-- than the 1st is read from it; the HR loader's notes name such dates (hr._snapshot_notes). Per
+-- org unit, not per team: a team's org units may be exported on different days, and each counts.
 opening as (
     select * from team_snapshots
-    qualify snapshot_date = min(snapshot_date) over (partition by team, period_month)
+    qualify snapshot_date = min(snapshot_date) over (partition by org_unit, period_month)
 )
 
 select
