@@ -5,14 +5,7 @@ has none) and its action items likewise (`GET /incidents/{id}/review/action_item
 review costs a request per incident. Only the incidents whose review can still change are asked
 about, so a night's requests stay bounded: high urgency (the incidents the review KPIs count),
 resolved (not merged) within ``window_days`` before the API's time of the last incident sync,
-and without a completed review whose action items are all complete. Until one run has asked
-about the whole incident history (the first sync, and a warehouse synced before this rule), the
-window does not apply: every such incident since the incident sync's history start is asked
-about once, so the history's months hold the reviews PagerDuty has (else each month older than
-the window would count its PagerDuty-reviewed incidents as not reviewed). A run that asked
-records the earliest incident trigger it covered as the stream's mark in ``raw._sync_state``;
-incidents triggered before it (an earlier ``history_start`` loaded since) are asked about once
-too. A run that fails before the end asks again. A review 404 means none
+and without a completed review whose action items are all complete. A review 404 means none
 (a review deleted since is deleted here too); action items are asked for only when the review
 has some. Every answer must be the review or items of the incident asked about. Records that
 cannot load are quarantined (streams ``pagerduty__incident_reviews`` and
@@ -22,7 +15,7 @@ as they are, with a warning: the reviews then come from Jira alone.
 """
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 import dagster as dg
 import duckdb
@@ -47,7 +40,6 @@ from assets.warehouse.raw_tables import (
     read_high_water_mark,
     upsert_json_records,
     warehouse_connection,
-    write_batch,
 )
 
 REVIEWS, ACTION_ITEMS = "pagerduty__incident_reviews", "pagerduty__review_action_items"
@@ -58,44 +50,35 @@ _INCIDENT_OF_REQUEST = re.compile(r"^/incidents/([^/]+)/review")
 
 class IncidentReviewSyncConfig(dg.Config):
     """``window_days``: ask about the reviews of incidents resolved at most this many days before
-    the API's time of the last incident sync (older reviews, once stored, stay as they were);
-    a sync that has never asked about the whole history asks about all of it first."""
+    the API's time of the last incident sync (older reviews, once stored, stay as they were)."""
 
     window_days: int = 45
 
 
-def reviews_asked_from(conn: duckdb.DuckDBPyConnection) -> datetime | None:
-    """The earliest incident trigger a run has asked about the reviews of, with every later
-    incident's (UTC without a zone, as the raw tables); None: the history was never asked about."""
-    mark = read_high_water_mark(conn, REVIEWS)
-    return mark.astimezone(UTC).replace(tzinfo=None) if mark else None
-
-
 def incidents_needing_review(conn: duckdb.DuckDBPyConnection, window_days: int) -> list[str]:
     """High-urgency incidents resolved (not by a merge) within ``window_days`` of the API's time
-    (the incident sync's mark, else the newest incident), or at any time when never asked about
-    (the whole history on the first sync, then any triggered before ``reviews_asked_from``),
-    whose review is not completed with every action item complete, oldest resolve first."""
+    (the incident sync's mark, else the newest incident), whose review is not completed with
+    every action item complete, oldest resolve first."""
     mark = read_high_water_mark(conn, "pagerduty__incidents")
     # The raw tables' times are UTC without a zone; the mark is a moment.
     now = mark.astimezone(UTC).replace(tzinfo=None) if mark else conn.execute(
         "select max(created_at) from raw.pagerduty__incidents").fetchone()[0]
     if now is None:
         return []
-    since, asked_from = now - timedelta(days=window_days), reviews_asked_from(conn)
+    since = now - timedelta(days=window_days)
     return [incident_id for (incident_id,) in conn.execute(f"""
         select incidents.id
         from raw.pagerduty__incidents as incidents
         where incidents.urgency = 'high' and incidents.status = 'resolved'
             and coalesce(incidents.resolve_reason_type, '') <> 'merge_resolve_reason'
-            and (?::timestamp is null or incidents.created_at < ? or incidents.resolved_at >= ?)
+            and incidents.resolved_at >= ?
             and not exists (
                 select 1 from raw.{REVIEWS} as reviews
                 where reviews.incident_id = incidents.id and reviews.status = 'completed'
                     and not exists (select 1 from raw.{ACTION_ITEMS} as items
                                     where items.incident_id = incidents.id and items.status <> 'completed'))
         order by incidents.resolved_at, incidents.id
-    """, [asked_from, asked_from, since]).fetchall()]
+    """, [since]).fetchall()]
 
 
 def _review_problem(review: dict) -> str | None:
@@ -198,7 +181,7 @@ def _incident_of(record: Quarantined) -> str | None:
         dg.AssetSpec(["raw", REVIEWS], deps=[dg.AssetKey(["raw", "pagerduty__incidents"])], group_name="pagerduty",
                      kinds={"pagerduty", "duckdb"},
                      description="PagerDuty's Incident Reviews (GET /incidents/{id}/review) of the high-urgency "
-                                 "incidents resolved within the window (the whole history on the first sync), one row per review id."),
+                                 "incidents resolved within the window, one row per review id."),
         dg.AssetSpec(["raw", ACTION_ITEMS], deps=[dg.AssetKey(["raw", "pagerduty__incidents"])],
                      group_name="pagerduty", kinds={"pagerduty", "duckdb"},
                      description="The action items of those reviews (GET /incidents/{id}/review/action_items), "
@@ -212,38 +195,27 @@ def pagerduty_incident_reviews(context: dg.AssetExecutionContext, config: Incide
                                pagerduty: PagerDutyResource, duckdb: DuckDBResource):
     """PagerDuty's post-incident reviews and their action items, asked for the incidents whose
     review can still change: high urgency, resolved within `window_days` (run config, default 45)
-    before the API's time of the last incident sync (or never asked about: the whole history on
-    the first sync), review not completed or an action item open. 404 means no review.
-    Quarantined records' incidents are asked about again."""
+    before the API's time of the last incident sync, review not completed or an action item open.
+    404 means no review. Quarantined records' incidents are asked about again."""
     client = pagerduty.get_client()
     sync = _ReviewSync(context, pagerduty)
     available = True
     with warehouse_connection(duckdb) as conn, failing_clearly():
         for table in (REVIEWS, ACTION_ITEMS):
             ensure_raw_table(conn, table)
-        asked_from = reviews_asked_from(conn)
-        earliest = conn.execute("select min(created_at) from raw.pagerduty__incidents").fetchone()[0] \
-            if _has_incidents(conn) else None
-        whole_history = asked_from is None
         candidates = incidents_needing_review(conn, config.window_days) if _has_incidents(conn) else []
         retried = {_incident_of(record) for table in (REVIEWS, ACTION_ITEMS) for record in quarantined(conn, table)}
         incident_ids = [*candidates, *sorted(i for i in retried - set(candidates) if i)]
-        scope = ("the whole history, never asked about before" if whole_history else
-                 f"the {config.window_days}-day window or triggered before {asked_from:%Y-%m-%d}, never asked about")
-        context.log.info(f"incident reviews: asking about {len(incident_ids)} incidents ({len(candidates)} in "
-                         f"{scope}; the rest quarantined before)")
+        context.log.info(f"incident reviews: asking about {len(incident_ids)} incidents ({len(candidates)} in the "
+                         f"{config.window_days}-day window, the rest quarantined before)")
         try:
             sync.run(conn, client, incident_ids)
-            if earliest is not None and (asked_from is None or earliest < asked_from):
-                # Every incident since ``earliest`` was asked about: later nights need the window only.
-                write_batch(conn, REVIEWS, [], stream=REVIEWS, high_water_mark=earliest.replace(tzinfo=UTC))
         except ReviewsUnavailable as refusal:
             available = False
             context.log.warning(f"PagerDuty refuses Incident Reviews to this account or token ({refusal}); the "
                                 "post-incident review KPIs count Jira's reviews only")
     metadata = {"incidents_asked": len(incident_ids), "requests": sync.requests, "reviews": sync.reviews,
-                "action_items": sync.items, "available": available, "window_days": config.window_days,
-                "whole_history": whole_history}
+                "action_items": sync.items, "available": available, "window_days": config.window_days}
     yield dg.MaterializeResult(asset_key=["raw", REVIEWS], metadata=metadata)
     yield dg.MaterializeResult(asset_key=["raw", ACTION_ITEMS], metadata=metadata)
 

@@ -50,9 +50,8 @@ REVIEW_DONE_LOG_SD = 0.6
 ACTION_ITEMS_PER_REVIEW = 1.5
 ACTION_ITEM_CLOSE_MEDIAN_DAYS = 12.0
 ACTION_ITEM_CLOSE_LOG_SD = 0.8
-# The organisation took up PagerDuty's Incident Reviews this long ago (the review sync's default
-# window, assets/pagerduty/reviews.py): older incidents have no PagerDuty review, so the first
-# sync, which asks about the whole history, finds none there.
+# As long as the review sync's default window (assets/pagerduty/reviews.py): older incidents'
+# reviews are never asked for, so the organisation has none in PagerDuty.
 PAGERDUTY_REVIEWS_SINCE = timedelta(days=45)
 # The sandbox site's "PagerDuty incident" custom field.
 INCIDENT_FIELD = "customfield_10070"
