@@ -198,8 +198,9 @@ SURVEY_RESPONSES = dg.AssetKey(["restricted", "survey__responses"])
         "keying_check", asset=SURVEY_RESPONSES,
         description="Warns naming the scale, wave and items when a scale's items in a wave do not hang together "
                     "the way their keying says (Cronbach's alpha below 0, or a reverse-keyed item correlating "
-                    "negatively with the rest): that wave's answers of that scale are held back and its previous "
-                    "load stays; other waves and scales load.")],
+                    "negatively with the rest): below 0 by more than chance explains at the wave's number of "
+                    "responses, that wave's answers of that scale are held back and its previous load stays "
+                    "(held_back); otherwise they load (loaded_doubtful). Other waves and scales load.")],
 )
 def survey_responses(
     context: dg.AssetExecutionContext, config: LandingLoadConfig, landing: LandingFolderResource,
