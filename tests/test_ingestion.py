@@ -1315,14 +1315,21 @@ def snapshot(warehouse, service: str) -> dict:
     return {"tables": tables, "marks": marks, "quarantine": held}
 
 
-def unreadable_first_entry(body: dict) -> dict:
-    body["log_entries"][0]["created_at"] = None
-    return body
+def unreadable_first(records: str, field: str, value):
+    """A rewrite making the first record of the first page unreadable (``field`` set to
+    ``value``), and that record again whenever a page holds it: a page the client timed out on
+    and asked again (a slow machine) serves it unreadable too, as the API would."""
+    poisoned: list[str] = []
 
-
-def unreadable_first_issue(body: dict) -> dict:
-    body["issues"][0]["fields"]["updated"] = "yesterday"
-    return body
+    def rewrite(body: dict) -> dict:
+        for record in body.get(records, []):
+            poisoned[:] = poisoned or [record["id"]]
+            # A Jira issue's fields (absent from an id-only listing), a log entry itself.
+            target = record.get("fields") if records == "issues" else record
+            if record["id"] == poisoned[0] and target is not None:
+                target[field] = value
+        return body
+    return rewrite
 
 
 @pytest.fixture(scope="module")
@@ -1331,8 +1338,10 @@ def nights(tmp_path_factory):
     folder = tmp_path_factory.mktemp("faults")
     template = folder / "first_night.duckdb"
     with start_sandbox(org, as_of=org.as_of - timedelta(days=8), variations={"changelog_not_embedded"}) as sandbox:
-        sandbox.inject_fault("pagerduty", "rewrite", path="/log_entries", rewrite=unreadable_first_entry)
-        sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/search/jql", rewrite=unreadable_first_issue)
+        sandbox.inject_fault("pagerduty", "rewrite", path="/log_entries", times=None,
+                             rewrite=unreadable_first("log_entries", "created_at", None))
+        sandbox.inject_fault("jira", "rewrite", path="/rest/api/3/search/jql", times=None,
+                             rewrite=unreadable_first("issues", "updated", "yesterday"))
         assert sync(org, sandbox, template).success
         assert len(quarantined(template, "pagerduty__log_entries")) == len(quarantined(template, "jira__issues")) == 1
         sandbox.clear_faults()
