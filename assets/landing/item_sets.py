@@ -29,6 +29,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The Likert scales (K points) an export's answers may use, and the one assumed when no setting
+# names it (export_mapping.yml, the landing resource, PSAFE_SURVEY_SCALE_POINTS).
+SCALE_POINTS = (5, 7)
+DEFAULT_SCALE_POINTS = 7
+
 
 @dataclass(frozen=True)
 class Item:

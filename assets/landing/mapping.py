@@ -71,7 +71,7 @@ from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from assets.landing.item_sets import ITEM_SETS
+from assets.landing.item_sets import ITEM_SETS, SCALE_POINTS
 from assets.landing.snapshot import ENCODINGS
 from assets.landing.tables import header_text
 from assets.landing.team_map import NULL_WORDS
@@ -295,8 +295,9 @@ def _section(section: dict, kind: str, where: str) -> dict:
                            "like '%d/%m/%Y %H:%M'")
     if "scale_points" in section:
         out["scale_points"] = _whole_number(section["scale_points"])
-        if out["scale_points"] not in (5, 7):
-            raise MappingError(f"{where}: scale_points must be 5 or 7, not {section['scale_points']!r}")
+        if out["scale_points"] not in SCALE_POINTS:
+            raise MappingError(f"{where}: scale_points must be {' or '.join(map(str, SCALE_POINTS))}, "
+                               f"not {section['scale_points']!r}")
     for key in ("submitted_at_value", "snapshots_from"):
         if key in section:
             out[key] = _date(section[key])

@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 
 from assets.identity import checked_salt, employee_pseudonym
+from assets.landing.item_sets import DEFAULT_SCALE_POINTS, SCALE_POINTS
 from assets.landing.snapshot import ENCODINGS
-from assets.landing.survey import SCALE_POINTS
 
 
 class LandingFolderResource(dg.ConfigurableResource):
@@ -37,7 +37,7 @@ class LandingFolderResource(dg.ConfigurableResource):
         came from (later, a file's check could name only the number)."""
         setting = ("the landing resource's survey_scale_points" if self.survey_scale_points
                    else "PSAFE_SURVEY_SCALE_POINTS")
-        configured = self.survey_scale_points or os.environ.get("PSAFE_SURVEY_SCALE_POINTS") or 7
+        configured = self.survey_scale_points or os.environ.get("PSAFE_SURVEY_SCALE_POINTS") or DEFAULT_SCALE_POINTS
         try:
             points = int(configured)
         except ValueError:

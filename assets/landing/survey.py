@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from assets.landing.item_sets import ITEM_SETS, PSYCHOLOGICAL_SAFETY, ItemSet
+from assets.landing.item_sets import DEFAULT_SCALE_POINTS, ITEM_SETS, PSYCHOLOGICAL_SAFETY, SCALE_POINTS, ItemSet
 from assets.landing.mapping import Settings, wave_quarter
 from assets.landing.presets import SURVEY_PRESETS, SurveyPreset, detect_survey_preset
 from assets.landing.snapshot import take_snapshot
@@ -51,7 +51,6 @@ from assets.models.psychometrics import cronbach_alpha
 
 # Kept for the synthetic generator and tests: (text, reverse-keyed) of Edmondson's items.
 EDMONDSON_ITEMS: tuple[tuple[str, bool], ...] = tuple((i.text, i.reverse_keyed) for i in PSYCHOLOGICAL_SAFETY.items)
-SCALE_POINTS = (5, 7)
 # A 7-point export where nobody ever answered 6 or 7 is more likely a mis-set 5-point one.
 MIN_RESPONSES_FOR_SCALE_CHECK = 20
 # The keying check needs this many complete responses in a wave to say anything.
@@ -144,7 +143,7 @@ class SurveyFile:
     data_rows: int = 0
     scales: list[str] = field(default_factory=list)
     # The file's scale (5 or 7): its answers are checked against it and scored on it.
-    scale_points: int = 7
+    scale_points: int = DEFAULT_SCALE_POINTS
     # The wave its files: entry pins every response to (first day of the quarter), or None.
     wave: date | None = None
 
@@ -274,7 +273,7 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
     preset = SURVEY_PRESETS[preset_name]
     scale_points = settings.scale_points or default_scale_points
     if scale_points not in SCALE_POINTS:
-        raise SurveyExportError(f"survey scale points must be 5 or 7, not {scale_points}")
+        raise SurveyExportError(f"survey scale points must be {' or '.join(map(str, SCALE_POINTS))}, not {scale_points}")
     diagnosis.update(preset=preset_name, header_rows=str(preset.header_rows), scale_points=scale_points)
     if settings.wave is not None:
         diagnosis["wave_setting"] = _wave(settings.wave)
