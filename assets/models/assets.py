@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 from dagster_duckdb import DuckDBResource
+from threadpoolctl import threadpool_limits
 
 from assets.landing.team_map import identifier_key
 from assets.models.design import does_not_vary
@@ -344,6 +345,13 @@ def frozen_survey_cells_have_a_team(duckdb: DuckDBResource) -> dg.AssetCheckResu
     )
 
 
+# The effects models multiply narrow matrices (team-months or incidents by some 40 columns):
+# OpenBLAS's second thread spins more than it shares (on the demo, 7.8 s of CPU against 4.7 s
+# with one thread, and twice the wall time on a busy host); at 100x the elementwise work, which
+# BLAS does not thread, dominates.
+MODEL_BLAS_THREADS = 1
+
+
 @dg.asset(
     pool=WAREHOUSE_POOL,
     key=["models", "kpi_safety_effects"],
@@ -380,7 +388,7 @@ def kpi_safety_effects_table(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     parts) and each of Clark's stages alone; one Benjamini-Hochberg correction covers every main
     row. Associations, not causes: safer teams may report more incidents and near misses, and
     write more reviews because it is safe to."""
-    with duckdb.get_connection() as conn:
+    with duckdb.get_connection() as conn, threadpool_limits(limits=MODEL_BLAS_THREADS, user_api="blas"):
         inputs = read_model_inputs(conn)
         table = kpi_safety_effects(inputs.months, inputs.incidents, inputs.reference_reliability,
                                    models=inputs.models, unusable=inputs.unusable)
