@@ -420,9 +420,10 @@ def kpi_correlations(context: dg.AssetExecutionContext, duckdb: DuckDBResource) 
     the partial r given team size (size_adjusted_*: the team's mean log headcount, the models'
     between-team size adjustment), each with a 95% CI from resampling teams (2,000 draws), the
     exact test's p (t with teams - 2 df, teams - 3 for the partial r) and a Benjamini-Hochberg
-    q over every p of the table; the number of teams and team-months. Team-months without a
-    reportable safety score are left out; a KPI whose optional input is missing (the
-    speaking-up KPIs without an identity map) has no row."""
+    q over every p of the table; the number of teams with a value of the KPI and of their
+    team-months with data for it (Kpi.has_data: none before its source's first record).
+    Team-months without a reportable safety score are left out; a KPI whose optional input is
+    missing (the speaking-up KPIs without an identity map) has no row."""
     with duckdb.get_connection() as conn:
         months = conn.sql(TEAM_MONTHS_SQL).df()
         table = correlation_table(months, safety_unusable_reason(conn))
@@ -436,12 +437,12 @@ def kpi_correlations(context: dg.AssetExecutionContext, duckdb: DuckDBResource) 
 def team_value(group: pd.DataFrame, kpi: Kpi) -> float:
     """A KPI pooled over one team's months: the weighted mean of the log of a team-month time
     (weighted by the incidents behind each median), else the sum of the outcome over the sum
-    of its denominator, over the months whose outcome is known (a month before its source's
-    first record has none: no data, not 0); NaN when no month has one."""
+    of its denominator, over the months with data for it (``Kpi.has_data``: a month before its
+    source's first record has none, no data, not 0); NaN when no month has one."""
+    known = group[kpi.has_data(group)]
     if kpi.family is Family.TEAM_MONTH_LOG_TIME:
-        usable = group[(group[kpi.weight] > 0) & (group[kpi.outcome] > 0)]
+        usable = known[(known[kpi.weight] > 0) & (known[kpi.outcome] > 0)]
         return float(np.average(np.log(usable[kpi.outcome]), weights=usable[kpi.weight])) if len(usable) else np.nan
-    known = group.dropna(subset=[kpi.outcome])
     denominator = known[list(kpi.denominator)].to_numpy().sum()
     return known[kpi.outcome].sum() / denominator if denominator else np.nan
 
@@ -458,11 +459,11 @@ CORRELATION_COLUMNS = ("kpi", "r", "ci_low", "ci_high", "p_value", "q_value", "s
 def team_level_kpis(months: pd.DataFrame) -> pd.DataFrame:
     """One row per team: mean lagged safety, its size (TEAM_SIZE) and each correlation KPI
     pooled over its team-months."""
-    rows = [{"team": team, "safety": group["safety_lagged"].mean(), "team_months": len(group),
+    rows = [{"team": team, "safety": group["safety_lagged"].mean(),
              TEAM_SIZE: np.log(group.loc[group["headcount"] > 0, "headcount"].astype(float)).mean(),
              **{kpi.name: team_value(group, kpi) for kpi in CORRELATION_KPIS}}
             for team, group in months.groupby("team")]
-    return pd.DataFrame(rows, columns=["team", "safety", "team_months", TEAM_SIZE,
+    return pd.DataFrame(rows, columns=["team", "safety", TEAM_SIZE,
                                        *(kpi.name for kpi in CORRELATION_KPIS)])
 
 
@@ -476,6 +477,9 @@ def correlation_table(months: pd.DataFrame, no_score_reason: str = "") -> pd.Dat
     rows = []
     for kpi in (kpi for kpi in CORRELATION_KPIS if not kpi.is_absent(months)):
         usable = teams.dropna(subset=["safety", kpi.name])
+        # The team-months the KPI's value pools: of the teams counted, the months with data for
+        # it (none before its source's first record), not every month with a safety score.
+        counted_months = months["team"].isin(usable["team"]) & kpi.has_data(months)
         plain = team_bootstrap_correlation(usable, "safety", kpi.name)
         adjusted = team_bootstrap_correlation(usable, "safety", kpi.name, given=TEAM_SIZE)
         enough = len(usable) >= MIN_TEAMS_TO_FIT
@@ -489,7 +493,7 @@ def correlation_table(months: pd.DataFrame, no_score_reason: str = "") -> pd.Dat
         rows.append({"kpi": kpi.name, "r": plain.r, "ci_low": plain.ci_low, "ci_high": plain.ci_high,
                      "p_value": plain.p_value, "size_adjusted_r": adjusted.r, "size_adjusted_ci_low": adjusted.ci_low,
                      "size_adjusted_ci_high": adjusted.ci_high, "size_adjusted_p_value": adjusted.p_value,
-                     "n_teams": len(usable), "n_team_months": int(usable["team_months"].sum()),
+                     "n_teams": len(usable), "n_team_months": int(counted_months.sum()),
                      "definition": kpi.definition, "warnings": join(no_score_reason, counted, *same, left_out)})
     return _with_q_values(pd.DataFrame(rows, columns=[c for c in CORRELATION_COLUMNS if not c.endswith("q_value")]))
 

@@ -117,6 +117,15 @@ class Kpi:
             nothing = bool(outcome.isna().all())
         return nothing or bool(self.denominator) and not months[list(self.denominator)].fillna(0).to_numpy().any()
 
+    def has_data(self, months):
+        """Which rows of ``months`` (marts.mart_team_month) have data for the KPI: its outcome is
+        known, or for a team-month time the incidents behind its median (``weight``; 0 is data,
+        with no median). Both are null in a month before the source's first record
+        (mart_team_month's source_starts) and where an optional input is missing. The pooled
+        values (``assets.models.assets.team_value``) and the team-months counted beside them
+        (the correlation table's n_team_months, the quarterly review's kpi_quarters) read these rows."""
+        return months[self.weight or self.outcome].notna()
+
     @property
     def absence_columns(self) -> tuple[str, ...]:
         """The mart columns ``is_absent`` reads."""

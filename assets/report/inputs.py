@@ -20,7 +20,7 @@ import pandas as pd
 
 from assets.landing.item_sets import ITEM_SETS
 from assets.models.assets import CORRELATION_COLUMNS, team_value
-from assets.models.kpis import CORRELATION_KPIS, KPIS
+from assets.models.kpis import CORRELATION_KPIS, KPIS, Kpi
 from assets.models.psychometrics import MIN_RESPONDENTS, PRIMARY
 from assets.models.stats import MIN_TEAMS_FOR_TESTS, RESULT_COLUMNS
 from assets.quality.headcount import months_without_headcount
@@ -77,10 +77,11 @@ class SurveyReview:
     MIN_RESPONDENTS published teams and the CI below MIN_TEAMS_FOR_TESTS,
     ``with_team_scores_withheld``); the correlation
     KPIs pooled over every team-month of each quarter's ended months (``kpi_quarters``:
-    KPI_QUARTER_COLUMNS; ``unit`` is wording.pooled_unit's, ``months`` how many of the quarter's
-    months have ended, ``first_month`` and ``last_month`` which); teams per zone and per Clark
-    stage reached (``profile_counts``), moves between zones (``zone_moves``), and the zone
-    chart's unnamed points of the latest wave whose zone counts are shown (``zone_points``:
+    KPI_QUARTER_COLUMNS, ``kpi_quarter``; ``unit`` is wording.pooled_unit's, ``team_months`` how
+    many team-months have data for the KPI, ``months`` in how many of the quarter's ended
+    months, ``first_month`` and ``last_month`` which: none before its source's first record);
+    teams per zone and per Clark stage reached (``profile_counts``), moves between zones
+    (``zone_moves``), and the zone chart's unnamed points of the latest wave whose zone counts are shown (``zone_points``:
     safety_mean, accountability_mean, zone and the thresholds)."""
 
     waves: pd.DataFrame
@@ -239,6 +240,17 @@ def with_team_scores_withheld(waves: pd.DataFrame) -> pd.DataFrame:
                            for column in ("published_mean_ci_low", "published_mean_ci_high")})
 
 
+def kpi_quarter(quarter, group: pd.DataFrame, kpi: Kpi) -> dict:
+    """One kpi_quarters row: ``kpi`` pooled over the quarter's team-months (``group``), with the
+    team-months and months that have data for it (``Kpi.has_data``). A quarter says which of its
+    months it pools: on 7 December, October and November only; for a KPI whose source's first
+    record is in August, August and September only; before it, none (0, no first or last month)."""
+    known = group.loc[kpi.has_data(group), "period_month"]
+    return {"period_quarter": quarter, "kpi": kpi.name, "value": team_value(group, kpi), "unit": pooled_unit(kpi.name),
+            "team_months": len(known), "months": known.nunique(), "first_month": known.min(),
+            "last_month": known.max()}
+
+
 def read_survey_review(conn: duckdb.DuckDBPyConnection, absent_kpis: tuple[str, ...]) -> SurveyReview | None:
     """The quarterly review's inputs, with the KPIs of ``absent_kpis`` (``read_absent_kpis``) left out."""
     if not all(table_exists(conn, t) for t in MART_TABLES[4:]):
@@ -249,13 +261,9 @@ def read_survey_review(conn: duckdb.DuckDBPyConnection, absent_kpis: tuple[str, 
     waves = with_team_scores_withheld(waves)
     months = conn.sql("select *, date_trunc('quarter', period_month)::date as period_quarter "
                       f"from marts.mart_team_month where {CLOSED_MONTHS} order by team, period_month").df()
-    # Each quarter says which of its months it pools: on 7 December, October and November only.
     kpi_quarters = pd.DataFrame(
-        [{"period_quarter": quarter, "kpi": kpi.name, "value": team_value(group, kpi), "unit": pooled_unit(kpi.name),
-          "team_months": len(group), "months": group["period_month"].nunique(),
-          "first_month": group["period_month"].min(), "last_month": group["period_month"].max()}
-         for quarter, group in months.groupby("period_quarter") for kpi in CORRELATION_KPIS
-         if kpi.name not in absent_kpis],
+        [kpi_quarter(quarter, group, kpi) for quarter, group in months.groupby("period_quarter")
+         for kpi in CORRELATION_KPIS if kpi.name not in absent_kpis],
         columns=list(KPI_QUARTER_COLUMNS))
     counts = conn.sql("select * from marts.fct_survey_profile_counts order by wave_quarter, profile, category").df()
     moves = conn.sql("select * from marts.fct_survey_zone_moves order by wave_quarter, from_zone, to_zone").df()

@@ -33,10 +33,13 @@ MONTHS_IN_A_QUARTER = 3
 
 
 def months_pooled(quarter: pd.Series) -> str:
-    """Which months a quarter's KPIs pool when not all three have ended (or the data starts within
-    it), e.g. "October and November only"; "" for a whole quarter. ``quarter``: a kpi_quarters row."""
+    """Which months a quarter's KPI pools when not all three have ended (or the data, or the
+    KPI's source, starts within it), e.g. "October and November only"; "" for a whole quarter.
+    ``quarter``: a kpi_quarters row."""
     if quarter.months >= MONTHS_IN_A_QUARTER:
         return ""
+    if quarter.months == 0:
+        return "no month with data"
     first, last = pd.Timestamp(quarter.first_month), pd.Timestamp(quarter.last_month)
     return f"{first:%B} only" if quarter.months == 1 else f"{first:%B} and {last:%B} only"
 
@@ -207,8 +210,11 @@ def quarterly_review(survey: SurveyReview | None) -> dict | None:
     quarters = sorted(set(waves["wave_quarter"]) | set(survey.kpi_quarters["period_quarter"]))
     by_scale = {key: waves[waves["scale"] == key].set_index("wave_quarter") for key in survey.scales}
     kpis = survey.kpi_quarters.pivot(index="period_quarter", columns="kpi", values="value")
-    partial = {row.period_quarter: months_pooled(row)
-               for row in survey.kpi_quarters.drop_duplicates("period_quarter").itertuples()}
+    # The table names the months a quarter pools once, from its KPI with the most (a KPI whose
+    # source starts within the quarter pools fewer: its change sentence names its own).
+    pooled = {(row.period_quarter, row.kpi): months_pooled(row) for row in survey.kpi_quarters.itertuples()}
+    partial = {row.period_quarter: pooled[row.period_quarter, row.kpi] for row in survey.kpi_quarters.sort_values(
+        "months", kind="stable").drop_duplicates("period_quarter", keep="last").itertuples()}
     # The KPIs the marts have (an absent one, e.g. without the identity map, has no quarters).
     shown_kpis = [kpi for kpi in CORRELATION_KPIS if kpi.name in kpis.columns]
     rows = []
@@ -237,12 +243,12 @@ def quarterly_review(survey: SurveyReview | None) -> dict | None:
     kpi_before = max((q for q in survey.kpi_quarters["period_quarter"] if q < kpi_now), default=None) if kpi_now else None
     if kpi_before is not None:
         # A part quarter is compared as it stands, per month where the KPI is a rate: the
-        # sentence names the months each side pools.
-        now_label, before_label = (quarter_label(q) + (f" ({partial[q]})" if partial[q] else "")
-                                   for q in (kpi_now, kpi_before))
+        # sentence names the months each side pools for that KPI.
         for kpi in shown_kpis:
             now, before = kpis[kpi.name].get(kpi_now), kpis[kpi.name].get(kpi_before)
             if all(v is not None and math.isfinite(v) for v in (now, before)) and before != 0:
+                now_label, before_label = (quarter_label(q) + (f" ({pooled[q, kpi.name]})" if pooled[q, kpi.name]
+                                                               else "") for q in (kpi_now, kpi_before))
                 changes.append(kpi_change(kpi.name, now, before, now_label, before_label))
     zone_counts = survey.profile_counts[(survey.profile_counts["profile"] == "zone")]
     shown = zone_counts[zone_counts["n_teams"].notna()]

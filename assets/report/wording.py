@@ -110,7 +110,9 @@ def pooled_unit(kpi_name: str) -> str:
 # What a quarter's KPI figure is: in the report's quarterly review and in its workbook.
 KPI_QUARTERS_NOTE = (
     "Each KPI is pooled over every team-month of the quarter's months that have ended: a quarter still under way "
-    "(or the first of the data) covers only the months named beside it. A time is the typical team-month median, "
+    "(or the first of the data) covers only the months named beside it, and a KPI whose source (PagerDuty or Jira) "
+    "was first used within the quarter only the months from its first record on, named in its change sentence "
+    "(n/a before it). A time is the typical team-month median, "
     "the exponent of the mean log median weighted by the incidents, reviews or action items behind each (the "
     "kpi_quarters export holds the log itself, its unit column says of seconds or of days). Incidents and "
     "proactive tickets per head and voluntary attrition are per person-month: over the sum of the months' opening "
