@@ -296,6 +296,24 @@ def test_team_kpis_pools_only_the_months_that_have_ended(nightly, monkeypatch, t
     assert coverage_until.strip() == f"{open_month:%Y-%m}"  # the coverage table still shows it
 
 
+def test_team_kpis_rates_leave_out_the_months_before_a_source(nightly, monkeypatch, tmp_path):
+    """A team's months before PagerDuty's first record carry no incident data (the mart leaves
+    them null): its incidents per head is over the months with data, not every month's headcount."""
+    warehouse = warehouse_copy(nightly, tmp_path)
+    with duckdb.connect(str(warehouse)) as conn:
+        team, first, last = conn.sql("select team, min(period_month), max(period_month) from marts.mart_team_month "
+                                     "where safety_lagged is not null group by team order by team limit 1").fetchone()
+        # Half the team's scored months as they read before a source's first record.
+        cut = first + (last - first) / 2
+        conn.execute("update marts.mart_team_month set incidents = null where team = ? and period_month < ?", [team, cut])
+        incidents, headcount = conn.sql("select sum(incidents), sum(headcount) from marts.mart_team_month where team = ? "
+                                        "and safety_lagged is not null and incidents is not null and period_month <= ?",
+                                        params=[team, last]).fetchone()
+    nb = execute_notebook(TEAM_KPIS, warehouse, monkeypatch, f"print(repr(by_team.loc[{team!r}, 'incidents_per_head']))")
+    assert float(cell_text(nb.cells[-1]).strip().removeprefix("np.float64(").rstrip(")")) == pytest.approx(
+        incidents / headcount, rel=1e-12)
+
+
 def test_team_kpis_reads_the_correlations_as_the_report_does(nightly, monkeypatch, tmp_path):
     """The stored table with the partial r given team size, p and q, and the report's own
     sentences: a direction only when q says unlikely to be chance, led by the partial r."""
