@@ -390,6 +390,8 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
         # A roster of active employees beside the pipeline's own leaver files takes its leavers from them.
         if file.no_termination_column and not leavers_only:
             context.log.warning(file.no_termination_column)
+        if file.overlapping_employments:
+            context.log.warning(file.overlapping_employments)
     for warning in unmatched_list_warnings(read):
         context.log.warning(warning)
     for file in read:

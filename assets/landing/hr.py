@@ -82,9 +82,10 @@ DATE_SAMPLE = 50_000
 # HR tools' monthly headcount exports (HiBob, Rippling, UKG, SuccessFactors: one row per employee
 # per month) name their columns as the tools' rosters do: a snapshot file's column for these
 # roles is found by the snapshots preset's names, then by the roster's (a termination reason
-# tells voluntary or not as a roster's does).
-SNAPSHOT_ROLES_BY_ROSTER_NAMES = ("employee_id", "org_unit", "role", "critical_role", "termination_date",
-                                  "termination_reason", "employment_type")
+# tells voluntary or not as a roster's does; a hire or rehire date after the row's termination
+# date tells a rehire whose record keeps the old termination: _snapshot_tables).
+SNAPSHOT_ROLES_BY_ROSTER_NAMES = ("employee_id", "org_unit", "role", "critical_role", "hire_date", "rehire_date",
+                                  "termination_date", "termination_reason", "employment_type")
 
 
 class HrExportError(ValueError):
@@ -127,6 +128,9 @@ class HrFile:
     # A roster without a termination date column: the warning saying it has no leavers ('' when
     # it has one, or is a snapshot or leaver file). The load logs it (assets._load_hr).
     no_termination_column: str = ""
+    # A roster listing employees on several rows (one per employment) whose employments overlap:
+    # the warning naming them ('' when none). The load logs it (assets._load_hr).
+    overlapping_employments: str = ""
     # The mapping's list entries that match nothing in this file, by setting (hr.critical_roles,
     # hr.voluntary_reasons...), for each list that applies to it: an entry no file matches
     # (unmatched_list_warnings) is misspelt, or the file's encoding garbled its accents.
@@ -325,6 +329,9 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
             if ahead:
                 notes.append(f"{ahead} termination dates after the load date (notice periods): employed until "
                              "then, leavers once the date has passed")
+        overlapping = _overlapping_employments(conn, name) if preset != "snapshots" else ""
+        if overlapping:
+            notes.append(overlapping)
         from_rehire = conn.execute("select count(*) from accepted_roster where rehired and not earlier_spell_ended"
                                    ).fetchone()[0] if preset != "snapshots" and "rehire_date" in roles else 0
         if from_rehire:
@@ -348,7 +355,7 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
                   leavers_only=_is_leaver_file(preset, roles), as_of=as_of,
                   header=tuple(header_text(c) for c in records.row(header_index)),
                   months_carried_forward=carried, no_termination_column=no_termination_column,
-                  unmatched_list_entries=unmatched)
+                  overlapping_employments=overlapping, unmatched_list_entries=unmatched)
 
 
 def _summary_lines(conn: duckdb.DuckDBPyConnection, records: Records, header_row: int) -> list[tuple[int, str]]:
@@ -648,13 +655,15 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
                 checks.append(f"case when {role} > loaded_now then 'future date: {role} ' || {role}_text || "
                               "' is after the load time' end")
     if "hire_date" in roles:
-        checks.append("case when hire_date_text = '' then 'bad date: hire date is empty' end")
+        if preset != "snapshots":  # a snapshot file's hire date only tells a rehire (_rehired_row)
+            checks.append("case when hire_date_text = '' then 'bad date: hire date is empty' end")
         if "rehire_date" in roles:
             checks.append("case when rehire_date < hire_date then 'bad date: rehired before hired: rehire_date ' || "
                           "rehire_date_text || ' is before hire_date ' || hire_date_text || ' (Workday: Hire Date "
                           "before Original Hire Date)' end")
-        if "termination_date" in roles:
-            # Without a rehire date, a termination before the hire may be a rehire's old one.
+        if "termination_date" in roles and preset != "snapshots":
+            # Without a rehire date, a termination before the hire may be a rehire's old one (a
+            # snapshot file's rows are dated, so its rehires are read: _rehired_row).
             rehire = ("" if "rehire_date" in roles else
                       "; if the employee was rehired, export the rehire date too (ADP Workforce Now: Rehire Date; "
                       "Workday: Original Hire Date beside Hire Date) or name its column as hr.columns.rehire_date")
@@ -792,9 +801,12 @@ def _snapshot_tables(conn, roles, today: date) -> None:
     ahead is a notice, as in a roster), each leaving (employee, date) once however many monthly
     rows repeat it, with the row of the snapshot nearest it, on or before it first (the team
     left). A snapshot row dated after its termination (an export listing everyone employed at
-    some time in the month) is no employee at that date: not in the headcount (_snapshot_notes)."""
+    some time in the month) is no employee at that date: not in the headcount (_snapshot_notes),
+    unless the row's hire (or rehire) date lies after that termination and on or before the
+    snapshot: a rehire, whose worker record keeps the last termination date (``rehired_row``)."""
     snapshots, leavers = "snapshot_date" in roles, "termination_date" in roles
-    employed = "(termination_date is null or termination_date >= snapshot_date)" if snapshots and leavers else "true"
+    employed = (f"(termination_date is null or termination_date >= snapshot_date or {_rehired_row(roles)})"
+                if snapshots and leavers else "true")
     conn.execute(f"""create view headcount as
         select strftime({'snapshot_date' if snapshots else 'null::date'}, '%Y-%m-%d') as snapshot_date, employee_id,
                org_unit, role, is_critical::varchar as critical_role
@@ -816,6 +828,18 @@ def _snapshot_tables(conn, roles, today: date) -> None:
         order by row""")
 
 
+def _rehired_row(roles) -> str:
+    """True for a snapshot row whose termination date ends an earlier employment: its latest hire
+    (the rehire date, else the hire date) lies after the termination and on or before the
+    snapshot. Some HR systems keep the last termination date on a rehired worker's record, so
+    every monthly row after the rehire repeats it. False without a hire date column."""
+    hire = [role for role in ("rehire_date", "hire_date") if role in roles]
+    if not hire or "termination_date" not in roles or "snapshot_date" not in roles:
+        return "false"
+    latest = f"greatest({', '.join(hire)})"  # greatest skips a null (an empty rehire date)
+    return f"coalesce(termination_date < {latest} and {latest} <= snapshot_date, false)"
+
+
 def _snapshot_notes(conn, roles, tool_export: bool) -> list[str]:
     """What a file of snapshots leaves out or reads otherwise than its rows say: no termination
     column in an HR tool's export (``tool_export``: its snapshot date column named in the mapping;
@@ -830,10 +854,20 @@ def _snapshot_notes(conn, roles, tool_export: bool) -> list[str]:
                      "hr.columns.termination_reason (or a true/false flag as hr.columns.voluntary); otherwise the "
                      "leavers come from a leaver file (hr_terminations.csv) or a roster")
     elif "termination_date" in roles:
-        after = conn.execute("select count(*) from accepted where termination_date < snapshot_date").fetchone()[0]
+        after, rehired = conn.execute(f"select count(*) filter (where not {_rehired_row(roles)}), "
+                                      f"count(*) filter (where {_rehired_row(roles)}) from accepted "
+                                      "where termination_date < snapshot_date").fetchone()
         if after:
+            hint = ("" if "hire_date" in roles else
+                    ". If some are rehired employees whose record keeps the old termination date, export the hire "
+                    "date column too (or name it as hr.columns.hire_date): a row whose hire date lies after its "
+                    "termination date counts in the headcount")
             notes.append(f"{after} snapshot rows dated after their termination date: the employee had left by "
-                         "then, so they are not in that snapshot's headcount (their leaving counts once)")
+                         f"then, so they are not in that snapshot's headcount (their leaving counts once){hint}")
+        if rehired:
+            notes.append(f"{rehired} snapshot rows of rehired employees repeat a termination date before their hire "
+                         "(or rehire) date, as HR systems that keep the last termination on the worker record do: "
+                         "they count in their snapshot's headcount, and that earlier leaving counts once")
     dates = [d for (d,) in conn.execute("select distinct snapshot_date from headcount "
                                         "where right(snapshot_date, 2) <> '01' order by 1").fetchall()]
     if dates:
@@ -847,6 +881,39 @@ def _snapshot_notes(conn, roles, tool_export: bool) -> list[str]:
                      "leavers. Export the headcount as of the 1st of each month, or the roster (hire and termination "
                      "dates), from which the monthly opening snapshots are derived")
     return notes
+
+
+# How many employees' lines the overlapping employments warning lists.
+OVERLAPS_LISTED = 6
+
+
+def _overlapping_employments(conn, name: str) -> str:
+    """The warning for employees a roster lists on several rows (distinct hire dates: one row
+    per employment, as some HR systems export) whose employments overlap ('' when none). Each
+    row is a spell of employment (_roster_tables), which reads successive employments right;
+    overlapping ones count the employee twice in the months both cover (in two teams when the
+    org units differ) and a termination on one row as a leaver while the other keeps them
+    employed. Which row is wrong (an earlier employment never closed, a rehire exported as a
+    new row, two people under one id) is the HR tool's to say: the rows load as they are."""
+    pairs = conn.execute("""
+        select a.employee_id, min(a.row) as first_line, min(b.row) as second_line
+        from spells as a inner join spells as b
+            on a.employee_id = b.employee_id and a.row < b.row
+            and a.spell_start <= coalesce(b.spell_end, date '9999-12-31')
+            and b.spell_start <= coalesce(a.spell_end, date '9999-12-31')
+        group by a.employee_id order by first_line""").fetchall()
+    if not pairs:
+        return ""
+    lines = "; ".join(f"lines {first} and {second}" for _, first, second in pairs[:OVERLAPS_LISTED])
+    more = f"; ... ({len(pairs)} employees)" if len(pairs) > OVERLAPS_LISTED else ""
+    return (f"{name}: {len(pairs)} employees are listed on several rows whose employments overlap ({lines}{more}): "
+            "each row counts as an employment from its hire to its termination, so these employees count twice in "
+            "the months both rows cover (in two teams when the org units differ), and a termination on one row "
+            "counts a leaver while the other row keeps them employed. Successive employments (a termination "
+            "before the next hire) are read right: if the earlier employment ended, give it its termination date "
+            "in the HR tool; if the rows are a rehire, export one row per employee with its rehire date (ADP "
+            "Workforce Now: Rehire Date; Workday: Original Hire Date beside Hire Date) or name its column as "
+            "hr.columns.rehire_date; if they are two people, give them distinct ids")
 
 
 def _roster_tables(conn, start: date, today: date, roles: dict[str, str]) -> None:
@@ -867,10 +934,11 @@ def _roster_tables(conn, start: date, today: date, roles: dict[str, str]) -> Non
                coalesce(rehire_date > hire_date and termination_date < rehire_date, false) as earlier_spell_ended
         from (select *{missing} from accepted)""")
     conn.execute("""create view spells as
-        select employee_id, org_unit, role, is_critical, termination_date as spell_end,
+        select row, employee_id, org_unit, role, is_critical, termination_date as spell_end,
                case when rehired and not earlier_spell_ended then rehire_date else hire_date end as spell_start
         from accepted_roster
-        union all select employee_id, org_unit, role, is_critical, null::date as spell_end, rehire_date as spell_start
+        union all select row, employee_id, org_unit, role, is_critical, null::date as spell_end,
+                         rehire_date as spell_start
         from accepted_roster where earlier_spell_ended""")
     conn.execute(f"""
         create view headcount as select strftime(month, '%Y-%m-%d') as snapshot_date, employee_id, org_unit, role,

@@ -6,6 +6,11 @@ people that month), so a closed month whose snapshot has not arrived (a late mon
 mart, the models and the report, and the month before takes its opening snapshot alone as its
 average headcount. The check ``closed_months_have_headcount`` names each such month with what it
 holds, and the report's coverage says how many of its incidents fall in them (one query for both).
+
+A month missing from one team's snapshots only (a monthly export that left out its org unit)
+does the same to that team, and one missing from one of a team's org units leaves the team's
+headcount with its other org units' people only: the check names each such team-month too
+(``team_months_without_headcount``), with the org units whose snapshot is missing.
 """
 
 from dataclasses import dataclass
@@ -53,35 +58,138 @@ def months_without_headcount(conn: duckdb.DuckDBPyConnection) -> list[MonthWitho
             for month, incidents, tickets in conn.sql(_MONTHS_WITHOUT_HEADCOUNT_SQL).fetchall()]
 
 
+# Closed months from HISTORY_START that other org units have a snapshot of (a month no org unit
+# has is a whole month missing, above) and that a team's org unit has none of, while it has
+# snapshots before and after it (a gap in its history), or while its team has incidents or
+# tickets that month and no team-month (at either end of its history). An org unit that stops
+# for good (a reorganisation) or starts later without its team's activity is no gap.
+_TEAM_MONTHS_WITHOUT_HEADCOUNT_SQL = f"""
+with org_units as (
+    select identifier as org_unit, team from intermediate.int_team_owners where source = 'hr_org_unit'
+),
+
+unit_months as (
+    select distinct org_unit, team, date_trunc('month', snapshot_date)::date as period_month
+    from staging.stg_hr__headcount inner join org_units using (org_unit)
+),
+
+snapshot_months as (select distinct period_month from unit_months),
+
+units as (
+    select org_unit, team, min(period_month) as first_month, max(period_month) as last_month
+    from unit_months group by all
+),
+
+team_months as (select distinct team, period_month from marts.mart_team_month),
+
+activity as (
+    select team, period_month, sum(incidents)::bigint as incidents, sum(tickets)::bigint as tickets
+    from (
+        select team, period_month, count(*) as incidents, 0 as tickets
+        from marts.fct_incidents where team is not null group by all
+        union all
+        select team, period_month, 0 as incidents, count(*) as tickets
+        from marts.fct_tickets where team is not null group by all
+    ) group by all
+),
+
+missing as (
+    select team, org_unit, period_month from (
+        select units.team, units.org_unit, snapshot_months.period_month
+        from units inner join snapshot_months
+            on snapshot_months.period_month > units.first_month and snapshot_months.period_month < units.last_month
+        union
+        select units.team, units.org_unit, activity.period_month
+        from activity inner join units using (team) inner join snapshot_months using (period_month)
+        anti join team_months using (team, period_month)
+    )
+    anti join unit_months using (org_unit, period_month)
+    where period_month >= '{HISTORY_START}'::date and {CLOSED_MONTHS}
+)
+
+select missing.team, missing.period_month, list(missing.org_unit order by missing.org_unit) as org_units,
+    team_months.team is not null as has_team_month,
+    coalesce(any_value(activity.incidents), 0) as incidents, coalesce(any_value(activity.tickets), 0) as tickets
+from missing
+left join team_months using (team, period_month)
+left join activity using (team, period_month)
+group by all
+order by missing.team, missing.period_month
+"""
+
+
+@dataclass(frozen=True)
+class TeamMonthWithoutHeadcount:
+    team: str
+    period_month: date
+    org_units: tuple[str, ...]
+    # The team's other org units have a snapshot that month: a team-month, short of these units.
+    has_team_month: bool
+    incidents: int
+    tickets: int
+
+    def __str__(self) -> str:
+        effect = ("its headcount counts its other org units only" if self.has_team_month else
+                  f"no team-month, incidents {self.incidents}, tickets {self.tickets}")
+        return f"{self.team} {self.period_month:%Y-%m} (no snapshot of {', '.join(self.org_units)}: {effect})"
+
+
+def team_months_without_headcount(conn: duckdb.DuckDBPyConnection) -> list[TeamMonthWithoutHeadcount]:
+    return [TeamMonthWithoutHeadcount(team, month, tuple(org_units), bool(has_team_month), int(incidents),
+                                      int(tickets))
+            for team, month, org_units, has_team_month, incidents, tickets
+            in conn.sql(_TEAM_MONTHS_WITHOUT_HEADCOUNT_SQL).fetchall()]
+
+
 def headcount_gaps_report(conn: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     gaps = months_without_headcount(conn)
+    team_gaps = team_months_without_headcount(conn)
     snapshots = ", ".join(f"{gap.period_month:%Y-%m-%d}" for gap in gaps)
-    description = (
+    months = (
         "Closed months with incidents or tickets but no HR headcount snapshot, so no team-month: "
         + "; ".join(str(gap) for gap in gaps)
         + ". Their incidents, tickets and leavers count for no team, in the mart, the models and the report, and "
         "the month before each takes its opening headcount alone as its average. Deliver each month's headcount "
         f"snapshot to the landing folder (hr_headcount.csv rows with snapshot_date {snapshots}, or a current "
         "roster that covers the month); the next run adds the months."
-        if gaps else f"every closed month from {HISTORY_START} with incidents or tickets has an HR headcount snapshot"
+        if gaps else ""
     )
+    team_months = (
+        "Team-months whose HR org units have no headcount snapshot in a month other org units have: "
+        + "; ".join(str(gap) for gap in team_gaps)
+        + ". A team with none of its org units that month has no team-month: its incidents, tickets and leavers "
+        "count for no team, and its month before takes its opening headcount alone as its average; a team missing "
+        "one of its org units counts the others' people only. Deliver those org units' snapshot dated the month's "
+        "first day (hr_headcount.csv rows, or the HR tool's monthly export with them; a roster covers every "
+        "month); the next run adds them. If an org unit had nobody that month, or no longer belongs to the team, "
+        "correct its hr_org_units entry in the team map."
+        if team_gaps else ""
+    )
+    description = " ".join(part for part in (months, team_months) if part) or (
+        f"every closed month from {HISTORY_START} with incidents or tickets has an HR headcount snapshot, and no "
+        "team's org unit misses one in a month other org units have")
     return dg.AssetCheckResult(
-        passed=not gaps,
+        passed=not gaps and not team_gaps,
         severity=dg.AssetCheckSeverity.WARN,
         description=description,
         metadata={"months_without_headcount": dg.MetadataValue.json([str(gap) for gap in gaps]),
-                  "months_without_headcount_count": len(gaps)},
+                  "months_without_headcount_count": len(gaps),
+                  "team_months_without_headcount": dg.MetadataValue.json([str(gap) for gap in team_gaps]),
+                  "team_months_without_headcount_count": len(team_gaps)},
     )
 
 
 @dg.asset_check(
     pool=WAREHOUSE_POOL,
     asset=dg.AssetKey(["marts", "mart_team_month"]),
-    additional_deps=[dg.AssetKey(["marts", "fct_incidents"]), dg.AssetKey(["marts", "fct_tickets"])],
+    additional_deps=[dg.AssetKey(["marts", "fct_incidents"]), dg.AssetKey(["marts", "fct_tickets"]),
+                     dg.AssetKey(["staging", "stg_hr__headcount"]), dg.AssetKey(["intermediate", "int_team_owners"])],
     name="closed_months_have_headcount",
     description=f"Warns naming each closed month from {HISTORY_START} (HISTORY_START) that has incidents or "
     "tickets but no HR headcount snapshot (a late monthly file): it has no team-month, so its incidents, tickets and "
-    "leavers count for no team. Deliver the month's snapshot, dated its first day.",
+    "leavers count for no team. Also names each team-month whose team's org unit has no snapshot in a month other org "
+    "units have (a monthly export that left it out): the team has no team-month, or counts its other org units' "
+    "people only. Deliver the month's snapshot, dated its first day.",
 )
 def closed_months_have_headcount(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as conn:
