@@ -1,5 +1,6 @@
 """Reading HR exports in tests as the HR asset does: one file, or the asset on a landing folder."""
 
+import logging
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,18 @@ def read_roster(folder: Path, name: str, mapping: str, now: datetime, text: str 
     work.mkdir()
     settings = read_mapping(landing).settings(name, "hr")
     return read_hr_file(take_snapshot(path, work), name, settings, {"payments": "Payments"}, now, "salt", work)
+
+
+def hr_load_warnings(folder: Path, warehouse: Path) -> list[str]:
+    """The HR asset materialised on the landing ``folder``: the warnings it logged."""
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [hr_exports], instance=instance,
+        resources={"landing": LandingFolderResource(path=str(folder), hr_id_salt="salt", settle_seconds=0),
+                   "duckdb": WarehouseResource(database=str(warehouse))},
+        run_config={"ops": {"hr_exports": {"config": {"accept_shrunk_exports": []}}}})
+    assert result.success
+    return [record.user_message for record in instance.all_logs(result.run_id) if record.level == logging.WARNING]
 
 
 def load_hr_exports(folder: Path, warehouse: Path, table: str = "hr__headcount") -> dict:

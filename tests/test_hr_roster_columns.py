@@ -9,20 +9,15 @@
   reason list entry) that matches nothing in the HR exports warns, hinting at the encoding.
 """
 
-import logging
 from datetime import UTC, datetime
 
-import dagster as dg
 import duckdb
 import pytest
 from conftest import landing_beside_warehouse
-from hr_roster import read_roster
+from hr_roster import hr_load_warnings, read_roster
 
-from assets.landing.assets import hr_exports
 from assets.landing.hr import HrExportError
 from assets.landing.mapping import MappingError, read_mapping
-from assets.landing.resource import LandingFolderResource
-from assets.warehouse.resource import WarehouseResource
 
 NOW = datetime(2024, 9, 15, tzinfo=UTC)
 TEAMS = {"team": ["Payments", "Équipe Données"], "source": ["hr_org_unit", "hr_org_unit"],
@@ -79,27 +74,15 @@ def test_a_roster_without_a_termination_column_says_it_has_no_leavers_and_what_t
     assert "hr.columns.termination_date" in warning and "export inactive employees too" in warning
 
 
-def load(folder, warehouse) -> list[str]:
-    """The HR asset on ``folder``: the warnings it logged."""
-    instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(
-        [hr_exports], instance=instance,
-        resources={"landing": LandingFolderResource(path=str(folder), hr_id_salt="salt", settle_seconds=0),
-                   "duckdb": WarehouseResource(database=str(warehouse))},
-        run_config={"ops": {"hr_exports": {"config": {"accept_shrunk_exports": []}}}})
-    assert result.success
-    return [record.user_message for record in instance.all_logs(result.run_id) if record.level == logging.WARNING]
-
-
 def test_the_load_warns_about_a_roster_without_leavers_unless_a_leaver_file_gives_them(tmp_path):
     folder, warehouse = landing_beside_warehouse(tmp_path, TEAMS)
     (folder / "roster.csv").write_text(UNKNOWN_TERMINATION)
-    assert [w for w in load(folder, warehouse) if "no termination date column found" in w] == [
+    assert [w for w in hr_load_warnings(folder, warehouse) if "no termination date column found" in w] == [
         read_roster(tmp_path / "one", "roster.csv", "", NOW, UNKNOWN_TERMINATION).no_termination_column]
     # Active employees beside the pipeline's own leaver file: the leavers come from that file.
     (folder / "hr_terminations.csv").write_text("employee_id,org_unit,role,critical_role,termination_date,voluntary\n"
                                                 "2,Payments,Dev,false,2024-05-10,true\n")
-    assert [w for w in load(folder, warehouse) if "no termination date column found" in w] == []
+    assert [w for w in hr_load_warnings(folder, warehouse) if "no termination date column found" in w] == []
 
 
 def test_a_leavers_only_export_says_what_it_is_and_what_to_export(tmp_path):
@@ -134,7 +117,7 @@ def test_an_excel_for_mac_roster_is_read_with_encoding_mac_roman_in_its_files_en
                                             "2024-07-01,Voluntary\n", encoding="utf-8")
     (folder / "export_mapping.yml").write_text(CRITICAL + "files:\n  - {match: roster.csv, encoding: mac_roman}\n",
                                                encoding="utf-8")
-    warnings = load(folder, warehouse)
+    warnings = hr_load_warnings(folder, warehouse)
     assert warehouse_rows(warehouse, "select org_unit, role, critical_role from raw.hr__terminations "
                                      "order by termination_date") == [
         ("Payments", "Ingénieur Sécurité", "true"), ("Équipe Données", "Développeur", "false"),
@@ -147,7 +130,7 @@ def test_a_critical_role_that_matches_no_employee_warns_and_hints_at_the_encodin
     folder, warehouse = landing_beside_warehouse(tmp_path, TEAMS)
     (folder / "roster.csv").write_bytes(MAC_ROSTER)  # read as Windows-1252: IngŽnieur SŽcuritŽ
     (folder / "export_mapping.yml").write_text(CRITICAL, encoding="utf-8")
-    [warning] = [w for w in load(folder, warehouse) if "hr.critical_roles" in w]
+    [warning] = [w for w in hr_load_warnings(folder, warehouse) if "hr.critical_roles" in w]
     assert warning.startswith("hr.critical_roles in export_mapping.yml lists ['ingénieur sécurité'], which match no "
                               "employee's role in the HR exports (roster.csv read as cp1252): nobody counts as "
                               "critical by it")
@@ -164,7 +147,7 @@ def test_a_reason_list_entry_that_matches_no_termination_reason_warns(tmp_path):
     (folder / "roster.csv").write_text("Employee #,Department,Job Title,Hire Date,Termination Date,Termination Reason\n"
                                        "1,Payments,SRE,2024-01-15,2024-05-10,Resignation\n")
     (folder / "export_mapping.yml").write_text("hr:\n  voluntary_reasons: [Resignaton, Resignation]\n")
-    [warning] = [w for w in load(folder, warehouse) if "hr.voluntary_reasons" in w]
+    [warning] = [w for w in hr_load_warnings(folder, warehouse) if "hr.voluntary_reasons" in w]
     assert warning.startswith("hr.voluntary_reasons in export_mapping.yml lists ['resignaton'], which match no "
                               "termination reason in the HR exports (roster.csv read as utf-8)")
     assert "mac_roman" not in warning  # an ASCII entry says nothing of the encoding
@@ -176,7 +159,7 @@ def test_a_critical_role_found_in_one_of_two_rosters_does_not_warn(tmp_path):
     (folder / "us.csv").write_text(header + "1,Payments,Staff SRE,2024-01-15,,\n")
     (folder / "de.csv").write_text(header + "2,Payments,Entwickler,2024-01-15,,\n")
     (folder / "export_mapping.yml").write_text("hr:\n  critical_roles: [Staff SRE, Principal Engineer]\n")
-    [warning] = [w for w in load(folder, warehouse) if "hr.critical_roles" in w]
+    [warning] = [w for w in hr_load_warnings(folder, warehouse) if "hr.critical_roles" in w]
     assert "lists ['principal engineer']," in warning
 
 

@@ -11,15 +11,14 @@
   whose employments overlap warns, naming the lines.
 """
 
-import logging
 
 import dagster as dg
 import duckdb
 import polars as pl
 from conftest import landing_beside_warehouse
+from hr_roster import hr_load_warnings
 from test_hr_snapshot_exports import HEADER, SNAPSHOTS_MAPPED, leavers, read
 
-from assets.landing.assets import hr_exports
 from assets.landing.resource import LandingFolderResource
 from assets.quality.headcount import closed_months_have_headcount
 from assets.warehouse.resource import WarehouseResource
@@ -167,20 +166,13 @@ def test_overlapping_employments_of_one_id_in_a_roster_without_a_rehire_column_w
                                                             "source": ["hr_org_unit", "hr_org_unit"],
                                                             "identifier": ["Payments", "Search"]})
     (folder / "roster.csv").write_text(ONE_ROW_PER_EMPLOYMENT)
-    instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(
-        [hr_exports], instance=instance,
-        resources={"landing": LandingFolderResource(path=str(folder), hr_id_salt="salt", settle_seconds=0),
-                   "duckdb": WarehouseResource(database=str(warehouse))},
-        run_config={"ops": {"hr_exports": {"config": {"accept_shrunk_exports": []}}}})
-    assert result.success
+    warnings = hr_load_warnings(folder, warehouse)
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         twice = conn.execute("select snapshot_date, string_agg(org_unit, '+' order by org_unit) from raw.hr__headcount "
                              "where employee_id = ? group by 1 having count(*) > 1 order by 1",
                              [HASHED("1")]).fetchall()
     assert [month for month, _ in twice] == [f"2024-{m:02d}-01" for m in range(6, 12)]
     assert {units for _, units in twice} == {"Payments+Search"}
-    warnings = [record.user_message for record in instance.all_logs(result.run_id) if record.level == logging.WARNING]
     [warning] = [w for w in warnings if "employments overlap" in w]
     assert warning.startswith("roster.csv: 1 employees are listed on several rows whose employments overlap "
                               "(lines 2 and 3)"), warning
