@@ -6,7 +6,9 @@ off and call through ``call_with_retries`` instead, so every transient failure (
 without rate-limit headers, 5xx, timeouts and broken connections, truncated or replayed
 pages) gets the same bounded treatment: wait what the server asks (``ratelimit-reset`` or
 ``Retry-After``) or back off exponentially, at most ``max_attempts`` times, then fail the
-run with an error that says what happened. Error text taken from a response (a body that
+run with an error that says what happened. A request that no retry can change (``unsendable``:
+a TLS certificate the client does not trust, a URL or header it cannot build) fails at once,
+naming what to fix. Error text taken from a response (a body that
 echoes the request's headers, as some proxies do) goes through ``redact`` first, so
 credentials stay out of logs, run metadata and the quarantine.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import re
+import ssl
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -26,6 +29,9 @@ from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 import dagster as dg
+import httpx2
+import requests
+from urllib3.exceptions import LocationValueError
 
 T = TypeVar("T")
 
@@ -111,15 +117,24 @@ def _character_name(character: str) -> str:
 
 def https_url_failure(url: str, variable: str, example: str) -> dg.Failure | None:
     """The failure for an API base URL (set by ``variable``, already ``clean_setting``) that is
-    not https:// with a host, or that has a path, a query or a fragment, or None. The step fails
-    at once and RetryPolicy does not repeat it: the URL will not change between attempts, and
-    retried it only looks like a network outage (an https-only server refuses the connection)
-    or, for PagerDuty, the client's own "must use scheme https://". The services this reads
-    (api.pagerduty.com, a Jira Cloud site, a Qualtrics data centre) answer at the host's root,
-    and the resources add the API's paths themselves: a path copied from a browser or a doc
-    (``/api/v2``, ``/jira/software/projects``) would only give 404s naming no variable."""
+    not https:// with a host, or that has a path, a query, a fragment or a port that is not one, or
+    None. The step fails at once and RetryPolicy does not repeat it: the URL will not change
+    between attempts, and retried it only looks like a network outage (an https-only server
+    refuses the connection) or, for PagerDuty, the client's own "must use scheme https://". The
+    services this reads (api.pagerduty.com, a Jira Cloud site, a Qualtrics data centre) answer
+    at the host's root, and the resources add the API's paths themselves: a path copied from a
+    browser or a doc (``/api/v2``, ``/jira/software/projects``) would only give 404s naming no
+    variable."""
     try:
         parts = urlsplit(url)
+        try:
+            _ = parts.port
+        except ValueError as error:  # one clients refuse ("Invalid port") or wrap round to another (httpx: 99999)
+            return dg.Failure(
+                description=f"{variable} has a port that is not one ({error}): {url!r}. Nothing was requested: set "
+                            f"{variable} ({example}) and run again.",
+                allow_retries=False,
+            )
         if parts.scheme.lower() == "https" and parts.hostname:
             extra = parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "") + (
                 f"#{parts.fragment}" if parts.fragment else "")
@@ -167,6 +182,58 @@ def source_changed_failure(records: str, variable: str, stored: str, now: str, s
         f"site: their ids and sync marks would mix. Set {variable} back to {stored}, or point PSAFE_WAREHOUSE at a "
         f"new warehouse file for the other one. If it is the same one at a new address, {same_source_fix}. "
         "Nothing was requested or written."))
+
+
+# What a client raises for a request it cannot build or will not send, before anything reaches
+# the server: every attempt would build the same request. A URL: a port out of range, a host with
+# an empty label or a character IDNA refuses, a scheme (a proxy's: socks:// without its extra) the
+# client cannot speak. A header: a character HTTP cannot carry (UnicodeEncodeError: a typographic
+# quote or dash pasted into a token), a value h11 refuses (LocalProtocolError).
+_BAD_URL = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
+            LocationValueError, httpx2.InvalidURL, httpx2.UnsupportedProtocol)
+_BAD_HEADER = (requests.exceptions.InvalidHeader, httpx2.LocalProtocolError, UnicodeEncodeError)
+
+
+def unsendable(error: BaseException, what: str, *, url_variable: str, header_variables: str, ca_variable: str,
+               ca_bundle_path: str | None, clean: Callable[[str], str]) -> ApiError | None:
+    """The failure, not retryable, of request ``what`` that raised ``error`` (or an error it
+    was raised from) when no retry can change the outcome, else None (a network fault: retry
+    it). A server certificate the client does not trust (CERTIFICATE_VERIFY_FAILED: a corporate
+    proxy that inspects TLS shows its own) names where the client takes its certificate
+    authorities: the resource's ``ca_bundle_path`` when set, else ``ca_variable`` (the one its
+    HTTP library reads); a URL the client cannot build names ``url_variable`` (and the proxy
+    variables, which the client also reads); a header it cannot send, ``header_variables``.
+    Other TLS failures (a handshake cut short) stay network faults. ``clean`` redacts the
+    client's text, which may quote a header."""
+    for cause in _chain(error):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            where = f"the resource's ca_bundle_path (now {ca_bundle_path})" if ca_bundle_path else ca_variable
+            return ApiError(
+                f"{what}: the server's TLS certificate is not trusted ({cause.verify_message}). Behind a proxy that "
+                f"inspects TLS (as on many corporate networks) the certificate is the proxy's: set {where} to a PEM "
+                f"file holding its CA certificate (your IT department has it) and run again; otherwise check "
+                f"{url_variable}. Not retried: every attempt would be refused alike.")
+        detail = clean(f"{type(cause).__name__}: {cause}")[:300]
+        idna = isinstance(cause, UnicodeError) and (getattr(cause, "encoding", None) == "idna" or "idna" in str(cause))
+        if isinstance(cause, _BAD_HEADER) and not idna:
+            return ApiError(
+                f"{what}: the request cannot be sent ({detail}): check {header_variables} for a character an HTTP "
+                "header cannot carry (a typographic quote or dash copied from a document?). Not retried: every "
+                "attempt would build the same request.")
+        if isinstance(cause, _BAD_URL) or idna:
+            return ApiError(
+                f"{what}: the request cannot be sent ({detail}): check {url_variable} (and HTTPS_PROXY, if set). "
+                "Not retried: every attempt would build the same request.")
+    return None
+
+
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    """``error`` and the errors it was raised from, outermost first."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from assets.api_retry import (
     checked_url,
     clean_setting,
     redact,
+    unsendable,
     wait_hint,
 )
 from assets.identity import checked_salt, pseudonymise_people
@@ -96,12 +97,14 @@ class IssuePage:
 class JiraResource(dg.ConfigurableResource):
     """A Jira Cloud site (or the local sandbox) reached with an account email and API token.
 
-    ``ca_bundle_path`` trusts an extra certificate authority (the sandbox makes its own).
-    Transient failures (429, 5xx, timeouts, broken pages, and answers to another request: a
-    repeated search page, another issue's changelog, a page at another position) are retried
-    at most ``max_attempts`` times per request, waiting what ``Retry-After`` asks or backing
-    off exponentially; error text never includes the request's headers (the client's own
-    would) nor the credentials. A sync fails when more than ``max_quarantined_share`` of the
+    ``ca_bundle_path`` trusts an extra certificate authority (the sandbox makes its own; behind a
+    proxy that inspects TLS, REQUESTS_CA_BUNDLE names its CA). A request no retry can change (an
+    untrusted certificate, a URL or header the client cannot build: ``assets.api_retry.unsendable``)
+    fails at once, naming the setting to fix. Transient failures (429, 5xx, timeouts, broken
+    pages, and answers to another request: a repeated search page, another issue's changelog, a
+    page at another position) are retried at most ``max_attempts`` times per request, waiting
+    what ``Retry-After`` asks or backing off exponentially; error text never includes the
+    request's headers (the client's own would) nor the credentials. A sync fails when more than ``max_quarantined_share`` of the
     issues it receives cannot be loaded (see assets/api_quarantine.py).
     ``server_url`` (JIRA_URL) must be an https:// URL with no path: anything else fails the step
     at once, as does a URL, ``email`` or ``api_token`` with whitespace or quotes inside or around
@@ -192,11 +195,19 @@ class JiraResource(dg.ConfigurableResource):
         def attempt() -> dict:
             try:
                 response = client._session.get(client._get_url(path), params=params)
-                body = response.json()
             except JIRAError as error:
                 raise self._failure(request, error) from None
-            except requests.RequestException as error:
+            except (requests.RequestException, ValueError) as error:  # ValueError: a URL or header not built
+                if failure := unsendable(error, f"{request.method} {request.path}", url_variable="JIRA_URL",
+                                         header_variables="JIRA_EMAIL and JIRA_API_TOKEN",
+                                         ca_variable="REQUESTS_CA_BUNDLE", ca_bundle_path=self.ca_bundle_path,
+                                         clean=self.redact):
+                    raise failure from None
+                if not isinstance(error, requests.RequestException):
+                    raise
                 raise Transient(f"network error ({type(error).__name__})") from None
+            try:
+                body = response.json()
             except ValueError:  # a body that is not (complete) JSON
                 raise Transient("truncated or malformed JSON body") from None
             if not isinstance(body, dict):

@@ -24,6 +24,7 @@ from assets.api_retry import (
     checked_url,
     clean_setting,
     redact,
+    unsendable,
     wait_hint,
 )
 
@@ -93,11 +94,14 @@ class PagerDutyResource(dg.ConfigurableResource):
     step at once, as does a URL or ``api_token`` with whitespace or quotes inside or around it
     (``assets.api_retry.clean_setting``: whitespace around it is ignored).
     ``ca_bundle_path`` trusts an extra certificate authority (the sandbox makes its own);
-    leave it unset for api.pagerduty.com. Transient failures (429, 5xx, timeouts, broken
-    pages, and answers to another request: a page at another offset or of another time
-    window, another incident) are retried at most ``max_attempts`` times per request,
-    waiting what ``ratelimit-reset``/``Retry-After`` ask or backing off exponentially from
-    ``base_delay_seconds``; a server asking for more than ``max_delay_seconds`` fails the run.
+    leave it unset for api.pagerduty.com (behind a proxy that inspects TLS, SSL_CERT_FILE names
+    its CA). Transient failures (429, 5xx, timeouts, broken pages, and answers to another
+    request: a page at another offset or of another time window, another incident) are retried
+    at most ``max_attempts`` times per request, waiting what ``ratelimit-reset``/``Retry-After``
+    ask or backing off exponentially from ``base_delay_seconds``; a server asking for more than
+    ``max_delay_seconds`` fails the run.
+    A request no retry can change (an untrusted certificate, a URL or header the client cannot
+    build: ``assets.api_retry.unsendable``) fails at once, naming the setting to fix.
     A sync fails when more than ``max_quarantined_share`` of the records it receives cannot
     be loaded (see assets/api_quarantine.py).
     """
@@ -162,7 +166,13 @@ class PagerDutyResource(dg.ConfigurableResource):
                     raise ApiError(f"{request.method} {request.path}: {_REFUSALS[401]}", status=401) from None
                 raise ApiError(f"{request.method} {request.path}: HTTP {code}, a redirect; PagerDuty's API does not "
                                f"redirect: check PAGERDUTY_URL ({self.base_url})", status=code) from None
-            except PagerDutyClientError as error:
+            except Exception as error:  # the client's own Error, or a request httpx could not build
+                if failure := unsendable(error, f"{request.method} {request.path}", url_variable="PAGERDUTY_URL",
+                                         header_variables="PAGERDUTY_API_TOKEN", ca_variable="SSL_CERT_FILE",
+                                         ca_bundle_path=self.ca_bundle_path, clean=self.redact):
+                    raise failure from None
+                if not isinstance(error, PagerDutyClientError):
+                    raise
                 if isinstance(error.__cause__, TransportError):
                     raise Transient(f"network error ({type(error.__cause__).__name__})") from None
                 raise ApiError(f"{request.method} {request.path}: {self.redact(str(error))}") from None

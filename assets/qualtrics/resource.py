@@ -3,7 +3,9 @@
 Start an export, poll its progress, download the ZIP and unzip its CSV: the three calls of
 Qualtrics' documented export flow. Every call is bounded by ``assets.api_retry``: 429 and
 5xx are retried (waiting what ``Retry-After`` asks, else backing off), an export that ends
-``failed`` is started again, a refused token fails the run at once naming the variable.
+``failed`` is started again, a refused token fails the run at once naming the variable, as does
+a request no retry can change (an untrusted certificate: REQUESTS_CA_BUNDLE; a URL or header the
+client cannot build: ``assets.api_retry.unsendable``).
 The token comes from the environment only (QUALTRICS_API_TOKEN) and never reaches a log: it is
 sent only to an https:// QUALTRICS_URL, and taken out of any error text an answer carries.
 """
@@ -27,6 +29,7 @@ from assets.api_retry import (
     checked_url,
     clean_setting,
     redact,
+    unsendable,
     wait_hint,
 )
 
@@ -68,7 +71,13 @@ class QualtricsResource(dg.ConfigurableResource):
             try:
                 response = requests.request(method, url, headers={"X-API-TOKEN": token}, timeout=(
                     10, self.timeout_seconds), verify=self.ca_bundle_path or True, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as error:
+            except (requests.RequestException, ValueError) as error:  # ValueError: a URL or header not built
+                if failure := unsendable(error, f"Qualtrics {method} {path}", url_variable="QUALTRICS_URL",
+                                         header_variables="QUALTRICS_API_TOKEN", ca_variable="REQUESTS_CA_BUNDLE",
+                                         ca_bundle_path=self.ca_bundle_path, clean=lambda text: redact(text, [token])):
+                    raise failure from None
+                if not isinstance(error, (requests.ConnectionError, requests.Timeout)):
+                    raise
                 raise Transient(f"{type(error).__name__} talking to Qualtrics") from None
             if response.status_code == 429 or response.status_code >= 500:
                 raise Transient(f"HTTP {response.status_code}", wait_hint(response.headers))
