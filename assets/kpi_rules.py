@@ -60,7 +60,8 @@ class KpiRules:
 # (section, key) -> (KpiRules field, kind). Kinds: names (a list of strings, compared lower
 # case), fields (Jira field ids), field (one Jira custom field id, or none), patterns (regular
 # expressions with one group), days (a whole number of days, at least 1), flag (true or false).
-_KEYS = {
+# Public: the checks name a rules column by its key in the file.
+RULES_KEYS = {
     ("post_incident_reviews", "issue_types"): ("review_issue_types", "names"),
     ("post_incident_reviews", "labels"): ("review_labels", "names"),
     ("post_incident_reviews", "projects"): ("review_projects", "names"),
@@ -104,7 +105,7 @@ def _values(document: dict, path: Path, defaults: dict) -> dict:
     """The rules ``document`` sets, over ``defaults``; every unknown key and wrong value is an
     error naming its place in the file."""
     values = dict(defaults)
-    sections = {section for section, _ in _KEYS}
+    sections = {section for section, _ in RULES_KEYS}
     _known(document, {s.split(".")[0] for s in sections}, path, "the top level")
     for section in sorted(sections):
         node: object = document
@@ -115,8 +116,8 @@ def _values(document: dict, path: Path, defaults: dict) -> dict:
         if not isinstance(node, dict):
             raise KpiRulesError(f"{path}: {section} must be a mapping of keys to values")
         children = {s.split(".")[-1] for s in sections if s.startswith(section + ".")}
-        _known(node, {key for s, key in _KEYS if s == section} | children, path, section)
-        for (where, key), (name, kind) in _KEYS.items():
+        _known(node, {key for s, key in RULES_KEYS if s == section} | children, path, section)
+        for (where, key), (name, kind) in RULES_KEYS.items():
             if where == section and key in node:
                 values[name] = _value(node[key], kind, f"{path}: {section}.{key}")
     return values

@@ -23,7 +23,11 @@ from assets.report.resource import ReportFolderResource
 from assets.warehouse.dbt import monthly_marts, survey_attribution, warehouse_models
 from assets.warehouse.dead_runs import dead_run_workers_sensor, freeing_dead_run_slots
 from assets.warehouse.resource import WarehouseResource
-from assets.warehouse.team_map_checks import jira_entities_are_mapped, pagerduty_entities_are_mapped
+from assets.warehouse.team_map_checks import (
+    jira_entities_are_mapped,
+    jira_rules_match_issues,
+    pagerduty_entities_are_mapped,
+)
 from pipelines.schedules import nightly_job, nightly_schedule
 
 
@@ -42,6 +46,7 @@ def defs() -> dg.Definitions:
                                                 identity_assets, model_assets]),
             pagerduty_entities_are_mapped,
             jira_entities_are_mapped,
+            jira_rules_match_issues,
             *gx_asset_checks(),
             closed_months_have_headcount,
         ],

@@ -151,6 +151,9 @@ RAW_FIELDS: dict[str, tuple[RawField, ...]] = {
         RawField("issue_key", "varchar", "$.key"),
         RawField("project_key", "varchar", "$.fields.project.key"),
         RawField("issue_type", "varchar", "$.fields.issuetype.name"),
+        # Jira sends the type's name in the language of the account reading it (its own types, Bug,
+        # Task, Story, Epic, Sub-task, are translated); the id is the same in every language.
+        RawField("issue_type_id", "varchar", "$.fields.issuetype.id"),
         RawField("labels", "varchar[]", "$.fields.labels", "{}::json"),
         RawField("components", "varchar[]", "$.fields.components",
                  "list_transform(cast(coalesce({}, '[]')::json as json[]), lambda component: component ->> 'name')"),

@@ -24,8 +24,8 @@ Unknown survey groups and HR org units are reported by the survey/HR quarantine.
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from assets.jira.resource import KPI_RULES_VARIABLE
-from assets.kpi_rules import _KEYS as KPI_RULES_KEYS
+from assets.jira.resource import CLASSIFICATION_RULES_VARIABLE, KPI_RULES_VARIABLE
+from assets.kpi_rules import RULES_KEYS as KPI_RULES_KEYS
 from assets.landing.team_map import SOURCES
 from assets.warehouse.pool import WAREHOUSE_POOL
 
@@ -212,6 +212,85 @@ def _rules_fields_on_no_issue(conn) -> list[str]:
             if field and field.startswith("customfield_") and not conn.execute(
                 "select exists (select 1 from raw.jira__issues where json_exists(payload, ?))",
                 [f"$.fields.{field}"]).fetchone()[0]]
+
+
+_RULE_VALUES_SQL = """
+select rules, rule_order, ticket_class, selector, condition, value, issues
+from intermediate.int_jira_rule_values
+order by rules desc, rule_order, selector, condition, value
+"""
+
+
+def _rules_matching_nothing(conn) -> tuple[list[str], list[str]]:
+    """The rules' selectors (int_jira_rule_values) no stored issue matches, so the rule selects
+    nothing, and every value no stored issue has, each named with its place in its rules file.
+    Nothing when no issue is stored. The KPI rules' review selectors count only while no
+    PagerDuty review is stored either: a site that writes its reviews in PagerDuty has none in
+    Jira, and the shipped review types would name nothing there every night."""
+    if not conn.execute("select exists (select 1 from staging.stg_jira__issues)").fetchone()[0]:
+        return [], []
+    rows = conn.execute(_RULE_VALUES_SQL).fetchall()
+    reviews_elsewhere = conn.execute("select exists (select 1 from intermediate.int_post_incident_reviews "
+                                     "where source = 'pagerduty')").fetchone()[0]
+
+    def where(rules: str, rule_order: int | None, ticket_class: str | None, condition: str) -> str:
+        if rules == "ticket_classification":
+            return f"ticket classification rule {rule_order} ({ticket_class}) {condition}"
+        return f"KPI rules {_RULES_KEYS['review_' + condition]}"
+
+    matched = {(rules, selector) for rules, _, _, selector, _, _, issues in rows
+               if issues or (rules == "kpi_rules" and reviews_elsewhere)}
+    selectors: dict[tuple[str, str], list[str]] = {}
+    for rules, rule_order, ticket_class, selector, condition, value, _ in rows:
+        if (rules, selector) not in matched:
+            selectors.setdefault((rules, selector), []).append(f"{where(rules, rule_order, ticket_class, condition)} "
+                                                               f"{value!r}")
+    values = [f"{where(rules, rule_order, ticket_class, condition)} {value!r}"
+              for rules, rule_order, ticket_class, _, condition, value, issues in rows if not issues]
+    return [" nor ".join(names) for names in selectors.values()], values
+
+
+def jira_rules_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    """The Jira rules check's result: the rules (ticket classification, post-incident reviews of
+    the KPI rules) that select no stored issue because none has any value of one of their
+    conditions (failing), and every value of the rules no stored issue has (named only: a type
+    or label the site has not used yet is no mistake)."""
+    with duckdb.get_connection() as conn:
+        selectors, values = _rules_matching_nothing(conn)
+    said = []
+    if selectors:
+        said.append(f"{len(selectors)} rules select no stored Jira issue ({'; '.join(selectors)} matches any): the "
+                    f"tickets they mean stay unclassified, the reviews uncounted; correct the values in the rules files "
+                    f"({CLASSIFICATION_RULES_VARIABLE}, default config/ticket_classification.yml; {KPI_RULES_VARIABLE}, "
+                    "default config/kpi_rules.yml): a name or label matches in any case but must be spelt as Jira "
+                    "sends it")
+    if values:
+        said.append(f"{len(values)} values of the rules match no stored issue ({'; '.join(values)}): a typo, or a "
+                    "type, label or project the site has not used yet")
+    if selectors or any(" issue_types " in value for value in values):
+        said.append("Jira sends an issue type's name in the language of the account the sync reads with (its own "
+                    "types Bug, Task, Story, Epic and Sub-task are translated, e.g. Fehler for Bug): name the type "
+                    "as marts.fct_tickets.issue_type shows it, or by its id (issue_type_id), the same in every language")
+    return dg.AssetCheckResult(
+        passed=not selectors,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(said) if said else "every value of the Jira rules matches a stored issue",
+        metadata={"rules_selecting_nothing": dg.MetadataValue.json(selectors),
+                  "values_matching_nothing": dg.MetadataValue.json(values)},
+    )
+
+
+@dg.asset_check(
+    pool=WAREHOUSE_POOL,
+    asset=dg.AssetKey(["marts", "fct_tickets"]),
+    additional_deps=[dg.AssetKey(["intermediate", "int_jira_rule_values"]),
+                     dg.AssetKey(["intermediate", "int_post_incident_reviews"])],
+    description="Rules of the ticket classification and of the post-incident reviews (KPI rules) that select no "
+                "stored Jira issue (the reviews' only while no PagerDuty review is stored either), and every value "
+                "of theirs that no stored issue has (a typo, a translated issue type name).",
+)
+def jira_rules_match_issues(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    return jira_rules_report(duckdb)
 
 
 def _contested(conn, owners: str, source: str) -> list[str]:

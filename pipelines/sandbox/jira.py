@@ -94,6 +94,11 @@ ACCOUNT_DISPLAY_NAMES = {AUTOMATION_ACCOUNT: "Automation for Jira"}
 # Issue link types: name -> (inward, outward) wording, as GET /rest/api/3/issueLinkType lists them.
 LINK_TYPES = {RELATES: ("10003", "relates to", "relates to"), ACTION_ITEM: ("10100", "is action item of", "has action item")}
 SANDBOX_ACCOUNT_ID = "712020:psafe-sandbox-reader"
+# Jira's own issue types as an account whose language is German reads them (variation
+# translated_issue_type_names): Jira translates their names into the reading account's language
+# and keeps their ids; a site's own types (Risk, Incident) keep the name they were given.
+GERMAN_ISSUE_TYPE_NAMES = {"Bug": "Fehler", "Task": "Aufgabe", "Sub-task": "Unteraufgabe", "Story": "Story",
+                           "Epic": "Epic"}
 UNBOUNDED_QUERY = "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
 
 
@@ -299,6 +304,8 @@ class JiraApi(JsonApi):
                                            "(both optional): the total tells where the changelog ends",
         "changelog_not_embedded": "expand=changelog embeds the changelog's total but no histories, as a real "
                                   "site answered for an issue with two",
+        "translated_issue_type_names": "the reading account's language is German: Jira's own issue types carry "
+                                       "their German names (Task is Aufgabe, Sub-task Unteraufgabe), same ids",
     }
 
     def __init__(self, org: Organisation, *, email: str, token: str, base_url: str, count_request: RequestCounter,
@@ -371,7 +378,7 @@ class JiraApi(JsonApi):
             "displayName": "Sandbox reader",
             "active": True,
             "timeZone": "Etc/UTC",
-            "locale": "en_US",
+            "locale": "de_DE" if "translated_issue_type_names" in self.variations else "en_US",
             "avatarUrls": {size: AVATAR_URL for size in ("16x16", "24x24", "32x32", "48x48")},
             "groups": {"size": 0, "items": []},
             "applicationRoles": {"size": 1, "items": []},
@@ -649,11 +656,12 @@ class JiraApi(JsonApi):
         }
 
     def _issue_type(self, name: str, type_id: str) -> dict:
+        shown = GERMAN_ISSUE_TYPE_NAMES.get(name, name) if "translated_issue_type_names" in self.variations else name
         return {
             "self": f"{self._base_url}{API}/issuetype/{type_id}",
             "id": type_id,
-            "description": f"{name} issue type",
-            "name": name,
+            "description": f"{shown} issue type",
+            "name": shown,
             "subtask": name == SUBTASK_TYPE,
             "hierarchyLevel": -1 if name == SUBTASK_TYPE else 0,
         }

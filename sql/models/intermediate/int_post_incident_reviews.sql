@@ -23,10 +23,10 @@ jira_reviews as (
     cross join rules
     left join {{ ref('int_jira_issue_teams') }} as teams using (issue_id)
     where (
-        list_contains(rules.review_issue_types, lower(issues.issue_type))
-        or coalesce(list_has_any(rules.review_labels, list_transform(issues.labels, lambda label: lower(label))), false)
+        {{ jira_issue_has('issue_types', 'rules.review_issue_types', 'issues') }}
+        or {{ jira_issue_has('labels', 'rules.review_labels', 'issues') }}
     )
-    and (len(rules.review_projects) = 0 or list_contains(rules.review_projects, lower(issues.project_key)))
+    and (len(rules.review_projects) = 0 or {{ jira_issue_has('projects', 'rules.review_projects', 'issues') }})
 ),
 
 pagerduty_reviews as (

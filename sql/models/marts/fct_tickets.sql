@@ -9,9 +9,9 @@ matches as (
         arg_min(rules.ticket_class, rules.rule_order) as ticket_class
     from issues
     inner join {{ source('raw', 'config__ticket_classification') }} as rules
-        on (len(rules.issue_types) = 0 or list_contains(rules.issue_types, lower(issues.issue_type)))
-        and (len(rules.labels) = 0 or list_has_any(rules.labels, list_transform(issues.labels, lambda label: lower(label))))
-        and (len(rules.projects) = 0 or list_contains(rules.projects, lower(issues.project_key)))
+        on (len(rules.issue_types) = 0 or {{ jira_issue_has('issue_types', 'rules.issue_types', 'issues') }})
+        and (len(rules.labels) = 0 or {{ jira_issue_has('labels', 'rules.labels', 'issues') }})
+        and (len(rules.projects) = 0 or {{ jira_issue_has('projects', 'rules.projects', 'issues') }})
     group by issues.issue_id
 )
 
@@ -26,6 +26,7 @@ select
     issues.created_at,
     issues.resolved_at,
     issues.issue_type,
+    issues.issue_type_id,
     coalesce(matches.ticket_class, 'unclassified') as ticket_class,
     matches.matched_rule
 from issues

@@ -14,6 +14,7 @@ select
     issue_key,
     project_key,
     issue_type,
+    issue_type_id,
     labels,
     components,
     created_at,

@@ -1,0 +1,18 @@
+{#- How the rules files (ticket classification, post-incident reviews of the KPI rules) compare
+    a Jira issue (a row of stg_jira__issues) with a list of lower-cased rule values: the one
+    place fct_tickets, int_post_incident_reviews and int_jira_rule_values take it from.
+    issue_types: the type's name in any case, or its id (Jira translates its own types' names
+    into the language of the account the sync reads with; the id is the same in every
+    language); labels: any of the issue's labels, in any case; projects: the project key, in
+    any case. -#}
+{% macro jira_issue_has(condition, values, issue) -%}
+    {%- if condition == 'issue_types' -%}
+        (list_contains({{ values }}, lower({{ issue }}.issue_type)) or list_contains({{ values }}, {{ issue }}.issue_type_id))
+    {%- elif condition == 'labels' -%}
+        coalesce(list_has_any({{ values }}, list_transform({{ issue }}.labels, lambda label: lower(label))), false)
+    {%- elif condition == 'projects' -%}
+        list_contains({{ values }}, lower({{ issue }}.project_key))
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("jira_issue_has: no condition " ~ condition) }}
+    {%- endif -%}
+{%- endmacro %}
