@@ -14,11 +14,14 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from assets.identity import salt_fingerprint
+from assets.jira.assets import STREAM as JIRA_STREAM
 from assets.jira.resource import JiraResource
 from assets.landing.resource import LandingFolderResource
 from assets.pagerduty.resource import PagerDutyResource
 from assets.report.resource import ReportFolderResource
 from assets.warehouse.partitions import every_month_tags
+from assets.warehouse.raw_tables import stored_salt_fingerprint
 from assets.warehouse.resource import WarehouseResource
 from pipelines.definitions import defs
 from pipelines.progress import with_progress
@@ -28,7 +31,8 @@ from pipelines.synthetic.org import Organisation, OrgSpec, generate, write_landi
 SANDBOX_PAGERDUTY_TOKEN = "sandbox-pd-token"
 SANDBOX_JIRA_EMAIL = "sandbox@example.com"
 SANDBOX_JIRA_TOKEN = "sandbox-jira-token"
-SANDBOX_HR_SALT = "sandbox-salt"
+# At least MIN_SALT_LENGTH characters, as a deployment's must be (a shorter one warns on every run).
+SANDBOX_HR_SALT = "psafe-sandbox-salt-of-the-synthetic-organisation"
 # The incident-level regression of log TTR on lagged safety, printed next to the ground truth.
 INCIDENT_TTR_KPI = "log TTR (incident level)"
 
@@ -64,6 +68,19 @@ def sandbox_resources(sandbox: Sandbox, warehouse: Path, landing: Path) -> dict:
         "duckdb": WarehouseResource(database=str(warehouse)),
         "report_folder": ReportFolderResource(path=str(warehouse.parent / "report")),
     }
+
+
+def earlier_demo_warehouse(warehouse: Path) -> str | None:
+    """Why the demo cannot run on ``warehouse``: its Jira issues were pseudonymised with another
+    salt (an earlier release's demo had a shorter one), so the sync would stop; else None."""
+    if not warehouse.exists():
+        return None
+    with duckdb.connect(str(warehouse)) as conn:
+        stored = stored_salt_fingerprint(conn, JIRA_STREAM)
+    if stored is None or stored == salt_fingerprint(SANDBOX_HR_SALT):
+        return None
+    return (f"{warehouse} was made by an earlier release's demo, whose sandbox salt was another one: remove "
+            f"{warehouse.parent} (or give --workdir a new folder) and run the demo again.")
 
 
 def history_run_config(org: Organisation) -> dict:
@@ -158,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     landing = args.workdir / "landing"
     warehouse = args.workdir / "warehouse.duckdb"
     log_file = args.workdir / "nightly.log"
+    if earlier := earlier_demo_warehouse(warehouse):
+        print(earlier, file=sys.stderr)
+        return 1
     write_landing(org, landing)
     print(
         f"[1/3] generated {len(org.teams)} teams, {len(org.incidents)} incidents, "

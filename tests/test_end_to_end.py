@@ -15,9 +15,12 @@ import pytest
 from conftest import Warehouse, expected_log_entries, rows_unlike_a_full_rebuild
 from nbclient import NotebookClient
 
+from assets.identity import salt_fingerprint
+from assets.jira.assets import STREAM as JIRA_STREAM
 from assets.models.kpis import CORRELATION_KPIS
 from assets.report.inputs import read_correlations
 from assets.report.wording import correlation_sentence
+from assets.warehouse.raw_tables import record_salt_fingerprint
 from pipelines.definitions import defs
 from pipelines.demo import main, run_nightly, start_sandbox
 from pipelines.synthetic.learning import counted
@@ -342,6 +345,21 @@ def test_demo_command_runs_and_prints_the_tables(tmp_path, capsys):
     assert "KPI correlation table" in out and "proactive share" in out
     assert "ground truth of this synthetic organisation: -0.250" in out
     assert (tmp_path / "warehouse.duckdb").is_file()
+    # The sandbox's salt is as long as a deployment's must be: no warning of a short one.
+    assert "PSAFE_HR_ID_SALT has" not in out + captured.err
+
+
+def test_the_demo_stops_on_an_earlier_demos_warehouse_naming_what_to_remove(tmp_path, capsys):
+    """An earlier release's demo pseudonymised its Jira issues with a shorter salt: the sync would
+    stop asking for a full refresh, which a demo user has no reason to know; the demo says what to do."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as conn:
+        record_salt_fingerprint(conn, JIRA_STREAM, salt_fingerprint("sandbox-salt"))
+    assert main(["--teams", "4", "--months", "6", "--workdir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"{warehouse} was made by an earlier release's demo, whose sandbox salt was another one: remove {tmp_path} "
+        "(or give --workdir a new folder) and run the demo again.")
+    assert not (tmp_path / "nightly.log").exists()
 
 
 def test_incidents_count_for_the_team_at_trigger_time_not_the_services_current_team(nightly):
