@@ -444,3 +444,7 @@ def test_unmapped_entities_are_reported_by_asset_checks_not_dropped(nightly):
     assert not jira.passed and jira.severity.value == "WARN"
     unowned = sum(t.components == ["Shared tooling"] for t in org.tickets)
     assert jira.metadata["unmapped"].value == [f"jira_component OPS/Shared tooling ({unowned} records)"]
+    # The sandbox site's KPI rules say it has no Team field (tickets.team_field: ~), so no field is
+    # named as on no issue; nor does any of the Jira rules select nothing.
+    assert jira.metadata["kpi_rules_fields_on_no_issue"].value == []
+    assert checks["jira_rules_match_issues"].passed

@@ -228,9 +228,14 @@ def _ticket(org: Organisation, counters: dict[str, int], team, issue_type: str, 
 
 def write_site_kpi_rules(path: Path) -> Path:
     """The KPI rules a site of this organisation needs: the shipped ones (every key left out
-    keeps its default), reading the "PagerDuty incident" custom field its reviews fill in."""
-    path.write_text("# config/kpi_rules.yml's rules, reading the sandbox site's \"PagerDuty incident\" field.\n"
+    keeps its default), reading the "PagerDuty incident" custom field its reviews fill in, on a
+    site without Atlassian Teams (no Team field: the shipped customfield_10001 would be named on
+    every run as a field no issue has)."""
+    path.write_text("# config/kpi_rules.yml's rules, reading the sandbox site's \"PagerDuty incident\" field; the\n"
+                    "# site does not use Atlassian Teams.\n"
                     "post_incident_reviews:\n"
                     "  incident_link:\n"
-                    f"    fields: [{INCIDENT_FIELD}]\n", encoding="utf-8")
+                    f"    fields: [{INCIDENT_FIELD}]\n"
+                    "tickets:\n"
+                    "  team_field: ~\n", encoding="utf-8")
     return path
