@@ -261,8 +261,9 @@ def jira_issues(
         unlisted_live = (len(verdict.gone_stored) + len(verdict.gone_quarantined)
                          - len(gone_stored) - len(gone_quarantined))
         if unlisted_live:
-            log(f"issues: {unlisted_live} issues Jira's id listing lacked are still served by id (the listing moved "
-                "while it paged: an issue deleted meanwhile): kept")
+            log(f"issues: {unlisted_live} issues Jira's id listing lacked are still served by id (archived in Jira, "
+                "which leaves archived issues out of every search, or the listing moved while it paged: an issue "
+                "deleted meanwhile): kept")
         if gone_stored or gone_quarantined:
             gone = gone_stored + gone_quarantined
             log(f"issues: removing {len(gone)} issues that Jira no longer lists nor serves by id (deleted, or out of "
