@@ -247,6 +247,19 @@ def test_one_pass_names_every_problem_of_the_file(tmp_path):
     assert ITEMS[5] in message and ITEMS[6] in message and "delimiter comma" in message
 
 
+def test_an_export_without_its_header_line_is_refused_without_quoting_a_response(tmp_path):
+    # Only the data rows, copied from a spreadsheet: the first row is a respondent's answers,
+    # which must not reach the run's log (privacy trial P2).
+    path = tmp_path / "pulse_q1.csv"
+    path.write_text(csv_text([["R_3kP9xTq2", "2025-02-11 09:14:02", "Checkout", 2, 6, 1, 7, 2, 5, 4],
+                              ["R_8mZ2", "2025-02-11 10:02:45", "Checkout", 3, 5, 2, 6, 3, 5, 5]]))
+    with pytest.raises(SurveyExportError) as error:
+        read_survey_exports([path], GROUPS, NOW)
+    message = str(error.value)
+    assert "its first row has 10 filled cells, 8 of them numbers or dates: a response rather than a header row" in message
+    assert not any(value in message for value in ("R_3kP9xTq2", "09:14:02", "Checkout"))
+
+
 def test_a_malformed_quote_quarantines_every_row_it_swallowed_and_long_text_is_dropped(tmp_path):
     header = ["response_id", "submitted_at", "team", *ITEMS, "Comments"]
     lines = [csv_text([header])]

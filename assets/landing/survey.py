@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -267,9 +268,8 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
     diagnosis = dict(records.diagnosis)
     if preset_name is None:
         raise SurveyExportError(
-            f"{name}: not a survey export this pipeline recognises ({_describe(diagnosis)}; first row: "
-            f"{first_rows[0][:8] if first_rows else 'none'}). Name its preset in export_mapping.yml "
-            f"(survey.preset or a files entry)")
+            f"{name}: not a survey export this pipeline recognises ({_describe(diagnosis)}; "
+            f"{_first_row_shape(first_rows)}). Name its preset in export_mapping.yml (survey.preset or a files entry)")
     preset = SURVEY_PRESETS[preset_name]
     scale_points = settings.scale_points or default_scale_points
     if scale_points not in SCALE_POINTS:
@@ -517,6 +517,23 @@ def _response(values, date_cell, roles, items, dates, settings, survey_groups, n
     wave = settings.wave or (submitted_on and _quarter_start(submitted_on))
     return {"response_id": response_id, "survey_group": canonical, "submitted_at": submitted_at,
             "submitted_on": submitted_on, "wave_quarter": wave, "answers": answers}
+
+
+# A cell a response holds rather than a header: a number, a date or a time.
+_VALUE_CELL = re.compile(r"[\d\s:./+-]+")
+
+
+def _first_row_shape(first_rows: list) -> str:
+    """What the first row of an unrecognised export looks like, without its values: when the
+    header line is missing, it is a respondent's answers, which must not reach the run's log."""
+    if not first_rows:
+        return "no rows"
+    filled = [str(cell).strip() for cell in first_rows[0] if str(cell).strip()]
+    values = sum(bool(_VALUE_CELL.fullmatch(cell)) for cell in filled)
+    looks_like_data = filled and 2 * values >= len(filled)
+    return (f"its first row has {len(filled)} filled cells, {values} of them numbers or dates"
+            + (": a response rather than a header row, as in an export without its header line" if looks_like_data
+               else ""))
 
 
 def _describe(diagnosis: dict) -> str:
