@@ -15,6 +15,7 @@
 import dagster as dg
 import duckdb
 import polars as pl
+import pytest
 from conftest import landing_beside_warehouse
 from hr_roster import hr_load_warnings
 from test_hr_snapshot_exports import HEADER, SNAPSHOTS_MAPPED, leavers, read
@@ -177,3 +178,23 @@ def test_overlapping_employments_of_one_id_in_a_roster_without_a_rehire_column_w
     assert warning.startswith("roster.csv: 1 employees are listed on several rows whose employments overlap "
                               "(lines 2 and 3)"), warning
     assert "export one row per employee with its rehire date" in warning
+
+
+@pytest.mark.parametrize(("moved_on", "warned"), [("2024-05-15", False), ("2024-06-01", True)])
+def test_a_transfer_ending_one_employment_the_day_the_next_starts_warns_only_on_a_snapshot_day(
+        tmp_path, moved_on, warned):
+    """ADP records a move between company codes as a termination and a hire on the same date: the
+    employee counts twice only when that day is a month's first, the headcount's snapshot date."""
+    folder, warehouse = landing_beside_warehouse(tmp_path, {"team": ["Payments", "Search"],
+                                                            "source": ["hr_org_unit", "hr_org_unit"],
+                                                            "identifier": ["Payments", "Search"]})
+    (folder / "roster.csv").write_text("Employee ID,Department,Job Title,Hire Date,Termination Date,Termination Reason\n"
+                                       f"1,Payments,SRE,2019-03-01,{moved_on},Resignation\n"
+                                       f"1,Search,SRE,{moved_on},,\n"
+                                       "2,Payments,SRE,2020-01-01,,\n")
+    warnings = hr_load_warnings(folder, warehouse)
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        twice = conn.execute("select snapshot_date from raw.hr__headcount where employee_id = ? group by all "
+                             "having count(*) > 1", [HASHED("1")]).fetchall()
+    assert bool(twice) is warned
+    assert any("employments overlap" in w for w in warnings) is warned

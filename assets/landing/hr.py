@@ -895,12 +895,16 @@ def _overlapping_employments(conn, name: str) -> str:
     org units differ) and a termination on one row as a leaver while the other keeps them
     employed. Which row is wrong (an earlier employment never closed, a rehire exported as a
     new row, two people under one id) is the HR tool's to say: the rows load as they are."""
+    # Overlapping only where both cover a month's first day, the headcount's snapshot date: a
+    # transfer ending one employment and starting the next on the same day (ADP, between company
+    # codes) counts the employee once.
     pairs = conn.execute("""
         select a.employee_id, min(a.row) as first_line, min(b.row) as second_line
         from spells as a inner join spells as b
             on a.employee_id = b.employee_id and a.row < b.row
-            and a.spell_start <= coalesce(b.spell_end, date '9999-12-31')
-            and b.spell_start <= coalesce(a.spell_end, date '9999-12-31')
+        -- the first month's first day on or after both starts
+        where date_trunc('month', greatest(a.spell_start, b.spell_start) - interval 1 day) + interval 1 month
+              <= least(coalesce(a.spell_end, date '9999-12-31'), coalesce(b.spell_end, date '9999-12-31'))
         group by a.employee_id order by first_line""").fetchall()
     if not pairs:
         return ""
