@@ -106,6 +106,25 @@ def test_a_team_that_ends_or_starts_later_is_no_gap(warehouse):
     assert result.passed, result.description
 
 
+def test_a_seasonal_org_unit_is_no_gap_and_a_month_left_out_is(warehouse):
+    """An org unit staffed part of the year (holiday support: the same people back after three
+    empty months, no incident or ticket meanwhile) has no snapshot then because it had nobody:
+    not named (before, every empty month was, every night). The same people missing from one
+    month's export, their org unit's only, is named."""
+    warehouse.raw_rows("config__team_map", TEAM_MAP)
+    everyone = snapshots("OU-1", range(1, 8)) + snapshots("OU-4", range(1, 8)) + snapshots("OU-5", range(1, 8))
+    warehouse.raw_rows("hr__headcount", everyone + snapshots("OU-2", [1, 2, 6, 7]))
+    warehouse.build_team_month()
+    result = check_result(warehouse)
+    assert result.passed, result.description
+
+    warehouse.raw_rows("hr__headcount", everyone + snapshots("OU-2", [1, 2, 4, 5, 6, 7]))
+    warehouse.build_team_month()
+    result = check_result(warehouse)
+    assert result.metadata["team_months_without_headcount"].data == [
+        "Search 2024-03 (no snapshot of OU-2: no team-month, incidents 0, tickets 0)"]
+
+
 def rehire_export(hire_column: bool = True) -> str:
     """Employee 8 (Payments) resigns on 2024-03-14 and is rehired on 2024-06-01; the HR system
     keeps the last termination on the worker record, so every monthly row from June repeats it

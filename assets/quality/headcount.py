@@ -58,11 +58,19 @@ def months_without_headcount(conn: duckdb.DuckDBPyConnection) -> list[MonthWitho
             for month, incidents, tickets in conn.sql(_MONTHS_WITHOUT_HEADCOUNT_SQL).fetchall()]
 
 
+# The longest run of months an export may have left an org unit out of and still be named by
+# the people around it: a seasonal org unit, empty for longer, is no gap.
+MAX_MONTHS_LEFT_OUT = 2
+
 # Closed months from HISTORY_START that other org units have a snapshot of (a month no org unit
-# has is a whole month missing, above) and that a team's org unit has none of, while it has
-# snapshots before and after it (a gap in its history), or while its team has incidents or
-# tickets that month and no team-month (at either end of its history). An org unit that stops
-# for good (a reorganisation) or starts later without its team's activity is no gap.
+# has is a whole month missing, above) and that a team's org unit has none of, while
+# - people of its snapshot just before are in its snapshot just after, at most
+#   MAX_MONTHS_LEFT_OUT months on, and in no snapshot of the month: left out of the export (an
+#   org unit that had nobody that month, a seasonal one, has no such people); or
+# - its team has incidents or tickets that month and no team-month (at either end of its
+#   history: what they count for is lost).
+# An org unit that stops for good (a reorganisation) or starts later without its team's
+# activity is no gap.
 _TEAM_MONTHS_WITHOUT_HEADCOUNT_SQL = f"""
 with org_units as (
     select identifier as org_unit, team from intermediate.int_team_owners where source = 'hr_org_unit'
@@ -75,9 +83,39 @@ unit_months as (
 
 snapshot_months as (select distinct period_month from unit_months),
 
-units as (
-    select org_unit, team, min(period_month) as first_month, max(period_month) as last_month
-    from unit_months group by all
+units as (select distinct org_unit, team from unit_months),
+
+-- Each run of months an org unit has no snapshot of, with its snapshots just before and after.
+unit_gaps as (
+    select units.org_unit, units.team, snapshot_months.period_month,
+        max(before.period_month) as before_month, min(after.period_month) as after_month
+    from units
+    cross join snapshot_months
+    inner join unit_months as before
+        on before.org_unit = units.org_unit and before.period_month < snapshot_months.period_month
+    inner join unit_months as after
+        on after.org_unit = units.org_unit and after.period_month > snapshot_months.period_month
+    anti join unit_months as present
+        on present.org_unit = units.org_unit and present.period_month = snapshot_months.period_month
+    group by all
+),
+
+snapshot_people as (
+    select org_unit, employee_id, date_trunc('month', snapshot_date)::date as period_month
+    from staging.stg_hr__headcount
+),
+
+left_out as (
+    select distinct unit_gaps.team, unit_gaps.org_unit, unit_gaps.period_month
+    from unit_gaps
+    inner join snapshot_people as before
+        on before.org_unit = unit_gaps.org_unit and before.period_month = unit_gaps.before_month
+    inner join snapshot_people as after
+        on after.org_unit = unit_gaps.org_unit and after.period_month = unit_gaps.after_month
+        and after.employee_id = before.employee_id
+    anti join snapshot_people as that_month
+        on that_month.employee_id = before.employee_id and that_month.period_month = unit_gaps.period_month
+    where date_diff('month', unit_gaps.before_month, unit_gaps.after_month) - 1 <= {MAX_MONTHS_LEFT_OUT}
 ),
 
 team_months as (select distinct team, period_month from marts.mart_team_month),
@@ -95,9 +133,7 @@ activity as (
 
 missing as (
     select team, org_unit, period_month from (
-        select units.team, units.org_unit, snapshot_months.period_month
-        from units inner join snapshot_months
-            on snapshot_months.period_month > units.first_month and snapshot_months.period_month < units.last_month
+        select team, org_unit, period_month from left_out
         union
         select units.team, units.org_unit, activity.period_month
         from activity inner join units using (team) inner join snapshot_months using (period_month)
@@ -188,8 +224,9 @@ def headcount_gaps_report(conn: duckdb.DuckDBPyConnection) -> dg.AssetCheckResul
     description=f"Warns naming each closed month from {HISTORY_START} (HISTORY_START) that has incidents or "
     "tickets but no HR headcount snapshot (a late monthly file): it has no team-month, so its incidents, tickets and "
     "leavers count for no team. Also names each team-month whose team's org unit has no snapshot in a month other org "
-    "units have (a monthly export that left it out): the team has no team-month, or counts its other org units' "
-    "people only. Deliver the month's snapshot, dated its first day.",
+    "units have while its people are in its snapshots around it, or while its team has incidents or tickets (a "
+    "monthly export that left it out): the team has no team-month, or counts its other org units' people only. "
+    "Deliver the month's snapshot, dated its first day.",
 )
 def closed_months_have_headcount(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as conn:
