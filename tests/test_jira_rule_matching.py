@@ -105,7 +105,7 @@ def test_a_translated_task_is_named_by_the_check_and_classified_by_its_id(org, w
     assert task_type(warehouse) == ("Aufgabe", english_id) and stored_tasks(warehouse) == tasks
     checked = report(warehouse)
     assert not checked.passed
-    assert checked.metadata["rules_selecting_nothing"].value == ["ticket classification rule 1 (reactive) issue_types 'task'"]
+    assert checked.metadata["rules_selecting_nothing"].value == ["ticket classification rule 1 (reactive) issue_types 'task' matches no issue"]
     assert "in the language of the account the sync reads with" in checked.description
     assert "or by its id (issue_type_id)" in checked.description
 
@@ -162,12 +162,31 @@ def test_a_typo_is_named_and_a_rule_whose_condition_matches_nothing_fails_the_ch
     checked = report(warehouse)
     assert not checked.passed
     # Rule 2's project matches no issue: the rule selects nothing. Rule 1 still selects its Risks.
-    assert checked.metadata["rules_selecting_nothing"].value == ["ticket classification rule 2 (proactive) projects 'pya'"]
+    assert checked.metadata["rules_selecting_nothing"].value == ["ticket classification rule 2 (proactive) projects 'pya' matches no issue"]
     values = checked.metadata["values_matching_nothing"].value
     assert "ticket classification rule 1 (proactive) issue_types 'near mis'" in values
     assert "ticket classification rule 2 (proactive) projects 'pya'" in values
     # The shipped KPI rules' alternatives the sandbox does not use are named, failing nothing.
     assert "KPI rules post_incident_reviews.issue_types 'postmortem'" in values
+
+
+def test_a_rule_whose_conditions_never_meet_on_one_issue_fails_the_check(org, warehouse, tmp_path):
+    """An issue type used only in other projects than the rule's (issue type schemes differ per
+    project): each value matches some issue, the rule none (trial F4: it passed before)."""
+    sync(org, warehouse)
+    classify(warehouse, tmp_path, DEFAULT_CLASSIFICATION_RULES.read_text(encoding="utf-8"))
+    issue_type, project = warehouse.conn.sql(
+        "select types.issue_type, projects.project_key from (select distinct issue_type from marts.fct_tickets) as types "
+        "cross join (select distinct project_key from staging.stg_jira__issues) as projects "
+        "anti join staging.stg_jira__issues as issues using (issue_type, project_key) order by all limit 1").fetchone()
+    classify(warehouse, tmp_path, f"rules:\n  - class: proactive\n    issue_types: [{issue_type}]\n"
+                                  f"    projects: [{project}]\n")
+    checked = report(warehouse)
+    assert not checked.passed
+    rule = "ticket classification rule 1 (proactive)"
+    assert checked.metadata["rules_selecting_nothing"].value == [
+        f"{rule} issue_types {issue_type.lower()!r} with {rule} projects {project.lower()!r} never meet on one issue"]
+    assert not any(value.startswith(rule) for value in checked.metadata["values_matching_nothing"].value)
 
 
 def test_review_rules_matching_nothing_fail_only_while_no_pagerduty_review_is_stored(org, warehouse, tmp_path):
@@ -181,7 +200,7 @@ def test_review_rules_matching_nothing_fail_only_while_no_pagerduty_review_is_st
     checked = report(warehouse)
     assert not checked.passed
     assert checked.metadata["rules_selecting_nothing"].value == [
-        "KPI rules post_incident_reviews.issue_types 'retrospektive'"]
+        "KPI rules post_incident_reviews.issue_types 'retrospektive' matches no issue"]
     warehouse.conn.execute("insert into intermediate.int_post_incident_reviews (review_id, source) "
                            "values ('pagerduty:R1', 'pagerduty')")
     checked = report(warehouse)

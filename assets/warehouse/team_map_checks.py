@@ -215,18 +215,19 @@ def _rules_fields_on_no_issue(conn) -> list[str]:
 
 
 _RULE_VALUES_SQL = """
-select rules, rule_order, ticket_class, selector, condition, value, issues
+select rules, rule_order, ticket_class, selector, condition, value, issues, rule_issues
 from intermediate.int_jira_rule_values
 order by rules desc, rule_order, selector, condition, value
 """
 
 
 def _rules_matching_nothing(conn) -> tuple[list[str], list[str]]:
-    """The rules' selectors (int_jira_rule_values) no stored issue matches, so the rule selects
-    nothing, and every value no stored issue has, each named with its place in its rules file.
-    Nothing when no issue is stored. The KPI rules' review selectors count only while no
-    PagerDuty review is stored either: a site that writes its reviews in PagerDuty has none in
-    Jira, and the shipped review types would name nothing there every night."""
+    """The rules (int_jira_rule_values) that select no stored issue, their conditions together,
+    each named by its selectors no stored issue matches (or, when each matches some issue, by
+    its values that never meet on one issue), and every value no stored issue has, each named
+    with its place in its rules file. Nothing when no issue is stored. The KPI rules' reviews
+    count only while no PagerDuty review is stored either: a site that writes its reviews in
+    PagerDuty has none in Jira, and the shipped review types would name nothing there every night."""
     if not conn.execute("select exists (select 1 from staging.stg_jira__issues)").fetchone()[0]:
         return [], []
     rows = conn.execute(_RULE_VALUES_SQL).fetchall()
@@ -238,28 +239,32 @@ def _rules_matching_nothing(conn) -> tuple[list[str], list[str]]:
             return f"ticket classification rule {rule_order} ({ticket_class}) {condition}"
         return f"KPI rules {_RULES_KEYS['review_' + condition]}"
 
-    matched = {(rules, selector) for rules, _, _, selector, _, _, issues in rows
-               if issues or (rules == "kpi_rules" and reviews_elsewhere)}
-    selectors: dict[tuple[str, str], list[str]] = {}
-    for rules, rule_order, ticket_class, selector, condition, value, _ in rows:
-        if (rules, selector) not in matched:
-            selectors.setdefault((rules, selector), []).append(f"{where(rules, rule_order, ticket_class, condition)} "
-                                                               f"{value!r}")
+    failing: dict[tuple[str, int | None], dict[str, list[tuple[str, int]]]] = {}
+    for rules, rule_order, ticket_class, selector, condition, value, issues, rule_issues in rows:
+        if rule_issues == 0 and not (rules == "kpi_rules" and reviews_elsewhere):
+            named = f"{where(rules, rule_order, ticket_class, condition)} {value!r}"
+            failing.setdefault((rules, rule_order), {}).setdefault(selector, []).append((named, issues))
+    selecting_nothing = []
+    for selectors in failing.values():
+        unmatched = [" nor ".join(named for named, _ in values) + " matches no issue"
+                     for values in selectors.values() if not any(issues for _, issues in values)]
+        selecting_nothing.append("; ".join(unmatched) or " with ".join(
+            " or ".join(named for named, _ in values) for values in selectors.values()) + " never meet on one issue")
     values = [f"{where(rules, rule_order, ticket_class, condition)} {value!r}"
-              for rules, rule_order, ticket_class, _, condition, value, issues in rows if not issues]
-    return [" nor ".join(names) for names in selectors.values()], values
+              for rules, rule_order, ticket_class, _, condition, value, issues, _ in rows if not issues]
+    return selecting_nothing, values
 
 
 def jira_rules_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     """The Jira rules check's result: the rules (ticket classification, post-incident reviews of
-    the KPI rules) that select no stored issue because none has any value of one of their
-    conditions (failing), and every value of the rules no stored issue has (named only: a type
-    or label the site has not used yet is no mistake)."""
+    the KPI rules) that select no stored issue, their conditions together (failing), and every
+    value of the rules no stored issue has (named only: a type or label the site has not used
+    yet is no mistake)."""
     with duckdb.get_connection() as conn:
         selectors, values = _rules_matching_nothing(conn)
     said = []
     if selectors:
-        said.append(f"{len(selectors)} rules select no stored Jira issue ({'; '.join(selectors)} matches any): the "
+        said.append(f"{len(selectors)} rules select no stored Jira issue ({'; '.join(selectors)}): the "
                     f"tickets they mean stay unclassified, the reviews uncounted; correct the values in the rules files "
                     f"({CLASSIFICATION_RULES_VARIABLE}, default config/ticket_classification.yml; {KPI_RULES_VARIABLE}, "
                     "default config/kpi_rules.yml): a name or label matches in any case but must be spelt as Jira "

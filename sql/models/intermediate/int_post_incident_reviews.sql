@@ -22,11 +22,7 @@ jira_reviews as (
     from issues
     cross join rules
     left join {{ ref('int_jira_issue_teams') }} as teams using (issue_id)
-    where (
-        {{ jira_issue_has('issue_types', 'rules.review_issue_types', 'issues') }}
-        or {{ jira_issue_has('labels', 'rules.review_labels', 'issues') }}
-    )
-    and (len(rules.review_projects) = 0 or {{ jira_issue_has('projects', 'rules.review_projects', 'issues') }})
+    where {{ jira_review_rule_selects('rules', 'issues') }}
 ),
 
 pagerduty_reviews as (

@@ -9,9 +9,7 @@ matches as (
         arg_min(rules.ticket_class, rules.rule_order) as ticket_class
     from issues
     inner join {{ source('raw', 'config__ticket_classification') }} as rules
-        on (len(rules.issue_types) = 0 or {{ jira_issue_has('issue_types', 'rules.issue_types', 'issues') }})
-        and (len(rules.labels) = 0 or {{ jira_issue_has('labels', 'rules.labels', 'issues') }})
-        and (len(rules.projects) = 0 or {{ jira_issue_has('projects', 'rules.projects', 'issues') }})
+        on {{ jira_classification_rule_selects('rules', 'issues') }}
     group by issues.issue_id
 )
 
