@@ -50,8 +50,9 @@ REVIEW_DONE_LOG_SD = 0.6
 ACTION_ITEMS_PER_REVIEW = 1.5
 ACTION_ITEM_CLOSE_MEDIAN_DAYS = 12.0
 ACTION_ITEM_CLOSE_LOG_SD = 0.8
-# As long as the review sync's default window (assets/pagerduty/reviews.py): older incidents'
-# reviews are never asked for, so the organisation has none in PagerDuty.
+# The organisation took up PagerDuty's Incident Reviews as long ago as the review sync's default
+# window (assets/pagerduty/reviews.py): the older incidents its backfill asks about have none there
+# (404), so the demo's figures do not depend on how far the backfill has got.
 PAGERDUTY_REVIEWS_SINCE = timedelta(days=45)
 # The sandbox site's "PagerDuty incident" custom field.
 INCIDENT_FIELD = "customfield_10070"
