@@ -6,9 +6,11 @@ off and call through ``call_with_retries`` instead, so every transient failure (
 without rate-limit headers, 5xx, timeouts and broken connections, truncated or replayed
 pages) gets the same bounded treatment: wait what the server asks (``ratelimit-reset`` or
 ``Retry-After``) or back off exponentially, at most ``max_attempts`` times, then fail the
-run with an error that says what happened. A request that no retry can change (``unsendable``:
-a TLS certificate the client does not trust, a URL or header it cannot build) fails at once,
-naming what to fix. Error text taken from a response (a body that
+run with an error that says what happened. A request that no retry can change (a URL or header
+the client cannot build: ``refused_by_client``) fails at once, naming what to fix; a server
+certificate the client refuses is retried like a network fault (one node of a pool may serve a
+stale one) but, still refused after the last attempt, fails naming what to fix too, and the
+step is not retried. Error text taken from a response (a body that
 echoes the request's headers, as some proxies do) goes through ``redact`` first, so
 credentials stay out of logs, run metadata and the quarantine.
 """
@@ -188,31 +190,30 @@ def source_changed_failure(records: str, variable: str, stored: str, now: str, s
 # the server: every attempt would build the same request. A URL: a port out of range, a host with
 # an empty label or a character IDNA refuses, a scheme (a proxy's: socks:// without its extra) the
 # client cannot speak. A header: a character HTTP cannot carry (UnicodeEncodeError: a typographic
-# quote or dash pasted into a token), a value h11 refuses (LocalProtocolError).
+# quote or dash pasted into a token), a value h11 refuses (LocalProtocolError: httpcore turns h11's
+# into its own, which httpx's is, only while building the request line and headers; a connection
+# state h11 refuses would come as h11's own and is no header problem).
 _BAD_URL = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
             LocationValueError, httpx2.InvalidURL, httpx2.UnsupportedProtocol)
 _BAD_HEADER = (requests.exceptions.InvalidHeader, httpx2.LocalProtocolError, UnicodeEncodeError)
 
 
-def unsendable(error: BaseException, what: str, *, url_variable: str, header_variables: str, ca_variable: str,
-               ca_bundle_path: str | None, clean: Callable[[str], str]) -> ApiError | None:
-    """The failure, not retryable, of request ``what`` that raised ``error`` (or an error it
-    was raised from) when no retry can change the outcome, else None (a network fault: retry
-    it). A server certificate the client does not trust (CERTIFICATE_VERIFY_FAILED: a corporate
-    proxy that inspects TLS shows its own) names where the client takes its certificate
-    authorities: the resource's ``ca_bundle_path`` when set, else ``ca_variable`` (the one its
-    HTTP library reads); a URL the client cannot build names ``url_variable`` (and the proxy
-    variables, which the client also reads); a header it cannot send, ``header_variables``.
-    Other TLS failures (a handshake cut short) stay network faults. ``clean`` redacts the
-    client's text, which may quote a header."""
+def refused_by_client(error: BaseException, what: str, *, url_variable: str, header_variables: str,
+                      ca_variable: str, ca_bundle_path: str | None,
+                      clean: Callable[[str], str]) -> ApiError | Transient | None:
+    """What the client refused in request ``what`` that raised ``error`` (or an error it was
+    raised from), else None (a network fault: retry it). A URL the client cannot build names
+    ``url_variable`` (and the proxy variables, which the client also reads); a header it cannot
+    send, ``header_variables``: both fail at once (an ``ApiError``, not retryable). A server
+    certificate it refuses (CERTIFICATE_VERIFY_FAILED) is a ``Transient`` whose ``final`` says
+    what to fix (``certificate_problem``): retried, as one node of a pool may serve a stale
+    certificate or a gateway intercept for a moment, and reported, not retryable, when the last
+    attempt is refused too. Other TLS failures (a handshake cut short) stay network faults.
+    ``clean`` redacts the client's text, which may quote a header."""
     for cause in _chain(error):
         if isinstance(cause, ssl.SSLCertVerificationError):
-            where = f"the resource's ca_bundle_path (now {ca_bundle_path})" if ca_bundle_path else ca_variable
-            return ApiError(
-                f"{what}: the server's TLS certificate is not trusted ({cause.verify_message}). Behind a proxy that "
-                f"inspects TLS (as on many corporate networks) the certificate is the proxy's: set {where} to a PEM "
-                f"file holding its CA certificate (your IT department has it) and run again; otherwise check "
-                f"{url_variable}. Not retried: every attempt would be refused alike.")
+            return Transient(f"TLS certificate refused ({cause.verify_message})", final=certificate_problem(
+                cause, url_variable=url_variable, ca_variable=ca_variable, ca_bundle_path=ca_bundle_path))
         detail = clean(f"{type(cause).__name__}: {cause}")[:300]
         idna = isinstance(cause, UnicodeError) and (getattr(cause, "encoding", None) == "idna" or "idna" in str(cause))
         if isinstance(cause, _BAD_HEADER) and not idna:
@@ -227,6 +228,44 @@ def unsendable(error: BaseException, what: str, *, url_variable: str, header_var
     return None
 
 
+# OpenSSL's verification results (X509_V_ERR_*, ``SSLCertVerificationError.verify_code``). Dates
+# and host names a CA bundle cannot change; a CA the client does not know (the issuer's certificate
+# not found, locally or at all, nor the leaf's signer; a self-signed certificate or one in the
+# chain) it can. Any other (revoked, a bad signature, a wrong purpose) is the certificate's fault.
+_NOT_YET_VALID, _EXPIRED = 9, 10
+_HOST_MISMATCH, _IP_MISMATCH = 62, 64
+_UNKNOWN_CA = {2, 18, 19, 20, 21}
+
+
+def certificate_problem(error: ssl.SSLCertVerificationError, *, url_variable: str, ca_variable: str,
+                        ca_bundle_path: str | None) -> str:
+    """What to fix for a server certificate the client refused, by OpenSSL's reason: renew an
+    expired one (or set the clock), name a host the certificate covers in ``url_variable``, or,
+    for a CA the client does not know (a proxy that inspects TLS shows its own), the PEM file of
+    that CA in the resource's ``ca_bundle_path`` when set, else in ``ca_variable`` (the variable
+    its HTTP library reads)."""
+    code, reason = error.verify_code, error.verify_message
+    refused = f"the server's TLS certificate is refused ({reason})"
+    clock = f"this machine's clock (it reads {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)"
+    if code == _EXPIRED:
+        return (f"{refused}: its owner must renew it (behind a proxy that inspects TLS, the certificate is the "
+                f"proxy's: tell your IT department); if the certificate is current, set {clock} right. No CA bundle "
+                "or setting here changes this.")
+    if code == _NOT_YET_VALID:
+        return (f"{refused}: if {clock} is behind, set it right (NTP); else the certificate's owner must install one "
+                "valid today. No CA bundle or setting here changes this.")
+    if code in (_HOST_MISMATCH, _IP_MISMATCH):
+        return (f"{refused}: it does not cover the host {url_variable} names. Set {url_variable} to a host the "
+                "certificate names (the service's own host name, not an alias or an IP address) and run again.")
+    if code in _UNKNOWN_CA:
+        where = f"the resource's ca_bundle_path (now {ca_bundle_path})" if ca_bundle_path else ca_variable
+        return (f"the server's TLS certificate is not trusted ({reason}). Behind a proxy that inspects TLS (as on "
+                f"many corporate networks) the certificate is the proxy's: set {where} to a PEM file holding its CA "
+                f"certificate (your IT department has it) and run again; otherwise check {url_variable}.")
+    return (f"{refused}: the certificate itself is at fault, which its owner must fix (behind a proxy that inspects "
+            f"TLS, your IT department); check that {url_variable} names the service.")
+
+
 def _chain(error: BaseException | None) -> Iterator[BaseException]:
     """``error`` and the errors it was raised from, outermost first."""
     seen: set[int] = set()
@@ -238,10 +277,14 @@ def _chain(error: BaseException | None) -> Iterator[BaseException]:
 
 @dataclass(frozen=True)
 class Transient(Exception):
-    """A failure worth retrying; ``wait_seconds`` is the server's own hint, if any."""
+    """A failure worth retrying; ``wait_seconds`` is the server's own hint, if any. ``final``,
+    if set, is what the failure means when the last attempt fails so (a refused certificate:
+    what to fix): the run then fails naming it, and Dagster's RetryPolicy does not repeat the
+    step, as minutes later it would be refused alike until that is done."""
 
     reason: str
     wait_seconds: float | None = None
+    final: str | None = None
 
     def __str__(self) -> str:
         return self.reason
@@ -287,13 +330,17 @@ def call_with_retries(
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """``call()``, retried while it raises ``Transient``, at most ``backoff.max_attempts``
-    times in all. A server asking for a longer wait than ``max_delay_seconds`` fails at
+    times in all; then the run fails, retryable by the step unless the last failure has a
+    ``final`` meaning. A server asking for a longer wait than ``max_delay_seconds`` fails at
     once: retrying earlier would only be refused again."""
     for attempt in range(1, backoff.max_attempts + 1):
         try:
             return call()
         except Transient as failure:
             if attempt == backoff.max_attempts:
+                if failure.final:
+                    raise ApiError(f"{what}: still failing after {attempt} attempts: {failure.final} The step is not "
+                                   "retried: until this is fixed, it would fail alike.") from None
                 raise ApiError(f"{what}: still failing after {attempt} attempts ({failure.reason})",
                                retryable=True) from None
             delay = backoff.delay(attempt, failure.wait_seconds)

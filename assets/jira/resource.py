@@ -24,7 +24,7 @@ from assets.api_retry import (
     checked_url,
     clean_setting,
     redact,
-    unsendable,
+    refused_by_client,
     wait_hint,
 )
 from assets.identity import checked_salt, pseudonymise_people
@@ -98,9 +98,10 @@ class JiraResource(dg.ConfigurableResource):
     """A Jira Cloud site (or the local sandbox) reached with an account email and API token.
 
     ``ca_bundle_path`` trusts an extra certificate authority (the sandbox makes its own; behind a
-    proxy that inspects TLS, REQUESTS_CA_BUNDLE names its CA). A request no retry can change (an
-    untrusted certificate, a URL or header the client cannot build: ``assets.api_retry.unsendable``)
-    fails at once, naming the setting to fix. Transient failures (429, 5xx, timeouts, broken
+    proxy that inspects TLS, REQUESTS_CA_BUNDLE names its CA). A request no retry can change (a URL
+    or header the client cannot build: ``assets.api_retry.refused_by_client``) fails at once, naming
+    the setting to fix; a refused server certificate is retried, then fails naming what to fix
+    (the CA, the certificate's dates, JIRA_URL's host), not retried by the step. Transient failures (429, 5xx, timeouts, broken
     pages, and answers to another request: a repeated search page, another issue's changelog, a
     page at another position) are retried at most ``max_attempts`` times per request, waiting
     what ``Retry-After`` asks or backing off exponentially; error text never includes the
@@ -198,10 +199,10 @@ class JiraResource(dg.ConfigurableResource):
             except JIRAError as error:
                 raise self._failure(request, error) from None
             except (requests.RequestException, ValueError) as error:  # ValueError: a URL or header not built
-                if failure := unsendable(error, f"{request.method} {request.path}", url_variable="JIRA_URL",
-                                         header_variables="JIRA_EMAIL and JIRA_API_TOKEN",
-                                         ca_variable="REQUESTS_CA_BUNDLE", ca_bundle_path=self.ca_bundle_path,
-                                         clean=self.redact):
+                if failure := refused_by_client(error, f"{request.method} {request.path}", url_variable="JIRA_URL",
+                                                header_variables="JIRA_EMAIL and JIRA_API_TOKEN",
+                                                ca_variable="REQUESTS_CA_BUNDLE",
+                                                ca_bundle_path=self.ca_bundle_path, clean=self.redact):
                     raise failure from None
                 if not isinstance(error, requests.RequestException):
                     raise

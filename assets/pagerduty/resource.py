@@ -24,7 +24,7 @@ from assets.api_retry import (
     checked_url,
     clean_setting,
     redact,
-    unsendable,
+    refused_by_client,
     wait_hint,
 )
 
@@ -100,8 +100,10 @@ class PagerDutyResource(dg.ConfigurableResource):
     at most ``max_attempts`` times per request, waiting what ``ratelimit-reset``/``Retry-After``
     ask or backing off exponentially from ``base_delay_seconds``; a server asking for more than
     ``max_delay_seconds`` fails the run.
-    A request no retry can change (an untrusted certificate, a URL or header the client cannot
-    build: ``assets.api_retry.unsendable``) fails at once, naming the setting to fix.
+    A request no retry can change (a URL or header the client cannot build:
+    ``assets.api_retry.refused_by_client``) fails at once, naming the setting to fix; a refused
+    server certificate is retried, then fails naming what to fix (the CA, the certificate's
+    dates, PAGERDUTY_URL's host), not retried by the step.
     A sync fails when more than ``max_quarantined_share`` of the records it receives cannot
     be loaded (see assets/api_quarantine.py).
     """
@@ -167,9 +169,10 @@ class PagerDutyResource(dg.ConfigurableResource):
                 raise ApiError(f"{request.method} {request.path}: HTTP {code}, a redirect; PagerDuty's API does not "
                                f"redirect: check PAGERDUTY_URL ({self.base_url})", status=code) from None
             except Exception as error:  # the client's own Error, or a request httpx could not build
-                if failure := unsendable(error, f"{request.method} {request.path}", url_variable="PAGERDUTY_URL",
-                                         header_variables="PAGERDUTY_API_TOKEN", ca_variable="SSL_CERT_FILE",
-                                         ca_bundle_path=self.ca_bundle_path, clean=self.redact):
+                if failure := refused_by_client(error, f"{request.method} {request.path}",
+                                                url_variable="PAGERDUTY_URL", header_variables="PAGERDUTY_API_TOKEN",
+                                                ca_variable="SSL_CERT_FILE", ca_bundle_path=self.ca_bundle_path,
+                                                clean=self.redact):
                     raise failure from None
                 if not isinstance(error, PagerDutyClientError):
                     raise

@@ -4,8 +4,9 @@ Start an export, poll its progress, download the ZIP and unzip its CSV: the thre
 Qualtrics' documented export flow. Every call is bounded by ``assets.api_retry``: 429 and
 5xx are retried (waiting what ``Retry-After`` asks, else backing off), an export that ends
 ``failed`` is started again, a refused token fails the run at once naming the variable, as does
-a request no retry can change (an untrusted certificate: REQUESTS_CA_BUNDLE; a URL or header the
-client cannot build: ``assets.api_retry.unsendable``).
+a request no retry can change (a URL or header the client cannot build:
+``assets.api_retry.refused_by_client``); a refused server certificate is retried, then fails
+naming what to fix (the CA: REQUESTS_CA_BUNDLE; the certificate's dates; QUALTRICS_URL's host).
 The token comes from the environment only (QUALTRICS_API_TOKEN) and never reaches a log: it is
 sent only to an https:// QUALTRICS_URL, and taken out of any error text an answer carries.
 """
@@ -29,7 +30,7 @@ from assets.api_retry import (
     checked_url,
     clean_setting,
     redact,
-    unsendable,
+    refused_by_client,
     wait_hint,
 )
 
@@ -72,9 +73,10 @@ class QualtricsResource(dg.ConfigurableResource):
                 response = requests.request(method, url, headers={"X-API-TOKEN": token}, timeout=(
                     10, self.timeout_seconds), verify=self.ca_bundle_path or True, **kwargs)
             except (requests.RequestException, ValueError) as error:  # ValueError: a URL or header not built
-                if failure := unsendable(error, f"Qualtrics {method} {path}", url_variable="QUALTRICS_URL",
-                                         header_variables="QUALTRICS_API_TOKEN", ca_variable="REQUESTS_CA_BUNDLE",
-                                         ca_bundle_path=self.ca_bundle_path, clean=lambda text: redact(text, [token])):
+                if failure := refused_by_client(error, f"Qualtrics {method} {path}", url_variable="QUALTRICS_URL",
+                                                header_variables="QUALTRICS_API_TOKEN",
+                                                ca_variable="REQUESTS_CA_BUNDLE", ca_bundle_path=self.ca_bundle_path,
+                                                clean=lambda text: redact(text, [token])):
                     raise failure from None
                 if not isinstance(error, (requests.ConnectionError, requests.Timeout)):
                     raise
