@@ -8,9 +8,12 @@ Definitions follow METRICS.md (Survey).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
+from math import lcm
 
 import numpy as np
 import pandas as pd
@@ -35,9 +38,13 @@ WAVE_CLOSE_DAYS = 14
 
 PRIMARY = f"fewer than {MIN_RESPONDENTS} respondents"
 NO_VARIATION = "no variation: every respondent gave the same score, so each one's score would show"
+SCORES_PINNED = ("scores pinned: all but one respondent gave the same score and the cell's n, mean and sd fit no "
+                 "other set of person scores, so each one's score would show")
 COMPLEMENTARY = "complementary: "
 POOL_TOO_SMALL = "protects a smaller suppressed cell of the same wave"
 POOL_NO_VARIATION = "the suppressed cells' pooled scores would all be equal, so each one's score would show"
+POOL_SCORES_PINNED = ("the suppressed cells' pooled people all but one gave the same score and their size and mean "
+                      "would fit no other set of person scores, so each one's score would show")
 POOL_SIZE_PINNED = "the published counts and HR headcounts would pin a suppressed cell's size"
 
 CELL_COLUMNS = ("team", "wave_quarter", "scale", "is_suppressed", "suppression_reason", "n_respondents", "score_mean",
@@ -146,23 +153,98 @@ def _size_pinned(sizes: Mapping[str, int], reasons: Mapping[str, str], headcount
     return False
 
 
+@lru_cache(maxsize=64)
+def _score_grid(answered: tuple[int, ...], scale_points: int) -> tuple[list[int], int]:
+    """The person scores an attacker can assume, in integer units of 1/L: every mean of
+    ``a`` answers on 1..K for each number of answered items ``a`` that occurs among the
+    respondents (with every item answered, the multiples of 1/items). Who skipped how many
+    is not published, so each person may take any of them. Returns the sorted grid and L."""
+    unit = lcm(*answered)
+    grid = sorted({v for a in answered for v in range(unit, scale_points * unit + 1, unit // a)})
+    return grid, unit
+
+
+def _fits_one_set(grid: Sequence[int], n: int, total: int, squares: int | None) -> bool:
+    """Whether exactly one multiset of ``n`` values of ``grid`` (sorted integers) has sum
+    ``total`` and, unless None, sum of squares ``squares``: the published n, mean and sd (or,
+    for a pool, n and mean) in integer units. A depth-first search over non-decreasing values
+    (a stack, so a pool of thousands does not hit Python's recursion limit) that stops at the
+    second solution. A value v leaves r values in [v, top] and is tried only if they can
+    reach the rest of the sum (r v <= s <= r top) and of the squares (at least s^2/r by
+    Cauchy-Schwarz, at most (v + top) s - r v top since every (x - v)(top - x) >= 0)."""
+    top, found = grid[-1], 0
+
+    def values(start: int, left: int, rest: int) -> Iterator[int]:
+        return iter(range(bisect_left(grid, rest - (left - 1) * top, lo=start), bisect_right(grid, rest // left)))
+
+    stack = [(n, total, squares, values(0, n, total))]
+    while stack:
+        left, rest, rest_squares, positions = stack[-1]
+        position = next(positions, None)
+        if position is None:
+            stack.pop()
+            continue
+        value, r = grid[position], left - 1
+        s, q = rest - value, None if rest_squares is None else rest_squares - value * value
+        if q is not None and (r * q < s * s or q > (value + top) * s - r * value * top):
+            continue
+        if r == 0:
+            if q is None or q == 0:
+                found += 1
+            if found > 1:
+                return False
+        else:
+            stack.append((r, s, q, values(position, r, s)))
+    return found == 1
+
+
+def _pinned(scores: np.ndarray, answered: np.ndarray, scale_points: int, with_sd: bool) -> bool:
+    """Whether these person scores are all alike but one and their published figures (their n
+    and mean, and their sd when ``with_sd``) fit no other multiset of scores on the grid an
+    attacker can assume (``_score_grid``): then every respondent's score shows, to each of them
+    at least, as when all are equal. A pinned multiset of more varied scores says which scores
+    were given, not who gave which: it is published (docs/metrics.md), as suppressing it would
+    hide a third of small teams' cells on the optional scales' coarse grids."""
+    _, counts = np.unique(np.round(scores, 9), return_counts=True)
+    if counts.max() < len(scores) - 1:
+        return False
+    grid, unit = _score_grid(tuple(sorted(set(answered.tolist()))), scale_points)
+    units = np.rint(scores * unit).astype(np.int64)
+    return _fits_one_set(grid, len(units), int(units.sum()), int((units * units).sum()) if with_sd else None)
+
+
+def _cells(persons: pd.DataFrame) -> Iterator[tuple[tuple[str, str], np.ndarray, np.ndarray]]:
+    """Each (scale, team) cell's person scores and answered items, without a pandas group per cell."""
+    keys = persons.groupby(["scale", "team"], sort=False).ngroup().to_numpy()
+    order = np.argsort(keys, kind="stable")
+    scores, answered = persons["person_score"].to_numpy(dtype=float), persons["n_items"].to_numpy(dtype=int)
+    scales, teams = persons["scale"].to_numpy(), persons["team"].to_numpy()
+    for rows in np.split(order, np.flatnonzero(np.diff(keys[order])) + 1):
+        if len(rows):
+            yield (scales[rows[0]], teams[rows[0]]), scores[rows], answered[rows]
+
+
 def wave_suppression(persons: pd.DataFrame, headcount: Mapping[str, float] | None = None,
-                     minimum: int = MIN_RESPONDENTS) -> WaveDecision:
+                     minimum: int = MIN_RESPONDENTS, scale_points: int = 7) -> WaveDecision:
     """Which team cells of one wave must not be published, in any scale, and why.
 
-    ``persons``: one row per scored respondent and scale (team, scale, person_score);
+    ``persons``: one row per scored respondent and scale (team, scale, person_score, and
+    n_items: the items answered, every item of the scale when the column is absent);
     ``headcount``: each team's HR headcount in the wave's quarter (its largest monthly one),
-    what an analyst can read beside the survey figures.
+    what an analyst can read beside the survey figures; ``scale_points``: the Likert K.
 
     Primary: a team with fewer than ``minimum`` respondents in any scale, or whose respondents
     all gave the same score in a scale (a mean at the scale's bound is one such: each person's
-    score would show). Complementary, per scale, while the wave's published total minus its
-    published cells (the pooled suppressed cells) would reveal something: the next smallest
-    published team is suppressed too while the pool is a single cell or under ``minimum``
-    people, while its scores are all equal, or while the reasons, the pooled size and the
-    headcounts pin a suppressed cell's size. When no team is left to add, the scale's wave
-    total is withheld instead."""
+    score would show), or whose scores in a scale are all alike but one and whose n, mean and
+    sd fit no other set of person scores (four at 7 and one at 6: ``_pinned``). Complementary, per scale, while the wave's
+    published total minus its published cells (the pooled suppressed cells) would reveal
+    something: the next smallest published team is suppressed too while the pool is a single
+    cell or under ``minimum`` people, while its scores are all equal, while its size and mean
+    fit a single set of scores, or while the reasons, the pooled size and the headcounts pin a
+    suppressed cell's size. When no team is left to add, the scale's wave total is withheld."""
     headcount = headcount or {}
+    if "n_items" not in persons:
+        persons = persons.assign(n_items=persons["scale"].map(lambda scale: len(ITEM_SETS[scale].items)))
     cells = persons.groupby(["scale", "team"])["person_score"]
     sizes = cells.size()
     # Per team, over its scales: its smallest cell, and whether any cell's scores are all equal.
@@ -174,6 +256,10 @@ def wave_suppression(persons: pd.DataFrame, headcount: Mapping[str, float] | Non
             decision.hidden[team] = PRIMARY
         elif uniform[team]:
             decision.hidden[team] = NO_VARIATION
+    # The exact search runs only for cells that would otherwise be published.
+    for (_, team), scores, answered in _cells(persons[~persons["team"].isin(list(decision.hidden))]):
+        if team not in decision.hidden and _pinned(scores, answered, scale_points, with_sd=True):
+            decision.hidden[team] = SCORES_PINNED
     scales = sorted(sizes.index.get_level_values("scale").unique())
     changed = True
     while changed:
@@ -186,9 +272,12 @@ def wave_suppression(persons: pd.DataFrame, headcount: Mapping[str, float] | Non
                 decision.totals_hidden.add(scale)
                 continue
             hidden = {t: int(scale_sizes[t]) for t in decision.hidden if t in scale_sizes.index}
-            pool = persons.loc[(persons["scale"] == scale) & persons["team"].isin(list(hidden)), "person_score"]
+            pool = persons[(persons["scale"] == scale) & persons["team"].isin(list(hidden))]
             why = (POOL_TOO_SMALL if len(hidden) == 1 or 0 < sum(hidden.values()) < minimum
-                   else POOL_NO_VARIATION if hidden and pool.max() == pool.min()
+                   else POOL_NO_VARIATION if hidden and pool["person_score"].max() == pool["person_score"].min()
+                   else POOL_SCORES_PINNED if hidden and _pinned(pool["person_score"].to_numpy(dtype=float),
+                                                                 pool["n_items"].to_numpy(dtype=int), scale_points,
+                                                                 with_sd=False)
                    else POOL_SIZE_PINNED if hidden and _size_pinned(hidden, decision.hidden, headcount, minimum)
                    else None)
             if why is None:
@@ -319,7 +408,7 @@ def survey_wave_tables(answers: pd.DataFrame, scale_points: int, headcount: Mapp
     reasons, waves = {}, []
     for wave, wave_persons in persons.groupby("wave_quarter"):
         team_headcount = {team: count for (team, quarter), count in (headcount or {}).items() if quarter == wave}
-        decision = wave_suppression(wave_persons, team_headcount)
+        decision = wave_suppression(wave_persons, team_headcount, scale_points=scale_points)
         reasons.update({(wave, scale, team): reason for team, reason in decision.hidden.items()
                         for scale in wave_persons["scale"].unique()})
         for scale, scale_persons in wave_persons.groupby("scale"):
