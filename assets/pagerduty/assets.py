@@ -36,7 +36,7 @@ from assets.api_quarantine import (
     write_typable,
 )
 from assets.api_retry import API_ASSET_RETRY_POLICY, ApiError, api_root, failing_clearly, source_changed_failure
-from assets.pagerduty.resource import PAGE_SIZE, PagerDutyResource, instant
+from assets.pagerduty.resource import PAGE_SIZE, PagerDutyResource, TeamsUnavailable, instant
 from assets.warehouse.partitions import HISTORY_START, sync_history_start
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import (
@@ -104,8 +104,18 @@ def _incident_problem(incident: dict) -> str | None:
 def _sync_listing(context: dg.AssetExecutionContext, pagerduty: PagerDutyResource, duckdb: DuckDBResource,
                   path: str) -> dg.MaterializeResult:
     table = f"pagerduty__{path}"
+    available = True
     with failing_clearly():
-        records = list(pagerduty.iter_all(pagerduty.get_client(), path, context.log.warning))
+        try:
+            records = list(pagerduty.iter_all(pagerduty.get_client(), path, context.log.warning))
+        except TeamsUnavailable as refusal:
+            # The account has no teams to list: an empty listing loses nothing (those stored stay).
+            records, available = [], False
+            context.log.warning(
+                f"PagerDuty refuses the teams listing ({refusal}): the account's plan lacks the `teams` ability, "
+                "so it has no teams. Incidents count for the team that claims their service by id "
+                "(pagerduty_services in team_map.yml); pagerduty_teams claims match nothing. Teams stored "
+                "before are kept.")
     request = ApiRequest("GET", f"/{path}", {"limit": PAGE_SIZE})
     loadable, poison = split_poison(records, _identified, request)
     share = PoisonShare(table, pagerduty.max_quarantined_share)
@@ -125,7 +135,7 @@ def _sync_listing(context: dg.AssetExecutionContext, pagerduty: PagerDutyResourc
         share.check()
         upsert_json_records(conn, table, loadable)
     context.log.info(f"loaded {len(loadable)} {path}" + (f"; {len(poison)} quarantined" if poison else ""))
-    return dg.MaterializeResult(metadata={"rows": len(loadable), "quarantined": len(poison)})
+    return dg.MaterializeResult(metadata={"rows": len(loadable), "quarantined": len(poison), "available": available})
 
 
 @dg.asset(pool=WAREHOUSE_POOL, key=["raw", "pagerduty__teams"], group_name="pagerduty", kinds={"pagerduty", "duckdb"},
@@ -133,7 +143,8 @@ def _sync_listing(context: dg.AssetExecutionContext, pagerduty: PagerDutyResourc
 def pagerduty_teams(
     context: dg.AssetExecutionContext, pagerduty: PagerDutyResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Every PagerDuty team, as returned by `GET /teams`."""
+    """Every PagerDuty team, as returned by `GET /teams`; none, with a warning, on an account
+    whose plan has no Teams (402 Payment Required, "Missing Account Ability")."""
     return _sync_listing(context, pagerduty, duckdb, "teams")
 
 

@@ -33,7 +33,8 @@ from assets.api_retry import (
 OFFSET_CAP = 10_000
 PAGE_SIZE = 100
 MAX_WINDOW = timedelta(days=180)
-MIN_WINDOW = timedelta(minutes=1)
+# since/until take whole seconds: no window can be narrower.
+MIN_WINDOW = timedelta(seconds=1)
 # Until the API's clock is known (its first answer), a window ends at most this far past the
 # worker's: a worker clock that is behind only splits the stretch into one window more.
 CLOCK_SKEW_ALLOWANCE = timedelta(days=1)
@@ -51,13 +52,34 @@ _REFUSALS = {
 
 # A check that an answer is the one asked for: None, or what is wrong with it.
 Expectation = Callable[[dict], str | None]
+# What an account answers for a feature its plan lacks: 402 Payment Required, PagerDuty's code
+# 2014 "Missing Account Ability" (14-Errors.md).
+MISSING_ABILITY = 402
 # What an account without Incident Reviews (a plan without them, 402) or a token that may not
 # read them (403) answers.
-REVIEWS_UNAVAILABLE = (402, 403)
+REVIEWS_UNAVAILABLE = (MISSING_ABILITY, 403)
+# What an account without Teams (the `teams` ability, which some plans lack) answers GET /teams.
+# Not 403: that account has teams, which this token may not read (a scoped token without
+# teams.read), and an empty listing would hide them: it fails, naming PAGERDUTY_API_TOKEN.
+TEAMS_UNAVAILABLE = (MISSING_ABILITY,)
 
 
-class ReviewsUnavailable(ApiError):
+class Unavailable(ApiError):
+    """PagerDuty refuses a feature to this account (its plan lacks the ability) or token: its
+    sync has nothing to read, and warns instead of failing."""
+
+
+class ReviewsUnavailable(Unavailable):
     """PagerDuty refuses Incident Reviews to this account or token."""
+
+
+class TeamsUnavailable(Unavailable):
+    """The account has no `teams` ability: it has no teams to list."""
+
+
+def unavailable(error: ApiError, statuses: tuple[int, ...], kind: type[Unavailable]) -> ApiError:
+    """``error`` as a ``kind``, when its status is one of ``statuses``; else ``error``."""
+    return kind(str(error), status=error.status) if error.status in statuses else error
 
 
 class _RetryableStatus(Exception):
@@ -222,16 +244,20 @@ class PagerDutyResource(dg.ConfigurableResource):
         except ApiError as error:
             if error.status == 404:
                 return None
-            if error.status in REVIEWS_UNAVAILABLE:
-                raise ReviewsUnavailable(str(error)) from None
-            raise
+            raise unavailable(error, REVIEWS_UNAVAILABLE, ReviewsUnavailable) from None
 
     def iter_all(self, client: RestApiV2Client, path: str, log=None) -> Iterator[dict]:
-        """Every record of an offset-paged directory endpoint (teams, services)."""
+        """Every record of an offset-paged directory endpoint (teams, services). An account
+        without Teams (TEAMS_UNAVAILABLE) raises TeamsUnavailable for `/teams`."""
         entity = path.strip("/").split("/")[-1]
         params = {"limit": PAGE_SIZE, "offset": 0}
         while True:
-            page = self.get_json(client, path, params, log, _listing(entity))
+            try:
+                page = self.get_json(client, path, params, log, _listing(entity))
+            except ApiError as error:
+                if entity == "teams":
+                    raise unavailable(error, TEAMS_UNAVAILABLE, TeamsUnavailable) from None
+                raise
             yield from page[entity]
             if not page.get("more"):
                 return
@@ -252,8 +278,9 @@ class PagerDutyResource(dg.ConfigurableResource):
         so a skewed clock cannot skip records, and no request is spent only on reading it.
         Windows are at most 180 days (inside the six-month span limit), so an empty stretch
         of history costs one request per 180 days. A window whose total exceeds the
-        10,000-record offset cap is shrunk, in proportion to how full it was, until it fits,
-        so nothing is silently cut off; each next window is sized from the density of the
+        10,000-record offset cap is shrunk, in proportion to how full it was, until it fits
+        (down to one second; a second over the cap fails, naming it), so nothing is silently
+        cut off; each next window is sized from the density of the
         last one, aiming at 80% of the cap. When the API leaves the total null (its default)
         and more records follow the first page, one request for the last record paging can
         reach (offset 9,999, limit 1) tells whether the window holds more than the cap: then
@@ -287,8 +314,13 @@ class PagerDutyResource(dg.ConfigurableResource):
                 # what it yielded, which the upserts absorb.
                 if end - start <= MIN_WINDOW:
                     raise ApiError(
-                        f"{over.describe(path)} between {_iso(start)} and {_iso(end)}: more than the "
-                        f"API's {OFFSET_CAP}-record pagination cap in a one-minute window"
+                        f"{over.describe(path)} created in the one second from {_iso(start)}: more than the "
+                        f"{OFFSET_CAP} records PagerDuty's offset paging reaches (offset + limit <= {OFFSET_CAP}), and "
+                        "since/until take whole seconds, so no narrower window can split them. The records before "
+                        "that second are loaded; the sync stops at this second on every run rather than load it in "
+                        "part. No setting changes this, and PagerDuty documents no other listing that reaches them "
+                        "all (team_ids[] needs the teams ability and leaves out records of no team): report it, "
+                        "with this message, to the maintainers of this pipeline"
                     ) from None
                 length = max(MIN_WINDOW, _resized(end - start, over.total))
                 if log:
@@ -369,8 +401,11 @@ def _of_incident(key: str, incident_id: str) -> Expectation:
 
 
 def _window(path: str, since: datetime, until: datetime) -> Expectation:
-    """A page of records created in ``[since, until)``: a page all of whose records were
-    created elsewhere answers another window's request."""
+    """A page of records created in ``[since, until]``: a page all of whose records were
+    created elsewhere answers another window's request. PagerDuty does not say whether
+    ``until`` is inclusive (developer-docs#74): a last page holding only records created at
+    exactly ``until`` is this window's (the next window lists them again; the upserts absorb
+    them)."""
     entity = path.strip("/").split("/")[-1]
     listing = _listing(entity)
 
@@ -379,7 +414,7 @@ def _window(path: str, since: datetime, until: datetime) -> Expectation:
             return problem
         created = [instant(record.get("created_at")) for record in body[entity] if isinstance(record, dict)]
         known = [moment for moment in created if moment is not None]
-        if known and not any(since <= moment < until for moment in known):
+        if known and not any(since <= moment <= until for moment in known):
             return (f"asked for records created in {_iso(since)}..{_iso(until)}, got a page of records created "
                     f"{_iso(min(known))}..{_iso(max(known))}")
         return None

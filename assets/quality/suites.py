@@ -151,7 +151,9 @@ _REPORTABLE = Column("is_suppressed") == False  # noqa: E712
 _OPEN = Column("is_open") == True  # noqa: E712
 
 RAW_SUITES = [
-    Suite("raw.pagerduty__teams", _api_records(), "PagerDuty teams: one payload per team id."),
+    Suite("raw.pagerduty__teams", _api_records(), "PagerDuty teams: one payload per team id.",
+          when_empty="An account whose plan lacks the `teams` ability has no teams (GET /teams answers 402; the "
+                     "teams sync warns so): its incidents count by the team map's pagerduty_services claims."),
     Suite("raw.pagerduty__services", _api_records(), "PagerDuty services: one payload per service id."),
     Suite("raw.pagerduty__incidents", _api_records(), "PagerDuty incidents: one payload per incident id."),
     Suite("raw.pagerduty__log_entries", _api_records(), "PagerDuty log entries: one payload per entry id."),
