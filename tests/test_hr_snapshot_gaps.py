@@ -217,3 +217,18 @@ def test_a_transfer_ending_one_employment_the_day_the_next_starts_warns_only_on_
                              "having count(*) > 1", [HASHED("1")]).fetchall()
     assert bool(twice) is warned
     assert any("employments overlap" in w for w in warnings) is warned
+
+
+def test_the_overlap_warning_names_two_lines_that_overlap(tmp_path):
+    """One employee on four rows: lines 2 and 5 overlap, and lines 3 and 4; lines 2 and 4 do not.
+    The warning names a pair that overlaps (before, the first line of one pair and the second of
+    another: lines 2 and 4)."""
+    folder, warehouse = landing_beside_warehouse(tmp_path, {"team": ["Payments"], "source": ["hr_org_unit"],
+                                                            "identifier": ["Payments"]})
+    (folder / "roster.csv").write_text("Employee ID,Department,Job Title,Hire Date,Termination Date,Termination Reason\n"
+                                       "1,Payments,SRE,2023-06-01,,\n"
+                                       "1,Payments,SRE,2020-01-01,2020-12-31,Resignation\n"
+                                       "1,Payments,SRE,2020-06-01,2021-03-31,Resignation\n"
+                                       "1,Payments,SRE,2022-01-01,2023-12-31,Resignation\n")
+    [warning] = [w for w in hr_load_warnings(folder, warehouse) if "employments overlap" in w]
+    assert "employments overlap (lines 2 and 5)" in warning, warning

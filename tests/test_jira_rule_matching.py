@@ -207,6 +207,8 @@ def test_review_rules_matching_nothing_fail_only_while_no_pagerduty_review_is_st
     assert checked.passed, checked.description
     assert "KPI rules post_incident_reviews.issue_types 'retrospektive'" in checked.metadata[
         "values_matching_nothing"].value
+    # A review type matching nothing may be a translated name too: the check says so.
+    assert "Jira sends an issue type's name in the language of the account" in checked.description
 
 
 def test_the_check_is_wired_on_fct_tickets():

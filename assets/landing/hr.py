@@ -899,7 +899,7 @@ def _overlapping_employments(conn, name: str) -> str:
     # transfer ending one employment and starting the next on the same day (ADP, between company
     # codes) counts the employee once.
     pairs = conn.execute("""
-        select a.employee_id, min(a.row) as first_line, min(b.row) as second_line
+        select a.employee_id, arg_min(a.row, (a.row, b.row)) as first_line, arg_min(b.row, (a.row, b.row)) as second_line
         from spells as a inner join spells as b
             on a.employee_id = b.employee_id and a.row < b.row
         -- the first month's first day on or after both starts

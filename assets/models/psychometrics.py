@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from assets.landing.item_sets import ITEM_SETS
+from assets.landing.item_sets import DEFAULT_SCALE_POINTS, ITEM_SETS
 from assets.models.stats import MIN_TEAMS_FOR_TESTS
 
 # The anonymity threshold (METRICS.md): a team-wave cell with fewer respondents is suppressed
@@ -225,7 +225,7 @@ def _cells(persons: pd.DataFrame) -> Iterator[tuple[tuple[str, str], np.ndarray,
 
 
 def wave_suppression(persons: pd.DataFrame, headcount: Mapping[str, float] | None = None,
-                     minimum: int = MIN_RESPONDENTS, scale_points: int = 7) -> WaveDecision:
+                     minimum: int = MIN_RESPONDENTS, scale_points: int = DEFAULT_SCALE_POINTS) -> WaveDecision:
     """Which team cells of one wave must not be published, in any scale, and why.
 
     ``persons``: one row per scored respondent and scale (team, scale, person_score, and

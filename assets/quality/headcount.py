@@ -64,8 +64,8 @@ MAX_MONTHS_LEFT_OUT = 2
 
 # Closed months from HISTORY_START that other org units have a snapshot of (a month no org unit
 # has is a whole month missing, above) and that a team's org unit has none of, while
-# - people of its snapshot just before are in its snapshot just after, at most
-#   MAX_MONTHS_LEFT_OUT months on, and in no snapshot of the month: left out of the export (an
+# - people of its snapshot just before are in its snapshot just after, with at most
+#   MAX_MONTHS_LEFT_OUT months left out between them, and in no snapshot of the month: left out of the export (an
 #   org unit that had nobody that month, a seasonal one, has no such people); or
 # - its team has incidents or tickets that month and no team-month (at either end of its
 #   history: what they count for is lost).
@@ -224,9 +224,9 @@ def headcount_gaps_report(conn: duckdb.DuckDBPyConnection) -> dg.AssetCheckResul
     description=f"Warns naming each closed month from {HISTORY_START} (HISTORY_START) that has incidents or "
     "tickets but no HR headcount snapshot (a late monthly file): it has no team-month, so its incidents, tickets and "
     "leavers count for no team. Also names each team-month whose team's org unit has no snapshot in a month other org "
-    "units have while its people are in its snapshots around it, or while its team has incidents or tickets (a "
-    "monthly export that left it out): the team has no team-month, or counts its other org units' people only. "
-    "Deliver the month's snapshot, dated its first day.",
+    f"units have while its people are in its snapshots around it (at most {MAX_MONTHS_LEFT_OUT} months left out "
+    "between them), or while its team has incidents or tickets (a monthly export that left it out): the team has no "
+    "team-month, or counts its other org units' people only. Deliver the month's snapshot, dated its first day.",
 )
 def closed_months_have_headcount(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as conn:

@@ -17,11 +17,12 @@ import dagster as dg
 import great_expectations.expectations as gxe
 from great_expectations.expectations.row_conditions import Column
 
+from assets.landing.item_sets import SCALE_POINTS
 from assets.landing.team_map import SOURCES
 from assets.models.psychometrics import MIN_RESPONDENTS
 
 # Survey items are answered on a 1..K Likert scale with K = 5 or 7 (METRICS.md).
-SCALE_MIN, SCALE_MAX = 1, 7
+SCALE_MIN, SCALE_MAX = 1, max(SCALE_POINTS)
 COLUMN_ARGUMENTS = ("column", "column_A", "column_B", "column_list")
 
 
@@ -215,7 +216,7 @@ STAGING_SUITES = [
         (*key("response_id", "item_set", "item_no"), *not_null("submitted_at", "survey_group", "scale_points"),
          not_empty(),
          *between(1, 7, "item_no"), *between(SCALE_MIN, SCALE_MAX, "answer", "score"),
-         gxe.ExpectColumnValuesToBeInSet(column="scale_points", value_set=[5, 7]),
+         gxe.ExpectColumnValuesToBeInSet(column="scale_points", value_set=list(SCALE_POINTS)),
          not_before("scale_points", "answer")),
         "Survey export as loaded: one row per response and answered item, within the export's scale.",
         respondent_level=True,

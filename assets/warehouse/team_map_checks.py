@@ -221,15 +221,16 @@ order by rules desc, rule_order, selector, condition, value
 """
 
 
-def _rules_matching_nothing(conn) -> tuple[list[str], list[str]]:
+def _rules_matching_nothing(conn) -> tuple[list[str], list[str], bool]:
     """The rules (int_jira_rule_values) that select no stored issue, their conditions together,
     each named by its selectors no stored issue matches (or, when each matches some issue, by
     its values that never meet on one issue), and every value no stored issue has, each named
-    with its place in its rules file. Nothing when no issue is stored. The KPI rules' reviews
+    with its place in its rules file; and whether an issue type is among those values (Jira may
+    have translated its name). Nothing when no issue is stored. The KPI rules' reviews
     count only while no PagerDuty review is stored either: a site that writes its reviews in
     PagerDuty has none in Jira, and the shipped review types would name nothing there every night."""
     if not conn.execute("select exists (select 1 from staging.stg_jira__issues)").fetchone()[0]:
-        return [], []
+        return [], [], False
     rows = conn.execute(_RULE_VALUES_SQL).fetchall()
     reviews_elsewhere = conn.execute("select exists (select 1 from intermediate.int_post_incident_reviews "
                                      "where source = 'pagerduty')").fetchone()[0]
@@ -252,7 +253,8 @@ def _rules_matching_nothing(conn) -> tuple[list[str], list[str]]:
             " or ".join(named for named, _ in values) for values in selectors.values()) + " never meet on one issue")
     values = [f"{where(rules, rule_order, ticket_class, condition)} {value!r}"
               for rules, rule_order, ticket_class, _, condition, value, issues, _ in rows if not issues]
-    return selecting_nothing, values
+    types_unmatched = any(condition == "issue_types" and not issues for _, _, _, _, condition, _, issues, _ in rows)
+    return selecting_nothing, values, types_unmatched
 
 
 def jira_rules_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
@@ -261,7 +263,7 @@ def jira_rules_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     value of the rules no stored issue has (named only: a type or label the site has not used
     yet is no mistake)."""
     with duckdb.get_connection() as conn:
-        selectors, values = _rules_matching_nothing(conn)
+        selectors, values, types_unmatched = _rules_matching_nothing(conn)
     said = []
     if selectors:
         said.append(f"{len(selectors)} rules select no stored Jira issue ({'; '.join(selectors)}): the "
@@ -272,7 +274,7 @@ def jira_rules_report(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     if values:
         said.append(f"{len(values)} values of the rules match no stored issue ({'; '.join(values)}): a typo, or a "
                     "type, label or project the site has not used yet")
-    if selectors or any(" issue_types " in value for value in values):
+    if selectors or types_unmatched:
         said.append("Jira sends an issue type's name in the language of the account the sync reads with (its own "
                     "types Bug, Task, Story, Epic and Sub-task are translated, e.g. Fehler for Bug): name the type "
                     "as marts.fct_tickets.issue_type shows it, or by its id (issue_type_id), the same in every language")
