@@ -123,13 +123,17 @@ def test_clients_went_through_the_paginated_endpoints(nightly):
 
 
 def test_regression_recovers_the_ground_truth(nightly):
+    """The generator's effect is per SD of latent team safety; the survey measures it with error,
+    which attenuates the plain estimate: the reliability-corrected one is what recovers it."""
     org, warehouse, *_ = nightly
-    estimate, low, high, n_teams, warnings = query(
-        warehouse, "select estimate, ci_low, ci_high, n_teams, warnings from models.kpi_safety_effects where kpi = 'log TTR (incident level)' and role = 'main'"
+    estimate, corrected, low, high, n_teams, warnings = query(
+        warehouse, "select estimate, estimate_corrected, ci_low_corrected, ci_high_corrected, n_teams, warnings "
+                   "from models.kpi_safety_effects where kpi = 'log TTR (incident level)' and role = 'main'"
     )[0]
     truth = org.truth.log_ttr_per_sd
     assert estimate < 0, "sign of the safety effect on time to resolve"
-    assert low <= truth <= high, f"95% CI [{low:.3f}, {high:.3f}] misses the truth {truth}"
+    assert abs(corrected) >= abs(estimate), "the correction for measurement error undoes attenuation"
+    assert low <= truth <= high, f"corrected 95% CI [{low:.3f}, {high:.3f}] misses the truth {truth}"
     assert n_teams == 30 and "unreliable" in warnings  # fewer than 40 teams
 
 
