@@ -95,6 +95,7 @@ def _without_people_and_links(issue: dict) -> dict:
     return {**issue, "fields": {k: v for k, v in issue["fields"].items() if k not in ISSUE_FIELDS_NOT_IN_BULK}}
 
 
+@pytest.mark.slow
 def test_bulk_payloads_have_the_shapes_the_sandbox_serves(warehouse):
     path, *_ = warehouse
     served = _sandbox_payloads(generate(OrgSpec(seed=1, n_teams=3, n_months=6)))

@@ -175,6 +175,7 @@ def test_a_short_hr_id_salt_warns(tmp_path, capfd):
     assert "PSAFE_HR_ID_SALT has 4 characters: a short salt can be guessed offline" in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_sandbox_prints_the_kpi_rules_export_its_site_needs():
     command = ("from pipelines.sandbox.__main__ import main\n"
                "main(['--teams', '2', '--months', '6', '--pagerduty-port', '0', '--jira-port', '0'])\n")

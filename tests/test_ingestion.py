@@ -781,6 +781,7 @@ def test_an_issue_an_edit_pushes_past_a_search_page_is_received_that_night(org, 
     assert materialization.metadata["search_passes"].value == 2  # read again once, from the moved issue's place
 
 
+@pytest.mark.slow
 def test_a_sync_stopped_after_an_edit_pushed_an_issue_past_a_page_resumes_before_it(org, tmp_path, monkeypatch):
     # A long sync commits its mark with each batch, before the end of the pass would show the moved
     # issue twice: a run stopped there must not leave a mark past the issue the move skipped.

@@ -25,6 +25,9 @@ from assets.warehouse.team_map_checks import jira_rules_match_issues, jira_rules
 from pipelines.demo import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, start_sandbox
 from pipelines.synthetic.org import OrgSpec, generate
 
+# Every test syncs from the sandbox or builds with dbt: left to `make test`, not the fast tier.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def org():

@@ -23,6 +23,9 @@ from assets.report.resource import ReportFolderResource
 from assets.warehouse.raw_tables import replace_table
 from assets.warehouse.resource import WarehouseResource
 
+# Every test syncs from the sandbox or builds with dbt: left to `make test`, not the fast tier.
+pytestmark = pytest.mark.slow
+
 Q1, Q3, Q4 = date(2024, 1, 1), date(2024, 7, 1), date(2024, 10, 1)
 # Payments and Search are staffed all 2024; Legacy only to June, before PagerDuty and Jira.
 TEAMS = {"Payments": ("OU-1", 4, 12), "Search": ("OU-2", 3, 12), "Legacy": ("OU-3", 2, 6)}

@@ -119,6 +119,7 @@ def test_sensor_skips_a_missing_landing_folder(tmp_path):
     assert isinstance(result, dg.SkipReason) and "does not exist" in result.skip_message and cursor is None
 
 
+@pytest.mark.slow
 def test_the_requested_run_reloads_the_landing_exports_and_their_dependants(landing, tmp_path):
     warehouse = tmp_path / "warehouse.duckdb"
     with dg.instance_for_test() as instance:

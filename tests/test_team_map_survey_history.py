@@ -25,6 +25,9 @@ from assets.models.design import SAFETY_SCORE
 from assets.models.inputs import read_model_inputs
 from assets.warehouse.resource import WarehouseResource
 
+# Every test syncs from the sandbox or builds with dbt: left to `make test`, not the fast tier.
+pytestmark = pytest.mark.slow
+
 SAFETY = PSYCHOLOGICAL_SAFETY.key
 # Respondents per team and quarter (every cell published: at least 5, the others too large for
 # complementary suppression), HR headcount 12 each.
