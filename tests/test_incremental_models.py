@@ -104,6 +104,7 @@ def project_copy(tmp_path):
     return copy
 
 
+@pytest.mark.slow
 def test_a_changed_model_sql_rebuilds_the_whole_table(tmp_path, project_copy):
     warehouse = Warehouse(tmp_path / "warehouse.duckdb", InProcessDbt(tmp_path / "target", project_copy))
     warehouse.raw_json("pagerduty__incidents", [incident("PI1"), incident("PI2")])

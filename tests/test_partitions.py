@@ -94,6 +94,7 @@ def edited_warehouse(tmp_path, project_copy, old: str, new: str) -> Warehouse:
     return warehouse
 
 
+@pytest.mark.slow
 def test_a_failed_run_leaves_the_months_as_they_were(tmp_path, project_copy):
     # The run fails after deleting and re-inserting February, before COMMIT.
     warehouse = edited_warehouse(tmp_path, project_copy, "    partition_column='period_month',\n",
@@ -106,6 +107,7 @@ def test_a_failed_run_leaves_the_months_as_they_were(tmp_path, project_copy):
     assert urgencies(warehouse) == before
 
 
+@pytest.mark.slow
 def test_changed_columns_ask_for_a_run_over_every_month_instead_of_mixing_them(tmp_path, project_copy):
     warehouse = edited_warehouse(tmp_path, project_copy, "        timeline_conflict\n",
                                  "        timeline_conflict,\n        1 as extra\n")

@@ -8,6 +8,7 @@
 """
 
 import dagster as dg
+import pytest
 
 from assets.quality.checks import validate
 from assets.quality.headcount import closed_months_have_headcount
@@ -40,6 +41,7 @@ def mart_frame(warehouse, suite):
     return warehouse.conn.sql(f"select {', '.join(suite.columns)} from marts.mart_team_month").df()
 
 
+@pytest.mark.slow
 def test_a_teams_only_critical_role_leaver_passes_the_blocking_check_and_more_leavers_than_people_warn(warehouse):
     warehouse.raw_rows("config__team_map", TEAM_MAP)
     # E0, the team's only critical role, resigns in March and is in no later snapshot.
@@ -82,6 +84,7 @@ def ticket(issue_id, created):
                        "created": created, "updated": created, "resolutiondate": None, "status": {"name": "To Do"}}}
 
 
+@pytest.mark.slow
 def test_a_closed_month_without_a_headcount_snapshot_is_named_with_what_it_holds(warehouse):
     warehouse.raw_rows("config__team_map", TEAM_MAP)
     warehouse.raw_json("pagerduty__teams", [{"id": "PT1", "name": "Payments"}])
