@@ -86,12 +86,23 @@ class IncidentReviewSyncConfig(dg.Config):
     older_incidents_per_run: int = Field(default=OLDER_INCIDENTS_PER_RUN, ge=0)
 
 
+def stored_moment(conn: duckdb.DuckDBPyConnection, stream: str) -> datetime | None:
+    """``stream``'s mark in ``raw._sync_state`` as the raw tables hold times: UTC without a zone
+    (the mark is a moment); None: none recorded."""
+    mark = read_high_water_mark(conn, stream)
+    return mark.astimezone(UTC).replace(tzinfo=None) if mark else None
+
+
+def record_moment(conn: duckdb.DuckDBPyConnection, stream: str, moment: datetime) -> None:
+    """Record ``moment`` (UTC without a zone) as ``stream``'s mark in ``raw._sync_state``, with no
+    records written."""
+    write_batch(conn, REVIEWS, [], stream=stream, high_water_mark=moment.replace(tzinfo=UTC))
+
+
 def window_start(conn: duckdb.DuckDBPyConnection, window_days: int) -> datetime | None:
     """``window_days`` before the API's time (the incident sync's mark, else the newest
     incident), UTC without a zone as the raw tables' times; None: no incident held."""
-    mark = read_high_water_mark(conn, "pagerduty__incidents")
-    # The raw tables' times are UTC without a zone; the mark is a moment.
-    now = mark.astimezone(UTC).replace(tzinfo=None) if mark else conn.execute(
+    now = stored_moment(conn, "pagerduty__incidents") or conn.execute(
         "select max(created_at) from raw.pagerduty__incidents").fetchone()[0]
     return None if now is None else now - timedelta(days=window_days)
 
@@ -111,15 +122,13 @@ def reviews_asked_until(conn: duckdb.DuckDBPyConnection) -> datetime | None:
     """The API's time of the last run whose window was asked about (UTC without a zone): every
     incident resolved between the reviews' mark and it has been asked about; None: no run has
     recorded it yet."""
-    mark = read_high_water_mark(conn, WINDOW_STREAM)
-    return mark.astimezone(UTC).replace(tzinfo=None) if mark else None
+    return stored_moment(conn, WINDOW_STREAM)
 
 
 def reviews_asked_back_to(conn: duckdb.DuckDBPyConnection) -> datetime | None:
     """The resolve time from which on every incident's review has been asked about (UTC without
     a zone, as the raw tables); None: no run has recorded it yet."""
-    mark = read_high_water_mark(conn, REVIEWS)
-    return mark.astimezone(UTC).replace(tzinfo=None) if mark else None
+    return stored_moment(conn, REVIEWS)
 
 
 def older_incidents(conn: duckdb.DuckDBPyConnection, before: datetime, count: int) -> list[tuple[str, datetime]]:
@@ -190,7 +199,7 @@ class _ReviewSync:
             answers = {incident_id: self._ask(client, incident_id) for incident_id in batch}
             self._write(conn, answers)
             if marks and marks[start + len(batch) - 1] is not None:
-                record_reviews_asked_back_to(conn, marks[start + len(batch) - 1])
+                record_moment(conn, REVIEWS, marks[start + len(batch) - 1])
             self.context.log.info(f"incident reviews: {start + len(batch)} of {len(incident_ids)} incidents asked")
 
     def _ask(self, client, incident_id: str) -> tuple[dict | None, list]:
@@ -300,8 +309,7 @@ def pagerduty_incident_reviews(context: dg.AssetExecutionContext, config: Incide
         try:
             sync.run(conn, client, incident_ids)
             if since is not None:
-                write_batch(conn, REVIEWS, [], stream=WINDOW_STREAM,
-                            high_water_mark=window_start(conn, 0).replace(tzinfo=UTC))
+                record_moment(conn, WINDOW_STREAM, window_start(conn, 0))
                 back_to, left, older = _ask_about_older_incidents(conn, client, sync, since,
                                                                   config.older_incidents_per_run)
         except ReviewsUnavailable as refusal:
@@ -325,7 +333,8 @@ def _ask_about_older_incidents(conn: duckdb.DuckDBPyConnection, client, sync: _R
     recorded = reviews_asked_back_to(conn)
     back_to = since if recorded is None else min(recorded, since)
     if back_to != recorded:
-        record_reviews_asked_back_to(conn, back_to)
+        # The reviews' mark: every incident resolved at or after it has been asked about.
+        record_moment(conn, REVIEWS, back_to)
     older = older_incidents(conn, back_to, count)
     resolved = [resolved_at for _, resolved_at in older]
     # Once the incidents up to one are written, every incident resolved at or after its time has
@@ -337,12 +346,6 @@ def _ask_about_older_incidents(conn: duckdb.DuckDBPyConnection, client, sync: _R
     sync.context.log.info(f"reviews: asked about {len(older)} older incidents, back to {back_to:%Y-%m-%d}; "
                           f"{left} left")
     return back_to, left, older
-
-
-def record_reviews_asked_back_to(conn: duckdb.DuckDBPyConnection, moment: datetime) -> None:
-    """Record that every incident resolved at or after ``moment`` (UTC without a zone) has had its
-    review asked about: the reviews' mark in ``raw._sync_state``."""
-    write_batch(conn, REVIEWS, [], stream=REVIEWS, high_water_mark=moment.replace(tzinfo=UTC))
 
 
 def _has_incidents(conn: duckdb.DuckDBPyConnection) -> bool:
