@@ -73,7 +73,7 @@ MAX_MONTHS_LEFT_OUT = 2
 # activity is no gap.
 _TEAM_MONTHS_WITHOUT_HEADCOUNT_SQL = f"""
 with org_units as (
-    select identifier as org_unit, team from intermediate.int_team_owners where source = 'hr_org_unit'
+    select org_unit, team from intermediate.int_hr_org_unit_teams
 ),
 
 unit_months as (

@@ -3,7 +3,7 @@
 -- denominators), marts.fct_team_month_survey_scores (its team-months) and the survey asset's
 -- count-bounds rule (the most respondents a team can have in a wave).
 with org_units as (
-    select identifier as org_unit, team from {{ ref('int_team_owners') }} where source = 'hr_org_unit'
+    select * from {{ ref('int_hr_org_unit_teams') }}
 ),
 
 rules as (

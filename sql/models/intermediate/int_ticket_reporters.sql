@@ -48,5 +48,5 @@ select
     coalesce({{ matches_any_pattern('lower(placed.role)', 'rules.junior_roles') }}, false) as is_junior
 from placed
 cross join rules
-left join {{ ref('int_team_owners') }} as owners
-    on owners.source = 'hr_org_unit' and owners.identifier = placed.org_unit
+left join {{ ref('int_hr_org_unit_teams') }} as owners
+    on owners.org_unit = placed.org_unit

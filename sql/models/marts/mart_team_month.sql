@@ -5,7 +5,7 @@
 ) }}
 
 with org_units as (
-    select identifier as org_unit, team from {{ ref('int_team_owners') }} where source = 'hr_org_unit'
+    select * from {{ ref('int_hr_org_unit_teams') }}
 ),
 
 headcount as (
