@@ -17,6 +17,7 @@ pseudonym, the employee's), which join the pseudonyms the Jira sync stores for r
 the HR loader for employees.
 """
 
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -46,11 +47,12 @@ class IdentityMapError(ValueError):
     """The identity map is malformed or ambiguous; the message names the entries."""
 
 
-def read_identity_map(path: Path) -> list[dict[str, str]]:
-    """Rows ``{"identity_kind", "identity", "employee_id"}`` in clear (the caller hashes them):
-    one per account id or email address the map gives an employee."""
+def read_identity_map(path: Path) -> list[dict]:
+    """Rows ``{"identity_kind", "identity", "employee_id", "entry"}`` in clear (the caller hashes
+    them): one per account id or email address the map gives an employee, with the position of
+    its entry in the file (1 for the first), by which the checks name it."""
     entries = yaml_list(path, "people", IdentityMapError)
-    rows: list[dict[str, str]] = []
+    rows: list[dict] = []
     owners: dict[tuple[str, str], tuple[int, str]] = {}
     seen: dict[str, int] = {}
     for position, entry in enumerate(entries, start=1):
@@ -91,7 +93,7 @@ def read_identity_map(path: Path) -> list[dict[str, str]]:
                                                f"{owner[0]}) and {employee!r}")
                     continue  # the same value twice in one entry
                 owners[kind, identity] = (position, employee)
-                rows.append({"identity_kind": kind, "identity": identity, "employee_id": employee})
+                rows.append({"identity_kind": kind, "identity": identity, "employee_id": employee, "entry": position})
         if not found:
             raise IdentityMapError(f"{where} ({employee}): gives neither jira_account_ids nor emails")
     return rows
@@ -138,18 +140,89 @@ def identity_map(context: dg.AssetExecutionContext, landing: LandingFolderResour
     return dg.MaterializeResult(metadata={"rows": frame.height, "employees": people, "present": path.is_file()})
 
 
+# Entries of the identity map the check names in its description; the metadata lists them all.
+NAMED_ENTRIES = 20
+# The widths to which the check pads an id's number when it looks for the HR export's form of
+# an id written with other leading zeros (E4 for E000004): ids are rarely longer.
+PADDED_WIDTHS = 12
+
+
+def _alike_forms(written: str) -> dict[str, tuple[str, ...]]:
+    """The forms of the employee id ``written`` that differ from it only in case, spaces or the
+    leading zeros of its (last) number, each with what differs: how a hand-written id most
+    often differs from the HR export's (e000004 for E000004, E 000004, E4). The HR export is
+    held as pseudonyms only, so its ids cannot be compared otherwise: each form is hashed."""
+    forms: dict[str, tuple[str, ...]] = {}
+    for spaced, spacing in ((written, ()), ("".join(written.split()), ("spaces",))):
+        for cased, casing in ((spaced, ()), (spaced.upper(), ("case",)), (spaced.lower(), ("case",))):
+            numbers = list(re.finditer(r"[0-9]+", cased))
+            padded = [(cased, ())]
+            if numbers:
+                number = numbers[-1]
+                digits = number[0].lstrip("0") or "0"
+                padded += [(cased[:number.start()] + digits.zfill(width) + cased[number.end():], ("leading zeros",))
+                           for width in range(len(digits), max(PADDED_WIDTHS, len(number[0])) + 1)]
+            for form, zeros in padded:
+                if form != written and form not in forms:
+                    forms[form] = (*casing, *spacing, *zeros)
+    return forms
+
+
+def _entries_not_in_hr(path: Path, salt: str, unknown: set[str], roster: set[str]) -> list[str]:
+    """The entries of the identity map at ``path`` whose employee's pseudonym is in ``unknown``,
+    each named by its position and its employee id as the user wrote it (the map is their own
+    file; an email address by its position only; nothing of the HR export is named but an id form
+    ``_alike_forms`` derives from it), with the forms of that id the HR export has (``roster``:
+    its pseudonyms)."""
+    try:
+        rows = read_identity_map(path) if path.is_file() else []
+    except IdentityMapError:
+        rows = []
+    entries = {(row["entry"], row["employee_id"]) for row in rows
+               if written_employee_pseudonym(salt, row["employee_id"]) in unknown}
+    named = []
+    for entry, employee in sorted(entries):
+        if "@" in employee:
+            # An email address is kept in clear nowhere outside the restricted file, the run's
+            # event log included: the entry's position finds it.
+            named.append(f"entry {entry} (employee_id: an email address)")
+            continue
+        matches = {form: ignored for form, ignored in _alike_forms(employee).items()
+                   if written_employee_pseudonym(salt, form) in roster}
+        ignored = [what for what in ("case", "spaces", "leading zeros")
+                   if any(what in differences for differences in matches.values())]
+        named.append(f"entry {entry} (employee_id {employee!r}"
+                     + (f"; ignoring {' and '.join(ignored)} it matches the HR export's "
+                        f"{' and '.join(repr(form) for form in matches)}" if matches else "") + ")")
+    return named
+
+
 @dg.asset_check(pool=WAREHOUSE_POOL, asset=identity_map, name="people_are_in_the_hr_roster", blocking=False,
                 additional_deps=[dg.AssetKey(["raw", "hr__headcount"])],
                 description="Warns when the identity map names employees the HR headcount export never lists: "
-                            "their tickets count for no team.")
-def people_are_in_the_hr_roster(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+                            "their tickets count for no team. Names the map's entries by position and employee id.")
+def people_are_in_the_hr_roster(duckdb: DuckDBResource, landing: LandingFolderResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as conn:
-        mapped, unknown = conn.execute(
-            "select count(distinct employee_id), count(distinct employee_id) filter (where employee_id not in "
-            "(select employee_id from raw.hr__headcount)) from raw.config__identity_map").fetchone()
+        mapped = {row[0] for row in conn.execute("select distinct employee_id from raw.config__identity_map").fetchall()}
+        roster = {row[0] for row in conn.execute("select distinct employee_id from raw.hr__headcount").fetchall()}
+    unknown = mapped - roster
+    # The warehouse holds pseudonyms only: the entries are found by hashing the map's ids anew.
+    entries = _entries_not_in_hr(Path(landing.path) / IDENTITY_MAP_FILE, landing.hr_id_salt, unknown, roster)
+    said = None
+    if unknown:
+        shown = "; ".join(entries[:NAMED_ENTRIES]) + (
+            f"; and {len(entries) - NAMED_ENTRIES} more (metadata entries_not_in_hr)" if len(entries) > NAMED_ENTRIES
+            else "")
+        changed = len(unknown) - len(entries)
+        said = (f"{len(unknown)} of the {len(mapped)} employees of the identity map are in no HR headcount snapshot, "
+                f"so their tickets count for no team; correct their employee ids in {IDENTITY_MAP_FILE} "
+                "(ids other than numbers and email addresses match as the HR export writes them, case included)"
+                + (f": {shown}" if entries else "")
+                + (f"; {changed} of them are no longer in {IDENTITY_MAP_FILE} as it is now (it changed since it "
+                   "was loaded): load it again to have them named" if changed else ""))
     return dg.AssetCheckResult(
-        passed=unknown == 0, severity=dg.AssetCheckSeverity.WARN,
-        description=(f"{unknown} of the {mapped} employees of the identity map are in no HR headcount snapshot "
-                     "(check their employee ids)" if unknown else None),
-        metadata={"employees": mapped, "not_in_hr": unknown},
+        passed=not unknown, severity=dg.AssetCheckSeverity.WARN,
+        description=said,
+        metadata={"employees": len(mapped), "not_in_hr": len(unknown),
+                  "entries_not_in_hr": dg.MetadataValue.json(entries)},
     )

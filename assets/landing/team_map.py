@@ -54,7 +54,7 @@ def identifier_key(text: str) -> str:
 
 
 # The sources whose identifiers are names in the landing folder's exports, matched by
-# identifier_key (the others are matched as the APIs send them).
+# identifier_key (the others are matched as the APIs send them, in NFC: _normalised).
 EXPORT_SOURCES = ("hr_org_unit", "survey_group")
 
 
@@ -128,6 +128,12 @@ def read_team_map(path: Path) -> list[dict[str, str]]:
 
 
 def _normalised(source: str, identifier: str, where: str) -> str:
+    if source in EXPORT_SOURCES:
+        return identifier
+    # A tool's names and ids are compared in NFC (the models compare the tools' in NFC too):
+    # José typed on macOS or pasted from a file name may be in NFD (e and a combining accent),
+    # the same text to anyone reading it.
+    identifier = unicodedata.normalize("NFC", identifier)
     # Jira project keys are upper case whatever the user typed; components keep their case.
     if source == "jira_project":
         return identifier.upper()

@@ -26,7 +26,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.jira.resource import CLASSIFICATION_RULES_VARIABLE, KPI_RULES_VARIABLE
 from assets.kpi_rules import RULES_KEYS as KPI_RULES_KEYS
-from assets.landing.team_map import SOURCES
+from assets.landing.team_map import SOURCES, identifier_key
 from assets.warehouse.pool import WAREHOUSE_POOL
 
 # PagerDuty teams seen in the data (directory or log entries) that the map claims neither by
@@ -113,7 +113,8 @@ order by team_id
 """
 
 
-# What each tool's claims can match, as the models match them (exactly, in the case written):
+# What each tool's claims can match, as the models match them (exactly, in the case written, in
+# NFC as the team map's claims are read: the models' team names are, components made so here):
 # services by id, those the services sync lists (a retired service with no incidents still owns
 # its claim) and those incidents name (a deleted service); PagerDuty and Atlassian teams by id or
 # by any name they have had (int_*_team_owners: the current name; an older one only as a claim
@@ -131,15 +132,15 @@ from (select unnest(name_claims) as claim from intermediate.int_pagerduty_team_o
 
 _SEEN_JIRA_SQL = """
 select 'jira_project' as source, project_key as identifier from staging.stg_jira__issues
-union select 'jira_component', project_key || '/' || unnest(components) from staging.stg_jira__issues
+union select 'jira_component', nfc_normalize(project_key || '/' || unnest(components)) from staging.stg_jira__issues
 union select 'jira_team', team_id from intermediate.int_jira_team_owners
 union select 'jira_team', team_name from intermediate.int_jira_team_owners
 union select 'jira_team', claim.team_name
 from (select unnest(name_claims) as claim from intermediate.int_jira_team_owners)
 """
 
-# Claims of the map (of `sources`) that match nothing `seen`, each with what it would match
-# ignoring case. Only when the tool has synced something (services, incidents or issues).
+# Claims of the map (of `sources`) that match nothing `seen`. Only when the tool has synced
+# something (services, incidents or issues).
 _CLAIMS_MATCHING_NOTHING_SQL = """
 with seen as ({seen}),
 
@@ -149,17 +150,11 @@ claims as (
     where source in {sources} and {tool_has_data}
 )
 
-select
-    claims.team,
-    claims.source,
-    claims.identifier,
-    list_sort(list(distinct alike.identifier) filter (where alike.identifier is not null)) as alike
+select claims.team, claims.source, claims.identifier
 from claims
-left join seen as alike on alike.source = claims.source and lower(alike.identifier) = lower(claims.identifier)
 where not exists (
     select 1 from seen where seen.source = claims.source and seen.identifier = claims.identifier
 )
-group by all
 order by claims.team, claims.source, claims.identifier
 """
 
@@ -176,13 +171,31 @@ _CLAIMED_THINGS = {"pagerduty_service": "service the PagerDuty sync lists or an 
 def _claims_matching_nothing(conn, seen: str, sources: tuple[str, ...], tool_has_data: str) -> list[str]:
     """The team map's claims of ``sources`` that match nothing ``seen`` (SQL of source,
     identifier rows), each naming the team, the team map key and the identifier, and what it
-    would match ignoring case."""
+    would match if it were an export's name (identifier_key): ignoring case, or also spacing,
+    invisible characters and quotes (a double or no-break space, a pasted zero-width space)."""
     rows = conn.execute(_CLAIMS_MATCHING_NOTHING_SQL.format(
         seen=seen, sources=str(sources), tool_has_data=tool_has_data)).fetchall()
-    return [f"{team}: {_TEAM_MAP_KEYS[source]} {identifier!r} matches no {_CLAIMED_THINGS[source]}"
-            + (f"; ignoring case it matches {' and '.join(repr(a) for a in alike)} (identifiers match in the case "
-               "the tool writes them)" if alike else "")
-            for team, source, identifier, alike in rows]
+    seen_by_key: dict[tuple[str, str], set[str]] = {}
+    if rows:
+        for source, identifier in conn.execute(
+                f"select source, identifier from ({seen}) where identifier is not null").fetchall():
+            seen_by_key.setdefault((source, identifier_key(identifier)), set()).add(identifier)
+    said = []
+    for team, source, identifier in rows:
+        alike = sorted(seen_by_key.get((source, identifier_key(identifier)), ()))
+        said.append(_claim_matching_nothing(team, source, identifier, alike))
+    return said
+
+
+def _claim_matching_nothing(team: str, source: str, identifier: str, alike: list[str]) -> str:
+    said = f"{team}: {_TEAM_MAP_KEYS[source]} {identifier!r} matches no {_CLAIMED_THINGS[source]}"
+    if not alike:
+        return said
+    names = " and ".join(repr(name) for name in alike)
+    if all(name.lower() == identifier.lower() for name in alike):
+        return f"{said}; ignoring case it matches {names} (identifiers match in the case the tool writes them)"
+    return (f"{said}; ignoring case, spacing, invisible characters and quotes it matches {names} (identifiers match "
+            "as the tool writes them, case, spaces and quotes included)")
 
 
 def _claims_said(claims: list[str]) -> str:

@@ -11,14 +11,16 @@
         select distinct identifier, team from {{ ref('stg_config__team_map') }} where source = '{{ source }}'
     ),
 
-    -- Each team's names, latest first (a tie, such as names with no time, by name).
+    -- Each team's names, latest first (a tie, such as names with no time, by name), in NFC as the
+    -- team map's claims are read (a name in NFD, José as e and a combining accent, is the same text).
     names as (
         select
             team_id,
-            team_name,
-            row_number() over (partition by team_id order by max(seen_at) desc nulls last, team_name) as recency
+            nfc_normalize(team_name) as team_name,
+            row_number() over (partition by team_id order by max(seen_at) desc nulls last, nfc_normalize(team_name))
+                as recency
         from {{ seen }}
-        group by team_id, team_name
+        group by team_id, nfc_normalize(team_name)
     ),
 
     name_claims as (

@@ -40,7 +40,9 @@ component_claims as (
         from issues
     ) as components
     inner join owners
-        on owners.source = 'jira_component' and owners.identifier = components.project_key || '/' || components.component
+        -- In NFC, as the team map's claims are read (a component named in NFD is the same text).
+        on owners.source = 'jira_component'
+        and owners.identifier = nfc_normalize(components.project_key || '/' || components.component)
     group by components.issue_id
 )
 
