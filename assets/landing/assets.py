@@ -466,8 +466,9 @@ ROSTER_RULE = ("rosters rank by the latest hire date their accepted rows show, t
                "each employee's monthly headcount, leaver rows and quarantined rows come from the newest roster "
                "listing them (a quarantined row without an employee id stays while its roster is the newest for "
                "someone, or the newest roster of all); leaver and snapshot files add up: a leaver (employee, "
-               "termination date) in several files counts once, with the newest file's row, exact duplicate "
-               "snapshot rows merged")
+               "termination date) in several files counts once, with the newest file's row, and an employee's "
+               "snapshot rows of one date come from the newest snapshot file listing them on it (by modification "
+               "time, then file name)")
 
 
 def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: list[str],
@@ -482,12 +483,12 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
     combination merged (for the metadata)."""
     rank = {name: index for index, name in enumerate(newest_last)}
 
-    def rows(table: str, columns: tuple[str, ...], files: list[HrFile]) -> str:
+    def rows(table: str, columns: tuple[str, ...], files: list[HrFile], ranks: dict[str, int] = rank) -> str:
         """The files' rows of ``table`` with ``columns`` (``source_file`` is each export's
-        name) and each file's ``file_rank`` (higher: newer)."""
+        name) and each file's ``file_rank`` in ``ranks`` (higher: newer)."""
         def select(file: HrFile) -> str:
             named = ", ".join(f"{sql_text(file.name)} as source_file" if c == "source_file" else c for c in columns)
-            return f"select {named}, {rank[file.name]} as file_rank from read_parquet({sql_text(file.parquet(table))})"
+            return f"select {named}, {ranks[file.name]} as file_rank from read_parquet({sql_text(file.parquet(table))})"
         empty = "select " + ", ".join(f"null::{'bigint' if c == 'source_line' else 'varchar'} as {c}"
                                       for c in columns) + ", 0 as file_rank where false"
         return " union all ".join(select(f) for f in files) or empty
@@ -515,9 +516,17 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
     from_rosters = f"select {listed} from ({from_newest('headcount', headcount_columns)})"
     from_snapshots = f"select {listed} from ({rows('headcount', headcount_columns, snapshot_files)})"
     if len(snapshot_files) > 1:
-        # Snapshots are facts per date: several files add up, a row in two of them counts once.
-        from_snapshots = (f"select {', '.join(HEADCOUNT_COLUMNS)}, min(source_file) as source_file "
-                          f"from ({from_snapshots}) group by all")
+        # Snapshots are facts per date: several files add up (a month each), and an employee's
+        # rows of one date come from the newest file listing them on it: a month re-sent with
+        # corrections beside the original replaces it, and does not count a moved person in
+        # both org units. Exact duplicates within that file merge.
+        # Newest by modification time, then name: a correction shows no later date than the file
+        # it corrects (a whole history exported in June outranks May's correction by content).
+        sent = {name: n for n, name in enumerate(sorted((f.name for f in snapshot_files),
+                                                        key=lambda name: ((modified or {}).get(name, 0), name)))}
+        from_snapshots = (
+            f"select distinct {listed} from ({rows('headcount', headcount_columns, snapshot_files, sent)}) "
+            "qualify file_rank = max(file_rank) over (partition by employee_id, snapshot_date)")
     termination_columns = (*TERMINATION_COLUMNS, "source_file")
     # A roster's leavers follow its headcount (a notice rescinded or a date corrected in a newer
     # roster leaves no leaver behind); leaver and snapshot files add up, a leaver once.
