@@ -187,10 +187,17 @@ def _claims_matching_nothing(conn, seen: str, sources: tuple[str, ...], tool_has
     return said
 
 
+# Jira keeps a component's id through a rename and writes it in no issue's history, so the issues
+# synced before it may keep the old name until they change: a claim of the new name matches none.
+_COMPONENT_RENAMED = ("; if the component was renamed in Jira, the issues synced before may keep its old name (a "
+                      "rename is in no issue's history, so the sync need not read them again): claim the old name as "
+                      "well, or run raw/jira__issues once with full_refresh: true to read them again")
+
+
 def _claim_matching_nothing(team: str, source: str, identifier: str, alike: list[str]) -> str:
     said = f"{team}: {_TEAM_MAP_KEYS[source]} {identifier!r} matches no {_CLAIMED_THINGS[source]}"
     if not alike:
-        return said
+        return said + (_COMPONENT_RENAMED if source == "jira_component" else "")
     names = " and ".join(repr(name) for name in alike)
     if all(name.lower() == identifier.lower() for name in alike):
         return f"{said}; ignoring case it matches {names} (identifiers match in the case the tool writes them)"
