@@ -26,12 +26,15 @@ from assets.landing.mapping import MappingError, read_mapping
 from assets.landing.resource import LandingFolderResource
 from assets.landing.survey import SurveyExportError, read_survey_exports
 from assets.models.assets import survey_waves
+from assets.models.psychometrics import MIN_RESPONDENTS
 from assets.warehouse.resource import WarehouseResource
 
 NOW = datetime(2025, 7, 20, tzinfo=UTC)
 ITEMS = [item.text for item in PSYCHOLOGICAL_SAFETY.items]
 REVERSED = {item.number for item in PSYCHOLOGICAL_SAFETY.items if item.reverse_keyed}
 GROUPS = {"payments": "Payments", "search": "Search"}
+# A file's count below MIN_RESPONDENTS, as messages show it (one export per team would show its size).
+FEWER = f"fewer than {MIN_RESPONDENTS}"
 BERLIN = "survey:\n  time_zone: Europe/Berlin\n"
 # The trial's campaign: 7 answers in March, 6 in the first week of April (Berlin time).
 CAMPAIGN = ([f"2025-03-{day} 10:00:00" for day in (24, 24, 25, 26, 27, 28, 31)]
@@ -82,7 +85,7 @@ def test_a_campaign_across_a_quarter_end_warns_naming_the_file_the_counts_and_th
     # A campaign that opened early (its few March answers the tail) is named the other way round.
     early = export(tmp_path / "early.csv", CAMPAIGN[5:7] + CAMPAIGN[7:])
     load = read_survey_exports([early], GROUPS, NOW, settings=settings_of(tmp_path, BERLIN, early.name))
-    assert any("2 in 2025-Q1 and 6 in 2025-Q2" in w and "set wave: 2025-Q2" in w for w in load.warnings)
+    assert any(f"{FEWER} in 2025-Q1 and 6 in 2025-Q2" in w and "set wave: 2025-Q2" in w for w in load.warnings)
     # Campaigns in the middle of their quarters (a cumulative export), and a survey open all the
     # time (a weekly pulse), are not named.
     cumulative = export(tmp_path / "cumulative.csv", ["2025-02-10 09:00", "2025-02-12 09:00", "2025-05-12 09:00"],
@@ -135,7 +138,7 @@ def test_a_wave_setting_on_a_file_spanning_more_than_one_quarter_end_stops_it(tm
         read_survey_exports([path], GROUPS, NOW, settings=settings)
     message = str(stopped.value)
     assert message.startswith("all_waves.csv: its files: entry in export_mapping.yml sets wave: 2025-Q1")
-    assert "but 1 of its 5 responses were submitted more than a quarter away (1 in 2025-Q3)" in message
+    assert f"but {FEWER} of its 5 responses were submitted more than a quarter away ({FEWER} in 2025-Q3)" in message
     assert "cumulative export), remove wave from the entry" in message
 
 
@@ -146,8 +149,8 @@ def test_a_wave_setting_on_a_file_with_responses_on_both_sides_of_its_wave_stops
     settings = settings_of(tmp_path, 'files:\n  - match: "cumulative.csv"\n    wave: 2025-Q1\n', path.name)
     with pytest.raises(SurveyExportError) as stopped:
         read_survey_exports([path], GROUPS, NOW, settings=settings)
-    assert ("but 1 of its 6 responses were submitted more than a quarter away, or in the quarter on one side of it "
-            "while others are in the quarter on the other side (1 in 2024-Q4)") in str(stopped.value)
+    assert (f"but {FEWER} of its 6 responses were submitted more than a quarter away, or in the quarter on one side "
+            f"of it while others are in the quarter on the other side ({FEWER} in 2024-Q4)") in str(stopped.value)
 
 
 def two_team_warehouse(tmp_path, dbt, landing):

@@ -27,6 +27,7 @@ from assets.landing.files import (
     ShrunkExport,
     check_shrinkage,
     classify,
+    clear_warehouse_facts,
     export_files,
     previous_facts,
     write_facts,
@@ -50,12 +51,13 @@ from assets.landing.survey import (
     combine_survey_files,
     read_survey_file,
     redated_responses,
+    response_count,
 )
 from assets.landing.tables import UnreadableText, read_records, sql_text
 from assets.landing.team_map import TeamMapError, identifier_key, read_team_map
 from assets.warehouse.pool import WAREHOUSE_POOL
 from assets.warehouse.raw_tables import replace_table, table_columns, warehouse_connection
-from assets.warehouse.restricted import REWRITE_MARKER
+from assets.warehouse.restricted import leave_rewrite_marker
 
 TEAM_MAP = dg.AssetKey(["raw", "config__team_map"])
 QUARANTINE_SCHEMA = {"source_file": pl.String, "source_line": pl.Int64, "reason": pl.String, "raw_row": pl.String}
@@ -174,11 +176,15 @@ def _quarantine_frame(rows: list[dict] | pl.DataFrame, loaded_at: datetime) -> p
         loaded_at=pl.lit(loaded_at, dtype=pl.Datetime(time_zone="UTC")))
 
 
-def _replace(conn: duckdb.DuckDBPyConnection, writes: list[tuple[str, str, pl.DataFrame]]) -> None:
+def _replace(conn: duckdb.DuckDBPyConnection, writes: list[tuple[str, str, pl.DataFrame]],
+             facts: dict[str, FileFacts]) -> None:
+    """Replace the survey tables with ``writes`` and the survey files' manifest with ``facts``,
+    in one transaction of the restricted file."""
     conn.execute("begin transaction")
     try:
         for schema, table, frame in writes:
             replace_table(conn, schema, table, frame)
+        write_facts(conn, "survey", facts)
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")
@@ -251,7 +257,8 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
         old_facts = previous_facts(conn, "survey")
         kept_facts = {name: facts for name, facts in old_facts.items() if name in waiting}
         accepted_shrink = check_shrinkage({k: v for k, v in old_facts.items() if k not in waiting}, new_facts,
-                                          config.accept_shrunk_exports, "response", "wave", context.op_def.name)
+                                          config.accept_shrunk_exports, "response", "wave", context.op_def.name,
+                                          response_count)
         accepted = pl.DataFrame(load.checked.accepted, schema=SURVEY_SCHEMA)
         for kept in (_kept_rows(conn, "restricted", "survey__responses", waiting),
                      _held_back_rows(conn, load.keying_failures, accepted)):
@@ -264,13 +271,17 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
         if kept_quarantine is not None and kept_quarantine.height:
             quarantine = pl.concat([quarantine, kept_quarantine.select(quarantine.columns).cast(quarantine.schema)])
         _replace(conn, [("restricted", "survey__responses", accepted),
-                        ("restricted", "survey__responses_quarantine", quarantine)])
-        write_facts(conn, "survey", {**new_facts, **kept_facts})
+                        ("restricted", "survey__responses_quarantine", quarantine)], {**new_facts, **kept_facts})
+        if moved := clear_warehouse_facts(conn, "survey"):
+            context.log.info(f"Moved the manifest rows of {moved} survey files (their rows and responses) out of the "
+                             "warehouse file's raw.landing__files into the restricted file's landing__files; the "
+                             "next connection rewrites the warehouse file without their bytes")
     for warning in load.warnings + [f"accepted: {message}" for message in accepted_shrink]:
         context.log.warning(warning)
     reasons = load.checked.reasons()
     dropped = sum((f.dropped for f in read), Counter())
-    context.log.info(f"restricted.survey__responses: {load.responses} responses ({accepted.height} answers) from "
+    context.log.info(f"restricted.survey__responses: {response_count(load.responses)} responses "
+                     f"({accepted.height} answers) from "
                      f"{len(read)} files, scales {', '.join(load.scales) or 'none'}; quarantined {quarantine.height} "
                      f"{reasons or ''}; dropped {dict(dropped)}")
     def findings(found: list) -> dg.MetadataValue:
@@ -288,13 +299,15 @@ def _load_surveys(context, config: LandingLoadConfig, landing: LandingFolderReso
         description="; ".join(f.message for f in [*load.keying_failures, *load.keying_doubts]) or None,
         metadata={"held_back": findings(load.keying_failures), "loaded_doubtful": findings(load.keying_doubts)})
     return dg.MaterializeResult(check_results=[keying], metadata={
-        "rows": accepted.height, "responses": load.responses, "quarantined": quarantine.height,
+        "rows": accepted.height, "responses": response_count(load.responses), "quarantined": quarantine.height,
         "scales": dg.MetadataValue.json(load.scales),
         "quarantined_by_reason": dg.MetadataValue.json(reasons),
         "dropped_not_responses": dg.MetadataValue.json(dict(dropped)),
         "partial_responses": load.partial_responses, "scale_points": dg.MetadataValue.json(sorted({f.scale_points for f in read})),
         "identical_copies_merged": load.identical_copies,
-        "files": dg.MetadataValue.json({f.name: {**f.diagnosis, "responses": new_facts[f.name].units,
+        # A file's count is a team's when the tool exports one file per team: "fewer than 5" below
+        # the disclosure rule's minimum, as in the log; the exact counts are in the restricted file.
+        "files": dg.MetadataValue.json({f.name: {**f.diagnosis, "responses": response_count(new_facts[f.name].units),
                                                  "waves": f.waves, "scales": f.scales, "dropped": dict(f.dropped), "notes": f.notes,
                                                  "ignored_columns": f.ignored_columns} for f in read}),
         "waiting_for_complete_copy": dg.MetadataValue.json(waiting),
@@ -445,9 +458,7 @@ def _scrub_clear_quarantined_lines(conn) -> int:
         conn.execute("begin transaction")
         for table in tables:
             conn.execute(f"update {table} set raw_row = null where {CLEAR_QUARANTINED_LINE}")
-        [(warehouse,)] = conn.execute("select current_database()").fetchall()
-        conn.execute(f'create table if not exists "{warehouse}".main.{REWRITE_MARKER} (dropped_at timestamptz)')
-        conn.execute(f'insert into "{warehouse}".main.{REWRITE_MARKER} values (now())')
+        leave_rewrite_marker(conn)
         conn.execute("commit")
     return lines
 

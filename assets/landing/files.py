@@ -2,11 +2,12 @@
 each held when it was last loaded, and whether a new version lost anything.
 
 The folder may hold several exports of each kind (one per wave, or one cumulative file):
-every run loads all of them, so a new file adds to what was loaded. ``raw.landing__files``
-remembers, per file, its checksum, preset, data rows, responses or employees and the waves
-or months it covered (counts only: no respondent data). A file that comes back with fewer
-rows, responses, employees, waves or months than it had blocks the load, saying what shrank,
-unless the run's config accepts it (``accept_shrunk_exports``): a copy cut at a line end
+every run loads all of them, so a new file adds to what was loaded. A manifest remembers, per
+file, its checksum, preset, data rows, responses or employees and the waves or months it covered
+(counts only: no respondent data): ``raw.landing__files`` for HR files, and for survey files
+``restricted.landing__files``, in the restricted file (MANIFESTS). A file that comes back with
+fewer rows, responses, employees, waves or months than it had blocks the load, saying what
+shrank, unless the run's config accepts it (``accept_shrunk_exports``): a copy cut at a line end
 looks like a valid, shorter export and would otherwise replace a full wave.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import codecs
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,13 +30,20 @@ from assets.landing.presets import HR_PRESETS, detect_hr_preset, detect_survey_p
 from assets.landing.snapshot import ZIP_SIGNATURE, Snapshot, detect_encoding
 from assets.landing.survey import item_parts, item_texts
 from assets.landing.tables import UnreadableText, header_text, read_records
+from assets.warehouse.raw_tables import ensure_schema, table_columns
+from assets.warehouse.restricted import leave_rewrite_marker
 
 TEAM_MAP_FILE = "team_map.yml"
 EXPORT_SUFFIXES = {".csv", ".tsv", ".xlsx"}
 CONFIG_FILES = {TEAM_MAP_FILE, MAPPING_FILE}
 # The sensor also watches the configuration files: a changed team map or mapping reloads.
 WATCHED_SUFFIXES = EXPORT_SUFFIXES | {".yml", ".yaml"}
-MANIFEST = ("raw", "landing__files")
+# Where each kind's manifest is kept. A survey file's rows and responses count its respondents,
+# a team's when the tool exports one file per team (a form per team), which the disclosure rule
+# hides below MIN_RESPONDENTS: they stay in the restricted file, beside the responses, out of the
+# warehouse file analysts read. HR files' counts are no survey data.
+MANIFESTS = {"hr": ("raw", "landing__files"), "survey": ("restricted", "landing__files")}
+WAREHOUSE_MANIFEST = MANIFESTS["hr"]
 PEEK_BYTES = 256 * 1024
 
 
@@ -136,26 +145,28 @@ class FileFacts:
 
 
 def previous_facts(conn: duckdb.DuckDBPyConnection, kind: str) -> dict[str, FileFacts]:
-    schema, table = MANIFEST
-    exists = conn.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                          [schema, table]).fetchone()[0]
-    if not exists:
-        return {}
-    rows = conn.execute(f"select file, kind, preset, sha256, data_rows, units, periods from {schema}.{table} "
-                        "where kind = ?", [kind]).fetchall()
-    return {r[0]: FileFacts(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6]))) for r in rows}
+    """What the files of ``kind`` held when last loaded: from the kind's manifest, else (a
+    warehouse an earlier release loaded) from the rows of ``kind`` in the warehouse's manifest."""
+    for schema, table in (MANIFESTS[kind], WAREHOUSE_MANIFEST):
+        if table_columns(conn, f"{schema}.{table}"):
+            rows = conn.execute(f"select file, kind, preset, sha256, data_rows, units, periods from {schema}.{table} "
+                                "where kind = ?", [kind]).fetchall()
+            return {r[0]: FileFacts(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6]))) for r in rows}
+    return {}
 
 
-def shrinkage(old: FileFacts, new: FileFacts | None, unit: str, period: str) -> str | None:
-    """What ``new`` lost against ``old`` in words, or None when nothing shrank."""
+def shrinkage(old: FileFacts, new: FileFacts | None, unit: str, period: str,
+              count: Callable[[int], int | str] = int) -> str | None:
+    """What ``new`` lost against ``old`` in words, or None when nothing shrank; its rows and
+    units shown as ``count`` shows them (survey.response_count: none below MIN_RESPONDENTS)."""
     if new is None:
-        return (f"{old.name} was loaded before ({old.data_rows} rows, {old.units} {unit}s, {period}s "
+        return (f"{old.name} was loaded before ({count(old.data_rows)} rows, {count(old.units)} {unit}s, {period}s "
                 f"{', '.join(old.periods) or 'none'}) and is gone from the landing folder")
     lost = []
     if new.data_rows < old.data_rows:
-        lost.append(f"rows {old.data_rows} -> {new.data_rows}")
+        lost.append(f"rows {count(old.data_rows)} -> {count(new.data_rows)}")
     if new.units < old.units:
-        lost.append(f"{unit}s {old.units} -> {new.units}")
+        lost.append(f"{unit}s {count(old.units)} -> {count(new.units)}")
     missing = sorted(set(old.periods) - set(new.periods))
     if missing:
         lost.append(f"{period}s lost: {', '.join(missing)}")
@@ -163,13 +174,14 @@ def shrinkage(old: FileFacts, new: FileFacts | None, unit: str, period: str) -> 
 
 
 def check_shrinkage(old: dict[str, FileFacts], new: dict[str, FileFacts], accepted: list[str], unit: str,
-                    period: str, op: str) -> list[str]:
+                    period: str, op: str, count: Callable[[int], int | str] = int) -> list[str]:
     """Raise ``ShrunkExport`` for every file that lost something, unless ``accepted`` names
-    it; return the accepted shrinkages (for the log and metadata). The message gives the run
-    config of the loading ``op`` that accepts them, as the Launchpad takes it."""
+    it; return the accepted shrinkages (for the log and metadata), counts shown as ``count``
+    shows them. The message gives the run config of the loading ``op`` that accepts them, as the
+    Launchpad takes it."""
     problems, allowed = [], []
     for name, facts in old.items():
-        message = shrinkage(facts, new.get(name), unit, period)
+        message = shrinkage(facts, new.get(name), unit, period, count)
         if message is None:
             continue
         (allowed if name in accepted else problems).append(message)
@@ -185,8 +197,8 @@ def check_shrinkage(old: dict[str, FileFacts], new: dict[str, FileFacts], accept
 
 def write_facts(conn: duckdb.DuckDBPyConnection, kind: str, facts: dict[str, FileFacts]) -> None:
     """Replace the manifest rows of ``kind`` with ``facts`` (inside the caller's transaction)."""
-    schema, table = MANIFEST
-    conn.execute(f"create schema if not exists {schema}")
+    schema, table = MANIFESTS[kind]
+    ensure_schema(conn, schema)
     conn.execute(f"create table if not exists {schema}.{table} (file varchar, kind varchar, preset varchar, "
                  "sha256 varchar, data_rows bigint, units bigint, periods varchar, loaded_at timestamptz)")
     conn.execute(f"delete from {schema}.{table} where kind = ?", [kind])
@@ -202,3 +214,24 @@ def write_facts(conn: duckdb.DuckDBPyConnection, kind: str, facts: dict[str, Fil
         conn.execute(f"insert into {schema}.{table} select * from incoming_facts")
     finally:
         conn.unregister("incoming_facts")
+
+
+def clear_warehouse_facts(conn: duckdb.DuckDBPyConnection, kind: str) -> int:
+    """Delete the rows of ``kind`` an earlier release kept in the warehouse's manifest, when the
+    kind's manifest is elsewhere (survey files: the restricted file), in one transaction with the
+    rewrite marker: DuckDB keeps a deleted row's bytes in the file until the block is reused, so
+    the next connection rewrites the warehouse file. Returns the number of rows."""
+    schema, table = WAREHOUSE_MANIFEST
+    if MANIFESTS[kind] == WAREHOUSE_MANIFEST or not table_columns(conn, f"{schema}.{table}"):
+        return 0
+    [(rows,)] = conn.execute(f"select count(*) from {schema}.{table} where kind = ?", [kind]).fetchall()
+    if rows:
+        conn.execute("begin transaction")
+        try:
+            conn.execute(f"delete from {schema}.{table} where kind = ?", [kind])
+            leave_rewrite_marker(conn)
+            conn.execute("commit")
+        except BaseException:
+            conn.execute("rollback")
+            raise
+    return rows

@@ -48,7 +48,7 @@ from assets.landing.tables import Records, header_text, read_records
 from assets.landing.team_map import identifier_key
 from assets.landing.validation import Checked, RowError, supersede_duplicates
 from assets.landing.values import AGREEMENT_LABELS, AmbiguousDates, DatePattern, parse_answer
-from assets.models.psychometrics import cronbach_alpha
+from assets.models.psychometrics import MIN_RESPONDENTS, cronbach_alpha
 
 # Kept for the synthetic generator and tests: (text, reverse-keyed) of Edmondson's items.
 EDMONDSON_ITEMS: tuple[tuple[str, bool], ...] = tuple((i.text, i.reverse_keyed) for i in PSYCHOLOGICAL_SAFETY.items)
@@ -65,6 +65,14 @@ KEYING_CHECK_LEVEL = 0.05
 # that all lie this close to its boundary with the next (or previous) quarter, and are fewer than
 # that quarter's, are taken for the campaign's tail, and the load warns (straddle_warnings).
 CAMPAIGN_TAIL_DAYS = 14
+
+
+def response_count(count: int) -> int | str:
+    """A number of survey responses of one file, or of a file's wave, as the run's log and the
+    asset's metadata show it: below MIN_RESPONDENTS, "fewer than 5". A tool that exports one
+    file per team (a form per team) makes a file's count its team's respondent count, which the
+    disclosure rule hides below MIN_RESPONDENTS, and analysts read the log and the metadata."""
+    return count if count >= MIN_RESPONDENTS else f"fewer than {MIN_RESPONDENTS}"
 
 
 class SurveyExportError(ValueError):
@@ -173,7 +181,7 @@ def redated_responses(file: SurveyFile, loaded_ids: list[str]) -> str | None:
     shared = earlier.keys() & now.keys()
     if not shared or any(earlier[number] == now[number] for number in shared):
         return None
-    return (f"{file.name}: all {len(shared)} responses it held when last loaded now have other submission times "
+    return (f"{file.name}: all {response_count(len(shared))} responses it held when last loaded now have other submission times "
             f"(its survey numbers responses from 1, so they are told apart by number and time): the file's "
             f"time_zone or date_format in export_mapping.yml changed since. Loaded so, each would count again, in "
             f"the survey waves already frozen too. Restore the previous setting for this file (a files: entry "
@@ -345,7 +353,8 @@ def read_survey_file(records: Records, name: str, settings: Settings, survey_gro
         if date_cells:
             kinds = Counter("Excel serial numbers" if isinstance(cell, (int, float)) else "date cells"
                             for cell in date_cells.values())
-            diagnosis["date_cells"] = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+            # One date cell per response: counted as responses are.
+            diagnosis["date_cells"] = ", ".join(f"{response_count(n)} {kind}" for kind, n in sorted(kinds.items()))
     labels = {**AGREEMENT_LABELS[scale_points], **dict.fromkeys(preset.unanswered), **settings.answer_labels}
     already = {(key, number) for key, numbers in settings.already_reversed.items() for number in numbers}
     used = {column: header_text(cells[column][0]) or questions[column] for column in
@@ -404,10 +413,11 @@ def _far_from_wave(file: SurveyFile) -> str | None:
     if not far:
         return None
     return (f"{file.name}: its files: entry in export_mapping.yml sets wave: {_wave(file.wave)}, so every response "
-            f"of it would count in that wave, but {sum(far.values())} of its {len(file.candidates)} responses were "
+            f"of it would count in that wave, but {response_count(sum(far.values()))} of its "
+            f"{response_count(len(file.candidates))} responses were "
             + ("submitted more than a quarter away, or in the quarter on one side of it while others are in the "
                "quarter on the other side (" if both_sides else "submitted more than a quarter away (")
-            + ", ".join(f"{n} in {wave}" for wave, n in sorted(far.items()))
+            + ", ".join(f"{response_count(n)} in {wave}" for wave, n in sorted(far.items()))
             + "): one campaign's export crosses one quarter end at most. If the file holds several campaigns (a "
             "cumulative export), remove wave from the entry that matches it; else correct the wave or the entry's "
             "match")
@@ -661,11 +671,12 @@ def straddle_warnings(files: list[SurveyFile]) -> list[str]:
                 wave, tail = after, before
             else:
                 continue
+            shown = {quarter: response_count(len(days[quarter])) for quarter in (before, after)}
             warnings.append(
                 f"{file.name}: its responses straddle the end of {_wave(before)} as one campaign open across it "
-                f"would: {len(days[before])} in {_wave(before)} and {len(days[after])} in {_wave(after)}, the "
-                f"{len(days[tail])} of {_wave(tail)} all within {CAMPAIGN_TAIL_DAYS} days of {end:%d %B %Y}. Each "
-                f"quarter is its own wave, so those {len(days[tail])} would stand for their teams in {_wave(tail)} "
+                f"would: {shown[before]} in {_wave(before)} and {shown[after]} in {_wave(after)}, the "
+                f"{shown[tail]} of {_wave(tail)} all within {CAMPAIGN_TAIL_DAYS} days of {end:%d %B %Y}. Each "
+                f"quarter is its own wave, so those {shown[tail]} would stand for their teams in {_wave(tail)} "
                 f"alone. If the file is one campaign, set wave: {_wave(wave)} in a files: entry matching "
                 f"{file.name!r} in export_mapping.yml: all its responses then count in {_wave(wave)}")
     return warnings

@@ -104,6 +104,15 @@ def attach_statement(path: str, alias: str, *options: str) -> str:
         f" ({', '.join(options)})" if options else "")
 
 
+def leave_rewrite_marker(conn: duckdb.DuckDBPyConnection) -> None:
+    """Leave REWRITE_MARKER in the warehouse open on ``conn``, inside the caller's transaction that
+    drops, deletes or changes rows analysts must not read: DuckDB keeps their bytes in the file
+    until the block is reused, and the next connection rewrites the file from its live objects."""
+    [(warehouse,)] = conn.execute("select current_database()").fetchall()
+    conn.execute(f"create table if not exists {_quoted(warehouse)}.main.{REWRITE_MARKER} (dropped_at timestamptz)")
+    conn.execute(f"insert into {_quoted(warehouse)}.main.{REWRITE_MARKER} values (now())")
+
+
 def holds_legacy_schema(conn: duckdb.DuckDBPyConnection) -> bool:
     """Whether the warehouse open on ``conn`` has a schema ``restricted`` (written before the
     split) or a rewrite left to finish."""
@@ -137,8 +146,7 @@ def move_legacy_schema(conn: duckdb.DuckDBPyConnection) -> tuple[list[str], list
     conn.execute("commit")
     conn.execute("begin transaction")
     conn.execute(f"drop schema {_quoted(warehouse)}.{RESTRICTED_CATALOG} cascade")
-    conn.execute(f"create table if not exists {_quoted(warehouse)}.main.{REWRITE_MARKER} (dropped_at timestamptz)")
-    conn.execute(f"insert into {_quoted(warehouse)}.main.{REWRITE_MARKER} values (now())")
+    leave_rewrite_marker(conn)
     conn.execute("commit")
     return copied, sorted(set(legacy) - set(copied))
 
