@@ -121,9 +121,13 @@ def expected_sentence(row) -> str:
     noun, down, up, verb = READINGS[row.kpi]
     word = lambda relative: down if relative < 0 else up  # noqa: E731
     change, low, high = math.expm1(row.estimate), math.expm1(row.ci_low), math.expm1(row.ci_high)
-    noun = noun.format(f"{size(change)} {word(change)}")
-    if noun.startswith("a ") and (noun[2] == "8" or noun[2:5] in ("11%", "18%", "11,", "18,")):
-        noun = "an " + noun[2:]  # "an 18% shorter ...", "an 8% longer ..."
+    if not math.isnan(row.q_value) and row.q_value >= 0.05:
+        # A tested result that could be chance states no direction.
+        verb, noun = "showed", "no clear difference in " + noun.format("").strip().removeprefix("a ").strip()
+    else:
+        noun = noun.format(f"{size(change)} {word(change)}")
+        if noun.startswith("a ") and (noun[2] == "8" or noun[2:5] in ("11%", "18%", "11,", "18,")):
+            noun = "an " + noun[2:]  # "an 18% shorter ...", "an 8% longer ..."
     opening = OPENINGS[row.construct].format(verb=verb, noun=noun, swing=f"{row.within_team_sd:.2f}")
     if low < 0 < high:
         interval = f"95% CI from {size(low)} {word(low)} to {size(high)} {word(high)}, which includes no difference"
@@ -564,9 +568,10 @@ def result(**fields) -> SimpleNamespace:
 
 
 def test_each_scale_reads_as_a_change_in_time_count_or_odds():
+    # A result that could be chance states no direction: the interval gives both ends (eighth trial, D1).
     assert result_sentence(result(estimate=0.05, ci_low=-0.1, ci_high=0.2, q_value=0.31)) == (
-        "Incident by incident, teams one standard deviation safer in the previous quarter took 5% more time to "
-        "resolve an incident (95% CI from 10% less to 22% more, which includes no difference; 45 teams). "
+        "Incident by incident, teams one standard deviation safer in the previous quarter showed no clear difference "
+        "in time to resolve an incident (95% CI from 10% less to 22% more, which includes no difference; 45 teams). "
         "Could be chance (q = 0.310). An association, not proof of cause. Incidents still open count as "
         "unresolved for as long as they have been open, not as missing, so slow incidents that have not ended "
         "yet are not left out."
@@ -604,6 +609,11 @@ def test_a_kpi_or_scale_without_words_still_reads_correctly():
     assert result_sentence(result(kpi="proactive share", construct=BETWEEN)).startswith(
         "Across teams, a team one standard deviation safer than others had an 18% lower proactive share"
     )
+    assert result_sentence(result(kpi="log median TTR", construct=BETWEEN, estimate=-0.08, ci_low=-0.36,
+                                  ci_high=0.2, q_value=0.8)).startswith(
+        "Across teams, a team one standard deviation safer than others showed no clear difference in median time to "
+        "resolve incidents (95% CI from 30% shorter to 22% longer, which includes no difference; 45 teams). "
+        "Could be chance (q = 0.800).")
     # A scale that is no relative change is reported on the model's own scale.
     assert result_sentence(result(kpi="safety gap", scale="difference per SD", estimate=0.25, ci_low=0.1,
                                   ci_high=0.4)) == (
@@ -611,6 +621,10 @@ def test_a_kpi_or_scale_without_words_still_reads_correctly():
         "scale, difference per SD (95% CI 0.100 to 0.400; 45 teams). Unlikely to be chance (q = 0.004). "
         "An association, not proof of cause."
     )
+    assert result_sentence(result(kpi="safety gap", scale="difference per SD", estimate=0.25, ci_low=-0.1,
+                                  ci_high=0.4, q_value=0.3)).startswith(
+        "For safety gap, one standard deviation higher safety (total) went with no clear change on the model's "
+        "scale, difference per SD (estimate 0.250, 95% CI \u22120.100 to 0.400; 45 teams). Could be chance")
 
 
 def test_model_warnings_other_than_few_teams_are_passed_on_and_a_failed_fit_is_named():
@@ -845,10 +859,13 @@ def test_accountability_and_the_stages_are_reported_like_the_other_results(night
                           & interaction["estimate"].notna()].iloc[0]
     noun, down, up, verb = READINGS[between.kpi]
     change = math.expm1(between.estimate)
+    # A direction only when unlikely to be chance; else "showed no clear difference in ..."
+    said = (f"{verb} " if between.q_value < 0.05 else "showed no clear difference in ")
     assert any(s.startswith("Across teams, where accountability was one standard deviation higher, a team one "
-                            f"standard deviation higher on safety {verb} ") and f"{size(change)} "
-               f"{down if change < 0 else up}" in s and "beyond what one standard deviation of safety went with at "
-               "average accountability" in s for s in seen.accountability_sentences)
+                            f"standard deviation higher on safety {said}")
+               and (between.q_value >= 0.05 or f"{size(change)} {down if change < 0 else up}" in s)
+               and "beyond what one standard deviation of safety went with at average accountability" in s
+               for s in seen.accountability_sentences)
     stages = effects[effects["construct"].str.contains("inclusion|learner|contributor|challenger")]
     per_stage = sum(2 if kpi.family.grain == "team-month" else 1 for kpi in KPIS)  # within and between, or total
     assert len(stages) == 4 * per_stage and len(seen.stage_rows) == len(stages)

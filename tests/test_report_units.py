@@ -85,7 +85,7 @@ def test_a_fall_that_rounds_to_100_percent_prints_as_more_than_99():
 
 def test_a_result_and_its_interval_never_say_100_percent_shorter():
     row = SimpleNamespace(kpi="log median TTR", construct="accountability within team", scale="log ratio per SD",
-                          estimate=-5.745, ci_low=-7.2, ci_high=-1.83, p_value=0.04, q_value=0.099, n_teams=12,
+                          estimate=-5.745, ci_low=-7.2, ci_high=-1.83, p_value=0.001, q_value=0.004, n_teams=12,
                           model="MixedLM", warnings="", within_team_sd=0.21)
     sentence = result_sentence(row)
     assert "a more than 99% shorter median time to resolve incidents" in sentence

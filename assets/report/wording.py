@@ -59,6 +59,10 @@ class Outcome:
     def noun(self, change: str) -> str:
         return AN_NUMBER.sub("an ", self.reading.noun.format(change=change))
 
+    def subject(self) -> str:
+        """What the KPI measures, without a change: "median time to resolve incidents"."""
+        return " ".join(self.reading.noun.format(change="").split()).removeprefix("a ")
+
 
 def outcome_for(kpi: str, scale: str) -> Outcome | None:
     """The reading of a KPI on a scale: the registry's words when they are for that scale, else
@@ -168,8 +172,7 @@ def within_unit(label: str, within_team_sd: float) -> str:
             f"{within_team_sd:.2f} of one from its own average)")
 
 
-def _opening(construct: str, outcome: Outcome, change: str, within_team_sd: float = math.nan) -> str:
-    noun, verb = outcome.noun(change), outcome.reading.verb
+def _opening(construct: str, verb: str, noun: str, within_team_sd: float = math.nan) -> str:
     label, part = split_construct(construct)
     unit = within_unit(label, within_team_sd)
     if label == "safety":
@@ -240,13 +243,22 @@ def result_sentence(row) -> str:
             f"No usable estimate for {row.kpi} ({row.construct}): the model gave no 95% interval on this data."
         )
     outcome = outcome_for(row.kpi, row.scale)
+    # A tested result states a direction only when it is unlikely to be chance (the report's one
+    # rule, as for correlations); the interval still gives both ends. An untested one (too few
+    # teams) describes its teams, and its chance clause says so.
+    directed = unlikely_to_be_chance(row.q_value) or row.q_value is None or math.isnan(row.q_value)
     if outcome is None:
+        change = f"a change of {signed(row.estimate, 3)}" if directed else "no clear change"
         return (
-            f"For {row.kpi}, one standard deviation higher {row.construct} went with a change of "
-            f"{signed(row.estimate, 3)} on the model's scale, {row.scale} (95% CI {signed(row.ci_low, 3)} to "
-            f"{signed(row.ci_high, 3)}; {teams}). {chance_clause(row)} {ASSOCIATION}"
+            f"For {row.kpi}, one standard deviation higher {row.construct} went with {change} on the model's "
+            f"scale, {row.scale} ({'' if directed else f'estimate {signed(row.estimate, 3)}, '}95% CI "
+            f"{signed(row.ci_low, 3)} to {signed(row.ci_high, 3)}; {teams}). {chance_clause(row)} {ASSOCIATION}"
         )
-    opening = _opening(row.construct, outcome, outcome.change(row.estimate), row.within_team_sd)
+    if directed:
+        opening = _opening(row.construct, outcome.reading.verb, outcome.noun(outcome.change(row.estimate)),
+                           row.within_team_sd)
+    else:
+        opening = _opening(row.construct, "showed", f"no clear difference in {outcome.subject()}", row.within_team_sd)
     interval = f"95% CI {interval_words(outcome, row.ci_low, row.ci_high)}"
     sentence = f"{opening} ({interval}; {teams}). {chance_clause(row)} {ASSOCIATION}"
     sentence += caveat_note(row.kpi)
