@@ -250,9 +250,11 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         texts = [text for (text,) in conn.execute(f"select distinct coalesce(trim({roles['org_unit']}), '') "
                                                   "from data").fetchall()]
         matched = {text: org_units[identifier_key(text)] for text in texts if identifier_key(text) in org_units}
+        zeros = _leading_zeros_alike(set(texts) - set(matched), org_units)
         conn.register("org_unit_frame", pl.DataFrame(
-            {"key": list(matched), "org_unit": list(matched.values())},
-            schema={"key": pl.String, "org_unit": pl.String}).to_arrow())
+            {"key": [*matched, *zeros], "org_unit": [*matched.values(), *(None for _ in zeros)],
+             "alike": [*(None for _ in matched), *zeros.values()]},
+            schema={"key": pl.String, "org_unit": pl.String, "alike": pl.String}).to_arrow())
         conn.execute("create table org_units as select * from org_unit_frame")
         known_types = (settings.counted_employment_types + settings.excluded_employment_types
                        if "employment_type" in roles else ())
@@ -645,7 +647,10 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
                "saves an id of 12 digits or more), which lost its last digits, so several people may share it: "
                "export the ids as text from the HR tool, not through a spreadsheet' end"),
               ("case when org_units.org_unit is null then 'unknown team: org unit ''' || org_unit_text || "
-               f"''' is not in the team map''s hr_org_units'{_misread_hint(encoding)} end")]
+               "''' is not in the team map''s hr_org_units' || coalesce(' (the team map has ''' || org_units.alike "
+               "|| ''', which differs only in leading zeros, as a code saved through a spreadsheet as a number "
+               "loses them: write it in the team map as the export does, or export the code as text)', '')"
+               f"{_misread_hint(encoding)} end")]
     for role in DATE_ROLES:
         if role in roles:
             checks.append(f"case when {role}_text <> '' and {role} is null then 'bad date: {role} ''' || {role}_text "
@@ -687,6 +692,14 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
                       "employment type: ''' || employment_type_text || ''' is in neither list: the row is neither "
                       f"counted nor left out until the type is listed under {lists}' end")
     return "concat_ws('; ', " + ", ".join(checks) + ")"
+
+
+def _leading_zeros_alike(texts: set[str], org_units: dict[str, str]) -> dict[str, str]:
+    """Each org unit text of ``texts`` that the team map's ``org_units`` (identifier_key -> the
+    map's org unit) lists only with other leading zeros (100 for 0100), with that org unit."""
+    unpadded = {key.lstrip("0"): unit for key, unit in org_units.items() if key[:1].isdigit()}
+    return {text: unpadded[identifier_key(text).lstrip("0")] for text in texts
+            if text[:1].isdigit() and identifier_key(text).lstrip("0") in unpadded}
 
 
 def _misread_hint(encoding: str) -> str:
