@@ -128,6 +128,7 @@ def test_a_missing_folder_fails_at_once_naming_the_variable(tmp_path):
     assert str(path.parent) in failure.value.description
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("restricted", [False, True], ids=["the warehouse file", "the restricted file"])
 def test_a_lock_held_by_another_process_is_waited_for(tmp_path, restricted):
     path = tmp_path / "warehouse.duckdb"

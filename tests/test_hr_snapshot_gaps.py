@@ -50,6 +50,7 @@ def check_result(warehouse):
                                         duckdb=WarehouseResource(database=str(warehouse.path)))
 
 
+@pytest.mark.slow
 def test_a_month_missing_from_one_teams_snapshots_is_named_with_its_org_units(warehouse):
     warehouse.raw_rows("config__team_map", TEAM_MAP)
     warehouse.raw_json("pagerduty__teams", [{"id": p, "name": t} for t, (p, _, _) in TEAMS.items()])
@@ -106,6 +107,7 @@ def test_a_team_that_ends_or_starts_later_is_no_gap(warehouse):
     assert result.passed, result.description
 
 
+@pytest.mark.slow
 def test_a_seasonal_org_unit_is_no_gap_and_a_month_left_out_is(warehouse):
     """An org unit staffed part of the year (holiday support: the same people back after three
     empty months, no incident or ticket meanwhile) has no snapshot then because it had nobody:

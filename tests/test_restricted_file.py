@@ -73,6 +73,7 @@ def test_dbt_attaches_the_restricted_file_and_spills_beside_it(tmp_path, umask_0
     assert restricted.stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.slow
 def test_a_dbt_model_runs_after_one_that_spilled(tmp_path, umask_022):
     """The project's profile on a two-model project whose first model spills to disk under a
     small memory limit: the second builds too. DuckDB refuses to set the spill folder again once

@@ -4,6 +4,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 # A reader as a notebook cell is one: open the warehouse read-only, read, hold it a moment, close.
 HOLD = """
 import sys, time, duckdb
@@ -15,6 +17,7 @@ conn.close()
 """
 
 
+@pytest.mark.slow
 def test_a_dbt_command_waits_for_a_reader_holding_the_warehouse(warehouse):
     warehouse.build("stg_config__team_map")
     reader = subprocess.Popen([sys.executable, "-c", HOLD, str(warehouse.path), "3"], stdout=subprocess.PIPE,
