@@ -115,7 +115,7 @@ def test_a_corrected_estimate_is_not_shown_below_a_reliability_of_05_and_the_rep
                     "the correction than on the data, and none is shown.")
     assert corrected_cell(corrected_row(0.13)) == {"value": "not shown", "interval": "reliability 0.13"}
     # From 0.5 on, the figure is shown as before.
-    shown = corrected_row(0.56)
+    shown = SimpleNamespace(**{**vars(corrected_row(0.56)), "q_value": 0.004})
     assert corrected_note(shown).startswith("Survey scores measure this part of accountability with reliability 0.56; "
                                             "allowing for that, the estimate per SD of true accountability is a "
                                             "more than 99% shorter median time")
@@ -140,3 +140,14 @@ def test_a_quarter_under_way_names_the_months_its_kpis_pool():
     october = review_of([kpi_quarter(Q3, "log median TTR", math.log(81 * 60)),
                          kpi_quarter(Q4, "log median TTR", math.log(63 * 60), months=1)])
     assert "Median TTR: 63 min in 2024 Q4 (October only), 22% shorter than 81 min in 2024 Q3." in october["changes"]
+
+
+def test_a_corrected_estimate_that_could_be_chance_states_no_direction_either():
+    # The note under a sentence follows the sentence's rule (review of the eighth trial's D1 fix).
+    row = SimpleNamespace(**{**vars(corrected_row(0.7)), "estimate": -0.08, "ci_low": -0.36, "ci_high": 0.2,
+                             "estimate_corrected": -0.12, "ci_low_corrected": -0.5, "ci_high_corrected": 0.3,
+                             "p_value": 0.5, "q_value": 0.8})
+    assert corrected_note(row) == (
+        "Survey scores measure this part of accountability with reliability 0.70; allowing for that, the 95% CI per "
+        "SD of true accountability is from 39% shorter to 35% longer, which includes no difference.")
+    assert "is an 11% shorter median" in corrected_note(SimpleNamespace(**{**vars(row), "q_value": 0.01}))

@@ -232,6 +232,13 @@ def chance_clause(row) -> str:
     return f"Could be chance ({statistic('q', row.q_value)})."
 
 
+def states_direction(row) -> bool:
+    """Whether the report words a model result with its direction: a tested result only when it is
+    unlikely to be chance (the report's one rule, as for correlations; the interval still gives
+    both ends); an untested one (too few teams) describes its teams, and its chance clause says so."""
+    return unlikely_to_be_chance(row.q_value) or row.q_value is None or math.isnan(row.q_value)
+
+
 def result_sentence(row) -> str:
     """The sentences for one main row of the results table (columns as ``RESULT_COLUMNS``)."""
     n_teams = int(row.n_teams)
@@ -243,10 +250,7 @@ def result_sentence(row) -> str:
             f"No usable estimate for {row.kpi} ({row.construct}): the model gave no 95% interval on this data."
         )
     outcome = outcome_for(row.kpi, row.scale)
-    # A tested result states a direction only when it is unlikely to be chance (the report's one
-    # rule, as for correlations); the interval still gives both ends. An untested one (too few
-    # teams) describes its teams, and its chance clause says so.
-    directed = unlikely_to_be_chance(row.q_value) or row.q_value is None or math.isnan(row.q_value)
+    directed = states_direction(row)
     if outcome is None:
         change = f"a change of {signed(row.estimate, 3)}" if directed else "no clear change"
         return (
@@ -328,9 +332,13 @@ def corrected_note(row) -> str:
     if too_unreliable_to_correct(row.reliability):
         return (f"{measured}: less than half of its variation is true differences, so an estimate allowing for "
                 "measurement error would rest more on the correction than on the data, and none is shown.")
+    interval = interval_words(outcome, row.ci_low_corrected, row.ci_high_corrected)
+    if not states_direction(row):
+        # No direction where the sentence above states none: the corrected interval only.
+        return f"{measured}; allowing for that, the 95% CI per SD of true {label} is {interval}."
     return (f"{measured}; allowing for that, "
             f"the estimate per SD of true {label} is {outcome.noun(outcome.change(row.estimate_corrected))} "
-            f"(95% CI {interval_words(outcome, row.ci_low_corrected, row.ci_high_corrected)}).")
+            f"(95% CI {interval}).")
 
 
 POWER_HEADINGS = {BETWEEN: "between teams", WITHIN: "within a team", TOTAL: "incident by incident"}
