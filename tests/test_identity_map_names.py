@@ -100,6 +100,22 @@ def test_entries_of_a_map_changed_since_it_was_loaded_are_counted_and_the_reload
         "again to have them named")
 
 
+def test_a_map_that_cannot_be_read_since_it_was_loaded_is_said_so_not_asked_to_reload(tmp_path):
+    folder, warehouse = landing_beside_warehouse(tmp_path, {"team": ["Ops"], "source": ["hr_org_unit"],
+                                                            "identifier": ["Ops"]})
+    roster(folder)
+    identity_map_file(folder, ["E000001", "X999"])
+    checked(folder, warehouse)
+    # Edited since, into a file that does not load (an entry without an employee id).
+    (folder / "identity_map.yml").write_text("people:\n  - jira_account_ids: ['712020:acc1']\n", encoding="utf-8")
+    result = dg.materialize([identity_map, people_are_in_the_hr_roster], resources=resources(folder, warehouse),
+                            selection=dg.AssetSelection.checks(people_are_in_the_hr_roster))
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.metadata["entries_not_in_hr"].value == []
+    assert "; identity_map.yml cannot be read as it is now, so none is named (" in evaluation.description
+    assert "load it again" not in evaluation.description
+
+
 def test_a_map_whose_employees_are_all_in_hr_passes(tmp_path):
     folder, warehouse = landing_beside_warehouse(tmp_path, {"team": ["Ops"], "source": ["hr_org_unit"],
                                                             "identifier": ["Ops"]})

@@ -173,11 +173,8 @@ def _entries_not_in_hr(path: Path, salt: str, unknown: set[str], roster: set[str
     each named by its position and its employee id as the user wrote it (the map is their own
     file; an email address by its position only; nothing of the HR export is named but an id form
     ``_alike_forms`` derives from it), with the forms of that id the HR export has (``roster``:
-    its pseudonyms)."""
-    try:
-        rows = read_identity_map(path) if path.is_file() else []
-    except IdentityMapError:
-        rows = []
+    its pseudonyms). Raises IdentityMapError when the file cannot be read now."""
+    rows = read_identity_map(path) if path.is_file() else []
     entries = {(row["entry"], row["employee_id"]) for row in rows
                if written_employee_pseudonym(salt, row["employee_id"]) in unknown}
     named = []
@@ -207,7 +204,12 @@ def people_are_in_the_hr_roster(duckdb: DuckDBResource, landing: LandingFolderRe
         roster = {row[0] for row in conn.execute("select distinct employee_id from raw.hr__headcount").fetchall()}
     unknown = mapped - roster
     # The warehouse holds pseudonyms only: the entries are found by hashing the map's ids anew.
-    entries = _entries_not_in_hr(Path(landing.path) / IDENTITY_MAP_FILE, landing.hr_id_salt, unknown, roster)
+    path = Path(landing.path) / IDENTITY_MAP_FILE
+    try:
+        entries, unreadable = _entries_not_in_hr(path, landing.hr_id_salt, unknown, roster), None
+    except IdentityMapError as error:
+        # Edited since it was loaded, and wrong now: the next load stops with the same error.
+        entries, unreadable = [], str(error)
     said = None
     if unknown:
         shown = "; ".join(entries[:NAMED_ENTRIES]) + (
@@ -218,8 +220,10 @@ def people_are_in_the_hr_roster(duckdb: DuckDBResource, landing: LandingFolderRe
                 f"so their tickets count for no team; correct their employee ids in {IDENTITY_MAP_FILE} "
                 "(ids other than numbers and email addresses match as the HR export writes them, case included)"
                 + (f": {shown}" if entries else "")
-                + (f"; {changed} of them are no longer in {IDENTITY_MAP_FILE} as it is now (it changed since it "
-                   "was loaded): load it again to have them named" if changed else ""))
+                + (f"; {IDENTITY_MAP_FILE} cannot be read as it is now, so none is named ({unreadable})" if unreadable
+                   else f"; {IDENTITY_MAP_FILE} is gone from the landing folder, so none is named" if not path.is_file()
+                   else f"; {changed} of them are no longer in {IDENTITY_MAP_FILE} as it is now (it changed since it "
+                        "was loaded): load it again to have them named" if changed else ""))
     return dg.AssetCheckResult(
         passed=not unknown, severity=dg.AssetCheckSeverity.WARN,
         description=said,
