@@ -250,11 +250,11 @@ def read_hr_file(snapshot: Snapshot, name: str, settings: Settings, org_units: d
         texts = [text for (text,) in conn.execute(f"select distinct coalesce(trim({roles['org_unit']}), '') "
                                                   "from data").fetchall()]
         matched = {text: org_units[identifier_key(text)] for text in texts if identifier_key(text) in org_units}
-        zeros = _leading_zeros_alike(set(texts) - set(matched), org_units)
+        zeros = _leading_zeros_hints(set(texts) - set(matched), org_units)
         conn.register("org_unit_frame", pl.DataFrame(
             {"key": [*matched, *zeros], "org_unit": [*matched.values(), *(None for _ in zeros)],
-             "alike": [*(None for _ in matched), *zeros.values()]},
-            schema={"key": pl.String, "org_unit": pl.String, "alike": pl.String}).to_arrow())
+             "hint": [*(None for _ in matched), *zeros.values()]},
+            schema={"key": pl.String, "org_unit": pl.String, "hint": pl.String}).to_arrow())
         conn.execute("create table org_units as select * from org_unit_frame")
         known_types = (settings.counted_employment_types + settings.excluded_employment_types
                        if "employment_type" in roles else ())
@@ -647,9 +647,7 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
                "saves an id of 12 digits or more), which lost its last digits, so several people may share it: "
                "export the ids as text from the HR tool, not through a spreadsheet' end"),
               ("case when org_units.org_unit is null then 'unknown team: org unit ''' || org_unit_text || "
-               "''' is not in the team map''s hr_org_units' || coalesce(' (the team map has ''' || org_units.alike "
-               "|| ''', which differs only in leading zeros, as a code saved through a spreadsheet as a number "
-               "loses them: write it in the team map as the export does, or export the code as text)', '')"
+               "''' is not in the team map''s hr_org_units' || coalesce(org_units.hint, '')"
                f"{_misread_hint(encoding)} end")]
     for role in DATE_ROLES:
         if role in roles:
@@ -694,12 +692,21 @@ def _row_checks(roles, preset, true_words, false_words, voluntary: str, pattern:
     return "concat_ws('; ', " + ", ".join(checks) + ")"
 
 
-def _leading_zeros_alike(texts: set[str], org_units: dict[str, str]) -> dict[str, str]:
-    """Each org unit text of ``texts`` that the team map's ``org_units`` (identifier_key -> the
-    map's org unit) lists only with other leading zeros (100 for 0100), with that org unit."""
+def _leading_zeros_hints(texts: set[str], org_units: dict[str, str]) -> dict[str, str]:
+    """For each org unit text of ``texts`` that the team map's ``org_units`` (identifier_key ->
+    the map's org unit) lists only with other leading zeros (100 for 0100, or 0100 for 100), what
+    the unknown-team reason adds: the map's code, and what to do."""
     unpadded = {key.lstrip("0"): unit for key, unit in org_units.items() if key[:1].isdigit()}
-    return {text: unpadded[identifier_key(text).lstrip("0")] for text in texts
-            if text[:1].isdigit() and identifier_key(text).lstrip("0") in unpadded}
+    hints = {}
+    for text in texts:
+        unit = unpadded.get(identifier_key(text).lstrip("0")) if text[:1].isdigit() else None
+        if unit is None:
+            continue
+        # Fewer zeros in the export: a spreadsheet saved the code as a number.
+        advice = ("a spreadsheet saving the code as a number drops them: export it as text, or write it in the team "
+                  "map as the export does" if len(text) < len(unit) else "write it in the team map as the export does")
+        hints[text] = f" (the team map has '{unit}', which differs only in leading zeros: {advice})"
+    return hints
 
 
 def _misread_hint(encoding: str) -> str:
