@@ -383,6 +383,12 @@ def _load_hr(context, config: LandingLoadConfig, landing: LandingFolderResource,
             write_facts(conn, "hr", {**new_facts, **kept_facts})
     for message in accepted_shrink:
         context.log.warning(f"accepted: {message}")
+    for replaced in combined["snapshot_rows_replaced"]:
+        context.log.warning(
+            f"{replaced['newer']} puts {replaced['rows']} employee snapshot rows of {replaced['older']} (an employee on a "
+            "date) in another org unit, and is taken for them, as the snapshot file modified later: if "
+            f"{replaced['older']} is the correction (a copy without -t keeps the original's time), touch it or remove "
+            f"the superseded {replaced['newer']}")
     for older, newer in combined["missing_from_a_newer_roster"].items():
         context.log.warning(
             f"{sum(newer.values())} employees {older} lists as employed are missing from the newer "
@@ -488,7 +494,7 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
     """Replace the HR tables with the files' rows, in one transaction, straight from the
     files' Parquet outputs (a 200 MB export never passes through Python), combined by
     ROSTER_RULE (``newest_last``: the files, oldest first; ``modified``: their modification
-    times in ns, for the metadata). Each row says which export it
+    times in ns, which rank the snapshot files, and for the metadata). Each row says which export it
     came from (``source_file``); the rows an earlier load took from the files in ``waiting``
     (still being copied) are kept as they were. Returns the counts per table and what the
     combination merged (for the metadata)."""
@@ -526,18 +532,18 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
     listed = ", ".join(headcount_columns)
     from_rosters = f"select {listed} from ({from_newest('headcount', headcount_columns)})"
     from_snapshots = f"select {listed} from ({rows('headcount', headcount_columns, snapshot_files)})"
+    # Snapshots are facts per date: several files add up (a month each), and an employee's rows
+    # of one date come from the newest file listing them on it: a month re-sent with corrections
+    # beside the original replaces it, and does not count a moved person in both org units.
+    # Exact duplicates within that file merge. Newest by modification time, then name: a
+    # correction shows no later date than the file it corrects (a whole history exported in June
+    # outranks May's correction by content).
+    sent = {name: n for n, name in enumerate(sorted((f.name for f in snapshot_files),
+                                                    key=lambda name: ((modified or {}).get(name, 0), name)))}
+    snapshot_rows = rows('headcount', headcount_columns, snapshot_files, sent)
+    newest_listing = "qualify file_rank = max(file_rank) over (partition by employee_id, snapshot_date)"
     if len(snapshot_files) > 1:
-        # Snapshots are facts per date: several files add up (a month each), and an employee's
-        # rows of one date come from the newest file listing them on it: a month re-sent with
-        # corrections beside the original replaces it, and does not count a moved person in
-        # both org units. Exact duplicates within that file merge.
-        # Newest by modification time, then name: a correction shows no later date than the file
-        # it corrects (a whole history exported in June outranks May's correction by content).
-        sent = {name: n for n, name in enumerate(sorted((f.name for f in snapshot_files),
-                                                        key=lambda name: ((modified or {}).get(name, 0), name)))}
-        from_snapshots = (
-            f"select distinct {listed} from ({rows('headcount', headcount_columns, snapshot_files, sent)}) "
-            "qualify file_rank = max(file_rank) over (partition by employee_id, snapshot_date)")
+        from_snapshots = f"select distinct {listed} from ({snapshot_rows}) {newest_listing}"
     termination_columns = (*TERMINATION_COLUMNS, "source_file")
     # A roster's leavers follow its headcount (a notice rescinded or a date corrected in a newer
     # roster leaves no leaver behind); leaver and snapshot files add up, a leaver once.
@@ -604,7 +610,17 @@ def _copy_hr_tables(conn, read: list[HrFile], leavers_only: set[str], waiting: l
     quarantine_superseded = {f.name: f.counts["quarantine"] - loaded_quarantine.get(f.name, 0) for f in rosters
                              if f.counts["quarantine"] > loaded_quarantine.get(f.name, 0)}
     by_name = {f.name: f for f in read}
+    # Rows of an older snapshot file that a newer one replaced with another org unit: what a
+    # correction changed, or, when the older file is the correction (copied without its time), lost.
+    replaced = conn.execute(f"""
+        with listed as ({snapshot_rows}), newest as (select * from listed {newest_listing})
+        select older.source_file, newest.source_file, count(distinct (older.employee_id, older.snapshot_date))
+        from listed as older join newest using (employee_id, snapshot_date)
+        where older.file_rank < newest.file_rank and older.org_unit is distinct from newest.org_unit
+        group by all order by all""").fetchall() if len(snapshot_files) > 1 else []
     combined = {"rule": ROSTER_RULE, "files_oldest_first": newest_last,
+                "snapshot_files_oldest_first": sorted(sent, key=sent.get),
+                "snapshot_rows_replaced": [{"older": older, "newer": newer, "rows": n} for older, newer, n in replaced],
                 "missing_from_a_newer_roster": _missing_from_newer_rosters(conn, rank, [f.name for f in rosters]),
                 "ids_shared_across_exports": _ids_shared_across_exports(conn, rosters),
                 "ranked_by": {name: {"latest_hire_or_snapshot_date": by_name[name].as_of[0] or None,
