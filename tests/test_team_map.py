@@ -64,3 +64,14 @@ def test_values_read_as_written_while_nulls_and_merge_keys_still_work(tmp_path):
                                          "  - <<: *defaults\n    team: No\n    hr_org_units: [00123, 1e3, 2024-01]\n"))
     assert rows == [{"team": "No", "source": "hr_org_unit", "identifier": identifier}
                     for identifier in ("00123", "1e3", "2024-01")]
+
+
+def test_a_claim_its_team_lists_twice_is_one_claim(tmp_path):
+    # int_team_owners would hold it twice, and every join through it count its rows twice
+    # (review of the eighth trial's fixes): alike by the matching rule, the first as written.
+    path = write(tmp_path, "teams:\n  - team: Ops\n    hr_org_units: [OU-1, OU-1, ou-1]\n"
+                           "    jira_projects: [PAY, pay]\n    pagerduty_services: [PSVC1, PSVC1]\n")
+    assert read_team_map(path) == [
+        {"team": "Ops", "source": "pagerduty_service", "identifier": "PSVC1"},
+        {"team": "Ops", "source": "jira_project", "identifier": "PAY"},
+        {"team": "Ops", "source": "hr_org_unit", "identifier": "OU-1"}]

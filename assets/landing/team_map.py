@@ -116,6 +116,8 @@ def read_team_map(path: Path) -> list[dict[str, str]]:
                 identifier = _normalised(source, str(value).strip(), f"{where} ({team})")
                 # Names in exports match by identifier_key: two that are alike by it are one name.
                 matched_as = identifier_key(identifier) if source in EXPORT_SOURCES else identifier
+                if owners.get((source, matched_as)) == team:
+                    continue  # listed twice by its team (alike by the matching rule): one claim
                 owner = owners.setdefault((source, matched_as), team)
                 if owner != team:
                     raise TeamMapError(f"{where}: {key} {identifier!r} is mapped to both {owner!r} and {team!r}"
