@@ -50,6 +50,7 @@ from assets.report.wording import (
     suppression_sentence,
     too_few_to_correlate,
     too_unreliable_to_correct,
+    unlikely_to_be_chance,
 )
 
 TITLE = "Psychological safety and operational KPIs"
@@ -250,7 +251,7 @@ def _stages(results: pd.DataFrame) -> dict | None:
     if rows.empty:
         return None
     main = main_results(rows)
-    clear = main[main["q_value"] < FALSE_DISCOVERY_RATE]
+    clear = main[main["q_value"].map(unlikely_to_be_chance)]
     return {
         "rows": _table_rows(rows),
         "tested": int(main["q_value"].notna().sum()),
