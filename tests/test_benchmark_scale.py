@@ -118,6 +118,7 @@ def test_bulk_payloads_have_the_shapes_the_sandbox_serves(warehouse):
                 assert bulk_shapes[variant] == shape, f"{table} {variant}: {bulk_shapes[variant] ^ shape}"
 
 
+@pytest.mark.slow
 def test_bulk_warehouse_feeds_every_stage(warehouse):
     path, raw_rows, results, _ = warehouse
     assert raw_rows["pagerduty__incidents"] > 300 and raw_rows["jira__issues"] > 500
@@ -155,6 +156,7 @@ def test_bulk_warehouse_feeds_every_stage(warehouse):
     assert onsets > 0.5 * rows["marts/fct_incidents"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("baseline", [pandas_baseline, polars_baseline], ids=["pandas", "polars"])
 def test_sql_mart_equals_the_baseline(warehouse, baseline):
     path, *_ = warehouse
@@ -173,6 +175,7 @@ def test_sql_mart_equals_the_baseline(warehouse, baseline):
     assert sql_mart["unclassified_tickets"].sum() > 0 and sql_mart["voluntary_attrition_rate"].gt(0).any()
 
 
+@pytest.mark.slow
 def test_compare_reports_a_changed_value(warehouse):
     path, *_ = warehouse
     with duckdb.connect(str(path), read_only=True) as conn:
@@ -184,6 +187,7 @@ def test_compare_reports_a_changed_value(warehouse):
     assert comparison["mismatched_columns"] == {"ttr_p90_seconds": 1} and comparison["rows_only_sql"] == 1
 
 
+@pytest.mark.slow
 def test_a_reused_warehouse_starts_its_first_build_from_what_the_generator_wrote(warehouse, tmp_path):
     """``benchmarks.scale --reuse`` drops an earlier run's staging, marts, models and frozen survey
     waves: left in place, they would make the first build an incremental one."""

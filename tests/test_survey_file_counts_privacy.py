@@ -70,6 +70,7 @@ def tables_mentioning(path, text: str) -> list[str]:
             f'select count(*) from "{schema}"."{table}" as t where t::varchar like ?', [f"%{text}%"]).fetchone()[0]]
 
 
+@pytest.mark.slow
 def test_a_small_teams_file_count_reaches_neither_the_warehouse_nor_the_metadata(tmp_path, dbt):
     from conftest import Warehouse
 
@@ -111,6 +112,7 @@ def test_a_small_teams_file_count_reaches_neither_the_warehouse_nor_the_metadata
     assert metadata["responses"].value == sum(TEAMS.values())
 
 
+@pytest.mark.slow
 def test_a_shrunk_small_file_stops_the_load_without_showing_its_counts(tmp_path):
     landing, warehouse = tmp_path / "landing", tmp_path / "warehouse.duckdb"
     landing.mkdir()

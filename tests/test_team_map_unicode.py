@@ -17,6 +17,9 @@ from assets.kpi_rules import read_kpi_rules
 from assets.warehouse.resource import WarehouseResource
 from assets.warehouse.team_map_checks import jira_mapping_report, pagerduty_mapping_report
 
+# dbt builds through the team-month models in every test: left to make test.
+pytestmark = pytest.mark.slow
+
 JOSE = "Jos\u00e9"  # NFC: é is one character
 JOSE_NFD = unicodedata.normalize("NFD", JOSE)  # e and U+0301, as macOS may write it
 
