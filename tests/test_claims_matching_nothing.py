@@ -36,13 +36,19 @@ def pagerduty(warehouse, rows: list[dict[str, str]]) -> None:
     warehouse.raw_json("pagerduty__services", [
         {"id": "P34VE0V", "name": "payments-api", "teams": [CHECKOUT_TEAM]},
         {"id": "PRETIRED", "name": "legacy-billing", "teams": [CHECKOUT_TEAM]}])
+    two_incidents(warehouse, "P34VE0V", CHECKOUT_TEAM)
+
+
+def two_incidents(warehouse, service_id: str, team: dict) -> None:
+    """Incidents I1 and I2 of ``service_id``, listing ``team``, with their trigger entries; the
+    models through fct_incidents built."""
     incidents = (("I1", "2024-03-10T10:00:00Z"), ("I2", "2024-03-11T10:00:00Z"))
     warehouse.raw_json("pagerduty__incidents", [
         {"id": incident_id, "incident_number": number, "status": "resolved", "urgency": "high",
-         "service": {"id": "P34VE0V", "type": "service_reference"}, "created_at": at, "teams": [CHECKOUT_TEAM]}
+         "service": {"id": service_id, "type": "service_reference"}, "created_at": at, "teams": [team]}
         for number, (incident_id, at) in enumerate(incidents, start=1)])
     warehouse.raw_json("pagerduty__log_entries", [
-        {**_entry(f"L{number}", incident_id, "trigger_log_entry", at), "teams": [CHECKOUT_TEAM]}
+        {**_entry(f"L{number}", incident_id, "trigger_log_entry", at), "teams": [team]}
         for number, (incident_id, at) in enumerate(incidents, start=1)])
     warehouse.build("stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
                     "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "stg_jira__issues", "int_team_owners",

@@ -9,9 +9,8 @@ import unicodedata
 from dataclasses import replace
 
 import pytest
-from test_claims_matching_nothing import team_map
+from test_claims_matching_nothing import team_map, two_incidents
 from test_jira_teams import TEAM_FIELD, atlassian_team, jira_issue
-from test_sql_models import _entry
 
 from assets.kpi_rules import read_kpi_rules
 from assets.warehouse.resource import WarehouseResource
@@ -30,17 +29,7 @@ def pagerduty(warehouse, rows: list[dict[str, str]], team_name: str) -> None:
     warehouse.raw_rows("config__team_map", rows)
     warehouse.raw_json("pagerduty__teams", [{"id": "PJOSE01", "name": team_name}])
     warehouse.raw_json("pagerduty__services", [{"id": "PSVC001", "name": "ops-api", "teams": [team]}])
-    incidents = (("I1", "2024-03-10T10:00:00Z"), ("I2", "2024-03-11T10:00:00Z"))
-    warehouse.raw_json("pagerduty__incidents", [
-        {"id": incident_id, "incident_number": number, "status": "resolved", "urgency": "high",
-         "service": {"id": "PSVC001", "type": "service_reference"}, "created_at": at, "teams": [team]}
-        for number, (incident_id, at) in enumerate(incidents, start=1)])
-    warehouse.raw_json("pagerduty__log_entries", [
-        {**_entry(f"L{number}", incident_id, "trigger_log_entry", at), "teams": [team]}
-        for number, (incident_id, at) in enumerate(incidents, start=1)])
-    warehouse.build("stg_config__team_map", "stg_pagerduty__teams", "stg_pagerduty__services",
-                    "stg_pagerduty__incidents", "stg_pagerduty__log_entries", "stg_jira__issues", "int_team_owners",
-                    "int_pagerduty_team_owners", "int_pagerduty_incident_teams", "fct_incidents")
+    two_incidents(warehouse, "PSVC001", team)
 
 
 def jira(warehouse, rows: list[dict[str, str]], name: str) -> None:
